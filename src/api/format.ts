@@ -1,0 +1,112 @@
+import { isIP } from 'node:net';
+import type { NodeState, Protocol } from '../registry/types.js';
+import { servable, type ServiceView, type ViewEndpoint } from '../registry/view.js';
+
+// JSON shapes of the HTTP API (SPEC §8), snake_case as the seed system's clients expect.
+// Addresses and ports are as seen from this host (SPEC §3 "Addresses").
+
+export interface ServiceSummaryJson {
+  namespace: string;
+  name: string;
+  mode: string;
+  vip: string | null;
+  ports: Record<string, Protocol>;
+  endpoints: number;
+  healthy: number;
+}
+
+export interface EndpointJson {
+  id: string;
+  service_name: string;
+  namespace: string;
+  pod_id: string;
+  pod_name: string;
+  node_name: string;
+  node_id: string;
+  hostname: string;
+  address: string;
+  port: number | null;
+  ports: Record<string, { port: number; protocol: Protocol }>;
+  weight: number;
+  healthy: boolean;
+  health: string;
+  /** False for another host's container that publishes no port: nothing to hand out from here. */
+  reachable: boolean;
+  local: boolean;
+  source: string;
+  last_seen: string;
+  problems: string[];
+}
+
+export function serviceSummary(v: ServiceView): ServiceSummaryJson {
+  return {
+    namespace: v.namespace,
+    name: v.name,
+    mode: v.mode,
+    vip: v.vip ?? null,
+    ports: v.ports,
+    endpoints: v.endpoints.length,
+    healthy: v.endpoints.filter((e) => e.endpoint.healthy && e.reach).length,
+  };
+}
+
+export function serviceDetail(v: ServiceView): Omit<ServiceSummaryJson, 'endpoints'> & {
+  ttl: number | null;
+  problems: string[];
+  endpoints: EndpointJson[];
+} {
+  return { ...serviceSummary(v), ttl: v.ttl ?? null, problems: v.problems, endpoints: v.endpoints.map((e) => endpointJson(v, e)) };
+}
+
+export function endpointJson(v: ServiceView, e: ViewEndpoint): EndpointJson {
+  const ep = e.endpoint;
+  const ports = e.reach?.ports ?? Object.fromEntries(Object.entries(ep.ports).map(([n, p]) => [n, { port: p.port, protocol: p.protocol }]));
+  const first = Object.keys(ports).sort()[0];
+  return {
+    id: ep.id,
+    service_name: v.name,
+    namespace: v.namespace,
+    pod_id: ep.container?.id ?? '',
+    pod_name: ep.container?.name ?? ep.hostname,
+    node_name: e.node.name,
+    node_id: e.node.id,
+    hostname: ep.hostname,
+    address: (e.reach?.addresses ?? ep.addresses)[0] ?? '',
+    port: first === undefined ? null : ports[first]!.port,
+    ports,
+    weight: ep.weight,
+    healthy: ep.healthy,
+    health: ep.health,
+    reachable: e.reach !== null,
+    local: e.local,
+    source: ep.source,
+    last_seen: new Date(ep.lastSeen).toISOString(),
+    problems: ep.problems ?? [],
+  };
+}
+
+/** `ip:port` of every endpoint DNS would hand out (first named port), or `ip` without ports. */
+export function serviceAddresses(v: ServiceView, failOpen: boolean): string[] {
+  const out: string[] = [];
+  for (const e of servable(v, failOpen)) {
+    const first = Object.keys(e.reach!.ports).sort()[0];
+    for (const ip of e.reach!.addresses) {
+      if (first === undefined) out.push(ip);
+      else out.push(`${isIP(ip) === 6 ? `[${ip}]` : ip}:${e.reach!.ports[first]!.port}`);
+    }
+  }
+  return [...new Set(out)];
+}
+
+export function nodeJson(n: NodeState, localId: string, state = 'alive'): Record<string, unknown> {
+  return {
+    id: n.id,
+    name: n.name,
+    address: n.address,
+    state,
+    local: n.id === localId,
+    incarnation: n.incarnation,
+    version: n.version,
+    endpoints: n.endpoints.length,
+  };
+}

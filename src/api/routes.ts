@@ -1,0 +1,196 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { InputError, isLabel, parseEndpoint } from '../registry/input.js';
+import type { LocalNode } from '../registry/local.js';
+import type { Registry } from '../registry/registry.js';
+import { endpointKey, serviceKey } from '../registry/types.js';
+import type { ChangeIndex } from './blocking.js';
+import { endpointJson, nodeJson, serviceAddresses, serviceDetail, serviceSummary } from './format.js';
+import { HttpError, parseWait, readJson, sendJson } from './http.js';
+import type { Metrics } from './metrics.js';
+
+// The routes of SPEC §8. Reads may block (`?index=&wait=`); writes change this node's own
+// endpoints only.
+
+export interface ApiContext {
+  registry: Registry;
+  local: LocalNode;
+  changes: ChangeIndex;
+  metrics: Metrics;
+  log: Logger;
+  failOpen(): boolean;
+  ready(): boolean;
+  status(): Record<string, unknown>;
+  /** Answers a DNS question the way the DNS server would (for `podman-swarm-dns query`). */
+  query(name: string, type: string): Promise<Record<string, unknown>>;
+  /** Called after API registrations changed, to persist them. */
+  registrationsChanged(): void;
+}
+
+export interface Request {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  params: string[];
+  signal: AbortSignal;
+}
+
+type Handler = (ctx: ApiContext, r: Request) => Promise<void> | void;
+
+interface Route {
+  method: string;
+  /** Label for metrics: the pattern, not the concrete path. */
+  name: string;
+  pattern: RegExp;
+  handler: Handler;
+  write?: boolean;
+}
+
+const SEG = '([^/]+)';
+const routes: Route[] = [];
+const route = (method: string, path: string, handler: Handler, write = false): void => {
+  routes.push({ method, name: path, pattern: new RegExp(`^${path.replace(/\{[a-z]+\}/g, SEG)}$`), handler, write });
+};
+
+/** A blocking read: waits per `?index=&wait=`, then sends `body()` with the index header. */
+async function blockingRead(r: Request, index: () => number, ctx: ApiContext, body: () => unknown): Promise<void> {
+  const rawIndex = r.url.searchParams.get('index');
+  if (rawIndex !== null) {
+    if (!/^\d+$/.test(rawIndex)) throw new HttpError(400, `index=${rawIndex} is not a whole number`);
+    const wait = parseWait(r.url.searchParams.get('wait') ?? '5m');
+    await ctx.changes.wait(index, Number(rawIndex), wait, r.signal);
+  } else if (r.url.searchParams.has('wait')) {
+    throw new HttpError(400, 'wait= needs index= (the X-Podman-Swarm-Index of a previous response)');
+  }
+  sendJson(r.res, 200, body(), { 'x-podman-swarm-index': String(index()) });
+}
+
+function serviceParams(r: Request): { ns: string; svc: string } {
+  const [ns, svc] = r.params.map(decodeURIComponent) as [string, string];
+  for (const [what, v] of [['namespace', ns], ['service', svc]] as const) {
+    if (!isLabel(v)) throw new HttpError(400, `${what} "${v}" is not a DNS label (lower-case letters, digits and '-', at most 63)`);
+  }
+  return { ns, svc };
+}
+
+function getService(ctx: ApiContext, ns: string, svc: string) {
+  const v = ctx.registry.service(ns, svc);
+  if (!v) throw new HttpError(404, `no service ${ns}/${svc}`);
+  return v;
+}
+
+route('GET', '/healthz', (_ctx, r) => sendJson(r.res, 200, { status: 'ok' }));
+route('GET', '/readyz', (ctx, r) => sendJson(r.res, ctx.ready() ? 200 : 503, { ready: ctx.ready() }));
+route('GET', '/metrics', async (ctx, r) => {
+  const text = await ctx.metrics.prom.metrics();
+  r.res.writeHead(200, { 'content-type': ctx.metrics.prom.contentType });
+  r.res.end(text);
+});
+
+route('GET', '/api/v1/status', (ctx, r) =>
+  blockingRead(r, () => ctx.changes.global, ctx, () => ctx.status()),
+);
+
+route('GET', '/api/v1/services', (ctx, r) =>
+  blockingRead(r, () => ctx.changes.global, ctx, () =>
+    [...ctx.registry.services()].map(serviceSummary).sort((a, b) => (a.namespace + '/' + a.name < b.namespace + '/' + b.name ? -1 : 1)),
+  ),
+);
+
+route('GET', '/api/v1/services/{ns}/{svc}', (ctx, r) => {
+  const { ns, svc } = serviceParams(r);
+  return blockingRead(r, () => ctx.changes.service(serviceKey(ns, svc)), ctx, () => serviceDetail(getService(ctx, ns, svc)));
+});
+
+route('GET', '/api/v1/services/{ns}/{svc}/endpoints', (ctx, r) => {
+  const { ns, svc } = serviceParams(r);
+  return blockingRead(r, () => ctx.changes.service(serviceKey(ns, svc)), ctx, () => {
+    const v = getService(ctx, ns, svc);
+    return v.endpoints.map((e) => endpointJson(v, e));
+  });
+});
+
+route('GET', '/api/v1/services/{ns}/{svc}/addresses', (ctx, r) => {
+  const { ns, svc } = serviceParams(r);
+  return blockingRead(r, () => ctx.changes.service(serviceKey(ns, svc)), ctx, () => ({
+    service: svc,
+    namespace: ns,
+    addresses: serviceAddresses(getService(ctx, ns, svc), ctx.failOpen()),
+  }));
+});
+
+route('GET', '/api/v1/nodes', (ctx, r) =>
+  blockingRead(r, () => ctx.changes.nodes, ctx, () => [...ctx.registry.nodes()].map((n) => nodeJson(n, ctx.registry.localNode))),
+);
+
+route(
+  'POST',
+  '/api/v1/services/{ns}/{svc}/endpoints',
+  async (ctx, r) => {
+    const { ns, svc } = serviceParams(r);
+    const body = await readJson(r.req);
+    let ep;
+    try {
+      ep = parseEndpoint(body, { namespace: ns, service: svc, source: 'api', now: Date.now() });
+    } catch (e) {
+      if (e instanceof InputError) throw new HttpError(400, `${e.field}: ${e.message}`);
+      throw e;
+    }
+    const existing = ctx.local.find(ns, svc, ep.id);
+    if (existing && existing.source !== 'api') {
+      throw new HttpError(409, `endpoint ${ep.id} of ${ns}/${svc} comes from ${existing.source === 'config' ? 'the config file' : 'Podman'}; change it there, or register under another id`);
+    }
+    ctx.local.upsert(ep);
+    ctx.registrationsChanged();
+    ctx.log.info({ service: `${ns}/${svc}`, id: ep.id, address: ep.addresses[0] }, existing ? 'endpoint updated through the API' : 'endpoint registered through the API');
+    const v = ctx.registry.service(ns, svc)!;
+    const view = v.endpoints.find((e) => e.local && e.endpoint.id === ep.id)!;
+    sendJson(r.res, 201, endpointJson(v, view), { location: `/api/v1/services/${ns}/${svc}/endpoints/${encodeURIComponent(ep.id)}` });
+  },
+  true,
+);
+
+route(
+  'DELETE',
+  '/api/v1/services/{ns}/{svc}/endpoints/{id}',
+  (ctx, r) => {
+    const { ns, svc } = serviceParams(r);
+    const id = decodeURIComponent(r.params[2]!);
+    const existing = ctx.local.find(ns, svc, id);
+    if (!existing) throw new HttpError(404, `no endpoint ${id} of ${ns}/${svc} on this node`);
+    if (existing.source !== 'api') {
+      throw new HttpError(409, `endpoint ${id} of ${ns}/${svc} comes from ${existing.source === 'config' ? 'the config file' : 'Podman'}; it cannot be removed through the API`);
+    }
+    ctx.local.remove('api', endpointKey(existing));
+    ctx.registrationsChanged();
+    ctx.log.info({ service: `${ns}/${svc}`, id }, 'endpoint deregistered through the API');
+    sendJson(r.res, 204, undefined);
+  },
+  true,
+);
+
+route('GET', '/api/v1/dns', async (ctx, r) => {
+  const name = r.url.searchParams.get('name');
+  const type = (r.url.searchParams.get('type') ?? 'A').toUpperCase();
+  if (!name) throw new HttpError(400, 'name= is required, e.g. /api/v1/dns?name=web.default.cluster.local&type=A');
+  if (!/^[A-Z0-9]{1,10}$/.test(type)) throw new HttpError(400, `type=${type} is not a DNS record type`);
+  sendJson(r.res, 200, await ctx.query(name, type));
+});
+
+export interface Match {
+  route: Route;
+  params: string[];
+}
+
+/** The route for a request; an HttpError 404/405 when there is none. */
+export function match(method: string, path: string): Match {
+  let pathMatched = false;
+  for (const r of routes) {
+    const m = r.pattern.exec(path);
+    if (!m) continue;
+    pathMatched = true;
+    if (r.method === method || (method === 'HEAD' && r.method === 'GET')) return { route: r, params: m.slice(1) };
+  }
+  if (pathMatched) throw new HttpError(405, `${method} is not allowed on ${path}`);
+  throw new HttpError(404, `no such endpoint: ${path}`);
+}

@@ -1,0 +1,144 @@
+import { timingSafeEqual } from 'node:crypto';
+import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect, isIP } from 'node:net';
+import { dirname } from 'node:path';
+import type { ApiListen } from '../config/kinds.js';
+import { apiListen } from '../config/kinds.js';
+import { explainBindError } from '../net/bind-error.js';
+import { cidrContains, parseCidr } from '../net/cidr.js';
+import { HttpError, sendJson } from './http.js';
+import { match, type ApiContext } from './routes.js';
+
+// The HTTP API listeners: TCP and unix sockets, one request handler. Token rules (SPEC §8): with a
+// token configured, writes need it on every listener and reads need it off loopback; a
+// non-loopback listener without a token is refused at start.
+
+const LOOPBACK = ['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!);
+
+export const isLoopbackListen = (l: ApiListen): boolean =>
+  l.kind === 'unix' || (isIP(l.host) !== 0 && LOOPBACK.some((c) => cidrContains(c, l.host)));
+
+/** Problem with the listen set, or null: a non-loopback listener needs a token. */
+export function checkApiListen(listen: ApiListen[], hasToken: boolean): string | null {
+  const open = listen.filter((l) => !isLoopbackListen(l));
+  if (open.length === 0 || hasToken) return null;
+  return `--api-listen ${open.map((l) => apiListen.show(l)).join(',')} is reachable from the network but no --api-token-file is set; ` +
+    'set --api-token-file (a file holding a secret token) or listen on loopback/unix only';
+}
+
+export class ApiServer {
+  private readonly servers: Array<{ listen: ApiListen; server: Server }> = [];
+  private token: Buffer | null;
+
+  constructor(
+    private readonly ctx: ApiContext,
+    token: string | null,
+  ) {
+    this.token = token ? Buffer.from(token) : null;
+  }
+
+  setToken(token: string | null): void {
+    this.token = token ? Buffer.from(token) : null;
+  }
+
+  get listening(): ApiListen[] {
+    return this.servers.map((s) => s.listen);
+  }
+
+  async listen(l: ApiListen): Promise<ApiListen> {
+    const trusted = isLoopbackListen(l);
+    const server = createServer((req, res) => void this.onRequest(req, res, trusted));
+    server.keepAliveTimeout = 5000;
+    if (l.kind === 'unix') await prepareUnixSocket(l.path);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) => {
+        reject(
+          new Error(
+            l.kind === 'unix'
+              ? `cannot serve the API on unix:${l.path}: ${e.message}`
+              : explainBindError(e, 'serve the API', l.host, l.port, 'tcp', '--api-listen'),
+          ),
+        );
+      });
+      if (l.kind === 'unix') server.listen(l.path, resolve);
+      else server.listen({ host: l.host, port: l.port, ipv6Only: true }, resolve);
+    });
+    if (l.kind === 'unix') chmodSync(l.path, 0o660);
+    const addr = server.address();
+    const bound: ApiListen = l.kind === 'tcp' && addr && typeof addr === 'object' ? { kind: 'tcp', host: l.host, port: addr.port } : l;
+    this.servers.push({ listen: bound, server });
+    return bound;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.servers.splice(0).map(({ listen, server }) =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+          if (listen.kind === 'unix') {
+            try {
+              unlinkSync(listen.path);
+            } catch {
+              /* already gone */
+            }
+          }
+        }),
+      ),
+    );
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    if (!this.token) return false;
+    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    if (!m) return false;
+    const given = Buffer.from(m[1]!);
+    return given.length === this.token.length && timingSafeEqual(given, this.token);
+  }
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse, trusted: boolean): Promise<void> {
+    const { ctx } = this;
+    let routeName = 'unmatched';
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    try {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const { route, params } = match(req.method ?? 'GET', url.pathname);
+      routeName = route.name;
+      const needsToken = this.token !== null && (route.write || !trusted);
+      if (needsToken && !this.authorized(req)) {
+        throw new HttpError(401, 'missing or wrong API token: send "Authorization: Bearer <token>"');
+      }
+      await route.handler(ctx, { req, res, url, params, signal: abort.signal });
+    } catch (e) {
+      const status = e instanceof HttpError ? e.status : e instanceof URIError ? 400 : 500;
+      if (status === 500) ctx.log.error({ err: e, url: req.url }, 'API request failed');
+      if (!res.headersSent) {
+        sendJson(res, status, { error: status === 500 ? `internal error: ${(e as Error).message}` : (e as Error).message },
+          status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+      } else res.destroy();
+    } finally {
+      ctx.metrics.apiRequests.inc({ method: req.method ?? '', route: routeName, code: String(res.statusCode) });
+    }
+  }
+}
+
+/** Creates the socket's directory and removes a stale socket left by a crashed daemon. */
+async function prepareUnixSocket(path: string): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  const alive = await new Promise<boolean>((resolve) => {
+    const c = connect(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+  if (alive) throw new Error(`cannot serve the API on unix:${path}: another daemon is already listening there`);
+  try {
+    unlinkSync(path);
+  } catch {
+    /* nothing to remove */
+  }
+}

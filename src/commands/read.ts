@@ -1,0 +1,145 @@
+import type { EndpointJson, ServiceSummaryJson } from '../api/format.js';
+import { apiGet, ClientError } from '../client.js';
+import { duration, table } from './table.js';
+
+// The read commands: one API call each, a table for people, the API's JSON with --json.
+
+export interface ReadOptions {
+  socket: string;
+  json: boolean;
+  out: (text: string) => void;
+}
+
+/** Exit codes scripts can rely on. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, unreachable: 3, notFound: 4 } as const;
+
+async function get<T>(o: ReadOptions, path: string): Promise<T> {
+  return (await apiGet<T>(o.socket, path)).body;
+}
+
+function print(o: ReadOptions, body: unknown, human: () => string): void {
+  o.out(o.json ? JSON.stringify(body, null, 2) : human());
+}
+
+export async function status(o: ReadOptions): Promise<number> {
+  const s = await get<StatusJson>(o, '/api/v1/status');
+  print(o, s, () => {
+    const r = s.registry;
+    const lines = [
+      ['node', `${s.node.name} (id ${s.node.id}, address ${s.node.address})`],
+      ['version', `${s.version}, up ${duration(s.uptime_seconds)}, ${s.ready ? 'ready' : 'starting'}`],
+      ['dns', `${s.dns.listen.join(', ') || 'not listening'} (${s.dns.path} path), zone ${s.dns.domain}`],
+      ['cluster dns', `${s.dns.cluster_address}${s.dns.link ? ` on ${s.dns.link.name}` : ' (no link)'}`],
+      ['upstreams', s.dns.upstreams.join(', ') || 'none'],
+      ['api', s.api.listen.join(', ')],
+      ['registry', `${r.services} services, ${r.endpoints} endpoints (${r.healthy_endpoints} healthy), ${r.nodes} node${r.nodes === 1 ? '' : 's'}, index ${r.index}`],
+    ];
+    const width = Math.max(...lines.map(([k]) => k!.length));
+    const text = lines.map(([k, v]) => `${k!.padEnd(width)}  ${v}`);
+    text.push(`${'problems'.padEnd(width)}  ${s.problems.length ? '' : 'none'}`);
+    for (const p of s.problems) text.push(`  - ${p}`);
+    return text.join('\n');
+  });
+  return s.ready ? EXIT.ok : EXIT.failure;
+}
+
+export async function services(o: ReadOptions): Promise<number> {
+  const list = await get<ServiceSummaryJson[]>(o, '/api/v1/services');
+  print(o, list, () =>
+    list.length === 0
+      ? 'no services'
+      : table(
+          ['NAMESPACE', 'NAME', 'MODE', 'VIP', 'PORTS', 'ENDPOINTS', 'HEALTHY'],
+          list.map((s) => [
+            s.namespace,
+            s.name,
+            s.mode,
+            s.vip ?? '-',
+            Object.entries(s.ports).map(([n, p]) => `${n}/${p}`).join(',') || '-',
+            String(s.endpoints),
+            String(s.healthy),
+          ]),
+        ),
+  );
+  return EXIT.ok;
+}
+
+export async function endpoints(o: ReadOptions, ref: string): Promise<number> {
+  const m = /^([^/]+)\/([^/]+)$/.exec(ref);
+  const [ns, svc] = m ? [m[1]!, m[2]!] : ['default', ref];
+  let list: EndpointJson[];
+  try {
+    list = await get<EndpointJson[]>(o, `/api/v1/services/${encodeURIComponent(ns)}/${encodeURIComponent(svc)}/endpoints`);
+  } catch (e) {
+    if (e instanceof ClientError && e.status === 404) {
+      if (o.json) o.out(JSON.stringify({ error: e.message }));
+      else process.stderr.write(`podman-swarm-dns: ${e.message}\n`);
+      return EXIT.notFound;
+    }
+    throw e;
+  }
+  print(o, list, () =>
+    table(
+      ['ID', 'HOSTNAME', 'ADDRESS', 'PORTS', 'NODE', 'HEALTHY', 'SOURCE'],
+      list.map((e) => [
+        e.id,
+        e.hostname,
+        e.address,
+        Object.entries(e.ports).map(([n, p]) => `${n}=${p.port}/${p.protocol}`).join(',') || '-',
+        e.node_name,
+        e.healthy ? 'yes' : 'no',
+        e.source,
+      ]),
+    ),
+  );
+  return EXIT.ok;
+}
+
+export async function members(o: ReadOptions): Promise<number> {
+  const list = await get<Array<{ id: string; name: string; address: string; state: string; local: boolean; endpoints: number }>>(o, '/api/v1/nodes');
+  print(o, list, () =>
+    table(
+      ['NAME', 'ID', 'ADDRESS', 'STATE', 'ENDPOINTS'],
+      list.map((n) => [n.name + (n.local ? ' (this node)' : ''), n.id, n.address, n.state, String(n.endpoints)]),
+    ),
+  );
+  return EXIT.ok;
+}
+
+export async function query(o: ReadOptions, name: string, type: string): Promise<number> {
+  const r = await get<QueryJson>(o, `/api/v1/dns?name=${encodeURIComponent(name)}&type=${encodeURIComponent(type)}`);
+  if (r.error) {
+    o.out(o.json ? JSON.stringify(r, null, 2) : r.error);
+    return EXIT.usage;
+  }
+  print(o, r, () => {
+    const rr = (a: QueryJson['answers'][number]) => `${a.name}\t${a.ttl ?? ''}\t${a.type}\t${typeof a.data === 'object' ? Object.values(a.data as object).join(' ') : a.data}`;
+    const out = [`;; ${r.rcode}${r.authoritative ? ', authoritative' : ''}`];
+    if (r.answers.length) out.push(';; ANSWER', ...r.answers.map(rr));
+    if (r.authorities.length) out.push(';; AUTHORITY', ...r.authorities.map(rr));
+    if (r.additionals.length) out.push(';; ADDITIONAL', ...r.additionals.map(rr));
+    return out.join('\n');
+  });
+  if (r.rcode === 'NXDOMAIN') return EXIT.notFound;
+  return r.rcode === 'NOERROR' ? EXIT.ok : EXIT.failure;
+}
+
+interface StatusJson {
+  node: { id: string; name: string; address: string };
+  version: string;
+  uptime_seconds: number;
+  ready: boolean;
+  dns: { domain: string; listen: string[]; cluster_address: string; link: { name: string } | null; upstreams: string[]; path: string };
+  api: { listen: string[] };
+  registry: { services: number; endpoints: number; healthy_endpoints: number; nodes: number; index: number };
+  problems: string[];
+}
+
+interface QueryJson {
+  error?: string;
+  rcode: string;
+  authoritative: boolean;
+  answers: Array<{ name: string; type: string; ttl?: number; data: unknown }>;
+  authorities: QueryJson['answers'];
+  additionals: QueryJson['answers'];
+}

@@ -1,0 +1,202 @@
+import * as k from './kinds.js';
+
+// Every daemon option, defined once. Flags (`--name`), environment variables
+// (`PODMAN_SWARM_DNS_NAME`), YAML keys (`name:`), validation, defaults and `--help` all derive
+// from this table. Durations are held in milliseconds, TTLs in seconds.
+
+export interface OptionDef<T> {
+  name: string;
+  kind: k.Kind<T>;
+  default: NoInfer<T>;
+  /** Shown in --help instead of the default value when the default is computed at start. */
+  defaultText?: string;
+  help: string;
+  group: Group;
+  /** Extra environment variables read for this option (besides PODMAN_SWARM_DNS_<NAME>). */
+  env?: string[];
+  /** Feature that is accepted and validated now but takes effect in a later release. */
+  pending?: string;
+  /** Only settable on the command line or environment (e.g. --config itself). */
+  noFile?: boolean;
+}
+
+export type Group = 'General' | 'DNS' | 'API' | 'Cluster' | 'Podman' | 'Health' | 'Load balancer' | 'systemd';
+
+const def = <T>(d: OptionDef<T>): OptionDef<T> => d;
+
+export const OPTIONS = {
+  config: def({
+    name: 'config', kind: k.path, default: '/etc/podman-swarm-dns/config.yaml', group: 'General', noFile: true,
+    help: 'YAML config file; a missing default file is fine, a missing explicit one is an error',
+  }),
+  nodeName: def({
+    name: 'node-name', kind: k.string, default: '', defaultText: 'hostname', group: 'General',
+    help: "this node's name in the cluster",
+  }),
+  stateDir: def({
+    name: 'state-dir', kind: k.path, default: '', group: 'General',
+    defaultText: '/var/lib/podman-swarm-dns (root), ~/.local/state/podman-swarm-dns (others)',
+    help: 'where the node id, API registrations and the persisted registry live',
+  }),
+  logLevel: def({
+    name: 'log-level', kind: k.oneOf('debug', 'info', 'warn', 'error'), default: 'info', group: 'General',
+    help: 'log verbosity; debug logs every DNS query',
+  }),
+
+  domain: def({
+    name: 'domain', kind: k.domain, default: 'cluster.local', group: 'DNS',
+    help: 'cluster zone: <service>.<namespace>.<domain>',
+  }),
+  dnsListen: def({
+    name: 'dns-listen', kind: k.list(k.hostPort()), default: [] as k.HostPort[], group: 'DNS',
+    defaultText: 'root: <cluster DNS address>:53 on --link and 127.0.0.1:53; others: 127.0.0.1:5353',
+    help: 'UDP+TCP addresses to serve DNS on; replaces the defaults',
+  }),
+  ttl: def({
+    name: 'ttl', kind: k.seconds(86400), default: 5, group: 'DNS',
+    help: 'TTL of in-zone answers (per-service label podman-swarm.ttl overrides)',
+  }),
+  negativeTtl: def({
+    name: 'negative-ttl', kind: k.seconds(86400), default: 5, group: 'DNS',
+    help: 'TTL of NXDOMAIN/NODATA answers (SOA minimum)',
+  }),
+  upstreamDns: def({
+    name: 'upstream-dns', kind: k.list(k.hostPort({ defaultPort: 53 })), default: [] as k.HostPort[],
+    group: 'DNS', env: ['UPSTREAM_DNS'], defaultText: 'nameservers of /etc/resolv.conf',
+    help: 'servers that names outside the zone are forwarded to, tried in order',
+  }),
+  upstreamTimeout: def({
+    name: 'upstream-timeout', kind: k.duration(100, 30_000), default: 2000, group: 'DNS',
+    help: 'how long to wait for one upstream before trying the next',
+  }),
+  cacheSize: def({
+    name: 'cache-size', kind: k.int(0, 10_000_000), default: 10_000, group: 'DNS',
+    help: 'forwarded answers kept in the cache (0 disables the cache)',
+  }),
+  allowRecursion: def({
+    name: 'allow-recursion', kind: k.list(k.cidr), default: ['127.0.0.0/8', '::1/128'].map((c) => k.cidr.parse(c)),
+    group: 'DNS',
+    help: 'clients allowed to use forwarding, besides local Podman bridge subnets; replaces the default',
+  }),
+  forwardAllow: def({
+    name: 'forward-allow', kind: k.list(k.domain), default: [] as string[], group: 'DNS',
+    help: 'when set, only names under these domains are forwarded; others get REFUSED',
+  }),
+  preferLocal: def({
+    name: 'prefer-local', kind: k.bool, default: true, group: 'DNS',
+    help: "answer this host's endpoints first to queries from local bridge subnets",
+  }),
+  failOpen: def({
+    name: 'fail-open', kind: k.bool, default: false, group: 'DNS',
+    help: 'when no endpoint of a service is healthy, answer all of them instead of none',
+  }),
+  tcpIdleTimeout: def({
+    name: 'tcp-idle-timeout', kind: k.duration(1000, 600_000), default: 10_000, group: 'DNS',
+    help: 'DNS-over-TCP connections idle this long are closed',
+  }),
+  link: def({
+    name: 'link', kind: k.linkName, default: 'pswarm0', group: 'DNS',
+    help: 'link holding the cluster DNS address and service VIPs (created when root); none: do not create it',
+  }),
+  serviceCidr: def({
+    name: 'service-cidr', kind: k.cidr, default: k.cidr.parse('10.223.0.0/16'), group: 'DNS',
+    help: 'service VIP range; the cluster DNS address is its .0.10',
+  }),
+
+  apiListen: def({
+    name: 'api-listen', kind: k.list(k.apiListen), default: [] as k.ApiListen[], group: 'API',
+    defaultText: '127.0.0.1:8080 and unix:/run/podman-swarm-dns/api.sock (root) or unix:$XDG_RUNTIME_DIR/podman-swarm-dns/api.sock',
+    help: 'HTTP API addresses; a non-loopback address needs --api-token-file',
+  }),
+  apiTokenFile: def({
+    name: 'api-token-file', kind: k.path, default: '', group: 'API',
+    help: 'file holding the Bearer token; when set, writes need it everywhere and reads on non-loopback',
+  }),
+
+  gossipListen: def({
+    name: 'gossip-listen', kind: k.hostPort(), default: k.hostPort().parse('0.0.0.0:7946'), group: 'Cluster',
+    pending: 'the cluster layer', help: 'UDP+TCP gossip address',
+  }),
+  advertiseAddress: def({
+    name: 'advertise-address', kind: k.ip, default: '', defaultText: 'first non-loopback address', group: 'Cluster',
+    help: 'address other nodes use for this node and its published ports',
+  }),
+  join: def({
+    name: 'join', kind: k.list(k.hostPort({ defaultPort: 7946, names: true })), default: [] as k.HostPort[],
+    group: 'Cluster', pending: 'the cluster layer', help: 'existing members to join',
+  }),
+  joinToken: def({
+    name: 'join-token', kind: k.string, default: '', group: 'Cluster', pending: 'the cluster layer',
+    help: 'token printed by `podman-swarm-dns join-token` on a member',
+  }),
+  gossipKeyFile: def({
+    name: 'gossip-key-file', kind: k.path, default: '', group: 'Cluster', pending: 'the cluster layer',
+    help: 'keyring: one base64 32-byte key per line, the first is used to send',
+  }),
+  insecureGossip: def({
+    name: 'insecure-gossip', kind: k.bool, default: false, group: 'Cluster', pending: 'the cluster layer',
+    help: 'allow unencrypted gossip on non-loopback addresses',
+  }),
+  routableContainerIps: def({
+    name: 'routable-container-ips', kind: k.bool, default: false, group: 'Cluster',
+    help: "answer other hosts' container IPs directly (needs a routed or overlay network)",
+  }),
+
+  podmanSocket: def({
+    name: 'podman-socket', kind: k.path, default: '/run/podman/podman.sock', group: 'Podman',
+    pending: 'the Podman watcher', help: 'libpod API socket; none disables Podman',
+  }),
+  resyncInterval: def({
+    name: 'resync-interval', kind: k.duration(1000, 86_400_000), default: 60_000, group: 'Podman',
+    pending: 'the Podman watcher', help: 'full Podman resync period (a safety net for missed events)',
+  }),
+  defaultMode: def({
+    name: 'default-mode', kind: k.oneOf('dnsrr', 'vip'), default: 'dnsrr', group: 'Podman',
+    help: 'mode of services that do not choose one',
+  }),
+
+  healthInterval: def({
+    name: 'health-interval', kind: k.duration(100, 3_600_000), default: 10_000, group: 'Health',
+    pending: 'health checks', help: 'how often each local endpoint is checked',
+  }),
+  healthTimeout: def({
+    name: 'health-timeout', kind: k.duration(100, 600_000), default: 2000, group: 'Health',
+    pending: 'health checks', help: 'time allowed for one check',
+  }),
+  healthFall: def({
+    name: 'health-fall', kind: k.int(1, 100), default: 3, group: 'Health', pending: 'health checks',
+    help: 'consecutive failures before an endpoint is unhealthy',
+  }),
+  healthRise: def({
+    name: 'health-rise', kind: k.int(1, 100), default: 1, group: 'Health', pending: 'health checks',
+    help: 'consecutive successes before it is healthy again',
+  }),
+
+  lbAll: def({
+    name: 'lb-all', kind: k.bool, default: false, group: 'Load balancer', pending: 'the load balancer',
+    help: 'give every service a VIP, not only vip-mode ones',
+  }),
+  lbPolicy: def({
+    name: 'lb-policy', kind: k.oneOf('round-robin', 'least-connections', 'power-of-two'), default: 'round-robin',
+    group: 'Load balancer', pending: 'the load balancer', help: 'how the proxies pick an endpoint',
+  }),
+  lbPreferLocal: def({
+    name: 'lb-prefer-local', kind: k.bool, default: true, group: 'Load balancer', pending: 'the load balancer',
+    help: "prefer this host's endpoints",
+  }),
+  ingress: def({
+    name: 'ingress', kind: k.list(k.string), default: [] as string[], group: 'Load balancer',
+    pending: 'the load balancer', help: "<ns>/<svc>:<port> to publish on the host's address",
+  }),
+
+  resolved: def({
+    name: 'resolved', kind: k.oneOf('auto', 'on', 'off'), default: 'auto', group: 'systemd',
+    pending: 'the systemd-resolved integration', help: 'route the zone to this daemon in systemd-resolved',
+  }),
+} as const;
+
+export type OptionKey = keyof typeof OPTIONS;
+type ValueOf<D> = D extends OptionDef<infer T> ? T : never;
+export type Options = { -readonly [K in OptionKey]: ValueOf<(typeof OPTIONS)[K]> };
+
+export const envName = (name: string): string => `PODMAN_SWARM_DNS_${name.toUpperCase().replace(/-/g, '_')}`;

@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import { homedir, hostname, networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import type { ApiListen } from './kinds.js';
+
+// Defaults that depend on who runs the daemon and where: as root (or with the capabilities the
+// systemd unit grants) it uses the SPEC defaults; as a normal user it picks what it can use.
+
+export interface Privileges {
+  /** CAP_NET_BIND_SERVICE: ports below 1024. */
+  bindLowPorts: boolean;
+  /** CAP_NET_ADMIN: create the daemon's link and add addresses. */
+  netAdmin: boolean;
+}
+
+const CAP_NET_BIND_SERVICE = 10n;
+const CAP_NET_ADMIN = 12n;
+
+export function privileges(): Privileges {
+  let eff = 0n;
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) eff = BigInt(`0x${m[1]}`);
+  } catch {
+    if (process.getuid?.() === 0) eff = (1n << CAP_NET_BIND_SERVICE) | (1n << CAP_NET_ADMIN);
+  }
+  return { bindLowPorts: ((eff >> CAP_NET_BIND_SERVICE) & 1n) === 1n, netAdmin: ((eff >> CAP_NET_ADMIN) & 1n) === 1n };
+}
+
+const SYSTEM_SOCKET = '/run/podman-swarm-dns/api.sock';
+
+const isSystem = (): boolean => process.getuid?.() === 0;
+
+function userRuntimeDir(env: NodeJS.ProcessEnv): string {
+  return env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'podman-swarm-dns') : `/tmp/podman-swarm-dns-${process.getuid?.() ?? 'user'}`;
+}
+
+export function defaultApiSocket(env: NodeJS.ProcessEnv): string {
+  return isSystem() ? SYSTEM_SOCKET : join(userRuntimeDir(env), 'api.sock');
+}
+
+/** Where a client looks for the daemon: its own default first, then the system daemon's. */
+export function apiSocketCandidates(env: NodeJS.ProcessEnv): string[] {
+  return [...new Set([defaultApiSocket(env), SYSTEM_SOCKET])];
+}
+
+export function defaultApiListen(env: NodeJS.ProcessEnv): ApiListen[] {
+  return [{ kind: 'tcp', host: '127.0.0.1', port: 8080 }, { kind: 'unix', path: defaultApiSocket(env) }];
+}
+
+export function defaultStateDir(env: NodeJS.ProcessEnv): string {
+  if (isSystem()) return '/var/lib/podman-swarm-dns';
+  return join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'podman-swarm-dns');
+}
+
+export const defaultNodeName = (): string => hostname();
+
+/** The first non-loopback, non-link-local address, IPv4 preferred, skipping `skipLinks`. */
+export function defaultAdvertiseAddress(skipLinks: string[] = []): string {
+  const candidates: Array<{ address: string; family: string }> = [];
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    if (skipLinks.includes(name)) continue;
+    for (const a of addrs ?? []) {
+      if (a.internal || a.address.startsWith('fe80:') || a.address.startsWith('169.254.')) continue;
+      candidates.push({ address: a.address, family: a.family });
+    }
+  }
+  return (candidates.find((c) => c.family === 'IPv4') ?? candidates[0])?.address ?? '127.0.0.1';
+}

@@ -1,0 +1,79 @@
+import { endpointKey, type Endpoint, type ServiceMode } from '../registry/types.js';
+import { InputError, label, parseEndpoint, show } from '../registry/input.js';
+
+// The `services:` block of config.yaml (SPEC §11): endpoints this node owns, like API
+// registrations but declared in the file and re-read on reload.
+
+export const SERVICES_KEY = 'services';
+
+export interface StaticService {
+  namespace: string;
+  name: string;
+  mode?: ServiceMode;
+  ttl?: number;
+  endpoints: Endpoint[];
+}
+
+type Fail = (path: Array<string | number>, message: string) => never;
+
+const SERVICE_KEYS = ['namespace', 'name', 'mode', 'ttl', 'endpoints'];
+
+export function parseServices(raw: unknown, now: number, fail: Fail): StaticService[] {
+  if (raw === null || raw === undefined) return [];
+  if (!Array.isArray(raw)) fail([], 'expected a list of services (- name: ... endpoints: [...])');
+  const seen = new Set<string>();
+  return (raw as unknown[]).map((entry, i) => {
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      fail([i], 'expected a mapping with name and endpoints');
+    }
+    const s = entry as Record<string, unknown>;
+    for (const key of Object.keys(s)) {
+      if (!SERVICE_KEYS.includes(key)) fail([i, key], `unknown key (expected ${SERVICE_KEYS.join(', ')})`);
+    }
+    const field = <T>(key: string, parse: () => T): T => {
+      try {
+        return parse();
+      } catch (e) {
+        if (e instanceof InputError) fail([i, key], e.message);
+        throw e;
+      }
+    };
+    const name = field('name', () => label(s.name, 'name'));
+    const namespace = s.namespace === undefined ? 'default' : field('namespace', () => label(s.namespace, 'namespace'));
+    let mode: ServiceMode | undefined;
+    if (s.mode !== undefined) {
+      if (s.mode !== 'dnsrr' && s.mode !== 'vip') fail([i, 'mode'], `${show(s.mode)} is not a mode (expected dnsrr or vip)`);
+      mode = s.mode;
+    }
+    let ttl: number | undefined;
+    if (s.ttl !== undefined) {
+      if (typeof s.ttl !== 'number' || !Number.isInteger(s.ttl) || s.ttl < 0 || s.ttl > 86400) {
+        fail([i, 'ttl'], `${show(s.ttl)} is not a TTL (expected whole seconds 0–86400)`);
+      }
+      ttl = s.ttl;
+    }
+    if (!Array.isArray(s.endpoints)) fail([i, 'endpoints'], 'expected a list of endpoints (- address: ...)');
+    const endpoints = (s.endpoints as unknown[]).map((raw, j) => {
+      let ep: Endpoint;
+      try {
+        ep = parseEndpoint(raw, { namespace, service: name, source: 'config', now });
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        const path = e.field === '.' ? [] : e.field.split('.');
+        return fail([i, 'endpoints', j, ...path], e.message);
+      }
+      const key = endpointKey(ep);
+      if (seen.has(key)) {
+        fail([i, 'endpoints', j], `endpoint id "${ep.id}" appears twice in ${namespace}/${name}; give each an id or a hostname`);
+      }
+      seen.add(key);
+      if (mode) ep.mode = mode;
+      if (ttl !== undefined) ep.ttl = ttl;
+      return ep;
+    });
+    const svc: StaticService = { namespace, name, endpoints };
+    if (mode) svc.mode = mode;
+    if (ttl !== undefined) svc.ttl = ttl;
+    return svc;
+  });
+}

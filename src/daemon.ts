@@ -1,0 +1,388 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as packet from 'dns-packet';
+import { ChangeIndex } from './api/blocking.js';
+import { Metrics } from './api/metrics.js';
+import type { ApiContext } from './api/routes.js';
+import { ApiServer, checkApiListen } from './api/server.js';
+import { ConfigError } from './config/errors.js';
+import { apiListen as apiListenKind, showHostPort, type ApiListen, type HostPort } from './config/kinds.js';
+import { loadConfig, type LoadedConfig, type LoadInput } from './config/load.js';
+import { OPTIONS, type OptionKey, type Options } from './config/options.js';
+import {
+  defaultAdvertiseAddress,
+  defaultApiListen,
+  defaultNodeName,
+  defaultStateDir,
+  privileges,
+  type Privileges,
+} from './config/runtime.js';
+import { ClientPolicy } from './dns/clients.js';
+import { Forwarder, type ForwarderOptions } from './dns/forwarder.js';
+import { DnsHandler } from './dns/handler.js';
+import { defaultUpstreams } from './dns/resolvconf.js';
+import { BindError, DEFAULT_SERVER_OPTIONS, DnsServer } from './dns/server.js';
+import { ZoneState, type ZoneOptions } from './dns/zone.js';
+import { addAddress, ensureLink, removeLink, type LinkInfo } from './lb/link.js';
+import { createLogger, type Logger, type LogLevel } from './log.js';
+import { addressAt } from './net/cidr.js';
+import { LocalNode } from './registry/local.js';
+import { Registry } from './registry/registry.js';
+import { readJsonFile, writeFileAtomic } from './state/files.js';
+import { RegistrationStore } from './state/registrations.js';
+import { VERSION } from './version.js';
+
+// Wires the parts together and owns the order of start, reload and stop. Sources feed the local
+// node, the registry derives views, DNS and the API read them.
+
+/** Everything computed from the options at start: the defaults that depend on the host. */
+interface Runtime {
+  nodeName: string;
+  stateDir: string;
+  advertise: string;
+  dnsAddress: string;
+  apiListen: ApiListen[];
+  apiListenExplicit: boolean;
+}
+
+export class Daemon {
+  readonly log: Logger;
+  readonly registry: Registry;
+  readonly local: LocalNode;
+  readonly metrics: Metrics;
+  private readonly zone: ZoneState;
+  private readonly clients: ClientPolicy;
+  private readonly forwarder: Forwarder;
+  private readonly handler: DnsHandler;
+  private readonly dns: DnsServer;
+  private readonly api: ApiServer;
+  private readonly changes: ChangeIndex;
+  private readonly store: RegistrationStore;
+  private readonly rt: Runtime;
+  private readonly startedAt = Date.now();
+  private opts: Options;
+  private link: LinkInfo | null = null;
+  private ready = false;
+  /** Problems found at start or reload that an operator should see in `status`. */
+  private readonly problems = new Map<string, string>();
+
+  constructor(
+    private loaded: LoadedConfig,
+    private readonly input: LoadInput,
+    private readonly priv: Privileges = privileges(),
+    log?: Logger,
+  ) {
+    const o = (this.opts = loaded.options);
+    this.log = log ?? createLogger(o.logLevel as LogLevel);
+    const env = input.env;
+    const apiListenExplicit = o.apiListen.length > 0;
+    this.rt = {
+      nodeName: o.nodeName || defaultNodeName(),
+      stateDir: o.stateDir || defaultStateDir(env),
+      advertise: o.advertiseAddress || defaultAdvertiseAddress(o.link === 'none' ? [] : [o.link]),
+      dnsAddress: addressAt(o.serviceCidr, 10),
+      apiListen: apiListenExplicit ? o.apiListen : defaultApiListen(env),
+      apiListenExplicit,
+    };
+    const problem = checkApiListen(this.rt.apiListen, o.apiTokenFile !== '');
+    if (problem) throw new ConfigError('ERR_CONFIG_BAD_VALUE', problem);
+
+    const nodeId = this.nodeId();
+    this.registry = new Registry({ localNode: nodeId, routableContainerIps: o.routableContainerIps, defaultMode: o.defaultMode });
+    this.local = new LocalNode(this.registry, { id: nodeId, name: this.rt.nodeName, address: this.rt.advertise, incarnation: 0 });
+    this.store = new RegistrationStore(this.rt.stateDir);
+    this.zone = new ZoneState(this.registry, this.zoneOptions(o));
+    this.clients = new ClientPolicy(o.allowRecursion);
+    this.forwarder = new Forwarder(this.forwarderOptions(o, []), {
+      upstreamFailed: (upstream, reason) => {
+        this.metrics.upstreamFailed(upstream);
+        this.log.warn({ upstream, reason }, `upstream DNS server ${upstream} is failing (${reason}); trying the next one`);
+      },
+      upstreamRecovered: (upstream) => this.log.info({ upstream }, `upstream DNS server ${upstream} answers again`),
+    });
+    this.metrics = new Metrics({ registry: this.registry, cache: () => this.forwarder.cache });
+    this.handler = new DnsHandler({ zone: this.zone, clients: this.clients, forwarder: this.forwarder, metrics: this.metrics, log: this.log });
+    this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, tcpIdleTimeoutMs: o.tcpIdleTimeout }, this.log);
+    this.changes = new ChangeIndex(this.registry);
+    this.api = new ApiServer(this.apiContext(), this.readToken(o.apiTokenFile));
+    this.registry.onChange((change) => {
+      for (const key of change.services) {
+        const [ns, svc] = key.split('/') as [string, string];
+        const v = this.registry.service(ns, svc);
+        const healthy = v ? v.endpoints.filter((e) => e.endpoint.healthy).length : 0;
+        this.log.info({ service: key, endpoints: v?.endpoints.length ?? 0, healthy }, v ? `service ${key}: ${plural(v.endpoints.length, 'endpoint')} (${healthy} healthy)` : `service ${key} removed`);
+      }
+    });
+  }
+
+  async start(): Promise<void> {
+    const o = this.opts;
+    const { log, rt } = this;
+    if (!this.priv.bindLowPorts && o.dnsListen.length === 0) {
+      log.info('not running as root (no CAP_NET_BIND_SERVICE): serving DNS on 127.0.0.1:5353 and the API on loopback and a user socket; run as root for the cluster DNS address on port 53');
+    }
+    for (const [key, def] of Object.entries(OPTIONS) as Array<[OptionKey, (typeof OPTIONS)[OptionKey]]>) {
+      if ('pending' in def && def.pending && this.loaded.origin[key] !== 'default') {
+        this.problem(`pending:${key}`, `--${def.name} is accepted but has no effect yet: ${def.pending} is not in this version`);
+      }
+    }
+    this.local.replaceSource('config', this.loaded.endpoints);
+    this.loadRegistrations();
+
+    if (o.link !== 'none') await this.setUpLink();
+    const listen = this.dnsListenPlan();
+    this.forwarder.configure(this.forwarderOptions(o, listen.addresses));
+    if (this.forwarder.upstreams.length === 0) {
+      this.problem('upstreams', 'no upstream DNS servers (none given and none usable in /etc/resolv.conf): names outside the zone get SERVFAIL');
+    }
+    for (const addr of listen.addresses) {
+      try {
+        const bound = await this.dns.listen(addr);
+        log.info({ address: showHostPort(bound) }, `serving DNS on ${showHostPort(bound)} (udp+tcp)`);
+      } catch (e) {
+        if (!(e instanceof BindError) || listen.explicit) throw e;
+        this.problem(`dns:${showHostPort(addr)}`, e.message);
+      }
+    }
+    if (this.dns.addresses.length === 0) throw new Error('no DNS address could be bound; see the errors above, or give --dns-listen');
+
+    for (const l of rt.apiListen) {
+      try {
+        const bound = await this.api.listen(l);
+        log.info({ address: apiListenKind.show(bound) }, `serving the API on ${apiListenKind.show(bound)}`);
+      } catch (e) {
+        if (rt.apiListenExplicit) throw e;
+        this.problem(`api:${apiListenKind.show(l)}`, (e as Error).message);
+      }
+    }
+    this.ready = true;
+    log.info(
+      { node: rt.nodeName, id: this.registry.localNode, version: VERSION, services: this.registry.serviceCount, endpoints: this.registry.endpointCount },
+      `ready: node ${rt.nodeName}, ${plural(this.registry.serviceCount, 'service')}, zone ${o.domain}`,
+    );
+  }
+
+  /** SIGHUP: re-read the configuration, apply what can change live, report what cannot. */
+  reload(): { applied: string[]; restart: string[] } {
+    let next: LoadedConfig;
+    try {
+      next = loadConfig(this.input);
+    } catch (e) {
+      this.log.error({ err: e }, `reload failed, keeping the running configuration: ${(e as Error).message}`);
+      throw e;
+    }
+    const before = this.opts;
+    const after = next.options;
+    const changed = (Object.keys(OPTIONS) as OptionKey[]).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
+    const LIVE = new Set<OptionKey>([
+      'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'allowRecursion', 'forwardAllow',
+      'preferLocal', 'failOpen', 'tcpIdleTimeout', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
+    ]);
+    const applied = changed.filter((k) => LIVE.has(k)).map((k) => OPTIONS[k].name);
+    const restart = changed.filter((k) => !LIVE.has(k)).map((k) => OPTIONS[k].name);
+    if (checkApiListen(this.rt.apiListen, after.apiTokenFile !== '') !== null) {
+      throw new ConfigError('ERR_CONFIG_BAD_VALUE', 'reload refused: the API listens off loopback and the new configuration has no --api-token-file');
+    }
+    this.opts = after;
+    this.log.level = after.logLevel;
+    this.zone.configure(this.zoneOptions(after));
+    this.clients.configure(after.allowRecursion);
+    this.forwarder.configure(this.forwarderOptions(after, this.dns.addresses));
+    this.dns.configure({ tcpIdleTimeoutMs: after.tcpIdleTimeout });
+    this.api.setToken(this.readToken(after.apiTokenFile));
+    if (changed.includes('routableContainerIps') || changed.includes('defaultMode')) {
+      this.registry.setOptions({ localNode: this.registry.localNode, routableContainerIps: after.routableContainerIps, defaultMode: after.defaultMode });
+    }
+    if (JSON.stringify(next.services) !== JSON.stringify(this.loaded.services)) {
+      this.local.replaceSource('config', next.endpoints);
+      applied.push('services');
+    }
+    this.loaded = next;
+    this.log.info({ applied, restart }, `reloaded: ${applied.length ? `applied ${applied.join(', ')}` : 'nothing changed'}${restart.length ? `; needs a restart: ${restart.join(', ')}` : ''}`);
+    return { applied, restart };
+  }
+
+  async stop(): Promise<void> {
+    this.ready = false;
+    this.log.info('stopping');
+    this.changes.close();
+    await Promise.all([this.api.close(), this.dns.close()]);
+    this.zone.close();
+    if (this.link && this.link.type !== 'existing') {
+      try {
+        await removeLink(this.link.name);
+      } catch (e) {
+        this.log.warn({ err: e }, `could not remove link ${this.link.name}: ${(e as Error).message}`);
+      }
+    }
+    this.log.info('stopped');
+  }
+
+  private async setUpLink(): Promise<void> {
+    const { opts: o, rt } = this;
+    if (!this.priv.netAdmin) {
+      this.log.info(`no CAP_NET_ADMIN: not creating link ${o.link} with the cluster DNS address ${rt.dnsAddress}`);
+      return;
+    }
+    try {
+      this.link = await ensureLink(o.link);
+      await addAddress(o.link, rt.dnsAddress);
+      this.log.info({ link: o.link, type: this.link.type, address: rt.dnsAddress }, `link ${o.link} (${this.link.type}) holds the cluster DNS address ${rt.dnsAddress}`);
+    } catch (e) {
+      this.problem('link', `could not set up link ${o.link} with ${rt.dnsAddress}: ${(e as Error).message}`);
+    }
+  }
+
+  private dnsListenPlan(): { addresses: HostPort[]; explicit: boolean } {
+    const o = this.opts;
+    if (o.dnsListen.length > 0) return { addresses: o.dnsListen, explicit: true };
+    if (!this.priv.bindLowPorts) return { addresses: [{ host: '127.0.0.1', port: 5353 }], explicit: false };
+    const addresses: HostPort[] = [];
+    if (this.link) addresses.push({ host: this.rt.dnsAddress, port: 53 });
+    addresses.push({ host: '127.0.0.1', port: 53 });
+    return { addresses, explicit: false };
+  }
+
+  private zoneOptions(o: Options): ZoneOptions {
+    return {
+      domain: o.domain,
+      ttl: o.ttl,
+      negativeTtl: o.negativeTtl,
+      nameserver: addressAt(o.serviceCidr, 10),
+      failOpen: o.failOpen,
+      preferLocal: o.preferLocal,
+    };
+  }
+
+  private forwarderOptions(o: Options, own: HostPort[]): ForwarderOptions {
+    return {
+      upstreams: o.upstreamDns.length > 0 ? o.upstreamDns : defaultUpstreams([...own, { host: this.rt.dnsAddress, port: 53 }]),
+      timeoutMs: o.upstreamTimeout,
+      cacheSize: o.cacheSize,
+      forwardAllow: o.forwardAllow,
+    };
+  }
+
+  private readToken(file: string): string | null {
+    if (!file) return null;
+    let token: string;
+    try {
+      token = readFileSync(file, 'utf8').trim();
+    } catch (e) {
+      throw new ConfigError('ERR_CONFIG_FILE', `--api-token-file ${file}: cannot read it (${(e as Error).message})`);
+    }
+    if (token.length < 16) throw new ConfigError('ERR_CONFIG_BAD_VALUE', `--api-token-file ${file}: the token is shorter than 16 characters; use e.g. \`openssl rand -hex 32 > ${file}\``);
+    return token;
+  }
+
+  /** A stable node id, kept in the state directory (a new one per run if it is not writable). */
+  private nodeId(): string {
+    const file = join(this.rt.stateDir, 'node-id');
+    const read = readJsonFile(file, (v) => {
+      if (typeof v !== 'string' || !/^[0-9a-f]{16}$/.test(v)) throw new Error('not a node id');
+      return v;
+    });
+    if (read.kind === 'ok') return read.value;
+    const id = randomBytes(8).toString('hex');
+    try {
+      mkdirSync(this.rt.stateDir, { recursive: true, mode: 0o750 });
+      writeFileAtomic(file, JSON.stringify(id));
+    } catch (e) {
+      this.problem('state-dir', `state directory ${this.rt.stateDir} is not writable (${(e as Error).message}): node id and API registrations will not survive a restart`);
+    }
+    return id;
+  }
+
+  private loadRegistrations(): void {
+    const r = this.store.load();
+    if (r.kind === 'ok') {
+      this.local.replaceSource('api', r.value);
+      if (r.value.length) this.log.info({ count: r.value.length }, `restored ${r.value.length} API-registered endpoints from ${this.store.path}`);
+    } else if (r.kind === 'corrupt') {
+      this.problem('registrations', `${this.store.path} could not be read (${r.reason})${r.movedTo ? `; moved to ${r.movedTo}` : ''}; API registrations start empty`);
+    }
+  }
+
+  private problem(key: string, message: string): void {
+    if (this.problems.get(key) === message) return;
+    this.problems.set(key, message);
+    this.log.warn(message);
+  }
+
+  private apiContext(): ApiContext {
+    return {
+      registry: this.registry,
+      local: this.local,
+      changes: this.changes,
+      metrics: this.metrics,
+      log: this.log,
+      failOpen: () => this.opts.failOpen,
+      ready: () => this.ready,
+      status: () => this.status(),
+      query: (name, type) => this.query(name, type),
+      registrationsChanged: () => {
+        try {
+          this.store.save(this.local.endpoints('api'));
+          this.problems.delete('registrations-save');
+        } catch (e) {
+          this.problem('registrations-save', `could not save API registrations to ${this.store.path}: ${(e as Error).message}`);
+        }
+      },
+    };
+  }
+
+  status(): Record<string, unknown> {
+    const views = [...this.registry.services()];
+    const all = views.flatMap((v) => v.endpoints);
+    return {
+      node: { id: this.registry.localNode, name: this.rt.nodeName, address: this.rt.advertise },
+      version: VERSION,
+      uptime_seconds: Math.round((Date.now() - this.startedAt) / 1000),
+      ready: this.ready,
+      dns: {
+        domain: this.opts.domain,
+        listen: this.dns.addresses.map(showHostPort),
+        cluster_address: this.rt.dnsAddress,
+        link: this.link ? { name: this.link.name, type: this.link.type } : null,
+        upstreams: this.forwarder.upstreams.map(showHostPort),
+        path: this.metrics.path,
+      },
+      api: { listen: this.api.listening.map((l) => apiListenKind.show(l)) },
+      registry: {
+        services: views.length,
+        endpoints: all.length,
+        healthy_endpoints: all.filter((e) => e.endpoint.healthy).length,
+        nodes: [...this.registry.nodes()].length,
+        index: this.registry.index,
+      },
+      problems: [...this.problems.values(), ...views.flatMap((v) => v.problems.map((p) => `${v.key}: ${p}`))],
+    };
+  }
+
+  /** A DNS question answered in-process, exactly as a loopback client over TCP would get it. */
+  async query(name: string, type: string): Promise<Record<string, unknown>> {
+    let raw: Buffer;
+    try {
+      raw = packet.encode({ id: 1, type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ name, type: type as 'A', class: 'IN' }] });
+    } catch (e) {
+      return { name, type, error: `cannot build a query: ${(e as Error).message}` };
+    }
+    const reply = await this.handler.handle(raw, { address: '127.0.0.1', port: 0, transport: 'tcp' });
+    if (!reply) return { name, type, error: 'no answer' };
+    const d = packet.decode(reply);
+    const rr = (list: packet.Answer[] | undefined) =>
+      (list ?? []).filter((a) => a.type !== 'OPT').map((a) => ({ name: a.name, type: a.type, ttl: 'ttl' in a ? a.ttl : undefined, data: a.data }));
+    return {
+      name,
+      type,
+      rcode: (d as { rcode?: string }).rcode,
+      authoritative: d.flag_aa,
+      answers: rr(d.answers),
+      authorities: rr(d.authorities),
+      additionals: rr(d.additionals),
+    };
+  }
+}
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;

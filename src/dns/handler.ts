@@ -1,0 +1,104 @@
+import type { Logger } from 'pino';
+import type { ClientPolicy } from './clients.js';
+import type { ForwardSource, Forwarder } from './forwarder.js';
+import { answerQuestion, type Rcode, type Zone } from './records.js';
+import { decodeQuery, encodeAnswer, encodeRcode, isBadVersion, udpLimit, type Query } from './wire.js';
+
+// One query in, one response (or nothing) out, whatever the transport: decode → in-zone answer
+// → or, for clients allowed to recurse, the forwarder. The servers only move bytes.
+
+export type Transport = 'udp' | 'tcp';
+
+export interface ClientInfo {
+  address: string;
+  port: number;
+  transport: Transport;
+}
+
+/** zone: answered from the registry; the others are the forwarder's outcomes. */
+export type AnswerSource = 'zone' | ForwardSource | 'error';
+
+export interface DnsMetrics {
+  query(qtype: string, rcode: string, source: AnswerSource, seconds: number): void;
+  malformed(action: 'formerr' | 'dropped'): void;
+}
+
+export interface HandlerDeps {
+  zone: Zone;
+  clients: ClientPolicy;
+  forwarder: Forwarder;
+  metrics: DnsMetrics;
+  log: Logger;
+}
+
+type Answered = [Buffer, AnswerSource];
+
+const RCODE_NAMES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
+
+export class DnsHandler {
+  constructor(private readonly deps: HandlerDeps) {}
+
+  /** Synchronous for in-zone answers (most queries); a promise when the query is forwarded. */
+  handle(raw: Buffer, client: ClientInfo): Buffer | null | Promise<Buffer | null> {
+    const start = performance.now();
+    const { metrics, log } = this.deps;
+    const decoded = decodeQuery(raw);
+    if (!decoded.ok) {
+      metrics.malformed(decoded.reply ? 'formerr' : 'dropped');
+      if (log.isLevelEnabled('debug')) {
+        log.debug({ client: client.address, reason: decoded.reason }, 'malformed query');
+      }
+      return decoded.reply;
+    }
+    const q = decoded.query;
+    let result: Answered | Promise<Answered>;
+    try {
+      result = this.answer(raw, q, client);
+    } catch (e) {
+      result = this.failed(q, e);
+    }
+    if (result instanceof Promise) {
+      return result.catch((e: unknown) => this.failed(q, e)).then((r) => this.done(q, client, r, start));
+    }
+    return this.done(q, client, result, start);
+  }
+
+  private failed(q: Query, e: unknown): Answered {
+    this.deps.log.error({ err: e, name: q.question.name, type: q.question.type }, 'failed to answer a query');
+    return [encodeRcode(q, 'SERVFAIL', false), 'error'];
+  }
+
+  private done(q: Query, client: ClientInfo, [out, source]: Answered, start: number): Buffer {
+    const { metrics, log } = this.deps;
+    const rcode = RCODE_NAMES[out.readUInt16BE(2) & 0xf] ?? 'OTHER';
+    metrics.query(q.question.type, rcode, source, (performance.now() - start) / 1000);
+    if (log.isLevelEnabled('debug')) {
+      log.debug({ client: client.address, transport: client.transport, name: q.question.name, type: q.question.type, rcode, source }, 'query');
+    }
+    return out;
+  }
+
+  private answer(raw: Buffer, q: Query, client: ClientInfo): Answered | Promise<Answered> {
+    const { zone, clients } = this.deps;
+    const recursion = clients.recursionAllowed(client.address);
+    const limit = client.transport === 'udp' ? udpLimit(q) : 65535;
+    // EDNS version other than 0: BADVERS, carried by the OPT record encodeRcode adds.
+    if (isBadVersion(q)) return [encodeRcode(q, 'NOERROR', recursion), 'zone'];
+    const klass = q.question.class ?? 'IN';
+    if (klass !== 'IN' && klass !== 'ANY') return [encodeRcode(q, 'NOTIMP', recursion), 'zone'];
+    const answer = answerQuestion(q.question, zone, { local: clients.isLocal(client.address) });
+    if (answer) return [encodeAnswer(q, answer, { limit, recursionAvailable: recursion }), 'zone'];
+    if (!recursion) return [encodeRcode(q, 'REFUSED', false), 'refused'];
+    return this.forward(raw, q, limit);
+  }
+
+  private async forward(raw: Buffer, q: Query, limit: number): Promise<Answered> {
+    const fwd = await this.deps.forwarder.forward(raw, q);
+    if (fwd.packet.length <= limit) return [fwd.packet, fwd.source];
+    // Too big for this UDP client: header and question with TC, so it retries over TCP.
+    const rcode = (RCODE_NAMES[fwd.packet.readUInt16BE(2) & 0xf] ?? 'SERVFAIL') as Rcode;
+    const truncated = encodeAnswer(q, { rcode, authoritative: false, answers: [], authorities: [], additionals: [] }, { limit, recursionAvailable: true });
+    truncated.writeUInt16BE(truncated.readUInt16BE(2) | 0x0200, 2);
+    return [truncated, fwd.source];
+  }
+}

@@ -1,0 +1,41 @@
+import type { Endpoint, NamedPort, NodeState, Protocol } from './types.js';
+
+// SPEC §3 "Addresses": what a querying host is told for an endpoint.
+//  - explicit addresses (config file, API, host-network containers): as given, everywhere;
+//  - the querying host's own container endpoints, or any with --routable-container-ips:
+//    the container IP and container ports;
+//  - another host's container: that host's address and the published host ports. Without a
+//    published port such an endpoint is unreachable from here and is not answered at all.
+
+export interface Perspective {
+  localNode: string;
+  routableContainerIps: boolean;
+}
+
+export interface ReachablePort {
+  port: number;
+  protocol: Protocol;
+}
+
+export interface Reachable {
+  /** True when the endpoint's own addresses are answered (not its owner's address). */
+  direct: boolean;
+  addresses: string[];
+  ports: Record<string, ReachablePort>;
+}
+
+const plain = (p: NamedPort): ReachablePort => ({ port: p.port, protocol: p.protocol });
+
+export function reachable(ep: Endpoint, owner: NodeState, view: Perspective): Reachable | null {
+  const direct = ep.explicit || owner.id === view.localNode || view.routableContainerIps;
+  const ports: Record<string, ReachablePort> = {};
+  if (direct) {
+    for (const [name, p] of Object.entries(ep.ports)) ports[name] = plain(p);
+    return { direct: true, addresses: ep.addresses, ports };
+  }
+  for (const [name, p] of Object.entries(ep.ports)) {
+    if (p.hostPort !== undefined) ports[name] = { port: p.hostPort, protocol: p.protocol };
+  }
+  if (Object.keys(ports).length === 0 || !owner.address) return null;
+  return { direct: false, addresses: [owner.address], ports };
+}

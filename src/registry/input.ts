@@ -1,0 +1,126 @@
+import { isIP } from 'node:net';
+import type { Endpoint, EndpointSource, HealthSpec, NamedPort, Protocol } from './types.js';
+
+// Validation of endpoint descriptions from the outside world: the config file's `services:`
+// (SPEC §11), the API's registration body (SPEC §8) and, field by field, Podman labels (SPEC §4).
+// One set of rules so an endpoint means the same wherever it was declared.
+
+export class InputError extends Error {
+  constructor(
+    /** Dotted path of the offending field, e.g. `ports.pg`. */
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** RFC 1123 label, lower case: service, namespace, hostname and port names. */
+export const isLabel = (s: string): boolean => LABEL.test(s);
+
+export function label(raw: unknown, field: string): string {
+  if (typeof raw !== 'string' || !isLabel(raw.toLowerCase())) {
+    throw new InputError(field, `${show(raw)} is not a DNS label (letters, digits and '-', at most 63, no '-' at either end)`);
+  }
+  return raw.toLowerCase();
+}
+
+export const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'nothing' : JSON.stringify(v));
+
+/** `5432/tcp`, `53/udp`, `5432` (tcp) or the number 5432. */
+export function parsePort(raw: unknown, field: string): NamedPort {
+  const m = /^(\d{1,5})(?:\/(tcp|udp))?$/i.exec(typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : '');
+  const port = m ? Number(m[1]) : NaN;
+  if (!m || port < 1 || port > 65535) {
+    throw new InputError(field, `${show(raw)} is not a port (expected <port>[/tcp|/udp], port 1–65535)`);
+  }
+  return { port, protocol: (m[2]?.toLowerCase() ?? 'tcp') as Protocol };
+}
+
+export function parsePorts(raw: unknown, field = 'ports'): Record<string, NamedPort> {
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new InputError(field, `expected a mapping of port names to ports, e.g. {"http": "8080/tcp"}`);
+  }
+  const out: Record<string, NamedPort> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    out[label(name, `${field}.${name}`)] = parsePort(value, `${field}.${name}`);
+  }
+  return out;
+}
+
+export function parseHealth(raw: unknown, field = 'health'): HealthSpec {
+  if (raw === 'tcp' || raw === 'none' || raw === 'podman') return raw;
+  if (typeof raw === 'string' && /^http:\/\S*$/.test(raw)) return raw as HealthSpec;
+  throw new InputError(field, `${show(raw)} is not a health check (expected tcp, http:/<path>, podman or none)`);
+}
+
+export function parseWeight(raw: unknown, field = 'weight'): number {
+  const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 100) {
+    throw new InputError(field, `${show(raw)} is not a weight (expected a whole number 1–100)`);
+  }
+  return n;
+}
+
+/** A dashed address is the hostname of an endpoint that has none, as Kubernetes does for pods. */
+export const dashed = (address: string): string => address.toLowerCase().replace(/[.:]/g, '-').replace(/^-+|-+$/g, '');
+
+const ENDPOINT_KEYS = new Set(['id', 'address', 'hostname', 'ports', 'weight', 'health']);
+
+export interface EndpointContext {
+  namespace: string;
+  service: string;
+  source: EndpointSource;
+  now: number;
+  /** Called when the input has no id (the API generates one). */
+  newId?: () => string;
+}
+
+/**
+ * An explicitly addressed endpoint (config file or API), body as in SPEC §8:
+ * `{id?, address, hostname?, ports?, weight?, health?}`.
+ */
+export function parseEndpoint(raw: unknown, ctx: EndpointContext, prefix = ''): Endpoint {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new InputError(prefix || '.', 'expected an object with at least "address"');
+  }
+  const body = raw as Record<string, unknown>;
+  for (const key of Object.keys(body)) {
+    if (!ENDPOINT_KEYS.has(key)) {
+      throw new InputError(prefix + key, `unknown field (expected ${[...ENDPOINT_KEYS].join(', ')})`);
+    }
+  }
+  const address = body.address;
+  if (typeof address !== 'string' || !isIP(address)) {
+    throw new InputError(prefix + 'address', `${show(address)} is not an IPv4 or IPv6 address`);
+  }
+  const hostname = body.hostname === undefined ? undefined : label(body.hostname, prefix + 'hostname');
+  let id: string;
+  if (body.id !== undefined) {
+    if (typeof body.id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(body.id)) {
+      throw new InputError(prefix + 'id', `${show(body.id)} is not an id (letters, digits, '_', '.', '-'; at most 128)`);
+    }
+    id = body.id;
+  } else {
+    id = ctx.newId?.() ?? hostname ?? dashed(address);
+  }
+  const ports = parsePorts(body.ports, prefix + 'ports');
+  const health = body.health === undefined ? (Object.keys(ports).length ? 'tcp' : 'none') : parseHealth(body.health, prefix + 'health');
+  return {
+    id,
+    namespace: ctx.namespace,
+    service: ctx.service,
+    hostname: hostname ?? (isLabel(id.toLowerCase()) ? id.toLowerCase() : dashed(address)),
+    addresses: [address],
+    explicit: true,
+    ports,
+    weight: body.weight === undefined ? 10 : parseWeight(body.weight, prefix + 'weight'),
+    health,
+    healthy: true,
+    source: ctx.source,
+    lastSeen: ctx.now,
+  };
+}

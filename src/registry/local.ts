@@ -1,0 +1,96 @@
+import type { Registry } from './registry.js';
+import { endpointKey, type Endpoint, type EndpointSource, type NodeState } from './types.js';
+
+// This node's own state: the one state in the registry this process writes. Sources (config
+// file, API, Podman) each own a set of endpoints; health results overlay them. Every change
+// produces a new NodeState with a higher version and pushes it into the registry.
+
+export interface LocalIdentity {
+  id: string;
+  name: string;
+  address: string;
+  incarnation: number;
+}
+
+export class LocalNode {
+  private readonly sources = new Map<EndpointSource, Map<string, Endpoint>>();
+  /** Health results by endpoint key; absent means healthy until a checker says otherwise. */
+  private readonly health = new Map<string, boolean>();
+  private version = 0;
+  private current: NodeState;
+
+  constructor(
+    private readonly registry: Registry,
+    private identity: LocalIdentity,
+    /** Wall clock in ms; versions start from it so a restarted node outranks its old states. */
+    private readonly now: () => number = Date.now,
+  ) {
+    this.current = this.commit();
+  }
+
+  get state(): NodeState {
+    return this.current;
+  }
+
+  endpoints(source?: EndpointSource): Endpoint[] {
+    if (source) return [...(this.sources.get(source)?.values() ?? [])];
+    return this.current.endpoints;
+  }
+
+  find(namespace: string, service: string, id: string): Endpoint | undefined {
+    const key = endpointKey({ namespace, service, id });
+    return this.current.endpoints.find((e) => endpointKey(e) === key);
+  }
+
+  /** Replaces everything a source provides (config reload, Podman resync). */
+  replaceSource(source: EndpointSource, endpoints: Endpoint[]): void {
+    const next = new Map<string, Endpoint>();
+    for (const e of endpoints) next.set(endpointKey(e), { ...e, source });
+    this.sources.set(source, next);
+    this.commit();
+  }
+
+  upsert(endpoint: Endpoint): void {
+    let map = this.sources.get(endpoint.source);
+    if (!map) this.sources.set(endpoint.source, (map = new Map()));
+    map.set(endpointKey(endpoint), endpoint);
+    this.commit();
+  }
+
+  /** Removes an endpoint of a source; false when that source has no such endpoint. */
+  remove(source: EndpointSource, key: string): boolean {
+    if (!this.sources.get(source)?.delete(key)) return false;
+    this.health.delete(key);
+    this.commit();
+    return true;
+  }
+
+  setHealth(key: string, healthy: boolean): void {
+    if ((this.health.get(key) ?? true) === healthy) return;
+    this.health.set(key, healthy);
+    this.commit();
+  }
+
+  setIdentity(identity: LocalIdentity): void {
+    this.identity = identity;
+    this.commit();
+  }
+
+  private commit(): NodeState {
+    this.version = Math.max(this.version + 1, this.now());
+    const endpoints: Endpoint[] = [];
+    const seen = new Set<string>();
+    // Config wins over the API, the API over Podman, if two sources claim the same key.
+    for (const source of ['config', 'api', 'podman'] as const) {
+      for (const [key, e] of this.sources.get(source) ?? []) {
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const healthy = this.health.get(key) ?? true;
+        endpoints.push(e.healthy === healthy ? e : { ...e, healthy });
+      }
+    }
+    this.current = { ...this.identity, version: this.version, endpoints };
+    this.registry.apply(this.current);
+    return this.current;
+  }
+}

@@ -1,0 +1,219 @@
+import { canonicalIp } from '../net/cidr.js';
+import { mergeState } from './merge.js';
+import { buildService, type ServiceView, type ViewOptions } from './view.js';
+import { serviceKey, type Endpoint, type NodeState } from './types.js';
+
+// The pure core: the merged per-node states and the views derived from them. No sockets, no
+// timers, no files. Sources (local node, gossip) push states in; DNS, API and LB read views and
+// subscribe to changes. A change rebuilds only the services whose endpoints it touched.
+
+export interface ReverseEntry {
+  service: string;
+  /** Endpoint hostname, or undefined for a service VIP. */
+  hostname?: string;
+}
+
+export interface Change {
+  index: number;
+  /** Keys (`ns/svc`) of services whose view changed, including removed ones. */
+  services: string[];
+  /** Node ids whose state changed or went away. */
+  nodes: string[];
+}
+
+export type ChangeListener = (change: Change) => void;
+
+export class Registry {
+  private readonly states = new Map<string, NodeState>();
+  /** node id → service key → that node's endpoints of the service. */
+  private readonly byNode = new Map<string, Map<string, Endpoint[]>>();
+  /** service key → ids of nodes that have endpoints in it. */
+  private readonly serviceNodes = new Map<string, Set<string>>();
+  private readonly views = new Map<string, ServiceView>();
+  private readonly reverse = new Map<string, ReverseEntry[]>();
+  private readonly reverseOf = new Map<string, string[]>();
+  private readonly namespaceCount = new Map<string, number>();
+  private readonly listeners = new Set<ChangeListener>();
+  private _index = 0;
+  private _endpointCount = 0;
+
+  constructor(private opts: ViewOptions) {}
+
+  /** Bumped on every change that alters a state; blocking API queries wait on it. */
+  get index(): number {
+    return this._index;
+  }
+
+  get localNode(): string {
+    return this.opts.localNode;
+  }
+
+  get endpointCount(): number {
+    return this._endpointCount;
+  }
+
+  get serviceCount(): number {
+    return this.views.size;
+  }
+
+  nodes(): IterableIterator<NodeState> {
+    return this.states.values();
+  }
+
+  node(id: string): NodeState | undefined {
+    return this.states.get(id);
+  }
+
+  services(): IterableIterator<ServiceView> {
+    return this.views.values();
+  }
+
+  service(namespace: string, name: string): ServiceView | undefined {
+    return this.views.get(serviceKey(namespace, name));
+  }
+
+  hasNamespace(namespace: string): boolean {
+    return this.namespaceCount.has(namespace);
+  }
+
+  /** Services and endpoint hostnames whose answered address is `ip` (PTR). */
+  lookupAddress(ip: string): readonly ReverseEntry[] {
+    return this.reverse.get(canonicalIp(ip)) ?? [];
+  }
+
+  onChange(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Merges a node's state; returns true when it replaced what was known. */
+  apply(state: NodeState): boolean {
+    const old = this.states.get(state.id);
+    const winner = mergeState(old, state);
+    if (winner === old) return false;
+    this.states.set(state.id, winner);
+    this.reindexNode(state.id, old, winner);
+    return true;
+  }
+
+  /** Drops a node (dead or left): its endpoints leave every view at once. */
+  removeNode(id: string): boolean {
+    const old = this.states.get(id);
+    if (!old) return false;
+    this.states.delete(id);
+    this.reindexNode(id, old, undefined);
+    return true;
+  }
+
+  /** Changes how views are computed (reload); rebuilds every view. */
+  setOptions(opts: ViewOptions): void {
+    this.opts = opts;
+    const keys = [...this.serviceNodes.keys()];
+    for (const key of keys) this.rebuild(key);
+    this.emit(keys, []);
+  }
+
+  private reindexNode(nodeId: string, old: NodeState | undefined, next: NodeState | undefined): void {
+    const before = this.byNode.get(nodeId) ?? new Map<string, Endpoint[]>();
+    const after = new Map<string, Endpoint[]>();
+    for (const ep of next?.endpoints ?? []) {
+      const key = serviceKey(ep.namespace, ep.service);
+      let list = after.get(key);
+      if (!list) after.set(key, (list = []));
+      list.push(ep);
+    }
+    this._endpointCount += (next?.endpoints.length ?? 0) - (old?.endpoints.length ?? 0);
+    if (next) this.byNode.set(nodeId, after);
+    else this.byNode.delete(nodeId);
+
+    // A node's name or address feeds every one of its endpoints' views.
+    const identityChanged =
+      !old || !next || old.name !== next.name || old.address !== next.address;
+    const touched: string[] = [];
+    for (const key of new Set([...before.keys(), ...after.keys()])) {
+      const a = before.get(key);
+      const b = after.get(key);
+      if (!identityChanged && a && b && sameEndpoints(a, b)) continue;
+      let nodes = this.serviceNodes.get(key);
+      if (b) {
+        if (!nodes) this.serviceNodes.set(key, (nodes = new Set()));
+        nodes.add(nodeId);
+      } else if (nodes) {
+        nodes.delete(nodeId);
+        if (nodes.size === 0) this.serviceNodes.delete(key);
+      }
+      this.rebuild(key);
+      touched.push(key);
+    }
+    this.emit(touched, [nodeId]);
+  }
+
+  private rebuild(key: string): void {
+    const old = this.views.get(key);
+    if (old) {
+      this.dropReverse(key);
+      this.countNamespace(old.namespace, -1);
+      this.views.delete(key);
+    }
+    const nodes = this.serviceNodes.get(key);
+    if (!nodes) return;
+    const members: Array<{ endpoint: Endpoint; owner: NodeState }> = [];
+    for (const nodeId of nodes) {
+      const owner = this.states.get(nodeId)!;
+      for (const endpoint of this.byNode.get(nodeId)!.get(key)!) members.push({ endpoint, owner });
+    }
+    const first = members[0]!.endpoint;
+    const view = buildService(first.namespace, first.service, members, this.opts);
+    this.views.set(key, view);
+    this.countNamespace(view.namespace, 1);
+    this.addReverse(view);
+  }
+
+  private addReverse(view: ServiceView): void {
+    const ips: string[] = [];
+    const add = (address: string, entry: ReverseEntry): void => {
+      const ip = canonicalIp(address);
+      let list = this.reverse.get(ip);
+      if (!list) this.reverse.set(ip, (list = []));
+      list.push(entry);
+      ips.push(ip);
+    };
+    for (const e of view.endpoints) {
+      if (!e.reach?.direct) continue;
+      for (const ip of e.reach.addresses) add(ip, { service: view.key, hostname: e.endpoint.hostname });
+    }
+    if (view.vip) add(view.vip, { service: view.key });
+    this.reverseOf.set(view.key, ips);
+  }
+
+  private dropReverse(key: string): void {
+    for (const ip of this.reverseOf.get(key) ?? []) {
+      const list = this.reverse.get(ip);
+      if (!list) continue;
+      const rest = list.filter((r) => r.service !== key);
+      if (rest.length) this.reverse.set(ip, rest);
+      else this.reverse.delete(ip);
+    }
+    this.reverseOf.delete(key);
+  }
+
+  private countNamespace(ns: string, delta: number): void {
+    const n = (this.namespaceCount.get(ns) ?? 0) + delta;
+    if (n > 0) this.namespaceCount.set(ns, n);
+    else this.namespaceCount.delete(ns);
+  }
+
+  private emit(services: string[], nodes: string[]): void {
+    this._index++;
+    const change: Change = { index: this._index, services, nodes };
+    for (const l of this.listeners) l(change);
+  }
+}
+
+function sameEndpoints(a: Endpoint[], b: Endpoint[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i] && JSON.stringify(a[i]) !== JSON.stringify(b[i])) return false;
+  }
+  return true;
+}

@@ -1,0 +1,66 @@
+// The registry's data model (SPEC §5). Everything here is plain data: it is what the gossip layer
+// carries between hosts and what the state file holds, so it stays JSON-serialisable.
+
+export type Protocol = 'tcp' | 'udp';
+export type ServiceMode = 'dnsrr' | 'vip';
+
+/** `tcp`, `http:<path>`, `podman` (the container's own healthcheck) or `none`. */
+export type HealthSpec = 'tcp' | 'podman' | 'none' | `http:${string}`;
+
+export interface NamedPort {
+  port: number;
+  protocol: Protocol;
+  /** Port published on the owning node's address (Podman `-p`), used from other hosts (§3). */
+  hostPort?: number;
+}
+
+/** Where a local endpoint came from; only the owning node cares, but it travels for `status`. */
+export type EndpointSource = 'config' | 'api' | 'podman';
+
+export interface Endpoint {
+  /** Unique within (owning node, namespace, service). */
+  id: string;
+  namespace: string;
+  service: string;
+  /** DNS label used for `<host>.<svc>.<ns>.svc.<zone>`. */
+  hostname: string;
+  /** IPv4 and/or IPv6 addresses of the endpoint itself (container IP or explicit address). */
+  addresses: string[];
+  /**
+   * True when the address was given explicitly (config file, API): it is answered as-is on every
+   * host. False for container IPs, which only the owning host (or a routed network) can reach.
+   */
+  explicit: boolean;
+  ports: Record<string, NamedPort>;
+  /** 1–100: SRV weight and load-balancer weight. */
+  weight: number;
+  health: HealthSpec;
+  healthy: boolean;
+  source: EndpointSource;
+  /** Service-level settings carried by every endpoint; the view reconciles them (§4 labels). */
+  mode?: ServiceMode;
+  /** Per-service TTL override in seconds (`podman-swarm.ttl`). */
+  ttl?: number;
+  /** Podman container, when the endpoint is one. */
+  container?: { id: string; name: string; network?: string };
+  /** Configuration problems found while building the endpoint (bad labels), shown in status/API. */
+  problems?: string[];
+  /** When the owner last confirmed the endpoint (ms since the epoch). */
+  lastSeen: number;
+}
+
+export interface NodeState {
+  id: string;
+  name: string;
+  /** Address other hosts use for this node and its published ports. */
+  address: string;
+  incarnation: number;
+  /** Owner-assigned, strictly increasing for every change of this state. */
+  version: number;
+  endpoints: Endpoint[];
+}
+
+export const endpointKey = (e: Pick<Endpoint, 'namespace' | 'service' | 'id'>): string =>
+  `${e.namespace}/${e.service}/${e.id}`;
+
+export const serviceKey = (namespace: string, service: string): string => `${namespace}/${service}`;

@@ -1,0 +1,88 @@
+import { reachable, type Perspective, type Reachable } from './addresses.js';
+import type { Endpoint, NodeState, Protocol, ServiceMode } from './types.js';
+
+// A service as this host sees it: every endpoint of every node, with the addresses and ports
+// this host should hand out for it. Built per service, so a change rebuilds only what it touches.
+
+export interface ViewOptions extends Perspective {
+  defaultMode: ServiceMode;
+}
+
+export interface ViewEndpoint {
+  endpoint: Endpoint;
+  node: { id: string; name: string; address: string };
+  local: boolean;
+  /** null: not reachable from this host (another host's container without published ports). */
+  reach: Reachable | null;
+}
+
+export interface ServiceView {
+  key: string;
+  namespace: string;
+  name: string;
+  mode: ServiceMode;
+  /** Virtual IP of a vip-mode service, once the load balancer allocates one (SPEC §7). */
+  vip?: string;
+  /** TTL override in seconds, when an endpoint asks for one (the smallest wins). */
+  ttl?: number;
+  /** Union of the named ports of all endpoints. */
+  ports: Record<string, Protocol>;
+  /** Sorted by node id, then endpoint id: the same order on every host. */
+  endpoints: ViewEndpoint[];
+  problems: string[];
+}
+
+export function buildService(
+  namespace: string,
+  name: string,
+  members: Array<{ endpoint: Endpoint; owner: NodeState }>,
+  opts: ViewOptions,
+): ServiceView {
+  const sorted = [...members].sort(
+    (a, b) => cmp(a.owner.id, b.owner.id) || cmp(a.endpoint.id, b.endpoint.id),
+  );
+  const endpoints: ViewEndpoint[] = [];
+  const ports: Record<string, Protocol> = {};
+  const problems: string[] = [];
+  const modes = new Map<ServiceMode, number>();
+  let ttl: number | undefined;
+  for (const { endpoint, owner } of sorted) {
+    endpoints.push({
+      endpoint,
+      node: { id: owner.id, name: owner.name, address: owner.address },
+      local: owner.id === opts.localNode,
+      reach: reachable(endpoint, owner, opts),
+    });
+    for (const [portName, p] of Object.entries(endpoint.ports)) {
+      if (ports[portName] === undefined) ports[portName] = p.protocol;
+    }
+    const mode = endpoint.mode ?? opts.defaultMode;
+    modes.set(mode, (modes.get(mode) ?? 0) + 1);
+    if (endpoint.ttl !== undefined) ttl = ttl === undefined ? endpoint.ttl : Math.min(ttl, endpoint.ttl);
+    for (const p of endpoint.problems ?? []) problems.push(`${endpoint.id}: ${p}`);
+  }
+  let mode: ServiceMode = opts.defaultMode;
+  if (modes.size > 1) {
+    // The majority wins; on a tie the first endpoint's choice, so every host agrees.
+    const first = sorted[0]!.endpoint.mode ?? opts.defaultMode;
+    mode = [...modes].reduce((best, [m, n]) => (n > (modes.get(best) ?? 0) ? m : best), first);
+    problems.push(`endpoints disagree on the mode (${[...modes.keys()].join(', ')}); using ${mode}`);
+  } else if (modes.size === 1) {
+    mode = [...modes.keys()][0]!;
+  }
+  const view: ServiceView = { key: `${namespace}/${name}`, namespace, name, mode, ports, endpoints, problems };
+  if (ttl !== undefined) view.ttl = ttl;
+  return view;
+}
+
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Endpoints that DNS and the load balancer hand out: healthy ones, or all with fail-open. */
+export function servable(view: ServiceView, failOpen: boolean): ViewEndpoint[] {
+  const reachableOnes = view.endpoints.filter((e) => e.reach !== null);
+  if (failOpen) {
+    const healthy = reachableOnes.filter((e) => e.endpoint.healthy);
+    return healthy.length > 0 ? healthy : reachableOnes;
+  }
+  return reachableOnes.filter((e) => e.endpoint.healthy);
+}
