@@ -1,0 +1,89 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { createServer, type Server } from 'node:net';
+import * as packet from 'dns-packet';
+
+// A small authoritative DNS server the tests start as the daemon's upstream: real sockets, real
+// packets, with knobs for the failure modes forwarding must handle.
+
+export interface UpstreamOptions {
+  /** name (lower case) → A records */
+  records?: Record<string, string[]>;
+  ttl?: number;
+  /** Never answer (a dead upstream that still accepts packets). */
+  silent?: boolean;
+  /** Answer over UDP with TC set and no records, full answer over TCP. */
+  truncateUdp?: boolean;
+  /** Answer every query with this rcode. */
+  rcode?: string;
+  /** Extra answer records (e.g. CNAMEs) per name. */
+  extra?: Record<string, packet.Answer[]>;
+}
+
+export interface TestUpstream {
+  port: number;
+  udpQueries: number;
+  tcpQueries: number;
+  address: string;
+  close(): Promise<void>;
+}
+
+export async function startUpstream(t: { teardown(fn: () => unknown): void }, o: UpstreamOptions = {}): Promise<TestUpstream> {
+  const udp: Socket = createSocket('udp4');
+  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+  const port = udp.address().port;
+  const tcp: Server = createServer((sock) => {
+    let buf = Buffer.alloc(0);
+    sock.on('data', (c) => {
+      buf = Buffer.concat([buf, c]);
+      if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        state.tcpQueries++;
+        const reply = answer(buf.subarray(2, 2 + buf.readUInt16BE(0)), false);
+        const len = Buffer.alloc(2);
+        len.writeUInt16BE(reply.length);
+        sock.end(Buffer.concat([len, reply]));
+      }
+    });
+    sock.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => tcp.listen(port, '127.0.0.1', r));
+  const answer = (msg: Buffer, overUdp: boolean): Buffer => {
+    const q = packet.decode(msg);
+    const question = q.questions![0]!;
+    const name = question.name.toLowerCase();
+    const ips = o.records?.[name];
+    const truncated = overUdp && o.truncateUdp;
+    const answers: packet.Answer[] = truncated ? [] : [
+      ...(o.extra?.[name] ?? []),
+      ...(question.type === 'A' && ips ? ips.map((ip) => ({ type: 'A' as const, name: question.name, ttl: o.ttl ?? 300, data: ip })) : []),
+    ];
+    const rcode = o.rcode ?? (ips || o.extra?.[name] ? 'NOERROR' : 'NXDOMAIN');
+    const rcodes: Record<string, number> = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 };
+    return packet.encode({
+      id: q.id,
+      type: 'response',
+      flags: packet.RECURSION_DESIRED | packet.RECURSION_AVAILABLE | (truncated ? packet.TRUNCATED_RESPONSE : 0) | rcodes[rcode]!,
+      questions: q.questions,
+      answers,
+      authorities: rcode === 'NXDOMAIN' || (answers.length === 0 && !truncated)
+        ? [{ type: 'SOA', name: 'test', ttl: 60, data: { mname: 'ns.test', rname: 'h.test', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 30 } }]
+        : [],
+    });
+  };
+  const state: TestUpstream = {
+    port,
+    udpQueries: 0,
+    tcpQueries: 0,
+    address: `127.0.0.1:${port}`,
+    close: () => new Promise<void>((r) => {
+      udp.close();
+      tcp.close(() => r());
+    }),
+  };
+  udp.on('message', (msg, rinfo) => {
+    state.udpQueries++;
+    if (o.silent) return;
+    udp.send(answer(msg, true), rinfo.port, rinfo.address);
+  });
+  t.teardown(() => state.close());
+  return state;
+}
