@@ -169,28 +169,27 @@ export class Daemon {
     try {
       next = loadConfig(this.input);
     } catch (e) {
-      this.log.error({ err: e }, `reload failed, keeping the running configuration: ${(e as Error).message}`);
+      this.log.error(e instanceof ConfigError ? {} : { err: e }, `reload failed, keeping the running configuration: ${(e as Error).message}`);
       throw e;
     }
     const before = this.opts;
-    const after = next.options;
-    const changed = (Object.keys(OPTIONS) as OptionKey[]).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
-    const LIVE = new Set<OptionKey>([
-      'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'allowRecursion', 'forwardAllow',
-      'preferLocal', 'failOpen', 'tcpIdleTimeout', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
-    ]);
-    const applied = changed.filter((k) => LIVE.has(k)).map((k) => OPTIONS[k].name);
-    const restart = changed.filter((k) => !LIVE.has(k)).map((k) => OPTIONS[k].name);
+    const changed = (Object.keys(OPTIONS) as OptionKey[]).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(next.options[k]));
+    const applied = changed.filter((k) => LIVE_OPTIONS.has(k)).map((k) => OPTIONS[k].name);
+    const restart = changed.filter((k) => !LIVE_OPTIONS.has(k)).map((k) => OPTIONS[k].name);
+    // Options that need a restart keep their running values until then.
+    const after = { ...before };
+    for (const k of changed) if (LIVE_OPTIONS.has(k)) (after as Record<OptionKey, unknown>)[k] = next.options[k];
     if (checkApiListen(this.rt.apiListen, after.apiTokenFile !== '') !== null) {
       throw new ConfigError('ERR_CONFIG_BAD_VALUE', 'reload refused: the API listens off loopback and the new configuration has no --api-token-file');
     }
+    const token = this.readToken(after.apiTokenFile);
     this.opts = after;
     this.log.level = after.logLevel;
     this.zone.configure(this.zoneOptions(after));
     this.clients.configure(after.allowRecursion);
     this.forwarder.configure(this.forwarderOptions(after, this.dns.addresses));
     this.dns.configure({ tcpIdleTimeoutMs: after.tcpIdleTimeout });
-    this.api.setToken(this.readToken(after.apiTokenFile));
+    this.api.setToken(token);
     if (changed.includes('routableContainerIps') || changed.includes('defaultMode')) {
       this.registry.setOptions({ localNode: this.registry.localNode, routableContainerIps: after.routableContainerIps, defaultMode: after.defaultMode });
     }
@@ -384,5 +383,11 @@ export class Daemon {
     };
   }
 }
+
+/** Options a SIGHUP applies without a restart (SPEC §9 "Reload"). */
+const LIVE_OPTIONS = new Set<OptionKey>([
+  'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'allowRecursion', 'forwardAllow',
+  'preferLocal', 'failOpen', 'tcpIdleTimeout', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
+]);
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;

@@ -20,9 +20,13 @@ export class ConfigError extends Error {
 
 /** "did you mean" for a mistyped key or flag. */
 export function closest(word: string, candidates: Iterable<string>): string | undefined {
+  const list = [...candidates];
+  // A truncated name ("upstream" for "upstream-dns") is the likeliest slip.
+  const prefixed = list.filter((c) => c.startsWith(word) || word.startsWith(c));
+  if (prefixed.length > 0) return prefixed.sort((a, b) => a.length - b.length)[0];
   let best: string | undefined;
   let bestDist = Math.max(2, Math.floor(word.length / 3)) + 1;
-  for (const c of candidates) {
+  for (const c of list) {
     const d = distance(word, c);
     if (d < bestDist) [best, bestDist] = [c, d];
   }

@@ -8,6 +8,8 @@ export interface Kind<T> {
   form: string;
   /** Placeholder in --help: `--ttl <duration>`. */
   arg: string;
+  /** Several occurrences add up (lists); otherwise the last occurrence wins. */
+  repeatable?: boolean;
   /** Throws an Error whose message says what is wrong with the value. */
   parse(raw: unknown): T;
   show(value: T): string;
@@ -243,6 +245,7 @@ export function list<T>(item: Kind<T>): Kind<T[]> {
   return {
     form: `${item.form}, repeatable or comma-separated`,
     arg: `${item.arg},...`,
+    repeatable: true,
     parse(raw) {
       const items = Array.isArray(raw)
         ? raw

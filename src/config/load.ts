@@ -98,7 +98,9 @@ function flagOrEnv<T>(
   if (raw && raw.length > 0) {
     const where = `--${def.name}`;
     // A repeatable flag given several times: each occurrence may itself be a comma list.
-    const value = (raw.length > 1 ? raw.flatMap((r) => parseValue(def.kind, r, where) as unknown[]) : parseValue(def.kind, raw[0], where)) as T;
+    const value = (def.kind.repeatable
+      ? raw.flatMap((r) => parseValue(def.kind, r, where) as unknown[])
+      : parseValue(def.kind, raw[raw.length - 1], where)) as T;
     return { value, origin: 'flag', where };
   }
   for (const name of [envName(def.name), ...(def.env ?? [])]) {

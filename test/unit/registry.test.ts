@@ -1,0 +1,124 @@
+import t from 'tap';
+import { compareStates, mergeState } from '../../src/registry/merge.js';
+import { LocalNode } from '../../src/registry/local.js';
+import { Registry, type Change } from '../../src/registry/registry.js';
+import { endpointKey } from '../../src/registry/types.js';
+import { ep, node } from '../helpers/registry.js';
+
+const opts = { localNode: 'a', routableContainerIps: false, defaultMode: 'dnsrr' as const };
+
+t.test('merge is last-writer-wins per node, commutative, associative and idempotent', async (t) => {
+  const s1 = node('n', 1, [ep('web', '10.0.0.1')]);
+  const s2 = node('n', 2, [ep('web', '10.0.0.2')]);
+  const s2b = node('n', 2, [ep('web', '10.0.0.3')]); // same version, other content: tie broken by content
+  for (const [a, b] of [[s1, s2], [s2, s2b], [s1, s2b]] as const) {
+    t.equal(mergeState(a, b), mergeState(b, a), 'commutative');
+    t.equal(mergeState(a, a), a, 'idempotent');
+  }
+  t.equal(mergeState(mergeState(s1, s2), s2b), mergeState(s1, mergeState(s2, s2b)), 'associative');
+  t.equal(mergeState(s1, s2), s2, 'higher version wins');
+  t.ok(compareStates(s2, s1) > 0);
+  t.equal(compareStates(s2, structuredClone(s2)), 0, 'equal content compares equal');
+});
+
+t.test('any delivery order of the same updates gives the same registry', async (t) => {
+  const updates = [
+    node('a', 1, [ep('web', '10.0.0.1', { id: 'x' })]),
+    node('a', 3, [ep('web', '10.0.0.3', { id: 'x' }), ep('db', '10.0.0.9', { id: 'y' })]),
+    node('b', 2, [ep('web', '10.0.1.1', { id: 'z' })]),
+    node('b', 5, []),
+    node('c', 1, [ep('web', '10.0.2.1', { id: 'w' })]),
+  ];
+  const snapshot = (r: Registry) =>
+    JSON.stringify([...r.services()].map((s) => [s.key, s.endpoints.map((e) => `${e.node.id}:${e.endpoint.id}:${e.endpoint.addresses}`)]).sort());
+  let expected: string | undefined;
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  for (let round = 0; round < 200; round++) {
+    const r = new Registry(opts);
+    // Random order, with duplicates (redelivery).
+    const order = [...updates, ...updates.filter(() => rand() < 0.3)].sort(() => rand() - 0.5);
+    for (const u of order) r.apply(structuredClone(u));
+    const snap = snapshot(r);
+    expected ??= snap;
+    if (snap !== expected) return t.fail(`order ${round} diverged: ${snap} vs ${expected}`);
+  }
+  t.match(expected, /default\/web/);
+  t.notMatch(expected, /10\.0\.1\.1/, 'node b emptied its state at version 5');
+});
+
+t.test('views are rebuilt only for touched services; changes report them', async (t) => {
+  const r = new Registry(opts);
+  const changes: Change[] = [];
+  r.onChange((c) => changes.push(c));
+  r.apply(node('b', 1, [ep('web', '10.0.0.1', { id: 'w1' }), ep('db', '10.0.0.2', { id: 'd1' })]));
+  t.same(changes.at(-1)!.services.sort(), ['default/db', 'default/web']);
+  const dbView = r.service('default', 'db');
+  r.apply(node('b', 2, [ep('web', '10.0.0.5', { id: 'w1' }), ep('db', '10.0.0.2', { id: 'd1' })]));
+  t.same(changes.at(-1)!.services, ['default/web']);
+  t.equal(r.service('default', 'db'), dbView, 'the untouched view object is kept');
+  t.same(r.service('default', 'web')!.endpoints[0]!.endpoint.addresses, ['10.0.0.5']);
+  t.equal(r.apply(node('b', 1, [])), false, 'an older state is ignored');
+  t.ok(r.removeNode('b'));
+  t.equal(r.service('default', 'web'), undefined);
+  t.equal(r.serviceCount, 0);
+  t.equal(r.endpointCount, 0);
+  t.notOk(r.hasNamespace('default'));
+  t.ok(changes.at(-1)!.index > changes[0]!.index, 'the index grows');
+});
+
+t.test('reverse index follows the views', async (t) => {
+  const r = new Registry(opts);
+  r.apply(node('a', 1, [ep('web', ['10.0.0.1', 'fd00::1'], { hostname: 'h1' })]));
+  t.same(r.lookupAddress('10.0.0.1'), [{ service: 'default/web', hostname: 'h1' }]);
+  t.same(r.lookupAddress('fd00:0::1'), [{ service: 'default/web', hostname: 'h1' }], 'IPv6 spelling does not matter');
+  r.apply(node('a', 2, []));
+  t.same(r.lookupAddress('10.0.0.1'), []);
+});
+
+t.test('other hosts: container IPs only with routable IPs, else host address + published port', async (t) => {
+  const container = ep('web', '10.88.0.5', { explicit: false, ports: { http: { port: 80, protocol: 'tcp', hostPort: 8080 } } });
+  const unpublished = ep('web', '10.88.0.6', { explicit: false, ports: { http: { port: 80, protocol: 'tcp' } } });
+  const r = new Registry(opts);
+  r.apply(node('remote', 1, [container, unpublished], { address: '192.0.2.20' }));
+  const v = r.service('default', 'web')!;
+  const byId = (id: string) => v.endpoints.find((e) => e.endpoint.id === id)!;
+  t.same(byId(container.id).reach, { direct: false, addresses: ['192.0.2.20'], ports: { http: { port: 8080, protocol: 'tcp' } } });
+  t.equal(byId(unpublished.id).reach, null, 'unreachable without a published port');
+  t.same(r.lookupAddress('10.88.0.5'), [], 'no PTR for another host\'s container IP');
+
+  const routed = new Registry({ ...opts, routableContainerIps: true });
+  routed.apply(node('remote', 1, [container], { address: '192.0.2.20' }));
+  t.same(routed.service('default', 'web')!.endpoints[0]!.reach!.addresses, ['10.88.0.5']);
+
+  const local = new Registry({ ...opts, localNode: 'remote' });
+  local.apply(node('remote', 1, [container], { address: '192.0.2.20' }));
+  t.same(local.service('default', 'web')!.endpoints[0]!.reach!.ports.http, { port: 80, protocol: 'tcp' }, 'own containers: container port');
+});
+
+t.test('service mode: majority wins, disagreement is reported', async (t) => {
+  const r = new Registry(opts);
+  r.apply(node('a', 1, [ep('web', '10.0.0.1', { mode: 'vip' }), ep('web', '10.0.0.2', { mode: 'vip' }), ep('web', '10.0.0.3')]));
+  const v = r.service('default', 'web')!;
+  t.equal(v.mode, 'vip');
+  t.match(v.problems.join(), /disagree on the mode/);
+});
+
+t.test('local node: versions grow, sources merge, health overlays', async (t) => {
+  const r = new Registry(opts);
+  let clock = 1000;
+  const local = new LocalNode(r, { id: 'a', name: 'a', address: '192.0.2.1', incarnation: 0 }, () => clock);
+  const v0 = local.state.version;
+  local.replaceSource('config', [ep('web', '10.0.0.1', { id: 'c', source: 'config' })]);
+  local.upsert(ep('web', '10.0.0.2', { id: 'api1', source: 'api' }));
+  t.ok(local.state.version > v0);
+  t.equal(r.service('default', 'web')!.endpoints.length, 2);
+  local.setHealth(endpointKey({ namespace: 'default', service: 'web', id: 'api1' }), false);
+  t.equal(r.service('default', 'web')!.endpoints.find((e) => e.endpoint.id === 'api1')!.endpoint.healthy, false);
+  const before = local.state.version;
+  clock = 5; // a clock that goes backwards still yields a higher version
+  local.remove('api', endpointKey({ namespace: 'default', service: 'web', id: 'api1' }));
+  t.ok(local.state.version > before);
+  t.equal(local.remove('api', 'default/web/nope'), false);
+  t.same(local.endpoints('config').map((e) => e.id), ['c']);
+});
