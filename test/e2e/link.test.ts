@@ -1,0 +1,85 @@
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CLI } from '../helpers/daemon.js';
+import { createNetns, isRoot } from '../helpers/netns.js';
+
+// As root the daemon uses the SPEC defaults: it creates its link pswarm0 holding the cluster DNS
+// address 10.223.0.10 and serves DNS there and on 127.0.0.1:53. Run inside a private network
+// namespace so the machine's own network is untouched.
+
+if (!isRoot) {
+  t.comment('skipped: needs root (run by .ci/run as root)');
+  process.exit(0);
+}
+
+const CONFIG = 'services:\n  - name: web\n    endpoints:\n      - address: 10.0.0.1\n';
+
+function runInNetns(t: Tap, prefix: string[], args: string[], opts: { user?: string } = {}) {
+  const argv = opts.user
+    ? [...prefix, 'setpriv', `--reuid=${opts.user}`, '--regid=nogroup', '--clear-groups', '--inh-caps=-all', process.execPath, CLI, ...args]
+    : [...prefix, process.execPath, CLI, ...args];
+  const p = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: '/nonexistent', XDG_RUNTIME_DIR: '' } });
+  let out = '';
+  p.stdout.on('data', (c: Buffer) => (out += c));
+  p.stderr.on('data', (c: Buffer) => (out += c));
+  const exited = new Promise<number | null>((r) => p.on('exit', r));
+  t.teardown(async () => {
+    if (p.exitCode === null) p.kill('SIGKILL');
+    await exited;
+  });
+  const until = async (re: RegExp, ms = 15_000) => {
+    const end = Date.now() + ms;
+    while (!re.test(out) && Date.now() < end && p.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+    if (!re.test(out)) throw new Error(`no ${re} in the daemon output:\n${out}`);
+  };
+  return { p, exited, until, out: () => out };
+}
+
+type Tap = { teardown(fn: () => unknown): void };
+
+t.test('as root: link pswarm0 with 10.223.0.10, DNS on :53, link removed at stop', async (t) => {
+  const ns = createNetns(t);
+  const dir = mkdtempSync(join(tmpdir(), 'psdns-e2e-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'config.yaml'), CONFIG);
+  const d = runInNetns(t, ns.prefix, ['daemon', '--config', join(dir, 'config.yaml'), '--state-dir', join(dir, 'state'), '--api-listen', `unix:${join(dir, 'api.sock')}`, '--upstream-dns', '127.0.0.1:9']);
+  await d.until(/"msg":"ready/);
+  t.match(d.out(), /link pswarm0 \((dummy|bridge)\) holds the cluster DNS address 10\.223\.0\.10/);
+  t.match(ns.exec('ip', ['-o', 'addr', 'show', 'dev', 'pswarm0']), /inet 10\.223\.0\.10\/32/);
+  for (const server of ['10.223.0.10', '127.0.0.1']) {
+    const out = ns.exec('dig', ['+short', '+time=2', '+tries=1', `@${server}`, 'web.default.cluster.local']);
+    t.equal(out.trim(), '10.0.0.1', `answers on ${server}:53`);
+  }
+  d.p.kill('SIGTERM');
+  t.equal(await d.exited, 0, 'clean exit on SIGTERM');
+  t.throws(() => ns.exec('ip', ['link', 'show', 'dev', 'pswarm0']), 'the link is gone');
+});
+
+t.test('port 53 already taken: the error names the address, the owner and the fix', async (t) => {
+  const ns = createNetns(t);
+  const dir = mkdtempSync(join(tmpdir(), 'psdns-e2e-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const blocker = spawn(ns.prefix[0]!, [...ns.prefix.slice(1), process.execPath, '-e', "require('dgram').createSocket('udp4').bind(53, '127.0.0.1'); setTimeout(() => {}, 60000)"]);
+  t.teardown(() => blocker.kill('SIGKILL'));
+  await new Promise((r) => setTimeout(r, 500));
+  const d = runInNetns(t, ns.prefix, ['daemon', '--link', 'none', '--dns-listen', '127.0.0.1:53', '--state-dir', join(dir, 'state'), '--api-listen', `unix:${join(dir, 'api.sock')}`]);
+  t.equal(await d.exited, 1);
+  t.match(d.out(), /cannot serve DNS on 127\.0\.0\.1 \(udp\): the address is already in use by node \(pid \d+\); stop that program or choose another address with --dns-listen/);
+});
+
+t.test('as a normal user: serves 127.0.0.1:5353 and says so in one line', async (t) => {
+  const ns = createNetns(t);
+  const dir = mkdtempSync(join(tmpdir(), 'psdns-e2e-'));
+  chmodSync(dir, 0o777);
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'config.yaml'), CONFIG);
+  const d = runInNetns(t, ns.prefix, ['daemon', '--config', join(dir, 'config.yaml'), '--state-dir', join(dir, 'state'), '--upstream-dns', '127.0.0.1:9'], { user: 'nobody' });
+  await d.until(/"msg":"ready/);
+  t.match(d.out(), /not running as root \(no CAP_NET_BIND_SERVICE\): serving DNS on 127\.0\.0\.1:5353/);
+  t.match(d.out(), /no CAP_NET_ADMIN: not creating link pswarm0/);
+  t.equal(ns.exec('dig', ['+short', '+time=2', '+tries=1', '@127.0.0.1', '-p', '5353', 'web.default.cluster.local']).trim(), '10.0.0.1');
+  t.match(ns.exec('curl', ['-s', 'http://127.0.0.1:8080/api/v1/services']), /"name": "web"/, 'API on 127.0.0.1:8080');
+});
