@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry as PromRegistry } from 'prom-client';
 import type { AnswerSource, DnsMetrics } from '../dns/handler.js';
 import type { ResponseCache } from '../dns/cache.js';
 import type { Registry } from '../registry/registry.js';
@@ -14,10 +14,57 @@ export interface MetricsSources {
   cache: () => ResponseCache;
 }
 
+const BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5];
+
+/**
+ * Per-query DNS counters kept in plain maps and arrays and rendered at scrape time: prom-client's
+ * labelled inc()/observe() cost more per query than answering a cached in-zone name.
+ */
+class QueryStats {
+  readonly queries = new Map<string, number>();
+  /** path → bucket counts (last slot: +Inf), sum, count */
+  readonly latency = new Map<string, { buckets: Float64Array; sum: number; count: number }>();
+
+  count(key: string, n = 1): void {
+    this.queries.set(key, (this.queries.get(key) ?? 0) + n);
+  }
+
+  observe(path: string, seconds: number): void {
+    let h = this.latency.get(path);
+    if (!h) this.latency.set(path, (h = { buckets: new Float64Array(BUCKETS.length + 1), sum: 0, count: 0 }));
+    let i = 0;
+    while (i < BUCKETS.length && seconds > BUCKETS[i]!) i++;
+    h.buckets[i]!++;
+    h.sum += seconds;
+    h.count++;
+  }
+
+  render(): string {
+    const out: string[] = [
+      `# HELP ${P}dns_queries_total DNS queries answered, by query type, response code, where the answer came from (zone, cache, upstream, refused, failed, error) and which path served it (js, native)`,
+      `# TYPE ${P}dns_queries_total counter`,
+    ];
+    for (const [key, n] of this.queries) {
+      const [type, rcode, source, path] = key.split('|');
+      out.push(`${P}dns_queries_total{type="${type}",rcode="${rcode}",source="${source}",path="${path}"} ${n}`);
+    }
+    out.push(`# HELP ${P}dns_query_duration_seconds Time from receiving a DNS query to having its response`, `# TYPE ${P}dns_query_duration_seconds histogram`);
+    for (const [path, h] of this.latency) {
+      let cumulative = 0;
+      BUCKETS.forEach((le, i) => {
+        cumulative += h.buckets[i]!;
+        out.push(`${P}dns_query_duration_seconds_bucket{le="${le}",path="${path}"} ${cumulative}`);
+      });
+      out.push(`${P}dns_query_duration_seconds_bucket{le="+Inf",path="${path}"} ${h.count}`);
+      out.push(`${P}dns_query_duration_seconds_sum{path="${path}"} ${h.sum}`, `${P}dns_query_duration_seconds_count{path="${path}"} ${h.count}`);
+    }
+    return `${out.join('\n')}\n`;
+  }
+}
+
 export class Metrics implements DnsMetrics {
   readonly prom = new PromRegistry();
-  private readonly queries: Counter<'type' | 'rcode' | 'source' | 'path'>;
-  private readonly latency: Histogram<'path'>;
+  private readonly stats = new QueryStats();
   private readonly malformedCount: Counter<'action'>;
   private readonly upstreamFailures: Counter<'upstream'>;
   readonly apiRequests: Counter<'method' | 'route' | 'code'>;
@@ -25,19 +72,6 @@ export class Metrics implements DnsMetrics {
   constructor(src: MetricsSources, readonly path: 'js' | 'native' = 'js') {
     const registers = [this.prom];
     collectDefaultMetrics({ register: this.prom, prefix: P });
-    this.queries = new Counter({
-      name: `${P}dns_queries_total`,
-      help: 'DNS queries answered, by query type, response code, where the answer came from (zone, cache, upstream, refused, failed, error) and which path served it (js, native)',
-      labelNames: ['type', 'rcode', 'source', 'path'],
-      registers,
-    });
-    this.latency = new Histogram({
-      name: `${P}dns_query_duration_seconds`,
-      help: 'Time from receiving a DNS query to having its response',
-      labelNames: ['path'],
-      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5],
-      registers,
-    });
     this.malformedCount = new Counter({
       name: `${P}dns_malformed_total`,
       help: 'Malformed DNS queries: answered with FORMERR/NOTIMP (formerr) or dropped (dropped)',
@@ -92,8 +126,13 @@ export class Metrics implements DnsMetrics {
   }
 
   query(qtype: string, rcode: string, source: AnswerSource, seconds: number): void {
-    this.queries.inc({ type: KNOWN_TYPES.has(qtype) ? qtype : 'OTHER', rcode, source, path: this.path });
-    this.latency.observe({ path: this.path }, seconds);
+    this.stats.count(`${KNOWN_TYPES.has(qtype) ? qtype : 'OTHER'}|${rcode}|${source}|${this.path}`);
+    this.stats.observe(this.path, seconds);
+  }
+
+  /** The Prometheus text of everything: prom-client's metrics and the per-query DNS stats. */
+  async text(): Promise<string> {
+    return (await this.prom.metrics()) + this.stats.render();
   }
 
   malformed(action: 'formerr' | 'dropped'): void {

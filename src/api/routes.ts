@@ -82,7 +82,7 @@ function getService(ctx: ApiContext, ns: string, svc: string) {
 route('GET', '/healthz', (_ctx, r) => sendJson(r.res, 200, { status: 'ok' }));
 route('GET', '/readyz', (ctx, r) => sendJson(r.res, ctx.ready() ? 200 : 503, { ready: ctx.ready() }));
 route('GET', '/metrics', async (ctx, r) => {
-  const text = await ctx.metrics.prom.metrics();
+  const text = await ctx.metrics.text();
   r.res.writeHead(200, { 'content-type': ctx.metrics.prom.contentType });
   r.res.end(text);
 });

@@ -6,9 +6,16 @@ import { CidrSet, parseCidr, type Cidr } from '../net/cidr.js';
 
 const LOOPBACK = new CidrSet(['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!));
 
+const RECURSION = 1;
+const LOCAL = 2;
+/** Distinct client addresses remembered; beyond that the memo starts over. */
+const MEMO_SIZE = 4096;
+
 export class ClientPolicy {
   private allow: CidrSet;
   private bridges = new CidrSet();
+  /** Address → flags: the same few clients ask again and again, CIDR matching is not free. */
+  private memo = new Map<string, number>();
 
   constructor(allowRecursion: Cidr[]) {
     this.allow = new CidrSet(allowRecursion);
@@ -16,11 +23,13 @@ export class ClientPolicy {
 
   configure(allowRecursion: Cidr[]): void {
     this.allow = new CidrSet(allowRecursion);
+    this.memo.clear();
   }
 
   /** Subnets of the local Podman bridges (fed by the Podman watcher). */
   setBridgeSubnets(subnets: Cidr[]): void {
     this.bridges = new CidrSet(subnets);
+    this.memo.clear();
   }
 
   get bridgeSubnets(): readonly Cidr[] {
@@ -28,10 +37,21 @@ export class ClientPolicy {
   }
 
   recursionAllowed(ip: string): boolean {
-    return this.allow.has(ip) || this.bridges.has(ip);
+    return (this.flags(ip) & RECURSION) !== 0;
   }
 
   isLocal(ip: string): boolean {
-    return LOOPBACK.has(ip) || this.bridges.has(ip);
+    return (this.flags(ip) & LOCAL) !== 0;
+  }
+
+  private flags(ip: string): number {
+    let f = this.memo.get(ip);
+    if (f === undefined) {
+      const bridge = this.bridges.has(ip);
+      f = (this.allow.has(ip) || bridge ? RECURSION : 0) | (LOOPBACK.has(ip) || bridge ? LOCAL : 0);
+      if (this.memo.size >= MEMO_SIZE) this.memo.clear();
+      this.memo.set(ip, f);
+    }
+    return f;
   }
 }

@@ -86,7 +86,7 @@ class Builder {
 
   build(labels: string[]): Answer {
     const { s } = this;
-    const target = locate(labels, lookups(this.zone.source));
+    const target = locate(labels, lookupsOf(this.zone.source));
     switch (target.kind) {
       case 'none':
         return this.negative('NXDOMAIN');
@@ -136,10 +136,11 @@ class Builder {
 
   /** Servable endpoints, this host's first when prefer-local applies, each group rotated. */
   private ordered(view: ServiceView): ViewEndpoint[] {
-    const eps = servable(view, this.s.failOpen);
+    const groups = servableGroups(view, this.s.failOpen);
     const offset = this.zone.rotation(view.key);
-    if (!(this.s.preferLocal && this.client.local)) return rotate(eps, offset);
-    return [...rotate(eps.filter((e) => e.local), offset), ...rotate(eps.filter((e) => !e.local), offset)];
+    if (!(this.s.preferLocal && this.client.local)) return rotate(groups.all, offset);
+    if (groups.remote.length === 0) return rotate(groups.local, offset);
+    return [...rotate(groups.local, offset), ...rotate(groups.remote, offset)];
   }
 
   /** A and/or AAAA records of `name` for those of `addresses` the question asks for. */
@@ -192,6 +193,34 @@ class Builder {
   private rr(type: string, name: string, ttl: number, data: unknown): RR {
     return { type, name, ttl, class: 'IN', data } as RR;
   }
+}
+
+interface Groups {
+  failOpen: boolean;
+  all: ViewEndpoint[];
+  local: ViewEndpoint[];
+  remote: ViewEndpoint[];
+}
+
+// Views are immutable once built, so what every query of a service needs is computed once per view.
+const groupCache = new WeakMap<ServiceView, Groups>();
+
+function servableGroups(view: ServiceView, failOpen: boolean): Groups {
+  let g = groupCache.get(view);
+  if (!g || g.failOpen !== failOpen) {
+    const all = servable(view, failOpen);
+    g = { failOpen, all, local: all.filter((e) => e.local), remote: all.filter((e) => !e.local) };
+    groupCache.set(view, g);
+  }
+  return g;
+}
+
+const lookupCache = new WeakMap<ZoneSource, NameLookups>();
+
+function lookupsOf(src: ZoneSource): NameLookups {
+  let l = lookupCache.get(src);
+  if (!l) lookupCache.set(src, (l = lookups(src)));
+  return l;
 }
 
 function lookups(src: ZoneSource): NameLookups {
