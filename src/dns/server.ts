@@ -118,7 +118,7 @@ export class DnsServer {
 
   private bindTcp(addr: HostPort): Promise<Server> {
     return new Promise((resolve, reject) => {
-      const server = createServer({ noDelay: true }, (sock) => this.onConnection(sock));
+      const server = createServer({ noDelay: true, allowHalfOpen: true }, (sock) => this.onConnection(sock));
       server.maxConnections = this.opts.maxTcpConnections;
       const onError = (e: NodeJS.ErrnoException): void => {
         server.close();
@@ -139,6 +139,7 @@ export class DnsServer {
     const port = sock.remotePort ?? 0;
     let buf = Buffer.alloc(0);
     let inflight = 0;
+    let ended = false;
     sock.setTimeout(this.opts.tcpIdleTimeoutMs, () => sock.destroy());
     sock.on('close', () => this.connections.delete(sock));
     sock.on('error', () => sock.destroy());
@@ -164,6 +165,8 @@ export class DnsServer {
               inflight--;
               if (sock.isPaused()) sock.resume();
               drain();
+              // The client half-closed after its last query: close once every answer is out.
+              if (ended && inflight === 0) sock.end();
             });
         } else {
           // A query that gets no reply at all (unreadable header) ends the stream: it is not DNS.
@@ -178,6 +181,7 @@ export class DnsServer {
       drain();
     });
     sock.on('end', () => {
+      ended = true;
       if (inflight === 0) sock.end();
     });
   }

@@ -104,6 +104,21 @@ t.test('DNS end to end with real clients', async (t) => {
     t.match(nx, /flags: qr rd ra;/, 'not authoritative');
   });
 
+  await t.test('TCP: a client that half-closes after a forwarded query still gets its answer', async (t) => {
+    const sock = new Socket({ allowHalfOpen: true });
+    const msg = query('other.example.test', 'A', { id: 77 });
+    const len = Buffer.alloc(2);
+    len.writeUInt16BE(msg.length);
+    const got = await new Promise<Buffer>((resolve, reject) => {
+      let buf = Buffer.alloc(0);
+      sock.on('data', (c) => (buf = Buffer.concat([buf, c])));
+      sock.on('end', () => resolve(buf));
+      sock.on('error', reject);
+      sock.connect(d.dnsPort, '127.0.0.1', () => sock.end(Buffer.concat([len, msg])));
+    });
+    t.equal(decode(got.subarray(2)).id, 77, 'answered, then the server closed its side');
+  });
+
   await t.test('forwarded answers are cached (positive and negative)', async (t) => {
     const before = up.udpQueries;
     await digShort(d.dnsPort, 'example.test');
