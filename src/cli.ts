@@ -8,6 +8,7 @@ import { apiSocketCandidates } from './config/runtime.js';
 import { ClientError } from './client.js';
 import { keygen } from './commands/keygen.js';
 import * as read from './commands/read.js';
+import * as cluster from './commands/cluster.js';
 import { EXIT } from './commands/read.js';
 import { runDaemon } from './commands/run-daemon.js';
 import { VERSION } from './version.js';
@@ -25,6 +26,8 @@ Commands:
   services               services and their endpoint counts
   endpoints <ns>/<svc>   endpoints of a service (namespace defaults to "default")
   members                nodes of the cluster
+  join-token             print a token for --join-token on a new host (holds the gossip key)
+  join <host[:port]>...  join the cluster through these members now
   query <name> [type]    answer a DNS question the way the daemon does (type defaults to A)
   keygen                 print a new gossip key (one line of a --gossip-key-file)
 
@@ -71,7 +74,7 @@ async function main(argv: string[]): Promise<number> {
     out(keygen());
     return EXIT.ok;
   }
-  const readCommands: Record<string, [number, number]> = { status: [0, 0], services: [0, 0], members: [0, 0], endpoints: [1, 1], query: [1, 2] };
+  const readCommands: Record<string, [number, number]> = { status: [0, 0], services: [0, 0], members: [0, 0], 'join-token': [0, 0], join: [1, 20], endpoints: [1, 1], query: [1, 2] };
   const arity = readCommands[command];
   if (!arity) throw new ConfigError('ERR_USAGE', `unknown command "${command}"; see podman-swarm-dns --help`);
   const { flags, positionals } = parseArgs(rest, clientFlags);
@@ -80,7 +83,7 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (positionals.length < arity[0] || positionals.length > arity[1]) {
-    const shape = { endpoints: 'endpoints <ns>/<svc>', query: 'query <name> [type]' }[command as 'query'] ?? command;
+    const shape = { endpoints: 'endpoints <ns>/<svc>', query: 'query <name> [type]', join: 'join <host[:port]>...' }[command as 'query'] ?? command;
     throw new ConfigError('ERR_USAGE', `usage: podman-swarm-dns ${shape}`);
   }
   const socket = flags.get('api-socket')?.at(-1) ?? process.env.PODMAN_SWARM_DNS_API_SOCKET ?? pickSocket();
@@ -92,6 +95,10 @@ async function main(argv: string[]): Promise<number> {
       return read.services(o);
     case 'members':
       return read.members(o);
+    case 'join-token':
+      return cluster.joinToken(o);
+    case 'join':
+      return cluster.join(o, positionals);
     case 'endpoints':
       return read.endpoints(o, positionals[0]!);
     default:

@@ -96,11 +96,11 @@ export async function endpoints(o: ReadOptions, ref: string): Promise<number> {
 }
 
 export async function members(o: ReadOptions): Promise<number> {
-  const list = await get<Array<{ id: string; name: string; address: string; state: string; local: boolean; endpoints: number }>>(o, '/api/v1/nodes');
+  const list = await get<Array<{ id: string; name: string; address: string; gossip_address?: string | null; state: string; local: boolean; endpoints: number }>>(o, '/api/v1/nodes');
   print(o, list, () =>
     table(
-      ['NAME', 'ID', 'ADDRESS', 'STATE', 'ENDPOINTS'],
-      list.map((n) => [n.name + (n.local ? ' (this node)' : ''), n.id, n.address, n.state, String(n.endpoints)]),
+      ['NAME', 'ID', 'ADDRESS', 'GOSSIP', 'STATE', 'ENDPOINTS'],
+      list.map((n) => [n.name + (n.local ? ' (this node)' : ''), n.id, n.address, n.gossip_address ?? '-', n.state, String(n.endpoints)]),
     ),
   );
   return EXIT.ok;
