@@ -1,6 +1,6 @@
 import type { Clock, Timer } from './clock.js';
 import type { Message, MemberInfo, MemberState } from './codec.js';
-import { WireError } from './codec.js';
+import { decodeMessages, encodeMessages, WIRE_VERSION, WireError } from './codec.js';
 import { pushPullInterval, retransmitLimit, suspicionTimeout, type GossipConfig } from './config.js';
 import type { Wire } from './crypto.js';
 import type { Delegate } from './delegate.js';
@@ -169,10 +169,9 @@ export class Membership {
   /** A reliable request to a member's delegate (e.g. a registry state too big for a packet). */
   async request(addr: string, data: Uint8Array): Promise<Uint8Array> {
     const reply = await this.o.transport.request(addr, this.o.wire.seal([{ t: 'userreq', data }]), this.cfg.streamTimeout);
-    const msgs = this.openFrame(reply, addr);
-    const m = msgs?.[0];
-    if (m?.t === 'error') throw new Error(m.message);
-    if (m?.t !== 'userreq') throw new Error('unexpected answer');
+    const m = this.openAnswer(reply, addr);
+    if (m.t === 'error') throw new Error(m.message);
+    if (m.t !== 'userreq') throw new Error('unexpected answer');
     return m.data;
   }
 
@@ -323,7 +322,7 @@ export class Membership {
     return true;
   }
 
-  private openFrame(data: Uint8Array, from: string): Message[] | null {
+  private openFrame(data: Uint8Array, from: string, rejected?: (e: WireError) => void): Message[] | null {
     this.stats.bytesReceived += data.length;
     try {
       return this.o.wire.open(data);
@@ -331,8 +330,38 @@ export class Membership {
       if (!(e instanceof WireError)) throw e;
       this.stats.rejected[e.reason]++;
       this.o.onReject?.(e, from);
+      rejected?.(e);
       return null;
     }
+  }
+
+  /**
+   * A stream we cannot open gets a plain (unsealed) error frame saying why, so a host with the
+   * wrong key or none logs the reason instead of a bare "connection closed". It reveals nothing
+   * but the fact that the keys differ.
+   */
+  private refusal(e: WireError): Uint8Array {
+    const body = encodeMessages([{ t: 'error', message: `refused by ${this.self.addr}: ${e.message}` }]);
+    const out = new Uint8Array(2 + body.length);
+    out[0] = WIRE_VERSION;
+    out.set(body, 2);
+    return out;
+  }
+
+  /** Opens a stream answer; an unsealed refusal becomes an Error with the peer's reason. */
+  private openAnswer(reply: Uint8Array, addr: string): Message {
+    let rejected: WireError | null = null;
+    const msgs = this.openFrame(reply, addr, (e) => (rejected = e));
+    if (msgs?.[0]) return msgs[0];
+    if (reply[0] === WIRE_VERSION && reply[1] === 0) {
+      try {
+        const [m] = decodeMessages(reply.subarray(2));
+        if (m?.t === 'error') throw new Error(m.message);
+      } catch (e) {
+        if (!(e instanceof WireError)) throw e;
+      }
+    }
+    throw new Error(rejected ? `cannot open the answer of ${addr}: ${(rejected as WireError).message}` : `empty answer from ${addr}`);
   }
 
   private onPacket(data: Uint8Array, from: string): void {
@@ -408,12 +437,14 @@ export class Membership {
       this.stats.pushPullFailures++;
       throw e;
     }
-    const msgs = this.openFrame(reply, addr);
-    const m = msgs?.[0];
-    if (m?.t === 'error') throw new Error(m.message);
-    if (m?.t !== 'pushpull') {
+    let m: Message;
+    try {
+      m = this.openAnswer(reply, addr);
+      if (m.t === 'error') throw new Error(m.message);
+      if (m.t !== 'pushpull') throw new Error('unexpected answer to push-pull');
+    } catch (e) {
       this.stats.pushPullFailures++;
-      throw new Error(msgs ? 'unexpected answer to push-pull' : 'the answer could not be opened (different gossip key?)');
+      throw e;
     }
     this.stats.pushPulls++;
     this.mergeMembers(m.members);
@@ -422,8 +453,10 @@ export class Membership {
   }
 
   private async onRequest(data: Uint8Array, from: string): Promise<Uint8Array | null> {
-    const msgs = this.openFrame(data, from);
+    let rejected: WireError | null = null;
+    const msgs = this.openFrame(data, from, (e) => (rejected = e));
     const m = msgs?.[0];
+    if (rejected) return this.refusal(rejected);
     if (!m || !this.running) return null;
     if (m.t === 'pushpull') {
       this.stats.pushPulls++;
