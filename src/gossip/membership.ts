@@ -198,7 +198,11 @@ export class Membership {
     const seq = ++this.seq;
     let acked = false;
     this.acks.set(seq, () => (acked = true));
-    this.send(target.addr, [{ t: 'ping', seq, target: target.id, from: this.self.id, fromAddr: this.self.addr }]);
+    const ping: Message[] = [{ t: 'ping', seq, target: target.id, from: this.self.id, fromAddr: this.self.addr }];
+    // Lifeguard's buddy system: a suspect hears of the suspicion on the probe itself, so it can
+    // refute it even when the gossiped copies have all been spent.
+    if (target.state === 'suspect') ping.push({ t: 'suspect', id: target.id, inc: target.inc, from: this.self.id });
+    this.send(target.addr, ping);
     this.o.clock.after(this.cfg.probeTimeout, () => {
       if (acked || !this.running) return;
       const helpers = this.pick(this.cfg.indirectChecks, (m) => m.state === 'alive' && m.id !== target.id);
