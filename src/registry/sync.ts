@@ -1,4 +1,4 @@
-import { decode, encode as mpEncode } from '@msgpack/msgpack';
+import { Decoder, Encoder } from '@msgpack/msgpack';
 import type { MemberState } from '../gossip/codec.js';
 import type { Delegate } from '../gossip/delegate.js';
 import type { Member, Membership } from '../gossip/membership.js';
@@ -14,7 +14,10 @@ import type { NodeState } from './types.js';
 // update are still in flight when it dies).
 
 // Endpoint fields left undefined must stay absent (msgpack would turn them into nil).
-const encode = (v: unknown): Uint8Array => mpEncode(v, { ignoreUndefined: true });
+const encoder = new Encoder({ ignoreUndefined: true });
+const decoder = new Decoder();
+const encode = (v: unknown): Uint8Array => encoder.encode(v);
+const decode = (b: Uint8Array): unknown => decoder.decode(b);
 
 type Update =
   | [0, NodeState] // a full state
@@ -171,8 +174,13 @@ export class RegistrySync implements Delegate {
   }
 
   notifyMember(m: Member, prev: MemberState | undefined): void {
-    if ((m.state === 'dead' || m.state === 'left') && prev !== m.state && m.id !== this.registry.localNode) {
+    if (m.id === this.registry.localNode) return;
+    if ((m.state === 'dead' || m.state === 'left') && prev !== m.state) {
       if (this.registry.removeNode(m.id)) this.events.removed?.(m.id, m.state);
+    } else if (m.state === 'alive' && (prev === 'dead' || prev === 'left') && !this.registry.node(m.id)) {
+      // Back from the dead (a healed partition): its state was dropped here and will not be
+      // gossiped again until it changes, so ask the node itself.
+      void this.fetch(m.id);
     }
   }
 }
