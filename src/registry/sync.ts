@@ -124,17 +124,18 @@ export class RegistrySync implements Delegate {
       const [, id, version] = u as [1, string, number];
       const known = this.registry.node(id);
       if ((known && known.version >= version) || !this.accepts(id)) return;
-      void this.fetch(id);
+      void this.fetch(id, true);
     }
   }
 
-  private async fetch(id: string): Promise<void> {
+  /** Asks the owner for its state; `pass` passes the announcement on (big-state notices). */
+  private async fetch(id: string, pass = false): Promise<void> {
     const addr = this.membership?.member(id)?.addr;
     if (!addr || this.fetching.has(id) || !this.membership) return;
     this.fetching.add(id);
     try {
       const answer = this.safeDecode(await this.membership.request(addr, encode([2, id] satisfies Request)));
-      if (Array.isArray(answer) && answer[0] === 0 && this.merge(answer[1])) {
+      if (Array.isArray(answer) && answer[0] === 0 && this.merge(answer[1]) && pass) {
         this.membership.broadcast(id, encode([1, id, (answer[1] as NodeState).version] satisfies Update));
       }
     } catch {
