@@ -123,6 +123,16 @@ export class Membership {
     this.acks.clear();
   }
 
+  /** The membership's random source (seeded in the simulator), for the delegate. */
+  rand(): number {
+    return this.random();
+  }
+
+  /** A timer on the membership's clock (virtual in the simulator), for the delegate. */
+  after(ms: number, fn: () => void): void {
+    if (this.running) this.o.clock.after(ms, () => this.running && fn());
+  }
+
   /** Queues an opaque update for dissemination; `key` lets a newer update replace an older. */
   broadcast(key: string, data: Uint8Array): void {
     this.queue.push(`u:${key}`, { t: 'user', data });
@@ -538,10 +548,14 @@ export class Membership {
 
   private shuffle(): void {
     const a = this.probeList;
+    const last = a[a.length - 1];
     for (let i = a.length - 1; i > 0; i--) {
       const j = Math.floor(this.random() * (i + 1));
       [a[i], a[j]] = [a[j]!, a[i]!];
     }
+    // Never probe the same member twice in a row across rounds: in small clusters that would
+    // leave another member unprobed for up to three intervals, and failure detection waits on it.
+    if (a.length > 1 && a[0] === last) [a[0], a[a.length - 1]] = [a[a.length - 1]!, a[0]!];
   }
 
   private every(ms: number, fn: () => void, first = ms): void {

@@ -180,8 +180,27 @@ export class RegistrySync implements Delegate {
       if (this.registry.removeNode(m.id)) this.events.removed?.(m.id, m.state);
     } else if (m.state === 'alive' && (prev === 'dead' || prev === 'left') && !this.registry.node(m.id)) {
       // Back from the dead (a healed partition): its state was dropped here and will not be
-      // gossiped again until it changes, so ask the node itself.
-      void this.fetch(m.id);
+      // gossiped again until it changes. One push-pull with such a node brings the states of
+      // everyone on its side, so a heal costs a few exchanges per node, not one per member.
+      this.scheduleResync();
     }
+  }
+
+  private resyncPending = false;
+
+  private scheduleResync(attempt = 0): void {
+    const m = this.membership;
+    if (!m || this.resyncPending || attempt > 10) return;
+    this.resyncPending = true;
+    m.after(200 + m.rand() * 800, () => {
+      this.resyncPending = false;
+      const lacking = m.all().filter((x) => x.state === 'alive' && x.id !== this.registry.localNode && !this.registry.node(x.id));
+      if (lacking.length === 0) return;
+      const peer = lacking[Math.floor(m.rand() * lacking.length)]!;
+      m.pushPull(peer.addr, false).then(
+        () => this.scheduleResync(attempt + 1),
+        () => this.scheduleResync(attempt + 1),
+      );
+    });
   }
 }
