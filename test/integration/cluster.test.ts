@@ -130,5 +130,10 @@ t.test('a cluster of daemons on loopback', async (t) => {
     await until('yankee alive on alpha', async () => (await stateOf(a, 'yankee')) === 'alive');
     await until('web on yankee', async () => (await digShort(y.dnsPort, 'web.default.cluster.local')).includes('10.9.0.1'));
     t.pass('joined');
+    const again = await runCli(['join', `127.0.0.1:${b.port}`, '--api-socket', y.socket]);
+    t.equal(again.code, 0, again.stderr);
+    t.match(again.stdout, /joined through 1 of 1/);
+    const refused = await runCli(['join', '127.0.0.1:9', '--api-socket', y.socket]);
+    t.equal(refused.code, 1, 'nobody answering: exit 1');
   });
 });

@@ -139,6 +139,24 @@ t.test('a state too big for a packet is announced and fetched over a stream', as
   t.equal(sim.holders(x.id, v), 6, 'everyone has the newest big state');
 });
 
+t.test('encrypted packets stay under 1400 bytes, even with many updates queued', async (t) => {
+  const sim = new Simulation({ nodes: 20, seed: 8, key: Buffer.alloc(32, 7) });
+  let max = 0;
+  for (const n of sim.nodes) {
+    const send = n.transport.sendPacket.bind(n.transport);
+    n.transport.sendPacket = (to, data) => {
+      max = Math.max(max, data.length);
+      send(to, data);
+    };
+  }
+  await sim.start();
+  for (const n of sim.nodes) for (let i = 0; i < 3; i++) sim.register(n, `s${n.index}x${i}`, `10.4.${n.index}.${i + 1}`);
+  await sim.run(10_000);
+  t.ok(max > 1000, `packets were filled (largest ${max} bytes)`);
+  t.ok(max < 1400, `largest packet ${max} bytes`);
+  t.ok(sim.converged());
+});
+
 t.test('SPEC §3 addresses across hosts: container endpoints are the owner address + published port elsewhere', async (t) => {
   const sim = new Simulation({ nodes: 2, seed: 1 });
   await sim.start();
