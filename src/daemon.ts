@@ -24,7 +24,10 @@ import { DnsHandler } from './dns/handler.js';
 import { defaultUpstreams } from './dns/resolvconf.js';
 import { BindError, DEFAULT_SERVER_OPTIONS, DnsServer } from './dns/server.js';
 import { ZoneState, type ZoneOptions } from './dns/zone.js';
-import { addAddress, ensureLink, removeLink, type LinkInfo } from './lb/link.js';
+import { addAddress, ensureLink, removeAddress, removeLink, type LinkInfo } from './lb/link.js';
+import { LbManager } from './lb/manager.js';
+import { registerLbMetrics } from './lb/metrics.js';
+import { ingressEntries, lbOptions, loopbackRange, vipAssigner } from './lb/setup.js';
 import { createLogger, type Logger, type LogLevel } from './log.js';
 import { addressAt } from './net/cidr.js';
 import { LocalNode } from './registry/local.js';
@@ -63,6 +66,7 @@ export class Daemon {
   private readonly startedAt = Date.now();
   private opts: Options;
   private link: LinkInfo | null = null;
+  private lb: LbManager | null = null;
   private ready = false;
   /** Problems found at start or reload that an operator should see in `status`. */
   private readonly problems = new Map<string, string>();
@@ -85,6 +89,7 @@ export class Daemon {
       apiListen: apiListenExplicit ? o.apiListen : defaultApiListen(env),
       apiListenExplicit,
     };
+    ingressEntries(o.ingress); // a malformed --ingress stops the start, like any bad option
     const problem = checkApiListen(this.rt.apiListen, o.apiTokenFile !== '');
     if (problem) throw new ConfigError('ERR_CONFIG_BAD_VALUE', problem);
 
@@ -106,6 +111,7 @@ export class Daemon {
     this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, tcpIdleTimeoutMs: o.tcpIdleTimeout }, this.log);
     this.changes = new ChangeIndex(this.registry);
     this.api = new ApiServer(this.apiContext(), this.readToken(o.apiTokenFile));
+    registerLbMetrics(this.metrics.prom, () => this.lb);
     this.registry.onChange((change) => {
       for (const key of change.services) {
         const [ns, svc] = key.split('/') as [string, string];
@@ -131,6 +137,7 @@ export class Daemon {
     this.loadRegistrations();
 
     if (o.link !== 'none') await this.setUpLink();
+    await this.startLb();
     const listen = this.dnsListenPlan();
     this.forwarder.configure(this.forwarderOptions(o, listen.addresses));
     if (this.forwarder.upstreams.length === 0) {
@@ -172,6 +179,7 @@ export class Daemon {
       this.log.error(e instanceof ConfigError ? {} : { err: e }, `reload failed, keeping the running configuration: ${(e as Error).message}`);
       throw e;
     }
+    ingressEntries(next.options.ingress); // reject a malformed --ingress before applying anything
     const before = this.opts;
     const changed = (Object.keys(OPTIONS) as OptionKey[]).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(next.options[k]));
     const applied = changed.filter((k) => LIVE_OPTIONS.has(k)).map((k) => OPTIONS[k].name);
@@ -190,6 +198,7 @@ export class Daemon {
     this.forwarder.configure(this.forwarderOptions(after, this.dns.addresses));
     this.dns.configure({ tcpIdleTimeoutMs: after.tcpIdleTimeout });
     this.api.setToken(token);
+    if (this.lb) void this.lb.configure(lbOptions(after, this.rt.advertise));
     if (changed.includes('routableContainerIps') || changed.includes('defaultMode')) {
       this.registry.setOptions({ localNode: this.registry.localNode, routableContainerIps: after.routableContainerIps, defaultMode: after.defaultMode });
     }
@@ -206,7 +215,7 @@ export class Daemon {
     this.ready = false;
     this.log.info('stopping');
     this.changes.close();
-    await Promise.all([this.api.close(), this.dns.close()]);
+    await Promise.all([this.api.close(), this.dns.close(), this.lb?.stop()]);
     this.zone.close();
     if (this.link && this.link.type !== 'existing') {
       try {
@@ -231,6 +240,25 @@ export class Daemon {
     } catch (e) {
       this.problem('link', `could not set up link ${o.link} with ${rt.dnsAddress}: ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * SPEC §7: VIPs for vip-mode services, with listeners on them. VIPs need the daemon's link; a
+   * service range inside 127.0.0.0/8 works without one (loopback answers for all of it).
+   */
+  private async startLb(): Promise<void> {
+    const o = this.opts;
+    const onLoopback = loopbackRange(o.serviceCidr);
+    if (!this.link && !onLoopback) {
+      const vipServices = [...this.registry.services()].some((v) => v.mode === 'vip') || o.lbAll || o.defaultMode === 'vip';
+      if (vipServices) this.problem('lb', `the load balancer is off (no link ${o.link} for the VIPs: needs CAP_NET_ADMIN); vip-mode services are answered with their endpoints' addresses`);
+      return;
+    }
+    const link = this.link?.name;
+    const addrs = link && !onLoopback ? { add: (ip: string) => addAddress(link, ip), remove: (ip: string) => removeAddress(link, ip) } : null;
+    this.lb = new LbManager(this.registry, lbOptions(o, this.rt.advertise), addrs, this.log);
+    this.registry.setVipAssigner(vipAssigner(o.serviceCidr, o.lbAll));
+    await this.lb.start();
   }
 
   private dnsListenPlan(): { addresses: HostPort[]; explicit: boolean } {
@@ -348,6 +376,12 @@ export class Daemon {
         path: this.metrics.path,
       },
       api: { listen: this.api.listening.map((l) => apiListenKind.show(l)) },
+      lb: this.lb
+        ? {
+            listeners: [...this.lb.listeners()].map((l) => ({ service: l.spec.service, listen: l.spec.key, endpoints: l.backends.size })),
+            active_connections: this.lb.limit.active,
+          }
+        : null,
       registry: {
         services: views.length,
         endpoints: all.length,
@@ -355,7 +389,8 @@ export class Daemon {
         nodes: [...this.registry.nodes()].length,
         index: this.registry.index,
       },
-      problems: [...this.problems.values(), ...views.flatMap((v) => v.problems.map((p) => `${v.key}: ${p}`))],
+      problems: [...this.problems.values(), ...views.flatMap((v) => v.problems.map((p) => `${v.key}: ${p}`)),
+        ...[...(this.lb?.failures.entries() ?? [])].map(([k, why]) => `load balancer ${k}: ${why}`)],
     };
   }
 
@@ -388,6 +423,7 @@ export class Daemon {
 const LIVE_OPTIONS = new Set<OptionKey>([
   'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'allowRecursion', 'forwardAllow',
   'preferLocal', 'failOpen', 'tcpIdleTimeout', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
+  'lbPolicy', 'lbPreferLocal', 'lbIdleTimeout', 'lbUdpTimeout', 'lbMaxConnections', 'lbProxyProtocol', 'ingress',
 ]);
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
