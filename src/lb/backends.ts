@@ -124,6 +124,7 @@ export class BackendSet {
   pick(tried?: ReadonlySet<Backend>): Backend | null {
     const live = this.live;
     if (live.length === 0) return null;
+    if (live.length === 1 && live[0]!.ejectedUntil === 0 && tried === undefined) return live[0]!;
     const now = this.now();
     // Fast path: nothing ejected, nothing tried (almost every connection).
     let clean = tried === undefined || tried.size === 0;

@@ -101,6 +101,8 @@ export class TcpProxy {
       }
     });
     client.on('error', noop);
+    // One timer per connection: every relayed byte is a read or a write on the client socket,
+    // and both refresh its timeout, so it sees activity in either direction.
     client.setTimeout(this.opts.idleTimeoutMs, () => client.destroy());
     this.dial(client, undefined);
   }
@@ -112,27 +114,30 @@ export class TcpProxy {
       client.destroy();
       return;
     }
-    const up = connect({ host: b.host, port: b.port, allowHalfOpen: true, noDelay: true });
+    const rb: ReadBuf = { buf: null };
+    const up = connect({
+      host: b.host, port: b.port, allowHalfOpen: true, noDelay: true,
+      onread: { buffer: () => (rb.buf ??= takeBuffer()), callback: (n, buf) => toClient(n, buf, client, b, rb) },
+    });
+    up.once('close', () => giveBack(rb));
     b.active++;
     b.connections++;
-    let connected = false;
-    up.setTimeout(this.opts.connectTimeoutMs);
-    const onTimeout = () => up.destroy(connected ? undefined : new Error('connect timeout'));
-    up.on('timeout', onTimeout);
-    up.once('close', () => b.active--);
-    up.once('error', (e) => {
-      if (connected) return client.destroy();
+    const connectTimer = setTimeout(() => up.destroy(new Error('connect timeout')), this.opts.connectTimeoutMs);
+    const onFail = () => {
+      clearTimeout(connectTimer);
+      b.active--;
       b.connections--;
-      void e;
       if (this.backends.failed(b)) this.events.ejected?.(b);
       (tried ??= new Set()).add(b);
       this.dial(client, tried);
-    });
+    };
+    up.once('error', onFail);
     up.once('connect', () => {
-      connected = true;
+      clearTimeout(connectTimer);
+      up.off('error', onFail);
       up.on('error', noop);
+      up.once('close', () => b.active--);
       this.backends.succeeded(b);
-      up.setTimeout(this.opts.idleTimeoutMs);
       if (client.destroyed) return void up.destroy();
       if (this.opts.proxyProtocol) {
         up.write(proxyV2Header({
@@ -142,34 +147,64 @@ export class TcpProxy {
           destPort: client.localPort ?? 0,
         }));
       }
-      relay(client, up, b, true);
-      relay(up, client, b, false);
+      relay(client, up, b);
+      closeTogether(up, client);
+      client.on('drain', () => up.resume());
       client.resume();
     });
   }
 }
 
-/** Copies src → dst with backpressure; passes the FIN on; a closed side takes the other down. */
-function relay(src: Socket, dst: Socket, b: Backend, toBackend: boolean): void {
+// Backend → client goes through `onread`: the bytes land in the connection's read buffer and are
+// written straight on, with no Readable stream in between (no per-chunk Buffer, push, emit). The
+// socket reads into whatever buffer it was handed after the previous read, so each connection
+// has its own; it is reused only when the write completed synchronously (the kernel took every
+// byte, nothing queued). Otherwise the queued write keeps it and the next read gets another.
+// Buffers come from a small free list, so steady traffic allocates nothing per chunk.
+const READ_SIZE = 16 * 1024;
+const FREE_MAX = 256;
+const free: Buffer[] = [];
+interface ReadBuf {
+  buf: Buffer | null;
+}
+const takeBuffer = (): Buffer => free.pop() ?? Buffer.allocUnsafeSlow(READ_SIZE);
+function giveBack(rb: ReadBuf): void {
+  if (rb.buf && free.length < FREE_MAX) free.push(rb.buf);
+  rb.buf = null;
+}
+
+function toClient(n: number, buf: Uint8Array, client: Socket, b: Backend, rb: ReadBuf): boolean {
+  b.bytesIn += n;
+  const ok = client.write(buf.subarray(0, n));
+  if (client.writableLength !== 0) rb.buf = null; // lent to the queued write
+  return ok; // false pauses the backend socket until the client drains
+}
+
+/** Copies client → backend with backpressure (the stream path: accepted sockets have no onread). */
+function relay(src: Socket, dst: Socket, b: Backend): void {
   src.on('data', (chunk: Buffer) => {
-    if (toBackend) b.bytesOut += chunk.length;
-    else b.bytesIn += chunk.length;
+    b.bytesOut += chunk.length;
     if (!dst.write(chunk)) src.pause();
   });
   dst.on('drain', () => src.resume());
-  src.once('end', () => {
-    if (!dst.destroyed) dst.end();
-  });
-  src.once('close', () => {
-    if (dst.destroyed) return;
-    // The other side keeps what it still has to send to `src`'s peer only while it can: with
-    // `src` gone that is nothing. Flush what was written to `dst`, then close it.
-    if (dst.writableFinished || !dst.writable) dst.destroy();
-    else {
-      dst.end();
-      dst.once('finish', () => dst.destroy());
-    }
-  });
+}
+
+/** Passes each side's FIN on, and takes one side down when the other has closed. */
+function closeTogether(a: Socket, c: Socket): void {
+  for (const [src, dst] of [[a, c], [c, a]] as const) {
+    src.once('end', () => {
+      if (!dst.destroyed) dst.end();
+    });
+    src.once('close', () => {
+      if (dst.destroyed) return;
+      // With `src` gone nothing more can reach its peer: flush what was written to `dst`, close it.
+      if (dst.writableFinished || !dst.writable) dst.destroy();
+      else {
+        dst.end();
+        dst.once('finish', () => dst.destroy());
+      }
+    });
+  }
 }
 
 function noop(): void {}
