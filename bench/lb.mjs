@@ -235,15 +235,19 @@ const cpuModel = (await fs.readFile('/proc/cpuinfo', 'utf8')).match(/model name\
 const haproxyVersion = (await $`haproxy -v`.nothrow()).stdout.split('\n')[0];
 console.log(`\nLoad balancer, loopback, ${ROUNDS} interleaved rounds of ${SECONDS} s, medians (min–max); wrk -t1 -c${CONNS}`);
 console.log(`${os.cpus().length} cores (${cpuModel}), node ${process.version}, ${haproxyVersion}, ${new Date().toISOString().slice(0, 10)}\n`);
-console.log('| case | direct | VIP (daemon) | HAProxy | VIP / HAProxy | proxy CPU: VIP / HAProxy |');
-console.log('|---|---:|---:|---:|---:|---:|');
+console.log('| case | direct | VIP (daemon) | HAProxy | VIP / HAProxy | proxy CPU: VIP / HAProxy | proxy CPU per unit: VIP / HAProxy |');
+console.log('|---|---:|---:|---:|---:|---:|---:|');
 const fmt = (kind, xs) => (xs ? `${median(xs).toFixed(kind === 'bulk' ? 2 : 0)} (${Math.min(...xs).toFixed(kind === 'bulk' ? 1 : 0)}–${Math.max(...xs).toFixed(kind === 'bulk' ? 1 : 0)})` : '-');
 for (const kind of CASES) {
   const r = results[kind];
   const ratio = r.vip && r.haproxy ? `${(median(r.vip) / median(r.haproxy)).toFixed(2)}×` : '-';
   const c = cpu[kind];
   const cpuText = c.vip && c.haproxy ? `${(median(c.vip) * 100).toFixed(0)}% / ${(median(c.haproxy) * 100).toFixed(0)}%` : '-';
-  console.log(`| ${kind === 'bulk' ? 'bulk TCP (iperf3, 1 stream), Gbit/s' : kind === 'connect' ? 'new connections (wrk, Connection: close), req/s' : 'keep-alive requests (wrk), req/s'} | ${fmt(kind, r.direct)} | ${fmt(kind, r.vip)} | ${fmt(kind, r.haproxy)} | ${ratio} | ${cpuText} |`);
+  // CPU-seconds per request (µs) or per gigabit (ms): what each proxy pays for the same work,
+  // less sensitive than the rates to what else the shared machine runs.
+  const per = (t) => median(c[t].map((x, i) => x / r[t][i])) * (kind === 'bulk' ? 1e3 : 1e6);
+  const perText = c.vip && c.haproxy ? `${per('vip').toFixed(1)} / ${per('haproxy').toFixed(1)} ${kind === 'bulk' ? 'ms per Gbit' : 'µs per request'}` : '-';
+  console.log(`| ${kind === 'bulk' ? 'bulk TCP (iperf3, 1 stream), Gbit/s' : kind === 'connect' ? 'new connections (wrk, Connection: close), req/s' : 'keep-alive requests (wrk), req/s'} | ${fmt(kind, r.direct)} | ${fmt(kind, r.vip)} | ${fmt(kind, r.haproxy)} | ${ratio} | ${cpuText} | ${perText} |`);
 }
 const sent = probes.reduce((a, p) => a + p.sent, 0);
 const answered = probes.reduce((a, p) => a + p.answered, 0);
