@@ -123,10 +123,12 @@ export class TcpProxy {
     b.active++;
     b.connections++;
     const connectTimer = setTimeout(() => up.destroy(new Error('connect timeout')), this.opts.connectTimeoutMs);
-    const onFail = () => {
+    const onFail = (e: NodeJS.ErrnoException) => {
       clearTimeout(connectTimer);
       b.active--;
       b.connections--;
+      // Out of file descriptors is this host's problem, not the endpoint's: no ejection.
+      if (e.code === 'EMFILE' || e.code === 'ENFILE') return void client.destroy();
       if (this.backends.failed(b)) this.events.ejected?.(b);
       (tried ??= new Set()).add(b);
       this.dial(client, tried);
