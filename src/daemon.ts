@@ -248,7 +248,10 @@ export class Daemon {
         names: (containers) => this.names.setContainers(containers.map((c) => c.names)),
         networks: (nets) => this.names.setNetworks(nets),
         bridgeSubnets: (subnets) => this.clients.setBridgeSubnets(subnets),
-        gateways: (gws) => void (this.priv.bindLowPorts ? this.gateways.set(gws) : undefined),
+        gateways: (gws) => {
+          if (this.priv.bindLowPorts) void this.gateways.set(gws);
+          else if (gws.length) this.problem('gateways', `not root (no CAP_NET_BIND_SERVICE): not serving DNS on the gateways of Podman networks ${gws.join(', ')}`);
+        },
         healthEvent: (id) => this.health.checkContainer(id),
       },
       this.log,
