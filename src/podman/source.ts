@@ -5,7 +5,7 @@ import type { Endpoint } from '../registry/types.js';
 import { PodmanClient } from './client.js';
 import { autoRegisters, type ContainerFacts } from './endpoints.js';
 import type { NetworkInfo } from './types.js';
-import { PodmanWatcher } from './watcher.js';
+import { PodmanWatcher, type Cause } from './watcher.js';
 
 // Podman as a source of this node's endpoints: the watcher's view of containers and networks
 // turned into local endpoints, container names for scoped DNS, the bridge subnets the DNS server
@@ -78,7 +78,7 @@ export class PodmanSource {
       containers: this.current.length,
       endpoints: this.current.filter((c) => c.endpoint).length,
       networks: [...w.networks.values()].filter(autoRegisters).map((n) => n.name),
-      last_event_to_registry_ms: this.lastLatencyMs,
+      last_start_to_registry_ms: this.lastLatencyMs,
     };
   }
 
@@ -87,15 +87,17 @@ export class PodmanSource {
     return this.current.flatMap((c) => c.problems.map((p) => `container ${c.name}: ${p}`));
   }
 
-  private onContainers(all: ContainerFacts[], cause: { container?: string; receivedAt?: number }): void {
+  private onContainers(all: ContainerFacts[], cause: Cause): void {
     this.current = all;
     const endpoints: Endpoint[] = [];
     for (const c of all) if (c.endpoint) endpoints.push(c.endpoint);
     this.sinks.local.replaceSource('podman', endpoints);
     this.sinks.names(all.filter((c) => c.running));
     if (cause.receivedAt !== undefined) {
-      this.lastLatencyMs = Math.round((performance.now() - cause.receivedAt) * 10) / 10;
-      this.log.debug({ container: cause.container, ms: this.lastLatencyMs }, 'Podman event applied to the registry');
+      const ms = Math.round((performance.now() - cause.receivedAt) * 10) / 10;
+      // The start → registered figure (an inspect in between) is the one worth reporting.
+      if (cause.action === 'start') this.lastLatencyMs = ms;
+      this.log.debug({ container: cause.container, action: cause.action, ms }, `Podman ${cause.action} event applied to the registry in ${ms} ms`);
     }
     const ids = new Set(all.map((c) => c.id));
     for (const id of this.warned.keys()) if (!ids.has(id)) this.warned.delete(id);

@@ -21,10 +21,17 @@ export interface WatcherOptions {
 
 export interface WatcherListener {
   /** Every container the watcher knows, after each change. */
-  containers(all: ContainerFacts[], cause: { container?: string; receivedAt?: number }): void;
+  containers(all: ContainerFacts[], cause: Cause): void;
   networks(all: NetworkInfo[]): void;
   /** Podman reported a health_status event: the check should run now. */
   healthEvent(containerId: string): void;
+}
+
+/** What caused an update: the container and event (with when it arrived), or nothing for a resync. */
+export interface Cause {
+  container?: string;
+  action?: string;
+  receivedAt?: number;
 }
 
 const GONE = new Set(['died', 'stop', 'remove', 'pause', 'exited']);
@@ -159,15 +166,15 @@ export class PodmanWatcher {
       this.goneAt.set(id, ++this.counter);
       if (this.facts.delete(id) || this.inspects.delete(id)) {
         this.inspects.delete(id);
-        this.emit({ container: id, receivedAt });
+        this.emit({ container: id, action, receivedAt });
       }
       return;
     }
-    if (INSPECT.has(action)) void this.refresh(id, receivedAt);
+    if (INSPECT.has(action)) void this.refresh(id, { container: id, action, receivedAt });
   }
 
   /** Inspects one container and applies the result unless a later event made it stale. */
-  private async refresh(id: string, receivedAt?: number, emit = true): Promise<void> {
+  private async refresh(id: string, cause: Cause | null): Promise<void> {
     const begun = ++this.counter;
     let c: ContainerInspect | null;
     try {
@@ -190,7 +197,7 @@ export class PodmanWatcher {
       this.inspects.set(id, c);
       this.facts.set(id, describeContainer(c, this.networkMap, { address: this.opts.nodeAddress }, Date.now()));
     }
-    if (emit) this.emit({ container: id, ...(receivedAt !== undefined ? { receivedAt } : {}) });
+    if (cause) this.emit(cause);
   }
 
   private async refreshNetworks(): Promise<void> {
@@ -219,7 +226,7 @@ export class PodmanWatcher {
         await this.refreshNetworks();
         const list = await this.client.getJson<ContainerListItem[]>('/containers/json');
         const running = new Set((Array.isArray(list) ? list : []).map((c) => c?.Id).filter((id): id is string => typeof id === 'string'));
-        await Promise.all([...running].map((id) => this.refresh(id, undefined, false)));
+        await Promise.all([...running].map((id) => this.refresh(id, null)));
         for (const id of [...this.facts.keys()]) {
           // Gone from the list and untouched by any event since the list was asked for.
           if (!running.has(id) && (this.appliedAt.get(id) ?? 0) <= begun) {
@@ -235,7 +242,7 @@ export class PodmanWatcher {
     return this.resyncing;
   }
 
-  private emit(cause: { container?: string; receivedAt?: number }): void {
+  private emit(cause: Cause): void {
     this.listener.containers([...this.facts.values()], cause);
   }
 }

@@ -86,8 +86,8 @@ t.test('labelled containers: A and SRV answers; stop → gone', async (t) => {
   await until('the stopped container to leave DNS', async () => (await a(d, 'web.default.cluster.local')).length === 1);
   t.same(await a(d, 'web.default.cluster.local'), [ips[0]], 'only the running one is left');
   t.comment(`start → DNS answer after podman run returned: ${latencies.join(', ')} ms`);
-  const status = (await getJson(d, '/api/v1/status')) as { podman: { last_event_to_registry_ms: number } };
-  t.comment(`last Podman event → registry: ${status.podman.last_event_to_registry_ms} ms`);
+  const status = (await getJson(d, '/api/v1/status')) as { podman: { last_start_to_registry_ms: number } };
+  t.comment(`Podman start event → registry (inspect included): ${status.podman.last_start_to_registry_ms} ms`);
 });
 
 t.test('auto-registered network: by container name, or by the compose labels', async (t) => {
