@@ -29,6 +29,9 @@ async function cleanup() {
   await $({ env, nothrow: true })`podman ${storage} rm -f -t 0 --filter label=bench=${P}`;
   await $({ env, nothrow: true })`podman ${storage} network rm -f ${P}-net`;
   for (const c of children) c.kill('SIGKILL');
+  // conmon's `podman container cleanup` may still run with our --root and recreate it: twice.
+  fs.rmSync(work, { recursive: true, force: true });
+  await sleep(1500);
   fs.rmSync(work, { recursive: true, force: true });
 }
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => cleanup().then(() => process.exit(130)));

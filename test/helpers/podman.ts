@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, copyFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './daemon.js';
@@ -31,6 +31,20 @@ export interface TestPodman {
 }
 
 type Tap = { teardown(fn: () => unknown): void };
+
+/** Pids of processes whose command line mentions `dir`. */
+function usersOf(dir: string): number[] {
+  const pids: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(dir)) pids.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
 
 function exec(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -96,6 +110,10 @@ export async function startPodman(t: Tap, prefix: string): Promise<TestPodman> {
     for (const c of containers) await p.direct(['rm', '-f', '-t', '0', c]).catch(() => undefined);
     for (const n of networks) await p.direct(['network', 'rm', '-f', n]).catch(() => undefined);
     await p.stopService();
+    // conmon starts `podman ... container cleanup` with our --root when a container exits; it may
+    // run after the removal above and would recreate the directory: wait for such processes.
+    const end = Date.now() + 10_000;
+    while (usersOf(dir).length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
     rmSync(dir, { recursive: true, force: true });
   });
 
