@@ -64,6 +64,19 @@ t.test('tcp: the port stops answering → out of DNS after the fall count; back 
   t.pass('healthy again after the port answers');
 });
 
+t.test('http:<path>: a 404 counts as a failure', async (t) => {
+  await podman.container(
+    `${P}-http`,
+    ['--network', `${P}-net`, '--label', 'podman-swarm.service=httpsvc', '--label', 'podman-swarm.port.http=80/tcp', '--label', 'podman-swarm.health=http:/ok'],
+    ['sh', '-c', ': > /tmp/ok; exec httpd -f -p 80 -h /tmp'],
+  );
+  await until('the endpoint', async () => (await count('httpsvc.default.cluster.local')) === 1);
+  await podman.run(['exec', `${P}-http`, 'rm', '/tmp/ok']);
+  await until('the endpoint to turn unhealthy', async () => (await count('httpsvc.default.cluster.local')) === 0);
+  const status = (await getJson(d, '/api/v1/status')) as { health: { unhealthy: Array<{ endpoint: string; reason: string }> } };
+  t.match(status.health.unhealthy.find((u) => u.endpoint.startsWith('default/httpsvc/')), { reason: /status 404/ });
+});
+
 t.test('podman healthcheck failing → endpoint unhealthy; passing again → back', async (t) => {
   await podman.container(
     `${P}-hc`,

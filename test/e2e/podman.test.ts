@@ -121,6 +121,20 @@ t.test('inside a container with --dns <gateway>: cluster names, container names,
   t.notMatch(parts[4], new RegExp(`Name:\\s+${P}-web1`), 'a container on a network it does not share is not visible');
 });
 
+t.test('network connect / disconnect: the container is inspected again (Podman 4.3 events do not name the network)', async (t) => {
+  const before = await a(d, 'web.default.cluster.local');
+  t.equal(before.length, 1);
+  await podman.run(['network', 'connect', `${P}-app`, `${P}-web1`]);
+  const both = await until('the second address', async () => {
+    const now = await a(d, 'web.default.cluster.local');
+    return now.length === 2 ? now : undefined;
+  });
+  t.ok(both.includes(before[0]!), 'the first address stays');
+  await podman.run(['network', 'disconnect', `${P}-app`, `${P}-web1`]);
+  await until('the address to go', async () => (await a(d, 'web.default.cluster.local')).length === 1);
+  t.same(await a(d, 'web.default.cluster.local'), before);
+});
+
 t.test('bad labels: a warning, the endpoint served without the bad field, the problem in status and API', async (t) => {
   await podman.container(`${P}-bad`, ['--network', `${P}-other`, '--label', 'podman-swarm.service=badlabels', '--label', 'podman-swarm.weight=500', '--label', 'podman-swarm.port.http=eighty']);
   await until('the endpoint', async () => (await a(d, 'badlabels.default.cluster.local')).length === 1);

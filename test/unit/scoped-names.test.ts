@@ -33,3 +33,9 @@ t.test('scoped: only containers and addresses of the networks the querier is on'
 t.test('an existing name asked for another type: NODATA', async (t) => {
   t.match(a('db', '10.2.0.9', 'MX'), { rcode: 'NOERROR', answers: [] });
 });
+
+t.test('PTR of a container IP on a shared network: its names', async (t) => {
+  t.same(a('3.0.2.10.in-addr.arpa', '10.2.0.9', 'PTR')!.answers.map((r) => (r as { data: unknown }).data), ['db.']);
+  t.same(a('2.0.1.10.in-addr.arpa', '10.1.0.9', 'PTR')!.answers.map((r) => (r as { data: unknown }).data), ['web.', 'www.']);
+  t.equal(a('3.0.2.10.in-addr.arpa', '10.1.0.9', 'PTR'), null, 'not from another network');
+});
