@@ -116,7 +116,9 @@ export class PodmanSource {
   private onNetworks(all: NetworkInfo[]): void {
     const subnets = (n: NetworkInfo): string[] => (n.subnets ?? []).map((s) => s?.subnet).filter((s): s is string => typeof s === 'string');
     this.sinks.networks(all.map((n) => ({ name: n.name, subnets: subnets(n) })));
-    this.sinks.bridgeSubnets(all.flatMap(subnets).map((s) => parseCidr(s)).filter((c): c is Cidr => c !== null));
+    // Only bridges: a macvlan/ipvlan subnet is the LAN itself, and forwarding stays closed to it.
+    const bridges = all.filter((n) => (n.driver ?? 'bridge') === 'bridge');
+    this.sinks.bridgeSubnets(bridges.flatMap(subnets).map((s) => parseCidr(s)).filter((c): c is Cidr => c !== null));
     this.sinks.gateways(gatewaysToServe(this.watcher.networks));
   }
 }
