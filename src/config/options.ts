@@ -144,6 +144,7 @@ export const OPTIONS = {
 
   podmanSocket: def({
     name: 'podman-socket', kind: k.path, default: '/run/podman/podman.sock', group: 'Podman',
+    defaultText: '/run/podman/podman.sock (root), $XDG_RUNTIME_DIR/podman/podman.sock (others)',
     help: 'libpod API socket; none disables Podman',
   }),
   resyncInterval: def({
