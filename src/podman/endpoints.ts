@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import type { Endpoint, NamedPort, Protocol } from '../registry/types.js';
 import { ENABLE, parseLabels, toLabel } from './labels.js';
-import type { ContainerInspect, NetworkInfo } from './types.js';
+import type { ContainerInspect, InspectNetwork, NetworkInfo } from './types.js';
 
 // One inspected container → its endpoint (SPEC §4) and the names it answers to on each network
 // (aardvark-compatible names, SPEC §3). Pure: inspect JSON and the network list in, data out.
@@ -30,15 +30,25 @@ export interface ContainerFacts {
 
 export const autoRegisters = (n: NetworkInfo | undefined): boolean => n?.labels?.[ENABLE] === 'true';
 
+/** The container whose network namespace `--network container:<id>` (or a pod's infra) shares. */
+export const sharedNetworkOf = (c: ContainerInspect): string | undefined => /^container:(.+)$/.exec(c.HostConfig?.NetworkMode ?? '')?.[1];
+
 export function describeContainer(
   c: ContainerInspect,
   networks: ReadonlyMap<string, NetworkInfo>,
   node: { address: string },
   now: number,
+  /** Inspect of another container, for one that shares its network namespace (pods). */
+  lookup: (id: string) => ContainerInspect | undefined = () => undefined,
 ): ContainerFacts {
   const name = (c.Name ?? '').replace(/^\//, '') || c.Id.slice(0, 12);
   const running = c.State?.Running === true;
-  const nets = c.NetworkSettings?.Networks ?? {};
+  // A pod member (or --network container:X) has its addresses on the container it shares with.
+  const sharedWith = sharedNetworkOf(c);
+  const owner = sharedWith ? lookup(sharedWith) : undefined;
+  const hasIp = (n: Record<string, InspectNetwork> | null | undefined): boolean => Object.values(n ?? {}).some((i) => i?.IPAddress || i?.GlobalIPv6Address);
+  const netSource = owner && !hasIp(c.NetworkSettings?.Networks) ? owner : c;
+  const nets = netSource.NetworkSettings?.Networks ?? {};
   const names: ContainerNames = { names: [name.toLowerCase()], networks: {} };
   for (const [net, info] of Object.entries(nets)) {
     const ips = [info?.IPAddress, info?.GlobalIPv6Address].filter((ip): ip is string => !!ip && isIP(ip) !== 0);
@@ -88,7 +98,7 @@ export function describeContainer(
     return facts;
   }
 
-  const published = publishedPorts(c);
+  const published = publishedPorts(netSource);
   let ports: Record<string, NamedPort> = spec.ports;
   if (Object.keys(ports).length === 0) {
     ports = {};

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { PodmanError, type EventStream, type PodmanClient } from './client.js';
-import { describeContainer, type ContainerFacts } from './endpoints.js';
+import { describeContainer, sharedNetworkOf, type ContainerFacts } from './endpoints.js';
 import type { ContainerInspect, ContainerListItem, NetworkInfo, PodmanEvent } from './types.js';
 
 // Follows Podman: the event stream for changes, a full resync (list + inspect) at start, after
@@ -195,7 +195,9 @@ export class PodmanWatcher {
       if (Object.keys(c.NetworkSettings?.Networks ?? {}).some((n) => !this.networkMap.has(n))) await this.refreshNetworks();
       if ((this.goneAt.get(id) ?? 0) > begun) return;
       this.inspects.set(id, c);
-      this.facts.set(id, describeContainer(c, this.networkMap, { address: this.opts.nodeAddress }, Date.now()));
+      this.facts.set(id, this.describe(c, Date.now()));
+      // Containers sharing this one's network namespace (pod members) take their addresses from it.
+      for (const [other, oc] of this.inspects) if (sharedNetworkOf(oc) === id) this.facts.set(other, this.describe(oc, Date.now()));
     }
     if (cause) this.emit(cause);
   }
@@ -209,7 +211,7 @@ export class PodmanWatcher {
     if (!changed) return;
     // Auto-registration depends on the networks' labels: rebuild every container's facts.
     const now = Date.now();
-    for (const [id, c] of this.inspects) this.facts.set(id, describeContainer(c, next, { address: this.opts.nodeAddress }, now));
+    for (const [id, c] of this.inspects) this.facts.set(id, this.describe(c, now));
     this.listener.networks([...next.values()]);
   }
 
@@ -240,6 +242,10 @@ export class PodmanWatcher {
     };
     this.resyncing = run().finally(() => (this.resyncing = null));
     return this.resyncing;
+  }
+
+  private describe(c: ContainerInspect, now: number): ContainerFacts {
+    return describeContainer(c, this.networkMap, { address: this.opts.nodeAddress }, now, (id) => this.inspects.get(id));
   }
 
   private emit(cause: Cause): void {

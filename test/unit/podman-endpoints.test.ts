@@ -72,6 +72,17 @@ t.test('macvlan: the container IP, routable', async (t) => {
   t.match(describeContainer(c, nets, node, NOW).endpoint, { addresses: ['10.89.0.2'], explicit: true });
 });
 
+t.test('pod member / --network container:X: the addresses of the container it shares with', async (t) => {
+  const infra = fixture<ContainerInspect>('inspect-web.json');
+  const member = fixture<ContainerInspect>('inspect-host.json');
+  member.HostConfig!.NetworkMode = `container:${infra.Id}`;
+  member.NetworkSettings!.Networks = { p3exnet: { IPAddress: '', Aliases: ['x'] } };
+  const f = describeContainer(member, networks, node, NOW, (id) => (id === infra.Id ? infra : undefined));
+  t.match(f.endpoint, { service: 'hostsvc', addresses: ['10.89.0.2'], explicit: false, ports: {} });
+  const alone = describeContainer(member, networks, node, NOW);
+  t.equal(alone.endpoint, null, 'not registered while the other one is unknown');
+});
+
 t.test('a labelled container with no address: a warning, no endpoint', async (t) => {
   const c = fixture<ContainerInspect>('inspect-web.json');
   c.NetworkSettings!.Networks = {};
