@@ -51,6 +51,9 @@ export class PodmanWatcher {
   private resyncing: Promise<void> | null = null;
   private resyncAgain = false;
   private _connected = false;
+  /** null until the first attempt has an outcome: the first failure is logged too. */
+  private logged: 'up' | 'down' | null = null;
+  private streamOpen = false;
   private _lastSync: number | null = null;
   private _lastError: string | null = null;
 
@@ -84,7 +87,8 @@ export class PodmanWatcher {
   start(): void {
     void this.loop();
     this.timer = setInterval(() => {
-      if (this._connected) void this.resync().catch(() => undefined);
+      // While the stream is open, also after a failed resync: that is how it gets retried.
+      if (this.streamOpen) void this.syncAndReport();
     }, this.opts.resyncIntervalMs);
     this.timer.unref();
   }
@@ -110,10 +114,8 @@ export class PodmanWatcher {
         { type: ['container', 'network'] },
         () => {
           backoff = this.opts.backoffMinMs ?? 250;
-          void this.resync().then(
-            () => this.setState(true, null),
-            (e: unknown) => this.setState(false, (e as Error).message),
-          );
+          this.streamOpen = true;
+          void this.syncAndReport();
         },
         (e) => this.onEvent(e as PodmanEvent),
       ));
@@ -123,6 +125,7 @@ export class PodmanWatcher {
       } catch (e) {
         reason = (e as Error).message;
       }
+      this.streamOpen = false;
       if (this.stopped) break;
       this.setState(false, reason);
       await new Promise<void>((r) => {
@@ -133,16 +136,24 @@ export class PodmanWatcher {
     }
   }
 
-  /** Logged once per change of state, not once per retry. */
+  private syncAndReport(): Promise<void> {
+    return this.resync().then(
+      () => this.setState(true, null),
+      (e: unknown) => this.setState(false, (e as Error).message),
+    );
+  }
+
+  /** Logged once per change of state (up/down), not once per retry or per new reason. */
   private setState(connected: boolean, reason: string | null): void {
-    if (connected === this._connected && (connected || reason === this._lastError)) return;
-    const was = this._connected;
     this._connected = connected;
     this._lastError = reason;
+    const state = connected ? 'up' : 'down';
+    if (state === this.logged) return;
+    this.logged = state;
     const socket = this.client.socketPath;
     if (connected) {
       this.log.info({ socket, containers: this.facts.size }, `connected to Podman at ${socket}; ${this.facts.size} containers known`);
-    } else if (was || this._lastSync === null || reason !== null) {
+    } else {
       this.log.warn({ socket, reason }, `Podman API at ${socket} is not reachable (${reason}); keeping the ${this.countEndpoints()} known Podman endpoints and retrying`);
     }
   }

@@ -24,7 +24,11 @@ const inspect = (id: string) => ({
 
 function fakeLibpod(t: { teardown(fn: () => unknown): void }) {
   const dir = mkdtempSync(join(tmpdir(), 'p3-libpod-'));
-  const socket = join(dir, 'podman.sock');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return fakeLibpodAt(t, join(dir, 'podman.sock'));
+}
+
+function fakeLibpodAt(t: { teardown(fn: () => unknown): void }, socket: string) {
   const streams = new Set<ServerResponse>();
   const running = new Set<string>();
   /** Inspects held until released, by container id. */
@@ -69,7 +73,6 @@ function fakeLibpod(t: { teardown(fn: () => unknown): void }) {
   t.teardown(() => {
     for (const s of streams) s.destroy();
     server.close();
-    rmSync(dir, { recursive: true, force: true });
   });
   return {
     socket,
@@ -99,12 +102,12 @@ async function until(what: string, fn: () => boolean, ms = 5000): Promise<void> 
 }
 
 function watch(t: { teardown(fn: () => unknown): void }, socket: string) {
-  const state = { all: [] as ContainerFacts[], emits: 0 };
+  const state = { all: [] as ContainerFacts[], emits: 0, logs: [] as string[] };
   const w = new PodmanWatcher(
     new PodmanClient(socket),
     { resyncIntervalMs: 3_600_000, nodeAddress: '192.0.2.1', backoffMinMs: 20, backoffMaxMs: 50 },
     { containers: (all) => ((state.all = all), state.emits++), networks: () => undefined, healthEvent: () => undefined },
-    pino({ level: 'silent' }),
+    pino({ level: 'info' }, { write: (line: string) => void state.logs.push((JSON.parse(line) as { msg: string }).msg) }),
   );
   w.start();
   t.teardown(() => w.stop());
@@ -143,4 +146,18 @@ t.test('stream lost: known containers kept, reconnect, resync drops what went aw
   pod.running.add('c');
   await until('the resync after the reconnect', () => endpoints().sort().join() === 'a,c');
   t.ok(w.connected);
+});
+
+t.test('Podman absent, then there: one line for each change of state, not one per retry', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'p3-libpod-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const socket = join(dir, 'later.sock');
+  const { w, state } = watch(t, socket);
+  await new Promise((r) => setTimeout(r, 400)); // several retries (backoff 20–50 ms)
+  t.equal(state.logs.filter((m) => /is not reachable/.test(m)).length, 1, 'one warning while absent');
+  t.notOk(w.connected);
+  const pod = fakeLibpodAt(t, socket);
+  await pod.listening;
+  await until('connected', () => w.connected);
+  t.equal(state.logs.filter((m) => /connected to Podman/.test(m)).length, 1);
 });
