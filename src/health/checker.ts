@@ -65,12 +65,6 @@ export class HealthChecker {
     return { checked: this.tracked.size, unhealthy };
   }
 
-  /** Last failure of an endpoint, for the API. */
-  detail(key: string): { last_error: string | null; last_check: string | null } | undefined {
-    const t = this.tracked.get(key);
-    return t && { last_error: t.lastError, last_check: t.lastCheck ? new Date(t.lastCheck).toISOString() : null };
-  }
-
   tick(): void {
     const current = new Set<string>();
     for (const ep of this.local.endpoints()) {
