@@ -82,9 +82,11 @@ export class PodmanSource {
     };
   }
 
-  /** Container problems (bad labels, no address) for `status`. */
+  /** Podman unreachable, container problems (bad labels, no address): for `status`. */
   problems(): string[] {
-    return this.current.flatMap((c) => c.problems.map((p) => `container ${c.name}: ${p}`));
+    const w = this.watcher;
+    const down = !w.connected && w.lastError ? [`Podman API at ${this.opts.socket} is not reachable (${w.lastError}); serving the last known containers`] : [];
+    return [...down, ...this.current.flatMap((c) => c.problems.map((p) => `container ${c.name}: ${p}`))];
   }
 
   private onContainers(all: ContainerFacts[], cause: Cause): void {
