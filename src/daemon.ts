@@ -35,6 +35,10 @@ import { Registry } from './registry/registry.js';
 import { readJsonFile, writeFileAtomic } from './state/files.js';
 import { RegistrationStore } from './state/registrations.js';
 import { VERSION } from './version.js';
+import { GatewayListeners } from './dns/gateways.js';
+import { ContainerNames } from './dns/scoped.js';
+import { HealthChecker, type HealthOptions } from './health/checker.js';
+import { PodmanSource } from './podman/source.js';
 
 // Wires the parts together and owns the order of start, reload and stop. Sources feed the local
 // node, the registry derives views, DNS and the API read them.
@@ -70,6 +74,11 @@ export class Daemon {
   private ready = false;
   /** Problems found at start or reload that an operator should see in `status`. */
   private readonly problems = new Map<string, string>();
+  // Podman integration and local health checks (SPEC §4, §6).
+  private podman: PodmanSource | null = null;
+  private readonly names = new ContainerNames();
+  private readonly health: HealthChecker;
+  private readonly gateways: GatewayListeners;
 
   constructor(
     private loaded: LoadedConfig,
@@ -107,10 +116,12 @@ export class Daemon {
       upstreamRecovered: (upstream) => this.log.info({ upstream }, `upstream DNS server ${upstream} answers again`),
     });
     this.metrics = new Metrics({ registry: this.registry, cache: () => this.forwarder.cache });
-    this.handler = new DnsHandler({ zone: this.zone, clients: this.clients, forwarder: this.forwarder, metrics: this.metrics, log: this.log });
+    this.handler = new DnsHandler({ zone: this.zone, clients: this.clients, forwarder: this.forwarder, metrics: this.metrics, log: this.log, containerNames: this.names });
     this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, tcpIdleTimeoutMs: o.tcpIdleTimeout }, this.log);
     this.changes = new ChangeIndex(this.registry);
     this.api = new ApiServer(this.apiContext(), this.readToken(o.apiTokenFile));
+    this.gateways = new GatewayListeners(this.dns, this.log);
+    this.health = new HealthChecker(this.local, healthOptions(o), (id) => this.podman?.podmanHealth(id) ?? Promise.resolve(undefined), this.log);
     registerLbMetrics(this.metrics.prom, () => this.lb);
     this.registry.onChange((change) => {
       for (const key of change.services) {
@@ -163,6 +174,8 @@ export class Daemon {
         this.problem(`api:${apiListenKind.show(l)}`, (e as Error).message);
       }
     }
+    this.startPodman();
+    this.health.start();
     this.ready = true;
     log.info(
       { node: rt.nodeName, id: this.registry.localNode, version: VERSION, services: this.registry.serviceCount, endpoints: this.registry.endpointCount },
@@ -198,6 +211,7 @@ export class Daemon {
     this.forwarder.configure(this.forwarderOptions(after, this.dns.addresses));
     this.dns.configure({ tcpIdleTimeoutMs: after.tcpIdleTimeout });
     this.api.setToken(token);
+    this.health.configure(healthOptions(after));
     if (this.lb) void this.lb.configure(lbOptions(after, this.rt.advertise));
     if (changed.includes('routableContainerIps') || changed.includes('defaultMode')) {
       this.registry.setOptions({ localNode: this.registry.localNode, routableContainerIps: after.routableContainerIps, defaultMode: after.defaultMode });
@@ -215,6 +229,9 @@ export class Daemon {
     this.ready = false;
     this.log.info('stopping');
     this.changes.close();
+    this.podman?.stop();
+    this.health.stop();
+    await this.gateways.close();
     await Promise.all([this.api.close(), this.dns.close(), this.lb?.stop()]);
     this.zone.close();
     if (this.link && this.link.type !== 'existing') {
@@ -225,6 +242,30 @@ export class Daemon {
       }
     }
     this.log.info('stopped');
+  }
+
+  private startPodman(): void {
+    const o = this.opts;
+    if (o.podmanSocket === 'none') return;
+    // Rootless Podman serves its API under the user's runtime directory.
+    const xdg = this.input.env.XDG_RUNTIME_DIR;
+    const socket = this.loaded.origin.podmanSocket === 'default' && process.getuid?.() !== 0 && xdg ? join(xdg, 'podman', 'podman.sock') : o.podmanSocket;
+    this.podman = new PodmanSource(
+      { socket, resyncIntervalMs: o.resyncInterval, nodeAddress: this.rt.advertise },
+      {
+        local: this.local,
+        names: (containers) => this.names.setContainers(containers.map((c) => c.names)),
+        networks: (nets) => this.names.setNetworks(nets),
+        bridgeSubnets: (subnets) => this.clients.setBridgeSubnets(subnets),
+        gateways: (gws) => {
+          if (this.priv.bindLowPorts) void this.gateways.set(gws);
+          else if (gws.length) this.problem('gateways', `not root (no CAP_NET_BIND_SERVICE): not serving DNS on the gateways of Podman networks ${gws.join(', ')}`);
+        },
+        healthEvent: (id) => this.health.checkContainer(id),
+      },
+      this.log,
+    );
+    this.podman.start();
   }
 
   private async setUpLink(): Promise<void> {
@@ -376,6 +417,8 @@ export class Daemon {
         path: this.metrics.path,
       },
       api: { listen: this.api.listening.map((l) => apiListenKind.show(l)) },
+      podman: this.podman ? { ...this.podman.status(), dns_gateways: this.gateways.addresses } : null,
+      health: this.health.status(),
       lb: this.lb
         ? {
             listeners: [...this.lb.listeners()].map((l) => ({ service: l.spec.service, listen: l.spec.key, endpoints: l.backends.size })),
@@ -389,7 +432,7 @@ export class Daemon {
         nodes: [...this.registry.nodes()].length,
         index: this.registry.index,
       },
-      problems: [...this.problems.values(), ...views.flatMap((v) => v.problems.map((p) => `${v.key}: ${p}`)),
+      problems: [...this.problems.values(), ...(this.podman?.problems() ?? []), ...this.gateways.problems(), ...views.flatMap((v) => v.problems.map((p) => `${v.key}: ${p}`)),
         ...[...(this.lb?.failures.entries() ?? [])].map(([k, why]) => `load balancer ${k}: ${why}`)],
     };
   }
@@ -423,7 +466,10 @@ export class Daemon {
 const LIVE_OPTIONS = new Set<OptionKey>([
   'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'allowRecursion', 'forwardAllow',
   'preferLocal', 'failOpen', 'tcpIdleTimeout', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
+  'healthInterval', 'healthTimeout', 'healthFall', 'healthRise',
   'lbPolicy', 'lbPreferLocal', 'lbIdleTimeout', 'lbUdpTimeout', 'lbMaxConnections', 'lbProxyProtocol', 'ingress',
 ]);
+
+const healthOptions = (o: Options): HealthOptions => ({ intervalMs: o.healthInterval, timeoutMs: o.healthTimeout, rise: o.healthRise, fall: o.healthFall });
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;

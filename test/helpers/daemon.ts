@@ -53,6 +53,8 @@ export async function startDaemon(t: { teardown(fn: () => unknown): void }, o: D
     '--dns-listen', `127.0.0.1:${dnsPort}`,
     '--api-listen', `127.0.0.1:${apiPort},unix:${socket}`,
     '--upstream-dns', (o.upstreams ?? ['127.0.0.1:9']).join(','),
+    // Tests that want Podman pass their own --podman-socket (the last one wins).
+    '--podman-socket', 'none',
     ...(o.args ?? []),
   ];
   const proc = spawn(o.node ?? process.execPath, args, { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
