@@ -39,10 +39,20 @@ if (missing.length) {
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'psdns-lb-bench-'));
 const children = [];
 process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   fs.rmSync(work, { recursive: true, force: true });
 });
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+/** Stops the servers and waits for them (so none is left behind as a zombie), then exits. */
+async function shutdown(code) {
+  // SIGTERM, not SIGKILL: nginx's master then takes its workers down with it.
+  await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => {
+    c.once('exit', r);
+    c.kill('SIGTERM');
+    setTimeout(() => c.kill('SIGKILL'), 3000).unref();
+  }))));
+  process.exit(code);
+}
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => void shutdown(130));
 
 async function freePort() {
   return new Promise((resolve) => {
@@ -252,3 +262,5 @@ for (const kind of CASES) {
 const sent = probes.reduce((a, p) => a + p.sent, 0);
 const answered = probes.reduce((a, p) => a + p.answered, 0);
 console.log(`\nDNS probe during the VIP runs (a query every 50 ms): ${answered} of ${sent} answered.`);
+// The servers' pipes would keep the event loop alive: stop them and leave.
+await shutdown(0);
