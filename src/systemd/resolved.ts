@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import dbus from 'dbus-next';
+import type dbus from 'dbus-next';
 import type { Logger } from '../log.js';
 import {
   revertLink,
@@ -68,6 +68,8 @@ interface Applied {
 
 export class ResolvedClient {
   private bus: dbus.MessageBus | null = null;
+  /** dbus-next, loaded only when needed and after the listeners are up: loading it delays READY=1. */
+  private lib: typeof dbus | null = null;
   private links: ResolvedLink[] = [];
   private readonly applied = new Map<string, Applied>();
   private poll: NodeJS.Timeout | null = null;
@@ -221,8 +223,9 @@ export class ResolvedClient {
     }
   }
 
-  private connect(): Promise<dbus.MessageBus> {
-    const bus = (this.o.bus ?? (() => dbus.systemBus()))();
+  private async connect(): Promise<dbus.MessageBus> {
+    const lib = (this.lib ??= (await import('dbus-next')).default);
+    const bus = (this.o.bus ?? (() => lib.systemBus()))();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => fail(new Error('timed out')), this.o.callTimeoutMs ?? 5000);
       const fail = (e: Error): void => {
@@ -247,7 +250,7 @@ export class ResolvedClient {
   private async call(target: { destination: string; path: string; interface: string }, c: LinkCall, flags = 0): Promise<void> {
     const bus = this.bus;
     if (!bus) throw new Error('not connected to the system bus');
-    const msg = new dbus.Message({ ...target, member: c.member, signature: c.signature, body: c.body, flags });
+    const msg = new this.lib!.Message({ ...target, member: c.member, signature: c.signature, body: c.body, flags });
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
