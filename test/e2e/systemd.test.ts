@@ -111,4 +111,12 @@ t.test('under systemd: notify, resolved, reload, restart, watchdog, stop', async
   t.notMatch(m.exec('resolvectl', 'status', 'pswarm0'), /10\.223\.0\.10|cluster\.local/, 'RevertLink on stop');
   t.match(m.exec('journalctl', '-u', UNIT, '--no-pager', '-o', 'cat'), /systemd-resolved: reverted link pswarm0/);
   t.match(m.exec('journalctl', '-u', UNIT, '--no-pager', '-o', 'short', '-n', '20'), / podman-swarm-dns\[\d+\]: /, 'journal lines under the daemon name');
+
+  // Without the link the daemon creates it itself, under the unit's hardening (netlink via ip(8)).
+  m.exec('ip', 'link', 'del', 'pswarm0');
+  m.exec('systemctl', 'start', UNIT);
+  t.match(m.exec('journalctl', '-u', UNIT, '--no-pager', '-o', 'cat'), /link pswarm0 \((dummy|bridge)\) holds the cluster DNS address 10\.223\.0\.10/);
+  t.match(m.exec('dig', '+short', '@10.223.0.10', 'web.default.cluster.local'), /10\.0\.0\.7/);
+  m.exec('systemctl', 'stop', UNIT);
+  t.not(m.run('ip', 'link', 'show', 'pswarm0').code, 0, 'and removes it at stop');
 });
