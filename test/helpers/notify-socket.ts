@@ -24,7 +24,7 @@ const RECEIVER = `
 import socket, sys, json, struct
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-s.bind(sys.argv[1])
+s.bind("\\0" + sys.argv[1][1:] if sys.argv[1].startswith("@") else sys.argv[1])
 print("bound", flush=True)
 while True:
     msg, anc, flags, addr = s.recvmsg(4096, socket.CMSG_SPACE(12))
@@ -35,10 +35,11 @@ while True:
     print(json.dumps({"pid": pid, "raw": msg.decode("utf-8", "replace")}), flush=True)
 `;
 
-export async function notifySocket(t: { teardown(fn: () => unknown): void }): Promise<NotifySocket> {
+/** `abstract`: a Linux abstract socket ("@name"), as systemd's user instances and nspawn use. */
+export async function notifySocket(t: { teardown(fn: () => unknown): void }, o: { abstract?: boolean } = {}): Promise<NotifySocket> {
   // A short directory: unix socket paths are limited to 107 bytes.
   const dir = mkdtempSync(join(tmpdir(), 'psdns-n-'));
-  const path = join(dir, 'notify.sock');
+  const path = o.abstract ? `@${dir.slice(1).replace(/\//g, '-')}` : join(dir, 'notify.sock');
   const p = spawn('python3', ['-c', RECEIVER, path], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => {
     p.kill('SIGKILL');

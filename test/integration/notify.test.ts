@@ -85,6 +85,13 @@ t.test('a blocked event loop stops the watchdog pings', async (t) => {
   d.proc.kill('SIGKILL');
 });
 
+t.test('an abstract NOTIFY_SOCKET (@name) works the same', async (t) => {
+  const sock = await notifySocket(t, { abstract: true });
+  const d = await startDaemon(t, { wrap: [EXEC], env: { NOTIFY_SOCKET: sock.path } });
+  const ready = await sock.next(has('READY', '1'));
+  t.equal(ready.n.pid, d.proc.pid);
+});
+
 t.test('without notify-socket-exec or the addon, NOTIFY_SOCKET gets a clear warning', async (t) => {
   const sock = await notifySocket(t);
   const d = await startDaemon(t, { env: { NOTIFY_SOCKET: sock.path } });
