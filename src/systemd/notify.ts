@@ -6,9 +6,11 @@ import type { Logger } from '../log.js';
 // - a datagram socket already connected to $NOTIFY_SOCKET that systemd/notify-socket-exec opened
 //   in this very process before exec'ing Node: its number is in PODMAN_SWARM_DNS_NOTIFY_FD and a
 //   write(2) on it is one datagram, sent by the main PID (NotifyAccess=main holds).
-// `systemd-notify` (the binary, and the npm packages that spawn it) sends from a short-lived
-// child: with NotifyAccess=main systemd drops those messages, and with =all it races the child's
-// exit. Not used.
+// Evaluated and not used: the npm package `systemd-notify` (1.0.0) spawns the systemd-notify
+// binary, so the datagram comes from a short-lived child: NotifyAccess=main makes systemd drop it
+// (--pid only sets MAINPID=), and NotifyAccess=all races the child's exit; it has no watchdog or
+// reload support either. `sd-notify` wraps libsystemd with node-gyp: a C toolchain and
+// libsystemd-dev at install time, for what the project's own addon (SPEC §10) already does.
 
 /** Sends one notification; false if it could not be sent. */
 export type NotifySender = (message: string) => boolean;
