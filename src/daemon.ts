@@ -32,6 +32,9 @@ import { Registry } from './registry/registry.js';
 import { readJsonFile, writeFileAtomic } from './state/files.js';
 import { RegistrationStore } from './state/registrations.js';
 import { VERSION } from './version.js';
+import { ResolvedClient, type ResolvedLink, type ResolvedMode } from './systemd/resolved.js';
+import type { StatusCounts } from './systemd/messages.js';
+import { selfQuery } from './systemd/self-query.js';
 
 // Wires the parts together and owns the order of start, reload and stop. Sources feed the local
 // node, the registry derives views, DNS and the API read them.
@@ -66,6 +69,8 @@ export class Daemon {
   private ready = false;
   /** Problems found at start or reload that an operator should see in `status`. */
   private readonly problems = new Map<string, string>();
+  private readonly resolved: ResolvedClient;
+  private resolvedStarted: Promise<void> = Promise.resolve();
 
   constructor(
     private loaded: LoadedConfig,
@@ -106,6 +111,12 @@ export class Daemon {
     this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, tcpIdleTimeoutMs: o.tcpIdleTimeout }, this.log);
     this.changes = new ChangeIndex(this.registry);
     this.api = new ApiServer(this.apiContext(), this.readToken(o.apiTokenFile));
+    this.resolved = new ResolvedClient({
+      mode: o.resolved as ResolvedMode,
+      domain: o.domain,
+      log: this.log,
+      problem: (message) => (message ? this.problem('resolved', message) : this.problems.delete('resolved')),
+    });
     this.registry.onChange((change) => {
       for (const key of change.services) {
         const [ns, svc] = key.split('/') as [string, string];
@@ -157,6 +168,8 @@ export class Daemon {
       }
     }
     this.ready = true;
+    // Not awaited: READY=1 never waits for D-Bus; the client logs its own outcome.
+    this.resolvedStarted = this.resolved.start(this.resolvedLinks());
     log.info(
       { node: rt.nodeName, id: this.registry.localNode, version: VERSION, services: this.registry.serviceCount, endpoints: this.registry.endpointCount },
       `ready: node ${rt.nodeName}, ${plural(this.registry.serviceCount, 'service')}, zone ${o.domain}`,
@@ -208,6 +221,8 @@ export class Daemon {
     this.changes.close();
     await Promise.all([this.api.close(), this.dns.close()]);
     this.zone.close();
+    await this.resolvedStarted;
+    await this.resolved.stop();
     if (this.link && this.link.type !== 'existing') {
       try {
         await removeLink(this.link.name);
@@ -231,6 +246,25 @@ export class Daemon {
     } catch (e) {
       this.problem('link', `could not set up link ${o.link} with ${rt.dnsAddress}: ${(e as Error).message}`);
     }
+  }
+
+  /** Links resolved should send the zone to: ours, when the cluster DNS address is served on it. */
+  private resolvedLinks(): ResolvedLink[] {
+    if (!this.link) return [];
+    const served = this.dns.addresses.find((a) => a.host === this.rt.dnsAddress);
+    return served ? [{ name: this.link.name, servers: [{ address: served.host, port: served.port }] }] : [];
+  }
+
+  /** For systemd's STATUS= line. */
+  counts(): StatusCounts {
+    const all = [...this.registry.services()].flatMap((v) => v.endpoints);
+    return { services: this.registry.serviceCount, endpoints: all.length, healthy: all.filter((e) => e.endpoint.healthy).length, dns: this.dns.addresses.map(showHostPort) };
+  }
+
+  /** A real query over UDP to our first DNS listener (the watchdog's liveness proof). */
+  selfQuery(timeoutMs: number): Promise<boolean> {
+    const first = this.dns.addresses[0];
+    return first ? selfQuery(first, this.opts.domain, timeoutMs) : Promise.resolve(false);
   }
 
   private dnsListenPlan(): { addresses: HostPort[]; explicit: boolean } {
