@@ -20,6 +20,8 @@ export interface DaemonOptions {
   upstreams?: string[];
   /** Node binary (tests of the Debian nodejs 18 pass its path). */
   node?: string;
+  /** Command that runs the daemon's node command line (e.g. systemd/notify-socket-exec). */
+  wrap?: string[];
   /** Wait for readiness (default true). */
   wait?: boolean;
 }
@@ -55,7 +57,8 @@ export async function startDaemon(t: { teardown(fn: () => unknown): void }, o: D
     '--upstream-dns', (o.upstreams ?? ['127.0.0.1:9']).join(','),
     ...(o.args ?? []),
   ];
-  const proc = spawn(o.node ?? process.execPath, args, { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [...(o.wrap ?? []), o.node ?? process.execPath, ...args];
+  const proc = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
