@@ -6,14 +6,14 @@ import { $, fs, path } from 'zx';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { NAME, PKG, ROOT, hasNative, packageDate, stage } from './stage.mjs';
+import { BUILD, NAME, PKG, ROOT, hasNative, packageDate, stage } from './stage.mjs';
 
 $.verbose = false;
 
 export const CONFFILES = [`/etc/${NAME}/config.yaml`];
 
-export async function buildDeb({ lint = false } = {}) {
-  const work = path.join(ROOT, 'build/deb');
+export async function buildDeb({ out: outDir = BUILD, lint = false } = {}) {
+  const work = path.join(outDir, 'deb');
   const { dest: root } = await stage(path.join(work, 'root'));
   const deb = path.join(root, 'DEBIAN');
   const docDir = path.join(root, `usr/share/doc/${NAME}`);
@@ -66,7 +66,7 @@ export async function buildDeb({ lint = false } = {}) {
 
   // Reproducible: file times from the changelog's date (dpkg-deb honours SOURCE_DATE_EPOCH).
   const epoch = String(Math.floor(packageDate().getTime() / 1000));
-  const out = path.join(ROOT, 'build', `${NAME}_${PKG.version}_${arch}.deb`);
+  const out = path.join(outDir, `${NAME}_${PKG.version}_${arch}.deb`);
   await $({ env: { ...process.env, SOURCE_DATE_EPOCH: epoch } })`dpkg-deb --root-owner-group -Zxz --build ${root} ${out}`;
   if (lint) await lintian(out);
   return out;

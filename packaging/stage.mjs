@@ -39,6 +39,17 @@ export function packageDate() {
   return new Date(top[1]);
 }
 
+/** The entries of packaging/debian/changelog (the one changelog; rpm.mjs converts it). */
+export function changelogEntries() {
+  const text = fs.readFileSync(path.join(ROOT, 'packaging/debian/changelog'), 'utf8');
+  return [...text.matchAll(/^\S+ \(([^)]+)\)[^\n]*\n\n([\s\S]*?)\n\n -- (.*?>)  (.*)$/gm)].map((m) => ({
+    version: m[1],
+    body: m[2],
+    maintainer: m[3],
+    date: new Date(m[4]),
+  }));
+}
+
 /** Version of the top entry of packaging/debian/changelog; packages refuse to build if it differs. */
 export function changelogVersion() {
   const m = fs.readFileSync(path.join(ROOT, 'packaging/debian/changelog'), 'utf8').match(/^\S+ \(([^)]+)\)/);
@@ -47,7 +58,10 @@ export function changelogVersion() {
 
 export const hasNative = () => fs.existsSync(path.join(ROOT, NATIVE));
 
-export async function stage(dest = path.join(ROOT, 'build/stage')) {
+/** Where packages are built; tests pass their own directory. */
+export const BUILD = path.join(ROOT, 'build');
+
+export async function stage(dest = path.join(BUILD, 'stage')) {
   if (changelogVersion() !== PKG.version) {
     throw new Error(`packaging/debian/changelog's top entry is ${changelogVersion()}, package.json says ${PKG.version}: add a changelog entry`);
   }
@@ -97,7 +111,7 @@ export async function stage(dest = path.join(ROOT, 'build/stage')) {
   }
 
   // Documents generated from the option table, by the code just bundled (same source as --help).
-  const docs = await bundleDocs();
+  const docs = await bundleDocs(path.join(path.dirname(dest), 'docs.mjs'));
   await fs.mkdirp(path.join(dest, `etc/${NAME}`));
   fs.writeFileSync(path.join(dest, `etc/${NAME}/config.yaml`), docs.sampleConfig(), { mode: 0o644 });
   const date = packageDate().toISOString().slice(0, 10);
@@ -123,8 +137,7 @@ function copy(from, to, mode) {
 }
 
 // docs.ts is TypeScript: bundle it on its own (no dependencies) and import it.
-async function bundleDocs() {
-  const out = path.join(ROOT, 'build/docs.mjs');
+async function bundleDocs(out) {
   await build({ entryPoints: [path.join(ROOT, 'src/config/docs.ts')], outfile: out, bundle: true, platform: 'node', format: 'esm', logLevel: 'warning' });
   return import(pathToFileURL(out).href + `?${Date.now()}`);
 }
