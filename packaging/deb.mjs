@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds build/podman-swarm-dns_<version>_<arch>.deb with dpkg-deb from the staged tree
 // (stage.mjs) plus Debian's metadata: control, conffiles, md5sums, the maintainer scripts in
-// packaging/debian/, copyright and changelog. `npm run package:deb`; `--lint` also runs lintian.
+// packaging/debian/, copyright and changelog. `npm run package:deb` (= --lint: also runs lintian);
+// `--out=DIR` builds in DIR instead of build/.
 import { $, fs, path } from 'zx';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +10,7 @@ import { gzipSync } from 'node:zlib';
 import { BUILD, NAME, PKG, ROOT, hasNative, packageDate, stage } from './stage.mjs';
 
 $.verbose = false;
+$.quiet = true; // tool output is shown only when a step fails (zx puts it in the error)
 
 export const CONFFILES = [`/etc/${NAME}/config.yaml`];
 
@@ -113,6 +115,7 @@ function installedSizeKiB(root) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const out = await buildDeb({ lint: process.argv.includes('--lint') });
+  const outArg = process.argv.find((a) => a.startsWith('--out='));
+  const out = await buildDeb({ lint: process.argv.includes('--lint'), ...(outArg && { out: path.resolve(outArg.slice(6)) }) });
   console.log(out);
 }

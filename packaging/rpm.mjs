@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // Builds build/podman-swarm-dns-<version>-1.<arch>.rpm with rpmbuild from the staged tree
 // (stage.mjs) and packaging/rpm/podman-swarm-dns.spec.in. `npm run package:rpm`; `--lint` also
-// runs rpmlint with packaging/rpm/rpmlint.toml.
+// runs rpmlint with packaging/rpm/rpmlint.toml; `--out=DIR` builds in DIR instead of build/.
 import { $, fs, path } from 'zx';
 import { fileURLToPath } from 'node:url';
 import { BUILD, NAME, PKG, ROOT, changelogEntries, hasNative, stage } from './stage.mjs';
 
 $.verbose = false;
+$.quiet = true; // tool output is shown only when a step fails (zx puts it in the error)
 
 export async function buildRpm({ out: outDir = BUILD, lint = false } = {}) {
   const work = path.join(outDir, 'rpm');
@@ -70,6 +71,7 @@ function rpmChangelogEntry(e) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const out = await buildRpm({ lint: process.argv.includes('--lint') });
+  const outArg = process.argv.find((a) => a.startsWith('--out='));
+  const out = await buildRpm({ lint: process.argv.includes('--lint'), ...(outArg && { out: path.resolve(outArg.slice(6)) }) });
   console.log(out);
 }

@@ -30,6 +30,7 @@ const REVIEWED = {
 };
 
 $.verbose = false;
+$.quiet = true; // tool output is shown only when a step fails (zx puts it in the error)
 
 /** Date of the package (for the man page), from SOURCE_DATE_EPOCH or the changelog's top entry. */
 export function packageDate() {
