@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Builds build/podman-swarm-dns_<version>_<arch>.deb with dpkg-deb from the staged tree
 // (stage.mjs) plus Debian's metadata: control, conffiles, md5sums, the maintainer scripts in
-// packaging/debian/, copyright and changelog. `npm run package:deb` (= --lint: also runs lintian);
-// `--out=DIR` builds in DIR instead of build/.
+// packaging/debian/, copyright and changelog. `npm run package:deb`. lintian checks the result
+// when it is installed (`--lint`: always, failing without it); `--out=DIR` builds in DIR.
 import { $, fs, path } from 'zx';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -116,6 +116,6 @@ function installedSizeKiB(root) {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const outArg = process.argv.find((a) => a.startsWith('--out='));
-  const out = await buildDeb({ lint: process.argv.includes('--lint'), ...(outArg && { out: path.resolve(outArg.slice(6)) }) });
+  const out = await buildDeb({ lint: process.argv.includes('--lint') || (await $`command -v lintian`.nothrow()).exitCode === 0, ...(outArg && { out: path.resolve(outArg.slice(6)) }) });
   console.log(out);
 }

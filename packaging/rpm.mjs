@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds build/podman-swarm-dns-<version>-1.<arch>.rpm with rpmbuild from the staged tree
-// (stage.mjs) and packaging/rpm/podman-swarm-dns.spec.in. `npm run package:rpm`; `--lint` also
-// runs rpmlint with packaging/rpm/rpmlint.toml; `--out=DIR` builds in DIR instead of build/.
+// (stage.mjs) and packaging/rpm/podman-swarm-dns.spec.in. `npm run package:rpm`. rpmlint (with
+// packaging/rpm/rpmlint.toml) checks the result when it is installed (`--lint`: always, failing
+// without it); `--out=DIR` builds in DIR.
 import { $, fs, path } from 'zx';
 import { fileURLToPath } from 'node:url';
 import { BUILD, NAME, PKG, ROOT, changelogEntries, hasNative, stage } from './stage.mjs';
@@ -72,6 +73,6 @@ function rpmChangelogEntry(e) {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const outArg = process.argv.find((a) => a.startsWith('--out='));
-  const out = await buildRpm({ lint: process.argv.includes('--lint'), ...(outArg && { out: path.resolve(outArg.slice(6)) }) });
+  const out = await buildRpm({ lint: process.argv.includes('--lint') || (await $`command -v rpmlint`.nothrow()).exitCode === 0, ...(outArg && { out: path.resolve(outArg.slice(6)) }) });
   console.log(out);
 }
