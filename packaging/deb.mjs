@@ -5,9 +5,10 @@
 // when it is installed (`--lint`: always, failing without it); `--out=DIR` builds in DIR.
 import { $, fs, path } from 'zx';
 import { createHash } from 'node:crypto';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { BUILD, NAME, PKG, ROOT, hasNative, packageDate, stage } from './stage.mjs';
+import { BUILD, LIBDIR, NAME, NATIVE, PKG, ROOT, hasNative, packageDate, stage } from './stage.mjs';
 
 $.verbose = false;
 $.quiet = true; // tool output is shown only when a step fails (zx puts it in the error)
@@ -50,7 +51,7 @@ export async function buildDeb({ out: outDir = BUILD, lint = false } = {}) {
       `Maintainer: ${maintainer}`,
       `Installed-Size: ${installedSizeKiB(root)}`,
       // procps: the unit's ExecReload runs /bin/kill.
-      'Depends: nodejs (>= 18), procps',
+      `Depends: ${['nodejs (>= 18)', 'procps', ...(await nativeDepends(root))].join(', ')}`,
       'Recommends: podman',
       'Section: net',
       'Priority: optional',
@@ -81,6 +82,23 @@ export async function lintian(deb) {
   process.stdout.write(r.stdout + r.stderr);
   if (r.exitCode !== 0) throw new Error(`lintian failed on ${deb}`);
   return r.stdout;
+}
+
+/** The addon's shared-library dependencies (libc6, ...), from dpkg-shlibdeps as dh_shlibdeps does. */
+async function nativeDepends(root) {
+  if (!hasNative()) return [];
+  // dpkg-shlibdeps wants to run in a source tree: give it a minimal one.
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'psdns-shlibdeps-'));
+  try {
+    fs.mkdirSync(path.join(tmp, 'debian'));
+    fs.writeFileSync(path.join(tmp, 'debian/control'), `Source: ${NAME}\n\nPackage: ${NAME}\nArchitecture: any\n`);
+    const addon = path.join(root, LIBDIR, 'dist', path.basename(NATIVE));
+    const r = await $({ cwd: tmp })`dpkg-shlibdeps -O ${addon}`;
+    const m = r.stdout.match(/^shlibs:Depends=(.*)$/m);
+    return m ? m[1].split(', ') : [];
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 function md5sums(root) {

@@ -95,10 +95,12 @@ export async function stage(dest = path.join(BUILD, 'stage')) {
   fs.chmodSync(bundle, 0o755);
   // version.ts reads ../package.json next to dist/: ship a minimal one.
   fs.writeJsonSync(path.join(lib, 'package.json'), { name: NAME, version: PKG.version, type: 'module', license: PKG.license, private: true }, { spaces: 2 });
+  // The addon goes next to the bundle, where src/native/index.ts looks in a package.
+  // Stripped as dh_strip does (debug info is not shipped; lintian and rpmlint ask for it).
   if (hasNative()) {
-    await fs.mkdirp(path.join(lib, 'native'));
-    fs.copyFileSync(path.join(ROOT, NATIVE), path.join(lib, 'native', path.basename(NATIVE)));
-    fs.chmodSync(path.join(lib, 'native', path.basename(NATIVE)), 0o644);
+    const addon = path.join(lib, 'dist', path.basename(NATIVE));
+    copy(path.join(ROOT, NATIVE), addon, 0o644);
+    await $`strip --strip-unneeded --remove-section=.comment --remove-section=.note ${addon}`;
   }
   await fs.mkdirp(path.join(dest, 'usr/bin'));
   fs.symlinkSync(`../lib/${NAME}/dist/${NAME}.mjs`, path.join(dest, 'usr/bin', NAME));
