@@ -10,6 +10,10 @@ cache=${1:-/var/cache/podman-swarm-dns}
 dir=$cache/bookworm-clean-v1
 if [ -f "$dir/.complete" ]; then echo "$dir"; exit 0; fi
 mkdir -p "$cache"
+# One builder at a time: a concurrent run waits for the first one's result.
+exec 9>"$cache/.bookworm-clean.lock"
+flock 9
+if [ -f "$dir/.complete" ]; then echo "$dir"; exit 0; fi
 tmp=$(mktemp -d "$cache/.bookworm-clean.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 debootstrap --variant=minbase \
