@@ -22,6 +22,8 @@ export interface DaemonOptions {
   node?: string;
   /** Command that runs the daemon's node command line (e.g. systemd/notify-socket-exec). */
   wrap?: string[];
+  /** Entry point to run instead of dist/cli.js (the packaged bundle). */
+  cli?: string;
   /** Wait for readiness (default true). */
   wait?: boolean;
 }
@@ -48,7 +50,7 @@ export async function startDaemon(t: { teardown(fn: () => unknown): void }, o: D
   const configPath = join(dir, 'config.yaml');
   writeFileSync(configPath, o.config ?? '');
   const args = [
-    CLI, 'daemon',
+    o.cli ?? CLI, 'daemon',
     '--config', configPath,
     '--link', 'none',
     '--state-dir', join(dir, 'state'),
