@@ -39,6 +39,9 @@ import { GatewayListeners } from './dns/gateways.js';
 import { ContainerNames } from './dns/scoped.js';
 import { HealthChecker, type HealthOptions } from './health/checker.js';
 import { PodmanSource } from './podman/source.js';
+import { ResolvedClient, type ResolvedLink, type ResolvedMode } from './systemd/resolved.js';
+import type { StatusCounts } from './systemd/messages.js';
+import { selfQuery } from './systemd/self-query.js';
 
 // Wires the parts together and owns the order of start, reload and stop. Sources feed the local
 // node, the registry derives views, DNS and the API read them.
@@ -79,6 +82,8 @@ export class Daemon {
   private readonly names = new ContainerNames();
   private readonly health: HealthChecker;
   private readonly gateways: GatewayListeners;
+  private readonly resolved: ResolvedClient;
+  private resolvedStarted: Promise<void> = Promise.resolve();
 
   constructor(
     private loaded: LoadedConfig,
@@ -122,6 +127,12 @@ export class Daemon {
     this.api = new ApiServer(this.apiContext(), this.readToken(o.apiTokenFile));
     this.gateways = new GatewayListeners(this.dns, this.log);
     this.health = new HealthChecker(this.local, healthOptions(o), (id) => this.podman?.podmanHealth(id) ?? Promise.resolve(undefined), this.log);
+    this.resolved = new ResolvedClient({
+      mode: o.resolved as ResolvedMode,
+      domain: o.domain,
+      log: this.log,
+      problem: (message) => (message ? this.problem('resolved', message) : this.problems.delete('resolved')),
+    });
     registerLbMetrics(this.metrics.prom, () => this.lb);
     this.registry.onChange((change) => {
       for (const key of change.services) {
@@ -177,6 +188,8 @@ export class Daemon {
     this.startPodman();
     this.health.start();
     this.ready = true;
+    // Not awaited: READY=1 never waits for D-Bus; the client logs its own outcome.
+    this.resolvedStarted = this.resolved.start(this.resolvedLinks());
     log.info(
       { node: rt.nodeName, id: this.registry.localNode, version: VERSION, services: this.registry.serviceCount, endpoints: this.registry.endpointCount },
       `ready: node ${rt.nodeName}, ${plural(this.registry.serviceCount, 'service')}, zone ${o.domain}`,
@@ -234,6 +247,8 @@ export class Daemon {
     await this.gateways.close();
     await Promise.all([this.api.close(), this.dns.close(), this.lb?.stop()]);
     this.zone.close();
+    await this.resolvedStarted;
+    await this.resolved.stop();
     if (this.link && this.link.type !== 'existing') {
       try {
         await removeLink(this.link.name);
@@ -281,6 +296,25 @@ export class Daemon {
     } catch (e) {
       this.problem('link', `could not set up link ${o.link} with ${rt.dnsAddress}: ${(e as Error).message}`);
     }
+  }
+
+  /** Links resolved should send the zone to: ours, when the cluster DNS address is served on it. */
+  private resolvedLinks(): ResolvedLink[] {
+    if (!this.link) return [];
+    const served = this.dns.addresses.find((a) => a.host === this.rt.dnsAddress);
+    return served ? [{ name: this.link.name, servers: [{ address: served.host, port: served.port }] }] : [];
+  }
+
+  /** For systemd's STATUS= line. */
+  counts(): StatusCounts {
+    const all = [...this.registry.services()].flatMap((v) => v.endpoints);
+    return { services: this.registry.serviceCount, endpoints: all.length, healthy: all.filter((e) => e.endpoint.healthy).length, dns: this.dns.addresses.map(showHostPort) };
+  }
+
+  /** A real query over UDP to our first DNS listener (the watchdog's liveness proof). */
+  selfQuery(timeoutMs: number): Promise<boolean> {
+    const first = this.dns.addresses[0];
+    return first ? selfQuery(first, this.opts.domain, timeoutMs) : Promise.resolve(false);
   }
 
   /**

@@ -209,7 +209,7 @@ export const OPTIONS = {
 
   resolved: def({
     name: 'resolved', kind: k.oneOf('auto', 'on', 'off'), default: 'auto', group: 'systemd',
-    pending: 'the systemd-resolved integration', help: 'route the zone to this daemon in systemd-resolved',
+    help: 'route the zone to this daemon in systemd-resolved (auto: if resolved is there; on: report when it is not)',
   }),
 } as const;
 
