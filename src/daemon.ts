@@ -24,7 +24,10 @@ import { DnsHandler } from './dns/handler.js';
 import { defaultUpstreams } from './dns/resolvconf.js';
 import { BindError, DEFAULT_SERVER_OPTIONS, DnsServer } from './dns/server.js';
 import { ZoneState, type ZoneOptions } from './dns/zone.js';
-import { addAddress, ensureLink, removeLink, type LinkInfo } from './lb/link.js';
+import { addAddress, ensureLink, removeAddress, removeLink, type LinkInfo } from './lb/link.js';
+import { LbManager } from './lb/manager.js';
+import { registerLbMetrics } from './lb/metrics.js';
+import { ingressEntries, lbOptions, loopbackRange, vipAssigner } from './lb/setup.js';
 import { createLogger, type Logger, type LogLevel } from './log.js';
 import { addressAt } from './net/cidr.js';
 import { LocalNode } from './registry/local.js';
@@ -32,6 +35,13 @@ import { Registry } from './registry/registry.js';
 import { readJsonFile, writeFileAtomic } from './state/files.js';
 import { RegistrationStore } from './state/registrations.js';
 import { VERSION } from './version.js';
+import { GatewayListeners } from './dns/gateways.js';
+import { ContainerNames } from './dns/scoped.js';
+import { HealthChecker, type HealthOptions } from './health/checker.js';
+import { PodmanSource } from './podman/source.js';
+import { ResolvedClient, type ResolvedLink, type ResolvedMode } from './systemd/resolved.js';
+import type { StatusCounts } from './systemd/messages.js';
+import { selfQuery } from './systemd/self-query.js';
 import { Cluster } from './gossip/cluster.js';
 import { gossipMetrics } from './gossip/metrics.js';
 import { clusterSettings } from './gossip/setup.js';
@@ -66,12 +76,20 @@ export class Daemon {
   private readonly startedAt = Date.now();
   private opts: Options;
   private link: LinkInfo | null = null;
+  private lb: LbManager | null = null;
   /** The gossip layer (SPEC §5); null when it is off or not started yet. */
   cluster: Cluster | null = null;
   private readonly gossipLag: (ms: number) => void;
   private ready = false;
   /** Problems found at start or reload that an operator should see in `status`. */
   private readonly problems = new Map<string, string>();
+  // Podman integration and local health checks (SPEC §4, §6).
+  private podman: PodmanSource | null = null;
+  private readonly names = new ContainerNames();
+  private readonly health: HealthChecker;
+  private readonly gateways: GatewayListeners;
+  private readonly resolved: ResolvedClient;
+  private resolvedStarted: Promise<void> = Promise.resolve();
 
   constructor(
     private loaded: LoadedConfig,
@@ -91,6 +109,7 @@ export class Daemon {
       apiListen: apiListenExplicit ? o.apiListen : defaultApiListen(env),
       apiListenExplicit,
     };
+    ingressEntries(o.ingress); // a malformed --ingress stops the start, like any bad option
     const problem = checkApiListen(this.rt.apiListen, o.apiTokenFile !== '');
     if (problem) throw new ConfigError('ERR_CONFIG_BAD_VALUE', problem);
 
@@ -109,10 +128,19 @@ export class Daemon {
     });
     this.metrics = new Metrics({ registry: this.registry, cache: () => this.forwarder.cache });
     this.gossipLag = gossipMetrics(this.metrics.prom, () => this.cluster).lag;
-    this.handler = new DnsHandler({ zone: this.zone, clients: this.clients, forwarder: this.forwarder, metrics: this.metrics, log: this.log });
+    this.handler = new DnsHandler({ zone: this.zone, clients: this.clients, forwarder: this.forwarder, metrics: this.metrics, log: this.log, containerNames: this.names });
     this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, tcpIdleTimeoutMs: o.tcpIdleTimeout }, this.log);
     this.changes = new ChangeIndex(this.registry);
     this.api = new ApiServer(this.apiContext(), this.readToken(o.apiTokenFile));
+    this.gateways = new GatewayListeners(this.dns, this.log);
+    this.health = new HealthChecker(this.local, healthOptions(o), (id) => this.podman?.podmanHealth(id) ?? Promise.resolve(undefined), this.log);
+    this.resolved = new ResolvedClient({
+      mode: o.resolved as ResolvedMode,
+      domain: o.domain,
+      log: this.log,
+      problem: (message) => (message ? this.problem('resolved', message) : this.problems.delete('resolved')),
+    });
+    registerLbMetrics(this.metrics.prom, () => this.lb);
     this.registry.onChange((change) => {
       for (const key of change.services) {
         const [ns, svc] = key.split('/') as [string, string];
@@ -139,6 +167,7 @@ export class Daemon {
     await this.startCluster();
 
     if (o.link !== 'none') await this.setUpLink();
+    await this.startLb();
     const listen = this.dnsListenPlan();
     this.forwarder.configure(this.forwarderOptions(o, listen.addresses));
     if (this.forwarder.upstreams.length === 0) {
@@ -164,7 +193,11 @@ export class Daemon {
         this.problem(`api:${apiListenKind.show(l)}`, (e as Error).message);
       }
     }
+    this.startPodman();
+    this.health.start();
     this.ready = true;
+    // Not awaited: READY=1 never waits for D-Bus; the client logs its own outcome.
+    this.resolvedStarted = this.resolved.start(this.resolvedLinks());
     log.info(
       { node: rt.nodeName, id: this.registry.localNode, version: VERSION, services: this.registry.serviceCount, endpoints: this.registry.endpointCount },
       `ready: node ${rt.nodeName}, ${plural(this.registry.serviceCount, 'service')}, zone ${o.domain}`,
@@ -180,6 +213,7 @@ export class Daemon {
       this.log.error(e instanceof ConfigError ? {} : { err: e }, `reload failed, keeping the running configuration: ${(e as Error).message}`);
       throw e;
     }
+    ingressEntries(next.options.ingress); // reject a malformed --ingress before applying anything
     const before = this.opts;
     const changed = (Object.keys(OPTIONS) as OptionKey[]).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(next.options[k]));
     const applied = changed.filter((k) => LIVE_OPTIONS.has(k)).map((k) => OPTIONS[k].name);
@@ -198,6 +232,8 @@ export class Daemon {
     this.forwarder.configure(this.forwarderOptions(after, this.dns.addresses));
     this.dns.configure({ tcpIdleTimeoutMs: after.tcpIdleTimeout });
     this.api.setToken(token);
+    this.health.configure(healthOptions(after));
+    if (this.lb) void this.lb.configure(lbOptions(after, this.rt.advertise));
     if (changed.includes('routableContainerIps') || changed.includes('defaultMode')) {
       this.registry.setOptions({ localNode: this.registry.localNode, routableContainerIps: after.routableContainerIps, defaultMode: after.defaultMode });
     }
@@ -216,8 +252,13 @@ export class Daemon {
     // Leave first, so every host withdraws this node's endpoints at once (SPEC §5).
     await this.cluster?.stop().catch((e: Error) => this.log.warn(`leaving the cluster failed: ${e.message}`));
     this.changes.close();
-    await Promise.all([this.api.close(), this.dns.close()]);
+    this.podman?.stop();
+    this.health.stop();
+    await this.gateways.close();
+    await Promise.all([this.api.close(), this.dns.close(), this.lb?.stop()]);
     this.zone.close();
+    await this.resolvedStarted;
+    await this.resolved.stop();
     if (this.link && this.link.type !== 'existing') {
       try {
         await removeLink(this.link.name);
@@ -249,6 +290,30 @@ export class Daemon {
     }
   }
 
+  private startPodman(): void {
+    const o = this.opts;
+    if (o.podmanSocket === 'none') return;
+    // Rootless Podman serves its API under the user's runtime directory.
+    const xdg = this.input.env.XDG_RUNTIME_DIR;
+    const socket = this.loaded.origin.podmanSocket === 'default' && process.getuid?.() !== 0 && xdg ? join(xdg, 'podman', 'podman.sock') : o.podmanSocket;
+    this.podman = new PodmanSource(
+      { socket, resyncIntervalMs: o.resyncInterval, nodeAddress: this.rt.advertise },
+      {
+        local: this.local,
+        names: (containers) => this.names.setContainers(containers.map((c) => c.names)),
+        networks: (nets) => this.names.setNetworks(nets),
+        bridgeSubnets: (subnets) => this.clients.setBridgeSubnets(subnets),
+        gateways: (gws) => {
+          if (this.priv.bindLowPorts) void this.gateways.set(gws);
+          else if (gws.length) this.problem('gateways', `not root (no CAP_NET_BIND_SERVICE): not serving DNS on the gateways of Podman networks ${gws.join(', ')}`);
+        },
+        healthEvent: (id) => this.health.checkContainer(id),
+      },
+      this.log,
+    );
+    this.podman.start();
+  }
+
   private async setUpLink(): Promise<void> {
     const { opts: o, rt } = this;
     if (!this.priv.netAdmin) {
@@ -262,6 +327,44 @@ export class Daemon {
     } catch (e) {
       this.problem('link', `could not set up link ${o.link} with ${rt.dnsAddress}: ${(e as Error).message}`);
     }
+  }
+
+  /** Links resolved should send the zone to: ours, when the cluster DNS address is served on it. */
+  private resolvedLinks(): ResolvedLink[] {
+    if (!this.link) return [];
+    const served = this.dns.addresses.find((a) => a.host === this.rt.dnsAddress);
+    return served ? [{ name: this.link.name, servers: [{ address: served.host, port: served.port }] }] : [];
+  }
+
+  /** For systemd's STATUS= line. */
+  counts(): StatusCounts {
+    const all = [...this.registry.services()].flatMap((v) => v.endpoints);
+    return { services: this.registry.serviceCount, endpoints: all.length, healthy: all.filter((e) => e.endpoint.healthy).length, dns: this.dns.addresses.map(showHostPort) };
+  }
+
+  /** A real query over UDP to our first DNS listener (the watchdog's liveness proof). */
+  selfQuery(timeoutMs: number): Promise<boolean> {
+    const first = this.dns.addresses[0];
+    return first ? selfQuery(first, this.opts.domain, timeoutMs) : Promise.resolve(false);
+  }
+
+  /**
+   * SPEC §7: VIPs for vip-mode services, with listeners on them. VIPs need the daemon's link; a
+   * service range inside 127.0.0.0/8 works without one (loopback answers for all of it).
+   */
+  private async startLb(): Promise<void> {
+    const o = this.opts;
+    const onLoopback = loopbackRange(o.serviceCidr);
+    if (!this.link && !onLoopback) {
+      const vipServices = [...this.registry.services()].some((v) => v.mode === 'vip') || o.lbAll || o.defaultMode === 'vip';
+      if (vipServices) this.problem('lb', `the load balancer is off (no link ${o.link} for the VIPs: needs CAP_NET_ADMIN); vip-mode services are answered with their endpoints' addresses`);
+      return;
+    }
+    const link = this.link?.name;
+    const addrs = link && !onLoopback ? { add: (ip: string) => addAddress(link, ip), remove: (ip: string) => removeAddress(link, ip) } : null;
+    this.lb = new LbManager(this.registry, lbOptions(o, this.rt.advertise), addrs, this.log);
+    this.registry.setVipAssigner(vipAssigner(o.serviceCidr, o.lbAll));
+    await this.lb.start();
   }
 
   private dnsListenPlan(): { addresses: HostPort[]; explicit: boolean } {
@@ -388,6 +491,14 @@ export class Daemon {
       cluster: this.cluster
         ? { gossip: this.cluster.transport.address, members: this.cluster.membership.size, stale: this.cluster.stale }
         : null,
+      podman: this.podman ? { ...this.podman.status(), dns_gateways: this.gateways.addresses } : null,
+      health: this.health.status(),
+      lb: this.lb
+        ? {
+            listeners: [...this.lb.listeners()].map((l) => ({ service: l.spec.service, listen: l.spec.key, endpoints: l.backends.size })),
+            active_connections: this.lb.limit.active,
+          }
+        : null,
       registry: {
         services: views.length,
         endpoints: all.length,
@@ -395,7 +506,8 @@ export class Daemon {
         nodes: [...this.registry.nodes()].length,
         index: this.registry.index,
       },
-      problems: [...this.problems.values(), ...views.flatMap((v) => v.problems.map((p) => `${v.key}: ${p}`))],
+      problems: [...this.problems.values(), ...(this.podman?.problems() ?? []), ...this.gateways.problems(), ...views.flatMap((v) => v.problems.map((p) => `${v.key}: ${p}`)),
+        ...[...(this.lb?.failures.entries() ?? [])].map(([k, why]) => `load balancer ${k}: ${why}`)],
     };
   }
 
@@ -428,6 +540,10 @@ export class Daemon {
 const LIVE_OPTIONS = new Set<OptionKey>([
   'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'allowRecursion', 'forwardAllow',
   'preferLocal', 'failOpen', 'tcpIdleTimeout', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
+  'healthInterval', 'healthTimeout', 'healthFall', 'healthRise',
+  'lbPolicy', 'lbPreferLocal', 'lbIdleTimeout', 'lbUdpTimeout', 'lbMaxConnections', 'lbProxyProtocol', 'ingress',
 ]);
+
+const healthOptions = (o: Options): HealthOptions => ({ intervalMs: o.healthInterval, timeoutMs: o.healthTimeout, rise: o.healthRise, fall: o.healthFall });
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;

@@ -144,11 +144,12 @@ export const OPTIONS = {
 
   podmanSocket: def({
     name: 'podman-socket', kind: k.path, default: '/run/podman/podman.sock', group: 'Podman',
-    pending: 'the Podman watcher', help: 'libpod API socket; none disables Podman',
+    defaultText: '/run/podman/podman.sock (root), $XDG_RUNTIME_DIR/podman/podman.sock (others)',
+    help: 'libpod API socket; none disables Podman',
   }),
   resyncInterval: def({
     name: 'resync-interval', kind: k.duration(1000, 86_400_000), default: 60_000, group: 'Podman',
-    pending: 'the Podman watcher', help: 'full Podman resync period (a safety net for missed events)',
+    help: 'full Podman resync period (a safety net for missed events)',
   }),
   defaultMode: def({
     name: 'default-mode', kind: k.oneOf('dnsrr', 'vip'), default: 'dnsrr', group: 'Podman',
@@ -157,41 +158,58 @@ export const OPTIONS = {
 
   healthInterval: def({
     name: 'health-interval', kind: k.duration(100, 3_600_000), default: 10_000, group: 'Health',
-    pending: 'health checks', help: 'how often each local endpoint is checked',
+    help: 'how often each local endpoint is checked',
   }),
   healthTimeout: def({
     name: 'health-timeout', kind: k.duration(100, 600_000), default: 2000, group: 'Health',
-    pending: 'health checks', help: 'time allowed for one check',
+    help: 'time allowed for one check',
   }),
   healthFall: def({
-    name: 'health-fall', kind: k.int(1, 100), default: 3, group: 'Health', pending: 'health checks',
+    name: 'health-fall', kind: k.int(1, 100), default: 3, group: 'Health',
     help: 'consecutive failures before an endpoint is unhealthy',
   }),
   healthRise: def({
-    name: 'health-rise', kind: k.int(1, 100), default: 1, group: 'Health', pending: 'health checks',
+    name: 'health-rise', kind: k.int(1, 100), default: 1, group: 'Health',
     help: 'consecutive successes before it is healthy again',
   }),
 
   lbAll: def({
-    name: 'lb-all', kind: k.bool, default: false, group: 'Load balancer', pending: 'the load balancer',
+    name: 'lb-all', kind: k.bool, default: false, group: 'Load balancer',
     help: 'give every service a VIP, not only vip-mode ones',
   }),
   lbPolicy: def({
     name: 'lb-policy', kind: k.oneOf('round-robin', 'least-connections', 'power-of-two'), default: 'round-robin',
-    group: 'Load balancer', pending: 'the load balancer', help: 'how the proxies pick an endpoint',
+    group: 'Load balancer', help: 'how the proxies pick an endpoint',
   }),
   lbPreferLocal: def({
-    name: 'lb-prefer-local', kind: k.bool, default: true, group: 'Load balancer', pending: 'the load balancer',
+    name: 'lb-prefer-local', kind: k.bool, default: true, group: 'Load balancer',
     help: "prefer this host's endpoints",
   }),
   ingress: def({
     name: 'ingress', kind: k.list(k.string), default: [] as string[], group: 'Load balancer',
-    pending: 'the load balancer', help: "<ns>/<svc>:<port> to publish on the host's address",
+    help: "<ns>/<svc>:<port> to publish on the host's address",
+  }),
+
+  lbIdleTimeout: def({
+    name: 'lb-idle-timeout', kind: k.duration(1000, 86_400_000), default: 3_600_000, group: 'Load balancer',
+    help: 'close a proxied TCP connection with no bytes either way for this long',
+  }),
+  lbUdpTimeout: def({
+    name: 'lb-udp-timeout', kind: k.duration(1000, 3_600_000), default: 30_000, group: 'Load balancer',
+    help: 'end a proxied UDP session with no datagram either way for this long',
+  }),
+  lbMaxConnections: def({
+    name: 'lb-max-connections', kind: k.int(1, 1_000_000), default: 50_000, group: 'Load balancer',
+    help: 'proxied TCP connections open at once (all services); beyond it new ones are closed',
+  }),
+  lbProxyProtocol: def({
+    name: 'lb-proxy-protocol', kind: k.bool, default: false, group: 'Load balancer',
+    help: 'send a PROXY protocol v2 header to backends, so they see the real client address',
   }),
 
   resolved: def({
     name: 'resolved', kind: k.oneOf('auto', 'on', 'off'), default: 'auto', group: 'systemd',
-    pending: 'the systemd-resolved integration', help: 'route the zone to this daemon in systemd-resolved',
+    help: 'route the zone to this daemon in systemd-resolved (auto: if resolved is there; on: report when it is not)',
   }),
 } as const;
 
