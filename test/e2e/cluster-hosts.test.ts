@@ -7,13 +7,16 @@ import { CLI } from '../helpers/daemon.js';
 import { createHosts, type Host } from '../helpers/hosts.js';
 import { isRoot } from '../helpers/netns.js';
 import { keygen } from '../../src/commands/keygen.js';
+import { CONTAINERS_CONF, hasPodman, IMAGE } from '../helpers/podman.js';
+import { copyFileSync, symlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 
 // Three simulated hosts (network namespaces on a bridge), each running the daemon as root with
 // an encrypted gossip key, DNS on its own address. An endpoint registered through the API on
 // host 1 (an HTTP server there) is answered on hosts 2 and 3 and reachable from host 3; cutting
 // host 1's link withdraws it, restoring the link brings it back; a fourth host with the wrong key
-// stays out. (The Podman-container variant — a labelled container with a published port — needs
-// the Podman watcher of issue 3 and is not in this test.)
+// stays out. Host 1 also runs its own Podman: a labelled container with a published port there is
+// answered on hosts 2 and 3 with host 1's address and the published port, and reachable.
 
 if (!isRoot) {
   t.comment('skipped: needs root (run by .ci/run as root)');
@@ -27,7 +30,7 @@ interface Daemon {
   logs: () => string;
 }
 
-function startDaemon(host: Host, dir: string, key: string, seeds: string[]): Daemon {
+function startDaemon(host: Host, dir: string, key: string, seeds: string[], podmanSocket = 'none'): Daemon {
   const home = join(dir, `h${host.index}`);
   mkdirSync(home, { recursive: true });
   const socket = join(home, 'api.sock');
@@ -35,7 +38,7 @@ function startDaemon(host: Host, dir: string, key: string, seeds: string[]): Dae
     CLI, 'daemon', '--config', join(home, 'none.yaml'), '--link', 'none', '--node-name', `host${host.index}`,
     '--state-dir', join(home, 'state'), '--dns-listen', `${host.address}:53`, '--api-listen', `unix:${socket}`,
     '--upstream-dns', '127.0.0.1:9', '--gossip-listen', '0.0.0.0:7946', '--advertise-address', host.address,
-    '--gossip-key-file', key, ...(seeds.length ? ["--join", seeds.join(",")] : []),
+    '--gossip-key-file', key, '--podman-socket', podmanSocket, ...(seeds.length ? ["--join", seeds.join(",")] : []),
   ]);
   writeFileSync(join(home, 'none.yaml'), '');
   let out = '';
@@ -70,14 +73,17 @@ const dig = (from: Host, server: Host, name: string, type = 'A'): string[] =>
   from.exec('dig', [`@${server.address}`, '+short', '+time=1', '+tries=1', name, type], 5000).split('\n').filter(Boolean);
 
 t.test('three hosts: cross-host answers, reachability, link cut and restore, wrong key', async (t) => {
-  const { hosts, dir, cut, restore } = createHosts(t, 4);
+  const withPodman = hasPodman();
+  if (!withPodman) t.comment('podman, runc or busybox-static missing: the container part is skipped');
+  const { hosts, dir, cut, restore } = createHosts(t, 4, 'g4', withPodman ? [1] : []);
   const [h1, h2, h3, h4] = hosts as [Host, Host, Host, Host];
+  const podman = withPodman ? await hostPodman(t, h1, join(dir, 'podman1')) : null;
   const key = join(dir, 'gossip.key');
   writeFileSync(key, `${keygen()}\n`);
   const wrong = join(dir, 'wrong.key');
   writeFileSync(wrong, `${keygen()}\n`);
   const seed = `${h1.address}:7946`;
-  const d1 = startDaemon(h1, dir, key, []);
+  const d1 = startDaemon(h1, dir, key, [], podman?.socket);
   const d2 = startDaemon(h2, dir, key, [seed]);
   const d3 = startDaemon(h3, dir, key, [seed]);
   const web = h1.spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('hello from host 1\\n')).listen(8080, '0.0.0.0')`]);
@@ -97,6 +103,19 @@ t.test('three hosts: cross-host answers, reachability, link cut and restore, wro
     const [addr] = dig(h3, h3, 'web.default.cluster.local');
     const port = srv[0]!.split(' ')[2];
     t.equal(h3.exec('curl', ['-s', '--max-time', '5', `http://${addr}:${port}/`]), 'hello from host 1\n', 'curl from host 3 gets the page');
+  });
+
+  await t.test("a labelled container with a published port on host 1: host 1's address and the port elsewhere", { skip: !podman }, async (t) => {
+    await podman!.run(['run', '-d', '--name', podman!.container, '--label', 'podman-swarm.service=web2', '-p', '8081:80', IMAGE,
+      'sh', '-c', 'echo hello from a container on host 1 > /tmp/index.html && exec httpd -f -p 80 -h /tmp']);
+    for (const h of [h2, h3]) await until(`web2 on host${h.index}`, () => dig(h, h, 'web2.default.cluster.local').includes(h1.address));
+    t.same(dig(h2, h2, 'web2.default.cluster.local'), [h1.address], 'host 2: A = host 1 address');
+    const srv = dig(h3, h3, '_p80._tcp.web2.default.cluster.local', 'SRV');
+    t.match(srv[0], /^0 10 8081 /, 'host 3: SRV port = the published port');
+    t.equal(h3.exec('curl', ['-s', '--max-time', '5', `http://${h1.address}:8081/`]), 'hello from a container on host 1\n', 'curl from host 3 reaches the container');
+    const own = dig(h1, h1, 'web2.default.cluster.local');
+    t.equal(own.length, 1);
+    t.not(own[0], h1.address, 'host 1 itself answers the container IP');
   });
 
   await t.test('cutting host 1 off for 30 s withdraws its endpoints; restoring brings them back', async (t) => {
@@ -124,3 +143,29 @@ t.test('three hosts: cross-host answers, reachability, link cut and restore, wro
 
   for (const d of [d1, d2, d3]) d.proc.kill('SIGTERM');
 });
+
+/** A Podman private to a simulated host: its own storage, network config and service socket. */
+async function hostPodman(t: { teardown(fn: () => unknown): void }, h: Host, dir: string) {
+  mkdirSync(dir, { recursive: true });
+  const socket = join(dir, 'podman.sock');
+  const storage = ['--root', join(dir, 'root'), '--runroot', join(dir, 'runroot'), '--tmpdir', join(dir, 'tmp'),
+    '--network-config-dir', join(dir, 'net'), '--storage-driver', 'vfs', '--events-backend', 'file'];
+  const service = h.spawn('env', [`CONTAINERS_CONF=${CONTAINERS_CONF}`, 'podman', ...storage, 'system', 'service', '--time=0', `unix://${socket}`]);
+  service.stdout!.resume();
+  service.stderr!.resume();
+  const container = `g4web-${Math.random().toString(16).slice(2, 8)}`;
+  const run = (args: string[]) => execFileSync('podman', ['--remote', '--url', `unix://${socket}`, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, CONTAINERS_CONF } });
+  t.teardown(() => {
+    try { run(['rm', '-f', '-t', '0', container]); } catch { /* not created */ }
+    service.kill('SIGKILL');
+  });
+  await until('podman service', () => (run(['version', '--format', '{{.Server.Version}}']), true), 20_000);
+  const bb = join(dir, 'bb');
+  mkdirSync(join(bb, 'bin'), { recursive: true });
+  mkdirSync(join(bb, 'tmp'), { recursive: true });
+  copyFileSync('/bin/busybox', join(bb, 'bin', 'busybox'));
+  for (const a of ['sh', 'httpd', 'echo']) symlinkSync('busybox', join(bb, 'bin', a));
+  execFileSync('tar', ['-C', bb, '-cf', join(dir, 'bb.tar'), '.']);
+  run(['import', join(dir, 'bb.tar'), IMAGE]);
+  return { socket, container, run: async (args: string[]) => run(args) };
+}

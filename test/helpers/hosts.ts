@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -17,6 +17,8 @@ export interface Host {
   address: string;
   /** argv prefix running a command on this host. */
   prefix: string[];
+  /** Set when the host has a private mount namespace (for its own Podman). */
+  mountNs?: string;
   exec(cmd: string, args: string[], timeoutMs?: number): string;
   spawn(cmd: string, args: string[]): ChildProcess;
 }
@@ -28,7 +30,12 @@ export interface Hosts {
   restore(h: Host): void;
 }
 
-export function createHosts(t: { teardown(fn: () => unknown): void }, n: number, prefix = 'g4'): Hosts {
+/**
+ * `podmanHosts`: indexes of hosts that get a private mount namespace in which
+ * /run/containers/networks is their own (rootful Podman keeps network state there whatever
+ * --root says; without it the hosts' Podman networks would collide), as hosts-up.sh does.
+ */
+export function createHosts(t: { teardown(fn: () => unknown): void }, n: number, prefix = 'g4', podmanHosts: number[] = []): Hosts {
   const id = randomBytes(2).toString('hex');
   const p = `${prefix}${id}`;
   const subnet = `10.244.${parseInt(id, 16) % 250}`;
@@ -37,8 +44,11 @@ export function createHosts(t: { teardown(fn: () => unknown): void }, n: number,
   const procs = new Set<ChildProcess>();
   const hosts: Host[] = [];
   const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const run = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   t.teardown(() => {
     for (const c of procs) if (c.exitCode === null) c.kill('SIGKILL');
+    for (const h of hosts) if (h.mountNs) try { run('umount', h.mountNs); } catch { /* gone */ }
+    if (podmanHosts.length) try { run('umount', join(dir, 'ns')); } catch { /* gone */ }
     for (const h of hosts) {
       try {
         for (const pid of execFileSync('ip', ['netns', 'pids', h.ns]).toString().split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
@@ -53,16 +63,30 @@ export function createHosts(t: { teardown(fn: () => unknown): void }, n: number,
   });
   ip('link', 'add', bridge, 'type', 'bridge');
   ip('link', 'set', bridge, 'up');
+  if (podmanHosts.length) {
+    mkdirSync(join(dir, 'ns'));
+    run('mount', '--bind', join(dir, 'ns'), join(dir, 'ns'));
+    run('mount', '--make-private', join(dir, 'ns'));
+  }
   for (let i = 1; i <= n; i++) {
     const ns = `${p}-${i}`;
+    let mountNs: string | undefined;
+    if (podmanHosts.includes(i)) {
+      mountNs = join(dir, 'ns', `mnt-${i}`);
+      const netrun = join(dir, `h${i}`, 'netrun');
+      mkdirSync(netrun, { recursive: true });
+      writeFileSync(mountNs, '');
+      run('unshare', `--mount=${mountNs}`, '--propagation', 'slave', 'mount', '--bind', netrun, '/run/containers/networks');
+    }
+    const enter = [`--net=/run/netns/${ns}`, ...(mountNs ? [`--mount=${mountNs}`] : [])];
     const veth = `${p}v${i}`;
     const address = `${subnet}.${10 + i}`;
     const h: Host = {
-      index: i, ns, veth, address,
-      prefix: ['nsenter', `--net=/run/netns/${ns}`],
-      exec: (cmd, args, timeoutMs = 30_000) => execFileSync('nsenter', [`--net=/run/netns/${ns}`, cmd, ...args], { encoding: 'utf8', timeout: timeoutMs }),
+      index: i, ns, veth, address, mountNs,
+      prefix: ['nsenter', ...enter],
+      exec: (cmd, args, timeoutMs = 30_000) => execFileSync('nsenter', [...enter, cmd, ...args], { encoding: 'utf8', timeout: timeoutMs }),
       spawn: (cmd, args) => {
-        const c = spawn('nsenter', [`--net=/run/netns/${ns}`, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const c = spawn('nsenter', [...enter, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
         procs.add(c);
         return c;
       },
