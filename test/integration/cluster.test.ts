@@ -107,6 +107,7 @@ t.test('a cluster of daemons on loopback', async (t) => {
     t.match(b2.d.logs(), /joined the cluster through 1 of \d+ remembered members/);
     const status = JSON.parse((await runCli(['status', '--json', '--api-socket', b2.d.socket])).stdout);
     t.match(status.cluster, { members: 2, stale: false });
+    t.match((await runCli(['status', '--api-socket', b2.d.socket])).stdout, /^gossip\s+127\.0\.0\.1:\d+, 2 live members$/m);
   });
 
   await t.test('a host with the wrong key cannot join, and both logs say why', async (t) => {
