@@ -383,7 +383,15 @@ export class Membership {
     const msgs = this.openFrame(data, from);
     if (!msgs || !this.running) return;
     this.stats.messagesReceived += msgs.length;
-    for (const m of msgs) this.handle(m);
+    for (const m of msgs) {
+      try {
+        this.handle(m);
+      } catch (e) {
+        // Well-formed but unexpected content must not take the daemon down: drop and count it.
+        this.stats.rejected.decode++;
+        this.o.onReject?.(new WireError(`message ${m.t} could not be handled: ${(e as Error).message}`, 'decode'), from);
+      }
+    }
   }
 
   private handle(m: Message): void {
