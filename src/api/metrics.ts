@@ -135,8 +135,13 @@ export class Metrics implements DnsMetrics {
     return (await this.prom.metrics()) + this.stats.render();
   }
 
-  malformed(action: 'formerr' | 'dropped'): void {
-    this.malformedCount.inc({ action });
+  malformed(action: 'formerr' | 'dropped', n = 1): void {
+    this.malformedCount.inc({ action }, n);
+  }
+
+  /** Answers sent by the native fast path (counted there, added here in bulk). */
+  nativeAnswers(qtype: string, rcode: string, n: number): void {
+    this.stats.count(`${qtype}|${rcode}|zone|native`, n);
   }
 
   upstreamFailed(upstream: string): void {

@@ -1,0 +1,295 @@
+import * as packet from 'dns-packet';
+import type { Answer as RR } from 'dns-packet';
+import type { Cidr } from '../net/cidr.js';
+import { ipBytes } from '../net/cidr.js';
+import { answerQuestion, type Answer, type Zone, type ZoneSource } from '../dns/records.js';
+import { servable, type ServiceView, type ViewEndpoint } from '../registry/view.js';
+
+// The compiled answer table for the native fast path (native/src/answer.rs reads it). Pure: the
+// zone view in, bytes out. Every entry is produced by the JS path's own answerQuestion(), so the
+// two paths cannot disagree on what a name means; only the final assembly (rotation, prefer-local
+// grouping, EDNS size, TC) is repeated natively.
+
+/** Client classes the native side needs: recursion (RA flag) and local (prefer-local variant). */
+export const CLIENT_RECURSION = 1;
+export const CLIENT_LOCAL = 2;
+
+export interface ClientClass {
+  cidr: Cidr;
+  flags: number;
+}
+
+/** A name answered only to clients in `subnets` (Podman container names, SPEC §3). */
+export interface ScopedRecord {
+  /** Lower case, no trailing dot. */
+  name: string;
+  subnets: Cidr[];
+  addresses: string[];
+  ttl: number;
+}
+
+export interface TableInput {
+  zone: Zone;
+  services: Iterable<ServiceView>;
+  clients: ClientClass[];
+  scoped?: readonly ScopedRecord[];
+}
+
+const ZONE_TYPES = ['A', 'AAAA', 'SRV', 'SOA', 'NS', 'TXT'] as const;
+const TYPE_CODES: Record<string, number> = { A: 1, NS: 2, SOA: 6, PTR: 12, TXT: 16, AAAA: 28, SRV: 33 };
+const RCODE: Record<string, number> = { NOERROR: 0, NXDOMAIN: 3 };
+
+class Writer {
+  private buf = Buffer.alloc(1 << 16);
+  private n = 0;
+  private room(k: number): void {
+    if (this.n + k <= this.buf.length) return;
+    const next = Buffer.alloc(Math.max(this.buf.length * 2, this.n + k));
+    this.buf.copy(next, 0, 0, this.n);
+    this.buf = next;
+  }
+  u8(v: number): void {
+    this.room(1);
+    this.buf[this.n++] = v;
+  }
+  u16(v: number): void {
+    this.room(2);
+    this.buf.writeUInt16BE(v, this.n);
+    this.n += 2;
+  }
+  u32(v: number): void {
+    this.room(4);
+    this.buf.writeUInt32BE(v >>> 0, this.n);
+    this.n += 4;
+  }
+  bytes(b: Uint8Array): void {
+    this.room(b.length);
+    this.buf.set(b, this.n);
+    this.n += b.length;
+  }
+  done(): Buffer {
+    return this.buf.subarray(0, this.n);
+  }
+}
+
+/** `name` (no trailing dot) in wire form, lower case, with the root label. */
+export function wireName(name: string): Buffer {
+  const parts = name === '' ? [] : name.toLowerCase().split('.');
+  return Buffer.concat([...parts.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);
+}
+
+/** 16-byte form (IPv4 mapped into ::ffff:0:0/96) and prefix, as answer.rs matches clients. */
+function cidr16(c: Cidr): { addr: Uint8Array; prefix: number } {
+  if (c.family === 6) return { addr: c.bytes, prefix: c.prefix };
+  const addr = new Uint8Array(16);
+  addr[10] = 0xff;
+  addr[11] = 0xff;
+  addr.set(c.bytes, 12);
+  return { addr, prefix: c.prefix + 96 };
+}
+
+interface Item {
+  ownerQ: boolean;
+  bytes: Buffer;
+}
+
+interface Variant {
+  groups: Item[][];
+  additional: Item[];
+}
+
+interface Entry {
+  scopes: Cidr[];
+  rcode: number;
+  variants: Variant[];
+  authority: Item[];
+}
+
+// dns-packet encodes single records too; its type declarations only miss the export.
+const rrCodec = (packet as unknown as { answer: { encode(rr: RR): Buffer } }).answer;
+
+/** `qname` is the question as the table asks it (upper case): records owned by it echo the client. */
+function items(rrs: RR[], qname: string): Item[] {
+  return rrs.map((rr) => {
+    if (rr.name === qname) return { ownerQ: true, bytes: rrCodec.encode({ ...rr, name: '.' } as RR).subarray(1) };
+    return { ownerQ: false, bytes: rrCodec.encode(rr) };
+  });
+}
+
+function dedup(list: Item[], seen: Set<string> = new Set()): Item[] {
+  return list.filter((it) => {
+    const k = `${it.ownerQ ? 1 : 0}${it.bytes.toString('latin1')}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/** A zone whose service `key` shows only the servable endpoints `keep` accepts. */
+function restricted(zone: Zone, key: string, keep: (e: ViewEndpoint) => boolean): Zone {
+  const src = zone.source;
+  const failOpen = zone.settings.failOpen;
+  const source: ZoneSource = {
+    service: (ns, svc) => {
+      const v = src.service(ns, svc);
+      if (!v || v.key !== key) return v;
+      return { ...v, endpoints: servable(v, failOpen).filter(keep) };
+    },
+    hasNamespace: (ns) => src.hasNamespace(ns),
+    get serviceCount() {
+      return src.serviceCount;
+    },
+    lookupAddress: (ip) => src.lookupAddress(ip),
+  };
+  return { settings: zone.settings, source, rotation: () => 0 };
+}
+
+export function compileTable(input: TableInput): Buffer {
+  const { zone } = input;
+  const domain = zone.settings.domain;
+  const fixed: Zone = { settings: zone.settings, source: zone.source, rotation: () => 0 };
+  const w = new Writer();
+  const entries: Array<[Buffer, Entry]> = [];
+
+  const writeItems = (list: Item[]): void => {
+    w.u16(list.length);
+    for (const it of list) {
+      w.u8(it.ownerQ ? 1 : 0);
+      w.u16(it.bytes.length);
+      w.bytes(it.bytes);
+    }
+  };
+  const writeCidr = (c: Cidr): void => {
+    const { addr, prefix } = cidr16(c);
+    w.bytes(addr);
+    w.u8(prefix);
+  };
+  const writeEntry = (e: Entry): void => {
+    w.u8(e.scopes.length);
+    for (const s of e.scopes) writeCidr(s);
+    w.u8(e.rcode);
+    w.u8(1); // authoritative
+    w.u8(e.variants.length);
+    for (const v of e.variants) {
+      w.u8(v.groups.length);
+      for (const g of v.groups) writeItems(g);
+      writeItems(v.additional);
+    }
+    writeItems(e.authority);
+  };
+  const single = (a: Answer, q: string): Entry => ({
+    scopes: [],
+    rcode: RCODE[a.rcode]!,
+    variants: [{ groups: [items(a.answers, q)], additional: items(a.additionals, q) }],
+    authority: items(a.authorities, q),
+  });
+  const key = (name: string, type: number): Buffer => {
+    const k = wireName(name);
+    return Buffer.concat([k, Buffer.from([type >> 8, type & 0xff])]);
+  };
+
+  /** All entries of one in-zone name; `view`: the service whose endpoints it may rotate. */
+  const addName = (name: string, view?: ServiceView): void => {
+    const q = name.toUpperCase();
+    let nodata = false;
+    for (const type of ZONE_TYPES) {
+      const a = answerQuestion({ name: q, type }, fixed, { local: false });
+      if (!a || a.rcode === 'NXDOMAIN') return; // not a name of the zone: the native default
+      if (a.answers.length === 0) {
+        nodata = true;
+        continue;
+      }
+      const e = single(a, q);
+      const local = view && zone.settings.preferLocal ? localVariant(view, q, type) : null;
+      if (local) e.variants.push(local);
+      entries.push([key(name, TYPE_CODES[type]!), e]);
+    }
+    // Any other type (MX, CAA, ...): NODATA, the same for every type.
+    const other = answerQuestion({ name: q, type: 'MX' }, fixed, { local: false });
+    if (other && (nodata || other.answers.length === 0)) entries.push([key(name, 0), single(other, q)]);
+  };
+
+  /** Prefer-local: this host's endpoints first, then the others, each group rotated alone. */
+  const localVariant = (view: ServiceView, q: string, type: string): Variant | null => {
+    const eps = servable(view, zone.settings.failOpen);
+    if (!eps.some((e) => e.local) || !eps.some((e) => !e.local)) return null;
+    const mine = answerQuestion({ name: q, type }, restricted(zone, view.key, (e) => e.local), { local: false });
+    const theirs = answerQuestion({ name: q, type }, restricted(zone, view.key, (e) => !e.local), { local: false });
+    const seen = new Set<string>();
+    const g1 = dedup(items(mine?.answers ?? [], q), seen);
+    const g2 = dedup(items(theirs?.answers ?? [], q), seen);
+    const additional = dedup([...items(mine?.additionals ?? [], q), ...items(theirs?.additionals ?? [], q)]);
+    return { groups: [g1, g2], additional };
+  };
+
+  // Names the zone can have (records.ts / names.ts decide which exist and what they answer).
+  const namespaces = new Set<string>();
+  addName(domain);
+  for (const n of ['dns-version', 'dns', 'ns.dns', 'svc']) addName(`${n}.${domain}`);
+  const addresses = new Set<string>();
+  for (const view of input.services) {
+    namespaces.add(view.namespace);
+    for (const suffix of ['', '.svc']) {
+      const base = `${view.name}.${view.namespace}${suffix}.${domain}`;
+      addName(base, view);
+      const hosts = new Set(view.endpoints.map((e) => e.endpoint.hostname));
+      for (const h of hosts) addName(`${h}.${base}`, view);
+      const protocols = new Set(Object.values(view.ports));
+      for (const p of protocols) addName(`_${p}.${base}`, view);
+      for (const [port, p] of Object.entries(view.ports)) addName(`_${port}._${p}.${base}`, view);
+    }
+    for (const e of view.endpoints) for (const ip of e.reach?.addresses ?? []) addresses.add(ip);
+    if (view.vip) addresses.add(view.vip);
+  }
+  for (const ns of namespaces) {
+    addName(`${ns}.${domain}`);
+    addName(`${ns}.svc.${domain}`);
+  }
+  // Reverse names of the addresses the registry knows (others are forwarded, by JS).
+  for (const ip of addresses) {
+    const name = reverseName(ip);
+    if (!name) continue;
+    const q = name.toUpperCase();
+    const a = answerQuestion({ name: q, type: 'PTR' }, fixed, { local: false });
+    if (a && a.answers.length > 0) entries.push([key(name, 12), single(a, q)]);
+  }
+  for (const s of input.scoped ?? []) {
+    for (const [type, family] of [['A', 4], ['AAAA', 6]] as const) {
+      const ips = s.addresses.filter((ip) => (ipBytes(ip)?.length === 4 ? 4 : 6) === family);
+      if (ips.length === 0) continue;
+      const q = s.name.toUpperCase();
+      const rrs = ips.map((ip) => ({ type, name: q, ttl: s.ttl, class: 'IN', data: ip }) as RR);
+      entries.push([key(s.name, TYPE_CODES[type]!), { scopes: s.subnets, rcode: 0, variants: [{ groups: [items(rrs, q)], additional: [] }], authority: [] }]);
+    }
+  }
+
+  w.bytes(Buffer.from('PSDT'));
+  w.u16(1);
+  const zoneWire = wireName(domain);
+  w.u16(zoneWire.length - 1);
+  w.bytes(zoneWire.subarray(0, zoneWire.length - 1));
+  const nx = answerQuestion({ name: `a.b.c.d.e.f.${domain}`.toUpperCase(), type: 'A' }, fixed, { local: false })!;
+  writeEntry(single(nx, ''));
+  w.u32(input.clients.length);
+  for (const c of input.clients) {
+    writeCidr(c.cidr);
+    w.u8(c.flags);
+  }
+  w.u32(entries.length);
+  for (const [k, e] of entries) {
+    w.u16(k.length);
+    w.bytes(k);
+    writeEntry(e);
+  }
+  return w.done();
+}
+
+/** The reverse name of an IP, lower case, without the trailing dot. */
+export function reverseName(ip: string): string | null {
+  const b = ipBytes(ip);
+  if (!b) return null;
+  if (b.length === 4) return `${[...b].reverse().join('.')}.in-addr.arpa`;
+  const nibbles: string[] = [];
+  for (const byte of b) nibbles.push((byte >> 4).toString(16), (byte & 0xf).toString(16));
+  return `${nibbles.reverse().join('.')}.ip6.arpa`;
+}
