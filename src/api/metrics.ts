@@ -130,8 +130,12 @@ export class Metrics implements DnsMetrics {
     this.stats.observe(this.path, seconds);
   }
 
+  /** Run before each scrape: counters kept elsewhere (the native path's) are brought in. */
+  readonly beforeScrape: Array<() => void> = [];
+
   /** The Prometheus text of everything: prom-client's metrics and the per-query DNS stats. */
   async text(): Promise<string> {
+    for (const f of this.beforeScrape) f();
     return (await this.prom.metrics()) + this.stats.render();
   }
 

@@ -55,6 +55,7 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
     if (c.formerr) d.metrics.malformed('formerr', c.formerr);
     if (c.dropped) d.metrics.malformed('dropped', c.dropped);
   };
+  d.metrics.beforeScrape.push(flush);
   const timer = setInterval(flush, METRICS_INTERVAL_MS);
   timer.unref();
   d.log.info({ addon: loaded.file, threads: n }, `native DNS path: ${n} UDP thread${n === 1 ? '' : 's'} per address (${loaded.file})`);

@@ -141,7 +141,7 @@ t.test('container names are answered per source network', { skip }, async (t) =>
   ]);
   const ask = (name: string, type: string, client: string) => {
     const r = addon!.answer(packet.encode({ id: 7, type: 'query', questions: [{ name, type: type as 'A' }] }), client);
-    return r ? packet.decode(r).answers!.map((a) => `${(a as { data: string }).data}/${a.ttl}`) : r;
+    return r ? packet.decode(r).answers!.map((a) => `${(a as { data: string; ttl: number }).data}/${(a as { ttl: number }).ttl}`) : r;
   };
   t.same(ask('db', 'A', '10.88.0.7'), ['10.88.0.20/0'], 'network A sees its db');
   t.same(ask('DB', 'A', '10.89.3.4'), ['10.89.0.30/0'], 'network B sees its own db, any case');
