@@ -28,7 +28,12 @@ pub const STAT_FORMERR: usize = 49;
 pub const STAT_NOTIMP: usize = 50;
 pub const STAT_DROPPED: usize = 51;
 pub const STAT_JS_FULL: usize = 52;
-pub const NSTATS: usize = 53;
+/// Latency: 14 buckets + Inf (the JS histogram's), then the sum in nanoseconds. A query's time is
+/// its batch's: from recvmmsg returning to sendmmsg done.
+pub const STAT_LAT: usize = 53;
+pub const STAT_LAT_SUM_NS: usize = 68;
+pub const NSTATS: usize = 69;
+const BUCKETS_NS: [u64; 14] = [50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 50_000_000, 100_000_000, 500_000_000, 1_000_000_000, 2_500_000_000, 5_000_000_000];
 #[allow(clippy::declare_interior_mutable_const)]
 const ZERO: AtomicU64 = AtomicU64::new(0);
 pub static STATS: [AtomicU64; NSTATS] = [ZERO; NSTATS];
@@ -248,6 +253,7 @@ fn serve(fd: i32, stop: &AtomicBool, sink: Sink, sock: u32) {
         if n <= 0 {
             continue; // timeout (to check stop), EINTR, or a transient error
         }
+        let t0 = std::time::Instant::now();
         if TABLE_GEN.load(Ordering::Acquire) != gen {
             let (g, t) = current_table();
             gen = g;
@@ -305,6 +311,12 @@ fn serve(fd: i32, stop: &AtomicBool, sink: Sink, sock: u32) {
                 break; // send buffer full or peer gone: UDP may lose answers, the client retries
             }
             sent += r as usize;
+        }
+        if ns > 0 {
+            let ns_elapsed = t0.elapsed().as_nanos() as u64;
+            let b = BUCKETS_NS.iter().position(|&l| ns_elapsed <= l).unwrap_or(BUCKETS_NS.len());
+            stats[STAT_LAT + b] += ns as u64;
+            stats[STAT_LAT_SUM_NS] += ns_elapsed * ns as u64;
         }
         if !pending.is_empty() {
             sink(pending);

@@ -54,6 +54,7 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
     for (const [type, rcode, count] of c.answers) d.metrics.nativeAnswers(type, rcode, count);
     if (c.formerr) d.metrics.malformed('formerr', c.formerr);
     if (c.dropped) d.metrics.malformed('dropped', c.dropped);
+    if (c.latency.count) d.metrics.nativeLatency(c.latency.buckets, c.latency.sum, c.latency.count);
   };
   d.metrics.beforeScrape.push(flush);
   const timer = setInterval(flush, METRICS_INTERVAL_MS);

@@ -15,6 +15,8 @@ export interface NativeCounters {
   answers: Array<[string, string, number]>;
   formerr: number;
   dropped: number;
+  /** Per-bucket counts (the metrics' buckets, then +Inf), sum in seconds, count. */
+  latency: { buckets: number[]; sum: number; count: number };
 }
 
 const TYPES = ['A', 'AAAA', 'SRV', 'PTR', 'SOA', 'NS', 'TXT', 'OTHER'];
@@ -62,6 +64,8 @@ export class NativeUdp {
         if (n > 0) answers.push([TYPES[t]!, RCODES[r]!, n]);
       }
     }
-    return { answers, formerr: (d[49] ?? 0) + (d[50] ?? 0), dropped: (d[51] ?? 0) + (d[52] ?? 0) };
+    const buckets = d.slice(53, 68);
+    const latency = { buckets, sum: (d[68] ?? 0) / 1e9, count: buckets.reduce((a, b) => a + b, 0) };
+    return { answers, formerr: (d[49] ?? 0) + (d[50] ?? 0), dropped: (d[51] ?? 0) + (d[52] ?? 0), latency };
   }
 }
