@@ -57,8 +57,11 @@ impl Cidr {
 }
 
 /// One resource record; `owner_q`: its owner is the question name, echoed as the client wrote it.
+/// `zone_soa`: a reference to the table's negative SOA (its serial changes with every table, the
+/// entries that carry it need not).
 struct Item {
     owner_q: bool,
+    zone_soa: bool,
     bytes: Vec<u8>,
 }
 
@@ -97,6 +100,8 @@ impl Hasher for Fnv {
 pub struct Table {
     /// The zone, lower-case wire form without the root label.
     domain: Vec<u8>,
+    /// The SOA record of negative answers (NXDOMAIN, NODATA).
+    negative_soa: Item,
     nxdomain: Entry,
     cidrs: Vec<(Cidr, u8)>,
     /// Key: lower-case wire name (with root) + qtype (big endian); qtype 0 = any other type.
@@ -140,9 +145,9 @@ impl<'a> Reader<'a> {
         let n = self.u16()? as usize;
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            let owner_q = self.u8()? == 1;
+            let kind = self.u8()?;
             let len = self.u16()? as usize;
-            out.push(Item { owner_q, bytes: self.bytes(len)?.to_vec() });
+            out.push(Item { owner_q: kind == 1, zone_soa: kind == 2, bytes: self.bytes(len)?.to_vec() });
         }
         Ok(out)
     }
@@ -192,6 +197,8 @@ impl Table {
         }
         let dlen = r.u16()? as usize;
         let domain = r.bytes(dlen)?.to_vec();
+        let soa_len = r.u16()? as usize;
+        let negative_soa = Item { owner_q: false, zone_soa: false, bytes: r.bytes(soa_len)?.to_vec() };
         let nxdomain = r.entry()?;
         let ncidr = r.u32()? as usize;
         let mut cidrs = Vec::with_capacity(ncidr.min(65536));
@@ -211,7 +218,7 @@ impl Table {
         if r.i != b.len() {
             return Err("trailing bytes after the table".into());
         }
-        Ok(Table { domain, nxdomain, cidrs, map })
+        Ok(Table { domain, negative_soa, nxdomain, cidrs, map })
     }
 
     fn client_flags(&self, c: &Client) -> u8 {
@@ -361,7 +368,15 @@ pub fn answer(t: Option<&Table>, q: &[u8], client: &Client, out: &mut [u8]) -> O
         Some((size, _)) => size.max(512).min(MAX_UDP),
     };
     let variant = if cflags & FLAG_LOCAL != 0 && entry.variants.len() > 1 { &entry.variants[1] } else { &entry.variants[0] };
-    let item_len = |it: &Item| if it.owner_q { name_len + it.bytes.len() } else { it.bytes.len() };
+    let soa = &t.negative_soa;
+    let item_len = |it: &Item| {
+        let it = if it.zone_soa { soa } else { it };
+        if it.owner_q {
+            name_len + it.bytes.len()
+        } else {
+            it.bytes.len()
+        }
+    };
     let opt_len = if opt.is_some() { 11 } else { 0 };
     let base = 12 + name_len + 4 + opt_len;
     let mut an = 0usize;
@@ -409,6 +424,7 @@ pub fn answer(t: Option<&Table>, q: &[u8], client: &Client, out: &mut [u8]) -> O
     out[o..name_end + 4].copy_from_slice(&q[12..name_end + 4]);
     o = name_end + 4;
     let put = |it: &Item, out: &mut [u8], o: &mut usize| {
+        let it = if it.zone_soa { soa } else { it };
         if it.owner_q {
             out[*o..*o + name_len].copy_from_slice(qname);
             *o += name_len;

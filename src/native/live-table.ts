@@ -2,17 +2,21 @@ import type { ClientPolicy } from '../dns/clients.js';
 import type { ZoneState } from '../dns/zone.js';
 import { parseCidr } from '../net/cidr.js';
 import type { Registry } from '../registry/registry.js';
-import { CLIENT_LOCAL, CLIENT_RECURSION, compileTable, type ClientClass, type ScopedRecord } from './table.js';
+import { CLIENT_LOCAL, CLIENT_RECURSION, TableCompiler, type ClientClass, type ScopedRecord, type TableInput } from './table.js';
 
-// Keeps the native answer table in step with the registry: every change (coalesced to one
-// rebuild per event-loop turn) compiles a new table and swaps it in whole.
+// Keeps the native answer table in step with the registry: changes are coalesced, the new table
+// is compiled in slices across event-loop turns (a big registry must not stall the daemon; only
+// changed services are recompiled) and swapped in whole. A change during a compilation restarts
+// it, reusing what was already compiled.
 
 const LOOPBACK = ['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!);
 
 export class LiveTable {
   private scoped: readonly ScopedRecord[] = [];
   private pending: NodeJS.Immediate | null = null;
+  private stale = false;
   private readonly unsubscribe: () => void;
+  private readonly compiler = new TableCompiler();
   /** Tables compiled so far (tests and status). */
   builds = 0;
 
@@ -24,7 +28,8 @@ export class LiveTable {
     private readonly onError: (e: Error) => void,
   ) {
     this.unsubscribe = registry.onChange(() => this.schedule());
-    this.rebuild();
+    // The first table in slices too: until it is in, the JS path answers everything.
+    this.schedule();
   }
 
   /** Podman container names scoped by the querier's network (the Podman watcher feeds them). */
@@ -35,25 +40,49 @@ export class LiveTable {
 
   /** After a reload or a change of bridge subnets: settings and client classes moved. */
   schedule(): void {
+    this.stale = true;
     if (this.pending) return;
-    this.pending = setImmediate(() => {
-      this.pending = null;
-      this.rebuild();
-    });
+    let steps: Generator<void, Buffer> | null = null;
+    const step = (): void => {
+      try {
+        if (this.stale || !steps) {
+          this.stale = false;
+          steps = this.compiler.steps(this.input());
+        }
+        const r = steps.next();
+        if (!r.done) {
+          this.pending = setImmediate(step);
+          return;
+        }
+        this.pending = null;
+        if (this.stale) return this.schedule();
+        this.install(r.value);
+        this.builds++;
+      } catch (e) {
+        this.pending = null;
+        this.onError(e as Error);
+      }
+    };
+    this.pending = setImmediate(step);
   }
 
+  /** Compiles and installs now, in one go. */
   rebuild(): void {
     try {
-      const clients: ClientClass[] = [
-        ...LOOPBACK.map((cidr) => ({ cidr, flags: CLIENT_LOCAL })),
-        ...this.clients.recursionCidrs.map((cidr) => ({ cidr, flags: CLIENT_RECURSION })),
-        ...this.clients.bridgeSubnets.map((cidr) => ({ cidr, flags: CLIENT_RECURSION | CLIENT_LOCAL })),
-      ];
-      this.install(compileTable({ zone: this.zone, services: this.registry.services(), clients, scoped: this.scoped }));
+      this.install(this.compiler.compile(this.input()));
       this.builds++;
     } catch (e) {
       this.onError(e as Error);
     }
+  }
+
+  private input(): TableInput {
+    const clients: ClientClass[] = [
+        ...LOOPBACK.map((cidr) => ({ cidr, flags: CLIENT_LOCAL })),
+        ...this.clients.recursionCidrs.map((cidr) => ({ cidr, flags: CLIENT_RECURSION })),
+        ...this.clients.bridgeSubnets.map((cidr) => ({ cidr, flags: CLIENT_RECURSION | CLIENT_LOCAL })),
+    ];
+    return { zone: this.zone, services: this.registry.services(), clients, scoped: this.scoped };
   }
 
   close(): void {

@@ -40,11 +40,11 @@ const TYPE_CODES: Record<string, number> = { A: 1, NS: 2, SOA: 6, PTR: 12, TXT: 
 const RCODE: Record<string, number> = { NOERROR: 0, NXDOMAIN: 3 };
 
 class Writer {
-  private buf = Buffer.alloc(1 << 16);
+  private buf = Buffer.allocUnsafe(256);
   private n = 0;
   private room(k: number): void {
     if (this.n + k <= this.buf.length) return;
-    const next = Buffer.alloc(Math.max(this.buf.length * 2, this.n + k));
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.n + k));
     this.buf.copy(next, 0, 0, this.n);
     this.buf = next;
   }
@@ -89,7 +89,8 @@ function cidr16(c: Cidr): { addr: Uint8Array; prefix: number } {
 }
 
 interface Item {
-  ownerQ: boolean;
+  /** 0: literal record; 1: owned by the question name; 2: the zone's negative SOA (by reference). */
+  kind: 0 | 1 | 2;
   bytes: Buffer;
 }
 
@@ -111,14 +112,14 @@ const rrCodec = (packet as unknown as { answer: { encode(rr: RR): Buffer } }).an
 /** `qname` is the question as the table asks it (upper case): records owned by it echo the client. */
 function items(rrs: RR[], qname: string): Item[] {
   return rrs.map((rr) => {
-    if (rr.name === qname) return { ownerQ: true, bytes: rrCodec.encode({ ...rr, name: '.' } as RR).subarray(1) };
-    return { ownerQ: false, bytes: rrCodec.encode(rr) };
+    if (rr.name === qname) return { kind: 1, bytes: rrCodec.encode({ ...rr, name: '.' } as RR).subarray(1) };
+    return { kind: 0, bytes: rrCodec.encode(rr) };
   });
 }
 
 function dedup(list: Item[], seen: Set<string> = new Set()): Item[] {
   return list.filter((it) => {
-    const k = `${it.ownerQ ? 1 : 0}${it.bytes.toString('latin1')}`;
+    const k = `${it.kind}${it.bytes.toString('latin1')}`;
     if (seen.has(k)) return false;
     seen.add(k);
     return true;
@@ -144,144 +145,233 @@ function restricted(zone: Zone, key: string, keep: (e: ViewEndpoint) => boolean)
   return { settings: zone.settings, source, rotation: () => 0 };
 }
 
-export function compileTable(input: TableInput): Buffer {
-  const { zone } = input;
-  const domain = zone.settings.domain;
-  const fixed: Zone = { settings: zone.settings, source: zone.source, rotation: () => 0 };
-  const w = new Writer();
-  const entries: Array<[Buffer, Entry]> = [];
+/** Serialized entries (key + entry, answer.rs format) and how many. */
+class Chunk {
+  readonly w = new Writer();
+  count = 0;
 
-  const writeItems = (list: Item[]): void => {
-    w.u16(list.length);
-    for (const it of list) {
-      w.u8(it.ownerQ ? 1 : 0);
-      w.u16(it.bytes.length);
-      w.bytes(it.bytes);
-    }
-  };
-  const writeCidr = (c: Cidr): void => {
-    const { addr, prefix } = cidr16(c);
-    w.bytes(addr);
-    w.u8(prefix);
-  };
-  const writeEntry = (e: Entry): void => {
-    w.u8(e.scopes.length);
-    for (const s of e.scopes) writeCidr(s);
-    w.u8(e.rcode);
-    w.u8(1); // authoritative
-    w.u8(e.variants.length);
-    for (const v of e.variants) {
-      w.u8(v.groups.length);
-      for (const g of v.groups) writeItems(g);
-      writeItems(v.additional);
-    }
-    writeItems(e.authority);
-  };
-  const single = (a: Answer, q: string): Entry => ({
+  add(name: string, type: number, e: Entry): void {
+    const k = wireName(name);
+    this.w.u16(k.length + 2);
+    this.w.bytes(k);
+    this.w.u16(type);
+    writeEntry(this.w, e);
+    this.count++;
+  }
+}
+
+function writeItems(w: Writer, list: Item[]): void {
+  w.u16(list.length);
+  for (const it of list) {
+    w.u8(it.kind);
+    w.u16(it.bytes.length);
+    w.bytes(it.bytes);
+  }
+}
+
+function writeCidr(w: Writer, c: Cidr): void {
+  const { addr, prefix } = cidr16(c);
+  w.bytes(addr);
+  w.u8(prefix);
+}
+
+function writeEntry(w: Writer, e: Entry): void {
+  w.u8(e.scopes.length);
+  for (const s of e.scopes) writeCidr(w, s);
+  w.u8(e.rcode);
+  w.u8(1); // authoritative
+  w.u8(e.variants.length);
+  for (const v of e.variants) {
+    w.u8(v.groups.length);
+    for (const g of v.groups) writeItems(w, g);
+    writeItems(w, v.additional);
+  }
+  writeItems(w, e.authority);
+}
+
+/** One answer as an entry; the SOA of negative answers becomes a reference (kind 2). */
+function single(a: Answer, q: string): Entry {
+  const negative = a.answers.length === 0;
+  return {
     scopes: [],
     rcode: RCODE[a.rcode]!,
     variants: [{ groups: [items(a.answers, q)], additional: items(a.additionals, q) }],
-    authority: items(a.authorities, q),
-  });
-  const key = (name: string, type: number): Buffer => {
-    const k = wireName(name);
-    return Buffer.concat([k, Buffer.from([type >> 8, type & 0xff])]);
+    authority: negative && a.authorities.length === 1 && a.authorities[0]!.type === 'SOA' ? [{ kind: 2, bytes: Buffer.alloc(0) }] : items(a.authorities, q),
   };
+}
 
-  /** All entries of one in-zone name; `view`: the service whose endpoints it may rotate. */
-  const addName = (name: string, view?: ServiceView): void => {
-    const q = name.toUpperCase();
-    let nodata = false;
-    for (const type of ZONE_TYPES) {
-      const a = answerQuestion({ name: q, type }, fixed, { local: false });
-      if (!a || a.rcode === 'NXDOMAIN') return; // not a name of the zone: the native default
-      if (a.answers.length === 0) {
-        nodata = true;
+const fixedZone = (zone: Zone): Zone => ({ settings: zone.settings, source: zone.source, rotation: () => 0 });
+
+/** All entries of one in-zone name; `view`: the service whose endpoints it may rotate. */
+function addName(out: Chunk, zone: Zone, name: string, view?: ServiceView): void {
+  const fixed = fixedZone(zone);
+  const q = name.toUpperCase();
+  // ANY answers every type that has records (records.ts), so one question finds which to ask.
+  const any = answerQuestion({ name: q, type: 'ANY' }, fixed, { local: false });
+  if (!any || any.rcode === 'NXDOMAIN') return; // not a name of the zone: the native default
+  const present = new Set(any.answers.map((rr) => rr.type));
+  for (const type of ZONE_TYPES) {
+    if (!present.has(type)) continue;
+    const a = answerQuestion({ name: q, type }, fixed, { local: false });
+    if (!a || a.answers.length === 0) continue;
+    const e = single(a, q);
+    const local = view && zone.settings.preferLocal ? localVariant(zone, view, q, type) : null;
+    if (local) e.variants.push(local);
+    out.add(name, TYPE_CODES[type]!, e);
+  }
+  // Any other type (MX, CAA, ...): NODATA, the same for every type.
+  const other = answerQuestion({ name: q, type: 'MX' }, fixed, { local: false });
+  if (other && other.answers.length === 0) out.add(name, 0, single(other, q));
+}
+
+/** Prefer-local: this host's endpoints first, then the others, each group rotated alone. */
+function localVariant(zone: Zone, view: ServiceView, q: string, type: string): Variant | null {
+  const eps = servable(view, zone.settings.failOpen);
+  if (!eps.some((e) => e.local) || !eps.some((e) => !e.local)) return null;
+  const mine = answerQuestion({ name: q, type }, restricted(zone, view.key, (e) => e.local), { local: false });
+  const theirs = answerQuestion({ name: q, type }, restricted(zone, view.key, (e) => !e.local), { local: false });
+  const seen = new Set<string>();
+  const g1 = dedup(items(mine?.answers ?? [], q), seen);
+  const g2 = dedup(items(theirs?.answers ?? [], q), seen);
+  const additional = dedup([...items(mine?.additionals ?? [], q), ...items(theirs?.additionals ?? [], q)]);
+  return { groups: [g1, g2], additional };
+}
+
+/** Services compiled between two yields of TableCompiler.steps(). */
+const SLICE = 50;
+
+/** PTR of `ip`, when the registry knows it. */
+function addReverse(out: Chunk, fixed: Zone, ip: string): void {
+  const name = reverseName(ip);
+  if (!name) return;
+  const q = name.toUpperCase();
+  const a = answerQuestion({ name: q, type: 'PTR' }, fixed, { local: false });
+  if (a && a.answers.length > 0) out.add(name, 12, single(a, q));
+}
+
+/** The names of one service (records.ts / names.ts decide which exist and what they answer). */
+function serviceChunk(zone: Zone, view: ServiceView, ownIps: string[]): Chunk {
+  const out = new Chunk();
+  const fixed = fixedZone(zone);
+  for (const ip of ownIps) addReverse(out, fixed, ip);
+  const domain = zone.settings.domain;
+  for (const suffix of ['', '.svc']) {
+    const base = `${view.name}.${view.namespace}${suffix}.${domain}`;
+    addName(out, zone, base, view);
+    const hosts = new Set(view.endpoints.map((e) => e.endpoint.hostname));
+    for (const h of hosts) addName(out, zone, `${h}.${base}`, view);
+    const protocols = new Set(Object.values(view.ports));
+    for (const p of protocols) addName(out, zone, `_${p}.${base}`, view);
+    for (const [port, p] of Object.entries(view.ports)) addName(out, zone, `_${port}._${p}.${base}`, view);
+  }
+  return out;
+}
+
+/**
+ * Compiles tables, reusing the entries of services whose view did not change (views are rebuilt
+ * per changed service, so object identity says "unchanged") and of reverse names whose registry
+ * entries did not change. A change therefore costs the changed services, not the whole zone.
+ */
+export class TableCompiler {
+  private services = new WeakMap<ServiceView, { sig: string; chunk: Chunk }>();
+
+  compile(input: TableInput): Buffer {
+    const steps = this.steps(input);
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /**
+   * The compilation in slices: it yields after every SLICE services, so that a large registry
+   * does not hold the event loop (the daemon keeps answering from JS meanwhile).
+   */
+  *steps(input: TableInput): Generator<void, Buffer> {
+    const { zone } = input;
+    const domain = zone.settings.domain;
+    // Everything an entry depends on besides its service: the settings, minus the serial.
+    const sig = JSON.stringify({ ...zone.settings, serial: 0 });
+    const chunks: Chunk[] = [];
+
+    const global = new Chunk();
+    addName(global, zone, domain);
+    for (const n of ['dns-version', 'dns', 'ns.dns', 'svc']) addName(global, zone, `${n}.${domain}`);
+    const namespaces = new Set<string>();
+    const addresses = new Set<string>();
+    let done = 0;
+    for (const view of input.services) {
+      namespaces.add(view.namespace);
+      // Reverse names: those of addresses only this service has go with the service; addresses
+      // several services share are compiled below, every time.
+      const own: string[] = [];
+      const ips = new Set<string>(view.endpoints.flatMap((e) => e.reach?.addresses ?? []));
+      if (view.vip) ips.add(view.vip);
+      for (const ip of ips) {
+        const owners = zone.source.lookupAddress(ip);
+        if (owners.length > 0 && owners.every((o) => o.service === view.key)) own.push(ip);
+        else addresses.add(ip);
+      }
+      const vsig = `${sig}${own.join(',')}`;
+      // A service in namespace "svc" can share names with others (`<host>.<svc>.svc`): never reused.
+      const cached = view.namespace === 'svc' ? undefined : this.services.get(view);
+      if (cached && cached.sig === vsig) {
+        chunks.push(cached.chunk);
         continue;
       }
-      const e = single(a, q);
-      const local = view && zone.settings.preferLocal ? localVariant(view, q, type) : null;
-      if (local) e.variants.push(local);
-      entries.push([key(name, TYPE_CODES[type]!), e]);
+      const chunk = serviceChunk(zone, view, own);
+      this.services.set(view, { sig: vsig, chunk });
+      chunks.push(chunk);
+      if (++done % SLICE === 0) yield;
     }
-    // Any other type (MX, CAA, ...): NODATA, the same for every type.
-    const other = answerQuestion({ name: q, type: 'MX' }, fixed, { local: false });
-    if (other && (nodata || other.answers.length === 0)) entries.push([key(name, 0), single(other, q)]);
-  };
-
-  /** Prefer-local: this host's endpoints first, then the others, each group rotated alone. */
-  const localVariant = (view: ServiceView, q: string, type: string): Variant | null => {
-    const eps = servable(view, zone.settings.failOpen);
-    if (!eps.some((e) => e.local) || !eps.some((e) => !e.local)) return null;
-    const mine = answerQuestion({ name: q, type }, restricted(zone, view.key, (e) => e.local), { local: false });
-    const theirs = answerQuestion({ name: q, type }, restricted(zone, view.key, (e) => !e.local), { local: false });
-    const seen = new Set<string>();
-    const g1 = dedup(items(mine?.answers ?? [], q), seen);
-    const g2 = dedup(items(theirs?.answers ?? [], q), seen);
-    const additional = dedup([...items(mine?.additionals ?? [], q), ...items(theirs?.additionals ?? [], q)]);
-    return { groups: [g1, g2], additional };
-  };
-
-  // Names the zone can have (records.ts / names.ts decide which exist and what they answer).
-  const namespaces = new Set<string>();
-  addName(domain);
-  for (const n of ['dns-version', 'dns', 'ns.dns', 'svc']) addName(`${n}.${domain}`);
-  const addresses = new Set<string>();
-  for (const view of input.services) {
-    namespaces.add(view.namespace);
-    for (const suffix of ['', '.svc']) {
-      const base = `${view.name}.${view.namespace}${suffix}.${domain}`;
-      addName(base, view);
-      const hosts = new Set(view.endpoints.map((e) => e.endpoint.hostname));
-      for (const h of hosts) addName(`${h}.${base}`, view);
-      const protocols = new Set(Object.values(view.ports));
-      for (const p of protocols) addName(`_${p}.${base}`, view);
-      for (const [port, p] of Object.entries(view.ports)) addName(`_${port}._${p}.${base}`, view);
+    for (const ns of namespaces) {
+      addName(global, zone, `${ns}.${domain}`);
+      addName(global, zone, `${ns}.svc.${domain}`);
     }
-    for (const e of view.endpoints) for (const ip of e.reach?.addresses ?? []) addresses.add(ip);
-    if (view.vip) addresses.add(view.vip);
-  }
-  for (const ns of namespaces) {
-    addName(`${ns}.${domain}`);
-    addName(`${ns}.svc.${domain}`);
-  }
-  // Reverse names of the addresses the registry knows (others are forwarded, by JS).
-  for (const ip of addresses) {
-    const name = reverseName(ip);
-    if (!name) continue;
-    const q = name.toUpperCase();
-    const a = answerQuestion({ name: q, type: 'PTR' }, fixed, { local: false });
-    if (a && a.answers.length > 0) entries.push([key(name, 12), single(a, q)]);
-  }
-  for (const s of input.scoped ?? []) {
-    for (const [type, family] of [['A', 4], ['AAAA', 6]] as const) {
-      const ips = s.addresses.filter((ip) => (ipBytes(ip)?.length === 4 ? 4 : 6) === family);
-      if (ips.length === 0) continue;
-      const q = s.name.toUpperCase();
-      const rrs = ips.map((ip) => ({ type, name: q, ttl: s.ttl, class: 'IN', data: ip }) as RR);
-      entries.push([key(s.name, TYPE_CODES[type]!), { scopes: s.subnets, rcode: 0, variants: [{ groups: [items(rrs, q)], additional: [] }], authority: [] }]);
-    }
-  }
+    chunks.push(global);
 
-  w.bytes(Buffer.from('PSDT'));
-  w.u16(1);
-  const zoneWire = wireName(domain);
-  w.u16(zoneWire.length - 1);
-  w.bytes(zoneWire.subarray(0, zoneWire.length - 1));
-  const nx = answerQuestion({ name: `a.b.c.d.e.f.${domain}`.toUpperCase(), type: 'A' }, fixed, { local: false })!;
-  writeEntry(single(nx, ''));
-  w.u32(input.clients.length);
-  for (const c of input.clients) {
-    writeCidr(c.cidr);
-    w.u8(c.flags);
+    // Reverse names of addresses several services share (others are forwarded, by JS).
+    const fixed = fixedZone(zone);
+    const shared = new Chunk();
+    for (const ip of addresses) addReverse(shared, fixed, ip);
+    chunks.push(shared);
+
+    const scoped = new Chunk();
+    for (const s of input.scoped ?? []) {
+      for (const [type, family] of [['A', 4], ['AAAA', 6]] as const) {
+        const ips = s.addresses.filter((ip) => (ipBytes(ip)?.length === 4 ? 4 : 6) === family);
+        if (ips.length === 0) continue;
+        const q = s.name.toUpperCase();
+        const rrs = ips.map((ip) => ({ type, name: q, ttl: s.ttl, class: 'IN', data: ip }) as RR);
+        scoped.add(s.name, TYPE_CODES[type]!, { scopes: s.subnets, rcode: 0, variants: [{ groups: [items(rrs, q)], additional: [] }], authority: [] });
+      }
+    }
+    chunks.push(scoped);
+
+    const w = new Writer();
+    w.bytes(Buffer.from('PSDT'));
+    w.u16(1);
+    const zoneWire = wireName(domain);
+    w.u16(zoneWire.length - 1);
+    w.bytes(zoneWire.subarray(0, zoneWire.length - 1));
+    const nx = answerQuestion({ name: `a.b.c.d.e.f.${domain}`.toUpperCase(), type: 'A' }, fixed, { local: false })!;
+    const soa = rrCodec.encode(nx.authorities[0]!);
+    w.u16(soa.length);
+    w.bytes(soa);
+    writeEntry(w, single(nx, ''));
+    w.u32(input.clients.length);
+    for (const c of input.clients) {
+      writeCidr(w, c.cidr);
+      w.u8(c.flags);
+    }
+    w.u32(chunks.reduce((n, c) => n + c.count, 0));
+    return Buffer.concat([w.done(), ...chunks.map((c) => c.w.done())]);
   }
-  w.u32(entries.length);
-  for (const [k, e] of entries) {
-    w.u16(k.length);
-    w.bytes(k);
-    writeEntry(e);
-  }
-  return w.done();
+}
+
+/** A table from scratch (tests; the daemon keeps a TableCompiler to reuse unchanged parts). */
+export function compileTable(input: TableInput): Buffer {
+  return new TableCompiler().compile(input);
 }
 
 /** The reverse name of an IP, lower case, without the trailing dot. */
