@@ -210,13 +210,28 @@ unsafe extern "C" fn reply(env: napi_env, info: napi_callback_info) -> napi_valu
     v
 }
 
-/// setTable(buffer | null): parses and swaps in a new answer table (null: hand everything to JS).
+/// setTable(buffer | null, background?): parses and swaps in a new answer table (null: hand
+/// everything to JS). With `background` the parse runs on its own thread (a big table must not
+/// hold the event loop) and a bad table is reported on stderr instead of thrown.
 unsafe extern "C" fn set_table(env: napi_env, info: napi_callback_info) -> napi_value {
-    let a = args::<1>(env, info);
+    let a = args::<2>(env, info);
+    let mut background = false;
+    napi_get_value_bool(env, a[1], &mut background);
+    let ticket = udp::table_ticket();
     match buffer(env, a[0]) {
-        None => udp::set_table(None),
+        None => udp::set_table(None, ticket),
+        Some(b) if background => {
+            let data = b.to_vec();
+            std::thread::spawn(move || match answer::Table::parse(&data) {
+                Ok(t) => udp::set_table(Some(t), ticket),
+                Err(e) => {
+                    eprintln!("podman-swarm-dns native: answer table rejected: {}", e);
+                    udp::set_table(None, ticket)
+                }
+            });
+        }
         Some(b) => match answer::Table::parse(b) {
-            Ok(t) => udp::set_table(Some(t)),
+            Ok(t) => udp::set_table(Some(t), ticket),
             Err(e) => return throw(env, "EINVAL", &format!("answer table: {}", e)),
         },
     }

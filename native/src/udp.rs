@@ -38,8 +38,21 @@ const BUCKETS_NS: [u64; 14] = [50_000, 100_000, 250_000, 500_000, 1_000_000, 2_5
 const ZERO: AtomicU64 = AtomicU64::new(0);
 pub static STATS: [AtomicU64; NSTATS] = [ZERO; NSTATS];
 
-pub fn set_table(t: Option<Table>) {
+static TABLE_SEQ: AtomicU64 = AtomicU64::new(0);
+static INSTALLED_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A ticket for the next table: tables parsed in the background are installed in ticket order,
+/// a late older one never replaces a newer one.
+pub fn table_ticket() -> u64 {
+    TABLE_SEQ.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+pub fn set_table(t: Option<Table>, ticket: u64) {
     let mut g = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+    if ticket < INSTALLED_SEQ.load(Ordering::SeqCst) {
+        return;
+    }
+    INSTALLED_SEQ.store(ticket, Ordering::SeqCst);
     *g = t.map(Arc::new);
     TABLE_GEN.fetch_add(1, Ordering::Release);
 }

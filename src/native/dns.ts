@@ -43,7 +43,7 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   const { addon } = loaded;
   const n = threads > 0 ? threads : addon.cores();
   const udp = new NativeUdp(addon, d.handler, n, receiveBuffer);
-  const table = new LiveTable(d.registry, d.zone, d.clients, (t) => addon.setTable(t), (e) => {
+  const table = new LiveTable(d.registry, d.zone, d.clients, (t) => addon.setTable(t, true), (e) => {
     // Without a current table the threads hand every query to JS: slower, still correct.
     addon.setTable(null);
     d.log.error({ err: e }, `native answer table could not be built (${e.message}); the JS path answers until the next change`);

@@ -13,7 +13,8 @@ export interface Addon {
   openUdp(host: string, port: number, threads: number, rcvbuf: number, onQuery: (packet: Buffer, ip: string, port: number, sock: number) => void): [number, number];
   closeUdp(id: number): void;
   reply(sock: number, ip: string, port: number, packet: Buffer): boolean;
-  setTable(table: Buffer | null): void;
+  /** Swaps in a new answer table; `background`: parse it off the event loop (installed shortly after). */
+  setTable(table: Buffer | null, background?: boolean): void;
   /** Reply bytes, null (dropped) or undefined (the JS path must answer). */
   answer(packet: Buffer, ip: string): Buffer | null | undefined;
   stats(): number[];
