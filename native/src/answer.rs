@@ -75,6 +75,9 @@ struct Entry {
     scopes: Vec<Cidr>,
     rcode: u8,
     aa: bool,
+    /// A service name that also answers with `svc.` before the zone (`<svc>.<ns>.svc.<zone>`
+    /// reads as `<svc>.<ns>.<zone>` first, names.ts): stored once, found under both names.
+    alias: bool,
     /// [0]: everyone; [1] (optional): clients on this host or its bridges (prefer-local).
     variants: Vec<Variant>,
     authority: Vec<Item>,
@@ -167,7 +170,9 @@ impl<'a> Reader<'a> {
             scopes.push(self.cidr()?);
         }
         let rcode = self.u8()?;
-        let aa = self.u8()? == 1;
+        let flags = self.u8()?;
+        let aa = flags & 1 != 0;
+        let alias = flags & 2 != 0;
         let nvariants = self.u8()? as usize;
         if nvariants == 0 || nvariants > 2 {
             return Err("bad variant count".into());
@@ -183,7 +188,7 @@ impl<'a> Reader<'a> {
             variants.push(Variant { groups, additional });
         }
         let authority = self.items()?;
-        Ok(Entry { scopes, rcode, aa, variants, authority, rotation: AtomicU32::new(0) })
+        Ok(Entry { scopes, rcode, aa, alias, variants, authority, rotation: AtomicU32::new(0) })
     }
 }
 
@@ -350,7 +355,9 @@ pub fn answer(t: Option<&Table>, q: &[u8], client: &Client, out: &mut [u8]) -> O
     key[name_len] = (qtype >> 8) as u8;
     key[name_len + 1] = qtype as u8;
     let cflags = t.client_flags(client);
-    let entry = match pick(t.map.get(&key[..name_len + 2]), client) {
+    let entry = match svc_alias(t, &key, name_len, qtype, client) {
+        Some(e) => e,
+        None => match pick(t.map.get(&key[..name_len + 2]), client) {
         Some(e) => e,
         None => {
             key[name_len] = 0;
@@ -361,6 +368,7 @@ pub fn answer(t: Option<&Table>, q: &[u8], client: &Client, out: &mut [u8]) -> O
                 None => return Outcome::ToJs,
             }
         }
+        },
     };
 
     let limit = match opt {
@@ -480,6 +488,41 @@ fn plain_options(q: &[u8], start: usize, len: usize) -> bool {
         i += 4 + olen;
     }
     i == start + len
+}
+
+/// For `X.svc.<zone>`: the entry of `X.<zone>` when X is a service name (alias entries).
+fn svc_alias<'a>(t: &'a Table, key: &[u8; 258], name_len: usize, qtype: u16, c: &Client) -> Option<&'a Entry> {
+    let d = t.domain.len();
+    // name = X [3]svc <domain> [0]; X non-empty.
+    if name_len < 1 + 4 + d + 1 {
+        return None;
+    }
+    let p = name_len - 1 - d - 4;
+    if &key[p..p + 4] != b"\x03svc" || &key[p + 4..name_len - 1] != &t.domain[..] {
+        return None;
+    }
+    let mut i = 0;
+    while i < p {
+        i += key[i] as usize + 1;
+    }
+    if i != p {
+        return None;
+    }
+    let mut k2 = [0u8; 258];
+    k2[..p].copy_from_slice(&key[..p]);
+    let rest = name_len - (p + 4);
+    k2[p..p + rest].copy_from_slice(&key[p + 4..name_len]);
+    let n2 = p + rest;
+    for ty in [qtype, 0].iter() {
+        k2[n2] = (*ty >> 8) as u8;
+        k2[n2 + 1] = *ty as u8;
+        if let Some(list) = t.map.get(&k2[..n2 + 2]) {
+            if let Some(e) = list.iter().find(|e| e.alias && (e.scopes.is_empty() || e.scopes.iter().any(|s| s.contains(c)))) {
+                return Some(e);
+            }
+        }
+    }
+    None
 }
 
 fn pick<'a>(list: Option<&'a Vec<Entry>>, c: &Client) -> Option<&'a Entry> {

@@ -100,6 +100,8 @@ interface Variant {
 }
 
 interface Entry {
+  /** Also the answer of the same name with `svc.` before the zone (see answer.rs svc_alias). */
+  alias?: boolean;
   scopes: Cidr[];
   rcode: number;
   variants: Variant[];
@@ -150,7 +152,11 @@ class Chunk {
   readonly w = new Writer();
   count = 0;
 
+  /** Entries added while set answer for `<name>` with `svc.` before the zone too. */
+  alias = false;
+
   add(name: string, type: number, e: Entry): void {
+    if (this.alias) e.alias = true;
     const k = wireName(name);
     this.w.u16(k.length + 2);
     this.w.bytes(k);
@@ -179,7 +185,7 @@ function writeEntry(w: Writer, e: Entry): void {
   w.u8(e.scopes.length);
   for (const s of e.scopes) writeCidr(w, s);
   w.u8(e.rcode);
-  w.u8(1); // authoritative
+  w.u8(1 | (e.alias ? 2 : 0)); // authoritative, alias
   w.u8(e.variants.length);
   for (const v of e.variants) {
     w.u8(v.groups.length);
@@ -255,7 +261,12 @@ function serviceChunk(zone: Zone, view: ServiceView, ownIps: string[]): Chunk {
   const fixed = fixedZone(zone);
   for (const ip of ownIps) addReverse(out, fixed, ip);
   const domain = zone.settings.domain;
-  for (const suffix of ['', '.svc']) {
+  // `<name>.svc.<zone>` reads as `<name>.<zone>` first (names.ts) for every name of a service, so
+  // the native side finds the short form's entries under both; only a namespace called "svc",
+  // whose names can mean other things with `svc.` added, gets both forms spelled out.
+  const spelled = view.namespace === 'svc';
+  for (const suffix of spelled ? ['', '.svc'] : ['']) {
+    out.alias = !spelled;
     const base = `${view.name}.${view.namespace}${suffix}.${domain}`;
     addName(out, zone, base, view);
     const hosts = new Set(view.endpoints.map((e) => e.endpoint.hostname));
@@ -264,6 +275,7 @@ function serviceChunk(zone: Zone, view: ServiceView, ownIps: string[]): Chunk {
     for (const p of protocols) addName(out, zone, `_${p}.${base}`, view);
     for (const [port, p] of Object.entries(view.ports)) addName(out, zone, `_${port}._${p}.${base}`, view);
   }
+  out.alias = false;
   return out;
 }
 
