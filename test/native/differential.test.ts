@@ -1,7 +1,7 @@
 import t from 'tap';
 import * as packet from 'dns-packet';
 import { reverseName } from '../../src/native/table.js';
-import { addon, canonical, CLIENTS, localEndpoints, remoteEndpoints, skip, world } from './world.js';
+import { addon, canonical, CLIENTS, localEndpoints, remoteEndpoints, skip, world } from '../helpers/native-world.js';
 
 // Differential test (SPEC §10): the same query corpus answered by the native fast path and by the
 // JS path (the daemon's own handler, over the same registry) gives the same responses, ignoring

@@ -3,7 +3,7 @@ import { createSocket } from 'node:dgram';
 import * as packet from 'dns-packet';
 import { startDaemon } from '../helpers/daemon.js';
 import { decode, query, udpExchange } from '../helpers/dns.js';
-import { addon, skip, world } from './world.js';
+import { addon, skip, world } from '../helpers/native-world.js';
 
 // Fuzzing the native parser (SPEC §16): 1 000 000 random and mutated packets through the native
 // answer function (in process, so the whole million runs in seconds), then a share of them over

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sdNotify } from '../../src/native/index.js';
-import { skip } from './world.js';
+import { skip } from '../helpers/native-world.js';
 
 // sd_notify through the addon: a real unix datagram socket (bound by python3, since Node has
 // none) receives what sdNotify sends, on a path and in the abstract namespace.

@@ -2,7 +2,7 @@ import t from 'tap';
 import * as packet from 'dns-packet';
 import { startDaemon } from '../helpers/daemon.js';
 import { dig, digShort, digStatus, udpExchange } from '../helpers/dns.js';
-import { canonical, skip } from './world.js';
+import { canonical, skip } from '../helpers/native-world.js';
 
 // The daemon serving UDP from the native threads, asked the way users ask (dig, and raw
 // packets): the same answers as a daemon forced onto the JS path, the fallback when the addon is

@@ -3,7 +3,7 @@ import { createSocket } from 'node:dgram';
 import { request } from 'node:http';
 import * as packet from 'dns-packet';
 import { startDaemon } from '../helpers/daemon.js';
-import { skip } from './world.js';
+import { skip } from '../helpers/native-world.js';
 
 // Table swaps under load: while the registry changes 100 times a second (API registrations), a
 // stream of UDP queries must only ever see complete, consistent answers: every SRV answer's port

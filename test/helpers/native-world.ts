@@ -9,7 +9,7 @@ import { loadAddon, type Addon } from '../../src/native/index.js';
 import { CLIENT_LOCAL, CLIENT_RECURSION, compileTable, type ScopedRecord } from '../../src/native/table.js';
 import { Registry } from '../../src/registry/registry.js';
 import type { Endpoint } from '../../src/registry/types.js';
-import { ep, node } from '../helpers/registry.js';
+import { ep, node } from './registry.js';
 
 // The real DNS components of one daemon, in process: the registry (this node and a remote one),
 // the zone, the client policy with two bridge subnets, the JS handler, and the native addon
