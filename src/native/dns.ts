@@ -32,6 +32,8 @@ export interface NativeDnsDeps {
 }
 
 const METRICS_INTERVAL_MS = 1000;
+/** Tables above this are parsed off the event loop; small ones go in at once (no lag at all). */
+const BACKGROUND_PARSE_BYTES = 1 << 20;
 
 export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDeps): NativeDns {
   const loaded = loadDnsAddon(d.env);
@@ -43,7 +45,7 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   const { addon } = loaded;
   const n = threads > 0 ? threads : addon.cores();
   const udp = new NativeUdp(addon, d.handler, n, receiveBuffer);
-  const table = new LiveTable(d.registry, d.zone, d.clients, (t) => addon.setTable(t, true), (e) => {
+  const table = new LiveTable(d.registry, d.zone, d.clients, (t) => addon.setTable(t, t.length > BACKGROUND_PARSE_BYTES), (e) => {
     // Without a current table the threads hand every query to JS: slower, still correct.
     addon.setTable(null);
     d.log.error({ err: e }, `native answer table could not be built (${e.message}); the JS path answers until the next change`);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import * as packet from 'dns-packet';
-import { startDaemon } from '../helpers/daemon.js';
+import { startDaemon, writeConfig } from '../helpers/daemon.js';
 import { dig, digShort, digStatus, udpExchange } from '../helpers/dns.js';
 import { canonical, skip } from '../helpers/native-world.js';
 
@@ -81,4 +81,26 @@ t.test('a missing addon falls back to the JS path with one warning', async (t) =
   t.same(await digShort(d.dnsPort, 'web.default.cluster.local'), ['10.0.0.1', '10.0.0.2']);
   const status = (await (await fetch(`${d.api}/api/v1/status`)).json()) as { dns: { path: string } };
   t.equal(status.dns.path, 'js');
+});
+
+t.test('a reload reaches the native answers (TTL, services)', { skip }, async (t) => {
+  const d = await startDaemon(t, { config: CONFIG, env: { PODMAN_SWARM_DNS_NATIVE: '1' } });
+  const ask = async (name: string) => {
+    const r = await udpExchange(d.dnsPort, packet.encode({ id: 5, type: 'query', questions: [{ name, type: 'A' }] }));
+    return packet.decode(r!).answers!.map((a) => `${(a as { data: string }).data}/${(a as { ttl: number }).ttl}`).sort();
+  };
+  t.same(await ask('db.infra.cluster.local'), ['10.0.1.1/5']);
+  writeConfig(d, `${CONFIG}  - name: api\n    endpoints:\n      - address: 10.0.0.9\nttl: 30s\n`);
+  d.proc.kill('SIGHUP');
+  // The table follows within a moment of the reload; poll the user-visible answer.
+  let answers: string[] = [];
+  for (let i = 0; i < 100; i++) {
+    answers = await ask('api.default.cluster.local');
+    if (answers.length) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  t.same(answers, ['10.0.0.9/30'], 'a new service, with the new TTL');
+  t.same(await ask('db.infra.cluster.local'), ['10.0.1.1/30'], 'old names carry the new TTL too');
+  const metrics = await (await fetch(`${d.api}/metrics`)).text();
+  t.notMatch(metrics, /dns_queries_total\{type="A",rcode="NOERROR",source="zone",path="js"\}/, 'all answered natively');
 });
