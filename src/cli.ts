@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { existsSync } from 'node:fs';
 import { parseArgs, type FlagSpec } from './config/args.js';
+import { cliUsage } from './config/commands.js';
 import { ConfigError } from './config/errors.js';
 import { optionsHelp } from './config/help.js';
 import { OPTIONS, type OptionDef } from './config/options.js';
@@ -15,27 +16,7 @@ import { VERSION } from './version.js';
 // Entry point: `podman-swarm-dns <command> [options]`. Thin over the library (like aardvark's
 // commands/): parse, dispatch, map errors to exit codes.
 
-const USAGE = `podman-swarm-dns ${VERSION} — service discovery DNS for Podman hosts
-
-Usage: podman-swarm-dns <command> [options]
-
-Commands:
-  daemon                 run the daemon (what the systemd unit runs); see 'daemon --help'
-  status                 this node: listeners, counts, problems
-  services               services and their endpoint counts
-  endpoints <ns>/<svc>   endpoints of a service (namespace defaults to "default")
-  members                nodes of the cluster
-  query <name> [type]    answer a DNS question the way the daemon does (type defaults to A)
-  keygen                 print a new gossip key (one line of a --gossip-key-file)
-
-Options of the read commands (status, services, endpoints, members, query):
-  --json                 print the API's JSON instead of a table
-  --api-socket <path>    the daemon's API socket (default: ${apiSocketCandidates(process.env).join(', then ')});
-                         env PODMAN_SWARM_DNS_API_SOCKET
-
-Exit codes: 0 ok; 1 failed (e.g. SERVFAIL, daemon not ready); 2 bad usage or configuration;
-3 daemon unreachable; 4 not found (unknown service, NXDOMAIN).
-`;
+const USAGE = cliUsage(VERSION, apiSocketCandidates(process.env).join(', then '));
 
 const daemonFlags: FlagSpec[] = [
   ...(Object.values(OPTIONS) as OptionDef<unknown>[]).map((d) => ({ name: d.name, bool: d.kind.arg === '' })),

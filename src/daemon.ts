@@ -33,6 +33,13 @@ import { Registry } from './registry/registry.js';
 import { readJsonFile, writeFileAtomic } from './state/files.js';
 import { RegistrationStore } from './state/registrations.js';
 import { VERSION } from './version.js';
+import { GatewayListeners } from './dns/gateways.js';
+import { ContainerNames } from './dns/scoped.js';
+import { HealthChecker, type HealthOptions } from './health/checker.js';
+import { PodmanSource } from './podman/source.js';
+import { ResolvedClient, type ResolvedLink, type ResolvedMode } from './systemd/resolved.js';
+import type { StatusCounts } from './systemd/messages.js';
+import { selfQuery } from './systemd/self-query.js';
 
 // Wires the parts together and owns the order of start, reload and stop. Sources feed the local
 // node, the registry derives views, DNS and the API read them.
@@ -69,6 +76,13 @@ export class Daemon {
   private ready = false;
   /** Problems found at start or reload that an operator should see in `status`. */
   private readonly problems = new Map<string, string>();
+  // Podman integration and local health checks (SPEC §4, §6).
+  private podman: PodmanSource | null = null;
+  private readonly names = new ContainerNames();
+  private readonly health: HealthChecker;
+  private readonly gateways: GatewayListeners;
+  private readonly resolved: ResolvedClient;
+  private resolvedStarted: Promise<void> = Promise.resolve();
 
   constructor(
     private loaded: LoadedConfig,
@@ -105,13 +119,21 @@ export class Daemon {
       upstreamRecovered: (upstream) => this.log.info({ upstream }, `upstream DNS server ${upstream} answers again`),
     });
     this.metrics = new Metrics({ registry: this.registry, cache: () => this.forwarder.cache });
-    this.handler = new DnsHandler({ zone: this.zone, clients: this.clients, forwarder: this.forwarder, metrics: this.metrics, log: this.log });
+    this.handler = new DnsHandler({ zone: this.zone, clients: this.clients, forwarder: this.forwarder, metrics: this.metrics, log: this.log, containerNames: this.names });
     this.native = nativeDns(o.dnsThreads, DEFAULT_SERVER_OPTIONS.udpReceiveBuffer, {
       registry: this.registry, zone: this.zone, clients: this.clients, handler: this.handler, metrics: this.metrics, log: this.log, env: input.env,
     });
     this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, tcpIdleTimeoutMs: o.tcpIdleTimeout }, this.log, this.native.udpBinder);
     this.changes = new ChangeIndex(this.registry);
     this.api = new ApiServer(this.apiContext(), this.readToken(o.apiTokenFile));
+    this.gateways = new GatewayListeners(this.dns, this.log);
+    this.health = new HealthChecker(this.local, healthOptions(o), (id) => this.podman?.podmanHealth(id) ?? Promise.resolve(undefined), this.log);
+    this.resolved = new ResolvedClient({
+      mode: o.resolved as ResolvedMode,
+      domain: o.domain,
+      log: this.log,
+      problem: (message) => (message ? this.problem('resolved', message) : this.problems.delete('resolved')),
+    });
     this.registry.onChange((change) => {
       for (const key of change.services) {
         const [ns, svc] = key.split('/') as [string, string];
@@ -162,7 +184,11 @@ export class Daemon {
         this.problem(`api:${apiListenKind.show(l)}`, (e as Error).message);
       }
     }
+    this.startPodman();
+    this.health.start();
     this.ready = true;
+    // Not awaited: READY=1 never waits for D-Bus; the client logs its own outcome.
+    this.resolvedStarted = this.resolved.start(this.resolvedLinks());
     log.info(
       { node: rt.nodeName, id: this.registry.localNode, version: VERSION, services: this.registry.serviceCount, endpoints: this.registry.endpointCount },
       `ready: node ${rt.nodeName}, ${plural(this.registry.serviceCount, 'service')}, zone ${o.domain}`,
@@ -197,6 +223,7 @@ export class Daemon {
     this.forwarder.configure(this.forwarderOptions(after, this.dns.addresses));
     this.dns.configure({ tcpIdleTimeoutMs: after.tcpIdleTimeout });
     this.api.setToken(token);
+    this.health.configure(healthOptions(after));
     if (changed.includes('routableContainerIps') || changed.includes('defaultMode')) {
       this.registry.setOptions({ localNode: this.registry.localNode, routableContainerIps: after.routableContainerIps, defaultMode: after.defaultMode });
     }
@@ -213,9 +240,14 @@ export class Daemon {
     this.ready = false;
     this.log.info('stopping');
     this.changes.close();
+    this.podman?.stop();
+    this.health.stop();
+    await this.gateways.close();
     await Promise.all([this.api.close(), this.dns.close()]);
     this.native.close();
     this.zone.close();
+    await this.resolvedStarted;
+    await this.resolved.stop();
     if (this.link && this.link.type !== 'existing') {
       try {
         await removeLink(this.link.name);
@@ -224,6 +256,30 @@ export class Daemon {
       }
     }
     this.log.info('stopped');
+  }
+
+  private startPodman(): void {
+    const o = this.opts;
+    if (o.podmanSocket === 'none') return;
+    // Rootless Podman serves its API under the user's runtime directory.
+    const xdg = this.input.env.XDG_RUNTIME_DIR;
+    const socket = this.loaded.origin.podmanSocket === 'default' && process.getuid?.() !== 0 && xdg ? join(xdg, 'podman', 'podman.sock') : o.podmanSocket;
+    this.podman = new PodmanSource(
+      { socket, resyncIntervalMs: o.resyncInterval, nodeAddress: this.rt.advertise },
+      {
+        local: this.local,
+        names: (containers) => this.names.setContainers(containers.map((c) => c.names)),
+        networks: (nets) => this.names.setNetworks(nets),
+        bridgeSubnets: (subnets) => this.clients.setBridgeSubnets(subnets),
+        gateways: (gws) => {
+          if (this.priv.bindLowPorts) void this.gateways.set(gws);
+          else if (gws.length) this.problem('gateways', `not root (no CAP_NET_BIND_SERVICE): not serving DNS on the gateways of Podman networks ${gws.join(', ')}`);
+        },
+        healthEvent: (id) => this.health.checkContainer(id),
+      },
+      this.log,
+    );
+    this.podman.start();
   }
 
   private async setUpLink(): Promise<void> {
@@ -239,6 +295,25 @@ export class Daemon {
     } catch (e) {
       this.problem('link', `could not set up link ${o.link} with ${rt.dnsAddress}: ${(e as Error).message}`);
     }
+  }
+
+  /** Links resolved should send the zone to: ours, when the cluster DNS address is served on it. */
+  private resolvedLinks(): ResolvedLink[] {
+    if (!this.link) return [];
+    const served = this.dns.addresses.find((a) => a.host === this.rt.dnsAddress);
+    return served ? [{ name: this.link.name, servers: [{ address: served.host, port: served.port }] }] : [];
+  }
+
+  /** For systemd's STATUS= line. */
+  counts(): StatusCounts {
+    const all = [...this.registry.services()].flatMap((v) => v.endpoints);
+    return { services: this.registry.serviceCount, endpoints: all.length, healthy: all.filter((e) => e.endpoint.healthy).length, dns: this.dns.addresses.map(showHostPort) };
+  }
+
+  /** A real query over UDP to our first DNS listener (the watchdog's liveness proof). */
+  selfQuery(timeoutMs: number): Promise<boolean> {
+    const first = this.dns.addresses[0];
+    return first ? selfQuery(first, this.opts.domain, timeoutMs) : Promise.resolve(false);
   }
 
   private dnsListenPlan(): { addresses: HostPort[]; explicit: boolean } {
@@ -356,6 +431,8 @@ export class Daemon {
         path: this.native.path,
       },
       api: { listen: this.api.listening.map((l) => apiListenKind.show(l)) },
+      podman: this.podman ? { ...this.podman.status(), dns_gateways: this.gateways.addresses } : null,
+      health: this.health.status(),
       registry: {
         services: views.length,
         endpoints: all.length,
@@ -363,7 +440,7 @@ export class Daemon {
         nodes: [...this.registry.nodes()].length,
         index: this.registry.index,
       },
-      problems: [...this.problems.values(), ...views.flatMap((v) => v.problems.map((p) => `${v.key}: ${p}`))],
+      problems: [...this.problems.values(), ...(this.podman?.problems() ?? []), ...this.gateways.problems(), ...views.flatMap((v) => v.problems.map((p) => `${v.key}: ${p}`))],
     };
   }
 
@@ -396,6 +473,9 @@ export class Daemon {
 const LIVE_OPTIONS = new Set<OptionKey>([
   'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'allowRecursion', 'forwardAllow',
   'preferLocal', 'failOpen', 'tcpIdleTimeout', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
+  'healthInterval', 'healthTimeout', 'healthFall', 'healthRise',
 ]);
+
+const healthOptions = (o: Options): HealthOptions => ({ intervalMs: o.healthInterval, timeoutMs: o.healthTimeout, rise: o.healthRise, fall: o.healthFall });
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;

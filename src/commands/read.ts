@@ -34,6 +34,17 @@ export async function status(o: ReadOptions): Promise<number> {
       ['api', s.api.listen.join(', ')],
       ['registry', `${r.services} services, ${r.endpoints} endpoints (${r.healthy_endpoints} healthy), ${r.nodes} node${r.nodes === 1 ? '' : 's'}, index ${r.index}`],
     ];
+    const pm = s.podman;
+    if (pm) {
+      const state = pm.connected ? 'connected' : `not reachable (${pm.last_error ?? 'connecting'})`;
+      const nets = pm.networks.length ? `; auto-registered networks ${pm.networks.join(', ')}` : '';
+      const gws = pm.dns_gateways.length ? `; DNS on gateways ${pm.dns_gateways.join(', ')}` : '';
+      lines.push(['podman', `${pm.socket} ${state}, ${pm.containers} containers, ${pm.endpoints} endpoints${nets}${gws}`]);
+    }
+    if (s.health) {
+      const bad = s.health.unhealthy.map((u) => `${u.endpoint} (${u.reason ?? 'failing'})`);
+      lines.push(['health', `${s.health.checked} endpoints checked, ${bad.length ? `unhealthy: ${bad.join('; ')}` : 'all healthy'}`]);
+    }
     const width = Math.max(...lines.map(([k]) => k!.length));
     const text = lines.map(([k, v]) => `${k!.padEnd(width)}  ${v}`);
     text.push(`${'problems'.padEnd(width)}  ${s.problems.length ? '' : 'none'}`);
@@ -133,6 +144,8 @@ interface StatusJson {
   api: { listen: string[] };
   registry: { services: number; endpoints: number; healthy_endpoints: number; nodes: number; index: number };
   problems: string[];
+  podman?: { socket: string; connected: boolean; last_error: string | null; containers: number; endpoints: number; networks: string[]; dns_gateways: string[] } | null;
+  health?: { checked: number; unhealthy: Array<{ endpoint: string; reason: string | null }> };
 }
 
 interface QueryJson {

@@ -2,6 +2,8 @@ import { Daemon } from '../daemon.js';
 import { ConfigError } from '../config/errors.js';
 import { BindError } from '../dns/server.js';
 import { loadConfig, type LoadInput } from '../config/load.js';
+import { loadAddon, sdNotify } from '../native/index.js';
+import { attachSystemd } from '../systemd/service.js';
 
 // `podman-swarm-dns daemon`: start, then live until SIGTERM/SIGINT; SIGHUP reloads.
 
@@ -9,6 +11,9 @@ export async function runDaemon(input: LoadInput): Promise<number> {
   const loaded = loadConfig(input);
   const daemon = new Daemon(loaded, input);
   const { log } = daemon;
+  // sd_notify + watchdog. The native addon's sdNotify goes in as the third argument when loaded.
+  const native = loadAddon(process.env).addon ? { sdNotify: (m: string) => sdNotify(m, process.env) } : null;
+  const systemd = attachSystemd({ log, counts: () => daemon.counts(), onChange: (f) => daemon.registry.onChange(f), selfQuery: (t) => daemon.selfQuery(t) }, process.env, native);
   process.on('uncaughtException', (err) => {
     log.fatal({ err }, `unexpected error, exiting: ${err.message}`);
     process.exit(70);
@@ -23,15 +28,18 @@ export async function runDaemon(input: LoadInput): Promise<number> {
     // Expected failures (bad config, an address we cannot bind) read best as one line.
     const expected = e instanceof ConfigError || e instanceof BindError;
     log.error(expected ? {} : { err: e }, (e as Error).message);
+    systemd.failed((e as Error).message);
     await daemon.stop().catch(() => undefined);
     return e instanceof ConfigError ? 2 : 1;
   }
+  systemd.ready();
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, `received ${signal}`);
+      systemd.stopping();
       daemon.stop().then(
         () => resolve(0),
         (e: unknown) => {
@@ -43,10 +51,12 @@ export async function runDaemon(input: LoadInput): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
+      systemd.reloading();
       try {
-        daemon.reload();
-      } catch {
+        systemd.reloaded(daemon.reload());
+      } catch (e) {
         /* logged by reload; the running configuration stays */
+        systemd.reloaded({ error: (e as Error).message });
       }
     });
   });

@@ -2,19 +2,18 @@ import { envName, OPTIONS, type Group, type OptionDef } from './options.js';
 
 // `--help` for the daemon options, generated from the option table so it cannot drift.
 
-const GROUPS: Group[] = ['General', 'DNS', 'API', 'Cluster', 'Podman', 'Health', 'Load balancer', 'systemd'];
+export const GROUPS: Group[] = ['General', 'DNS', 'API', 'Cluster', 'Podman', 'Health', 'Load balancer', 'systemd'];
 
 export function optionsHelp(width = 100): string {
-  const defs = Object.values(OPTIONS) as OptionDef<unknown>[];
   const out: string[] = [];
   for (const group of GROUPS) {
     out.push(`${group} options:`);
-    for (const d of defs.filter((x) => x.group === group)) {
-      const flag = d.kind.arg === '' ? `--[no-]${d.name}` : `--${d.name} <${d.kind.arg}>`;
+    for (const d of optionsInGroup(group)) {
+      const flag = flagText(d);
       const dflt = d.defaultText ?? showDefault(d);
-      const envs = [envName(d.name), ...(d.env ?? [])].join(', ');
+      const envs = envNames(d).join(', ');
       const lines = [
-        d.help + (d.pending ? ` (accepted now; takes effect with ${d.pending})` : ''),
+        helpText(d),
         `default: ${dflt}; env: ${envs}${d.noFile ? '' : `; file key: ${d.name}`}`,
         `form: ${d.kind.form}`,
       ];
@@ -26,7 +25,20 @@ export function optionsHelp(width = 100): string {
   return out.join('\n');
 }
 
-function showDefault(d: OptionDef<unknown>): string {
+// The pieces below are shared with the man page and the sample config (docs.ts).
+
+export const optionsInGroup = (group: Group): OptionDef<unknown>[] =>
+  (Object.values(OPTIONS) as OptionDef<unknown>[]).filter((x) => x.group === group);
+
+export const flagText = (d: OptionDef<unknown>): string =>
+  d.kind.arg === '' ? `--[no-]${d.name}` : `--${d.name} <${d.kind.arg}>`;
+
+export const envNames = (d: OptionDef<unknown>): string[] => [envName(d.name), ...(d.env ?? [])];
+
+export const helpText = (d: OptionDef<unknown>): string =>
+  d.help + (d.pending ? ` (accepted now; takes effect with ${d.pending})` : '');
+
+export function showDefault(d: OptionDef<unknown>): string {
   const v = d.default;
   if (v === '' || (Array.isArray(v) && v.length === 0)) return 'none';
   return d.kind.show(v);

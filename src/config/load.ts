@@ -62,7 +62,8 @@ export function loadConfig(input: LoadInput): LoadedConfig {
     if (fromCli) {
       options[key] = fromCli.value;
       origin[key] = fromCli.origin;
-    } else if (!def.noFile && def.name in data) {
+    } else if (!def.noFile && def.name in data && data[def.name] !== null) {
+      // A key left empty (`ttl:`) means the default, as in the commented sample config.
       options[key] = parseValue(def.kind, data[def.name], `${file}: key "${def.name}"${doc!.line([def.name])}`);
       origin[key] = 'file';
     } else {
@@ -72,7 +73,7 @@ export function loadConfig(input: LoadInput): LoadedConfig {
   }
 
   let services: StaticService[] = [];
-  if (SERVICES_KEY in data) {
+  if (data[SERVICES_KEY] != null) {
     services = parseServices(data[SERVICES_KEY], input.now ?? Date.now(), (path, message) => {
       throw new ConfigError(
         'ERR_CONFIG_BAD_VALUE',

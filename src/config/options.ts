@@ -148,11 +148,12 @@ export const OPTIONS = {
 
   podmanSocket: def({
     name: 'podman-socket', kind: k.path, default: '/run/podman/podman.sock', group: 'Podman',
-    pending: 'the Podman watcher', help: 'libpod API socket; none disables Podman',
+    defaultText: '/run/podman/podman.sock (root), $XDG_RUNTIME_DIR/podman/podman.sock (others)',
+    help: 'libpod API socket; none disables Podman',
   }),
   resyncInterval: def({
     name: 'resync-interval', kind: k.duration(1000, 86_400_000), default: 60_000, group: 'Podman',
-    pending: 'the Podman watcher', help: 'full Podman resync period (a safety net for missed events)',
+    help: 'full Podman resync period (a safety net for missed events)',
   }),
   defaultMode: def({
     name: 'default-mode', kind: k.oneOf('dnsrr', 'vip'), default: 'dnsrr', group: 'Podman',
@@ -161,18 +162,18 @@ export const OPTIONS = {
 
   healthInterval: def({
     name: 'health-interval', kind: k.duration(100, 3_600_000), default: 10_000, group: 'Health',
-    pending: 'health checks', help: 'how often each local endpoint is checked',
+    help: 'how often each local endpoint is checked',
   }),
   healthTimeout: def({
     name: 'health-timeout', kind: k.duration(100, 600_000), default: 2000, group: 'Health',
-    pending: 'health checks', help: 'time allowed for one check',
+    help: 'time allowed for one check',
   }),
   healthFall: def({
-    name: 'health-fall', kind: k.int(1, 100), default: 3, group: 'Health', pending: 'health checks',
+    name: 'health-fall', kind: k.int(1, 100), default: 3, group: 'Health',
     help: 'consecutive failures before an endpoint is unhealthy',
   }),
   healthRise: def({
-    name: 'health-rise', kind: k.int(1, 100), default: 1, group: 'Health', pending: 'health checks',
+    name: 'health-rise', kind: k.int(1, 100), default: 1, group: 'Health',
     help: 'consecutive successes before it is healthy again',
   }),
 
@@ -195,7 +196,7 @@ export const OPTIONS = {
 
   resolved: def({
     name: 'resolved', kind: k.oneOf('auto', 'on', 'off'), default: 'auto', group: 'systemd',
-    pending: 'the systemd-resolved integration', help: 'route the zone to this daemon in systemd-resolved',
+    help: 'route the zone to this daemon in systemd-resolved (auto: if resolved is there; on: report when it is not)',
   }),
 } as const;
 

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { ClientPolicy } from './clients.js';
 import type { ForwardSource, Forwarder } from './forwarder.js';
-import { answerQuestion, type Rcode, type Zone } from './records.js';
+import { answerQuestion, type Answer, type Question, type Rcode, type Zone } from './records.js';
 import { decodeQuery, encodeAnswer, encodeRcode, isBadVersion, udpLimit, type Query } from './wire.js';
 
 // One query in, one response (or nothing) out, whatever the transport: decode → in-zone answer
@@ -29,6 +29,8 @@ export interface HandlerDeps {
   forwarder: Forwarder;
   metrics: DnsMetrics;
   log: Logger;
+  /** Podman container names, scoped by the querier's network (SPEC §3); absent without Podman. */
+  containerNames?: { answer(q: Question, client: string): Answer | null };
 }
 
 type Answered = [Buffer, AnswerSource];
@@ -88,6 +90,8 @@ export class DnsHandler {
     if (klass !== 'IN' && klass !== 'ANY') return [encodeRcode(q, 'NOTIMP', recursion), 'zone'];
     const answer = answerQuestion(q.question, zone, { local: clients.isLocal(client.address) });
     if (answer) return [encodeAnswer(q, answer, { limit, recursionAvailable: recursion }), 'zone'];
+    const named = this.deps.containerNames?.answer(q.question, client.address);
+    if (named) return [encodeAnswer(q, named, { limit, recursionAvailable: recursion }), 'zone'];
     if (!recursion) return [encodeRcode(q, 'REFUSED', false), 'refused'];
     return this.forward(raw, q, limit);
   }

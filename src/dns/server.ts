@@ -77,6 +77,17 @@ export class DnsServer {
     return address;
   }
 
+  /** Stops serving one address (a Podman network's gateway that went away). */
+  async unlisten(addr: HostPort): Promise<void> {
+    const i = this.listeners.findIndex((l) => l.address.host === addr.host && l.address.port === addr.port);
+    if (i < 0) return;
+    const [l] = this.listeners.splice(i, 1);
+    await new Promise<void>((resolve) => {
+      l!.udp.close();
+      l!.tcp.close(() => resolve());
+    });
+  }
+
   async close(): Promise<void> {
     for (const c of this.connections) c.destroy();
     await Promise.all(

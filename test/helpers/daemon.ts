@@ -20,6 +20,10 @@ export interface DaemonOptions {
   upstreams?: string[];
   /** Node binary (tests of the Debian nodejs 18 pass its path). */
   node?: string;
+  /** Command that runs the daemon's node command line (e.g. systemd/notify-socket-exec). */
+  wrap?: string[];
+  /** Entry point to run instead of dist/cli.js (the packaged bundle). */
+  cli?: string;
   /** Wait for readiness (default true). */
   wait?: boolean;
 }
@@ -46,16 +50,19 @@ export async function startDaemon(t: { teardown(fn: () => unknown): void }, o: D
   const configPath = join(dir, 'config.yaml');
   writeFileSync(configPath, o.config ?? '');
   const args = [
-    CLI, 'daemon',
+    o.cli ?? CLI, 'daemon',
     '--config', configPath,
     '--link', 'none',
     '--state-dir', join(dir, 'state'),
     '--dns-listen', `127.0.0.1:${dnsPort}`,
     '--api-listen', `127.0.0.1:${apiPort},unix:${socket}`,
     '--upstream-dns', (o.upstreams ?? ['127.0.0.1:9']).join(','),
+    // Tests that want Podman pass their own --podman-socket (the last one wins).
+    '--podman-socket', 'none',
     ...(o.args ?? []),
   ];
-  const proc = spawn(o.node ?? process.execPath, args, { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [...(o.wrap ?? []), o.node ?? process.execPath, ...args];
+  const proc = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));

@@ -28,9 +28,6 @@ export interface TestUpstream {
 }
 
 export async function startUpstream(t: { teardown(fn: () => unknown): void }, o: UpstreamOptions = {}): Promise<TestUpstream> {
-  const udp: Socket = createSocket('udp4');
-  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
-  const port = udp.address().port;
   const tcp: Server = createServer((sock) => {
     let buf = Buffer.alloc(0);
     sock.on('data', (c) => {
@@ -45,7 +42,28 @@ export async function startUpstream(t: { teardown(fn: () => unknown): void }, o:
     });
     sock.on('error', () => undefined);
   });
-  await new Promise<void>((r) => tcp.listen(port, '127.0.0.1', r));
+  // UDP picks the port; TCP on the same number can be taken by another process on a busy machine,
+  // so try again with a new UDP port rather than fail the test.
+  let udp: Socket;
+  let port: number;
+  for (let attempt = 1; ; attempt++) {
+    udp = createSocket('udp4');
+    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+    port = udp.address().port;
+    const listened = await new Promise<boolean>((resolve, reject) => {
+      const onError = (e: NodeJS.ErrnoException): void => {
+        if (e.code === 'EADDRINUSE' && attempt < 20) resolve(false);
+        else reject(e);
+      };
+      tcp.once('error', onError);
+      tcp.listen(port, '127.0.0.1', () => {
+        tcp.off('error', onError);
+        resolve(true);
+      });
+    });
+    if (listened) break;
+    udp.close();
+  }
   const answer = (msg: Buffer, overUdp: boolean): Buffer => {
     const q = packet.decode(msg);
     const question = q.questions![0]!;

@@ -1,0 +1,90 @@
+import { isIP } from 'node:net';
+import type { Answer as RR } from 'dns-packet';
+import { canonicalIp, CidrSet, parseCidr } from '../net/cidr.js';
+import { reverseAddress } from './names.js';
+import type { Answer, Question } from './records.js';
+
+// Podman container names answered the way aardvark-dns does (SPEC §3 "How containers use it"):
+// `<name>`, `<alias>` and `<name>.dns.podman`, TTL 0, scoped by the querier's network — a
+// container sees only the containers it shares a network with, and only their IPs on those
+// networks. The querier's network is found from its source address. Pure: the watcher feeds it.
+
+export interface ScopedContainer {
+  names: string[];
+  /** Network name → the container's IPs on it. */
+  networks: Record<string, string[]>;
+}
+
+const SUFFIX = '.dns.podman';
+
+export class ContainerNames {
+  /** network → subnets */
+  private subnets = new Map<string, CidrSet>();
+  /** network → name → IPs */
+  private byNetwork = new Map<string, Map<string, string[]>>();
+  /** network → IP → names (PTR) */
+  private reverse = new Map<string, Map<string, string[]>>();
+
+  setNetworks(networks: Array<{ name: string; subnets: string[] }>): void {
+    const next = new Map<string, CidrSet>();
+    for (const n of networks) {
+      const cidrs = n.subnets.map((s) => parseCidr(s)).filter((c) => c !== null);
+      if (cidrs.length) next.set(n.name, new CidrSet(cidrs));
+    }
+    this.subnets = next;
+  }
+
+  setContainers(containers: ScopedContainer[]): void {
+    const next = new Map<string, Map<string, string[]>>();
+    const reverse = new Map<string, Map<string, string[]>>();
+    for (const c of containers) {
+      for (const [net, ips] of Object.entries(c.networks)) {
+        let names = next.get(net);
+        if (!names) next.set(net, (names = new Map()));
+        for (const name of c.names) names.set(name, [...(names.get(name) ?? []), ...ips]);
+        let byIp = reverse.get(net);
+        if (!byIp) reverse.set(net, (byIp = new Map()));
+        for (const ip of ips) byIp.set(canonicalIp(ip), c.names);
+      }
+    }
+    this.byNetwork = next;
+    this.reverse = reverse;
+  }
+
+  /** The answer for a container name asked by `client`, or null when it is not one we know. */
+  answer(q: Question, client: string): Answer | null {
+    const lower = q.name.toLowerCase().replace(/\.$/, '');
+    const ptr = reverseAddress(lower);
+    if (ptr) return this.pointer(q, ptr, client);
+    const podmanSuffix = lower.endsWith(SUFFIX);
+    const name = podmanSuffix ? lower.slice(0, -SUFFIX.length) : lower;
+    if (!name || name.includes('.')) return null;
+    const ips: string[] = [];
+    for (const [net, set] of this.subnets) {
+      if (!set.has(client)) continue;
+      for (const ip of this.byNetwork.get(net)?.get(name) ?? []) if (!ips.includes(ip)) ips.push(ip);
+    }
+    if (ips.length === 0) return null;
+    const type = q.type.toUpperCase();
+    const answers: RR[] = [];
+    for (const ip of ips) {
+      const t = isIP(ip) === 6 ? 'AAAA' : 'A';
+      if (type === t || type === 'ANY') answers.push({ type: t, name: q.name, ttl: 0, class: 'IN', data: ip } as RR);
+    }
+    return { rcode: 'NOERROR', authoritative: true, answers, authorities: [], additionals: [] };
+  }
+
+  /** PTR of a container IP on a network the querier shares: the container's names, as aardvark answers. */
+  private pointer(q: Question, ip: string, client: string): Answer | null {
+    const key = canonicalIp(ip);
+    for (const [net, set] of this.subnets) {
+      if (!set.has(client)) continue;
+      const names = this.reverse.get(net)?.get(key);
+      if (!names) continue;
+      const type = q.type.toUpperCase();
+      const answers = type === 'PTR' || type === 'ANY' ? names.map((n) => ({ type: 'PTR', name: q.name, ttl: 0, class: 'IN', data: `${n}.` }) as RR) : [];
+      return { rcode: 'NOERROR', authoritative: true, answers, authorities: [], additionals: [] };
+    }
+    return null;
+  }
+}

@@ -1,0 +1,130 @@
+import type { Logger } from 'pino';
+import type { LocalNode } from '../registry/local.js';
+import { endpointKey, type Endpoint } from '../registry/types.js';
+import { INITIAL, record, type HealthState, type Thresholds } from './hysteresis.js';
+import { httpProbe, tcpProbe } from './probes.js';
+
+// Checks this node's own endpoints (SPEC §6) and marks them healthy or not in the local node;
+// the registry, DNS and the API follow from there. Podman's own healthcheck is read through a
+// function the daemon passes in, so this module knows nothing of Podman.
+
+export interface HealthOptions extends Thresholds {
+  intervalMs: number;
+  timeoutMs: number;
+}
+
+/** A container's healthcheck status as Podman reports it (`healthy`, `unhealthy`, `starting`), or undefined. */
+export type PodmanHealth = (containerId: string) => Promise<string | undefined>;
+
+interface Tracked {
+  state: HealthState;
+  lastError: string | null;
+  lastCheck: number | null;
+  running: boolean;
+}
+
+export class HealthChecker {
+  private readonly tracked = new Map<string, Tracked>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly local: LocalNode,
+    private opts: HealthOptions,
+    private readonly podmanHealth: PodmanHealth | null,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.tick(), this.opts.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  configure(opts: HealthOptions): void {
+    const restart = opts.intervalMs !== this.opts.intervalMs && this.timer !== null;
+    this.opts = opts;
+    if (restart) {
+      this.stop();
+      this.start();
+    }
+  }
+
+  /** Runs the checks of one container's endpoints now (Podman said its health changed). */
+  checkContainer(containerId: string): void {
+    for (const ep of this.local.endpoints()) if (ep.container?.id === containerId) void this.check(ep);
+  }
+
+  status(): { checked: number; unhealthy: Array<{ endpoint: string; reason: string | null }> } {
+    const unhealthy = [...this.tracked]
+      .filter(([, t]) => !t.state.healthy)
+      .map(([endpoint, t]) => ({ endpoint, reason: t.lastError }));
+    return { checked: this.tracked.size, unhealthy };
+  }
+
+  tick(): void {
+    const current = new Set<string>();
+    for (const ep of this.local.endpoints()) {
+      const key = endpointKey(ep);
+      current.add(key);
+      void this.check(ep);
+    }
+    for (const [key, t] of this.tracked) {
+      if (current.has(key)) continue;
+      this.tracked.delete(key);
+      // A container that comes back under the same name starts healthy, not with old results.
+      if (!t.state.healthy) this.local.setHealth(key, true);
+    }
+  }
+
+  private async check(ep: Endpoint): Promise<void> {
+    const key = endpointKey(ep);
+    let t = this.tracked.get(key);
+    if (!t) this.tracked.set(key, (t = { state: INITIAL, lastError: null, lastCheck: null, running: false }));
+    if (t.running) return;
+    t.running = true;
+    let reason: string | null | undefined;
+    try {
+      reason = await this.probe(ep);
+    } catch (e) {
+      reason = (e as Error).message;
+    } finally {
+      t.running = false;
+    }
+    if (reason === undefined || this.tracked.get(key) !== t) return;
+    t.lastCheck = Date.now();
+    t.lastError = reason;
+    // Podman's status already counts its own retries: it is taken as it is.
+    const thresholds = ep.health === 'podman' ? { rise: 1, fall: 1 } : this.opts;
+    const next = record(t.state, reason === null, thresholds);
+    if (next.healthy !== t.state.healthy) {
+      if (next.healthy) this.log.info({ endpoint: key }, `endpoint ${key} is healthy again`);
+      else this.log.warn({ endpoint: key, reason }, `endpoint ${key} is unhealthy: ${reason}`);
+    }
+    t.state = next;
+    this.local.setHealth(key, next.healthy);
+  }
+
+  /** null: healthy; a string: why not; undefined: nothing to check. */
+  private async probe(ep: Endpoint): Promise<string | null | undefined> {
+    const { timeoutMs } = this.opts;
+    const host = ep.addresses[0];
+    if (!host || ep.health === 'none') return undefined;
+    const tcp = Object.entries(ep.ports).filter(([, p]) => p.protocol === 'tcp');
+    if (ep.health === 'podman') {
+      if (!ep.container || !this.podmanHealth) return undefined;
+      const status = await this.podmanHealth(ep.container.id);
+      return status === 'unhealthy' ? `podman healthcheck of ${ep.container.name}: unhealthy` : null;
+    }
+    if (tcp.length === 0) return undefined;
+    if (ep.health.startsWith('http:')) {
+      const [, p] = tcp.find(([n]) => n === 'http') ?? tcp[0]!;
+      return httpProbe(host, p.port, ep.health.slice('http:'.length), timeoutMs);
+    }
+    const results = await Promise.all(tcp.map(([, p]) => tcpProbe(host, p.port, timeoutMs)));
+    return results.find((r) => r !== null) ?? null;
+  }
+}

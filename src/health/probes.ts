@@ -1,0 +1,33 @@
+import { request } from 'node:http';
+import { connect } from 'node:net';
+
+// The network probes of SPEC §6. Each resolves to null on success or a short reason on failure;
+// none of them ever rejects.
+
+export function tcpProbe(host: string, port: number, timeoutMs: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const sock = connect({ host, port });
+    const done = (reason: string | null): void => {
+      sock.destroy();
+      resolve(reason);
+    };
+    sock.setTimeout(timeoutMs, () => done(`tcp ${host}:${port}: no connection within ${timeoutMs} ms`));
+    sock.once('connect', () => done(null));
+    sock.once('error', (e) => done(`tcp ${host}:${port}: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+  });
+}
+
+/** GET; 2xx and 3xx are healthy. */
+export function httpProbe(host: string, port: number, path: string, timeoutMs: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const hostHeader = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    const req = request({ host, port, path, method: 'GET', timeout: timeoutMs, headers: { host: hostHeader, 'user-agent': 'podman-swarm-dns health' } }, (res) => {
+      res.resume();
+      const code = res.statusCode ?? 0;
+      resolve(code >= 200 && code < 400 ? null : `http ${hostHeader}${path}: status ${code}`);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', (e) => resolve(`http ${hostHeader}${path}: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+    req.end();
+  });
+}
