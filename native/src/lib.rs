@@ -64,6 +64,11 @@ unsafe fn uint(env: napi_env, v: napi_value) -> Option<u32> {
 }
 
 unsafe fn buffer<'a>(env: napi_env, v: napi_value) -> Option<&'a [u8]> {
+    // Node 18 aborts in napi_get_buffer_info on anything but a buffer: ask first.
+    let mut is = false;
+    if v.is_null() || napi_is_buffer(env, v, &mut is) != NAPI_OK || !is {
+        return None;
+    }
     let mut data: *mut c_void = null_mut();
     let mut len = 0usize;
     if napi_get_buffer_info(env, v, &mut data, &mut len) != NAPI_OK {
