@@ -10,6 +10,8 @@ import { CLIENT_LOCAL, CLIENT_RECURSION, TableCompiler, type ClientClass, type S
 // it, reusing what was already compiled.
 
 const LOOPBACK = ['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!);
+/** Up to this many services a change rebuilds the table at once (see changed()). */
+const SYNC_SERVICES = 500;
 
 export class LiveTable {
   private scoped: readonly ScopedRecord[] = [];
@@ -27,7 +29,7 @@ export class LiveTable {
     private readonly install: (table: Buffer) => void,
     private readonly onError: (e: Error) => void,
   ) {
-    this.unsubscribe = registry.onChange(() => this.schedule());
+    this.unsubscribe = registry.onChange(() => this.changed());
     // The first table in slices too: until it is in, the JS path answers everything.
     this.schedule();
   }
@@ -36,6 +38,16 @@ export class LiveTable {
   setScoped(records: readonly ScopedRecord[]): void {
     this.scoped = records;
     this.schedule();
+  }
+
+  /**
+   * A registry change. Small registries get the new table before the change's caller goes on
+   * (an API write is answered natively once it is acknowledged; a change costs a few ms there);
+   * big ones in slices, the native path answering from the previous table meanwhile.
+   */
+  private changed(): void {
+    if (!this.pending && this.registry.serviceCount <= SYNC_SERVICES) this.rebuild();
+    else this.schedule();
   }
 
   /** After a reload or a change of bridge subnets: settings and client classes moved. */

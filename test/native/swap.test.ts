@@ -50,7 +50,7 @@ t.test('answers stay whole while the table is swapped 100 times a second', { ski
       const srv = (p.answers ?? []).map((a) => (a as { data: { port: number } }).data.port);
       const add = (p.additionals ?? []).map((a) => (a as { data: string }).data);
       const v = VERSIONS.findIndex((x) => x.port === srv[0]);
-      if (srv.length !== 1 || add.length !== 1 || v < 0 || VERSIONS[v]!.address !== add[0]) seen.bad.push(`mixed SRV answer: ports ${srv} addresses ${add}`);
+      if (srv.length !== 1 || add.length !== 1 || v < 0 || VERSIONS[v]!.address !== add[0]) seen.bad.push(`mixed SRV answer: ${(p as { rcode?: string }).rcode} ports ${srv} addresses ${add}`);
       else seen.srv[v]!++;
     } else if (q?.type === 'A') {
       const a = (p.answers ?? []).map((x) => (x as { data: string }).data);
