@@ -121,7 +121,7 @@ export class Daemon {
     this.metrics = new Metrics({ registry: this.registry, cache: () => this.forwarder.cache });
     this.handler = new DnsHandler({ zone: this.zone, clients: this.clients, forwarder: this.forwarder, metrics: this.metrics, log: this.log, containerNames: this.names });
     this.native = nativeDns(o.dnsThreads, DEFAULT_SERVER_OPTIONS.udpReceiveBuffer, {
-      registry: this.registry, zone: this.zone, clients: this.clients, handler: this.handler, metrics: this.metrics, log: this.log, env: input.env,
+      registry: this.registry, zone: this.zone, clients: this.clients, handler: this.handler, metrics: this.metrics, log: this.log, env: input.env, containerNames: this.names,
     });
     this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, tcpIdleTimeoutMs: o.tcpIdleTimeout }, this.log, this.native.udpBinder);
     this.changes = new ChangeIndex(this.registry);

@@ -1,6 +1,7 @@
 import type { Metrics } from '../api/metrics.js';
 import type { ClientPolicy } from '../dns/clients.js';
 import type { DnsHandler } from '../dns/handler.js';
+import type { ContainerNames } from '../dns/scoped.js';
 import type { UdpBinder } from '../dns/server.js';
 import type { ZoneState } from '../dns/zone.js';
 import type { Logger } from '../log.js';
@@ -29,6 +30,8 @@ export interface NativeDnsDeps {
   metrics: Metrics;
   log: Logger;
   env: NodeJS.ProcessEnv;
+  /** Podman container names (scoped by network), when the daemon has them. */
+  containerNames?: ContainerNames;
 }
 
 const METRICS_INTERVAL_MS = 1000;
@@ -49,8 +52,9 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
     // Without a current table the threads hand every query to JS: slower, still correct.
     addon.setTable(null);
     d.log.error({ err: e }, `native answer table could not be built (${e.message}); the JS path answers until the next change`);
-  });
+  }, d.containerNames);
   d.clients.onChange = () => table.schedule();
+  if (d.containerNames) d.containerNames.onChange = () => table.schedule();
   const flush = (): void => {
     const c = udp.drain();
     for (const [type, rcode, count] of c.answers) d.metrics.nativeAnswers(type, rcode, count);

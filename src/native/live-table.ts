@@ -2,7 +2,7 @@ import type { ClientPolicy } from '../dns/clients.js';
 import type { ZoneState } from '../dns/zone.js';
 import { parseCidr } from '../net/cidr.js';
 import type { Registry } from '../registry/registry.js';
-import { CLIENT_LOCAL, CLIENT_RECURSION, TableCompiler, type ClientClass, type ScopedRecord, type TableInput } from './table.js';
+import { CLIENT_LOCAL, CLIENT_RECURSION, TableCompiler, type ClientClass, type ContainerScopes, type TableInput } from './table.js';
 
 // Keeps the native answer table in step with the registry: changes are coalesced, the new table
 // is compiled in slices across event-loop turns (a big registry must not stall the daemon; only
@@ -14,7 +14,6 @@ const LOOPBACK = ['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!);
 const SYNC_SERVICES = 500;
 
 export class LiveTable {
-  private scoped: readonly ScopedRecord[] = [];
   private pending: NodeJS.Immediate | null = null;
   private stale = false;
   private readonly unsubscribe: () => void;
@@ -28,15 +27,10 @@ export class LiveTable {
     private readonly clients: ClientPolicy,
     private readonly install: (table: Buffer) => void,
     private readonly onError: (e: Error) => void,
+    private readonly containers?: ContainerScopes,
   ) {
     this.unsubscribe = registry.onChange(() => this.changed());
     // The first table in slices too: until it is in, the JS path answers everything.
-    this.schedule();
-  }
-
-  /** Podman container names scoped by the querier's network (the Podman watcher feeds them). */
-  setScoped(records: readonly ScopedRecord[]): void {
-    this.scoped = records;
     this.schedule();
   }
 
@@ -94,7 +88,7 @@ export class LiveTable {
         ...this.clients.recursionCidrs.map((cidr) => ({ cidr, flags: CLIENT_RECURSION })),
         ...this.clients.bridgeSubnets.map((cidr) => ({ cidr, flags: CLIENT_RECURSION | CLIENT_LOCAL })),
     ];
-    return { zone: this.zone, services: this.registry.services(), clients, scoped: this.scoped };
+    return { zone: this.zone, services: this.registry.services(), clients, containers: this.containers };
   }
 
   close(): void {

@@ -19,20 +19,16 @@ export interface ClientClass {
   flags: number;
 }
 
-/** A name answered only to clients in `subnets` (Podman container names, SPEC §3). */
-export interface ScopedRecord {
-  /** Lower case, no trailing dot. */
-  name: string;
-  subnets: Cidr[];
-  addresses: string[];
-  ttl: number;
+/** Podman container names per network (src/dns/scoped.ts ContainerNames). */
+export interface ContainerScopes {
+  scopes(): Iterable<{ subnets: readonly Cidr[]; names: ReadonlyMap<string, string[]>; reverse: ReadonlyMap<string, string[]> }>;
 }
 
 export interface TableInput {
   zone: Zone;
   services: Iterable<ServiceView>;
   clients: ClientClass[];
-  scoped?: readonly ScopedRecord[];
+  containers?: ContainerScopes;
 }
 
 const ZONE_TYPES = ['A', 'AAAA', 'SRV', 'SOA', 'NS', 'TXT'] as const;
@@ -349,15 +345,7 @@ export class TableCompiler {
     chunks.push(shared);
 
     const scoped = new Chunk();
-    for (const s of input.scoped ?? []) {
-      for (const [type, family] of [['A', 4], ['AAAA', 6]] as const) {
-        const ips = s.addresses.filter((ip) => (ipBytes(ip)?.length === 4 ? 4 : 6) === family);
-        if (ips.length === 0) continue;
-        const q = s.name.toUpperCase();
-        const rrs = ips.map((ip) => ({ type, name: q, ttl: s.ttl, class: 'IN', data: ip }) as RR);
-        scoped.add(s.name, TYPE_CODES[type]!, { scopes: s.subnets, rcode: 0, variants: [{ groups: [items(rrs, q)], additional: [] }], authority: [] });
-      }
-    }
+    if (input.containers) containerEntries(scoped, input.containers);
     chunks.push(scoped);
 
     const w = new Writer();
@@ -378,6 +366,40 @@ export class TableCompiler {
     }
     w.u32(chunks.reduce((n, c) => n + c.count, 0));
     return Buffer.concat([w.done(), ...chunks.map((c) => c.w.done())]);
+  }
+}
+
+/**
+ * Container names as ContainerNames.answer() gives them (aardvark-style, TTL 0), one set of
+ * entries per network scoped to its subnets: `<name>` and `<name>.dns.podman` (A, AAAA, any other
+ * type NODATA without SOA), and the PTR of each container IP. The JS path asks the zone first; so
+ * does the table (registry PTRs come before these entries).
+ */
+function containerEntries(out: Chunk, containers: ContainerScopes): void {
+  const empty = (): Entry => ({ scopes: [], rcode: 0, variants: [{ groups: [[]], additional: [] }], authority: [] });
+  for (const net of containers.scopes()) {
+    const scopes = [...net.subnets];
+    if (scopes.length === 0) continue;
+    for (const [name, all] of net.names) {
+      if (!name || name.includes('.')) continue;
+      const ips = [...new Set(all)];
+      for (const owner of [name, `${name}.dns.podman`]) {
+        const q = owner.toUpperCase();
+        for (const [type, v6] of [['A', false], ['AAAA', true]] as const) {
+          const rrs = ips.filter((ip) => (ipBytes(ip)?.length === 16) === v6).map((ip) => ({ type, name: q, ttl: 0, class: 'IN', data: ip }) as RR);
+          out.add(owner, TYPE_CODES[type]!, { ...empty(), scopes, variants: [{ groups: [items(rrs, q)], additional: [] }] });
+        }
+        out.add(owner, 0, { ...empty(), scopes });
+      }
+    }
+    for (const [ip, names] of net.reverse) {
+      const owner = reverseName(ip);
+      if (!owner) continue;
+      const q = owner.toUpperCase();
+      const rrs = names.map((n) => ({ type: 'PTR', name: q, ttl: 0, class: 'IN', data: `${n}.` }) as RR);
+      out.add(owner, 12, { ...empty(), scopes, variants: [{ groups: [items(rrs, q)], additional: [] }] });
+      out.add(owner, 0, { ...empty(), scopes });
+    }
   }
 }
 

@@ -6,7 +6,8 @@ import { DnsHandler } from '../../src/dns/handler.js';
 import { ZoneState } from '../../src/dns/zone.js';
 import { parseCidr } from '../../src/net/cidr.js';
 import { loadAddon, type Addon } from '../../src/native/index.js';
-import { CLIENT_LOCAL, CLIENT_RECURSION, compileTable, type ScopedRecord } from '../../src/native/table.js';
+import { CLIENT_LOCAL, CLIENT_RECURSION, compileTable } from '../../src/native/table.js';
+import { ContainerNames } from '../../src/dns/scoped.js';
 import { Registry } from '../../src/registry/registry.js';
 import type { Endpoint } from '../../src/registry/types.js';
 import { ep, node } from './registry.js';
@@ -53,7 +54,7 @@ export interface World {
   clients: ClientPolicy;
   handler: DnsHandler;
   /** Compiles the table from the registry as it is now and installs it in the addon. */
-  install(scoped?: ScopedRecord[]): Buffer;
+  install(): Buffer;
   close(): void;
 }
 
@@ -67,14 +68,23 @@ export function world(o: { failOpen?: boolean; preferLocal?: boolean } = {}): Wo
   const clients = new ClientPolicy(['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!));
   clients.setBridgeSubnets(BRIDGES.map((c) => parseCidr(c)!));
   const forwarder = new Forwarder({ upstreams: [{ host: '127.0.0.1', port: 9 }], timeoutMs: 200, cacheSize: 0, forwardAllow: [] });
-  const handler = new DnsHandler({ zone, clients, forwarder, metrics: { query: () => undefined, malformed: () => undefined }, log: pino({ level: 'silent' }) });
-  const install = (scoped: ScopedRecord[] = []): Buffer => {
+  // Podman container names on two networks, the bridges above.
+  const containerNames = new ContainerNames();
+  containerNames.setNetworks([{ name: 'n1', subnets: ['10.88.0.0/16'] }, { name: 'n2', subnets: ['10.89.0.0/16'] }]);
+  containerNames.setContainers([
+    { names: ['db', 'database'], networks: { n1: ['10.88.0.20'], n2: ['10.89.0.30', 'fd89::30'] } },
+    { names: ['cache'], networks: { n1: ['10.88.0.21'] } },
+    { names: ['v6only'], networks: { n2: ['fd89::31'] } },
+    { names: ['web-1'], networks: { n2: ['10.0.0.1'] } },
+  ]);
+  const handler = new DnsHandler({ zone, clients, forwarder, metrics: { query: () => undefined, malformed: () => undefined }, log: pino({ level: 'silent' }), containerNames });
+  const install = (): Buffer => {
     const cls = [
       ...['127.0.0.0/8', '::1/128'].map((c) => ({ cidr: parseCidr(c)!, flags: CLIENT_LOCAL })),
       ...clients.recursionCidrs.map((cidr) => ({ cidr, flags: CLIENT_RECURSION })),
       ...clients.bridgeSubnets.map((cidr) => ({ cidr, flags: CLIENT_RECURSION | CLIENT_LOCAL })),
     ];
-    const table = compileTable({ zone, services: registry.services(), clients: cls, scoped });
+    const table = compileTable({ zone, services: registry.services(), clients: cls, containers: containerNames });
     addon!.setTable(table);
     return table;
   };
