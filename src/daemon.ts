@@ -24,7 +24,10 @@ import { DnsHandler } from './dns/handler.js';
 import { defaultUpstreams } from './dns/resolvconf.js';
 import { BindError, DEFAULT_SERVER_OPTIONS, DnsServer } from './dns/server.js';
 import { ZoneState, type ZoneOptions } from './dns/zone.js';
-import { addAddress, ensureLink, removeLink, type LinkInfo } from './lb/link.js';
+import { addAddress, ensureLink, removeAddress, removeLink, type LinkInfo } from './lb/link.js';
+import { LbManager } from './lb/manager.js';
+import { registerLbMetrics } from './lb/metrics.js';
+import { ingressEntries, lbOptions, loopbackRange, vipAssigner } from './lb/setup.js';
 import { createLogger, type Logger, type LogLevel } from './log.js';
 import { addressAt } from './net/cidr.js';
 import { nativeDns, type NativeDns } from './native/dns.js';
@@ -73,6 +76,7 @@ export class Daemon {
   private readonly startedAt = Date.now();
   private opts: Options;
   private link: LinkInfo | null = null;
+  private lb: LbManager | null = null;
   private ready = false;
   /** Problems found at start or reload that an operator should see in `status`. */
   private readonly problems = new Map<string, string>();
@@ -102,6 +106,7 @@ export class Daemon {
       apiListen: apiListenExplicit ? o.apiListen : defaultApiListen(env),
       apiListenExplicit,
     };
+    ingressEntries(o.ingress); // a malformed --ingress stops the start, like any bad option
     const problem = checkApiListen(this.rt.apiListen, o.apiTokenFile !== '');
     if (problem) throw new ConfigError('ERR_CONFIG_BAD_VALUE', problem);
 
@@ -134,6 +139,7 @@ export class Daemon {
       log: this.log,
       problem: (message) => (message ? this.problem('resolved', message) : this.problems.delete('resolved')),
     });
+    registerLbMetrics(this.metrics.prom, () => this.lb);
     this.registry.onChange((change) => {
       for (const key of change.services) {
         const [ns, svc] = key.split('/') as [string, string];
@@ -159,6 +165,7 @@ export class Daemon {
     this.loadRegistrations();
 
     if (o.link !== 'none') await this.setUpLink();
+    await this.startLb();
     const listen = this.dnsListenPlan();
     this.forwarder.configure(this.forwarderOptions(o, listen.addresses));
     if (this.forwarder.upstreams.length === 0) {
@@ -204,6 +211,7 @@ export class Daemon {
       this.log.error(e instanceof ConfigError ? {} : { err: e }, `reload failed, keeping the running configuration: ${(e as Error).message}`);
       throw e;
     }
+    ingressEntries(next.options.ingress); // reject a malformed --ingress before applying anything
     const before = this.opts;
     const changed = (Object.keys(OPTIONS) as OptionKey[]).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(next.options[k]));
     const applied = changed.filter((k) => LIVE_OPTIONS.has(k)).map((k) => OPTIONS[k].name);
@@ -224,6 +232,7 @@ export class Daemon {
     this.dns.configure({ tcpIdleTimeoutMs: after.tcpIdleTimeout });
     this.api.setToken(token);
     this.health.configure(healthOptions(after));
+    if (this.lb) void this.lb.configure(lbOptions(after, this.rt.advertise));
     if (changed.includes('routableContainerIps') || changed.includes('defaultMode')) {
       this.registry.setOptions({ localNode: this.registry.localNode, routableContainerIps: after.routableContainerIps, defaultMode: after.defaultMode });
     }
@@ -243,7 +252,7 @@ export class Daemon {
     this.podman?.stop();
     this.health.stop();
     await this.gateways.close();
-    await Promise.all([this.api.close(), this.dns.close()]);
+    await Promise.all([this.api.close(), this.dns.close(), this.lb?.stop()]);
     this.native.close();
     this.zone.close();
     await this.resolvedStarted;
@@ -314,6 +323,25 @@ export class Daemon {
   selfQuery(timeoutMs: number): Promise<boolean> {
     const first = this.dns.addresses[0];
     return first ? selfQuery(first, this.opts.domain, timeoutMs) : Promise.resolve(false);
+  }
+
+  /**
+   * SPEC §7: VIPs for vip-mode services, with listeners on them. VIPs need the daemon's link; a
+   * service range inside 127.0.0.0/8 works without one (loopback answers for all of it).
+   */
+  private async startLb(): Promise<void> {
+    const o = this.opts;
+    const onLoopback = loopbackRange(o.serviceCidr);
+    if (!this.link && !onLoopback) {
+      const vipServices = [...this.registry.services()].some((v) => v.mode === 'vip') || o.lbAll || o.defaultMode === 'vip';
+      if (vipServices) this.problem('lb', `the load balancer is off (no link ${o.link} for the VIPs: needs CAP_NET_ADMIN); vip-mode services are answered with their endpoints' addresses`);
+      return;
+    }
+    const link = this.link?.name;
+    const addrs = link && !onLoopback ? { add: (ip: string) => addAddress(link, ip), remove: (ip: string) => removeAddress(link, ip) } : null;
+    this.lb = new LbManager(this.registry, lbOptions(o, this.rt.advertise), addrs, this.log);
+    this.registry.setVipAssigner(vipAssigner(o.serviceCidr, o.lbAll));
+    await this.lb.start();
   }
 
   private dnsListenPlan(): { addresses: HostPort[]; explicit: boolean } {
@@ -433,6 +461,12 @@ export class Daemon {
       api: { listen: this.api.listening.map((l) => apiListenKind.show(l)) },
       podman: this.podman ? { ...this.podman.status(), dns_gateways: this.gateways.addresses } : null,
       health: this.health.status(),
+      lb: this.lb
+        ? {
+            listeners: [...this.lb.listeners()].map((l) => ({ service: l.spec.service, listen: l.spec.key, endpoints: l.backends.size })),
+            active_connections: this.lb.limit.active,
+          }
+        : null,
       registry: {
         services: views.length,
         endpoints: all.length,
@@ -440,7 +474,8 @@ export class Daemon {
         nodes: [...this.registry.nodes()].length,
         index: this.registry.index,
       },
-      problems: [...this.problems.values(), ...(this.podman?.problems() ?? []), ...this.gateways.problems(), ...views.flatMap((v) => v.problems.map((p) => `${v.key}: ${p}`))],
+      problems: [...this.problems.values(), ...(this.podman?.problems() ?? []), ...this.gateways.problems(), ...views.flatMap((v) => v.problems.map((p) => `${v.key}: ${p}`)),
+        ...[...(this.lb?.failures.entries() ?? [])].map(([k, why]) => `load balancer ${k}: ${why}`)],
     };
   }
 
@@ -474,6 +509,7 @@ const LIVE_OPTIONS = new Set<OptionKey>([
   'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'allowRecursion', 'forwardAllow',
   'preferLocal', 'failOpen', 'tcpIdleTimeout', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
   'healthInterval', 'healthTimeout', 'healthFall', 'healthRise',
+  'lbPolicy', 'lbPreferLocal', 'lbIdleTimeout', 'lbUdpTimeout', 'lbMaxConnections', 'lbProxyProtocol', 'ingress',
 ]);
 
 const healthOptions = (o: Options): HealthOptions => ({ intervalMs: o.healthInterval, timeoutMs: o.healthTimeout, rise: o.healthRise, fall: o.healthFall });

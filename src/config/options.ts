@@ -178,20 +178,37 @@ export const OPTIONS = {
   }),
 
   lbAll: def({
-    name: 'lb-all', kind: k.bool, default: false, group: 'Load balancer', pending: 'the load balancer',
+    name: 'lb-all', kind: k.bool, default: false, group: 'Load balancer',
     help: 'give every service a VIP, not only vip-mode ones',
   }),
   lbPolicy: def({
     name: 'lb-policy', kind: k.oneOf('round-robin', 'least-connections', 'power-of-two'), default: 'round-robin',
-    group: 'Load balancer', pending: 'the load balancer', help: 'how the proxies pick an endpoint',
+    group: 'Load balancer', help: 'how the proxies pick an endpoint',
   }),
   lbPreferLocal: def({
-    name: 'lb-prefer-local', kind: k.bool, default: true, group: 'Load balancer', pending: 'the load balancer',
+    name: 'lb-prefer-local', kind: k.bool, default: true, group: 'Load balancer',
     help: "prefer this host's endpoints",
   }),
   ingress: def({
     name: 'ingress', kind: k.list(k.string), default: [] as string[], group: 'Load balancer',
-    pending: 'the load balancer', help: "<ns>/<svc>:<port> to publish on the host's address",
+    help: "<ns>/<svc>:<port> to publish on the host's address",
+  }),
+
+  lbIdleTimeout: def({
+    name: 'lb-idle-timeout', kind: k.duration(1000, 86_400_000), default: 3_600_000, group: 'Load balancer',
+    help: 'close a proxied TCP connection with no bytes either way for this long',
+  }),
+  lbUdpTimeout: def({
+    name: 'lb-udp-timeout', kind: k.duration(1000, 3_600_000), default: 30_000, group: 'Load balancer',
+    help: 'end a proxied UDP session with no datagram either way for this long',
+  }),
+  lbMaxConnections: def({
+    name: 'lb-max-connections', kind: k.int(1, 1_000_000), default: 50_000, group: 'Load balancer',
+    help: 'proxied TCP connections open at once (all services); beyond it new ones are closed',
+  }),
+  lbProxyProtocol: def({
+    name: 'lb-proxy-protocol', kind: k.bool, default: false, group: 'Load balancer',
+    help: 'send a PROXY protocol v2 header to backends, so they see the real client address',
   }),
 
   resolved: def({

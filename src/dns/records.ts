@@ -109,7 +109,7 @@ class Builder {
         const view = this.view(target.namespace, target.service);
         const ttl = view.ttl ?? s.ttl;
         const eps = this.ordered(view);
-        if (view.mode === 'vip' && view.vip) this.address(this.answers, this.q.name, [view.vip], ttl);
+        if (view.vip) this.address(this.answers, this.q.name, [view.vip], ttl);
         else this.address(this.answers, this.q.name, unique(eps.flatMap((e) => e.reach!.addresses)), ttl);
         if (this.wants('SRV')) this.srv(view, eps, ttl);
         break;

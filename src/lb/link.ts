@@ -58,3 +58,8 @@ export async function addAddress(link: string, address: string): Promise<void> {
 export async function removeLink(name: string): Promise<void> {
   await ip('link', 'del', 'dev', name);
 }
+
+export async function removeAddress(link: string, address: string): Promise<void> {
+  const prefix = isIP(address) === 6 ? 128 : 32;
+  await ip('addr', 'del', `${address}/${prefix}`, 'dev', link);
+}

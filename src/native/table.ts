@@ -320,7 +320,8 @@ export class TableCompiler {
         if (owners.length > 0 && owners.every((o) => o.service === view.key)) own.push(ip);
         else addresses.add(ip);
       }
-      const vsig = `${sig}${own.join(',')}`;
+      // The registry sets a view's VIP in place (registry.ts refreshVips): part of the signature.
+      const vsig = `${sig}${own.join(',')}|${view.vip ?? ''}`;
       // A service in namespace "svc" can share names with others (`<host>.<svc>.svc`): never reused.
       const cached = view.namespace === 'svc' ? undefined : this.services.get(view);
       if (cached && cached.sig === vsig) {

@@ -23,6 +23,15 @@ export interface Change {
 
 export type ChangeListener = (change: Change) => void;
 
+/**
+ * Gives services their VIPs (SPEC §7, the load balancer supplies it): which services get one, and
+ * the allocation as a pure function of the set of their keys, so every host agrees.
+ */
+export interface VipAssigner {
+  wants(view: ServiceView): boolean;
+  allocate(keys: string[]): Map<string, string>;
+}
+
 export class Registry {
   private readonly states = new Map<string, NodeState>();
   /** node id → service key → that node's endpoints of the service. */
@@ -36,6 +45,9 @@ export class Registry {
   private readonly listeners = new Set<ChangeListener>();
   private _index = 0;
   private _endpointCount = 0;
+  private vipAssigner: VipAssigner | null = null;
+  private vipKeys = new Set<string>();
+  private vips = new Map<string, string>();
 
   constructor(private opts: ViewOptions) {}
 
@@ -105,12 +117,19 @@ export class Registry {
     return true;
   }
 
+  /** Installs (or replaces) the VIP allocation; every view is re-evaluated. */
+  setVipAssigner(assigner: VipAssigner | null): void {
+    this.vipAssigner = assigner;
+    this.vipKeys = new Set();
+    this.emit(this.refreshVips([...this.views.keys()], true), []);
+  }
+
   /** Changes how views are computed (reload); rebuilds every view. */
   setOptions(opts: ViewOptions): void {
     this.opts = opts;
     const keys = [...this.serviceNodes.keys()];
     for (const key of keys) this.rebuild(key);
-    this.emit(keys, []);
+    this.emit(this.refreshVips(keys), []);
   }
 
   private reindexNode(nodeId: string, old: NodeState | undefined, next: NodeState | undefined): void {
@@ -145,7 +164,7 @@ export class Registry {
       this.rebuild(key);
       touched.push(key);
     }
-    this.emit(touched, [nodeId]);
+    this.emit(this.refreshVips(touched), [nodeId]);
   }
 
   private rebuild(key: string): void {
@@ -164,9 +183,43 @@ export class Registry {
     }
     const first = members[0]!.endpoint;
     const view = buildService(first.namespace, first.service, members, this.opts);
+    const vip = this.vips.get(key);
+    if (vip !== undefined && this.vipAssigner?.wants(view)) view.vip = vip;
     this.views.set(key, view);
     this.countNamespace(view.namespace, 1);
     this.addReverse(view);
+  }
+
+  /**
+   * After `touched` views were rebuilt: when the set of services wanting a VIP changed, allocate
+   * again and update every view whose VIP moved. Returns `touched` plus those views' keys.
+   */
+  private refreshVips(touched: string[], force = false): string[] {
+    const a = this.vipAssigner;
+    let changed = force;
+    for (const key of touched) {
+      const v = this.views.get(key);
+      const wants = v !== undefined && a !== null && a.wants(v);
+      if (wants !== this.vipKeys.has(key)) {
+        changed = true;
+        if (wants) this.vipKeys.add(key);
+        else this.vipKeys.delete(key);
+      }
+    }
+    if (!changed) return touched;
+    if (force && a) for (const v of this.views.values()) if (a.wants(v)) this.vipKeys.add(v.key);
+    this.vips = a ? a.allocate([...this.vipKeys]) : new Map();
+    const out = new Set(touched);
+    for (const v of this.views.values()) {
+      const vip = this.vipKeys.has(v.key) ? this.vips.get(v.key) : undefined;
+      if (v.vip === vip) continue;
+      this.dropReverse(v.key);
+      if (vip === undefined) delete v.vip;
+      else v.vip = vip;
+      this.addReverse(v);
+      out.add(v.key);
+    }
+    return [...out];
   }
 
   private addReverse(view: ServiceView): void {

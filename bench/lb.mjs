@@ -1,0 +1,266 @@
+#!/usr/bin/env node
+// Load-balancer benchmark (SPEC §15, issue 6): the same backends reached directly, through the
+// daemon's VIP and through HAProxy (one thread, mode tcp), interleaved in each round:
+//   bulk     iperf3, one stream, client → server          (Gbit/s)
+//   connect  wrk, a new connection per request, to nginx   (requests/s)
+//   keep     wrk, keep-alive, to nginx                     (requests/s)
+// While the VIP runs, a probe asks the daemon's DNS every 50 ms and counts answers.
+//
+//   node bench/lb.mjs [--rounds 3] [--seconds 8] [--connections 50] [--cases bulk,connect,keep]
+//
+// Needs: `npm run build`; haproxy iperf3 wrk nginx-light from Debian (installed with apt-get when
+// missing and running as root). The VIP is in 127.68.0.0/16 so no link or root is needed; the
+// path (loopback delivery to a local address) is the one pswarm0 gives.
+import { $, argv, fs, path, os, sleep } from 'zx';
+import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { createServer } from 'node:net';
+
+$.verbose = false;
+const ROOT = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '..');
+const ROUNDS = Number(argv.rounds ?? 3);
+const SECONDS = Number(argv.seconds ?? 8);
+const CONNS = Number(argv.connections ?? 50);
+const CASES = String(argv.cases ?? 'bulk,connect,keep').split(',');
+const TARGETS = String(argv.targets ?? 'direct,vip,haproxy').split(',');
+const EXTRA = argv['daemon-args'] ? String(argv['daemon-args']).split(' ') : [];
+
+const need = { haproxy: 'haproxy', iperf3: 'iperf3', wrk: 'wrk', nginx: 'nginx-light' };
+const { spawnSync } = await import('node:child_process');
+const missing = Object.entries(need).filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0);
+if (missing.length) {
+  if (process.getuid?.() !== 0) {
+    console.error(`missing: ${missing.map(([b]) => b).join(', ')}; install with: apt-get install -y ${missing.map(([, p]) => p).join(' ')}`);
+    process.exit(2);
+  }
+  await $`apt-get install -y --no-install-recommends ${missing.map(([, p]) => p)}`;
+}
+
+const work = await fs.mkdtemp(path.join(os.tmpdir(), 'psdns-lb-bench-'));
+const children = [];
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  fs.rmSync(work, { recursive: true, force: true });
+});
+/** Stops the servers and waits for them (so none is left behind as a zombie), then exits. */
+async function shutdown(code) {
+  // SIGTERM, not SIGKILL: nginx's master then takes its workers down with it.
+  await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => {
+    c.once('exit', r);
+    c.kill('SIGTERM');
+    setTimeout(() => c.kill('SIGKILL'), 3000).unref();
+  }))));
+  process.exit(code);
+}
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => void shutdown(130));
+
+async function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function start(cmd, args, env = {}) {
+  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '', ...env } });
+  let out = '';
+  p.stdout.on('data', (c) => (out += c));
+  p.stderr.on('data', (c) => (out += c));
+  children.push(p);
+  return { p, out: () => out };
+}
+
+async function waitPort(host, port) {
+  for (let i = 0; i < 200; i++) {
+    const ok = await awaitConnect(host, port).catch(() => false);
+    if (ok) return;
+    await sleep(50);
+  }
+  throw new Error(`nothing listens on ${host}:${port}:\n${children.map((c) => c.spawnargs.join(' ') + ': ' + c.exitCode).join('\n')}`);
+}
+async function awaitConnect(host, port) {
+  const { connect } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = connect({ host, port }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', reject);
+  });
+}
+
+// Backends: iperf3 server and nginx (one worker, a 612-byte page like nginx's default).
+const iperfPort = await freePort();
+start('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(iperfPort)]);
+const httpPort = await freePort();
+await fs.mkdir(path.join(work, 'www'));
+await fs.writeFile(path.join(work, 'www', 'index.html'), 'x'.repeat(612));
+await fs.writeFile(path.join(work, 'nginx.conf'), `
+daemon off; worker_processes 1; pid ${work}/nginx.pid; error_log ${work}/nginx.err warn;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000; client_body_temp_path ${work}; proxy_temp_path ${work};
+  fastcgi_temp_path ${work}; uwsgi_temp_path ${work}; scgi_temp_path ${work};
+  server { listen 127.0.0.1:${httpPort} backlog=4096; root ${work}/www; } }
+`);
+start('nginx', ['-c', path.join(work, 'nginx.conf'), '-p', work]);
+
+// HAProxy: one thread, L4 (mode tcp) like the daemon's proxy.
+const hIperf = await freePort();
+const hHttp = await freePort();
+await fs.writeFile(path.join(work, 'haproxy.cfg'), `
+global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode tcp
+  timeout connect 3s
+  timeout client 1h
+  timeout server 1h
+listen iperf
+  bind 127.0.0.1:${hIperf}
+  server s1 127.0.0.1:${iperfPort}
+listen web
+  bind 127.0.0.1:${hHttp}
+  server s1 127.0.0.1:${httpPort}
+`);
+start('haproxy', ['-f', path.join(work, 'haproxy.cfg'), '-db']);
+
+// The daemon, with the two backends as vip-mode services.
+const dnsPort = await freePort();
+const apiPort = await freePort();
+await fs.writeFile(path.join(work, 'config.yaml'), [
+  'log-level: warn',
+  'services:',
+  '  - { name: iperf, mode: vip, endpoints: [{ address: 127.0.0.1, ports: { data: ' + iperfPort + '/tcp } }] }',
+  '  - { name: web, mode: vip, endpoints: [{ address: 127.0.0.1, ports: { http: ' + httpPort + '/tcp } }] }',
+  '',
+].join('\n'));
+const daemon = start(process.execPath, [
+  path.join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', path.join(work, 'config.yaml'), '--link', 'none',
+  '--service-cidr', '127.68.0.0/16', '--dns-listen', `127.0.0.1:${dnsPort}`, '--api-listen', `127.0.0.1:${apiPort}`,
+  '--state-dir', path.join(work, 'state'), '--upstream-dns', '127.0.0.1:9', ...EXTRA,
+]);
+async function vipOf(svc) {
+  for (let i = 0; i < 200; i++) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${apiPort}/api/v1/services/default/${svc}`);
+      if (r.ok) {
+        const v = (await r.json()).vip;
+        if (v) return v;
+      }
+    } catch { /* not up yet */ }
+    await sleep(50);
+  }
+  throw new Error(`no VIP for ${svc}:\n${daemon.out()}`);
+}
+const vIperf = await vipOf('iperf');
+const vWeb = await vipOf('web');
+
+const targets = {
+  direct: { bulk: ['127.0.0.1', iperfPort], http: ['127.0.0.1', httpPort], pid: null },
+  vip: { bulk: [vIperf, iperfPort], http: [vWeb, httpPort], pid: daemon.p.pid },
+  haproxy: { bulk: ['127.0.0.1', hIperf], http: ['127.0.0.1', hHttp], pid: children[2].pid },
+};
+for (const t of Object.values(targets)) {
+  await waitPort(...t.bulk);
+  await waitPort(...t.http);
+}
+
+function cpuSeconds(pid) {
+  if (!pid) return NaN;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Asks the daemon's DNS every 50 ms while a VIP case runs: the DNS path must keep answering. */
+function dnsProbe() {
+  const s = createSocket('udp4');
+  let sent = 0;
+  let answered = 0;
+  const q = Buffer.from('abcd01000001000000000000037765620764656661756c7407636c7573746572056c6f63616c0000010001', 'hex');
+  s.on('message', () => answered++);
+  const timer = setInterval(() => {
+    sent++;
+    s.send(q, dnsPort, '127.0.0.1');
+  }, 50);
+  return async () => {
+    clearInterval(timer);
+    await sleep(200);
+    s.close();
+    return { sent, answered };
+  };
+}
+
+async function measure(kind, target) {
+  const t = targets[target];
+  if (kind === 'bulk') {
+    const r = await $`iperf3 -c ${t.bulk[0]} -p ${t.bulk[1]} -t ${SECONDS} -O 1 -J`.nothrow();
+    const j = JSON.parse(r.stdout);
+    return j.end.sum_received.bits_per_second / 1e9;
+  }
+  const url = `http://${t.http[0]}:${t.http[1]}/`;
+  const args = ['-t', '1', '-c', String(CONNS), '-d', `${SECONDS}s`];
+  if (kind === 'connect') args.push('-H', 'Connection: close');
+  const r = await $`wrk ${args} ${url}`.nothrow();
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
+  const errors = /Socket errors: (.*)/.exec(r.stdout)?.[1];
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(r.stdout)?.[1];
+  if (errors || non2xx) console.error(`  ${target} ${kind}: socket errors ${errors ?? 0}, non-2xx ${non2xx ?? 0}`);
+  return rps;
+}
+
+const unit = { bulk: 'Gbit/s', connect: 'req/s', keep: 'req/s' };
+const results = {};
+const cpu = {};
+const probes = [];
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const kind of CASES) {
+    for (const target of TARGETS) {
+      const stop = target === 'vip' ? dnsProbe() : null;
+      const c0 = cpuSeconds(targets[target].pid);
+      const v = await measure(kind, target);
+      const c1 = cpuSeconds(targets[target].pid);
+      if (stop) probes.push(await stop());
+      ((results[kind] ??= {})[target] ??= []).push(v);
+      ((cpu[kind] ??= {})[target] ??= []).push((c1 - c0) / SECONDS);
+      console.error(`round ${round} ${kind.padEnd(7)} ${target.padEnd(7)} ${v.toFixed(kind === 'bulk' ? 2 : 0).padStart(9)} ${unit[kind]}  proxy cpu ${((c1 - c0) / SECONDS * 100).toFixed(0)}%`);
+      await sleep(300);
+    }
+  }
+}
+
+const median = (xs) => {
+  const s = [...xs].filter(Number.isFinite).sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const cpuModel = (await fs.readFile('/proc/cpuinfo', 'utf8')).match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown cpu';
+const haproxyVersion = (await $`haproxy -v`.nothrow()).stdout.split('\n')[0];
+console.log(`\nLoad balancer, loopback, ${ROUNDS} interleaved rounds of ${SECONDS} s, medians (min–max); wrk -t1 -c${CONNS}`);
+console.log(`${os.cpus().length} cores (${cpuModel}), node ${process.version}, ${haproxyVersion}, ${new Date().toISOString().slice(0, 10)}\n`);
+console.log('| case | direct | VIP (daemon) | HAProxy | VIP / HAProxy | proxy CPU: VIP / HAProxy | proxy CPU per unit: VIP / HAProxy |');
+console.log('|---|---:|---:|---:|---:|---:|---:|');
+const fmt = (kind, xs) => (xs ? `${median(xs).toFixed(kind === 'bulk' ? 2 : 0)} (${Math.min(...xs).toFixed(kind === 'bulk' ? 1 : 0)}–${Math.max(...xs).toFixed(kind === 'bulk' ? 1 : 0)})` : '-');
+for (const kind of CASES) {
+  const r = results[kind];
+  const ratio = r.vip && r.haproxy ? `${(median(r.vip) / median(r.haproxy)).toFixed(2)}×` : '-';
+  const c = cpu[kind];
+  const cpuText = c.vip && c.haproxy ? `${(median(c.vip) * 100).toFixed(0)}% / ${(median(c.haproxy) * 100).toFixed(0)}%` : '-';
+  // CPU-seconds per request (µs) or per gigabit (ms): what each proxy pays for the same work,
+  // less sensitive than the rates to what else the shared machine runs.
+  const per = (t) => median(c[t].map((x, i) => x / r[t][i])) * (kind === 'bulk' ? 1e3 : 1e6);
+  const perText = c.vip && c.haproxy ? `${per('vip').toFixed(1)} / ${per('haproxy').toFixed(1)} ${kind === 'bulk' ? 'ms per Gbit' : 'µs per request'}` : '-';
+  console.log(`| ${kind === 'bulk' ? 'bulk TCP (iperf3, 1 stream), Gbit/s' : kind === 'connect' ? 'new connections (wrk, Connection: close), req/s' : 'keep-alive requests (wrk), req/s'} | ${fmt(kind, r.direct)} | ${fmt(kind, r.vip)} | ${fmt(kind, r.haproxy)} | ${ratio} | ${cpuText} | ${perText} |`);
+}
+const sent = probes.reduce((a, p) => a + p.sent, 0);
+const answered = probes.reduce((a, p) => a + p.answered, 0);
+console.log(`\nDNS probe during the VIP runs (a query every 50 ms): ${answered} of ${sent} answered.`);
+// The servers' pipes would keep the event loop alive: stop them and leave.
+await shutdown(0);

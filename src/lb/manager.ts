@@ -1,0 +1,202 @@
+import type { Logger } from 'pino';
+import type { Registry } from '../registry/registry.js';
+import { BackendSet, type Backend } from './backends.js';
+import { planListeners, type IngressEntry, type ListenerSpec } from './plan.js';
+import type { PolicyName } from './policy.js';
+import { TcpProxy, type ConnectionLimit } from './tcp-proxy.js';
+import { UdpProxy } from './udp-proxy.js';
+
+// Keeps the running listeners equal to plan(registry): on every registry change the plan is
+// recomputed and diffed. A listener that stays gets its new backend list (new endpoints get
+// traffic at once, removed ones none, their open connections drain); a new one gets its VIP on
+// the link and a socket; one that goes stops accepting, drains, then gives its VIP back.
+
+export interface LbOptions {
+  policy: PolicyName;
+  preferLocal: boolean;
+  failOpen: boolean;
+  idleTimeoutMs: number;
+  udpIdleTimeoutMs: number;
+  maxConnections: number;
+  proxyProtocol: boolean;
+  ingress: IngressEntry[];
+  hostAddress: string;
+  ejectMs: number;
+  connectTimeoutMs: number;
+}
+
+export const LB_DEFAULTS = { ejectMs: 5_000, connectTimeoutMs: 3_000, attempts: 3, udpMaxSessions: 65_536 };
+
+/** Puts VIPs on and off the daemon's link; null when the daemon has no link (no CAP_NET_ADMIN). */
+export interface AddressOps {
+  add(ip: string): Promise<void>;
+  remove(ip: string): Promise<void>;
+}
+
+export interface Listener {
+  spec: ListenerSpec;
+  backends: BackendSet;
+  tcp?: TcpProxy;
+  udp?: UdpProxy;
+}
+
+export class LbManager {
+  private readonly running = new Map<string, Listener>();
+  /** Listener keys that could not be bound, with why (reported in status, retried on change). */
+  readonly failures = new Map<string, string>();
+  private readonly addresses = new Map<string, number>();
+  readonly limit: ConnectionLimit;
+  ejections = 0;
+  private chain: Promise<void> = Promise.resolve();
+  private pending = false;
+  private stopped = false;
+  private unsubscribe: (() => void) | null = null;
+
+  constructor(
+    private readonly registry: Registry,
+    private opts: LbOptions,
+    private readonly addrs: AddressOps | null,
+    private readonly log: Logger,
+  ) {
+    this.limit = { active: 0, max: opts.maxConnections, refused: 0 };
+  }
+
+  /** Starts following the registry; resolves after the first sync. */
+  start(): Promise<void> {
+    this.unsubscribe = this.registry.onChange(() => this.schedule());
+    return this.sync();
+  }
+
+  configure(opts: LbOptions): Promise<void> {
+    this.opts = opts;
+    this.limit.max = opts.maxConnections;
+    for (const l of this.running.values()) {
+      l.backends.configure({ policy: opts.policy, preferLocal: opts.preferLocal, ejectMs: opts.ejectMs });
+      if (l.tcp) l.tcp.opts = { ...l.tcp.opts, idleTimeoutMs: opts.idleTimeoutMs, proxyProtocol: opts.proxyProtocol };
+      if (l.udp) l.udp.opts = { ...l.udp.opts, idleTimeoutMs: opts.udpIdleTimeoutMs };
+    }
+    return this.sync();
+  }
+
+  listeners(): IterableIterator<Listener> {
+    return this.running.values();
+  }
+
+  /** Registry changes come in bursts (a node's state touches many services): one sync per burst. */
+  private schedule(): void {
+    if (this.pending || this.stopped) return;
+    this.pending = true;
+    setImmediate(() => {
+      this.pending = false;
+      void this.sync();
+    });
+  }
+
+  /** Serialised: a sync starts after the previous one has finished its socket work. */
+  sync(): Promise<void> {
+    this.chain = this.chain.then(() => this.syncNow()).catch((e) => this.log.error({ err: e }, `load balancer sync failed: ${(e as Error).message}`));
+    return this.chain;
+  }
+
+  private async syncNow(): Promise<void> {
+    if (this.stopped) return;
+    const o = this.opts;
+    const plan = planListeners(this.registry.services(), { failOpen: o.failOpen, ingress: o.ingress, hostAddress: o.hostAddress });
+    const wanted = new Map(plan.map((s) => [s.key, s]));
+    for (const [key, l] of this.running) {
+      if (!wanted.has(key)) await this.remove(key, l);
+    }
+    for (const spec of plan) {
+      const l = this.running.get(spec.key);
+      if (l) {
+        l.spec = spec;
+        l.backends.update(spec.backends);
+      } else {
+        await this.add(spec);
+      }
+    }
+    for (const key of this.failures.keys()) if (!wanted.has(key)) this.failures.delete(key);
+  }
+
+  private async add(spec: ListenerSpec): Promise<void> {
+    const o = this.opts;
+    const backends = new BackendSet({ policy: o.policy, preferLocal: o.preferLocal, ejectMs: o.ejectMs }, spec.backends);
+    const l: Listener = { spec, backends };
+    try {
+      if (!spec.ingress) await this.holdAddress(spec.host);
+      if (spec.protocol === 'tcp') {
+        l.tcp = new TcpProxy(backends, { idleTimeoutMs: o.idleTimeoutMs, connectTimeoutMs: o.connectTimeoutMs, proxyProtocol: o.proxyProtocol, attempts: LB_DEFAULTS.attempts }, this.limit, {
+          ejected: (b) => this.ejected(spec, b),
+        });
+        await l.tcp.listen(spec.host, spec.port);
+      } else {
+        l.udp = new UdpProxy(backends, { idleTimeoutMs: o.udpIdleTimeoutMs, maxSessions: LB_DEFAULTS.udpMaxSessions });
+        await l.udp.listen(spec.host, spec.port);
+      }
+    } catch (e) {
+      l.udp?.close();
+      if (!spec.ingress) await this.releaseAddress(spec.host);
+      const why = (e as Error).message;
+      if (this.failures.get(spec.key) !== why) {
+        this.log.warn({ service: spec.service, listener: spec.key }, `load balancer: cannot listen on ${spec.host}:${spec.port}/${spec.protocol} for ${spec.service}: ${why}`);
+      }
+      this.failures.set(spec.key, why);
+      return;
+    }
+    this.failures.delete(spec.key);
+    this.running.set(spec.key, l);
+    this.log.info(
+      { service: spec.service, listener: spec.key, backends: spec.backends.length },
+      `load balancer: ${spec.service} port ${spec.portName} on ${spec.host}:${spec.port}/${spec.protocol}${spec.ingress ? ' (ingress)' : ''}, ${spec.backends.length} endpoint${spec.backends.length === 1 ? '' : 's'}`,
+    );
+  }
+
+  private async remove(key: string, l: Listener): Promise<void> {
+    this.running.delete(key);
+    this.log.info({ service: l.spec.service, listener: key }, `load balancer: ${l.spec.service} no longer on ${l.spec.host}:${l.spec.port}/${l.spec.protocol}`);
+    l.udp?.close();
+    if (l.tcp) {
+      await l.tcp.close();
+      // Open connections drain; the VIP stays on the link until they have.
+      const tcp = l.tcp;
+      if (!l.spec.ingress) void tcp.drained().then(() => this.releaseAddress(l.spec.host));
+      return;
+    }
+    if (!l.spec.ingress) await this.releaseAddress(l.spec.host);
+  }
+
+  private ejected(spec: ListenerSpec, b: Backend): void {
+    this.ejections++;
+    this.log.warn({ service: spec.service, backend: b.id }, `load balancer: ${spec.service} endpoint ${b.host}:${b.port} refused a connection; skipped for a while`);
+  }
+
+  private async holdAddress(ip: string): Promise<void> {
+    const n = this.addresses.get(ip) ?? 0;
+    if (n === 0 && this.addrs) await this.addrs.add(ip);
+    this.addresses.set(ip, n + 1);
+  }
+
+  private async releaseAddress(ip: string): Promise<void> {
+    const n = (this.addresses.get(ip) ?? 0) - 1;
+    if (n > 0) return void this.addresses.set(ip, n);
+    this.addresses.delete(ip);
+    if (this.addrs && !this.stopped) {
+      try {
+        await this.addrs.remove(ip);
+      } catch (e) {
+        this.log.warn(`load balancer: could not remove ${ip} from the link: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    await this.chain;
+    this.stopped = true;
+    for (const l of this.running.values()) {
+      l.udp?.close();
+      await l.tcp?.close(true);
+    }
+    this.running.clear();
+  }
+}
