@@ -35,6 +35,8 @@ export function localEndpoints(): Endpoint[] {
     ep('dns', '10.0.0.3', { id: 'd1', hostname: 'dns-1', namespace: 'infra', ports: { dns: port(53, 'udp') } }),
     ep('db', 'fd00::10', { id: 'db1', hostname: 'db-1', namespace: 'infra', ttl: 30 }),
     ep('svc', '10.0.0.40', { id: 's1', hostname: 'svc', namespace: 'svc' }),
+    ep('api', '10.0.0.50', { id: 'a1', hostname: 'api-1', mode: 'vip', ports: { http: port(80) } }),
+    ep('api', '10.0.0.51', { id: 'a2', hostname: 'api-2', mode: 'vip', ports: { http: port(80) } }),
     ...big,
   ];
 }
@@ -60,6 +62,8 @@ export interface World {
 
 export function world(o: { failOpen?: boolean; preferLocal?: boolean } = {}): World {
   const registry = new Registry({ localNode: 'me', routableContainerIps: false, defaultMode: 'dnsrr' });
+  // vip-mode services get a VIP, as the load balancer assigns them (issue 6).
+  registry.setVipAssigner({ wants: (v) => v.mode === 'vip', allocate: (keys) => new Map(keys.map((k, i) => [k, `10.223.1.${i + 1}`])) });
   registry.apply(node('me', 1, localEndpoints()));
   registry.apply(node('other', 1, remoteEndpoints(), { address: '192.0.2.99' }));
   const zone = new ZoneState(registry, {

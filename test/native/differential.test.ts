@@ -31,6 +31,8 @@ function names(): string[] {
     'nothing.default.cluster.local', 'x.y.z.w.v.cluster.local', 'ns.dns.cluster.local', 'other.dns.cluster.local',
     reverseName('10.9.9.9')!, reverseName('fd00::99')!, '1.0.0.10.in-addr.arpa', 'example.com', 'cluster.local.example.com',
     'xcluster.local', 'web.default.cluster.locall', 'we\\b.default.cluster.local', 'web.default.cluster.local.', 'a',
+    // The VIP of the vip-mode service.
+    reverseName('10.223.1.1')!,
     // Podman container names (two networks) and their reverse names.
     'db', 'database', 'db.dns.podman', 'cache', 'cache.dns.podman', 'v6only', 'web-1', 'nobody', 'nobody.dns.podman',
     reverseName('10.88.0.20')!, reverseName('10.89.0.30')!, reverseName('fd89::30')!, reverseName('10.88.0.21')!,
@@ -138,6 +140,8 @@ t.test('answers rotate and local clients get this host\'s endpoints first', { sk
     }
   }
   t.same([...firsts].sort(), ['10.0.0.1', '10.0.0.2'], 'the first record rotates');
+  const vip = packet.decode(addon!.answer(packet.encode({ id: 1, type: 'query', questions: [{ name: 'api.default.cluster.local', type: 'A' }] }), '10.88.0.7')!);
+  t.same(vip.answers!.map((a) => (a as { data: string }).data), ['10.223.1.1'], 'a vip-mode service answers its VIP');
   const far = packet.decode(addon!.answer(packet.encode({ id: 1, type: 'query', questions: [{ name: 'web.default.cluster.local', type: 'A' }] }), '192.0.2.50')!);
   t.equal(far.answers!.length, 4, 'an off-host client gets all endpoints');
   t.notOk((far.flags! & 0x80) !== 0, 'and no recursion-available flag');
