@@ -3,10 +3,14 @@
 // same run and interleaved, against reference servers answering the same names. Prints medians,
 // ratios and answers per server CPU-second.
 //
-//   node bench/dns.mjs [--rounds 3] [--seconds 10] [--servers js,dnsmasq] [--clients 4] [--outstanding 200]
+//   node bench/dns.mjs [--rounds 3] [--seconds 10] [--servers native,js,knot,dnsmasq,aardvark]
+//                      [--clients 4] [--outstanding 200] [--native-threads 0] [--p99-seconds 5]
 //
-// Needs: dnsperf, dnsmasq (dnsmasq-base) from Debian; `npm run build` first. Run as root to raise
-// net.core.rmem_max (the servers then get a large UDP receive buffer, as SPEC §15 asks).
+// Needs: dnsperf, knot, dnsmasq-base, aardvark-dns from Debian; `npm run build` first (it builds
+// the native addon). Run as root to raise net.core.rmem_max (the servers then get a large UDP
+// receive buffer, as SPEC §15 asks). The first server is the reference of the ratio columns.
+// After the rounds, each of native and knot is run at 50% of its median peak QPS (dnsperf -Q) to
+// measure the p99 latency from dnsperf's per-query report (-v).
 import { $, argv, fs, path, os, sleep } from 'zx';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -18,7 +22,10 @@ const SECONDS = Number(argv.seconds ?? 10);
 const CLIENTS = Number(argv.clients ?? 4);
 const OUTSTANDING = Number(argv.outstanding ?? 200);
 const NAMES = 1000;
-const SERVERS = String(argv.servers ?? 'js,dnsmasq').split(',');
+const SERVERS = String(argv.servers ?? 'native,js,knot,dnsmasq,aardvark').split(',');
+const NATIVE_THREADS = Number(argv['native-threads'] ?? 0);
+const P99_SECONDS = Number(argv['p99-seconds'] ?? 5);
+const AARDVARK = ['/usr/lib/podman/aardvark-dns', '/usr/libexec/podman/aardvark-dns'].find((f) => fs.existsSync(f));
 
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'psdns-bench-'));
 const children = [];
@@ -38,6 +45,13 @@ await fs.writeFile(path.join(work, 'hosts'), names.map((n, i) => `${ip(i)} ${n}`
 // dnsperf reads the file in order and loops: shuffle so that no server benefits from locality.
 const shuffled = names.map((n) => [Math.random(), n]).sort((a, b) => a[0] - b[0]).map(([, n]) => `${n} A`);
 await fs.writeFile(path.join(work, 'queries'), shuffled.join('\n') + '\n');
+// aardvark-dns answers container names (`<name>.dns.podman`): the same 1000 names in its form.
+await fs.writeFile(path.join(work, 'queries-aardvark'), shuffled.map((l) => l.replace('.default.cluster.local', '.dns.podman')).join('\n') + '\n');
+// knot: the same names as an authoritative zone.
+await fs.writeFile(path.join(work, 'cluster.local.zone'), [
+  '$ORIGIN cluster.local.', '$TTL 5', '@ SOA ns.dns hostmaster 1 7200 1800 86400 5', '@ NS ns.dns', 'ns.dns A 10.223.0.10',
+  ...names.map((n, i) => `${n}. A ${ip(i)}`),
+].join('\n') + '\n');
 
 async function freePort() {
   return new Promise((resolve) => {
@@ -65,17 +79,62 @@ function start(cmd, args, env = {}) {
   return { p, out: () => out };
 }
 
-async function waitAnswer(port) {
+async function waitAnswer(port, kind) {
+  const name = kind === 'aardvark' ? 'svc1.dns.podman' : names[1];
   for (let i = 0; i < 200; i++) {
-    const r = await $`dig +short +time=1 +tries=1 @127.0.0.1 -p ${port} ${names[1]}`.nothrow();
+    const r = await $`dig +short +time=1 +tries=1 @127.0.0.1 -p ${port} ${name}`.nothrow();
     if (r.stdout.trim() === ip(1)) return;
     await sleep(50);
   }
   throw new Error(`server on port ${port} does not answer`);
 }
 
+const daemon = async (port, env) => {
+  const apiPort = await freePort();
+  return start(process.execPath, [
+    path.join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', path.join(work, 'config.yaml'), '--link', 'none',
+    '--dns-listen', `127.0.0.1:${port}`, '--api-listen', `127.0.0.1:${apiPort}`, '--state-dir', path.join(work, `state-${port}`),
+    '--upstream-dns', '127.0.0.1:9', '--dns-threads', String(NATIVE_THREADS),
+  ], env);
+};
+
 /** Servers under test: each starts, answers the same names, and reports its pid for CPU time. */
 const SERVER_KINDS = {
+  native: (port) => daemon(port, { PODMAN_SWARM_DNS_NATIVE: '1' }),
+  knot: async (port) => {
+    const dir = path.join(work, `knot-${port}`);
+    await fs.mkdirp(dir);
+    await fs.writeFile(path.join(dir, 'knot.conf'), [
+      'server:', `    rundir: "${dir}"`, `    listen: 127.0.0.1@${port}`, '    udp-max-payload: 1232',
+      'control:', `    listen: "${dir}/knot.sock"`,
+      'database:', `    storage: "${dir}"`,
+      'log:', '  - target: stderr', '    any: warning',
+      'zone:', '  - domain: cluster.local', `    file: "${path.join(work, 'cluster.local.zone')}"`, '    journal-content: none', '    zonefile-sync: -1',
+    ].join('\n') + '\n');
+    return start('knotd', ['-c', path.join(dir, 'knot.conf')]);
+  },
+  aardvark: async (port) => {
+    if (!AARDVARK) throw new Error('aardvark-dns not installed (apt-get install aardvark-dns)');
+    // Its own config directory (a network file in netavark's format) and instance, listening on
+    // loopback; 127.0.0.1 is listed as a container of the network, so dnsperf's queries are
+    // answered as a container's would be. Podman's own aardvark instance is left alone.
+    const dir = path.join(work, `aardvark-${port}`);
+    await fs.mkdirp(dir);
+    const id = (i) => i.toString(16).padStart(64, '0');
+    await fs.writeFile(path.join(dir, 'psdnsbench'), [
+      '127.0.0.1', `${id(0xffffff)} 127.0.0.1  bench-client`, ...names.map((_, i) => `${id(i)} ${ip(i)}  svc${i}`),
+    ].join('\n') + '\n');
+    await $`${AARDVARK} -c ${dir} -p ${port} run`.nothrow();
+    const pid = Number((await fs.readFile(path.join(dir, 'aardvark.pid'), 'utf8')).trim());
+    // It daemonizes: stand in a process-like handle for kill/exit/pid.
+    const p = {
+      pid,
+      kill: () => { try { process.kill(pid, 'SIGTERM'); } catch {} },
+      once: (_ev, cb) => { const t = setInterval(() => { try { process.kill(pid, 0); } catch { clearInterval(t); cb(); } }, 50); },
+    };
+    children.push(p);
+    return { p, out: () => '' };
+  },
   js: async (port) => {
     const apiPort = await freePort();
     return start(process.execPath, [
@@ -103,14 +162,16 @@ function cpuSeconds(pid) {
   }
 }
 
+const queriesOf = (kind) => path.join(work, kind === 'aardvark' ? 'queries-aardvark' : 'queries');
+
 async function run(kind) {
   const port = await freePort();
   const server = await SERVER_KINDS[kind](port);
-  await waitAnswer(port);
+  await waitAnswer(port, kind);
   // Warm up (JIT, caches), then measure.
-  await $`dnsperf -s 127.0.0.1 -p ${port} -d ${path.join(work, 'queries')} -l 2 -c ${CLIENTS} -q ${OUTSTANDING}`.nothrow();
+  await $`dnsperf -s 127.0.0.1 -p ${port} -d ${queriesOf(kind)} -l 2 -c ${CLIENTS} -q ${OUTSTANDING}`.nothrow();
   const cpu0 = cpuSeconds(server.p.pid);
-  const r = await $`dnsperf -s 127.0.0.1 -p ${port} -d ${path.join(work, 'queries')} -l ${SECONDS} -c ${CLIENTS} -q ${OUTSTANDING}`.nothrow();
+  const r = await $`dnsperf -s 127.0.0.1 -p ${port} -d ${queriesOf(kind)} -l ${SECONDS} -c ${CLIENTS} -q ${OUTSTANDING}`.nothrow();
   const cpu = cpuSeconds(server.p.pid) - cpu0;
   server.p.kill('SIGTERM');
   await new Promise((res) => server.p.once('exit', res));
@@ -142,8 +203,39 @@ const med = (k, f) => median(results[k].map((r) => r[f]));
 const cpuModel = (await fs.readFile('/proc/cpuinfo', 'utf8')).match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown cpu';
 console.log(`\nDNS, ${NAMES} in-zone A names, dnsperf -c ${CLIENTS} -q ${OUTSTANDING} -l ${SECONDS}, ${ROUNDS} interleaved rounds, medians`);
 console.log(`${os.cpus().length} cores (${cpuModel}), node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`);
-console.log(`| server | QPS | answers per server CPU-second | avg latency (ms) | lost | QPS vs ${base} |`);
-console.log('|---|---:|---:|---:|---:|---:|');
+console.log(`| server | QPS | answers per server CPU-second | avg latency (ms) | lost | ${base} QPS ÷ this | ${base} per-CPU ÷ this |`);
+console.log('|---|---:|---:|---:|---:|---:|---:|');
 for (const k of SERVERS) {
-  console.log(`| ${k} | ${med(k, 'qps').toFixed(0)} | ${med(k, 'perCpuSecond').toFixed(0)} | ${med(k, 'latencyMs').toFixed(3)} | ${med(k, 'lost')} | ${(med(k, 'qps') / med(base, 'qps')).toFixed(2)}× |`);
+  console.log(`| ${k} | ${med(k, 'qps').toFixed(0)} | ${med(k, 'perCpuSecond').toFixed(0)} | ${med(k, 'latencyMs').toFixed(3)} | ${med(k, 'lost')} | ${(med(base, 'qps') / med(k, 'qps')).toFixed(2)}× | ${(med(base, 'perCpuSecond') / med(k, 'perCpuSecond')).toFixed(2)}× |`);
+}
+
+/** p99 latency at `rate` QPS, from dnsperf's per-query lines (`> NOERROR name A 0.000123`). */
+async function p99At(kind, rate) {
+  const port = await freePort();
+  const server = await SERVER_KINDS[kind](port);
+  await waitAnswer(port, kind);
+  await $`dnsperf -s 127.0.0.1 -p ${port} -d ${queriesOf(kind)} -l 2 -c ${CLIENTS} -q ${OUTSTANDING}`.nothrow();
+  const r = await $`dnsperf -s 127.0.0.1 -p ${port} -d ${queriesOf(kind)} -l ${P99_SECONDS} -c ${CLIENTS} -q ${OUTSTANDING} -Q ${Math.round(rate)} -v`.nothrow();
+  server.p.kill('SIGTERM');
+  await new Promise((res) => server.p.once('exit', res));
+  const lat = [];
+  for (const line of r.stdout.split('\n')) {
+    const m = /^> \S+ \S+ \S+ ([\d.]+)$/.exec(line.trim());
+    if (m) lat.push(Number(m[1]) * 1000);
+  }
+  lat.sort((a, b) => a - b);
+  const at = (q) => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))];
+  return { n: lat.length, p50: at(0.5), p99: at(0.99), p999: at(0.999) };
+}
+
+const p99Kinds = SERVERS.filter((k) => k === 'native' || k === 'knot');
+if (p99Kinds.length > 0 && P99_SECONDS > 0) {
+  console.log(`\nLatency at 50% of each server's median peak QPS (dnsperf -Q, ${P99_SECONDS} s, per-query times from -v):\n`);
+  console.log('| server | rate (QPS) | queries | p50 (ms) | p99 (ms) | p99.9 (ms) |');
+  console.log('|---|---:|---:|---:|---:|---:|');
+  for (const k of p99Kinds) {
+    const rate = med(k, 'qps') / 2;
+    const l = await p99At(k, rate);
+    console.log(`| ${k} | ${rate.toFixed(0)} | ${l.n} | ${l.p50?.toFixed(3)} | ${l.p99?.toFixed(3)} | ${l.p999?.toFixed(3)} |`);
+  }
 }

@@ -30,6 +30,7 @@ import { registerLbMetrics } from './lb/metrics.js';
 import { ingressEntries, lbOptions, loopbackRange, vipAssigner } from './lb/setup.js';
 import { createLogger, type Logger, type LogLevel } from './log.js';
 import { addressAt } from './net/cidr.js';
+import { nativeDns, type NativeDns } from './native/dns.js';
 import { LocalNode } from './registry/local.js';
 import { Registry } from './registry/registry.js';
 import { readJsonFile, writeFileAtomic } from './state/files.js';
@@ -69,6 +70,8 @@ export class Daemon {
   private readonly forwarder: Forwarder;
   private readonly handler: DnsHandler;
   private readonly dns: DnsServer;
+  /** The native DNS fast path (SPEC §10), or the reason the JS path serves UDP. */
+  readonly native: NativeDns;
   private readonly api: ApiServer;
   private readonly changes: ChangeIndex;
   private readonly store: RegistrationStore;
@@ -129,7 +132,10 @@ export class Daemon {
     this.metrics = new Metrics({ registry: this.registry, cache: () => this.forwarder.cache });
     this.gossipLag = gossipMetrics(this.metrics.prom, () => this.cluster).lag;
     this.handler = new DnsHandler({ zone: this.zone, clients: this.clients, forwarder: this.forwarder, metrics: this.metrics, log: this.log, containerNames: this.names });
-    this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, tcpIdleTimeoutMs: o.tcpIdleTimeout }, this.log);
+    this.native = nativeDns(o.dnsThreads, DEFAULT_SERVER_OPTIONS.udpReceiveBuffer, {
+      registry: this.registry, zone: this.zone, clients: this.clients, handler: this.handler, metrics: this.metrics, log: this.log, env: input.env, containerNames: this.names,
+    });
+    this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, tcpIdleTimeoutMs: o.tcpIdleTimeout }, this.log, this.native.udpBinder);
     this.changes = new ChangeIndex(this.registry);
     this.api = new ApiServer(this.apiContext(), this.readToken(o.apiTokenFile));
     this.gateways = new GatewayListeners(this.dns, this.log);
@@ -228,6 +234,7 @@ export class Daemon {
     this.opts = after;
     this.log.level = after.logLevel;
     this.zone.configure(this.zoneOptions(after));
+    this.native.table?.schedule();
     this.clients.configure(after.allowRecursion);
     this.forwarder.configure(this.forwarderOptions(after, this.dns.addresses));
     this.dns.configure({ tcpIdleTimeoutMs: after.tcpIdleTimeout });
@@ -256,6 +263,7 @@ export class Daemon {
     this.health.stop();
     await this.gateways.close();
     await Promise.all([this.api.close(), this.dns.close(), this.lb?.stop()]);
+    this.native.close();
     this.zone.close();
     await this.resolvedStarted;
     await this.resolved.stop();
@@ -485,7 +493,7 @@ export class Daemon {
         cluster_address: this.rt.dnsAddress,
         link: this.link ? { name: this.link.name, type: this.link.type } : null,
         upstreams: this.forwarder.upstreams.map(showHostPort),
-        path: this.metrics.path,
+        path: this.native.path,
       },
       api: { listen: this.api.listening.map((l) => apiListenKind.show(l)) },
       cluster: this.cluster

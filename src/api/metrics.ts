@@ -29,6 +29,15 @@ class QueryStats {
     this.queries.set(key, (this.queries.get(key) ?? 0) + n);
   }
 
+  /** Adds a histogram measured elsewhere (same buckets, +Inf last). */
+  merge(path: string, buckets: number[], sum: number, count: number): void {
+    let h = this.latency.get(path);
+    if (!h) this.latency.set(path, (h = { buckets: new Float64Array(BUCKETS.length + 1), sum: 0, count: 0 }));
+    buckets.forEach((n, i) => (h!.buckets[i]! += n));
+    h.sum += sum;
+    h.count += count;
+  }
+
   observe(path: string, seconds: number): void {
     let h = this.latency.get(path);
     if (!h) this.latency.set(path, (h = { buckets: new Float64Array(BUCKETS.length + 1), sum: 0, count: 0 }));
@@ -130,13 +139,27 @@ export class Metrics implements DnsMetrics {
     this.stats.observe(this.path, seconds);
   }
 
+  /** Run before each scrape: counters kept elsewhere (the native path's) are brought in. */
+  readonly beforeScrape: Array<() => void> = [];
+
   /** The Prometheus text of everything: prom-client's metrics and the per-query DNS stats. */
   async text(): Promise<string> {
+    for (const f of this.beforeScrape) f();
     return (await this.prom.metrics()) + this.stats.render();
   }
 
-  malformed(action: 'formerr' | 'dropped'): void {
-    this.malformedCount.inc({ action });
+  malformed(action: 'formerr' | 'dropped', n = 1): void {
+    this.malformedCount.inc({ action }, n);
+  }
+
+  /** Latency of native answers (per batch: receive to send), added in bulk. */
+  nativeLatency(buckets: number[], sum: number, count: number): void {
+    this.stats.merge('native', buckets, sum, count);
+  }
+
+  /** Answers sent by the native fast path (counted there, added here in bulk). */
+  nativeAnswers(qtype: string, rcode: string, n: number): void {
+    this.stats.count(`${qtype}|${rcode}|zone|native`, n);
   }
 
   upstreamFailed(upstream: string): void {

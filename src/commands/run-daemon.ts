@@ -2,6 +2,7 @@ import { Daemon } from '../daemon.js';
 import { ConfigError } from '../config/errors.js';
 import { BindError } from '../dns/server.js';
 import { loadConfig, type LoadInput } from '../config/load.js';
+import { loadAddon, sdNotify } from '../native/index.js';
 import { attachSystemd } from '../systemd/service.js';
 
 // `podman-swarm-dns daemon`: start, then live until SIGTERM/SIGINT; SIGHUP reloads.
@@ -11,7 +12,8 @@ export async function runDaemon(input: LoadInput): Promise<number> {
   const daemon = new Daemon(loaded, input);
   const { log } = daemon;
   // sd_notify + watchdog. The native addon's sdNotify goes in as the third argument when loaded.
-  const systemd = attachSystemd({ log, counts: () => daemon.counts(), onChange: (f) => daemon.registry.onChange(f), selfQuery: (t) => daemon.selfQuery(t) });
+  const native = loadAddon(process.env).addon ? { sdNotify: (m: string) => sdNotify(m, process.env) } : null;
+  const systemd = attachSystemd({ log, counts: () => daemon.counts(), onChange: (f) => daemon.registry.onChange(f), selfQuery: (t) => daemon.selfQuery(t) }, process.env, native);
   process.on('uncaughtException', (err) => {
     log.fatal({ err }, `unexpected error, exiting: ${err.message}`);
     process.exit(70);

@@ -94,6 +94,10 @@ export const OPTIONS = {
     name: 'tcp-idle-timeout', kind: k.duration(1000, 600_000), default: 10_000, group: 'DNS',
     help: 'DNS-over-TCP connections idle this long are closed',
   }),
+  dnsThreads: def({
+    name: 'dns-threads', kind: k.int(0, 64), default: 0, group: 'DNS',
+    help: 'UDP threads of the native DNS path (0: one per CPU core); env PODMAN_SWARM_DNS_NATIVE=0 serves DNS from JS instead',
+  }),
   link: def({
     name: 'link', kind: k.linkName, default: 'pswarm0', group: 'DNS',
     help: 'link holding the cluster DNS address and service VIPs (created when root); none: do not create it',

@@ -13,23 +13,31 @@ const MEMO_SIZE = 4096;
 
 export class ClientPolicy {
   private allow: CidrSet;
+  /** The `--allow-recursion` ranges (the native answer table classifies clients itself). */
+  recursionCidrs: readonly Cidr[];
+  /** Called after the ranges change (the native table then rebuilds). */
+  onChange: () => void = () => undefined;
   private bridges = new CidrSet();
   /** Address → flags: the same few clients ask again and again, CIDR matching is not free. */
   private memo = new Map<string, number>();
 
   constructor(allowRecursion: Cidr[]) {
+    this.recursionCidrs = allowRecursion;
     this.allow = new CidrSet(allowRecursion);
   }
 
   configure(allowRecursion: Cidr[]): void {
+    this.recursionCidrs = allowRecursion;
     this.allow = new CidrSet(allowRecursion);
     this.memo.clear();
+    this.onChange();
   }
 
   /** Subnets of the local Podman bridges (fed by the Podman watcher). */
   setBridgeSubnets(subnets: Cidr[]): void {
     this.bridges = new CidrSet(subnets);
     this.memo.clear();
+    this.onChange();
   }
 
   get bridgeSubnets(): readonly Cidr[] {

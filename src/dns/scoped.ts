@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import type { Answer as RR } from 'dns-packet';
-import { canonicalIp, CidrSet, parseCidr } from '../net/cidr.js';
+import { canonicalIp, CidrSet, parseCidr, type Cidr } from '../net/cidr.js';
 import { reverseAddress } from './names.js';
 import type { Answer, Question } from './records.js';
 
@@ -24,6 +24,15 @@ export class ContainerNames {
   private byNetwork = new Map<string, Map<string, string[]>>();
   /** network → IP → names (PTR) */
   private reverse = new Map<string, Map<string, string[]>>();
+  /** Called after every change (the native answer table follows, src/native/live-table.ts). */
+  onChange: () => void = () => undefined;
+
+  /** Per network, in the order answer() tries them: its subnets, names → IPs, IP → names. */
+  *scopes(): Generator<{ subnets: readonly Cidr[]; names: ReadonlyMap<string, string[]>; reverse: ReadonlyMap<string, string[]> }> {
+    for (const [net, set] of this.subnets) {
+      yield { subnets: set.list, names: this.byNetwork.get(net) ?? new Map(), reverse: this.reverse.get(net) ?? new Map() };
+    }
+  }
 
   setNetworks(networks: Array<{ name: string; subnets: string[] }>): void {
     const next = new Map<string, CidrSet>();
@@ -32,6 +41,7 @@ export class ContainerNames {
       if (cidrs.length) next.set(n.name, new CidrSet(cidrs));
     }
     this.subnets = next;
+    this.onChange();
   }
 
   setContainers(containers: ScopedContainer[]): void {
@@ -49,6 +59,7 @@ export class ContainerNames {
     }
     this.byNetwork = next;
     this.reverse = reverse;
+    this.onChange();
   }
 
   /** The answer for a container name asked by `client`, or null when it is not one we know. */

@@ -35,9 +35,12 @@ export class BindError extends Error {
 
 interface Listener {
   address: HostPort;
-  udp: UdpSocket;
+  udp: { close(): void };
   tcp: Server;
 }
+
+/** Serves UDP on addr instead of a Node socket (the native fast path, src/native/udp.ts). */
+export type UdpBinder = (addr: HostPort) => { port: number; close(): void };
 
 export class DnsServer {
   private readonly listeners: Listener[] = [];
@@ -47,6 +50,7 @@ export class DnsServer {
     private readonly handler: DnsHandler,
     private opts: DnsServerOptions,
     private readonly log: Logger,
+    private readonly udpBinder?: UdpBinder,
   ) {}
 
   get addresses(): HostPort[] {
@@ -59,8 +63,8 @@ export class DnsServer {
 
   /** Binds UDP and TCP on `addr` (port 0: any free port, the same for both). */
   async listen(addr: HostPort): Promise<HostPort> {
-    const udp = await this.bindUdp(addr);
-    const port = udp.address().port;
+    const udp = this.udpBinder ? this.bindNative(addr, this.udpBinder) : await this.bindUdp(addr);
+    const port = 'address' in udp ? udp.address().port : udp.port;
     let tcp: Server;
     try {
       tcp = await this.bindTcp({ host: addr.host, port });
@@ -94,6 +98,14 @@ export class DnsServer {
         }),
       ),
     );
+  }
+
+  private bindNative(addr: HostPort, binder: UdpBinder): { port: number; close(): void } {
+    try {
+      return binder(addr);
+    } catch (e) {
+      throw new BindError(addr, explainBindError(e as NodeJS.ErrnoException, 'serve DNS', addr.host, addr.port, 'udp', '--dns-listen'));
+    }
   }
 
   private bindUdp(addr: HostPort): Promise<UdpSocket> {

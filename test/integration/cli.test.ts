@@ -14,7 +14,7 @@ t.test('read commands over the API socket', async (t) => {
   const status = await runCli(['status', ...sock]);
   t.equal(status.code, 0);
   t.match(status.stdout, /^node\s+\S+ \(id [0-9a-f]{16}, address /m);
-  t.match(status.stdout, new RegExp(`^dns\\s+127\\.0\\.0\\.1:${d.dnsPort} \\(js path\\), zone cluster\\.local$`, 'm'));
+  t.match(status.stdout, new RegExp(`^dns\\s+127\\.0\\.0\\.1:${d.dnsPort} \\((js|native) path\\), zone cluster\\.local$`, 'm'));
   t.match(status.stdout, /^registry\s+1 services?, 1 endpoints? \(1 healthy\), 1 node, index \d+$/m);
   const statusJson = JSON.parse((await runCli(['status', '--json', ...sock])).stdout);
   t.match(statusJson, { ready: true, registry: { services: 1 } });

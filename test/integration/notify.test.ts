@@ -2,9 +2,10 @@ import t from 'tap';
 import { join } from 'node:path';
 import { ROOT, startDaemon } from '../helpers/daemon.js';
 import { notifySocket } from '../helpers/notify-socket.js';
+import { loadAddon } from '../../src/native/index.js';
 
 // The daemon talks to a real unix datagram NOTIFY_SOCKET the way it does under systemd: through
-// systemd/notify-socket-exec (no native addon here), from its own PID, with READY=1 only once it
+// systemd/notify-socket-exec (or the native addon, which takes precedence when built), from its own PID, with READY=1 only once it
 // serves, STATUS= that follows the registry, WATCHDOG=1 while DNS answers, RELOADING=1 with
 // MONOTONIC_USEC then READY=1 around SIGHUP, STOPPING=1 on SIGTERM.
 
@@ -94,7 +95,15 @@ t.test('an abstract NOTIFY_SOCKET (@name) works the same', async (t) => {
 
 t.test('without notify-socket-exec or the addon, NOTIFY_SOCKET gets a clear warning', async (t) => {
   const sock = await notifySocket(t);
-  const d = await startDaemon(t, { env: { NOTIFY_SOCKET: sock.path } });
+  const d = await startDaemon(t, { env: { NOTIFY_SOCKET: sock.path, PODMAN_SWARM_DNS_NATIVE_ADDON: '/nonexistent/podman-swarm-dns.node' } });
   t.match(d.logs(), /NOTIFY_SOCKET is set but neither the native addon nor notify-socket-exec/);
   t.same(sock.messages, []);
+});
+
+t.test('with the native addon, READY=1 comes from the main PID without notify-socket-exec', { skip: loadAddon().addon ? false : 'native addon not built' }, async (t) => {
+  const sock = await notifySocket(t);
+  const d = await startDaemon(t, { env: { NOTIFY_SOCKET: sock.path } });
+  const ready = await sock.next(has('READY', '1'));
+  t.equal(ready.n.pid, d.proc.pid);
+  t.match(ready.n.fields.STATUS, `DNS on 127.0.0.1:${d.dnsPort}`);
 });

@@ -1,0 +1,545 @@
+//! The compiled answer table (built by src/native/table.ts from the registry view) and the pure
+//! query → response function the UDP threads run. Anything this cannot answer exactly as the JS
+//! path would is handed to JS (`Outcome::ToJs`), so both paths give the same bytes.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const QR: u16 = 0x8000;
+const AA: u16 = 0x0400;
+const TC: u16 = 0x0200;
+const RD: u16 = 0x0100;
+const RA: u16 = 0x0080;
+const CD: u16 = 0x0010;
+const KEEP: u16 = 0x7800 | RD | CD;
+const MAX_UDP: usize = 1232;
+pub const OUT_MAX: usize = 1280;
+
+const FLAG_RECURSION: u8 = 1;
+const FLAG_LOCAL: u8 = 2;
+
+/// A client address as 16 bytes (IPv4 as ::ffff:a.b.c.d).
+#[derive(Clone, Copy)]
+pub struct Client {
+    pub addr: [u8; 16],
+}
+
+impl Client {
+    pub fn v4(a: [u8; 4]) -> Client {
+        let mut addr = [0u8; 16];
+        addr[10] = 0xff;
+        addr[11] = 0xff;
+        addr[12..].copy_from_slice(&a);
+        Client { addr }
+    }
+}
+
+/// A prefix over the 16-byte form (IPv4 prefixes are stored +96 on ::ffff:0:0/96).
+struct Cidr {
+    addr: [u8; 16],
+    prefix: u8,
+}
+
+impl Cidr {
+    fn contains(&self, c: &Client) -> bool {
+        let full = (self.prefix / 8) as usize;
+        if c.addr[..full] != self.addr[..full] {
+            return false;
+        }
+        let rest = self.prefix % 8;
+        if rest == 0 {
+            return true;
+        }
+        let mask = 0xffu8 << (8 - rest);
+        (c.addr[full] & mask) == (self.addr[full] & mask)
+    }
+}
+
+/// One resource record; `owner_q`: its owner is the question name, echoed as the client wrote it.
+/// `zone_soa`: a reference to the table's negative SOA (its serial changes with every table, the
+/// entries that carry it need not).
+struct Item {
+    owner_q: bool,
+    zone_soa: bool,
+    bytes: Vec<u8>,
+}
+
+struct Variant {
+    /// Each group is rotated on its own (this host's endpoints, then the others).
+    groups: Vec<Vec<Item>>,
+    additional: Vec<Item>,
+}
+
+struct Entry {
+    scopes: Vec<Cidr>,
+    rcode: u8,
+    aa: bool,
+    /// A service name that also answers with `svc.` before the zone (`<svc>.<ns>.svc.<zone>`
+    /// reads as `<svc>.<ns>.<zone>` first, names.ts): stored once, found under both names.
+    alias: bool,
+    /// [0]: everyone; [1] (optional): clients on this host or its bridges (prefer-local).
+    variants: Vec<Variant>,
+    authority: Vec<Item>,
+    rotation: AtomicU32,
+}
+
+#[derive(Default)]
+pub struct Fnv(u64);
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf29ce484222325 } else { self.0 };
+        for b in bytes {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        self.0 = h;
+    }
+}
+
+pub struct Table {
+    /// The zone, lower-case wire form without the root label.
+    domain: Vec<u8>,
+    /// The SOA record of negative answers (NXDOMAIN, NODATA).
+    negative_soa: Item,
+    nxdomain: Entry,
+    cidrs: Vec<(Cidr, u8)>,
+    /// Key: lower-case wire name (with root) + qtype (big endian); qtype 0 = any other type.
+    map: HashMap<Vec<u8>, Vec<Entry>, BuildHasherDefault<Fnv>>,
+}
+
+pub enum Outcome {
+    Reply(usize),
+    ToJs,
+    Drop,
+    /// A header-only error reply (FORMERR / NOTIMP), length 12.
+    Error(usize),
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn u8(&mut self) -> Result<u8, String> {
+        let v = *self.b.get(self.i).ok_or("table ends early")?;
+        self.i += 1;
+        Ok(v)
+    }
+    fn u16(&mut self) -> Result<u16, String> {
+        Ok(((self.u8()? as u16) << 8) | self.u8()? as u16)
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(((self.u16()? as u32) << 16) | self.u16()? as u32)
+    }
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.i + n > self.b.len() {
+            return Err("table ends early".into());
+        }
+        let s = &self.b[self.i..self.i + n];
+        self.i += n;
+        Ok(s)
+    }
+    fn items(&mut self) -> Result<Vec<Item>, String> {
+        let n = self.u16()? as usize;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let kind = self.u8()?;
+            let len = self.u16()? as usize;
+            out.push(Item { owner_q: kind == 1, zone_soa: kind == 2, bytes: self.bytes(len)?.to_vec() });
+        }
+        Ok(out)
+    }
+    fn cidr(&mut self) -> Result<Cidr, String> {
+        let mut addr = [0u8; 16];
+        addr.copy_from_slice(self.bytes(16)?);
+        let prefix = self.u8()?;
+        if prefix > 128 {
+            return Err("bad prefix".into());
+        }
+        Ok(Cidr { addr, prefix })
+    }
+    fn entry(&mut self) -> Result<Entry, String> {
+        let nscopes = self.u8()? as usize;
+        let mut scopes = Vec::with_capacity(nscopes);
+        for _ in 0..nscopes {
+            scopes.push(self.cidr()?);
+        }
+        let rcode = self.u8()?;
+        let flags = self.u8()?;
+        let aa = flags & 1 != 0;
+        let alias = flags & 2 != 0;
+        let nvariants = self.u8()? as usize;
+        if nvariants == 0 || nvariants > 2 {
+            return Err("bad variant count".into());
+        }
+        let mut variants = Vec::with_capacity(nvariants);
+        for _ in 0..nvariants {
+            let ngroups = self.u8()? as usize;
+            let mut groups = Vec::with_capacity(ngroups);
+            for _ in 0..ngroups {
+                groups.push(self.items()?);
+            }
+            let additional = self.items()?;
+            variants.push(Variant { groups, additional });
+        }
+        let authority = self.items()?;
+        Ok(Entry { scopes, rcode, aa, alias, variants, authority, rotation: AtomicU32::new(0) })
+    }
+}
+
+impl Table {
+    /// Format (big endian): "PSDT" u16 version=1; u16 len + zone wire name (no root);
+    /// nxdomain entry; u32 n + n × (cidr, u8 flags); u32 n + n × (u16 len + key, entry).
+    pub fn parse(b: &[u8]) -> Result<Table, String> {
+        let mut r = Reader { b, i: 0 };
+        if r.bytes(4)? != b"PSDT" || r.u16()? != 1 {
+            return Err("not an answer table of version 1".into());
+        }
+        let dlen = r.u16()? as usize;
+        let domain = r.bytes(dlen)?.to_vec();
+        let soa_len = r.u16()? as usize;
+        let negative_soa = Item { owner_q: false, zone_soa: false, bytes: r.bytes(soa_len)?.to_vec() };
+        let nxdomain = r.entry()?;
+        let ncidr = r.u32()? as usize;
+        let mut cidrs = Vec::with_capacity(ncidr.min(65536));
+        for _ in 0..ncidr {
+            let c = r.cidr()?;
+            cidrs.push((c, r.u8()?));
+        }
+        let n = r.u32()? as usize;
+        let mut map: HashMap<Vec<u8>, Vec<Entry>, BuildHasherDefault<Fnv>> = HashMap::default();
+        map.reserve(n.min(1 << 20));
+        for _ in 0..n {
+            let klen = r.u16()? as usize;
+            let key = r.bytes(klen)?.to_vec();
+            let e = r.entry()?;
+            map.entry(key).or_insert_with(Vec::new).push(e);
+        }
+        if r.i != b.len() {
+            return Err("trailing bytes after the table".into());
+        }
+        Ok(Table { domain, negative_soa, nxdomain, cidrs, map })
+    }
+
+    fn client_flags(&self, c: &Client) -> u8 {
+        let mut f = 0;
+        for (cidr, flags) in &self.cidrs {
+            if cidr.contains(c) {
+                f |= *flags;
+            }
+        }
+        f
+    }
+}
+
+fn be16(b: &[u8], i: usize) -> u16 {
+    ((b[i] as u16) << 8) | b[i + 1] as u16
+}
+
+fn header_only(q: &[u8], rcode: u16, out: &mut [u8]) -> usize {
+    out[..12].copy_from_slice(&[0; 12]);
+    out[0] = q[0];
+    out[1] = q[1];
+    let flags = QR | (be16(q, 2) & KEEP) | rcode;
+    out[2] = (flags >> 8) as u8;
+    out[3] = flags as u8;
+    12
+}
+
+/// What the JS path accepts as a plain question name (wire.ts checkQuestionName): FORMERR
+/// otherwise. Returns the end offset of the name, or Err(true) for FORMERR.
+fn scan_name(q: &[u8], key: &mut [u8; 258], plain: &mut bool) -> Result<usize, ()> {
+    let mut i = 12;
+    loop {
+        if i >= q.len() {
+            return Err(());
+        }
+        let len = q[i] as usize;
+        if len == 0 {
+            if i - 12 + 1 > 255 {
+                return Err(());
+            }
+            key[i - 12] = 0;
+            return Ok(i + 1);
+        }
+        if len > 63 {
+            return Err(());
+        }
+        if i + len >= q.len() {
+            return Err(());
+        }
+        if i - 12 + 1 + len > 256 {
+            return Err(());
+        }
+        key[i - 12] = len as u8;
+        for j in i + 1..=i + len {
+            let c = q[j];
+            if c < 0x20 || c > 0x7e || c == 0x2e {
+                return Err(());
+            }
+            // Only letters, digits, '-' and '_' are answered here: other printable bytes are
+            // escaped by the JS decoder, so those queries take the JS path to stay identical.
+            if !(c.is_ascii_alphanumeric() || c == b'-' || c == b'_') {
+                *plain = false;
+            }
+            key[j - 12] = c.to_ascii_lowercase();
+        }
+        i += len + 1;
+    }
+}
+
+/// Answers `q` from `t` for `client` into `out` (at least OUT_MAX bytes).
+pub fn answer(t: Option<&Table>, q: &[u8], client: &Client, out: &mut [u8]) -> Outcome {
+    if q.len() < 12 {
+        return Outcome::Drop;
+    }
+    let flags = be16(q, 2);
+    if flags & QR != 0 {
+        return Outcome::Drop;
+    }
+    if (flags >> 11) & 0xf != 0 {
+        return Outcome::Error(header_only(q, 4, out));
+    }
+    let qd = be16(q, 4);
+    let t = match t {
+        Some(t) => t,
+        None => return Outcome::ToJs,
+    };
+    if qd != 1 {
+        return Outcome::ToJs;
+    }
+    let mut key = [0u8; 258];
+    let mut plain = true;
+    let name_end = match scan_name(q, &mut key, &mut plain) {
+        Ok(e) => e,
+        Err(()) => return Outcome::Error(header_only(q, 1, out)),
+    };
+    let name_len = name_end - 12;
+    if !plain || q.len() < name_end + 4 || be16(q, 6) != 0 || be16(q, 8) != 0 {
+        return Outcome::ToJs;
+    }
+    let qtype = be16(q, name_end);
+    let qclass = be16(q, name_end + 2);
+    if qclass != 1 || qtype == 255 {
+        return Outcome::ToJs;
+    }
+    let ar = be16(q, 10);
+    let mut p = name_end + 4;
+    // EDNS0: at most one OPT record (root owner), version 0, nothing after it.
+    let mut opt: Option<(usize, u16)> = None;
+    if ar == 1 {
+        if q.len() < p + 11 || q[p] != 0 || be16(q, p + 1) != 41 || q[p + 6] != 0 {
+            return Outcome::ToJs;
+        }
+        let size = be16(q, p + 3) as usize;
+        let do_bit = be16(q, p + 7) & 0x8000;
+        let rdlen = be16(q, p + 9) as usize;
+        p += 11;
+        if !plain_options(q, p, rdlen) {
+            return Outcome::ToJs;
+        }
+        p += rdlen;
+        opt = Some((size, do_bit));
+    } else if ar != 0 {
+        return Outcome::ToJs;
+    }
+    if p != q.len() {
+        return Outcome::ToJs;
+    }
+
+    key[name_len] = (qtype >> 8) as u8;
+    key[name_len + 1] = qtype as u8;
+    let cflags = t.client_flags(client);
+    let entry = match svc_alias(t, &key, name_len, qtype, client) {
+        Some(e) => e,
+        None => match pick(t.map.get(&key[..name_len + 2]), client) {
+        Some(e) => e,
+        None => {
+            key[name_len] = 0;
+            key[name_len + 1] = 0;
+            match pick(t.map.get(&key[..name_len + 2]), client) {
+                Some(e) => e,
+                None if in_zone(&key[..name_len], &t.domain) => &t.nxdomain,
+                None => return Outcome::ToJs,
+            }
+        }
+        },
+    };
+
+    let limit = match opt {
+        None => 512,
+        Some((size, _)) => size.max(512).min(MAX_UDP),
+    };
+    let variant = if cflags & FLAG_LOCAL != 0 && entry.variants.len() > 1 { &entry.variants[1] } else { &entry.variants[0] };
+    let soa = &t.negative_soa;
+    let item_len = |it: &Item| {
+        let it = if it.zone_soa { soa } else { it };
+        if it.owner_q {
+            name_len + it.bytes.len()
+        } else {
+            it.bytes.len()
+        }
+    };
+    let opt_len = if opt.is_some() { 11 } else { 0 };
+    let base = 12 + name_len + 4 + opt_len;
+    let mut an = 0usize;
+    let mut an_count = 0usize;
+    for g in &variant.groups {
+        for it in g {
+            an += item_len(it);
+        }
+        an_count += g.len();
+    }
+    let ns: usize = entry.authority.iter().map(|it| item_len(it)).sum();
+    let ad: usize = variant.additional.iter().map(|it| item_len(it)).sum();
+    let mut rflags = QR | (flags & KEEP) | entry.rcode as u16;
+    if entry.aa {
+        rflags |= AA;
+    }
+    if cflags & FLAG_RECURSION != 0 {
+        rflags |= RA;
+    }
+    let (with_answers, with_additional) = if base + an + ns + ad <= limit {
+        (true, true)
+    } else if base + an + ns <= limit {
+        (true, false)
+    } else {
+        rflags |= TC;
+        (false, false)
+    };
+
+    let qname = &q[12..name_end];
+    out[0] = q[0];
+    out[1] = q[1];
+    out[2] = (rflags >> 8) as u8;
+    out[3] = rflags as u8;
+    let counts = [
+        1usize,
+        if with_answers { an_count } else { 0 },
+        if with_answers { entry.authority.len() } else { 0 },
+        (if with_additional { variant.additional.len() } else { 0 }) + if opt.is_some() { 1 } else { 0 },
+    ];
+    for (k, c) in counts.iter().enumerate() {
+        out[4 + 2 * k] = (*c >> 8) as u8;
+        out[5 + 2 * k] = *c as u8;
+    }
+    let mut o = 12;
+    out[o..name_end + 4].copy_from_slice(&q[12..name_end + 4]);
+    o = name_end + 4;
+    let put = |it: &Item, out: &mut [u8], o: &mut usize| {
+        let it = if it.zone_soa { soa } else { it };
+        if it.owner_q {
+            out[*o..*o + name_len].copy_from_slice(qname);
+            *o += name_len;
+        }
+        out[*o..*o + it.bytes.len()].copy_from_slice(&it.bytes);
+        *o += it.bytes.len();
+    };
+    if with_answers {
+        let turn = if variant.groups.iter().any(|g| g.len() > 1) {
+            entry.rotation.fetch_add(1, Ordering::Relaxed) % 0x4000_0000
+        } else {
+            0
+        } as usize;
+        for g in &variant.groups {
+            let k = if g.is_empty() { 0 } else { turn % g.len() };
+            for it in g[k..].iter().chain(g[..k].iter()) {
+                put(it, out, &mut o);
+            }
+        }
+        for it in &entry.authority {
+            put(it, out, &mut o);
+        }
+    }
+    if with_additional {
+        for it in &variant.additional {
+            put(it, out, &mut o);
+        }
+    }
+    if let Some((_, do_bit)) = opt {
+        let rec = [0u8, 0, 41, (MAX_UDP >> 8) as u8, MAX_UDP as u8, 0, 0, (do_bit >> 8) as u8, do_bit as u8, 0, 0];
+        out[o..o + 11].copy_from_slice(&rec);
+        o += 11;
+    }
+    Outcome::Reply(o)
+}
+
+/// EDNS options the JS decoder reads as opaque bytes, well framed: the reply ignores them.
+/// Options it parses (client subnet, keepalive, padding, key tag) take the JS path.
+fn plain_options(q: &[u8], start: usize, len: usize) -> bool {
+    if start + len > q.len() {
+        return false;
+    }
+    let mut i = start;
+    while i < start + len {
+        if i + 4 > start + len {
+            return false;
+        }
+        let code = be16(q, i);
+        let olen = be16(q, i + 2) as usize;
+        if matches!(code, 8 | 11 | 12 | 14) {
+            return false;
+        }
+        i += 4 + olen;
+    }
+    i == start + len
+}
+
+/// For `X.svc.<zone>`: the entry of `X.<zone>` when X is a service name (alias entries).
+fn svc_alias<'a>(t: &'a Table, key: &[u8; 258], name_len: usize, qtype: u16, c: &Client) -> Option<&'a Entry> {
+    let d = t.domain.len();
+    // name = X [3]svc <domain> [0]; X non-empty.
+    if name_len < 1 + 4 + d + 1 {
+        return None;
+    }
+    let p = name_len - 1 - d - 4;
+    if &key[p..p + 4] != b"\x03svc" || &key[p + 4..name_len - 1] != &t.domain[..] {
+        return None;
+    }
+    let mut i = 0;
+    while i < p {
+        i += key[i] as usize + 1;
+    }
+    if i != p {
+        return None;
+    }
+    let mut k2 = [0u8; 258];
+    k2[..p].copy_from_slice(&key[..p]);
+    let rest = name_len - (p + 4);
+    k2[p..p + rest].copy_from_slice(&key[p + 4..name_len]);
+    let n2 = p + rest;
+    for ty in [qtype, 0].iter() {
+        k2[n2] = (*ty >> 8) as u8;
+        k2[n2 + 1] = *ty as u8;
+        if let Some(list) = t.map.get(&k2[..n2 + 2]) {
+            if let Some(e) = list.iter().find(|e| e.alias && (e.scopes.is_empty() || e.scopes.iter().any(|s| s.contains(c)))) {
+                return Some(e);
+            }
+        }
+    }
+    None
+}
+
+fn pick<'a>(list: Option<&'a Vec<Entry>>, c: &Client) -> Option<&'a Entry> {
+    list?.iter().find(|e| e.scopes.is_empty() || e.scopes.iter().any(|s| s.contains(c)))
+}
+
+/// `name` (lower-case wire, with root) is the zone or below it.
+fn in_zone(name: &[u8], domain: &[u8]) -> bool {
+    let n = name.len() - 1; // without the root label
+    if n < domain.len() || &name[n - domain.len()..n] != domain {
+        return false;
+    }
+    // The suffix must start at a label boundary.
+    let start = n - domain.len();
+    let mut i = 0;
+    while i < start {
+        i += name[i] as usize + 1;
+    }
+    i == start
+}

@@ -1,0 +1,322 @@
+//! podman-swarm-dns native addon (SPEC §10): the UDP DNS fast path and sd_notify, exported to
+//! Node through hand-declared N-API (napi_sys.rs). The JS side is src/native/.
+
+mod answer;
+mod napi_sys;
+mod notify;
+mod sys;
+mod udp;
+
+use napi_sys::*;
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::raw::{c_char, c_void};
+use std::ptr::null_mut;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+struct Tsfn(napi_threadsafe_function);
+unsafe impl Send for Tsfn {}
+unsafe impl Sync for Tsfn {}
+
+struct Open {
+    listener: Arc<udp::Listener>,
+    tsfn: Arc<Tsfn>,
+}
+
+static LISTENERS: Mutex<Option<HashMap<u32, Open>>> = Mutex::new(None);
+static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+unsafe fn throw(env: napi_env, code: &str, msg: &str) -> napi_value {
+    let c = CString::new(code).unwrap_or_default();
+    let m = CString::new(msg).unwrap_or_default();
+    napi_throw_error(env, c.as_ptr(), m.as_ptr());
+    null_mut()
+}
+
+unsafe fn args<const N: usize>(env: napi_env, info: napi_callback_info) -> [napi_value; N] {
+    let mut argv = [null_mut(); N];
+    let mut argc = N;
+    napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), null_mut(), null_mut());
+    argv
+}
+
+unsafe fn string(env: napi_env, v: napi_value) -> Option<String> {
+    let mut len = 0usize;
+    if napi_get_value_string_utf8(env, v, null_mut(), 0, &mut len) != NAPI_OK {
+        return None;
+    }
+    let mut buf = vec![0u8; len + 1];
+    if napi_get_value_string_utf8(env, v, buf.as_mut_ptr() as *mut c_char, len + 1, &mut len) != NAPI_OK {
+        return None;
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).ok()
+}
+
+unsafe fn uint(env: napi_env, v: napi_value) -> Option<u32> {
+    let mut n = 0u32;
+    if napi_get_value_uint32(env, v, &mut n) == NAPI_OK {
+        Some(n)
+    } else {
+        None
+    }
+}
+
+unsafe fn buffer<'a>(env: napi_env, v: napi_value) -> Option<&'a [u8]> {
+    // Node 18 aborts in napi_get_buffer_info on anything but a buffer: ask first.
+    let mut is = false;
+    if v.is_null() || napi_is_buffer(env, v, &mut is) != NAPI_OK || !is {
+        return None;
+    }
+    let mut data: *mut c_void = null_mut();
+    let mut len = 0usize;
+    if napi_get_buffer_info(env, v, &mut data, &mut len) != NAPI_OK {
+        return None;
+    }
+    if len == 0 {
+        return Some(&[]);
+    }
+    Some(std::slice::from_raw_parts(data as *const u8, len))
+}
+
+unsafe fn new_uint(env: napi_env, n: u32) -> napi_value {
+    let mut v = null_mut();
+    napi_create_uint32(env, n, &mut v);
+    v
+}
+
+unsafe fn new_buffer(env: napi_env, b: &[u8]) -> napi_value {
+    let mut v = null_mut();
+    let mut d = null_mut();
+    napi_create_buffer_copy(env, b.len(), b.as_ptr() as *const c_void, &mut d, &mut v);
+    v
+}
+
+unsafe fn new_string(env: napi_env, s: &str) -> napi_value {
+    let mut v = null_mut();
+    napi_create_string_utf8(env, s.as_ptr() as *const c_char, s.len(), &mut v);
+    v
+}
+
+unsafe fn undefined(env: napi_env) -> napi_value {
+    let mut v = null_mut();
+    napi_get_undefined(env, &mut v);
+    v
+}
+
+fn errno_code(e: i32) -> &'static str {
+    match e {
+        1 => "EPERM",
+        13 => "EACCES",
+        22 => "EINVAL",
+        98 => "EADDRINUSE",
+        99 => "EADDRNOTAVAIL",
+        97 => "EAFNOSUPPORT",
+        111 => "ECONNREFUSED",
+        2 => "ENOENT",
+        11 => "EAGAIN",
+        _ => "EIO",
+    }
+}
+
+/// Runs on the JS thread: one call of the listener's callback per query handed over.
+unsafe extern "C" fn call_js(env: napi_env, cb: napi_value, _ctx: *mut c_void, data: *mut c_void) {
+    let batch = Box::from_raw(data as *mut Vec<udp::Pending>);
+    udp::JS_INFLIGHT.fetch_sub(batch.len(), Ordering::Relaxed);
+    if env.is_null() || cb.is_null() {
+        return;
+    }
+    let this = undefined(env);
+    for p in batch.iter() {
+        let argv = [new_buffer(env, &p.data), new_string(env, &p.ip), new_uint(env, p.port as u32), new_uint(env, p.sock)];
+        let mut result = null_mut();
+        if napi_call_function(env, this, cb, 4, argv.as_ptr(), &mut result) != NAPI_OK {
+            // The JS side catches its own errors; never let one stop the batch.
+            let mut e = null_mut();
+            napi_get_and_clear_last_exception(env, &mut e);
+        }
+    }
+}
+
+/// openUdp(host, port, threads, rcvbuf, onQuery(packet, ip, port, sock)) → [id, port]
+unsafe extern "C" fn open_udp(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<5>(env, info);
+    let host = match string(env, a[0]) {
+        Some(h) => h,
+        None => return throw(env, "EINVAL", "openUdp: host must be a string"),
+    };
+    let (port, threads, rcvbuf) = match (uint(env, a[1]), uint(env, a[2]), uint(env, a[3])) {
+        (Some(p), Some(t), Some(r)) if p < 65536 => (p as u16, t.clamp(1, 64) as usize, r.min(i32::MAX as u32) as i32),
+        _ => return throw(env, "EINVAL", "openUdp: port, threads and rcvbuf must be numbers"),
+    };
+    let mut tsfn: napi_threadsafe_function = null_mut();
+    let name = new_string(env, "podman-swarm-dns udp");
+    if napi_create_threadsafe_function(env, a[4], null_mut(), name, 0, 1, null_mut(), None, null_mut(), Some(call_js), &mut tsfn) != NAPI_OK {
+        return throw(env, "EINVAL", "openUdp: onQuery must be a function");
+    }
+    let tsfn = Arc::new(Tsfn(tsfn));
+    let t2 = tsfn.clone();
+    let sink: udp::Sink = Arc::new(move |batch: Vec<udp::Pending>| {
+        let n = batch.len();
+        let data = Box::into_raw(Box::new(batch)) as *mut c_void;
+        if napi_call_threadsafe_function(t2.0, data, TSFN_NONBLOCKING) != NAPI_OK {
+            // Closing: the function no longer takes calls.
+            drop(Box::from_raw(data as *mut Vec<udp::Pending>));
+            udp::JS_INFLIGHT.fetch_sub(n, Ordering::Relaxed);
+        }
+    });
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed) & 0x00ff_ffff;
+    match udp::open(&host, port, threads, rcvbuf, sink, id) {
+        Ok((listener, bound)) => {
+            LISTENERS.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(id, Open { listener, tsfn });
+            let mut arr = null_mut();
+            napi_create_array_with_length(env, 2, &mut arr);
+            napi_set_element(env, arr, 0, new_uint(env, id));
+            napi_set_element(env, arr, 1, new_uint(env, bound as u32));
+            arr
+        }
+        Err((e, what)) => {
+            napi_release_threadsafe_function(tsfn.0, TSFN_RELEASE);
+            let msg = format!("{} {} {}:{}: {}", what, errno_code(e), host, port, std::io::Error::from_raw_os_error(e));
+            throw(env, errno_code(e), &msg)
+        }
+    }
+}
+
+/// closeUdp(id): stops the threads, closes the sockets, releases the callback.
+unsafe extern "C" fn close_udp(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<1>(env, info);
+    let id = uint(env, a[0]).unwrap_or(0);
+    let open = LISTENERS.lock().unwrap_or_else(|e| e.into_inner()).as_mut().and_then(|m| m.remove(&id));
+    if let Some(o) = open {
+        o.listener.close();
+        napi_release_threadsafe_function(o.tsfn.0, TSFN_RELEASE);
+    }
+    undefined(env)
+}
+
+/// reply(sock, ip, port, packet) → boolean: JS answers a handed-over query on the same socket.
+unsafe extern "C" fn reply(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<4>(env, info);
+    let sock = uint(env, a[0]).unwrap_or(0);
+    let ok = match (string(env, a[1]), uint(env, a[2]), buffer(env, a[3])) {
+        (Some(ip), Some(port), Some(data)) => {
+            let l = LISTENERS.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|m| m.get(&(sock >> 8)).map(|o| o.listener.clone()));
+            match l {
+                Some(l) => l.reply((sock & 0xff) as usize, &ip, port as u16, data),
+                None => false,
+            }
+        }
+        _ => false,
+    };
+    let mut v = null_mut();
+    napi_get_boolean(env, ok, &mut v);
+    v
+}
+
+/// setTable(buffer | null, background?): parses and swaps in a new answer table (null: hand
+/// everything to JS). With `background` the parse runs on its own thread (a big table must not
+/// hold the event loop) and a bad table is reported on stderr instead of thrown.
+unsafe extern "C" fn set_table(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<2>(env, info);
+    let mut background = false;
+    napi_get_value_bool(env, a[1], &mut background);
+    let ticket = udp::table_ticket();
+    match buffer(env, a[0]) {
+        None => udp::set_table(None, ticket),
+        Some(b) if background => {
+            let data = b.to_vec();
+            std::thread::spawn(move || match answer::Table::parse(&data) {
+                Ok(t) => udp::set_table(Some(t), ticket),
+                Err(e) => {
+                    eprintln!("podman-swarm-dns native: answer table rejected: {}", e);
+                    udp::set_table(None, ticket)
+                }
+            });
+        }
+        Some(b) => match answer::Table::parse(b) {
+            Ok(t) => udp::set_table(Some(t), ticket),
+            Err(e) => return throw(env, "EINVAL", &format!("answer table: {}", e)),
+        },
+    }
+    undefined(env)
+}
+
+/// answer(packet, ip) → Buffer (reply) | null (dropped) | undefined (for JS): the pure fast path,
+/// for tests and the fuzzer.
+unsafe extern "C" fn answer_js(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<2>(env, info);
+    let (q, ip) = match (buffer(env, a[0]), string(env, a[1])) {
+        (Some(q), Some(ip)) => (q, ip),
+        _ => return throw(env, "EINVAL", "answer(packet: Buffer, ip: string)"),
+    };
+    let client = match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v)) => answer::Client::v4(v.octets()),
+        Ok(std::net::IpAddr::V6(v)) => answer::Client { addr: v.octets() },
+        Err(_) => return throw(env, "EINVAL", "answer: bad ip"),
+    };
+    let (_, table) = udp::current_table();
+    let mut out = [0u8; answer::OUT_MAX];
+    match answer::answer(table.as_deref(), q, &client, &mut out) {
+        answer::Outcome::Reply(n) | answer::Outcome::Error(n) => new_buffer(env, &out[..n]),
+        answer::Outcome::Drop => {
+            let mut v = null_mut();
+            napi_get_null(env, &mut v);
+            v
+        }
+        answer::Outcome::ToJs => undefined(env),
+    }
+}
+
+/// stats() → number[] (see udp::STATS).
+unsafe extern "C" fn stats(env: napi_env, _info: napi_callback_info) -> napi_value {
+    let mut arr = null_mut();
+    napi_create_array_with_length(env, udp::NSTATS, &mut arr);
+    for (i, s) in udp::STATS.iter().enumerate() {
+        let mut v = null_mut();
+        napi_create_double(env, s.load(Ordering::Relaxed) as f64, &mut v);
+        napi_set_element(env, arr, i as u32, v);
+    }
+    arr
+}
+
+/// notify(socketPath, message) → 0 or an errno.
+unsafe extern "C" fn notify_js(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<2>(env, info);
+    let r = match (string(env, a[0]), string(env, a[1])) {
+        (Some(p), Some(m)) => match notify::notify(&p, &m) {
+            Ok(()) => 0,
+            Err(e) => e as u32,
+        },
+        _ => 22,
+    };
+    new_uint(env, r)
+}
+
+/// cores() → CPUs this process may run on (the default thread count).
+unsafe extern "C" fn cores(env: napi_env, _info: napi_callback_info) -> napi_value {
+    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    new_uint(env, n as u32)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
+    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 8] = [
+        ("openUdp", open_udp),
+        ("closeUdp", close_udp),
+        ("reply", reply),
+        ("setTable", set_table),
+        ("answer", answer_js),
+        ("stats", stats),
+        ("notify", notify_js),
+        ("cores", cores),
+    ];
+    for (name, f) in fns.iter() {
+        let c = CString::new(*name).unwrap();
+        let mut v = null_mut();
+        napi_create_function(env, c.as_ptr(), name.len(), Some(*f), null_mut(), &mut v);
+        napi_set_named_property(env, exports, c.as_ptr(), v);
+    }
+    exports
+}

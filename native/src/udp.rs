@@ -1,0 +1,344 @@
+//! UDP serving: per listener, one thread per core on its own SO_REUSEPORT socket, reading and
+//! writing in batches (recvmmsg/sendmmsg), answering from the current answer table and handing
+//! what it cannot answer to JS. The table is swapped by generation: a thread re-reads the shared
+//! pointer only when the generation moved, so the hot path takes no lock.
+
+use crate::answer::{self, Client, Outcome, Table, OUT_MAX};
+use crate::sys::*;
+use std::net::{IpAddr, Ipv6Addr};
+use std::os::raw::c_void;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+const BATCH: usize = 64;
+const IN_MAX: usize = 4096;
+/// Queries waiting for JS beyond this are dropped (and counted): a flood of odd queries must not
+/// grow the daemon's memory without bound.
+const JS_QUEUE_MAX: usize = 16384;
+
+static TABLE: Mutex<Option<Arc<Table>>> = Mutex::new(None);
+static TABLE_GEN: AtomicU64 = AtomicU64::new(0);
+pub static JS_INFLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Counters: [type * 6 + rcode] for native answers (types: A AAAA SRV PTR SOA NS TXT other),
+/// then to_js, formerr, notimp, dropped, js_queue_full.
+pub const STAT_TO_JS: usize = 48;
+pub const STAT_FORMERR: usize = 49;
+pub const STAT_NOTIMP: usize = 50;
+pub const STAT_DROPPED: usize = 51;
+pub const STAT_JS_FULL: usize = 52;
+/// Latency: 14 buckets + Inf (the JS histogram's), then the sum in nanoseconds. A query's time is
+/// its batch's: from recvmmsg returning to sendmmsg done.
+pub const STAT_LAT: usize = 53;
+pub const STAT_LAT_SUM_NS: usize = 68;
+pub const NSTATS: usize = 69;
+const BUCKETS_NS: [u64; 14] = [50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 50_000_000, 100_000_000, 500_000_000, 1_000_000_000, 2_500_000_000, 5_000_000_000];
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO: AtomicU64 = AtomicU64::new(0);
+pub static STATS: [AtomicU64; NSTATS] = [ZERO; NSTATS];
+
+static TABLE_SEQ: AtomicU64 = AtomicU64::new(0);
+static INSTALLED_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A ticket for the next table: tables parsed in the background are installed in ticket order,
+/// a late older one never replaces a newer one.
+pub fn table_ticket() -> u64 {
+    TABLE_SEQ.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+pub fn set_table(t: Option<Table>, ticket: u64) {
+    let mut g = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+    if ticket < INSTALLED_SEQ.load(Ordering::SeqCst) {
+        return;
+    }
+    INSTALLED_SEQ.store(ticket, Ordering::SeqCst);
+    *g = t.map(Arc::new);
+    TABLE_GEN.fetch_add(1, Ordering::Release);
+}
+
+pub fn current_table() -> (u64, Option<Arc<Table>>) {
+    let g = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+    (TABLE_GEN.load(Ordering::Acquire), g.clone())
+}
+
+pub struct Pending {
+    pub data: Vec<u8>,
+    pub ip: String,
+    pub port: u16,
+    pub sock: u32,
+}
+
+pub type Sink = Arc<dyn Fn(Vec<Pending>) + Send + Sync>;
+
+pub struct Listener {
+    pub fds: Vec<i32>,
+    stop: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Listener {
+    pub fn close(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let threads: Vec<JoinHandle<()>> = self.threads.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
+        for t in threads {
+            let _ = t.join();
+        }
+        for fd in &self.fds {
+            unsafe { close(*fd) };
+        }
+    }
+
+    pub fn reply(&self, idx: usize, ip: &str, port: u16, data: &[u8]) -> bool {
+        let fd = match self.fds.get(idx) {
+            Some(fd) => *fd,
+            None => return false,
+        };
+        let ip: IpAddr = match ip.parse() {
+            Ok(ip) => ip,
+            Err(_) => return false,
+        };
+        let (sa, len) = sockaddr(ip, port);
+        unsafe { sendto(fd, data.as_ptr() as *const c_void, data.len(), MSG_NOSIGNAL, &sa as *const _ as *const c_void, len) >= 0 }
+    }
+}
+
+pub fn sockaddr(ip: IpAddr, port: u16) -> (sockaddr_storage, u32) {
+    let mut sa = sockaddr_storage { bytes: [0; 128] };
+    let b = &mut sa.bytes;
+    match ip {
+        IpAddr::V4(a) => {
+            b[..2].copy_from_slice(&(AF_INET as u16).to_ne_bytes());
+            b[2..4].copy_from_slice(&port.to_be_bytes());
+            b[4..8].copy_from_slice(&a.octets());
+            (sa, 16)
+        }
+        IpAddr::V6(a) => {
+            b[..2].copy_from_slice(&(AF_INET6 as u16).to_ne_bytes());
+            b[2..4].copy_from_slice(&port.to_be_bytes());
+            b[8..24].copy_from_slice(&a.octets());
+            (sa, 28)
+        }
+    }
+}
+
+/// Binds `threads` sockets on ip:port (port 0: the first picks one, the others share it).
+pub fn open(host: &str, port: u16, threads: usize, rcvbuf: i32, sink: Sink, id: u32) -> Result<(Arc<Listener>, u16), (i32, String)> {
+    let ip: IpAddr = host.parse().map_err(|_| (22, format!("not an IP address: {}", host)))?;
+    let mut fds = Vec::new();
+    let mut port = port;
+    for _ in 0..threads.max(1) {
+        match bind_one(ip, port, rcvbuf) {
+            Ok((fd, p)) => {
+                fds.push(fd);
+                port = p;
+            }
+            Err(e) => {
+                for fd in &fds {
+                    unsafe { close(*fd) };
+                }
+                return Err(e);
+            }
+        }
+    }
+    let l = Arc::new(Listener { fds: fds.clone(), stop: AtomicBool::new(false), threads: Mutex::new(Vec::new()) });
+    for (i, fd) in fds.iter().enumerate() {
+        let l2 = l.clone();
+        let sink = sink.clone();
+        let fd = *fd;
+        let sock = (id << 8) | i as u32;
+        let h = std::thread::Builder::new()
+            .name(format!("psdns-udp-{}", i))
+            .spawn(move || serve(fd, &l2.stop, sink, sock))
+            .map_err(|e| (12, e.to_string()))?;
+        l.threads.lock().unwrap_or_else(|e| e.into_inner()).push(h);
+    }
+    Ok((l, port))
+}
+
+fn bind_one(ip: IpAddr, port: u16, rcvbuf: i32) -> Result<(i32, u16), (i32, String)> {
+    let v6 = ip.is_ipv6();
+    let fd = unsafe { socket(if v6 { AF_INET6 } else { AF_INET }, SOCK_DGRAM | SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err((errno(), "socket".into()));
+    }
+    set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+    if v6 {
+        set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+        set_int(fd, IPPROTO_IPV6, IPV6_FREEBIND, 1);
+    } else {
+        set_int(fd, IPPROTO_IP, IP_FREEBIND, 1);
+    }
+    // Bursts are absorbed, not dropped: FORCE works as root, the plain one up to rmem_max.
+    if rcvbuf > 0 && !set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf) {
+        set_int(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf);
+    }
+    set_int(fd, SOL_SOCKET, SO_SNDBUF, 1 << 20);
+    // Wake up now and then to notice close().
+    let tv = timeval { tv_sec: 0, tv_usec: 200_000 };
+    unsafe { setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv as *const timeval as *const c_void, 16) };
+    let (sa, len) = sockaddr(ip, port);
+    if unsafe { bind(fd, &sa as *const _ as *const c_void, len) } != 0 {
+        let e = errno();
+        unsafe { close(fd) };
+        return Err((e, "bind".into()));
+    }
+    let mut got = sockaddr_storage { bytes: [0; 128] };
+    let mut glen: u32 = 128;
+    unsafe { getsockname(fd, &mut got as *mut _ as *mut c_void, &mut glen) };
+    Ok((fd, u16::from_be_bytes([got.bytes[2], got.bytes[3]])))
+}
+
+fn client_of(sa: &sockaddr_storage) -> Option<(Client, IpAddr, u16)> {
+    let b = &sa.bytes;
+    let family = u16::from_ne_bytes([b[0], b[1]]) as i32;
+    let port = u16::from_be_bytes([b[2], b[3]]);
+    if family == AF_INET {
+        let a = [b[4], b[5], b[6], b[7]];
+        Some((Client::v4(a), IpAddr::from(a), port))
+    } else if family == AF_INET6 {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&b[8..24]);
+        Some((Client { addr: a }, IpAddr::V6(Ipv6Addr::from(a)), port))
+    } else {
+        None
+    }
+}
+
+pub fn type_index(qtype: u16) -> usize {
+    match qtype {
+        1 => 0,
+        28 => 1,
+        33 => 2,
+        12 => 3,
+        6 => 4,
+        2 => 5,
+        16 => 6,
+        _ => 7,
+    }
+}
+
+/// qtype of a reply we built (question right after the header), for the metrics.
+fn reply_qtype(out: &[u8]) -> u16 {
+    let mut i = 12;
+    while i < out.len() && out[i] != 0 {
+        i += out[i] as usize + 1;
+    }
+    if i + 2 < out.len() {
+        u16::from_be_bytes([out[i + 1], out[i + 2]])
+    } else {
+        0
+    }
+}
+
+fn serve(fd: i32, stop: &AtomicBool, sink: Sink, sock: u32) {
+    let mut inb = vec![[0u8; IN_MAX]; BATCH];
+    let mut outb = vec![[0u8; OUT_MAX]; BATCH];
+    let mut names = vec![sockaddr_storage { bytes: [0; 128] }; BATCH];
+    let mut iov_in: Vec<iovec> = Vec::with_capacity(BATCH);
+    let mut iov_out: Vec<iovec> = Vec::with_capacity(BATCH);
+    for i in 0..BATCH {
+        iov_in.push(iovec { iov_base: inb[i].as_mut_ptr() as *mut c_void, iov_len: IN_MAX });
+        iov_out.push(iovec { iov_base: outb[i].as_mut_ptr() as *mut c_void, iov_len: 0 });
+    }
+    let empty = msghdr {
+        msg_name: std::ptr::null_mut(),
+        msg_namelen: 0,
+        msg_iov: std::ptr::null_mut(),
+        msg_iovlen: 1,
+        msg_control: std::ptr::null_mut(),
+        msg_controllen: 0,
+        msg_flags: 0,
+    };
+    let mut rmsgs = vec![mmsghdr { msg_hdr: empty, msg_len: 0 }; BATCH];
+    let mut smsgs = vec![mmsghdr { msg_hdr: empty, msg_len: 0 }; BATCH];
+    let (mut gen, mut table) = current_table();
+    let mut stats = [0u64; NSTATS];
+    while !stop.load(Ordering::Relaxed) {
+        for i in 0..BATCH {
+            rmsgs[i].msg_hdr.msg_name = &mut names[i] as *mut _ as *mut c_void;
+            rmsgs[i].msg_hdr.msg_namelen = 128;
+            rmsgs[i].msg_hdr.msg_iov = &mut iov_in[i];
+            rmsgs[i].msg_hdr.msg_iovlen = 1;
+            rmsgs[i].msg_hdr.msg_flags = 0;
+        }
+        let n = unsafe { recvmmsg(fd, rmsgs.as_mut_ptr(), BATCH as u32, MSG_WAITFORONE, std::ptr::null_mut()) };
+        if n <= 0 {
+            continue; // timeout (to check stop), EINTR, or a transient error
+        }
+        let t0 = std::time::Instant::now();
+        if TABLE_GEN.load(Ordering::Acquire) != gen {
+            let (g, t) = current_table();
+            gen = g;
+            table = t;
+        }
+        let mut ns = 0usize;
+        let mut pending: Vec<Pending> = Vec::new();
+        for i in 0..n as usize {
+            let len = rmsgs[i].msg_len as usize;
+            if rmsgs[i].msg_hdr.msg_flags & MSG_TRUNC != 0 {
+                stats[STAT_DROPPED] += 1;
+                continue;
+            }
+            let (client, ip, port) = match client_of(&names[i]) {
+                Some(c) => c,
+                None => continue,
+            };
+            let q = &inb[i][..len];
+            match answer::answer(table.as_deref(), q, &client, &mut outb[ns]) {
+                Outcome::Reply(olen) => {
+                    let rcode = (outb[ns][3] & 0xf) as usize;
+                    stats[type_index(reply_qtype(&outb[ns][..olen])) * 6 + rcode.min(5)] += 1;
+                    iov_out[ns].iov_len = olen;
+                    smsgs[ns].msg_hdr.msg_name = &mut names[i] as *mut _ as *mut c_void;
+                    smsgs[ns].msg_hdr.msg_namelen = rmsgs[i].msg_hdr.msg_namelen;
+                    smsgs[ns].msg_hdr.msg_iov = &mut iov_out[ns];
+                    smsgs[ns].msg_hdr.msg_iovlen = 1;
+                    ns += 1;
+                }
+                Outcome::Error(olen) => {
+                    stats[if outb[ns][3] & 0xf == 4 { STAT_NOTIMP } else { STAT_FORMERR }] += 1;
+                    iov_out[ns].iov_len = olen;
+                    smsgs[ns].msg_hdr.msg_name = &mut names[i] as *mut _ as *mut c_void;
+                    smsgs[ns].msg_hdr.msg_namelen = rmsgs[i].msg_hdr.msg_namelen;
+                    smsgs[ns].msg_hdr.msg_iov = &mut iov_out[ns];
+                    smsgs[ns].msg_hdr.msg_iovlen = 1;
+                    ns += 1;
+                }
+                Outcome::Drop => stats[STAT_DROPPED] += 1,
+                Outcome::ToJs => {
+                    if JS_INFLIGHT.load(Ordering::Relaxed) >= JS_QUEUE_MAX {
+                        stats[STAT_JS_FULL] += 1;
+                        continue;
+                    }
+                    JS_INFLIGHT.fetch_add(1, Ordering::Relaxed);
+                    stats[STAT_TO_JS] += 1;
+                    pending.push(Pending { data: q.to_vec(), ip: ip.to_string(), port, sock });
+                }
+            }
+        }
+        let mut sent = 0usize;
+        while sent < ns {
+            let r = unsafe { sendmmsg(fd, smsgs[sent..].as_mut_ptr(), (ns - sent) as u32, MSG_NOSIGNAL) };
+            if r <= 0 {
+                break; // send buffer full or peer gone: UDP may lose answers, the client retries
+            }
+            sent += r as usize;
+        }
+        if ns > 0 {
+            let ns_elapsed = t0.elapsed().as_nanos() as u64;
+            let b = BUCKETS_NS.iter().position(|&l| ns_elapsed <= l).unwrap_or(BUCKETS_NS.len());
+            stats[STAT_LAT + b] += ns as u64;
+            stats[STAT_LAT_SUM_NS] += ns_elapsed * ns as u64;
+        }
+        if !pending.is_empty() {
+            sink(pending);
+        }
+        for (k, v) in stats.iter_mut().enumerate() {
+            if *v != 0 {
+                STATS[k].fetch_add(*v, Ordering::Relaxed);
+                *v = 0;
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// Loads the Rust addon (../native, SPEC §10). PODMAN_SWARM_DNS_NATIVE=0 forces the JS DNS path;
+// PODMAN_SWARM_DNS_NATIVE_ADDON=<file> picks another build. A missing or broken addon is not an
+// error: the daemon serves DNS from JS and says so once.
+
+/** What native/src/lib.rs exports. */
+export interface Addon {
+  /** Binds `threads` SO_REUSEPORT sockets; returns [listener id, bound port]. Throws with .code. */
+  openUdp(host: string, port: number, threads: number, rcvbuf: number, onQuery: (packet: Buffer, ip: string, port: number, sock: number) => void): [number, number];
+  closeUdp(id: number): void;
+  reply(sock: number, ip: string, port: number, packet: Buffer): boolean;
+  /** Swaps in a new answer table; `background`: parse it off the event loop (installed shortly after). */
+  setTable(table: Buffer | null, background?: boolean): void;
+  /** Reply bytes, null (dropped) or undefined (the JS path must answer). */
+  answer(packet: Buffer, ip: string): Buffer | null | undefined;
+  stats(): number[];
+  notify(path: string, message: string): number;
+  cores(): number;
+}
+
+export type LoadResult = { addon: Addon; file: string } | { addon: null; reason: string; disabled: boolean };
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** src/native or dist/native → the repository (or package) root. */
+const ROOT = join(here, '..', '..');
+export const ADDON_NAME = `podman-swarm-dns.${process.platform}-${process.arch}-gnu.node`;
+
+function candidates(env: NodeJS.ProcessEnv): string[] {
+  if (env.PODMAN_SWARM_DNS_NATIVE_ADDON) return [env.PODMAN_SWARM_DNS_NATIVE_ADDON];
+  // Checkout (native/), and the packages, which put it next to the bundled JS.
+  return [join(ROOT, 'native', ADDON_NAME), join(ROOT, ADDON_NAME), join(here, ADDON_NAME)];
+}
+
+let cached: { addon: Addon; file: string } | null | undefined;
+
+/** The addon itself, whatever PODMAN_SWARM_DNS_NATIVE says (sd_notify needs it on either path). */
+export function loadAddon(env: NodeJS.ProcessEnv = process.env): LoadResult {
+  if (cached) return cached;
+  const files = candidates(env);
+  const file = files.find((f) => existsSync(f));
+  if (!file) return { addon: null, disabled: false, reason: `native addon not found (looked for ${files.join(', ')}; build it with npm run build:native)` };
+  try {
+    const addon = createRequire(import.meta.url)(file) as Addon;
+    if (typeof addon.openUdp !== 'function' || typeof addon.notify !== 'function') throw new Error('it does not export the expected functions');
+    cached = { addon, file };
+    return cached;
+  } catch (e) {
+    return { addon: null, disabled: false, reason: `native addon ${file} could not be loaded: ${(e as Error).message}` };
+  }
+}
+
+/** The addon for the DNS fast path, or why the JS path serves instead. */
+export function loadDnsAddon(env: NodeJS.ProcessEnv = process.env): LoadResult {
+  if (env.PODMAN_SWARM_DNS_NATIVE === '0') return { addon: null, disabled: true, reason: 'PODMAN_SWARM_DNS_NATIVE=0: DNS served by the JS path' };
+  return loadAddon(env);
+}
+
+/**
+ * sd_notify(3): sends `message` (e.g. "READY=1\nSTATUS=serving") to $NOTIFY_SOCKET, a path or
+ * '@' + an abstract name. False when NOTIFY_SOCKET is unset or the message could not be sent.
+ */
+export function sdNotify(message: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  const path = env.NOTIFY_SOCKET;
+  if (!path) return false;
+  const loaded = loadAddon(env);
+  if (!loaded.addon) return false;
+  return loaded.addon.notify(path, message) === 0;
+}

@@ -1,0 +1,71 @@
+import type { HostPort } from '../config/kinds.js';
+import type { DnsHandler } from '../dns/handler.js';
+import type { Addon } from './index.js';
+
+// UDP served by the addon's threads; the queries they hand over (forwarding, odd types,
+// malformed-but-parseable) are answered by the JS handler and sent back through the same socket.
+
+export interface UdpEndpoint {
+  port: number;
+  close(): void;
+}
+
+export interface NativeCounters {
+  /** [type, rcode, count] of answers the native path sent since the last call. */
+  answers: Array<[string, string, number]>;
+  formerr: number;
+  dropped: number;
+  /** Per-bucket counts (the metrics' buckets, then +Inf), sum in seconds, count. */
+  latency: { buckets: number[]; sum: number; count: number };
+}
+
+const TYPES = ['A', 'AAAA', 'SRV', 'PTR', 'SOA', 'NS', 'TXT', 'OTHER'];
+const RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
+
+export class NativeUdp {
+  private last: number[] = [];
+
+  constructor(
+    private readonly addon: Addon,
+    private readonly handler: DnsHandler,
+    private readonly threads: number,
+    private readonly receiveBuffer: number,
+  ) {}
+
+  /** Binds addr (port 0: a free port); throws errors with .code like Node's bind errors. */
+  listen(addr: HostPort): UdpEndpoint {
+    const [id, port] = this.addon.openUdp(addr.host, addr.port, this.threads, this.receiveBuffer, (packet, ip, peerPort, sock) => {
+      this.onQuery(packet, ip, peerPort, sock);
+    });
+    return { port, close: () => this.addon.closeUdp(id) };
+  }
+
+  private onQuery(packet: Buffer, ip: string, port: number, sock: number): void {
+    try {
+      const reply = this.handler.handle(packet, { address: ip, port, transport: 'udp' });
+      if (reply === null) return;
+      if (reply instanceof Promise) {
+        reply.then((r) => r && this.addon.reply(sock, ip, port, r)).catch(() => undefined);
+      } else this.addon.reply(sock, ip, port, reply);
+    } catch {
+      // The handler answers SERVFAIL on its own errors; nothing may escape into the addon.
+    }
+  }
+
+  /** What the native path did since the previous call (for the metrics). */
+  drain(): NativeCounters {
+    const now = this.addon.stats();
+    const d = now.map((v, i) => v - (this.last[i] ?? 0));
+    this.last = now;
+    const answers: Array<[string, string, number]> = [];
+    for (let t = 0; t < TYPES.length; t++) {
+      for (let r = 0; r < RCODES.length; r++) {
+        const n = d[t * 6 + r] ?? 0;
+        if (n > 0) answers.push([TYPES[t]!, RCODES[r]!, n]);
+      }
+    }
+    const buckets = d.slice(53, 68);
+    const latency = { buckets, sum: (d[68] ?? 0) / 1e9, count: buckets.reduce((a, b) => a + b, 0) };
+    return { answers, formerr: (d[49] ?? 0) + (d[50] ?? 0), dropped: (d[51] ?? 0) + (d[52] ?? 0), latency };
+  }
+}

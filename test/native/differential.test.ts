@@ -1,0 +1,164 @@
+import t from 'tap';
+import * as packet from 'dns-packet';
+import { reverseName } from '../../src/native/table.js';
+import { addon, canonical, CLIENTS, localEndpoints, remoteEndpoints, skip, world } from '../helpers/native-world.js';
+
+// Differential test (SPEC §10): the same query corpus answered by the native fast path and by the
+// JS path (the daemon's own handler, over the same registry) gives the same responses, ignoring
+// only the order of records that rotation changes. Queries the native path hands to JS are
+// answered by JS on both paths, so they are counted but cannot differ.
+
+let seed = 0x5eed1234;
+const rand = (n: number): number => {
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  return (seed >>> 0) % n;
+};
+const pick = <T>(list: readonly T[]): T => list[rand(list.length)]!;
+
+function names(): string[] {
+  const out = ['cluster.local', 'dns-version.cluster.local', 'dns.cluster.local', 'ns.dns.cluster.local', 'svc.cluster.local'];
+  for (const ns of ['default', 'infra', 'svc', 'nope']) out.push(`${ns}.cluster.local`, `${ns}.svc.cluster.local`);
+  const eps = [...localEndpoints(), ...remoteEndpoints()];
+  for (const e of eps.filter((_, i) => i < 12 || i % 7 === 0)) {
+    for (const base of [`${e.service}.${e.namespace}.cluster.local`, `${e.service}.${e.namespace}.svc.cluster.local`]) {
+      out.push(base, `${e.hostname}.${base}`, `_http._tcp.${base}`, `_tcp.${base}`, `_udp.${base}`, `_dns._udp.${base}`, `_metrics._tcp.${base}`, `_http._udp.${base}`, `nohost.${base}`, `a.b.${base}`);
+    }
+    for (const ip of e.addresses) out.push(reverseName(ip)!);
+  }
+  out.push(
+    'nothing.default.cluster.local', 'x.y.z.w.v.cluster.local', 'ns.dns.cluster.local', 'other.dns.cluster.local',
+    reverseName('10.9.9.9')!, reverseName('fd00::99')!, '1.0.0.10.in-addr.arpa', 'example.com', 'cluster.local.example.com',
+    'xcluster.local', 'web.default.cluster.locall', 'we\\b.default.cluster.local', 'web.default.cluster.local.', 'a',
+    // The VIP of the vip-mode service.
+    reverseName('10.223.1.1')!,
+    // Podman container names (two networks) and their reverse names.
+    'db', 'database', 'db.dns.podman', 'cache', 'cache.dns.podman', 'v6only', 'web-1', 'nobody', 'nobody.dns.podman',
+    reverseName('10.88.0.20')!, reverseName('10.89.0.30')!, reverseName('fd89::30')!, reverseName('10.88.0.21')!,
+    // Names where the `svc.` reading and the namespace "svc" meet.
+    'svc.svc.cluster.local', 'svc.svc.svc.cluster.local', 'svc.svc.svc.svc.cluster.local', 'web.default.svc.svc.cluster.local',
+    'web-1.web.svc.cluster.local', 'default.svc.cluster.local', 'dns-version.svc.cluster.local', 'ns.dns.svc.cluster.local', 'down.default.svc.cluster.local',
+  );
+  return out;
+}
+
+const CONTAINER_NAMES = ['db', 'database', 'db.dns.podman', 'cache', 'cache.dns.podman', 'v6only', 'web-1', 'nobody', reverseName('10.88.0.20')!, reverseName('fd89::30')!];
+const TYPES = ['A', 'AAAA', 'SRV', 'PTR', 'SOA', 'NS', 'TXT', 'MX', 'CAA', 'ANY', 'A', 'A', 'SRV'];
+
+function caseVariant(name: string): string {
+  switch (rand(3)) {
+    case 0:
+      return name;
+    case 1:
+      return name.toUpperCase();
+    default:
+      return [...name].map((c) => (rand(2) ? c.toUpperCase() : c)).join('');
+  }
+}
+
+function corpusQuery(name: string): Buffer {
+  const edns = rand(6);
+  const additionals: packet.Answer[] = [];
+  if (edns > 0) {
+    const opt: Record<string, unknown> = { type: 'OPT', name: '.', udpPayloadSize: pick([512, 1232, 4096, 600, 100, 1400]) };
+    if (edns === 2) opt.flags = packet.DNSSEC_OK;
+    if (edns === 3) opt.options = [{ code: 10, data: Buffer.from('0011223344556677', 'hex') }]; // a cookie, as dig sends
+    if (edns === 4) opt.ednsVersion = 1;
+    additionals.push(opt as unknown as packet.Answer);
+  }
+  return packet.encode({
+    id: rand(65536),
+    type: 'query',
+    flags: pick([packet.RECURSION_DESIRED, 0, packet.RECURSION_DESIRED | packet.CHECKING_DISABLED]),
+    questions: [{ name: caseVariant(name), type: pick(TYPES) as 'A', class: rand(40) === 0 ? 'CH' : 'IN' }],
+    additionals,
+  });
+}
+
+t.test('native and JS answers are the same over an 18 000-query corpus', { skip }, async (t) => {
+  for (const [preferLocal, failOpen] of [[true, false], [false, false], [true, true]] as const) {
+    const w = world({ preferLocal, failOpen });
+    t.teardown(() => w.close());
+    w.install();
+    const all = names();
+    let native = 0;
+    let toJs = 0;
+    let containers = 0;
+    const differences: string[] = [];
+    const kinds = new Map<string, number>();
+    for (let i = 0; i < 6000; i++) {
+      // One query in eight is a container name, mostly from the two bridge networks.
+      const container = rand(8) === 0;
+      const q = corpusQuery(container ? pick(CONTAINER_NAMES) : pick(all));
+      const client = container && rand(4) ? pick(['10.88.0.7', '10.89.3.4']) : pick(CLIENTS);
+      const fast = addon!.answer(q, client);
+      if (fast === undefined) {
+        toJs++;
+        continue;
+      }
+      native++;
+      if (/^(db|database|cache|v6only|web-1)(\.dns\.podman)?$/i.test(packet.decode(q).questions![0]!.name)) containers++;
+      const slow = w.handler.handle(q, { address: client, port: 5353, transport: 'udp' });
+      if (slow instanceof Promise) {
+        differences.push(`${packet.decode(q).questions![0]!.name}: native answered, JS forwarded`);
+        continue;
+      }
+      if (slow === null || fast === null) {
+        if (slow !== fast) differences.push(`drop mismatch for ${q.toString('hex')}`);
+        continue;
+      }
+      const a = canonical(fast);
+      const b = canonical(slow);
+      const d = packet.decode(fast);
+      const key = `${d.questions?.[0]?.type}/${(d as { rcode?: string }).rcode}/${d.flag_tc ? 'TC' : ''}`;
+      kinds.set(key, (kinds.get(key) ?? 0) + 1);
+      if (a !== b && differences.length < 5) differences.push(`${packet.decode(q).questions![0]!.name} from ${client}:\n native ${a}\n js     ${b}`);
+    }
+    const config = `prefer-local ${preferLocal}, fail-open ${failOpen}`;
+    t.same(differences, [], `${config}: no differences`);
+    t.ok(native > 3500, `${config}: ${native} answered natively, ${toJs} handed to JS`);
+    t.ok(containers > 200, `${config}: ${containers} container-name queries answered natively`);
+    for (const k of ['A/NOERROR/', 'AAAA/NOERROR/', 'SRV/NOERROR/', 'PTR/NOERROR/', 'SOA/NOERROR/', 'NS/NOERROR/', 'TXT/NOERROR/', 'A/NXDOMAIN/', 'MX/NOERROR/', 'A/NOERROR/TC']) {
+      t.ok((kinds.get(k) ?? 0) > 0, `corpus covers ${k} (${kinds.get(k) ?? 0})`);
+    }
+  }
+});
+
+t.test('answers rotate and local clients get this host\'s endpoints first', { skip }, async (t) => {
+  const w = world();
+  t.teardown(() => w.close());
+  w.install();
+  const firsts = new Set<string>();
+  for (let i = 0; i < 4; i++) {
+    for (const client of ['10.88.0.7', '10.89.3.4']) {
+      const r = packet.decode(addon!.answer(packet.encode({ id: i, type: 'query', questions: [{ name: 'web.default.cluster.local', type: 'A' }] }), client)!);
+      const ips = r.answers!.map((a) => (a as { data: string }).data);
+      t.same(ips.slice(0, 2).sort(), ['10.0.0.1', '10.0.0.2'], `bridge client ${client}: local endpoints first`);
+      t.same(ips.slice(2).sort(), ['10.0.1.1', '10.0.1.2']);
+      firsts.add(ips[0]!);
+    }
+  }
+  t.same([...firsts].sort(), ['10.0.0.1', '10.0.0.2'], 'the first record rotates');
+  const vip = packet.decode(addon!.answer(packet.encode({ id: 1, type: 'query', questions: [{ name: 'api.default.cluster.local', type: 'A' }] }), '10.88.0.7')!);
+  t.same(vip.answers!.map((a) => (a as { data: string }).data), ['10.223.1.1'], 'a vip-mode service answers its VIP');
+  const far = packet.decode(addon!.answer(packet.encode({ id: 1, type: 'query', questions: [{ name: 'web.default.cluster.local', type: 'A' }] }), '192.0.2.50')!);
+  t.equal(far.answers!.length, 4, 'an off-host client gets all endpoints');
+  t.notOk((far.flags! & 0x80) !== 0, 'and no recursion-available flag');
+});
+
+t.test('container names are answered natively per source network', { skip }, async (t) => {
+  const w = world();
+  t.teardown(() => w.close());
+  w.install();
+  const ask = (name: string, type: string, client: string) => {
+    const r = addon!.answer(packet.encode({ id: 7, type: 'query', questions: [{ name, type: type as 'A' }] }), client);
+    return r ? packet.decode(r).answers!.map((a) => `${(a as { data: string }).data}/${(a as { ttl: number }).ttl}`) : r;
+  };
+  t.same(ask('db', 'A', '10.88.0.7'), ['10.88.0.20/0'], 'network n1 sees its db');
+  t.same(ask('DB', 'A', '10.89.3.4'), ['10.89.0.30/0'], 'network n2 sees its own db, any case');
+  t.same(ask('db', 'AAAA', '10.89.3.4'), ['fd89::30/0']);
+  t.same(ask('cache.dns.podman', 'A', '10.88.0.7'), ['10.88.0.21/0']);
+  t.equal(ask('cache.dns.podman', 'A', '10.89.3.4'), undefined, 'a network without it: the JS path decides (forward or refuse)');
+  t.equal(ask('db', 'A', '192.0.2.50'), undefined, 'no network in common: not answered natively');
+});
