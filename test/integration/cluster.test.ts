@@ -6,6 +6,9 @@ import { runCli, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { digShort } from '../helpers/dns.js';
 import { freePort } from '../helpers/ports.js';
 import { keygen } from '../../src/commands/keygen.js';
+import { waiter } from '../helpers/until.js';
+
+const until = waiter(30_000);
 
 // Several real daemons on loopback ports, gossiping over real UDP/TCP sockets with a shared key:
 // join, propagation, graceful leave, crash (SIGKILL) and restart with the persisted state, and
@@ -36,14 +39,6 @@ async function node(t: { teardown(fn: () => unknown): void }, name: string, opts
 }
 
 /** Polls `check` until it holds (the cluster converges in its own time; no timing is asserted). */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for: ${what}`);
-}
 
 const register = (n: Node, svc: string, address: string) =>
   fetch(`${n.d.api}/api/v1/services/default/${svc}/endpoints`, {
