@@ -4,17 +4,18 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { CLI } from '../helpers/daemon.js';
 import { createHosts, type Host } from '../helpers/hosts.js';
-import { hostPodman } from '../helpers/host-podman.js';
+import { hostPodman, type HostPodman } from '../helpers/host-podman.js';
 import { isRoot } from '../helpers/netns.js';
-import { hasPodman } from '../helpers/podman.js';
+import { hasPodman, IMAGE } from '../helpers/podman.js';
 import { keygen } from '../../src/commands/keygen.js';
 
 // Simulated hosts (../shared/TESTING.md): three network namespaces on a private bridge, each
 // running the daemon, joined by encrypted gossip. Hosts 1 and 2 each run their own Podman with a
 // container of the vip-mode service `web` (published port); host 3 learns both endpoints from
-// gossip, its cluster DNS answers the service's VIP (held on pswarm0) and successive connections
-// from host 3 reach both containers; when host 1's container is killed every connection goes to
-// host 2's.
+// gossip, its cluster DNS answers the service's VIP (held on pswarm0), and successive connections
+// from a container on host 3 (its own Podman, the cluster DNS as its resolver) to
+// http://web.default.cluster.local/ reach both containers; when host 1's container is killed
+// every connection goes to host 2's.
 
 if (!isRoot) {
   t.comment('skipped: needs root (run by .ci/run as root)');
@@ -51,15 +52,15 @@ function startDaemon(h: Host, dir: string, args: string[]): Daemon {
 }
 
 t.test('a vip-mode service with containers on hosts 1 and 2, reached from host 3 through its VIP', async (t) => {
-  const { hosts, dir } = createHosts(t, 3, 'h4l', [1, 2]);
+  const { hosts, dir } = createHosts(t, 3, 'h4l', [1, 2, 3]);
   const [h1, h2, h3] = hosts as [Host, Host, Host];
   writeFileSync(join(dir, 'gossip.key'), `${keygen()}\n`);
-  const [p1, p2] = await Promise.all([hostPodman(t, h1, join(dir, 'podman1')), hostPodman(t, h2, join(dir, 'podman2'))]);
+  const [p1, p2, p3] = await Promise.all([1, 2, 3].map((i) => hostPodman(t, hosts[i - 1]!, join(dir, `podman${i}`)))) as [HostPodman, HostPodman, HostPodman];
   const seed = ['--join', `${h1.address}:7946`];
   const d1 = startDaemon(h1, dir, ['--link', 'none', '--dns-listen', `${h1.address}:53`, '--podman-socket', p1.socket]);
   const d2 = startDaemon(h2, dir, ['--link', 'none', '--dns-listen', `${h2.address}:53`, '--podman-socket', p2.socket, ...seed]);
   // Host 3 keeps the default link: pswarm0 with the cluster DNS address and the VIPs.
-  const d3 = startDaemon(h3, dir, ['--podman-socket', 'none', ...seed]);
+  const d3 = startDaemon(h3, dir, ['--podman-socket', p3.socket, ...seed]);
   t.teardown(() => {
     for (const d of [d1, d2, d3]) if (d.proc.exitCode === null) d.proc.kill('SIGKILL');
   });
@@ -91,11 +92,16 @@ t.test('a vip-mode service with containers on hosts 1 and 2, reached from host 3
   t.match(vip, /^10\.223\.\d+\.\d+$/, "host 3's cluster DNS answers the VIP");
   t.not(vip, '10.223.0.10');
   t.match(h3.exec('ip', ['-o', 'addr', 'show', 'dev', 'pswarm0']), new RegExp(`inet ${vip.replace(/\./g, '\\.')}/32`), 'the VIP is on pswarm0');
-  const first = Array.from({ length: 6 }, () => curl(vip));
-  t.same([...new Set(first)].sort(), ['h1', 'h2'], `successive connections reach both hosts: ${first.join(' ')}`);
+  // The client: a container on host 3 whose resolver is the cluster DNS, six connections in a row.
+  let client = 0;
+  const fromContainer = async () => (await p3.run(['run', '--rm', '--name', `h4l-client${client++}-${process.pid}`, '--dns', '10.223.0.10', IMAGE, 'sh', '-c',
+    // busybox-static's wget crashes here (Debian 1.35); nc speaks the HTTP request instead.
+    'for i in 1 2 3 4 5 6; do printf "GET / HTTP/1.0\\r\\nHost: web.default.cluster.local\\r\\n\\r\\n" | nc -w 3 web.default.cluster.local 80 | tail -n 1 | grep . || echo failed; done'])).trim().split('\n');
+  const first = await fromContainer();
+  t.same([...new Set(first)].sort(), ['h1', 'h2'], `successive connections from a container on host 3 reach both hosts: ${first.join(' ')}`);
 
   await p1.run(['kill', `h4l-web1-${process.pid}`]);
-  const after = Array.from({ length: 6 }, () => curl(vip));
+  const after = await fromContainer();
   t.same(after, ['h2', 'h2', 'h2', 'h2', 'h2', 'h2'], 'host 1 down: every connection goes to host 2, none fails');
 
   d3.proc.kill('SIGTERM');

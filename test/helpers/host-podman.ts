@@ -53,7 +53,7 @@ export async function hostPodman(t: { teardown(fn: () => unknown): void }, h: Ho
   mkdirSync(join(bb, 'bin'), { recursive: true });
   mkdirSync(join(bb, 'tmp'), { recursive: true });
   copyFileSync('/bin/busybox', join(bb, 'bin', 'busybox'));
-  for (const a of ['sh', 'httpd', 'echo']) symlinkSync('busybox', join(bb, 'bin', a));
+  for (const a of ['sh', 'httpd', 'echo', 'nc', 'tail', 'grep']) symlinkSync('busybox', join(bb, 'bin', a));
   execFileSync('tar', ['-C', bb, '-cf', join(dir, 'bb.tar'), '.']);
   await run(['import', join(dir, 'bb.tar'), IMAGE]);
   return {
