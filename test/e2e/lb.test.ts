@@ -100,7 +100,9 @@ t.test('a vip-mode service with containers on hosts 1 and 2, reached from host 3
   const first = await fromContainer();
   t.same([...new Set(first)].sort(), ['h1', 'h2'], `successive connections from a container on host 3 reach both hosts: ${first.join(' ')}`);
 
-  await p1.run(['kill', `h4l-web1-${process.pid}`]);
+  // SIGKILL at once; unlike `kill`, `stop` returns once Podman has torn down the container's
+  // port forwarding, so host 1 refuses (rather than black-holes) the connections still sent there.
+  await p1.run(['stop', '-t', '0', `h4l-web1-${process.pid}`]);
   const after = await fromContainer();
   t.same(after, ['h2', 'h2', 'h2', 'h2', 'h2', 'h2'], 'host 1 down: every connection goes to host 2, none fails');
 
