@@ -7,16 +7,17 @@ import { CLI } from '../helpers/daemon.js';
 import { createHosts, type Host } from '../helpers/hosts.js';
 import { isRoot } from '../helpers/netns.js';
 import { keygen } from '../../src/commands/keygen.js';
-import { CONTAINERS_CONF, hasPodman, IMAGE } from '../helpers/podman.js';
-import { copyFileSync, symlinkSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { hasPodman } from '../helpers/podman.js';
+import { hostPodman } from '../helpers/host-podman.js';
 
 // Three simulated hosts (network namespaces on a bridge), each running the daemon as root with
 // an encrypted gossip key, DNS on its own address. An endpoint registered through the API on
 // host 1 (an HTTP server there) is answered on hosts 2 and 3 and reachable from host 3; cutting
 // host 1's link withdraws it, restoring the link brings it back; a fourth host with the wrong key
-// stays out. Host 1 also runs its own Podman: a labelled container with a published port there is
-// answered on hosts 2 and 3 with host 1's address and the published port, and reachable.
+// stays out. Hosts 1, 2 and 3 each run their own Podman (private storage, network config and
+// service socket, in the host's own mount namespace) watched by their daemon: a labelled container
+// with a published port on host 1 is answered on hosts 2 and 3 with host 1's address and the
+// published port, and reachable; one on host 2 likewise from host 3.
 
 if (!isRoot) {
   t.comment('skipped: needs root (run by .ci/run as root)');
@@ -75,17 +76,18 @@ const dig = (from: Host, server: Host, name: string, type = 'A'): string[] =>
 t.test('three hosts: cross-host answers, reachability, link cut and restore, wrong key', async (t) => {
   const withPodman = hasPodman();
   if (!withPodman) t.comment('podman, runc or busybox-static missing: the container part is skipped');
-  const { hosts, dir, cut, restore } = createHosts(t, 4, 'g4', withPodman ? [1] : []);
+  const { hosts, dir, cut, restore } = createHosts(t, 4, 'g4', withPodman ? [1, 2, 3] : []);
   const [h1, h2, h3, h4] = hosts as [Host, Host, Host, Host];
-  const podman = withPodman ? await hostPodman(t, h1, join(dir, 'podman1')) : null;
+  const podmans = withPodman ? await Promise.all([h1, h2, h3].map((h) => hostPodman(t, h, join(dir, `podman${h.index}`)))) : null;
+  const [p1, p2, p3] = podmans ?? [];
   const key = join(dir, 'gossip.key');
   writeFileSync(key, `${keygen()}\n`);
   const wrong = join(dir, 'wrong.key');
   writeFileSync(wrong, `${keygen()}\n`);
   const seed = `${h1.address}:7946`;
-  const d1 = startDaemon(h1, dir, key, [], podman?.socket);
-  const d2 = startDaemon(h2, dir, key, [seed]);
-  const d3 = startDaemon(h3, dir, key, [seed]);
+  const d1 = startDaemon(h1, dir, key, [], p1?.socket);
+  const d2 = startDaemon(h2, dir, key, [seed], p2?.socket);
+  const d3 = startDaemon(h3, dir, key, [seed], p3?.socket);
   const web = h1.spawn(process.execPath, ['-e', `require('http').createServer((q, r) => r.end('hello from host 1\\n')).listen(8080, '0.0.0.0')`]);
   t.teardown(() => void web.kill('SIGKILL'));
 
@@ -105,9 +107,9 @@ t.test('three hosts: cross-host answers, reachability, link cut and restore, wro
     t.equal(h3.exec('curl', ['-s', '--max-time', '5', `http://${addr}:${port}/`]), 'hello from host 1\n', 'curl from host 3 gets the page');
   });
 
-  await t.test("a labelled container with a published port on host 1: host 1's address and the port elsewhere", { skip: !podman }, async (t) => {
-    await podman!.run(['run', '-d', '--name', podman!.container, '--label', 'podman-swarm.service=web2', '-p', '8081:80', IMAGE,
-      'sh', '-c', 'echo hello from a container on host 1 > /tmp/index.html && exec httpd -f -p 80 -h /tmp']);
+  const page = (text: string) => ['sh', '-c', `echo ${text} > /tmp/index.html && exec httpd -f -p 80 -h /tmp`];
+  await t.test("a labelled container with a published port on host 1: host 1's address and the port elsewhere", { skip: !p1 }, async (t) => {
+    await p1!.container(`g4web-${process.pid}`, ['--label', 'podman-swarm.service=web2', '-p', '8081:80'], page('hello from a container on host 1'));
     for (const h of [h2, h3]) await until(`web2 on host${h.index}`, () => dig(h, h, 'web2.default.cluster.local').includes(h1.address));
     t.same(dig(h2, h2, 'web2.default.cluster.local'), [h1.address], 'host 2: A = host 1 address');
     const srv = dig(h3, h3, '_p80._tcp.web2.default.cluster.local', 'SRV');
@@ -118,17 +120,27 @@ t.test('three hosts: cross-host answers, reachability, link cut and restore, wro
     t.not(own[0], h1.address, 'host 1 itself answers the container IP');
   });
 
+  await t.test("a labelled container on host 2's own Podman: resolvable and reachable from host 3", { skip: !p2 }, async (t) => {
+    await p2!.container(`g4web3-${process.pid}`, ['--label', 'podman-swarm.service=web3', '-p', '8082:80'], page('hello from a container on host 2'));
+    await until('web3 on host3', () => dig(h3, h3, 'web3.default.cluster.local').includes(h2.address));
+    t.same(dig(h3, h3, 'web3.default.cluster.local'), [h2.address], 'host 3: A = host 2 address');
+    t.match(dig(h3, h3, '_p80._tcp.web3.default.cluster.local', 'SRV')[0], /^0 10 8082 /, 'host 3: SRV port = the published port');
+    t.equal(h3.exec('curl', ['-s', '--max-time', '5', `http://${h2.address}:8082/`]), 'hello from a container on host 2\n', 'curl from host 3 reaches the container');
+  });
+
   await t.test('cutting host 1 off for 30 s withdraws its endpoints; restoring brings them back', async (t) => {
     cut(h1);
     const cutAt = Date.now();
-    for (const h of [h2, h3]) await until(`web gone on host${h.index}`, () => dig(h, h, 'web.default.cluster.local').length === 0, 30_000);
+    // All of host 1's endpoints: the API-registered one and, with Podman, its container.
+    const names = ['web', ...(p1 ? ['web2'] : [])].map((n) => `${n}.default.cluster.local`);
+    for (const h of [h2, h3]) await until(`host 1's endpoints gone on host${h.index}`, () => names.every((n) => dig(h, h, n).length === 0), 30_000);
     const members = (await api(d2, 'GET', '/api/v1/nodes')).body;
     t.equal(members.find((n: any) => n.name === 'host1')?.state, 'dead', 'host 2 declares host 1 dead');
-    t.pass('web withdrawn on hosts 2 and 3');
+    t.pass(`${names.join(', ')} withdrawn on hosts 2 and 3`);
     await new Promise((r) => setTimeout(r, Math.max(0, 30_000 - (Date.now() - cutAt))));
     restore(h1);
-    for (const h of [h2, h3]) await until(`web back on host${h.index}`, () => dig(h, h, 'web.default.cluster.local').includes(h1.address), 90_000);
-    t.pass('web answered again on hosts 2 and 3');
+    for (const h of [h2, h3]) await until(`host 1's endpoints back on host${h.index}`, () => names.every((n) => dig(h, h, n).includes(h1.address)), 90_000);
+    t.pass(`${names.join(', ')} answered again on hosts 2 and 3`);
     t.match(d2.logs(), /member host1 \(.*\) is alive/);
   });
 
@@ -143,29 +155,3 @@ t.test('three hosts: cross-host answers, reachability, link cut and restore, wro
 
   for (const d of [d1, d2, d3]) d.proc.kill('SIGTERM');
 });
-
-/** A Podman private to a simulated host: its own storage, network config and service socket. */
-async function hostPodman(t: { teardown(fn: () => unknown): void }, h: Host, dir: string) {
-  mkdirSync(dir, { recursive: true });
-  const socket = join(dir, 'podman.sock');
-  const storage = ['--root', join(dir, 'root'), '--runroot', join(dir, 'runroot'), '--tmpdir', join(dir, 'tmp'),
-    '--network-config-dir', join(dir, 'net'), '--storage-driver', 'vfs', '--events-backend', 'file'];
-  const service = h.spawn('env', [`CONTAINERS_CONF=${CONTAINERS_CONF}`, 'podman', ...storage, 'system', 'service', '--time=0', `unix://${socket}`]);
-  service.stdout!.resume();
-  service.stderr!.resume();
-  const container = `g4web-${Math.random().toString(16).slice(2, 8)}`;
-  const run = (args: string[]) => execFileSync('podman', ['--remote', '--url', `unix://${socket}`, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, CONTAINERS_CONF } });
-  t.teardown(() => {
-    try { run(['rm', '-f', '-t', '0', container]); } catch { /* not created */ }
-    service.kill('SIGKILL');
-  });
-  await until('podman service', () => (run(['version', '--format', '{{.Server.Version}}']), true), 20_000);
-  const bb = join(dir, 'bb');
-  mkdirSync(join(bb, 'bin'), { recursive: true });
-  mkdirSync(join(bb, 'tmp'), { recursive: true });
-  copyFileSync('/bin/busybox', join(bb, 'bin', 'busybox'));
-  for (const a of ['sh', 'httpd', 'echo']) symlinkSync('busybox', join(bb, 'bin', a));
-  execFileSync('tar', ['-C', bb, '-cf', join(dir, 'bb.tar'), '.']);
-  run(['import', join(dir, 'bb.tar'), IMAGE]);
-  return { socket, container, run: async (args: string[]) => run(args) };
-}

@@ -64,6 +64,8 @@ export function createHosts(t: { teardown(fn: () => unknown): void }, n: number,
   ip('link', 'add', bridge, 'type', 'bridge');
   ip('link', 'set', bridge, 'up');
   if (podmanHosts.length) {
+    // Podman creates it on first use; on a fresh machine the hosts' private mounts need it first.
+    mkdirSync('/run/containers/networks', { recursive: true });
     mkdirSync(join(dir, 'ns'));
     run('mount', '--bind', join(dir, 'ns'), join(dir, 'ns'));
     run('mount', '--make-private', join(dir, 'ns'));
