@@ -9,6 +9,7 @@ import { isRoot } from '../helpers/netns.js';
 import { keygen } from '../../src/commands/keygen.js';
 import { hasPodman } from '../helpers/podman.js';
 import { hostPodman } from '../helpers/host-podman.js';
+import { waiter } from '../helpers/until.js';
 
 // Three simulated hosts (network namespaces on a bridge), each running the daemon as root with
 // an encrypted gossip key, DNS on its own address. An endpoint registered through the API on
@@ -61,14 +62,7 @@ function api(d: Daemon, method: string, path: string, body?: unknown): Promise<{
   });
 }
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await Promise.resolve().then(check).catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for: ${what}`);
-}
+const until = waiter(60_000);
 
 const dig = (from: Host, server: Host, name: string, type = 'A'): string[] =>
   from.exec('dig', [`@${server.address}`, '+short', '+time=1', '+tries=1', name, type], 5000).split('\n').filter(Boolean);
