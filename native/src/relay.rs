@@ -44,6 +44,7 @@ extern "C" {
     fn eventfd(init: u32, flags: c_int) -> c_int;
     fn read(fd: c_int, buf: *mut c_void, n: usize) -> isize;
     fn write(fd: c_int, buf: *const c_void, n: usize) -> isize;
+    fn fcntl(fd: c_int, cmd: c_int, arg: c_int) -> c_int;
     fn send(fd: c_int, buf: *const c_void, n: usize, flags: c_int) -> isize;
 }
 
@@ -76,6 +77,10 @@ const ENFILE: i32 = 23;
 const SPLICE_AFTER: u64 = 256 * 1024;
 const BUF: usize = 64 * 1024;
 const PIPE_MAX: usize = 1 << 20;
+/// Pipe capacity asked for (1 MiB is what an unprivileged process may set by default); a bigger
+/// pipe moves more per splice pair. It is also what a slow reader can hold here per direction.
+const PIPE_SIZE: c_int = 1 << 20;
+const F_SETPIPE_SZ: c_int = 1031;
 const LISTENER_BIT: u64 = 1 << 63;
 const WAKE_TOKEN: u64 = 1 << 62;
 
@@ -364,11 +369,13 @@ struct Dir {
     total: u64,
     eof: bool,
     shut: bool,
+    /// Reading stopped for backpressure: read again once the pending bytes are out.
+    blocked: bool,
 }
 
 impl Dir {
     fn new() -> Dir {
-        Dir { pipe: [-1, -1], in_pipe: 0, left: Vec::new(), total: 0, eof: false, shut: false }
+        Dir { pipe: [-1, -1], in_pipe: 0, left: Vec::new(), total: 0, eof: false, shut: false, blocked: false }
     }
 }
 
@@ -599,7 +606,7 @@ impl Relay {
                 s.streak.store(0, Ordering::Relaxed);
             }
         }
-        self.pump(slot);
+        self.pump(slot, [true, true], true);
     }
 
     fn event(&mut self, data: u64, events: u32) {
@@ -626,10 +633,16 @@ impl Relay {
             }
             return;
         }
-        self.pump(slot);
+        let readable = events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR) != 0;
+        let drain = events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR) != 0;
+        // side 0 is the client: readable means client → backend (direction 0) has bytes.
+        let read = if side == 0 { [readable, drain] } else { [drain, readable] };
+        self.pump(slot, read, drain);
     }
 
-    fn pump(&mut self, slot: usize) {
+    /// Moves bytes on the directions an event concerns: `read[d]` — direction d's source is
+    /// readable; every direction is looked at (a writable destination flushes what is pending).
+    fn pump(&mut self, slot: usize, read: [bool; 2], drain: bool) {
         let step = {
             let c = match self.slots[slot].conn.as_mut() {
                 Some(c) => c,
@@ -638,7 +651,7 @@ impl Relay {
             let mut step = Step::Keep;
             for d in 0..2 {
                 let (src, dst) = if d == 0 { (c.client, c.up) } else { (c.up, c.client) };
-                match move_bytes(&mut c.dirs[d], src, dst, &mut self.buf) {
+                match move_bytes(&mut c.dirs[d], src, dst, &mut self.buf, read[d], drain) {
                     Ok(moved) => {
                         if moved > 0 {
                             c.last = self.now;
@@ -706,29 +719,44 @@ impl Relay {
 
 /// Moves what it can from `src` to `dst` without blocking; Ok(bytes written on), Err on a broken
 /// connection. A direction's EOF is passed on as shutdown(SHUT_WR) once its bytes are out.
-fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8]) -> Result<u64, ()> {
+/// `readable`: the event said `src` has something (else only `dst` became writable, and nothing
+/// is read unless an earlier read stopped for backpressure). `drain`: read to EAGAIN or EOF even
+/// after a short read (a FIN or an error was signalled with the data).
+fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8], readable: bool, drain: bool) -> Result<u64, ()> {
     let mut moved = 0u64;
     if d.shut {
         return Ok(0);
+    }
+    let mut can_read = readable || d.blocked;
+    if !can_read && d.in_pipe == 0 && d.left.is_empty() && !d.eof {
+        return Ok(0); // a writable edge with nothing to write: no system call
     }
     loop {
         let mut progress = false;
         if d.pipe[0] < 0 && d.left.is_empty() && d.total >= SPLICE_AFTER {
             let mut p = [-1; 2];
             if unsafe { pipe2(p.as_mut_ptr(), NONBLOCK | CLOEXEC) } == 0 {
+                unsafe { fcntl(p[0], F_SETPIPE_SZ, PIPE_SIZE) };
                 d.pipe = p;
             }
         }
         if d.pipe[0] >= 0 {
-            if !d.eof {
+            if !d.eof && can_read {
                 let n = unsafe { splice(src, null_mut(), d.pipe[1], null_mut(), PIPE_MAX, SPLICE_F_MOVE | SPLICE_F_NONBLOCK) };
                 if n > 0 {
                     d.in_pipe += n as usize;
                     progress = true;
                 } else if n == 0 {
                     d.eof = true;
-                } else if errno() != EAGAIN && errno() != EINTR {
-                    return Err(());
+                } else {
+                    let e = errno();
+                    if e != EAGAIN && e != EINTR {
+                        return Err(());
+                    }
+                    // EAGAIN with bytes in the pipe may mean the pipe is full: read again once
+                    // they are out. With an empty pipe it means the socket is drained.
+                    d.blocked = d.in_pipe > 0;
+                    can_read = d.blocked;
                 }
             }
             if d.in_pipe > 0 {
@@ -740,6 +768,8 @@ fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8]) -> Result<u64
                     progress = true;
                 } else if n < 0 && errno() != EAGAIN && errno() != EINTR {
                     return Err(());
+                } else if n < 0 {
+                    d.blocked = true;
                 }
             }
         } else {
@@ -754,7 +784,7 @@ fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8]) -> Result<u64
                     return Err(());
                 }
             }
-            if d.left.is_empty() && !d.eof {
+            if d.left.is_empty() && !d.eof && can_read {
                 let n = unsafe { read(src, buf.as_mut_ptr() as *mut c_void, buf.len()) };
                 if n > 0 {
                     let n = n as usize;
@@ -772,11 +802,21 @@ fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8]) -> Result<u64
                     moved += w as u64;
                     if w < n {
                         d.left.extend_from_slice(&buf[w..n]);
+                        d.blocked = true;
+                    } else if n < buf.len() && !drain {
+                        // A short read took all there was; new bytes bring a new edge.
+                        d.blocked = false;
+                        can_read = false;
                     }
                 } else if n == 0 {
                     d.eof = true;
-                } else if errno() != EAGAIN && errno() != EINTR {
-                    return Err(());
+                } else {
+                    let e = errno();
+                    if e != EAGAIN && e != EINTR {
+                        return Err(());
+                    }
+                    d.blocked = false;
+                    can_read = false;
                 }
             }
         }
