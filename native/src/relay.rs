@@ -73,9 +73,11 @@ const EINPROGRESS: i32 = 115;
 const EMFILE: i32 = 24;
 const ENFILE: i32 = 23;
 
-/// A direction switches from read/write to splice after this many bytes.
+/// With PODMAN_SWARM_DNS_RELAY_SPLICE=1 a direction switches from read/write to splice after
+/// this many bytes. Off by default: on loopback read/write relays bulk faster (splice stalls the
+/// single relay thread at ~40% CPU, see bench/RESULTS.md), though with less CPU per byte.
 const SPLICE_AFTER: u64 = 256 * 1024;
-const BUF: usize = 64 * 1024;
+const BUF: usize = 256 * 1024;
 const PIPE_MAX: usize = 1 << 20;
 /// Pipe capacity asked for (1 MiB is what an unprivileged process may set by default); a bigger
 /// pipe moves more per splice pair. It is also what a slow reader can hold here per direction.
@@ -83,6 +85,15 @@ const PIPE_SIZE: c_int = 1 << 20;
 const F_SETPIPE_SZ: c_int = 1031;
 const LISTENER_BIT: u64 = 1 << 63;
 const WAKE_TOKEN: u64 = 1 << 62;
+
+fn splice_on() -> bool {
+    static ON: std::sync::Once = std::sync::Once::new();
+    static mut VALUE: bool = false;
+    unsafe {
+        ON.call_once(|| VALUE = std::env::var("PODMAN_SWARM_DNS_RELAY_SPLICE").map_or(false, |v| v == "1"));
+        VALUE
+    }
+}
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -733,7 +744,7 @@ fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8], readable: boo
     }
     loop {
         let mut progress = false;
-        if d.pipe[0] < 0 && d.left.is_empty() && d.total >= SPLICE_AFTER {
+        if d.pipe[0] < 0 && d.left.is_empty() && d.total >= SPLICE_AFTER && splice_on() {
             let mut p = [-1; 2];
             if unsafe { pipe2(p.as_mut_ptr(), NONBLOCK | CLOEXEC) } == 0 {
                 unsafe { fcntl(p[0], F_SETPIPE_SZ, PIPE_SIZE) };
