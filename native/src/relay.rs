@@ -382,11 +382,14 @@ struct Dir {
     shut: bool,
     /// Reading stopped for backpressure: read again once the pending bytes are out.
     blocked: bool,
+    /// The source signalled FIN or an error: from now on read to EOF/EAGAIN, never stop at a
+    /// short read (that edge is spent; nothing would wake us for the FIN behind the data).
+    hup: bool,
 }
 
 impl Dir {
     fn new() -> Dir {
-        Dir { pipe: [-1, -1], in_pipe: 0, left: Vec::new(), total: 0, eof: false, shut: false, blocked: false }
+        Dir { pipe: [-1, -1], in_pipe: 0, left: Vec::new(), total: 0, eof: false, shut: false, blocked: false, hup: false }
     }
 }
 
@@ -617,21 +620,24 @@ impl Relay {
                 s.streak.store(0, Ordering::Relaxed);
             }
         }
-        self.pump(slot, [true, true], true);
+        self.pump(slot, [true, true], [false, false]);
     }
 
     fn event(&mut self, data: u64, events: u32) {
         let slot = ((data & 0xffff_ffff) >> 1) as usize;
         let side = data & 1;
         let gen = (data >> 32) as u32;
-        let c = match self.slots.get(slot) {
-            Some(s) if s.gen == gen => match s.conn.as_ref() {
+        let c = match self.slots.get_mut(slot) {
+            Some(s) if s.gen == gen => match s.conn.as_mut() {
                 Some(c) => c,
                 None => return,
             },
             _ => return,
         };
         if !c.connected {
+            if side == 0 && events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR) != 0 {
+                c.dirs[0].hup = true; // the client's FIN came while connecting: keep it for later
+            }
             if side == 1 && events & (EPOLLOUT | EPOLLERR | EPOLLHUP) != 0 {
                 let mut err: c_int = 0;
                 let mut len = 4u32;
@@ -647,13 +653,13 @@ impl Relay {
         let readable = events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR) != 0;
         let drain = events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR) != 0;
         // side 0 is the client: readable means client → backend (direction 0) has bytes.
-        let read = if side == 0 { [readable, drain] } else { [drain, readable] };
-        self.pump(slot, read, drain);
+        let (read, hup) = if side == 0 { ([readable, drain], [drain, false]) } else { ([drain, readable], [false, drain]) };
+        self.pump(slot, read, hup);
     }
 
     /// Moves bytes on the directions an event concerns: `read[d]` — direction d's source is
     /// readable; every direction is looked at (a writable destination flushes what is pending).
-    fn pump(&mut self, slot: usize, read: [bool; 2], drain: bool) {
+    fn pump(&mut self, slot: usize, read: [bool; 2], hup: [bool; 2]) {
         let step = {
             let c = match self.slots[slot].conn.as_mut() {
                 Some(c) => c,
@@ -662,7 +668,7 @@ impl Relay {
             let mut step = Step::Keep;
             for d in 0..2 {
                 let (src, dst) = if d == 0 { (c.client, c.up) } else { (c.up, c.client) };
-                match move_bytes(&mut c.dirs[d], src, dst, &mut self.buf, read[d], drain) {
+                match move_bytes(&mut c.dirs[d], src, dst, &mut self.buf, read[d], hup[d]) {
                     Ok(moved) => {
                         if moved > 0 {
                             c.last = self.now;
@@ -731,10 +737,12 @@ impl Relay {
 /// Moves what it can from `src` to `dst` without blocking; Ok(bytes written on), Err on a broken
 /// connection. A direction's EOF is passed on as shutdown(SHUT_WR) once its bytes are out.
 /// `readable`: the event said `src` has something (else only `dst` became writable, and nothing
-/// is read unless an earlier read stopped for backpressure). `drain`: read to EAGAIN or EOF even
-/// after a short read (a FIN or an error was signalled with the data).
-fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8], readable: bool, drain: bool) -> Result<u64, ()> {
+/// is read unless an earlier read stopped for backpressure). `hup`: the event signalled a FIN or
+/// an error on `src`.
+fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8], readable: bool, hup: bool) -> Result<u64, ()> {
     let mut moved = 0u64;
+    d.hup |= hup;
+    let drain = d.hup;
     if d.shut {
         return Ok(0);
     }
