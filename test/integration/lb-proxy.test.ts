@@ -106,6 +106,17 @@ for (const kind of KINDS) {
     t.equal(be.connections, 1);
   });
   
+  t.test('a request sent with its FIN at once (before the backend connection is up) is answered', async (t) => {
+    const b = await backend(t, echo);
+    const { port } = await proxy(kind, t, [spec('b', b.port)]);
+    for (let i = 0; i < 20; i++) {
+      const c = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      c.end(`request ${i}`);
+      t.equal((await readAll(c)).toString(), `request ${i}`);
+      c.destroy();
+    }
+  });
+
   t.test('a slow reader does not make the proxy buffer without bound', async (t) => {
     let pushed = 0;
     let stop = false;
