@@ -68,6 +68,7 @@ const IPPROTO_TCP: c_int = 6;
 const TCP_NODELAY: c_int = 1;
 const MSG_NOSIGNAL: c_int = 0x4000;
 const EINTR: i32 = 4;
+const ECONNABORTED: i32 = 103;
 const EAGAIN: i32 = 11;
 const EINPROGRESS: i32 = 115;
 const EMFILE: i32 = 24;
@@ -417,7 +418,11 @@ struct Relay {
     slots: Vec<Slot>,
     free: Vec<usize>,
     buf: Vec<u8>,
+    /// Wall clock (ms since the epoch, as JS's Date.now()): ejections, which JS reads.
     now: u64,
+    /// Monotonic ms: idle and connect timeouts (a clock step must not close every connection).
+    mono: u64,
+    base: std::time::Instant,
     rng: u64,
 }
 
@@ -432,15 +437,16 @@ fn token(slot: usize, gen: u32, side: u64) -> u64 {
 
 impl Relay {
     fn new(ep: c_int, h: Arc<Handle>) -> Relay {
-        Relay { ep, h, listeners: HashMap::new(), slots: Vec::new(), free: Vec::new(), buf: vec![0u8; BUF], now: now_ms(), rng: 0x9e37_79b9_7f4a_7c15 ^ now_ms() }
+        Relay { ep, h, listeners: HashMap::new(), slots: Vec::new(), free: Vec::new(), buf: vec![0u8; BUF], now: now_ms(), mono: 0, base: std::time::Instant::now(), rng: 0x9e37_79b9_7f4a_7c15 ^ now_ms() }
     }
 
     fn run(mut self) {
         let mut evs = vec![EpollEvent { events: 0, data: 0 }; 256];
-        let mut last_sweep = now_ms();
+        let mut last_sweep = 0;
         loop {
             let n = unsafe { epoll_wait(self.ep, evs.as_mut_ptr(), evs.len() as c_int, 250) };
             self.now = now_ms();
+            self.mono = self.base.elapsed().as_millis() as u64;
             if n < 0 && errno() != EINTR {
                 eprintln!("podman-swarm-dns native relay: epoll_wait failed: {}", std::io::Error::last_os_error());
                 return;
@@ -455,8 +461,8 @@ impl Relay {
                     self.event(data, events);
                 }
             }
-            if self.now.wrapping_sub(last_sweep) >= 100 {
-                last_sweep = self.now;
+            if self.mono.saturating_sub(last_sweep) >= 100 {
+                last_sweep = self.mono;
                 self.sweep();
             }
         }
@@ -500,7 +506,7 @@ impl Relay {
             let fd = unsafe { accept4(l.fd, null_mut(), null_mut(), NONBLOCK | CLOEXEC) };
             if fd < 0 {
                 match errno() {
-                    EINTR => continue,
+                    EINTR | ECONNABORTED => continue,
                     // EMFILE/ENFILE: the connection waits in the backlog; the sweep tries again.
                     _ => return,
                 }
@@ -528,8 +534,8 @@ impl Relay {
                 backend: None,
                 connected: false,
                 tried: Vec::new(),
-                started: self.now,
-                last: self.now,
+                started: self.mono,
+                last: self.mono,
                 dirs: [Dir::new(), Dir::new()],
             });
             let mut ev = EpollEvent { events: EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, data: token(slot, gen, 0) };
@@ -575,7 +581,7 @@ impl Relay {
                 stats.active.fetch_add(1, Ordering::Relaxed);
                 c.up = fd;
                 c.backend = Some(stats);
-                c.started = self.now;
+                c.started = self.mono;
                 let mut ev = EpollEvent { events: EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, data: token(slot, gen, 1) };
                 unsafe { epoll_ctl(self.ep, EPOLL_CTL_ADD, fd, &mut ev) };
                 if r == 0 {
@@ -612,7 +618,7 @@ impl Relay {
     fn connected(&mut self, slot: usize) {
         if let Some(c) = self.slots[slot].conn.as_mut() {
             c.connected = true;
-            c.last = self.now;
+            c.last = self.mono;
             c.tried = Vec::new();
             if let Some(s) = &c.backend {
                 s.connections.fetch_add(1, Ordering::Relaxed);
@@ -671,7 +677,7 @@ impl Relay {
                 match move_bytes(&mut c.dirs[d], src, dst, &mut self.buf, read[d], hup[d]) {
                     Ok(moved) => {
                         if moved > 0 {
-                            c.last = self.now;
+                            c.last = self.mono;
                             if let Some(s) = &c.backend {
                                 if d == 0 { &s.bytes_out } else { &s.bytes_in }.fetch_add(moved, Ordering::Relaxed);
                             }
@@ -725,9 +731,9 @@ impl Relay {
                 }
                 None => continue,
             };
-            if !connected && self.now.saturating_sub(started) >= connect {
+            if !connected && self.mono.saturating_sub(started) >= connect {
                 self.attempt_failed(i);
-            } else if connected && self.now.saturating_sub(last) >= idle {
+            } else if connected && self.mono.saturating_sub(last) >= idle {
                 self.drop_conn(i);
             }
         }
