@@ -117,6 +117,43 @@ for (const kind of KINDS) {
     }
   });
 
+  t.test('policies: round-robin alternates, least-connections avoids the busy endpoint', async (t) => {
+    const named = (name: string) => (s: Socket) => {
+      s.write(name);
+      s.on('data', () => {});
+      s.on('end', () => s.end());
+    };
+    const a = await backend(t, named('A'));
+    const b = await backend(t, named('B'));
+    const first = (port: number) => dial(port).then((c) => new Promise<[string, Socket]>((r) => c.once('data', (d: Buffer) => r([d.toString(), c]))));
+    const rr = await proxy(kind, t, [spec('A', a.port), spec('B', b.port)]);
+    const seen: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const [name, c] = await first(rr.port);
+      seen.push(name);
+      c.destroy();
+    }
+    t.same(seen.slice(1), seen[0] === 'A' ? ['B', 'A', 'B', 'A', 'B'] : ['A', 'B', 'A', 'B', 'A'], 'round-robin alternates');
+    const policy = { policy: 'least-connections', preferLocal: false, ejectMs: 10_000 } as const;
+    const set = new BackendSet(policy, [spec('A', a.port), spec('B', b.port)]);
+    const lim = { active: 0, max: 1000, refused: 0 };
+    const p = kind === 'native' ? new NativeTcpProxy(relay!, set, OPTS, policy, lim) : new TcpProxy(set, OPTS, lim);
+    const { port } = await p.listen('127.0.0.1', 0);
+    t.teardown(() => p.close(true));
+    const [held, keep] = await first(port); // stays open: its endpoint has one active connection
+    const next: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const [name, c] = await first(port);
+      next.push(name);
+      c.destroy();
+      // Wait until the closed one no longer counts as active (the relay's counters: refresh()).
+      const busy = () => (p instanceof NativeTcpProxy && p.refresh(), set.backends().some((x) => x.id !== held && x.active > 0));
+      while (busy()) await new Promise((r) => setTimeout(r, 10));
+    }
+    t.same(next, Array(4).fill(held === 'A' ? 'B' : 'A'), 'least-connections: every new one to the idle endpoint');
+    keep.destroy();
+  });
+
   t.test('a slow reader does not make the proxy buffer without bound', async (t) => {
     let pushed = 0;
     let stop = false;
