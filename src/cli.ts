@@ -9,6 +9,7 @@ import { apiSocketCandidates } from './config/runtime.js';
 import { ClientError } from './client.js';
 import { keygen } from './commands/keygen.js';
 import * as read from './commands/read.js';
+import * as cluster from './commands/cluster.js';
 import { EXIT } from './commands/read.js';
 import { runDaemon } from './commands/run-daemon.js';
 import { VERSION } from './version.js';
@@ -52,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
     out(keygen());
     return EXIT.ok;
   }
-  const readCommands: Record<string, [number, number]> = { status: [0, 0], services: [0, 0], members: [0, 0], endpoints: [1, 1], query: [1, 2] };
+  const readCommands: Record<string, [number, number]> = { status: [0, 0], services: [0, 0], members: [0, 0], 'join-token': [0, 0], join: [1, 20], endpoints: [1, 1], query: [1, 2] };
   const arity = readCommands[command];
   if (!arity) throw new ConfigError('ERR_USAGE', `unknown command "${command}"; see podman-swarm-dns --help`);
   const { flags, positionals } = parseArgs(rest, clientFlags);
@@ -61,7 +62,7 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (positionals.length < arity[0] || positionals.length > arity[1]) {
-    const shape = { endpoints: 'endpoints <ns>/<svc>', query: 'query <name> [type]' }[command as 'query'] ?? command;
+    const shape = { endpoints: 'endpoints <ns>/<svc>', query: 'query <name> [type]', join: 'join <host[:port]>...' }[command as 'query'] ?? command;
     throw new ConfigError('ERR_USAGE', `usage: podman-swarm-dns ${shape}`);
   }
   const socket = flags.get('api-socket')?.at(-1) ?? process.env.PODMAN_SWARM_DNS_API_SOCKET ?? pickSocket();
@@ -73,6 +74,10 @@ async function main(argv: string[]): Promise<number> {
       return read.services(o);
     case 'members':
       return read.members(o);
+    case 'join-token':
+      return cluster.joinToken(o);
+    case 'join':
+      return cluster.join(o, positionals);
     case 'endpoints':
       return read.endpoints(o, positionals[0]!);
     default:

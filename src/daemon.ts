@@ -43,6 +43,9 @@ import { PodmanSource } from './podman/source.js';
 import { ResolvedClient, type ResolvedLink, type ResolvedMode } from './systemd/resolved.js';
 import type { StatusCounts } from './systemd/messages.js';
 import { selfQuery } from './systemd/self-query.js';
+import { Cluster } from './gossip/cluster.js';
+import { gossipMetrics } from './gossip/metrics.js';
+import { clusterSettings } from './gossip/setup.js';
 
 // Wires the parts together and owns the order of start, reload and stop. Sources feed the local
 // node, the registry derives views, DNS and the API read them.
@@ -77,6 +80,9 @@ export class Daemon {
   private opts: Options;
   private link: LinkInfo | null = null;
   private lb: LbManager | null = null;
+  /** The gossip layer (SPEC §5); null when it is off or not started yet. */
+  cluster: Cluster | null = null;
+  private readonly gossipLag: (ms: number) => void;
   private ready = false;
   /** Problems found at start or reload that an operator should see in `status`. */
   private readonly problems = new Map<string, string>();
@@ -124,6 +130,7 @@ export class Daemon {
       upstreamRecovered: (upstream) => this.log.info({ upstream }, `upstream DNS server ${upstream} answers again`),
     });
     this.metrics = new Metrics({ registry: this.registry, cache: () => this.forwarder.cache });
+    this.gossipLag = gossipMetrics(this.metrics.prom, () => this.cluster).lag;
     this.handler = new DnsHandler({ zone: this.zone, clients: this.clients, forwarder: this.forwarder, metrics: this.metrics, log: this.log, containerNames: this.names });
     this.native = nativeDns(o.dnsThreads, DEFAULT_SERVER_OPTIONS.udpReceiveBuffer, {
       registry: this.registry, zone: this.zone, clients: this.clients, handler: this.handler, metrics: this.metrics, log: this.log, env: input.env, containerNames: this.names,
@@ -163,6 +170,7 @@ export class Daemon {
     }
     this.local.replaceSource('config', this.loaded.endpoints);
     this.loadRegistrations();
+    await this.startCluster();
 
     if (o.link !== 'none') await this.setUpLink();
     await this.startLb();
@@ -248,6 +256,8 @@ export class Daemon {
   async stop(): Promise<void> {
     this.ready = false;
     this.log.info('stopping');
+    // Leave first, so every host withdraws this node's endpoints at once (SPEC §5).
+    await this.cluster?.stop().catch((e: Error) => this.log.warn(`leaving the cluster failed: ${e.message}`));
     this.changes.close();
     this.podman?.stop();
     this.health.stop();
@@ -265,6 +275,27 @@ export class Daemon {
       }
     }
     this.log.info('stopped');
+  }
+
+  private async startCluster(): Promise<void> {
+    const o = this.opts;
+    const settings = clusterSettings({ ...o, advertise: this.rt.advertise });
+    if (settings.disabled) {
+      this.problem('gossip', settings.disabled);
+      return;
+    }
+    const unspecified = o.gossipListen.host === '0.0.0.0' || o.gossipListen.host === '::';
+    try {
+      this.cluster = await Cluster.start({
+        id: this.registry.localNode, name: this.rt.nodeName, listenHost: o.gossipListen.host, listenPort: o.gossipListen.port,
+        advertiseHost: unspecified ? this.rt.advertise : o.gossipListen.host, keyring: settings.keyring, seeds: settings.seeds,
+        registry: this.registry, log: this.log, stateDir: this.rt.stateDir, onMerged: this.gossipLag,
+      });
+    } catch (e) {
+      const msg = `cannot gossip on ${showHostPort(o.gossipListen)}: ${(e as Error).message}`;
+      if (this.loaded.origin.gossipListen !== 'default') throw new Error(msg);
+      this.problem('gossip', `${msg}; running without the cluster`);
+    }
   }
 
   private startPodman(): void {
@@ -431,6 +462,12 @@ export class Daemon {
       ready: () => this.ready,
       status: () => this.status(),
       query: (name, type) => this.query(name, type),
+      nodes: () => this.cluster?.nodes(),
+      joinToken: () => this.cluster?.joinToken() ?? null,
+      join: async (seeds) => {
+        if (!this.cluster) return { joined: 0, errors: [this.problems.get('gossip') ?? 'gossip is off'] };
+        return this.cluster.join(seeds);
+      },
       registrationsChanged: () => {
         try {
           this.store.save(this.local.endpoints('api'));
@@ -459,6 +496,9 @@ export class Daemon {
         path: this.native.path,
       },
       api: { listen: this.api.listening.map((l) => apiListenKind.show(l)) },
+      cluster: this.cluster
+        ? { gossip: this.cluster.transport.address, members: this.cluster.membership.size, stale: this.cluster.stale }
+        : null,
       podman: this.podman ? { ...this.podman.status(), dns_gateways: this.gateways.addresses } : null,
       health: this.health.status(),
       lb: this.lb

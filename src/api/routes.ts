@@ -23,6 +23,11 @@ export interface ApiContext {
   status(): Record<string, unknown>;
   /** Answers a DNS question the way the DNS server would (for `podman-swarm-dns query`). */
   query(name: string, type: string): Promise<Record<string, unknown>>;
+  /** Cluster members and registry nodes (undefined when gossip is off). */
+  nodes?(): unknown[] | undefined;
+  /** A join token holding seeds and the gossip key, or null when gossip is off. */
+  joinToken?(): string | null;
+  join?(seeds: string[]): Promise<{ joined: number; errors: string[] }>;
   /** Called after API registrations changed, to persist them. */
   registrationsChanged(): void;
 }
@@ -120,7 +125,36 @@ route('GET', '/api/v1/services/{ns}/{svc}/addresses', (ctx, r) => {
 });
 
 route('GET', '/api/v1/nodes', (ctx, r) =>
-  blockingRead(r, () => ctx.changes.nodes, ctx, () => [...ctx.registry.nodes()].map((n) => nodeJson(n, ctx.registry.localNode))),
+  blockingRead(r, () => ctx.changes.nodes, ctx, () => ctx.nodes?.() ?? [...ctx.registry.nodes()].map((n) => nodeJson(n, ctx.registry.localNode))),
+);
+
+// The token holds the gossip key: only for local callers (unix socket, loopback).
+const localCaller = (r: Request): boolean => {
+  const a = r.req.socket.remoteAddress;
+  return a === undefined || a === '::1' || a.startsWith('127.') || a.startsWith('::ffff:127.');
+};
+
+route('GET', '/api/v1/join-token', (ctx, r) => {
+  if (!localCaller(r)) throw new HttpError(403, 'the join token is only given to local callers (unix socket or loopback)');
+  const token = ctx.joinToken?.() ?? null;
+  if (!token) throw new HttpError(409, 'gossip is off on this node (see status): no join token');
+  sendJson(r.res, 200, { token });
+});
+
+route(
+  'POST',
+  '/api/v1/join',
+  async (ctx, r) => {
+    const body = (await readJson(r.req)) as { addresses?: unknown };
+    const list = body?.addresses;
+    if (!Array.isArray(list) || list.length === 0 || !list.every((a) => typeof a === 'string' && /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(a))) {
+      throw new HttpError(400, 'addresses: expected a list of host:port, e.g. {"addresses": ["10.0.0.2:7946"]}');
+    }
+    if (!ctx.join) throw new HttpError(409, 'gossip is off on this node');
+    const result = await ctx.join(list as string[]);
+    sendJson(r.res, result.joined > 0 ? 200 : 502, result);
+  },
+  true,
 );
 
 route(

@@ -34,6 +34,8 @@ export async function status(o: ReadOptions): Promise<number> {
       ['api', s.api.listen.join(', ')],
       ['registry', `${r.services} services, ${r.endpoints} endpoints (${r.healthy_endpoints} healthy), ${r.nodes} node${r.nodes === 1 ? '' : 's'}, index ${r.index}`],
     ];
+    // The cluster line (issue 4): gossip address, member count, stale until resynced.
+    lines.push(['gossip', s.cluster ? `${s.cluster.gossip}, ${s.cluster.members} live member${s.cluster.members === 1 ? '' : 's'}${s.cluster.stale ? ', registry stale (not yet resynced)' : ''}` : 'off (see problems)']);
     const pm = s.podman;
     if (pm) {
       const state = pm.connected ? 'connected' : `not reachable (${pm.last_error ?? 'connecting'})`;
@@ -143,6 +145,7 @@ interface StatusJson {
   dns: { domain: string; listen: string[]; cluster_address: string; link: { name: string } | null; upstreams: string[]; path: string };
   api: { listen: string[] };
   registry: { services: number; endpoints: number; healthy_endpoints: number; nodes: number; index: number };
+  cluster?: { gossip: string; members: number; stale: boolean } | null;
   problems: string[];
   podman?: { socket: string; connected: boolean; last_error: string | null; containers: number; endpoints: number; networks: string[]; dns_gateways: string[] } | null;
   health?: { checked: number; unhealthy: Array<{ endpoint: string; reason: string | null }> };

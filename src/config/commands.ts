@@ -16,6 +16,8 @@ export const COMMANDS: CommandDef[] = [
   { name: 'services', args: '', read: true, help: 'services and their endpoint counts' },
   { name: 'endpoints', args: '<ns>/<svc>', read: true, help: 'endpoints of a service (namespace defaults to "default")' },
   { name: 'members', args: '', read: true, help: 'nodes of the cluster' },
+  { name: 'join-token', args: '', read: true, help: 'print a token for --join-token on a new host (holds the gossip key)' },
+  { name: 'join', args: '<host[:port]>...', read: true, help: 'join the cluster through these members now' },
   { name: 'query', args: '<name> [type]', read: true, help: 'answer a DNS question the way the daemon does (type defaults to A)' },
   { name: 'keygen', args: '', read: false, help: 'print a new gossip key (one line of a --gossip-key-file)' },
 ];

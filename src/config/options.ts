@@ -119,7 +119,7 @@ export const OPTIONS = {
 
   gossipListen: def({
     name: 'gossip-listen', kind: k.hostPort(), default: k.hostPort().parse('0.0.0.0:7946'), group: 'Cluster',
-    pending: 'the cluster layer', help: 'UDP+TCP gossip address',
+    help: 'UDP+TCP gossip address',
   }),
   advertiseAddress: def({
     name: 'advertise-address', kind: k.ip, default: '', defaultText: 'first non-loopback address', group: 'Cluster',
@@ -127,18 +127,18 @@ export const OPTIONS = {
   }),
   join: def({
     name: 'join', kind: k.list(k.hostPort({ defaultPort: 7946, names: true })), default: [] as k.HostPort[],
-    group: 'Cluster', pending: 'the cluster layer', help: 'existing members to join',
+    group: 'Cluster', help: 'existing members to join (retried with backoff until one answers)',
   }),
   joinToken: def({
-    name: 'join-token', kind: k.string, default: '', group: 'Cluster', pending: 'the cluster layer',
+    name: 'join-token', kind: k.string, default: '', group: 'Cluster',
     help: 'token printed by `podman-swarm-dns join-token` on a member',
   }),
   gossipKeyFile: def({
-    name: 'gossip-key-file', kind: k.path, default: '', group: 'Cluster', pending: 'the cluster layer',
+    name: 'gossip-key-file', kind: k.path, default: '', group: 'Cluster',
     help: 'keyring: one base64 32-byte key per line, the first is used to send',
   }),
   insecureGossip: def({
-    name: 'insecure-gossip', kind: k.bool, default: false, group: 'Cluster', pending: 'the cluster layer',
+    name: 'insecure-gossip', kind: k.bool, default: false, group: 'Cluster',
     help: 'allow unencrypted gossip on non-loopback addresses',
   }),
   routableContainerIps: def({

@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { ROOT } from '../helpers/daemon.js';
 import { bootMachine, nspawnUsable, type Machine } from '../helpers/nspawn.js';
+import { waiter } from '../helpers/until.js';
+
+const until = waiter(20_000);
 
 // The README's install path on a clean Debian bookworm (no Node.js): `apt-get install ./x.deb`
 // pulls nodejs (18) from Debian; booted under systemd, `systemctl enable --now podman-swarm-dns`
@@ -23,21 +26,6 @@ if (skip) {
 
 const UNIT = 'podman-swarm-dns';
 const PKGDIR = '/mnt/k8pkg';
-
-async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = f();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const work = mkdtempSync(join(tmpdir(), 'psdns-k8-deb-'));
 const out = join(work, 'out');

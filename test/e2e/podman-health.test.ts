@@ -4,6 +4,9 @@ import { digShort } from '../helpers/dns.js';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { isRoot } from '../helpers/netns.js';
 import { hasPodman, startPodman, type TestPodman } from '../helpers/podman.js';
+import { waiter } from '../helpers/until.js';
+
+const until = waiter(15_000);
 
 // Local health checks (SPEC §6) against real containers: a TCP check whose port stops answering
 // (the httpd is killed, the container keeps running) and Podman's own healthcheck, which has no
@@ -15,15 +18,6 @@ if (!isRoot || !hasPodman()) {
 }
 
 const P = `p3h${process.pid % 10000}`;
-
-async function until(what: string, fn: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 function getJson(d: RunningDaemon, path: string): Promise<unknown> {
   return new Promise((resolve, reject) => {

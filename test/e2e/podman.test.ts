@@ -5,6 +5,9 @@ import { startDaemon, runCli, type RunningDaemon } from '../helpers/daemon.js';
 import { isRoot } from '../helpers/netns.js';
 import { hasPodman, startPodman, type TestPodman } from '../helpers/podman.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { waiter } from '../helpers/until.js';
+
+const until = waiter(10_000);
 
 // The daemon against a real Podman (its own `podman system service`, see helpers/podman.ts):
 // labelled containers and auto-registered networks in DNS, container names from inside a
@@ -16,21 +19,6 @@ if (!isRoot || !hasPodman()) {
 }
 
 const P = `p3e${process.pid % 10000}`;
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 function getJson(d: RunningDaemon, path: string): Promise<unknown> {
   return new Promise((resolve, reject) => {

@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { CLI } from '../helpers/daemon.js';
 import { ifindexIn, privateBus, type Call, type PrivateBus } from '../helpers/fake-resolved.js';
 import { createNetns, isRoot, type Netns } from '../helpers/netns.js';
+import { waiter } from '../helpers/until.js';
+
+const until = waiter(15_000);
 
 // The resolved client against a real dbus-daemon with recording stand-ins for resolve1 and
 // network1: what the daemon asks for (methods, signatures, values), the SetLinkDNSEx → SetLinkDNS
@@ -35,16 +38,6 @@ function daemonIn(t: Tap, ns: Netns, bus: PrivateBus, extra: string[] = []) {
     rmSync(dir, { recursive: true, force: true });
   });
   return { p, exited, out: () => out };
-}
-
-async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const members = (calls: Call[]) => calls.map((c) => `${c.service.split('.')[2]}.${c.member}(${c.signature})`);

@@ -3,6 +3,9 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { CLI, ROOT } from '../helpers/daemon.js';
 import { bookwormRootfs, bootMachine, nspawnUsable, type Machine } from '../helpers/nspawn.js';
+import { waiter } from '../helpers/until.js';
+
+const until = waiter(20_000);
 
 // The unit under a real systemd PID 1 (Debian bookworm in systemd-nspawn) with the real
 // systemd-resolved and D-Bus: enable --now, READY, resolvectl/getent answers for a service
@@ -17,21 +20,6 @@ if (skip || !existsSync(CLI)) {
 }
 
 const UNIT = 'podman-swarm-dns';
-
-async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = f();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function show(m: Machine, prop: string): string {
   return m.exec('systemctl', 'show', '-p', prop, '--value', UNIT).trim();

@@ -54,13 +54,28 @@ export async function bootMachine(
     }
     rmSync(`/run/systemd/nspawn/propagate/${name}`, { recursive: true, force: true });
   });
+  // nspawn's first child is a short-lived setup process that forks the container's init; wait for
+  // the child that is systemd itself (on a loaded machine the setup child lives long enough to be
+  // picked, and nsenter into it then fails once it has exited).
+  const initOf = (pid: number): number => {
+    const file = `/proc/${pid}/task/${pid}/children`;
+    const children = existsSync(file) ? readFileSync(file, 'utf8').trim().split(' ').filter(Boolean).map(Number) : [];
+    for (const c of children) {
+      try {
+        if (readFileSync(`/proc/${c}/comm`, 'utf8').trim() === 'systemd') return c;
+      } catch {
+        /* exited meanwhile */
+      }
+    }
+    return 0;
+  };
   let leader = 0;
-  const end = Date.now() + 30_000;
+  // Generous: CI boots these while other suites keep both cores busy.
+  const end = Date.now() + 120_000;
   while (!leader) {
     if (p.exitCode !== null || Date.now() > end) throw new Error(`systemd-nspawn did not boot:\n${out}`);
-    const children = existsSync(`/proc/${p.pid}/task/${p.pid}/children`) ? readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, 'utf8').trim() : '';
-    if (children) leader = Number(children.split(' ')[0]);
-    else await new Promise((r) => setTimeout(r, 50));
+    leader = initOf(p.pid!);
+    if (!leader) await new Promise((r) => setTimeout(r, 50));
   }
   const enter = ['-t', String(leader), '-m', '-u', '-i', '-n', '-p', '-C', '--'];
   const m: Machine = {

@@ -7,6 +7,9 @@ import pino from 'pino';
 import { PodmanClient } from '../../src/podman/client.js';
 import type { ContainerFacts } from '../../src/podman/endpoints.js';
 import { PodmanWatcher } from '../../src/podman/watcher.js';
+import { waiter } from '../helpers/until.js';
+
+const until = waiter(5000);
 
 // The watcher's ordering guard and reconnects. A real Podman cannot be made to answer an inspect
 // late on demand, so this drives the watcher with a small server speaking the libpod endpoints
@@ -91,14 +94,6 @@ function fakeLibpodAt(t: { teardown(fn: () => unknown): void }, socket: string) 
     },
     heldCount: (id: string) => held.get(id)?.length ?? 0,
   };
-}
-
-async function until(what: string, fn: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 function watch(t: { teardown(fn: () => unknown): void }, socket: string) {

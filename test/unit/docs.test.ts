@@ -58,7 +58,7 @@ t.test('the man page documents every option and command and renders without warn
   const page = manPage('1.2.3', '2026-11-30');
   t.match(page, /^\.TH PODMAN\\-SWARM\\-DNS 8 "2026-11-30" "podman\\-swarm\\-dns 1\.2\.3"/);
   for (const d of DEFS) t.ok(page.includes(`.B \\-\\-${d.kind.arg === '' ? '[no\\-]' : ''}${d.name.replace(/-/g, '\\-')}`), `option ${d.name}`);
-  for (const c of COMMANDS) t.ok(page.includes(`.B ${c.name}`), `command ${c.name}`);
+  for (const c of COMMANDS) t.ok(page.includes(`.B ${c.name.replace(/-/g, "\\-")}`), `command ${c.name}`);
   const groff = spawnSync('groff', ['-man', '-Tutf8', '-ww', '-z'], { input: page, encoding: 'utf8' });
   if (groff.error) {
     t.comment('groff is not installed: rendering not checked');

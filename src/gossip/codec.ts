@@ -1,0 +1,147 @@
+import { Decoder, Encoder } from '@msgpack/msgpack';
+
+// One encoder and decoder for the process: msgpack's encode()/decode() build new ones (and their
+// buffers) on every call, which dominated the simulator's profile. Node runs this single-threaded.
+const encoder = new Encoder();
+const decoder = new Decoder();
+const mpEncode = (v: unknown): Uint8Array => encoder.encode(v);
+const mpDecode = (b: Uint8Array): unknown => decoder.decode(b);
+
+// The gossip wire format (SPEC §5 "Versioned wire format"). Every packet and stream frame is
+//   [version: 1 byte][flags: 1 byte][body]
+// where flags bit 0 says the body is sealed (crypto.ts) and the (opened) body is a msgpack array
+// of messages, each a short array [type, ...fields]. Decoding checks every field: whatever
+// arrives from the network either becomes well-typed messages or a WireError, never a crash.
+
+export const WIRE_VERSION = 1;
+export const FLAG_SEALED = 1;
+
+export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
+
+export interface MemberInfo {
+  id: string;
+  name: string;
+  addr: string;
+  inc: number;
+  state: MemberState;
+}
+
+export type Message =
+  | { t: 'ping'; seq: number; target: string; from: string; fromAddr: string }
+  | { t: 'ack'; seq: number; from: string }
+  | { t: 'indirect'; seq: number; target: string; targetAddr: string; from: string; fromAddr: string }
+  | { t: 'alive'; id: string; name: string; addr: string; inc: number }
+  | { t: 'suspect'; id: string; inc: number; from: string }
+  /** `from === id` is a graceful leave. */
+  | { t: 'dead'; id: string; inc: number; from: string }
+  /** An opaque update for the delegate (the registry). */
+  | { t: 'user'; data: Uint8Array }
+  | { t: 'pushpull'; join: boolean; members: MemberInfo[]; user: Uint8Array }
+  /** An opaque request/answer between delegates over a stream. */
+  | { t: 'userreq'; data: Uint8Array }
+  | { t: 'error'; message: string };
+
+export class WireError extends Error {
+  constructor(
+    message: string,
+    /** Metric label: why the bytes were rejected. */
+    readonly reason: 'version' | 'decode' | 'auth' | 'replay' | 'unencrypted' | 'encrypted',
+  ) {
+    super(message);
+  }
+}
+
+const TYPES = ['ping', 'ack', 'indirect', 'alive', 'suspect', 'dead', 'user', 'pushpull', 'userreq', 'error'] as const;
+const STATES: MemberState[] = ['alive', 'suspect', 'dead', 'left'];
+
+function toArray(m: Message): unknown[] {
+  const code = TYPES.indexOf(m.t);
+  switch (m.t) {
+    case 'ping':
+      return [code, m.seq, m.target, m.from, m.fromAddr];
+    case 'ack':
+      return [code, m.seq, m.from];
+    case 'indirect':
+      return [code, m.seq, m.target, m.targetAddr, m.from, m.fromAddr];
+    case 'alive':
+      return [code, m.id, m.name, m.addr, m.inc];
+    case 'suspect':
+    case 'dead':
+      return [code, m.id, m.inc, m.from];
+    case 'user':
+    case 'userreq':
+      return [code, m.data];
+    case 'pushpull':
+      return [code, m.join, m.members.map((x) => [x.id, x.name, x.addr, x.inc, STATES.indexOf(x.state)]), m.user];
+    case 'error':
+      return [code, m.message];
+  }
+}
+
+const fail = (what: string): never => {
+  throw new WireError(`malformed message: ${what}`, 'decode');
+};
+const str = (v: unknown, what: string, max = 256): string => (typeof v === 'string' && v.length <= max ? v : fail(what));
+const num = (v: unknown, what: string): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : fail(what));
+const bytes = (v: unknown, what: string): Uint8Array => (v instanceof Uint8Array ? v : fail(what));
+
+function fromArray(a: unknown): Message {
+  if (!Array.isArray(a) || a.length < 1) return fail('not an array');
+  const t = TYPES[a[0] as number];
+  if (t === undefined) return fail(`unknown type ${String(a[0])}`);
+  const n = (count: number) => a.length === count || fail(`${t} has ${a.length - 1} fields`);
+  switch (t) {
+    case 'ping':
+      n(5);
+      return { t, seq: num(a[1], 'seq'), target: str(a[2], 'target'), from: str(a[3], 'from'), fromAddr: str(a[4], 'fromAddr') };
+    case 'ack':
+      n(3);
+      return { t, seq: num(a[1], 'seq'), from: str(a[2], 'from') };
+    case 'indirect':
+      n(6);
+      return { t, seq: num(a[1], 'seq'), target: str(a[2], 'target'), targetAddr: str(a[3], 'targetAddr'), from: str(a[4], 'from'), fromAddr: str(a[5], 'fromAddr') };
+    case 'alive':
+      n(5);
+      return { t, id: str(a[1], 'id'), name: str(a[2], 'name'), addr: str(a[3], 'addr'), inc: num(a[4], 'inc') };
+    case 'suspect':
+    case 'dead':
+      n(4);
+      return { t, id: str(a[1], 'id'), inc: num(a[2], 'inc'), from: str(a[3], 'from') };
+    case 'user':
+    case 'userreq':
+      n(2);
+      return { t, data: bytes(a[1], 'data') };
+    case 'pushpull': {
+      n(4);
+      if (typeof a[1] !== 'boolean' || !Array.isArray(a[2])) return fail('pushpull');
+      const members = (a[2] as unknown[]).map((x): MemberInfo => {
+        if (!Array.isArray(x) || x.length !== 5) return fail('member');
+        const state = STATES[x[4] as number] ?? fail('member state');
+        return { id: str(x[0], 'member id'), name: str(x[1], 'member name'), addr: str(x[2], 'member addr'), inc: num(x[3], 'member inc'), state };
+      });
+      return { t, join: a[1], members, user: bytes(a[3], 'user') };
+    }
+    case 'error':
+      n(2);
+      return { t, message: str(a[1], 'message', 4096) };
+  }
+}
+
+/** The msgpack body of a list of messages. */
+export function encodeMessages(msgs: Message[]): Uint8Array {
+  return mpEncode(msgs.map(toArray));
+}
+
+/** Size a message adds to a packet body (for fitting piggy-backed updates under the limit). */
+export const messageSize = (m: Message): number => mpEncode(toArray(m)).length;
+
+export function decodeMessages(body: Uint8Array): Message[] {
+  let raw: unknown;
+  try {
+    raw = mpDecode(body);
+  } catch (e) {
+    throw new WireError(`undecodable body: ${(e as Error).message}`, 'decode');
+  }
+  if (!Array.isArray(raw)) throw new WireError('body is not a list of messages', 'decode');
+  return raw.map(fromArray);
+}

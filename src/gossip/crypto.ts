@@ -1,0 +1,142 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import type { Clock } from './clock.js';
+import { decodeMessages, encodeMessages, FLAG_SEALED, WIRE_VERSION, WireError, type Message } from './codec.js';
+
+// AES-256-GCM on every packet and stream frame (SPEC §5), with a keyring for rotation: the first
+// key seals, every key is tried to open. A sealed frame is
+//   [version][flags][nonce: 12][ciphertext of (timestamp ms: 8 bytes, body)][tag: 16]
+// with the two header bytes as associated data, so neither can be flipped unnoticed. GCM alone
+// does not stop an attacker from replaying a captured packet (e.g. an old "alive" after a leave),
+// so the timestamp must be recent and each nonce is accepted once within that window.
+
+export const KEY_BYTES = 32;
+const NONCE = 12;
+const TAG = 16;
+const TS = 8;
+/** Bytes sealing adds to a body. */
+export const SEAL_OVERHEAD = 2 + NONCE + TS + TAG;
+/** Frames older or newer than this (clock skew between hosts included) are rejected. */
+export const REPLAY_WINDOW_MS = 60_000;
+
+export class Keyring {
+  constructor(readonly keys: Buffer[]) {
+    if (keys.length === 0) throw new Error('a keyring needs at least one key');
+    for (const k of keys) if (k.length !== KEY_BYTES) throw new Error(`a gossip key is ${KEY_BYTES} bytes, got ${k.length}`);
+  }
+
+  get primary(): Buffer {
+    return this.keys[0]!;
+  }
+
+  /** A --gossip-key-file: one base64 key per line, the first is primary; # comments allowed. */
+  static parse(text: string, source = 'keyring'): Keyring {
+    const keys: Buffer[] = [];
+    text.split('\n').forEach((raw, i) => {
+      const line = raw.trim();
+      if (!line || line.startsWith('#')) return;
+      const key = /^[A-Za-z0-9+/]+={0,2}$/.test(line) ? Buffer.from(line, 'base64') : Buffer.alloc(0);
+      if (key.length !== KEY_BYTES) {
+        throw new Error(`${source} line ${i + 1}: not a base64 ${KEY_BYTES}-byte key (make one with \`podman-swarm-dns keygen\`)`);
+      }
+      keys.push(key);
+    });
+    if (keys.length === 0) throw new Error(`${source}: no key in it (make one with \`podman-swarm-dns keygen\`)`);
+    return new Keyring(keys);
+  }
+}
+
+/** Turns messages into frames and back: version, optional sealing, replay checks. */
+export class Wire {
+  /** Nonces seen in the current and the previous replay window. */
+  private seen = new Set<string>();
+  private seenBefore = new Set<string>();
+  private windowStart: number;
+
+  constructor(
+    private readonly keyring: Keyring | null,
+    private readonly clock: Pick<Clock, 'now'>,
+  ) {
+    this.windowStart = clock.now();
+  }
+
+  get encrypted(): boolean {
+    return this.keyring !== null;
+  }
+
+  /** Bytes added to a message body by the frame. */
+  get overhead(): number {
+    return this.keyring ? SEAL_OVERHEAD : 2;
+  }
+
+  seal(msgs: Message[]): Uint8Array {
+    return this.sealBody(encodeMessages(msgs));
+  }
+
+  sealBody(body: Uint8Array): Uint8Array {
+    if (!this.keyring) {
+      const out = Buffer.allocUnsafe(2 + body.length);
+      out[0] = WIRE_VERSION;
+      out[1] = 0;
+      out.set(body, 2);
+      return out;
+    }
+    const header = Buffer.from([WIRE_VERSION, FLAG_SEALED]);
+    const nonce = randomBytes(NONCE);
+    const cipher = createCipheriv('aes-256-gcm', this.keyring.primary, nonce);
+    cipher.setAAD(header);
+    const ts = Buffer.allocUnsafe(TS);
+    ts.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(this.clock.now()))));
+    const ct = Buffer.concat([cipher.update(ts), cipher.update(body), cipher.final()]);
+    return Buffer.concat([header, nonce, ct, cipher.getAuthTag()]);
+  }
+
+  open(frame: Uint8Array): Message[] {
+    return decodeMessages(this.openBody(frame));
+  }
+
+  openBody(frame: Uint8Array): Uint8Array {
+    if (frame.length < 2) throw new WireError('frame too short', 'decode');
+    if (frame[0] !== WIRE_VERSION) throw new WireError(`wire version ${frame[0]} (this node speaks ${WIRE_VERSION})`, 'version');
+    const sealed = (frame[1]! & FLAG_SEALED) !== 0;
+    if (!this.keyring) {
+      if (sealed) throw new WireError('encrypted gossip received, but this node has no --gossip-key-file', 'encrypted');
+      return frame.subarray(2);
+    }
+    if (!sealed) throw new WireError('unencrypted gossip received, but this node requires encryption (--gossip-key-file)', 'unencrypted');
+    if (frame.length < SEAL_OVERHEAD) throw new WireError('sealed frame too short', 'auth');
+    const buf = Buffer.from(frame.buffer, frame.byteOffset, frame.length);
+    const header = buf.subarray(0, 2);
+    const nonce = buf.subarray(2, 2 + NONCE);
+    const ct = buf.subarray(2 + NONCE, buf.length - TAG);
+    const tag = buf.subarray(buf.length - TAG);
+    let plain: Buffer | null = null;
+    for (const key of this.keyring.keys) {
+      try {
+        const d = createDecipheriv('aes-256-gcm', key, nonce);
+        d.setAAD(header);
+        d.setAuthTag(tag);
+        plain = Buffer.concat([d.update(ct), d.final()]);
+        break;
+      } catch {
+        /* next key */
+      }
+    }
+    if (!plain) throw new WireError('authentication failed: wrong gossip key or a tampered frame', 'auth');
+    const now = this.clock.now();
+    const ts = Number(plain.readBigUInt64BE(0));
+    if (Math.abs(now - ts) > REPLAY_WINDOW_MS) throw new WireError(`frame timestamp is ${Math.round((now - ts) / 1000)} s off: replayed or a clock far off`, 'replay');
+    this.rotate(now);
+    const id = nonce.toString('base64');
+    if (this.seen.has(id) || this.seenBefore.has(id)) throw new WireError('replayed frame (nonce seen before)', 'replay');
+    this.seen.add(id);
+    return plain.subarray(TS);
+  }
+
+  /** Two generations of one window each cover every accepted timestamp's lifetime. */
+  private rotate(now: number): void {
+    if (now - this.windowStart < 2 * REPLAY_WINDOW_MS) return;
+    this.seenBefore = this.seen;
+    this.seen = new Set();
+    this.windowStart = now;
+  }
+}

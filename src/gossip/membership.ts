@@ -1,0 +1,588 @@
+import type { Clock, Timer } from './clock.js';
+import type { Message, MemberInfo, MemberState } from './codec.js';
+import { decodeMessages, encodeMessages, WIRE_VERSION, WireError } from './codec.js';
+import { pushPullInterval, retransmitLimit, suspicionTimeout, type GossipConfig } from './config.js';
+import type { Wire } from './crypto.js';
+import type { Delegate } from './delegate.js';
+import { BroadcastQueue } from './queue.js';
+import type { Transport } from './transport.js';
+
+// SWIM membership with memberlist's refinements: round-robin probes over a shuffled list,
+// indirect probes through k members, suspicion with incarnation numbers (the suspect refutes by
+// announcing a higher incarnation), graceful leave, piggy-backed dissemination with a retransmit
+// limit, and TCP push-pull anti-entropy. It knows nothing of the registry: node-state updates
+// are opaque bytes handed to the Delegate. All time comes from `clock`, all randomness from
+// `random`, all I/O through `transport`, so the simulator runs this exact code.
+
+export interface Member {
+  id: string;
+  name: string;
+  addr: string;
+  inc: number;
+  state: MemberState;
+  /** Clock time of the last state change. */
+  since: number;
+}
+
+export interface MembershipOptions {
+  id: string;
+  name: string;
+  /** Starting incarnation; the daemon uses the wall clock so a restarted node outranks its past. */
+  incarnation: number;
+  config: GossipConfig;
+  clock: Clock;
+  transport: Transport;
+  wire: Wire;
+  delegate: Delegate;
+  random?: () => number;
+  /** Told about every rejected packet or frame (the daemon logs the first of each kind). */
+  onReject?: (err: WireError, from: string) => void;
+}
+
+export interface GossipStats {
+  packetsSent: number;
+  packetsReceived: number;
+  messagesSent: number;
+  messagesReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  rejected: Record<WireError['reason'], number>;
+  pushPulls: number;
+  pushPullFailures: number;
+}
+
+/** How often members declared dead (not left) are retried with a push-pull (Serf's reconnect). */
+const RECONNECT_INTERVAL = 30_000;
+const REAP_CHECK = 60_000;
+
+export class Membership {
+  readonly self: Member;
+  readonly stats: GossipStats = {
+    packetsSent: 0, packetsReceived: 0, messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0,
+    rejected: { version: 0, decode: 0, auth: 0, replay: 0, unencrypted: 0, encrypted: 0 }, pushPulls: 0, pushPullFailures: 0,
+  };
+  private readonly members = new Map<string, Member>();
+  private readonly queue: BroadcastQueue;
+  private readonly acks = new Map<number, () => void>();
+  private readonly suspicions = new Map<string, Timer>();
+  private readonly timers = new Set<Timer>();
+  private probeList: string[] = [];
+  private probeIndex = 0;
+  private seq = 0;
+  private live = 1;
+  private running = false;
+  /** Set while learning members that must not be re-gossiped. */
+  private quiet = false;
+  private readonly random: () => number;
+  private readonly cfg: GossipConfig;
+
+  constructor(private readonly o: MembershipOptions) {
+    this.cfg = o.config;
+    this.random = o.random ?? Math.random;
+    this.self = { id: o.id, name: o.name, addr: o.transport.address, inc: o.incarnation, state: 'alive', since: o.clock.now() };
+    this.members.set(o.id, this.self);
+    this.queue = new BroadcastQueue(() => retransmitLimit(this.cfg, this.live));
+  }
+
+  /** Members counted alive or suspect, this node included. */
+  get size(): number {
+    return this.live;
+  }
+
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  member(id: string): Member | undefined {
+    return this.members.get(id);
+  }
+
+  all(): Member[] {
+    return [...this.members.values()];
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.o.transport.onPacket((data, from) => this.onPacket(data, from));
+    this.o.transport.onRequest((data, from) => this.onRequest(data, from));
+    this.every(this.cfg.probeInterval, () => this.probeNext(), this.random() * this.cfg.probeInterval);
+    this.every(this.cfg.gossipInterval, () => this.gossip(), this.random() * this.cfg.gossipInterval);
+    this.loop(() => pushPullInterval(this.cfg, this.live), () => void this.pushPullRandom());
+    this.every(RECONNECT_INTERVAL, () => void this.reconnect(), this.random() * RECONNECT_INTERVAL);
+    this.every(REAP_CHECK, () => this.reap(), REAP_CHECK);
+    this.queue.push(`m:${this.self.id}`, this.aliveMsg(this.self));
+  }
+
+  stop(): void {
+    this.running = false;
+    for (const t of this.timers) t.cancel();
+    for (const t of this.suspicions.values()) t.cancel();
+    this.timers.clear();
+    this.suspicions.clear();
+    this.acks.clear();
+  }
+
+  /** The membership's random source (seeded in the simulator), for the delegate. */
+  rand(): number {
+    return this.random();
+  }
+
+  /** A timer on the membership's clock (virtual in the simulator), for the delegate. */
+  after(ms: number, fn: () => void): void {
+    if (this.running) this.o.clock.after(ms, () => this.running && fn());
+  }
+
+  /** Queues an opaque update for dissemination; `key` lets a newer update replace an older. */
+  broadcast(key: string, data: Uint8Array): void {
+    this.queue.push(`u:${key}`, { t: 'user', data });
+  }
+
+  /** Largest user update that still fits in a packet with room to spare. */
+  get maxUserUpdate(): number {
+    return this.cfg.packetSize - this.o.wire.overhead - 200;
+  }
+
+  /** Push-pull with each address; resolves with how many answered. */
+  async join(addrs: string[]): Promise<{ joined: number; errors: string[] }> {
+    let joined = 0;
+    const errors: string[] = [];
+    await Promise.all(
+      addrs.map(async (a) => {
+        try {
+          await this.pushPull(a, true);
+          joined++;
+        } catch (e) {
+          errors.push(`${a}: ${(e as Error).message}`);
+        }
+      }),
+    );
+    return { joined, errors };
+  }
+
+  /** Announces the leave and gives it a moment to spread (SIGTERM). */
+  async leave(waitMs = 1000): Promise<void> {
+    this.self.inc++;
+    this.setState(this.self, 'left');
+    const msg: Message = { t: 'dead', id: this.self.id, inc: this.self.inc, from: this.self.id };
+    this.queue.push(`m:${this.self.id}`, msg);
+    // Tell a few members directly so the leave does not wait for the next gossip round.
+    for (const m of this.pick(Math.max(this.cfg.gossipNodes, 5), (x) => x.state === 'alive' || x.state === 'suspect')) {
+      this.send(m.addr, [msg]);
+    }
+    const deadline = this.o.clock.now() + waitMs;
+    while (this.queue.length > 0 && this.o.clock.now() < deadline) {
+      await new Promise<void>((r) => this.o.clock.after(this.cfg.gossipInterval, r));
+    }
+  }
+
+  /** A reliable request to a member's delegate (e.g. a registry state too big for a packet). */
+  async request(addr: string, data: Uint8Array): Promise<Uint8Array> {
+    const reply = await this.o.transport.request(addr, this.o.wire.seal([{ t: 'userreq', data }]), this.cfg.streamTimeout);
+    const m = this.openAnswer(reply, addr);
+    if (m.t === 'error') throw new Error(m.message);
+    if (m.t !== 'userreq') throw new Error('unexpected answer');
+    return m.data;
+  }
+
+  // ---- probing ----
+
+  private probeNext(): void {
+    if (this.self.state === 'left') return;
+    const n = this.probeList.length;
+    for (let i = 0; i < n; i++) {
+      if (this.probeIndex >= this.probeList.length) {
+        this.probeIndex = 0;
+        this.shuffle();
+      }
+      const m = this.members.get(this.probeList[this.probeIndex++]!);
+      if (m && m.id !== this.self.id && (m.state === 'alive' || m.state === 'suspect')) {
+        this.probe(m);
+        return;
+      }
+    }
+  }
+
+  private probe(target: Member): void {
+    const started = this.o.clock.now();
+    const seq = ++this.seq;
+    let acked = false;
+    this.acks.set(seq, () => (acked = true));
+    const ping: Message[] = [{ t: 'ping', seq, target: target.id, from: this.self.id, fromAddr: this.self.addr }];
+    // Lifeguard's buddy system: a suspect hears of the suspicion on the probe itself, so it can
+    // refute it even when the gossiped copies have all been spent.
+    if (target.state === 'suspect') ping.push({ t: 'suspect', id: target.id, inc: target.inc, from: this.self.id });
+    this.send(target.addr, ping);
+    this.o.clock.after(this.cfg.probeTimeout, () => {
+      if (acked || !this.running) return;
+      const helpers = this.pick(this.cfg.indirectChecks, (m) => m.state === 'alive' && m.id !== target.id);
+      for (const h of helpers) {
+        this.send(h.addr, [{ t: 'indirect', seq, target: target.id, targetAddr: target.addr, from: this.self.id, fromAddr: this.self.addr }]);
+      }
+    });
+    this.o.clock.after(this.cfg.probeInterval, () => {
+      this.acks.delete(seq);
+      if (acked || !this.running) return;
+      const m = this.members.get(target.id);
+      if (!m || m.inc !== target.inc || m.state !== 'alive') return;
+      const msg: Message = { t: 'suspect', id: m.id, inc: m.inc, from: this.self.id };
+      this.onSuspect(msg, started);
+    });
+  }
+
+  // ---- state changes (the SWIM rules) ----
+
+  private onAlive(msg: Extract<Message, { t: 'alive' }>): void {
+    if (msg.id === this.self.id) {
+      // Someone believes an older or other incarnation of us: outrank it.
+      if (this.self.state !== 'left' && (msg.inc > this.self.inc || (msg.inc === this.self.inc && msg.addr !== this.self.addr))) this.refute(msg.inc);
+      return;
+    }
+    const m = this.members.get(msg.id);
+    if (!m) {
+      const fresh: Member = { id: msg.id, name: msg.name, addr: msg.addr, inc: msg.inc, state: 'dead', since: this.o.clock.now() };
+      this.members.set(fresh.id, fresh);
+      this.probeList.splice(Math.floor(this.random() * (this.probeList.length + 1)), 0, fresh.id);
+      this.setState(fresh, 'alive', undefined);
+    } else {
+      // Only a higher incarnation is news: it clears a suspicion or brings back a dead member.
+      if (msg.inc <= m.inc) return;
+      m.inc = msg.inc;
+      m.addr = msg.addr;
+      m.name = msg.name;
+      this.cancelSuspicion(m.id);
+      this.setState(m, 'alive');
+    }
+    this.rebroadcast(`m:${msg.id}`, msg);
+  }
+
+  private onSuspect(msg: Extract<Message, { t: 'suspect' }>, since?: number): void {
+    if (msg.id === this.self.id) {
+      if (this.self.state !== 'left') this.refute(msg.inc);
+      return;
+    }
+    const m = this.members.get(msg.id);
+    if (!m || msg.inc < m.inc || m.state !== 'alive') return;
+    m.inc = msg.inc;
+    this.setState(m, 'suspect');
+    this.rebroadcast(`m:${m.id}`, msg);
+    const started = since ?? this.o.clock.now();
+    const wait = Math.max(0, started + suspicionTimeout(this.cfg, this.live) - this.o.clock.now());
+    const inc = m.inc;
+    this.suspicions.set(
+      m.id,
+      this.o.clock.after(wait, () => {
+        this.suspicions.delete(m.id);
+        if (m.state !== 'suspect' || m.inc !== inc || !this.running) return;
+        this.onDead({ t: 'dead', id: m.id, inc, from: this.self.id });
+      }),
+    );
+  }
+
+  private onDead(msg: Extract<Message, { t: 'dead' }>): void {
+    if (msg.id === this.self.id) {
+      if (this.self.state !== 'left' && msg.from !== this.self.id) this.refute(msg.inc);
+      return;
+    }
+    const m = this.members.get(msg.id);
+    if (!m || msg.inc < m.inc || m.state === 'dead' || m.state === 'left') return;
+    m.inc = msg.inc;
+    this.cancelSuspicion(m.id);
+    this.setState(m, msg.from === msg.id ? 'left' : 'dead');
+    this.rebroadcast(`m:${m.id}`, msg);
+  }
+
+  private rebroadcast(key: string, msg: Message): void {
+    if (!this.quiet) this.queue.push(key, msg);
+  }
+
+  private refute(inc: number): void {
+    this.self.inc = Math.max(this.self.inc, inc) + 1;
+    this.queue.push(`m:${this.self.id}`, this.aliveMsg(this.self));
+  }
+
+  private setState(m: Member, state: MemberState, prev: MemberState | undefined = m.state): void {
+    const wasLive = prev === 'alive' || prev === 'suspect';
+    const isLive = state === 'alive' || state === 'suspect';
+    if (prev !== undefined || m.id === this.self.id) this.live += (isLive ? 1 : 0) - (wasLive ? 1 : 0);
+    else if (isLive) this.live++;
+    m.state = state;
+    m.since = this.o.clock.now();
+    this.o.delegate.notifyMember({ ...m }, prev);
+  }
+
+  private cancelSuspicion(id: string): void {
+    this.suspicions.get(id)?.cancel();
+    this.suspicions.delete(id);
+  }
+
+  private aliveMsg(m: Member): Message {
+    return { t: 'alive', id: m.id, name: m.name, addr: m.addr, inc: m.inc };
+  }
+
+  // ---- packets ----
+
+  /** Sends `msgs` with as many queued updates as fit; false when there was nothing to send. */
+  private send(addr: string, msgs: Message[]): boolean {
+    const base = msgs.reduce((s, m) => s + (m.t === 'user' ? m.data.length + 8 : 80), 0);
+    const room = this.cfg.packetSize - this.o.wire.overhead - base - 8;
+    const all = room > 32 ? [...msgs, ...this.queue.take(room)] : msgs;
+    if (all.length === 0) return false;
+    const frame = this.o.wire.seal(all);
+    this.stats.packetsSent++;
+    this.stats.messagesSent += all.length;
+    this.stats.bytesSent += frame.length;
+    this.o.transport.sendPacket(addr, frame);
+    return true;
+  }
+
+  private openFrame(data: Uint8Array, from: string, rejected?: (e: WireError) => void): Message[] | null {
+    this.stats.bytesReceived += data.length;
+    try {
+      return this.o.wire.open(data);
+    } catch (e) {
+      if (!(e instanceof WireError)) throw e;
+      this.stats.rejected[e.reason]++;
+      this.o.onReject?.(e, from);
+      rejected?.(e);
+      return null;
+    }
+  }
+
+  /**
+   * A stream we cannot open gets a plain (unsealed) error frame saying why, so a host with the
+   * wrong key or none logs the reason instead of a bare "connection closed". It reveals nothing
+   * but the fact that the keys differ.
+   */
+  private refusal(e: WireError): Uint8Array {
+    const body = encodeMessages([{ t: 'error', message: `refused by ${this.self.addr}: ${e.message}` }]);
+    const out = new Uint8Array(2 + body.length);
+    out[0] = WIRE_VERSION;
+    out.set(body, 2);
+    return out;
+  }
+
+  /** Opens a stream answer; an unsealed refusal becomes an Error with the peer's reason. */
+  private openAnswer(reply: Uint8Array, addr: string): Message {
+    let rejected: WireError | null = null;
+    const msgs = this.openFrame(reply, addr, (e) => (rejected = e));
+    if (msgs?.[0]) return msgs[0];
+    if (reply[0] === WIRE_VERSION && reply[1] === 0) {
+      try {
+        const [m] = decodeMessages(reply.subarray(2));
+        if (m?.t === 'error') throw new Error(m.message);
+      } catch (e) {
+        if (!(e instanceof WireError)) throw e;
+      }
+    }
+    throw new Error(rejected ? `cannot open the answer of ${addr}: ${(rejected as WireError).message}` : `empty answer from ${addr}`);
+  }
+
+  private onPacket(data: Uint8Array, from: string): void {
+    this.stats.packetsReceived++;
+    const msgs = this.openFrame(data, from);
+    if (!msgs || !this.running) return;
+    this.stats.messagesReceived += msgs.length;
+    for (const m of msgs) {
+      try {
+        this.handle(m);
+      } catch (e) {
+        // Well-formed but unexpected content must not take the daemon down: drop and count it.
+        this.stats.rejected.decode++;
+        this.o.onReject?.(new WireError(`message ${m.t} could not be handled: ${(e as Error).message}`, 'decode'), from);
+      }
+    }
+  }
+
+  private handle(m: Message): void {
+    switch (m.t) {
+      case 'ping':
+        if (m.target === this.self.id && this.self.state !== 'left') this.send(m.fromAddr, [{ t: 'ack', seq: m.seq, from: this.self.id }]);
+        return;
+      case 'indirect': {
+        const seq = ++this.seq;
+        this.acks.set(seq, () => this.send(m.fromAddr, [{ t: 'ack', seq: m.seq, from: m.target }]));
+        this.o.clock.after(this.cfg.probeTimeout, () => this.acks.delete(seq));
+        this.send(m.targetAddr, [{ t: 'ping', seq, target: m.target, from: this.self.id, fromAddr: this.self.addr }]);
+        return;
+      }
+      case 'ack': {
+        const done = this.acks.get(m.seq);
+        this.acks.delete(m.seq);
+        done?.();
+        return;
+      }
+      case 'alive':
+        return this.onAlive(m);
+      case 'suspect':
+        return this.onSuspect(m);
+      case 'dead':
+        return this.onDead(m);
+      case 'user':
+        return this.o.delegate.notifyUpdate(m.data);
+      default:
+        return;
+    }
+  }
+
+  private gossip(): void {
+    if (this.queue.length === 0) return;
+    for (const m of this.pick(this.cfg.gossipNodes, (x) => x.state === 'alive' || x.state === 'suspect')) {
+      if (!this.send(m.addr, [])) return;
+    }
+  }
+
+  // ---- push-pull ----
+
+  private async pushPullRandom(): Promise<void> {
+    const [m] = this.pick(1, (x) => x.state === 'alive');
+    if (m) await this.pushPull(m.addr, false).catch(() => undefined);
+  }
+
+  /** Serf's reconnect: a member declared dead may be back (a healed partition); ask it. */
+  private async reconnect(): Promise<void> {
+    const [m] = this.pick(1, (x) => x.state === 'dead');
+    if (m) await this.pushPull(m.addr, false).catch(() => undefined);
+  }
+
+  private memberInfos(): MemberInfo[] {
+    return this.all().map((m) => ({ id: m.id, name: m.name, addr: m.addr, inc: m.inc, state: m.state }));
+  }
+
+  async pushPull(addr: string, join: boolean): Promise<void> {
+    const frame = this.o.wire.seal([{ t: 'pushpull', join, members: this.memberInfos(), user: this.o.delegate.pushPullRequest(join) }]);
+    this.stats.bytesSent += frame.length;
+    let reply: Uint8Array;
+    try {
+      reply = await this.o.transport.request(addr, frame, this.cfg.streamTimeout);
+    } catch (e) {
+      this.stats.pushPullFailures++;
+      throw e;
+    }
+    let m: Message;
+    try {
+      m = this.openAnswer(reply, addr);
+      if (m.t === 'error') throw new Error(m.message);
+      if (m.t !== 'pushpull') throw new Error('unexpected answer to push-pull');
+    } catch (e) {
+      this.stats.pushPullFailures++;
+      throw e;
+    }
+    this.stats.pushPulls++;
+    this.mergeMembers(m.members);
+    const rest = this.o.delegate.pushPullFinish(m.user, join);
+    if (rest) await this.request(addr, rest);
+  }
+
+  private async onRequest(data: Uint8Array, from: string): Promise<Uint8Array | null> {
+    let rejected: WireError | null = null;
+    const msgs = this.openFrame(data, from, (e) => (rejected = e));
+    const m = msgs?.[0];
+    if (rejected) return this.refusal(rejected);
+    if (!m || !this.running) return null;
+    if (m.t === 'pushpull') {
+      this.stats.pushPulls++;
+      this.mergeMembers(m.members);
+      const user = this.o.delegate.pushPullAnswer(m.user, m.join);
+      return this.o.wire.seal([{ t: 'pushpull', join: m.join, members: this.memberInfos(), user }]);
+    }
+    if (m.t === 'userreq') {
+      try {
+        return this.o.wire.seal([{ t: 'userreq', data: this.o.delegate.handleRequest(m.data) }]);
+      } catch (e) {
+        return this.o.wire.seal([{ t: 'error', message: (e as Error).message }]);
+      }
+    }
+    return null;
+  }
+
+  /** Learns members without re-gossiping them (the simulator starts from a converged cluster). */
+  learn(list: MemberInfo[]): void {
+    this.quiet = true;
+    try {
+      this.mergeMembers(list);
+    } finally {
+      this.quiet = false;
+    }
+  }
+
+  /** memberlist's mergeState: a remote's view of a member's death only makes us suspect it. */
+  private mergeMembers(list: MemberInfo[]): void {
+    for (const x of list) {
+      if (x.state === 'alive') this.onAlive({ t: 'alive', id: x.id, name: x.name, addr: x.addr, inc: x.inc });
+      else if (x.state === 'left') this.onDead({ t: 'dead', id: x.id, inc: x.inc, from: x.id });
+      else {
+        if (!this.members.has(x.id) && x.id !== this.self.id) continue;
+        this.onSuspect({ t: 'suspect', id: x.id, inc: x.inc, from: this.self.id });
+      }
+    }
+  }
+
+  // ---- helpers ----
+
+  private reap(): void {
+    const now = this.o.clock.now();
+    for (const m of this.members.values()) {
+      if ((m.state === 'dead' || m.state === 'left') && m.id !== this.self.id && now - m.since > this.cfg.deadReap) {
+        this.members.delete(m.id);
+        this.probeList = this.probeList.filter((id) => id !== m.id);
+      }
+    }
+  }
+
+  /** Up to k distinct random members other than this node that pass `ok`. */
+  private pick(k: number, ok: (m: Member) => boolean): Member[] {
+    const out: Member[] = [];
+    const list = this.probeList;
+    if (list.length === 0) return out;
+    // Random probing into the list, bounded, instead of filtering all n members every time.
+    const seen = new Set<string>();
+    for (let tries = 0; tries < 3 * list.length && out.length < k && tries < k * 10 + 30; tries++) {
+      const id = list[Math.floor(this.random() * list.length)]!;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const m = this.members.get(id);
+      if (m && m.id !== this.self.id && ok(m)) out.push(m);
+    }
+    if (out.length < k && list.length <= 64) {
+      for (const id of list) {
+        if (out.length >= k) break;
+        const m = this.members.get(id);
+        if (m && !seen.has(id) && m.id !== this.self.id && ok(m)) out.push(m);
+      }
+    }
+    return out;
+  }
+
+  private shuffle(): void {
+    const a = this.probeList;
+    const last = a[a.length - 1];
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = Math.floor(this.random() * (i + 1));
+      [a[i], a[j]] = [a[j]!, a[i]!];
+    }
+    // Never probe the same member twice in a row across rounds: in small clusters that would
+    // leave another member unprobed for up to three intervals, and failure detection waits on it.
+    if (a.length > 1 && a[0] === last) [a[0], a[a.length - 1]] = [a[a.length - 1]!, a[0]!];
+  }
+
+  private every(ms: number, fn: () => void, first = ms): void {
+    this.loop(() => ms, fn, first);
+  }
+
+  private loop(interval: () => number, fn: () => void, first?: number): void {
+    const schedule = (delay: number): void => {
+      const t = this.o.clock.after(delay, () => {
+        this.timers.delete(t);
+        if (!this.running) return;
+        try {
+          fn();
+        } finally {
+          if (this.running) schedule(interval());
+        }
+      });
+      this.timers.add(t);
+    };
+    schedule(first ?? interval() * (0.5 + this.random() * 0.5));
+  }
+}

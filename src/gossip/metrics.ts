@@ -1,0 +1,47 @@
+import { Counter, Gauge, Histogram, type Registry as PromRegistry } from 'prom-client';
+import type { Cluster } from './cluster.js';
+
+// Gossip metrics (issue 4): members by state, messages and bytes, rejected packets (decrypt
+// failures and the rest, by reason), push-pulls, and the convergence lag of merged states.
+
+const P = 'podman_swarm_dns_gossip_';
+
+export function gossipMetrics(prom: PromRegistry, cluster: () => Cluster | null): { lag(ms: number): void } {
+  const registers = [prom];
+  const stats = () => cluster()?.membership.stats;
+  new Gauge({
+    name: `${P}members`, help: 'Cluster members by state (this node included)', labelNames: ['state'], registers,
+    collect() {
+      const c = cluster();
+      for (const s of ['alive', 'suspect', 'dead', 'left'] as const) this.set({ state: s }, c ? c.members(s) : 0);
+    },
+  });
+  const counter = (name: string, help: string, read: () => number | undefined): void => {
+    new Counter({ name: `${P}${name}`, help, registers, collect() { this.reset(); this.inc(read() ?? 0); } });
+  };
+  counter('messages_sent_total', 'Gossip messages sent in UDP packets (piggy-backed updates included)', () => stats()?.messagesSent);
+  counter('messages_received_total', 'Gossip messages received in accepted UDP packets', () => stats()?.messagesReceived);
+  counter('packets_sent_total', 'Gossip UDP packets sent', () => stats()?.packetsSent);
+  counter('packets_received_total', 'Gossip UDP packets received', () => stats()?.packetsReceived);
+  counter('bytes_sent_total', 'Gossip bytes sent (UDP packets and TCP frames)', () => stats()?.bytesSent);
+  counter('bytes_received_total', 'Gossip bytes received (UDP packets and TCP frames)', () => stats()?.bytesReceived);
+  counter('push_pulls_total', 'Completed TCP push-pull state exchanges (either side)', () => stats()?.pushPulls);
+  counter('push_pull_failures_total', 'Push-pull exchanges this node started that failed', () => stats()?.pushPullFailures);
+  new Counter({
+    name: `${P}rejected_total`,
+    help: 'Gossip packets and frames dropped: auth (decrypt failure: wrong key or tampered), replay, decode, version, unencrypted, encrypted',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(stats()?.rejected ?? {})) this.inc({ reason }, n);
+    },
+  });
+  const lag = new Histogram({
+    name: `${P}convergence_lag_seconds`,
+    help: "Time from a node changing its state to this node merging it (owners' clocks)",
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+    registers,
+  });
+  return { lag: (ms) => lag.observe(Math.max(0, ms) / 1000) };
+}

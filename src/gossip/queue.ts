@@ -1,0 +1,75 @@
+import { messageSize, type Message } from './codec.js';
+
+// Updates waiting to be piggy-backed (memberlist's TransmitLimitedQueue): each is sent at most
+// `limit(n)` times, the least-sent first, and a newer update about the same subject (a member, a
+// node's registry state) replaces the older one instead of queueing behind it. Entries sit in
+// buckets by transmit count, so taking a packet's worth costs what it takes, not a sort of the
+// whole queue (after a partition heals, queues hold thousands of updates).
+
+interface Entry {
+  key: string;
+  msg: Message;
+  size: number;
+  transmits: number;
+}
+
+export class BroadcastQueue {
+  private readonly byKey = new Map<string, Entry>();
+  /** buckets[k]: entries sent k times, in insertion order. */
+  private readonly buckets: Array<Map<string, Entry>> = [];
+
+  constructor(private readonly limit: () => number) {}
+
+  get length(): number {
+    return this.byKey.size;
+  }
+
+  /** Queues `msg`, replacing any queued update with the same key. */
+  push(key: string, msg: Message): void {
+    const old = this.byKey.get(key);
+    if (old) this.buckets[old.transmits]?.delete(key);
+    const e: Entry = { key, msg, size: messageSize(msg), transmits: 0 };
+    this.byKey.set(key, e);
+    this.bucket(0).set(key, e);
+  }
+
+  /** Updates that fit in `bytes` (each costs its size plus `overhead`), counted as sent once. */
+  take(bytes: number, overhead = 1): Message[] {
+    if (this.byKey.size === 0) return [];
+    const limit = this.limit();
+    const out: Entry[] = [];
+    let left = bytes;
+    outer: for (const bucket of this.buckets) {
+      if (!bucket) continue;
+      for (const e of bucket.values()) {
+        if (left < 16) break outer;
+        if (e.size + overhead > left) continue;
+        left -= e.size + overhead;
+        out.push(e);
+      }
+    }
+    // Moved after the scan, so an entry is never taken twice in one packet.
+    for (const e of out) {
+      this.buckets[e.transmits]!.delete(e.key);
+      if (++e.transmits >= limit) this.byKey.delete(e.key);
+      else this.bucket(e.transmits).set(e.key, e);
+    }
+    return out.map((e) => e.msg);
+  }
+
+  /** Transmit counts by key (tests and metrics). */
+  transmits(key: string): number | undefined {
+    return this.byKey.get(key)?.transmits;
+  }
+
+  clear(): void {
+    this.byKey.clear();
+    this.buckets.length = 0;
+  }
+
+  private bucket(k: number): Map<string, Entry> {
+    let b = this.buckets[k];
+    if (!b) this.buckets[k] = b = new Map();
+    return b;
+  }
+}

@@ -1,0 +1,139 @@
+import { LocalNode } from '../../registry/local.js';
+import { Registry } from '../../registry/registry.js';
+import { RegistrySync } from '../../registry/sync.js';
+import type { Endpoint } from '../../registry/types.js';
+import { LAN, type GossipConfig } from '../config.js';
+import { Keyring, Wire } from '../crypto.js';
+import { Membership } from '../membership.js';
+import { seeded, VirtualClock } from './clock.js';
+import { SimNetwork, type NetworkOptions, type SimTransport } from './network.js';
+
+// The deterministic simulator (SPEC §5): N complete nodes — registry, local node, registry sync
+// and membership, the daemon's own code — on one virtual clock and one virtual network. Only
+// sockets and the wall clock are replaced.
+
+export interface SimNode {
+  index: number;
+  id: string;
+  addr: string;
+  registry: Registry;
+  local: LocalNode;
+  sync: RegistrySync;
+  membership: Membership;
+  transport: SimTransport;
+  crashed: boolean;
+}
+
+export interface SimulationOptions {
+  nodes: number;
+  seed?: number;
+  network?: Partial<NetworkOptions>;
+  config?: Partial<GossipConfig>;
+  /** Seal every packet with AES-256-GCM like the daemon (slower). */
+  key?: Buffer;
+  /** Start with every node knowing every other (true) or with each node joining node 0 (false). */
+  converged?: boolean;
+}
+
+export class Simulation {
+  readonly clock = new VirtualClock();
+  readonly random: () => number;
+  readonly net: SimNetwork;
+  readonly nodes: SimNode[] = [];
+  readonly config: GossipConfig;
+
+  constructor(private readonly o: SimulationOptions) {
+    this.random = seeded(o.seed ?? 1);
+    this.net = new SimNetwork(this.clock, this.random, { latencyMs: 1, jitterMs: 2, loss: 0, ...o.network });
+    this.config = { ...LAN, ...o.config };
+    for (let i = 0; i < o.nodes; i++) this.nodes.push(this.makeNode(i));
+  }
+
+  private makeNode(index: number): SimNode {
+    const id = `n${String(index).padStart(5, '0')}`;
+    const addr = `${id}:7946`;
+    const registry = new Registry({ localNode: id, routableContainerIps: false, defaultMode: 'dnsrr' });
+    const now = () => this.clock.now();
+    const local = new LocalNode(registry, { id, name: id, address: `10.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}`, incarnation: 0 }, now);
+    const sync = new RegistrySync(registry, now);
+    const transport = this.net.transport(addr);
+    const membership = new Membership({
+      id, name: id, incarnation: 0, config: this.config, clock: this.clock, transport,
+      wire: new Wire(this.o.key ? new Keyring([this.o.key]) : null, this.clock), delegate: sync, random: this.random,
+    });
+    return { index, id, addr, registry, local, sync, membership, transport, crashed: false };
+  }
+
+  /** Starts every node: converged (everyone knows everyone) or joining through node 0. */
+  async start(): Promise<void> {
+    const infos = this.nodes.map((n) => ({ id: n.id, name: n.id, addr: n.addr, inc: 0, state: 'alive' as const }));
+    for (const n of this.nodes) {
+      n.membership.start();
+      if (this.o.converged !== false) {
+        n.membership.learn(infos);
+        for (const m of this.nodes) if (m !== n) n.registry.apply(m.local.state);
+      }
+      n.sync.attach(n.membership);
+    }
+    if (this.o.converged === false) {
+      for (const n of this.nodes.slice(1)) {
+        void n.membership.join([this.nodes[0]!.addr]);
+        await this.run(10);
+      }
+    }
+  }
+
+  /** Advances virtual time by `ms`, letting async code (push-pull) run between events. */
+  async run(ms: number, stop?: () => boolean): Promise<boolean> {
+    const until = this.clock.now() + ms;
+    for (;;) {
+      const early = this.clock.runUntil(until, () => this.net.needsFlush || (stop?.() ?? false));
+      if (this.net.needsFlush) {
+        this.net.needsFlush = false;
+        await new Promise((r) => setImmediate(r));
+      }
+      if (stop?.()) return true;
+      if (!early && this.clock.now() >= until) return false;
+    }
+  }
+
+  live(): SimNode[] {
+    return this.nodes.filter((n) => !n.crashed);
+  }
+
+  crash(n: SimNode): void {
+    n.crashed = true;
+    n.membership.stop();
+    this.net.crash(n.addr);
+  }
+
+  /** Registers an endpoint on a node (what the API or Podman would do). */
+  register(n: SimNode, service: string, address: string): void {
+    const ep: Endpoint = {
+      id: `${service}-${n.index}`, namespace: 'default', service, hostname: `${service}-${n.index}`, addresses: [address], explicit: true,
+      ports: { http: { port: 80, protocol: 'tcp' } }, weight: 10, health: 'none', healthy: true, source: 'api', lastSeen: this.clock.now(),
+    };
+    n.local.upsert(ep);
+  }
+
+  /** Live nodes whose registry holds node `id` at `version` or later. */
+  holders(id: string, version: number): number {
+    return this.live().filter((n) => (n.registry.node(id)?.version ?? -1) >= version).length;
+  }
+
+  /** Digest of one node's registry, to compare registries across nodes. */
+  static digest(n: SimNode): string {
+    return [...n.registry.nodes()].map((s) => `${s.id}@${s.version}`).sort().join(',');
+  }
+
+  /** True when every live node holds the same registry, containing exactly the live nodes. */
+  converged(): boolean {
+    const live = this.live();
+    const want = live.map((n) => `${n.id}@${n.local.state.version}`).sort().join(',');
+    return live.every((n) => Simulation.digest(n) === want);
+  }
+
+  bytesSent(): number {
+    return this.nodes.reduce((s, n) => s + n.transport.bytesSent, 0);
+  }
+}

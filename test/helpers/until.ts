@@ -1,0 +1,26 @@
+// Polls `check` until it returns a truthy value (which is returned) or the time is up. A check that
+// throws counts as "not yet"; the last error is part of the timeout message, which names what was
+// awaited — the line a failing test prints.
+
+type Maybe<T> = T | undefined | null | false | '' | 0;
+
+export async function until<T>(what: string, check: () => Maybe<T> | Promise<Maybe<T>>, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v as T;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** `until` with a test file's own default timeout: `const until = waiter(10_000)`. */
+export const waiter =
+  (defaultMs: number) =>
+  <T>(what: string, check: () => Maybe<T> | Promise<Maybe<T>>, timeoutMs = defaultMs): Promise<T> =>
+    until(what, check, timeoutMs);

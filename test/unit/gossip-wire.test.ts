@@ -1,0 +1,132 @@
+import t from 'tap';
+import { decodeMessages, encodeMessages, WIRE_VERSION, WireError, type Message } from '../../src/gossip/codec.js';
+import { Keyring, REPLAY_WINDOW_MS, Wire } from '../../src/gossip/crypto.js';
+import { decodeToken, encodeToken } from '../../src/gossip/token.js';
+import { Simulation } from '../../src/gossip/sim/simulation.js';
+import { keygen } from '../../src/commands/keygen.js';
+
+// tap's types want an Error for a pattern; a WireError is matched by its reason.
+const reason = (r: string | RegExp) => ({ reason: r }) as unknown as Error;
+const key = () => Buffer.from(keygen(), 'base64');
+const clock = (now = 1_700_000_000_000) => ({ now: () => now, set: (n: number) => (now = n) });
+
+const ALL: Message[] = [
+  { t: 'ping', seq: 1, target: 'b', from: 'a', fromAddr: '10.0.0.1:7946' },
+  { t: 'ack', seq: 2 ** 40, from: 'b' },
+  { t: 'indirect', seq: 3, target: 'c', targetAddr: '[fd00::3]:7946', from: 'a', fromAddr: '10.0.0.1:7946' },
+  { t: 'alive', id: 'n1', name: 'host-1', addr: '10.0.0.1:7946', inc: 1_700_000_000_123 },
+  { t: 'suspect', id: 'n1', inc: 4, from: 'n2' },
+  { t: 'dead', id: 'n1', inc: 4, from: 'n1' },
+  { t: 'user', data: new Uint8Array([1, 2, 3]) },
+  { t: 'pushpull', join: true, members: [{ id: 'n1', name: 'h', addr: 'h:1', inc: 9, state: 'suspect' }], user: new Uint8Array(0) },
+  { t: 'userreq', data: new Uint8Array([9]) },
+  { t: 'error', message: 'no' },
+];
+
+t.test('codec: every message type round-trips', async (t) => {
+  t.same(decodeMessages(encodeMessages(ALL)), ALL);
+});
+
+t.test('codec: malformed bodies are WireErrors, never crashes', async (t) => {
+  const bad: Uint8Array[] = [
+    new Uint8Array([0xc1]),
+    encodeMessages([]).subarray(0, 0),
+    Buffer.from([0x91, 0x92, 0x63, 0x01]), // [[99, 1]]: unknown type
+    Buffer.from([0x91, 0x92, 0x01, 0xa1, 0x78]), // [[ack, "x"]]: wrong field count/type
+  ];
+  for (const b of bad) t.throws(() => decodeMessages(b), reason("decode"));
+  let crashes = 0;
+  const good = encodeMessages(ALL);
+  for (let i = 0; i < 3000; i++) {
+    const m = Buffer.from(good);
+    for (let k = 0; k < 3; k++) m[Math.floor(Math.random() * m.length)] = Math.floor(Math.random() * 256);
+    try {
+      decodeMessages(m);
+    } catch (e) {
+      if (!(e instanceof WireError)) crashes++;
+    }
+  }
+  t.equal(crashes, 0, 'mutated bodies only ever raise WireError');
+});
+
+t.test('crypto: sealed frames open with the right key only', async (t) => {
+  const c = clock();
+  const k1 = key();
+  const sender = new Wire(new Keyring([k1]), c);
+  const frame = sender.seal(ALL);
+  t.equal(frame[0], WIRE_VERSION);
+  t.same(new Wire(new Keyring([k1]), c).open(frame), ALL, 'right key');
+  t.throws(() => new Wire(new Keyring([key()]), c).open(frame), reason('auth'), 'wrong key');
+  for (const i of [1, 5, frame.length - 20, frame.length - 1]) {
+    const flipped = Buffer.from(frame);
+    flipped[i]! ^= 0x01;
+    t.throws(() => new Wire(new Keyring([k1]), c).open(flipped), reason(/auth|version|encrypted|unencrypted/), `bit flipped at byte ${i}`);
+  }
+  t.throws(() => new Wire(null, c).open(frame), reason('encrypted'), 'a node without a key refuses sealed frames');
+  t.throws(() => new Wire(new Keyring([k1]), c).open(new Wire(null, c).seal(ALL)), reason('unencrypted'), 'a keyed node refuses plain frames');
+  const v2 = Buffer.from(frame);
+  v2[0] = 2;
+  t.throws(() => new Wire(new Keyring([k1]), c).open(v2), reason('version'));
+});
+
+t.test('crypto: replayed and stale frames are rejected', async (t) => {
+  const c = clock();
+  const k = key();
+  const rx = new Wire(new Keyring([k]), c);
+  const frame = new Wire(new Keyring([k]), c).seal([ALL[3]!]);
+  t.ok(rx.open(frame));
+  t.throws(() => rx.open(frame), reason('replay'), 'same frame twice');
+  const old = new Wire(new Keyring([k]), clock(c.now() - REPLAY_WINDOW_MS - 1000)).seal([ALL[3]!]);
+  t.throws(() => rx.open(old), reason('replay'), 'captured long ago');
+  // Still rejected after the replay window rotates, as long as its timestamp is acceptable.
+  const fresh = new Wire(new Keyring([k]), c).seal([ALL[0]!]);
+  t.ok(rx.open(fresh));
+  c.set(c.now() + REPLAY_WINDOW_MS - 1);
+  t.throws(() => rx.open(fresh), reason('replay'));
+});
+
+t.test('keyring: rotation accepts every key and seals with the first', async (t) => {
+  const c = clock();
+  const [oldKey, newKey] = [key(), key()];
+  const oldOnly = new Wire(new Keyring([oldKey]), c);
+  const rotating = new Wire(new Keyring([newKey, oldKey]), c);
+  t.ok(rotating.open(oldOnly.seal(ALL)), 'old key still accepted');
+  t.throws(() => oldOnly.open(rotating.seal(ALL)), reason('auth'), 'sends with the new key');
+  t.throws(() => Keyring.parse('not-a-key\n', 'k'), /k line 1: not a base64 32-byte key/);
+  t.throws(() => Keyring.parse('# only a comment\n', 'k'), /no key/);
+  t.equal(Keyring.parse(`# c\n${newKey.toString('base64')}\n\n${oldKey.toString('base64')}\n`).keys.length, 2);
+});
+
+t.test('join token round-trips and rejects damage', async (t) => {
+  const k = key();
+  const tok = encodeToken({ seeds: ['10.0.0.1:7946', '[fd00::1]:7946'], key: k });
+  t.same(decodeToken(tok), { seeds: ['10.0.0.1:7946', '[fd00::1]:7946'], key: k });
+  t.throws(() => decodeToken('hello'), /not a join token/);
+  t.throws(() => decodeToken(`${tok.slice(0, 20)}`), /damaged|no usable/);
+});
+
+t.test('forged, replayed and garbage packets sent to a node are dropped and counted', async (t) => {
+  const sim = new Simulation({ nodes: 3, key: key(), seed: 5 });
+  await sim.start();
+  await sim.run(3000);
+  const [a, b] = sim.nodes as [NonNullable<(typeof sim.nodes)[0]>, NonNullable<(typeof sim.nodes)[0]>];
+  // Capture a real packet a sends to b, then replay it; forge one with another key.
+  let captured: Uint8Array | null = null;
+  const send = a.transport.sendPacket.bind(a.transport);
+  a.transport.sendPacket = (to, data) => {
+    if (to === b.addr && !captured) captured = data;
+    send(to, data);
+  };
+  await sim.run(2000);
+  t.ok(captured, 'captured a packet');
+  const before = { ...b.membership.stats.rejected };
+  b.transport.deliverPacket(captured!, a.addr);
+  b.transport.deliverPacket(new Wire(new Keyring([key()]), sim.clock).seal([{ t: 'dead', id: a.id, inc: 99, from: 'evil' }]), 'evil:1');
+  b.transport.deliverPacket(new Uint8Array([1, 1, 2, 3]), 'evil:1');
+  b.transport.deliverPacket(new Wire(null, sim.clock).seal([{ t: 'dead', id: a.id, inc: 99, from: 'evil' }]), 'evil:1');
+  t.equal(b.membership.stats.rejected.replay - before.replay, 1, 'replay counted');
+  t.equal(b.membership.stats.rejected.auth - before.auth, 2, 'forged and garbage counted as authentication failures');
+  t.equal(b.membership.stats.rejected.unencrypted - before.unencrypted, 1, 'unencrypted counted');
+  await sim.run(1000);
+  t.equal(b.membership.member(a.id)?.state, 'alive', 'the forged death changed nothing');
+});

@@ -1,0 +1,28 @@
+import t from 'tap';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SnapshotFile } from '../../src/state/snapshot.js';
+import { ep, node } from '../helpers/registry.js';
+
+// The persisted registry: round trip, and a corrupt or foreign file moved aside, never fatal.
+
+t.test('state file round trip, corrupt and foreign files moved aside', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'g4-snap-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const f = new SnapshotFile(dir);
+  t.same(f.load(), { kind: 'missing' });
+  const data = { nodes: [node('n1', 5, [ep('web', '10.0.0.1', { id: 'w' })])], members: [{ id: 'n1', name: 'n1', addr: '10.0.0.1:7946' }] };
+  f.save(data);
+  t.same(f.load(), { kind: 'ok', value: data });
+  t.notOk(readdirSync(dir).some((n) => n.endsWith('.tmp')), 'no temp file left behind');
+
+  writeFileSync(f.path, '{"format": 1, "nodes": [');
+  const bad = f.load();
+  t.match(bad, { kind: 'corrupt', movedTo: /state\.corrupt-/ });
+  t.notOk(existsSync(f.path), 'moved aside');
+  writeFileSync(f.path, JSON.stringify({ format: 99, nodes: [], members: [] }));
+  t.match(f.load(), { kind: 'corrupt', reason: /format 1/ });
+  writeFileSync(f.path, JSON.stringify({ format: 1, nodes: [{ id: 'x' }], members: [] }));
+  t.match(f.load(), { kind: 'corrupt', reason: /not well-formed/ });
+});
