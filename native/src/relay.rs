@@ -40,7 +40,6 @@ extern "C" {
     fn splice(fd_in: c_int, off_in: *mut i64, fd_out: c_int, off_out: *mut i64, len: usize, flags: u32) -> isize;
     fn pipe2(fds: *mut c_int, flags: c_int) -> c_int;
     fn shutdown(fd: c_int, how: c_int) -> c_int;
-    fn getsockopt(fd: c_int, level: c_int, name: c_int, val: *mut c_void, len: *mut u32) -> c_int;
     fn eventfd(init: u32, flags: c_int) -> c_int;
     fn read(fd: c_int, buf: *mut c_void, n: usize) -> isize;
     fn write(fd: c_int, buf: *const c_void, n: usize) -> isize;
@@ -63,7 +62,6 @@ const SPLICE_F_NONBLOCK: u32 = 2;
 const SHUT_RD: c_int = 0;
 const SHUT_WR: c_int = 1;
 const SO_REUSEADDR: c_int = 2;
-const SO_ERROR: c_int = 4;
 const IPPROTO_TCP: c_int = 6;
 const TCP_NODELAY: c_int = 1;
 const MSG_NOSIGNAL: c_int = 0x4000;
@@ -202,6 +200,7 @@ pub fn open(id: u32, host: &str, port: u16, backlog: i32, cfg: Config) -> Result
         return Err((errno(), "socket".into()));
     }
     set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     if v6 {
         set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
         set_int(fd, IPPROTO_IPV6, IPV6_FREEBIND, 1);
@@ -516,7 +515,7 @@ impl Relay {
                 unsafe { close(fd) };
                 continue;
             }
-            set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+            // TCP_NODELAY comes from the listening socket (accepted sockets inherit it on Linux).
             ACTIVE.fetch_add(1, Ordering::Relaxed);
             l.active.fetch_add(1, Ordering::Relaxed);
             let slot = match self.free.pop() {
@@ -645,10 +644,8 @@ impl Relay {
                 c.dirs[0].hup = true; // the client's FIN came while connecting: keep it for later
             }
             if side == 1 && events & (EPOLLOUT | EPOLLERR | EPOLLHUP) != 0 {
-                let mut err: c_int = 0;
-                let mut len = 4u32;
-                unsafe { getsockopt(c.up, SOL_SOCKET, SO_ERROR, &mut err as *mut c_int as *mut c_void, &mut len) };
-                if err != 0 {
+                // A refused or reset connect reports EPOLLERR (with HUP): no SO_ERROR call needed.
+                if events & (EPOLLERR | EPOLLHUP) != 0 {
                     self.attempt_failed(slot);
                 } else {
                     self.connected(slot);
@@ -674,7 +671,8 @@ impl Relay {
             let mut step = Step::Keep;
             for d in 0..2 {
                 let (src, dst) = if d == 0 { (c.client, c.up) } else { (c.up, c.client) };
-                match move_bytes(&mut c.dirs[d], src, dst, &mut self.buf, read[d], hup[d]) {
+                let last = c.dirs[1 - d].shut;
+                match move_bytes(&mut c.dirs[d], src, dst, &mut self.buf, read[d], hup[d], last) {
                     Ok(moved) => {
                         if moved > 0 {
                             c.last = self.mono;
@@ -744,8 +742,8 @@ impl Relay {
 /// connection. A direction's EOF is passed on as shutdown(SHUT_WR) once its bytes are out.
 /// `readable`: the event said `src` has something (else only `dst` became writable, and nothing
 /// is read unless an earlier read stopped for backpressure). `hup`: the event signalled a FIN or
-/// an error on `src`.
-fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8], readable: bool, hup: bool) -> Result<u64, ()> {
+/// an error on `src`. `last`: the other direction has already ended.
+fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8], readable: bool, hup: bool, last: bool) -> Result<u64, ()> {
     let mut moved = 0u64;
     d.hup |= hup;
     let drain = d.hup;
@@ -846,7 +844,11 @@ fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8], readable: boo
             }
         }
         if d.eof && d.in_pipe == 0 && d.left.is_empty() {
-            unsafe { shutdown(dst, SHUT_WR) };
+            // `last`: the other direction is done too, and the close that follows sends the FIN
+            // (both receive queues are read to EOF, so it is a FIN, not a reset).
+            if !last {
+                unsafe { shutdown(dst, SHUT_WR) };
+            }
             d.shut = true;
             return Ok(moved);
         }
