@@ -1,16 +1,18 @@
 #!/usr/bin/env node
 // Load-balancer benchmark (SPEC §15, issue 6): the same backends reached directly, through the
-// daemon's VIP and through HAProxy (one thread, mode tcp), interleaved in each round:
+// daemon's VIP (twice: one daemon with the addon's native relay, one with the JS proxy,
+// PODMAN_SWARM_DNS_NATIVE_RELAY=0) and through HAProxy (one thread, mode tcp), interleaved:
 //   bulk     iperf3, one stream, client → server          (Gbit/s)
 //   connect  wrk, a new connection per request, to nginx   (requests/s)
 //   keep     wrk, keep-alive, to nginx                     (requests/s)
-// While the VIP runs, a probe asks the daemon's DNS every 50 ms and counts answers.
+// While a VIP runs, a probe asks that daemon's DNS every 50 ms and counts answers.
 //
 //   node bench/lb.mjs [--rounds 3] [--seconds 8] [--connections 50] [--cases bulk,connect,keep]
 //
 // Needs: `npm run build`; haproxy iperf3 wrk nginx-light from Debian (installed with apt-get when
-// missing and running as root). The VIP is in 127.68.0.0/16 so no link or root is needed; the
-// path (loopback delivery to a local address) is the one pswarm0 gives.
+// missing and running as root). The VIP is in 127.68.0.0/16 so no link or root is needed;
+// the path (loopback delivery to a local address) is the one pswarm0 gives. The JS-proxy daemon
+// uses 127.69.0.0/16 (same ports, other VIPs). `npm run build:native` first for the relay.
 import { $, argv, fs, path, os, sleep } from 'zx';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -22,7 +24,7 @@ const ROUNDS = Number(argv.rounds ?? 3);
 const SECONDS = Number(argv.seconds ?? 8);
 const CONNS = Number(argv.connections ?? 50);
 const CASES = String(argv.cases ?? 'bulk,connect,keep').split(',');
-const TARGETS = String(argv.targets ?? 'direct,vip,haproxy').split(',');
+const TARGETS = String(argv.targets ?? 'direct,vip,vip-js,haproxy').split(',');
 const EXTRA = argv['daemon-args'] ? String(argv['daemon-args']).split(' ') : [];
 
 const need = { haproxy: 'haproxy', iperf3: 'iperf3', wrk: 'wrk', nginx: 'nginx-light' };
@@ -127,9 +129,7 @@ listen web
 `);
 start('haproxy', ['-f', path.join(work, 'haproxy.cfg'), '-db']);
 
-// The daemon, with the two backends as vip-mode services.
-const dnsPort = await freePort();
-const apiPort = await freePort();
+// The daemons, with the two backends as vip-mode services.
 await fs.writeFile(path.join(work, 'config.yaml'), [
   'log-level: warn',
   'services:',
@@ -137,31 +137,38 @@ await fs.writeFile(path.join(work, 'config.yaml'), [
   '  - { name: web, mode: vip, endpoints: [{ address: 127.0.0.1, ports: { http: ' + httpPort + '/tcp } }] }',
   '',
 ].join('\n'));
-const daemon = start(process.execPath, [
-  path.join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', path.join(work, 'config.yaml'), '--link', 'none',
-  '--service-cidr', '127.68.0.0/16', '--dns-listen', `127.0.0.1:${dnsPort}`, '--api-listen', `127.0.0.1:${apiPort}`,
-  '--state-dir', path.join(work, 'state'), '--upstream-dns', '127.0.0.1:9', ...EXTRA,
-]);
-async function vipOf(svc) {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${apiPort}/api/v1/services/default/${svc}`);
-      if (r.ok) {
-        const v = (await r.json()).vip;
-        if (v) return v;
-      }
-    } catch { /* not up yet */ }
-    await sleep(50);
+async function startDaemon(name, cidr, env) {
+  const dnsPort = await freePort();
+  const apiPort = await freePort();
+  const d = start(process.execPath, [
+    path.join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', path.join(work, 'config.yaml'), '--link', 'none',
+    '--service-cidr', cidr, '--dns-listen', `127.0.0.1:${dnsPort}`, '--api-listen', `127.0.0.1:${apiPort}`,
+    '--state-dir', path.join(work, `state-${name}`), '--upstream-dns', '127.0.0.1:9', ...EXTRA,
+  ], env);
+  async function vipOf(svc) {
+    for (let i = 0; i < 200; i++) {
+      try {
+        const r = await fetch(`http://127.0.0.1:${apiPort}/api/v1/services/default/${svc}`);
+        if (r.ok) {
+          const v = (await r.json()).vip;
+          if (v) return v;
+        }
+      } catch { /* not up yet */ }
+      await sleep(50);
+    }
+    throw new Error(`no VIP for ${svc}:\n${d.out()}`);
   }
-  throw new Error(`no VIP for ${svc}:\n${daemon.out()}`);
+  return { d, dnsPort, iperf: await vipOf('iperf'), web: await vipOf('web') };
 }
-const vIperf = await vipOf('iperf');
-const vWeb = await vipOf('web');
+const haproxyPid = children[2].pid;
+const native = await startDaemon('native', '127.68.0.0/16', {});
+const js = await startDaemon('js', '127.69.0.0/16', { PODMAN_SWARM_DNS_NATIVE_RELAY: '0' });
 
 const targets = {
   direct: { bulk: ['127.0.0.1', iperfPort], http: ['127.0.0.1', httpPort], pid: null },
-  vip: { bulk: [vIperf, iperfPort], http: [vWeb, httpPort], pid: daemon.p.pid },
-  haproxy: { bulk: ['127.0.0.1', hIperf], http: ['127.0.0.1', hHttp], pid: children[2].pid },
+  vip: { bulk: [native.iperf, iperfPort], http: [native.web, httpPort], pid: native.d.p.pid, dns: native.dnsPort },
+  'vip-js': { bulk: [js.iperf, iperfPort], http: [js.web, httpPort], pid: js.d.p.pid, dns: js.dnsPort },
+  haproxy: { bulk: ['127.0.0.1', hIperf], http: ['127.0.0.1', hHttp], pid: haproxyPid },
 };
 for (const t of Object.values(targets)) {
   await waitPort(...t.bulk);
@@ -180,7 +187,7 @@ function cpuSeconds(pid) {
 }
 
 /** Asks the daemon's DNS every 50 ms while a VIP case runs: the DNS path must keep answering. */
-function dnsProbe() {
+function dnsProbe(dnsPort) {
   const s = createSocket('udp4');
   let sent = 0;
   let answered = 0;
@@ -223,14 +230,14 @@ const probes = [];
 for (let round = 1; round <= ROUNDS; round++) {
   for (const kind of CASES) {
     for (const target of TARGETS) {
-      const stop = target === 'vip' ? dnsProbe() : null;
+      const stop = targets[target].dns ? dnsProbe(targets[target].dns) : null;
       const c0 = cpuSeconds(targets[target].pid);
       const v = await measure(kind, target);
       const c1 = cpuSeconds(targets[target].pid);
       if (stop) probes.push(await stop());
       ((results[kind] ??= {})[target] ??= []).push(v);
       ((cpu[kind] ??= {})[target] ??= []).push((c1 - c0) / SECONDS);
-      console.error(`round ${round} ${kind.padEnd(7)} ${target.padEnd(7)} ${v.toFixed(kind === 'bulk' ? 2 : 0).padStart(9)} ${unit[kind]}  proxy cpu ${((c1 - c0) / SECONDS * 100).toFixed(0)}%`);
+      console.error(`round ${round} ${kind.padEnd(7)} ${target.padEnd(8)} ${v.toFixed(kind === 'bulk' ? 2 : 0).padStart(9)} ${unit[kind]}  proxy cpu ${((c1 - c0) / SECONDS * 100).toFixed(0)}%`);
       await sleep(300);
     }
   }
@@ -245,19 +252,20 @@ const cpuModel = (await fs.readFile('/proc/cpuinfo', 'utf8')).match(/model name\
 const haproxyVersion = (await $`haproxy -v`.nothrow()).stdout.split('\n')[0];
 console.log(`\nLoad balancer, loopback, ${ROUNDS} interleaved rounds of ${SECONDS} s, medians (min–max); wrk -t1 -c${CONNS}`);
 console.log(`${os.cpus().length} cores (${cpuModel}), node ${process.version}, ${haproxyVersion}, ${new Date().toISOString().slice(0, 10)}\n`);
-console.log('| case | direct | VIP (daemon) | HAProxy | VIP / HAProxy | proxy CPU: VIP / HAProxy | proxy CPU per unit: VIP / HAProxy |');
-console.log('|---|---:|---:|---:|---:|---:|---:|');
+console.log('| case | direct | VIP, native relay | VIP, JS proxy | HAProxy | native / HAProxy | JS / HAProxy | proxy CPU: native / JS / HAProxy | proxy CPU per unit: native / JS / HAProxy |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 const fmt = (kind, xs) => (xs ? `${median(xs).toFixed(kind === 'bulk' ? 2 : 0)} (${Math.min(...xs).toFixed(kind === 'bulk' ? 1 : 0)}–${Math.max(...xs).toFixed(kind === 'bulk' ? 1 : 0)})` : '-');
+const PROXIES = ['vip', 'vip-js', 'haproxy'];
 for (const kind of CASES) {
   const r = results[kind];
-  const ratio = r.vip && r.haproxy ? `${(median(r.vip) / median(r.haproxy)).toFixed(2)}×` : '-';
   const c = cpu[kind];
-  const cpuText = c.vip && c.haproxy ? `${(median(c.vip) * 100).toFixed(0)}% / ${(median(c.haproxy) * 100).toFixed(0)}%` : '-';
+  const ratio = (t) => (r[t] && r.haproxy ? `${(median(r[t]) / median(r.haproxy)).toFixed(2)}×` : '-');
+  const cpuText = PROXIES.map((t) => (c[t] ? `${(median(c[t]) * 100).toFixed(0)}%` : '-')).join(' / ');
   // CPU-seconds per request (µs) or per gigabit (ms): what each proxy pays for the same work,
   // less sensitive than the rates to what else the shared machine runs.
-  const per = (t) => median(c[t].map((x, i) => x / r[t][i])) * (kind === 'bulk' ? 1e3 : 1e6);
-  const perText = c.vip && c.haproxy ? `${per('vip').toFixed(1)} / ${per('haproxy').toFixed(1)} ${kind === 'bulk' ? 'ms per Gbit' : 'µs per request'}` : '-';
-  console.log(`| ${kind === 'bulk' ? 'bulk TCP (iperf3, 1 stream), Gbit/s' : kind === 'connect' ? 'new connections (wrk, Connection: close), req/s' : 'keep-alive requests (wrk), req/s'} | ${fmt(kind, r.direct)} | ${fmt(kind, r.vip)} | ${fmt(kind, r.haproxy)} | ${ratio} | ${cpuText} | ${perText} |`);
+  const per = (t) => (c[t] ? (median(c[t].map((x, i) => x / r[t][i])) * (kind === 'bulk' ? 1e3 : 1e6)).toFixed(1) : '-');
+  const perText = `${PROXIES.map(per).join(' / ')} ${kind === 'bulk' ? 'ms per Gbit' : 'µs per request'}`;
+  console.log(`| ${kind === 'bulk' ? 'bulk TCP (iperf3, 1 stream), Gbit/s' : kind === 'connect' ? 'new connections (wrk, Connection: close), req/s' : 'keep-alive requests (wrk), req/s'} | ${fmt(kind, r.direct)} | ${fmt(kind, r.vip)} | ${fmt(kind, r['vip-js'])} | ${fmt(kind, r.haproxy)} | ${ratio('vip')} | ${ratio('vip-js')} | ${cpuText} | ${perText} |`);
 }
 const sent = probes.reduce((a, p) => a + p.sent, 0);
 const answered = probes.reduce((a, p) => a + p.answered, 0);

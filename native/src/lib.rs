@@ -4,6 +4,8 @@
 mod answer;
 mod napi_sys;
 mod notify;
+mod relay;
+mod relay_napi;
 mod sys;
 mod udp;
 
@@ -302,7 +304,7 @@ unsafe extern "C" fn cores(env: napi_env, _info: napi_callback_info) -> napi_val
 
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 8] = [
+    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 15] = [
         ("openUdp", open_udp),
         ("closeUdp", close_udp),
         ("reply", reply),
@@ -311,6 +313,13 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("stats", stats),
         ("notify", notify_js),
         ("cores", cores),
+        ("relayListen", relay_napi::listen),
+        ("relayConfigure", relay_napi::configure),
+        ("relaySetBackends", relay_napi::set_backends),
+        ("relaySetMax", relay_napi::set_max),
+        ("relayClose", relay_napi::close),
+        ("relayForget", relay_napi::forget),
+        ("relayStats", relay_napi::stats),
     ];
     for (name, f) in fns.iter() {
         let c = CString::new(*name).unwrap();

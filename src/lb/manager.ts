@@ -3,6 +3,8 @@ import type { Registry } from '../registry/registry.js';
 import { BackendSet, type Backend } from './backends.js';
 import { planListeners, type IngressEntry, type ListenerSpec } from './plan.js';
 import type { PolicyName } from './policy.js';
+import { NativeTcpProxy } from './native-tcp-proxy.js';
+import { relayAddon } from './relay-choice.js';
 import { TcpProxy, type ConnectionLimit } from './tcp-proxy.js';
 import { UdpProxy } from './udp-proxy.js';
 
@@ -36,7 +38,8 @@ export interface AddressOps {
 export interface Listener {
   spec: ListenerSpec;
   backends: BackendSet;
-  tcp?: TcpProxy;
+  /** The addon's relay where it can serve, else the JS proxy (relay-choice.ts). */
+  tcp?: TcpProxy | NativeTcpProxy;
   udp?: UdpProxy;
 }
 
@@ -73,12 +76,15 @@ export class LbManager {
     for (const l of this.running.values()) {
       l.backends.configure({ policy: opts.policy, preferLocal: opts.preferLocal, ejectMs: opts.ejectMs });
       if (l.tcp) l.tcp.opts = { ...l.tcp.opts, idleTimeoutMs: opts.idleTimeoutMs, proxyProtocol: opts.proxyProtocol };
+      if (l.tcp instanceof NativeTcpProxy) l.tcp.configurePolicy({ policy: opts.policy, preferLocal: opts.preferLocal, ejectMs: opts.ejectMs });
       if (l.udp) l.udp.opts = { ...l.udp.opts, idleTimeoutMs: opts.udpIdleTimeoutMs };
     }
     return this.sync();
   }
 
   listeners(): IterableIterator<Listener> {
+    // The relay's counters live in the addon: copy them in for whoever reads them.
+    for (const l of this.running.values()) if (l.tcp instanceof NativeTcpProxy) l.tcp.refresh();
     return this.running.values();
   }
 
@@ -107,10 +113,16 @@ export class LbManager {
       if (!wanted.has(key)) await this.remove(key, l);
     }
     for (const spec of plan) {
-      const l = this.running.get(spec.key);
+      let l = this.running.get(spec.key);
+      // PROXY protocol switched on or off: the listener moves between the relay and the JS proxy.
+      if (l?.tcp && (l.tcp instanceof NativeTcpProxy) !== (relayAddon(o.proxyProtocol) !== null)) {
+        await this.remove(spec.key, l);
+        l = undefined;
+      }
       if (l) {
         l.spec = spec;
         l.backends.update(spec.backends);
+        if (l.tcp instanceof NativeTcpProxy) l.tcp.backendsChanged();
       } else {
         await this.add(spec);
       }
@@ -125,9 +137,12 @@ export class LbManager {
     try {
       if (!spec.ingress) await this.holdAddress(spec.host);
       if (spec.protocol === 'tcp') {
-        l.tcp = new TcpProxy(backends, { idleTimeoutMs: o.idleTimeoutMs, connectTimeoutMs: o.connectTimeoutMs, proxyProtocol: o.proxyProtocol, attempts: LB_DEFAULTS.attempts }, this.limit, {
-          ejected: (b) => this.ejected(spec, b),
-        });
+        const topts = { idleTimeoutMs: o.idleTimeoutMs, connectTimeoutMs: o.connectTimeoutMs, proxyProtocol: o.proxyProtocol, attempts: LB_DEFAULTS.attempts };
+        const events = { ejected: (b: Backend) => this.ejected(spec, b) };
+        const relay = relayAddon(o.proxyProtocol);
+        l.tcp = relay
+          ? new NativeTcpProxy(relay, backends, topts, { policy: o.policy, preferLocal: o.preferLocal, ejectMs: o.ejectMs }, this.limit, events)
+          : new TcpProxy(backends, topts, this.limit, events);
         await l.tcp.listen(spec.host, spec.port);
       } else {
         l.udp = new UdpProxy(backends, { idleTimeoutMs: o.udpIdleTimeoutMs, maxSessions: LB_DEFAULTS.udpMaxSessions });

@@ -20,6 +20,14 @@ export interface Addon {
   stats(): number[];
   notify(path: string, message: string): number;
   cores(): number;
+  /** The load balancer's TCP relay (native/src/relay_napi.rs; src/lb/native-tcp-proxy.ts). */
+  relayListen(host: string, port: number, backlog: number, policy: number, preferLocal: boolean, idleMs: number, connectMs: number, ejectMs: number, attempts: number): [number, number];
+  relayConfigure(id: number, policy: number, preferLocal: boolean, idleMs: number, connectMs: number, ejectMs: number, attempts: number): void;
+  relaySetBackends(id: number, spec: string): void;
+  relaySetMax(max: number): void;
+  relayClose(id: number, force: boolean): void;
+  relayForget(id: number): void;
+  relayStats(id: number): (number | string)[] | undefined;
 }
 
 export type LoadResult = { addon: Addon; file: string } | { addon: null; reason: string; disabled: boolean };

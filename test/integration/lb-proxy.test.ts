@@ -4,10 +4,17 @@ import { createSocket } from 'node:dgram';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { BackendSet, type BackendSpec } from '../../src/lb/backends.js';
 import { parseProxyV2 } from '../../src/lb/proxy-protocol.js';
+import { NativeTcpProxy } from '../../src/lb/native-tcp-proxy.js';
+import { relayAddon } from '../../src/lb/relay-choice.js';
 import { TcpProxy, type ConnectionLimit, type TcpProxyOptions } from '../../src/lb/tcp-proxy.js';
 import { UdpProxy } from '../../src/lb/udp-proxy.js';
 
 // The proxies on real loopback sockets, with real backends: what a client and a backend see.
+// Every TCP test runs against both proxies: the JS one and the addon's relay (when built).
+
+type Kind = 'js' | 'native';
+const relay = relayAddon(false);
+const KINDS: Kind[] = ['js', 'native'];
 
 type Tap = { teardown(fn: () => unknown): void };
 
@@ -28,12 +35,16 @@ async function backend(t: Tap, onConn: (s: Socket) => void): Promise<{ server: S
   return { server, port: (server.address() as AddressInfo).port };
 }
 
-async function proxy(t: Tap, specs: BackendSpec[], opts: Partial<TcpProxyOptions> = {}, limit?: ConnectionLimit) {
-  const set = new BackendSet({ policy: 'round-robin', preferLocal: false, ejectMs: 10_000 }, specs);
-  const p = new TcpProxy(set, { ...OPTS, ...opts }, limit ?? { active: 0, max: 1000, refused: 0 });
+async function proxy(kind: Kind, t: Tap, specs: BackendSpec[], opts: Partial<TcpProxyOptions> = {}, limit?: ConnectionLimit) {
+  const policy = { policy: 'round-robin', preferLocal: false, ejectMs: 10_000 } as const;
+  const set = new BackendSet(policy, specs);
+  const lim = limit ?? { active: 0, max: 1000, refused: 0 };
+  const p = kind === 'native' ? new NativeTcpProxy(relay!, set, { ...OPTS, ...opts }, policy, lim) : new TcpProxy(set, { ...OPTS, ...opts }, lim);
   const { port } = await p.listen('127.0.0.1', 0);
   t.teardown(() => p.close(true));
-  return { p, set, port };
+  /** The relay's counters live in the addon: copy them into `set` and `limit` before reading. */
+  const sync = () => (p instanceof NativeTcpProxy ? p.refresh() : undefined);
+  return { p, set, port, sync };
 }
 
 /** Echoes, and ends its side when the client ends its own (as most servers do). */
@@ -64,128 +75,183 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const ended = (s: Socket) => new Promise<void>((r) => (s.readableEnded || s.destroyed ? r() : (s.resume(), s.once('end', () => r()), s.once('close', () => r()))));
 const closed = (s: Socket) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r())));
 
-t.test('large transfers both ways arrive byte for byte; half-close passes the FIN through', async (t) => {
-  const up = randomBytes(24 << 20);
-  const down = randomBytes(32 << 20);
-  let received: Promise<Buffer> = Promise.resolve(Buffer.alloc(0));
-  const b = await backend(t, (s) => {
-    // Reply only after the client's FIN: proves the connection stays open one way after it.
-    received = readAll(s).then((all) => {
-      s.end(down);
-      return all;
+for (const kind of KINDS) {
+  t.test(`${kind} TCP proxy`, { skip: kind === 'native' && !relay ? 'native addon not built (npm run build:native)' : false }, async (t) => {
+  t.test('large transfers both ways arrive byte for byte; half-close passes the FIN through', async (t) => {
+    const up = randomBytes(24 << 20);
+    const down = randomBytes(32 << 20);
+    let received: Promise<Buffer> = Promise.resolve(Buffer.alloc(0));
+    const b = await backend(t, (s) => {
+      // Reply only after the client's FIN: proves the connection stays open one way after it.
+      received = readAll(s).then((all) => {
+        s.end(down);
+        return all;
+      });
     });
-  });
-  const { port, set } = await proxy(t, [spec('b', b.port)]);
-  const c = await dial(port);
-  const reply = readAll(c);
-  c.end(up);
-  const got = await reply;
-  t.equal(got.length, down.length, 'client got every byte');
-  t.equal(sha(got), sha(down));
-  const sent = await received;
-  t.equal(sent.length, up.length, 'backend got every byte');
-  t.equal(sha(sent), sha(up));
-  await closed(c);
-  const be = set.backends()[0]!;
-  t.equal(be.bytesOut, up.length, 'bytes to backend counted');
-  t.equal(be.bytesIn, down.length, 'bytes from backend counted');
-  t.equal(be.connections, 1);
-});
-
-t.test('a slow reader does not make the proxy buffer without bound', async (t) => {
-  let pushed = 0;
-  let stop = false;
-  const b = await backend(t, (s) => {
-    const chunk = Buffer.alloc(1 << 20, 7);
-    const pump = () => {
-      while (!stop && pushed < 256 << 20) {
-        pushed += chunk.length;
-        if (!s.write(chunk)) return void s.once('drain', pump);
-      }
-      s.end();
-    };
-    s.on('error', () => {});
-    pump();
-  });
-  const { port } = await proxy(t, [spec('b', b.port)]);
-  const before = process.memoryUsage();
-  const c = await dial(port);
-  c.pause(); // a reader that does not read
-  await new Promise((r) => setTimeout(r, 1500));
-  const stalled = pushed;
-  const after = process.memoryUsage();
-  t.ok(stalled < 48 << 20, `backend could only push ${(stalled / 2 ** 20).toFixed(1)} MiB of 256 while nobody read`);
-  const grown = after.arrayBuffers + after.external - before.arrayBuffers - before.external;
-  t.ok(grown < 64 << 20, `buffers grew by ${(grown / 2 ** 20).toFixed(1)} MiB`);
-  // Reading again resumes the flow to the end.
-  let n = 0;
-  c.on('data', (d: Buffer) => (n += d.length));
-  c.resume();
-  await new Promise((r) => c.once('end', r));
-  t.equal(n, 256 << 20, 'everything arrives once the reader reads');
-  stop = true;
-  c.destroy();
-});
-
-t.test('a refused endpoint is skipped (the client never notices) and ejected', async (t) => {
-  const dead = await backend(t, () => {});
-  const deadPort = dead.port;
-  await new Promise((r) => dead.server.close(r)); // nothing listens there now: connect refused
-  const live = await backend(t, (s) => s.end('live\n'));
-  const { port, set } = await proxy(t, [spec('dead', deadPort), spec('live', live.port)]);
-  for (let i = 0; i < 6; i++) {
+    const { port, set, sync } = await proxy(kind, t, [spec('b', b.port)]);
     const c = await dial(port);
-    t.equal((await readAll(c)).toString(), 'live\n', `connection ${i + 1} reached the live endpoint`);
-  }
-  const d = set.backends().find((b) => b.id === 'dead')!;
-  t.equal(d.ejections, 1, 'ejected once');
-  t.equal(d.connectFailures, 1, 'not tried again while ejected');
-  t.ok(d.ejectedUntil > Date.now());
-});
+    const reply = readAll(c);
+    c.end(up);
+    const got = await reply;
+    t.equal(got.length, down.length, 'client got every byte');
+    t.equal(sha(got), sha(down));
+    const sent = await received;
+    t.equal(sent.length, up.length, 'backend got every byte');
+    t.equal(sha(sent), sha(up));
+    await closed(c);
+    sync();
+    const be = set.backends()[0]!;
+    t.equal(be.bytesOut, up.length, 'bytes to backend counted');
+    t.equal(be.bytesIn, down.length, 'bytes from backend counted');
+    t.equal(be.connections, 1);
+  });
+  
+  t.test('a request sent with its FIN at once (before the backend connection is up) is answered', async (t) => {
+    const b = await backend(t, echo);
+    const { port } = await proxy(kind, t, [spec('b', b.port)]);
+    for (let i = 0; i < 20; i++) {
+      const c = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      c.end(`request ${i}`);
+      t.equal((await readAll(c)).toString(), `request ${i}`);
+      c.destroy();
+    }
+  });
 
-t.test('every endpoint refusing: the client is closed, not left hanging', async (t) => {
-  const dead = await backend(t, () => {});
-  const deadPort = dead.port;
-  await new Promise((r) => dead.server.close(r));
-  const { port } = await proxy(t, [spec('dead', deadPort)]);
-  const c = await dial(port);
-  t.equal((await readAll(c)).length, 0);
-});
+  t.test('policies: round-robin alternates, least-connections avoids the busy endpoint', async (t) => {
+    const named = (name: string) => (s: Socket) => {
+      s.write(name);
+      s.on('data', () => {});
+      s.on('end', () => s.end());
+    };
+    const a = await backend(t, named('A'));
+    const b = await backend(t, named('B'));
+    const first = (port: number) => dial(port).then((c) => new Promise<[string, Socket]>((r) => c.once('data', (d: Buffer) => r([d.toString(), c]))));
+    const rr = await proxy(kind, t, [spec('A', a.port), spec('B', b.port)]);
+    const seen: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const [name, c] = await first(rr.port);
+      seen.push(name);
+      c.destroy();
+    }
+    t.same(seen.slice(1), seen[0] === 'A' ? ['B', 'A', 'B', 'A', 'B'] : ['A', 'B', 'A', 'B', 'A'], 'round-robin alternates');
+    const policy = { policy: 'least-connections', preferLocal: false, ejectMs: 10_000 } as const;
+    const set = new BackendSet(policy, [spec('A', a.port), spec('B', b.port)]);
+    const lim = { active: 0, max: 1000, refused: 0 };
+    const p = kind === 'native' ? new NativeTcpProxy(relay!, set, OPTS, policy, lim) : new TcpProxy(set, OPTS, lim);
+    const { port } = await p.listen('127.0.0.1', 0);
+    t.teardown(() => p.close(true));
+    const [held, keep] = await first(port); // stays open: its endpoint has one active connection
+    const next: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const [name, c] = await first(port);
+      next.push(name);
+      c.destroy();
+      // Wait until the closed one no longer counts as active (the relay's counters: refresh()).
+      const busy = () => (p instanceof NativeTcpProxy && p.refresh(), set.backends().some((x) => x.id !== held && x.active > 0));
+      while (busy()) await new Promise((r) => setTimeout(r, 10));
+    }
+    t.same(next, Array(4).fill(held === 'A' ? 'B' : 'A'), 'least-connections: every new one to the idle endpoint');
+    keep.destroy();
+  });
 
-t.test('idle connections are closed after the idle timeout; active ones are not', async (t) => {
-  const b = await backend(t, echo);
-  const { port } = await proxy(t, [spec('b', b.port)], { idleTimeoutMs: 400 });
-  const idle = await dial(port);
-  const busy = await dial(port);
-  busy.on('data', () => {});
-  const timer = setInterval(() => busy.write('x'), 100);
-  t.teardown(() => clearInterval(timer));
-  idle.resume();
-  await new Promise((r) => idle.once('end', r));
-  t.pass('the idle connection was closed (FIN from the proxy)');
-  t.notOk(busy.destroyed, 'the busy one is still open');
-  clearInterval(timer);
-  busy.destroy();
-});
-
-t.test('the connection limit closes connections beyond it', async (t) => {
-  const b = await backend(t, echo);
-  const limit = { active: 0, max: 2, refused: 0 };
-  const { port } = await proxy(t, [spec('b', b.port)], {}, limit);
-  const a = await dial(port);
-  const b2 = await dial(port);
-  for (const s of [a, b2]) s.write('ping');
-  await Promise.all([a, b2].map((s) => new Promise((r) => s.once('data', r))));
-  const third = await dial(port);
-  await ended(third);
-  t.equal(limit.refused, 1);
-  a.destroy();
-  while (limit.active > 1) await new Promise((r) => setTimeout(r, 20));
-  const fourth = await dial(port);
-  fourth.write('again');
-  t.equal((await new Promise<Buffer>((r) => fourth.once('data', r))).toString(), 'again', 'room again after one closed');
-  for (const s of [b2, fourth]) s.destroy();
-});
+  t.test('a slow reader does not make the proxy buffer without bound', async (t) => {
+    let pushed = 0;
+    let stop = false;
+    const b = await backend(t, (s) => {
+      const chunk = Buffer.alloc(1 << 20, 7);
+      const pump = () => {
+        while (!stop && pushed < 256 << 20) {
+          pushed += chunk.length;
+          if (!s.write(chunk)) return void s.once('drain', pump);
+        }
+        s.end();
+      };
+      s.on('error', () => {});
+      pump();
+    });
+    const { port } = await proxy(kind, t, [spec('b', b.port)]);
+    const before = process.memoryUsage();
+    const c = await dial(port);
+    c.pause(); // a reader that does not read
+    await new Promise((r) => setTimeout(r, 1500));
+    const stalled = pushed;
+    const after = process.memoryUsage();
+    t.ok(stalled < 48 << 20, `backend could only push ${(stalled / 2 ** 20).toFixed(1)} MiB of 256 while nobody read`);
+    const grown = after.arrayBuffers + after.external - before.arrayBuffers - before.external;
+    t.ok(grown < 64 << 20, `buffers grew by ${(grown / 2 ** 20).toFixed(1)} MiB`);
+    // Reading again resumes the flow to the end.
+    let n = 0;
+    c.on('data', (d: Buffer) => (n += d.length));
+    c.resume();
+    await new Promise((r) => c.once('end', r));
+    t.equal(n, 256 << 20, 'everything arrives once the reader reads');
+    stop = true;
+    c.destroy();
+  });
+  
+  t.test('a refused endpoint is skipped (the client never notices) and ejected', async (t) => {
+    const dead = await backend(t, () => {});
+    const deadPort = dead.port;
+    await new Promise((r) => dead.server.close(r)); // nothing listens there now: connect refused
+    const live = await backend(t, (s) => s.end('live\n'));
+    const { port, set, sync } = await proxy(kind, t, [spec('dead', deadPort), spec('live', live.port)]);
+    for (let i = 0; i < 6; i++) {
+      const c = await dial(port);
+      t.equal((await readAll(c)).toString(), 'live\n', `connection ${i + 1} reached the live endpoint`);
+    }
+    sync();
+    const d = set.backends().find((b) => b.id === 'dead')!;
+    t.equal(d.ejections, 1, 'ejected once');
+    t.equal(d.connectFailures, 1, 'not tried again while ejected');
+    t.ok(d.ejectedUntil > Date.now());
+  });
+  
+  t.test('every endpoint refusing: the client is closed, not left hanging', async (t) => {
+    const dead = await backend(t, () => {});
+    const deadPort = dead.port;
+    await new Promise((r) => dead.server.close(r));
+    const { port } = await proxy(kind, t, [spec('dead', deadPort)]);
+    const c = await dial(port);
+    t.equal((await readAll(c)).length, 0);
+  });
+  
+  t.test('idle connections are closed after the idle timeout; active ones are not', async (t) => {
+    const b = await backend(t, echo);
+    const { port } = await proxy(kind, t, [spec('b', b.port)], { idleTimeoutMs: 400 });
+    const idle = await dial(port);
+    const busy = await dial(port);
+    busy.on('data', () => {});
+    const timer = setInterval(() => busy.write('x'), 100);
+    t.teardown(() => clearInterval(timer));
+    idle.resume();
+    await new Promise((r) => idle.once('end', r));
+    t.pass('the idle connection was closed (FIN from the proxy)');
+    t.notOk(busy.destroyed, 'the busy one is still open');
+    clearInterval(timer);
+    busy.destroy();
+  });
+  
+  t.test('the connection limit closes connections beyond it', async (t) => {
+    const b = await backend(t, echo);
+    const limit = { active: 0, max: 2, refused: 0 };
+    const { port, sync } = await proxy(kind, t, [spec('b', b.port)], {}, limit);
+    const a = await dial(port);
+    const b2 = await dial(port);
+    for (const s of [a, b2]) s.write('ping');
+    await Promise.all([a, b2].map((s) => new Promise((r) => s.once('data', r))));
+    const third = await dial(port);
+    await ended(third);
+    sync();
+    t.equal(limit.refused, 1);
+    a.destroy();
+    while ((sync(), limit.active > 1)) await new Promise((r) => setTimeout(r, 20));
+    const fourth = await dial(port);
+    fourth.write('again');
+    t.equal((await new Promise<Buffer>((r) => fourth.once('data', r))).toString(), 'again', 'room again after one closed');
+    for (const s of [b2, fourth]) s.destroy();
+  });
+  });
+}
 
 t.test('PROXY protocol v2 tells the backend the real client address', async (t) => {
   const header = new Promise<ReturnType<typeof parseProxyV2>>((resolve) => {
@@ -193,7 +259,7 @@ t.test('PROXY protocol v2 tells the backend the real client address', async (t) 
   });
   let client: Socket | undefined;
   async function start(bport: number) {
-    const { port } = await proxy(t, [spec('b', bport)], { proxyProtocol: true });
+    const { port } = await proxy('js', t, [spec('b', bport)], { proxyProtocol: true });
     client = await dial(port);
     client.write('hello');
   }

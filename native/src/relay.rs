@@ -1,0 +1,859 @@
+//! TCP relay for the load balancer (issue 6): one epoll thread owns the VIP:port listening
+//! sockets, accepts, picks a backend from the list JS pushes (JS keeps the registry, the policy
+//! name and the options; the ejection bookkeeping mirrors src/lb/backends.ts), connects without
+//! blocking and relays both directions. Per connection, per direction:
+//!  - the first bytes go through read/write with one buffer shared by the thread (a request and
+//!    its reply: no pipe to create), and once a direction has carried SPLICE_AFTER bytes it
+//!    switches to splice(2) through its own pipe (bulk: no copy through user space);
+//!  - backpressure: nothing more is read while the pipe or the leftover of a partial write is not
+//!    flushed, so a slow reader holds at most a pipe (or a buffer) per direction here;
+//!  - half-close: EOF from one side becomes shutdown(SHUT_WR) on the other once its bytes are out;
+//!  - idle timeout, connect timeout, connect failure → next endpoint (up to `attempts`) and
+//!    ejection, a connection limit shared by every relay listener.
+//! Counters are atomics JS polls (relayStats): a callback per connection would cost the JS thread
+//! what the relay saves.
+
+use crate::sys::{bind, close, errno, getsockname, set_int, socket, sockaddr_storage, AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPV6_FREEBIND, IPV6_V6ONLY, IP_FREEBIND, SOL_SOCKET};
+use crate::udp::sockaddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::os::raw::{c_int, c_void};
+use std::ptr::null_mut;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[cfg_attr(target_arch = "x86_64", repr(C, packed))]
+#[cfg_attr(not(target_arch = "x86_64"), repr(C))]
+#[derive(Clone, Copy)]
+struct EpollEvent {
+    events: u32,
+    data: u64,
+}
+
+extern "C" {
+    fn epoll_create1(flags: c_int) -> c_int;
+    fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut EpollEvent) -> c_int;
+    fn epoll_wait(ep: c_int, evs: *mut EpollEvent, max: c_int, timeout: c_int) -> c_int;
+    fn accept4(fd: c_int, addr: *mut c_void, len: *mut u32, flags: c_int) -> c_int;
+    fn connect(fd: c_int, addr: *const c_void, len: u32) -> c_int;
+    fn listen(fd: c_int, backlog: c_int) -> c_int;
+    fn splice(fd_in: c_int, off_in: *mut i64, fd_out: c_int, off_out: *mut i64, len: usize, flags: u32) -> isize;
+    fn pipe2(fds: *mut c_int, flags: c_int) -> c_int;
+    fn shutdown(fd: c_int, how: c_int) -> c_int;
+    fn eventfd(init: u32, flags: c_int) -> c_int;
+    fn read(fd: c_int, buf: *mut c_void, n: usize) -> isize;
+    fn write(fd: c_int, buf: *const c_void, n: usize) -> isize;
+    fn fcntl(fd: c_int, cmd: c_int, arg: c_int) -> c_int;
+    fn send(fd: c_int, buf: *const c_void, n: usize, flags: c_int) -> isize;
+}
+
+const SOCK_STREAM: c_int = 1;
+const NONBLOCK: c_int = 0o4000;
+const CLOEXEC: c_int = 0o2000000;
+const EPOLL_CTL_ADD: c_int = 1;
+const EPOLLIN: u32 = 1;
+const EPOLLOUT: u32 = 4;
+const EPOLLERR: u32 = 8;
+const EPOLLHUP: u32 = 0x10;
+const EPOLLRDHUP: u32 = 0x2000;
+const EPOLLET: u32 = 1 << 31;
+const SPLICE_F_MOVE: u32 = 1;
+const SPLICE_F_NONBLOCK: u32 = 2;
+const SHUT_RD: c_int = 0;
+const SHUT_WR: c_int = 1;
+const SO_REUSEADDR: c_int = 2;
+const IPPROTO_TCP: c_int = 6;
+const TCP_NODELAY: c_int = 1;
+const MSG_NOSIGNAL: c_int = 0x4000;
+const EINTR: i32 = 4;
+const ECONNABORTED: i32 = 103;
+const EAGAIN: i32 = 11;
+const EINPROGRESS: i32 = 115;
+const EMFILE: i32 = 24;
+const ENFILE: i32 = 23;
+
+/// With PODMAN_SWARM_DNS_RELAY_SPLICE=1 a direction switches from read/write to splice after
+/// this many bytes. Off by default: on loopback read/write relays bulk faster (splice stalls the
+/// single relay thread at ~40% CPU, see bench/RESULTS.md), though with less CPU per byte.
+const SPLICE_AFTER: u64 = 256 * 1024;
+const BUF: usize = 256 * 1024;
+const PIPE_MAX: usize = 1 << 20;
+/// Pipe capacity asked for (1 MiB is what an unprivileged process may set by default); a bigger
+/// pipe moves more per splice pair. It is also what a slow reader can hold here per direction.
+const PIPE_SIZE: c_int = 1 << 20;
+const F_SETPIPE_SZ: c_int = 1031;
+const LISTENER_BIT: u64 = 1 << 63;
+const WAKE_TOKEN: u64 = 1 << 62;
+
+fn splice_on() -> bool {
+    static ON: std::sync::Once = std::sync::Once::new();
+    static mut VALUE: bool = false;
+    unsafe {
+        ON.call_once(|| VALUE = std::env::var("PODMAN_SWARM_DNS_RELAY_SPLICE").map_or(false, |v| v == "1"));
+        VALUE
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[derive(Default)]
+pub struct BackendStats {
+    pub connections: AtomicU64,
+    pub active: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub connect_failures: AtomicU64,
+    pub ejections: AtomicU64,
+    /// ms since the epoch (as JS's Date.now()) until which it is skipped.
+    pub ejected_until: AtomicU64,
+    streak: AtomicU64,
+}
+
+pub struct BackendEntry {
+    pub id: String,
+    addr: SocketAddr,
+    weight: i64,
+    local: bool,
+    current: i64,
+    pub stats: Arc<BackendStats>,
+}
+
+pub struct Config {
+    /// 0 round-robin (smooth weighted), 1 least-connections, 2 power of two choices.
+    pub policy: u32,
+    pub prefer_local: bool,
+    pub idle_ms: u64,
+    pub connect_ms: u64,
+    pub eject_ms: u64,
+    pub attempts: u32,
+}
+
+pub struct Listener {
+    pub id: u32,
+    fd: c_int,
+    pub port: u16,
+    pub backends: Mutex<Vec<BackendEntry>>,
+    /// Backends that left the list but still have open connections (reported until they drain).
+    pub retired: Mutex<Vec<(String, Arc<BackendStats>)>>,
+    pub cfg: Mutex<Config>,
+    pub active: AtomicU64,
+    pub refused: AtomicU64,
+    closed: AtomicBool,
+    rr_next: AtomicU64,
+}
+
+pub static MAX_CONNECTIONS: AtomicU64 = AtomicU64::new(u64::MAX);
+pub static ACTIVE: AtomicU64 = AtomicU64::new(0);
+
+enum Cmd {
+    Add(Arc<Listener>),
+    Close(u32, bool),
+}
+
+struct Handle {
+    efd: c_int,
+    cmds: Mutex<Vec<Cmd>>,
+}
+
+static HANDLE: Mutex<Option<Arc<Handle>>> = Mutex::new(None);
+
+fn handle() -> Result<Arc<Handle>, i32> {
+    let mut g = HANDLE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(h) = g.as_ref() {
+        return Ok(h.clone());
+    }
+    let ep = unsafe { epoll_create1(CLOEXEC) };
+    if ep < 0 {
+        return Err(errno());
+    }
+    let efd = unsafe { eventfd(0, NONBLOCK | CLOEXEC) };
+    if efd < 0 {
+        let e = errno();
+        unsafe { close(ep) };
+        return Err(e);
+    }
+    let mut ev = EpollEvent { events: EPOLLIN | EPOLLET, data: WAKE_TOKEN };
+    unsafe { epoll_ctl(ep, EPOLL_CTL_ADD, efd, &mut ev) };
+    let h = Arc::new(Handle { efd, cmds: Mutex::new(Vec::new()) });
+    let h2 = h.clone();
+    std::thread::Builder::new().name("psdns-relay".into()).spawn(move || Relay::new(ep, h2).run()).map_err(|_| 12)?;
+    *g = Some(h.clone());
+    Ok(h)
+}
+
+fn send_cmd(c: Cmd) -> Result<(), i32> {
+    let h = handle()?;
+    h.cmds.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+    let one: u64 = 1;
+    unsafe { write(h.efd, &one as *const u64 as *const c_void, 8) };
+    Ok(())
+}
+
+/// Binds and listens on host:port (0: any free port) and hands the socket to the relay thread.
+pub fn open(id: u32, host: &str, port: u16, backlog: i32, cfg: Config) -> Result<Arc<Listener>, (i32, String)> {
+    let ip: IpAddr = host.parse().map_err(|_| (22, format!("not an IP address: {}", host)))?;
+    let v6 = ip.is_ipv6();
+    let fd = unsafe { socket(if v6 { AF_INET6 } else { AF_INET }, SOCK_STREAM | NONBLOCK | CLOEXEC, 0) };
+    if fd < 0 {
+        return Err((errno(), "socket".into()));
+    }
+    set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    if v6 {
+        set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+        set_int(fd, IPPROTO_IPV6, IPV6_FREEBIND, 1);
+    } else {
+        set_int(fd, IPPROTO_IP, IP_FREEBIND, 1);
+    }
+    let (sa, len) = sockaddr(ip, port);
+    if unsafe { bind(fd, &sa as *const _ as *const c_void, len) } != 0 || unsafe { listen(fd, backlog) } != 0 {
+        let e = errno();
+        unsafe { close(fd) };
+        return Err((e, "listen".into()));
+    }
+    let mut got = sockaddr_storage { bytes: [0; 128] };
+    let mut glen = 128u32;
+    unsafe { getsockname(fd, &mut got as *mut _ as *mut c_void, &mut glen) };
+    let bound = u16::from_be_bytes([got.bytes[2], got.bytes[3]]);
+    let l = Arc::new(Listener {
+        id,
+        fd,
+        port: bound,
+        backends: Mutex::new(Vec::new()),
+        retired: Mutex::new(Vec::new()),
+        cfg: Mutex::new(cfg),
+        active: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        closed: AtomicBool::new(false),
+        rr_next: AtomicU64::new(0),
+    });
+    if let Err(e) = send_cmd(Cmd::Add(l.clone())) {
+        unsafe { close(fd) };
+        return Err((e, "relay thread".into()));
+    }
+    Ok(l)
+}
+
+/// Stops listening at once (shutdown on a listening socket: its port can be bound again right
+/// away, by the JS proxy too); the relay thread closes the socket and, with `force`, the
+/// listener's open connections.
+pub fn close_listener(l: &Listener, force: bool) {
+    if !l.closed.swap(true, Ordering::Relaxed) {
+        unsafe { shutdown(l.fd, SHUT_RD) };
+    }
+    let _ = send_cmd(Cmd::Close(l.id, force));
+}
+
+/// Replaces the backend list: an entry whose id and address stay keeps its counters; one that
+/// leaves is retired (its open connections drain and keep counting).
+pub fn set_backends(l: &Listener, spec: &str) -> Result<(), String> {
+    let mut next: Vec<(String, SocketAddr, i64, bool)> = Vec::new();
+    for line in spec.lines().filter(|x| !x.is_empty()) {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() != 5 {
+            return Err(format!("bad backend line {:?}", line));
+        }
+        let ip: IpAddr = f[1].parse().map_err(|_| format!("bad address {:?}", f[1]))?;
+        let port: u16 = f[2].parse().map_err(|_| format!("bad port {:?}", f[2]))?;
+        let weight: i64 = f[3].parse().map_err(|_| format!("bad weight {:?}", f[3]))?;
+        next.push((f[0].to_string(), SocketAddr::new(ip, port), weight.max(1), f[4] == "1"));
+    }
+    let mut list = l.backends.lock().unwrap_or_else(|e| e.into_inner());
+    let mut old: HashMap<String, BackendEntry> = list.drain(..).map(|b| (b.id.clone(), b)).collect();
+    for (id, addr, weight, local) in next {
+        match old.remove(&id) {
+            Some(mut b) if b.addr == addr => {
+                b.weight = weight;
+                b.local = local;
+                list.push(b);
+            }
+            prev => {
+                if let Some(p) = prev {
+                    retire(l, p);
+                }
+                list.push(BackendEntry { id, addr, weight, local, current: 0, stats: Arc::new(BackendStats::default()) });
+            }
+        }
+    }
+    for (_, b) in old {
+        retire(l, b);
+    }
+    Ok(())
+}
+
+fn retire(l: &Listener, b: BackendEntry) {
+    let mut r = l.retired.lock().unwrap_or_else(|e| e.into_inner());
+    r.retain(|(_, s)| s.active.load(Ordering::Relaxed) > 0);
+    if b.stats.active.load(Ordering::Relaxed) > 0 {
+        r.push((b.id, b.stats));
+    }
+}
+
+/// Index of the backend for a new connection: untried, not ejected (unless all untried ones
+/// are), local first when asked, then the policy (as src/lb/backends.ts and policy.ts).
+fn pick(l: &Listener, list: &mut [BackendEntry], tried: &[Arc<BackendStats>], cfg: &Config, now: u64, rng: &mut u64) -> Option<usize> {
+    let mut cands: Vec<usize> = (0..list.len()).filter(|&i| !tried.iter().any(|t| Arc::ptr_eq(t, &list[i].stats))).collect();
+    if cands.is_empty() {
+        return None;
+    }
+    if cands.iter().any(|&i| list[i].stats.ejected_until.load(Ordering::Relaxed) <= now) {
+        cands.retain(|&i| list[i].stats.ejected_until.load(Ordering::Relaxed) <= now);
+    }
+    if cfg.prefer_local {
+        let locals = cands.iter().filter(|&&i| list[i].local).count();
+        if locals > 0 && locals < cands.len() {
+            cands.retain(|&i| list[i].local);
+        }
+    }
+    if cands.len() == 1 {
+        return Some(cands[0]);
+    }
+    let load = |b: &BackendEntry| b.stats.active.load(Ordering::Relaxed) as f64 / b.weight as f64;
+    match cfg.policy {
+        1 => {
+            let n = cands.len();
+            let start = (l.rr_next.fetch_add(1, Ordering::Relaxed) as usize) % n;
+            let mut best = cands[start];
+            for k in 1..n {
+                let c = cands[(start + k) % n];
+                if load(&list[c]) < load(&list[best]) {
+                    best = c;
+                }
+            }
+            Some(best)
+        }
+        2 => {
+            let total: i64 = cands.iter().map(|&i| list[i].weight).sum();
+            let mut draw = || {
+                *rng ^= *rng << 13;
+                *rng ^= *rng >> 7;
+                *rng ^= *rng << 17;
+                let mut x = (*rng % total as u64) as i64;
+                for &i in &cands {
+                    if x < list[i].weight {
+                        return i;
+                    }
+                    x -= list[i].weight;
+                }
+                cands[cands.len() - 1]
+            };
+            let a = draw();
+            let b = draw();
+            Some(if load(&list[b]) < load(&list[a]) { b } else { a })
+        }
+        _ => {
+            let mut total = 0;
+            let mut best = cands[0];
+            let mut best_v = i64::MIN;
+            for &i in &cands {
+                total += list[i].weight;
+                list[i].current += list[i].weight;
+                if list[i].current > best_v {
+                    best_v = list[i].current;
+                    best = i;
+                }
+            }
+            list[best].current -= total;
+            Some(best)
+        }
+    }
+}
+
+fn failed(s: &BackendStats, eject_ms: u64, now: u64) {
+    s.connect_failures.fetch_add(1, Ordering::Relaxed);
+    let n = s.streak.fetch_add(1, Ordering::Relaxed) + 1;
+    let was_in = s.ejected_until.load(Ordering::Relaxed) <= now;
+    s.ejected_until.store(now + eject_ms * (1u64 << (n - 1).min(3)), Ordering::Relaxed);
+    if was_in {
+        s.ejections.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+struct Dir {
+    pipe: [c_int; 2],
+    /// Bytes in the pipe (splice mode) not yet written on.
+    in_pipe: usize,
+    /// Leftover of a partial write (read/write mode).
+    left: Vec<u8>,
+    total: u64,
+    eof: bool,
+    shut: bool,
+    /// Reading stopped for backpressure: read again once the pending bytes are out.
+    blocked: bool,
+    /// The source signalled FIN or an error: from now on read to EOF/EAGAIN, never stop at a
+    /// short read (that edge is spent; nothing would wake us for the FIN behind the data).
+    hup: bool,
+}
+
+impl Dir {
+    fn new() -> Dir {
+        Dir { pipe: [-1, -1], in_pipe: 0, left: Vec::new(), total: 0, eof: false, shut: false, blocked: false, hup: false }
+    }
+}
+
+struct Conn {
+    listener: Arc<Listener>,
+    client: c_int,
+    up: c_int,
+    backend: Option<Arc<BackendStats>>,
+    connected: bool,
+    tried: Vec<Arc<BackendStats>>,
+    started: u64,
+    last: u64,
+    dirs: [Dir; 2],
+}
+
+struct Slot {
+    gen: u32,
+    conn: Option<Conn>,
+}
+
+struct Relay {
+    ep: c_int,
+    h: Arc<Handle>,
+    listeners: HashMap<u32, Arc<Listener>>,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    buf: Vec<u8>,
+    /// Wall clock (ms since the epoch, as JS's Date.now()): ejections, which JS reads.
+    now: u64,
+    /// Monotonic ms: idle and connect timeouts (a clock step must not close every connection).
+    mono: u64,
+    base: std::time::Instant,
+    rng: u64,
+}
+
+enum Step {
+    Keep,
+    Close,
+}
+
+fn token(slot: usize, gen: u32, side: u64) -> u64 {
+    ((gen as u64) << 32) | ((slot as u64) << 1) | side
+}
+
+impl Relay {
+    fn new(ep: c_int, h: Arc<Handle>) -> Relay {
+        Relay { ep, h, listeners: HashMap::new(), slots: Vec::new(), free: Vec::new(), buf: vec![0u8; BUF], now: now_ms(), mono: 0, base: std::time::Instant::now(), rng: 0x9e37_79b9_7f4a_7c15 ^ now_ms() }
+    }
+
+    fn run(mut self) {
+        let mut evs = vec![EpollEvent { events: 0, data: 0 }; 256];
+        let mut last_sweep = 0;
+        loop {
+            let n = unsafe { epoll_wait(self.ep, evs.as_mut_ptr(), evs.len() as c_int, 250) };
+            self.now = now_ms();
+            self.mono = self.base.elapsed().as_millis() as u64;
+            if n < 0 && errno() != EINTR {
+                eprintln!("podman-swarm-dns native relay: epoll_wait failed: {}", std::io::Error::last_os_error());
+                return;
+            }
+            for ev in evs.iter().take(n.max(0) as usize) {
+                let (events, data) = (ev.events, ev.data);
+                if data == WAKE_TOKEN {
+                    self.commands();
+                } else if data & LISTENER_BIT != 0 {
+                    self.accept((data & 0xffff_ffff) as u32);
+                } else {
+                    self.event(data, events);
+                }
+            }
+            if self.mono.saturating_sub(last_sweep) >= 100 {
+                last_sweep = self.mono;
+                self.sweep();
+            }
+        }
+    }
+
+    fn commands(&mut self) {
+        let mut v = [0u8; 8];
+        unsafe { read(self.h.efd, v.as_mut_ptr() as *mut c_void, 8) };
+        let cmds: Vec<Cmd> = std::mem::take(&mut *self.h.cmds.lock().unwrap_or_else(|e| e.into_inner()));
+        for c in cmds {
+            match c {
+                Cmd::Add(l) => {
+                    let mut ev = EpollEvent { events: EPOLLIN | EPOLLET, data: LISTENER_BIT | l.id as u64 };
+                    unsafe { epoll_ctl(self.ep, EPOLL_CTL_ADD, l.fd, &mut ev) };
+                    let id = l.id;
+                    self.listeners.insert(id, l);
+                    self.accept(id);
+                }
+                Cmd::Close(id, force) => {
+                    if let Some(l) = self.listeners.remove(&id) {
+                        unsafe { close(l.fd) };
+                        if force {
+                            for i in 0..self.slots.len() {
+                                if self.slots[i].conn.as_ref().map_or(false, |c| Arc::ptr_eq(&c.listener, &l)) {
+                                    self.drop_conn(i);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, id: u32) {
+        let l = match self.listeners.get(&id) {
+            Some(l) => l.clone(),
+            None => return,
+        };
+        loop {
+            let fd = unsafe { accept4(l.fd, null_mut(), null_mut(), NONBLOCK | CLOEXEC) };
+            if fd < 0 {
+                match errno() {
+                    EINTR | ECONNABORTED => continue,
+                    // EMFILE/ENFILE: the connection waits in the backlog; the sweep tries again.
+                    _ => return,
+                }
+            }
+            if ACTIVE.load(Ordering::Relaxed) >= MAX_CONNECTIONS.load(Ordering::Relaxed) {
+                l.refused.fetch_add(1, Ordering::Relaxed);
+                unsafe { close(fd) };
+                continue;
+            }
+            // TCP_NODELAY comes from the listening socket (accepted sockets inherit it on Linux).
+            ACTIVE.fetch_add(1, Ordering::Relaxed);
+            l.active.fetch_add(1, Ordering::Relaxed);
+            let slot = match self.free.pop() {
+                Some(s) => s,
+                None => {
+                    self.slots.push(Slot { gen: 0, conn: None });
+                    self.slots.len() - 1
+                }
+            };
+            let gen = self.slots[slot].gen;
+            self.slots[slot].conn = Some(Conn {
+                listener: l.clone(),
+                client: fd,
+                up: -1,
+                backend: None,
+                connected: false,
+                tried: Vec::new(),
+                started: self.mono,
+                last: self.mono,
+                dirs: [Dir::new(), Dir::new()],
+            });
+            let mut ev = EpollEvent { events: EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, data: token(slot, gen, 0) };
+            unsafe { epoll_ctl(self.ep, EPOLL_CTL_ADD, fd, &mut ev) };
+            self.dial(slot);
+        }
+    }
+
+    /// Connects the slot's connection to the next backend; closes it when none is left.
+    fn dial(&mut self, slot: usize) {
+        let gen = self.slots[slot].gen;
+        loop {
+            let c = match self.slots[slot].conn.as_mut() {
+                Some(c) => c,
+                None => return,
+            };
+            let l = c.listener.clone();
+            let (attempts, eject_ms) = {
+                let cfg = l.cfg.lock().unwrap_or_else(|e| e.into_inner());
+                (cfg.attempts as usize, cfg.eject_ms)
+            };
+            let chosen = if c.tried.len() >= attempts.max(1) {
+                None
+            } else {
+                let cfg = l.cfg.lock().unwrap_or_else(|e| e.into_inner());
+                let mut list = l.backends.lock().unwrap_or_else(|e| e.into_inner());
+                pick(&l, &mut list, &c.tried, &cfg, self.now, &mut self.rng).map(|i| (list[i].addr, list[i].stats.clone()))
+            };
+            let (addr, stats) = match chosen {
+                Some(x) => x,
+                None => return self.drop_conn(slot),
+            };
+            let fd = unsafe { socket(if addr.is_ipv6() { AF_INET6 } else { AF_INET }, SOCK_STREAM | NONBLOCK | CLOEXEC, 0) };
+            if fd < 0 {
+                // Out of descriptors is this host's problem, not the endpoint's: no ejection.
+                return self.drop_conn(slot);
+            }
+            set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+            let (sa, len) = sockaddr(addr.ip(), addr.port());
+            let r = unsafe { connect(fd, &sa as *const _ as *const c_void, len) };
+            let e = if r == 0 { 0 } else { errno() };
+            if r == 0 || e == EINPROGRESS {
+                stats.active.fetch_add(1, Ordering::Relaxed);
+                c.up = fd;
+                c.backend = Some(stats);
+                c.started = self.mono;
+                let mut ev = EpollEvent { events: EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, data: token(slot, gen, 1) };
+                unsafe { epoll_ctl(self.ep, EPOLL_CTL_ADD, fd, &mut ev) };
+                if r == 0 {
+                    self.connected(slot);
+                }
+                return;
+            }
+            unsafe { close(fd) };
+            if e == EMFILE || e == ENFILE {
+                return self.drop_conn(slot);
+            }
+            failed(&stats, eject_ms, self.now);
+            c.tried.push(stats);
+        }
+    }
+
+    /// The current attempt failed (refused, timed out): eject that endpoint, try the next.
+    fn attempt_failed(&mut self, slot: usize) {
+        if let Some(c) = self.slots[slot].conn.as_mut() {
+            if let Some(s) = c.backend.take() {
+                s.active.fetch_sub(1, Ordering::Relaxed);
+                let eject_ms = c.listener.cfg.lock().unwrap_or_else(|e| e.into_inner()).eject_ms;
+                failed(&s, eject_ms, self.now);
+                c.tried.push(s);
+            }
+            if c.up >= 0 {
+                unsafe { close(c.up) };
+                c.up = -1;
+            }
+        }
+        self.dial(slot);
+    }
+
+    fn connected(&mut self, slot: usize) {
+        if let Some(c) = self.slots[slot].conn.as_mut() {
+            c.connected = true;
+            c.last = self.mono;
+            c.tried = Vec::new();
+            if let Some(s) = &c.backend {
+                s.connections.fetch_add(1, Ordering::Relaxed);
+                s.ejected_until.store(0, Ordering::Relaxed);
+                s.streak.store(0, Ordering::Relaxed);
+            }
+        }
+        self.pump(slot, [true, true], [false, false]);
+    }
+
+    fn event(&mut self, data: u64, events: u32) {
+        let slot = ((data & 0xffff_ffff) >> 1) as usize;
+        let side = data & 1;
+        let gen = (data >> 32) as u32;
+        let c = match self.slots.get_mut(slot) {
+            Some(s) if s.gen == gen => match s.conn.as_mut() {
+                Some(c) => c,
+                None => return,
+            },
+            _ => return,
+        };
+        if !c.connected {
+            if side == 0 && events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR) != 0 {
+                c.dirs[0].hup = true; // the client's FIN came while connecting: keep it for later
+            }
+            if side == 1 && events & (EPOLLOUT | EPOLLERR | EPOLLHUP) != 0 {
+                // A refused or reset connect reports EPOLLERR (with HUP): no SO_ERROR call needed.
+                if events & (EPOLLERR | EPOLLHUP) != 0 {
+                    self.attempt_failed(slot);
+                } else {
+                    self.connected(slot);
+                }
+            }
+            return;
+        }
+        let readable = events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR) != 0;
+        let drain = events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR) != 0;
+        // side 0 is the client: readable means client → backend (direction 0) has bytes.
+        let (read, hup) = if side == 0 { ([readable, drain], [drain, false]) } else { ([drain, readable], [false, drain]) };
+        self.pump(slot, read, hup);
+    }
+
+    /// Moves bytes on the directions an event concerns: `read[d]` — direction d's source is
+    /// readable; every direction is looked at (a writable destination flushes what is pending).
+    fn pump(&mut self, slot: usize, read: [bool; 2], hup: [bool; 2]) {
+        let step = {
+            let c = match self.slots[slot].conn.as_mut() {
+                Some(c) => c,
+                None => return,
+            };
+            let mut step = Step::Keep;
+            for d in 0..2 {
+                let (src, dst) = if d == 0 { (c.client, c.up) } else { (c.up, c.client) };
+                let last = c.dirs[1 - d].shut;
+                match move_bytes(&mut c.dirs[d], src, dst, &mut self.buf, read[d], hup[d], last) {
+                    Ok(moved) => {
+                        if moved > 0 {
+                            c.last = self.mono;
+                            if let Some(s) = &c.backend {
+                                if d == 0 { &s.bytes_out } else { &s.bytes_in }.fetch_add(moved, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    Err(()) => {
+                        step = Step::Close;
+                        break;
+                    }
+                }
+            }
+            if c.dirs[0].shut && c.dirs[1].shut {
+                step = Step::Close;
+            }
+            step
+        };
+        if let Step::Close = step {
+            self.drop_conn(slot);
+        }
+    }
+
+    fn drop_conn(&mut self, slot: usize) {
+        let s = &mut self.slots[slot];
+        if let Some(c) = s.conn.take() {
+            s.gen = s.gen.wrapping_add(1);
+            for fd in [c.client, c.up, c.dirs[0].pipe[0], c.dirs[0].pipe[1], c.dirs[1].pipe[0], c.dirs[1].pipe[1]].iter() {
+                if *fd >= 0 {
+                    unsafe { close(*fd) };
+                }
+            }
+            if let Some(b) = &c.backend {
+                b.active.fetch_sub(1, Ordering::Relaxed);
+            }
+            c.listener.active.fetch_sub(1, Ordering::Relaxed);
+            ACTIVE.fetch_sub(1, Ordering::Relaxed);
+            self.free.push(slot);
+        }
+    }
+
+    /// Idle and connect timeouts; accepts that EMFILE held back.
+    fn sweep(&mut self) {
+        let ids: Vec<u32> = self.listeners.keys().copied().collect();
+        for id in ids {
+            self.accept(id);
+        }
+        for i in 0..self.slots.len() {
+            let (connected, started, last, idle, connect) = match &self.slots[i].conn {
+                Some(c) => {
+                    let cfg = c.listener.cfg.lock().unwrap_or_else(|e| e.into_inner());
+                    (c.connected, c.started, c.last, cfg.idle_ms, cfg.connect_ms)
+                }
+                None => continue,
+            };
+            if !connected && self.mono.saturating_sub(started) >= connect {
+                self.attempt_failed(i);
+            } else if connected && self.mono.saturating_sub(last) >= idle {
+                self.drop_conn(i);
+            }
+        }
+    }
+}
+
+/// Moves what it can from `src` to `dst` without blocking; Ok(bytes written on), Err on a broken
+/// connection. A direction's EOF is passed on as shutdown(SHUT_WR) once its bytes are out.
+/// `readable`: the event said `src` has something (else only `dst` became writable, and nothing
+/// is read unless an earlier read stopped for backpressure). `hup`: the event signalled a FIN or
+/// an error on `src`. `last`: the other direction has already ended.
+fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8], readable: bool, hup: bool, last: bool) -> Result<u64, ()> {
+    let mut moved = 0u64;
+    d.hup |= hup;
+    let drain = d.hup;
+    if d.shut {
+        return Ok(0);
+    }
+    let mut can_read = readable || d.blocked;
+    if !can_read && d.in_pipe == 0 && d.left.is_empty() && !d.eof {
+        return Ok(0); // a writable edge with nothing to write: no system call
+    }
+    loop {
+        let mut progress = false;
+        if d.pipe[0] < 0 && d.left.is_empty() && d.total >= SPLICE_AFTER && splice_on() {
+            let mut p = [-1; 2];
+            if unsafe { pipe2(p.as_mut_ptr(), NONBLOCK | CLOEXEC) } == 0 {
+                unsafe { fcntl(p[0], F_SETPIPE_SZ, PIPE_SIZE) };
+                d.pipe = p;
+            }
+        }
+        if d.pipe[0] >= 0 {
+            if !d.eof && can_read {
+                let n = unsafe { splice(src, null_mut(), d.pipe[1], null_mut(), PIPE_MAX, SPLICE_F_MOVE | SPLICE_F_NONBLOCK) };
+                if n > 0 {
+                    d.in_pipe += n as usize;
+                    progress = true;
+                } else if n == 0 {
+                    d.eof = true;
+                } else {
+                    let e = errno();
+                    if e != EAGAIN && e != EINTR {
+                        return Err(());
+                    }
+                    // EAGAIN with bytes in the pipe may mean the pipe is full: read again once
+                    // they are out. With an empty pipe it means the socket is drained.
+                    d.blocked = d.in_pipe > 0;
+                    can_read = d.blocked;
+                }
+            }
+            if d.in_pipe > 0 {
+                let n = unsafe { splice(d.pipe[0], null_mut(), dst, null_mut(), d.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK) };
+                if n > 0 {
+                    d.in_pipe -= n as usize;
+                    d.total += n as u64;
+                    moved += n as u64;
+                    progress = true;
+                } else if n < 0 && errno() != EAGAIN && errno() != EINTR {
+                    return Err(());
+                } else if n < 0 {
+                    d.blocked = true;
+                }
+            }
+        } else {
+            if !d.left.is_empty() {
+                let n = unsafe { send(dst, d.left.as_ptr() as *const c_void, d.left.len(), MSG_NOSIGNAL) };
+                if n > 0 {
+                    d.left.drain(..n as usize);
+                    d.total += n as u64;
+                    moved += n as u64;
+                    progress = true;
+                } else if n < 0 && errno() != EAGAIN && errno() != EINTR {
+                    return Err(());
+                }
+            }
+            if d.left.is_empty() && !d.eof && can_read {
+                let n = unsafe { read(src, buf.as_mut_ptr() as *mut c_void, buf.len()) };
+                if n > 0 {
+                    let n = n as usize;
+                    progress = true;
+                    let w = unsafe { send(dst, buf.as_ptr() as *const c_void, n, MSG_NOSIGNAL) };
+                    let w = if w < 0 {
+                        if errno() != EAGAIN && errno() != EINTR {
+                            return Err(());
+                        }
+                        0
+                    } else {
+                        w as usize
+                    };
+                    d.total += w as u64;
+                    moved += w as u64;
+                    if w < n {
+                        d.left.extend_from_slice(&buf[w..n]);
+                        d.blocked = true;
+                    } else if n < buf.len() && !drain {
+                        // A short read took all there was; new bytes bring a new edge.
+                        d.blocked = false;
+                        can_read = false;
+                    }
+                } else if n == 0 {
+                    d.eof = true;
+                } else {
+                    let e = errno();
+                    if e != EAGAIN && e != EINTR {
+                        return Err(());
+                    }
+                    d.blocked = false;
+                    can_read = false;
+                }
+            }
+        }
+        if d.eof && d.in_pipe == 0 && d.left.is_empty() {
+            // `last`: the other direction is done too, and the close that follows sends the FIN
+            // (both receive queues are read to EOF, so it is a FIN, not a reset).
+            if !last {
+                unsafe { shutdown(dst, SHUT_WR) };
+            }
+            d.shut = true;
+            return Ok(moved);
+        }
+        if !progress {
+            return Ok(moved);
+        }
+    }
+}

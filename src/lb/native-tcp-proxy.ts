@@ -1,0 +1,150 @@
+import type { Addon } from '../native/index.js';
+import type { Backend, BackendSet } from './backends.js';
+import type { PolicyName } from './policy.js';
+import type { ConnectionLimit, TcpEvents, TcpProxyOptions } from './tcp-proxy.js';
+
+// The TCP proxy run by the addon's relay thread (native/src/relay.rs): the same contract as
+// TcpProxy (backpressure, half-close, idle timeout, connection limit, retry on the next endpoint
+// and passive ejection), with no JS on the per-connection or per-byte path. JS keeps the
+// registry's backend list, the policy name and the options and pushes them down; the relay
+// counts per backend in atomics that refresh() copies into the same Backend objects the JS proxy
+// would update, so status and metrics read them the same way. No PROXY protocol here: the
+// manager keeps the JS proxy for that (src/lb/relay-choice.ts).
+
+export interface RelayPolicy {
+  policy: PolicyName;
+  preferLocal: boolean;
+  ejectMs: number;
+}
+
+const POLICY: Record<PolicyName, number> = { 'round-robin': 0, 'least-connections': 1, 'power-of-two': 2 };
+const U32 = 0xffff_ffff;
+const ms = (n: number) => Math.max(1, Math.min(U32, Math.round(n)));
+
+export type RelayAddon = Pick<Addon, 'relayListen' | 'relayConfigure' | 'relaySetBackends' | 'relaySetMax' | 'relayClose' | 'relayForget' | 'relayStats'>;
+
+export class NativeTcpProxy {
+  readonly native = true;
+  private id = 0;
+  private closed = false;
+  private refused = 0;
+  private active = 0;
+  private ejections = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
+  private _opts: TcpProxyOptions;
+
+  constructor(
+    private readonly addon: RelayAddon,
+    public backends: BackendSet,
+    opts: TcpProxyOptions,
+    private policy: RelayPolicy,
+    private readonly limit: ConnectionLimit,
+    private readonly events: TcpEvents = {},
+  ) {
+    this._opts = opts;
+  }
+
+  get opts(): TcpProxyOptions {
+    return this._opts;
+  }
+
+  /** Idle and connect timeouts take effect for new and open connections alike. */
+  set opts(o: TcpProxyOptions) {
+    this._opts = o;
+    this.push();
+  }
+
+  configurePolicy(p: RelayPolicy): void {
+    this.policy = p;
+    this.push();
+  }
+
+  private args(): [number, boolean, number, number, number, number] {
+    const o = this._opts;
+    return [POLICY[this.policy.policy] ?? 0, this.policy.preferLocal, ms(o.idleTimeoutMs), ms(o.connectTimeoutMs), ms(this.policy.ejectMs), Math.max(1, o.attempts)];
+  }
+
+  private push(): void {
+    if (this.id === 0 || this.closed) return;
+    this.addon.relayConfigure(this.id, ...this.args());
+    this.addon.relaySetMax(Math.min(U32, this.limit.max));
+  }
+
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    try {
+      this.addon.relaySetMax(Math.min(U32, this.limit.max));
+      const [id, bound] = this.addon.relayListen(host, port, 4096, ...this.args());
+      this.id = id;
+      this.backendsChanged();
+      // Ejections are logged and counters shown within a second without anyone asking.
+      this.timer = setInterval(() => this.refresh(), 1000);
+      this.timer.unref();
+      return Promise.resolve({ host, port: bound });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** The registry changed this listener's endpoints: the relay gets the new list. */
+  backendsChanged(): void {
+    if (this.id === 0 || this.closed) return;
+    const lines = this.backends.backends().map((b) => `${b.id}\t${b.host}\t${b.port}\t${b.weight}\t${b.local ? 1 : 0}\n`);
+    this.addon.relaySetBackends(this.id, lines.join(''));
+  }
+
+  /** Copies the relay's counters into the Backend objects and the shared limit. */
+  refresh(): void {
+    if (this.id === 0) return;
+    const s = this.addon.relayStats(this.id);
+    if (!s) return;
+    this.active = s[0] as number;
+    const refused = s[1] as number;
+    this.limit.refused += refused - this.refused;
+    this.refused = refused;
+    this.limit.active = s[2] as number;
+    const byId = new Map<string, Backend>();
+    for (const b of this.backends.reportable()) byId.set(b.id, b);
+    for (let i = 3; i + 7 < s.length; i += 8) {
+      const b = byId.get(s[i] as string);
+      if (!b) continue;
+      b.connections = s[i + 1] as number;
+      b.active = s[i + 2] as number;
+      b.bytesIn = s[i + 3] as number;
+      b.bytesOut = s[i + 4] as number;
+      b.connectFailures = s[i + 5] as number;
+      b.ejectedUntil = s[i + 7] as number;
+      const ej = s[i + 6] as number;
+      if (ej > (this.ejections.get(b.id) ?? 0)) this.events.ejected?.(b);
+      this.ejections.set(b.id, ej);
+      b.ejections = ej;
+    }
+  }
+
+  get connections(): number {
+    this.refresh();
+    return this.active;
+  }
+
+  /** Stops accepting; open connections drain unless `force`. */
+  close(force = false): Promise<void> {
+    if (this.id !== 0 && !this.closed) {
+      this.closed = true;
+      this.addon.relayClose(this.id, force);
+    }
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    return Promise.resolve();
+  }
+
+  /** Resolves once no client connection is open (after close(): the listener has drained). */
+  drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.connections > 0) return void setTimeout(check, 200).unref();
+        if (this.closed) this.addon.relayForget(this.id);
+        resolve();
+      };
+      check();
+    });
+  }
+}
