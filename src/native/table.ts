@@ -66,6 +66,10 @@ class Writer {
   done(): Buffer {
     return this.buf.subarray(0, this.n);
   }
+  /** Drops the growth slack (up to half the buffer) of bytes that stay in a cache. */
+  compact(): void {
+    if (this.buf.length > this.n) this.buf = Buffer.from(this.done());
+  }
 }
 
 /** `name` (no trailing dot) in wire form, lower case, with the root label. */
@@ -329,6 +333,7 @@ export class TableCompiler {
         continue;
       }
       const chunk = serviceChunk(zone, view, own);
+      chunk.w.compact();
       this.services.set(view, { sig: vsig, chunk });
       chunks.push(chunk);
       if (++done % SLICE === 0) yield;
