@@ -66,6 +66,17 @@ class Writer {
   done(): Buffer {
     return this.buf.subarray(0, this.n);
   }
+  /**
+   * Drops the growth slack (up to half the buffer) of bytes that stay in a cache. The copy is
+   * not from Node's buffer pool: a pooled slice would keep its whole 8 KB slab alive, mostly
+   * dns-packet's garbage of the same compilation.
+   */
+  compact(): void {
+    if (this.buf.length === this.n && this.n >= 4096) return;
+    const exact = Buffer.allocUnsafeSlow(this.n);
+    this.buf.copy(exact, 0, 0, this.n);
+    this.buf = exact;
+  }
 }
 
 /** `name` (no trailing dot) in wire form, lower case, with the root label. */
@@ -329,6 +340,7 @@ export class TableCompiler {
         continue;
       }
       const chunk = serviceChunk(zone, view, own);
+      chunk.w.compact();
       this.services.set(view, { sig: vsig, chunk });
       chunks.push(chunk);
       if (++done % SLICE === 0) yield;
