@@ -23,9 +23,25 @@ interface Tracked {
   running: boolean;
 }
 
+/**
+ * Probes in flight at once. Each TCP/HTTP probe holds a socket: unbounded, a node with thousands of
+ * endpoints ran out of file descriptors (EMFILE), every endpoint then flapped, and DNS tables were
+ * rebuilt without end.
+ */
+export const MAX_CONCURRENT_PROBES = 64;
+
+/** Whether an endpoint has anything to probe; the others cost nothing per round. */
+export function checkable(ep: Endpoint): boolean {
+  if (ep.health === 'none' || !ep.addresses[0]) return false;
+  if (ep.health === 'podman') return ep.container !== undefined && ep.container !== null;
+  return Object.values(ep.ports).some((p) => p.protocol === 'tcp');
+}
+
 export class HealthChecker {
   private readonly tracked = new Map<string, Tracked>();
   private timer: NodeJS.Timeout | null = null;
+  /** The round still probing; a tick while it runs does not start another (slow probes, many endpoints). */
+  private round: Promise<void> | null = null;
 
   constructor(
     private readonly local: LocalNode,
@@ -67,17 +83,29 @@ export class HealthChecker {
 
   tick(): void {
     const current = new Set<string>();
+    const due: Endpoint[] = [];
     for (const ep of this.local.endpoints()) {
-      const key = endpointKey(ep);
-      current.add(key);
-      void this.check(ep);
+      if (!checkable(ep)) continue;
+      current.add(endpointKey(ep));
+      due.push(ep);
     }
     for (const [key, t] of this.tracked) {
       if (current.has(key)) continue;
       this.tracked.delete(key);
-      // A container that comes back under the same name starts healthy, not with old results.
+      // A container that comes back under the same name (or an endpoint whose check was turned
+      // off) starts healthy, not with old results.
       if (!t.state.healthy) this.local.setHealth(key, true);
     }
+    if (this.round) return;
+    this.round = this.probeAll(due).finally(() => (this.round = null));
+  }
+
+  private async probeAll(due: Endpoint[]): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < due.length) await this.check(due[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(MAX_CONCURRENT_PROBES, due.length) }, worker));
   }
 
   private async check(ep: Endpoint): Promise<void> {
