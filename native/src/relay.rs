@@ -648,6 +648,12 @@ impl Relay {
                 if events & (EPOLLERR | EPOLLHUP) != 0 {
                     self.attempt_failed(slot);
                 } else {
+                    // A backend that answers and closes at once (its FIN here before we saw the
+                    // connect complete) gets no further edge: remember the FIN, or the reply's
+                    // end waits for the idle timeout.
+                    if events & EPOLLRDHUP != 0 {
+                        c.dirs[1].hup = true;
+                    }
                     self.connected(slot);
                 }
             }

@@ -9,6 +9,10 @@ import { relayAddon } from '../../src/lb/relay-choice.js';
 import { TcpProxy, type ConnectionLimit, type TcpProxyOptions } from '../../src/lb/tcp-proxy.js';
 import { UdpProxy } from '../../src/lb/udp-proxy.js';
 
+// Connect refused for sure: nothing listens on port 1 here, and no test's ephemeral port can be 1
+// (a port freed by a test could be taken by a parallel test's listener before the proxy dials it).
+const REFUSED_PORT = 1;
+
 // The proxies on real loopback sockets, with real backends: what a client and a backend see.
 // Every TCP test runs against both proxies: the JS one and the addon's relay (when built).
 
@@ -189,12 +193,18 @@ for (const kind of KINDS) {
     c.destroy();
   });
   
+  t.test('a backend that answers and closes at once: every client gets the reply and its end', { timeout: 60_000 }, async (t) => {
+    // The reply and the FIN can arrive before the proxy sees its connect complete; the end must
+    // still reach the client at once, not after the (here 10 min) idle timeout.
+    const b = await backend(t, (s) => s.end('hi\n'));
+    const { port } = await proxy(kind, t, [spec('b', b.port)], { idleTimeoutMs: 600_000 });
+    const replies = await Promise.all(Array.from({ length: 300 }, async () => (await readAll(await dial(port))).toString()));
+    t.equal(replies.filter((r) => r === 'hi\n').length, 300);
+  });
+
   t.test('a refused endpoint is skipped (the client never notices) and ejected', async (t) => {
-    const dead = await backend(t, () => {});
-    const deadPort = dead.port;
-    await new Promise((r) => dead.server.close(r)); // nothing listens there now: connect refused
     const live = await backend(t, (s) => s.end('live\n'));
-    const { port, set, sync } = await proxy(kind, t, [spec('dead', deadPort), spec('live', live.port)]);
+    const { port, set, sync } = await proxy(kind, t, [spec('dead', REFUSED_PORT), spec('live', live.port)]);
     for (let i = 0; i < 6; i++) {
       const c = await dial(port);
       t.equal((await readAll(c)).toString(), 'live\n', `connection ${i + 1} reached the live endpoint`);
@@ -207,10 +217,7 @@ for (const kind of KINDS) {
   });
   
   t.test('every endpoint refusing: the client is closed, not left hanging', async (t) => {
-    const dead = await backend(t, () => {});
-    const deadPort = dead.port;
-    await new Promise((r) => dead.server.close(r));
-    const { port } = await proxy(kind, t, [spec('dead', deadPort)]);
+    const { port } = await proxy(kind, t, [spec('dead', REFUSED_PORT)]);
     const c = await dial(port);
     t.equal((await readAll(c)).length, 0);
   });
