@@ -1,9 +1,8 @@
 import t from 'tap';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { request } from 'node:http';
 import type { ChildProcess } from 'node:child_process';
-import { CLI } from '../helpers/daemon.js';
+import { apiOverSocket, CLI } from '../helpers/daemon.js';
 import { createHosts, type Host } from '../helpers/hosts.js';
 import { isRoot } from '../helpers/netns.js';
 import { keygen } from '../../src/commands/keygen.js';
@@ -49,18 +48,7 @@ function startDaemon(host: Host, dir: string, key: string, seeds: string[], podm
   return { host, proc, socket, logs: () => out };
 }
 
-function api(d: Daemon, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = request({ socketPath: d.socket, path, method, headers: data ? { 'content-type': 'application/json' } : {} }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null }));
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
-}
+const api = (d: Daemon, method: string, path: string, body?: unknown) => apiOverSocket(d, method, path, body);
 
 const until = waiter(60_000);
 

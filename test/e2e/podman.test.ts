@@ -1,7 +1,6 @@
 import t from 'tap';
-import { request } from 'node:http';
 import { decode, digShort, query, udpExchange } from '../helpers/dns.js';
-import { startDaemon, runCli, type RunningDaemon } from '../helpers/daemon.js';
+import { apiOverSocket, startDaemon, runCli, type RunningDaemon } from '../helpers/daemon.js';
 import { isRoot } from '../helpers/netns.js';
 import { hasPodman, startPodman, type TestPodman } from '../helpers/podman.js';
 import { startUpstream } from '../helpers/upstream.js';
@@ -20,15 +19,7 @@ if (!isRoot || !hasPodman()) {
 
 const P = `p3e${process.pid % 10000}`;
 
-function getJson(d: RunningDaemon, path: string): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    request({ socketPath: d.socket, path }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c));
-      res.on('end', () => resolve(JSON.parse(body)));
-    }).on('error', reject).end();
-  });
-}
+const getJson = async (d: RunningDaemon, path: string): Promise<unknown> => (await apiOverSocket(d, 'GET', path)).body;
 
 const a = (d: RunningDaemon, name: string): Promise<string[]> => digShort(d.dnsPort, name);
 

@@ -124,3 +124,17 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
 export function writeConfig(d: RunningDaemon, config: string): void {
   writeFileSync(join(d.dir, 'config.yaml'), config);
 }
+
+/** A JSON request to a daemon's API over its unix socket (where no token is needed); `body` is whatever JSON came back. */
+export function apiOverSocket(d: { socket: string }, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = request({ socketPath: d.socket, path, method, headers: data ? { 'content-type': 'application/json' } : {} }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null }));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
