@@ -88,6 +88,15 @@ unsafe fn new_uint(env: napi_env, n: u32) -> napi_value {
     v
 }
 
+/// `[a, b]`: what the open functions return (listener id, bound port).
+pub(crate) unsafe fn new_uint_pair(env: napi_env, a: u32, b: u32) -> napi_value {
+    let mut arr = null_mut();
+    napi_create_array_with_length(env, 2, &mut arr);
+    napi_set_element(env, arr, 0, new_uint(env, a));
+    napi_set_element(env, arr, 1, new_uint(env, b));
+    arr
+}
+
 unsafe fn new_buffer(env: napi_env, b: &[u8]) -> napi_value {
     let mut v = null_mut();
     let mut d = null_mut();
@@ -172,11 +181,7 @@ unsafe extern "C" fn open_udp(env: napi_env, info: napi_callback_info) -> napi_v
     match udp::open(&host, port, threads, rcvbuf, sink, id) {
         Ok((listener, bound)) => {
             LISTENERS.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(id, Open { listener, tsfn });
-            let mut arr = null_mut();
-            napi_create_array_with_length(env, 2, &mut arr);
-            napi_set_element(env, arr, 0, new_uint(env, id));
-            napi_set_element(env, arr, 1, new_uint(env, bound as u32));
-            arr
+            new_uint_pair(env, id, bound as u32)
         }
         Err((e, what)) => {
             napi_release_threadsafe_function(tsfn.0, TSFN_RELEASE);

@@ -3,7 +3,7 @@
 
 use crate::napi_sys::*;
 use crate::relay::{self, Config, Listener};
-use crate::{args, errno_code, new_string, new_uint, string, throw, uint, undefined};
+use crate::{args, errno_code, new_string, new_uint_pair, string, throw, uint, undefined};
 use std::collections::HashMap;
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -52,11 +52,7 @@ pub unsafe extern "C" fn listen(env: napi_env, info: napi_callback_info) -> napi
         Ok(l) => {
             let bound = l.port;
             OPEN.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(id, l);
-            let mut arr = null_mut();
-            napi_create_array_with_length(env, 2, &mut arr);
-            napi_set_element(env, arr, 0, new_uint(env, id));
-            napi_set_element(env, arr, 1, new_uint(env, bound as u32));
-            arr
+            new_uint_pair(env, id, bound as u32)
         }
         Err((e, what)) => {
             let msg = format!("{} {} {}:{}: {}", what, errno_code(e), host, port, std::io::Error::from_raw_os_error(e));

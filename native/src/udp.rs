@@ -285,27 +285,20 @@ fn serve(fd: i32, stop: &AtomicBool, sink: Sink, sock: u32) {
                 None => continue,
             };
             let q = &inb[i][..len];
-            match answer::answer(table.as_deref(), q, &client, &mut outb[ns]) {
+            let olen = match answer::answer(table.as_deref(), q, &client, &mut outb[ns]) {
                 Outcome::Reply(olen) => {
                     let rcode = (outb[ns][3] & 0xf) as usize;
                     stats[type_index(reply_qtype(&outb[ns][..olen])) * 6 + rcode.min(5)] += 1;
-                    iov_out[ns].iov_len = olen;
-                    smsgs[ns].msg_hdr.msg_name = &mut names[i] as *mut _ as *mut c_void;
-                    smsgs[ns].msg_hdr.msg_namelen = rmsgs[i].msg_hdr.msg_namelen;
-                    smsgs[ns].msg_hdr.msg_iov = &mut iov_out[ns];
-                    smsgs[ns].msg_hdr.msg_iovlen = 1;
-                    ns += 1;
+                    olen
                 }
                 Outcome::Error(olen) => {
                     stats[if outb[ns][3] & 0xf == 4 { STAT_NOTIMP } else { STAT_FORMERR }] += 1;
-                    iov_out[ns].iov_len = olen;
-                    smsgs[ns].msg_hdr.msg_name = &mut names[i] as *mut _ as *mut c_void;
-                    smsgs[ns].msg_hdr.msg_namelen = rmsgs[i].msg_hdr.msg_namelen;
-                    smsgs[ns].msg_hdr.msg_iov = &mut iov_out[ns];
-                    smsgs[ns].msg_hdr.msg_iovlen = 1;
-                    ns += 1;
+                    olen
                 }
-                Outcome::Drop => stats[STAT_DROPPED] += 1,
+                Outcome::Drop => {
+                    stats[STAT_DROPPED] += 1;
+                    continue;
+                }
                 Outcome::ToJs => {
                     if JS_INFLIGHT.load(Ordering::Relaxed) >= JS_QUEUE_MAX {
                         stats[STAT_JS_FULL] += 1;
@@ -314,8 +307,16 @@ fn serve(fd: i32, stop: &AtomicBool, sink: Sink, sock: u32) {
                     JS_INFLIGHT.fetch_add(1, Ordering::Relaxed);
                     stats[STAT_TO_JS] += 1;
                     pending.push(Pending { data: q.to_vec(), ip: ip.to_string(), port, sock });
+                    continue;
                 }
-            }
+            };
+            // Queue the answer for this batch's sendmmsg, back to the address it came from.
+            iov_out[ns].iov_len = olen;
+            smsgs[ns].msg_hdr.msg_name = &mut names[i] as *mut _ as *mut c_void;
+            smsgs[ns].msg_hdr.msg_namelen = rmsgs[i].msg_hdr.msg_namelen;
+            smsgs[ns].msg_hdr.msg_iov = &mut iov_out[ns];
+            smsgs[ns].msg_hdr.msg_iovlen = 1;
+            ns += 1;
         }
         let mut sent = 0usize;
         while sent < ns {
