@@ -23,11 +23,15 @@ const ROUNDS = Number(argv.rounds ?? 3);
 const SECONDS = Number(argv.seconds ?? 10);
 const CLIENTS = Number(argv.clients ?? 4);
 const OUTSTANDING = Number(argv.outstanding ?? 200);
+const CLIENT_THREADS = Number(argv['client-threads'] ?? 2);
 const NAMES = 1000;
 const SERVERS = String(argv.servers ?? 'native,js,knot,dnsmasq,aardvark').split(',');
 const NATIVE_THREADS = Number(argv['native-threads'] ?? 0);
 const P99_SECONDS = Number(argv['p99-seconds'] ?? 5);
 const P99_LOAD = Number(argv['p99-load'] ?? 0.5); // fraction of the median peak; SPEC §15 asks 50%
+const P99_RUNS = Number(argv['p99-runs'] ?? 3);
+const LATENCY_CLIENT = path.join(ROOT, 'bench', 'udp-latency', 'target', 'release', 'udp-latency');
+const [PIN_CLIENT, PIN_SERVER] = argv['p99-pin'] ? String(argv['p99-pin']).split(':') : ['', ''];
 const AARDVARK_RUN = '/run/containers/networks/aardvark-dns'; // rootful netavark's, whatever --root says
 
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'f5bench-'));
@@ -124,15 +128,27 @@ async function freePort() {
   });
 }
 
+// A large UDP receive buffer for every server (SPEC §15): rmem_max for those that ask for one
+// (the daemon asks for 8 MB), rmem_default for those that do not (dnsmasq) — else the C servers
+// drop part of dnsperf's opening burst and each lost query holds one of the -q slots to the end.
 if (process.getuid?.() === 0) {
-  const cur = Number((await fs.readFile('/proc/sys/net/core/rmem_max', 'utf8')).trim());
-  if (cur < 8 << 20) {
-    await fs.writeFile('/proc/sys/net/core/rmem_max', String(8 << 20));
-    process.on('exit', () => fs.writeFileSync('/proc/sys/net/core/rmem_max', String(cur)));
+  for (const f of ['rmem_max', 'rmem_default']) {
+    const file = `/proc/sys/net/core/${f}`;
+    const cur = Number((await fs.readFile(file, 'utf8')).trim());
+    if (cur < 8 << 20) {
+      await fs.writeFile(file, String(8 << 20));
+      process.on('exit', () => fs.writeFileSync(file, String(cur)));
+    }
   }
 }
+if (P99_SECONDS > 0 && P99_RUNS > 0) {
+  await $`cargo build --release --offline --quiet --manifest-path ${path.join(ROOT, 'bench', 'udp-latency', 'Cargo.toml')}`;
+}
 
+/** CPU list the next started server is pinned to (taskset -c), or '' for none. */
+let serverCpus = '';
 function start(cmd, args, env = {}) {
+  if (serverCpus) [cmd, args] = ['taskset', ['-c', serverCpus, cmd, ...args]];
   const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '', ...env } });
   let out = '';
   p.stdout.on('data', (c) => (out += c));
@@ -156,7 +172,7 @@ const daemon = async (port, env) => {
   return withApi(apiPort, start(process.execPath, [
     path.join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', path.join(work, 'config.yaml'), '--link', 'none',
     '--dns-listen', `127.0.0.1:${port}`, '--api-listen', `127.0.0.1:${apiPort}`, '--state-dir', path.join(work, `state-${port}`),
-    '--upstream-dns', '127.0.0.1:9', '--dns-threads', String(NATIVE_THREADS),
+    '--upstream-dns', '127.0.0.1:9', '--dns-threads', String(env.THREADS ?? NATIVE_THREADS),
   ], env));
 };
 
@@ -173,12 +189,14 @@ const withApi = (apiPort, server) => ({
 
 /** Servers under test: each starts, answers the same names, and reports its pid for CPU time. */
 const SERVER_KINDS = {
-  native: (port) => daemon(port, { PODMAN_SWARM_DNS_NATIVE: '1' }),
-  knot: async (port) => {
+  native: (port, env) => daemon(port, { PODMAN_SWARM_DNS_NATIVE: '1', ...env }),
+  knot: async (port, env) => {
     const dir = path.join(work, `knot-${port}`);
     await fs.mkdirp(dir);
     await fs.writeFile(path.join(dir, 'knot.conf'), [
       'server:', `    rundir: "${dir}"`, `    listen: 127.0.0.1@${port}`, '    udp-max-payload: 1232',
+      // `knot+AFFINITY=1`: knot's own steering of queries to the worker of the receiving CPU.
+      ...(env.AFFINITY ? ['    socket-affinity: on'] : []),
       'control:', `    listen: "${dir}/knot.sock"`,
       'database:', `    storage: "${dir}"`,
       'log:', '  - target: stderr', '    any: warning',
@@ -223,15 +241,24 @@ function cpuSeconds(pid) {
 
 const queriesOf = (kind) => path.join(work, kind === 'aardvark' ? 'queries-aardvark' : 'queries');
 
-async function run(kind) {
+/** `native+KEY=VALUE+...`: a server kind with extra environment (experiments on the daemon). */
+function startServer(name, port) {
+  const [kind, ...vars] = name.split('+');
+  const env = Object.fromEntries(vars.map((v) => v.split('=')));
+  return SERVER_KINDS[kind](port, env);
+}
+const kindOf = (name) => name.split('+')[0];
+
+async function run(name) {
+  const kind = kindOf(name);
   const free = await freePort();
-  const server = { addr: '127.0.0.1', port: free, ...(await SERVER_KINDS[kind](free)) };
+  const server = { addr: '127.0.0.1', port: free, ...(await startServer(name, free)) };
   const { addr, port } = server;
   await waitAnswer(addr, port, kind);
   // Warm up (JIT, caches), then measure.
-  await $`dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l 2 -c ${CLIENTS} -q ${OUTSTANDING}`.nothrow();
+  await $`dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l 2 -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING}`.nothrow();
   const cpu0 = cpuSeconds(server.p.pid);
-  const r = await $`dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l ${SECONDS} -c ${CLIENTS} -q ${OUTSTANDING}`.nothrow();
+  const r = await $`dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l ${SECONDS} -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING}`.nothrow();
   const cpu = cpuSeconds(server.p.pid) - cpu0;
   server.p.kill('SIGTERM');
   await new Promise((res) => server.p.once('exit', res));
@@ -241,7 +268,7 @@ async function run(kind) {
   const lost = Number(/Queries lost:\s+(\d+)/.exec(out)?.[1] ?? NaN);
   const latency = Number(/Average Latency \(s\):\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
   if (!Number.isFinite(qps)) throw new Error(`dnsperf failed against ${kind}:\n${out}\n${r.stderr}\n${server.out()}`);
-  return { kind, qps, completed, lost, latencyMs: latency * 1000, perCpuSecond: cpu > 0 ? completed / cpu : NaN };
+  return { kind: name, qps, completed, lost, latencyMs: latency * 1000, perCpuSecond: cpu > 0 ? completed / cpu : NaN };
 }
 
 const median = (xs) => {
@@ -269,19 +296,36 @@ for (const k of SERVERS) {
   console.log(`| ${k} | ${med(k, 'qps').toFixed(0)} | ${med(k, 'perCpuSecond').toFixed(0)} | ${med(k, 'latencyMs').toFixed(3)} | ${med(k, 'lost')} | ${(med(base, 'qps') / med(k, 'qps')).toFixed(2)}× | ${(med(base, 'perCpuSecond') / med(k, 'perCpuSecond')).toFixed(2)}× |`);
 }
 
-/** p99 latency at `rate` QPS, from dnsperf's per-query lines (`> NOERROR name A 0.000123`). */
-async function p99At(kind, rate) {
+/** Percentile q of sorted latencies. */
+const pct = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+
+/**
+ * Latency at `rate` QPS, measured two ways on the same server instance, one after the other:
+ * - dnsperf -Q with -v (per-query lines `> NOERROR name A 0.000123`), the closed loop of the peak
+ *   runs capped at `rate`: at most -q queries outstanding, each timed when dnsperf's receiving
+ *   thread reads the answer (so its own waits for a CPU and its logging count);
+ * - bench/udp-latency, open loop at `rate` (a slow answer does not slow the sending), each query
+ *   timed from a clock read before its sendto() to the kernel's receive timestamp of the answer;
+ *   unanswered queries rank above every answer.
+ */
+async function latencyAt(name, rate) {
+  const kind = kindOf(name);
   const free = await freePort();
-  const server = { addr: '127.0.0.1', port: free, ...(await SERVER_KINDS[kind](free)) };
+  serverCpus = PIN_SERVER;
+  const server = { addr: '127.0.0.1', port: free, ...(await startServer(name, free)) };
+  serverCpus = '';
   const { addr, port } = server;
+  const client = PIN_CLIENT ? ['taskset', '-c', PIN_CLIENT] : [];
   await waitAnswer(addr, port, kind);
-  await $`dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l 2 -c ${CLIENTS} -q ${OUTSTANDING}`.nothrow();
+  await $`${client} dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l 2 -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING}`.nothrow();
+  const h0 = server.histogram ? await server.histogram().catch(() => null) : null;
   // The per-query lines (~100k a second) go to a file, not through a pipe into this process: the
   // reader would compete for the 2 cores with the server and dnsperf, and a full pipe stalls
   // dnsperf, whose stalls count as latency.
   const log = path.join(work, `p99-${kind}.txt`);
-  await $`dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l ${P99_SECONDS} -c ${CLIENTS} -q ${OUTSTANDING} -Q ${Math.round(rate)} -v > ${log}`.nothrow();
-  const h0 = server.histogram ? await server.histogram().catch(() => null) : null;
+  await $`${client} dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l ${P99_SECONDS} -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING} -Q ${Math.round(rate)} -v > ${log}`.nothrow();
+  const h1 = server.histogram ? await server.histogram().catch(() => null) : null;
+  const open = JSON.parse((await $`${client} ${LATENCY_CLIENT} ${addr}:${port} ${queriesOf(kind)} ${Math.round(rate)} ${P99_SECONDS} ${CLIENT_THREADS} ${Math.max(1, CLIENTS / CLIENT_THREADS)}`).stdout);
   server.p.kill('SIGTERM');
   await new Promise((res) => server.p.once('exit', res));
   const lat = [];
@@ -289,21 +333,40 @@ async function p99At(kind, rate) {
     const m = /^> \S+ \S+ \S+ ([\d.]+)$/.exec(line.trim());
     if (m) lat.push(Number(m[1]) * 1000);
   }
+  await fs.rm(log);
   lat.sort((a, b) => a - b);
-  const at = (q) => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))];
-  // Share of answers the daemon itself had sent within 100 µs / 1 ms of receiving them (all runs).
-  const inDaemon = h0?.['+Inf'] ? `${((100 * h0['0.0001']) / h0['+Inf']).toFixed(2)}% / ${((100 * h0['0.001']) / h0['+Inf']).toFixed(3)}%` : '';
-  return { n: lat.length, p50: at(0.5), p99: at(0.99), p999: at(0.999), inDaemon };
+  // Share of the dnsperf run's answers the daemon itself sent within 1 ms of receiving them.
+  const d = h0 && h1 && h1['+Inf'] > h0['+Inf'] ? (100 * (h1['0.001'] - h0['0.001'])) / (h1['+Inf'] - h0['+Inf']) : NaN;
+  return {
+    dnsperf: { n: lat.length, p50: pct(lat, 0.5), p99: pct(lat, 0.99), p999: pct(lat, 0.999) },
+    open: { n: open.sent, lost: open.lost, p50: open.p50 ?? Infinity, p99: open.p99 ?? Infinity, p999: open.p999 ?? Infinity },
+    inDaemon: d,
+  };
 }
 
-const p99Kinds = SERVERS.filter((k) => k === 'native' || k === 'knot');
-if (p99Kinds.length > 0 && P99_SECONDS > 0) {
-  console.log(`\nLatency at ${P99_LOAD * 100}% of each server's median peak QPS (dnsperf -Q, ${P99_SECONDS} s, per-query times from -v):\n`);
-  console.log('| server | rate (QPS) | queries | p50 (ms) | p99 (ms) | p99.9 (ms) | in the daemon ≤ 0.1 ms / ≤ 1 ms |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|');
+const p99Kinds = SERVERS.filter((k) => kindOf(k) === 'native' || kindOf(k) === 'knot');
+if (p99Kinds.length > 0 && P99_SECONDS > 0 && P99_RUNS > 0) {
+  const f = (x) => (Number.isFinite(x) ? x.toFixed(3) : '∞');
+  const lat = Object.fromEntries(p99Kinds.map((k) => [k, []]));
+  for (let run = 1; run <= P99_RUNS; run++) {
+    for (const k of p99Kinds) {
+      const l = await latencyAt(k, med(k, 'qps') * P99_LOAD);
+      lat[k].push(l);
+      console.error(`latency ${run} ${k.padEnd(8)} dnsperf p50/p99/p99.9 ${f(l.dnsperf.p50)} / ${f(l.dnsperf.p99)} / ${f(l.dnsperf.p999)} ms; open loop ${f(l.open.p50)} / ${f(l.open.p99)} / ${f(l.open.p999)} ms, lost ${l.open.lost}`);
+    }
+  }
+  const pin = PIN_CLIENT ? `; clients on CPU ${PIN_CLIENT}, server on CPU ${PIN_SERVER} (taskset)` : '';
+  console.log(`\nLatency at ${P99_LOAD * 100}% of each server's median peak QPS, ${P99_SECONDS} s per measurement, ${P99_RUNS} runs (a fresh server each), median p99 and [min–max]${pin}:\n`);
+  console.log('| server | rate (QPS) | dnsperf -Q -v: p50 (ms) | p99 (ms) | p99.9 (ms) | open loop (udp-latency): p50 (ms) | p99 (ms) | p99.9 (ms) | lost | daemon sent ≤ 1 ms |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const k of p99Kinds) {
-    const rate = med(k, 'qps') * P99_LOAD;
-    const l = await p99At(k, rate);
-    console.log(`| ${k} | ${rate.toFixed(0)} | ${l.n} | ${l.p50?.toFixed(3)} | ${l.p99?.toFixed(3)} | ${l.p999?.toFixed(3)} | ${l.inDaemon} |`);
+    const runs = lat[k];
+    const m = (side, q) => median(runs.map((r) => r[side][q]));
+    const spread = (side) => {
+      const xs = runs.map((r) => r[side].p99);
+      return `${f(m(side, 'p99'))} [${f(Math.min(...xs))}–${f(Math.max(...xs))}]`;
+    };
+    const inD = runs.map((r) => r.inDaemon).filter(Number.isFinite);
+    console.log(`| ${k} | ${(med(k, 'qps') * P99_LOAD).toFixed(0)} | ${f(m('dnsperf', 'p50'))} | ${spread('dnsperf')} | ${f(m('dnsperf', 'p999'))} | ${f(m('open', 'p50'))} | ${spread('open')} | ${f(m('open', 'p999'))} | ${runs.map((r) => r.open.lost).join('/')} | ${inD.length ? `${median(inD).toFixed(3)}%` : ''} |`);
   }
 }

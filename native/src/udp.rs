@@ -127,7 +127,9 @@ pub fn open(host: &str, port: u16, threads: usize, rcvbuf: i32, sink: Sink, id: 
     let ip: IpAddr = host.parse().map_err(|_| (22, format!("not an IP address: {}", host)))?;
     let mut fds = Vec::new();
     let mut port = port;
-    for _ in 0..threads.max(1) {
+    let steer = std::env::var("PSDNS_STEER").unwrap_or_default();
+    let nsock = if steer == "shared" { 1 } else { threads.max(1) };
+    for _ in 0..nsock {
         match bind_one(ip, port, rcvbuf) {
             Ok((fd, p)) => {
                 fds.push(fd);
@@ -141,19 +143,48 @@ pub fn open(host: &str, port: u16, threads: usize, rcvbuf: i32, sink: Sink, id: 
             }
         }
     }
+    if steer != "hash" && fds.len() > 1 {
+        steer_by_cpu(fds[0], fds.len());
+    }
+    // Thread i on CPU i, when there is one thread per CPU and they are CPUs 0..n-1 (the default):
+    // the socket steering above then hands a query to the thread of the CPU that received it.
+    let pin = steer != "hash" && knob("PSDNS_NOPIN") == 0 && fds.len() > 1 && allowed_cpus() == (0..fds.len()).collect::<Vec<_>>();
     let l = Arc::new(Listener { fds: fds.clone(), stop: AtomicBool::new(false), threads: Mutex::new(Vec::new()) });
-    for (i, fd) in fds.iter().enumerate() {
+    for i in 0..threads.max(1) {
         let l2 = l.clone();
         let sink = sink.clone();
-        let fd = *fd;
-        let sock = (id << 8) | i as u32;
+        let fd = fds[i % fds.len()];
+        let sock = (id << 8) | (i % fds.len()) as u32;
+        let cpu = if pin { Some(i) } else { None };
         let h = std::thread::Builder::new()
             .name(format!("psdns-udp-{}", i))
-            .spawn(move || serve(fd, &l2.stop, sink, sock))
+            .spawn(move || serve(fd, &l2.stop, sink, sock, cpu))
             .map_err(|e| (12, e.to_string()))?;
         l.threads.lock().unwrap_or_else(|e| e.into_inner()).push(h);
     }
     Ok((l, port))
+}
+
+/// The CPUs this process may run on.
+fn allowed_cpus() -> Vec<usize> {
+    let mut mask = [0u64; 16];
+    if unsafe { sched_getaffinity(0, 128, mask.as_mut_ptr() as *mut c_void) } != 0 {
+        return Vec::new();
+    }
+    (0..1024).filter(|c| mask[c / 64] & (1 << (c % 64)) != 0).collect()
+}
+
+/// SO_REUSEPORT group of `n` sockets: a query goes to socket (receiving CPU % n) instead of the
+/// default hash of its addresses, which with a few busy clients often puts all of them on one
+/// socket (one thread busy, the other idle). A = cpu; A %= n; return A.
+fn steer_by_cpu(fd: i32, n: usize) {
+    let prog = [
+        sock_filter { code: 0x20, jt: 0, jf: 0, k: (-0x1000i32 + 36) as u32 }, // ld #cpu (SKF_AD_CPU)
+        sock_filter { code: 0x94, jt: 0, jf: 0, k: n as u32 },                 // mod #n
+        sock_filter { code: 0x16, jt: 0, jf: 0, k: 0 },                        // ret a
+    ];
+    let fprog = sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() };
+    unsafe { setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog as *const _ as *const c_void, std::mem::size_of::<sock_fprog>() as u32) };
 }
 
 fn bind_one(ip: IpAddr, port: u16, rcvbuf: i32) -> Result<(i32, u16), (i32, String)> {
@@ -231,7 +262,24 @@ fn reply_qtype(out: &[u8]) -> u16 {
     }
 }
 
-fn serve(fd: i32, stop: &AtomicBool, sink: Sink, sock: u32) {
+/// Experiment knobs (read once per thread): PSDNS_SPIN_US = non-blocking recvmmsg retries for up
+/// to this many µs before blocking; PSDNS_BUSY_POLL = SO_BUSY_POLL µs; PSDNS_PIN = pin thread i
+/// to CPU (i + PIN - 1) % ncpu (0: no pinning).
+fn knob(name: &str) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn serve(fd: i32, stop: &AtomicBool, sink: Sink, sock: u32, cpu: Option<usize>) {
+    let spin_us = knob("PSDNS_SPIN_US");
+    let busy = knob("PSDNS_BUSY_POLL");
+    if busy > 0 {
+        set_int(fd, SOL_SOCKET, SO_BUSY_POLL, busy as i32);
+    }
+    if let Some(cpu) = cpu {
+        let mut mask = [0u64; 16];
+        mask[cpu / 64] |= 1 << (cpu % 64);
+        unsafe { sched_setaffinity(0, 128, mask.as_ptr() as *const c_void) };
+    }
     let mut inb = vec![[0u8; IN_MAX]; BATCH];
     let mut outb = vec![[0u8; OUT_MAX]; BATCH];
     let mut names = vec![sockaddr_storage { bytes: [0; 128] }; BATCH];
@@ -262,7 +310,20 @@ fn serve(fd: i32, stop: &AtomicBool, sink: Sink, sock: u32) {
             rmsgs[i].msg_hdr.msg_iovlen = 1;
             rmsgs[i].msg_hdr.msg_flags = 0;
         }
-        let n = unsafe { recvmmsg(fd, rmsgs.as_mut_ptr(), BATCH as u32, MSG_WAITFORONE, std::ptr::null_mut()) };
+        let mut n = -1;
+        if spin_us > 0 {
+            let until = std::time::Instant::now() + std::time::Duration::from_micros(spin_us);
+            loop {
+                n = unsafe { recvmmsg(fd, rmsgs.as_mut_ptr(), BATCH as u32, MSG_DONTWAIT, std::ptr::null_mut()) };
+                if n > 0 || std::time::Instant::now() >= until {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        if n <= 0 {
+            n = unsafe { recvmmsg(fd, rmsgs.as_mut_ptr(), BATCH as u32, MSG_WAITFORONE, std::ptr::null_mut()) };
+        }
         if n <= 0 {
             continue; // timeout (to check stop), EINTR, or a transient error
         }
