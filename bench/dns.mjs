@@ -30,6 +30,9 @@ const NATIVE_THREADS = Number(argv['native-threads'] ?? 0);
 const P99_SECONDS = Number(argv['p99-seconds'] ?? 5);
 const P99_LOAD = Number(argv['p99-load'] ?? 0.5); // fraction of the median peak; SPEC §15 asks 50%
 const P99_RUNS = Number(argv['p99-runs'] ?? 3);
+// dnsperf -Q's outstanding cap in the latency runs: high enough never to bind (at 200k QPS, -q 200
+// would stop sending whenever latency passes 1 ms and so hide exactly the tail being measured).
+const P99_OUTSTANDING = Number(argv['p99-outstanding'] ?? 5000);
 const LATENCY_CLIENT = path.join(ROOT, 'bench', 'udp-latency', 'target', 'release', 'udp-latency');
 const [PIN_CLIENT, PIN_SERVER] = argv['p99-pin'] ? String(argv['p99-pin']).split(':') : ['', ''];
 const AARDVARK_RUN = '/run/containers/networks/aardvark-dns'; // rootful netavark's, whatever --root says
@@ -318,12 +321,19 @@ async function latencyAt(name, rate) {
   const client = PIN_CLIENT ? ['taskset', '-c', PIN_CLIENT] : [];
   await waitAnswer(addr, port, kind);
   await $`${client} dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l 2 -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING}`.nothrow();
+  let peak = null;
+  if (rate === null) {
+    // Pinned: the peak of this placement, on this instance, with the settings of the rounds.
+    const r = await $`${client} dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l ${SECONDS} -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING}`.nothrow();
+    peak = Number(/Queries per second:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
+    rate = peak * P99_LOAD;
+  }
   const h0 = server.histogram ? await server.histogram().catch(() => null) : null;
   // The per-query lines (~100k a second) go to a file, not through a pipe into this process: the
   // reader would compete for the 2 cores with the server and dnsperf, and a full pipe stalls
   // dnsperf, whose stalls count as latency.
   const log = path.join(work, `p99-${kind}.txt`);
-  await $`${client} dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l ${P99_SECONDS} -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING} -Q ${Math.round(rate)} -v > ${log}`.nothrow();
+  await $`${client} dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l ${P99_SECONDS} -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${P99_OUTSTANDING} -Q ${Math.round(rate)} -v > ${log}`.nothrow();
   const h1 = server.histogram ? await server.histogram().catch(() => null) : null;
   const open = JSON.parse((await $`${client} ${LATENCY_CLIENT} ${addr}:${port} ${queriesOf(kind)} ${Math.round(rate)} ${P99_SECONDS} ${CLIENT_THREADS} ${Math.max(1, CLIENTS / CLIENT_THREADS)}`).stdout);
   server.p.kill('SIGTERM');
@@ -338,6 +348,8 @@ async function latencyAt(name, rate) {
   // Share of the dnsperf run's answers the daemon itself sent within 1 ms of receiving them.
   const d = h0 && h1 && h1['+Inf'] > h0['+Inf'] ? (100 * (h1['0.001'] - h0['0.001'])) / (h1['+Inf'] - h0['+Inf']) : NaN;
   return {
+    peak,
+    rate,
     dnsperf: { n: lat.length, p50: pct(lat, 0.5), p99: pct(lat, 0.99), p999: pct(lat, 0.999) },
     open: { n: open.sent, lost: open.lost, p50: open.p50 ?? Infinity, p99: open.p99 ?? Infinity, p999: open.p999 ?? Infinity },
     inDaemon: d,
@@ -350,9 +362,9 @@ if (p99Kinds.length > 0 && P99_SECONDS > 0 && P99_RUNS > 0) {
   const lat = Object.fromEntries(p99Kinds.map((k) => [k, []]));
   for (let run = 1; run <= P99_RUNS; run++) {
     for (const k of p99Kinds) {
-      const l = await latencyAt(k, med(k, 'qps') * P99_LOAD);
+      const l = await latencyAt(k, PIN_CLIENT ? null : med(k, 'qps') * P99_LOAD);
       lat[k].push(l);
-      console.error(`latency ${run} ${k.padEnd(8)} dnsperf p50/p99/p99.9 ${f(l.dnsperf.p50)} / ${f(l.dnsperf.p99)} / ${f(l.dnsperf.p999)} ms; open loop ${f(l.open.p50)} / ${f(l.open.p99)} / ${f(l.open.p999)} ms, lost ${l.open.lost}`);
+      console.error(`latency ${run} ${k.padEnd(8)} ${l.peak ? `peak ${l.peak.toFixed(0)} ` : ''}rate ${l.rate.toFixed(0)} dnsperf p50/p99/p99.9 ${f(l.dnsperf.p50)} / ${f(l.dnsperf.p99)} / ${f(l.dnsperf.p999)} ms; open loop ${f(l.open.p50)} / ${f(l.open.p99)} / ${f(l.open.p999)} ms, lost ${l.open.lost}`);
     }
   }
   const pin = PIN_CLIENT ? `; clients on CPU ${PIN_CLIENT}, server on CPU ${PIN_SERVER} (taskset)` : '';
@@ -367,6 +379,6 @@ if (p99Kinds.length > 0 && P99_SECONDS > 0 && P99_RUNS > 0) {
       return `${f(m(side, 'p99'))} [${f(Math.min(...xs))}–${f(Math.max(...xs))}]`;
     };
     const inD = runs.map((r) => r.inDaemon).filter(Number.isFinite);
-    console.log(`| ${k} | ${(med(k, 'qps') * P99_LOAD).toFixed(0)} | ${f(m('dnsperf', 'p50'))} | ${spread('dnsperf')} | ${f(m('dnsperf', 'p999'))} | ${f(m('open', 'p50'))} | ${spread('open')} | ${f(m('open', 'p999'))} | ${runs.map((r) => r.open.lost).join('/')} | ${inD.length ? `${median(inD).toFixed(3)}%` : ''} |`);
+    console.log(`| ${k} | ${median(runs.map((r) => r.rate)).toFixed(0)} | ${f(m('dnsperf', 'p50'))} | ${spread('dnsperf')} | ${f(m('dnsperf', 'p999'))} | ${f(m('open', 'p50'))} | ${spread('open')} | ${f(m('open', 'p999'))} | ${runs.map((r) => r.open.lost).join('/')} | ${inD.length ? `${median(inD).toFixed(3)}%` : ''} |`);
   }
 }

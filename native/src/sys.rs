@@ -88,6 +88,7 @@ extern "C" {
     pub fn close(fd: c_int) -> c_int;
     pub fn recvmmsg(fd: c_int, msgs: *mut mmsghdr, n: c_uint, flags: c_int, timeout: *mut c_void) -> c_int;
     pub fn sendmmsg(fd: c_int, msgs: *mut mmsghdr, n: c_uint, flags: c_int) -> c_int;
+    pub fn syscall(n: i64, ...) -> i64;
     pub fn sched_getaffinity(pid: c_int, size: usize, mask: *mut c_void) -> c_int;
     pub fn sched_setaffinity(pid: c_int, size: usize, mask: *const c_void) -> c_int;
     pub fn sendto(fd: c_int, buf: *const c_void, len: usize, flags: c_int, addr: *const c_void, addrlen: u32) -> isize;
