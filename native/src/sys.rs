@@ -15,7 +15,6 @@ pub const SO_RCVBUF: c_int = 8;
 pub const SO_REUSEPORT: c_int = 15;
 pub const SO_RCVTIMEO: c_int = 20;
 pub const SO_RCVBUFFORCE: c_int = 33;
-pub const SO_BUSY_POLL: c_int = 46;
 pub const SO_ATTACH_REUSEPORT_CBPF: c_int = 51;
 pub const IPPROTO_IP: c_int = 0;
 pub const IPPROTO_IPV6: c_int = 41;
@@ -88,7 +87,6 @@ extern "C" {
     pub fn close(fd: c_int) -> c_int;
     pub fn recvmmsg(fd: c_int, msgs: *mut mmsghdr, n: c_uint, flags: c_int, timeout: *mut c_void) -> c_int;
     pub fn sendmmsg(fd: c_int, msgs: *mut mmsghdr, n: c_uint, flags: c_int) -> c_int;
-    pub fn syscall(n: i64, ...) -> i64;
     pub fn sched_getaffinity(pid: c_int, size: usize, mask: *mut c_void) -> c_int;
     pub fn sched_setaffinity(pid: c_int, size: usize, mask: *const c_void) -> c_int;
     pub fn sendto(fd: c_int, buf: *const c_void, len: usize, flags: c_int, addr: *const c_void, addrlen: u32) -> isize;

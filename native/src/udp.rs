@@ -127,9 +127,7 @@ pub fn open(host: &str, port: u16, threads: usize, rcvbuf: i32, sink: Sink, id: 
     let ip: IpAddr = host.parse().map_err(|_| (22, format!("not an IP address: {}", host)))?;
     let mut fds = Vec::new();
     let mut port = port;
-    let steer = std::env::var("PSDNS_STEER").unwrap_or_default();
-    let nsock = if steer == "shared" { 1 } else { threads.max(1) };
-    for _ in 0..nsock {
+    for _ in 0..threads.max(1) {
         match bind_one(ip, port, rcvbuf) {
             Ok((fd, p)) => {
                 fds.push(fd);
@@ -143,18 +141,21 @@ pub fn open(host: &str, port: u16, threads: usize, rcvbuf: i32, sink: Sink, id: 
             }
         }
     }
-    if steer != "hash" && fds.len() > 1 {
+    // More threads than CPUs: steering by CPU would leave the extra ones idle; keep the hash.
+    let cpus = allowed_cpus();
+    if fds.len() > 1 && fds.len() <= cpus.len() {
         steer_by_cpu(fds[0], fds.len());
     }
     // Thread i on CPU i, when there is one thread per CPU and they are CPUs 0..n-1 (the default):
-    // the socket steering above then hands a query to the thread of the CPU that received it.
-    let pin = steer != "hash" && knob("PSDNS_NOPIN") == 0 && fds.len() > 1 && allowed_cpus() == (0..fds.len()).collect::<Vec<_>>();
+    // the steering above then hands a query to the thread running on the CPU that received it (no
+    // cross-CPU wakeup, the packet still in that CPU's cache).
+    let pin = fds.len() > 1 && cpus == (0..fds.len()).collect::<Vec<_>>();
     let l = Arc::new(Listener { fds: fds.clone(), stop: AtomicBool::new(false), threads: Mutex::new(Vec::new()) });
-    for i in 0..threads.max(1) {
+    for (i, fd) in fds.iter().enumerate() {
         let l2 = l.clone();
         let sink = sink.clone();
-        let fd = fds[i % fds.len()];
-        let sock = (id << 8) | (i % fds.len()) as u32;
+        let fd = *fd;
+        let sock = (id << 8) | i as u32;
         let cpu = if pin { Some(i) } else { None };
         let h = std::thread::Builder::new()
             .name(format!("psdns-udp-{}", i))
@@ -163,18 +164,6 @@ pub fn open(host: &str, port: u16, threads: usize, rcvbuf: i32, sink: Sink, id: 
         l.threads.lock().unwrap_or_else(|e| e.into_inner()).push(h);
     }
     Ok((l, port))
-}
-
-/// Asks the scheduler (EEVDF, Linux ≥ 6.12) for a short time slice for this thread: same share of
-/// CPU, but an earlier deadline, so a query that wakes the thread preempts a longer-running task
-/// (the node main thread, a client) instead of waiting for that task's slice to end.
-fn set_slice(ns: u64) -> bool {
-    // struct sched_attr (SCHED_ATTR_SIZE_VER0 = 48 bytes): size, policy, flags, nice, priority,
-    // runtime, deadline, period. SCHED_OTHER with sched_runtime = the requested slice.
-    let mut attr = [0u8; 48];
-    attr[0..4].copy_from_slice(&48u32.to_ne_bytes());
-    attr[24..32].copy_from_slice(&ns.to_ne_bytes());
-    unsafe { syscall(314, 0i64, attr.as_ptr(), 0i64) == 0 }
 }
 
 /// The CPUs this process may run on.
@@ -188,7 +177,10 @@ fn allowed_cpus() -> Vec<usize> {
 
 /// SO_REUSEPORT group of `n` sockets: a query goes to socket (receiving CPU % n) instead of the
 /// default hash of its addresses, which with a few busy clients often puts all of them on one
-/// socket (one thread busy, the other idle). A = cpu; A %= n; return A.
+/// socket (one thread busy, the other idle: native 240–260k QPS instead of ~400k in bench/dns.mjs
+/// with dnsperf -T 2). Packets from containers (veth) and loopback are received on the sender's
+/// CPU, so the load spreads like the clients do; a single-queue NIC without RPS would put all
+/// outside queries on one thread. The same as knot's `socket-affinity`. A = cpu; A %= n; ret A.
 fn steer_by_cpu(fd: i32, n: usize) {
     let prog = [
         sock_filter { code: 0x20, jt: 0, jf: 0, k: (-0x1000i32 + 36) as u32 }, // ld #cpu (SKF_AD_CPU)
@@ -274,23 +266,7 @@ fn reply_qtype(out: &[u8]) -> u16 {
     }
 }
 
-/// Experiment knobs (read once per thread): PSDNS_SPIN_US = non-blocking recvmmsg retries for up
-/// to this many µs before blocking; PSDNS_BUSY_POLL = SO_BUSY_POLL µs; PSDNS_PIN = pin thread i
-/// to CPU (i + PIN - 1) % ncpu (0: no pinning).
-fn knob(name: &str) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
 fn serve(fd: i32, stop: &AtomicBool, sink: Sink, sock: u32, cpu: Option<usize>) {
-    let spin_us = knob("PSDNS_SPIN_US");
-    let busy = knob("PSDNS_BUSY_POLL");
-    if busy > 0 {
-        set_int(fd, SOL_SOCKET, SO_BUSY_POLL, busy as i32);
-    }
-    let slice_us = knob("PSDNS_SLICE_US");
-    if slice_us > 0 {
-        set_slice(slice_us * 1000);
-    }
     if let Some(cpu) = cpu {
         let mut mask = [0u64; 16];
         mask[cpu / 64] |= 1 << (cpu % 64);
@@ -326,20 +302,7 @@ fn serve(fd: i32, stop: &AtomicBool, sink: Sink, sock: u32, cpu: Option<usize>) 
             rmsgs[i].msg_hdr.msg_iovlen = 1;
             rmsgs[i].msg_hdr.msg_flags = 0;
         }
-        let mut n = -1;
-        if spin_us > 0 {
-            let until = std::time::Instant::now() + std::time::Duration::from_micros(spin_us);
-            loop {
-                n = unsafe { recvmmsg(fd, rmsgs.as_mut_ptr(), BATCH as u32, MSG_DONTWAIT, std::ptr::null_mut()) };
-                if n > 0 || std::time::Instant::now() >= until {
-                    break;
-                }
-                std::hint::spin_loop();
-            }
-        }
-        if n <= 0 {
-            n = unsafe { recvmmsg(fd, rmsgs.as_mut_ptr(), BATCH as u32, MSG_WAITFORONE, std::ptr::null_mut()) };
-        }
+        let n = unsafe { recvmmsg(fd, rmsgs.as_mut_ptr(), BATCH as u32, MSG_WAITFORONE, std::ptr::null_mut()) };
         if n <= 0 {
             continue; // timeout (to check stop), EINTR, or a transient error
         }

@@ -157,6 +157,13 @@ fn main() {
                 if unsafe { poll(pfds.as_mut_ptr(), pfds.len() as u64, 50) } <= 0 {
                     continue;
                 }
+                // The answers carry their own arrival time, so reading them late changes no
+                // figure: let them pile up a little and read them in big batches, which keeps this
+                // thread's CPU time (taken from the server on 2 shared CPUs) small.
+                std::thread::sleep(Duration::from_micros(200));
+                for p in pfds.iter_mut() {
+                    p.revents = 1;
+                }
                 for (si, s) in socks.iter().enumerate() {
                     if pfds[si].revents == 0 {
                         continue;
