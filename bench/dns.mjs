@@ -1,18 +1,32 @@
 #!/usr/bin/env node
 // DNS benchmark: dnsperf (saturating, 1000 in-zone names, loopback) against the daemon and, in the
 // same run and interleaved, against reference servers answering the same names. Prints medians,
-// ratios and answers per server CPU-second.
+// ratios and answers per server CPU-second; then the latency at 50% of each server's peak.
 //
 //   node bench/dns.mjs [--rounds 3] [--seconds 10] [--servers native,js,knot,dnsmasq,aardvark]
-//                      [--clients 4] [--outstanding 200] [--native-threads 0] [--p99-seconds 5]
-//                      [--p99-load 0.5]
+//                      [--clients 4] [--client-threads 2] [--outstanding 200] [--native-threads 0]
+//                      [--p99-seconds 5] [--p99-runs 3] [--p99-load 0.5] [--p99-outstanding 5000]
+//                      [--p99-pin CLIENT_CPUS:SERVER_CPUS]
 //
 // Needs: dnsperf, knot, dnsmasq-base, aardvark-dns, podman, runc, busybox-static from Debian;
-// root (aardvark runs on a Podman network the script creates); `npm run build` first (it builds
-// the native addon). Run as root to raise net.core.rmem_max (the servers then get a large UDP
-// receive buffer, as SPEC §15 asks). The first server is the reference of the ratio columns.
-// After the rounds, each of native and knot is run at 50% of its median peak QPS (dnsperf -Q) to
-// measure the p99 latency from dnsperf's per-query report (-v).
+// cargo (builds bench/udp-latency); root (aardvark runs on a Podman network the script creates;
+// net.core.rmem_max and rmem_default are raised to 8 MB for the run, so that every server gets a
+// large UDP receive buffer, as SPEC §15 asks — the daemon asks for one, dnsmasq takes the
+// default); `npm run build` first (it builds the native addon). The first server is the
+// reference of the ratio columns. A server name may carry environment for experiments:
+// `native+THREADS=1` (the daemon's --dns-threads), `knot+AFFINITY=1` (knot's socket-affinity).
+//
+// Peak: dnsperf -c 4 -T 2 -q 200, the same for every server. -T 2 (two sending and two receiving
+// threads, one pair per core) because one pair (-T 1) is the bottleneck itself: knot and the
+// daemon answer 20–70% more with -T 2, dnsmasq the same; -T 4 is no better. -q 200 because more
+// outstanding queries only make knot and dnsmasq drop (they keep up to ~200 in their buffer).
+//
+// Latency: after the rounds, native and knot (and native at knot's rate) are each started afresh
+// --p99-runs times and offered --p99-load × their median peak, measured two ways on the same
+// instance (see latencyAt): bench/udp-latency, an open-loop client timing each query from its
+// sendto() to the kernel's receive timestamp of the answer (the figure to judge), and dnsperf -Q
+// -v for comparison. --p99-pin runs the clients and the server on separate CPUs (taskset; the
+// peak is then measured that way on the same instance).
 import { $, argv, fs, path, os, sleep } from 'zx';
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -351,7 +365,7 @@ async function latencyAt(name, rate) {
     peak,
     rate,
     dnsperf: { n: lat.length, p50: pct(lat, 0.5), p99: pct(lat, 0.99), p999: pct(lat, 0.999) },
-    open: { n: open.sent, lost: open.lost, p50: open.p50 ?? Infinity, p99: open.p99 ?? Infinity, p999: open.p999 ?? Infinity },
+    open: { n: open.sent, lost: open.lost, p50: open.p50 ?? Infinity, p99: open.p99 ?? Infinity, p999: open.p999 ?? Infinity, cpu: open.cpu_s / P99_SECONDS },
     inDaemon: d,
   };
 }
@@ -359,26 +373,30 @@ async function latencyAt(name, rate) {
 const p99Kinds = SERVERS.filter((k) => kindOf(k) === 'native' || kindOf(k) === 'knot');
 if (p99Kinds.length > 0 && P99_SECONDS > 0 && P99_RUNS > 0) {
   const f = (x) => (Number.isFinite(x) ? x.toFixed(3) : '∞');
-  const lat = Object.fromEntries(p99Kinds.map((k) => [k, []]));
+  // Each server at P99_LOAD of its own median peak; and, when both are measured, the native path
+  // also at knot's rate (the same offered load for both).
+  const rows = p99Kinds.map((k) => ({ label: k, kind: k, rate: PIN_CLIENT ? null : med(k, 'qps') * P99_LOAD }));
+  if (!PIN_CLIENT && results.native && results.knot) rows.push({ label: "native at knot's rate", kind: 'native', rate: med('knot', 'qps') * P99_LOAD });
+  const lat = new Map(rows.map((r) => [r, []]));
   for (let run = 1; run <= P99_RUNS; run++) {
-    for (const k of p99Kinds) {
-      const l = await latencyAt(k, PIN_CLIENT ? null : med(k, 'qps') * P99_LOAD);
-      lat[k].push(l);
-      console.error(`latency ${run} ${k.padEnd(8)} ${l.peak ? `peak ${l.peak.toFixed(0)} ` : ''}rate ${l.rate.toFixed(0)} dnsperf p50/p99/p99.9 ${f(l.dnsperf.p50)} / ${f(l.dnsperf.p99)} / ${f(l.dnsperf.p999)} ms; open loop ${f(l.open.p50)} / ${f(l.open.p99)} / ${f(l.open.p999)} ms, lost ${l.open.lost}`);
+    for (const row of rows) {
+      const l = await latencyAt(row.kind, row.rate);
+      lat.get(row).push(l);
+      console.error(`latency ${run} ${row.label.padEnd(8)} ${l.peak ? `peak ${l.peak.toFixed(0)} ` : ''}rate ${l.rate.toFixed(0)} dnsperf p50/p99/p99.9 ${f(l.dnsperf.p50)} / ${f(l.dnsperf.p99)} / ${f(l.dnsperf.p999)} ms; open loop ${f(l.open.p50)} / ${f(l.open.p99)} / ${f(l.open.p999)} ms, lost ${l.open.lost}, client CPU ${l.open.cpu.toFixed(2)}`);
     }
   }
-  const pin = PIN_CLIENT ? `; clients on CPU ${PIN_CLIENT}, server on CPU ${PIN_SERVER} (taskset)` : '';
-  console.log(`\nLatency at ${P99_LOAD * 100}% of each server's median peak QPS, ${P99_SECONDS} s per measurement, ${P99_RUNS} runs (a fresh server each), median p99 and [min–max]${pin}:\n`);
-  console.log('| server | rate (QPS) | dnsperf -Q -v: p50 (ms) | p99 (ms) | p99.9 (ms) | open loop (udp-latency): p50 (ms) | p99 (ms) | p99.9 (ms) | lost | daemon sent ≤ 1 ms |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const k of p99Kinds) {
-    const runs = lat[k];
+  const pin = PIN_CLIENT ? `; clients on CPU ${PIN_CLIENT}, server on CPU ${PIN_SERVER} (taskset), peak measured so` : '';
+  console.log(`\nLatency at ${P99_LOAD * 100}% of each server's median peak QPS, ${P99_SECONDS} s per measurement, ${P99_RUNS} runs (a fresh server each), medians, p99 with [min–max]${pin}:\n`);
+  console.log('| server | rate (QPS) | open loop (udp-latency): p50 (ms) | p99 (ms) | p99.9 (ms) | lost | client CPU | dnsperf -Q -q ' + P99_OUTSTANDING + ' -v: p50 (ms) | p99 (ms) | p99.9 (ms) | daemon sent ≤ 1 ms after receipt |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const row of rows) {
+    const runs = lat.get(row);
     const m = (side, q) => median(runs.map((r) => r[side][q]));
     const spread = (side) => {
       const xs = runs.map((r) => r[side].p99);
       return `${f(m(side, 'p99'))} [${f(Math.min(...xs))}–${f(Math.max(...xs))}]`;
     };
     const inD = runs.map((r) => r.inDaemon).filter(Number.isFinite);
-    console.log(`| ${k} | ${median(runs.map((r) => r.rate)).toFixed(0)} | ${f(m('dnsperf', 'p50'))} | ${spread('dnsperf')} | ${f(m('dnsperf', 'p999'))} | ${f(m('open', 'p50'))} | ${spread('open')} | ${f(m('open', 'p999'))} | ${runs.map((r) => r.open.lost).join('/')} | ${inD.length ? `${median(inD).toFixed(3)}%` : ''} |`);
+    console.log(`| ${row.label} | ${median(runs.map((r) => r.rate)).toFixed(0)} | ${f(m('open', 'p50'))} | ${spread('open')} | ${f(m('open', 'p999'))} | ${runs.map((r) => r.open.lost).join('/')} | ${m('open', 'cpu').toFixed(2)} | ${f(m('dnsperf', 'p50'))} | ${spread('dnsperf')} | ${f(m('dnsperf', 'p999'))} | ${inD.length ? `${median(inD).toFixed(3)}%` : ''} |`);
   }
 }

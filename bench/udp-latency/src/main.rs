@@ -16,7 +16,7 @@
 //! and -v writes a line per query). Queries not answered within 1 s after the end count as lost
 //! and are placed above every answered one in the percentiles.
 //!
-//! Prints one JSON line: {"sent", "answered", "lost", "p50", "p90", "p99", "p999", "max"} (ms).
+//! Prints one JSON line: {"cpu_s" (this client's CPU time), "no_kernel_timestamp", "sent", "answered", "lost", "p50", "p90", "p99", "p999", "max"} (ms).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::raw::{c_int, c_uint, c_void};
@@ -263,8 +263,17 @@ fn main() {
             format!("{:.4}", lat[i as usize] as f64 / 1e6)
         }
     };
+    // This client's own CPU time (utime + stime, clock ticks of 10 ms): what it took from the server.
+    let cpu_s = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|st| {
+            let f: Vec<u64> = st[st.rfind(')')? + 2..].split(' ').skip(11).take(2).filter_map(|x| x.parse().ok()).collect();
+            Some((f.get(0)? + f.get(1)?) as f64 / 100.0)
+        })
+        .unwrap_or(f64::NAN);
     println!(
-        "{{\"no_kernel_timestamp\":{},\"sent\":{},\"answered\":{},\"lost\":{},\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},\"max\":{}}}",
+        "{{\"cpu_s\":{:.2},\"no_kernel_timestamp\":{},\"sent\":{},\"answered\":{},\"lost\":{},\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},\"max\":{}}}",
+        cpu_s,
         no_ts,
         sent,
         answered,
