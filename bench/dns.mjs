@@ -18,7 +18,7 @@
 //
 // Peak: dnsperf -c 4 -T 2 -q 200, the same for every server. -T 2 (two sending and two receiving
 // threads, one pair per core) because one pair (-T 1) is the bottleneck itself: knot and the
-// daemon answer 20–70% more with -T 2, dnsmasq the same; -T 4 is no better. -q 200 because more
+// daemon answer more with -T 2, dnsmasq the same; -T 4 is no better (bench/RESULTS.md). -q 200 because more
 // outstanding queries only make knot and dnsmasq drop (they keep up to ~200 in their buffer).
 //
 // Latency: after the rounds, native and knot (and native at knot's rate) are each started afresh
