@@ -305,7 +305,7 @@ for (let round = 1; round <= ROUNDS; round++) {
 const base = SERVERS[0];
 const med = (k, f) => median(results[k].map((r) => r[f]));
 const cpuModel = (await fs.readFile('/proc/cpuinfo', 'utf8')).match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown cpu';
-console.log(`\nDNS, ${NAMES} in-zone A names, dnsperf -c ${CLIENTS} -q ${OUTSTANDING} -l ${SECONDS}, ${ROUNDS} interleaved rounds, medians`);
+console.log(`\nDNS, ${NAMES} in-zone A names, dnsperf -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING} -l ${SECONDS}, ${ROUNDS} interleaved rounds, medians`);
 console.log(`${os.cpus().length} cores (${cpuModel}), node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`);
 console.log(`| server | QPS | answers per server CPU-second | avg latency (ms) | lost | ${base} QPS ÷ this | ${base} per-CPU ÷ this |`);
 console.log('|---|---:|---:|---:|---:|---:|---:|');
