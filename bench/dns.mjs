@@ -1,18 +1,32 @@
 #!/usr/bin/env node
 // DNS benchmark: dnsperf (saturating, 1000 in-zone names, loopback) against the daemon and, in the
 // same run and interleaved, against reference servers answering the same names. Prints medians,
-// ratios and answers per server CPU-second.
+// ratios and answers per server CPU-second; then the latency at 50% of each server's peak.
 //
 //   node bench/dns.mjs [--rounds 3] [--seconds 10] [--servers native,js,knot,dnsmasq,aardvark]
-//                      [--clients 4] [--outstanding 200] [--native-threads 0] [--p99-seconds 5]
-//                      [--p99-load 0.5]
+//                      [--clients 4] [--client-threads 2] [--outstanding 200] [--native-threads 0]
+//                      [--p99-seconds 5] [--p99-runs 3] [--p99-load 0.5] [--p99-outstanding 5000]
+//                      [--p99-pin CLIENT_CPUS:SERVER_CPUS]
 //
 // Needs: dnsperf, knot, dnsmasq-base, aardvark-dns, podman, runc, busybox-static from Debian;
-// root (aardvark runs on a Podman network the script creates); `npm run build` first (it builds
-// the native addon). Run as root to raise net.core.rmem_max (the servers then get a large UDP
-// receive buffer, as SPEC §15 asks). The first server is the reference of the ratio columns.
-// After the rounds, each of native and knot is run at 50% of its median peak QPS (dnsperf -Q) to
-// measure the p99 latency from dnsperf's per-query report (-v).
+// cargo (builds bench/udp-latency); root (aardvark runs on a Podman network the script creates;
+// net.core.rmem_max and rmem_default are raised to 8 MB for the run, so that every server gets a
+// large UDP receive buffer, as SPEC §15 asks — the daemon asks for one, dnsmasq takes the
+// default); `npm run build` first (it builds the native addon). The first server is the
+// reference of the ratio columns. A server name may carry environment for experiments:
+// `native+THREADS=1` (the daemon's --dns-threads), `knot+AFFINITY=1` (knot's socket-affinity).
+//
+// Peak: dnsperf -c 4 -T 2 -q 200, the same for every server. -T 2 (two sending and two receiving
+// threads, one pair per core) because one pair (-T 1) is the bottleneck itself: knot and the
+// daemon answer more with -T 2, dnsmasq the same; -T 4 is no better (bench/RESULTS.md). -q 200 because more
+// outstanding queries only make knot and dnsmasq drop (they keep up to ~200 in their buffer).
+//
+// Latency: after the rounds, native and knot (and native at knot's rate) are each started afresh
+// --p99-runs times and offered --p99-load × their median peak, measured two ways on the same
+// instance (see latencyAt): bench/udp-latency, an open-loop client timing each query from its
+// sendto() to the kernel's receive timestamp of the answer (the figure to judge), and dnsperf -Q
+// -v for comparison. --p99-pin runs the clients and the server on separate CPUs (taskset; the
+// peak is then measured that way on the same instance).
 import { $, argv, fs, path, os, sleep } from 'zx';
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -23,11 +37,18 @@ const ROUNDS = Number(argv.rounds ?? 3);
 const SECONDS = Number(argv.seconds ?? 10);
 const CLIENTS = Number(argv.clients ?? 4);
 const OUTSTANDING = Number(argv.outstanding ?? 200);
+const CLIENT_THREADS = Number(argv['client-threads'] ?? 2);
 const NAMES = 1000;
 const SERVERS = String(argv.servers ?? 'native,js,knot,dnsmasq,aardvark').split(',');
 const NATIVE_THREADS = Number(argv['native-threads'] ?? 0);
 const P99_SECONDS = Number(argv['p99-seconds'] ?? 5);
 const P99_LOAD = Number(argv['p99-load'] ?? 0.5); // fraction of the median peak; SPEC §15 asks 50%
+const P99_RUNS = Number(argv['p99-runs'] ?? 3);
+// dnsperf -Q's outstanding cap in the latency runs: high enough never to bind (at 200k QPS, -q 200
+// would stop sending whenever latency passes 1 ms and so hide exactly the tail being measured).
+const P99_OUTSTANDING = Number(argv['p99-outstanding'] ?? 5000);
+const LATENCY_CLIENT = path.join(ROOT, 'bench', 'udp-latency', 'target', 'release', 'udp-latency');
+const [PIN_CLIENT, PIN_SERVER] = argv['p99-pin'] ? String(argv['p99-pin']).split(':') : ['', ''];
 const AARDVARK_RUN = '/run/containers/networks/aardvark-dns'; // rootful netavark's, whatever --root says
 
 const work = await fs.mkdtemp(path.join(os.tmpdir(), 'f5bench-'));
@@ -124,15 +145,27 @@ async function freePort() {
   });
 }
 
+// A large UDP receive buffer for every server (SPEC §15): rmem_max for those that ask for one
+// (the daemon asks for 8 MB), rmem_default for those that do not (dnsmasq) — else the C servers
+// drop part of dnsperf's opening burst and each lost query holds one of the -q slots to the end.
 if (process.getuid?.() === 0) {
-  const cur = Number((await fs.readFile('/proc/sys/net/core/rmem_max', 'utf8')).trim());
-  if (cur < 8 << 20) {
-    await fs.writeFile('/proc/sys/net/core/rmem_max', String(8 << 20));
-    process.on('exit', () => fs.writeFileSync('/proc/sys/net/core/rmem_max', String(cur)));
+  for (const f of ['rmem_max', 'rmem_default']) {
+    const file = `/proc/sys/net/core/${f}`;
+    const cur = Number((await fs.readFile(file, 'utf8')).trim());
+    if (cur < 8 << 20) {
+      await fs.writeFile(file, String(8 << 20));
+      process.on('exit', () => fs.writeFileSync(file, String(cur)));
+    }
   }
 }
+if (P99_SECONDS > 0 && P99_RUNS > 0) {
+  await $`cargo build --release --offline --quiet --manifest-path ${path.join(ROOT, 'bench', 'udp-latency', 'Cargo.toml')}`;
+}
 
+/** CPU list the next started server is pinned to (taskset -c), or '' for none. */
+let serverCpus = '';
 function start(cmd, args, env = {}) {
+  if (serverCpus) [cmd, args] = ['taskset', ['-c', serverCpus, cmd, ...args]];
   const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '', ...env } });
   let out = '';
   p.stdout.on('data', (c) => (out += c));
@@ -156,7 +189,7 @@ const daemon = async (port, env) => {
   return withApi(apiPort, start(process.execPath, [
     path.join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', path.join(work, 'config.yaml'), '--link', 'none',
     '--dns-listen', `127.0.0.1:${port}`, '--api-listen', `127.0.0.1:${apiPort}`, '--state-dir', path.join(work, `state-${port}`),
-    '--upstream-dns', '127.0.0.1:9', '--dns-threads', String(NATIVE_THREADS),
+    '--upstream-dns', '127.0.0.1:9', '--dns-threads', String(env.THREADS ?? NATIVE_THREADS),
   ], env));
 };
 
@@ -173,12 +206,14 @@ const withApi = (apiPort, server) => ({
 
 /** Servers under test: each starts, answers the same names, and reports its pid for CPU time. */
 const SERVER_KINDS = {
-  native: (port) => daemon(port, { PODMAN_SWARM_DNS_NATIVE: '1' }),
-  knot: async (port) => {
+  native: (port, env) => daemon(port, { PODMAN_SWARM_DNS_NATIVE: '1', ...env }),
+  knot: async (port, env) => {
     const dir = path.join(work, `knot-${port}`);
     await fs.mkdirp(dir);
     await fs.writeFile(path.join(dir, 'knot.conf'), [
       'server:', `    rundir: "${dir}"`, `    listen: 127.0.0.1@${port}`, '    udp-max-payload: 1232',
+      // `knot+AFFINITY=1`: knot's own steering of queries to the worker of the receiving CPU.
+      ...(env.AFFINITY ? ['    socket-affinity: on'] : []),
       'control:', `    listen: "${dir}/knot.sock"`,
       'database:', `    storage: "${dir}"`,
       'log:', '  - target: stderr', '    any: warning',
@@ -223,15 +258,24 @@ function cpuSeconds(pid) {
 
 const queriesOf = (kind) => path.join(work, kind === 'aardvark' ? 'queries-aardvark' : 'queries');
 
-async function run(kind) {
+/** `native+KEY=VALUE+...`: a server kind with extra environment (experiments on the daemon). */
+function startServer(name, port) {
+  const [kind, ...vars] = name.split('+');
+  const env = Object.fromEntries(vars.map((v) => v.split('=')));
+  return SERVER_KINDS[kind](port, env);
+}
+const kindOf = (name) => name.split('+')[0];
+
+async function run(name) {
+  const kind = kindOf(name);
   const free = await freePort();
-  const server = { addr: '127.0.0.1', port: free, ...(await SERVER_KINDS[kind](free)) };
+  const server = { addr: '127.0.0.1', port: free, ...(await startServer(name, free)) };
   const { addr, port } = server;
   await waitAnswer(addr, port, kind);
   // Warm up (JIT, caches), then measure.
-  await $`dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l 2 -c ${CLIENTS} -q ${OUTSTANDING}`.nothrow();
+  await $`dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l 2 -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING}`.nothrow();
   const cpu0 = cpuSeconds(server.p.pid);
-  const r = await $`dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l ${SECONDS} -c ${CLIENTS} -q ${OUTSTANDING}`.nothrow();
+  const r = await $`dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l ${SECONDS} -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING}`.nothrow();
   const cpu = cpuSeconds(server.p.pid) - cpu0;
   server.p.kill('SIGTERM');
   await new Promise((res) => server.p.once('exit', res));
@@ -241,7 +285,7 @@ async function run(kind) {
   const lost = Number(/Queries lost:\s+(\d+)/.exec(out)?.[1] ?? NaN);
   const latency = Number(/Average Latency \(s\):\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
   if (!Number.isFinite(qps)) throw new Error(`dnsperf failed against ${kind}:\n${out}\n${r.stderr}\n${server.out()}`);
-  return { kind, qps, completed, lost, latencyMs: latency * 1000, perCpuSecond: cpu > 0 ? completed / cpu : NaN };
+  return { kind: name, qps, completed, lost, latencyMs: latency * 1000, perCpuSecond: cpu > 0 ? completed / cpu : NaN };
 }
 
 const median = (xs) => {
@@ -261,7 +305,7 @@ for (let round = 1; round <= ROUNDS; round++) {
 const base = SERVERS[0];
 const med = (k, f) => median(results[k].map((r) => r[f]));
 const cpuModel = (await fs.readFile('/proc/cpuinfo', 'utf8')).match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown cpu';
-console.log(`\nDNS, ${NAMES} in-zone A names, dnsperf -c ${CLIENTS} -q ${OUTSTANDING} -l ${SECONDS}, ${ROUNDS} interleaved rounds, medians`);
+console.log(`\nDNS, ${NAMES} in-zone A names, dnsperf -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING} -l ${SECONDS}, ${ROUNDS} interleaved rounds, medians`);
 console.log(`${os.cpus().length} cores (${cpuModel}), node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`);
 console.log(`| server | QPS | answers per server CPU-second | avg latency (ms) | lost | ${base} QPS ÷ this | ${base} per-CPU ÷ this |`);
 console.log('|---|---:|---:|---:|---:|---:|---:|');
@@ -269,19 +313,43 @@ for (const k of SERVERS) {
   console.log(`| ${k} | ${med(k, 'qps').toFixed(0)} | ${med(k, 'perCpuSecond').toFixed(0)} | ${med(k, 'latencyMs').toFixed(3)} | ${med(k, 'lost')} | ${(med(base, 'qps') / med(k, 'qps')).toFixed(2)}× | ${(med(base, 'perCpuSecond') / med(k, 'perCpuSecond')).toFixed(2)}× |`);
 }
 
-/** p99 latency at `rate` QPS, from dnsperf's per-query lines (`> NOERROR name A 0.000123`). */
-async function p99At(kind, rate) {
+/** Percentile q of sorted latencies. */
+const pct = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+
+/**
+ * Latency at `rate` QPS, measured two ways on the same server instance, one after the other:
+ * - dnsperf -Q with -v (per-query lines `> NOERROR name A 0.000123`), the closed loop of the peak
+ *   runs capped at `rate`: at most -q queries outstanding, each timed when dnsperf's receiving
+ *   thread reads the answer (so its own waits for a CPU and its logging count);
+ * - bench/udp-latency, open loop at `rate` (a slow answer does not slow the sending), each query
+ *   timed from a clock read before its sendto() to the kernel's receive timestamp of the answer;
+ *   unanswered queries rank above every answer.
+ */
+async function latencyAt(name, rate) {
+  const kind = kindOf(name);
   const free = await freePort();
-  const server = { addr: '127.0.0.1', port: free, ...(await SERVER_KINDS[kind](free)) };
+  serverCpus = PIN_SERVER;
+  const server = { addr: '127.0.0.1', port: free, ...(await startServer(name, free)) };
+  serverCpus = '';
   const { addr, port } = server;
+  const client = PIN_CLIENT ? ['taskset', '-c', PIN_CLIENT] : [];
   await waitAnswer(addr, port, kind);
-  await $`dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l 2 -c ${CLIENTS} -q ${OUTSTANDING}`.nothrow();
+  await $`${client} dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l 2 -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING}`.nothrow();
+  let peak = null;
+  if (rate === null) {
+    // Pinned: the peak of this placement, on this instance, with the settings of the rounds.
+    const r = await $`${client} dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l ${SECONDS} -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING}`.nothrow();
+    peak = Number(/Queries per second:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
+    rate = peak * P99_LOAD;
+  }
+  const h0 = server.histogram ? await server.histogram().catch(() => null) : null;
   // The per-query lines (~100k a second) go to a file, not through a pipe into this process: the
   // reader would compete for the 2 cores with the server and dnsperf, and a full pipe stalls
   // dnsperf, whose stalls count as latency.
   const log = path.join(work, `p99-${kind}.txt`);
-  await $`dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l ${P99_SECONDS} -c ${CLIENTS} -q ${OUTSTANDING} -Q ${Math.round(rate)} -v > ${log}`.nothrow();
-  const h0 = server.histogram ? await server.histogram().catch(() => null) : null;
+  await $`${client} dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l ${P99_SECONDS} -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${P99_OUTSTANDING} -Q ${Math.round(rate)} -v > ${log}`.nothrow();
+  const h1 = server.histogram ? await server.histogram().catch(() => null) : null;
+  const open = JSON.parse((await $`${client} ${LATENCY_CLIENT} ${addr}:${port} ${queriesOf(kind)} ${Math.round(rate)} ${P99_SECONDS} ${CLIENT_THREADS} ${Math.max(1, CLIENTS / CLIENT_THREADS)}`).stdout);
   server.p.kill('SIGTERM');
   await new Promise((res) => server.p.once('exit', res));
   const lat = [];
@@ -289,21 +357,46 @@ async function p99At(kind, rate) {
     const m = /^> \S+ \S+ \S+ ([\d.]+)$/.exec(line.trim());
     if (m) lat.push(Number(m[1]) * 1000);
   }
+  await fs.rm(log);
   lat.sort((a, b) => a - b);
-  const at = (q) => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))];
-  // Share of answers the daemon itself had sent within 100 µs / 1 ms of receiving them (all runs).
-  const inDaemon = h0?.['+Inf'] ? `${((100 * h0['0.0001']) / h0['+Inf']).toFixed(2)}% / ${((100 * h0['0.001']) / h0['+Inf']).toFixed(3)}%` : '';
-  return { n: lat.length, p50: at(0.5), p99: at(0.99), p999: at(0.999), inDaemon };
+  // Share of the dnsperf run's answers the daemon itself sent within 1 ms of receiving them.
+  const d = h0 && h1 && h1['+Inf'] > h0['+Inf'] ? (100 * (h1['0.001'] - h0['0.001'])) / (h1['+Inf'] - h0['+Inf']) : NaN;
+  return {
+    peak,
+    rate,
+    dnsperf: { n: lat.length, p50: pct(lat, 0.5), p99: pct(lat, 0.99), p999: pct(lat, 0.999) },
+    open: { n: open.sent, lost: open.lost, p50: open.p50 ?? Infinity, p99: open.p99 ?? Infinity, p999: open.p999 ?? Infinity, cpu: open.cpu_s / P99_SECONDS },
+    inDaemon: d,
+  };
 }
 
-const p99Kinds = SERVERS.filter((k) => k === 'native' || k === 'knot');
-if (p99Kinds.length > 0 && P99_SECONDS > 0) {
-  console.log(`\nLatency at ${P99_LOAD * 100}% of each server's median peak QPS (dnsperf -Q, ${P99_SECONDS} s, per-query times from -v):\n`);
-  console.log('| server | rate (QPS) | queries | p50 (ms) | p99 (ms) | p99.9 (ms) | in the daemon ≤ 0.1 ms / ≤ 1 ms |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|');
-  for (const k of p99Kinds) {
-    const rate = med(k, 'qps') * P99_LOAD;
-    const l = await p99At(k, rate);
-    console.log(`| ${k} | ${rate.toFixed(0)} | ${l.n} | ${l.p50?.toFixed(3)} | ${l.p99?.toFixed(3)} | ${l.p999?.toFixed(3)} | ${l.inDaemon} |`);
+const p99Kinds = SERVERS.filter((k) => kindOf(k) === 'native' || kindOf(k) === 'knot');
+if (p99Kinds.length > 0 && P99_SECONDS > 0 && P99_RUNS > 0) {
+  const f = (x) => (Number.isFinite(x) ? x.toFixed(3) : '∞');
+  // Each server at P99_LOAD of its own median peak; and, when both are measured, the native path
+  // also at knot's rate (the same offered load for both).
+  const rows = p99Kinds.map((k) => ({ label: k, kind: k, rate: PIN_CLIENT ? null : med(k, 'qps') * P99_LOAD }));
+  if (!PIN_CLIENT && results.native && results.knot) rows.push({ label: "native at knot's rate", kind: 'native', rate: med('knot', 'qps') * P99_LOAD });
+  const lat = new Map(rows.map((r) => [r, []]));
+  for (let run = 1; run <= P99_RUNS; run++) {
+    for (const row of rows) {
+      const l = await latencyAt(row.kind, row.rate);
+      lat.get(row).push(l);
+      console.error(`latency ${run} ${row.label.padEnd(8)} ${l.peak ? `peak ${l.peak.toFixed(0)} ` : ''}rate ${l.rate.toFixed(0)} dnsperf p50/p99/p99.9 ${f(l.dnsperf.p50)} / ${f(l.dnsperf.p99)} / ${f(l.dnsperf.p999)} ms; open loop ${f(l.open.p50)} / ${f(l.open.p99)} / ${f(l.open.p999)} ms, lost ${l.open.lost}, client CPU ${l.open.cpu.toFixed(2)}`);
+    }
+  }
+  const pin = PIN_CLIENT ? `; clients on CPU ${PIN_CLIENT}, server on CPU ${PIN_SERVER} (taskset), peak measured so` : '';
+  console.log(`\nLatency at ${P99_LOAD * 100}% of each server's median peak QPS, ${P99_SECONDS} s per measurement, ${P99_RUNS} runs (a fresh server each), medians, p99 with [min–max]${pin}:\n`);
+  console.log('| server | rate (QPS) | open loop (udp-latency): p50 (ms) | p99 (ms) | p99.9 (ms) | lost | client CPU | dnsperf -Q -q ' + P99_OUTSTANDING + ' -v: p50 (ms) | p99 (ms) | p99.9 (ms) | daemon sent ≤ 1 ms after receipt |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const row of rows) {
+    const runs = lat.get(row);
+    const m = (side, q) => median(runs.map((r) => r[side][q]));
+    const spread = (side) => {
+      const xs = runs.map((r) => r[side].p99);
+      return `${f(m(side, 'p99'))} [${f(Math.min(...xs))}–${f(Math.max(...xs))}]`;
+    };
+    const inD = runs.map((r) => r.inDaemon).filter(Number.isFinite);
+    console.log(`| ${row.label} | ${median(runs.map((r) => r.rate)).toFixed(0)} | ${f(m('open', 'p50'))} | ${spread('open')} | ${f(m('open', 'p999'))} | ${runs.map((r) => r.open.lost).join('/')} | ${m('open', 'cpu').toFixed(2)} | ${f(m('dnsperf', 'p50'))} | ${spread('dnsperf')} | ${f(m('dnsperf', 'p999'))} | ${inD.length ? `${median(inD).toFixed(3)}%` : ''} |`);
   }
 }

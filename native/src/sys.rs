@@ -15,6 +15,7 @@ pub const SO_RCVBUF: c_int = 8;
 pub const SO_REUSEPORT: c_int = 15;
 pub const SO_RCVTIMEO: c_int = 20;
 pub const SO_RCVBUFFORCE: c_int = 33;
+pub const SO_ATTACH_REUSEPORT_CBPF: c_int = 51;
 pub const IPPROTO_IP: c_int = 0;
 pub const IPPROTO_IPV6: c_int = 41;
 pub const IP_FREEBIND: c_int = 15;
@@ -59,6 +60,20 @@ pub struct sockaddr_storage {
 }
 
 #[repr(C)]
+pub struct sock_filter {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+#[repr(C)]
+pub struct sock_fprog {
+    pub len: u16,
+    pub filter: *const sock_filter,
+}
+
+#[repr(C)]
 pub struct timeval {
     pub tv_sec: i64,
     pub tv_usec: i64,
@@ -72,6 +87,8 @@ extern "C" {
     pub fn close(fd: c_int) -> c_int;
     pub fn recvmmsg(fd: c_int, msgs: *mut mmsghdr, n: c_uint, flags: c_int, timeout: *mut c_void) -> c_int;
     pub fn sendmmsg(fd: c_int, msgs: *mut mmsghdr, n: c_uint, flags: c_int) -> c_int;
+    pub fn sched_getaffinity(pid: c_int, size: usize, mask: *mut c_void) -> c_int;
+    pub fn sched_setaffinity(pid: c_int, size: usize, mask: *const c_void) -> c_int;
     pub fn sendto(fd: c_int, buf: *const c_void, len: usize, flags: c_int, addr: *const c_void, addrlen: u32) -> isize;
 }
 
