@@ -24,7 +24,7 @@
 // Latency: after the rounds, native and knot (and native at knot's rate) are each started afresh
 // --p99-runs times and offered --p99-load × their median peak, measured two ways on the same
 // instance (see latencyAt): bench/udp-latency, an open-loop client timing each query from its
-// sendto() to the kernel's receive timestamp of the answer (the figure to judge), and dnsperf -Q
+// sendmmsg() to the kernel's receive timestamp of the answer (the figure to judge), and dnsperf -Q
 // -v for comparison. --p99-pin runs the clients and the server on separate CPUs (taskset; the
 // peak is then measured that way on the same instance).
 import { $, argv, fs, path, os, sleep } from 'zx';
@@ -322,7 +322,7 @@ const pct = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sor
  *   runs capped at `rate`: at most -q queries outstanding, each timed when dnsperf's receiving
  *   thread reads the answer (so its own waits for a CPU and its logging count);
  * - bench/udp-latency, open loop at `rate` (a slow answer does not slow the sending), each query
- *   timed from a clock read before its sendto() to the kernel's receive timestamp of the answer;
+ *   timed from a clock read before the sendmmsg() that sends it (one per socket per burst) to the kernel's receive timestamp of the answer;
  *   unanswered queries rank above every answer.
  */
 async function latencyAt(name, rate) {
