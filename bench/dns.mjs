@@ -365,7 +365,7 @@ async function latencyAt(name, rate) {
     peak,
     rate,
     dnsperf: { n: lat.length, p50: pct(lat, 0.5), p99: pct(lat, 0.99), p999: pct(lat, 0.999) },
-    open: { n: open.sent, lost: open.lost, p50: open.p50 ?? Infinity, p99: open.p99 ?? Infinity, p999: open.p999 ?? Infinity, cpu: open.cpu_s / P99_SECONDS },
+    open: { n: open.sent, expected: Math.round(rate) * P99_SECONDS, noTs: open.no_kernel_timestamp, lost: open.lost, p50: open.p50 ?? Infinity, p99: open.p99 ?? Infinity, p999: open.p999 ?? Infinity, cpu: open.cpu_s / P99_SECONDS },
     inDaemon: d,
   };
 }
@@ -382,7 +382,7 @@ if (p99Kinds.length > 0 && P99_SECONDS > 0 && P99_RUNS > 0) {
     for (const row of rows) {
       const l = await latencyAt(row.kind, row.rate);
       lat.get(row).push(l);
-      console.error(`latency ${run} ${row.label.padEnd(8)} ${l.peak ? `peak ${l.peak.toFixed(0)} ` : ''}rate ${l.rate.toFixed(0)} dnsperf p50/p99/p99.9 ${f(l.dnsperf.p50)} / ${f(l.dnsperf.p99)} / ${f(l.dnsperf.p999)} ms; open loop ${f(l.open.p50)} / ${f(l.open.p99)} / ${f(l.open.p999)} ms, lost ${l.open.lost}, client CPU ${l.open.cpu.toFixed(2)}`);
+      console.error(`latency ${run} ${row.label.padEnd(8)} ${l.peak ? `peak ${l.peak.toFixed(0)} ` : ''}rate ${l.rate.toFixed(0)} dnsperf p50/p99/p99.9 ${f(l.dnsperf.p50)} / ${f(l.dnsperf.p99)} / ${f(l.dnsperf.p999)} ms; open loop ${f(l.open.p50)} / ${f(l.open.p99)} / ${f(l.open.p999)} ms, lost ${l.open.lost}, sent ${l.open.n}/${l.open.expected}, no kernel timestamp ${l.open.noTs}, client CPU ${l.open.cpu.toFixed(2)}`);
     }
   }
   const pin = PIN_CLIENT ? `; clients on CPU ${PIN_CLIENT}, server on CPU ${PIN_SERVER} (taskset), peak measured so` : '';
