@@ -227,8 +227,12 @@ fn main() {
             let socks = socks.clone();
             let queries = queries.clone();
             std::thread::spawn(move || {
-                let interval = Duration::from_secs_f64(senders as f64 / rate);
-                let mut next = start + interval.mul_f64(k as f64 / senders as f64);
+                // Query i of the run (this thread sends i = k, k + senders, ...) is due at i / rate,
+                // computed from i, not by adding a rounded interval: so that exactly rate × seconds
+                // are due before the end.
+                let due = |i: u64| start + Duration::from_nanos((i as f64 * 1e9 / rate) as u64);
+                let mut i = k as u64;
+                let mut next = due(i);
                 let mut seq: u64 = 0;
                 let mut sent: u64 = 0;
                 let mut errors: u64 = 0;
@@ -306,7 +310,8 @@ fn main() {
                         lens[j][c] = q.len();
                         ids[j][c] = id;
                         count[j] = c + 1;
-                        next += interval;
+                        i += senders as u64;
+                        next = due(i);
                         if count[j] == SEND_BATCH {
                             flush(j, &mut count, &mut pkts, &lens, &ids, &mut sent, &mut errors);
                         }
