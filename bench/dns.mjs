@@ -24,7 +24,7 @@
 // Latency: after the rounds, native and knot (and native at knot's rate) are each started afresh
 // --p99-runs times and offered --p99-load × their median peak, measured two ways on the same
 // instance (see latencyAt): bench/udp-latency, an open-loop client timing each query from its
-// sendto() to the kernel's receive timestamp of the answer (the figure to judge), and dnsperf -Q
+// sendmmsg() to the kernel's receive timestamp of the answer (the figure to judge), and dnsperf -Q
 // -v for comparison. --p99-pin runs the clients and the server on separate CPUs (taskset; the
 // peak is then measured that way on the same instance).
 import { $, argv, fs, path, os, sleep } from 'zx';
@@ -322,7 +322,7 @@ const pct = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sor
  *   runs capped at `rate`: at most -q queries outstanding, each timed when dnsperf's receiving
  *   thread reads the answer (so its own waits for a CPU and its logging count);
  * - bench/udp-latency, open loop at `rate` (a slow answer does not slow the sending), each query
- *   timed from a clock read before its sendto() to the kernel's receive timestamp of the answer;
+ *   timed from a clock read before the sendmmsg() that sends it (one per socket per burst) to the kernel's receive timestamp of the answer;
  *   unanswered queries rank above every answer.
  */
 async function latencyAt(name, rate) {
@@ -365,7 +365,7 @@ async function latencyAt(name, rate) {
     peak,
     rate,
     dnsperf: { n: lat.length, p50: pct(lat, 0.5), p99: pct(lat, 0.99), p999: pct(lat, 0.999) },
-    open: { n: open.sent, lost: open.lost, p50: open.p50 ?? Infinity, p99: open.p99 ?? Infinity, p999: open.p999 ?? Infinity, cpu: open.cpu_s / P99_SECONDS },
+    open: { n: open.sent, expected: Math.round(rate) * P99_SECONDS, noTs: open.no_kernel_timestamp, lost: open.lost, p50: open.p50 ?? Infinity, p99: open.p99 ?? Infinity, p999: open.p999 ?? Infinity, cpu: open.cpu_s / P99_SECONDS },
     inDaemon: d,
   };
 }
@@ -382,7 +382,7 @@ if (p99Kinds.length > 0 && P99_SECONDS > 0 && P99_RUNS > 0) {
     for (const row of rows) {
       const l = await latencyAt(row.kind, row.rate);
       lat.get(row).push(l);
-      console.error(`latency ${run} ${row.label.padEnd(8)} ${l.peak ? `peak ${l.peak.toFixed(0)} ` : ''}rate ${l.rate.toFixed(0)} dnsperf p50/p99/p99.9 ${f(l.dnsperf.p50)} / ${f(l.dnsperf.p99)} / ${f(l.dnsperf.p999)} ms; open loop ${f(l.open.p50)} / ${f(l.open.p99)} / ${f(l.open.p999)} ms, lost ${l.open.lost}, client CPU ${l.open.cpu.toFixed(2)}`);
+      console.error(`latency ${run} ${row.label.padEnd(8)} ${l.peak ? `peak ${l.peak.toFixed(0)} ` : ''}rate ${l.rate.toFixed(0)} dnsperf p50/p99/p99.9 ${f(l.dnsperf.p50)} / ${f(l.dnsperf.p99)} / ${f(l.dnsperf.p999)} ms; open loop ${f(l.open.p50)} / ${f(l.open.p99)} / ${f(l.open.p999)} ms, lost ${l.open.lost}, sent ${l.open.n}/${l.open.expected}, no kernel timestamp ${l.open.noTs}, client CPU ${l.open.cpu.toFixed(2)}`);
     }
   }
   const pin = PIN_CLIENT ? `; clients on CPU ${PIN_CLIENT}, server on CPU ${PIN_SERVER} (taskset), peak measured so` : '';
