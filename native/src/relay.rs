@@ -45,12 +45,14 @@ extern "C" {
     fn write(fd: c_int, buf: *const c_void, n: usize) -> isize;
     fn fcntl(fd: c_int, cmd: c_int, arg: c_int) -> c_int;
     fn send(fd: c_int, buf: *const c_void, n: usize, flags: c_int) -> isize;
+    fn sched_yield() -> c_int;
 }
 
 const SOCK_STREAM: c_int = 1;
 const NONBLOCK: c_int = 0o4000;
 const CLOEXEC: c_int = 0o2000000;
 const EPOLL_CTL_ADD: c_int = 1;
+const EPOLL_CTL_MOD: c_int = 3;
 const EPOLLIN: u32 = 1;
 const EPOLLOUT: u32 = 4;
 const EPOLLERR: u32 = 8;
@@ -65,6 +67,7 @@ const SO_REUSEADDR: c_int = 2;
 const IPPROTO_TCP: c_int = 6;
 const TCP_NODELAY: c_int = 1;
 const MSG_NOSIGNAL: c_int = 0x4000;
+const MSG_MORE: c_int = 0x8000;
 const EINTR: i32 = 4;
 const ECONNABORTED: i32 = 103;
 const EAGAIN: i32 = 11;
@@ -399,6 +402,11 @@ struct Conn {
     up: c_int,
     backend: Option<Arc<BackendStats>>,
     connected: bool,
+    /// The client socket is in the epoll set (it joins after the first speculative read).
+    client_watched: bool,
+    /// EPOLLOUT is in a side's interest set (0 client, 1 backend): only while a connect is
+    /// unconfirmed or a write is pending, so an idle writable socket brings no wakeups.
+    out: [bool; 2],
     tried: Vec<Arc<BackendStats>>,
     started: u64,
     last: u64,
@@ -442,8 +450,24 @@ impl Relay {
     fn run(mut self) {
         let mut evs = vec![EpollEvent { events: 0, data: 0 }; 256];
         let mut last_sweep = 0;
+        let spin_us: u64 = std::env::var("PSDNS_L6_SPIN_US").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let yld = std::env::var("PSDNS_L6_YIELD").map_or(false, |v| v == "1");
+        let mut spin_until: Option<std::time::Instant> = None;
         loop {
-            let n = unsafe { epoll_wait(self.ep, evs.as_mut_ptr(), evs.len() as c_int, 250) };
+            let timeout = if spin_until.is_some() { 0 } else { 250 };
+            let n = unsafe { epoll_wait(self.ep, evs.as_mut_ptr(), evs.len() as c_int, timeout) };
+            if n == 0 && timeout == 0 {
+                if std::time::Instant::now() >= spin_until.unwrap() {
+                    spin_until = None;
+                }
+                if yld {
+                    unsafe { sched_yield() };
+                }
+                continue;
+            }
+            if n > 0 && spin_us > 0 {
+                spin_until = Some(std::time::Instant::now() + std::time::Duration::from_micros(spin_us));
+            }
             self.now = now_ms();
             self.mono = self.base.elapsed().as_millis() as u64;
             if n < 0 && errno() != EINTR {
@@ -525,27 +549,27 @@ impl Relay {
                     self.slots.len() - 1
                 }
             };
-            let gen = self.slots[slot].gen;
             self.slots[slot].conn = Some(Conn {
                 listener: l.clone(),
                 client: fd,
                 up: -1,
                 backend: None,
                 connected: false,
+                client_watched: false,
+                out: [false, false],
                 tried: Vec::new(),
                 started: self.mono,
                 last: self.mono,
                 dirs: [Dir::new(), Dir::new()],
             });
-            let mut ev = EpollEvent { events: EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, data: token(slot, gen, 0) };
-            unsafe { epoll_ctl(self.ep, EPOLL_CTL_ADD, fd, &mut ev) };
+            // Not in the epoll set yet: dial() reads the request first (on loopback it is often
+            // already here), and adding the socket after that read reports whatever came since.
             self.dial(slot);
         }
     }
 
     /// Connects the slot's connection to the next backend; closes it when none is left.
     fn dial(&mut self, slot: usize) {
-        let gen = self.slots[slot].gen;
         loop {
             let c = match self.slots[slot].conn.as_mut() {
                 Some(c) => c,
@@ -581,12 +605,7 @@ impl Relay {
                 c.up = fd;
                 c.backend = Some(stats);
                 c.started = self.mono;
-                let mut ev = EpollEvent { events: EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, data: token(slot, gen, 1) };
-                unsafe { epoll_ctl(self.ep, EPOLL_CTL_ADD, fd, &mut ev) };
-                if r == 0 {
-                    self.connected(slot);
-                }
-                return;
+                return self.speculate(slot);
             }
             unsafe { close(fd) };
             if e == EMFILE || e == ENFILE {
@@ -614,7 +633,106 @@ impl Relay {
         self.dial(slot);
     }
 
-    fn connected(&mut self, slot: usize) {
+    /// Right after connect(): on loopback the handshake has usually completed inside the call
+    /// (it runs in softirq before connect returns) and the client's request is often already
+    /// queued, so read the client and write to the backend now instead of waiting two epoll
+    /// rounds (what HAProxy calls speculative I/O). A write that succeeds proves the connection;
+    /// EAGAIN means it is still in progress (the bytes wait in `left` for the connect event);
+    /// an error means the attempt failed (next endpoint, the bytes kept for it).
+    fn speculate(&mut self, slot: usize) {
+        enum Spec {
+            Connected,
+            Unknown,
+            Failed,
+            ClientGone,
+        }
+        let (spec, moved) = {
+            let c = match self.slots[slot].conn.as_mut() {
+                Some(c) => c,
+                None => return,
+            };
+            let d = &mut c.dirs[0];
+            let mut n = 0usize;
+            let mut gone = false;
+            if d.left.is_empty() && !d.eof {
+                let r = unsafe { read(c.client, self.buf.as_mut_ptr() as *mut c_void, self.buf.len()) };
+                if r > 0 {
+                    n = r as usize;
+                } else if r == 0 {
+                    d.eof = true;
+                } else {
+                    let e = errno();
+                    gone = e != EAGAIN && e != EINTR;
+                }
+            }
+            let (ptr, len) = if !d.left.is_empty() { (d.left.as_ptr(), d.left.len()) } else { (self.buf.as_ptr(), n) };
+            if gone {
+                (Spec::ClientGone, 0)
+            } else if len == 0 {
+                (Spec::Unknown, 0)
+            } else {
+                let w = unsafe { send(c.up, ptr as *const c_void, len, MSG_NOSIGNAL) };
+                let e = if w < 0 { errno() } else { 0 };
+                let w = w.max(0) as usize;
+                if d.left.is_empty() {
+                    d.left.extend_from_slice(&self.buf[w..n]);
+                } else {
+                    d.left.drain(..w);
+                }
+                d.total += w as u64;
+                if e == 0 {
+                    (Spec::Connected, w as u64)
+                } else if e == EAGAIN || e == EINTR {
+                    (Spec::Unknown, 0)
+                } else {
+                    (Spec::Failed, 0)
+                }
+            }
+        };
+        match spec {
+            Spec::ClientGone => self.drop_conn(slot),
+            Spec::Failed => self.attempt_failed(slot),
+            Spec::Connected => {
+                let retry = self.slots[slot].conn.as_ref().map_or(false, |c| c.client_watched);
+                self.mark_connected(slot);
+                let c = self.slots[slot].conn.as_mut().unwrap();
+                if let Some(s) = &c.backend {
+                    s.bytes_out.fetch_add(moved, Ordering::Relaxed);
+                }
+                let pending = !c.dirs[0].left.is_empty();
+                c.dirs[0].blocked = pending;
+                self.watch(slot, pending);
+                // A retry: the client's edges while connecting were not acted on (read them
+                // now); an EOF read above: pass it on. Else nothing is pending: the sockets just
+                // joined the epoll set, which reports what arrived since the read.
+                let eof = self.slots[slot].conn.as_ref().map_or(false, |c| c.dirs[0].eof);
+                if retry || eof || pending {
+                    self.pump(slot, [retry, false], [false, false]);
+                }
+            }
+            Spec::Unknown => self.watch(slot, true),
+        }
+    }
+
+    /// Adds the new backend socket (and, the first time, the client) to the epoll set.
+    fn watch(&mut self, slot: usize, up_out: bool) {
+        let gen = self.slots[slot].gen;
+        let c = match self.slots[slot].conn.as_mut() {
+            Some(c) => c,
+            None => return,
+        };
+        if !c.client_watched {
+            c.client_watched = true;
+            c.out[0] = false;
+            let mut ev = EpollEvent { events: EPOLLIN | EPOLLRDHUP | EPOLLET, data: token(slot, gen, 0) };
+            unsafe { epoll_ctl(self.ep, EPOLL_CTL_ADD, c.client, &mut ev) };
+        }
+        c.out[1] = up_out;
+        let mut ev = EpollEvent { events: EPOLLIN | EPOLLRDHUP | EPOLLET | if up_out { EPOLLOUT } else { 0 }, data: token(slot, gen, 1) };
+        unsafe { epoll_ctl(self.ep, EPOLL_CTL_ADD, c.up, &mut ev) };
+    }
+
+    fn mark_connected(&mut self, slot: usize) {
         if let Some(c) = self.slots[slot].conn.as_mut() {
             c.connected = true;
             c.last = self.mono;
@@ -625,7 +743,13 @@ impl Relay {
                 s.streak.store(0, Ordering::Relaxed);
             }
         }
-        self.pump(slot, [true, true], [false, false]);
+    }
+
+    /// The connect-complete event: flush what the client sent meanwhile (its edges while
+    /// connecting only set `blocked`), and read the backend if the event says it has bytes.
+    fn connected(&mut self, slot: usize, up_readable: bool) {
+        self.mark_connected(slot);
+        self.pump(slot, [false, up_readable], [false, false]);
     }
 
     fn event(&mut self, data: u64, events: u32) {
@@ -640,8 +764,12 @@ impl Relay {
             _ => return,
         };
         if !c.connected {
-            if side == 0 && events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR) != 0 {
-                c.dirs[0].hup = true; // the client's FIN came while connecting: keep it for later
+            if side == 0 {
+                // Bytes or a FIN from the client while connecting: read them once connected.
+                c.dirs[0].blocked = true;
+                if events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR) != 0 {
+                    c.dirs[0].hup = true;
+                }
             }
             if side == 1 && events & (EPOLLOUT | EPOLLERR | EPOLLHUP) != 0 {
                 // A refused or reset connect reports EPOLLERR (with HUP): no SO_ERROR call needed.
@@ -654,7 +782,7 @@ impl Relay {
                     if events & EPOLLRDHUP != 0 {
                         c.dirs[1].hup = true;
                     }
-                    self.connected(slot);
+                    self.connected(slot, events & (EPOLLIN | EPOLLRDHUP) != 0);
                 }
             }
             return;
@@ -695,6 +823,20 @@ impl Relay {
             }
             if c.dirs[0].shut && c.dirs[1].shut {
                 step = Step::Close;
+            }
+            if let Step::Keep = step {
+                // A write left bytes behind: its destination must now report writability.
+                let gen = self.slots[slot].gen;
+                let c = self.slots[slot].conn.as_mut().unwrap();
+                for d in 0..2 {
+                    let side = 1 - d;
+                    if !c.out[side] && (!c.dirs[d].left.is_empty() || c.dirs[d].in_pipe > 0) {
+                        c.out[side] = true;
+                        let fd = if side == 0 { c.client } else { c.up };
+                        let mut ev = EpollEvent { events: EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, data: token(slot, gen, side as u64) };
+                        unsafe { epoll_ctl(self.ep, EPOLL_CTL_MOD, fd, &mut ev) };
+                    }
+                }
             }
             step
         };
@@ -818,7 +960,11 @@ fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8], readable: boo
                 if n > 0 {
                     let n = n as usize;
                     progress = true;
-                    let w = unsafe { send(dst, buf.as_ptr() as *const c_void, n, MSG_NOSIGNAL) };
+                    // The source's FIN is already here and this read took what preceded it: the
+                    // next read returns EOF and the shutdown (or close) that follows pushes these
+                    // bytes out with the FIN in the same segment (one packet and ACK fewer).
+                    let more = if drain && n < buf.len() { MSG_MORE } else { 0 };
+                    let w = unsafe { send(dst, buf.as_ptr() as *const c_void, n, MSG_NOSIGNAL | more) };
                     let w = if w < 0 {
                         if errno() != EAGAIN && errno() != EINTR {
                             return Err(());
