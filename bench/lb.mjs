@@ -26,6 +26,9 @@ const CONNS = Number(argv.connections ?? 50);
 const CASES = String(argv.cases ?? 'bulk,connect,keep').split(',');
 const TARGETS = String(argv.targets ?? 'direct,vip,vip-js,haproxy').split(',');
 const EXTRA = argv['daemon-args'] ? String(argv['daemon-args']).split(' ') : [];
+// --haproxy-smart: HAProxy's options that save an ACK per connection (delayed ACK on the
+// accepted and the server socket), off by default in its TCP mode.
+const SMART = Boolean(argv['haproxy-smart']);
 
 const need = { haproxy: 'haproxy', iperf3: 'iperf3', wrk: 'wrk', nginx: 'nginx-light' };
 const { spawnSync } = await import('node:child_process');
@@ -116,7 +119,7 @@ global
   nbthread 1
   maxconn 8000
 defaults
-  mode tcp
+  mode tcp${SMART ? '\n  option tcp-smart-accept\n  option tcp-smart-connect' : ''}
   timeout connect 3s
   timeout client 1h
   timeout server 1h

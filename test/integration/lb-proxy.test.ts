@@ -216,6 +216,20 @@ for (const kind of KINDS) {
     t.ok(d.ejectedUntil > Date.now());
   });
   
+  t.test('bytes the client sent before a refused connect reach the next endpoint', async (t) => {
+    // The relay reads the request right after connect() (speculative I/O): when that attempt
+    // fails, the bytes already taken from the client must go to the next endpoint.
+    const live = await backend(t, echo);
+    const { port } = await proxy(kind, t, [spec('dead', REFUSED_PORT), spec('live', live.port)]);
+    for (let i = 0; i < 4; i++) {
+      const c = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      c.write(`request ${i} `);
+      c.end('and its end');
+      t.equal((await readAll(c)).toString(), `request ${i} and its end`);
+      c.destroy();
+    }
+  });
+
   t.test('every endpoint refusing: the client is closed, not left hanging', async (t) => {
     const { port } = await proxy(kind, t, [spec('dead', REFUSED_PORT)]);
     const c = await dial(port);
