@@ -94,7 +94,8 @@ const WAKE_TOKEN: u64 = 1 << 62;
 /// rides on the reply instead of being a packet of its own, and on loopback a packet's receive
 /// work is paid by the process that sent it: one packet less per connection for the client and
 /// one for the backend (+7–9 % new connections/s in bench/lb.mjs). The kernel still ACKs within
-/// its delayed-ACK timeout if no reply comes. PODMAN_SWARM_DNS_RELAY_QUICKACK=1 keeps immediate ACKs.
+/// its delayed-ACK timeout if no reply comes. The backend socket gets it once connected (see
+/// mark_connected). PODMAN_SWARM_DNS_RELAY_QUICKACK=1 keeps immediate ACKs.
 fn delay_acks() -> bool {
     static ON: std::sync::Once = std::sync::Once::new();
     static mut VALUE: bool = true;
@@ -660,9 +661,6 @@ impl Relay {
                 return self.drop_conn(slot);
             }
             set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-            if delay_acks() {
-                set_int(fd, IPPROTO_TCP, TCP_QUICKACK, 0);
-            }
             let (sa, len) = sockaddr(addr.ip(), addr.port());
             let r = unsafe { connect(fd, &sa as *const _ as *const c_void, len) };
             let e = if r == 0 { 0 } else { errno() };
@@ -800,6 +798,12 @@ impl Relay {
 
     fn mark_connected(&mut self, slot: usize) {
         if let Some(c) = self.slots[slot].conn.as_mut() {
+            // Only now, not before connect(): in delayed-ACK mode the kernel holds back the
+            // handshake's last ACK (up to 200 ms) when the SYN-ACK comes, and a backend that
+            // speaks first (MySQL, SMTP) would not see the connection until then.
+            if delay_acks() {
+                set_int(c.up, IPPROTO_TCP, TCP_QUICKACK, 0);
+            }
             c.connected = true;
             c.last = self.mono;
             c.tried = Vec::new();
