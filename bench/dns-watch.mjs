@@ -1,6 +1,7 @@
 // Helper of bench/gossip-hosts.mjs, run inside a simulated host: for each line "<name> <mode>" on
 // stdin it queries the host's DNS server every 2 ms until the name is answered (mode "up") or no
 // longer answered (mode "down"), then prints "<name> <Date.now()>".
+import './help.mjs';
 import { createSocket } from 'node:dgram';
 import { createInterface } from 'node:readline';
 import packet from 'dns-packet';

@@ -27,6 +27,7 @@
 // sendmmsg() to the kernel's receive timestamp of the answer (the figure to judge), and dnsperf -Q
 // -v for comparison. --p99-pin runs the clients and the server on separate CPUs (taskset; the
 // peak is then measured that way on the same instance).
+import './help.mjs';
 import { $, argv, fs, path, os, sleep } from 'zx';
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';

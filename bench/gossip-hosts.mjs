@@ -13,6 +13,7 @@
 //
 //   npm run build && sudo node bench/gossip-hosts.mjs [--runs 20] [--kills 10]
 // (without podman, runc or busybox-static the container row is skipped)
+import './help.mjs';
 import { argv } from 'zx';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';

@@ -6,6 +6,7 @@
 // crashed node is declared dead by every other node.
 //
 //   npm run build && node bench/gossip-sim.mjs [--sizes 10,100,1000] [--seed 1] [--steady 200]
+import './help.mjs';
 import { argv } from 'zx';
 import { Simulation } from '../dist/gossip/sim/simulation.js';
 

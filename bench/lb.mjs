@@ -13,6 +13,7 @@
 // missing and running as root). The VIP is in 127.68.0.0/16 so no link or root is needed;
 // the path (loopback delivery to a local address) is the one pswarm0 gives. The JS-proxy daemon
 // uses 127.69.0.0/16 (same ports, other VIPs). `npm run build:native` first for the relay.
+import './help.mjs';
 import { $, argv, fs, path, os, sleep } from 'zx';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';

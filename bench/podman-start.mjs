@@ -8,6 +8,7 @@
 //   sudo node bench/podman-start.mjs [--rounds 10]
 //
 // Needs: root, podman, runc, busybox-static; `npm run build` first.
+import './help.mjs';
 import { $, argv, fs, path, os, sleep } from 'zx';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';

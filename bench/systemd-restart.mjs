@@ -9,6 +9,7 @@
 //
 // Needs root, systemd-nspawn, debootstrap (the rootfs is cached: test/helpers/bookworm-rootfs.sh),
 // `npm run build` first.
+import './help.mjs';
 import { argv, fs, path } from 'zx';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 
