@@ -173,6 +173,11 @@ impl Spin {
     }
 }
 
+/// The call found nothing to do now (or was interrupted): not an error of the connection.
+fn would_block(e: i32) -> bool {
+    e == EAGAIN || e == EINTR
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
@@ -514,6 +519,13 @@ enum Step {
     Close,
 }
 
+/// A connection socket's events: always input and the peer's FIN, edge-triggered; writability
+/// only while something waits for it (`out`).
+fn interest(ep: c_int, op: c_int, fd: c_int, token: u64, out: bool) {
+    let mut ev = EpollEvent { events: EPOLLIN | EPOLLRDHUP | EPOLLET | if out { EPOLLOUT } else { 0 }, data: token };
+    unsafe { epoll_ctl(ep, op, fd, &mut ev) };
+}
+
 fn token(slot: usize, gen: u32, side: u64) -> u64 {
     ((gen as u64) << 32) | ((slot as u64) << 1) | side
 }
@@ -725,8 +737,7 @@ impl Relay {
                 } else if r == 0 {
                     d.eof = true;
                 } else {
-                    let e = errno();
-                    gone = e != EAGAIN && e != EINTR;
+                    gone = !would_block(errno());
                 }
             }
             let (ptr, len) = if !d.left.is_empty() { (d.left.as_ptr(), d.left.len()) } else { (self.buf.as_ptr(), n) };
@@ -746,7 +757,7 @@ impl Relay {
                 d.total += w as u64;
                 if e == 0 {
                     (Spec::Connected, w as u64)
-                } else if e == EAGAIN || e == EINTR {
+                } else if would_block(e) {
                     (Spec::Unknown, 0)
                 } else {
                     (Spec::Failed, 0)
@@ -788,12 +799,10 @@ impl Relay {
         if !c.client_watched {
             c.client_watched = true;
             c.out[0] = false;
-            let mut ev = EpollEvent { events: EPOLLIN | EPOLLRDHUP | EPOLLET, data: token(slot, gen, 0) };
-            unsafe { epoll_ctl(self.ep, EPOLL_CTL_ADD, c.client, &mut ev) };
+            interest(self.ep, EPOLL_CTL_ADD, c.client, token(slot, gen, 0), false);
         }
         c.out[1] = up_out;
-        let mut ev = EpollEvent { events: EPOLLIN | EPOLLRDHUP | EPOLLET | if up_out { EPOLLOUT } else { 0 }, data: token(slot, gen, 1) };
-        unsafe { epoll_ctl(self.ep, EPOLL_CTL_ADD, c.up, &mut ev) };
+        interest(self.ep, EPOLL_CTL_ADD, c.up, token(slot, gen, 1), up_out);
     }
 
     fn mark_connected(&mut self, slot: usize) {
@@ -905,8 +914,7 @@ impl Relay {
                     if !c.out[side] && (!c.dirs[d].left.is_empty() || c.dirs[d].in_pipe > 0) {
                         c.out[side] = true;
                         let fd = if side == 0 { c.client } else { c.up };
-                        let mut ev = EpollEvent { events: EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, data: token(slot, gen, side as u64) };
-                        unsafe { epoll_ctl(self.ep, EPOLL_CTL_MOD, fd, &mut ev) };
+                        interest(self.ep, EPOLL_CTL_MOD, fd, token(slot, gen, side as u64), true);
                     }
                 }
             }
@@ -992,8 +1000,7 @@ fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8], readable: boo
                 } else if n == 0 {
                     d.eof = true;
                 } else {
-                    let e = errno();
-                    if e != EAGAIN && e != EINTR {
+                    if !would_block(errno()) {
                         return Err(());
                     }
                     // EAGAIN with bytes in the pipe may mean the pipe is full: read again once
@@ -1009,7 +1016,7 @@ fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8], readable: boo
                     d.total += n as u64;
                     moved += n as u64;
                     progress = true;
-                } else if n < 0 && errno() != EAGAIN && errno() != EINTR {
+                } else if n < 0 && !would_block(errno()) {
                     return Err(());
                 } else if n < 0 {
                     d.blocked = true;
@@ -1023,7 +1030,7 @@ fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8], readable: boo
                     d.total += n as u64;
                     moved += n as u64;
                     progress = true;
-                } else if n < 0 && errno() != EAGAIN && errno() != EINTR {
+                } else if n < 0 && !would_block(errno()) {
                     return Err(());
                 }
             }
@@ -1038,7 +1045,7 @@ fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8], readable: boo
                     let more = if drain && n < buf.len() { MSG_MORE } else { 0 };
                     let w = unsafe { send(dst, buf.as_ptr() as *const c_void, n, MSG_NOSIGNAL | more) };
                     let w = if w < 0 {
-                        if errno() != EAGAIN && errno() != EINTR {
+                        if !would_block(errno()) {
                             return Err(());
                         }
                         0
@@ -1058,8 +1065,7 @@ fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8], readable: boo
                 } else if n == 0 {
                     d.eof = true;
                 } else {
-                    let e = errno();
-                    if e != EAGAIN && e != EINTR {
+                    if !would_block(errno()) {
                         return Err(());
                     }
                     d.blocked = false;
