@@ -267,19 +267,31 @@ function startServer(name, port) {
 }
 const kindOf = (name) => name.split('+')[0];
 
-async function run(name) {
-  const kind = kindOf(name);
+/** dnsperf's arguments against `server` for `seconds`, with the client settings of the peak runs. */
+const dnsperfArgs = (server, seconds, outstanding = OUTSTANDING) =>
+  ['-s', server.addr, '-p', server.port, '-d', queriesOf(server.kind), '-l', seconds, '-c', CLIENTS, '-T', CLIENT_THREADS, '-q', outstanding].map(String);
+
+/** A fresh server that answers and is warmed up (JIT, caches); `client`: a command prefix for dnsperf. */
+async function startWarm(name, client = []) {
   const free = await freePort();
-  const server = { addr: '127.0.0.1', port: free, ...(await startServer(name, free)) };
-  const { addr, port } = server;
-  await waitAnswer(addr, port, kind);
-  // Warm up (JIT, caches), then measure.
-  await $`dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l 2 -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING}`.nothrow();
-  const cpu0 = cpuSeconds(server.p.pid);
-  const r = await $`dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l ${SECONDS} -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING}`.nothrow();
-  const cpu = cpuSeconds(server.p.pid) - cpu0;
+  const server = { addr: '127.0.0.1', port: free, kind: kindOf(name), ...(await startServer(name, free)) };
+  await waitAnswer(server.addr, server.port, server.kind);
+  await $`${client} dnsperf ${dnsperfArgs(server, 2)}`.nothrow();
+  return server;
+}
+
+async function stop(server) {
   server.p.kill('SIGTERM');
   await new Promise((res) => server.p.once('exit', res));
+}
+
+async function run(name) {
+  const server = await startWarm(name);
+  const { kind } = server;
+  const cpu0 = cpuSeconds(server.p.pid);
+  const r = await $`dnsperf ${dnsperfArgs(server, SECONDS)}`.nothrow();
+  const cpu = cpuSeconds(server.p.pid) - cpu0;
+  await stop(server);
   const out = r.stdout;
   const qps = Number(/Queries per second:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
   const completed = Number(/Queries completed:\s+(\d+)/.exec(out)?.[1] ?? NaN);
@@ -327,19 +339,15 @@ const pct = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sor
  *   unanswered queries rank above every answer.
  */
 async function latencyAt(name, rate) {
-  const kind = kindOf(name);
-  const free = await freePort();
-  serverCpus = PIN_SERVER;
-  const server = { addr: '127.0.0.1', port: free, ...(await startServer(name, free)) };
-  serverCpus = '';
-  const { addr, port } = server;
   const client = PIN_CLIENT ? ['taskset', '-c', PIN_CLIENT] : [];
-  await waitAnswer(addr, port, kind);
-  await $`${client} dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l 2 -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING}`.nothrow();
+  serverCpus = PIN_SERVER;
+  const server = await startWarm(name, client);
+  serverCpus = '';
+  const { addr, port, kind } = server;
   let peak = null;
   if (rate === null) {
     // Pinned: the peak of this placement, on this instance, with the settings of the rounds.
-    const r = await $`${client} dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l ${SECONDS} -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING}`.nothrow();
+    const r = await $`${client} dnsperf ${dnsperfArgs(server, SECONDS)}`.nothrow();
     peak = Number(/Queries per second:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
     rate = peak * P99_LOAD;
   }
@@ -348,11 +356,10 @@ async function latencyAt(name, rate) {
   // reader would compete for the 2 cores with the server and dnsperf, and a full pipe stalls
   // dnsperf, whose stalls count as latency.
   const log = path.join(work, `p99-${kind}.txt`);
-  await $`${client} dnsperf -s ${addr} -p ${port} -d ${queriesOf(kind)} -l ${P99_SECONDS} -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${P99_OUTSTANDING} -Q ${Math.round(rate)} -v > ${log}`.nothrow();
+  await $`${client} dnsperf ${dnsperfArgs(server, P99_SECONDS, P99_OUTSTANDING)} -Q ${Math.round(rate)} -v > ${log}`.nothrow();
   const h1 = server.histogram ? await server.histogram().catch(() => null) : null;
   const open = JSON.parse((await $`${client} ${LATENCY_CLIENT} ${addr}:${port} ${queriesOf(kind)} ${Math.round(rate)} ${P99_SECONDS} ${CLIENT_THREADS} ${Math.max(1, CLIENTS / CLIENT_THREADS)}`).stdout);
-  server.p.kill('SIGTERM');
-  await new Promise((res) => server.p.once('exit', res));
+  await stop(server);
   const lat = [];
   for (const line of (await fs.readFile(log, 'utf8')).split('\n')) {
     const m = /^> \S+ \S+ \S+ ([\d.]+)$/.exec(line.trim());
