@@ -46,6 +46,7 @@ import { selfQuery } from './systemd/self-query.js';
 import { Cluster } from './gossip/cluster.js';
 import { gossipMetrics } from './gossip/metrics.js';
 import { clusterSettings } from './gossip/setup.js';
+import { followHostAddresses, hostAddresses } from './net/host-addresses.js';
 
 // Wires the parts together and owns the order of start, reload and stop. Sources feed the local
 // node, the registry derives views, DNS and the API read them.
@@ -92,6 +93,7 @@ export class Daemon {
   private readonly health: HealthChecker;
   private readonly gateways: GatewayListeners;
   private readonly resolved: ResolvedClient;
+  private stopHostAddresses: () => void = () => undefined;
   private resolvedStarted: Promise<void> = Promise.resolve();
 
   constructor(
@@ -173,6 +175,8 @@ export class Daemon {
     await this.startCluster();
 
     if (o.link !== 'none') await this.setUpLink();
+    // Queries from this host's own addresses may recurse and see every network's container names.
+    this.stopHostAddresses = followHostAddresses((ips) => this.clients.setHostAddresses(ips), HOST_ADDRESS_INTERVAL_MS);
     await this.startLb();
     const listen = this.dnsListenPlan();
     this.forwarder.configure(this.forwarderOptions(o, listen.addresses));
@@ -259,6 +263,7 @@ export class Daemon {
     // Leave first, so every host withdraws this node's endpoints at once (SPEC §5).
     await this.cluster?.stop().catch((e: Error) => this.log.warn(`leaving the cluster failed: ${e.message}`));
     this.changes.close();
+    this.stopHostAddresses();
     this.podman?.stop();
     this.health.stop();
     await this.gateways.close();
@@ -312,6 +317,7 @@ export class Daemon {
         networks: (nets) => this.names.setNetworks(nets),
         bridgeSubnets: (subnets) => this.clients.setBridgeSubnets(subnets),
         gateways: (gws) => {
+          this.clients.setHostAddresses(hostAddresses());
           if (this.priv.bindLowPorts) void this.gateways.set(gws);
           else if (gws.length) this.problem('gateways', `not root (no CAP_NET_BIND_SERVICE): not serving DNS on the gateways of Podman networks ${gws.join(', ')}`);
         },
@@ -393,6 +399,7 @@ export class Daemon {
       nameserver: addressAt(o.serviceCidr, 10),
       failOpen: o.failOpen,
       preferLocal: o.preferLocal,
+      udpAnswerLimit: o.udpAnswerLimit,
     };
   }
 
@@ -547,10 +554,13 @@ export class Daemon {
 /** Options a SIGHUP applies without a restart (SPEC §9 "Reload"). */
 const LIVE_OPTIONS = new Set<OptionKey>([
   'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'allowRecursion', 'forwardAllow',
-  'preferLocal', 'failOpen', 'tcpIdleTimeout', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
+  'preferLocal', 'failOpen', 'udpAnswerLimit', 'tcpIdleTimeout', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
   'healthInterval', 'healthTimeout', 'healthFall', 'healthRise',
   'lbPolicy', 'lbPreferLocal', 'lbIdleTimeout', 'lbUdpTimeout', 'lbMaxConnections', 'lbProxyProtocol', 'ingress',
 ]);
+
+/** How often this host's own addresses are re-read (they also are when Podman's gateways change). */
+const HOST_ADDRESS_INTERVAL_MS = 10_000;
 
 const healthOptions = (o: Options): HealthOptions => ({ intervalMs: o.healthInterval, timeoutMs: o.healthTimeout, rise: o.healthRise, fall: o.healthFall });
 

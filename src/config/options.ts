@@ -86,6 +86,10 @@ export const OPTIONS = {
     name: 'prefer-local', kind: k.bool, default: true, group: 'DNS',
     help: "answer this host's endpoints first to queries from local bridge subnets",
   }),
+  udpAnswerLimit: def({
+    name: 'udp-answer-limit', kind: k.int(0, 1000), default: 0, group: 'DNS',
+    help: 'at most this many A/AAAA records in a UDP answer, without TC (0: as many as fit)',
+  }),
   failOpen: def({
     name: 'fail-open', kind: k.bool, default: false, group: 'DNS',
     help: 'when no endpoint of a service is healthy, answer all of them instead of none',
