@@ -165,3 +165,26 @@ t.test('container names are answered natively per source network', { skip }, asy
   t.equal(ask('cache.dns.podman', 'A', '10.89.3.4'), undefined, 'a network without it: the JS path decides (forward or refuse)');
   t.equal(ask('db', 'A', '192.0.2.50'), undefined, 'no network in common: not answered natively');
 });
+
+t.test('this host\'s own addresses: recursion and every network\'s container names, on both paths', { skip }, async (t) => {
+  const w = world();
+  t.teardown(() => w.close());
+  w.clients.setHostAddresses(['10.223.0.10', '192.0.2.7']);
+  w.install();
+  const q = (name: string, type = 'A', id = 9) => packet.encode({ id, type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ name, type: type as 'A' }] });
+  for (const client of ['10.223.0.10', '192.0.2.7']) {
+    const fast = addon!.answer(q('cache'), client);
+    t.ok(fast, `${client}: a container name answered natively`);
+    t.same(packet.decode(fast!).answers!.map((a) => (a as { data: string }).data), ['10.88.0.21']);
+    t.ok(fast!.equals(w.handler.handle(q('cache'), { address: client, port: 53, transport: 'udp' }) as Buffer), 'the same bytes from JS');
+    const web = packet.decode(addon!.answer(q('web.default.cluster.local'), client)!);
+    t.ok((web.flags! & 0x80) !== 0, 'recursion available');
+    t.same(web.answers!.slice(0, 2).map((a) => (a as { data: string }).data).sort(), ['10.0.0.1', '10.0.0.2'], 'prefer-local applies');
+    const outside = w.handler.handle(q('example.com'), { address: client, port: 53, transport: 'udp' });
+    t.ok(outside instanceof Promise, 'an outside name is forwarded, not refused');
+    await outside;
+  }
+  t.equal(addon!.answer(q('cache'), '192.0.2.50'), undefined, 'another address: not a container name here');
+  const refused = w.handler.handle(q('example.com'), { address: '192.0.2.50', port: 53, transport: 'udp' }) as Buffer;
+  t.equal(refused.readUInt16BE(2) & 0xf, 5, 'and REFUSED for outside names');
+});
