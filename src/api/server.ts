@@ -124,10 +124,16 @@ export class ApiServer {
   }
 }
 
-/** Creates the socket's directory and removes a stale socket left by a crashed daemon. */
-async function prepareUnixSocket(path: string): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const alive = await new Promise<boolean>((resolve) => {
+/** Another process (a daemon) answers on the unix socket this one was to serve. */
+export class ApiSocketInUse extends Error {
+  constructor(readonly path: string) {
+    super(`cannot serve the API on unix:${path}: another daemon is already listening there`);
+  }
+}
+
+/** Whether a process accepts connections on the unix socket `path`. */
+export function unixSocketAlive(path: string): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
     const c = connect(path);
     c.once('connect', () => {
       c.destroy();
@@ -135,7 +141,12 @@ async function prepareUnixSocket(path: string): Promise<void> {
     });
     c.once('error', () => resolve(false));
   });
-  if (alive) throw new Error(`cannot serve the API on unix:${path}: another daemon is already listening there`);
+}
+
+/** Creates the socket's directory and removes a stale socket left by a crashed daemon. */
+async function prepareUnixSocket(path: string): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  if (await unixSocketAlive(path)) throw new ApiSocketInUse(path);
   try {
     unlinkSync(path);
   } catch {
