@@ -19,8 +19,17 @@ const LOOPBACK = ['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!);
 export const isLoopbackListen = (l: ApiListen): boolean =>
   l.kind === 'unix' || (isIP(l.host) !== 0 && LOOPBACK.some((c) => cidrContains(c, l.host)));
 
-/** Problem with the listen set, or null: a non-loopback listener needs a token. */
+/** Longest unix socket path the kernel takes (sun_path less its NUL); Node cuts longer ones silently. */
+const MAX_SOCKET_PATH = 107;
+
+/** Problem with the listen set, or null: a non-loopback listener needs a token, a socket path must fit. */
 export function checkApiListen(listen: ApiListen[], hasToken: boolean): string | null {
+  for (const l of listen) {
+    if (l.kind === 'unix' && Buffer.byteLength(l.path) > MAX_SOCKET_PATH) {
+      return `the API socket path ${l.path} is ${Buffer.byteLength(l.path)} bytes, more than a unix socket takes (${MAX_SOCKET_PATH}); ` +
+        'choose a shorter --state-dir (the default socket is <state-dir>/api.sock) or a shorter --api-listen unix:PATH';
+    }
+  }
   const open = listen.filter((l) => !isLoopbackListen(l));
   if (open.length === 0 || hasToken) return null;
   return `--api-listen ${open.map((l) => apiListen.show(l)).join(',')} is reachable from the network but no --api-token-file is set; ` +

@@ -161,3 +161,10 @@ t.test('a non-loopback API listener without a token is refused at start', async 
   t.equal(code, 2);
   t.match(d.logs(), /--api-listen 0\.0\.0\.0:18999 is reachable from the network but no --api-token-file is set/);
 });
+
+t.test('an API socket path longer than a unix socket takes is refused at start, not cut short', async (t) => {
+  const path = `/tmp/${'s'.repeat(110)}/api.sock`;
+  const d = await startDaemon(t, { args: ['--api-listen', `unix:${path}`], wait: false });
+  t.equal(await d.exited, 2);
+  t.match(d.logs(), `the API socket path ${path} is 124 bytes, more than a unix socket takes (107); choose a shorter --state-dir`);
+});
