@@ -221,7 +221,8 @@ export class Daemon {
    * state dir, which would share this node's id and registrations.
    */
   private apiSocketError(e: Error): Error {
-    if (!(e instanceof ApiSocketInUse) || this.rt.apiListenExplicit) return e;
+    if (!(e instanceof ApiSocketInUse)) return e;
+    if (this.rt.apiListenExplicit) return new ConfigError('ERR_CONFIG_BAD_VALUE', `${e.message}; stop that daemon or give --api-listen another unix:PATH`);
     return new ConfigError('ERR_CONFIG_BAD_VALUE', `another podman-swarm-dns daemon already runs with the state dir ${this.rt.stateDir} ` +
       `(its API answers on unix:${e.path}); two daemons must not share one: give this one its own --state-dir ` +
       '(its API socket is then <state-dir>/api.sock), or stop the other');

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startDaemon } from '../helpers/daemon.js';
+import { apiOverSocket, startDaemon } from '../helpers/daemon.js';
 import { digShort, digStatus, dig } from '../helpers/dns.js';
 import { until } from '../helpers/until.js';
 
@@ -167,4 +167,13 @@ t.test('an API socket path longer than a unix socket takes is refused at start, 
   const d = await startDaemon(t, { args: ['--api-listen', `unix:${path}`], wait: false });
   t.equal(await d.exited, 2);
   t.match(d.logs(), `the API socket path ${path} is 124 bytes, more than a unix socket takes (107); choose a shorter --state-dir`);
+});
+
+t.test('an API socket another daemon listens on stops the start with exit 2, and the first daemon keeps it', async (t) => {
+  const first = await startDaemon(t);
+  const second = await startDaemon(t, { args: ['--api-listen', `unix:${first.socket}`], wait: false });
+  t.equal(await second.exited, 2);
+  t.match(second.logs(), `cannot serve the API on unix:${first.socket}: another daemon is already listening there; stop that daemon or give --api-listen another unix:PATH`);
+  t.notMatch(second.logs(), /serving DNS/, 'it stopped before serving anything');
+  t.equal((await apiOverSocket(first, 'GET', '/readyz')).status, 200, 'the socket still answers');
 });
