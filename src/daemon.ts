@@ -5,7 +5,7 @@ import * as packet from 'dns-packet';
 import { ChangeIndex } from './api/blocking.js';
 import { Metrics } from './api/metrics.js';
 import type { ApiContext } from './api/routes.js';
-import { ApiServer, checkApiListen } from './api/server.js';
+import { ApiServer, ApiSocketInUse, checkApiListen, unixSocketAlive } from './api/server.js';
 import { ConfigError } from './config/errors.js';
 import { apiListen as apiListenKind, showHostPort, type ApiListen, type HostPort } from './config/kinds.js';
 import { loadConfig, type LoadedConfig, type LoadInput } from './config/load.js';
@@ -106,12 +106,13 @@ export class Daemon {
     this.log = log ?? createLogger(o.logLevel as LogLevel);
     const env = input.env;
     const apiListenExplicit = o.apiListen.length > 0;
+    const stateDir = o.stateDir || defaultStateDir(env);
     this.rt = {
       nodeName: o.nodeName || defaultNodeName(),
-      stateDir: o.stateDir || defaultStateDir(env),
+      stateDir,
       advertise: o.advertiseAddress || defaultAdvertiseAddress(o.link === 'none' ? [] : [o.link]),
       dnsAddress: addressAt(o.serviceCidr, 10),
-      apiListen: apiListenExplicit ? o.apiListen : defaultApiListen(env),
+      apiListen: apiListenExplicit ? o.apiListen : defaultApiListen(env, stateDir),
       apiListenExplicit,
     };
     ingressEntries(o.ingress); // a malformed --ingress stops the start, like any bad option
@@ -162,6 +163,11 @@ export class Daemon {
   async start(): Promise<void> {
     const o = this.opts;
     const { log, rt } = this;
+    // Before anything reaches the network (a gossip leave at the failed start would speak for
+    // the other daemon too): is another daemon on one of our API sockets?
+    for (const l of rt.apiListen) {
+      if (l.kind === 'unix' && (await unixSocketAlive(l.path))) throw this.apiSocketError(new ApiSocketInUse(l.path));
+    }
     if (!this.priv.bindLowPorts && o.dnsListen.length === 0) {
       log.info('not running as root (no CAP_NET_BIND_SERVICE): serving DNS on 127.0.0.1:5353 and the API on loopback and a user socket; run as root for the cluster DNS address on port 53');
     }
@@ -199,7 +205,7 @@ export class Daemon {
         const bound = await this.api.listen(l);
         log.info({ address: apiListenKind.show(bound) }, `serving the API on ${apiListenKind.show(bound)}`);
       } catch (e) {
-        if (rt.apiListenExplicit) throw e;
+        if (rt.apiListenExplicit || e instanceof ApiSocketInUse) throw this.apiSocketError(e as Error);
         this.problem(`api:${apiListenKind.show(l)}`, (e as Error).message);
       }
     }
@@ -212,6 +218,18 @@ export class Daemon {
       { node: rt.nodeName, id: this.registry.localNode, version: VERSION, services: this.registry.serviceCount, endpoints: this.registry.endpointCount },
       `ready: node ${rt.nodeName}, ${plural(this.registry.serviceCount, 'service')}, zone ${o.domain}`,
     );
+  }
+
+  /**
+   * The default socket belongs to the state dir: a daemon on it is a second one with the same
+   * state dir, which would share this node's id and registrations.
+   */
+  private apiSocketError(e: Error): Error {
+    if (!(e instanceof ApiSocketInUse)) return e;
+    if (this.rt.apiListenExplicit) return new ConfigError('ERR_CONFIG_BAD_VALUE', `${e.message}; stop that daemon or give --api-listen another unix:PATH`);
+    return new ConfigError('ERR_CONFIG_BAD_VALUE', `another podman-swarm-dns daemon already runs with the state dir ${this.rt.stateDir} ` +
+      `(its API answers on unix:${e.path}); two daemons must not share one: give this one its own --state-dir ` +
+      '(its API socket is then <state-dir>/api.sock), or stop the other');
   }
 
   /** SIGHUP: re-read the configuration, apply what can change live, report what cannot. */

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
 import { InputError, isLabel, parseEndpoint } from '../registry/input.js';
 import type { LocalNode } from '../registry/local.js';
@@ -50,6 +51,10 @@ interface Route {
   handler: Handler;
   write?: boolean;
 }
+
+// dns-packet's table of record type names (0 for a name it does not know); its type declarations
+// do not cover this file.
+const recordType = (createRequire(import.meta.url)('dns-packet/types.js') as { toType(name: string): number }).toType;
 
 const SEG = '([^/]+)';
 const routes: Route[] = [];
@@ -179,7 +184,8 @@ route(
     ctx.log.info({ service: `${ns}/${svc}`, id: ep.id, address: ep.addresses[0] }, existing ? 'endpoint updated through the API' : 'endpoint registered through the API');
     const v = ctx.registry.service(ns, svc)!;
     const view = v.endpoints.find((e) => e.local && e.endpoint.id === ep.id)!;
-    sendJson(r.res, 201, endpointJson(v, view), { location: `/api/v1/services/${ns}/${svc}/endpoints/${encodeURIComponent(ep.id)}` });
+    // 201 only when this created the endpoint; replacing one (same id) is a 200.
+    sendJson(r.res, existing ? 200 : 201, endpointJson(v, view), { location: `/api/v1/services/${ns}/${svc}/endpoints/${encodeURIComponent(ep.id)}` });
   },
   true,
 );
@@ -207,7 +213,9 @@ route('GET', '/api/v1/dns', async (ctx, r) => {
   const name = r.url.searchParams.get('name');
   const type = (r.url.searchParams.get('type') ?? 'A').toUpperCase();
   if (!name) throw new HttpError(400, 'name= is required, e.g. /api/v1/dns?name=web.default.cluster.local&type=A');
-  if (!/^[A-Z0-9]{1,10}$/.test(type)) throw new HttpError(400, `type=${type} is not a DNS record type`);
+  if (!/^[A-Z0-9]{1,10}$/.test(type) || recordType(type) === 0) {
+    throw new HttpError(400, `type=${type} is not a DNS record type (e.g. A, AAAA, SRV, PTR, TXT, SOA, NS, ANY)`);
+  }
   sendJson(r.res, 200, await ctx.query(name, type));
 });
 

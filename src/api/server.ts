@@ -19,8 +19,17 @@ const LOOPBACK = ['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!);
 export const isLoopbackListen = (l: ApiListen): boolean =>
   l.kind === 'unix' || (isIP(l.host) !== 0 && LOOPBACK.some((c) => cidrContains(c, l.host)));
 
-/** Problem with the listen set, or null: a non-loopback listener needs a token. */
+/** Longest unix socket path the kernel takes (sun_path less its NUL); Node cuts longer ones silently. */
+const MAX_SOCKET_PATH = 107;
+
+/** Problem with the listen set, or null: a non-loopback listener needs a token, a socket path must fit. */
 export function checkApiListen(listen: ApiListen[], hasToken: boolean): string | null {
+  for (const l of listen) {
+    if (l.kind === 'unix' && Buffer.byteLength(l.path) > MAX_SOCKET_PATH) {
+      return `the API socket path ${l.path} is ${Buffer.byteLength(l.path)} bytes, more than a unix socket takes (${MAX_SOCKET_PATH}); ` +
+        'choose a shorter --state-dir (the default socket is <state-dir>/api.sock) or a shorter --api-listen unix:PATH';
+    }
+  }
   const open = listen.filter((l) => !isLoopbackListen(l));
   if (open.length === 0 || hasToken) return null;
   return `--api-listen ${open.map((l) => apiListen.show(l)).join(',')} is reachable from the network but no --api-token-file is set; ` +
@@ -124,10 +133,16 @@ export class ApiServer {
   }
 }
 
-/** Creates the socket's directory and removes a stale socket left by a crashed daemon. */
-async function prepareUnixSocket(path: string): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const alive = await new Promise<boolean>((resolve) => {
+/** Another process (a daemon) answers on the unix socket this one was to serve. */
+export class ApiSocketInUse extends Error {
+  constructor(readonly path: string) {
+    super(`cannot serve the API on unix:${path}: another daemon is already listening there`);
+  }
+}
+
+/** Whether a process accepts connections on the unix socket `path`. */
+export function unixSocketAlive(path: string): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
     const c = connect(path);
     c.once('connect', () => {
       c.destroy();
@@ -135,7 +150,12 @@ async function prepareUnixSocket(path: string): Promise<void> {
     });
     c.once('error', () => resolve(false));
   });
-  if (alive) throw new Error(`cannot serve the API on unix:${path}: another daemon is already listening there`);
+}
+
+/** Creates the socket's directory and removes a stale socket left by a crashed daemon. */
+async function prepareUnixSocket(path: string): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  if (await unixSocketAlive(path)) throw new ApiSocketInUse(path);
   try {
     unlinkSync(path);
   } catch {

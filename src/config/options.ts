@@ -113,7 +113,7 @@ export const OPTIONS = {
 
   apiListen: def({
     name: 'api-listen', kind: k.list(k.apiListen), default: [] as k.ApiListen[], group: 'API',
-    defaultText: '127.0.0.1:8080 and unix:/run/podman-swarm-dns/api.sock (root) or unix:$XDG_RUNTIME_DIR/podman-swarm-dns/api.sock',
+    defaultText: '127.0.0.1:8080 and unix:/run/podman-swarm-dns/api.sock (root) or unix:$XDG_RUNTIME_DIR/podman-swarm-dns/api.sock; with a --state-dir other than the default, unix:<state-dir>/api.sock',
     help: 'HTTP API addresses; a non-loopback address needs --api-token-file',
   }),
   apiTokenFile: def({

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI } from '../helpers/daemon.js';
+import { CLI, runCli } from '../helpers/daemon.js';
 import { createNetns, isRoot } from '../helpers/netns.js';
 
 // As root the daemon uses the SPEC defaults: it creates its link pswarm0 holding the cluster DNS
@@ -82,4 +82,33 @@ t.test('as a normal user: serves 127.0.0.1:5353 and says so in one line', async 
   t.match(d.out(), /no CAP_NET_ADMIN: not creating link pswarm0/);
   t.equal(ns.exec('dig', ['+short', '+time=2', '+tries=1', '@127.0.0.1', '-p', '5353', 'web.default.cluster.local']).trim(), '10.0.0.1');
   t.match(ns.exec('curl', ['-s', 'http://127.0.0.1:8080/api/v1/services']), /"name": "web"/, 'API on 127.0.0.1:8080');
+});
+
+t.test('two daemons in two network namespaces: each state dir has its own API socket; a shared state dir is an error', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'psdns-e2e-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'config.yaml'), CONFIG);
+  // No --api-listen: the default API listeners, as an operator would run it.
+  const args = (state: string, name: string) => ['daemon', '--config', join(dir, 'config.yaml'), '--link', 'none', '--dns-listen', '127.0.0.1:53',
+    '--state-dir', join(dir, state), '--node-name', name, '--upstream-dns', '127.0.0.1:9', '--podman-socket', 'none'];
+  const [a, b, c] = [createNetns(t), createNetns(t), createNetns(t)];
+  const da = runInNetns(t, a.prefix, args('a', 'host-a'));
+  const db = runInNetns(t, b.prefix, args('b', 'host-b'));
+  await da.until(/"msg":"ready/);
+  await db.until(/"msg":"ready/);
+  t.notMatch(da.out() + db.out(), /cannot serve the API/, 'both serve their API socket');
+  for (const [state, name] of [['a', 'host-a'], ['b', 'host-b']]) {
+    const status = await runCli(['status', '--json', '--state-dir', join(dir, state!)]);
+    t.equal(status.code, 0, `status --state-dir ${state}`);
+    t.match(JSON.parse(status.stdout), { node: { name } }, `--state-dir ${state} reaches the daemon of that state dir`);
+  }
+  const env = await runCli(['status', '--json'], { PODMAN_SWARM_DNS_STATE_DIR: join(dir, 'b') });
+  t.match(JSON.parse(env.stdout), { node: { name: 'host-b' } }, 'so does PODMAN_SWARM_DNS_STATE_DIR');
+
+  const dc = runInNetns(t, c.prefix, args('a', 'host-c'));
+  t.equal(await dc.exited, 2, 'a second daemon on the same state dir stops with a configuration error');
+  t.match(dc.out(), new RegExp(`another podman-swarm-dns daemon already runs with the state dir ${join(dir, 'a')} \\(its API answers on unix:${join(dir, 'a', 'api.sock')}\\); two daemons must not share one: give this one its own --state-dir`));
+  t.notMatch(dc.out(), /serving DNS/, 'it stopped before serving anything');
+  const still = await runCli(['status', '--json', '--state-dir', join(dir, 'a')]);
+  t.match(JSON.parse(still.stdout), { node: { name: 'host-a' } }, 'the first daemon keeps its socket');
 });

@@ -1,8 +1,9 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startDaemon } from '../helpers/daemon.js';
+import { apiOverSocket, startDaemon } from '../helpers/daemon.js';
 import { digShort, digStatus, dig } from '../helpers/dns.js';
+import { until } from '../helpers/until.js';
 
 const CONFIG = 'services:\n  - name: web\n    endpoints:\n      - address: 10.0.0.1\n        hostname: web-1\n        ports: { http: 8080/tcp }\n';
 
@@ -62,6 +63,18 @@ t.test('HTTP API', async (t) => {
     t.equal(digStatus(await dig(['@127.0.0.1', '-p', String(d.dnsPort), 'pg.prod.cluster.local'])), 'NXDOMAIN');
   });
 
+  await t.test('POST of an existing id replaces the endpoint: 200, not 201', async (t) => {
+    const created = await post(`${api}/services/prod/cache/endpoints`, { id: 'c1', address: '10.0.0.20', ports: { redis: '6379/tcp' }, weight: 30 });
+    t.equal(created.status, 201, 'a new id is created');
+    const replaced = await json(await post(`${api}/services/prod/cache/endpoints`, { id: 'c1', address: '10.0.0.21' }));
+    t.equal(replaced.status, 200, 'the same id again replaces it');
+    t.match(replaced.body, { id: 'c1', address: '10.0.0.21', weight: 10, source: 'api' }, 'fields left out take their defaults');
+    t.equal(replaced.headers.get('location'), '/api/v1/services/prod/cache/endpoints/c1');
+    t.same(await digShort(d.dnsPort, 'cache.prod.cluster.local'), ['10.0.0.21'], 'one endpoint, at the new address');
+    t.same(await digShort(d.dnsPort, 'SRV', '_redis._tcp.cache.prod.cluster.local'), [], 'the ports of the old body are gone');
+    t.equal((await fetch(`${api}/services/prod/cache/endpoints/c1`, { method: 'DELETE' })).status, 204);
+  });
+
   await t.test('a blocking query returns when the service changes', async (t) => {
     await post(`${api}/services/default/cache/endpoints`, { address: '10.0.0.7' });
     const first = await fetch(`${api}/services/default/cache/endpoints`);
@@ -100,6 +113,7 @@ t.test('HTTP API', async (t) => {
       ['wait without index', fetch(`${api}/services?wait=5s`), 400, /wait= needs index=/],
       ['huge body', post(`${api}/services/default/x/endpoints`, 'x'.repeat(100_000)), 413, /larger than/],
       ['dns without name', fetch(`${api}/dns`), 400, /name= is required/],
+      ['dns with an unknown type', fetch(`${api}/dns?name=web.default.cluster.local&type=BOGUS`), 400, /type=BOGUS is not a DNS record type/],
     ];
     for (const [what, pending, status, pattern] of cases) {
       const res = await pending;
@@ -134,8 +148,7 @@ t.test('API token', async (t) => {
   const { freePort } = await import('../helpers/ports.js');
   const port = await freePort('0.0.0.0');
   const open = await startDaemon(t, { args: ['--api-token-file', tokenFile, '--api-listen', `0.0.0.0:${port}`] , wait: false });
-  await new Promise((r) => setTimeout(r, 1500));
-  const res = await fetch(`http://127.0.0.1:${port}/api/v1/services`);
+  const res = await until('the API on 0.0.0.0', () => fetch(`http://127.0.0.1:${port}/api/v1/services`), 15_000);
   t.equal(res.status, 401);
   t.equal(res.headers.get('www-authenticate'), 'Bearer');
   t.equal((await fetch(`http://127.0.0.1:${port}/api/v1/services`, { headers: { authorization: 'Bearer secret-token-0123456789' } })).status, 200);
@@ -147,4 +160,20 @@ t.test('a non-loopback API listener without a token is refused at start', async 
   const code = await d.exited;
   t.equal(code, 2);
   t.match(d.logs(), /--api-listen 0\.0\.0\.0:18999 is reachable from the network but no --api-token-file is set/);
+});
+
+t.test('an API socket path longer than a unix socket takes is refused at start, not cut short', async (t) => {
+  const path = `/tmp/${'s'.repeat(110)}/api.sock`;
+  const d = await startDaemon(t, { args: ['--api-listen', `unix:${path}`], wait: false });
+  t.equal(await d.exited, 2);
+  t.match(d.logs(), `the API socket path ${path} is 124 bytes, more than a unix socket takes (107); choose a shorter --state-dir`);
+});
+
+t.test('an API socket another daemon listens on stops the start with exit 2, and the first daemon keeps it', async (t) => {
+  const first = await startDaemon(t);
+  const second = await startDaemon(t, { args: ['--api-listen', `unix:${first.socket}`], wait: false });
+  t.equal(await second.exited, 2);
+  t.match(second.logs(), `cannot serve the API on unix:${first.socket}: another daemon is already listening there; stop that daemon or give --api-listen another unix:PATH`);
+  t.notMatch(second.logs(), /serving DNS/, 'it stopped before serving anything');
+  t.equal((await apiOverSocket(first, 'GET', '/readyz')).status, 200, 'the socket still answers');
 });
