@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import { InputError, isLabel, parseEndpoint } from '../registry/input.js';
 import type { LocalNode } from '../registry/local.js';
 import type { Registry } from '../registry/registry.js';
-import { endpointKey, serviceKey } from '../registry/types.js';
+import { endpointKey, serviceKey, type Endpoint } from '../registry/types.js';
+import { StateWriteError } from '../state/files.js';
 import type { ChangeIndex } from './blocking.js';
 import { endpointJson, nodeJson, serviceAddresses, serviceDetail, serviceSummary } from './format.js';
 import { HttpError, parseWait, readJson, sendJson } from './http.js';
@@ -28,8 +29,10 @@ export interface ApiContext {
   /** A join token holding seeds and the gossip key, or null when gossip is off. */
   joinToken?(): string | null;
   join?(seeds: string[]): Promise<{ joined: number; errors: string[] }>;
-  /** Called after API registrations changed, to persist them. */
-  registrationsChanged(): void;
+  /** Saves the API registrations; throws StateWriteError when they could not be saved. */
+  saveRegistrations(endpoints: Endpoint[]): void;
+  /** Ports per endpoint and endpoints per service this node takes. */
+  limits(): { maxPorts: number; maxEndpoints: number };
 }
 
 export interface Request {
@@ -157,15 +160,29 @@ route(
   true,
 );
 
+/**
+ * Saves the API registrations as they will be after a change, before the change is applied: a
+ * registration the API refuses is never in the registry, one it accepts is on disk.
+ */
+function persist(ctx: ApiContext, next: Endpoint[]): void {
+  try {
+    ctx.saveRegistrations(next);
+  } catch (e) {
+    if (!(e instanceof StateWriteError)) throw e;
+    throw new HttpError(e.full ? 507 : 503, `nothing was changed: the registrations could not be saved (${e.message})`);
+  }
+}
+
 route(
   'POST',
   '/api/v1/services/{ns}/{svc}/endpoints',
   async (ctx, r) => {
     const { ns, svc } = serviceParams(r);
     const body = await readJson(r.req);
+    const limits = ctx.limits();
     let ep;
     try {
-      ep = parseEndpoint(body, { namespace: ns, service: svc, source: 'api', now: Date.now() });
+      ep = parseEndpoint(body, { namespace: ns, service: svc, source: 'api', now: Date.now(), maxPorts: limits.maxPorts });
     } catch (e) {
       if (e instanceof InputError) throw new HttpError(400, `${e.field}: ${e.message}`);
       throw e;
@@ -174,8 +191,12 @@ route(
     if (existing && existing.source !== 'api') {
       throw new HttpError(409, `endpoint ${ep.id} of ${ns}/${svc} comes from ${existing.source === 'config' ? 'the config file' : 'Podman'}; change it there, or register under another id`);
     }
+    if (!existing && ctx.local.endpoints().filter((e) => e.namespace === ns && e.service === svc).length >= limits.maxEndpoints) {
+      throw new HttpError(409, `${ns}/${svc} already has ${limits.maxEndpoints} endpoints on this node (--max-endpoints-per-service)`);
+    }
+    const key = endpointKey(ep);
+    persist(ctx, [...ctx.local.endpoints('api').filter((e) => endpointKey(e) !== key), ep]);
     ctx.local.upsert(ep);
-    ctx.registrationsChanged();
     ctx.log.info({ service: `${ns}/${svc}`, id: ep.id, address: ep.addresses[0] }, existing ? 'endpoint updated through the API' : 'endpoint registered through the API');
     const v = ctx.registry.service(ns, svc)!;
     const view = v.endpoints.find((e) => e.local && e.endpoint.id === ep.id)!;
@@ -195,8 +216,9 @@ route(
     if (existing.source !== 'api') {
       throw new HttpError(409, `endpoint ${id} of ${ns}/${svc} comes from ${existing.source === 'config' ? 'the config file' : 'Podman'}; it cannot be removed through the API`);
     }
-    ctx.local.remove('api', endpointKey(existing));
-    ctx.registrationsChanged();
+    const key = endpointKey(existing);
+    persist(ctx, ctx.local.endpoints('api').filter((e) => endpointKey(e) !== key));
+    ctx.local.remove('api', key);
     ctx.log.info({ service: `${ns}/${svc}`, id }, 'endpoint deregistered through the API');
     sendJson(r.res, 204, undefined);
   },
