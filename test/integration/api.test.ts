@@ -184,6 +184,22 @@ t.test('without --api-token-file, a token made at first start guards writes over
   t.equal((await post(`${again.api}/api/v1/services/default/z/endpoints`, { address: '10.0.0.3' }, { authorization: `Bearer ${token}` })).status, 201);
 });
 
+t.test('limits on ports per endpoint and endpoints per service', async (t) => {
+  const d = await startDaemon(t, { args: ['--max-endpoints-per-service', '2', '--max-ports-per-endpoint', '2'] });
+  const url = `${d.api}/api/v1/services/default/lim/endpoints`;
+  const auth = d.auth();
+  t.equal((await post(url, { id: 'a', address: '10.0.0.1', ports: manyPorts(2) }, auth)).status, 201);
+  const over = await post(url, { id: 'b', address: '10.0.0.2', ports: manyPorts(3) }, auth);
+  t.equal(over.status, 400);
+  t.match(((await over.json()) as { error: string }).error, /^ports: 3 ports, more than the 2/);
+  t.equal((await post(url, { id: 'b', address: '10.0.0.2' }, auth)).status, 201);
+  const third = await post(url, { id: 'c', address: '10.0.0.3' }, auth);
+  t.equal(third.status, 409);
+  t.match(((await third.json()) as { error: string }).error, /default\/lim already has 2 endpoints on this node \(--max-endpoints-per-service\)/);
+  t.equal((await post(url, { id: 'b', address: '10.0.0.4' }, auth)).status, 201, 'an existing endpoint can still be updated');
+  t.same((await digShort(d.dnsPort, 'lim.default.cluster.local')).sort(), ['10.0.0.1', '10.0.0.4']);
+});
+
 t.test('a non-loopback API listener without a token is refused at start', async (t) => {
   const d = await startDaemon(t, { args: ['--api-listen', '0.0.0.0:18999'], wait: false });
   const code = await d.exited;
