@@ -5,6 +5,7 @@ import * as packet from 'dns-packet';
 import { ChangeIndex } from './api/blocking.js';
 import { Metrics } from './api/metrics.js';
 import type { ApiContext } from './api/routes.js';
+import { Serial } from './api/serial.js';
 import { ApiServer, checkApiListen } from './api/server.js';
 import { ConfigError } from './config/errors.js';
 import { apiListen as apiListenKind, showHostPort, type ApiListen, type HostPort } from './config/kinds.js';
@@ -508,6 +509,7 @@ export class Daemon {
         return this.cluster.join(seeds);
       },
       saveRegistrations: (endpoints) => this.store.save(endpoints),
+      writes: new Serial(MAX_WAITING_WRITES),
       limits: () => ({ maxPorts: this.opts.maxPortsPerEndpoint, maxEndpoints: this.opts.maxEndpointsPerService }),
     };
   }
@@ -585,6 +587,9 @@ const LIVE_OPTIONS = new Set<OptionKey>([
   'healthInterval', 'healthTimeout', 'healthFall', 'healthRise', 'maxPortsPerEndpoint', 'maxEndpointsPerService',
   'lbPolicy', 'lbPreferLocal', 'lbIdleTimeout', 'lbUdpTimeout', 'lbMaxConnections', 'lbProxyProtocol', 'ingress',
 ]);
+
+/** API registration writes waiting for the disk before more get 503. */
+const MAX_WAITING_WRITES = 256;
 
 const healthOptions = (o: Options): HealthOptions => ({ intervalMs: o.healthInterval, timeoutMs: o.healthTimeout, rise: o.healthRise, fall: o.healthFall });
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 // Files in the state directory: written atomically (temp file, every byte checked, fsync, rename,
@@ -39,29 +40,56 @@ export function observeWrites(fn: (o: WriteOutcome) => void): () => void {
 
 const TEMP = /\.[0-9a-f]{8}\.tmp$/;
 
+/** Writes `data` to `path` atomically; throws StateWriteError, leaving the old file, when it cannot. */
 export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o640): void {
   let error: StateWriteError | null = null;
   try {
     writeChecked(path, typeof data === 'string' ? Buffer.from(data) : data, mode);
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    error = e instanceof StateWriteError ? e : new StateWriteError(path, err.code ?? 'EIO', err.message);
+    error = stateError(path, e);
   }
+  report(path, error);
+}
+
+/** writeFileAtomic off the event loop (the fsyncs can take tens of milliseconds). */
+export async function writeFileAtomicAsync(path: string, data: string | Buffer, mode = 0o640): Promise<void> {
+  let error: StateWriteError | null = null;
+  try {
+    await writeCheckedAsync(path, typeof data === 'string' ? Buffer.from(data) : data, mode);
+  } catch (e) {
+    error = stateError(path, e);
+  }
+  report(path, error);
+}
+
+const stateError = (path: string, e: unknown): StateWriteError =>
+  e instanceof StateWriteError ? e : new StateWriteError(path, (e as NodeJS.ErrnoException).code ?? 'EIO', (e as Error).message);
+
+function report(path: string, error: StateWriteError | null): void {
   for (const fn of observers) fn({ path, error });
   if (error) throw error;
 }
 
+const tempName = (path: string): string => `${path}.${randomBytes(4).toString('hex')}.tmp`;
+const noProgress = (path: string, tmp: string, off: number, size: number): StateWriteError =>
+  new StateWriteError(path, 'EIO', `no progress writing ${tmp} at byte ${off} of ${size}`);
+
+// The two writers below do the same steps, one with blocking calls (at start, and for the debounced
+// snapshot) and one with promises (per API request): temp file, every byte, fsync, close, rename,
+// fsync of the directory; on failure the temp file is removed and the old file stays.
+// write(2) may write less than asked (a disk that fills up mid-way): both go on until every byte
+// is written or the kernel says why not (ENOSPC, EDQUOT, EIO, EFBIG). If the directory's fsync
+// fails the new content is visible but may not survive a power loss: a failed write all the same.
+
 function writeChecked(path: string, buf: Buffer, mode: number): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o750 });
-  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+  const tmp = tempName(path);
   let fd: number | null = openSync(tmp, 'wx', mode);
   try {
-    // write(2) may write less than asked (a disk that fills up mid-way): go on until every byte
-    // is written or the kernel says why not (ENOSPC, EDQUOT, EIO, EFBIG).
     for (let off = 0; off < buf.length; ) {
       const n = writeSync(fd, buf, off, buf.length - off);
-      if (n <= 0) throw new StateWriteError(path, 'EIO', `no progress writing ${tmp} at byte ${off} of ${buf.length}`);
+      if (n <= 0) throw noProgress(path, tmp, off, buf.length);
       off += n;
     }
     fsyncSync(fd);
@@ -84,13 +112,40 @@ function writeChecked(path: string, buf: Buffer, mode: number): void {
     }
     throw e;
   }
-  // The rename is durable only once the directory is on disk. If this fails the new content is
-  // visible but may not survive a power loss: reported as a failed write all the same.
   const dfd = openSync(dir, 'r');
   try {
     fsyncSync(dfd);
   } finally {
     closeSync(dfd);
+  }
+}
+
+async function writeCheckedAsync(path: string, buf: Buffer, mode: number): Promise<void> {
+  const dir = dirname(path);
+  await fsp.mkdir(dir, { recursive: true, mode: 0o750 });
+  const tmp = tempName(path);
+  let fh: fsp.FileHandle | null = await fsp.open(tmp, 'wx', mode);
+  try {
+    for (let off = 0; off < buf.length; ) {
+      const { bytesWritten: n } = await fh.write(buf, off, buf.length - off);
+      if (n <= 0) throw noProgress(path, tmp, off, buf.length);
+      off += n;
+    }
+    await fh.sync();
+    const closing = fh;
+    fh = null;
+    await closing.close();
+    await fsp.rename(tmp, path);
+  } catch (e) {
+    await fh?.close().catch(() => undefined);
+    await fsp.unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+  const dh = await fsp.open(dir, 'r');
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
   }
 }
 

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { InputError, parseEndpoint } from '../registry/input.js';
 import type { Endpoint } from '../registry/types.js';
-import { readJsonFile, writeFileAtomic, type ReadResult } from './files.js';
+import { readJsonFile, writeFileAtomicAsync, type ReadResult } from './files.js';
 
 // Endpoints registered through the API survive a restart, as Consul's agent keeps its services:
 // they are this node's own data and nobody else would bring them back.
@@ -48,7 +48,7 @@ export class RegistrationStore {
     });
   }
 
-  save(endpoints: Endpoint[]): void {
+  save(endpoints: Endpoint[]): Promise<void> {
     const data: Stored = {
       format: FORMAT,
       endpoints: endpoints.map((e) => ({
@@ -63,6 +63,6 @@ export class RegistrationStore {
         registered: e.lastSeen,
       })),
     };
-    writeFileAtomic(this.path, `${JSON.stringify(data, null, 2)}\n`);
+    return writeFileAtomicAsync(this.path, `${JSON.stringify(data, null, 2)}\n`);
   }
 }

@@ -125,9 +125,13 @@ t.test('HTTP API', async (t) => {
 
   await t.test('API registrations survive a restart', async (t) => {
     t.equal((await post(`${api}/services/default/keep/endpoints`, { id: 'k1', address: '10.0.0.42', ports: { http: 80 } }, auth)).status, 201);
-    await d.stop();
+    // Concurrent writes are saved one after another: none overwrites another's.
+    const many = await Promise.all(Array.from({ length: 40 }, (_, i) => post(`${api}/services/default/many/endpoints`, { address: `10.3.0.${i + 1}` }, auth)));
+    t.same(many.map((r) => r.status), many.map(() => 201));
+    await d.stop('SIGKILL');
     const again = await startDaemon(t, { config: CONFIG, args: ['--state-dir', join(d.dir, 'state')] });
     t.same(await digShort(again.dnsPort, 'keep.default.cluster.local'), ['10.0.0.42']);
+    t.equal((await digShort(again.dnsPort, 'many.default.cluster.local')).length, 40, 'all 40 concurrent registrations are back after kill -9');
   });
 });
 
