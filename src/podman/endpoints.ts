@@ -164,3 +164,21 @@ function publishedPorts(c: ContainerInspect): Map<string, number> {
   }
   return out;
 }
+
+/** The containers' endpoints, at most `max` per service; the containers beyond it, in order, in `over`. */
+export function endpointsWithin(all: ContainerFacts[], max: number): { endpoints: Endpoint[]; over: ContainerFacts[] } {
+  const endpoints: Endpoint[] = [];
+  const over: ContainerFacts[] = [];
+  const perService = new Map<string, number>();
+  for (const c of all) {
+    if (!c.endpoint) continue;
+    const key = `${c.endpoint.namespace}/${c.endpoint.service}`;
+    const n = perService.get(key) ?? 0;
+    if (n >= max) over.push(c);
+    else {
+      perService.set(key, n + 1);
+      endpoints.push(c.endpoint);
+    }
+  }
+  return { endpoints, over };
+}

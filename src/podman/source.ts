@@ -1,9 +1,8 @@
 import type { Logger } from 'pino';
 import { parseCidr, type Cidr } from '../net/cidr.js';
 import type { LocalNode } from '../registry/local.js';
-import type { Endpoint } from '../registry/types.js';
 import { PodmanClient } from './client.js';
-import { autoRegisters, type ContainerFacts } from './endpoints.js';
+import { autoRegisters, endpointsWithin, type ContainerFacts } from './endpoints.js';
 import type { NetworkInfo } from './types.js';
 import { PodmanWatcher, type Cause } from './watcher.js';
 
@@ -100,20 +99,8 @@ export class PodmanSource {
 
   private onContainers(all: ContainerFacts[], cause: Cause): void {
     this.current = all;
-    const endpoints: Endpoint[] = [];
-    const perService = new Map<string, number>();
-    this.overLimit = [];
-    for (const c of all) {
-      if (!c.endpoint) continue;
-      const key = `${c.endpoint.namespace}/${c.endpoint.service}`;
-      const n = perService.get(key) ?? 0;
-      if (n >= this.opts.maxEndpoints) {
-        this.overLimit.push(c);
-        continue;
-      }
-      perService.set(key, n + 1);
-      endpoints.push(c.endpoint);
-    }
+    const { endpoints, over } = endpointsWithin(all, this.opts.maxEndpoints);
+    this.overLimit = over;
     this.sinks.local.replaceSource('podman', endpoints);
     this.sinks.names(all.filter((c) => c.running));
     if (cause.receivedAt !== undefined) {

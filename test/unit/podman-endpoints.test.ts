@@ -1,7 +1,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describeContainer } from '../../src/podman/endpoints.js';
+import { describeContainer, endpointsWithin } from '../../src/podman/endpoints.js';
 import { gatewaysToServe } from '../../src/podman/source.js';
 import type { ContainerInspect, NetworkInfo } from '../../src/podman/types.js';
 import { ROOT } from '../helpers/daemon.js';
@@ -122,4 +122,18 @@ t.test('unusable container addresses are skipped with a warning; ports beyond th
   const trimmed = describeContainer(many, networks, { ...node, maxPorts: 3 }, NOW);
   t.equal(Object.keys(trimmed.endpoint!.ports).length, 3);
   t.match(trimmed.problems, [/weight/, /6 ports, more than --max-ports-per-endpoint 3: .* skipped/]);
+});
+
+t.test('at most --max-endpoints-per-service endpoints per service from containers; the rest are named', async (t) => {
+  const web = (name: string) => {
+    const c = fixture<ContainerInspect>('inspect-web.json');
+    c.Name = `/${name}`;
+    return describeContainer(c, networks, node, NOW);
+  };
+  const plain = describeContainer(fixture<ContainerInspect>('inspect-plain.json'), networks, node, NOW);
+  const all = [web('w1'), plain, web('w2'), web('w3')];
+  const { endpoints, over } = endpointsWithin(all, 2);
+  t.same(endpoints.map((e) => `${e.service}/${e.id}`), ['web/w1', 'api/p3ex-plain', 'web/w2'], 'the first two of web, and api');
+  t.same(over.map((c) => c.name), ['w3']);
+  t.equal(endpointsWithin(all, 3).over.length, 0);
 });
