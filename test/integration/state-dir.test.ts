@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { apiOverSocket, startDaemon } from '../helpers/daemon.js';
+import { apiOverSocket, runCli, startDaemon } from '../helpers/daemon.js';
 
 // The state directory under bad luck: a disk that fills up while registrations come in, temp
 // files a killed daemon left behind, a node-id file that is garbage.
@@ -50,11 +50,23 @@ t.test('a full disk: every 201 survives kill -9 and a restart, every refusal is 
   t.match(metrics, /podman_swarm_dns_state_dir_healthy 0/);
   t.same(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temp file is left on the full disk');
   t.match(d.logs(), /cannot write .*api-endpoints\.json.*ENOSPC.*the previous api-endpoints\.json is kept/);
+  const cli = await runCli(['status', '--api-socket', d.socket]);
+  t.match(cli.stdout, /^state\s+.*writes FAILING: api-endpoints\.json not saved/m, '`podman-swarm-dns status` shows it');
+
+  // Room again (the tmpfs grows): the next registration is saved and the directory is healthy.
+  execFileSync('mount', ['-o', 'remount,size=256k', dir]);
+  const retry = await fetch(`${d.api}${path('')}`, { method: 'POST', headers: { 'content-type': 'application/json', ...d.auth() }, body: JSON.stringify({ id: refused[0], address: '10.9.9.9' }) });
+  t.equal(retry.status, 201, 'a refused registration is accepted once there is room');
+  accepted.push(refused.shift()!);
+  t.match((await apiOverSocket(d, 'GET', '/api/v1/status')).body.state, { healthy: true, failing: {} });
+  t.match(await (await fetch(`${d.api}/metrics`)).text(), /podman_swarm_dns_state_dir_healthy 1/);
+  t.match(d.logs(), /api-endpoints\.json is written again/);
 
   await d.stop('SIGKILL');
   const again = await startDaemon(t, { args });
   const restored = (await apiOverSocket(again, 'GET', path(''))).body as Array<{ id: string }>;
   t.same(restored.map((e) => e.id).sort(), [...accepted].sort(), 'every 201 is back after kill -9, and nothing that was refused');
+  t.notOk(restored.some((e) => refused.includes(e.id)));
 });
 
 t.test('temp files a killed daemon left are removed at start', async (t) => {
