@@ -439,7 +439,7 @@ export class Daemon {
     } catch (e) {
       throw new ConfigError('ERR_CONFIG_FILE', `--api-token-file ${file}: cannot read it (${(e as Error).message})`);
     }
-    if (token.length < MIN_TOKEN_LENGTH) throw new ConfigError('ERR_CONFIG_BAD_VALUE', `--api-token-file ${file}: the token is shorter than 16 characters; use e.g. \`openssl rand -hex 32 > ${file}\``);
+    if (token.length < MIN_TOKEN_LENGTH) throw new ConfigError('ERR_CONFIG_BAD_VALUE', `--api-token-file ${file}: the token is shorter than ${MIN_TOKEN_LENGTH} characters; use e.g. \`openssl rand -hex 32 > ${file}\``);
     return token;
   }
 
@@ -584,7 +584,7 @@ export class Daemon {
 const LIVE_OPTIONS = new Set<OptionKey>([
   'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'allowRecursion', 'forwardAllow',
   'preferLocal', 'failOpen', 'tcpIdleTimeout', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
-  'healthInterval', 'healthTimeout', 'healthFall', 'healthRise', 'maxPortsPerEndpoint', 'maxEndpointsPerService',
+  'healthInterval', 'healthTimeout', 'healthFall', 'healthRise',
   'lbPolicy', 'lbPreferLocal', 'lbIdleTimeout', 'lbUdpTimeout', 'lbMaxConnections', 'lbProxyProtocol', 'ingress',
 ]);
 
