@@ -69,6 +69,30 @@ t.test('a full disk: every 201 survives kill -9 and a restart, every refusal is 
   t.notOk(restored.some((e) => refused.includes(e.id)));
 });
 
+t.test('a read-only state directory: 503 with JSON, nothing applied, and back when it is writable', { skip: isRoot ? false : 'needs root to mount a tmpfs' }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'psdns-ro-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0750', 'tmpfs', dir]);
+  t.teardown(() => {
+    execFileSync('umount', ['-l', dir]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const d = await startDaemon(t, { args: ['--state-dir', dir] });
+  const post = (id: string) => fetch(`${d.api}/api/v1/services/default/ro/endpoints`, { method: 'POST', headers: { 'content-type': 'application/json', ...d.auth() }, body: JSON.stringify({ id, address: '10.0.0.1' }) });
+  t.equal((await post('before')).status, 201);
+  execFileSync('mount', ['-o', 'remount,ro', dir]);
+  const refused = await post('during');
+  t.equal(refused.status, 503, 'not a full disk: 503');
+  t.match(((await refused.json()) as { error: string }).error, /nothing was changed: .*EROFS/);
+  const del = await fetch(`${d.api}/api/v1/services/default/ro/endpoints/before`, { method: 'DELETE', headers: d.auth() });
+  t.equal(del.status, 503, 'a DELETE that cannot be saved is refused too');
+  const ids = ((await apiOverSocket(d, 'GET', '/api/v1/services/default/ro/endpoints')).body as Array<{ id: string }>).map((e) => e.id);
+  t.same(ids, ['before'], 'the registry is as the disk says');
+  t.match((await apiOverSocket(d, 'GET', '/api/v1/status')).body.state, { healthy: false, failing: { 'api-endpoints.json': /EROFS/ } });
+  execFileSync('mount', ['-o', 'remount,rw', dir]);
+  t.equal((await post('after')).status, 201);
+  t.match((await apiOverSocket(d, 'GET', '/api/v1/status')).body.state, { healthy: true });
+});
+
 t.test('temp files a killed daemon left are removed at start', async (t) => {
   const parent = mkdtempSync(join(tmpdir(), 'psdns-tmp-'));
   t.teardown(() => rmSync(parent, { recursive: true, force: true }));
