@@ -3,7 +3,7 @@
 // native/podman-swarm-dns.linux-x64-gnu.node, where src/native/ looks for it. Without cargo it
 // says so and exits 0: the daemon then runs its JS path (see README, "Native fast path").
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync } from 'node:fs';
+import { copyFileSync, existsSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,5 +28,10 @@ if (!existsSync(built)) {
   console.error(`*** ${built} missing after cargo build`);
   process.exit(1);
 }
-copyFileSync(built, target);
+// Never overwrite the addon in place: a running daemon has it mapped, and changing the pages under
+// it crashes that daemon (SIGSEGV). A copy under a temporary name in the same directory, renamed
+// over the target, gives the new build a new inode and leaves the old one to whoever maps it.
+const tmp = `${target}.${process.pid}.tmp`;
+copyFileSync(built, tmp);
+renameSync(tmp, target);
 console.error(`native addon: ${target}`);

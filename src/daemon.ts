@@ -5,6 +5,7 @@ import * as packet from 'dns-packet';
 import { ChangeIndex } from './api/blocking.js';
 import { Metrics } from './api/metrics.js';
 import type { ApiContext } from './api/routes.js';
+import { Serial } from './api/serial.js';
 import { ApiServer, ApiSocketInUse, checkApiListen, unixSocketAlive } from './api/server.js';
 import { ConfigError } from './config/errors.js';
 import { apiListen as apiListenKind, showHostPort, type ApiListen, type HostPort } from './config/kinds.js';
@@ -33,7 +34,9 @@ import { addressAt } from './net/cidr.js';
 import { nativeDns, type NativeDns } from './native/dns.js';
 import { LocalNode } from './registry/local.js';
 import { Registry } from './registry/registry.js';
-import { readJsonFile, writeFileAtomic } from './state/files.js';
+import { stateApiToken, MIN_TOKEN_LENGTH, type StateToken } from './state/api-token.js';
+import { observeWrites, readJsonFile, removeStaleTemps, writeFileAtomic, type WriteOutcome } from './state/files.js';
+import { registerStateMetrics, StateDirHealth } from './state/health.js';
 import { RegistrationStore } from './state/registrations.js';
 import { VERSION } from './version.js';
 import { GatewayListeners } from './dns/gateways.js';
@@ -76,6 +79,10 @@ export class Daemon {
   private readonly api: ApiServer;
   private readonly changes: ChangeIndex;
   private readonly store: RegistrationStore;
+  private readonly stateHealth: StateDirHealth;
+  private readonly stopObservingWrites: () => void;
+  /** The token made in the state directory, once it is needed (no --api-token-file). */
+  private ownToken: StateToken | null = null;
   private readonly rt: Runtime;
   private readonly startedAt = Date.now();
   private opts: Options;
@@ -119,6 +126,10 @@ export class Daemon {
     const problem = checkApiListen(this.rt.apiListen, o.apiTokenFile !== '');
     if (problem) throw new ConfigError('ERR_CONFIG_BAD_VALUE', problem);
 
+    this.stateHealth = new StateDirHealth(this.rt.stateDir);
+    this.stopObservingWrites = observeWrites((w) => this.stateWritten(w));
+    const stale = removeStaleTemps(this.rt.stateDir);
+    if (stale.length) this.log.info({ files: stale }, `removed ${plural(stale.length, 'temp file')} a killed daemon left in ${this.rt.stateDir}`);
     const nodeId = this.nodeId();
     this.registry = new Registry({ localNode: nodeId, routableContainerIps: o.routableContainerIps, defaultMode: o.defaultMode });
     this.local = new LocalNode(this.registry, { id: nodeId, name: this.rt.nodeName, address: this.rt.advertise, incarnation: 0 });
@@ -140,7 +151,7 @@ export class Daemon {
     });
     this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, tcpIdleTimeoutMs: o.tcpIdleTimeout }, this.log, this.native.udpBinder);
     this.changes = new ChangeIndex(this.registry);
-    this.api = new ApiServer(this.apiContext(), this.readToken(o.apiTokenFile));
+    this.api = new ApiServer(this.apiContext(), this.apiToken(o.apiTokenFile));
     this.gateways = new GatewayListeners(this.dns, this.log);
     this.health = new HealthChecker(this.local, healthOptions(o), (id) => this.podman?.podmanHealth(id) ?? Promise.resolve(undefined), this.log);
     this.resolved = new ResolvedClient({
@@ -150,6 +161,7 @@ export class Daemon {
       problem: (message) => (message ? this.problem('resolved', message) : this.problems.delete('resolved')),
     });
     registerLbMetrics(this.metrics.prom, () => this.lb);
+    registerStateMetrics(this.metrics.prom, this.stateHealth);
     this.registry.onChange((change) => {
       for (const key of change.services) {
         const [ns, svc] = key.split('/') as [string, string];
@@ -252,7 +264,7 @@ export class Daemon {
     if (checkApiListen(this.rt.apiListen, after.apiTokenFile !== '') !== null) {
       throw new ConfigError('ERR_CONFIG_BAD_VALUE', 'reload refused: the API listens off loopback and the new configuration has no --api-token-file');
     }
-    const token = this.readToken(after.apiTokenFile);
+    const token = this.apiToken(after.apiTokenFile);
     this.opts = after;
     this.log.level = after.logLevel;
     this.zone.configure(this.zoneOptions(after));
@@ -288,6 +300,7 @@ export class Daemon {
     await Promise.all([this.api.close(), this.dns.close(), this.lb?.stop()]);
     this.native.close();
     this.zone.close();
+    this.stopObservingWrites();
     await this.resolvedStarted;
     await this.resolved.stop();
     if (this.link && this.link.type !== 'existing') {
@@ -328,7 +341,7 @@ export class Daemon {
     const xdg = this.input.env.XDG_RUNTIME_DIR;
     const socket = this.loaded.origin.podmanSocket === 'default' && process.getuid?.() !== 0 && xdg ? join(xdg, 'podman', 'podman.sock') : o.podmanSocket;
     this.podman = new PodmanSource(
-      { socket, resyncIntervalMs: o.resyncInterval, nodeAddress: this.rt.advertise },
+      { socket, resyncIntervalMs: o.resyncInterval, nodeAddress: this.rt.advertise, maxPorts: o.maxPortsPerEndpoint, maxEndpoints: o.maxEndpointsPerService },
       {
         local: this.local,
         names: (containers) => this.names.setContainers(containers.map((c) => c.names)),
@@ -430,15 +443,28 @@ export class Daemon {
     };
   }
 
-  private readToken(file: string): string | null {
-    if (!file) return null;
+  /** --api-token-file's token, or the one kept in the state directory (made at first start). */
+  private apiToken(file: string): string {
+    if (file) return this.readToken(file);
+    if (!this.ownToken) {
+      const own = (this.ownToken = stateApiToken(this.rt.stateDir));
+      if (own.unsaved) {
+        this.problem('api-token', `could not save the API token to ${own.path} (${own.unsaved}): writes over TCP need a token nobody has; use the unix socket or --api-token-file`);
+      } else if (own.created) {
+        this.log.info({ path: own.path }, `made an API token in ${own.path}: writes over TCP need "Authorization: Bearer <its content>"; the unix socket needs none`);
+      }
+    }
+    return this.ownToken.token;
+  }
+
+  private readToken(file: string): string {
     let token: string;
     try {
       token = readFileSync(file, 'utf8').trim();
     } catch (e) {
       throw new ConfigError('ERR_CONFIG_FILE', `--api-token-file ${file}: cannot read it (${(e as Error).message})`);
     }
-    if (token.length < 16) throw new ConfigError('ERR_CONFIG_BAD_VALUE', `--api-token-file ${file}: the token is shorter than 16 characters; use e.g. \`openssl rand -hex 32 > ${file}\``);
+    if (token.length < MIN_TOKEN_LENGTH) throw new ConfigError('ERR_CONFIG_BAD_VALUE', `--api-token-file ${file}: the token is shorter than ${MIN_TOKEN_LENGTH} characters; use e.g. \`openssl rand -hex 32 > ${file}\``);
     return token;
   }
 
@@ -451,6 +477,10 @@ export class Daemon {
     });
     if (read.kind === 'ok') return read.value;
     const id = randomBytes(8).toString('hex');
+    if (read.kind === 'corrupt') {
+      this.log.warn({ file, reason: read.reason, moved_to: read.movedTo, id },
+        `the node id in ${file} is not usable (${read.reason})${read.movedTo ? `; moved to ${read.movedTo}` : ''}: this node starts as a new member with id ${id}`);
+    }
     try {
       mkdirSync(this.rt.stateDir, { recursive: true, mode: 0o750 });
       writeFileAtomic(file, JSON.stringify(id));
@@ -463,11 +493,21 @@ export class Daemon {
   private loadRegistrations(): void {
     const r = this.store.load();
     if (r.kind === 'ok') {
-      this.local.replaceSource('api', r.value);
-      if (r.value.length) this.log.info({ count: r.value.length }, `restored ${r.value.length} API-registered endpoints from ${this.store.path}`);
+      const { endpoints, skipped } = r.value;
+      this.local.replaceSource('api', endpoints);
+      if (endpoints.length) this.log.info({ count: endpoints.length }, `restored ${endpoints.length} API-registered endpoints from ${this.store.path}`);
+      for (const why of skipped) this.log.warn(`not restoring the API registration ${why}`);
     } else if (r.kind === 'corrupt') {
       this.problem('registrations', `${this.store.path} could not be read (${r.reason})${r.movedTo ? `; moved to ${r.movedTo}` : ''}; API registrations start empty`);
     }
+  }
+
+  /** Every write to the state directory: its health for `status` and metrics, a log line when a file starts or stops failing. */
+  private stateWritten(w: WriteOutcome): void {
+    const change = this.stateHealth.record(w);
+    if (!change) return;
+    if (change.error) this.log.warn({ file: change.file }, `state directory ${this.rt.stateDir}: ${change.error}; the previous ${change.file} is kept`);
+    else this.log.info({ file: change.file }, `state directory ${this.rt.stateDir}: ${change.file} is written again`);
   }
 
   private problem(key: string, message: string): void {
@@ -493,14 +533,9 @@ export class Daemon {
         if (!this.cluster) return { joined: 0, errors: [this.problems.get('gossip') ?? 'gossip is off'] };
         return this.cluster.join(seeds);
       },
-      registrationsChanged: () => {
-        try {
-          this.store.save(this.local.endpoints('api'));
-          this.problems.delete('registrations-save');
-        } catch (e) {
-          this.problem('registrations-save', `could not save API registrations to ${this.store.path}: ${(e as Error).message}`);
-        }
-      },
+      saveRegistrations: (endpoints) => this.store.save(endpoints),
+      writes: new Serial(MAX_WAITING_WRITES),
+      limits: () => ({ maxPorts: this.opts.maxPortsPerEndpoint, maxEndpoints: this.opts.maxEndpointsPerService }),
     };
   }
 
@@ -521,6 +556,7 @@ export class Daemon {
         path: this.native.path,
       },
       api: { listen: this.api.listening.map((l) => apiListenKind.show(l)) },
+      state: this.stateHealth.status(),
       cluster: this.cluster
         ? { gossip: this.cluster.transport.address, members: this.cluster.membership.size, stale: this.cluster.stale }
         : null,
@@ -539,7 +575,7 @@ export class Daemon {
         nodes: [...this.registry.nodes()].length,
         index: this.registry.index,
       },
-      problems: [...this.problems.values(), ...(this.podman?.problems() ?? []), ...this.gateways.problems(), ...views.flatMap((v) => v.problems.map((p) => `${v.key}: ${p}`)),
+      problems: [...this.problems.values(), ...this.stateHealth.problems(), ...(this.podman?.problems() ?? []), ...this.gateways.problems(), ...views.flatMap((v) => v.problems.map((p) => `${v.key}: ${p}`)),
         ...[...(this.lb?.failures.entries() ?? [])].map(([k, why]) => `load balancer ${k}: ${why}`)],
     };
   }
@@ -579,6 +615,9 @@ const LIVE_OPTIONS = new Set<OptionKey>([
 
 /** How often this host's own addresses are re-read (they also are when Podman's gateways change). */
 const HOST_ADDRESS_INTERVAL_MS = 10_000;
+
+/** API registration writes waiting for the disk before more get 503. */
+const MAX_WAITING_WRITES = 256;
 
 const healthOptions = (o: Options): HealthOptions => ({ intervalMs: o.healthInterval, timeoutMs: o.healthTimeout, rise: o.healthRise, fall: o.healthFall });
 

@@ -10,9 +10,10 @@ import { cidrContains, parseCidr } from '../net/cidr.js';
 import { HttpError, sendJson } from './http.js';
 import { match, type ApiContext } from './routes.js';
 
-// The HTTP API listeners: TCP and unix sockets, one request handler. Token rules (SPEC §8): with a
-// token configured, writes need it on every listener and reads need it off loopback; a
-// non-loopback listener without a token is refused at start.
+// The HTTP API listeners: TCP and unix sockets, one request handler. Token rules: on TCP
+// listeners writes always need the token (--api-token-file, or the one made in the state
+// directory) and reads need it off loopback; on a unix socket the socket's permissions decide. A
+// non-loopback listener without --api-token-file is refused at start.
 
 const LOOPBACK = ['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!);
 
@@ -38,17 +39,17 @@ export function checkApiListen(listen: ApiListen[], hasToken: boolean): string |
 
 export class ApiServer {
   private readonly servers: Array<{ listen: ApiListen; server: Server }> = [];
-  private token: Buffer | null;
+  private token: Buffer;
 
   constructor(
     private readonly ctx: ApiContext,
-    token: string | null,
+    token: string,
   ) {
-    this.token = token ? Buffer.from(token) : null;
+    this.token = Buffer.from(token);
   }
 
-  setToken(token: string | null): void {
-    this.token = token ? Buffer.from(token) : null;
+  setToken(token: string): void {
+    this.token = Buffer.from(token);
   }
 
   get listening(): ApiListen[] {
@@ -56,8 +57,7 @@ export class ApiServer {
   }
 
   async listen(l: ApiListen): Promise<ApiListen> {
-    const trusted = isLoopbackListen(l);
-    const server = createServer((req, res) => void this.onRequest(req, res, trusted));
+    const server = createServer((req, res) => void this.onRequest(req, res, l.kind === 'unix' ? 'socket' : isLoopbackListen(l) ? 'loopback' : 'open'));
     server.keepAliveTimeout = 5000;
     if (l.kind === 'unix') await prepareUnixSocket(l.path);
     await new Promise<void>((resolve, reject) => {
@@ -99,14 +99,13 @@ export class ApiServer {
   }
 
   private authorized(req: IncomingMessage): boolean {
-    if (!this.token) return false;
     const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
     if (!m) return false;
     const given = Buffer.from(m[1]!);
     return given.length === this.token.length && timingSafeEqual(given, this.token);
   }
 
-  private async onRequest(req: IncomingMessage, res: ServerResponse, trusted: boolean): Promise<void> {
+  private async onRequest(req: IncomingMessage, res: ServerResponse, listener: 'socket' | 'loopback' | 'open'): Promise<void> {
     const { ctx } = this;
     let routeName = 'unmatched';
     const abort = new AbortController();
@@ -115,9 +114,9 @@ export class ApiServer {
       const url = new URL(req.url ?? '/', 'http://localhost');
       const { route, params } = match(req.method ?? 'GET', url.pathname);
       routeName = route.name;
-      const needsToken = this.token !== null && (route.write || !trusted);
+      const needsToken = listener === 'open' || (listener === 'loopback' && route.write);
       if (needsToken && !this.authorized(req)) {
-        throw new HttpError(401, 'missing or wrong API token: send "Authorization: Bearer <token>"');
+        throw new HttpError(401, 'missing or wrong API token: send "Authorization: Bearer <token>" (the token is in --api-token-file, by default <state-dir>/api-token), or use the unix socket');
       }
       await route.handler(ctx, { req, res, url, params, signal: abort.signal });
     } catch (e) {

@@ -32,6 +32,7 @@ export async function status(o: ReadOptions): Promise<number> {
       ['cluster dns', `${s.dns.cluster_address}${s.dns.link ? ` on ${s.dns.link.name}` : ' (no link)'}`],
       ['upstreams', s.dns.upstreams.join(', ') || 'none'],
       ['api', s.api.listen.join(', ')],
+      ['state', s.state ? `${s.state.dir}, ${s.state.healthy ? 'writes ok' : `writes FAILING: ${Object.keys(s.state.failing).join(', ')} not saved (see problems)`}` : 'unknown'],
       ['registry', `${r.services} services, ${r.endpoints} endpoints (${r.healthy_endpoints} healthy), ${r.nodes} node${r.nodes === 1 ? '' : 's'}, index ${r.index}`],
     ];
     // The cluster line (issue 4): gossip address, member count, stale until resynced.
@@ -144,6 +145,7 @@ interface StatusJson {
   ready: boolean;
   dns: { domain: string; listen: string[]; cluster_address: string; link: { name: string } | null; upstreams: string[]; path: string };
   api: { listen: string[] };
+  state?: { dir: string; healthy: boolean; failing: Record<string, string> };
   registry: { services: number; endpoints: number; healthy_endpoints: number; nodes: number; index: number };
   cluster?: { gossip: string; members: number; stale: boolean } | null;
   problems: string[];

@@ -42,6 +42,14 @@ export const OPTIONS = {
     name: 'log-level', kind: k.oneOf('debug', 'info', 'warn', 'error'), default: 'info', group: 'General',
     help: 'log verbosity; debug logs every DNS query',
   }),
+  maxPortsPerEndpoint: def({
+    name: 'max-ports-per-endpoint', kind: k.int(1, 4096), default: 64, group: 'General',
+    help: 'ports one endpoint may declare (API, config file, Podman labels); each one is health-checked',
+  }),
+  maxEndpointsPerService: def({
+    name: 'max-endpoints-per-service', kind: k.int(1, 100_000), default: 1024, group: 'General',
+    help: "endpoints this node may register for one service (API, config file, Podman); more are refused",
+  }),
 
   domain: def({
     name: 'domain', kind: k.domain, default: 'cluster.local', group: 'DNS',
@@ -117,8 +125,8 @@ export const OPTIONS = {
     help: 'HTTP API addresses; a non-loopback address needs --api-token-file',
   }),
   apiTokenFile: def({
-    name: 'api-token-file', kind: k.path, default: '', group: 'API',
-    help: 'file holding the Bearer token; when set, writes need it everywhere and reads on non-loopback',
+    name: 'api-token-file', kind: k.path, default: '', group: 'API', defaultText: '<state-dir>/api-token, made at first start',
+    help: 'file holding the Bearer token that TCP listeners need for writes (and for reads off loopback); the unix socket needs none',
   }),
 
   gossipListen: def({

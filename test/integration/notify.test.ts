@@ -32,7 +32,7 @@ t.test('READY, STATUS, WATCHDOG, RELOADING, STOPPING from the main PID', async (
 
   // STATUS= follows the registry.
   const res = await fetch(`${d.api}/api/v1/services/default/api1/endpoints`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ address: '10.0.0.2' }),
+    method: 'POST', headers: { 'content-type': 'application/json', ...d.auth() }, body: JSON.stringify({ address: '10.0.0.2' }),
   });
   t.ok(res.ok, `registered through the API (${res.status})`);
   await sock.next((n) => /2 services, 2 endpoints/.test(n.fields.STATUS ?? ''), ready.index + 1);

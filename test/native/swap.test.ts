@@ -14,9 +14,9 @@ const VERSIONS = [
   { address: '10.6.0.2', port: 2222 },
 ];
 
-function post(api: string, path: string, body: unknown): Promise<number> {
+function post(api: string, path: string, body: unknown, auth: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request(`${api}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+    const req = request(`${api}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth } }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
     });
@@ -30,7 +30,8 @@ t.test('answers stay whole while the table is swapped 100 times a second', { ski
     config: 'services:\n  - name: steady\n    endpoints:\n      - address: 10.9.0.1\n',
     env: { PODMAN_SWARM_DNS_NATIVE: '1' },
   });
-  const flip = (v: number) => post(d.api, '/api/v1/services/default/flip/endpoints', { id: 'f1', hostname: 'f1', address: VERSIONS[v]!.address, ports: { p: `${VERSIONS[v]!.port}/tcp` } });
+  const auth = d.auth();
+  const flip = (v: number) => post(d.api, '/api/v1/services/default/flip/endpoints', { id: 'f1', hostname: 'f1', address: VERSIONS[v]!.address, ports: { p: `${VERSIONS[v]!.port}/tcp` } }, auth);
   t.equal(await flip(0), 201);
 
   const sock = createSocket('udp4');
