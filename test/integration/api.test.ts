@@ -209,7 +209,7 @@ t.test('limits on ports per endpoint and endpoints per service', async (t) => {
   const third = await post(url, { id: 'c', address: '10.0.0.3' }, auth);
   t.equal(third.status, 409);
   t.match(((await third.json()) as { error: string }).error, /default\/lim already has 2 endpoints on this node \(--max-endpoints-per-service\)/);
-  t.equal((await post(url, { id: 'b', address: '10.0.0.4' }, auth)).status, 201, 'an existing endpoint can still be updated');
+  t.equal((await post(url, { id: 'b', address: '10.0.0.4' }, auth)).status, 200, 'an existing endpoint can still be replaced (200)');
   t.same((await digShort(d.dnsPort, 'lim.default.cluster.local')).sort(), ['10.0.0.1', '10.0.0.4']);
 });
 
