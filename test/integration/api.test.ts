@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDaemon } from '../helpers/daemon.js';
 import { digShort, digStatus, dig } from '../helpers/dns.js';
+import { until } from '../helpers/until.js';
 
 const CONFIG = 'services:\n  - name: web\n    endpoints:\n      - address: 10.0.0.1\n        hostname: web-1\n        ports: { http: 8080/tcp }\n';
 
@@ -134,8 +135,8 @@ t.test('API token', async (t) => {
   const { freePort } = await import('../helpers/ports.js');
   const port = await freePort('0.0.0.0');
   const open = await startDaemon(t, { args: ['--api-token-file', tokenFile, '--api-listen', `0.0.0.0:${port}`] , wait: false });
-  await new Promise((r) => setTimeout(r, 1500));
-  const res = await fetch(`http://127.0.0.1:${port}/api/v1/services`);
+  // Not waited for by startDaemon (it waits on the loopback API): until it answers there.
+  const res = await until('the API on 0.0.0.0 to answer', () => fetch(`http://127.0.0.1:${port}/api/v1/services`));
   t.equal(res.status, 401);
   t.equal(res.headers.get('www-authenticate'), 'Bearer');
   t.equal((await fetch(`http://127.0.0.1:${port}/api/v1/services`, { headers: { authorization: 'Bearer secret-token-0123456789' } })).status, 200);
