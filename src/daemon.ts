@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as packet from 'dns-packet';
 import { ChangeIndex } from './api/blocking.js';
+import { dnsRecordsJson } from './api/format.js';
 import { Metrics } from './api/metrics.js';
 import type { ApiContext } from './api/routes.js';
 import { Serial } from './api/serial.js';
@@ -94,6 +95,8 @@ export class Daemon {
   private ready = false;
   /** Problems found at start or reload that an operator should see in `status`. */
   private readonly problems = new Map<string, string>();
+  /** Why this node does not gossip (null when it does, or is trying to). */
+  private gossipOff: string | null = null;
   // Podman integration and local health checks (SPEC §4, §6).
   private podman: PodmanSource | null = null;
   private readonly names = new ContainerNames();
@@ -317,7 +320,10 @@ export class Daemon {
     const o = this.opts;
     const settings = clusterSettings({ ...o, advertise: this.rt.advertise });
     if (settings.disabled) {
-      this.problem('gossip', settings.disabled);
+      this.gossipOff = settings.disabled;
+      // With no peer to join (a single host) there is no cluster to miss: said once, not a problem.
+      if (settings.seeds.length) this.problem('gossip', settings.disabled);
+      else this.log.info(settings.disabled);
       return;
     }
     const unspecified = o.gossipListen.host === '0.0.0.0' || o.gossipListen.host === '::';
@@ -530,7 +536,7 @@ export class Daemon {
       nodes: () => this.cluster?.nodes(),
       joinToken: () => this.cluster?.joinToken() ?? null,
       join: async (seeds) => {
-        if (!this.cluster) return { joined: 0, errors: [this.problems.get('gossip') ?? 'gossip is off'] };
+        if (!this.cluster) return { joined: 0, errors: [this.problems.get('gossip') ?? this.gossipOff ?? 'gossip is off'] };
         return this.cluster.join(seeds);
       },
       saveRegistrations: (endpoints) => this.store.save(endpoints),
@@ -591,16 +597,14 @@ export class Daemon {
     const reply = await this.handler.handle(raw, { address: '127.0.0.1', port: 0, transport: 'tcp' });
     if (!reply) return { name, type, error: 'no answer' };
     const d = packet.decode(reply);
-    const rr = (list: packet.Answer[] | undefined) =>
-      (list ?? []).filter((a) => a.type !== 'OPT').map((a) => ({ name: a.name, type: a.type, ttl: 'ttl' in a ? a.ttl : undefined, data: a.data }));
     return {
       name,
       type,
       rcode: (d as { rcode?: string }).rcode,
       authoritative: d.flag_aa,
-      answers: rr(d.answers),
-      authorities: rr(d.authorities),
-      additionals: rr(d.additionals),
+      answers: dnsRecordsJson(d.answers),
+      authorities: dnsRecordsJson(d.authorities),
+      additionals: dnsRecordsJson(d.additionals),
     };
   }
 }

@@ -36,7 +36,7 @@ export async function status(o: ReadOptions): Promise<number> {
       ['registry', `${r.services} services, ${r.endpoints} endpoints (${r.healthy_endpoints} healthy), ${r.nodes} node${r.nodes === 1 ? '' : 's'}, index ${r.index}`],
     ];
     // The cluster line (issue 4): gossip address, member count, stale until resynced.
-    lines.push(['gossip', s.cluster ? `${s.cluster.gossip}, ${s.cluster.members} live member${s.cluster.members === 1 ? '' : 's'}${s.cluster.stale ? ', registry stale (not yet resynced)' : ''}` : 'off (see problems)']);
+    lines.push(['gossip', s.cluster ? `${s.cluster.gossip}, ${s.cluster.members} live member${s.cluster.members === 1 ? '' : 's'}${s.cluster.stale ? ', registry stale (not yet resynced)' : ''}` : s.problems.some((p) => /gossip/.test(p)) ? 'off (see problems)' : 'off (a single host: no --join)']);
     const pm = s.podman;
     if (pm) {
       const state = pm.connected ? 'connected' : `not reachable (${pm.last_error ?? 'connecting'})`;
@@ -127,7 +127,7 @@ export async function query(o: ReadOptions, name: string, type: string): Promise
     return EXIT.usage;
   }
   print(o, r, () => {
-    const rr = (a: QueryJson['answers'][number]) => `${a.name}\t${a.ttl ?? ''}\t${a.type}\t${typeof a.data === 'object' ? Object.values(a.data as object).join(' ') : a.data}`;
+    const rr = (a: QueryJson['answers'][number]) => `${a.name}\t${a.ttl ?? ''}\t${a.type}\t${rdata(a.data)}`;
     const out = [`;; ${r.rcode}${r.authoritative ? ', authoritative' : ''}`];
     if (r.answers.length) out.push(';; ANSWER', ...r.answers.map(rr));
     if (r.authorities.length) out.push(';; AUTHORITY', ...r.authorities.map(rr));
@@ -136,6 +136,12 @@ export async function query(o: ReadOptions, name: string, type: string): Promise
   });
   if (r.rcode === 'NXDOMAIN') return EXIT.notFound;
   return r.rcode === 'NOERROR' ? EXIT.ok : EXIT.failure;
+}
+
+/** A record's data on one line, as dig prints it: TXT strings quoted, SRV/SOA fields in order. */
+function rdata(d: unknown): string {
+  if (Array.isArray(d)) return d.map((s) => JSON.stringify(String(s))).join(' ');
+  return d !== null && typeof d === 'object' ? Object.values(d).join(' ') : String(d);
 }
 
 interface StatusJson {

@@ -10,6 +10,7 @@ import { CLIENT_HOST, CLIENT_LOCAL, CLIENT_RECURSION, compileTable } from '../..
 import { ContainerNames } from '../../src/dns/scoped.js';
 import { Registry } from '../../src/registry/registry.js';
 import type { Endpoint } from '../../src/registry/types.js';
+import { nativeSkip } from './native.js';
 import { ep, node } from './registry.js';
 
 // The real DNS components of one daemon, in process: the registry (this node and a remote one),
@@ -18,8 +19,8 @@ import { ep, node } from './registry.js';
 
 const loaded = loadAddon();
 export const addon: Addon | null = loaded.addon;
-/** tap skip reason when the addon is not built (no cargo on this machine). */
-export const skip: string | false = loaded.addon ? false : `native addon not built (${loaded.reason}); run npm run build:native`;
+/** tap skip reason when the addon is not built (no cargo on this machine); see helpers/native.ts. */
+export const skip: string | false = nativeSkip();
 
 export const BRIDGES = ['10.88.0.0/16', '10.89.0.0/16'];
 export const CLIENTS = ['127.0.0.1', '10.88.0.7', '10.89.3.4', '192.0.2.50', '::1'];
