@@ -611,3 +611,7 @@ fn in_zone(name: &[u8], domain: &[u8]) -> bool {
     }
     i == start
 }
+
+#[cfg(test)]
+#[path = "answer_tests.rs"]
+mod tests;
