@@ -168,6 +168,7 @@ fn v4net(a: [u8; 4], prefix: u8) -> ([u8; 16], u8) {
 
 /// A table: `Tb::new()` is a valid empty one for ZONE; the fields can be spoiled on purpose.
 struct Tb {
+    zone: String,
     magic: [u8; 4],
     version: u16,
     limit: u16,
@@ -180,7 +181,7 @@ struct Tb {
 impl Tb {
     fn new() -> Tb {
         let nx = Ent { rcode: 3, authority: vec![soa_ref()], ..ent(Vec::new()) };
-        Tb { magic: *b"PSDT", version: 2, limit: 0, soa: negative_soa(), nx, clients: Vec::new(), entries: Vec::new() }
+        Tb { zone: ZONE.to_string(), magic: *b"PSDT", version: 2, limit: 0, soa: negative_soa(), nx, clients: Vec::new(), entries: Vec::new() }
     }
     fn limit(mut self, n: u16) -> Tb {
         self.limit = n;
@@ -202,7 +203,7 @@ impl Tb {
         w.extend_from_slice(&self.magic);
         w.extend_from_slice(&self.version.to_be_bytes());
         w.extend_from_slice(&self.limit.to_be_bytes());
-        let z = wire(ZONE);
+        let z = wire(&self.zone);
         w.extend_from_slice(&((z.len() - 1) as u16).to_be_bytes());
         w.extend_from_slice(&z[..z.len() - 1]);
         put_item(&mut w, &self.soa);
@@ -552,6 +553,16 @@ fn an_unknown_name_under_the_zone_is_nxdomain_with_the_zone_soa() {
     assert_eq!(what, "js", "xcluster.local");
     let (what, _) = run(Some(&t), &query(8, "example.com", T_A), client([1, 2, 3, 4]));
     assert_eq!(what, "js", "example.com");
+    // Nor is one whose bytes end like the zone inside a label: with a zone label of 48 bytes
+    // (a length byte that reads as '0'), the label "a0kkk…" holds the zone's first label.
+    let k48 = "k".repeat(48);
+    let mut tb = Tb::new();
+    tb.zone = format!("{}.local", k48);
+    let t = tb.parse();
+    let r = ask(&t, &query(8, &format!("x.{}.local", k48), T_A), client([1, 2, 3, 4]));
+    assert_eq!(flags(&r) & 0xf, 3, "a name under the long zone: NXDOMAIN");
+    let (what, _) = run(Some(&t), &query(8, &format!("a0{}.local", k48), T_A), client([1, 2, 3, 4]));
+    assert_eq!(what, "js", "a0<zone's first label>.local");
 }
 
 #[test]
@@ -597,27 +608,32 @@ fn the_svc_form_of_a_service_name_finds_its_alias_entries() {
 
 #[test]
 fn each_group_rotates_by_the_query_id() {
-    let t = Tb::new()
+    let mut tb = Tb::new()
         .client(v4net([10, 88, 0, 0], 16), FLAG_LOCAL)
         .add(
             "web.default.cluster.local",
             T_A,
             ent(vec![a([0, 0, 0, 1]), a([0, 0, 0, 2]), a([0, 0, 0, 3])]).local(vec![a([0, 0, 0, 11]), a([0, 0, 0, 12])], vec![a([0, 0, 0, 21]), a([0, 0, 0, 22]), a([0, 0, 0, 23])]),
-        )
-        .parse();
+        );
+    // Each variant has its own additional records.
+    tb.entries[0].1.variants[0].additional = vec![a_under("h1", [0, 0, 0, 31])];
+    tb.entries[0].1.variants[1].additional = vec![a_under("h1", [0, 0, 0, 41]), a_under("h2", [0, 0, 0, 42])];
+    let t = tb.parse();
     let name = "web.default.cluster.local";
     let remote = client([1, 2, 3, 4]);
     let local = client([10, 88, 3, 4]);
     // Everyone else: one group of three, starting at id % 3.
-    assert_eq!(a_hosts(&ask(&t, &query(0, name, T_A), remote)), vec![1, 2, 3]);
-    assert_eq!(a_hosts(&ask(&t, &query(1, name, T_A), remote)), vec![2, 3, 1]);
-    assert_eq!(a_hosts(&ask(&t, &query(2, name, T_A), remote)), vec![3, 1, 2]);
-    assert_eq!(a_hosts(&ask(&t, &query(3, name, T_A), remote)), vec![1, 2, 3]);
+    // (The additional records, never rotated, come last.)
+    assert_eq!(a_hosts(&ask(&t, &query(0, name, T_A), remote)), vec![1, 2, 3, 31]);
+    assert_eq!(a_hosts(&ask(&t, &query(1, name, T_A), remote)), vec![2, 3, 1, 31]);
+    assert_eq!(a_hosts(&ask(&t, &query(2, name, T_A), remote)), vec![3, 1, 2, 31]);
+    assert_eq!(a_hosts(&ask(&t, &query(3, name, T_A), remote)), vec![1, 2, 3, 31]);
     // A local client: this host's records first, each group rotated on its own (id % 2, id % 3).
-    assert_eq!(a_hosts(&ask(&t, &query(0, name, T_A), local)), vec![11, 12, 21, 22, 23]);
-    assert_eq!(a_hosts(&ask(&t, &query(1, name, T_A), local)), vec![12, 11, 22, 23, 21]);
-    assert_eq!(a_hosts(&ask(&t, &query(2, name, T_A), local)), vec![11, 12, 23, 21, 22]);
-    assert_eq!(a_hosts(&ask(&t, &query(0xffff, name, T_A), local)), vec![12, 11, 21, 22, 23]);
+    assert_eq!(a_hosts(&ask(&t, &query(0, name, T_A), local)), vec![11, 12, 21, 22, 23, 41, 42]);
+    assert_eq!(a_hosts(&ask(&t, &query(1, name, T_A), local)), vec![12, 11, 22, 23, 21, 41, 42]);
+    assert_eq!(a_hosts(&ask(&t, &query(2, name, T_A), local)), vec![11, 12, 23, 21, 22, 41, 42]);
+    assert_eq!(a_hosts(&ask(&t, &query(0xffff, name, T_A), local)), vec![12, 11, 21, 22, 23, 41, 42]);
+    assert_eq!(counts(&ask(&t, &query(0, name, T_A), local)), [1, 5, 0, 2]);
 }
 
 /// `n` A records 0.0.i/256.i%256.
@@ -723,6 +739,11 @@ fn container_names_answer_their_networks_and_this_host_only() {
     // Anyone else: not a name of the zone, JS forwards it.
     assert_eq!(run(Some(&t), &q, client([10, 90, 0, 5])).0, "js");
     assert_eq!(run(Some(&t), &q, client([192, 168, 1, 11])).0, "js");
+    // A prefix that ends inside a byte: 10.90.0.0/20 holds 10.90.15.x, not 10.90.16.x.
+    let t2 = Tb::new().add("db", T_A, ent(vec![a([10, 90, 0, 7])]).scoped(v4net([10, 90, 0, 0], 20))).parse();
+    let db = query(3, "db", T_A);
+    assert_eq!(a_hosts(&ask(&t2, &db, client([10, 90, 15, 255]))), vec![7]);
+    assert_eq!(run(Some(&t2), &db, client([10, 90, 16, 0])).0, "js", "10.90.16.0 is outside /20");
     // Other types only where the network has the qtype-0 entry.
     let mx = query(2, "web", T_MX);
     assert_eq!(counts(&ask(&t, &mx, client([10, 88, 0, 5]))), [1, 0, 0, 0]);
