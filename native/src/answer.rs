@@ -166,7 +166,8 @@ impl<'a> Reader<'a> {
         let len = self.u16()? as usize;
         let bytes = self.bytes(len)?;
         for p in raw.chunks(2) {
-            if (p[0] as usize) << 8 | p[1] as usize > len.saturating_sub(2) {
+            // The pointer's two bytes lie inside the record.
+            if ((p[0] as usize) << 8 | p[1] as usize) + 2 > len {
                 return Err("zone pointer outside its record".into());
             }
         }
@@ -611,3 +612,7 @@ fn in_zone(name: &[u8], domain: &[u8]) -> bool {
     }
     i == start
 }
+
+#[cfg(test)]
+#[path = "answer_tests.rs"]
+mod tests;

@@ -6,7 +6,7 @@
 //!     #[path = "<module>_tests.rs"]
 //!     mod tests;
 //!
-//! Tests use real sockets on loopback; every wait is bounded (a hang becomes a failure naming
+//! Tests that need sockets use real ones on loopback; every wait is bounded (a hang becomes a failure naming
 //! what it waited for).
 
 use std::io::{Read, Write};

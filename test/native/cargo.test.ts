@@ -5,7 +5,7 @@ import { ROOT } from '../helpers/daemon.js';
 import { REQUIRE_NATIVE } from '../helpers/native.js';
 
 // The Rust unit tests of native/ (`cargo test`: the relay's state machine on loopback sockets,
-// see native/src/testutil.rs for where they live), run as part of `npm test`. Without cargo they
+// the answer table's parser and matcher; native/src/testutil.rs says where they live), run as part of `npm test`. Without cargo they
 // skip, unless PODMAN_SWARM_DNS_REQUIRE_NATIVE=1 (.ci/run on a machine with cargo).
 
 const cargo = process.env.CARGO ?? 'cargo';
