@@ -105,7 +105,11 @@ export class Membership {
     if (this.running) return;
     this.running = true;
     this.o.transport.onPacket((data, from) => this.onPacket(data, from));
-    this.o.transport.onRequest((data, from) => this.onRequest(data, from));
+    this.o.transport.onRequest(async (data, from) => {
+      const answer = await this.onRequest(data, from);
+      if (answer) this.stats.bytesSent += answer.length;
+      return answer;
+    });
     this.every(this.cfg.probeInterval, () => this.probeNext(), this.random() * this.cfg.probeInterval);
     this.every(this.cfg.gossipInterval, () => this.gossip(), this.random() * this.cfg.gossipInterval);
     this.loop(() => pushPullInterval(this.cfg, this.live), () => void this.pushPullRandom());
@@ -178,7 +182,9 @@ export class Membership {
 
   /** A reliable request to a member's delegate (e.g. a registry state too big for a packet). */
   async request(addr: string, data: Uint8Array): Promise<Uint8Array> {
-    const reply = await this.o.transport.request(addr, this.o.wire.seal([{ t: 'userreq', data }]), this.cfg.streamTimeout);
+    const frame = this.o.wire.seal([{ t: 'userreq', data }]);
+    this.stats.bytesSent += frame.length;
+    const reply = await this.o.transport.request(addr, frame, this.cfg.streamTimeout);
     const m = this.openAnswer(reply, addr);
     if (m.t === 'error') throw new Error(m.message);
     if (m.t !== 'userreq') throw new Error('unexpected answer');
