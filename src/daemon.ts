@@ -233,14 +233,14 @@ export class Daemon {
     const token = this.readToken(after.apiTokenFile);
     this.opts = after;
     this.log.level = after.logLevel;
-    this.zone.configure(this.zoneOptions(after));
-    this.native.table?.schedule();
+    // Only what the reload changed moves: the same settings again rebuild no table, no LB plan.
+    if (this.zone.configure(this.zoneOptions(after))) this.native.table?.schedule();
     this.clients.configure(after.allowRecursion);
     this.forwarder.configure(this.forwarderOptions(after, this.dns.addresses));
     this.dns.configure({ tcpIdleTimeoutMs: after.tcpIdleTimeout });
     this.api.setToken(token);
     this.health.configure(healthOptions(after));
-    if (this.lb) void this.lb.configure(lbOptions(after, this.rt.advertise));
+    if (this.lb && JSON.stringify(lbOptions(before, this.rt.advertise)) !== JSON.stringify(lbOptions(after, this.rt.advertise))) void this.lb.configure(lbOptions(after, this.rt.advertise));
     if (changed.includes('routableContainerIps') || changed.includes('defaultMode')) {
       this.registry.setOptions({ localNode: this.registry.localNode, routableContainerIps: after.routableContainerIps, defaultMode: after.defaultMode });
     }
@@ -316,6 +316,7 @@ export class Daemon {
           else if (gws.length) this.problem('gateways', `not root (no CAP_NET_BIND_SERVICE): not serving DNS on the gateways of Podman networks ${gws.join(', ')}`);
         },
         healthEvent: (id) => this.health.checkContainer(id),
+        batch: (update) => (this.native.table ? this.native.table.batch(update) : update()),
       },
       this.log,
     );

@@ -49,6 +49,8 @@ export interface GossipStats {
   rejected: Record<WireError['reason'], number>;
   pushPulls: number;
   pushPullFailures: number;
+  /** Opaque (registry) updates queued for piggy-backing: this node's own and those passed on. */
+  updatesQueued: number;
 }
 
 /** How often members declared dead (not left) are retried with a push-pull (Serf's reconnect). */
@@ -59,7 +61,7 @@ export class Membership {
   readonly self: Member;
   readonly stats: GossipStats = {
     packetsSent: 0, packetsReceived: 0, messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0,
-    rejected: { version: 0, decode: 0, auth: 0, replay: 0, unencrypted: 0, encrypted: 0 }, pushPulls: 0, pushPullFailures: 0,
+    rejected: { version: 0, decode: 0, auth: 0, replay: 0, unencrypted: 0, encrypted: 0 }, pushPulls: 0, pushPullFailures: 0, updatesQueued: 0,
   };
   private readonly members = new Map<string, Member>();
   private readonly queue: BroadcastQueue;
@@ -139,6 +141,7 @@ export class Membership {
 
   /** Queues an opaque update for dissemination; `key` lets a newer update replace an older. */
   broadcast(key: string, data: Uint8Array): void {
+    this.stats.updatesQueued++;
     this.queue.push(`u:${key}`, { t: 'user', data });
   }
 
