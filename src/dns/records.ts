@@ -116,7 +116,7 @@ class Builder {
       }
       case 'host': {
         const view = this.view(target.namespace, target.service);
-        const eps = this.ordered(view).filter((e) => e.endpoint.hostname === target.host);
+        const eps = this.orderedHost(view, target.host);
         this.address(this.answers, this.q.name, unique(eps.flatMap((e) => e.reach!.addresses)), view.ttl ?? s.ttl);
         break;
       }
@@ -141,6 +141,19 @@ class Builder {
     if (!(this.s.preferLocal && this.client.local)) return rotate(groups.all, offset);
     if (groups.remote.length === 0) return rotate(groups.local, offset);
     return [...rotate(groups.local, offset), ...rotate(groups.remote, offset)];
+  }
+
+  /**
+   * ordered(view) filtered to one hostname, without looking at the other endpoints: the same
+   * list in the same order, so all the host names of a service cost O(endpoints), not O(E²).
+   */
+  private orderedHost(view: ServiceView, host: string): ViewEndpoint[] {
+    const groups = servableGroups(view, this.s.failOpen);
+    const offset = this.zone.rotation(view.key);
+    const pick = (list: ViewEndpoint[]): ViewEndpoint[] => rotatedHost(list, hostIndex(groups, list).get(host), offset);
+    if (!(this.s.preferLocal && this.client.local)) return pick(groups.all);
+    if (groups.remote.length === 0) return pick(groups.local);
+    return [...pick(groups.local), ...pick(groups.remote)];
   }
 
   /** A and/or AAAA records of `name` for those of `addresses` the question asks for. */
@@ -200,6 +213,34 @@ interface Groups {
   all: ViewEndpoint[];
   local: ViewEndpoint[];
   remote: ViewEndpoint[];
+  /** Per group list: hostname → positions in it, ascending (built on the first host query). */
+  hosts?: Map<ViewEndpoint[], Map<string, number[]>>;
+}
+
+function hostIndex(g: Groups, list: ViewEndpoint[]): Map<string, number[]> {
+  g.hosts ??= new Map();
+  let index = g.hosts.get(list);
+  if (!index) {
+    g.hosts.set(list, (index = new Map()));
+    list.forEach((e, i) => {
+      const at = index!.get(e.endpoint.hostname);
+      if (at) at.push(i);
+      else index!.set(e.endpoint.hostname, [i]);
+    });
+  }
+  return index;
+}
+
+/** rotate(list, offset) filtered to the entries at `positions` (ascending), in O(positions). */
+function rotatedHost(list: ViewEndpoint[], positions: number[] | undefined, offset: number): ViewEndpoint[] {
+  if (!positions) return [];
+  const k = list.length < 2 ? 0 : offset % list.length;
+  let split = 0;
+  while (split < positions.length && positions[split]! < k) split++;
+  const out: ViewEndpoint[] = [];
+  for (let i = split; i < positions.length; i++) out.push(list[positions[i]!]!);
+  for (let i = 0; i < split; i++) out.push(list[positions[i]!]!);
+  return out;
 }
 
 // Views are immutable once built, so what every query of a service needs is computed once per view.
@@ -226,12 +267,20 @@ function lookupsOf(src: ZoneSource): NameLookups {
 function lookups(src: ZoneSource): NameLookups {
   return {
     hasService: (ns, svc) => src.service(ns, svc) !== undefined,
-    hasHost: (ns, svc, host) => src.service(ns, svc)!.endpoints.some((e) => e.endpoint.hostname === host),
+    hasHost: (ns, svc, host) => hostnames(src.service(ns, svc)!).has(host),
     hasProtocol: (ns, svc, proto) => Object.values(src.service(ns, svc)!.ports).includes(proto as 'tcp'),
     hasPort: (ns, svc, port, proto) => src.service(ns, svc)!.ports[port] === proto,
     hasNamespace: (ns) => src.hasNamespace(ns),
     hasServices: () => src.serviceCount > 0,
   };
+}
+
+const hostnameCache = new WeakMap<ServiceView, Set<string>>();
+
+function hostnames(view: ServiceView): Set<string> {
+  let set = hostnameCache.get(view);
+  if (!set) hostnameCache.set(view, (set = new Set(view.endpoints.map((e) => e.endpoint.hostname))));
+  return set;
 }
 
 /** PTR for addresses the registry knows; anything else in the reverse tree is forwarded. */

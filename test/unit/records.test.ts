@@ -181,3 +181,22 @@ t.test('vip mode answers the VIP once the load balancer allocated one', async (t
   view.vip = '10.223.5.5';
   t.same(data(ask(z, 'web.default.cluster.local')!.answers), ['10.223.5.5']);
 });
+
+t.test('a hostname several endpoints share: their addresses in the order of the rotated service, prefer-local groups apart', async (t) => {
+  // Sorted by node, then id: a, b, c, d on this node; r1, r2 on the other.
+  const eps = [
+    ep('web', '10.0.0.1', { id: 'a', hostname: 'x' }),
+    ep('web', '10.0.0.2', { id: 'b', hostname: 'y' }),
+    ep('web', '10.0.0.3', { id: 'c', hostname: 'x' }),
+    ep('web', '10.0.0.4', { id: 'd', hostname: 'x' }),
+  ];
+  const remote = [ep('web', '10.0.1.1', { id: 'r1', hostname: 'x' }), ep('web', '10.0.1.2', { id: 'r2', hostname: 'y' })];
+  const host = (z: Zone, client = LOCAL) => data(ask(z, 'x.web.default.cluster.local', 'A', client)!.answers);
+  // rotate([a,b,c,d], k) without b.
+  const expected = [['10.0.0.1', '10.0.0.3', '10.0.0.4'], ['10.0.0.3', '10.0.0.4', '10.0.0.1'], ['10.0.0.3', '10.0.0.4', '10.0.0.1'], ['10.0.0.4', '10.0.0.1', '10.0.0.3']];
+  for (const [k, want] of expected.entries()) t.same(host(zone(eps, { rotation: k })), want, `rotation ${k}`);
+  for (const [k, want] of expected.entries()) t.same(host(zone(eps, { remote, rotation: k })), [...want, '10.0.1.1'], `rotation ${k}: this host's first`);
+  // Without prefer-local: rotate([a,b,c,d,r1,r2], 5) = r2,a,b,c,d,r1 → a,c,d,r1.
+  t.same(host(zone(eps, { remote, rotation: 5 }), { local: false }), ['10.0.0.1', '10.0.0.3', '10.0.0.4', '10.0.1.1']);
+  t.same(host(zone(eps, { remote, rotation: 4 }), { local: false }), ['10.0.1.1', '10.0.0.1', '10.0.0.3', '10.0.0.4']);
+});
