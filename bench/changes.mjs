@@ -9,7 +9,8 @@
 //    sent per change by the owner and by each of the others (podman_swarm_dns_gossip_bytes_sent_total,
 //    minus an idle window of the same length), each change waited for on the third daemon's DNS.
 //
-//   npm run build && node bench/changes.mjs [--sizes 1000,10000] [--changes 50] [--gossip-sizes 1000,10000] [--pause-ms 300]
+//   npm run build && node bench/changes.mjs [--sizes 1000,10000] [--changes 50] [--gossip-sizes 1000,10000] [--pause-ms 300] [--cpu-prof DIR]
+// (--cpu-prof: the single daemons run with node --cpu-prof and write their profiles into DIR)
 import './help.mjs';
 import { argv } from 'zx';
 import { spawn } from 'node:child_process';
@@ -26,6 +27,7 @@ const SIZES = String(argv.sizes ?? '1000,10000').split(',').filter(Boolean).map(
 const GOSSIP_SIZES = String(argv['gossip-sizes'] ?? '1000,10000').split(',').filter(Boolean).map(Number);
 const CHANGES = Number(argv.changes ?? 50);
 const PAUSE_MS = Number(argv['pause-ms'] ?? 300);
+const PROFILE = argv['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', resolve(String(argv['cpu-prof']))] : [];
 const TICK_MS = 1000 / 100; // USER_HZ
 const dir = mkdtempSync(join(tmpdir(), 'psdns-changes-'));
 const procs = new Set();
@@ -55,7 +57,7 @@ function config(n) {
   return `${lines.join('\n')}\n`;
 }
 
-async function startDaemon(name, { services = 0, join: seeds = [] } = {}) {
+async function startDaemon(name, { services = 0, join: seeds = [], node = [] } = {}) {
   const d = join(dir, name);
   const [dnsPort, apiPort, gossipPort] = await Promise.all([freePort(), freePort(), freePort()]);
   rmSync(d, { recursive: true, force: true });
@@ -65,7 +67,7 @@ async function startDaemon(name, { services = 0, join: seeds = [] } = {}) {
     '--dns-listen', `127.0.0.1:${dnsPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--upstream-dns', '127.0.0.1:9',
     '--podman-socket', 'none', '--gossip-listen', `127.0.0.1:${gossipPort}`, '--advertise-address', '127.0.0.1', '--log-level', 'warn',
     ...seeds.flatMap((s) => ['--join', s])];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(process.execPath, [...node, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   proc.stderr.on('data', (c) => (err += c));
   procs.add(proc);
@@ -174,7 +176,7 @@ const pct = (xs, p) => {
 const f1 = (x) => (Math.round(x * 10) / 10).toFixed(1);
 
 async function single(n) {
-  const d = await startDaemon(`single-${n}`, { services: n });
+  const d = await startDaemon(`single-${n}`, { services: n, node: PROFILE });
   try {
     await settle(d);
     const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.pid}/status`, 'utf8'))[1]) / 1024;
