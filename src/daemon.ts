@@ -244,10 +244,7 @@ export class Daemon {
     if (changed.includes('routableContainerIps') || changed.includes('defaultMode')) {
       this.registry.setOptions({ localNode: this.registry.localNode, routableContainerIps: after.routableContainerIps, defaultMode: after.defaultMode });
     }
-    if (JSON.stringify(next.services) !== JSON.stringify(this.loaded.services)) {
-      this.local.replaceSource('config', next.endpoints);
-      applied.push('services');
-    }
+    if (this.local.replaceSource('config', next.endpoints)) applied.push('services');
     this.loaded = next;
     this.log.info({ applied, restart }, `reloaded: ${applied.length ? `applied ${applied.join(', ')}` : 'nothing changed'}${restart.length ? `; needs a restart: ${restart.join(', ')}` : ''}`);
     return { applied, restart };

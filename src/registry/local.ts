@@ -46,8 +46,8 @@ export class LocalNode {
     return this.current.endpoints.find((e) => endpointKey(e) === key);
   }
 
-  /** Replaces everything a source provides (config reload, Podman resync). */
-  replaceSource(source: EndpointSource, endpoints: Endpoint[]): void {
+  /** Replaces everything a source provides (config reload, Podman resync); true when that changed the state. */
+  replaceSource(source: EndpointSource, endpoints: Endpoint[]): boolean {
     const old = this.sources.get(source);
     const next = new Map<string, Endpoint>();
     for (const e of endpoints) {
@@ -55,7 +55,7 @@ export class LocalNode {
       next.set(key, kept(old?.get(key), { ...e, source }));
     }
     this.sources.set(source, next);
-    this.commit();
+    return this.commit();
   }
 
   upsert(endpoint: Endpoint): void {
@@ -86,7 +86,7 @@ export class LocalNode {
   }
 
   /** Publishes the merged endpoints as a new version, unless nothing differs from the current state (`first`: always). */
-  private commit(first = false): void {
+  private commit(first = false): boolean {
     const prev = this.current;
     const id = this.identity;
     let same = !first && prev.id === id.id && prev.name === id.name && prev.address === id.address && prev.incarnation === id.incarnation;
@@ -108,10 +108,11 @@ export class LocalNode {
         }
       }
     }
-    if (same && endpoints.length === prev.endpoints.length) return;
+    if (same && endpoints.length === prev.endpoints.length) return false;
     this.version = Math.max(this.version + 1, this.now());
     this.current = { ...id, version: this.version, endpoints };
     this.registry.apply(this.current);
+    return true;
   }
 }
 

@@ -20,7 +20,10 @@ if (!isRoot || !hasPodman()) {
 
 const P = `p16i${process.pid % 10000}`;
 const CONTAINERS = 4;
-const labels = ['--label', 'podman-swarm.service=idle', '--label', 'podman-swarm.port.http=80/tcp', '--label', 'podman-swarm.health=none'];
+// The idle containers are health-checked (tcp, every second); the one started and stopped below
+// is not, so that its own counts cannot include a health flip.
+const labels = ['--label', 'podman-swarm.service=idle', '--label', 'podman-swarm.port.http=80/tcp'];
+const unchecked = [...labels, '--label', 'podman-swarm.health=none'];
 
 let podman: TestPodman;
 let d: RunningDaemon;
@@ -69,6 +72,7 @@ t.before(async () => {
   for (let i = 0; i < CONTAINERS; i++) await podman.container(`${P}-c${i}`, ['--network', `${P}-net`, ...labels]);
   const gossip = await freePort();
   d = await startDaemon(t, {
+    config: 'services:\n  - name: static\n    endpoints:\n      - address: 192.0.2.10\n',
     args: ['--podman-socket', podman.socket, '--resync-interval', '1s', '--health-interval', '1s',
       '--gossip-listen', `127.0.0.1:${gossip}`, '--advertise-address', '127.0.0.1'],
   });
@@ -76,7 +80,7 @@ t.before(async () => {
   await resyncs(1);
 });
 
-t.test('three resyncs of unchanged containers: no version, no index, no table build, no gossip update', async (t) => {
+t.test('three resyncs of unchanged containers and their health rounds: no version, no index, no table build, no gossip update', async (t) => {
   const before = await figures();
   t.ok(before.updates > 0, 'gossip is on (the first state was queued)');
   await resyncs(3);
@@ -89,10 +93,21 @@ t.test('three resyncs of unchanged containers: no version, no index, no table bu
   t.equal((await answers()).length, CONTAINERS, 'still answered');
 });
 
+t.test('a reload of the same configuration: nothing moves', async (t) => {
+  const before = await figures();
+  const logged = (): number => (d.logs().match(/reloaded: nothing changed/g) ?? []).length;
+  const n = logged();
+  d.proc.kill('SIGHUP');
+  await until('the reload', () => logged() > n);
+  await resyncs(1);
+  const after = await figures();
+  t.same({ ...after, lastSync: '' }, { ...before, lastSync: '' }, 'version, index, table builds and gossip updates as they were');
+});
+
 t.test('one container start and one stop: each one registry change, one table build, one gossip update', async (t) => {
   await resyncs(1);
   let before = await figures();
-  await podman.container(`${P}-new`, ['--network', `${P}-net`, ...labels]);
+  await podman.container(`${P}-new`, ['--network', `${P}-net`, ...unchecked]);
   await until('the new container in DNS', async () => (await answers()).length === CONTAINERS + 1);
   await resyncs(2); // later events of the start (network connect) and resyncs find nothing new
   let after = await figures();
