@@ -270,21 +270,18 @@ export class Daemon {
     const token = this.apiToken(after.apiTokenFile);
     this.opts = after;
     this.log.level = after.logLevel;
-    this.zone.configure(this.zoneOptions(after));
-    this.native.table?.schedule();
+    // Only what the reload changed moves: the same settings again rebuild no table, no LB plan.
+    if (this.zone.configure(this.zoneOptions(after))) this.native.table?.schedule();
     this.clients.configure(after.allowRecursion);
     this.forwarder.configure(this.forwarderOptions(after, this.dns.addresses));
     this.dns.configure({ tcpIdleTimeoutMs: after.tcpIdleTimeout });
     this.api.setToken(token);
     this.health.configure(healthOptions(after));
-    if (this.lb) void this.lb.configure(lbOptions(after, this.rt.advertise));
+    if (this.lb && JSON.stringify(lbOptions(before, this.rt.advertise)) !== JSON.stringify(lbOptions(after, this.rt.advertise))) void this.lb.configure(lbOptions(after, this.rt.advertise));
     if (changed.includes('routableContainerIps') || changed.includes('defaultMode')) {
       this.registry.setOptions({ localNode: this.registry.localNode, routableContainerIps: after.routableContainerIps, defaultMode: after.defaultMode });
     }
-    if (JSON.stringify(next.services) !== JSON.stringify(this.loaded.services)) {
-      this.local.replaceSource('config', next.endpoints);
-      applied.push('services');
-    }
+    if (this.local.replaceSource('config', next.endpoints)) applied.push('services');
     this.loaded = next;
     this.log.info({ applied, restart }, `reloaded: ${applied.length ? `applied ${applied.join(', ')}` : 'nothing changed'}${restart.length ? `; needs a restart: ${restart.join(', ')}` : ''}`);
     return { applied, restart };
@@ -359,6 +356,7 @@ export class Daemon {
           else if (gws.length) this.problem('gateways', `not root (no CAP_NET_BIND_SERVICE): not serving DNS on the gateways of Podman networks ${gws.join(', ')}`);
         },
         healthEvent: (id) => this.health.checkContainer(id),
+        batch: (update) => (this.native.table ? this.native.table.batch(update) : update()),
       },
       this.log,
     );

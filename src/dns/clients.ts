@@ -33,6 +33,7 @@ export class ClientPolicy {
   }
 
   configure(allowRecursion: Cidr[]): void {
+    if (sameCidrs(allowRecursion, this.recursionCidrs)) return;
     this.recursionCidrs = allowRecursion;
     this.allow = new CidrSet(allowRecursion);
     this.memo.clear();
@@ -41,6 +42,7 @@ export class ClientPolicy {
 
   /** Subnets of the local Podman bridges (fed by the Podman watcher). */
   setBridgeSubnets(subnets: Cidr[]): void {
+    if (sameCidrs(subnets, this.bridges.list)) return;
     this.bridges = new CidrSet(subnets);
     this.memo.clear();
     this.onChange();
@@ -90,3 +92,5 @@ export class ClientPolicy {
     return f;
   }
 }
+
+const sameCidrs = (a: readonly Cidr[], b: readonly Cidr[]): boolean => a.length === b.length && a.every((c, i) => c.text === b[i]!.text);

@@ -127,7 +127,9 @@ class Builder {
       }
       case 'host': {
         const view = this.view(target.namespace, target.service);
-        const groups = this.groups(view).map((g) => g.filter((e) => e.endpoint.hostname === target.host));
+        // Each group's endpoints of that host name, from a per-view index: O(its endpoints).
+        const all = servableGroups(view, s.failOpen);
+        const groups = this.groups(view).map((g) => (hostIndex(all, g).get(target.host) ?? []).map((i) => g[i]!));
         const records = groups.map(() => [] as RR[]);
         groups.forEach((g, i) => this.address(records[i]!, this.q.name, g.flatMap((e) => e.reach!.addresses), view.ttl ?? s.ttl));
         this.answers.push(...this.rotated(records));
@@ -174,6 +176,10 @@ class Builder {
     return [groups.all];
   }
 
+  /**
+   * ordered(view) filtered to one hostname, without looking at the other endpoints: the same
+   * list in the same order, so all the host names of a service cost O(endpoints), not O(E²).
+   */
   /** A and/or AAAA records of `name` for those of `addresses` the question asks for. */
   private address(out: RR[], name: string, addresses: string[], ttl: number, additional = false): void {
     for (const ip of addresses) {
@@ -236,7 +242,24 @@ interface Groups {
   all: ViewEndpoint[];
   local: ViewEndpoint[];
   remote: ViewEndpoint[];
+  /** Per group list: hostname → positions in it, ascending (built on the first host query). */
+  hosts?: Map<ViewEndpoint[], Map<string, number[]>>;
 }
+
+function hostIndex(g: Groups, list: ViewEndpoint[]): Map<string, number[]> {
+  g.hosts ??= new Map();
+  let index = g.hosts.get(list);
+  if (!index) {
+    g.hosts.set(list, (index = new Map()));
+    list.forEach((e, i) => {
+      const at = index!.get(e.endpoint.hostname);
+      if (at) at.push(i);
+      else index!.set(e.endpoint.hostname, [i]);
+    });
+  }
+  return index;
+}
+
 
 // Views are immutable once built, so what every query of a service needs is computed once per view.
 const groupCache = new WeakMap<ServiceView, Groups>();
@@ -262,12 +285,20 @@ function lookupsOf(src: ZoneSource): NameLookups {
 function lookups(src: ZoneSource): NameLookups {
   return {
     hasService: (ns, svc) => src.service(ns, svc) !== undefined,
-    hasHost: (ns, svc, host) => src.service(ns, svc)!.endpoints.some((e) => e.endpoint.hostname === host),
+    hasHost: (ns, svc, host) => hostnames(src.service(ns, svc)!).has(host),
     hasProtocol: (ns, svc, proto) => Object.values(src.service(ns, svc)!.ports).includes(proto as 'tcp'),
     hasPort: (ns, svc, port, proto) => src.service(ns, svc)!.ports[port] === proto,
     hasNamespace: (ns) => src.hasNamespace(ns),
     hasServices: () => src.serviceCount > 0,
   };
+}
+
+const hostnameCache = new WeakMap<ServiceView, Set<string>>();
+
+function hostnames(view: ServiceView): Set<string> {
+  let set = hostnameCache.get(view);
+  if (!set) hostnameCache.set(view, (set = new Set(view.endpoints.map((e) => e.endpoint.hostname))));
+  return set;
 }
 
 /** PTR for addresses the registry knows; anything else in the reverse tree is forwarded. */

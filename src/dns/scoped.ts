@@ -33,6 +33,9 @@ export class ContainerNames {
   private reverse = new Map<string, Map<string, string[]>>();
   /** Called after every change (the native answer table follows, src/native/live-table.ts). */
   onChange: () => void = () => undefined;
+  /** What the last setNetworks()/setContainers() were given: the same again changes nothing. */
+  private networksSeen = '';
+  private containersSeen = '';
 
   /** Per network, in the order answer() tries them: its subnets, names → IPs, IP → names. */
   *scopes(): Generator<{ subnets: readonly Cidr[]; names: ReadonlyMap<string, string[]>; reverse: ReadonlyMap<string, string[]> }> {
@@ -42,6 +45,9 @@ export class ContainerNames {
   }
 
   setNetworks(networks: Array<{ name: string; subnets: string[] }>): void {
+    const seen = JSON.stringify(networks.map((n) => [n.name, n.subnets]));
+    if (seen === this.networksSeen) return;
+    this.networksSeen = seen;
     const next = new Map<string, CidrSet>();
     for (const n of networks) {
       const cidrs = n.subnets.map((s) => parseCidr(s)).filter((c) => c !== null);
@@ -52,6 +58,9 @@ export class ContainerNames {
   }
 
   setContainers(containers: ScopedContainer[]): void {
+    const seen = JSON.stringify(containers.map((c) => [c.names, c.networks]));
+    if (seen === this.containersSeen) return;
+    this.containersSeen = seen;
     const next = new Map<string, Map<string, string[]>>();
     const reverse = new Map<string, Map<string, string[]>>();
     for (const c of containers) {

@@ -21,8 +21,12 @@ export class ZoneState implements Zone {
     });
   }
 
-  configure(opts: ZoneOptions): void {
-    this.settings = { ...opts, serial: this.nextSerial(this.settings.serial) };
+  /** New settings (reload); false, and nothing bumped, when they are the ones in force. */
+  configure(opts: ZoneOptions): boolean {
+    const { serial, ...current } = this.settings;
+    if (JSON.stringify(current) === JSON.stringify({ ...current, ...opts })) return false;
+    this.settings = { ...opts, serial: this.nextSerial(serial) };
+    return true;
   }
 
   close(): void {

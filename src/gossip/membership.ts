@@ -49,6 +49,8 @@ export interface GossipStats {
   rejected: Record<WireError['reason'], number>;
   pushPulls: number;
   pushPullFailures: number;
+  /** Opaque (registry) updates queued for piggy-backing: this node's own and those passed on. */
+  updatesQueued: number;
 }
 
 /** How often members declared dead (not left) are retried with a push-pull (Serf's reconnect). */
@@ -59,7 +61,7 @@ export class Membership {
   readonly self: Member;
   readonly stats: GossipStats = {
     packetsSent: 0, packetsReceived: 0, messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0,
-    rejected: { version: 0, decode: 0, auth: 0, replay: 0, unencrypted: 0, encrypted: 0 }, pushPulls: 0, pushPullFailures: 0,
+    rejected: { version: 0, decode: 0, auth: 0, replay: 0, unencrypted: 0, encrypted: 0 }, pushPulls: 0, pushPullFailures: 0, updatesQueued: 0,
   };
   private readonly members = new Map<string, Member>();
   private readonly queue: BroadcastQueue;
@@ -105,7 +107,11 @@ export class Membership {
     if (this.running) return;
     this.running = true;
     this.o.transport.onPacket((data, from) => this.onPacket(data, from));
-    this.o.transport.onRequest((data, from) => this.onRequest(data, from));
+    this.o.transport.onRequest(async (data, from) => {
+      const answer = await this.onRequest(data, from);
+      if (answer) this.stats.bytesSent += answer.length;
+      return answer;
+    });
     this.every(this.cfg.probeInterval, () => this.probeNext(), this.random() * this.cfg.probeInterval);
     this.every(this.cfg.gossipInterval, () => this.gossip(), this.random() * this.cfg.gossipInterval);
     this.loop(() => pushPullInterval(this.cfg, this.live), () => void this.pushPullRandom());
@@ -135,6 +141,7 @@ export class Membership {
 
   /** Queues an opaque update for dissemination; `key` lets a newer update replace an older. */
   broadcast(key: string, data: Uint8Array): void {
+    this.stats.updatesQueued++;
     this.queue.push(`u:${key}`, { t: 'user', data });
   }
 
@@ -178,7 +185,9 @@ export class Membership {
 
   /** A reliable request to a member's delegate (e.g. a registry state too big for a packet). */
   async request(addr: string, data: Uint8Array): Promise<Uint8Array> {
-    const reply = await this.o.transport.request(addr, this.o.wire.seal([{ t: 'userreq', data }]), this.cfg.streamTimeout);
+    const frame = this.o.wire.seal([{ t: 'userreq', data }]);
+    this.stats.bytesSent += frame.length;
+    const reply = await this.o.transport.request(addr, frame, this.cfg.streamTimeout);
     const m = this.openAnswer(reply, addr);
     if (m.t === 'error') throw new Error(m.message);
     if (m.t !== 'userreq') throw new Error('unexpected answer');

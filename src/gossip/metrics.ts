@@ -25,6 +25,7 @@ export function gossipMetrics(prom: PromRegistry, cluster: () => Cluster | null)
   counter('packets_received_total', 'Gossip UDP packets received', () => stats()?.packetsReceived);
   counter('bytes_sent_total', 'Gossip bytes sent (UDP packets and TCP frames)', () => stats()?.bytesSent);
   counter('bytes_received_total', 'Gossip bytes received (UDP packets and TCP frames)', () => stats()?.bytesReceived);
+  counter('updates_queued_total', 'Registry updates queued for gossip (this node\'s changes and those passed on)', () => stats()?.updatesQueued);
   counter('push_pulls_total', 'Completed TCP push-pull state exchanges (either side)', () => stats()?.pushPulls);
   counter('push_pull_failures_total', 'Push-pull exchanges this node started that failed', () => stats()?.pushPullFailures);
   new Counter({

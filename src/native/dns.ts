@@ -1,3 +1,4 @@
+import { Counter } from 'prom-client';
 import type { Metrics } from '../api/metrics.js';
 import type { ClientPolicy } from '../dns/clients.js';
 import type { DnsHandler } from '../dns/handler.js';
@@ -63,6 +64,15 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
     if (c.latency.count) d.metrics.nativeLatency(c.latency.buckets, c.latency.sum, c.latency.count);
   };
   d.metrics.beforeScrape.push(flush);
+  new Counter({
+    name: 'podman_swarm_dns_native_table_builds_total',
+    help: 'Native answer tables compiled and installed (one per registry or container-name change; none when nothing changed)',
+    registers: [d.metrics.prom],
+    collect() {
+      this.reset();
+      this.inc(table.builds);
+    },
+  });
   const timer = setInterval(flush, METRICS_INTERVAL_MS);
   timer.unref();
   d.log.info({ addon: loaded.file, threads: n }, `native DNS path: ${n} UDP thread${n === 1 ? '' : 's'} per address (${loaded.file})`);

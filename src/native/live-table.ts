@@ -16,6 +16,9 @@ const SYNC_SERVICES = 500;
 export class LiveTable {
   private pending: NodeJS.Immediate | null = null;
   private stale = false;
+  /** Inside batch(): changes only note that the table is due. */
+  private held = 0;
+  private due = false;
   private readonly unsubscribe: () => void;
   private readonly compiler = new TableCompiler();
   /** Tables compiled so far (tests and status). */
@@ -40,12 +43,14 @@ export class LiveTable {
    * big ones in slices, the native path answering from the previous table meanwhile.
    */
   private changed(): void {
+    if (this.held) return void (this.due = true);
     if (!this.pending && this.registry.serviceCount <= SYNC_SERVICES) this.rebuild();
     else this.schedule();
   }
 
   /** After a reload or a change of bridge subnets: settings and client classes moved. */
   schedule(): void {
+    if (this.held) return void (this.due = true);
     this.stale = true;
     if (this.pending) return;
     let steps: Generator<void, Buffer> | null = null;
@@ -70,6 +75,22 @@ export class LiveTable {
       }
     };
     this.pending = setImmediate(step);
+  }
+
+  /**
+   * Runs `update`, which may change the registry and the container names or subnets several
+   * times (one Podman event does), with one table update at its end instead of one per change.
+   */
+  batch(update: () => void): void {
+    this.held++;
+    try {
+      update();
+    } finally {
+      if (--this.held === 0 && this.due) {
+        this.due = false;
+        this.changed();
+      }
+    }
   }
 
   /** Compiles and installs now, in one go. */

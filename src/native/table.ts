@@ -136,15 +136,21 @@ function dedup(list: Item[], seen: Set<string> = new Set()): Item[] {
   });
 }
 
-/** A zone whose service `key` shows only the servable endpoints `keep` accepts. */
+/**
+ * A zone whose service `key` shows only the servable endpoints `keep` accepts. The restricted
+ * view is made once per view, not per question: a service's names then cost O(endpoints).
+ */
 function restricted(zone: Zone, key: string, keep: (e: ViewEndpoint) => boolean): Zone {
   const src = zone.source;
   const failOpen = zone.settings.failOpen;
+  let of: ServiceView | undefined;
+  let only: ServiceView | undefined;
   const source: ZoneSource = {
     service: (ns, svc) => {
       const v = src.service(ns, svc);
       if (!v || v.key !== key) return v;
-      return { ...v, endpoints: servable(v, failOpen).filter(keep) };
+      if (v !== of) only = { ...(of = v), endpoints: servable(v, failOpen).filter(keep) };
+      return only;
     },
     hasNamespace: (ns) => src.hasNamespace(ns),
     get serviceCount() {
@@ -223,8 +229,21 @@ function single(a: Answer, q: string, domain: string): Entry {
 const fixedZone = (zone: Zone): Zone => ({ settings: zone.settings, source: zone.source });
 const ALL = { local: false, fullAny: true };
 
-/** All entries of one in-zone name; `view`: the service whose endpoints it may rotate. */
-function addName(out: Chunk, zone: Zone, name: string, view?: ServiceView): void {
+/** A service's endpoints split for prefer-local: this host's and the others' (null: one group). */
+interface LocalSplit {
+  mine: Zone;
+  theirs: Zone;
+}
+
+function localSplit(zone: Zone, view: ServiceView): LocalSplit | null {
+  if (!zone.settings.preferLocal) return null;
+  const eps = servable(view, zone.settings.failOpen);
+  if (!eps.some((e) => e.local) || !eps.some((e) => !e.local)) return null;
+  return { mine: restricted(zone, view.key, (e) => e.local), theirs: restricted(zone, view.key, (e) => !e.local) };
+}
+
+/** All entries of one in-zone name; `split`: the prefer-local groups of the service it names. */
+function addName(out: Chunk, zone: Zone, name: string, split: LocalSplit | null = null): void {
   const fixed = fixedZone(zone);
   const domain = zone.settings.domain;
   const q = name.toUpperCase();
@@ -237,7 +256,7 @@ function addName(out: Chunk, zone: Zone, name: string, view?: ServiceView): void
     const a = answerQuestion({ name: q, type }, fixed, ALL);
     if (!a || a.answers.length === 0) continue;
     const e = single(a, q, domain);
-    const local = view && zone.settings.preferLocal ? localVariant(zone, view, q, type) : null;
+    const local = split ? localVariant(split, q, type, domain) : null;
     if (local) e.variants.push(local);
     out.add(name, TYPE_CODES[type]!, e);
   }
@@ -247,12 +266,9 @@ function addName(out: Chunk, zone: Zone, name: string, view?: ServiceView): void
 }
 
 /** Prefer-local: this host's endpoints first, then the others, each group rotated alone. */
-function localVariant(zone: Zone, view: ServiceView, q: string, type: string): Variant | null {
-  const eps = servable(view, zone.settings.failOpen);
-  if (!eps.some((e) => e.local) || !eps.some((e) => !e.local)) return null;
-  const d = zone.settings.domain;
-  const mine = answerQuestion({ name: q, type }, restricted(zone, view.key, (e) => e.local), ALL);
-  const theirs = answerQuestion({ name: q, type }, restricted(zone, view.key, (e) => !e.local), ALL);
+function localVariant(split: LocalSplit, q: string, type: string, d: string): Variant {
+  const mine = answerQuestion({ name: q, type }, split.mine, ALL);
+  const theirs = answerQuestion({ name: q, type }, split.theirs, ALL);
   const seen = new Set<string>();
   const g1 = dedup(items(mine?.answers ?? [], q, d), seen);
   const g2 = dedup(items(theirs?.answers ?? [], q, d), seen);
@@ -282,15 +298,16 @@ function serviceChunk(zone: Zone, view: ServiceView, ownIps: string[]): Chunk {
   // the native side finds the short form's entries under both; only a namespace called "svc",
   // whose names can mean other things with `svc.` added, gets both forms spelled out.
   const spelled = view.namespace === 'svc';
+  const split = localSplit(zone, view);
+  const hosts = new Set(view.endpoints.map((e) => e.endpoint.hostname));
   for (const suffix of spelled ? ['', '.svc'] : ['']) {
     out.alias = !spelled;
     const base = `${view.name}.${view.namespace}${suffix}.${domain}`;
-    addName(out, zone, base, view);
-    const hosts = new Set(view.endpoints.map((e) => e.endpoint.hostname));
-    for (const h of hosts) addName(out, zone, `${h}.${base}`, view);
+    addName(out, zone, base, split);
+    for (const h of hosts) addName(out, zone, `${h}.${base}`, split);
     const protocols = new Set(Object.values(view.ports));
-    for (const p of protocols) addName(out, zone, `_${p}.${base}`, view);
-    for (const [port, p] of Object.entries(view.ports)) addName(out, zone, `_${port}._${p}.${base}`, view);
+    for (const p of protocols) addName(out, zone, `_${p}.${base}`, split);
+    for (const [port, p] of Object.entries(view.ports)) addName(out, zone, `_${port}._${p}.${base}`, split);
   }
   out.alias = false;
   return out;

@@ -29,6 +29,8 @@ export interface PodmanSinks {
   /** Gateways of auto-registered networks without Podman DNS: the daemon serves DNS there. */
   gateways(addresses: string[]): void;
   healthEvent(containerId: string): void;
+  /** Runs one update of several of the above so that what follows them (the DNS table) moves once. */
+  batch?(update: () => void): void;
 }
 
 export class PodmanSource {
@@ -97,12 +99,19 @@ export class PodmanSource {
     return this.overLimit.includes(c) ? [...c.problems, `not registered: ${c.endpoint!.namespace}/${c.endpoint!.service} already has ${this.opts.maxEndpoints} endpoints from Podman (--max-endpoints-per-service)`] : c.problems;
   }
 
+  private batch(update: () => void): void {
+    if (this.sinks.batch) this.sinks.batch(update);
+    else update();
+  }
+
   private onContainers(all: ContainerFacts[], cause: Cause): void {
     this.current = all;
     const { endpoints, over } = endpointsWithin(all, this.opts.maxEndpoints);
     this.overLimit = over;
-    this.sinks.local.replaceSource('podman', endpoints);
-    this.sinks.names(all.filter((c) => c.running));
+    this.batch(() => {
+      this.sinks.local.replaceSource('podman', endpoints);
+      this.sinks.names(all.filter((c) => c.running));
+    });
     if (cause.receivedAt !== undefined) {
       const ms = Math.round((performance.now() - cause.receivedAt) * 10) / 10;
       // The start → registered figure (an inspect in between) is the one worth reporting.
@@ -125,10 +134,12 @@ export class PodmanSource {
 
   private onNetworks(all: NetworkInfo[]): void {
     const subnets = (n: NetworkInfo): string[] => (n.subnets ?? []).map((s) => s?.subnet).filter((s): s is string => typeof s === 'string');
-    this.sinks.networks(all.map((n) => ({ name: n.name, subnets: subnets(n) })));
     // Only bridges: a macvlan/ipvlan subnet is the LAN itself, and forwarding stays closed to it.
     const bridges = all.filter((n) => (n.driver ?? 'bridge') === 'bridge');
-    this.sinks.bridgeSubnets(bridges.flatMap(subnets).map((s) => parseCidr(s)).filter((c): c is Cidr => c !== null));
+    this.batch(() => {
+      this.sinks.networks(all.map((n) => ({ name: n.name, subnets: subnets(n) })));
+      this.sinks.bridgeSubnets(bridges.flatMap(subnets).map((s) => parseCidr(s)).filter((c): c is Cidr => c !== null));
+    });
     this.sinks.gateways(gatewaysToServe(this.watcher.networks));
   }
 }

@@ -218,7 +218,9 @@ export class PodmanWatcher {
   private async refreshNetworks(): Promise<void> {
     const list = await this.client.getJson<NetworkInfo[]>('/networks/json');
     const next = new Map<string, NetworkInfo>();
-    for (const n of Array.isArray(list) ? list : []) if (n && typeof n.name === 'string') next.set(n.name, n);
+    // By name: Podman lists networks in no fixed order, and another order is not a change.
+    const named = (Array.isArray(list) ? list : []).filter((n) => n && typeof n.name === 'string');
+    for (const n of named.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) next.set(n.name, n);
     const changed = JSON.stringify([...next]) !== JSON.stringify([...this.networkMap]);
     this.networkMap = next;
     if (!changed) return;

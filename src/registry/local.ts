@@ -1,9 +1,12 @@
+import { sameEndpoint } from './equal.js';
 import type { Registry } from './registry.js';
 import { endpointKey, type Endpoint, type EndpointSource, type NodeState } from './types.js';
 
 // This node's own state: the one state in the registry this process writes. Sources (config
 // file, API, Podman) each own a set of endpoints; health results overlay them. Every change
-// produces a new NodeState with a higher version and pushes it into the registry.
+// produces a new NodeState with a higher version and pushes it into the registry; a write that
+// changes no content (a resync, a reload or a health round that finds everything as it was)
+// produces nothing: same state, same version, no registry change, nothing to gossip.
 
 export interface LocalIdentity {
   id: string;
@@ -25,7 +28,8 @@ export class LocalNode {
     /** Wall clock in ms; versions start from it so a restarted node outranks its old states. */
     private readonly now: () => number = Date.now,
   ) {
-    this.current = this.commit();
+    this.current = { ...identity, version: 0, endpoints: [] };
+    this.commit(true);
   }
 
   get state(): NodeState {
@@ -42,18 +46,23 @@ export class LocalNode {
     return this.current.endpoints.find((e) => endpointKey(e) === key);
   }
 
-  /** Replaces everything a source provides (config reload, Podman resync). */
-  replaceSource(source: EndpointSource, endpoints: Endpoint[]): void {
+  /** Replaces everything a source provides (config reload, Podman resync); true when that changed the state. */
+  replaceSource(source: EndpointSource, endpoints: Endpoint[]): boolean {
+    const old = this.sources.get(source);
     const next = new Map<string, Endpoint>();
-    for (const e of endpoints) next.set(endpointKey(e), { ...e, source });
+    for (const e of endpoints) {
+      const key = endpointKey(e);
+      next.set(key, kept(old?.get(key), { ...e, source }));
+    }
     this.sources.set(source, next);
-    this.commit();
+    return this.commit();
   }
 
   upsert(endpoint: Endpoint): void {
     let map = this.sources.get(endpoint.source);
     if (!map) this.sources.set(endpoint.source, (map = new Map()));
-    map.set(endpointKey(endpoint), endpoint);
+    const key = endpointKey(endpoint);
+    map.set(key, kept(map.get(key), endpoint));
     this.commit();
   }
 
@@ -76,8 +85,11 @@ export class LocalNode {
     this.commit();
   }
 
-  private commit(): NodeState {
-    this.version = Math.max(this.version + 1, this.now());
+  /** Publishes the merged endpoints as a new version, unless nothing differs from the current state (`first`: always). */
+  private commit(first = false): boolean {
+    const prev = this.current;
+    const id = this.identity;
+    let same = !first && prev.id === id.id && prev.name === id.name && prev.address === id.address && prev.incarnation === id.incarnation;
     const endpoints: Endpoint[] = [];
     const seen = new Set<string>();
     // Config wins over the API, the API over Podman, if two sources claim the same key.
@@ -86,11 +98,23 @@ export class LocalNode {
         if (seen.has(key)) continue;
         seen.add(key);
         const healthy = this.health.get(key) ?? true;
-        endpoints.push(e.healthy === healthy ? e : { ...e, healthy });
+        const next = e.healthy === healthy ? e : { ...e, healthy };
+        // Unchanged endpoints keep their objects: the registry then compares them by identity.
+        const old = prev.endpoints[endpoints.length];
+        if (old !== undefined && (old === next || sameEndpoint(old, next))) endpoints.push(old);
+        else {
+          same = false;
+          endpoints.push(next);
+        }
       }
     }
-    this.current = { ...this.identity, version: this.version, endpoints };
+    if (same && endpoints.length === prev.endpoints.length) return false;
+    this.version = Math.max(this.version + 1, this.now());
+    this.current = { ...id, version: this.version, endpoints };
     this.registry.apply(this.current);
-    return this.current;
+    return true;
   }
 }
+
+/** The endpoint a source now provides: the one it had when only `lastSeen` differs. */
+const kept = (old: Endpoint | undefined, next: Endpoint): Endpoint => (old !== undefined && sameEndpoint(old, next) ? old : next);

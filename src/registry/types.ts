@@ -45,7 +45,11 @@ export interface Endpoint {
   container?: { id: string; name: string; network?: string };
   /** Configuration problems found while building the endpoint (bad labels), shown in status/API. */
   problems?: string[];
-  /** When the owner last confirmed the endpoint (ms since the epoch). */
+  /**
+   * When the owner first saw the endpoint as it is now (ms since the epoch). A look that finds it
+   * unchanged (a Podman resync, a reload) keeps the old value: it is not a heartbeat, so an idle
+   * node's state stays the same and nothing is gossiped.
+   */
   lastSeen: number;
 }
 

@@ -181,3 +181,22 @@ t.test('vip mode answers the VIP once the load balancer allocated one', async (t
   view.vip = '10.223.5.5';
   t.same(data(ask(z, 'web.default.cluster.local')!.answers), ['10.223.5.5']);
 });
+
+t.test('a hostname several endpoints share: its records rotated by query ID, prefer-local groups apart', async (t) => {
+  // Sorted by node, then id: a, b, c, d on this node; r1, r2 on the other.
+  const eps = [
+    ep('web', '10.0.0.1', { id: 'a', hostname: 'x' }),
+    ep('web', '10.0.0.2', { id: 'b', hostname: 'y' }),
+    ep('web', '10.0.0.3', { id: 'c', hostname: 'x' }),
+    ep('web', '10.0.0.4', { id: 'd', hostname: 'x' }),
+  ];
+  const remote = [ep('web', '10.0.1.1', { id: 'r1', hostname: 'x' }), ep('web', '10.0.1.2', { id: 'r2', hostname: 'y' })];
+  const host = (z: Zone, client: Client) => data(ask(z, 'x.web.default.cluster.local', 'A', client)!.answers);
+  // [a, c, d] (the endpoints named x) starting at k % 3.
+  const expected = [['10.0.0.1', '10.0.0.3', '10.0.0.4'], ['10.0.0.3', '10.0.0.4', '10.0.0.1'], ['10.0.0.4', '10.0.0.1', '10.0.0.3'], ['10.0.0.1', '10.0.0.3', '10.0.0.4']];
+  for (const [k, want] of expected.entries()) t.same(host(zone(eps), { local: true, rotation: k }), want, `rotation ${k}`);
+  for (const [k, want] of expected.entries()) t.same(host(zone(eps, { remote }), { local: true, rotation: k }), [...want, '10.0.1.1'], `rotation ${k}: this host's first`);
+  // Without prefer-local: [a, c, d, r1] starting at k % 4.
+  t.same(host(zone(eps, { remote }), { local: false, rotation: 5 }), ['10.0.0.3', '10.0.0.4', '10.0.1.1', '10.0.0.1']);
+  t.same(host(zone(eps, { remote }), { local: false, rotation: 4 }), ['10.0.0.1', '10.0.0.3', '10.0.0.4', '10.0.1.1']);
+});

@@ -122,3 +122,48 @@ t.test('local node: versions grow, sources merge, health overlays', async (t) =>
   t.equal(local.remove('api', 'default/web/nope'), false);
   t.same(local.endpoints('config').map((e) => e.id), ['c']);
 });
+
+t.test('local node: a write that finds everything as it was changes nothing (no version, no registry change)', async (t) => {
+  const r = new Registry(opts);
+  let clock = 1000;
+  const local = new LocalNode(r, { id: 'a', name: 'a', address: '192.0.2.1', incarnation: 0 }, () => clock);
+  const podman = (seen: number) => [
+    ep('web', '10.88.0.2', { id: 'c1', source: 'podman', lastSeen: seen, ports: { http: { port: 80, protocol: 'tcp', hostPort: 8080 } }, container: { id: 'x1', name: 'c1' } }),
+    ep('db', '10.88.0.3', { id: 'c2', source: 'podman', lastSeen: seen, problems: ['bad label'] }),
+  ];
+  local.replaceSource('podman', podman(clock));
+  local.replaceSource('config', [ep('api', '192.0.2.9', { id: 'k', source: 'config', lastSeen: clock })]);
+  local.setHealth('default/db/c2', false);
+  const changes: Change[] = [];
+  r.onChange((c) => changes.push(c));
+  const state = local.state;
+  const index = r.index;
+
+  // A resync (fresh objects, a later lastSeen), a reload of the same config, an unchanged health
+  // result, the same identity, an API write of what is already there.
+  clock = 60_000;
+  local.replaceSource('podman', structuredClone(podman(clock)));
+  local.replaceSource('config', [ep('api', '192.0.2.9', { id: 'k', source: 'config', lastSeen: clock })]);
+  local.setHealth('default/db/c2', false);
+  local.setIdentity({ id: 'a', name: 'a', address: '192.0.2.1', incarnation: 0 });
+  local.upsert(ep('x', '192.0.2.7', { id: 'u', source: 'api' }));
+  const afterUpsert = local.state.version;
+  local.upsert(ep('x', '192.0.2.7', { id: 'u', source: 'api', lastSeen: clock + 1 }));
+  t.equal(local.state.version, afterUpsert, 'the same API registration again: same version');
+  changes.length = 0;
+  local.replaceSource('podman', podman(clock + 5));
+  t.same(changes, [], 'no registry change');
+  t.equal(r.index, index + 1, 'the index moved once: for the one real change (the new API endpoint)');
+  t.equal(local.state.endpoints.find((e) => e.id === 'c1')!.lastSeen, 1000, 'lastSeen is when the content was first seen');
+  t.equal(state.endpoints.find((e) => e.id === 'c1'), local.state.endpoints.find((e) => e.id === 'c1'), 'the unchanged endpoint keeps its object');
+
+  // Any real difference is a change, even deep inside an endpoint.
+  const changed = podman(clock);
+  changed[0]!.ports.http!.hostPort = 8081;
+  const v = local.state.version;
+  local.replaceSource('podman', changed);
+  t.ok(local.state.version > v, 'a changed host port bumps the version');
+  t.same(changes.at(-1)!.services, ['default/web'], 'and names only the service it touched');
+  local.setIdentity({ id: 'a', name: 'a', address: '192.0.2.2', incarnation: 0 });
+  t.ok(local.state.version > v + 1, 'a new address is a change');
+});

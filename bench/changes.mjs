@@ -1,0 +1,252 @@
+#!/usr/bin/env node
+// The cost of one change on the real daemon, as the registry grows (issue 16 item 6):
+//  - one daemon with N services in its config file (one endpoint each), then --changes
+//    single-endpoint changes through the API (an endpoint registered in a different service each
+//    time): the daemon's CPU time per change (utime+stime from /proc/<pid>/stat over all the
+//    changes, minus the same daemon's CPU over an equally long idle window), and change → answer
+//    latency (POST sent → the new address answered over UDP, polled every ms);
+//  - three daemons on loopback joined by gossip, the N services on the first (the owner): bytes
+//    sent per change by the owner and by each of the others (podman_swarm_dns_gossip_bytes_sent_total,
+//    minus an idle window of the same length), each change waited for on the third daemon's DNS.
+//
+//   npm run build && node bench/changes.mjs [--sizes 1000,10000] [--changes 50] [--gossip-sizes 1000,10000] [--pause-ms 300] [--cpu-prof DIR]
+// (--cpu-prof: the single daemons run with node --cpu-prof and write their profiles into DIR)
+import './help.mjs';
+import { argv } from 'zx';
+import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import * as packet from 'dns-packet';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const SIZES = String(argv.sizes ?? '1000,10000').split(',').filter(Boolean).map(Number);
+const GOSSIP_SIZES = String(argv['gossip-sizes'] ?? '1000,10000').split(',').filter(Boolean).map(Number);
+const CHANGES = Number(argv.changes ?? 50);
+const PAUSE_MS = Number(argv['pause-ms'] ?? 300);
+const PROFILE = argv['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', resolve(String(argv['cpu-prof']))] : [];
+const TICK_MS = 1000 / 100; // USER_HZ
+const dir = mkdtempSync(join(tmpdir(), 'psdns-changes-'));
+const procs = new Set();
+process.on('exit', () => {
+  for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(130));
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const freePort = () => new Promise((res) => {
+  const s = createServer().listen(0, '127.0.0.1', () => {
+    const { port } = s.address();
+    s.close(() => res(port));
+  });
+});
+
+function cpuTicks(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+}
+
+function config(n) {
+  const lines = ['services:'];
+  for (let i = 0; i < n; i++) lines.push(`  - name: s${i}`, '    endpoints:', `      - {address: 10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}, hostname: h${i}}`);
+  return `${lines.join('\n')}\n`;
+}
+
+async function startDaemon(name, { services = 0, join: seeds = [], node = [] } = {}) {
+  const d = join(dir, name);
+  const [dnsPort, apiPort, gossipPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  rmSync(d, { recursive: true, force: true });
+  const cfg = join(dir, `${name}.yaml`);
+  writeFileSync(cfg, config(services));
+  const args = [join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', cfg, '--link', 'none', '--state-dir', d,
+    '--dns-listen', `127.0.0.1:${dnsPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--upstream-dns', '127.0.0.1:9',
+    '--podman-socket', 'none', '--gossip-listen', `127.0.0.1:${gossipPort}`, '--advertise-address', '127.0.0.1', '--log-level', 'warn',
+    ...seeds.flatMap((s) => ['--join', s])];
+  const proc = spawn(process.execPath, [...node, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr.on('data', (c) => (err += c));
+  procs.add(proc);
+  const daemon = { name, proc, dnsPort, apiPort, gossip: `127.0.0.1:${gossipPort}`, pid: proc.pid, err: () => err };
+  const end = Date.now() + 120_000;
+  while (Date.now() < end) {
+    if (proc.exitCode !== null) throw new Error(`${name} exited: ${err}`);
+    const r = await api(daemon, 'GET', '/readyz').catch(() => null);
+    if (r?.status === 200) return daemon;
+    await sleep(50);
+  }
+  throw new Error(`${name} not ready: ${err}`);
+}
+
+async function stopDaemon(d) {
+  if (d.proc.exitCode !== null) return;
+  const gone = new Promise((r) => d.proc.once('exit', r));
+  d.proc.kill('SIGTERM');
+  await Promise.race([gone, sleep(5000)]);
+  if (d.proc.exitCode === null) d.proc.kill('SIGKILL');
+  procs.delete(d.proc);
+}
+
+function api(d, method, path, body) {
+  return new Promise((res, rej) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = request({ host: '127.0.0.1', port: d.apiPort, path, method, headers: data ? { 'content-type': 'application/json' } : {} }, (r) => {
+      let text = '';
+      r.on('data', (c) => (text += c));
+      r.on('end', () => res({ status: r.statusCode, text }));
+    });
+    req.on('error', rej);
+    req.end(data);
+  });
+}
+
+async function metric(d, name) {
+  const r = await api(d, 'GET', '/metrics');
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(r.text);
+  return m ? Number(m[1]) : NaN;
+}
+
+/** Waits until the daemon burns no CPU for `quietMs` (start work and first table done). */
+async function settle(d, quietMs = 1000, maxMs = 120_000) {
+  const end = Date.now() + maxMs;
+  let last = cpuTicks(d.pid);
+  while (Date.now() < end) {
+    await sleep(quietMs);
+    const now = cpuTicks(d.pid);
+    if (now - last <= 1) return;
+    last = now;
+  }
+}
+
+const sock = createSocket('udp4');
+sock.bind(0, '127.0.0.1');
+let qid = 1;
+const waiting = new Map();
+sock.on('message', (msg) => {
+  const id = msg.readUInt16BE(0);
+  const w = waiting.get(id);
+  if (w) w(msg);
+});
+
+function queryA(port, name, timeoutMs = 200) {
+  const id = qid = (qid + 1) & 0xffff;
+  return new Promise((res) => {
+    const timer = setTimeout(() => (waiting.delete(id), res([])), timeoutMs);
+    waiting.set(id, (msg) => {
+      clearTimeout(timer);
+      waiting.delete(id);
+      try {
+        res((packet.decode(msg).answers ?? []).filter((a) => a.type === 'A').map((a) => a.data));
+      } catch {
+        res([]);
+      }
+    });
+    sock.send(packet.encode({ id, type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ name, type: 'A' }] }), port, '127.0.0.1');
+  });
+}
+
+async function answered(port, name, address, maxMs = 30_000) {
+  const end = Date.now() + maxMs;
+  while (Date.now() < end) {
+    if ((await queryA(port, name)).includes(address)) return true;
+    await sleep(1);
+  }
+  return false;
+}
+
+/** One change: an endpoint registered in service `s<k>`; resolves with ms until `watch` answers it. */
+async function change(owner, watch, n, i) {
+  const k = (i * 7919) % n;
+  const address = `10.200.${i >> 8}.${i & 255}`;
+  const t0 = performance.now();
+  const r = await api(owner, 'POST', `/api/v1/services/default/s${k}/endpoints`, { id: `bench${i}`, address });
+  if (r.status !== 201) throw new Error(`register: ${r.status} ${r.text}`);
+  if (!(await answered(watch.dnsPort, `s${k}.default.cluster.local`, address))) throw new Error(`change ${i} never answered by ${watch.name}`);
+  return performance.now() - t0;
+}
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+const f1 = (x) => (Math.round(x * 10) / 10).toFixed(1);
+
+async function single(n) {
+  const d = await startDaemon(`single-${n}`, { services: n, node: PROFILE });
+  try {
+    await settle(d);
+    const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.pid}/status`, 'utf8'))[1]) / 1024;
+    const latencies = [];
+    const c0 = cpuTicks(d.pid);
+    const t0 = performance.now();
+    for (let i = 0; i < CHANGES; i++) {
+      latencies.push(await change(d, d, n, i));
+      await sleep(PAUSE_MS);
+    }
+    const busyMs = performance.now() - t0;
+    const c1 = cpuTicks(d.pid);
+    await settle(d, 500);
+    const i0 = cpuTicks(d.pid);
+    await sleep(busyMs);
+    const idle = cpuTicks(d.pid) - i0;
+    return { n, cpu: ((c1 - c0 - idle) * TICK_MS) / CHANGES, idleMs: idle * TICK_MS, p50: pct(latencies, 50), p90: pct(latencies, 90), max: Math.max(...latencies), rss };
+  } finally {
+    await stopDaemon(d);
+  }
+}
+
+async function gossip(n) {
+  const owner = await startDaemon(`owner-${n}`, { services: n });
+  const others = [];
+  try {
+    others.push(await startDaemon(`peer1-${n}`, { join: [owner.gossip] }));
+    others.push(await startDaemon(`peer2-${n}`, { join: [owner.gossip] }));
+    const all = [owner, ...others];
+    const end = Date.now() + 180_000;
+    for (const d of all) {
+      while ((await metric(d, 'podman_swarm_dns_registry_services')) < n || (await metric(d, 'podman_swarm_dns_registry_nodes')) < 3) {
+        if (Date.now() > end) throw new Error(`${d.name} never converged`);
+        await sleep(200);
+      }
+    }
+    for (const d of all) await settle(d);
+    const bytes = () => Promise.all(all.map((d) => metric(d, 'podman_swarm_dns_gossip_bytes_sent_total')));
+    const b0 = await bytes();
+    const t0 = performance.now();
+    for (let i = 0; i < CHANGES; i++) {
+      await change(owner, others[1], n, i);
+      await sleep(PAUSE_MS);
+    }
+    const busyMs = performance.now() - t0;
+    const b1 = await bytes();
+    const i0 = await bytes();
+    await sleep(busyMs);
+    const i1 = await bytes();
+    const per = all.map((_, j) => (b1[j] - b0[j] - (i1[j] - i0[j])) / CHANGES);
+    return { n, owner: per[0], others: per.slice(1), idle: all.map((_, j) => ((i1[j] - i0[j]) / busyMs) * 1000) };
+  } finally {
+    for (const d of [owner, ...others]) await stopDaemon(d);
+  }
+}
+
+console.log(`changes: ${CHANGES}, pause between changes ${PAUSE_MS} ms, one endpoint per service in the config file\n`);
+console.log('| services | daemon CPU per change (ms) | change → answer p50 (ms) | p90 | max | idle CPU over the same window (ms) | RSS settled (MB) |');
+console.log('|---:|---:|---:|---:|---:|---:|---:|');
+for (const n of SIZES) {
+  const r = await single(n);
+  console.log(`| ${n} | ${f1(r.cpu)} | ${f1(r.p50)} | ${f1(r.p90)} | ${f1(r.max)} | ${r.idleMs} | ${Math.round(r.rss)} |`);
+}
+if (GOSSIP_SIZES.length) {
+  console.log('\nthree daemons on loopback, the services on the owner; gossip bytes sent per change (idle traffic subtracted)\n');
+  console.log('| services | owner (bytes/change) | peer 1 | peer 2 | idle bytes/s (owner, peer 1, peer 2) |');
+  console.log('|---:|---:|---:|---:|---|');
+  for (const n of GOSSIP_SIZES) {
+    const r = await gossip(n);
+    console.log(`| ${n} | ${Math.round(r.owner)} | ${Math.round(r.others[0])} | ${Math.round(r.others[1])} | ${r.idle.map((x) => Math.round(x)).join(', ')} |`);
+  }
+}
+sock.close();
