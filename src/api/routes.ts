@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
 import { InputError, isLabel, parseEndpoint } from '../registry/input.js';
 import type { LocalNode } from '../registry/local.js';
@@ -60,7 +59,12 @@ interface Route {
 
 // dns-packet's table of record type names (0 for a name it does not know); its type declarations
 // do not cover this file.
-const recordType = (createRequire(import.meta.url)('dns-packet/types.js') as { toType(name: string): number }).toType;
+/** Record types a question may name (the IANA names in use; the packaged bundle has no dns-packet tables to ask at run time). */
+const RECORD_TYPES = new Set(
+  ('A NS CNAME SOA NULL PTR HINFO MX TXT RP AFSDB SIG KEY AAAA LOC SRV NAPTR KX CERT DNAME OPT APL DS SSHFP IPSECKEY ' +
+    'RRSIG NSEC DNSKEY DHCID NSEC3 NSEC3PARAM TLSA SMIMEA HIP CDS CDNSKEY OPENPGPKEY CSYNC ZONEMD SVCB HTTPS SPF EUI48 ' +
+    'EUI64 TKEY TSIG IXFR AXFR ANY URI CAA').split(' '),
+);
 
 const SEG = '([^/]+)';
 const routes: Route[] = [];
@@ -242,7 +246,7 @@ route('GET', '/api/v1/dns', async (ctx, r) => {
   const name = r.url.searchParams.get('name');
   const type = (r.url.searchParams.get('type') ?? 'A').toUpperCase();
   if (!name) throw new HttpError(400, 'name= is required, e.g. /api/v1/dns?name=web.default.cluster.local&type=A');
-  if (!/^[A-Z0-9]{1,10}$/.test(type) || recordType(type) === 0) {
+  if (!RECORD_TYPES.has(type)) {
     throw new HttpError(400, `type=${type} is not a DNS record type (e.g. A, AAAA, SRV, PTR, TXT, SOA, NS, ANY)`);
   }
   sendJson(r.res, 200, await ctx.query(name, type));
