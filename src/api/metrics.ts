@@ -14,6 +14,18 @@ export interface MetricsSources {
   cache: () => ResponseCache;
 }
 
+export type ShedReason =
+  | 'handoff_full'
+  | 'handoff_late'
+  | 'tcp_total_limit'
+  | 'tcp_client_limit'
+  | 'tcp_idle'
+  | 'tcp_read_timeout'
+  | 'tcp_output_full'
+  | 'tcp_output_paused'
+  | 'rrl_drop'
+  | 'rrl_slip';
+
 const BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5];
 
 /**
@@ -76,6 +88,7 @@ export class Metrics implements DnsMetrics {
   private readonly stats = new QueryStats();
   private readonly malformedCount: Counter<'action'>;
   private readonly upstreamFailures: Counter<'upstream'>;
+  private readonly shedCount: Counter<'reason'>;
   readonly apiRequests: Counter<'method' | 'route' | 'code'>;
 
   constructor(src: MetricsSources, readonly path: 'js' | 'native' = 'js') {
@@ -85,6 +98,12 @@ export class Metrics implements DnsMetrics {
       name: `${P}dns_malformed_total`,
       help: 'Malformed DNS queries: answered with FORMERR/NOTIMP (formerr) or dropped (dropped)',
       labelNames: ['action'],
+      registers,
+    });
+    this.shedCount = new Counter({
+      name: `${P}dns_shed_total`,
+      help: 'DNS work refused to stay responsive under load, by reason: queries handed to the JS path dropped because the queue was full (handoff_full) or they waited too long (handoff_late); TCP connections refused or closed (tcp_total_limit, tcp_client_limit, tcp_idle, tcp_read_timeout, tcp_output_full) and TCP reads paused for a client not reading its answers (tcp_output_paused); UDP responses over the --dns-rrl rate dropped (rrl_drop) or sent truncated (rrl_slip)',
+      labelNames: ['reason'],
       registers,
     });
     this.upstreamFailures = new Counter({
@@ -150,6 +169,10 @@ export class Metrics implements DnsMetrics {
 
   malformed(action: 'formerr' | 'dropped', n = 1): void {
     this.malformedCount.inc({ action }, n);
+  }
+
+  shed(reason: ShedReason, n = 1): void {
+    this.shedCount.inc({ reason }, n);
   }
 
   /** Latency of native answers (per batch: receive to send), added in bulk. */

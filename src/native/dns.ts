@@ -60,6 +60,8 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
     for (const [type, rcode, count] of c.answers) d.metrics.nativeAnswers(type, rcode, count);
     if (c.formerr) d.metrics.malformed('formerr', c.formerr);
     if (c.dropped) d.metrics.malformed('dropped', c.dropped);
+    if (c.handoffFull) d.metrics.shed('handoff_full', c.handoffFull);
+    if (c.handoffLate) d.metrics.shed('handoff_late', c.handoffLate);
     if (c.latency.count) d.metrics.nativeLatency(c.latency.buckets, c.latency.sum, c.latency.count);
   };
   d.metrics.beforeScrape.push(flush);

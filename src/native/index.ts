@@ -9,9 +9,14 @@ import { fileURLToPath } from 'node:url';
 
 /** What native/src/lib.rs exports. */
 export interface Addon {
-  /** Binds `threads` SO_REUSEPORT sockets; returns [listener id, bound port]. Throws with .code. */
-  openUdp(host: string, port: number, threads: number, rcvbuf: number, onQuery: (packet: Buffer, ip: string, port: number, sock: number) => void): [number, number];
+  /**
+   * Binds `threads` SO_REUSEPORT sockets; returns [listener id, bound port]. Throws with .code.
+   * `onWaiting`: queries wait for JS (take them with udpTake until it returns undefined).
+   */
+  openUdp(host: string, port: number, threads: number, rcvbuf: number, onWaiting: () => void): [number, number];
   closeUdp(id: number): void;
+  /** The oldest query waiting for JS at most maxAgeMs old (older ones: dropped, counted). */
+  udpTake(id: number, maxAgeMs: number): [packet: Buffer, ip: string, port: number, sock: number] | undefined;
   reply(sock: number, ip: string, port: number, packet: Buffer): boolean;
   /** Swaps in a new answer table; `background`: parse it off the event loop (installed shortly after). */
   setTable(table: Buffer | null, background?: boolean): void;
