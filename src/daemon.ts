@@ -22,7 +22,7 @@ import { ClientPolicy } from './dns/clients.js';
 import { Forwarder, type ForwarderOptions } from './dns/forwarder.js';
 import { DnsHandler } from './dns/handler.js';
 import { defaultUpstreams } from './dns/resolvconf.js';
-import { BindError, DEFAULT_SERVER_OPTIONS, DnsServer } from './dns/server.js';
+import { BindError, DEFAULT_SERVER_OPTIONS, DnsServer, type DnsServerOptions } from './dns/server.js';
 import { ZoneState, type ZoneOptions } from './dns/zone.js';
 import { addAddress, ensureLink, removeAddress, removeLink, type LinkInfo } from './lb/link.js';
 import { LbManager } from './lb/manager.js';
@@ -135,7 +135,7 @@ export class Daemon {
     this.native = nativeDns(o.dnsThreads, DEFAULT_SERVER_OPTIONS.udpReceiveBuffer, {
       registry: this.registry, zone: this.zone, clients: this.clients, handler: this.handler, metrics: this.metrics, log: this.log, env: input.env, containerNames: this.names,
     });
-    this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, tcpIdleTimeoutMs: o.tcpIdleTimeout }, this.log, this.native.udpBinder);
+    this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, ...tcpOptions(o) }, this.log, this.native.udpBinder, (reason) => this.metrics.shed(reason));
     this.changes = new ChangeIndex(this.registry);
     this.api = new ApiServer(this.apiContext(), this.readToken(o.apiTokenFile));
     this.gateways = new GatewayListeners(this.dns, this.log);
@@ -237,7 +237,7 @@ export class Daemon {
     this.native.table?.schedule();
     this.clients.configure(after.allowRecursion);
     this.forwarder.configure(this.forwarderOptions(after, this.dns.addresses));
-    this.dns.configure({ tcpIdleTimeoutMs: after.tcpIdleTimeout });
+    this.dns.configure(tcpOptions(after));
     this.api.setToken(token);
     this.health.configure(healthOptions(after));
     if (this.lb) void this.lb.configure(lbOptions(after, this.rt.advertise));
@@ -547,10 +547,14 @@ export class Daemon {
 /** Options a SIGHUP applies without a restart (SPEC §9 "Reload"). */
 const LIVE_OPTIONS = new Set<OptionKey>([
   'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'allowRecursion', 'forwardAllow',
-  'preferLocal', 'failOpen', 'tcpIdleTimeout', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
+  'preferLocal', 'failOpen', 'tcpIdleTimeout', 'tcpReadTimeout', 'tcpMaxConnections', 'tcpMaxConnectionsPerClient', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
   'healthInterval', 'healthTimeout', 'healthFall', 'healthRise',
   'lbPolicy', 'lbPreferLocal', 'lbIdleTimeout', 'lbUdpTimeout', 'lbMaxConnections', 'lbProxyProtocol', 'ingress',
 ]);
+
+const tcpOptions = (o: Options): Partial<DnsServerOptions> => ({
+  tcpIdleTimeoutMs: o.tcpIdleTimeout, tcpReadTimeoutMs: o.tcpReadTimeout, maxTcpConnections: o.tcpMaxConnections, maxTcpPerClient: o.tcpMaxConnectionsPerClient,
+});
 
 const healthOptions = (o: Options): HealthOptions => ({ intervalMs: o.healthInterval, timeoutMs: o.healthTimeout, rise: o.healthRise, fall: o.healthFall });
 

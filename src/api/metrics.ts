@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry as PromRegistry } from 'prom-client';
-import type { AnswerSource, DnsMetrics } from '../dns/handler.js';
+import type { AnswerSource, DnsMetrics, ShedReason } from '../dns/handler.js';
 import type { ResponseCache } from '../dns/cache.js';
 import type { Registry } from '../registry/registry.js';
 
@@ -13,18 +13,6 @@ export interface MetricsSources {
   registry: Registry;
   cache: () => ResponseCache;
 }
-
-export type ShedReason =
-  | 'handoff_full'
-  | 'handoff_late'
-  | 'tcp_total_limit'
-  | 'tcp_client_limit'
-  | 'tcp_idle'
-  | 'tcp_read_timeout'
-  | 'tcp_output_full'
-  | 'tcp_output_paused'
-  | 'rrl_drop'
-  | 'rrl_slip';
 
 const BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5];
 
