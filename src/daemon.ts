@@ -22,6 +22,7 @@ import { ClientPolicy } from './dns/clients.js';
 import { Forwarder, type ForwarderOptions } from './dns/forwarder.js';
 import { DnsHandler } from './dns/handler.js';
 import { defaultUpstreams } from './dns/resolvconf.js';
+import { limitReply, ResponseRateLimiter } from './dns/rrl.js';
 import { BindError, DEFAULT_SERVER_OPTIONS, DnsServer, type DnsServerOptions } from './dns/server.js';
 import { ZoneState, type ZoneOptions } from './dns/zone.js';
 import { addAddress, ensureLink, removeAddress, removeLink, type LinkInfo } from './lb/link.js';
@@ -89,6 +90,9 @@ export class Daemon {
   // Podman integration and local health checks (SPEC §4, §6).
   private podman: PodmanSource | null = null;
   private readonly names = new ContainerNames();
+  /** --dns-rrl for the replies JS sends; the native threads keep their own table. */
+  private rrl: ResponseRateLimiter | null = null;
+  private readonly udpLimit = (ip: string, reply: Buffer): Buffer | null => limitReply(this.rrl, ip, reply, (r) => this.metrics.shed(r));
   private readonly health: HealthChecker;
   private readonly gateways: GatewayListeners;
   private readonly resolved: ResolvedClient;
@@ -134,8 +138,10 @@ export class Daemon {
     this.handler = new DnsHandler({ zone: this.zone, clients: this.clients, forwarder: this.forwarder, metrics: this.metrics, log: this.log, containerNames: this.names });
     this.native = nativeDns(o.dnsThreads, DEFAULT_SERVER_OPTIONS.udpReceiveBuffer, {
       registry: this.registry, zone: this.zone, clients: this.clients, handler: this.handler, metrics: this.metrics, log: this.log, env: input.env, containerNames: this.names,
+      udpLimit: this.udpLimit,
     });
-    this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, ...tcpOptions(o) }, this.log, this.native.udpBinder, (reason) => this.metrics.shed(reason));
+    this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, ...tcpOptions(o), udpLimit: this.udpLimit }, this.log, this.native.udpBinder, (reason) => this.metrics.shed(reason));
+    this.setRrl(o);
     this.changes = new ChangeIndex(this.registry);
     this.api = new ApiServer(this.apiContext(), this.readToken(o.apiTokenFile));
     this.gateways = new GatewayListeners(this.dns, this.log);
@@ -238,6 +244,7 @@ export class Daemon {
     this.clients.configure(after.allowRecursion);
     this.forwarder.configure(this.forwarderOptions(after, this.dns.addresses));
     this.dns.configure(tcpOptions(after));
+    this.setRrl(after);
     this.api.setToken(token);
     this.health.configure(healthOptions(after));
     if (this.lb) void this.lb.configure(lbOptions(after, this.rt.advertise));
@@ -383,6 +390,11 @@ export class Daemon {
     if (this.link) addresses.push({ host: this.rt.dnsAddress, port: 53 });
     addresses.push({ host: '127.0.0.1', port: 53 });
     return { addresses, explicit: false };
+  }
+
+  private setRrl(o: Options): void {
+    this.rrl = o.dnsRrl > 0 ? new ResponseRateLimiter(o.dnsRrl, o.dnsRrlSlip) : null;
+    this.native.setRrl(o.dnsRrl, o.dnsRrlSlip);
   }
 
   private zoneOptions(o: Options): ZoneOptions {
@@ -547,7 +559,7 @@ export class Daemon {
 /** Options a SIGHUP applies without a restart (SPEC §9 "Reload"). */
 const LIVE_OPTIONS = new Set<OptionKey>([
   'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'allowRecursion', 'forwardAllow',
-  'preferLocal', 'failOpen', 'tcpIdleTimeout', 'tcpReadTimeout', 'tcpMaxConnections', 'tcpMaxConnectionsPerClient', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
+  'preferLocal', 'failOpen', 'dnsRrl', 'dnsRrlSlip', 'tcpIdleTimeout', 'tcpReadTimeout', 'tcpMaxConnections', 'tcpMaxConnectionsPerClient', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
   'healthInterval', 'healthTimeout', 'healthFall', 'healthRise',
   'lbPolicy', 'lbPreferLocal', 'lbIdleTimeout', 'lbUdpTimeout', 'lbMaxConnections', 'lbProxyProtocol', 'ingress',
 ]);

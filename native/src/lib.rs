@@ -213,6 +213,13 @@ unsafe extern "C" fn udp_take(env: napi_env, info: napi_callback_info) -> napi_v
     arr
 }
 
+/// setRrl(rate, slip): response rate limiting in the UDP threads (rate 0: off).
+unsafe extern "C" fn set_rrl(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<2>(env, info);
+    udp::set_rrl(uint(env, a[0]).unwrap_or(0), uint(env, a[1]).unwrap_or(0));
+    undefined(env)
+}
+
 /// reply(sock, ip, port, packet) → boolean: JS answers a handed-over query on the same socket.
 unsafe extern "C" fn reply(env: napi_env, info: napi_callback_info) -> napi_value {
     let a = args::<4>(env, info);
@@ -319,8 +326,9 @@ unsafe extern "C" fn cores(env: napi_env, _info: napi_callback_info) -> napi_val
 
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 16] = [
+    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 17] = [
         ("openUdp", open_udp),
+        ("setRrl", set_rrl),
         ("closeUdp", close_udp),
         ("udpTake", udp_take),
         ("reply", reply),

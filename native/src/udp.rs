@@ -8,7 +8,7 @@ use crate::sys::*;
 use std::net::{IpAddr, Ipv6Addr};
 use std::os::raw::c_void;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,11 +36,96 @@ pub const STAT_LAT: usize = 53;
 pub const STAT_LAT_SUM_NS: usize = 68;
 /// Handed to JS but too old when JS got to it: dropped unanswered (the client has retried).
 pub const STAT_JS_LATE: usize = 69;
-pub const NSTATS: usize = 70;
+/// Answers over the response rate limit: dropped, or sent truncated (slip).
+pub const STAT_RRL_DROP: usize = 70;
+pub const STAT_RRL_SLIP: usize = 71;
+pub const NSTATS: usize = 72;
 const BUCKETS_NS: [u64; 14] = [50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 50_000_000, 100_000_000, 500_000_000, 1_000_000_000, 2_500_000_000, 5_000_000_000];
 #[allow(clippy::declare_interior_mutable_const)]
 const ZERO: AtomicU64 = AtomicU64::new(0);
 pub static STATS: [AtomicU64; NSTATS] = [ZERO; NSTATS];
+
+/// Response rate limiting (off at 0): answers per second to one /24 (IPv4) or /56 (IPv6), shared
+/// by all threads; every RRL_SLIP-th limited answer goes out truncated instead of dropped.
+static RRL_RATE: AtomicU32 = AtomicU32::new(0);
+static RRL_SLIP: AtomicU32 = AtomicU32::new(2);
+const RRL_SLOTS: usize = 4096;
+
+#[derive(Clone, Copy)]
+struct RrlSlot {
+    net: [u8; 16],
+    /// Thousandths of an answer.
+    tokens: u64,
+    at_ms: u64,
+    limited: u32,
+}
+
+/// A fixed table of networks, allocated once when RRL is turned on; a network whose slot is
+/// taken by another replaces it (a flood of many networks forgets some, it never grows).
+static RRL: Mutex<Vec<RrlSlot>> = Mutex::new(Vec::new());
+
+pub fn set_rrl(rate: u32, slip: u32) {
+    let mut t = RRL.lock().unwrap_or_else(|e| e.into_inner());
+    if rate > 0 && t.is_empty() {
+        *t = vec![RrlSlot { net: [0; 16], tokens: 0, at_ms: 0, limited: 0 }; RRL_SLOTS];
+    }
+    for slot in t.iter_mut() {
+        slot.at_ms = 0;
+        slot.net = [0; 16];
+    }
+    RRL_SLIP.store(slip, Ordering::Relaxed);
+    RRL_RATE.store(rate, Ordering::Relaxed);
+}
+
+enum Verdict {
+    Send,
+    Drop,
+    Slip,
+}
+
+fn rrl_network(c: &Client) -> [u8; 16] {
+    let mut net = [0u8; 16];
+    let v4 = c.addr[..10].iter().all(|&b| b == 0) && c.addr[10] == 0xff && c.addr[11] == 0xff;
+    let n = if v4 { 15 } else { 7 };
+    net[..n].copy_from_slice(&c.addr[..n]);
+    net
+}
+
+fn rrl_check(t: &mut [RrlSlot], c: &Client, rate: u64, slip: u32, now_ms: u64) -> Verdict {
+    let net = rrl_network(c);
+    let h = net.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let slot = &mut t[(h as usize) % t.len()];
+    let full = rate * 1000;
+    if slot.net != net || slot.at_ms == 0 {
+        *slot = RrlSlot { net, tokens: full, at_ms: now_ms, limited: 0 };
+    }
+    slot.tokens = (slot.tokens + now_ms.saturating_sub(slot.at_ms) * rate).min(full);
+    slot.at_ms = now_ms;
+    if slot.tokens >= 1000 {
+        slot.tokens -= 1000;
+        return Verdict::Send;
+    }
+    slot.limited = slot.limited.wrapping_add(1);
+    if slip > 0 && slot.limited % slip == 0 {
+        Verdict::Slip
+    } else {
+        Verdict::Drop
+    }
+}
+
+/// Cuts a reply to its header and question, with TC set (the slip answer); returns its length.
+fn truncate_reply(out: &mut [u8], len: usize) -> usize {
+    let mut i = 12;
+    while i < len && out[i] != 0 && out[i] & 0xc0 == 0 {
+        i += out[i] as usize + 1;
+    }
+    let end = (i + 5).min(len);
+    out[2] |= 0x02;
+    for b in &mut out[6..12] {
+        *b = 0;
+    }
+    end
+}
 
 static TABLE_SEQ: AtomicU64 = AtomicU64::new(0);
 static INSTALLED_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -354,6 +439,8 @@ fn serve(fd: i32, l: &Listener, sock: u32, cpu: Option<usize>) {
     let mut smsgs = vec![mmsghdr { msg_hdr: empty, msg_len: 0 }; BATCH];
     let (mut gen, mut table) = current_table();
     let mut stats = [0u64; NSTATS];
+    let mut clients = [Client { addr: [0; 16] }; BATCH];
+    let epoch = Instant::now();
     while !l.stop.load(Ordering::Relaxed) {
         for i in 0..BATCH {
             rmsgs[i].msg_hdr.msg_name = &mut names[i] as *mut _ as *mut c_void;
@@ -411,12 +498,36 @@ fn serve(fd: i32, l: &Listener, sock: u32, cpu: Option<usize>) {
                 }
             };
             // Queue the answer for this batch's sendmmsg, back to the address it came from.
+            clients[ns] = client;
             iov_out[ns].iov_len = olen;
             smsgs[ns].msg_hdr.msg_name = &mut names[i] as *mut _ as *mut c_void;
             smsgs[ns].msg_hdr.msg_namelen = rmsgs[i].msg_hdr.msg_namelen;
             smsgs[ns].msg_hdr.msg_iov = &mut iov_out[ns];
             smsgs[ns].msg_hdr.msg_iovlen = 1;
             ns += 1;
+        }
+        let rate = RRL_RATE.load(Ordering::Relaxed);
+        if rate > 0 && ns > 0 {
+            let slip = RRL_SLIP.load(Ordering::Relaxed);
+            let now_ms = epoch.elapsed().as_millis() as u64 + 1;
+            let mut t = RRL.lock().unwrap_or_else(|e| e.into_inner());
+            let mut kept = 0;
+            for k in 0..ns {
+                match rrl_check(&mut t, &clients[k], rate as u64, slip, now_ms) {
+                    Verdict::Send => {}
+                    Verdict::Drop => {
+                        stats[STAT_RRL_DROP] += 1;
+                        continue;
+                    }
+                    Verdict::Slip => {
+                        stats[STAT_RRL_SLIP] += 1;
+                        iov_out[k].iov_len = truncate_reply(&mut outb[k], iov_out[k].iov_len);
+                    }
+                }
+                smsgs[kept] = smsgs[k];
+                kept += 1;
+            }
+            ns = kept;
         }
         let mut sent = 0usize;
         while sent < ns {

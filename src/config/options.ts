@@ -106,6 +106,14 @@ export const OPTIONS = {
     name: 'tcp-max-connections-per-client', kind: k.int(1, 1_000_000), default: 100, group: 'DNS',
     help: 'DNS-over-TCP connections at once from one client address; more are refused',
   }),
+  dnsRrl: def({
+    name: 'dns-rrl', kind: k.int(0, 10_000_000), default: 0, group: 'DNS',
+    help: 'response rate limiting for UDP: responses per second to one /24 (IPv4) or /56 (IPv6); beyond it responses are dropped (0: off)',
+  }),
+  dnsRrlSlip: def({
+    name: 'dns-rrl-slip', kind: k.int(0, 10), default: 2, group: 'DNS',
+    help: 'with --dns-rrl, every Nth limited response is sent truncated (TC) instead of dropped, so real clients retry over TCP (0: drop all)',
+  }),
   dnsThreads: def({
     name: 'dns-threads', kind: k.int(0, 64), default: 0, group: 'DNS',
     help: 'UDP threads of the native DNS path (0: one per CPU core); env PODMAN_SWARM_DNS_NATIVE=0 serves DNS from JS instead',

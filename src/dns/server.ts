@@ -25,6 +25,8 @@ export interface DnsServerOptions {
   maxTcpOutput: number;
   /** SO_RCVBUF for UDP sockets: bursts are absorbed instead of dropped by the kernel. */
   udpReceiveBuffer: number;
+  /** Response rate limiting of UDP replies (rrl.ts): the reply, a truncated one, or null. */
+  udpLimit?: (ip: string, reply: Buffer) => Buffer | null;
 }
 
 export const DEFAULT_SERVER_OPTIONS: DnsServerOptions = {
@@ -157,9 +159,12 @@ export class DnsServer {
   private onDatagram(sock: UdpSocket, msg: Buffer, address: string, port: number): void {
     const reply = this.handler.handle(msg, { address, port, transport: 'udp' });
     if (reply === null) return;
-    if (reply instanceof Promise) {
-      reply.then((r) => r && sock.send(r, port, address)).catch(() => undefined);
-    } else sock.send(reply, port, address);
+    const send = (r: Buffer | null): void => {
+      const out = r && (this.opts.udpLimit ? this.opts.udpLimit(address, r) : r);
+      if (out) sock.send(out, port, address);
+    };
+    if (reply instanceof Promise) reply.then(send).catch(() => undefined);
+    else send(reply);
   }
 
   private bindTcp(addr: HostPort): Promise<Server> {

@@ -15,6 +15,8 @@ export interface Addon {
    */
   openUdp(host: string, port: number, threads: number, rcvbuf: number, onWaiting: () => void): [number, number];
   closeUdp(id: number): void;
+  /** Response rate limiting in the UDP threads: responses/s per /24 or /56 (0: off), slip. */
+  setRrl(rate: number, slip: number): void;
   /** The oldest query waiting for JS at most maxAgeMs old (older ones: dropped, counted). */
   udpTake(id: number, maxAgeMs: number): [packet: Buffer, ip: string, port: number, sock: number] | undefined;
   reply(sock: number, ip: string, port: number, packet: Buffer): boolean;

@@ -28,6 +28,9 @@ export interface NativeCounters {
   /** Handed to JS but dropped: the queue was full, or they waited too long. */
   handoffFull: number;
   handoffLate: number;
+  /** Native replies over the --dns-rrl rate: dropped, or sent truncated. */
+  rrlDrop: number;
+  rrlSlip: number;
   /** Per-bucket counts (the metrics' buckets, then +Inf), sum in seconds, count. */
   latency: { buckets: number[]; sum: number; count: number };
 }
@@ -43,6 +46,8 @@ export class NativeUdp {
     private readonly handler: DnsHandler,
     private readonly threads: number,
     private readonly receiveBuffer: number,
+    /** Response rate limiting of the replies JS sends (the native threads apply their own). */
+    private readonly limit: (ip: string, reply: Buffer) => Buffer | null = (_ip, r) => r,
   ) {}
 
   /** Binds addr (port 0: a free port); throws errors with .code like Node's bind errors. */
@@ -73,9 +78,12 @@ export class NativeUdp {
     try {
       const reply = this.handler.handle(packet, { address: ip, port, transport: 'udp' });
       if (reply === null) return;
-      if (reply instanceof Promise) {
-        reply.then((r) => r && this.addon.reply(sock, ip, port, r)).catch(() => undefined);
-      } else this.addon.reply(sock, ip, port, reply);
+      const send = (r: Buffer | null): void => {
+        const out = r && this.limit(ip, r);
+        if (out) this.addon.reply(sock, ip, port, out);
+      };
+      if (reply instanceof Promise) reply.then(send).catch(() => undefined);
+      else send(reply);
     } catch {
       // The handler answers SERVFAIL on its own errors; nothing may escape into the addon.
     }
@@ -95,6 +103,6 @@ export class NativeUdp {
     }
     const buckets = d.slice(53, 68);
     const latency = { buckets, sum: (d[68] ?? 0) / 1e9, count: buckets.reduce((a, b) => a + b, 0) };
-    return { answers, formerr: (d[49] ?? 0) + (d[50] ?? 0), dropped: d[51] ?? 0, handoffFull: d[52] ?? 0, handoffLate: d[69] ?? 0, latency };
+    return { answers, formerr: (d[49] ?? 0) + (d[50] ?? 0), dropped: d[51] ?? 0, handoffFull: d[52] ?? 0, handoffLate: d[69] ?? 0, rrlDrop: d[70] ?? 0, rrlSlip: d[71] ?? 0, latency };
   }
 }
