@@ -106,14 +106,18 @@ export function encodeAnswer(q: Query, answer: Answer, opts: EncodeOptions): Buf
     (answer.authoritative ? FLAG_AA : 0) |
     (opts.recursionAvailable ? FLAG_RA : 0) |
     RCODES[answer.rcode];
-  const additionals: RR[] = [...answer.additionals];
-  if (q.opt) additionals.push(ourOpt(q.opt));
+  const opt = q.opt ? [ourOpt(q.opt)] : [];
+  // Every record takes at least 11 bytes (root owner, type, class, TTL, length): when the answer
+  // and authority records alone cannot fit, go straight to TC instead of encoding tens of KB (a
+  // service with hundreds of endpoints over UDP) only to throw them away.
+  if (12 + 11 * (answer.answers.length + answer.authorities.length) > opts.limit) return encode(q, flags | FLAG_TC, [], [], opt);
+  const additionals: RR[] = [...answer.additionals, ...opt];
   const full = encode(q, flags, answer.answers, answer.authorities, additionals);
   if (full.length <= opts.limit) return full;
   // Additional records are optional (RFC 2181 §9): drop them before truncating.
-  const lean = encode(q, flags, answer.answers, answer.authorities, q.opt ? [ourOpt(q.opt)] : []);
+  const lean = encode(q, flags, answer.answers, answer.authorities, opt);
   if (lean.length <= opts.limit) return lean;
-  return encode(q, flags | FLAG_TC, [], [], q.opt ? [ourOpt(q.opt)] : []);
+  return encode(q, flags | FLAG_TC, [], [], opt);
 }
 
 /** An error or refusal that echoes the question. */
