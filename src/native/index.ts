@@ -60,7 +60,9 @@ export function loadAddon(env: NodeJS.ProcessEnv = process.env): LoadResult {
   if (!file) return { addon: null, disabled: false, reason: `native addon not found (looked for ${files.join(', ')}; build it with npm run build:native)` };
   try {
     const addon = createRequire(import.meta.url)(file) as Addon;
-    if (typeof addon.openUdp !== 'function' || typeof addon.notify !== 'function') throw new Error('it does not export the expected functions');
+    if (typeof addon.openUdp !== 'function' || typeof addon.udpTake !== 'function' || typeof addon.setRrl !== 'function' || typeof addon.notify !== 'function') {
+      throw new Error('it does not export the expected functions (an older build? run npm run build:native)');
+    }
     cached = { addon, file };
     return cached;
   } catch (e) {
