@@ -24,7 +24,8 @@ import { ClientPolicy } from './dns/clients.js';
 import { Forwarder, type ForwarderOptions } from './dns/forwarder.js';
 import { DnsHandler } from './dns/handler.js';
 import { defaultUpstreams } from './dns/resolvconf.js';
-import { BindError, DEFAULT_SERVER_OPTIONS, DnsServer } from './dns/server.js';
+import { limitReply, ResponseRateLimiter } from './dns/rrl.js';
+import { BindError, DEFAULT_SERVER_OPTIONS, DnsServer, type DnsServerOptions } from './dns/server.js';
 import { ZoneState, type ZoneOptions } from './dns/zone.js';
 import { addAddress, ensureLink, removeAddress, removeLink, type LinkInfo } from './lb/link.js';
 import { LbManager } from './lb/manager.js';
@@ -100,6 +101,9 @@ export class Daemon {
   // Podman integration and local health checks (SPEC §4, §6).
   private podman: PodmanSource | null = null;
   private readonly names = new ContainerNames();
+  /** --dns-rrl for the replies JS sends; the native threads keep their own table. */
+  private rrl: ResponseRateLimiter | null = null;
+  private readonly udpLimit = (ip: string, reply: Buffer): Buffer | null => limitReply(this.rrl, ip, reply, (r) => this.metrics.shed(r));
   private readonly health: HealthChecker;
   private readonly gateways: GatewayListeners;
   private readonly resolved: ResolvedClient;
@@ -151,8 +155,10 @@ export class Daemon {
     this.handler = new DnsHandler({ zone: this.zone, clients: this.clients, forwarder: this.forwarder, metrics: this.metrics, log: this.log, containerNames: this.names });
     this.native = nativeDns(o.dnsThreads, DEFAULT_SERVER_OPTIONS.udpReceiveBuffer, {
       registry: this.registry, zone: this.zone, clients: this.clients, handler: this.handler, metrics: this.metrics, log: this.log, env: input.env, containerNames: this.names,
+      udpLimit: this.udpLimit,
     });
-    this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, tcpIdleTimeoutMs: o.tcpIdleTimeout }, this.log, this.native.udpBinder);
+    this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, ...tcpOptions(o), udpLimit: this.udpLimit }, this.log, this.native.udpBinder, (reason) => this.metrics.shed(reason));
+    this.setRrl(o);
     this.changes = new ChangeIndex(this.registry);
     this.api = new ApiServer(this.apiContext(), this.apiToken(o.apiTokenFile));
     this.gateways = new GatewayListeners(this.dns, this.log);
@@ -274,7 +280,8 @@ export class Daemon {
     if (this.zone.configure(this.zoneOptions(after))) this.native.table?.schedule();
     this.clients.configure(after.allowRecursion);
     this.forwarder.configure(this.forwarderOptions(after, this.dns.addresses));
-    this.dns.configure({ tcpIdleTimeoutMs: after.tcpIdleTimeout });
+    this.dns.configure(tcpOptions(after));
+    this.setRrl(after);
     this.api.setToken(token);
     this.health.configure(healthOptions(after));
     if (this.lb && JSON.stringify(lbOptions(before, this.rt.advertise)) !== JSON.stringify(lbOptions(after, this.rt.advertise))) void this.lb.configure(lbOptions(after, this.rt.advertise));
@@ -424,6 +431,11 @@ export class Daemon {
     if (this.link) addresses.push({ host: this.rt.dnsAddress, port: 53 });
     addresses.push({ host: '127.0.0.1', port: 53 });
     return { addresses, explicit: false };
+  }
+
+  private setRrl(o: Options): void {
+    this.rrl = o.dnsRrl > 0 ? new ResponseRateLimiter(o.dnsRrl, o.dnsRrlSlip) : null;
+    this.native.setRrl(o.dnsRrl, o.dnsRrlSlip);
   }
 
   private zoneOptions(o: Options): ZoneOptions {
@@ -610,7 +622,7 @@ export class Daemon {
 /** Options a SIGHUP applies without a restart (SPEC §9 "Reload"). */
 const LIVE_OPTIONS = new Set<OptionKey>([
   'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'allowRecursion', 'forwardAllow',
-  'preferLocal', 'failOpen', 'udpAnswerLimit', 'tcpIdleTimeout', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
+  'preferLocal', 'failOpen', 'udpAnswerLimit', 'dnsRrl', 'dnsRrlSlip', 'tcpIdleTimeout', 'tcpReadTimeout', 'tcpMaxConnections', 'tcpMaxConnectionsPerClient', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
   'healthInterval', 'healthTimeout', 'healthFall', 'healthRise',
   'lbPolicy', 'lbPreferLocal', 'lbIdleTimeout', 'lbUdpTimeout', 'lbMaxConnections', 'lbProxyProtocol', 'ingress',
 ]);
@@ -620,6 +632,10 @@ const HOST_ADDRESS_INTERVAL_MS = 10_000;
 
 /** API registration writes waiting for the disk before more get 503. */
 const MAX_WAITING_WRITES = 256;
+
+const tcpOptions = (o: Options): Partial<DnsServerOptions> => ({
+  tcpIdleTimeoutMs: o.tcpIdleTimeout, tcpReadTimeoutMs: o.tcpReadTimeout, maxTcpConnections: o.tcpMaxConnections, maxTcpPerClient: o.tcpMaxConnectionsPerClient,
+});
 
 const healthOptions = (o: Options): HealthOptions => ({ intervalMs: o.healthInterval, timeoutMs: o.healthTimeout, rise: o.healthRise, fall: o.healthFall });
 

@@ -133,26 +133,21 @@ fn errno_code(e: i32) -> &'static str {
     }
 }
 
-/// Runs on the JS thread: one call of the listener's callback per query handed over.
-unsafe extern "C" fn call_js(env: napi_env, cb: napi_value, _ctx: *mut c_void, data: *mut c_void) {
-    let batch = Box::from_raw(data as *mut Vec<udp::Pending>);
-    udp::JS_INFLIGHT.fetch_sub(batch.len(), Ordering::Relaxed);
+/// Runs on the JS thread: tells the listener's callback that queries wait (it pulls them with
+/// udpTake at its own pace).
+unsafe extern "C" fn call_js(env: napi_env, cb: napi_value, _ctx: *mut c_void, _data: *mut c_void) {
     if env.is_null() || cb.is_null() {
         return;
     }
-    let this = undefined(env);
-    for p in batch.iter() {
-        let argv = [new_buffer(env, &p.data), new_string(env, &p.ip), new_uint(env, p.port as u32), new_uint(env, p.sock)];
-        let mut result = null_mut();
-        if napi_call_function(env, this, cb, 4, argv.as_ptr(), &mut result) != NAPI_OK {
-            // The JS side catches its own errors; never let one stop the batch.
-            let mut e = null_mut();
-            napi_get_and_clear_last_exception(env, &mut e);
-        }
+    let mut result = null_mut();
+    if napi_call_function(env, undefined(env), cb, 0, null_mut(), &mut result) != NAPI_OK {
+        // The JS side catches its own errors; never let one escape into the addon.
+        let mut e = null_mut();
+        napi_get_and_clear_last_exception(env, &mut e);
     }
 }
 
-/// openUdp(host, port, threads, rcvbuf, onQuery(packet, ip, port, sock)) → [id, port]
+/// openUdp(host, port, threads, rcvbuf, onWaiting()) → [id, port]
 unsafe extern "C" fn open_udp(env: napi_env, info: napi_callback_info) -> napi_value {
     let a = args::<5>(env, info);
     let host = match string(env, a[0]) {
@@ -170,17 +165,12 @@ unsafe extern "C" fn open_udp(env: napi_env, info: napi_callback_info) -> napi_v
     }
     let tsfn = Arc::new(Tsfn(tsfn));
     let t2 = tsfn.clone();
-    let sink: udp::Sink = Arc::new(move |batch: Vec<udp::Pending>| {
-        let n = batch.len();
-        let data = Box::into_raw(Box::new(batch)) as *mut c_void;
-        if napi_call_threadsafe_function(t2.0, data, TSFN_NONBLOCKING) != NAPI_OK {
-            // Closing: the function no longer takes calls.
-            drop(Box::from_raw(data as *mut Vec<udp::Pending>));
-            udp::JS_INFLIGHT.fetch_sub(n, Ordering::Relaxed);
-        }
+    let wake: udp::Wake = Arc::new(move || {
+        // Fails only while closing, when nobody is left to answer anyway.
+        napi_call_threadsafe_function(t2.0, null_mut(), TSFN_NONBLOCKING);
     });
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed) & 0x00ff_ffff;
-    match udp::open(&host, port, threads, rcvbuf, sink, id) {
+    match udp::open(&host, port, threads, rcvbuf, wake, id) {
         Ok((listener, bound)) => {
             LISTENERS.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(id, Open { listener, tsfn });
             new_uint_pair(env, id, bound as u32)
@@ -202,6 +192,33 @@ unsafe extern "C" fn close_udp(env: napi_env, info: napi_callback_info) -> napi_
         o.listener.close();
         napi_release_threadsafe_function(o.tsfn.0, TSFN_RELEASE);
     }
+    undefined(env)
+}
+
+/// udpTake(id, maxAgeMs) → [packet, ip, port, sock] | undefined: the oldest query of listener
+/// `id` waiting for JS that is at most maxAgeMs old (older ones are dropped and counted);
+/// undefined when none is left.
+unsafe extern "C" fn udp_take(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<2>(env, info);
+    let (id, max_age) = (uint(env, a[0]).unwrap_or(0), uint(env, a[1]).unwrap_or(0));
+    let l = LISTENERS.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|m| m.get(&id).map(|o| o.listener.clone()));
+    let p = match l.and_then(|l| l.take(std::time::Duration::from_millis(max_age as u64))) {
+        Some(p) => p,
+        None => return undefined(env),
+    };
+    let mut arr = null_mut();
+    napi_create_array_with_length(env, 4, &mut arr);
+    napi_set_element(env, arr, 0, new_buffer(env, &p.data));
+    napi_set_element(env, arr, 1, new_string(env, &p.ip));
+    napi_set_element(env, arr, 2, new_uint(env, p.port as u32));
+    napi_set_element(env, arr, 3, new_uint(env, p.sock));
+    arr
+}
+
+/// setRrl(rate, slip): response rate limiting in the UDP threads (rate 0: off).
+unsafe extern "C" fn set_rrl(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<2>(env, info);
+    udp::set_rrl(uint(env, a[0]).unwrap_or(0), uint(env, a[1]).unwrap_or(0));
     undefined(env)
 }
 
@@ -311,9 +328,11 @@ unsafe extern "C" fn cores(env: napi_env, _info: napi_callback_info) -> napi_val
 
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 15] = [
+    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 17] = [
         ("openUdp", open_udp),
+        ("setRrl", set_rrl),
         ("closeUdp", close_udp),
+        ("udpTake", udp_take),
         ("reply", reply),
         ("setTable", set_table),
         ("answer", answer_js),

@@ -7,14 +7,16 @@ use crate::answer::{self, Client, Outcome, Table, OUT_MAX};
 use crate::sys::*;
 use std::net::{IpAddr, Ipv6Addr};
 use std::os::raw::c_void;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 const BATCH: usize = 64;
 const IN_MAX: usize = 4096;
 /// Queries waiting for JS beyond this are dropped (and counted): a flood of odd queries must not
-/// grow the daemon's memory without bound.
+/// grow the daemon's memory without bound. Bounded in time too: see `Listener::take`.
 const JS_QUEUE_MAX: usize = 16384;
 
 static TABLE: Mutex<Option<Arc<Table>>> = Mutex::new(None);
@@ -22,7 +24,7 @@ static TABLE_GEN: AtomicU64 = AtomicU64::new(0);
 pub static JS_INFLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 /// Counters: [type * 6 + rcode] for native answers (types: A AAAA SRV PTR SOA NS TXT other),
-/// then to_js, formerr, notimp, dropped, js_queue_full.
+/// then to_js, formerr, notimp, dropped, js_queue_full, ..., js_late (after the latency).
 pub const STAT_TO_JS: usize = 48;
 pub const STAT_FORMERR: usize = 49;
 pub const STAT_NOTIMP: usize = 50;
@@ -32,11 +34,98 @@ pub const STAT_JS_FULL: usize = 52;
 /// its batch's: from recvmmsg returning to sendmmsg done.
 pub const STAT_LAT: usize = 53;
 pub const STAT_LAT_SUM_NS: usize = 68;
-pub const NSTATS: usize = 69;
+/// Handed to JS but too old when JS got to it: dropped unanswered (the client has retried).
+pub const STAT_JS_LATE: usize = 69;
+/// Answers over the response rate limit: dropped, or sent truncated (slip).
+pub const STAT_RRL_DROP: usize = 70;
+pub const STAT_RRL_SLIP: usize = 71;
+pub const NSTATS: usize = 72;
 const BUCKETS_NS: [u64; 14] = [50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 50_000_000, 100_000_000, 500_000_000, 1_000_000_000, 2_500_000_000, 5_000_000_000];
 #[allow(clippy::declare_interior_mutable_const)]
 const ZERO: AtomicU64 = AtomicU64::new(0);
 pub static STATS: [AtomicU64; NSTATS] = [ZERO; NSTATS];
+
+/// Response rate limiting (off at 0): answers per second to one /24 (IPv4) or /56 (IPv6), shared
+/// by all threads; every RRL_SLIP-th limited answer goes out truncated instead of dropped.
+static RRL_RATE: AtomicU32 = AtomicU32::new(0);
+static RRL_SLIP: AtomicU32 = AtomicU32::new(2);
+const RRL_SLOTS: usize = 4096;
+
+#[derive(Clone, Copy)]
+struct RrlSlot {
+    net: [u8; 16],
+    /// Thousandths of an answer.
+    tokens: u64,
+    at_ms: u64,
+    limited: u32,
+}
+
+/// A fixed table of networks, allocated once when RRL is turned on; a network whose slot is
+/// taken by another replaces it (a flood of many networks forgets some, it never grows).
+static RRL: Mutex<Vec<RrlSlot>> = Mutex::new(Vec::new());
+
+pub fn set_rrl(rate: u32, slip: u32) {
+    let mut t = RRL.lock().unwrap_or_else(|e| e.into_inner());
+    if rate > 0 && t.is_empty() {
+        *t = vec![RrlSlot { net: [0; 16], tokens: 0, at_ms: 0, limited: 0 }; RRL_SLOTS];
+    }
+    for slot in t.iter_mut() {
+        slot.at_ms = 0;
+        slot.net = [0; 16];
+    }
+    RRL_SLIP.store(slip, Ordering::Relaxed);
+    RRL_RATE.store(rate, Ordering::Relaxed);
+}
+
+enum Verdict {
+    Send,
+    Drop,
+    Slip,
+}
+
+fn rrl_network(c: &Client) -> [u8; 16] {
+    let mut net = [0u8; 16];
+    let v4 = c.addr[..10].iter().all(|&b| b == 0) && c.addr[10] == 0xff && c.addr[11] == 0xff;
+    let n = if v4 { 15 } else { 7 };
+    net[..n].copy_from_slice(&c.addr[..n]);
+    net
+}
+
+fn rrl_check(t: &mut [RrlSlot], c: &Client, rate: u64, slip: u32, now_ms: u64) -> Verdict {
+    let net = rrl_network(c);
+    let h = net.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let slot = &mut t[(h as usize) % t.len()];
+    let full = rate * 1000;
+    if slot.net != net || slot.at_ms == 0 {
+        *slot = RrlSlot { net, tokens: full, at_ms: now_ms, limited: 0 };
+    }
+    slot.tokens = (slot.tokens + now_ms.saturating_sub(slot.at_ms) * rate).min(full);
+    slot.at_ms = now_ms;
+    if slot.tokens >= 1000 {
+        slot.tokens -= 1000;
+        return Verdict::Send;
+    }
+    slot.limited = slot.limited.wrapping_add(1);
+    if slip > 0 && slot.limited % slip == 0 {
+        Verdict::Slip
+    } else {
+        Verdict::Drop
+    }
+}
+
+/// Cuts a reply to its header and question, with TC set (the slip answer); returns its length.
+fn truncate_reply(out: &mut [u8], len: usize) -> usize {
+    let mut i = 12;
+    while i < len && out[i] != 0 && out[i] & 0xc0 == 0 {
+        i += out[i] as usize + 1;
+    }
+    let end = (i + 5).min(len);
+    out[2] |= 0x02;
+    for b in &mut out[6..12] {
+        *b = 0;
+    }
+    end
+}
 
 static TABLE_SEQ: AtomicU64 = AtomicU64::new(0);
 static INSTALLED_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -67,17 +156,65 @@ pub struct Pending {
     pub ip: String,
     pub port: u16,
     pub sock: u32,
+    at: Instant,
 }
 
-pub type Sink = Arc<dyn Fn(Vec<Pending>) + Send + Sync>;
+/// Tells JS that queries are waiting (called once per empty → non-empty transition).
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
+
+/// The queries a listener's threads hand to JS. JS pulls them one at a time within a budget per
+/// event-loop turn (src/native/udp.ts), so a flood of them cannot hold the loop that also runs
+/// gossip; `woken` says a wake-up is on its way or JS is still draining, so the threads signal
+/// only once per drain instead of once per batch.
+struct HandOff {
+    q: VecDeque<Pending>,
+    woken: bool,
+}
 
 pub struct Listener {
     pub fds: Vec<i32>,
     stop: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    handoff: Mutex<HandOff>,
+    wake: Wake,
 }
 
 impl Listener {
+    /// Queues queries for JS; wakes JS if it is not already draining.
+    fn hand_off(&self, batch: Vec<Pending>) {
+        let wake = {
+            let mut h = self.handoff.lock().unwrap_or_else(|e| e.into_inner());
+            h.q.extend(batch);
+            !std::mem::replace(&mut h.woken, true)
+        };
+        if wake {
+            (self.wake)();
+        }
+    }
+
+    /// The oldest waiting query that is at most `max_age` old; older ones are dropped and
+    /// counted (their clients have retried or given up: answering them only delays the fresh
+    /// ones). None when the queue is empty, which also ends the drain (the next query wakes JS).
+    pub fn take(&self, max_age: Duration) -> Option<Pending> {
+        let mut h = self.handoff.lock().unwrap_or_else(|e| e.into_inner());
+        let mut late = 0;
+        let got = loop {
+            match h.q.pop_front() {
+                Some(p) if p.at.elapsed() > max_age => late += 1,
+                other => break other,
+            }
+        };
+        if got.is_none() {
+            h.woken = false;
+        }
+        drop(h);
+        JS_INFLIGHT.fetch_sub(late + got.is_some() as usize, Ordering::Relaxed);
+        if late > 0 {
+            STATS[STAT_JS_LATE].fetch_add(late as u64, Ordering::Relaxed);
+        }
+        got
+    }
+
     pub fn close(&self) {
         self.stop.store(true, Ordering::SeqCst);
         let threads: Vec<JoinHandle<()>> = self.threads.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
@@ -87,6 +224,9 @@ impl Listener {
         for fd in &self.fds {
             unsafe { close(*fd) };
         }
+        let mut h = self.handoff.lock().unwrap_or_else(|e| e.into_inner());
+        JS_INFLIGHT.fetch_sub(h.q.len(), Ordering::Relaxed);
+        h.q.clear();
     }
 
     pub fn reply(&self, idx: usize, ip: &str, port: u16, data: &[u8]) -> bool {
@@ -123,7 +263,7 @@ pub fn sockaddr(ip: IpAddr, port: u16) -> (sockaddr_storage, u32) {
 }
 
 /// Binds `threads` sockets on ip:port (port 0: the first picks one, the others share it).
-pub fn open(host: &str, port: u16, threads: usize, rcvbuf: i32, sink: Sink, id: u32) -> Result<(Arc<Listener>, u16), (i32, String)> {
+pub fn open(host: &str, port: u16, threads: usize, rcvbuf: i32, wake: Wake, id: u32) -> Result<(Arc<Listener>, u16), (i32, String)> {
     let ip: IpAddr = host.parse().map_err(|_| (22, format!("not an IP address: {}", host)))?;
     let mut fds = Vec::new();
     let mut port = port;
@@ -150,16 +290,21 @@ pub fn open(host: &str, port: u16, threads: usize, rcvbuf: i32, sink: Sink, id: 
     // the steering above then hands a query to the thread running on the CPU that received it (no
     // cross-CPU wakeup, the packet still in that CPU's cache).
     let pin = fds.len() > 1 && cpus == (0..fds.len()).collect::<Vec<_>>();
-    let l = Arc::new(Listener { fds: fds.clone(), stop: AtomicBool::new(false), threads: Mutex::new(Vec::new()) });
+    let l = Arc::new(Listener {
+        fds: fds.clone(),
+        stop: AtomicBool::new(false),
+        threads: Mutex::new(Vec::new()),
+        handoff: Mutex::new(HandOff { q: VecDeque::new(), woken: false }),
+        wake,
+    });
     for (i, fd) in fds.iter().enumerate() {
         let l2 = l.clone();
-        let sink = sink.clone();
         let fd = *fd;
         let sock = (id << 8) | i as u32;
         let cpu = if pin { Some(i) } else { None };
         let h = std::thread::Builder::new()
             .name(format!("psdns-udp-{}", i))
-            .spawn(move || serve(fd, &l2.stop, sink, sock, cpu))
+            .spawn(move || serve(fd, &l2, sock, cpu))
             .map_err(|e| (12, e.to_string()))?;
         l.threads.lock().unwrap_or_else(|e| e.into_inner()).push(h);
     }
@@ -266,7 +411,7 @@ fn reply_qtype(out: &[u8]) -> u16 {
     }
 }
 
-fn serve(fd: i32, stop: &AtomicBool, sink: Sink, sock: u32, cpu: Option<usize>) {
+fn serve(fd: i32, l: &Listener, sock: u32, cpu: Option<usize>) {
     if let Some(cpu) = cpu {
         let mut mask = [0u64; 16];
         mask[cpu / 64] |= 1 << (cpu % 64);
@@ -294,7 +439,9 @@ fn serve(fd: i32, stop: &AtomicBool, sink: Sink, sock: u32, cpu: Option<usize>) 
     let mut smsgs = vec![mmsghdr { msg_hdr: empty, msg_len: 0 }; BATCH];
     let (mut gen, mut table) = current_table();
     let mut stats = [0u64; NSTATS];
-    while !stop.load(Ordering::Relaxed) {
+    let mut clients = [Client { addr: [0; 16] }; BATCH];
+    let epoch = Instant::now();
+    while !l.stop.load(Ordering::Relaxed) {
         for i in 0..BATCH {
             rmsgs[i].msg_hdr.msg_name = &mut names[i] as *mut _ as *mut c_void;
             rmsgs[i].msg_hdr.msg_namelen = 128;
@@ -346,17 +493,41 @@ fn serve(fd: i32, stop: &AtomicBool, sink: Sink, sock: u32, cpu: Option<usize>) 
                     }
                     JS_INFLIGHT.fetch_add(1, Ordering::Relaxed);
                     stats[STAT_TO_JS] += 1;
-                    pending.push(Pending { data: q.to_vec(), ip: ip.to_string(), port, sock });
+                    pending.push(Pending { data: q.to_vec(), ip: ip.to_string(), port, sock, at: t0 });
                     continue;
                 }
             };
             // Queue the answer for this batch's sendmmsg, back to the address it came from.
+            clients[ns] = client;
             iov_out[ns].iov_len = olen;
             smsgs[ns].msg_hdr.msg_name = &mut names[i] as *mut _ as *mut c_void;
             smsgs[ns].msg_hdr.msg_namelen = rmsgs[i].msg_hdr.msg_namelen;
             smsgs[ns].msg_hdr.msg_iov = &mut iov_out[ns];
             smsgs[ns].msg_hdr.msg_iovlen = 1;
             ns += 1;
+        }
+        let rate = RRL_RATE.load(Ordering::Relaxed);
+        if rate > 0 && ns > 0 {
+            let slip = RRL_SLIP.load(Ordering::Relaxed);
+            let now_ms = epoch.elapsed().as_millis() as u64 + 1;
+            let mut t = RRL.lock().unwrap_or_else(|e| e.into_inner());
+            let mut kept = 0;
+            for k in 0..ns {
+                match rrl_check(&mut t, &clients[k], rate as u64, slip, now_ms) {
+                    Verdict::Send => {}
+                    Verdict::Drop => {
+                        stats[STAT_RRL_DROP] += 1;
+                        continue;
+                    }
+                    Verdict::Slip => {
+                        stats[STAT_RRL_SLIP] += 1;
+                        iov_out[k].iov_len = truncate_reply(&mut outb[k], iov_out[k].iov_len);
+                    }
+                }
+                smsgs[kept] = smsgs[k];
+                kept += 1;
+            }
+            ns = kept;
         }
         let mut sent = 0usize;
         while sent < ns {
@@ -373,7 +544,7 @@ fn serve(fd: i32, stop: &AtomicBool, sink: Sink, sock: u32, cpu: Option<usize>) 
             stats[STAT_LAT_SUM_NS] += ns_elapsed * ns as u64;
         }
         if !pending.is_empty() {
-            sink(pending);
+            l.hand_off(pending);
         }
         for (k, v) in stats.iter_mut().enumerate() {
             if *v != 0 {

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry as PromRegistry } from 'prom-client';
-import type { AnswerSource, DnsMetrics } from '../dns/handler.js';
+import type { AnswerSource, DnsMetrics, ShedReason } from '../dns/handler.js';
 import type { ResponseCache } from '../dns/cache.js';
 import type { Registry } from '../registry/registry.js';
 
@@ -76,6 +76,7 @@ export class Metrics implements DnsMetrics {
   private readonly stats = new QueryStats();
   private readonly malformedCount: Counter<'action'>;
   private readonly upstreamFailures: Counter<'upstream'>;
+  private readonly shedCount: Counter<'reason'>;
   readonly apiRequests: Counter<'method' | 'route' | 'code'>;
 
   constructor(src: MetricsSources, readonly path: 'js' | 'native' = 'js') {
@@ -85,6 +86,12 @@ export class Metrics implements DnsMetrics {
       name: `${P}dns_malformed_total`,
       help: 'Malformed DNS queries: answered with FORMERR/NOTIMP (formerr) or dropped (dropped)',
       labelNames: ['action'],
+      registers,
+    });
+    this.shedCount = new Counter({
+      name: `${P}dns_shed_total`,
+      help: 'DNS work refused to stay responsive under load, by reason: queries handed to the JS path dropped because the queue was full (handoff_full) or they waited too long (handoff_late); TCP connections refused or closed (tcp_total_limit, tcp_client_limit, tcp_idle, tcp_read_timeout, tcp_output_full) and TCP reads paused for a client not reading its answers (tcp_output_paused); UDP responses over the --dns-rrl rate dropped (rrl_drop) or sent truncated (rrl_slip)',
+      labelNames: ['reason'],
       registers,
     });
     this.upstreamFailures = new Counter({
@@ -150,6 +157,10 @@ export class Metrics implements DnsMetrics {
 
   malformed(action: 'formerr' | 'dropped', n = 1): void {
     this.malformedCount.inc({ action }, n);
+  }
+
+  shed(reason: ShedReason, n = 1): void {
+    this.shedCount.inc({ reason }, n);
   }
 
   /** Latency of native answers (per batch: receive to send), added in bulk. */

@@ -104,7 +104,27 @@ export const OPTIONS = {
   }),
   tcpIdleTimeout: def({
     name: 'tcp-idle-timeout', kind: k.duration(1000, 600_000), default: 10_000, group: 'DNS',
-    help: 'DNS-over-TCP connections idle this long are closed',
+    help: 'DNS-over-TCP connections idle this long are closed (also those whose answers stay unread this long)',
+  }),
+  tcpReadTimeout: def({
+    name: 'tcp-read-timeout', kind: k.duration(100, 600_000), default: 5000, group: 'DNS',
+    help: 'a DNS-over-TCP query must arrive whole within this long of its first byte, or the connection is closed',
+  }),
+  tcpMaxConnections: def({
+    name: 'tcp-max-connections', kind: k.int(1, 1_000_000), default: 1000, group: 'DNS',
+    help: 'DNS-over-TCP connections at once; beyond it a new one replaces the oldest with no query in flight',
+  }),
+  tcpMaxConnectionsPerClient: def({
+    name: 'tcp-max-connections-per-client', kind: k.int(1, 1_000_000), default: 100, group: 'DNS',
+    help: 'DNS-over-TCP connections at once from one client address; more are refused',
+  }),
+  dnsRrl: def({
+    name: 'dns-rrl', kind: k.int(0, 10_000_000), default: 0, group: 'DNS',
+    help: 'response rate limiting for UDP: responses per second to one /24 (IPv4) or /56 (IPv6); beyond it responses are dropped (0: off)',
+  }),
+  dnsRrlSlip: def({
+    name: 'dns-rrl-slip', kind: k.int(0, 10), default: 2, group: 'DNS',
+    help: 'with --dns-rrl, every Nth limited response is sent truncated (TC) instead of dropped, so real clients retry over TCP (0: drop all)',
   }),
   dnsThreads: def({
     name: 'dns-threads', kind: k.int(0, 64), default: 0, group: 'DNS',

@@ -23,6 +23,19 @@ export interface DnsMetrics {
   malformed(action: 'formerr' | 'dropped'): void;
 }
 
+/** Why DNS work was refused to stay responsive under load (the metric dns_shed_total). */
+export type ShedReason =
+  | 'handoff_full'
+  | 'handoff_late'
+  | 'tcp_total_limit'
+  | 'tcp_client_limit'
+  | 'tcp_idle'
+  | 'tcp_read_timeout'
+  | 'tcp_output_full'
+  | 'tcp_output_paused'
+  | 'rrl_drop'
+  | 'rrl_slip';
+
 export interface HandlerDeps {
   zone: Zone;
   clients: ClientPolicy;

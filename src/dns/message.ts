@@ -178,6 +178,8 @@ export interface Frame {
   opt: Buffer | null;
   /** Largest message allowed. */
   limit: number;
+  /** The caller already knows the answer does not fit (it left out records): truncate. */
+  truncate?: boolean;
 }
 
 export const FLAG_TC = 0x0200;
@@ -192,9 +194,9 @@ export function assemble(f: Frame, s: Sections): Buffer {
   let authorities = s.authorities;
   let additionals = s.additionals;
   let flags = f.flags;
-  if (base + an + ns + size(additionals) > f.limit) {
+  if (f.truncate || base + an + ns + size(additionals) > f.limit) {
     additionals = [];
-    if (base + an + ns > f.limit) {
+    if (f.truncate || base + an + ns > f.limit) {
       flags |= FLAG_TC;
       authorities = [];
       let room = f.limit - base;

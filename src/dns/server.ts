@@ -3,26 +3,48 @@ import { createServer, isIP, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { showHostPort, type HostPort } from '../config/kinds.js';
 import { explainBindError } from '../net/bind-error.js';
-import type { DnsHandler } from './handler.js';
+import type { DnsHandler, ShedReason } from './handler.js';
+import { TcpFramer } from './tcp-framer.js';
 
 // The JS DNS transports: UDP datagrams and DNS over TCP (RFC 7766: length-prefixed, several
 // queries per connection, answered as they complete, idle timeout). Bytes in, handler, bytes out.
+// Every TCP client is bounded: connections in total and per client address, a deadline for the
+// whole of each query once its first byte is in (a client trickling bytes cannot hold a slot),
+// an idle timeout, and the answers waiting to be sent (a client that does not read them is not
+// read from either, and is closed if it stays that way).
 
 export interface DnsServerOptions {
   tcpIdleTimeoutMs: number;
+  /** Time from a query's first byte to its last. */
+  tcpReadTimeoutMs: number;
   maxTcpConnections: number;
+  maxTcpPerClient: number;
   /** Queries one TCP connection may have in flight before we stop reading from it. */
   maxTcpPipeline: number;
+  /** Answers waiting to be sent on one connection beyond this: stop reading its queries. */
+  maxTcpOutput: number;
   /** SO_RCVBUF for UDP sockets: bursts are absorbed instead of dropped by the kernel. */
   udpReceiveBuffer: number;
+  /** Response rate limiting of UDP replies (rrl.ts): the reply, a truncated one, or null. */
+  udpLimit?: (ip: string, reply: Buffer) => Buffer | null;
 }
 
 export const DEFAULT_SERVER_OPTIONS: DnsServerOptions = {
   tcpIdleTimeoutMs: 10_000,
+  tcpReadTimeoutMs: 5000,
   maxTcpConnections: 1000,
+  maxTcpPerClient: 100,
   maxTcpPipeline: 64,
+  maxTcpOutput: 128 << 10,
   udpReceiveBuffer: 4 << 20,
 };
+
+interface Connection {
+  sock: Socket;
+  client: string;
+  /** Queries handed to the handler whose answers are not written yet. */
+  inflight: number;
+}
 
 export class BindError extends Error {
   constructor(
@@ -44,13 +66,16 @@ export type UdpBinder = (addr: HostPort) => { port: number; close(): void };
 
 export class DnsServer {
   private readonly listeners: Listener[] = [];
-  private readonly connections = new Set<Socket>();
+  /** Open TCP connections, oldest first. */
+  private readonly connections = new Set<Connection>();
+  private readonly perClient = new Map<string, number>();
 
   constructor(
     private readonly handler: DnsHandler,
     private opts: DnsServerOptions,
     private readonly log: Logger,
     private readonly udpBinder?: UdpBinder,
+    private readonly shed: (reason: ShedReason) => void = () => undefined,
   ) {}
 
   get addresses(): HostPort[] {
@@ -89,7 +114,7 @@ export class DnsServer {
   }
 
   async close(): Promise<void> {
-    for (const c of this.connections) c.destroy();
+    for (const c of this.connections) c.sock.destroy();
     await Promise.all(
       this.listeners.splice(0).map(
         (l) => new Promise<void>((resolve) => {
@@ -134,15 +159,17 @@ export class DnsServer {
   private onDatagram(sock: UdpSocket, msg: Buffer, address: string, port: number): void {
     const reply = this.handler.handle(msg, { address, port, transport: 'udp' });
     if (reply === null) return;
-    if (reply instanceof Promise) {
-      reply.then((r) => r && sock.send(r, port, address)).catch(() => undefined);
-    } else sock.send(reply, port, address);
+    const send = (r: Buffer | null): void => {
+      const out = r && (this.opts.udpLimit ? this.opts.udpLimit(address, r) : r);
+      if (out) sock.send(out, port, address);
+    };
+    if (reply instanceof Promise) reply.then(send).catch(() => undefined);
+    else send(reply);
   }
 
   private bindTcp(addr: HostPort): Promise<Server> {
     return new Promise((resolve, reject) => {
       const server = createServer({ noDelay: true, allowHalfOpen: true }, (sock) => this.onConnection(sock));
-      server.maxConnections = this.opts.maxTcpConnections;
       const onError = (e: NodeJS.ErrnoException): void => {
         server.close();
         reject(new BindError(addr, explainBindError(e, 'serve DNS', addr.host, addr.port, 'tcp', '--dns-listen')));
@@ -156,16 +183,70 @@ export class DnsServer {
     });
   }
 
+  /** Room for a new connection from `client`: false (counted) when it must be refused. */
+  private admit(client: string): boolean {
+    if ((this.perClient.get(client) ?? 0) >= this.opts.maxTcpPerClient) {
+      this.shed('tcp_client_limit');
+      return false;
+    }
+    if (this.connections.size < this.opts.maxTcpConnections) return true;
+    // Full: the oldest connection with no answer pending makes room (it may be idle or trickling;
+    // new clients must not be locked out by connections that do nothing).
+    this.shed('tcp_total_limit');
+    for (const c of this.connections) {
+      if (c.inflight === 0) {
+        this.drop(c);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private drop(c: Connection): void {
+    if (!this.connections.delete(c)) return;
+    const n = (this.perClient.get(c.client) ?? 1) - 1;
+    if (n > 0) this.perClient.set(c.client, n);
+    else this.perClient.delete(c.client);
+    c.sock.destroy();
+  }
+
   private onConnection(sock: Socket): void {
-    this.connections.add(sock);
     const address = sock.remoteAddress ?? '';
     const port = sock.remotePort ?? 0;
-    let buf = Buffer.alloc(0);
-    let inflight = 0;
-    let ended = false;
-    sock.setTimeout(this.opts.tcpIdleTimeoutMs, () => sock.destroy());
-    sock.on('close', () => this.connections.delete(sock));
     sock.on('error', () => sock.destroy());
+    if (!this.admit(address)) return void sock.destroy();
+    const c: Connection = { sock, client: address, inflight: 0 };
+    this.connections.add(c);
+    this.perClient.set(address, (this.perClient.get(address) ?? 0) + 1);
+    sock.on('close', () => this.drop(c));
+    const framer = new TcpFramer();
+    let ended = false;
+    /** Complete queries taken so far: a new one restarts the idle and read deadlines. */
+    let taken = 0;
+    let timer: NodeJS.Timeout | undefined;
+    let armed = '';
+    const arm = (reason: ShedReason, ms: number): void => {
+      const key = reason === 'tcp_output_full' ? reason : `${reason}:${taken}`;
+      if (armed === key) return;
+      armed = key;
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        this.shed(reason);
+        this.drop(c);
+      }, ms);
+    };
+    /** The one deadline that applies now. */
+    const rearm = (): void => {
+      if (sock.destroyed) return;
+      if (sock.writableLength > this.opts.maxTcpOutput) arm('tcp_output_full', this.opts.tcpIdleTimeoutMs);
+      else if (c.inflight > 0) {
+        // Our turn: answers are on their way (the next queries wait for them).
+        clearTimeout(timer);
+        armed = '';
+      } else if (framer.partial) arm('tcp_read_timeout', this.opts.tcpReadTimeoutMs);
+      else arm('tcp_idle', this.opts.tcpIdleTimeoutMs);
+    };
+    sock.on('close', () => clearTimeout(timer));
     const send = (reply: Buffer | null): void => {
       if (reply && !sock.destroyed) {
         const len = Buffer.allocUnsafe(2);
@@ -174,38 +255,43 @@ export class DnsServer {
       }
     };
     const drain = (): void => {
-      while (buf.length >= 2 && inflight < this.opts.maxTcpPipeline) {
-        const len = buf.readUInt16BE(0);
-        if (buf.length < 2 + len) break;
-        const msg = buf.subarray(2, 2 + len);
-        buf = buf.subarray(2 + len);
+      while (c.inflight < this.opts.maxTcpPipeline && sock.writableLength <= this.opts.maxTcpOutput && !sock.destroyed) {
+        const msg = framer.next();
+        if (!msg) break;
+        taken++;
         const reply = this.handler.handle(msg, { address, port, transport: 'tcp' });
         if (reply instanceof Promise) {
-          inflight++;
+          c.inflight++;
           reply
             .then(send, () => undefined)
             .finally(() => {
-              inflight--;
-              if (sock.isPaused()) sock.resume();
+              c.inflight--;
               drain();
               // The client half-closed after its last query: close once every answer is out.
-              if (ended && inflight === 0) sock.end();
+              if (ended && c.inflight === 0) sock.end();
             });
         } else {
           // A query that gets no reply at all (unreadable header) ends the stream: it is not DNS.
-          if (reply === null) return void sock.destroy();
+          if (reply === null) return void this.drop(c);
           send(reply);
         }
       }
-      if (inflight >= this.opts.maxTcpPipeline) sock.pause();
+      const outputFull = sock.writableLength > this.opts.maxTcpOutput;
+      if (c.inflight >= this.opts.maxTcpPipeline || outputFull) {
+        if (outputFull && !sock.isPaused()) this.shed('tcp_output_paused');
+        sock.pause();
+      } else if (sock.isPaused()) sock.resume();
+      rearm();
     };
+    sock.on('drain', drain);
     sock.on('data', (chunk) => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      framer.push(chunk);
       drain();
     });
     sock.on('end', () => {
       ended = true;
-      if (inflight === 0) sock.end();
+      if (c.inflight === 0) sock.end();
     });
+    rearm();
   }
 }

@@ -116,10 +116,13 @@ export function encodeAnswer(q: Query, answer: Answer, opts: EncodeOptions): Buf
   const enc = (list: RR[]) => list.map((rr) => encodeRecord(rr, ctx));
   // The zone's labels end the question name, just before its root label, type and class.
   const zoneAt = ctx.zone === null ? -1 : 12 + question.length - 5 - (ctx.zone.length + 1);
-  return assemble(
-    { id: q.id, flags, question, zoneAt, opt: q.opt ? ourOpt(q.opt) : null, limit: opts.limit },
-    { answers: enc(answer.answers), authorities: enc(answer.authorities), additionals: enc(answer.additionals) },
-  );
+  const frame = { id: q.id, flags, question, zoneAt, opt: q.opt ? ourOpt(q.opt) : null, limit: opts.limit };
+  // A record takes at least 12 bytes (a pointer, type, class, TTL, length): past that many, the
+  // answer is truncated for sure, and the records that could not fit are not encoded at all (a
+  // service with hundreds of endpoints asked over UDP costs what fits, not tens of KB).
+  const room = Math.floor((opts.limit - 12) / 12);
+  if (answer.answers.length > room) return assemble({ ...frame, truncate: true }, { answers: enc(answer.answers.slice(0, room)), authorities: [], additionals: [] });
+  return assemble(frame, { answers: enc(answer.answers), authorities: enc(answer.authorities), additionals: enc(answer.additionals) });
 }
 
 /** An error or refusal that echoes the question. */

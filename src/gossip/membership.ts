@@ -1,3 +1,4 @@
+import { Awareness, LATE_MS } from './awareness.js';
 import type { Clock, Timer } from './clock.js';
 import type { Message, MemberInfo, MemberState } from './codec.js';
 import { decodeMessages, encodeMessages, WIRE_VERSION, WireError } from './codec.js';
@@ -63,6 +64,8 @@ export class Membership {
     packetsSent: 0, packetsReceived: 0, messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0,
     rejected: { version: 0, decode: 0, auth: 0, replay: 0, unencrypted: 0, encrypted: 0 }, pushPulls: 0, pushPullFailures: 0, updatesQueued: 0,
   };
+  /** Lifeguard's local health: scales this node's probe and suspicion timeouts (awareness.ts). */
+  readonly awareness = new Awareness();
   private readonly members = new Map<string, Member>();
   private readonly queue: BroadcastQueue;
   private readonly acks = new Map<number, () => void>();
@@ -112,7 +115,7 @@ export class Membership {
       if (answer) this.stats.bytesSent += answer.length;
       return answer;
     });
-    this.every(this.cfg.probeInterval, () => this.probeNext(), this.random() * this.cfg.probeInterval);
+    this.loop(() => this.awareness.scale(this.cfg.probeInterval), () => this.probeNext(), this.random() * this.cfg.probeInterval);
     this.every(this.cfg.gossipInterval, () => this.gossip(), this.random() * this.cfg.gossipInterval);
     this.loop(() => pushPullInterval(this.cfg, this.live), () => void this.pushPullRandom());
     this.every(RECONNECT_INTERVAL, () => void this.reconnect(), this.random() * RECONNECT_INTERVAL);
@@ -215,28 +218,52 @@ export class Membership {
   private probe(target: Member): void {
     const started = this.o.clock.now();
     const seq = ++this.seq;
+    const timeout = this.awareness.scale(this.cfg.probeTimeout);
+    const interval = this.awareness.scale(this.cfg.probeInterval);
     let acked = false;
+    let direct = true;
     this.acks.set(seq, () => (acked = true));
     const ping: Message[] = [{ t: 'ping', seq, target: target.id, from: this.self.id, fromAddr: this.self.addr }];
     // Lifeguard's buddy system: a suspect hears of the suspicion on the probe itself, so it can
     // refute it even when the gossiped copies have all been spent.
     if (target.state === 'suspect') ping.push({ t: 'suspect', id: target.id, inc: target.inc, from: this.self.id });
     this.send(target.addr, ping);
-    this.o.clock.after(this.cfg.probeTimeout, () => {
+    let helpers = 0;
+    this.o.clock.after(timeout, () => this.settle(started + timeout, () => {
+      direct = false;
       if (acked || !this.running) return;
-      const helpers = this.pick(this.cfg.indirectChecks, (m) => m.state === 'alive' && m.id !== target.id);
-      for (const h of helpers) {
+      const picked = this.pick(this.cfg.indirectChecks, (m) => m.state === 'alive' && m.id !== target.id);
+      helpers = picked.length;
+      for (const h of picked) {
         this.send(h.addr, [{ t: 'indirect', seq, target: target.id, targetAddr: target.addr, from: this.self.id, fromAddr: this.self.addr }]);
       }
-    });
-    this.o.clock.after(this.cfg.probeInterval, () => {
+    }));
+    this.o.clock.after(interval, () => this.settle(started + interval, () => {
       this.acks.delete(seq);
-      if (acked || !this.running) return;
+      if (!this.running) return;
+      if (acked) {
+        if (direct) this.awareness.apply(-1);
+        return;
+      }
+      // Nobody else tried: the failure may as well be this node's own (memberlist's rule).
+      if (helpers === 0) this.awareness.apply(1);
       const m = this.members.get(target.id);
       if (!m || m.inc !== target.inc || m.state !== 'alive') return;
       const msg: Message = { t: 'suspect', id: m.id, inc: m.inc, from: this.self.id };
       this.onSuspect(msg, started);
-    });
+    }));
+  }
+
+  /**
+   * Runs a failure detector timer's action. A timer that fired late means this node's event loop
+   * was behind: the acks or refutations that arrived meanwhile are still unread (timers run
+   * before I/O), so the action waits one turn for them, and the local health score goes up.
+   */
+  private settle(due: number, fn: () => void): void {
+    if (this.o.clock.now() - due <= LATE_MS) return fn();
+    this.awareness.late++;
+    this.awareness.apply(1);
+    this.o.clock.after(0, fn);
   }
 
   // ---- state changes (the SWIM rules) ----
@@ -276,16 +303,15 @@ export class Membership {
     this.setState(m, 'suspect');
     this.rebroadcast(`m:${m.id}`, msg);
     const started = since ?? this.o.clock.now();
-    const wait = Math.max(0, started + suspicionTimeout(this.cfg, this.live) - this.o.clock.now());
+    const due = started + this.awareness.scale(suspicionTimeout(this.cfg, this.live));
     const inc = m.inc;
-    this.suspicions.set(
-      m.id,
-      this.o.clock.after(wait, () => {
-        this.suspicions.delete(m.id);
-        if (m.state !== 'suspect' || m.inc !== inc || !this.running) return;
-        this.onDead({ t: 'dead', id: m.id, inc, from: this.self.id });
-      }),
-    );
+    const timer = this.o.clock.after(Math.max(0, due - this.o.clock.now()), () => this.settle(due, () => {
+      if (this.suspicions.get(m.id) !== timer) return; // cancelled while waiting a turn
+      this.suspicions.delete(m.id);
+      if (m.state !== 'suspect' || m.inc !== inc || !this.running) return;
+      this.onDead({ t: 'dead', id: m.id, inc, from: this.self.id });
+    }));
+    this.suspicions.set(m.id, timer);
   }
 
   private onDead(msg: Extract<Message, { t: 'dead' }>): void {
@@ -306,6 +332,8 @@ export class Membership {
   }
 
   private refute(inc: number): void {
+    // Others could not reach us in time: likely our own fault (Lifeguard).
+    this.awareness.apply(1);
     this.self.inc = Math.max(this.self.inc, inc) + 1;
     this.queue.push(`m:${this.self.id}`, this.aliveMsg(this.self));
   }
@@ -392,7 +420,9 @@ export class Membership {
     const msgs = this.openFrame(data, from);
     if (!msgs || !this.running) return;
     this.stats.messagesReceived += msgs.length;
-    for (const m of msgs) {
+    // Probes first: their answers are what keeps this node (and others) from being suspected.
+    const probes = (m: Message): boolean => m.t === 'ping' || m.t === 'ack' || m.t === 'indirect';
+    for (const m of [...msgs.filter(probes), ...msgs.filter((m) => !probes(m))]) {
       try {
         this.handle(m);
       } catch (e) {

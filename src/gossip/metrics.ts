@@ -28,6 +28,15 @@ export function gossipMetrics(prom: PromRegistry, cluster: () => Cluster | null)
   counter('updates_queued_total', 'Registry updates queued for gossip (this node\'s changes and those passed on)', () => stats()?.updatesQueued);
   counter('push_pulls_total', 'Completed TCP push-pull state exchanges (either side)', () => stats()?.pushPulls);
   counter('push_pull_failures_total', 'Push-pull exchanges this node started that failed', () => stats()?.pushPullFailures);
+  counter('late_timers_total', "Failure-detector timers that fired late (this node's event loop was behind); each raises the local health score", () => cluster()?.membership.awareness.late);
+  new Gauge({
+    name: `${P}local_health_score`,
+    help: "Lifeguard local health score: 0 is healthy; at n this node's probe and suspicion timeouts are n+1 times longer",
+    registers,
+    collect() {
+      this.set(cluster()?.membership.awareness.score ?? 0);
+    },
+  });
   new Counter({
     name: `${P}rejected_total`,
     help: 'Gossip packets and frames dropped: auth (decrypt failure: wrong key or tampered), replay, decode, version, unencrypted, encrypted',

@@ -20,6 +20,8 @@ export interface NativeDns {
   reason?: string;
   udpBinder?: UdpBinder;
   table?: LiveTable;
+  /** Response rate limiting in the native threads: responses/s per network (0: off), slip. */
+  setRrl(rate: number, slip: number): void;
   close(): void;
 }
 
@@ -33,6 +35,8 @@ export interface NativeDnsDeps {
   env: NodeJS.ProcessEnv;
   /** Podman container names (scoped by network), when the daemon has them. */
   containerNames?: ContainerNames;
+  /** Response rate limiting of the replies the JS side sends for the native threads. */
+  udpLimit?: (ip: string, reply: Buffer) => Buffer | null;
 }
 
 const METRICS_INTERVAL_MS = 1000;
@@ -44,11 +48,11 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   if (!loaded.addon) {
     if (loaded.disabled) d.log.info(loaded.reason);
     else d.log.warn(`${loaded.reason}; serving DNS from the JS path`);
-    return { path: 'js', reason: loaded.reason, close: () => undefined };
+    return { path: 'js', reason: loaded.reason, setRrl: () => undefined, close: () => undefined };
   }
   const { addon } = loaded;
   const n = threads > 0 ? threads : addon.cores();
-  const udp = new NativeUdp(addon, d.handler, n, receiveBuffer);
+  const udp = new NativeUdp(addon, d.handler, n, receiveBuffer, d.udpLimit);
   const table = new LiveTable(d.registry, d.zone, d.clients, (t) => addon.setTable(t, t.length > BACKGROUND_PARSE_BYTES), (e) => {
     // Without a current table the threads hand every query to JS: slower, still correct.
     addon.setTable(null);
@@ -61,6 +65,10 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
     for (const [type, rcode, count] of c.answers) d.metrics.nativeAnswers(type, rcode, count);
     if (c.formerr) d.metrics.malformed('formerr', c.formerr);
     if (c.dropped) d.metrics.malformed('dropped', c.dropped);
+    if (c.handoffFull) d.metrics.shed('handoff_full', c.handoffFull);
+    if (c.handoffLate) d.metrics.shed('handoff_late', c.handoffLate);
+    if (c.rrlDrop) d.metrics.shed('rrl_drop', c.rrlDrop);
+    if (c.rrlSlip) d.metrics.shed('rrl_slip', c.rrlSlip);
     if (c.latency.count) d.metrics.nativeLatency(c.latency.buckets, c.latency.sum, c.latency.count);
   };
   d.metrics.beforeScrape.push(flush);
@@ -79,6 +87,7 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   return {
     path: 'native',
     udpBinder: (addr) => udp.listen(addr),
+    setRrl: (rate, slip) => addon.setRrl(rate, slip),
     table,
     close: () => {
       clearInterval(timer);

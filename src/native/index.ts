@@ -9,9 +9,16 @@ import { fileURLToPath } from 'node:url';
 
 /** What native/src/lib.rs exports. */
 export interface Addon {
-  /** Binds `threads` SO_REUSEPORT sockets; returns [listener id, bound port]. Throws with .code. */
-  openUdp(host: string, port: number, threads: number, rcvbuf: number, onQuery: (packet: Buffer, ip: string, port: number, sock: number) => void): [number, number];
+  /**
+   * Binds `threads` SO_REUSEPORT sockets; returns [listener id, bound port]. Throws with .code.
+   * `onWaiting`: queries wait for JS (take them with udpTake until it returns undefined).
+   */
+  openUdp(host: string, port: number, threads: number, rcvbuf: number, onWaiting: () => void): [number, number];
   closeUdp(id: number): void;
+  /** Response rate limiting in the UDP threads: responses/s per /24 or /56 (0: off), slip. */
+  setRrl(rate: number, slip: number): void;
+  /** The oldest query waiting for JS at most maxAgeMs old (older ones: dropped, counted). */
+  udpTake(id: number, maxAgeMs: number): [packet: Buffer, ip: string, port: number, sock: number] | undefined;
   reply(sock: number, ip: string, port: number, packet: Buffer): boolean;
   /** Swaps in a new answer table; `background`: parse it off the event loop (installed shortly after). */
   setTable(table: Buffer | null, background?: boolean): void;
@@ -53,7 +60,9 @@ export function loadAddon(env: NodeJS.ProcessEnv = process.env): LoadResult {
   if (!file) return { addon: null, disabled: false, reason: `native addon not found (looked for ${files.join(', ')}; build it with npm run build:native)` };
   try {
     const addon = createRequire(import.meta.url)(file) as Addon;
-    if (typeof addon.openUdp !== 'function' || typeof addon.notify !== 'function') throw new Error('it does not export the expected functions');
+    if (typeof addon.openUdp !== 'function' || typeof addon.udpTake !== 'function' || typeof addon.setRrl !== 'function' || typeof addon.notify !== 'function') {
+      throw new Error('it does not export the expected functions (an older build? run npm run build:native)');
+    }
     cached = { addon, file };
     return cached;
   } catch (e) {

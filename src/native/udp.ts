@@ -4,6 +4,16 @@ import type { Addon } from './index.js';
 
 // UDP served by the addon's threads; the queries they hand over (forwarding, odd types,
 // malformed-but-parseable) are answered by the JS handler and sent back through the same socket.
+// The event loop that answers them also runs gossip, timers and the API, so JS pulls them within
+// a budget per turn and yields (setImmediate: timers and I/O run in between); what waited too
+// long is dropped by the addon, counted, instead of delaying everything behind it.
+
+/** A handed-over query older than this when JS gets to it is dropped: its client has retried. */
+export const HANDOFF_MAX_AGE_MS = 200;
+/** Per event-loop turn, JS answers handed-over queries for at most this long ... */
+const TURN_BUDGET_MS = 5;
+/** ... or this many, whichever comes first. */
+const TURN_MAX_QUERIES = 256;
 
 export interface UdpEndpoint {
   port: number;
@@ -15,6 +25,12 @@ export interface NativeCounters {
   answers: Array<[string, string, number]>;
   formerr: number;
   dropped: number;
+  /** Handed to JS but dropped: the queue was full, or they waited too long. */
+  handoffFull: number;
+  handoffLate: number;
+  /** Native replies over the --dns-rrl rate: dropped, or sent truncated. */
+  rrlDrop: number;
+  rrlSlip: number;
   /** Per-bucket counts (the metrics' buckets, then +Inf), sum in seconds, count. */
   latency: { buckets: number[]; sum: number; count: number };
 }
@@ -30,13 +46,31 @@ export class NativeUdp {
     private readonly handler: DnsHandler,
     private readonly threads: number,
     private readonly receiveBuffer: number,
+    /** Response rate limiting of the replies JS sends (the native threads apply their own). */
+    private readonly limit: (ip: string, reply: Buffer) => Buffer | null = (_ip, r) => r,
   ) {}
 
   /** Binds addr (port 0: a free port); throws errors with .code like Node's bind errors. */
   listen(addr: HostPort): UdpEndpoint {
-    const [id, port] = this.addon.openUdp(addr.host, addr.port, this.threads, this.receiveBuffer, (packet, ip, peerPort, sock) => {
-      this.onQuery(packet, ip, peerPort, sock);
+    let id = 0;
+    let scheduled = false;
+    const pump = (): void => {
+      scheduled = false;
+      const deadline = performance.now() + TURN_BUDGET_MS;
+      for (let n = 0; n < TURN_MAX_QUERIES; n++) {
+        const q = this.addon.udpTake(id, HANDOFF_MAX_AGE_MS);
+        if (!q) return; // drained: the addon wakes us for the next one
+        this.onQuery(q[0], q[1], q[2], q[3]);
+        if (performance.now() >= deadline) break;
+      }
+      scheduled = true;
+      setImmediate(pump);
+    };
+    // The addon calls back on the JS thread, so never before `id` is set below.
+    const [lid, port] = this.addon.openUdp(addr.host, addr.port, this.threads, this.receiveBuffer, () => {
+      if (!scheduled) pump();
     });
+    id = lid;
     return { port, close: () => this.addon.closeUdp(id) };
   }
 
@@ -44,9 +78,12 @@ export class NativeUdp {
     try {
       const reply = this.handler.handle(packet, { address: ip, port, transport: 'udp' });
       if (reply === null) return;
-      if (reply instanceof Promise) {
-        reply.then((r) => r && this.addon.reply(sock, ip, port, r)).catch(() => undefined);
-      } else this.addon.reply(sock, ip, port, reply);
+      const send = (r: Buffer | null): void => {
+        const out = r && this.limit(ip, r);
+        if (out) this.addon.reply(sock, ip, port, out);
+      };
+      if (reply instanceof Promise) reply.then(send).catch(() => undefined);
+      else send(reply);
     } catch {
       // The handler answers SERVFAIL on its own errors; nothing may escape into the addon.
     }
@@ -66,6 +103,6 @@ export class NativeUdp {
     }
     const buckets = d.slice(53, 68);
     const latency = { buckets, sum: (d[68] ?? 0) / 1e9, count: buckets.reduce((a, b) => a + b, 0) };
-    return { answers, formerr: (d[49] ?? 0) + (d[50] ?? 0), dropped: (d[51] ?? 0) + (d[52] ?? 0), latency };
+    return { answers, formerr: (d[49] ?? 0) + (d[50] ?? 0), dropped: d[51] ?? 0, handoffFull: d[52] ?? 0, handoffLate: d[69] ?? 0, rrlDrop: d[70] ?? 0, rrlSlip: d[71] ?? 0, latency };
   }
 }
