@@ -141,6 +141,14 @@ export const OPTIONS = {
     name: 'insecure-gossip', kind: k.bool, default: false, group: 'Cluster',
     help: 'allow unencrypted gossip on non-loopback addresses',
   }),
+  gossipMaxConnections: def({
+    name: 'gossip-max-connections', kind: k.int(1, 10_000), default: 64, group: 'Cluster',
+    help: 'incoming gossip TCP streams open at once; more are closed at once (and counted)',
+  }),
+  maxEndpointsPerNode: def({
+    name: 'max-endpoints-per-node', kind: k.int(1, 1_000_000), default: 10_000, group: 'Cluster',
+    help: "endpoints one node's state may hold: larger states from the cluster are refused, this node publishes no more",
+  }),
   routableContainerIps: def({
     name: 'routable-container-ips', kind: k.bool, default: false, group: 'Cluster',
     help: "answer other hosts' container IPs directly (needs a routed or overlay network)",
