@@ -261,10 +261,10 @@ export class Membership {
    * when the message would change something (relayed copies of old news cost nothing).
    */
   private checkAlive(msg: Extract<Message, { t: 'alive' }>): void {
-    this.checkAhead(msg.id, msg.inc);
     if (!this.trusting && !verifyProof(msg.id, alivePayload(msg), msg.proof)) {
       throw new WireError(`an alive for node ${msg.id} not signed by that node's key: dropped`, 'signature');
     }
+    this.checkAhead(msg.id, msg.inc);
   }
 
   private checkAhead(id: string, inc: number): void {

@@ -16,6 +16,8 @@ const HEADER_MAX = 1024;
 /** A connected peer must send its header within this, and its frame within BODY_TIMEOUT after. */
 const HEADER_TIMEOUT = 5000;
 const BODY_TIMEOUT = 10_000;
+/** After answering, what the peer still sends is read and dropped for this long, then the stream is closed. */
+const LINGER = 2000;
 
 export interface StreamLimits {
   /** Largest frame accepted (push-pull answers hold every node state the other side lacks). */
@@ -53,10 +55,12 @@ class FrameReader {
   private size = 0;
   private want: { max: number; resolve(b: Buffer): void; reject(e: Error): void; timer: NodeJS.Timeout } | null = null;
   private ended: Error | null = null;
+  private discarding = false;
 
   constructor(private readonly sock: Socket) {
     sock.pause();
     sock.on('data', (c: Buffer) => {
+      if (this.discarding) return;
       this.chunks.push(c);
       this.size += c.length;
       this.check();
@@ -66,6 +70,18 @@ class FrameReader {
       this.finish(this.ended);
     };
     sock.on('end', () => end()).on('close', () => end()).on('error', end);
+  }
+
+  /**
+   * Drops whatever else arrives, then closes the stream after `ms`: a peer that is answered
+   * (a refusal, a reply) gets to read the answer instead of a reset, and cannot keep the stream.
+   */
+  linger(ms: number): void {
+    this.discarding = true;
+    this.chunks = [];
+    this.size = 0;
+    this.sock.resume();
+    setTimeout(() => this.sock.destroy(), ms).unref();
   }
 
   next(max: number, timeoutMs: number): Promise<Buffer> {
@@ -189,10 +205,14 @@ export class NetTransport implements Transport {
     this.gate = gate;
   }
 
-  private send(sock: Socket, data: Uint8Array, end: boolean): void {
-    const out = Buffer.concat([frame(this.gate!.header(data.length)), frame(data)]);
-    if (end) sock.end(out);
-    else sock.write(out);
+  private send(sock: Socket, data: Uint8Array): void {
+    sock.write(Buffer.concat([frame(this.gate!.header(data.length)), frame(data)]));
+  }
+
+  /** Answers `data` (already framed) and closes the stream soon after. */
+  private answer(sock: Socket, reader: FrameReader, data: Buffer): void {
+    sock.end(data);
+    reader.linger(LINGER);
   }
 
   async request(to: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
@@ -207,7 +227,7 @@ export class NetTransport implements Transport {
         sock.once('connect', () => (clearTimeout(timer), res()));
         sock.once('error', (e) => (clearTimeout(timer), rej(e)));
       });
-      this.send(sock, data, false);
+      this.send(sock, data);
       const head = await reader.next(HEADER_MAX, timeoutMs);
       let len: number;
       try {
@@ -250,7 +270,7 @@ export class NetTransport implements Transport {
         const err = e instanceof WireError ? e : new WireError((e as Error).message, 'frame');
         this.onReject(err, from);
         const refusal = err.reason === 'frame' ? null : gate.refusal(err);
-        if (refusal) sock.end(frame(refusal));
+        if (refusal) this.answer(sock, reader, frame(refusal));
         else sock.destroy();
         return;
       }
@@ -259,7 +279,7 @@ export class NetTransport implements Transport {
         const body = await reader.next(len, BODY_TIMEOUT);
         if (body.length !== len) throw new WireError(`a stream of ${body.length} bytes where its header announced ${len}`, 'frame');
         const reply = await this.requestHandler(body, from);
-        if (reply) this.send(sock, reply, true);
+        if (reply) this.answer(sock, reader, Buffer.concat([frame(gate.header(reply.length)), frame(reply)]));
         else sock.destroy();
       } catch (e) {
         if (e instanceof WireError) this.onReject(e, from);
