@@ -120,7 +120,7 @@ export class Daemon {
     this.identity = this.nodeIdentity();
     const nodeId = this.identity.id;
     this.registry = new Registry({ localNode: nodeId, routableContainerIps: o.routableContainerIps, defaultMode: o.defaultMode });
-    this.local = new LocalNode(this.registry, { id: nodeId, name: this.rt.nodeName, address: this.rt.advertise, incarnation: 0 });
+    this.local = new LocalNode(this.registry, { id: nodeId, name: this.rt.nodeName, address: this.rt.advertise, incarnation: 0 }, Date.now, o.maxEndpointsPerNode);
     this.store = new RegistrationStore(this.rt.stateDir);
     this.zone = new ZoneState(this.registry, this.zoneOptions(o));
     this.clients = new ClientPolicy(o.allowRecursion);

@@ -174,6 +174,9 @@ route(
     if (existing && existing.source !== 'api') {
       throw new HttpError(409, `endpoint ${ep.id} of ${ns}/${svc} comes from ${existing.source === 'config' ? 'the config file' : 'Podman'}; change it there, or register under another id`);
     }
+    if (!existing && ctx.local.full) {
+      throw new HttpError(409, `this node already has ${ctx.local.maxEndpoints} endpoints, the limit (--max-endpoints-per-node): remove some, or raise the limit on every host`);
+    }
     ctx.local.upsert(ep);
     ctx.registrationsChanged();
     ctx.log.info({ service: `${ns}/${svc}`, id: ep.id, address: ep.addresses[0] }, existing ? 'endpoint updated through the API' : 'endpoint registered through the API');

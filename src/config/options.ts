@@ -36,7 +36,7 @@ export const OPTIONS = {
   stateDir: def({
     name: 'state-dir', kind: k.path, default: '', group: 'General',
     defaultText: '/var/lib/podman-swarm-dns (root), ~/.local/state/podman-swarm-dns (others)',
-    help: 'where the node id, API registrations and the persisted registry live',
+    help: 'where the node key and id, API registrations and the persisted registry live',
   }),
   logLevel: def({
     name: 'log-level', kind: k.oneOf('debug', 'info', 'warn', 'error'), default: 'info', group: 'General',

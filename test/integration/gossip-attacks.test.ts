@@ -187,7 +187,7 @@ t.test('a rogue member with the cluster key against a cluster of daemons', async
 });
 
 t.test('40 connections sending junk to the gossip TCP port: memory stays bounded, every one is dropped', async (t) => {
-  const d = await node(t, 'delta', { args: ['--gossip-max-connections', '8'] });
+  const d = await node(t, 'delta', { args: ['--gossip-max-connections', '8', '--max-endpoints-per-node', '2'] });
   const pid = d.d.proc.pid!;
   const rss0 = rssKb(pid);
   const socks: Socket[] = [];
@@ -240,4 +240,13 @@ t.test('40 connections sending junk to the gossip TCP port: memory stays bounded
   const e = await node(t, 'echo', { join: [d.port] });
   await until('echo joined delta', async () => (await members(e)).filter((m) => m.state === 'alive').length === 2);
   t.pass('a real member still joins');
+
+  // The endpoint limit holds for this node's own endpoints too.
+  t.equal((await register(d, 'web', 'w1', '10.9.1.1')).status, 201);
+  t.equal((await register(d, 'web', 'w2', '10.9.1.2')).status, 201);
+  const over = await register(d, 'web', 'w3', '10.9.1.3');
+  t.equal(over.status, 409, 'a third endpoint is refused');
+  t.match(((await over.json()) as { error: string }).error, /already has 2 endpoints, the limit \(--max-endpoints-per-node\)/);
+  t.equal((await register(d, 'web', 'w2', '10.9.1.4')).status, 201, 'updating one is fine');
+  await until('both on echo', async () => (await answers(e, 'web')).join() === '10.9.1.1,10.9.1.4');
 });
