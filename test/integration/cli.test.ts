@@ -13,7 +13,7 @@ t.test('read commands over the API socket', async (t) => {
 
   const status = await runCli(['status', ...sock]);
   t.equal(status.code, 0);
-  t.match(status.stdout, /^node\s+\S+ \(id [0-9a-f]{16}, address /m);
+  t.match(status.stdout, /^node\s+\S+ \(id [0-9a-f]{32}, address /m);
   t.match(status.stdout, new RegExp(`^dns\\s+127\\.0\\.0\\.1:${d.dnsPort} \\((js|native) path\\), zone cluster\\.local$`, 'm'));
   t.match(status.stdout, /^registry\s+1 services?, 1 endpoints? \(1 healthy\), 1 node, index \d+$/m);
   const statusJson = JSON.parse((await runCli(['status', '--json', ...sock])).stdout);
@@ -40,7 +40,7 @@ t.test('read commands over the API socket', async (t) => {
   t.equal((await runCli(['query', 'nope.cluster.local', ...sock])).code, 4, 'NXDOMAIN: exit 4');
 
   const members = await runCli(['members', ...sock]);
-  t.match(members.stdout, /\(this node\)\s+[0-9a-f]{16}\s+\S+\s+alive\s+1$/m);
+  t.match(members.stdout, /\(this node\)\s+[0-9a-f]{32}\s+\S+\s+alive\s+1$/m);
 });
 
 t.test('exit codes for usage errors and an unreachable daemon', async (t) => {
