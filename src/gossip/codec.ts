@@ -162,8 +162,22 @@ export function encodeMessages(msgs: Message[]): Uint8Array {
   return mpEncode(msgs.map(toArray));
 }
 
-/** Size a message adds to a packet body (for fitting piggy-backed updates under the limit). */
-export const messageSize = (m: Message): number => mpEncode(toArray(m)).length;
+/** One message's msgpack bytes (the queue keeps them, so a message retransmitted is encoded once). */
+export const encodeMessage = (m: Message): Uint8Array => mpEncode(toArray(m));
+
+/** The body holding messages already encoded: a msgpack array header, then their bytes. */
+export function encodeBody(parts: Uint8Array[]): Uint8Array {
+  const n = parts.length;
+  const head = n < 16 ? [0x90 | n] : n < 65536 ? [0xdc, n >> 8, n & 255] : [0xdd, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
+  const out = new Uint8Array(head.length + parts.reduce((s, p) => s + p.length, 0));
+  out.set(head);
+  let at = head.length;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
 
 export function decodeMessages(body: Uint8Array): Message[] {
   let raw: unknown;

@@ -1,6 +1,6 @@
 import type { Clock, Timer } from './clock.js';
 import type { Message, MemberInfo, MemberState } from './codec.js';
-import { alivePayload, decodeMessages, encodeMessages, leavePayload, REJECT_REASONS, WIRE_VERSION, WireError, type RejectReason } from './codec.js';
+import { alivePayload, decodeMessages, encodeBody, encodeMessage, encodeMessages, leavePayload, REJECT_REASONS, WIRE_VERSION, WireError, type RejectReason } from './codec.js';
 import { pushPullInterval, retransmitLimit, suspicionTimeout, type GossipConfig } from './config.js';
 import type { Wire } from './crypto.js';
 import type { Delegate } from './delegate.js';
@@ -402,11 +402,11 @@ export class Membership {
 
   /** Sends `msgs` with as many queued updates as fit; false when there was nothing to send. */
   private send(addr: string, msgs: Message[]): boolean {
-    const base = msgs.reduce((s, m) => s + (m.t === 'user' ? m.data.length + 8 : 80), 0);
-    const room = this.cfg.packetSize - this.o.wire.overhead - base - 8;
-    const all = room > 32 ? [...msgs, ...this.queue.take(room)] : msgs;
+    const own = msgs.map(encodeMessage);
+    const room = this.cfg.packetSize - this.o.wire.overhead - own.reduce((n, b) => n + b.length, 0) - 8;
+    const all = room > 32 ? [...own, ...this.queue.takeEncoded(room)] : own;
     if (all.length === 0) return false;
-    const frame = this.o.wire.seal(all);
+    const frame = this.o.wire.sealBody(encodeBody(all));
     this.stats.packetsSent++;
     this.stats.messagesSent += all.length;
     this.stats.bytesSent += frame.length;
