@@ -26,6 +26,7 @@ const daemonFlags: FlagSpec[] = [
 const clientFlags: FlagSpec[] = [
   { name: 'json', bool: true },
   { name: 'api-socket', bool: false },
+  { name: 'state-dir', bool: false },
   { name: 'help', bool: true },
 ];
 
@@ -65,7 +66,7 @@ async function main(argv: string[]): Promise<number> {
     const shape = { endpoints: 'endpoints <ns>/<svc>', query: 'query <name> [type]', join: 'join <host[:port]>...' }[command as 'query'] ?? command;
     throw new ConfigError('ERR_USAGE', `usage: podman-swarm-dns ${shape}`);
   }
-  const socket = flags.get('api-socket')?.at(-1) ?? process.env.PODMAN_SWARM_DNS_API_SOCKET ?? pickSocket();
+  const socket = flags.get('api-socket')?.at(-1) ?? process.env.PODMAN_SWARM_DNS_API_SOCKET ?? pickSocket(flags.get('state-dir')?.at(-1));
   const o: read.ReadOptions = { socket, json: flags.has('json') && flags.get('json')!.at(-1) !== 'false', out };
   switch (command) {
     case 'status':
@@ -85,8 +86,8 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-function pickSocket(): string {
-  const candidates = apiSocketCandidates(process.env);
+function pickSocket(stateDir: string | undefined): string {
+  const candidates = apiSocketCandidates(process.env, stateDir);
   return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
 }
 

@@ -2,9 +2,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as packet from 'dns-packet';
 import { ChangeIndex } from './api/blocking.js';
+import { dnsRecordsJson } from './api/format.js';
 import { Metrics } from './api/metrics.js';
 import type { ApiContext } from './api/routes.js';
-import { ApiServer, checkApiListen } from './api/server.js';
+import { Serial } from './api/serial.js';
+import { ApiServer, ApiSocketInUse, checkApiListen, unixSocketAlive } from './api/server.js';
 import { ConfigError } from './config/errors.js';
 import { apiListen as apiListenKind, showHostPort, type ApiListen, type HostPort } from './config/kinds.js';
 import { loadConfig, type LoadedConfig, type LoadInput } from './config/load.js';
@@ -34,6 +36,9 @@ import { LocalNode } from './registry/local.js';
 import { Registry } from './registry/registry.js';
 import { loadNodeKey } from './state/node-key.js';
 import type { NodeIdentity } from './gossip/identity.js';
+import { stateApiToken, MIN_TOKEN_LENGTH, type StateToken } from './state/api-token.js';
+import { observeWrites, removeStaleTemps, type WriteOutcome } from './state/files.js';
+import { registerStateMetrics, StateDirHealth } from './state/health.js';
 import { RegistrationStore } from './state/registrations.js';
 import { VERSION } from './version.js';
 import { GatewayListeners } from './dns/gateways.js';
@@ -46,6 +51,7 @@ import { selfQuery } from './systemd/self-query.js';
 import { Cluster } from './gossip/cluster.js';
 import { gossipMetrics } from './gossip/metrics.js';
 import { clusterSettings } from './gossip/setup.js';
+import { followHostAddresses, hostAddresses } from './net/host-addresses.js';
 
 // Wires the parts together and owns the order of start, reload and stop. Sources feed the local
 // node, the registry derives views, DNS and the API read them.
@@ -75,6 +81,10 @@ export class Daemon {
   private readonly api: ApiServer;
   private readonly changes: ChangeIndex;
   private readonly store: RegistrationStore;
+  private readonly stateHealth: StateDirHealth;
+  private readonly stopObservingWrites: () => void;
+  /** The token made in the state directory, once it is needed (no --api-token-file). */
+  private ownToken: StateToken | null = null;
   private readonly rt: Runtime;
   private readonly startedAt = Date.now();
   private opts: Options;
@@ -87,12 +97,15 @@ export class Daemon {
   private ready = false;
   /** Problems found at start or reload that an operator should see in `status`. */
   private readonly problems = new Map<string, string>();
+  /** Why this node does not gossip (null when it does, or is trying to). */
+  private gossipOff: string | null = null;
   // Podman integration and local health checks (SPEC §4, §6).
   private podman: PodmanSource | null = null;
   private readonly names = new ContainerNames();
   private readonly health: HealthChecker;
   private readonly gateways: GatewayListeners;
   private readonly resolved: ResolvedClient;
+  private stopHostAddresses: () => void = () => undefined;
   private resolvedStarted: Promise<void> = Promise.resolve();
 
   constructor(
@@ -105,18 +118,23 @@ export class Daemon {
     this.log = log ?? createLogger(o.logLevel as LogLevel);
     const env = input.env;
     const apiListenExplicit = o.apiListen.length > 0;
+    const stateDir = o.stateDir || defaultStateDir(env);
     this.rt = {
       nodeName: o.nodeName || defaultNodeName(),
-      stateDir: o.stateDir || defaultStateDir(env),
+      stateDir,
       advertise: o.advertiseAddress || defaultAdvertiseAddress(o.link === 'none' ? [] : [o.link]),
       dnsAddress: addressAt(o.serviceCidr, 10),
-      apiListen: apiListenExplicit ? o.apiListen : defaultApiListen(env),
+      apiListen: apiListenExplicit ? o.apiListen : defaultApiListen(env, stateDir),
       apiListenExplicit,
     };
     ingressEntries(o.ingress); // a malformed --ingress stops the start, like any bad option
     const problem = checkApiListen(this.rt.apiListen, o.apiTokenFile !== '');
     if (problem) throw new ConfigError('ERR_CONFIG_BAD_VALUE', problem);
 
+    this.stateHealth = new StateDirHealth(this.rt.stateDir);
+    this.stopObservingWrites = observeWrites((w) => this.stateWritten(w));
+    const stale = removeStaleTemps(this.rt.stateDir);
+    if (stale.length) this.log.info({ files: stale }, `removed ${plural(stale.length, 'temp file')} a killed daemon left in ${this.rt.stateDir}`);
     this.identity = this.nodeIdentity();
     const nodeId = this.identity.id;
     this.registry = new Registry({ localNode: nodeId, routableContainerIps: o.routableContainerIps, defaultMode: o.defaultMode });
@@ -139,7 +157,7 @@ export class Daemon {
     });
     this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, tcpIdleTimeoutMs: o.tcpIdleTimeout }, this.log, this.native.udpBinder);
     this.changes = new ChangeIndex(this.registry);
-    this.api = new ApiServer(this.apiContext(), this.readToken(o.apiTokenFile));
+    this.api = new ApiServer(this.apiContext(), this.apiToken(o.apiTokenFile));
     this.gateways = new GatewayListeners(this.dns, this.log);
     this.health = new HealthChecker(this.local, healthOptions(o), (id) => this.podman?.podmanHealth(id) ?? Promise.resolve(undefined), this.log);
     this.resolved = new ResolvedClient({
@@ -149,6 +167,7 @@ export class Daemon {
       problem: (message) => (message ? this.problem('resolved', message) : this.problems.delete('resolved')),
     });
     registerLbMetrics(this.metrics.prom, () => this.lb);
+    registerStateMetrics(this.metrics.prom, this.stateHealth);
     this.registry.onChange((change) => {
       for (const key of change.services) {
         const [ns, svc] = key.split('/') as [string, string];
@@ -162,6 +181,11 @@ export class Daemon {
   async start(): Promise<void> {
     const o = this.opts;
     const { log, rt } = this;
+    // Before anything reaches the network (a gossip leave at the failed start would speak for
+    // the other daemon too): is another daemon on one of our API sockets?
+    for (const l of rt.apiListen) {
+      if (l.kind === 'unix' && (await unixSocketAlive(l.path))) throw this.apiSocketError(new ApiSocketInUse(l.path));
+    }
     if (!this.priv.bindLowPorts && o.dnsListen.length === 0) {
       log.info('not running as root (no CAP_NET_BIND_SERVICE): serving DNS on 127.0.0.1:5353 and the API on loopback and a user socket; run as root for the cluster DNS address on port 53');
     }
@@ -175,6 +199,8 @@ export class Daemon {
     await this.startCluster();
 
     if (o.link !== 'none') await this.setUpLink();
+    // Queries from this host's own addresses may recurse and see every network's container names.
+    this.stopHostAddresses = followHostAddresses((ips) => this.clients.setHostAddresses(ips), HOST_ADDRESS_INTERVAL_MS);
     await this.startLb();
     const listen = this.dnsListenPlan();
     this.forwarder.configure(this.forwarderOptions(o, listen.addresses));
@@ -197,7 +223,7 @@ export class Daemon {
         const bound = await this.api.listen(l);
         log.info({ address: apiListenKind.show(bound) }, `serving the API on ${apiListenKind.show(bound)}`);
       } catch (e) {
-        if (rt.apiListenExplicit) throw e;
+        if (rt.apiListenExplicit || e instanceof ApiSocketInUse) throw this.apiSocketError(e as Error);
         this.problem(`api:${apiListenKind.show(l)}`, (e as Error).message);
       }
     }
@@ -210,6 +236,18 @@ export class Daemon {
       { node: rt.nodeName, id: this.registry.localNode, version: VERSION, services: this.registry.serviceCount, endpoints: this.registry.endpointCount },
       `ready: node ${rt.nodeName}, ${plural(this.registry.serviceCount, 'service')}, zone ${o.domain}`,
     );
+  }
+
+  /**
+   * The default socket belongs to the state dir: a daemon on it is a second one with the same
+   * state dir, which would share this node's id and registrations.
+   */
+  private apiSocketError(e: Error): Error {
+    if (!(e instanceof ApiSocketInUse)) return e;
+    if (this.rt.apiListenExplicit) return new ConfigError('ERR_CONFIG_BAD_VALUE', `${e.message}; stop that daemon or give --api-listen another unix:PATH`);
+    return new ConfigError('ERR_CONFIG_BAD_VALUE', `another podman-swarm-dns daemon already runs with the state dir ${this.rt.stateDir} ` +
+      `(its API answers on unix:${e.path}); two daemons must not share one: give this one its own --state-dir ` +
+      '(its API socket is then <state-dir>/api.sock), or stop the other');
   }
 
   /** SIGHUP: re-read the configuration, apply what can change live, report what cannot. */
@@ -232,7 +270,7 @@ export class Daemon {
     if (checkApiListen(this.rt.apiListen, after.apiTokenFile !== '') !== null) {
       throw new ConfigError('ERR_CONFIG_BAD_VALUE', 'reload refused: the API listens off loopback and the new configuration has no --api-token-file');
     }
-    const token = this.readToken(after.apiTokenFile);
+    const token = this.apiToken(after.apiTokenFile);
     this.opts = after;
     this.log.level = after.logLevel;
     this.zone.configure(this.zoneOptions(after));
@@ -261,12 +299,14 @@ export class Daemon {
     // Leave first, so every host withdraws this node's endpoints at once (SPEC §5).
     await this.cluster?.stop().catch((e: Error) => this.log.warn(`leaving the cluster failed: ${e.message}`));
     this.changes.close();
+    this.stopHostAddresses();
     this.podman?.stop();
     this.health.stop();
     await this.gateways.close();
     await Promise.all([this.api.close(), this.dns.close(), this.lb?.stop()]);
     this.native.close();
     this.zone.close();
+    this.stopObservingWrites();
     await this.resolvedStarted;
     await this.resolved.stop();
     if (this.link && this.link.type !== 'existing') {
@@ -283,7 +323,10 @@ export class Daemon {
     const o = this.opts;
     const settings = clusterSettings({ ...o, advertise: this.rt.advertise });
     if (settings.disabled) {
-      this.problem('gossip', settings.disabled);
+      this.gossipOff = settings.disabled;
+      // With no peer to join (a single host) there is no cluster to miss: said once, not a problem.
+      if (settings.seeds.length) this.problem('gossip', settings.disabled);
+      else this.log.info(settings.disabled);
       return;
     }
     const unspecified = o.gossipListen.host === '0.0.0.0' || o.gossipListen.host === '::';
@@ -308,13 +351,14 @@ export class Daemon {
     const xdg = this.input.env.XDG_RUNTIME_DIR;
     const socket = this.loaded.origin.podmanSocket === 'default' && process.getuid?.() !== 0 && xdg ? join(xdg, 'podman', 'podman.sock') : o.podmanSocket;
     this.podman = new PodmanSource(
-      { socket, resyncIntervalMs: o.resyncInterval, nodeAddress: this.rt.advertise },
+      { socket, resyncIntervalMs: o.resyncInterval, nodeAddress: this.rt.advertise, maxPorts: o.maxPortsPerEndpoint, maxEndpoints: o.maxEndpointsPerService },
       {
         local: this.local,
         names: (containers) => this.names.setContainers(containers.map((c) => c.names)),
         networks: (nets) => this.names.setNetworks(nets),
         bridgeSubnets: (subnets) => this.clients.setBridgeSubnets(subnets),
         gateways: (gws) => {
+          this.clients.setHostAddresses(hostAddresses());
           if (this.priv.bindLowPorts) void this.gateways.set(gws);
           else if (gws.length) this.problem('gateways', `not root (no CAP_NET_BIND_SERVICE): not serving DNS on the gateways of Podman networks ${gws.join(', ')}`);
         },
@@ -396,6 +440,7 @@ export class Daemon {
       nameserver: addressAt(o.serviceCidr, 10),
       failOpen: o.failOpen,
       preferLocal: o.preferLocal,
+      udpAnswerLimit: o.udpAnswerLimit,
     };
   }
 
@@ -408,15 +453,28 @@ export class Daemon {
     };
   }
 
-  private readToken(file: string): string | null {
-    if (!file) return null;
+  /** --api-token-file's token, or the one kept in the state directory (made at first start). */
+  private apiToken(file: string): string {
+    if (file) return this.readToken(file);
+    if (!this.ownToken) {
+      const own = (this.ownToken = stateApiToken(this.rt.stateDir));
+      if (own.unsaved) {
+        this.problem('api-token', `could not save the API token to ${own.path} (${own.unsaved}): writes over TCP need a token nobody has; use the unix socket or --api-token-file`);
+      } else if (own.created) {
+        this.log.info({ path: own.path }, `made an API token in ${own.path}: writes over TCP need "Authorization: Bearer <its content>"; the unix socket needs none`);
+      }
+    }
+    return this.ownToken.token;
+  }
+
+  private readToken(file: string): string {
     let token: string;
     try {
       token = readFileSync(file, 'utf8').trim();
     } catch (e) {
       throw new ConfigError('ERR_CONFIG_FILE', `--api-token-file ${file}: cannot read it (${(e as Error).message})`);
     }
-    if (token.length < 16) throw new ConfigError('ERR_CONFIG_BAD_VALUE', `--api-token-file ${file}: the token is shorter than 16 characters; use e.g. \`openssl rand -hex 32 > ${file}\``);
+    if (token.length < MIN_TOKEN_LENGTH) throw new ConfigError('ERR_CONFIG_BAD_VALUE', `--api-token-file ${file}: the token is shorter than ${MIN_TOKEN_LENGTH} characters; use e.g. \`openssl rand -hex 32 > ${file}\``);
     return token;
   }
 
@@ -424,6 +482,7 @@ export class Daemon {
   private nodeIdentity(): NodeIdentity {
     const key = loadNodeKey(this.rt.stateDir);
     for (const note of key.notes) this.log.info(note);
+    for (const warning of key.warnings) this.log.warn(warning);
     if (key.problem) this.problem('state-dir', `${key.problem}; API registrations may not survive a restart either`);
     return key.identity;
   }
@@ -431,11 +490,21 @@ export class Daemon {
   private loadRegistrations(): void {
     const r = this.store.load();
     if (r.kind === 'ok') {
-      this.local.replaceSource('api', r.value);
-      if (r.value.length) this.log.info({ count: r.value.length }, `restored ${r.value.length} API-registered endpoints from ${this.store.path}`);
+      const { endpoints, skipped } = r.value;
+      this.local.replaceSource('api', endpoints);
+      if (endpoints.length) this.log.info({ count: endpoints.length }, `restored ${endpoints.length} API-registered endpoints from ${this.store.path}`);
+      for (const why of skipped) this.log.warn(`not restoring the API registration ${why}`);
     } else if (r.kind === 'corrupt') {
       this.problem('registrations', `${this.store.path} could not be read (${r.reason})${r.movedTo ? `; moved to ${r.movedTo}` : ''}; API registrations start empty`);
     }
+  }
+
+  /** Every write to the state directory: its health for `status` and metrics, a log line when a file starts or stops failing. */
+  private stateWritten(w: WriteOutcome): void {
+    const change = this.stateHealth.record(w);
+    if (!change) return;
+    if (change.error) this.log.warn({ file: change.file }, `state directory ${this.rt.stateDir}: ${change.error}; the previous ${change.file} is kept`);
+    else this.log.info({ file: change.file }, `state directory ${this.rt.stateDir}: ${change.file} is written again`);
   }
 
   private problem(key: string, message: string): void {
@@ -458,17 +527,12 @@ export class Daemon {
       nodes: () => this.cluster?.nodes(),
       joinToken: () => this.cluster?.joinToken() ?? null,
       join: async (seeds) => {
-        if (!this.cluster) return { joined: 0, errors: [this.problems.get('gossip') ?? 'gossip is off'] };
+        if (!this.cluster) return { joined: 0, errors: [this.problems.get('gossip') ?? this.gossipOff ?? 'gossip is off'] };
         return this.cluster.join(seeds);
       },
-      registrationsChanged: () => {
-        try {
-          this.store.save(this.local.endpoints('api'));
-          this.problems.delete('registrations-save');
-        } catch (e) {
-          this.problem('registrations-save', `could not save API registrations to ${this.store.path}: ${(e as Error).message}`);
-        }
-      },
+      saveRegistrations: (endpoints) => this.store.save(endpoints),
+      writes: new Serial(MAX_WAITING_WRITES),
+      limits: () => ({ maxPorts: this.opts.maxPortsPerEndpoint, maxEndpoints: this.opts.maxEndpointsPerService }),
     };
   }
 
@@ -489,6 +553,7 @@ export class Daemon {
         path: this.native.path,
       },
       api: { listen: this.api.listening.map((l) => apiListenKind.show(l)) },
+      state: this.stateHealth.status(),
       cluster: this.cluster
         ? { gossip: this.cluster.transport.address, members: this.cluster.membership.size, stale: this.cluster.stale }
         : null,
@@ -507,7 +572,7 @@ export class Daemon {
         nodes: [...this.registry.nodes()].length,
         index: this.registry.index,
       },
-      problems: [...this.problems.values(), ...(this.podman?.problems() ?? []), ...this.gateways.problems(), ...views.flatMap((v) => v.problems.map((p) => `${v.key}: ${p}`)),
+      problems: [...this.problems.values(), ...this.stateHealth.problems(), ...(this.podman?.problems() ?? []), ...this.gateways.problems(), ...views.flatMap((v) => v.problems.map((p) => `${v.key}: ${p}`)),
         ...[...(this.lb?.failures.entries() ?? [])].map(([k, why]) => `load balancer ${k}: ${why}`)],
     };
   }
@@ -523,16 +588,14 @@ export class Daemon {
     const reply = await this.handler.handle(raw, { address: '127.0.0.1', port: 0, transport: 'tcp' });
     if (!reply) return { name, type, error: 'no answer' };
     const d = packet.decode(reply);
-    const rr = (list: packet.Answer[] | undefined) =>
-      (list ?? []).filter((a) => a.type !== 'OPT').map((a) => ({ name: a.name, type: a.type, ttl: 'ttl' in a ? a.ttl : undefined, data: a.data }));
     return {
       name,
       type,
       rcode: (d as { rcode?: string }).rcode,
       authoritative: d.flag_aa,
-      answers: rr(d.answers),
-      authorities: rr(d.authorities),
-      additionals: rr(d.additionals),
+      answers: dnsRecordsJson(d.answers),
+      authorities: dnsRecordsJson(d.authorities),
+      additionals: dnsRecordsJson(d.additionals),
     };
   }
 }
@@ -540,10 +603,16 @@ export class Daemon {
 /** Options a SIGHUP applies without a restart (SPEC §9 "Reload"). */
 const LIVE_OPTIONS = new Set<OptionKey>([
   'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'allowRecursion', 'forwardAllow',
-  'preferLocal', 'failOpen', 'tcpIdleTimeout', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
+  'preferLocal', 'failOpen', 'udpAnswerLimit', 'tcpIdleTimeout', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
   'healthInterval', 'healthTimeout', 'healthFall', 'healthRise',
   'lbPolicy', 'lbPreferLocal', 'lbIdleTimeout', 'lbUdpTimeout', 'lbMaxConnections', 'lbProxyProtocol', 'ingress',
 ]);
+
+/** How often this host's own addresses are re-read (they also are when Podman's gateways change). */
+const HOST_ADDRESS_INTERVAL_MS = 10_000;
+
+/** API registration writes waiting for the disk before more get 503. */
+const MAX_WAITING_WRITES = 256;
 
 const healthOptions = (o: Options): HealthOptions => ({ intervalMs: o.healthInterval, timeoutMs: o.healthTimeout, rise: o.healthRise, fall: o.healthFall });
 

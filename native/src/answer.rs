@@ -1,10 +1,12 @@
 //! The compiled answer table (built by src/native/table.ts from the registry view) and the pure
 //! query → response function the UDP threads run. Anything this cannot answer exactly as the JS
-//! path would is handed to JS (`Outcome::ToJs`), so both paths give the same bytes.
+//! path would is handed to JS (`Outcome::ToJs`), so both paths give the same bytes. Records come
+//! encoded by the JS path's encoder (src/dns/message.ts); the assembly here follows the same
+//! rules: compression pointers into the question (zone pointers patched per query), rotation by
+//! the query ID, and truncation that keeps the answer records that fit (docs/dns-wire.md).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 const QR: u16 = 0x8000;
 const AA: u16 = 0x0400;
@@ -18,6 +20,12 @@ pub const OUT_MAX: usize = 1280;
 
 const FLAG_RECURSION: u8 = 1;
 const FLAG_LOCAL: u8 = 2;
+/// One of this host's own addresses: container-name entries of every network answer it.
+const FLAG_HOST: u8 = 4;
+/// The table format this parser reads (src/native/table.ts TABLE_VERSION).
+const TABLE_VERSION: u16 = 2;
+/// The RFC 8482 answer to ANY, after the question: HINFO "RFC8482" "" owned by the question (C0 0C).
+const HINFO_ANY: [u8; 21] = [0xc0, 0x0c, 0, 13, 0, 1, 0, 0, 0x21, 0x22, 0, 9, 7, b'R', b'F', b'C', b'8', b'4', b'8', b'2', 0];
 
 /// A client address as 16 bytes (IPv4 as ::ffff:a.b.c.d).
 #[derive(Clone, Copy)]
@@ -56,16 +64,16 @@ impl Cidr {
     }
 }
 
-/// One resource record; `owner_q`: its owner is the question name, echoed as the client wrote it.
-/// `zone_soa`: a reference to the table's negative SOA (its serial changes with every table, the
-/// entries that carry it need not). The record's bytes are `len` bytes at `off` in the table's
-/// arena: one allocation for all records instead of one each (at 10 000 services the per-record
+/// One resource record, or (`zone_soa`) a reference to the table's negative SOA (its serial
+/// changes with every table, the entries that carry it need not). In the table's arena at `off`:
+/// `patches` big-endian u16 offsets of zone pointers inside the record, then the record's `len`
+/// bytes. One allocation for all records instead of one each (at 10 000 services the per-record
 /// allocations were most of the addon's memory).
 struct Item {
-    owner_q: bool,
-    zone_soa: bool,
-    len: u16,
     off: u32,
+    len: u16,
+    patches: u8,
+    zone_soa: bool,
 }
 
 struct Variant {
@@ -84,7 +92,6 @@ struct Entry {
     /// [0]: everyone; [1] (optional): clients on this host or its bridges (prefer-local).
     variants: Vec<Variant>,
     authority: Vec<Item>,
-    rotation: AtomicU32,
 }
 
 #[derive(Default)]
@@ -104,6 +111,8 @@ impl Hasher for Fnv {
 }
 
 pub struct Table {
+    /// At most this many records in an A/AAAA answer (0: no limit).
+    answer_limit: u16,
     /// The zone, lower-case wire form without the root label.
     domain: Vec<u8>,
     /// The SOA record of negative answers (NXDOMAIN, NODATA).
@@ -149,22 +158,31 @@ impl<'a> Reader<'a> {
         self.i += n;
         Ok(s)
     }
-    /// `len` bytes into the arena, as an Item.
-    fn item(&mut self, arena: &mut Vec<u8>, owner_q: bool, zone_soa: bool, len: usize) -> Result<Item, String> {
-        if arena.len() + len > u32::MAX as usize {
-            return Err("table too large".into());
+    /// One item (u8 kind, u8 patch count, the patches, u16 length, the record) into the arena.
+    fn item(&mut self, arena: &mut Vec<u8>) -> Result<Item, String> {
+        let kind = self.u8()?;
+        let patches = self.u8()?;
+        let raw = self.bytes(2 * patches as usize)?;
+        let len = self.u16()? as usize;
+        let bytes = self.bytes(len)?;
+        for p in raw.chunks(2) {
+            if (p[0] as usize) << 8 | p[1] as usize > len.saturating_sub(2) {
+                return Err("zone pointer outside its record".into());
+            }
+        }
+        if kind > 1 || arena.len() + raw.len() + len > u32::MAX as usize {
+            return Err("bad item or table too large".into());
         }
         let off = arena.len() as u32;
-        arena.extend_from_slice(self.bytes(len)?);
-        Ok(Item { owner_q, zone_soa, len: len as u16, off })
+        arena.extend_from_slice(raw);
+        arena.extend_from_slice(bytes);
+        Ok(Item { off, len: len as u16, patches, zone_soa: kind == 1 })
     }
     fn items(&mut self, arena: &mut Vec<u8>) -> Result<Vec<Item>, String> {
         let n = self.u16()? as usize;
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            let kind = self.u8()?;
-            let len = self.u16()? as usize;
-            out.push(self.item(arena, kind == 1, kind == 2, len)?);
+            out.push(self.item(arena)?);
         }
         Ok(out)
     }
@@ -202,24 +220,25 @@ impl<'a> Reader<'a> {
             variants.push(Variant { groups, additional });
         }
         let authority = self.items(arena)?;
-        Ok(Entry { scopes, rcode, aa, alias, variants, authority, rotation: AtomicU32::new(0) })
+        Ok(Entry { scopes, rcode, aa, alias, variants, authority })
     }
 }
 
 impl Table {
-    /// Format (big endian): "PSDT" u16 version=1; u16 len + zone wire name (no root);
-    /// nxdomain entry; u32 n + n × (cidr, u8 flags); u32 n + n × (u16 len + key, entry).
+    /// Format (big endian): "PSDT" u16 version; u16 answer limit; u16 len + zone wire name (no
+    /// root); negative SOA item; nxdomain entry; u32 n + n × (cidr, u8 flags); u32 n + n × (u16
+    /// len + key, entry).
     pub fn parse(b: &[u8]) -> Result<Table, String> {
         let mut r = Reader { b, i: 0 };
-        if r.bytes(4)? != b"PSDT" || r.u16()? != 1 {
-            return Err("not an answer table of version 1".into());
+        if r.bytes(4)? != b"PSDT" || r.u16()? != TABLE_VERSION {
+            return Err(format!("not an answer table of version {}", TABLE_VERSION));
         }
+        let answer_limit = r.u16()?;
         let dlen = r.u16()? as usize;
         let domain = r.bytes(dlen)?.to_vec();
-        let soa_len = r.u16()? as usize;
         // Records are about a third of the table's bytes: a quarter of its size is a good start.
         let mut arena = Vec::with_capacity(b.len() / 4);
-        let negative_soa = r.item(&mut arena, false, false, soa_len)?;
+        let negative_soa = r.item(&mut arena)?;
         let nxdomain = r.entry(&mut arena)?;
         let ncidr = r.u32()? as usize;
         let mut cidrs = Vec::with_capacity(ncidr.min(65536));
@@ -241,7 +260,7 @@ impl Table {
         }
         arena.shrink_to_fit();
         map.shrink_to_fit();
-        Ok(Table { domain, negative_soa, nxdomain, cidrs, map, arena })
+        Ok(Table { answer_limit, domain, negative_soa, nxdomain, cidrs, map, arena })
     }
 
     fn client_flags(&self, c: &Client) -> u8 {
@@ -312,7 +331,7 @@ fn scan_name(q: &[u8], key: &mut [u8; 258], plain: &mut bool) -> Result<usize, (
 }
 
 /// Answers `q` from `t` for `client` into `out` (at least OUT_MAX bytes).
-pub fn answer(t: Option<&Table>, q: &[u8], client: &Client, out: &mut [u8]) -> Outcome {
+pub fn answer<'a>(t: Option<&'a Table>, q: &[u8], client: &Client, out: &mut [u8]) -> Outcome {
     if q.len() < 12 {
         return Outcome::Drop;
     }
@@ -343,7 +362,7 @@ pub fn answer(t: Option<&Table>, q: &[u8], client: &Client, out: &mut [u8]) -> O
     }
     let qtype = be16(q, name_end);
     let qclass = be16(q, name_end + 2);
-    if qclass != 1 || qtype == 255 {
+    if qclass != 1 {
         return Outcome::ToJs;
     }
     let ar = be16(q, 10);
@@ -370,22 +389,26 @@ pub fn answer(t: Option<&Table>, q: &[u8], client: &Client, out: &mut [u8]) -> O
         return Outcome::ToJs;
     }
 
-    key[name_len] = (qtype >> 8) as u8;
-    key[name_len + 1] = qtype as u8;
+    // ANY (RFC 8482): a name that exists gets one HINFO record; its "any other type" entry says
+    // whether it exists.
+    let any = qtype == 255;
+    let lookup = if any { 0 } else { qtype };
+    key[name_len] = (lookup >> 8) as u8;
+    key[name_len + 1] = lookup as u8;
     let cflags = t.client_flags(client);
-    let entry = match svc_alias(t, &key, name_len, qtype, client) {
+    let entry = match svc_alias(t, &key, name_len, lookup, client, cflags) {
         Some(e) => e,
-        None => match pick(t.map.get(&key[..name_len + 2]), client) {
-        Some(e) => e,
-        None => {
-            key[name_len] = 0;
-            key[name_len + 1] = 0;
-            match pick(t.map.get(&key[..name_len + 2]), client) {
-                Some(e) => e,
-                None if in_zone(&key[..name_len], &t.domain) => &t.nxdomain,
-                None => return Outcome::ToJs,
+        None => match pick(t.map.get(&key[..name_len + 2]), client, cflags) {
+            Some(e) => e,
+            None => {
+                key[name_len] = 0;
+                key[name_len + 1] = 0;
+                match if any { None } else { pick(t.map.get(&key[..name_len + 2]), client, cflags) } {
+                    Some(e) => e,
+                    None if in_zone(&key[..name_len], &t.domain) => &t.nxdomain,
+                    None => return Outcome::ToJs,
+                }
             }
-        }
         },
     };
 
@@ -393,28 +416,6 @@ pub fn answer(t: Option<&Table>, q: &[u8], client: &Client, out: &mut [u8]) -> O
         None => 512,
         Some((size, _)) => size.max(512).min(MAX_UDP),
     };
-    let variant = if cflags & FLAG_LOCAL != 0 && entry.variants.len() > 1 { &entry.variants[1] } else { &entry.variants[0] };
-    let soa = &t.negative_soa;
-    let item_len = |it: &Item| {
-        let it = if it.zone_soa { soa } else { it };
-        if it.owner_q {
-            name_len + it.len as usize
-        } else {
-            it.len as usize
-        }
-    };
-    let opt_len = if opt.is_some() { 11 } else { 0 };
-    let base = 12 + name_len + 4 + opt_len;
-    let mut an = 0usize;
-    let mut an_count = 0usize;
-    for g in &variant.groups {
-        for it in g {
-            an += item_len(it);
-        }
-        an_count += g.len();
-    }
-    let ns: usize = entry.authority.iter().map(|it| item_len(it)).sum();
-    let ad: usize = variant.additional.iter().map(|it| item_len(it)).sum();
     let mut rflags = QR | (flags & KEEP) | entry.rcode as u16;
     if entry.aa {
         rflags |= AA;
@@ -422,70 +423,113 @@ pub fn answer(t: Option<&Table>, q: &[u8], client: &Client, out: &mut [u8]) -> O
     if cflags & FLAG_RECURSION != 0 {
         rflags |= RA;
     }
-    let (with_answers, with_additional) = if base + an + ns + ad <= limit {
-        (true, true)
+    let opt_len = if opt.is_some() { 11 } else { 0 };
+    // ID and question as the client sent them; flags and counts are written below.
+    let mut o = name_end + 4;
+    out[..o].copy_from_slice(&q[..o]);
+
+    if any && entry.rcode == 0 {
+        o = header(out, rflags, [1, 1, 0, opt.is_some() as usize], o);
+        out[o..o + HINFO_ANY.len()].copy_from_slice(&HINFO_ANY);
+        o += HINFO_ANY.len();
+        return Outcome::Reply(put_opt(out, o, opt));
+    }
+
+    let variant = if cflags & FLAG_LOCAL != 0 && entry.variants.len() > 1 { &entry.variants[1] } else { &entry.variants[0] };
+    let resolve = |it: &'a Item| -> &'a Item { if it.zone_soa { &t.negative_soa } else { it } };
+    // The zone's labels end the question name (when it is under the zone; else no item has patches).
+    let zone_ptr = 0xc000u16 | (12 + name_len).saturating_sub(1 + t.domain.len()) as u16;
+    let turn = be16(q, 0) as usize;
+    let cap = if t.answer_limit > 0 && (qtype == 1 || qtype == 28) { t.answer_limit as usize } else { usize::MAX };
+    let answers = || rotated(variant, turn).take(cap);
+
+    let base = name_end + 4 + opt_len;
+    let an: usize = answers().map(|it| resolve(it).len as usize).sum();
+    let ns: usize = entry.authority.iter().map(|it| resolve(it).len as usize).sum();
+    let ad: usize = variant.additional.iter().map(|it| resolve(it).len as usize).sum();
+    // Everything; else without the additional section; else TC and the answer records that fit.
+    let (room, with_authority, with_additional) = if base + an + ns + ad <= limit {
+        (usize::MAX, true, true)
     } else if base + an + ns <= limit {
-        (true, false)
+        (usize::MAX, true, false)
     } else {
         rflags |= TC;
-        (false, false)
+        (limit - base, false, false)
     };
 
-    let qname = &q[12..name_end];
-    out[0] = q[0];
-    out[1] = q[1];
-    out[2] = (rflags >> 8) as u8;
-    out[3] = rflags as u8;
-    let counts = [
-        1usize,
-        if with_answers { an_count } else { 0 },
-        if with_answers { entry.authority.len() } else { 0 },
-        (if with_additional { variant.additional.len() } else { 0 }) + if opt.is_some() { 1 } else { 0 },
-    ];
-    for (k, c) in counts.iter().enumerate() {
-        out[4 + 2 * k] = (*c >> 8) as u8;
-        out[5 + 2 * k] = *c as u8;
-    }
-    let mut o = 12;
-    out[o..name_end + 4].copy_from_slice(&q[12..name_end + 4]);
-    o = name_end + 4;
-    let put = |it: &Item, out: &mut [u8], o: &mut usize| {
-        let it = if it.zone_soa { soa } else { it };
-        if it.owner_q {
-            out[*o..*o + name_len].copy_from_slice(qname);
-            *o += name_len;
+    let counts_at = o;
+    o = header(out, rflags, [1, 0, 0, 0], o);
+    let put = |it: &'a Item, out: &mut [u8], o: &mut usize| {
+        let it = resolve(it);
+        let at = it.off as usize;
+        let np = it.patches as usize;
+        let len = it.len as usize;
+        out[*o..*o + len].copy_from_slice(&t.arena[at + 2 * np..at + 2 * np + len]);
+        for k in 0..np {
+            let pos = *o + be16(&t.arena, at + 2 * k) as usize;
+            out[pos] = (zone_ptr >> 8) as u8;
+            out[pos + 1] = zone_ptr as u8;
         }
-        let (at, len) = (it.off as usize, it.len as usize);
-        out[*o..*o + len].copy_from_slice(&t.arena[at..at + len]);
         *o += len;
     };
-    if with_answers {
-        let turn = if variant.groups.iter().any(|g| g.len() > 1) {
-            entry.rotation.fetch_add(1, Ordering::Relaxed) % 0x4000_0000
-        } else {
-            0
-        } as usize;
-        for g in &variant.groups {
-            let k = if g.is_empty() { 0 } else { turn % g.len() };
-            for it in g[k..].iter().chain(g[..k].iter()) {
-                put(it, out, &mut o);
-            }
+    let mut used = 0usize;
+    let mut an_count = 0usize;
+    for it in answers() {
+        let len = resolve(it).len as usize;
+        if used + len > room {
+            break;
         }
+        used += len;
+        put(it, out, &mut o);
+        an_count += 1;
+    }
+    let mut ns_count = 0;
+    if with_authority {
         for it in &entry.authority {
             put(it, out, &mut o);
         }
+        ns_count = entry.authority.len();
     }
+    let mut ad_count = 0;
     if with_additional {
         for it in &variant.additional {
             put(it, out, &mut o);
         }
+        ad_count = variant.additional.len();
     }
-    if let Some((_, do_bit)) = opt {
-        let rec = [0u8, 0, 41, (MAX_UDP >> 8) as u8, MAX_UDP as u8, 0, 0, (do_bit >> 8) as u8, do_bit as u8, 0, 0];
-        out[o..o + 11].copy_from_slice(&rec);
-        o += 11;
+    header(out, rflags, [1, an_count, ns_count, ad_count + opt.is_some() as usize], counts_at);
+    Outcome::Reply(put_opt(out, o, opt))
+}
+
+/// Writes flags and section counts into the header; returns `end` (the header is already sized).
+fn header(out: &mut [u8], flags: u16, counts: [usize; 4], end: usize) -> usize {
+    out[2] = (flags >> 8) as u8;
+    out[3] = flags as u8;
+    for (k, c) in counts.iter().enumerate() {
+        out[4 + 2 * k] = (*c >> 8) as u8;
+        out[5 + 2 * k] = *c as u8;
     }
-    Outcome::Reply(o)
+    end
+}
+
+/// Our OPT record (1232 bytes, version 0, the DO bit echoed) at `o`, when the query had one.
+fn put_opt(out: &mut [u8], o: usize, opt: Option<(usize, u16)>) -> usize {
+    match opt {
+        None => o,
+        Some((_, do_bit)) => {
+            let rec = [0u8, 0, 41, (MAX_UDP >> 8) as u8, MAX_UDP as u8, 0, 0, (do_bit >> 8) as u8, do_bit as u8, 0, 0];
+            out[o..o + 11].copy_from_slice(&rec);
+            o + 11
+        }
+    }
+}
+
+/// The answer records of `v`, each group rotated to start at record `turn % length`.
+fn rotated(v: &Variant, turn: usize) -> impl Iterator<Item = &Item> {
+    v.groups.iter().flat_map(move |g| {
+        let k = if g.is_empty() { 0 } else { turn % g.len() };
+        g[k..].iter().chain(g[..k].iter())
+    })
 }
 
 /// EDNS options the JS decoder reads as opaque bytes, well framed: the reply ignores them.
@@ -510,7 +554,7 @@ fn plain_options(q: &[u8], start: usize, len: usize) -> bool {
 }
 
 /// For `X.svc.<zone>`: the entry of `X.<zone>` when X is a service name (alias entries).
-fn svc_alias<'a>(t: &'a Table, key: &[u8; 258], name_len: usize, qtype: u16, c: &Client) -> Option<&'a Entry> {
+fn svc_alias<'a>(t: &'a Table, key: &[u8; 258], name_len: usize, qtype: u16, c: &Client, cflags: u8) -> Option<&'a Entry> {
     let d = t.domain.len();
     // name = X [3]svc <domain> [0]; X non-empty.
     if name_len < 1 + 4 + d + 1 {
@@ -536,7 +580,7 @@ fn svc_alias<'a>(t: &'a Table, key: &[u8; 258], name_len: usize, qtype: u16, c: 
         k2[n2] = (*ty >> 8) as u8;
         k2[n2 + 1] = *ty as u8;
         if let Some(list) = t.map.get(&k2[..n2 + 2]) {
-            if let Some(e) = list.iter().find(|e| e.alias && (e.scopes.is_empty() || e.scopes.iter().any(|s| s.contains(c)))) {
+            if let Some(e) = list.iter().find(|e| e.alias && in_scope(e, c, cflags)) {
                 return Some(e);
             }
         }
@@ -544,8 +588,13 @@ fn svc_alias<'a>(t: &'a Table, key: &[u8; 258], name_len: usize, qtype: u16, c: 
     None
 }
 
-fn pick<'a>(list: Option<&'a Vec<Entry>>, c: &Client) -> Option<&'a Entry> {
-    list?.iter().find(|e| e.scopes.is_empty() || e.scopes.iter().any(|s| s.contains(c)))
+fn pick<'a>(list: Option<&'a Vec<Entry>>, c: &Client, cflags: u8) -> Option<&'a Entry> {
+    list?.iter().find(|e| in_scope(e, c, cflags))
+}
+
+/// Unscoped entries answer everyone; scoped ones (container names) their networks and this host.
+fn in_scope(e: &Entry, c: &Client, cflags: u8) -> bool {
+    e.scopes.is_empty() || cflags & FLAG_HOST != 0 || e.scopes.iter().any(|s| s.contains(c))
 }
 
 /// `name` (lower-case wire, with root) is the zone or below it.

@@ -7,6 +7,8 @@ mod notify;
 mod relay;
 mod relay_napi;
 mod sys;
+#[cfg(test)]
+mod testutil;
 mod udp;
 
 use napi_sys::*;

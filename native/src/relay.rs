@@ -469,11 +469,13 @@ struct Dir {
     /// The source signalled FIN or an error: from now on read to EOF/EAGAIN, never stop at a
     /// short read (that edge is spent; nothing would wake us for the FIN behind the data).
     hup: bool,
+    /// Switch to splice(2) once SPLICE_AFTER bytes went through (see splice_on).
+    splice: bool,
 }
 
 impl Dir {
-    fn new() -> Dir {
-        Dir { pipe: [-1, -1], in_pipe: 0, left: Vec::new(), total: 0, eof: false, shut: false, blocked: false, hup: false }
+    fn new(splice: bool) -> Dir {
+        Dir { pipe: [-1, -1], in_pipe: 0, left: Vec::new(), total: 0, eof: false, shut: false, blocked: false, hup: false, splice }
     }
 }
 
@@ -636,7 +638,7 @@ impl Relay {
                 tried: Vec::new(),
                 started: self.mono,
                 last: self.mono,
-                dirs: [Dir::new(), Dir::new()],
+                dirs: [Dir::new(splice_on()), Dir::new(splice_on())],
             });
             // Not in the epoll set yet: dial() reads the request first (on loopback it is often
             // already here), and adding the socket after that read reports whatever came since.
@@ -984,7 +986,7 @@ fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8], readable: boo
     }
     loop {
         let mut progress = false;
-        if d.pipe[0] < 0 && d.left.is_empty() && d.total >= SPLICE_AFTER && splice_on() {
+        if d.pipe[0] < 0 && d.left.is_empty() && d.total >= SPLICE_AFTER && d.splice {
             let mut p = [-1; 2];
             if unsafe { pipe2(p.as_mut_ptr(), NONBLOCK | CLOEXEC) } == 0 {
                 unsafe { fcntl(p[0], F_SETPIPE_SZ, PIPE_SIZE) };
@@ -1087,3 +1089,7 @@ fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8], readable: boo
         }
     }
 }
+
+#[cfg(test)]
+#[path = "relay_tests.rs"]
+mod tests;

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import type * as packet from 'dns-packet';
 import type { NodeState, Protocol } from '../registry/types.js';
 import { servable, type ServiceView, type ViewEndpoint } from '../registry/view.js';
 
@@ -109,4 +110,26 @@ export function nodeJson(n: NodeState, localId: string, state = 'alive'): Record
     version: n.version,
     endpoints: n.endpoints.length,
   };
+}
+
+export interface DnsRecordJson {
+  name: string;
+  type: string;
+  ttl: number | undefined;
+  data: unknown;
+}
+
+/**
+ * Records of a DNS reply as /api/v1/dns returns them: the decoded data, with TXT strings as text
+ * and other raw bytes (types the decoder does not know) as hex, never a serialized Buffer.
+ */
+export function dnsRecordsJson(list: packet.Answer[] | undefined): DnsRecordJson[] {
+  return (list ?? [])
+    .filter((a) => a.type !== 'OPT')
+    .map((a) => ({ name: a.name, type: a.type, ttl: 'ttl' in a ? a.ttl : undefined, data: bytesAsText(a.data, a.type === 'TXT') }));
+}
+
+function bytesAsText(d: unknown, text: boolean): unknown {
+  if (Buffer.isBuffer(d)) return d.toString(text ? 'utf8' : 'hex');
+  return Array.isArray(d) ? d.map((x) => bytesAsText(x, text)) : d;
 }

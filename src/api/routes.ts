@@ -1,13 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
 import { InputError, isLabel, parseEndpoint } from '../registry/input.js';
 import type { LocalNode } from '../registry/local.js';
 import type { Registry } from '../registry/registry.js';
-import { endpointKey, serviceKey } from '../registry/types.js';
+import { endpointKey, serviceKey, type Endpoint } from '../registry/types.js';
+import { StateWriteError } from '../state/files.js';
 import type { ChangeIndex } from './blocking.js';
 import { endpointJson, nodeJson, serviceAddresses, serviceDetail, serviceSummary } from './format.js';
 import { HttpError, parseWait, readJson, sendJson } from './http.js';
 import type { Metrics } from './metrics.js';
+import type { Serial } from './serial.js';
 
 // The routes of SPEC §8. Reads may block (`?index=&wait=`); writes change this node's own
 // endpoints only.
@@ -28,8 +31,12 @@ export interface ApiContext {
   /** A join token holding seeds and the gossip key, or null when gossip is off. */
   joinToken?(): string | null;
   join?(seeds: string[]): Promise<{ joined: number; errors: string[] }>;
-  /** Called after API registrations changed, to persist them. */
-  registrationsChanged(): void;
+  /** Saves the API registrations; rejects with StateWriteError when they could not be saved. */
+  saveRegistrations(endpoints: Endpoint[]): Promise<void>;
+  /** Registration writes run through it one at a time. */
+  writes: Serial;
+  /** Ports per endpoint and endpoints per service this node takes. */
+  limits(): { maxPorts: number; maxEndpoints: number };
 }
 
 export interface Request {
@@ -50,6 +57,10 @@ interface Route {
   handler: Handler;
   write?: boolean;
 }
+
+// dns-packet's table of record type names (0 for a name it does not know); its type declarations
+// do not cover this file.
+const recordType = (createRequire(import.meta.url)('dns-packet/types.js') as { toType(name: string): number }).toType;
 
 const SEG = '([^/]+)';
 const routes: Route[] = [];
@@ -157,32 +168,53 @@ route(
   true,
 );
 
+/**
+ * Saves the API registrations as they will be after a change, before the change is applied: a
+ * registration the API refuses is never in the registry, one it accepts is on disk.
+ */
+async function persist(ctx: ApiContext, next: Endpoint[]): Promise<void> {
+  try {
+    await ctx.saveRegistrations(next);
+  } catch (e) {
+    if (!(e instanceof StateWriteError)) throw e;
+    throw new HttpError(e.full ? 507 : 503, `nothing was changed: the registrations could not be saved (${e.message})`);
+  }
+}
+
 route(
   'POST',
   '/api/v1/services/{ns}/{svc}/endpoints',
   async (ctx, r) => {
     const { ns, svc } = serviceParams(r);
     const body = await readJson(r.req);
+    const limits = ctx.limits();
     let ep;
     try {
-      ep = parseEndpoint(body, { namespace: ns, service: svc, source: 'api', now: Date.now() });
+      ep = parseEndpoint(body, { namespace: ns, service: svc, source: 'api', now: Date.now(), maxPorts: limits.maxPorts });
     } catch (e) {
       if (e instanceof InputError) throw new HttpError(400, `${e.field}: ${e.message}`);
       throw e;
     }
-    const existing = ctx.local.find(ns, svc, ep.id);
-    if (existing && existing.source !== 'api') {
-      throw new HttpError(409, `endpoint ${ep.id} of ${ns}/${svc} comes from ${existing.source === 'config' ? 'the config file' : 'Podman'}; change it there, or register under another id`);
-    }
-    if (!existing && ctx.local.full) {
-      throw new HttpError(409, `this node already has ${ctx.local.maxEndpoints} endpoints, the limit (--max-endpoints-per-node): remove some, or raise the limit on every host`);
-    }
-    ctx.local.upsert(ep);
-    ctx.registrationsChanged();
-    ctx.log.info({ service: `${ns}/${svc}`, id: ep.id, address: ep.addresses[0] }, existing ? 'endpoint updated through the API' : 'endpoint registered through the API');
-    const v = ctx.registry.service(ns, svc)!;
-    const view = v.endpoints.find((e) => e.local && e.endpoint.id === ep.id)!;
-    sendJson(r.res, 201, endpointJson(v, view), { location: `/api/v1/services/${ns}/${svc}/endpoints/${encodeURIComponent(ep.id)}` });
+    await ctx.writes.run(async () => {
+      const existing = ctx.local.find(ns, svc, ep.id);
+      if (existing && existing.source !== 'api') {
+        throw new HttpError(409, `endpoint ${ep.id} of ${ns}/${svc} comes from ${existing.source === 'config' ? 'the config file' : 'Podman'}; change it there, or register under another id`);
+      }
+      if (!existing && ctx.local.endpoints().filter((e) => e.namespace === ns && e.service === svc).length >= limits.maxEndpoints) {
+        throw new HttpError(409, `${ns}/${svc} already has ${limits.maxEndpoints} endpoints on this node (--max-endpoints-per-service)`);
+      }
+      if (!existing && ctx.local.full) {
+        throw new HttpError(409, `this node already has ${ctx.local.maxEndpoints} endpoints, the limit (--max-endpoints-per-node): remove some, or raise the limit on every host`);
+      }
+      const key = endpointKey(ep);
+      await persist(ctx, [...ctx.local.endpoints('api').filter((e) => endpointKey(e) !== key), ep]);
+      ctx.local.upsert(ep);
+      ctx.log.info({ service: `${ns}/${svc}`, id: ep.id, address: ep.addresses[0] }, existing ? 'endpoint updated through the API' : 'endpoint registered through the API');
+      const v = ctx.registry.service(ns, svc)!;
+      const view = v.endpoints.find((e) => e.local && e.endpoint.id === ep.id)!;
+      // 201 only when this created the endpoint; replacing one (same id) is a 200.
+      sendJson(r.res, existing ? 200 : 201, endpointJson(v, view), { location: `/api/v1/services/${ns}/${svc}/endpoints/${encodeURIComponent(ep.id)}` });
+    });
   },
   true,
 );
@@ -190,18 +222,21 @@ route(
 route(
   'DELETE',
   '/api/v1/services/{ns}/{svc}/endpoints/{id}',
-  (ctx, r) => {
+  async (ctx, r) => {
     const { ns, svc } = serviceParams(r);
     const id = decodeURIComponent(r.params[2]!);
-    const existing = ctx.local.find(ns, svc, id);
-    if (!existing) throw new HttpError(404, `no endpoint ${id} of ${ns}/${svc} on this node`);
-    if (existing.source !== 'api') {
-      throw new HttpError(409, `endpoint ${id} of ${ns}/${svc} comes from ${existing.source === 'config' ? 'the config file' : 'Podman'}; it cannot be removed through the API`);
-    }
-    ctx.local.remove('api', endpointKey(existing));
-    ctx.registrationsChanged();
-    ctx.log.info({ service: `${ns}/${svc}`, id }, 'endpoint deregistered through the API');
-    sendJson(r.res, 204, undefined);
+    await ctx.writes.run(async () => {
+      const existing = ctx.local.find(ns, svc, id);
+      if (!existing) throw new HttpError(404, `no endpoint ${id} of ${ns}/${svc} on this node`);
+      if (existing.source !== 'api') {
+        throw new HttpError(409, `endpoint ${id} of ${ns}/${svc} comes from ${existing.source === 'config' ? 'the config file' : 'Podman'}; it cannot be removed through the API`);
+      }
+      const key = endpointKey(existing);
+      await persist(ctx, ctx.local.endpoints('api').filter((e) => endpointKey(e) !== key));
+      ctx.local.remove('api', key);
+      ctx.log.info({ service: `${ns}/${svc}`, id }, 'endpoint deregistered through the API');
+      sendJson(r.res, 204, undefined);
+    });
   },
   true,
 );
@@ -210,7 +245,9 @@ route('GET', '/api/v1/dns', async (ctx, r) => {
   const name = r.url.searchParams.get('name');
   const type = (r.url.searchParams.get('type') ?? 'A').toUpperCase();
   if (!name) throw new HttpError(400, 'name= is required, e.g. /api/v1/dns?name=web.default.cluster.local&type=A');
-  if (!/^[A-Z0-9]{1,10}$/.test(type)) throw new HttpError(400, `type=${type} is not a DNS record type`);
+  if (!/^[A-Z0-9]{1,10}$/.test(type) || recordType(type) === 0) {
+    throw new HttpError(400, `type=${type} is not a DNS record type (e.g. A, AAAA, SRV, PTR, TXT, SOA, NS, ANY)`);
+  }
   sendJson(r.res, 200, await ctx.query(name, type));
 });
 

@@ -10,17 +10,27 @@ import { cidrContains, parseCidr } from '../net/cidr.js';
 import { HttpError, sendJson } from './http.js';
 import { match, type ApiContext } from './routes.js';
 
-// The HTTP API listeners: TCP and unix sockets, one request handler. Token rules (SPEC §8): with a
-// token configured, writes need it on every listener and reads need it off loopback; a
-// non-loopback listener without a token is refused at start.
+// The HTTP API listeners: TCP and unix sockets, one request handler. Token rules: on TCP
+// listeners writes always need the token (--api-token-file, or the one made in the state
+// directory) and reads need it off loopback; on a unix socket the socket's permissions decide. A
+// non-loopback listener without --api-token-file is refused at start.
 
 const LOOPBACK = ['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!);
 
 export const isLoopbackListen = (l: ApiListen): boolean =>
   l.kind === 'unix' || (isIP(l.host) !== 0 && LOOPBACK.some((c) => cidrContains(c, l.host)));
 
-/** Problem with the listen set, or null: a non-loopback listener needs a token. */
+/** Longest unix socket path the kernel takes (sun_path less its NUL); Node cuts longer ones silently. */
+const MAX_SOCKET_PATH = 107;
+
+/** Problem with the listen set, or null: a non-loopback listener needs a token, a socket path must fit. */
 export function checkApiListen(listen: ApiListen[], hasToken: boolean): string | null {
+  for (const l of listen) {
+    if (l.kind === 'unix' && Buffer.byteLength(l.path) > MAX_SOCKET_PATH) {
+      return `the API socket path ${l.path} is ${Buffer.byteLength(l.path)} bytes, more than a unix socket takes (${MAX_SOCKET_PATH}); ` +
+        'choose a shorter --state-dir (the default socket is <state-dir>/api.sock) or a shorter --api-listen unix:PATH';
+    }
+  }
   const open = listen.filter((l) => !isLoopbackListen(l));
   if (open.length === 0 || hasToken) return null;
   return `--api-listen ${open.map((l) => apiListen.show(l)).join(',')} is reachable from the network but no --api-token-file is set; ` +
@@ -29,17 +39,17 @@ export function checkApiListen(listen: ApiListen[], hasToken: boolean): string |
 
 export class ApiServer {
   private readonly servers: Array<{ listen: ApiListen; server: Server }> = [];
-  private token: Buffer | null;
+  private token: Buffer;
 
   constructor(
     private readonly ctx: ApiContext,
-    token: string | null,
+    token: string,
   ) {
-    this.token = token ? Buffer.from(token) : null;
+    this.token = Buffer.from(token);
   }
 
-  setToken(token: string | null): void {
-    this.token = token ? Buffer.from(token) : null;
+  setToken(token: string): void {
+    this.token = Buffer.from(token);
   }
 
   get listening(): ApiListen[] {
@@ -47,8 +57,7 @@ export class ApiServer {
   }
 
   async listen(l: ApiListen): Promise<ApiListen> {
-    const trusted = isLoopbackListen(l);
-    const server = createServer((req, res) => void this.onRequest(req, res, trusted));
+    const server = createServer((req, res) => void this.onRequest(req, res, l.kind === 'unix' ? 'socket' : isLoopbackListen(l) ? 'loopback' : 'open'));
     server.keepAliveTimeout = 5000;
     if (l.kind === 'unix') await prepareUnixSocket(l.path);
     await new Promise<void>((resolve, reject) => {
@@ -90,14 +99,13 @@ export class ApiServer {
   }
 
   private authorized(req: IncomingMessage): boolean {
-    if (!this.token) return false;
     const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
     if (!m) return false;
     const given = Buffer.from(m[1]!);
     return given.length === this.token.length && timingSafeEqual(given, this.token);
   }
 
-  private async onRequest(req: IncomingMessage, res: ServerResponse, trusted: boolean): Promise<void> {
+  private async onRequest(req: IncomingMessage, res: ServerResponse, listener: 'socket' | 'loopback' | 'open'): Promise<void> {
     const { ctx } = this;
     let routeName = 'unmatched';
     const abort = new AbortController();
@@ -106,9 +114,9 @@ export class ApiServer {
       const url = new URL(req.url ?? '/', 'http://localhost');
       const { route, params } = match(req.method ?? 'GET', url.pathname);
       routeName = route.name;
-      const needsToken = this.token !== null && (route.write || !trusted);
+      const needsToken = listener === 'open' || (listener === 'loopback' && route.write);
       if (needsToken && !this.authorized(req)) {
-        throw new HttpError(401, 'missing or wrong API token: send "Authorization: Bearer <token>"');
+        throw new HttpError(401, 'missing or wrong API token: send "Authorization: Bearer <token>" (the token is in --api-token-file, by default <state-dir>/api-token), or use the unix socket');
       }
       await route.handler(ctx, { req, res, url, params, signal: abort.signal });
     } catch (e) {
@@ -124,10 +132,16 @@ export class ApiServer {
   }
 }
 
-/** Creates the socket's directory and removes a stale socket left by a crashed daemon. */
-async function prepareUnixSocket(path: string): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const alive = await new Promise<boolean>((resolve) => {
+/** Another process (a daemon) answers on the unix socket this one was to serve. */
+export class ApiSocketInUse extends Error {
+  constructor(readonly path: string) {
+    super(`cannot serve the API on unix:${path}: another daemon is already listening there`);
+  }
+}
+
+/** Whether a process accepts connections on the unix socket `path`. */
+export function unixSocketAlive(path: string): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
     const c = connect(path);
     c.once('connect', () => {
       c.destroy();
@@ -135,7 +149,12 @@ async function prepareUnixSocket(path: string): Promise<void> {
     });
     c.once('error', () => resolve(false));
   });
-  if (alive) throw new Error(`cannot serve the API on unix:${path}: another daemon is already listening there`);
+}
+
+/** Creates the socket's directory and removes a stale socket left by a crashed daemon. */
+async function prepareUnixSocket(path: string): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  if (await unixSocketAlive(path)) throw new ApiSocketInUse(path);
   try {
     unlinkSync(path);
   } catch {

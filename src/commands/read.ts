@@ -32,10 +32,11 @@ export async function status(o: ReadOptions): Promise<number> {
       ['cluster dns', `${s.dns.cluster_address}${s.dns.link ? ` on ${s.dns.link.name}` : ' (no link)'}`],
       ['upstreams', s.dns.upstreams.join(', ') || 'none'],
       ['api', s.api.listen.join(', ')],
+      ['state', s.state ? `${s.state.dir}, ${s.state.healthy ? 'writes ok' : `writes FAILING: ${Object.keys(s.state.failing).join(', ')} not saved (see problems)`}` : 'unknown'],
       ['registry', `${r.services} services, ${r.endpoints} endpoints (${r.healthy_endpoints} healthy), ${r.nodes} node${r.nodes === 1 ? '' : 's'}, index ${r.index}`],
     ];
     // The cluster line (issue 4): gossip address, member count, stale until resynced.
-    lines.push(['gossip', s.cluster ? `${s.cluster.gossip}, ${s.cluster.members} live member${s.cluster.members === 1 ? '' : 's'}${s.cluster.stale ? ', registry stale (not yet resynced)' : ''}` : 'off (see problems)']);
+    lines.push(['gossip', s.cluster ? `${s.cluster.gossip}, ${s.cluster.members} live member${s.cluster.members === 1 ? '' : 's'}${s.cluster.stale ? ', registry stale (not yet resynced)' : ''}` : s.problems.some((p) => /gossip/.test(p)) ? 'off (see problems)' : 'off (a single host: no --join)']);
     const pm = s.podman;
     if (pm) {
       const state = pm.connected ? 'connected' : `not reachable (${pm.last_error ?? 'connecting'})`;
@@ -126,7 +127,7 @@ export async function query(o: ReadOptions, name: string, type: string): Promise
     return EXIT.usage;
   }
   print(o, r, () => {
-    const rr = (a: QueryJson['answers'][number]) => `${a.name}\t${a.ttl ?? ''}\t${a.type}\t${typeof a.data === 'object' ? Object.values(a.data as object).join(' ') : a.data}`;
+    const rr = (a: QueryJson['answers'][number]) => `${a.name}\t${a.ttl ?? ''}\t${a.type}\t${rdata(a.data)}`;
     const out = [`;; ${r.rcode}${r.authoritative ? ', authoritative' : ''}`];
     if (r.answers.length) out.push(';; ANSWER', ...r.answers.map(rr));
     if (r.authorities.length) out.push(';; AUTHORITY', ...r.authorities.map(rr));
@@ -137,6 +138,12 @@ export async function query(o: ReadOptions, name: string, type: string): Promise
   return r.rcode === 'NOERROR' ? EXIT.ok : EXIT.failure;
 }
 
+/** A record's data on one line, as dig prints it: TXT strings quoted, SRV/SOA fields in order. */
+function rdata(d: unknown): string {
+  if (Array.isArray(d)) return d.map((s) => JSON.stringify(String(s))).join(' ');
+  return d !== null && typeof d === 'object' ? Object.values(d).join(' ') : String(d);
+}
+
 interface StatusJson {
   node: { id: string; name: string; address: string };
   version: string;
@@ -144,6 +151,7 @@ interface StatusJson {
   ready: boolean;
   dns: { domain: string; listen: string[]; cluster_address: string; link: { name: string } | null; upstreams: string[]; path: string };
   api: { listen: string[] };
+  state?: { dir: string; healthy: boolean; failing: Record<string, string> };
   registry: { services: number; endpoints: number; healthy_endpoints: number; nodes: number; index: number };
   cluster?: { gossip: string; members: number; stale: boolean } | null;
   problems: string[];

@@ -26,6 +26,7 @@ export const COMMANDS: CommandDef[] = [
 export const READ_OPTIONS = [
   { flag: '--json', help: "print the API's JSON instead of a table" },
   { flag: '--api-socket <path>', help: "the daemon's API socket; env PODMAN_SWARM_DNS_API_SOCKET" },
+  { flag: '--state-dir <dir>', help: "the daemon's --state-dir when not the default: its socket is <dir>/api.sock; env PODMAN_SWARM_DNS_STATE_DIR" },
 ];
 
 export const EXIT_CODES: Array<[number, string]> = [
@@ -39,7 +40,7 @@ export const EXIT_CODES: Array<[number, string]> = [
 /** `podman-swarm-dns --help`. `socketDefault` is computed at run time (it depends on the user). */
 export function cliUsage(version: string, socketDefault: string): string {
   const row = (left: string, right: string): string => `  ${left.padEnd(23)}${right}`;
-  const [json, socket] = READ_OPTIONS;
+  const [json, socket, stateDir] = READ_OPTIONS;
   return `podman-swarm-dns ${version} — service discovery DNS for Podman hosts
 
 Usage: podman-swarm-dns <command> [options]
@@ -51,6 +52,8 @@ Options of the read commands (${COMMANDS.filter((c) => c.read).map((c) => c.name
 ${row(json!.flag, json!.help)}
 ${row(socket!.flag, `the daemon's API socket (default: ${socketDefault});`)}
 ${row('', 'env PODMAN_SWARM_DNS_API_SOCKET')}
+${row(stateDir!.flag, "the daemon's --state-dir when not the default: its socket")}
+${row('', 'is <dir>/api.sock; env PODMAN_SWARM_DNS_STATE_DIR')}
 
 Exit codes: ${EXIT_CODES.slice(0, 3).map(([n, s]) => `${n} ${s}`).join('; ')};
 ${EXIT_CODES.slice(3).map(([n, s]) => `${n} ${s}`).join('; ')}.

@@ -144,7 +144,11 @@ export function manPage(version: string, date: string): string {
     'State: the node id and the endpoints registered over the API.',
     '.TP',
     '.I /run/podman\\-swarm\\-dns/api.sock',
-    'The API socket that the read commands use.',
+    'The API socket that the read commands use (of a daemon with the default state directory; one',
+    'with another',
+    '.B \\-\\-state\\-dir',
+    'serves',
+    '.IR <state\\-dir>/api.sock ).',
     '.TP',
     '.I /usr/share/doc/podman\\-swarm\\-dns/containers.conf',
     'A Podman drop\\-in (for /etc/containers/containers.conf.d/) that points containers at the',
@@ -201,13 +205,13 @@ ${choice.map((d) => `        --${d.name}) COMPREPLY=($(compgen -W "${d.kind.arg.
         ;;
     ${readCmds.join('|')})
         case $prev in
-        --api-socket) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --api-socket|--state-dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         esac
         if [ "\${COMP_WORDS[1]}" = query ] && [ "$COMP_CWORD" -eq 3 ] && [[ $cur != -* ]]; then
             COMPREPLY=($(compgen -W "A AAAA SRV PTR TXT SOA NS" -- "$cur"))
             return
         fi
-        COMPREPLY=($(compgen -W "--json --api-socket --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "--json --api-socket --state-dir --help" -- "$cur"))
         ;;
     esac
 }

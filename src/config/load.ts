@@ -80,7 +80,7 @@ export function loadConfig(input: LoadInput): LoadedConfig {
         `${file}: ${[SERVICES_KEY, ...path].map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('').slice(1)}` +
           `${doc!.line([SERVICES_KEY, ...path])}: ${message}`,
       );
-    });
+    }, { maxPorts: options.maxPortsPerEndpoint as number, maxEndpoints: options.maxEndpointsPerService as number });
   }
   return {
     options: options as Options,

@@ -42,6 +42,14 @@ export const OPTIONS = {
     name: 'log-level', kind: k.oneOf('debug', 'info', 'warn', 'error'), default: 'info', group: 'General',
     help: 'log verbosity; debug logs every DNS query',
   }),
+  maxPortsPerEndpoint: def({
+    name: 'max-ports-per-endpoint', kind: k.int(1, 4096), default: 64, group: 'General',
+    help: 'ports one endpoint may declare (API, config file, Podman labels); each one is health-checked',
+  }),
+  maxEndpointsPerService: def({
+    name: 'max-endpoints-per-service', kind: k.int(1, 100_000), default: 1024, group: 'General',
+    help: "endpoints this node may register for one service (API, config file, Podman); more are refused",
+  }),
 
   domain: def({
     name: 'domain', kind: k.domain, default: 'cluster.local', group: 'DNS',
@@ -86,6 +94,10 @@ export const OPTIONS = {
     name: 'prefer-local', kind: k.bool, default: true, group: 'DNS',
     help: "answer this host's endpoints first to queries from local bridge subnets",
   }),
+  udpAnswerLimit: def({
+    name: 'udp-answer-limit', kind: k.int(0, 1000), default: 0, group: 'DNS',
+    help: 'at most this many A/AAAA records in a UDP answer, without TC (0: as many as fit)',
+  }),
   failOpen: def({
     name: 'fail-open', kind: k.bool, default: false, group: 'DNS',
     help: 'when no endpoint of a service is healthy, answer all of them instead of none',
@@ -109,12 +121,12 @@ export const OPTIONS = {
 
   apiListen: def({
     name: 'api-listen', kind: k.list(k.apiListen), default: [] as k.ApiListen[], group: 'API',
-    defaultText: '127.0.0.1:8080 and unix:/run/podman-swarm-dns/api.sock (root) or unix:$XDG_RUNTIME_DIR/podman-swarm-dns/api.sock',
+    defaultText: '127.0.0.1:8080 and unix:/run/podman-swarm-dns/api.sock (root) or unix:$XDG_RUNTIME_DIR/podman-swarm-dns/api.sock; with a --state-dir other than the default, unix:<state-dir>/api.sock',
     help: 'HTTP API addresses; a non-loopback address needs --api-token-file',
   }),
   apiTokenFile: def({
-    name: 'api-token-file', kind: k.path, default: '', group: 'API',
-    help: 'file holding the Bearer token; when set, writes need it everywhere and reads on non-loopback',
+    name: 'api-token-file', kind: k.path, default: '', group: 'API', defaultText: '<state-dir>/api-token, made at first start',
+    help: 'file holding the Bearer token that TCP listeners need for writes (and for reads off loopback); the unix socket needs none',
   }),
 
   gossipListen: def({

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { homedir, hostname, networkInterfaces } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { ApiListen } from './kinds.js';
 
 // Defaults that depend on who runs the daemon and where: as root (or with the capabilities the
@@ -35,17 +35,28 @@ function userRuntimeDir(env: NodeJS.ProcessEnv): string {
   return env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'podman-swarm-dns') : `/tmp/podman-swarm-dns-${process.getuid?.() ?? 'user'}`;
 }
 
-export function defaultApiSocket(env: NodeJS.ProcessEnv): string {
+/**
+ * The API socket of a daemon with this state dir: the well-known path for the default state dir,
+ * `<state dir>/api.sock` for any other. A second daemon (say, one per network namespace) needs its
+ * own state dir anyway (node id, registrations), and so gets its own socket: the file system is
+ * shared across network namespaces, a socket path is not per namespace.
+ */
+export function defaultApiSocket(env: NodeJS.ProcessEnv, stateDir = ''): string {
+  if (stateDir && resolve(stateDir) !== resolve(defaultStateDir(env))) return join(resolve(stateDir), 'api.sock');
   return isSystem() ? SYSTEM_SOCKET : join(userRuntimeDir(env), 'api.sock');
 }
 
-/** Where a client looks for the daemon: its own default first, then the system daemon's. */
-export function apiSocketCandidates(env: NodeJS.ProcessEnv): string[] {
+/**
+ * Where a client looks for the daemon: with a state dir (flag or PODMAN_SWARM_DNS_STATE_DIR), that
+ * daemon's socket only; else its own default first, then the system daemon's.
+ */
+export function apiSocketCandidates(env: NodeJS.ProcessEnv, stateDir = env.PODMAN_SWARM_DNS_STATE_DIR ?? ''): string[] {
+  if (stateDir) return [defaultApiSocket(env, stateDir)];
   return [...new Set([defaultApiSocket(env), SYSTEM_SOCKET])];
 }
 
-export function defaultApiListen(env: NodeJS.ProcessEnv): ApiListen[] {
-  return [{ kind: 'tcp', host: '127.0.0.1', port: 8080 }, { kind: 'unix', path: defaultApiSocket(env) }];
+export function defaultApiListen(env: NodeJS.ProcessEnv, stateDir: string): ApiListen[] {
+  return [{ kind: 'tcp', host: '127.0.0.1', port: 8080 }, { kind: 'unix', path: defaultApiSocket(env, stateDir) }];
 }
 
 export function defaultStateDir(env: NodeJS.ProcessEnv): string {

@@ -18,10 +18,16 @@ type Fail = (path: Array<string | number>, message: string) => never;
 
 const SERVICE_KEYS = ['namespace', 'name', 'mode', 'ttl', 'endpoints'];
 
-export function parseServices(raw: unknown, now: number, fail: Fail): StaticService[] {
+export interface ServiceLimits {
+  maxPorts: number;
+  maxEndpoints: number;
+}
+
+export function parseServices(raw: unknown, now: number, fail: Fail, limits: ServiceLimits): StaticService[] {
   if (raw === null || raw === undefined) return [];
   if (!Array.isArray(raw)) fail([], 'expected a list of services (- name: ... endpoints: [...])');
   const seen = new Set<string>();
+  const perService = new Map<string, number>();
   return (raw as unknown[]).map((entry, i) => {
     if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
       fail([i], 'expected a mapping with name and endpoints');
@@ -53,10 +59,15 @@ export function parseServices(raw: unknown, now: number, fail: Fail): StaticServ
       ttl = s.ttl;
     }
     if (!Array.isArray(s.endpoints)) fail([i, 'endpoints'], 'expected a list of endpoints (- address: ...)');
+    const count = (perService.get(`${namespace}/${name}`) ?? 0) + (s.endpoints as unknown[]).length;
+    if (count > limits.maxEndpoints) {
+      fail([i, 'endpoints'], `${count} endpoints for ${namespace}/${name}, more than --max-endpoints-per-service ${limits.maxEndpoints}`);
+    }
+    perService.set(`${namespace}/${name}`, count);
     const endpoints = (s.endpoints as unknown[]).map((raw, j) => {
       let ep: Endpoint;
       try {
-        ep = parseEndpoint(raw, { namespace, service: name, source: 'config', now });
+        ep = parseEndpoint(raw, { namespace, service: name, source: 'config', now, maxPorts: limits.maxPorts });
       } catch (e) {
         if (!(e instanceof InputError)) throw e;
         const path = e.field === '.' ? [] : e.field.split('.');

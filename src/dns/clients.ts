@@ -1,13 +1,17 @@
 import { CidrSet, parseCidr, type Cidr } from '../net/cidr.js';
 
-// Who is asking: recursion is offered only to loopback, local Podman bridge subnets and
-// `--allow-recursion` (never an open resolver); prefer-local ordering applies to queries from
-// this host and its bridges.
+// Who is asking: recursion is offered only to loopback, this host's own addresses, local Podman
+// bridge subnets and `--allow-recursion` (never an open resolver); prefer-local ordering applies
+// to queries from this host and its bridges. This host's own addresses (its links, the cluster DNS
+// address, the gateways) also see the container names of every network: a program on the host
+// with `nameserver 10.223.0.10` asks from 10.223.0.10. The kernel drops packets from outside that
+// claim a local source address, so these cannot be spoofed from elsewhere.
 
 const LOOPBACK = new CidrSet(['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!));
 
 const RECURSION = 1;
 const LOCAL = 2;
+const HOST = 4;
 /** Distinct client addresses remembered; beyond that the memo starts over. */
 const MEMO_SIZE = 4096;
 
@@ -18,6 +22,8 @@ export class ClientPolicy {
   /** Called after the ranges change (the native table then rebuilds). */
   onChange: () => void = () => undefined;
   private bridges = new CidrSet();
+  private host = new CidrSet();
+  private hostKey = '';
   /** Address → flags: the same few clients ask again and again, CIDR matching is not free. */
   private memo = new Map<string, number>();
 
@@ -44,6 +50,26 @@ export class ClientPolicy {
     return this.bridges.list;
   }
 
+  /** This host's own addresses; a call with the same set changes nothing (no table rebuild). */
+  setHostAddresses(ips: Iterable<string>): void {
+    const cidrs = [...new Set(ips)].map((ip) => parseCidr(ip.includes(':') ? `${ip}/128` : `${ip}/32`)).filter((c) => c !== null);
+    const key = cidrs.map((c) => c.text).sort().join(' ');
+    if (key === this.hostKey) return;
+    this.hostKey = key;
+    this.host = new CidrSet(cidrs);
+    this.memo.clear();
+    this.onChange();
+  }
+
+  get hostAddresses(): readonly Cidr[] {
+    return this.host.list;
+  }
+
+  /** The query comes from one of this host's own addresses. */
+  isHost(ip: string): boolean {
+    return (this.flags(ip) & HOST) !== 0;
+  }
+
   recursionAllowed(ip: string): boolean {
     return (this.flags(ip) & RECURSION) !== 0;
   }
@@ -56,7 +82,8 @@ export class ClientPolicy {
     let f = this.memo.get(ip);
     if (f === undefined) {
       const bridge = this.bridges.has(ip);
-      f = (this.allow.has(ip) || bridge ? RECURSION : 0) | (LOOPBACK.has(ip) || bridge ? LOCAL : 0);
+      const host = this.host.has(ip);
+      f = (this.allow.has(ip) || bridge || host ? RECURSION : 0) | (LOOPBACK.has(ip) || bridge || host ? LOCAL : 0) | (host ? HOST : 0);
       if (this.memo.size >= MEMO_SIZE) this.memo.clear();
       this.memo.set(ip, f);
     }

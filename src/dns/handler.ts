@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { ClientPolicy } from './clients.js';
 import type { ForwardSource, Forwarder } from './forwarder.js';
 import { answerQuestion, type Answer, type Question, type Rcode, type Zone } from './records.js';
-import { decodeQuery, encodeAnswer, encodeRcode, isBadVersion, udpLimit, type Query } from './wire.js';
+import { decodeQuery, encodeAnswer, encodeRcode, isBadVersion, udpLimit, withTc, type Query } from './wire.js';
 
 // One query in, one response (or nothing) out, whatever the transport: decode → in-zone answer
 // → or, for clients allowed to recurse, the forwarder. The servers only move bytes.
@@ -30,7 +30,7 @@ export interface HandlerDeps {
   metrics: DnsMetrics;
   log: Logger;
   /** Podman container names, scoped by the querier's network (SPEC §3); absent without Podman. */
-  containerNames?: { answer(q: Question, client: string): Answer | null };
+  containerNames?: { answer(q: Question, client: string, o: { host: boolean; rotation: number }): Answer | null };
 }
 
 type Answered = [Buffer, AnswerSource];
@@ -88,10 +88,15 @@ export class DnsHandler {
     if (isBadVersion(q)) return [encodeRcode(q, 'NOERROR', recursion), 'zone'];
     const klass = q.question.class ?? 'IN';
     if (klass !== 'IN' && klass !== 'ANY') return [encodeRcode(q, 'NOTIMP', recursion), 'zone'];
-    const answer = answerQuestion(q.question, zone, { local: clients.isLocal(client.address) });
-    if (answer) return [encodeAnswer(q, answer, { limit, recursionAvailable: recursion }), 'zone'];
-    const named = this.deps.containerNames?.answer(q.question, client.address);
-    if (named) return [encodeAnswer(q, named, { limit, recursionAvailable: recursion }), 'zone'];
+    const answer =
+      answerQuestion(q.question, zone, { local: clients.isLocal(client.address), rotation: q.id }) ??
+      this.deps.containerNames?.answer(q.question, client.address, { host: clients.isHost(client.address), rotation: q.id });
+    if (answer) {
+      const cap = zone.settings.udpAnswerLimit ?? 0;
+      const type = q.question.type;
+      if (cap > 0 && client.transport === 'udp' && (type === 'A' || type === 'AAAA')) answer.answers = answer.answers.slice(0, cap);
+      return [encodeAnswer(q, answer, { limit, recursionAvailable: recursion, zone: zone.settings.domain }), 'zone'];
+    }
     if (!recursion) return [encodeRcode(q, 'REFUSED', false), 'refused'];
     return this.forward(raw, q, limit);
   }
@@ -102,7 +107,6 @@ export class DnsHandler {
     // Too big for this UDP client: header and question with TC, so it retries over TCP.
     const rcode = (RCODE_NAMES[fwd.packet.readUInt16BE(2) & 0xf] ?? 'SERVFAIL') as Rcode;
     const truncated = encodeAnswer(q, { rcode, authoritative: false, answers: [], authorities: [], additionals: [] }, { limit, recursionAvailable: true });
-    truncated.writeUInt16BE(truncated.readUInt16BE(2) | 0x0200, 2);
-    return [truncated, fwd.source];
+    return [withTc(truncated), fwd.source];
   }
 }

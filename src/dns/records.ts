@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import type { Answer as RR } from 'dns-packet';
 import type { ReverseEntry } from '../registry/registry.js';
 import { servable, type ServiceView, type ViewEndpoint } from '../registry/view.js';
+import { minimalAny } from './message.js';
 import { locate, reverseAddress, zoneLabels, type NameLookups } from './names.js';
 
 // Record building (SPEC §3): a question and the zone view in, the sections of the answer out.
@@ -35,6 +36,8 @@ export interface ZoneSettings {
   serial: number;
   failOpen: boolean;
   preferLocal: boolean;
+  /** At most this many A/AAAA records in a UDP answer (0: no limit). */
+  udpAnswerLimit?: number;
 }
 
 /** What records read from the registry (Registry implements it). */
@@ -48,20 +51,26 @@ export interface ZoneSource {
 export interface Zone {
   settings: ZoneSettings;
   source: ZoneSource;
-  /** Rotation offset for a name; the server advances it per response. */
-  rotation(key: string): number;
 }
 
 export interface Client {
   /** The query comes from this host or one of its bridge subnets (prefer-local applies). */
   local: boolean;
+  /**
+   * Rotation of the answer records: each group (this host's endpoints, the others) starts at
+   * record `rotation % length`. The servers pass the query ID, so every query gets its own order
+   * with no state to keep, and both DNS paths give the same order. Default 0.
+   */
+  rotation?: number;
+  /** ANY lists every record (the native table compiler asks so); otherwise ANY gets RFC 8482's HINFO. */
+  fullAny?: boolean;
 }
 
 /** The in-zone or reverse answer, or null when the name is not ours (forward it). */
 export function answerQuestion(q: Question, zone: Zone, client: Client): Answer | null {
   const lower = q.name.toLowerCase().replace(/\.$/, '');
   const labels = zoneLabels(lower, zone.settings.domain);
-  if (labels === null) return reverse(q, lower, zone);
+  if (labels === null) return reverse(q, lower, zone, client);
   return new Builder(q, zone, client).build(labels);
 }
 
@@ -87,9 +96,9 @@ class Builder {
   build(labels: string[]): Answer {
     const { s } = this;
     const target = locate(labels, lookupsOf(this.zone.source));
+    if (target.kind === 'none') return this.negative('NXDOMAIN');
+    if (this.type === 'ANY' && !this.client.fullAny) return positive([minimalAny(this.q.name)]);
     switch (target.kind) {
-      case 'none':
-        return this.negative('NXDOMAIN');
       case 'empty':
         break;
       case 'apex':
@@ -108,21 +117,30 @@ class Builder {
       case 'service': {
         const view = this.view(target.namespace, target.service);
         const ttl = view.ttl ?? s.ttl;
-        const eps = this.ordered(view);
-        if (view.vip) this.address(this.answers, this.q.name, [view.vip], ttl);
-        else this.address(this.answers, this.q.name, unique(eps.flatMap((e) => e.reach!.addresses)), ttl);
-        if (this.wants('SRV')) this.srv(view, eps, ttl);
+        const groups = this.groups(view);
+        const records = groups.map(() => [] as RR[]);
+        if (view.vip) this.address(records[0]!, this.q.name, [view.vip], ttl);
+        else groups.forEach((g, i) => this.address(records[i]!, this.q.name, g.flatMap((e) => e.reach!.addresses), ttl));
+        if (this.wants('SRV')) this.srv(view, groups, ttl, records);
+        this.answers.push(...this.rotated(records));
         break;
       }
       case 'host': {
         const view = this.view(target.namespace, target.service);
-        const eps = this.ordered(view).filter((e) => e.endpoint.hostname === target.host);
-        this.address(this.answers, this.q.name, unique(eps.flatMap((e) => e.reach!.addresses)), view.ttl ?? s.ttl);
+        const groups = this.groups(view).map((g) => g.filter((e) => e.endpoint.hostname === target.host));
+        const records = groups.map(() => [] as RR[]);
+        groups.forEach((g, i) => this.address(records[i]!, this.q.name, g.flatMap((e) => e.reach!.addresses), view.ttl ?? s.ttl));
+        this.answers.push(...this.rotated(records));
         break;
       }
       case 'srv': {
         const view = this.view(target.namespace, target.service);
-        if (this.wants('SRV')) this.srv(view, this.ordered(view), view.ttl ?? s.ttl, target.port, target.protocol);
+        if (this.wants('SRV')) {
+          const groups = this.groups(view);
+          const records = groups.map(() => [] as RR[]);
+          this.srv(view, groups, view.ttl ?? s.ttl, records, target.port, target.protocol);
+          this.answers.push(...this.rotated(records));
+        }
         break;
       }
     }
@@ -130,17 +148,30 @@ class Builder {
     return { rcode: 'NOERROR', authoritative: true, answers: this.answers, authorities: [], additionals: this.additionals };
   }
 
+  /** The groups' records without duplicates (a record stays in the first group that has it), each rotated. */
+  private rotated(groups: RR[][]): RR[] {
+    const seen = new Set<string>();
+    const turn = this.client.rotation ?? 0;
+    return groups.flatMap((g) => {
+      const kept = g.filter((rr) => {
+        const k = `${rr.type} ${JSON.stringify((rr as { data: unknown }).data)}`;
+        if (seen.has(k)) return false;
+        seen.add(k);
+        return true;
+      });
+      return rotate(kept, turn);
+    });
+  }
+
   private view(namespace: string, service: string): ServiceView {
     return this.zone.source.service(namespace, service)!;
   }
 
-  /** Servable endpoints, this host's first when prefer-local applies, each group rotated. */
-  private ordered(view: ServiceView): ViewEndpoint[] {
+  /** Servable endpoints: this host's, then the others' when prefer-local applies and both exist. */
+  private groups(view: ServiceView): ViewEndpoint[][] {
     const groups = servableGroups(view, this.s.failOpen);
-    const offset = this.zone.rotation(view.key);
-    if (!(this.s.preferLocal && this.client.local)) return rotate(groups.all, offset);
-    if (groups.remote.length === 0) return rotate(groups.local, offset);
-    return [...rotate(groups.local, offset), ...rotate(groups.remote, offset)];
+    if (this.s.preferLocal && this.client.local && groups.local.length > 0 && groups.remote.length > 0) return [groups.local, groups.remote];
+    return [groups.all];
   }
 
   /** A and/or AAAA records of `name` for those of `addresses` the question asks for. */
@@ -151,26 +182,31 @@ class Builder {
     }
   }
 
-  private srv(view: ServiceView, eps: ViewEndpoint[], ttl: number, port?: string, protocol?: string): void {
+  /**
+   * SRV records of each group (into `out[i]`) and the addresses of their targets as additional
+   * records, without duplicates, in group order.
+   */
+  private srv(view: ServiceView, groups: ViewEndpoint[][], ttl: number, out: RR[][], port?: string, protocol?: string): void {
     const seen = new Set<string>();
-    for (const e of eps) {
-      const target = `${e.endpoint.hostname}.${view.name}.${view.namespace}.svc.${this.s.domain}`;
-      let added = false;
-      for (const [name, p] of Object.entries(e.reach!.ports).sort(([a], [b]) => (a < b ? -1 : 1))) {
-        if (port !== undefined && (name !== port || p.protocol !== protocol)) continue;
-        this.answers.push(
-          this.rr('SRV', this.q.name, ttl, { priority: 0, weight: e.endpoint.weight, port: p.port, target }),
-        );
-        added = true;
-      }
-      if (added) {
-        const key = `${target} ${e.reach!.addresses.join(' ')}`;
-        if (!seen.has(key)) {
+    groups.forEach((eps, i) => {
+      const into = out[i]!;
+      for (const e of eps) {
+        const target = `${e.endpoint.hostname}.${view.name}.${view.namespace}.svc.${this.s.domain}`;
+        let added = false;
+        for (const [name, p] of Object.entries(e.reach!.ports).sort(([a], [b]) => (a < b ? -1 : 1))) {
+          if (port !== undefined && (name !== port || p.protocol !== protocol)) continue;
+          into.push(this.rr('SRV', this.q.name, ttl, { priority: 0, weight: e.endpoint.weight, port: p.port, target }));
+          added = true;
+        }
+        if (!added) continue;
+        for (const ip of e.reach!.addresses) {
+          const key = `${target} ${ip}`;
+          if (seen.has(key)) continue;
           seen.add(key);
-          this.address(this.additionals, target, e.reach!.addresses, ttl, true);
+          this.address(this.additionals, target, [ip], ttl, true);
         }
       }
-    }
+    });
   }
 
   private soa(ttl: number): RR {
@@ -235,13 +271,14 @@ function lookups(src: ZoneSource): NameLookups {
 }
 
 /** PTR for addresses the registry knows; anything else in the reverse tree is forwarded. */
-function reverse(q: Question, lower: string, zone: Zone): Answer | null {
+function reverse(q: Question, lower: string, zone: Zone, client: Client): Answer | null {
   const type = q.type.toUpperCase();
   if (type !== 'PTR' && type !== 'ANY') return null;
   const ip = reverseAddress(lower);
   if (!ip) return null;
   const entries = zone.source.lookupAddress(ip);
   if (entries.length === 0) return null;
+  if (type === 'ANY' && !client.fullAny) return positive([minimalAny(q.name)]);
   const { domain, ttl } = zone.settings;
   const targets = unique(
     entries.map((r) => {
@@ -249,16 +286,16 @@ function reverse(q: Question, lower: string, zone: Zone): Answer | null {
       return r.hostname ? `${r.hostname}.${svc}.${ns}.svc.${domain}` : `${svc}.${ns}.svc.${domain}`;
     }),
   );
-  return {
-    rcode: 'NOERROR',
-    authoritative: true,
-    answers: targets.map((t) => ({ type: 'PTR', name: q.name, ttl, class: 'IN', data: t })),
-    authorities: [],
-    additionals: [],
-  };
+  return positive(targets.map((t) => ({ type: 'PTR', name: q.name, ttl, class: 'IN', data: t })));
 }
 
-function rotate<T>(list: T[], offset: number): T[] {
+/** A positive authoritative answer with only an answer section. */
+export function positive(answers: RR[]): Answer {
+  return { rcode: 'NOERROR', authoritative: true, answers, authorities: [], additionals: [] };
+}
+
+/** `list` starting at element `offset % length`. */
+export function rotate<T>(list: T[], offset: number): T[] {
   if (list.length < 2) return list;
   const k = offset % list.length;
   return k === 0 ? list : [...list.slice(k), ...list.slice(0, k)];

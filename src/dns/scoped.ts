@@ -1,8 +1,9 @@
 import { isIP } from 'node:net';
 import type { Answer as RR } from 'dns-packet';
 import { canonicalIp, CidrSet, parseCidr, type Cidr } from '../net/cidr.js';
+import { minimalAny } from './message.js';
 import { reverseAddress } from './names.js';
-import type { Answer, Question } from './records.js';
+import { positive, rotate, type Answer, type Question } from './records.js';
 
 // Podman container names answered the way aardvark-dns does (SPEC §3 "How containers use it"):
 // `<name>`, `<alias>` and `<name>.dns.podman`, TTL 0, scoped by the querier's network — a
@@ -16,6 +17,12 @@ export interface ScopedContainer {
 }
 
 const SUFFIX = '.dns.podman';
+
+/** The SOA of NODATA answers under `dns.podman` (TTL 0 like the names: nothing is cached). */
+export const PODMAN_SOA: RR = {
+  type: 'SOA', name: 'dns.podman', ttl: 0, class: 'IN',
+  data: { mname: 'dns.podman', rname: 'hostmaster.dns.podman', serial: 1, refresh: 7200, retry: 1800, expire: 86400, minimum: 0 },
+} as RR;
 
 export class ContainerNames {
   /** network → subnets */
@@ -62,39 +69,48 @@ export class ContainerNames {
     this.onChange();
   }
 
-  /** The answer for a container name asked by `client`, or null when it is not one we know. */
-  answer(q: Question, client: string): Answer | null {
+  /**
+   * The answer for a container name asked by `client`, or null when it is not one we know.
+   * `host`: the client is this host itself, which sees the containers of every network;
+   * `rotation`: the answer starts at record `rotation % count`, as zone answers do.
+   */
+  answer(q: Question, client: string, { host = false, rotation = 0 }: { host?: boolean; rotation?: number } = {}): Answer | null {
     const lower = q.name.toLowerCase().replace(/\.$/, '');
+    const type = q.type.toUpperCase();
     const ptr = reverseAddress(lower);
-    if (ptr) return this.pointer(q, ptr, client);
+    if (ptr) return this.pointer(q, type, ptr, client, host, rotation);
     const podmanSuffix = lower.endsWith(SUFFIX);
     const name = podmanSuffix ? lower.slice(0, -SUFFIX.length) : lower;
     if (!name || name.includes('.')) return null;
     const ips: string[] = [];
     for (const [net, set] of this.subnets) {
-      if (!set.has(client)) continue;
+      if (!host && !set.has(client)) continue;
       for (const ip of this.byNetwork.get(net)?.get(name) ?? []) if (!ips.includes(ip)) ips.push(ip);
+      // This host sees every network; the first that has the name answers.
+      if (host && ips.length > 0) break;
     }
     if (ips.length === 0) return null;
-    const type = q.type.toUpperCase();
+    if (type === 'ANY') return positive([minimalAny(q.name)]);
     const answers: RR[] = [];
     for (const ip of ips) {
       const t = isIP(ip) === 6 ? 'AAAA' : 'A';
-      if (type === t || type === 'ANY') answers.push({ type: t, name: q.name, ttl: 0, class: 'IN', data: ip } as RR);
+      if (type === t) answers.push({ type: t, name: q.name, ttl: 0, class: 'IN', data: ip } as RR);
     }
-    return { rcode: 'NOERROR', authoritative: true, answers, authorities: [], additionals: [] };
+    // NODATA carries the SOA, as every NODATA does, for names under dns.podman.
+    const soa = answers.length === 0 && podmanSuffix ? [PODMAN_SOA] : [];
+    return { rcode: 'NOERROR', authoritative: true, answers: rotate(answers, rotation), authorities: soa, additionals: [] };
   }
 
   /** PTR of a container IP on a network the querier shares: the container's names, as aardvark answers. */
-  private pointer(q: Question, ip: string, client: string): Answer | null {
+  private pointer(q: Question, type: string, ip: string, client: string, host: boolean, rotation: number): Answer | null {
     const key = canonicalIp(ip);
     for (const [net, set] of this.subnets) {
-      if (!set.has(client)) continue;
+      if (!host && !set.has(client)) continue;
       const names = this.reverse.get(net)?.get(key);
       if (!names) continue;
-      const type = q.type.toUpperCase();
-      const answers = type === 'PTR' || type === 'ANY' ? names.map((n) => ({ type: 'PTR', name: q.name, ttl: 0, class: 'IN', data: `${n}.` }) as RR) : [];
-      return { rcode: 'NOERROR', authoritative: true, answers, authorities: [], additionals: [] };
+      if (type === 'ANY') return positive([minimalAny(q.name)]);
+      const answers = type === 'PTR' ? names.map((n) => ({ type: 'PTR', name: q.name, ttl: 0, class: 'IN', data: `${n}.` }) as RR) : [];
+      return { rcode: 'NOERROR', authoritative: true, answers: rotate(answers, rotation), authorities: [], additionals: [] };
     }
     return null;
   }

@@ -1,16 +1,16 @@
 import * as packet from 'dns-packet';
 import type { Answer as RR, DecodedPacket, OptAnswer, Question } from 'dns-packet';
+import { assemble, encodeRecord, FLAG_TC, MAX_UDP_PAYLOAD, nameContext, type NameContext } from './message.js';
 import type { Answer, Rcode } from './records.js';
 
 // The wire format around records.ts: decoding queries defensively, encoding answers with EDNS0
-// and truncation (SPEC §3: payload size honoured up to 1232, TC when the answer does not fit).
+// (payload size honoured up to 1232), compression and truncation (message.ts).
 
-export const MAX_UDP_PAYLOAD = 1232;
+export { MAX_UDP_PAYLOAD };
 const RCODES: Record<Rcode, number> = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 };
 const OPCODE_QUERY = 0;
 const FLAG_QR = 0x8000;
 const FLAG_AA = 0x0400;
-const FLAG_TC = 0x0200;
 const FLAG_RD = 0x0100;
 const FLAG_RA = 0x0080;
 const FLAG_CD = 0x0010;
@@ -20,6 +20,8 @@ export interface Query {
   opcode: number;
   flags: number;
   question: Question;
+  /** The question section as the client sent it (name, type, class): echoed byte for byte. */
+  raw?: Buffer;
   /** The query's OPT record, when it has one (EDNS0). */
   opt?: OptAnswer;
 }
@@ -40,8 +42,8 @@ export function decodeQuery(buf: Buffer): Decoded {
   if (opcode !== OPCODE_QUERY) {
     return { ok: false, reply: headerOnly(id, flags, 'NOTIMP'), reason: `opcode ${opcode}` };
   }
-  const nameProblem = checkQuestionName(buf);
-  if (nameProblem) return { ok: false, reply: headerOnly(id, flags, 'FORMERR'), reason: nameProblem };
+  const nameEnd = checkQuestionName(buf);
+  if (typeof nameEnd === 'string') return { ok: false, reply: headerOnly(id, flags, 'FORMERR'), reason: nameEnd };
   let decoded: DecodedPacket;
   try {
     decoded = packet.decode(buf);
@@ -53,7 +55,7 @@ export function decodeQuery(buf: Buffer): Decoded {
   }
   const opts = (decoded.additionals ?? []).filter((a): a is OptAnswer => a.type === 'OPT');
   if (opts.length > 1) return { ok: false, reply: headerOnly(id, flags, 'FORMERR'), reason: 'several OPT records' };
-  const query: Query = { id, opcode, flags, question: decoded.questions[0]! };
+  const query: Query = { id, opcode, flags, question: decoded.questions[0]!, raw: buf.subarray(12, nameEnd + 4) };
   if (opts[0]) query.opt = opts[0];
   return { ok: true, query };
 }
@@ -62,13 +64,13 @@ export function decodeQuery(buf: Buffer): Decoded {
  * The question name must be plain: no compression pointer and printable ASCII labels without
  * dots, so that it decodes to text and re-encodes to the same bytes when echoed back.
  */
-function checkQuestionName(buf: Buffer): string | null {
-  if (buf.readUInt16BE(4) === 0) return null;
+function checkQuestionName(buf: Buffer): number | string {
+  if (buf.readUInt16BE(4) === 0) return 12;
   let i = 12;
   for (;;) {
     if (i >= buf.length) return 'question name runs past the end';
     const len = buf[i]!;
-    if (len === 0) return i - 12 + 1 > 255 ? 'question name longer than 255 bytes' : null;
+    if (len === 0) return i - 12 + 1 > 255 ? 'question name longer than 255 bytes' : i + 1;
     if (len > 63) return 'compressed or bad label in the question';
     for (let j = i + 1; j <= i + len; j++) {
       const c = buf[j];
@@ -97,23 +99,27 @@ export interface EncodeOptions {
   /** Largest message allowed: udpLimit() for UDP, 65535 for TCP. */
   limit: number;
   recursionAvailable: boolean;
+  /** The zone, lower case: names under it compress against the question's zone labels. */
+  zone?: string;
 }
 
-/** Encodes `answer` for `q`; drops additionals, then everything, and sets TC if it must. */
+/** Encodes `answer` for `q`, compressed and truncated as message.ts describes. */
 export function encodeAnswer(q: Query, answer: Answer, opts: EncodeOptions): Buffer {
   const flags =
+    FLAG_QR |
     (q.flags & (0x7800 | FLAG_RD | FLAG_CD)) |
     (answer.authoritative ? FLAG_AA : 0) |
     (opts.recursionAvailable ? FLAG_RA : 0) |
     RCODES[answer.rcode];
-  const additionals: RR[] = [...answer.additionals];
-  if (q.opt) additionals.push(ourOpt(q.opt));
-  const full = encode(q, flags, answer.answers, answer.authorities, additionals);
-  if (full.length <= opts.limit) return full;
-  // Additional records are optional (RFC 2181 §9): drop them before truncating.
-  const lean = encode(q, flags, answer.answers, answer.authorities, q.opt ? [ourOpt(q.opt)] : []);
-  if (lean.length <= opts.limit) return lean;
-  return encode(q, flags | FLAG_TC, [], [], q.opt ? [ourOpt(q.opt)] : []);
+  const question = q.raw ?? questionBytes(q.question);
+  const ctx: NameContext = opts.zone ? nameContext(q.question.name, opts.zone) : { question: q.question.name.toLowerCase().replace(/\.$/, ''), zone: null };
+  const enc = (list: RR[]) => list.map((rr) => encodeRecord(rr, ctx));
+  // The zone's labels end the question name, just before its root label, type and class.
+  const zoneAt = ctx.zone === null ? -1 : 12 + question.length - 5 - (ctx.zone.length + 1);
+  return assemble(
+    { id: q.id, flags, question, zoneAt, opt: q.opt ? ourOpt(q.opt) : null, limit: opts.limit },
+    { answers: enc(answer.answers), authorities: enc(answer.authorities), additionals: enc(answer.additionals) },
+  );
 }
 
 /** An error or refusal that echoes the question. */
@@ -124,29 +130,26 @@ export function encodeRcode(q: Query, rcode: Rcode, recursionAvailable: boolean)
   });
 }
 
-function ourOpt(theirs: OptAnswer): RR {
-  // EDNS version other than 0: BADVERS (extended rcode 1, RFC 6891 §6.1.3).
+/** Our OPT record: 1232 bytes, version 0, the DO bit echoed; BADVERS for other versions (RFC 6891 §6.1.3). */
+function ourOpt(theirs: OptAnswer): Buffer {
   const badVersion = (theirs.ednsVersion ?? 0) !== 0;
-  return {
-    type: 'OPT',
-    name: '.',
-    udpPayloadSize: MAX_UDP_PAYLOAD,
-    extendedRcode: badVersion ? 1 : 0,
-    ednsVersion: 0,
-    flags: (theirs.flags ?? 0) & 0x8000,
-  } as RR;
+  const b = Buffer.alloc(11);
+  b.writeUInt16BE(41, 1);
+  b.writeUInt16BE(MAX_UDP_PAYLOAD, 3);
+  b[5] = badVersion ? 1 : 0;
+  b.writeUInt16BE((theirs.flags ?? 0) & 0x8000, 7);
+  return b;
 }
 
-function encode(q: Query, flags: number, answers: RR[], authorities: RR[], additionals: RR[]): Buffer {
-  return packet.encode({
-    id: q.id,
-    type: 'response',
-    flags: flags & 0x7fff,
-    questions: [q.question],
-    answers,
-    authorities,
-    additionals,
-  });
+function questionBytes(q: Question): Buffer {
+  const enc = (packet as unknown as { question: { encode(q: Question): Buffer } }).question;
+  return Buffer.from(enc.encode(q));
+}
+
+/** Sets TC on an encoded message. */
+export function withTc(msg: Buffer): Buffer {
+  msg.writeUInt16BE(msg.readUInt16BE(2) | FLAG_TC, 2);
+  return msg;
 }
 
 export const isBadVersion = (q: Query): boolean => q.opt !== undefined && (q.opt.ednsVersion ?? 0) !== 0;

@@ -1,14 +1,13 @@
 import type { Registry } from '../registry/registry.js';
 import type { Zone, ZoneSettings } from './records.js';
 
-// The zone as the server answers it: the registry, the settings, the SOA serial (bumped on every
-// registry change) and the per-service rotation counters.
+// The zone as the server answers it: the registry, the settings and the SOA serial (bumped on
+// every registry change).
 
 export type ZoneOptions = Omit<ZoneSettings, 'serial'>;
 
 export class ZoneState implements Zone {
   settings: ZoneSettings;
-  private readonly counters = new Map<string, number>();
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -17,9 +16,8 @@ export class ZoneState implements Zone {
     private readonly clock: () => number = Date.now,
   ) {
     this.settings = { ...opts, serial: this.nextSerial(0) };
-    this.unsubscribe = source.onChange((change) => {
+    this.unsubscribe = source.onChange(() => {
       this.settings = { ...this.settings, serial: this.nextSerial(this.settings.serial) };
-      for (const key of change.services) if (!this.has(key)) this.counters.delete(key);
     });
   }
 
@@ -27,19 +25,8 @@ export class ZoneState implements Zone {
     this.settings = { ...opts, serial: this.nextSerial(this.settings.serial) };
   }
 
-  rotation(key: string): number {
-    const n = this.counters.get(key) ?? 0;
-    this.counters.set(key, (n + 1) % 0x40000000);
-    return n;
-  }
-
   close(): void {
     this.unsubscribe();
-  }
-
-  private has(key: string): boolean {
-    const [ns, svc] = key.split('/') as [string, string];
-    return this.source.service(ns, svc) !== undefined;
   }
 
   /** Seconds since the epoch, strictly increasing, kept in 32 bits. */

@@ -2,7 +2,7 @@ import type { ClientPolicy } from '../dns/clients.js';
 import type { ZoneState } from '../dns/zone.js';
 import { parseCidr } from '../net/cidr.js';
 import type { Registry } from '../registry/registry.js';
-import { CLIENT_LOCAL, CLIENT_RECURSION, TableCompiler, type ClientClass, type ContainerScopes, type TableInput } from './table.js';
+import { CLIENT_HOST, CLIENT_LOCAL, CLIENT_RECURSION, TableCompiler, type ClientClass, type ContainerScopes, type TableInput } from './table.js';
 
 // Keeps the native answer table in step with the registry: changes are coalesced, the new table
 // is compiled in slices across event-loop turns (a big registry must not stall the daemon; only
@@ -87,6 +87,7 @@ export class LiveTable {
         ...LOOPBACK.map((cidr) => ({ cidr, flags: CLIENT_LOCAL })),
         ...this.clients.recursionCidrs.map((cidr) => ({ cidr, flags: CLIENT_RECURSION })),
         ...this.clients.bridgeSubnets.map((cidr) => ({ cidr, flags: CLIENT_RECURSION | CLIENT_LOCAL })),
+        ...this.clients.hostAddresses.map((cidr) => ({ cidr, flags: CLIENT_RECURSION | CLIENT_LOCAL | CLIENT_HOST })),
     ];
     return { zone: this.zone, services: this.registry.services(), clients, containers: this.containers };
   }

@@ -1,18 +1,22 @@
-import * as packet from 'dns-packet';
 import type { Answer as RR } from 'dns-packet';
 import type { Cidr } from '../net/cidr.js';
 import { ipBytes } from '../net/cidr.js';
+import { encodeRecord, nameContext, type Wire } from '../dns/message.js';
 import { answerQuestion, type Answer, type Zone, type ZoneSource } from '../dns/records.js';
+import { PODMAN_SOA } from '../dns/scoped.js';
 import { servable, type ServiceView, type ViewEndpoint } from '../registry/view.js';
 
 // The compiled answer table for the native fast path (native/src/answer.rs reads it). Pure: the
-// zone view in, bytes out. Every entry is produced by the JS path's own answerQuestion(), so the
-// two paths cannot disagree on what a name means; only the final assembly (rotation, prefer-local
-// grouping, EDNS size, TC) is repeated natively.
+// zone view in, bytes out. Every entry is produced by the JS path's own answerQuestion() and its
+// records by the JS path's own encoder (src/dns/message.ts), so the two paths cannot disagree on
+// what a name means or how a record is written; only the final assembly (rotation, prefer-local
+// grouping, zone pointers, EDNS size, truncation) is repeated natively.
 
 /** Client classes the native side needs: recursion (RA flag) and local (prefer-local variant). */
 export const CLIENT_RECURSION = 1;
 export const CLIENT_LOCAL = 2;
+/** One of this host's own addresses: sees the container names of every network. */
+export const CLIENT_HOST = 4;
 
 export interface ClientClass {
   cidr: Cidr;
@@ -31,6 +35,8 @@ export interface TableInput {
   containers?: ContainerScopes;
 }
 
+/** Format version of the table (answer.rs refuses others). */
+const TABLE_VERSION = 2;
 const ZONE_TYPES = ['A', 'AAAA', 'SRV', 'SOA', 'NS', 'TXT'] as const;
 const TYPE_CODES: Record<string, number> = { A: 1, NS: 2, SOA: 6, PTR: 12, TXT: 16, AAAA: 28, SRV: 33 };
 const RCODE: Record<string, number> = { NOERROR: 0, NXDOMAIN: 3 };
@@ -96,9 +102,9 @@ function cidr16(c: Cidr): { addr: Uint8Array; prefix: number } {
 }
 
 interface Item {
-  /** 0: literal record; 1: owned by the question name; 2: the zone's negative SOA (by reference). */
-  kind: 0 | 1 | 2;
-  bytes: Buffer;
+  /** 0: a record; 1: the zone's negative SOA (by reference, its serial changes with every table). */
+  kind: 0 | 1;
+  wire: Wire;
 }
 
 interface Variant {
@@ -115,20 +121,15 @@ interface Entry {
   authority: Item[];
 }
 
-// dns-packet encodes single records too; its type declarations only miss the export.
-const rrCodec = (packet as unknown as { answer: { encode(rr: RR): Buffer } }).answer;
-
-/** `qname` is the question as the table asks it (upper case): records owned by it echo the client. */
-function items(rrs: RR[], qname: string): Item[] {
-  return rrs.map((rr) => {
-    if (rr.name === qname) return { kind: 1, bytes: rrCodec.encode({ ...rr, name: '.' } as RR).subarray(1) };
-    return { kind: 0, bytes: rrCodec.encode(rr) };
-  });
+/** The records of answers to `qname` (under `domain`, or not), encoded as the JS path encodes them. */
+function items(rrs: RR[], qname: string, domain: string): Item[] {
+  const ctx = nameContext(qname, domain);
+  return rrs.map((rr) => ({ kind: 0, wire: encodeRecord(rr, ctx) }));
 }
 
 function dedup(list: Item[], seen: Set<string> = new Set()): Item[] {
   return list.filter((it) => {
-    const k = `${it.kind}${it.bytes.toString('latin1')}`;
+    const k = `${it.kind}${it.wire.bytes.toString('latin1')}`;
     if (seen.has(k)) return false;
     seen.add(k);
     return true;
@@ -151,7 +152,7 @@ function restricted(zone: Zone, key: string, keep: (e: ViewEndpoint) => boolean)
     },
     lookupAddress: (ip) => src.lookupAddress(ip),
   };
-  return { settings: zone.settings, source, rotation: () => 0 };
+  return { settings: zone.settings, source };
 }
 
 /** Serialized entries (key + entry, answer.rs format) and how many. */
@@ -173,14 +174,20 @@ class Chunk {
   }
 }
 
+function writeItem(w: Writer, it: Item): void {
+  w.u8(it.kind);
+  w.u8(it.wire.patches.length);
+  for (const p of it.wire.patches) w.u16(p);
+  w.u16(it.wire.bytes.length);
+  w.bytes(it.wire.bytes);
+}
+
 function writeItems(w: Writer, list: Item[]): void {
   w.u16(list.length);
-  for (const it of list) {
-    w.u8(it.kind);
-    w.u16(it.bytes.length);
-    w.bytes(it.bytes);
-  }
+  for (const it of list) writeItem(w, it);
 }
+
+const ZONE_SOA: Item = { kind: 1, wire: { bytes: Buffer.alloc(0), patches: [] } };
 
 function writeCidr(w: Writer, c: Cidr): void {
   const { addr, prefix } = cidr16(c);
@@ -202,51 +209,54 @@ function writeEntry(w: Writer, e: Entry): void {
   writeItems(w, e.authority);
 }
 
-/** One answer as an entry; the SOA of negative answers becomes a reference (kind 2). */
-function single(a: Answer, q: string): Entry {
+/** One answer as an entry; the SOA of negative answers becomes a reference. */
+function single(a: Answer, q: string, domain: string): Entry {
   const negative = a.answers.length === 0;
   return {
     scopes: [],
     rcode: RCODE[a.rcode]!,
-    variants: [{ groups: [items(a.answers, q)], additional: items(a.additionals, q) }],
-    authority: negative && a.authorities.length === 1 && a.authorities[0]!.type === 'SOA' ? [{ kind: 2, bytes: Buffer.alloc(0) }] : items(a.authorities, q),
+    variants: [{ groups: [items(a.answers, q, domain)], additional: items(a.additionals, q, domain) }],
+    authority: negative && a.authorities.length === 1 && a.authorities[0]!.type === 'SOA' ? [ZONE_SOA] : items(a.authorities, q, domain),
   };
 }
 
-const fixedZone = (zone: Zone): Zone => ({ settings: zone.settings, source: zone.source, rotation: () => 0 });
+const fixedZone = (zone: Zone): Zone => ({ settings: zone.settings, source: zone.source });
+const ALL = { local: false, fullAny: true };
 
 /** All entries of one in-zone name; `view`: the service whose endpoints it may rotate. */
 function addName(out: Chunk, zone: Zone, name: string, view?: ServiceView): void {
   const fixed = fixedZone(zone);
+  const domain = zone.settings.domain;
   const q = name.toUpperCase();
-  // ANY answers every type that has records (records.ts), so one question finds which to ask.
-  const any = answerQuestion({ name: q, type: 'ANY' }, fixed, { local: false });
+  // ANY with every record (records.ts) finds which types to ask for.
+  const any = answerQuestion({ name: q, type: 'ANY' }, fixed, ALL);
   if (!any || any.rcode === 'NXDOMAIN') return; // not a name of the zone: the native default
   const present = new Set(any.answers.map((rr) => rr.type));
   for (const type of ZONE_TYPES) {
     if (!present.has(type)) continue;
-    const a = answerQuestion({ name: q, type }, fixed, { local: false });
+    const a = answerQuestion({ name: q, type }, fixed, ALL);
     if (!a || a.answers.length === 0) continue;
-    const e = single(a, q);
+    const e = single(a, q, domain);
     const local = view && zone.settings.preferLocal ? localVariant(zone, view, q, type) : null;
     if (local) e.variants.push(local);
     out.add(name, TYPE_CODES[type]!, e);
   }
-  // Any other type (MX, CAA, ...): NODATA, the same for every type.
-  const other = answerQuestion({ name: q, type: 'MX' }, fixed, { local: false });
-  if (other && other.answers.length === 0) out.add(name, 0, single(other, q));
+  // Any other type (MX, CAA, ...): NODATA, the same for every type; ANY gets RFC 8482's HINFO.
+  const other = answerQuestion({ name: q, type: 'MX' }, fixed, ALL);
+  if (other && other.answers.length === 0) out.add(name, 0, single(other, q, domain));
 }
 
 /** Prefer-local: this host's endpoints first, then the others, each group rotated alone. */
 function localVariant(zone: Zone, view: ServiceView, q: string, type: string): Variant | null {
   const eps = servable(view, zone.settings.failOpen);
   if (!eps.some((e) => e.local) || !eps.some((e) => !e.local)) return null;
-  const mine = answerQuestion({ name: q, type }, restricted(zone, view.key, (e) => e.local), { local: false });
-  const theirs = answerQuestion({ name: q, type }, restricted(zone, view.key, (e) => !e.local), { local: false });
+  const d = zone.settings.domain;
+  const mine = answerQuestion({ name: q, type }, restricted(zone, view.key, (e) => e.local), ALL);
+  const theirs = answerQuestion({ name: q, type }, restricted(zone, view.key, (e) => !e.local), ALL);
   const seen = new Set<string>();
-  const g1 = dedup(items(mine?.answers ?? [], q), seen);
-  const g2 = dedup(items(theirs?.answers ?? [], q), seen);
-  const additional = dedup([...items(mine?.additionals ?? [], q), ...items(theirs?.additionals ?? [], q)]);
+  const g1 = dedup(items(mine?.answers ?? [], q, d), seen);
+  const g2 = dedup(items(theirs?.answers ?? [], q, d), seen);
+  const additional = dedup([...items(mine?.additionals ?? [], q, d), ...items(theirs?.additionals ?? [], q, d)]);
   return { groups: [g1, g2], additional };
 }
 
@@ -258,8 +268,8 @@ function addReverse(out: Chunk, fixed: Zone, ip: string): void {
   const name = reverseName(ip);
   if (!name) return;
   const q = name.toUpperCase();
-  const a = answerQuestion({ name: q, type: 'PTR' }, fixed, { local: false });
-  if (a && a.answers.length > 0) out.add(name, 12, single(a, q));
+  const a = answerQuestion({ name: q, type: 'PTR' }, fixed, ALL);
+  if (a && a.answers.length > 0) out.add(name, 12, single(a, q, fixed.settings.domain));
 }
 
 /** The names of one service (records.ts / names.ts decide which exist and what they answer). */
@@ -358,20 +368,21 @@ export class TableCompiler {
     chunks.push(shared);
 
     const scoped = new Chunk();
-    if (input.containers) containerEntries(scoped, input.containers);
+    if (input.containers) containerEntries(scoped, input.containers, domain);
     chunks.push(scoped);
 
     const w = new Writer();
     w.bytes(Buffer.from('PSDT'));
-    w.u16(1);
+    w.u16(TABLE_VERSION);
+    w.u16(zone.settings.udpAnswerLimit ?? 0);
     const zoneWire = wireName(domain);
     w.u16(zoneWire.length - 1);
     w.bytes(zoneWire.subarray(0, zoneWire.length - 1));
-    const nx = answerQuestion({ name: `a.b.c.d.e.f.${domain}`.toUpperCase(), type: 'A' }, fixed, { local: false })!;
-    const soa = rrCodec.encode(nx.authorities[0]!);
-    w.u16(soa.length);
-    w.bytes(soa);
-    writeEntry(w, single(nx, ''));
+    // The negative SOA as any name under the zone has it: owner and names point at the zone.
+    const nxName = `a.b.c.d.e.f.${domain}`.toUpperCase();
+    const nx = answerQuestion({ name: nxName, type: 'A' }, fixed, ALL)!;
+    writeItem(w, { kind: 0, wire: encodeRecord(nx.authorities[0]!, nameContext(nxName, domain)) });
+    writeEntry(w, single(nx, nxName, domain));
     w.u32(input.clients.length);
     for (const c of input.clients) {
       writeCidr(w, c.cidr);
@@ -384,12 +395,13 @@ export class TableCompiler {
 
 /**
  * Container names as ContainerNames.answer() gives them (aardvark-style, TTL 0), one set of
- * entries per network scoped to its subnets: `<name>` and `<name>.dns.podman` (A, AAAA, any other
- * type NODATA without SOA), and the PTR of each container IP. The JS path asks the zone first; so
- * does the table (registry PTRs come before these entries).
+ * entries per network scoped to its subnets (and to this host's own addresses, which see every
+ * network: the first network that has a name answers them): `<name>` and `<name>.dns.podman` (A,
+ * AAAA, any other type NODATA, with the dns.podman SOA under dns.podman), and the PTR of each
+ * container IP. The JS path asks the zone first; so does the table (registry PTRs come first).
  */
-function containerEntries(out: Chunk, containers: ContainerScopes): void {
-  const empty = (): Entry => ({ scopes: [], rcode: 0, variants: [{ groups: [[]], additional: [] }], authority: [] });
+function containerEntries(out: Chunk, containers: ContainerScopes, domain: string): void {
+  const entry = (scopes: Cidr[], answers: Item[], authority: Item[] = []): Entry => ({ scopes, rcode: 0, variants: [{ groups: [answers], additional: [] }], authority });
   for (const net of containers.scopes()) {
     const scopes = [...net.subnets];
     if (scopes.length === 0) continue;
@@ -398,11 +410,12 @@ function containerEntries(out: Chunk, containers: ContainerScopes): void {
       const ips = [...new Set(all)];
       for (const owner of [name, `${name}.dns.podman`]) {
         const q = owner.toUpperCase();
+        const soa = owner === name ? [] : items([PODMAN_SOA], q, domain);
         for (const [type, v6] of [['A', false], ['AAAA', true]] as const) {
           const rrs = ips.filter((ip) => (ipBytes(ip)?.length === 16) === v6).map((ip) => ({ type, name: q, ttl: 0, class: 'IN', data: ip }) as RR);
-          out.add(owner, TYPE_CODES[type]!, { ...empty(), scopes, variants: [{ groups: [items(rrs, q)], additional: [] }] });
+          out.add(owner, TYPE_CODES[type]!, entry(scopes, items(rrs, q, domain), rrs.length === 0 ? soa : []));
         }
-        out.add(owner, 0, { ...empty(), scopes });
+        out.add(owner, 0, entry(scopes, [], soa));
       }
     }
     for (const [ip, names] of net.reverse) {
@@ -410,8 +423,8 @@ function containerEntries(out: Chunk, containers: ContainerScopes): void {
       if (!owner) continue;
       const q = owner.toUpperCase();
       const rrs = names.map((n) => ({ type: 'PTR', name: q, ttl: 0, class: 'IN', data: `${n}.` }) as RR);
-      out.add(owner, 12, { ...empty(), scopes, variants: [{ groups: [items(rrs, q)], additional: [] }] });
-      out.add(owner, 0, { ...empty(), scopes });
+      out.add(owner, 12, entry(scopes, items(rrs, q, domain)));
+      out.add(owner, 0, entry(scopes, []));
     }
   }
 }

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { addressProblem, DEFAULT_MAX_PORTS } from '../registry/input.js';
 import type { Endpoint, NamedPort, Protocol } from '../registry/types.js';
 import { ENABLE, parseLabels, toLabel } from './labels.js';
 import type { ContainerInspect, InspectNetwork, NetworkInfo } from './types.js';
@@ -36,7 +37,7 @@ export const sharedNetworkOf = (c: ContainerInspect): string | undefined => /^co
 export function describeContainer(
   c: ContainerInspect,
   networks: ReadonlyMap<string, NetworkInfo>,
-  node: { address: string },
+  node: { address: string; maxPorts?: number },
   now: number,
   /** Inspect of another container, for one that shares its network namespace (pods). */
   lookup: (id: string) => ContainerInspect | undefined = () => undefined,
@@ -90,7 +91,13 @@ export function describeContainer(
     const routable = candidates.filter((n) => ROUTABLE_DRIVERS.has(networks.get(n)?.driver ?? ''));
     const chosen = routable.length ? routable : candidates;
     explicit = routable.length > 0;
-    for (const n of chosen) for (const ip of names.networks[n] ?? []) if (!addresses.includes(ip)) addresses.push(ip);
+    for (const n of chosen) {
+      for (const ip of names.networks[n] ?? []) {
+        const bad = addressProblem(ip);
+        if (bad) facts.problems.push(`address ${ip} on network ${n} ${bad}: skipped`);
+        else if (!addresses.includes(ip)) addresses.push(ip);
+      }
+    }
     network = chosen.find((n) => names.networks[n]);
   }
   if (addresses.length === 0) {
@@ -115,6 +122,12 @@ export function describeContainer(
     );
   }
   if (hostNetwork) for (const p of Object.values(ports)) delete p.hostPort;
+  const maxPorts = node.maxPorts ?? DEFAULT_MAX_PORTS;
+  const portNames = Object.keys(ports);
+  if (portNames.length > maxPorts) {
+    facts.problems.push(`${portNames.length} ports, more than --max-ports-per-endpoint ${maxPorts}: ${portNames.slice(maxPorts).join(', ')} skipped`);
+    ports = Object.fromEntries(Object.entries(ports).slice(0, maxPorts));
+  }
 
   const hasHealthcheck = (c.Config?.Healthcheck?.Test?.length ?? 0) > 0 && c.Config?.Healthcheck?.Test?.[0] !== 'NONE';
   const shortId = c.Id.slice(0, 12);
@@ -150,4 +163,22 @@ function publishedPorts(c: ContainerInspect): Map<string, number> {
     if (m && Number.isInteger(hp) && hp > 0 && hp < 65536) out.set(`${m[1]}/${m[2]}`, hp);
   }
   return out;
+}
+
+/** The containers' endpoints, at most `max` per service; the containers beyond it, in order, in `over`. */
+export function endpointsWithin(all: ContainerFacts[], max: number): { endpoints: Endpoint[]; over: ContainerFacts[] } {
+  const endpoints: Endpoint[] = [];
+  const over: ContainerFacts[] = [];
+  const perService = new Map<string, number>();
+  for (const c of all) {
+    if (!c.endpoint) continue;
+    const key = `${c.endpoint.namespace}/${c.endpoint.service}`;
+    const n = perService.get(key) ?? 0;
+    if (n >= max) over.push(c);
+    else {
+      perService.set(key, n + 1);
+      endpoints.push(c.endpoint);
+    }
+  }
+  return { endpoints, over };
 }

@@ -1,9 +1,8 @@
 import type { Logger } from 'pino';
 import { parseCidr, type Cidr } from '../net/cidr.js';
 import type { LocalNode } from '../registry/local.js';
-import type { Endpoint } from '../registry/types.js';
 import { PodmanClient } from './client.js';
-import { autoRegisters, type ContainerFacts } from './endpoints.js';
+import { autoRegisters, endpointsWithin, type ContainerFacts } from './endpoints.js';
 import type { NetworkInfo } from './types.js';
 import { PodmanWatcher, type Cause } from './watcher.js';
 
@@ -15,6 +14,9 @@ export interface PodmanSourceOptions {
   socket: string;
   resyncIntervalMs: number;
   nodeAddress: string;
+  /** Ports per endpoint and endpoints per service taken from containers; more are skipped. */
+  maxPorts: number;
+  maxEndpoints: number;
 }
 
 export interface PodmanSinks {
@@ -35,6 +37,8 @@ export class PodmanSource {
   private readonly warned = new Map<string, Set<string>>();
   private current: ContainerFacts[] = [];
   private lastLatencyMs: number | null = null;
+  /** Containers not registered because their service has --max-endpoints-per-service already. */
+  private overLimit: ContainerFacts[] = [];
 
   constructor(
     private readonly opts: PodmanSourceOptions,
@@ -43,7 +47,7 @@ export class PodmanSource {
   ) {
     this.watcher = new PodmanWatcher(
       new PodmanClient(opts.socket),
-      { resyncIntervalMs: opts.resyncIntervalMs, nodeAddress: opts.nodeAddress },
+      { resyncIntervalMs: opts.resyncIntervalMs, nodeAddress: opts.nodeAddress, maxPorts: opts.maxPorts },
       {
         containers: (all, cause) => this.onContainers(all, cause),
         networks: (all) => this.onNetworks(all),
@@ -86,13 +90,17 @@ export class PodmanSource {
   problems(): string[] {
     const w = this.watcher;
     const down = !w.connected && w.lastError ? [`Podman API at ${this.opts.socket} is not reachable (${w.lastError}); serving the last known containers`] : [];
-    return [...down, ...this.current.flatMap((c) => c.problems.map((p) => `container ${c.name}: ${p}`))];
+    return [...down, ...this.current.flatMap((c) => this.problemsOf(c).map((p) => `container ${c.name}: ${p}`))];
+  }
+
+  private problemsOf(c: ContainerFacts): string[] {
+    return this.overLimit.includes(c) ? [...c.problems, `not registered: ${c.endpoint!.namespace}/${c.endpoint!.service} already has ${this.opts.maxEndpoints} endpoints from Podman (--max-endpoints-per-service)`] : c.problems;
   }
 
   private onContainers(all: ContainerFacts[], cause: Cause): void {
     this.current = all;
-    const endpoints: Endpoint[] = [];
-    for (const c of all) if (c.endpoint) endpoints.push(c.endpoint);
+    const { endpoints, over } = endpointsWithin(all, this.opts.maxEndpoints);
+    this.overLimit = over;
     this.sinks.local.replaceSource('podman', endpoints);
     this.sinks.names(all.filter((c) => c.running));
     if (cause.receivedAt !== undefined) {
@@ -105,7 +113,7 @@ export class PodmanSource {
     for (const id of this.warned.keys()) if (!ids.has(id)) this.warned.delete(id);
     for (const c of all) {
       let seen = this.warned.get(c.id);
-      for (const p of c.problems) {
+      for (const p of this.problemsOf(c)) {
         if (seen?.has(p)) continue;
         if (!seen) this.warned.set(c.id, (seen = new Set()));
         seen.add(p);

@@ -15,6 +15,8 @@ export interface WatcherOptions {
   resyncIntervalMs: number;
   /** The node's address, for host-network containers. */
   nodeAddress: string;
+  /** Ports one container endpoint may declare; more are skipped (default DEFAULT_MAX_PORTS). */
+  maxPorts?: number;
   backoffMinMs?: number;
   backoffMaxMs?: number;
 }
@@ -256,7 +258,7 @@ export class PodmanWatcher {
   }
 
   private describe(c: ContainerInspect, now: number): ContainerFacts {
-    return describeContainer(c, this.networkMap, { address: this.opts.nodeAddress }, now, (id) => this.inspects.get(id));
+    return describeContainer(c, this.networkMap, { address: this.opts.nodeAddress, maxPorts: this.opts.maxPorts }, now, (id) => this.inspects.get(id));
   }
 
   private emit(cause: Cause): void {

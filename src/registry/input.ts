@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import type { Endpoint, EndpointSource, HealthSpec, NamedPort, Protocol } from './types.js';
 
 // Validation of endpoint descriptions from the outside world: the config file's `services:`
@@ -39,13 +39,20 @@ export function parsePort(raw: unknown, field: string): NamedPort {
   return { port, protocol: (m[2]?.toLowerCase() ?? 'tcp') as Protocol };
 }
 
-export function parsePorts(raw: unknown, field = 'ports'): Record<string, NamedPort> {
+/** Ports one endpoint may declare when nothing else is configured (each one is health-checked). */
+export const DEFAULT_MAX_PORTS = 64;
+
+export function parsePorts(raw: unknown, field = 'ports', maxPorts = DEFAULT_MAX_PORTS): Record<string, NamedPort> {
   if (raw === undefined || raw === null) return {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new InputError(field, `expected a mapping of port names to ports, e.g. {"http": "8080/tcp"}`);
   }
+  const entries = Object.entries(raw);
+  if (entries.length > maxPorts) {
+    throw new InputError(field, `${entries.length} ports, more than the ${maxPorts} an endpoint may have (--max-ports-per-endpoint)`);
+  }
   const out: Record<string, NamedPort> = {};
-  for (const [name, value] of Object.entries(raw)) {
+  for (const [name, value] of entries) {
     out[label(name, `${field}.${name}`)] = parsePort(value, `${field}.${name}`);
   }
   return out;
@@ -65,6 +72,29 @@ export function parseWeight(raw: unknown, field = 'weight'): number {
   return n;
 }
 
+const UNSPECIFIED = new BlockList();
+UNSPECIFIED.addSubnet('0.0.0.0', 8, 'ipv4');
+UNSPECIFIED.addAddress('::', 'ipv6');
+const MULTICAST = new BlockList();
+MULTICAST.addSubnet('224.0.0.0', 4, 'ipv4');
+MULTICAST.addAddress('255.255.255.255', 'ipv4');
+MULTICAST.addSubnet('ff00::', 8, 'ipv6');
+
+/**
+ * Why `address` cannot be an endpoint's address, or null. A scoped IPv6 address (`fe80::1%eth0`)
+ * names an interface of one host, an unspecified one (`0.0.0.0`, `::`) no host at all, and a
+ * multicast or broadcast one a group: none of them is where a client can reach one endpoint.
+ */
+export function addressProblem(address: string): string | null {
+  const family = isIP(address);
+  if (family === 0) return 'is not an IPv4 or IPv6 address';
+  if (address.includes('%')) return 'is a scoped IPv6 address (with a %zone), which means something on one host only';
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  if (UNSPECIFIED.check(address, type)) return 'is an unspecified address (0.0.0.0/8 or ::), not one a client can reach';
+  if (MULTICAST.check(address, type)) return 'is a multicast or broadcast address, not one endpoint';
+  return null;
+}
+
 /** A dashed address is the hostname of an endpoint that has none, as Kubernetes does for pods. */
 export const dashed = (address: string): string => address.toLowerCase().replace(/[.:]/g, '-').replace(/^-+|-+$/g, '');
 
@@ -77,6 +107,8 @@ export interface EndpointContext {
   now: number;
   /** Called when the input has no id (the API generates one). */
   newId?: () => string;
+  /** Ports one endpoint may declare (default DEFAULT_MAX_PORTS). */
+  maxPorts?: number;
 }
 
 /**
@@ -94,9 +126,9 @@ export function parseEndpoint(raw: unknown, ctx: EndpointContext, prefix = ''): 
     }
   }
   const address = body.address;
-  if (typeof address !== 'string' || !isIP(address)) {
-    throw new InputError(prefix + 'address', `${show(address)} is not an IPv4 or IPv6 address`);
-  }
+  if (typeof address !== 'string') throw new InputError(prefix + 'address', `${show(address)} is not an IPv4 or IPv6 address`);
+  const bad = addressProblem(address);
+  if (bad) throw new InputError(prefix + 'address', `${show(address)} ${bad}`);
   const hostname = body.hostname === undefined ? undefined : label(body.hostname, prefix + 'hostname');
   let id: string;
   if (body.id !== undefined) {
@@ -107,7 +139,7 @@ export function parseEndpoint(raw: unknown, ctx: EndpointContext, prefix = ''): 
   } else {
     id = ctx.newId?.() ?? hostname ?? dashed(address);
   }
-  const ports = parsePorts(body.ports, prefix + 'ports');
+  const ports = parsePorts(body.ports, prefix + 'ports', ctx.maxPorts);
   const health = body.health === undefined ? (Object.keys(ports).length ? 'tcp' : 'none') : parseHealth(body.health, prefix + 'health');
   return {
     id,

@@ -15,8 +15,10 @@ export interface NodeKey {
   identity: NodeIdentity;
   /** Path of the key file. */
   path: string;
-  /** Things worth a log line (created, replaced a damaged key, migrated an old id). */
+  /** Things worth a log line (created the key, migrated an old id). */
   notes: string[];
+  /** Things worth a warning (a damaged key replaced: the node has a new id). */
+  warnings: string[];
   /** Set when the key could not be kept: the node gets a new id on every start. */
   problem: string | null;
 }
@@ -24,6 +26,7 @@ export interface NodeKey {
 export function loadNodeKey(stateDir: string): NodeKey {
   const path = join(stateDir, KEY_FILE);
   const notes: string[] = [];
+  const warnings: string[] = [];
   let identity: NodeIdentity | null = null;
   let problem: string | null = null;
   try {
@@ -39,7 +42,7 @@ export function loadNodeKey(stateDir: string): NodeKey {
       const movedTo = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
       try {
         renameSync(path, movedTo);
-        notes.push(`${path} is not a usable key (${err.message}): moved to ${movedTo}, a new key and node id are made`);
+        warnings.push(`${path} is not a usable key (${err.message}): moved to ${movedTo}; this node starts as a new member with a new key and id`);
       } catch {
         problem = `${path} is not a usable key (${err.message}) and cannot be moved aside: this run uses a temporary key and node id`;
       }
@@ -57,7 +60,7 @@ export function loadNodeKey(stateDir: string): NodeKey {
     }
   }
   if (!problem) notes.push(...recordId(stateDir, identity.id));
-  return { identity, path, notes, problem };
+  return { identity, path, notes, warnings, problem };
 }
 
 /** Writes node-id; returns a note when it held another (an older version's) id. */

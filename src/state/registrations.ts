@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import { parseEndpoint } from '../registry/input.js';
+import { InputError, parseEndpoint } from '../registry/input.js';
 import type { Endpoint } from '../registry/types.js';
-import { readJsonFile, writeFileAtomic, type ReadResult } from './files.js';
+import { readJsonFile, writeFileAtomicAsync, type ReadResult } from './files.js';
 
 // Endpoints registered through the API survive a restart, as Consul's agent keeps its services:
 // they are this node's own data and nobody else would bring them back.
@@ -21,20 +21,34 @@ export class RegistrationStore {
     this.path = join(stateDir, FILE);
   }
 
-  load(): ReadResult<Endpoint[]> {
+  /**
+   * The saved registrations. One that today's rules refuse (an address or a port count accepted by
+   * an older version) is left out and named in `skipped`, not a reason to drop the others.
+   */
+  load(): ReadResult<{ endpoints: Endpoint[]; skipped: string[] }> {
     return readJsonFile(this.path, (raw) => {
       const data = raw as Stored;
       if (data?.format !== FORMAT || !Array.isArray(data.endpoints)) throw new Error(`not a format ${FORMAT} registration file`);
-      return data.endpoints.map((e) =>
-        parseEndpoint(
-          { id: e.id, address: e.address, hostname: e.hostname, ports: e.ports, weight: e.weight, health: e.health },
-          { namespace: e.namespace, service: e.service, source: 'api', now: e.registered },
-        ),
-      );
+      const endpoints: Endpoint[] = [];
+      const skipped: string[] = [];
+      for (const e of data.endpoints) {
+        try {
+          endpoints.push(
+            parseEndpoint(
+              { id: e.id, address: e.address, hostname: e.hostname, ports: e.ports, weight: e.weight, health: e.health },
+              { namespace: e.namespace, service: e.service, source: 'api', now: e.registered, maxPorts: Infinity },
+            ),
+          );
+        } catch (err) {
+          if (!(err instanceof InputError)) throw err;
+          skipped.push(`${e.namespace}/${e.service} ${e.id}: ${err.field}: ${err.message}`);
+        }
+      }
+      return { endpoints, skipped };
     });
   }
 
-  save(endpoints: Endpoint[]): void {
+  save(endpoints: Endpoint[]): Promise<void> {
     const data: Stored = {
       format: FORMAT,
       endpoints: endpoints.map((e) => ({
@@ -49,6 +63,6 @@ export class RegistrationStore {
         registered: e.lastSeen,
       })),
     };
-    writeFileAtomic(this.path, `${JSON.stringify(data, null, 2)}\n`);
+    return writeFileAtomicAsync(this.path, `${JSON.stringify(data, null, 2)}\n`);
   }
 }

@@ -49,9 +49,9 @@ const ENV = ['env', '-i', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 const exec = (m: Machine, ...cmd: string[]): string => m.exec(ENV[0]!, ...ENV.slice(1), ...cmd);
 const run = (m: Machine, ...cmd: string[]) => m.run(ENV[0]!, ...ENV.slice(1), ...cmd);
 
-/** The API of the daemon inside, with Node (the clean system has no curl). */
+/** The API of the daemon inside, with Node (the clean system has no curl); root reads the token the daemon made. */
 function register(m: Machine, id: string, address: string): void {
-  const js = `fetch('http://127.0.0.1:8080/api/v1/services/default/web/endpoints',{method:'POST',body:JSON.stringify({id:'${id}',address:'${address}'})}).then(r=>{if(r.status!==201)process.exit(1)},()=>process.exit(1))`;
+  const js = `const token=require('fs').readFileSync('/var/lib/podman-swarm-dns/api-token','utf8').trim();fetch('http://127.0.0.1:8080/api/v1/services/default/web/endpoints',{method:'POST',headers:{authorization:'Bearer '+token},body:JSON.stringify({id:'${id}',address:'${address}'})}).then(r=>{if(r.status!==201)process.exit(1)},()=>process.exit(1))`;
   exec(m, 'node', '--no-warnings', '-e', js);
 }
 

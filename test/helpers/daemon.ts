@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { request } from 'node:http';
@@ -40,6 +40,10 @@ export interface RunningDaemon {
   events: () => Array<Record<string, unknown>>;
   exited: Promise<number | null>;
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+  /** The API token (--api-token-file, or the one the daemon made in its state directory). */
+  token: () => string;
+  /** Headers that carry the token, for writes over TCP. */
+  auth: () => Record<string, string>;
 }
 
 export async function startDaemon(t: { teardown(fn: () => unknown): void }, o: DaemonOptions = {}): Promise<RunningDaemon> {
@@ -80,8 +84,11 @@ export async function startDaemon(t: { teardown(fn: () => unknown): void }, o: D
     await stop();
     rmSync(dir, { recursive: true, force: true });
   });
+  const last = (flag: string): string | undefined => args.flatMap((a, i) => (a === flag ? [args[i + 1]!] : [])).at(-1);
+  const token = (): string => readFileSync(last('--api-token-file') ?? join(last('--state-dir')!, 'api-token'), 'utf8').trim();
   const d: RunningDaemon = {
-    proc, dnsPort, apiPort, socket, dir, api: `http://127.0.0.1:${apiPort}`, exited, stop,
+    proc, dnsPort, apiPort, socket, dir, api: `http://127.0.0.1:${apiPort}`, exited, stop, token,
+    auth: () => ({ authorization: `Bearer ${token()}` }),
     logs: () => out,
     events: () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>),
   };

@@ -6,10 +6,11 @@ import { DnsHandler } from '../../src/dns/handler.js';
 import { ZoneState } from '../../src/dns/zone.js';
 import { parseCidr } from '../../src/net/cidr.js';
 import { loadAddon, type Addon } from '../../src/native/index.js';
-import { CLIENT_LOCAL, CLIENT_RECURSION, compileTable } from '../../src/native/table.js';
+import { CLIENT_HOST, CLIENT_LOCAL, CLIENT_RECURSION, compileTable } from '../../src/native/table.js';
 import { ContainerNames } from '../../src/dns/scoped.js';
 import { Registry } from '../../src/registry/registry.js';
 import type { Endpoint } from '../../src/registry/types.js';
+import { nativeSkip } from './native.js';
 import { ep, node } from './registry.js';
 
 // The real DNS components of one daemon, in process: the registry (this node and a remote one),
@@ -18,8 +19,8 @@ import { ep, node } from './registry.js';
 
 const loaded = loadAddon();
 export const addon: Addon | null = loaded.addon;
-/** tap skip reason when the addon is not built (no cargo on this machine). */
-export const skip: string | false = loaded.addon ? false : `native addon not built (${loaded.reason}); run npm run build:native`;
+/** tap skip reason when the addon is not built (no cargo on this machine); see helpers/native.ts. */
+export const skip: string | false = nativeSkip();
 
 export const BRIDGES = ['10.88.0.0/16', '10.89.0.0/16'];
 export const CLIENTS = ['127.0.0.1', '10.88.0.7', '10.89.3.4', '192.0.2.50', '::1'];
@@ -60,14 +61,14 @@ export interface World {
   close(): void;
 }
 
-export function world(o: { failOpen?: boolean; preferLocal?: boolean } = {}): World {
+export function world(o: { failOpen?: boolean; preferLocal?: boolean; udpAnswerLimit?: number } = {}): World {
   const registry = new Registry({ localNode: 'me', routableContainerIps: false, defaultMode: 'dnsrr' });
   // vip-mode services get a VIP, as the load balancer assigns them (issue 6).
   registry.setVipAssigner({ wants: (v) => v.mode === 'vip', allocate: (keys) => new Map(keys.map((k, i) => [k, `10.223.1.${i + 1}`])) });
   registry.apply(node('me', 1, localEndpoints()));
   registry.apply(node('other', 1, remoteEndpoints(), { address: '192.0.2.99' }));
   const zone = new ZoneState(registry, {
-    domain: 'cluster.local', ttl: 5, negativeTtl: 7, nameserver: '10.223.0.10', failOpen: o.failOpen ?? false, preferLocal: o.preferLocal ?? true,
+    domain: 'cluster.local', ttl: 5, negativeTtl: 7, nameserver: '10.223.0.10', failOpen: o.failOpen ?? false, preferLocal: o.preferLocal ?? true, udpAnswerLimit: o.udpAnswerLimit ?? 0,
   });
   const clients = new ClientPolicy(['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!));
   clients.setBridgeSubnets(BRIDGES.map((c) => parseCidr(c)!));
@@ -87,6 +88,7 @@ export function world(o: { failOpen?: boolean; preferLocal?: boolean } = {}): Wo
       ...['127.0.0.0/8', '::1/128'].map((c) => ({ cidr: parseCidr(c)!, flags: CLIENT_LOCAL })),
       ...clients.recursionCidrs.map((cidr) => ({ cidr, flags: CLIENT_RECURSION })),
       ...clients.bridgeSubnets.map((cidr) => ({ cidr, flags: CLIENT_RECURSION | CLIENT_LOCAL })),
+      ...clients.hostAddresses.map((cidr) => ({ cidr, flags: CLIENT_RECURSION | CLIENT_LOCAL | CLIENT_HOST })),
     ];
     const table = compileTable({ zone, services: registry.services(), clients: cls, containers: containerNames });
     addon!.setTable(table);

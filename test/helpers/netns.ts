@@ -40,4 +40,14 @@ export function createNetns(t: { teardown(fn: () => unknown): void }, prefix = '
   };
 }
 
+/**
+ * argv that runs `cmd` in the namespace with `resolvConf` as its /etc/resolv.conf: a private
+ * mount namespace (unshare -m) with a bind mount, so the machine's own file is never touched.
+ * This is how resolver libraries (glibc, Go, c-ares, busybox) are pointed at a daemon on port 53.
+ */
+export function withResolvConf(ns: Netns, resolvConf: string, cmd: string, args: string[]): string[] {
+  return ['nsenter', `--net=/run/netns/${ns.name}`, 'unshare', '--mount', '--propagation', 'private',
+    'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolvConf, cmd, ...args];
+}
+
 export { spawn };

@@ -18,6 +18,8 @@ t.test('read commands over the API socket', async (t) => {
   t.match(status.stdout, /^registry\s+1 services?, 1 endpoints? \(1 healthy\), 1 node, index \d+$/m);
   const statusJson = JSON.parse((await runCli(['status', '--json', ...sock])).stdout);
   t.match(statusJson, { ready: true, registry: { services: 1 } });
+  t.same(statusJson.problems, [], 'a fresh single host has no problem (gossip is off: there is no peer to miss)');
+  t.match(status.stdout, /^gossip\s+off \(a single host: no --join\)$/m);
 
   const services = await runCli(['services', ...sock]);
   t.match(services.stdout, /^NAMESPACE\s+NAME\s+MODE\s+VIP\s+PORTS\s+ENDPOINTS\s+HEALTHY\ndefault\s+web\s+dnsrr\s+-\s+http\/tcp\s+1\s+1$/m);
@@ -38,9 +40,20 @@ t.test('read commands over the API socket', async (t) => {
   const srv = JSON.parse((await runCli(['query', '_http._tcp.web.default.cluster.local', 'srv', '--json', ...sock])).stdout);
   t.match(srv, { rcode: 'NOERROR', answers: [{ type: 'SRV', data: { port: 8080 } }], additionals: [{ type: 'A', data: '10.0.0.1' }] });
   t.equal((await runCli(['query', 'nope.cluster.local', ...sock])).code, 4, 'NXDOMAIN: exit 4');
+  const txt = await runCli(['query', 'dns-version.cluster.local', 'TXT', ...sock]);
+  t.match(txt.stdout, /^dns-version\.cluster\.local\t\d*\tTXT\t"\d+\.\d+\.\d+"$/m, 'TXT strings printed as text');
+  const txtJson = JSON.parse((await runCli(['query', 'dns-version.cluster.local', 'TXT', '--json', ...sock])).stdout);
+  t.match(txtJson.answers, [{ type: 'TXT', data: [/^\d+\.\d+\.\d+$/] }], 'and returned as text by /api/v1/dns');
 
   const members = await runCli(['members', ...sock]);
   t.match(members.stdout, /\(this node\)\s+[0-9a-f]{32}\s+\S+\s+alive\s+1$/m);
+});
+
+t.test('a host told to join a cluster without a gossip key lists that as a problem', async (t) => {
+  const d = await startDaemon(t, { args: ['--join', '127.0.0.1:9'] });
+  const s = JSON.parse((await runCli(['status', '--json', '--api-socket', d.socket])).stdout);
+  t.match(s.problems, [/^gossip is off: no --gossip-key-file/]);
+  t.match((await runCli(['status', '--api-socket', d.socket])).stdout, /^gossip\s+off \(see problems\)$/m);
 });
 
 t.test('exit codes for usage errors and an unreachable daemon', async (t) => {

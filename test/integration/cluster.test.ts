@@ -42,7 +42,7 @@ async function node(t: { teardown(fn: () => unknown): void }, name: string, opts
 
 const register = (n: Node, svc: string, address: string) =>
   fetch(`${n.d.api}/api/v1/services/default/${svc}/endpoints`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
+    method: 'POST', headers: { 'content-type': 'application/json', ...n.d.auth() },
     body: JSON.stringify({ id: `${svc}-1`, address, ports: { http: '8080/tcp' }, health: 'none' }),
   });
 const answers = (n: Node, svc: string) => digShort(n.d.dnsPort, `${svc}.default.cluster.local`);

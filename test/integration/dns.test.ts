@@ -68,10 +68,10 @@ t.test('DNS end to end with real clients', async (t) => {
     t.match(upper, /^WEB\.Default\.CLUSTER\.local\.\s+5\s+IN\s+A\s+10\.0\.0\.\d$/m);
   });
 
-  await t.test('answers rotate: a different first record per response', async (t) => {
+  await t.test('answers rotate: queries with different IDs get different first records', async (t) => {
     const firsts = new Set<string>();
-    for (let i = 0; i < 4; i++) {
-      const reply = decode((await udpExchange(d.dnsPort, query('web.default.cluster.local')))!);
+    for (let id = 0; id < 4; id++) {
+      const reply = decode((await udpExchange(d.dnsPort, query('web.default.cluster.local', 'A', { id })))!);
       firsts.add(String((reply.answers![0] as { data: unknown }).data));
     }
     t.same([...firsts].sort(), ['10.0.0.1', '10.0.0.2']);
@@ -80,9 +80,13 @@ t.test('DNS end to end with real clients', async (t) => {
   await t.test('an answer larger than the EDNS size is truncated over UDP, complete over TCP', async (t) => {
     const udp = decode((await udpExchange(d.dnsPort, query('big.default.cluster.local', 'A', { edns: 1232 })))!);
     t.ok(udp.flag_tc, 'TC set');
-    t.equal(udp.answers!.length, 0);
+    t.equal(udp.answers!.length, 73, 'with the 73 records that fit in 1232 bytes, for clients that never retry over TCP');
     const plain = decode((await udpExchange(d.dnsPort, query('big.default.cluster.local')))!);
     t.ok(plain.flag_tc, 'no EDNS: 512 bytes');
+    t.equal(plain.answers!.length, 29, 'and 29 records in those');
+    const other = decode((await udpExchange(d.dnsPort, query('big.default.cluster.local', 'A', { id: 4243 })))!);
+    const first = (r: typeof plain) => (r.answers![0] as { data: string }).data;
+    t.not(first(other), first(plain), 'another query ID gets another subset');
     const [tcp] = await tcpExchange(d.dnsPort, [query('big.default.cluster.local')]);
     t.equal(decode(tcp!).answers!.length, 80);
     const viaDig = await digShort(d.dnsPort, 'big.default.cluster.local');
@@ -140,6 +144,17 @@ t.test('DNS end to end with real clients', async (t) => {
     });
     t.ok(closed, 'closed after the idle timeout');
   });
+});
+
+t.test('--udp-answer-limit: short UDP answers without TC, everything over TCP, on both paths', async (t) => {
+  for (const native of ['1', '0']) {
+    const d = await startDaemon(t, { config: CONFIG, args: ['--udp-answer-limit', '5'], env: { PODMAN_SWARM_DNS_NATIVE: native } });
+    const udp = decode((await udpExchange(d.dnsPort, query('big.default.cluster.local', 'A', { id: 7 })))!);
+    t.equal(udp.answers!.length, 5, `native=${native}: 5 records`);
+    t.notOk(udp.flag_tc, 'no TC: the client has what it asked for');
+    const [tcp] = await tcpExchange(d.dnsPort, [query('big.default.cluster.local')]);
+    t.equal(decode(tcp!).answers!.length, 80, 'TCP is not limited');
+  }
 });
 
 t.test('forwarding: failover, SERVFAIL, TC retry over TCP', async (t) => {

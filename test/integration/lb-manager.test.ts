@@ -74,7 +74,7 @@ t.test('VIP in DNS; listeners and backends follow API registrations; removed end
   const d = await startDaemon(t, { args: ['--service-cidr', '127.66.0.0/16', '--default-mode', 'vip'] });
   const api = `${d.api}/api/v1/services/default/web/endpoints`;
   const register = (id: string, port: number) =>
-    fetch(api, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id, address: '127.0.0.1', ports: { http: `${port}/tcp` } }) });
+    fetch(api, { method: 'POST', headers: { 'content-type': 'application/json', ...d.auth() }, body: JSON.stringify({ id, address: '127.0.0.1', ports: { http: `${port}/tcp` } }) });
   t.equal((await register('a', pa)).status, 201);
 
   const [vip] = await digShort(d.dnsPort, 'web.default.cluster.local');
@@ -97,7 +97,7 @@ t.test('VIP in DNS; listeners and backends follow API registrations; removed end
     else c.socket.destroy();
   }
   t.ok(held, 'got a connection to B');
-  t.equal((await fetch(`${api}/b`, { method: 'DELETE' })).status, 204);
+  t.equal((await fetch(`${api}/b`, { method: 'DELETE', headers: d.auth() })).status, 204);
   const after = await eventually(() => names(vip!, pa, 4), (v) => v.every((n) => n === 'A'));
   t.same(after, ['A', 'A', 'A', 'A'], 'a removed endpoint gets no new connections');
   const echoed = new Promise<string>((r) => held!.once('data', (b) => r(b.toString())));
@@ -111,7 +111,7 @@ t.test('VIP in DNS; listeners and backends follow API registrations; removed end
   const status = (await (await fetch(`${d.api}/api/v1/status`)).json()) as { lb: { listeners: unknown[] } };
   t.match(status.lb.listeners, [{ service: 'default/web', listen: `tcp:${vip}:${pa}`, endpoints: 1 }]);
 
-  t.equal((await fetch(`${api}/a`, { method: 'DELETE' })).status, 204);
+  t.equal((await fetch(`${api}/a`, { method: 'DELETE', headers: d.auth() })).status, 204);
   const gone = await eventually(() => names(vip!, pa, 1), (v) => v[0] === '-');
   t.same(gone, ['-'], 'the last endpoint gone: the listener is gone');
   await eventually(async () => d.logs(), (l) => /no longer on/.test(l), 3000);

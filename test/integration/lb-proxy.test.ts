@@ -8,6 +8,8 @@ import { NativeTcpProxy } from '../../src/lb/native-tcp-proxy.js';
 import { relayAddon } from '../../src/lb/relay-choice.js';
 import { TcpProxy, type ConnectionLimit, type TcpProxyOptions } from '../../src/lb/tcp-proxy.js';
 import { UdpProxy } from '../../src/lb/udp-proxy.js';
+import { nativeSkip } from '../helpers/native.js';
+import { until } from '../helpers/until.js';
 
 // Connect refused for sure: nothing listens on port 1 here, and no test's ephemeral port can be 1
 // (a port freed by a test could be taken by a parallel test's listener before the proxy dials it).
@@ -18,6 +20,7 @@ const REFUSED_PORT = 1;
 
 type Kind = 'js' | 'native';
 const relay = relayAddon(false);
+const nativeSkipped = nativeSkip() || (relay ? false : 'the native relay is turned off (PODMAN_SWARM_DNS_NATIVE=0 or PODMAN_SWARM_DNS_NATIVE_RELAY=0)');
 const KINDS: Kind[] = ['js', 'native'];
 
 type Tap = { teardown(fn: () => unknown): void };
@@ -80,7 +83,7 @@ const ended = (s: Socket) => new Promise<void>((r) => (s.readableEnded || s.dest
 const closed = (s: Socket) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r())));
 
 for (const kind of KINDS) {
-  t.test(`${kind} TCP proxy`, { skip: kind === 'native' && !relay ? 'native addon not built (npm run build:native)' : false }, async (t) => {
+  t.test(`${kind} TCP proxy`, { skip: kind === 'native' ? nativeSkipped : false }, async (t) => {
   t.test('large transfers both ways arrive byte for byte; half-close passes the FIN through', async (t) => {
     const up = randomBytes(24 << 20);
     const down = randomBytes(32 << 20);
@@ -152,7 +155,7 @@ for (const kind of KINDS) {
       c.destroy();
       // Wait until the closed one no longer counts as active (the relay's counters: refresh()).
       const busy = () => (p instanceof NativeTcpProxy && p.refresh(), set.backends().some((x) => x.id !== held && x.active > 0));
-      while (busy()) await new Promise((r) => setTimeout(r, 10));
+      await until('the closed connection to leave the active count', () => !busy(), 10_000, 10);
     }
     t.same(next, Array(4).fill(held === 'A' ? 'B' : 'A'), 'least-connections: every new one to the idle endpoint');
     keep.destroy();
@@ -265,7 +268,7 @@ for (const kind of KINDS) {
     sync();
     t.equal(limit.refused, 1);
     a.destroy();
-    while ((sync(), limit.active > 1)) await new Promise((r) => setTimeout(r, 20));
+    await until('the closed connection to leave the active count', () => (sync(), limit.active <= 1), 10_000, 20);
     const fourth = await dial(port);
     fourth.write('again');
     t.equal((await new Promise<Buffer>((r) => fourth.once('data', r))).toString(), 'again', 'room again after one closed');
@@ -322,7 +325,8 @@ t.test('UDP: each client keeps its backend for the session, sessions end when id
   const other = await ask(clients[1]!, 'b1');
   t.not(other.split(':')[0], first.split(':')[0], 'the next client goes to the next backend');
   t.equal(p.sessionCount, 2);
-  while (p.sessionCount > 0) await new Promise((r) => setTimeout(r, 100));
+  // Idle timeout 500 ms: both sessions are gone well within 10 s (the bound only stops a hang).
+  await until('both idle UDP sessions to end', () => p.sessionCount === 0, 10_000, 100);
   t.pass('idle sessions ended');
   t.match(await ask(clients[0]!, 'a3'), /^(one|two):a3$/, 'a new datagram opens a new session');
 });

@@ -2,7 +2,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { ROOT, startDaemon } from '../helpers/daemon.js';
 import { notifySocket } from '../helpers/notify-socket.js';
-import { loadAddon } from '../../src/native/index.js';
+import { nativeSkip } from '../helpers/native.js';
 
 // The daemon talks to a real unix datagram NOTIFY_SOCKET the way it does under systemd: through
 // systemd/notify-socket-exec (or the native addon, which takes precedence when built), from its own PID, with READY=1 only once it
@@ -32,7 +32,7 @@ t.test('READY, STATUS, WATCHDOG, RELOADING, STOPPING from the main PID', async (
 
   // STATUS= follows the registry.
   const res = await fetch(`${d.api}/api/v1/services/default/api1/endpoints`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ address: '10.0.0.2' }),
+    method: 'POST', headers: { 'content-type': 'application/json', ...d.auth() }, body: JSON.stringify({ address: '10.0.0.2' }),
   });
   t.ok(res.ok, `registered through the API (${res.status})`);
   await sock.next((n) => /2 services, 2 endpoints/.test(n.fields.STATUS ?? ''), ready.index + 1);
@@ -100,7 +100,7 @@ t.test('without notify-socket-exec or the addon, NOTIFY_SOCKET gets a clear warn
   t.same(sock.messages, []);
 });
 
-t.test('with the native addon, READY=1 comes from the main PID without notify-socket-exec', { skip: loadAddon().addon ? false : 'native addon not built' }, async (t) => {
+t.test('with the native addon, READY=1 comes from the main PID without notify-socket-exec', { skip: nativeSkip() }, async (t) => {
   const sock = await notifySocket(t);
   const d = await startDaemon(t, { env: { NOTIFY_SOCKET: sock.path } });
   const ready = await sock.next(has('READY', '1'));

@@ -3,10 +3,10 @@ import * as packet from 'dns-packet';
 import { reverseName } from '../../src/native/table.js';
 import { addon, canonical, CLIENTS, localEndpoints, remoteEndpoints, skip, world } from '../helpers/native-world.js';
 
-// Differential test (SPEC §10): the same query corpus answered by the native fast path and by the
-// JS path (the daemon's own handler, over the same registry) gives the same responses, ignoring
-// only the order of records that rotation changes. Queries the native path hands to JS are
-// answered by JS on both paths, so they are counted but cannot differ.
+// Differential test: the same query corpus answered by the native fast path and by the JS path
+// (the daemon's own handler, over the same registry) gives the same bytes — record order
+// (rotation by query ID), compression and truncation included. Queries the native path hands to
+// JS are answered by JS on both paths, so they are counted but cannot differ.
 
 let seed = 0x5eed1234;
 const rand = (n: number): number => {
@@ -77,8 +77,8 @@ function corpusQuery(name: string): Buffer {
 }
 
 t.test('native and JS answers are the same over an 18 000-query corpus', { skip }, async (t) => {
-  for (const [preferLocal, failOpen] of [[true, false], [false, false], [true, true]] as const) {
-    const w = world({ preferLocal, failOpen });
+  for (const [preferLocal, failOpen, udpAnswerLimit] of [[true, false, 0], [false, false, 0], [true, true, 0], [true, false, 3]] as const) {
+    const w = world({ preferLocal, failOpen, udpAnswerLimit });
     t.teardown(() => w.close());
     w.install();
     const all = names();
@@ -108,18 +108,21 @@ t.test('native and JS answers are the same over an 18 000-query corpus', { skip 
         if (slow !== fast) differences.push(`drop mismatch for ${q.toString('hex')}`);
         continue;
       }
-      const a = canonical(fast);
-      const b = canonical(slow);
       const d = packet.decode(fast);
-      const key = `${d.questions?.[0]?.type}/${(d as { rcode?: string }).rcode}/${d.flag_tc ? 'TC' : ''}`;
+      const key = `${d.questions?.[0]?.type}/${(d as { rcode?: string }).rcode}/${d.flag_tc ? `TC${d.answers!.length > 0 ? '+records' : ''}` : ''}`;
       kinds.set(key, (kinds.get(key) ?? 0) + 1);
-      if (a !== b && differences.length < 5) differences.push(`${packet.decode(q).questions![0]!.name} from ${client}:\n native ${a}\n js     ${b}`);
+      if (!fast.equals(slow) && differences.length < 5) {
+        differences.push(`${packet.decode(q).questions![0]!.name} from ${client}:\n native ${canonical(fast)} ${fast.toString('hex')}\n js     ${canonical(slow)} ${slow.toString('hex')}`);
+      }
     }
-    const config = `prefer-local ${preferLocal}, fail-open ${failOpen}`;
+    const config = `prefer-local ${preferLocal}, fail-open ${failOpen}, udp-answer-limit ${udpAnswerLimit}`;
     t.same(differences, [], `${config}: no differences`);
     t.ok(native > 3500, `${config}: ${native} answered natively, ${toJs} handed to JS`);
     t.ok(containers > 200, `${config}: ${containers} container-name queries answered natively`);
-    for (const k of ['A/NOERROR/', 'AAAA/NOERROR/', 'SRV/NOERROR/', 'PTR/NOERROR/', 'SOA/NOERROR/', 'NS/NOERROR/', 'TXT/NOERROR/', 'A/NXDOMAIN/', 'MX/NOERROR/', 'A/NOERROR/TC']) {
+    const expected = ['A/NOERROR/', 'AAAA/NOERROR/', 'SRV/NOERROR/', 'PTR/NOERROR/', 'SOA/NOERROR/', 'NS/NOERROR/', 'TXT/NOERROR/', 'A/NXDOMAIN/', 'MX/NOERROR/', 'ANY/NOERROR/', 'ANY/NXDOMAIN/'];
+    // Truncation keeps the records that fit (an answer limit of 3 leaves nothing to truncate).
+    if (udpAnswerLimit === 0) expected.push('A/NOERROR/TC+records', 'SRV/NOERROR/TC+records');
+    for (const k of expected) {
       t.ok((kinds.get(k) ?? 0) > 0, `corpus covers ${k} (${kinds.get(k) ?? 0})`);
     }
   }
@@ -161,4 +164,27 @@ t.test('container names are answered natively per source network', { skip }, asy
   t.same(ask('cache.dns.podman', 'A', '10.88.0.7'), ['10.88.0.21/0']);
   t.equal(ask('cache.dns.podman', 'A', '10.89.3.4'), undefined, 'a network without it: the JS path decides (forward or refuse)');
   t.equal(ask('db', 'A', '192.0.2.50'), undefined, 'no network in common: not answered natively');
+});
+
+t.test('this host\'s own addresses: recursion and every network\'s container names, on both paths', { skip }, async (t) => {
+  const w = world();
+  t.teardown(() => w.close());
+  w.clients.setHostAddresses(['10.223.0.10', '192.0.2.7']);
+  w.install();
+  const q = (name: string, type = 'A', id = 9) => packet.encode({ id, type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ name, type: type as 'A' }] });
+  for (const client of ['10.223.0.10', '192.0.2.7']) {
+    const fast = addon!.answer(q('cache'), client);
+    t.ok(fast, `${client}: a container name answered natively`);
+    t.same(packet.decode(fast!).answers!.map((a) => (a as { data: string }).data), ['10.88.0.21']);
+    t.ok(fast!.equals(w.handler.handle(q('cache'), { address: client, port: 53, transport: 'udp' }) as Buffer), 'the same bytes from JS');
+    const web = packet.decode(addon!.answer(q('web.default.cluster.local'), client)!);
+    t.ok((web.flags! & 0x80) !== 0, 'recursion available');
+    t.same(web.answers!.slice(0, 2).map((a) => (a as { data: string }).data).sort(), ['10.0.0.1', '10.0.0.2'], 'prefer-local applies');
+    const outside = w.handler.handle(q('example.com'), { address: client, port: 53, transport: 'udp' });
+    t.ok(outside instanceof Promise, 'an outside name is forwarded, not refused');
+    await outside;
+  }
+  t.equal(addon!.answer(q('cache'), '192.0.2.50'), undefined, 'another address: not a container name here');
+  const refused = w.handler.handle(q('example.com'), { address: '192.0.2.50', port: 53, transport: 'udp' }) as Buffer;
+  t.equal(refused.readUInt16BE(2) & 0xf, 5, 'and REFUSED for outside names');
 });

@@ -142,3 +142,17 @@ t.test('static services: errors point into the list', async (t) => {
   fails(t, () => load({ file: 'services:\n  - name: web\n    endpoints:\n      - address: 10.0.0.1\n      - address: 10.0.0.1\n' }), 'ERR_CONFIG_BAD_VALUE', /appears twice/);
   fails(t, () => load({ file: 'services:\n  - name: web\n    mode: round\n    endpoints: []\n' }), 'ERR_CONFIG_BAD_VALUE', /"round" is not a mode/);
 });
+
+t.test('static services: addresses no client can reach, and the port and endpoint limits', async (t) => {
+  const svc = (endpoints: string) => `services:\n  - name: web\n    endpoints:\n${endpoints}`;
+  fails(t, () => load({ file: svc('      - address: "fe80::1%eth0"\n') }), 'ERR_CONFIG_BAD_VALUE', /services\[0\]\.endpoints\[0\]\.address \(line 4\): "fe80::1%eth0" is a scoped IPv6/);
+  fails(t, () => load({ file: svc('      - address: 0.0.0.0\n') }), 'ERR_CONFIG_BAD_VALUE', /endpoints\[0\]\.address.*unspecified/);
+  fails(t, () => load({ file: svc('      - address: 239.1.2.3\n') }), 'ERR_CONFIG_BAD_VALUE', /endpoints\[0\]\.address.*multicast/);
+  const ports = (n: number) => `      - address: 10.0.0.1\n        ports: { ${Array.from({ length: n }, (_, i) => `p${i}: ${1000 + i}`).join(', ')} }\n`;
+  t.equal(load({ file: svc(ports(64)) }).endpoints[0]!.ports.p63!.port, 1063, '64 ports by default');
+  fails(t, () => load({ file: svc(ports(65)) }), 'ERR_CONFIG_BAD_VALUE', /endpoints\[0\]\.ports.*65 ports, more than the 64 .*--max-ports-per-endpoint/);
+  fails(t, () => load({ file: svc(ports(3)), argv: ['--max-ports-per-endpoint', '2'] }), 'ERR_CONFIG_BAD_VALUE', /3 ports, more than the 2/);
+  const three = svc('      - address: 10.0.0.1\n      - address: 10.0.0.2\n      - address: 10.0.0.3\n');
+  t.equal(load({ file: three }).endpoints.length, 3);
+  fails(t, () => load({ file: three, env: { PODMAN_SWARM_DNS_MAX_ENDPOINTS_PER_SERVICE: '2' } }), 'ERR_CONFIG_BAD_VALUE', /services\[0\]\.endpoints.*3 endpoints for default\/web, more than --max-endpoints-per-service 2/);
+});

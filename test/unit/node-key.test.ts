@@ -42,7 +42,7 @@ t.test('a damaged key is moved aside and replaced', async (t) => {
   writeFileSync(join(dir, 'node.key'), 'not a key');
   const k = loadNodeKey(dir);
   t.equal(k.problem, null);
-  t.match(k.notes.join('\n'), /node\.key is not a usable key .*moved to .*node\.key\.corrupt-/);
+  t.match(k.warnings.join('\n'), /node\.key is not a usable key .*moved to .*node\.key\.corrupt-.*a new member/);
   t.not(k.identity.id, old, 'a new id');
   t.ok(readdirSync(dir).some((f) => f.startsWith('node.key.corrupt-')));
 });

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describeContainer } from '../../src/podman/endpoints.js';
+import { describeContainer, endpointsWithin } from '../../src/podman/endpoints.js';
 import { gatewaysToServe } from '../../src/podman/source.js';
 import type { ContainerInspect, NetworkInfo } from '../../src/podman/types.js';
 import { ROOT } from '../helpers/daemon.js';
@@ -102,4 +102,38 @@ t.test('gateways served: auto-registered bridges without Podman DNS', async (t) 
   t.same(gatewaysToServe(networks), ['10.89.0.1']);
   const withDns = new Map([...networks].map(([k, n]) => [k, { ...n, dns_enabled: true }]));
   t.same(gatewaysToServe(withDns), [], 'aardvark owns the gateway of DNS-enabled networks');
+});
+
+t.test('unusable container addresses are skipped with a warning; ports beyond the limit are dropped', async (t) => {
+  const c = fixture<ContainerInspect>('inspect-web.json');
+  const net = c.NetworkSettings!.Networks!.p3exnet!;
+  net.GlobalIPv6Address = 'fe80::1%eth0';
+  const f = describeContainer(c, networks, node, NOW);
+  t.same(f.endpoint!.addresses, ['10.89.0.2'], 'the scoped address is not an endpoint address');
+  t.match(f.problems, [/weight/, /address fe80::1%eth0 on network p3exnet is a scoped IPv6 address.*: skipped/]);
+  net.IPAddress = '0.0.0.0';
+  net.GlobalIPv6Address = '';
+  const none = describeContainer(c, networks, node, NOW);
+  t.equal(none.endpoint, null);
+  t.match(none.problems, [/weight/, /address 0\.0\.0\.0 .* unspecified.*skipped/, /has no address/]);
+
+  const many = fixture<ContainerInspect>('inspect-web.json');
+  for (let i = 0; i < 5; i++) many.Config!.Labels![`podman-swarm.port.p${i}`] = `${1000 + i}/tcp`;
+  const trimmed = describeContainer(many, networks, { ...node, maxPorts: 3 }, NOW);
+  t.equal(Object.keys(trimmed.endpoint!.ports).length, 3);
+  t.match(trimmed.problems, [/weight/, /6 ports, more than --max-ports-per-endpoint 3: .* skipped/]);
+});
+
+t.test('at most --max-endpoints-per-service endpoints per service from containers; the rest are named', async (t) => {
+  const web = (name: string) => {
+    const c = fixture<ContainerInspect>('inspect-web.json');
+    c.Name = `/${name}`;
+    return describeContainer(c, networks, node, NOW);
+  };
+  const plain = describeContainer(fixture<ContainerInspect>('inspect-plain.json'), networks, node, NOW);
+  const all = [web('w1'), plain, web('w2'), web('w3')];
+  const { endpoints, over } = endpointsWithin(all, 2);
+  t.same(endpoints.map((e) => `${e.service}/${e.id}`), ['web/w1', 'api/p3ex-plain', 'web/w2'], 'the first two of web, and api');
+  t.same(over.map((c) => c.name), ['w3']);
+  t.equal(endpointsWithin(all, 3).over.length, 0);
 });

@@ -15,11 +15,11 @@ const SETTINGS: ZoneSettings = {
   preferLocal: true,
 };
 
-function zone(endpoints: Endpoint[], o: { settings?: Partial<ZoneSettings>; remote?: Endpoint[]; rotation?: number } = {}): Zone {
+function zone(endpoints: Endpoint[], o: { settings?: Partial<ZoneSettings>; remote?: Endpoint[] } = {}): Zone {
   const r = new Registry({ localNode: 'me', routableContainerIps: false, defaultMode: 'dnsrr' });
   r.apply(node('me', 1, endpoints));
   if (o.remote) r.apply(node('other', 1, o.remote, { address: '192.0.2.99' }));
-  return { settings: { ...SETTINGS, ...o.settings }, source: r, rotation: () => o.rotation ?? 0 };
+  return { settings: { ...SETTINGS, ...o.settings }, source: r };
 }
 
 const LOCAL: Client = { local: true };
@@ -147,32 +147,32 @@ t.test('unhealthy endpoints are left out; none healthy is NODATA; fail-open serv
   t.same(data(ask(zone(eps, { settings: { failOpen: true } }), 'web.default.cluster.local')!.answers), ['10.0.0.1'], 'fail-open only when none is healthy');
 });
 
-t.test('rotation: a different first record per response', async (t) => {
+t.test('rotation: the query ID picks the first record', async (t) => {
   const eps = [ep('web', '10.0.0.1', { id: 'a' }), ep('web', '10.0.0.2', { id: 'b' }), ep('web', '10.0.0.3', { id: 'c' })];
-  const base = zone(eps);
-  let n = 0;
-  const rotating: Zone = { ...base, rotation: () => n++ };
-  const firsts = [0, 1, 2, 3].map(() => data(ask(rotating, 'web.default.cluster.local')!.answers)[0]);
+  const z = zone(eps);
+  const firsts = [0, 1, 2, 3].map((rotation) => data(ask(z, 'web.default.cluster.local', 'A', { local: true, rotation })!.answers)[0]);
   t.same(firsts, ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.1']);
-  t.same(data(ask(zone(eps, { rotation: 1 }), 'web.default.cluster.local')!.answers), ['10.0.0.2', '10.0.0.3', '10.0.0.1'], 'the rest follows in order');
+  t.same(data(ask(z, 'web.default.cluster.local', 'A', { local: true, rotation: 1 })!.answers), ['10.0.0.2', '10.0.0.3', '10.0.0.1'], 'the rest follows in order');
 });
 
 t.test('prefer-local: this host\'s endpoints first for local clients only', async (t) => {
   const local = [ep('web', '10.0.0.1', { id: 'l' })];
   const remote = [ep('web', '10.9.0.1', { id: 'r1' }), ep('web', '10.9.0.2', { id: 'r2' })];
+  const z = zone(local, { remote });
   for (const rotation of [0, 1, 2]) {
-    const z = zone(local, { remote, rotation });
-    t.equal(data(ask(z, 'web.default.cluster.local')!.answers)[0], '10.0.0.1', `rotation ${rotation}`);
+    t.equal(data(ask(z, 'web.default.cluster.local', 'A', { local: true, rotation })!.answers)[0], '10.0.0.1', `rotation ${rotation}`);
   }
-  const z = zone(local, { remote, rotation: 1 });
-  t.not(data(ask(z, 'web.default.cluster.local', 'A', { local: false })!.answers)[0], '10.0.0.1', 'off-host client: plain rotation');
-  const off = zone(local, { remote, rotation: 1, settings: { preferLocal: false } });
-  t.not(data(ask(off, 'web.default.cluster.local')!.answers)[0], '10.0.0.1', '--no-prefer-local');
+  t.not(data(ask(z, 'web.default.cluster.local', 'A', { local: false, rotation: 1 })!.answers)[0], '10.0.0.1', 'off-host client: plain rotation');
+  const off = zone(local, { remote, settings: { preferLocal: false } });
+  t.not(data(ask(off, 'web.default.cluster.local', 'A', { local: true, rotation: 1 })!.answers)[0], '10.0.0.1', '--no-prefer-local');
 });
 
-t.test('ANY returns what exists', async (t) => {
+t.test('ANY gets the RFC 8482 answer for names that exist, NXDOMAIN for others', async (t) => {
   const a = ask(zone(web), 'web.default.cluster.local', 'ANY')!;
-  t.same([...new Set(a.answers.map((r) => r.type))].sort(), ['A', 'AAAA', 'SRV']);
+  t.same(a.answers.map((r) => [r.type, r.name, (r as { data: unknown }).data]), [['HINFO', 'web.default.cluster.local', { cpu: 'RFC8482', os: '' }]]);
+  t.equal(ask(zone(web), 'nope.default.cluster.local', 'ANY')!.rcode, 'NXDOMAIN');
+  const full = ask(zone(web), 'web.default.cluster.local', 'ANY', { local: true, fullAny: true })!;
+  t.same([...new Set(full.answers.map((r) => r.type))].sort(), ['A', 'AAAA', 'SRV'], 'the table compiler still sees every record');
 });
 
 t.test('vip mode answers the VIP once the load balancer allocated one', async (t) => {

@@ -20,14 +20,16 @@ t.test('EDNS payload size: 512 without EDNS, the client size up to 1232 with it'
   t.equal(udpLimit(decoded(query('a.cluster.local', 'A', { edns: 100 }))), 512);
 });
 
-t.test('an answer larger than the limit: additionals dropped first, then TC with no records', async (t) => {
+t.test('an answer larger than the limit: additionals dropped first, then TC with the records that fit', async (t) => {
   const q = decoded(query('web.default.cluster.local', 'A', { edns: 1232 }));
   const big = { rcode: 'NOERROR' as const, authoritative: true, answers: many(100), authorities: [], additionals: [] };
-  const out = encodeAnswer(q, big, { limit: udpLimit(q), recursionAvailable: true });
+  const out = encodeAnswer(q, big, { limit: udpLimit(q), recursionAvailable: true, zone: 'cluster.local' });
   t.ok(out.length <= 1232);
   const d = decode(out);
   t.ok(d.flag_tc, 'TC set');
-  t.equal(d.answers!.length, 0);
+  t.equal(d.answers!.length, 73, 'as many whole records as fit: (1232 - 58) / 16');
+  t.same(d.answers!.map((a) => (a as { data: string }).data), many(73).map((a) => (a as { data: string }).data), 'the first ones, in order');
+  t.ok(out.length > 1232 - 16, 'no room left for one more');
   t.equal(d.additionals!.filter((a) => a.type === 'OPT').length, 1, 'OPT kept so the client knows our size');
   const overTcp = decode(encodeAnswer(q, big, { limit: 65535, recursionAvailable: true }));
   t.notOk(overTcp.flag_tc);
@@ -37,6 +39,41 @@ t.test('an answer larger than the limit: additionals dropped first, then TC with
   const lean = decode(encodeAnswer(q, withExtra, { limit: 512, recursionAvailable: true }));
   t.notOk(lean.flag_tc, 'dropping the additional section is enough');
   t.equal(lean.answers!.length, 10);
+});
+
+t.test('name compression: 28 A records of a svc.cluster.local name in 512 bytes', async (t) => {
+  const name = 'web.default.svc.cluster.local';
+  const q = decoded(query(name, 'A'));
+  const out = encodeAnswer(q, { rcode: 'NOERROR', authoritative: true, answers: many(40).map((r) => ({ ...r, name })), authorities: [], additionals: [] }, { limit: 512, recursionAvailable: true, zone: 'cluster.local' });
+  const d = decode(out);
+  t.ok(out.length <= 512);
+  t.ok(d.answers!.length >= 28, `${d.answers!.length} records fit`);
+  t.ok(d.answers!.every((a) => a.name === name), 'every owner decodes to the question name');
+  // Each record: pointer (2) + type, class, TTL, length (10) + address (4).
+  t.equal(out.readUInt16BE(12 + name.length + 2 + 4), 0xc00c, 'the owner is a pointer to the question');
+});
+
+t.test('compression points into the question: the zone for other names, never in SRV targets', async (t) => {
+  const q = decoded(query('_http._tcp.Web.Default.cluster.LOCAL', 'SRV'));
+  const target = 'web-1.web.default.svc.cluster.local';
+  const soa = { type: 'SOA', name: 'cluster.local', ttl: 5, class: 'IN', data: { mname: 'ns.dns.cluster.local', rname: 'hostmaster.cluster.local', serial: 1, refresh: 2, retry: 3, expire: 4, minimum: 5 } } as RR;
+  const answer = {
+    rcode: 'NOERROR' as const, authoritative: true, authorities: [soa],
+    answers: [{ type: 'SRV', name: '_http._tcp.Web.Default.cluster.LOCAL', ttl: 5, class: 'IN', data: { priority: 0, weight: 1, port: 80, target } } as RR],
+    additionals: [{ type: 'A', name: target, ttl: 5, class: 'IN', data: '10.0.0.1' } as RR],
+  };
+  const out = encodeAnswer(q, answer, { limit: 65535, recursionAvailable: false, zone: 'cluster.local' });
+  const d = decode(out);
+  t.equal((d.answers![0] as { data: { target: string } }).data.target, target, 'SRV target intact');
+  t.ok(out.includes(Buffer.from('\x05web-1\x03web\x07default\x03svc\x07cluster\x05local\x00', 'latin1')), 'SRV target written in full');
+  t.equal(d.additionals![0]!.name.toLowerCase(), target, 'the additional record owner decodes (zone labels from the question)');
+  t.equal(d.authorities![0]!.name.toLowerCase(), 'cluster.local');
+  const data = (d.authorities![0] as { data: { mname: string; rname: string } }).data;
+  t.same([data.mname.toLowerCase(), data.rname.toLowerCase()], ['ns.dns.cluster.local', 'hostmaster.cluster.local'], 'SOA names decode');
+  const zoneAt = 12 + '_http._tcp.Web.Default.'.length;
+  t.ok(out.includes(Buffer.from([0xc0, zoneAt])), 'pointer to the zone inside the question');
+  const outside = decode(encodeAnswer(decoded(query('example.com', 'A')), { ...answer, answers: [] }, { limit: 65535, recursionAvailable: false, zone: 'cluster.local' }));
+  t.equal(outside.authorities![0]!.name, 'cluster.local', 'a question outside the zone: names written in full');
 });
 
 t.test('flags: AA, RA, RD echoed, id and question echoed', async (t) => {
