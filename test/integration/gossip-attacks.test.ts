@@ -49,7 +49,7 @@ async function node(t: { teardown(fn: () => unknown): void }, name: string, opts
 
 const register = (n: Node, svc: string, id: string, address: string) =>
   fetch(`${n.d.api}/api/v1/services/default/${svc}/endpoints`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
+    method: 'POST', headers: { 'content-type': 'application/json', ...n.d.auth() },
     body: JSON.stringify({ id, address, ports: { http: '8080/tcp' }, health: 'none' }),
   });
 const answers = async (n: Node, svc: string) => (await digShort(n.d.dnsPort, `${svc}.default.cluster.local`)).sort();
@@ -247,6 +247,6 @@ t.test('40 connections sending junk to the gossip TCP port: memory stays bounded
   const over = await register(d, 'web', 'w3', '10.9.1.3');
   t.equal(over.status, 409, 'a third endpoint is refused');
   t.match(((await over.json()) as { error: string }).error, /already has 2 endpoints, the limit \(--max-endpoints-per-node\)/);
-  t.equal((await register(d, 'web', 'w2', '10.9.1.4')).status, 201, 'updating one is fine');
+  t.equal((await register(d, 'web', 'w2', '10.9.1.4')).status, 200, 'replacing one is fine');
   await until('both on echo', async () => (await answers(e, 'web')).join() === '10.9.1.1,10.9.1.4');
 });
