@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as packet from 'dns-packet';
 import { ChangeIndex } from './api/blocking.js';
@@ -36,8 +35,10 @@ import { addressAt } from './net/cidr.js';
 import { nativeDns, type NativeDns } from './native/dns.js';
 import { LocalNode } from './registry/local.js';
 import { Registry } from './registry/registry.js';
+import { loadNodeKey } from './state/node-key.js';
+import type { NodeIdentity } from './gossip/identity.js';
 import { stateApiToken, MIN_TOKEN_LENGTH, type StateToken } from './state/api-token.js';
-import { observeWrites, readJsonFile, removeStaleTemps, writeFileAtomic, type WriteOutcome } from './state/files.js';
+import { observeWrites, removeStaleTemps, type WriteOutcome } from './state/files.js';
 import { registerStateMetrics, StateDirHealth } from './state/health.js';
 import { RegistrationStore } from './state/registrations.js';
 import { VERSION } from './version.js';
@@ -92,6 +93,7 @@ export class Daemon {
   private lb: LbManager | null = null;
   /** The gossip layer (SPEC §5); null when it is off or not started yet. */
   cluster: Cluster | null = null;
+  private readonly identity: NodeIdentity;
   private readonly gossipLag: (ms: number) => void;
   private ready = false;
   /** Problems found at start or reload that an operator should see in `status`. */
@@ -137,9 +139,10 @@ export class Daemon {
     this.stopObservingWrites = observeWrites((w) => this.stateWritten(w));
     const stale = removeStaleTemps(this.rt.stateDir);
     if (stale.length) this.log.info({ files: stale }, `removed ${plural(stale.length, 'temp file')} a killed daemon left in ${this.rt.stateDir}`);
-    const nodeId = this.nodeId();
+    this.identity = this.nodeIdentity();
+    const nodeId = this.identity.id;
     this.registry = new Registry({ localNode: nodeId, routableContainerIps: o.routableContainerIps, defaultMode: o.defaultMode });
-    this.local = new LocalNode(this.registry, { id: nodeId, name: this.rt.nodeName, address: this.rt.advertise, incarnation: 0 });
+    this.local = new LocalNode(this.registry, { id: nodeId, name: this.rt.nodeName, address: this.rt.advertise, incarnation: 0 }, Date.now, o.maxEndpointsPerNode);
     this.store = new RegistrationStore(this.rt.stateDir);
     this.zone = new ZoneState(this.registry, this.zoneOptions(o));
     this.clients = new ClientPolicy(o.allowRecursion);
@@ -333,9 +336,10 @@ export class Daemon {
     const unspecified = o.gossipListen.host === '0.0.0.0' || o.gossipListen.host === '::';
     try {
       this.cluster = await Cluster.start({
-        id: this.registry.localNode, name: this.rt.nodeName, listenHost: o.gossipListen.host, listenPort: o.gossipListen.port,
+        identity: this.identity, name: this.rt.nodeName, listenHost: o.gossipListen.host, listenPort: o.gossipListen.port,
         advertiseHost: unspecified ? this.rt.advertise : o.gossipListen.host, keyring: settings.keyring, seeds: settings.seeds,
         registry: this.registry, log: this.log, stateDir: this.rt.stateDir, onMerged: this.gossipLag,
+        maxEndpoints: o.maxEndpointsPerNode, maxConnections: o.gossipMaxConnections,
       });
     } catch (e) {
       const msg = `cannot gossip on ${showHostPort(o.gossipListen)}: ${(e as Error).message}`;
@@ -484,26 +488,13 @@ export class Daemon {
     return token;
   }
 
-  /** A stable node id, kept in the state directory (a new one per run if it is not writable). */
-  private nodeId(): string {
-    const file = join(this.rt.stateDir, 'node-id');
-    const read = readJsonFile(file, (v) => {
-      if (typeof v !== 'string' || !/^[0-9a-f]{16}$/.test(v)) throw new Error('not a node id');
-      return v;
-    });
-    if (read.kind === 'ok') return read.value;
-    const id = randomBytes(8).toString('hex');
-    if (read.kind === 'corrupt') {
-      this.log.warn({ file, reason: read.reason, moved_to: read.movedTo, id },
-        `the node id in ${file} is not usable (${read.reason})${read.movedTo ? `; moved to ${read.movedTo}` : ''}: this node starts as a new member with id ${id}`);
-    }
-    try {
-      mkdirSync(this.rt.stateDir, { recursive: true, mode: 0o750 });
-      writeFileAtomic(file, JSON.stringify(id));
-    } catch (e) {
-      this.problem('state-dir', `state directory ${this.rt.stateDir} is not writable (${(e as Error).message}): node id and API registrations will not survive a restart`);
-    }
-    return id;
+  /** The node's signing key and the node id derived from it, kept in the state directory. */
+  private nodeIdentity(): NodeIdentity {
+    const key = loadNodeKey(this.rt.stateDir);
+    for (const note of key.notes) this.log.info(note);
+    for (const warning of key.warnings) this.log.warn(warning);
+    if (key.problem) this.problem('state-dir', `${key.problem}; API registrations may not survive a restart either`);
+    return key.identity;
   }
 
   private loadRegistrations(): void {

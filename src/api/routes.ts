@@ -207,6 +207,9 @@ route(
       if (!existing && ctx.local.endpoints().filter((e) => e.namespace === ns && e.service === svc).length >= limits.maxEndpoints) {
         throw new HttpError(409, `${ns}/${svc} already has ${limits.maxEndpoints} endpoints on this node (--max-endpoints-per-service)`);
       }
+      if (!existing && ctx.local.full) {
+        throw new HttpError(409, `this node already has ${ctx.local.maxEndpoints} endpoints, the limit (--max-endpoints-per-node): remove some, or raise the limit on every host`);
+      }
       const key = endpointKey(ep);
       await persist(ctx, [...ctx.local.endpoints('api').filter((e) => endpointKey(e) !== key), ep]);
       ctx.local.upsert(ep);

@@ -36,7 +36,7 @@ export const OPTIONS = {
   stateDir: def({
     name: 'state-dir', kind: k.path, default: '', group: 'General',
     defaultText: '/var/lib/podman-swarm-dns (root), ~/.local/state/podman-swarm-dns (others)',
-    help: 'where the node id, API registrations and the persisted registry live',
+    help: 'where the node key and id, API registrations and the persisted registry live',
   }),
   logLevel: def({
     name: 'log-level', kind: k.oneOf('debug', 'info', 'warn', 'error'), default: 'info', group: 'General',
@@ -172,6 +172,14 @@ export const OPTIONS = {
   insecureGossip: def({
     name: 'insecure-gossip', kind: k.bool, default: false, group: 'Cluster',
     help: 'allow unencrypted gossip on non-loopback addresses',
+  }),
+  gossipMaxConnections: def({
+    name: 'gossip-max-connections', kind: k.int(1, 10_000), default: 64, group: 'Cluster',
+    help: 'incoming gossip TCP streams open at once; more are closed at once (and counted)',
+  }),
+  maxEndpointsPerNode: def({
+    name: 'max-endpoints-per-node', kind: k.int(1, 1_000_000), default: 10_000, group: 'Cluster',
+    help: "endpoints one node's state may hold: larger states from the cluster are refused, this node publishes no more",
   }),
   routableContainerIps: def({
     name: 'routable-container-ips', kind: k.bool, default: false, group: 'Cluster',

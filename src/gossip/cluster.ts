@@ -1,20 +1,22 @@
 import type { Logger } from 'pino';
-import { RegistrySync } from '../registry/sync.js';
+import { DEFAULT_MAX_ENDPOINTS, RegistrySync } from '../registry/sync.js';
 import type { Registry } from '../registry/registry.js';
 import { SnapshotFile, type Snapshot } from '../state/snapshot.js';
 import { realClock } from './clock.js';
-import type { MemberState } from './codec.js';
+import type { MemberState, WireError } from './codec.js';
 import { LAN, type GossipConfig } from './config.js';
 import { Keyring, Wire } from './crypto.js';
+import type { NodeIdentity } from './identity.js';
 import { Membership, type Member } from './membership.js';
-import { formatAddr, NetTransport } from './net-transport.js';
+import { DEFAULT_LIMITS, formatAddr, frameLimit, NetTransport } from './net-transport.js';
 import { encodeToken } from './token.js';
 
 // The cluster as the daemon runs it: sockets, membership, registry sync, the state file, joining
 // with retry, and leaving. The daemon creates one, starts it before READY, stops it last.
 
 export interface ClusterOptions {
-  id: string;
+  /** This node's signing key; the node id is its id. */
+  identity: NodeIdentity;
   name: string;
   /** Where to bind UDP+TCP. */
   listenHost: string;
@@ -28,6 +30,10 @@ export interface ClusterOptions {
   log: Logger;
   stateDir: string;
   config?: Partial<GossipConfig>;
+  /** --max-endpoints-per-node (default 10,000): larger node states are refused. */
+  maxEndpoints?: number;
+  /** --gossip-max-connections (default 64): incoming TCP streams open at once. */
+  maxConnections?: number;
   /** A remote state was merged, `lagMs` after its owner made it. */
   onMerged?(lagMs: number): void;
 }
@@ -53,12 +59,14 @@ export class Cluster {
   private joinTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private readonly rejectLogged = new Map<string, number>();
+  private readonly id: string;
 
   private constructor(
     private readonly o: ClusterOptions,
     readonly transport: NetTransport,
     private readonly cfg: GossipConfig,
   ) {
+    this.id = o.identity.id;
     this.snapshot = new SnapshotFile(o.stateDir);
     this.sync = new RegistrySync(o.registry, Date.now, {
       merged: (s, lag) => {
@@ -67,9 +75,11 @@ export class Cluster {
       },
       removed: (id, why) => o.log.info({ node: id, why }, `node ${id} ${why === 'left' ? 'left the cluster' : 'is dead'}: its endpoints are withdrawn`),
       invalid: (what) => o.log.warn(`ignored ${what} from the cluster`),
-    });
+      rejected: (err) => this.membership.reject(err, 'the cluster'),
+    }, { identity: o.identity, maxEndpoints: o.maxEndpoints ?? DEFAULT_MAX_ENDPOINTS });
     this.membership = new Membership({
-      id: o.id,
+      id: o.identity.id,
+      identity: o.identity,
       name: o.name,
       incarnation: Date.now(),
       config: cfg,
@@ -84,25 +94,33 @@ export class Cluster {
         handleRequest: (d) => this.sync.handleRequest(d),
         notifyMember: (m, prev) => this.memberChanged(m, prev),
       },
-      onReject: (err, from) => {
-        // Log each kind of rejection once a minute per sender: a wrong key floods otherwise.
-        const key = `${err.reason}|${from.replace(/:\d+$/, '')}`;
-        const last = this.rejectLogged.get(key) ?? 0;
-        if (Date.now() - last < 60_000) return;
-        this.rejectLogged.set(key, Date.now());
-        o.log.warn({ from, reason: err.reason }, `rejected gossip from ${from}: ${err.message}`);
-      },
+      onReject: (err, from) => this.logReject(err, from),
     });
+    transport.onReject = (err, from) => this.membership.reject(err, from);
+  }
+
+  /**
+   * Logs each kind of rejection once a minute per sender (a wrong key or a flood would fill the
+   * log otherwise); a peer speaking another wire version is told about once, it will not change.
+   */
+  private logReject(err: WireError, from: string): void {
+    const key = `${err.reason}|${from.replace(/:\d+$/, '')}`;
+    const last = this.rejectLogged.get(key);
+    if (last !== undefined && (err.reason === 'version' || Date.now() - last < 60_000)) return;
+    if (this.rejectLogged.size >= 10_000) this.rejectLogged.clear();
+    this.rejectLogged.set(key, Date.now());
+    this.o.log.warn({ from, reason: err.reason }, `rejected gossip from ${from}: ${err.message}`);
   }
 
   static async start(o: ClusterOptions): Promise<Cluster> {
-    const transport = await NetTransport.listen(o.listenHost, o.listenPort, o.advertiseHost);
+    const limits = { maxFrame: frameLimit(o.maxEndpoints ?? DEFAULT_MAX_ENDPOINTS), maxConnections: o.maxConnections ?? DEFAULT_LIMITS.maxConnections };
+    const transport = await NetTransport.listen(o.listenHost, o.listenPort, o.advertiseHost, limits);
     const c = new Cluster(o, transport, { ...LAN, ...o.config });
     c.loadSnapshot();
     c.membership.start();
     c.sync.attach(c.membership);
     o.registry.onChange((ch) => {
-      if (ch.nodes.some((id) => id !== o.id)) c.snapshot.schedule(() => c.snapshotData(), (e) => o.log.warn(`could not save ${c.snapshot.path}: ${e.message}`));
+      if (ch.nodes.some((id) => id !== o.identity.id)) c.snapshot.schedule(() => c.snapshotData(), (e) => o.log.warn(`could not save ${c.snapshot.path}: ${e.message}`));
     });
     o.log.info({ address: transport.address, encrypted: o.keyring !== null }, `gossip on ${formatAddr(o.listenHost, transport.boundPort)} (udp+tcp), reachable as ${transport.address}${o.keyring ? ', encrypted' : ', NOT encrypted'}`);
     const seeds = o.seeds.length ? o.seeds : c.rememberedSeeds;
@@ -125,18 +143,18 @@ export class Cluster {
     }
     if (r.kind !== 'ok') return;
     for (const s of r.value.nodes) {
-      if (s.id === this.o.id) continue;
+      if (s.id === this.id) continue;
       if (this.o.registry.apply(s)) this.staleNodes.add(s.id);
     }
-    this.rememberedSeeds = r.value.members.filter((m) => m.id !== this.o.id).map((m) => m.addr);
+    this.rememberedSeeds = r.value.members.filter((m) => m.id !== this.id).map((m) => m.addr);
     this.o.log.info({ nodes: this.staleNodes.size }, `loaded ${this.staleNodes.size} node states from ${this.snapshot.path}; served as stale until the cluster confirms them`);
   }
 
   private snapshotData(): Snapshot {
-    const nodes = [...this.o.registry.nodes()].filter((s) => s.id !== this.o.id);
+    const nodes = [...this.o.registry.nodes()].filter((s) => s.id !== this.id);
     const members = this.membership
       .all()
-      .filter((m) => m.id !== this.o.id && (m.state === 'alive' || m.state === 'suspect'))
+      .filter((m) => m.id !== this.id && (m.state === 'alive' || m.state === 'suspect'))
       .map((m) => ({ id: m.id, name: m.name, addr: m.addr }));
     return { nodes, members };
   }
@@ -176,7 +194,7 @@ export class Cluster {
 
   private memberChanged(m: Member, prev: MemberState | undefined): void {
     this.sync.notifyMember(m, prev);
-    if (m.id === this.o.id) return;
+    if (m.id === this.id) return;
     if (prev === undefined && m.state === 'alive') this.o.log.info({ node: m.id, name: m.name, addr: m.addr }, `member ${m.name} (${m.addr}) joined`);
     else if (m.state !== prev) this.o.log.info({ node: m.id, name: m.name, addr: m.addr, state: m.state, prev }, `member ${m.name} (${m.addr}) is ${m.state}`);
     if (prev !== m.state) this.snapshot.schedule(() => this.snapshotData(), () => undefined);
@@ -189,7 +207,7 @@ export class Cluster {
       const s = this.o.registry.node(m.id);
       out.set(m.id, {
         id: m.id, name: m.name, address: s?.address ?? m.addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''), gossip_address: m.addr,
-        state: m.state, local: m.id === this.o.id, incarnation: m.inc, version: s?.version ?? null, endpoints: s?.endpoints.length ?? 0,
+        state: m.state, local: m.id === this.id, incarnation: m.inc, version: s?.version ?? null, endpoints: s?.endpoints.length ?? 0,
       });
     }
     for (const s of this.o.registry.nodes()) {
@@ -204,7 +222,7 @@ export class Cluster {
 
   /** A join token: this node and the live members as seeds, and the primary key. */
   joinToken(): string {
-    const seeds = [this.transport.address, ...this.membership.all().filter((m) => m.id !== this.o.id && m.state === 'alive').map((m) => m.addr)];
+    const seeds = [this.transport.address, ...this.membership.all().filter((m) => m.id !== this.id && m.state === 'alive').map((m) => m.addr)];
     return encodeToken({ seeds: seeds.slice(0, 5), key: this.o.keyring?.primary ?? null });
   }
 

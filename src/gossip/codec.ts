@@ -1,4 +1,5 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
+import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, type Proof } from './identity.js';
 
 // One encoder and decoder for the process: msgpack's encode()/decode() build new ones (and their
 // buffers) on every call, which dominated the simulator's profile. Node runs this single-threaded.
@@ -13,7 +14,9 @@ const mpDecode = (b: Uint8Array): unknown => decoder.decode(b);
 // of messages, each a short array [type, ...fields]. Decoding checks every field: whatever
 // arrives from the network either becomes well-typed messages or a WireError, never a crash.
 
-export const WIRE_VERSION = 1;
+// Version 2: "alive" messages, graceful leaves and node states carry their owner's signature
+// (identity.ts); version 1 peers are refused.
+export const WIRE_VERSION = 2;
 export const FLAG_SEALED = 1;
 
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
@@ -24,16 +27,19 @@ export interface MemberInfo {
   addr: string;
   inc: number;
   state: MemberState;
+  /** The member's own signature of its alive (state alive/suspect/dead) or its leave (left). */
+  proof?: Proof;
 }
 
 export type Message =
   | { t: 'ping'; seq: number; target: string; from: string; fromAddr: string }
   | { t: 'ack'; seq: number; from: string }
   | { t: 'indirect'; seq: number; target: string; targetAddr: string; from: string; fromAddr: string }
-  | { t: 'alive'; id: string; name: string; addr: string; inc: number }
+  /** Signed by `id` (alivePayload). */
+  | { t: 'alive'; id: string; name: string; addr: string; inc: number; proof: Proof }
   | { t: 'suspect'; id: string; inc: number; from: string }
-  /** `from === id` is a graceful leave. */
-  | { t: 'dead'; id: string; inc: number; from: string }
+  /** `from === id` is a graceful leave, signed by `id` (leavePayload). */
+  | { t: 'dead'; id: string; inc: number; from: string; proof?: Proof }
   /** An opaque update for the delegate (the registry). */
   | { t: 'user'; data: Uint8Array }
   | { t: 'pushpull'; join: boolean; members: MemberInfo[]; user: Uint8Array }
@@ -41,11 +47,20 @@ export type Message =
   | { t: 'userreq'; data: Uint8Array }
   | { t: 'error'; message: string };
 
+/**
+ * Why gossip input was dropped (the rejected_total metric's label): the frame (version, decode,
+ * auth, replay, unencrypted, encrypted), its content (signature: not signed by the node it speaks
+ * for; bounds: an incarnation or version out of range; limit: a node state over the endpoint
+ * limit) or the TCP stream (frame: over the size limit or too slow; connections: over the cap).
+ */
+export const REJECT_REASONS = ['version', 'decode', 'auth', 'replay', 'unencrypted', 'encrypted', 'signature', 'bounds', 'limit', 'frame', 'connections'] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
 export class WireError extends Error {
   constructor(
     message: string,
     /** Metric label: why the bytes were rejected. */
-    readonly reason: 'version' | 'decode' | 'auth' | 'replay' | 'unencrypted' | 'encrypted',
+    readonly reason: RejectReason,
   ) {
     super(message);
   }
@@ -53,6 +68,13 @@ export class WireError extends Error {
 
 const TYPES = ['ping', 'ack', 'indirect', 'alive', 'suspect', 'dead', 'user', 'pushpull', 'userreq', 'error'] as const;
 const STATES: MemberState[] = ['alive', 'suspect', 'dead', 'left'];
+
+/** The bytes a node signs to announce itself alive at an incarnation. */
+export const alivePayload = (m: { id: string; name: string; addr: string; inc: number }): Uint8Array => mpEncode(['alive', m.id, m.name, m.addr, m.inc]);
+/** The bytes a node signs to leave the cluster gracefully. */
+export const leavePayload = (m: { id: string; inc: number }): Uint8Array => mpEncode(['leave', m.id, m.inc]);
+
+const proofFields = (p: Proof | undefined): unknown[] => (p ? [p.pub, p.sig] : []);
 
 function toArray(m: Message): unknown[] {
   const code = TYPES.indexOf(m.t);
@@ -64,15 +86,16 @@ function toArray(m: Message): unknown[] {
     case 'indirect':
       return [code, m.seq, m.target, m.targetAddr, m.from, m.fromAddr];
     case 'alive':
-      return [code, m.id, m.name, m.addr, m.inc];
+      return [code, m.id, m.name, m.addr, m.inc, m.proof.pub, m.proof.sig];
     case 'suspect':
-    case 'dead':
       return [code, m.id, m.inc, m.from];
+    case 'dead':
+      return [code, m.id, m.inc, m.from, ...proofFields(m.proof)];
     case 'user':
     case 'userreq':
       return [code, m.data];
     case 'pushpull':
-      return [code, m.join, m.members.map((x) => [x.id, x.name, x.addr, x.inc, STATES.indexOf(x.state)]), m.user];
+      return [code, m.join, m.members.map((x) => [x.id, x.name, x.addr, x.inc, STATES.indexOf(x.state), ...proofFields(x.proof)]), m.user];
     case 'error':
       return [code, m.message];
   }
@@ -84,6 +107,8 @@ const fail = (what: string): never => {
 const str = (v: unknown, what: string, max = 256): string => (typeof v === 'string' && v.length <= max ? v : fail(what));
 const num = (v: unknown, what: string): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : fail(what));
 const bytes = (v: unknown, what: string): Uint8Array => (v instanceof Uint8Array ? v : fail(what));
+const proof = (pub: unknown, sig: unknown): Proof =>
+  pub instanceof Uint8Array && pub.length === PUBLIC_KEY_BYTES && sig instanceof Uint8Array && sig.length === SIGNATURE_BYTES ? { pub, sig } : fail('signature');
 
 function fromArray(a: unknown): Message {
   if (!Array.isArray(a) || a.length < 1) return fail('not an array');
@@ -101,12 +126,16 @@ function fromArray(a: unknown): Message {
       n(6);
       return { t, seq: num(a[1], 'seq'), target: str(a[2], 'target'), targetAddr: str(a[3], 'targetAddr'), from: str(a[4], 'from'), fromAddr: str(a[5], 'fromAddr') };
     case 'alive':
-      n(5);
-      return { t, id: str(a[1], 'id'), name: str(a[2], 'name'), addr: str(a[3], 'addr'), inc: num(a[4], 'inc') };
+      n(7);
+      return { t, id: str(a[1], 'id'), name: str(a[2], 'name'), addr: str(a[3], 'addr'), inc: num(a[4], 'inc'), proof: proof(a[5], a[6]) };
     case 'suspect':
-    case 'dead':
       n(4);
       return { t, id: str(a[1], 'id'), inc: num(a[2], 'inc'), from: str(a[3], 'from') };
+    case 'dead': {
+      if (a.length !== 4) n(6);
+      const m: Message = { t, id: str(a[1], 'id'), inc: num(a[2], 'inc'), from: str(a[3], 'from') };
+      return a.length === 6 ? { ...m, proof: proof(a[4], a[5]) } : m;
+    }
     case 'user':
     case 'userreq':
       n(2);
@@ -115,9 +144,10 @@ function fromArray(a: unknown): Message {
       n(4);
       if (typeof a[1] !== 'boolean' || !Array.isArray(a[2])) return fail('pushpull');
       const members = (a[2] as unknown[]).map((x): MemberInfo => {
-        if (!Array.isArray(x) || x.length !== 5) return fail('member');
+        if (!Array.isArray(x) || (x.length !== 5 && x.length !== 7)) return fail('member');
         const state = STATES[x[4] as number] ?? fail('member state');
-        return { id: str(x[0], 'member id'), name: str(x[1], 'member name'), addr: str(x[2], 'member addr'), inc: num(x[3], 'member inc'), state };
+        const info: MemberInfo = { id: str(x[0], 'member id'), name: str(x[1], 'member name'), addr: str(x[2], 'member addr'), inc: num(x[3], 'member inc'), state };
+        return x.length === 7 ? { ...info, proof: proof(x[5], x[6]) } : info;
       });
       return { t, join: a[1], members, user: bytes(a[3], 'user') };
     }
@@ -132,8 +162,22 @@ export function encodeMessages(msgs: Message[]): Uint8Array {
   return mpEncode(msgs.map(toArray));
 }
 
-/** Size a message adds to a packet body (for fitting piggy-backed updates under the limit). */
-export const messageSize = (m: Message): number => mpEncode(toArray(m)).length;
+/** One message's msgpack bytes (the queue keeps them, so a message retransmitted is encoded once). */
+export const encodeMessage = (m: Message): Uint8Array => mpEncode(toArray(m));
+
+/** The body holding messages already encoded: a msgpack array header, then their bytes. */
+export function encodeBody(parts: Uint8Array[]): Uint8Array {
+  const n = parts.length;
+  const head = n < 16 ? [0x90 | n] : n < 65536 ? [0xdc, n >> 8, n & 255] : [0xdd, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
+  const out = new Uint8Array(head.length + parts.reduce((s, p) => s + p.length, 0));
+  out.set(head);
+  let at = head.length;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
 
 export function decodeMessages(body: Uint8Array): Message[] {
   let raw: unknown;

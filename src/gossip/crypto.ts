@@ -7,7 +7,9 @@ import { decodeMessages, encodeMessages, FLAG_SEALED, WIRE_VERSION, WireError, t
 //   [version][flags][nonce: 12][ciphertext of (timestamp ms: 8 bytes, body)][tag: 16]
 // with the two header bytes as associated data, so neither can be flipped unnoticed. GCM alone
 // does not stop an attacker from replaying a captured packet (e.g. an old "alive" after a leave),
-// so the timestamp must be recent and each nonce is accepted once within that window.
+// so the timestamp must be recent and each nonce is accepted once within that window. The seen
+// nonces live in memory only, so a restart would forget them: frames stamped before this Wire was
+// made (before the daemon started) are refused as well, which closes that gap without a file.
 
 export const KEY_BYTES = 32;
 const NONCE = 12;
@@ -51,12 +53,14 @@ export class Wire {
   private seen = new Set<string>();
   private seenBefore = new Set<string>();
   private windowStart: number;
+  /** Frames sealed before this are replays from before a restart. */
+  private readonly startedAt: number;
 
   constructor(
     private readonly keyring: Keyring | null,
     private readonly clock: Pick<Clock, 'now'>,
   ) {
-    this.windowStart = clock.now();
+    this.windowStart = this.startedAt = clock.now();
   }
 
   get encrypted(): boolean {
@@ -96,7 +100,9 @@ export class Wire {
 
   openBody(frame: Uint8Array): Uint8Array {
     if (frame.length < 2) throw new WireError('frame too short', 'decode');
-    if (frame[0] !== WIRE_VERSION) throw new WireError(`wire version ${frame[0]} (this node speaks ${WIRE_VERSION})`, 'version');
+    if (frame[0] !== WIRE_VERSION) {
+      throw new WireError(`wire version ${frame[0]}, this node speaks ${WIRE_VERSION}: ${frame[0]! < WIRE_VERSION ? 'the peer runs an older podman-swarm-dns; upgrade it' : 'this node runs an older podman-swarm-dns than the peer; upgrade it'}`, 'version');
+    }
     const sealed = (frame[1]! & FLAG_SEALED) !== 0;
     if (!this.keyring) {
       if (sealed) throw new WireError('encrypted gossip received, but this node has no --gossip-key-file', 'encrypted');
@@ -125,6 +131,7 @@ export class Wire {
     const now = this.clock.now();
     const ts = Number(plain.readBigUInt64BE(0));
     if (Math.abs(now - ts) > REPLAY_WINDOW_MS) throw new WireError(`frame timestamp is ${Math.round((now - ts) / 1000)} s off: replayed or a clock far off`, 'replay');
+    if (ts < this.startedAt) throw new WireError('frame sealed before this node started: a replay from before the restart (or the sender\'s clock is behind)', 'replay');
     this.rotate(now);
     const id = nonce.toString('base64');
     if (this.seen.has(id) || this.seenBefore.has(id)) throw new WireError('replayed frame (nonce seen before)', 'replay');

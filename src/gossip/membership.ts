@@ -1,10 +1,11 @@
 import { Awareness, LATE_MS } from './awareness.js';
 import type { Clock, Timer } from './clock.js';
 import type { Message, MemberInfo, MemberState } from './codec.js';
-import { decodeMessages, encodeMessages, WIRE_VERSION, WireError } from './codec.js';
+import { alivePayload, decodeMessages, encodeBody, encodeMessage, encodeMessages, leavePayload, REJECT_REASONS, WIRE_VERSION, WireError, type RejectReason } from './codec.js';
 import { pushPullInterval, retransmitLimit, suspicionTimeout, type GossipConfig } from './config.js';
 import type { Wire } from './crypto.js';
 import type { Delegate } from './delegate.js';
+import { verifyProof, type NodeIdentity, type Proof } from './identity.js';
 import { BroadcastQueue } from './queue.js';
 import type { Transport } from './transport.js';
 
@@ -23,10 +24,14 @@ export interface Member {
   state: MemberState;
   /** Clock time of the last state change. */
   since: number;
+  /** The member's signature of its alive at `inc` (or of its leave, once left): passed on in push-pull. */
+  proof?: Proof;
 }
 
 export interface MembershipOptions {
   id: string;
+  /** Signs this node's alive and leave messages; its id must be `id`. */
+  identity: NodeIdentity;
   name: string;
   /** Starting incarnation; the daemon uses the wall clock so a restarted node outranks its past. */
   incarnation: number;
@@ -47,7 +52,7 @@ export interface GossipStats {
   messagesReceived: number;
   bytesSent: number;
   bytesReceived: number;
-  rejected: Record<WireError['reason'], number>;
+  rejected: Record<RejectReason, number>;
   pushPulls: number;
   pushPullFailures: number;
   /** Opaque (registry) updates queued for piggy-backing: this node's own and those passed on. */
@@ -57,12 +62,19 @@ export interface GossipStats {
 /** How often members declared dead (not left) are retried with a push-pull (Serf's reconnect). */
 const RECONNECT_INTERVAL = 30_000;
 const REAP_CHECK = 60_000;
+/**
+ * Incarnations are wall-clock based (the daemon starts at Date.now(), refutations add one), so
+ * one further ahead of this node's clock than this is a bug or an attack, not a restart: taking
+ * it would let a single message push a member's incarnation to 2^53 and freeze it there.
+ */
+export const MAX_AHEAD_MS = 24 * 3600_000;
+const NO_PROOF: Proof = { pub: new Uint8Array(0), sig: new Uint8Array(0) };
 
 export class Membership {
   readonly self: Member;
   readonly stats: GossipStats = {
     packetsSent: 0, packetsReceived: 0, messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0,
-    rejected: { version: 0, decode: 0, auth: 0, replay: 0, unencrypted: 0, encrypted: 0 }, pushPulls: 0, pushPullFailures: 0, updatesQueued: 0,
+    rejected: Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>, pushPulls: 0, pushPullFailures: 0, updatesQueued: 0,
   };
   /** Lifeguard's local health: scales this node's probe and suspicion timeouts (awareness.ts). */
   readonly awareness = new Awareness();
@@ -84,7 +96,9 @@ export class Membership {
   constructor(private readonly o: MembershipOptions) {
     this.cfg = o.config;
     this.random = o.random ?? Math.random;
+    if (o.identity.id !== o.id) throw new Error(`node id ${o.id} is not the id of its signing key (${o.identity.id})`);
     this.self = { id: o.id, name: o.name, addr: o.transport.address, inc: o.incarnation, state: 'alive', since: o.clock.now() };
+    this.signSelf();
     this.members.set(o.id, this.self);
     this.queue = new BroadcastQueue(() => retransmitLimit(this.cfg, this.live));
   }
@@ -114,6 +128,15 @@ export class Membership {
       const answer = await this.onRequest(data, from);
       if (answer) this.stats.bytesSent += answer.length;
       return answer;
+    });
+    this.o.transport.setGate?.({
+      header: (length) => this.o.wire.sealBody(new Uint8Array([length >>> 24, (length >>> 16) & 255, (length >>> 8) & 255, length & 255])),
+      admit: (header) => {
+        const b = this.o.wire.openBody(header);
+        if (b.length !== 4) throw new WireError('not a stream header', 'decode');
+        return ((b[0]! << 24) >>> 0) + (b[1]! << 16) + (b[2]! << 8) + b[3]!;
+      },
+      refusal: (e) => (e instanceof WireError ? this.refusal(e) : null),
     });
     this.loop(() => this.awareness.scale(this.cfg.probeInterval), () => this.probeNext(), this.random() * this.cfg.probeInterval);
     this.every(this.cfg.gossipInterval, () => this.gossip(), this.random() * this.cfg.gossipInterval);
@@ -174,7 +197,8 @@ export class Membership {
   async leave(waitMs = 1000): Promise<void> {
     this.self.inc++;
     this.setState(this.self, 'left');
-    const msg: Message = { t: 'dead', id: this.self.id, inc: this.self.inc, from: this.self.id };
+    this.self.proof = this.o.identity.prove(leavePayload(this.self));
+    const msg: Message = { t: 'dead', id: this.self.id, inc: this.self.inc, from: this.self.id, proof: this.self.proof };
     this.queue.push(`m:${this.self.id}`, msg);
     // Tell a few members directly so the leave does not wait for the next gossip round.
     for (const m of this.pick(Math.max(this.cfg.gossipNodes, 5), (x) => x.state === 'alive' || x.state === 'suspect')) {
@@ -268,24 +292,44 @@ export class Membership {
 
   // ---- state changes (the SWIM rules) ----
 
+  /**
+   * Only `msg.id` itself can say it is alive: the message must carry its signature, checked only
+   * when the message would change something (relayed copies of old news cost nothing).
+   */
+  private checkAlive(msg: Extract<Message, { t: 'alive' }>): void {
+    if (!this.trusting && !verifyProof(msg.id, alivePayload(msg), msg.proof)) {
+      throw new WireError(`an alive for node ${msg.id} not signed by that node's key: dropped`, 'signature');
+    }
+    this.checkAhead(msg.id, msg.inc);
+  }
+
+  private checkAhead(id: string, inc: number): void {
+    if (inc > this.o.clock.now() + MAX_AHEAD_MS) throw new WireError(`incarnation ${inc} for node ${id} is more than a day ahead of this node's clock: dropped`, 'bounds');
+  }
+
   private onAlive(msg: Extract<Message, { t: 'alive' }>): void {
     if (msg.id === this.self.id) {
-      // Someone believes an older or other incarnation of us: outrank it.
-      if (this.self.state !== 'left' && (msg.inc > this.self.inc || (msg.inc === this.self.inc && msg.addr !== this.self.addr))) this.refute(msg.inc);
+      // An older life of ours (before a clock reset) that others still believe: outrank it.
+      if (this.self.state !== 'left' && (msg.inc > this.self.inc || (msg.inc === this.self.inc && msg.addr !== this.self.addr))) {
+        this.checkAlive(msg);
+        this.refute(msg.inc, true);
+      }
       return;
     }
     const m = this.members.get(msg.id);
+    if (m && msg.inc <= m.inc) return;
+    this.checkAlive(msg);
     if (!m) {
-      const fresh: Member = { id: msg.id, name: msg.name, addr: msg.addr, inc: msg.inc, state: 'dead', since: this.o.clock.now() };
+      const fresh: Member = { id: msg.id, name: msg.name, addr: msg.addr, inc: msg.inc, state: 'dead', since: this.o.clock.now(), proof: msg.proof };
       this.members.set(fresh.id, fresh);
       this.probeList.splice(Math.floor(this.random() * (this.probeList.length + 1)), 0, fresh.id);
       this.setState(fresh, 'alive', undefined);
     } else {
-      // Only a higher incarnation is news: it clears a suspicion or brings back a dead member.
-      if (msg.inc <= m.inc) return;
+      // Only a higher incarnation is news (checked above): it clears a suspicion or brings back a dead member.
       m.inc = msg.inc;
       m.addr = msg.addr;
       m.name = msg.name;
+      m.proof = msg.proof;
       this.cancelSuspicion(m.id);
       this.setState(m, 'alive');
     }
@@ -298,7 +342,7 @@ export class Membership {
       return;
     }
     const m = this.members.get(msg.id);
-    if (!m || msg.inc < m.inc || m.state !== 'alive') return;
+    if (!m || msg.inc < m.inc || m.state !== 'alive' || !this.claimable(msg, m)) return;
     m.inc = msg.inc;
     this.setState(m, 'suspect');
     this.rebroadcast(`m:${m.id}`, msg);
@@ -316,11 +360,19 @@ export class Membership {
 
   private onDead(msg: Extract<Message, { t: 'dead' }>): void {
     if (msg.id === this.self.id) {
-      if (this.self.state !== 'left' && msg.from !== this.self.id) this.refute(msg.inc);
+      // Whoever sent it, and even when it claims to come from us: while we run, we are not dead.
+      if (this.self.state !== 'left') this.refute(msg.inc);
       return;
     }
     const m = this.members.get(msg.id);
     if (!m || msg.inc < m.inc || m.state === 'dead' || m.state === 'left') return;
+    if (msg.from === msg.id) {
+      this.checkAhead(msg.id, msg.inc);
+      if (!this.trusting && !verifyProof(msg.id, leavePayload(msg), msg.proof)) {
+        throw new WireError(`a leave for node ${msg.id} not signed by that node's key: dropped`, 'signature');
+      }
+      m.proof = msg.proof;
+    } else if (!this.claimable(msg, m)) return;
     m.inc = msg.inc;
     this.cancelSuspicion(m.id);
     this.setState(m, msg.from === msg.id ? 'left' : 'dead');
@@ -331,11 +383,37 @@ export class Membership {
     if (!this.quiet) this.queue.push(key, msg);
   }
 
-  private refute(inc: number): void {
+  /**
+   * Another member may suspect or declare dead a member, but only at the incarnation that member
+   * itself announced (and signed): a claim about a higher one would have to be refuted at a
+   * number nobody signed, and one near 2^53 could never be refuted at all. Such a claim is
+   * ignored (it may be honest: we may have missed the member's newer alive, which will come),
+   * and counted when it is beyond any honest number.
+   */
+  private claimable(msg: { id: string; inc: number }, m: Member): boolean {
+    if (msg.inc <= m.inc) return true;
+    this.checkAhead(msg.id, msg.inc);
+    return false;
+  }
+
+  /**
+   * Outranks a claim about this node. Only our own signed alive (`authentic`: from an earlier
+   * life) moves the incarnation past the claim; a suspicion or death claimed at a higher number
+   * than ours is forged and answered from our own number. A stale claim is answered by sending
+   * the current alive again.
+   */
+  private refute(claimed: number, authentic = false): void {
     // Others could not reach us in time: likely our own fault (Lifeguard).
     this.awareness.apply(1);
-    this.self.inc = Math.max(this.self.inc, inc) + 1;
+    if (claimed >= this.self.inc || authentic) {
+      this.self.inc = (authentic ? Math.max(this.self.inc, claimed) : this.self.inc) + 1;
+      this.signSelf();
+    }
     this.queue.push(`m:${this.self.id}`, this.aliveMsg(this.self));
+  }
+
+  private signSelf(): void {
+    this.self.proof = this.o.identity.prove(alivePayload(this.self));
   }
 
   private setState(m: Member, state: MemberState, prev: MemberState | undefined = m.state): void {
@@ -354,23 +432,29 @@ export class Membership {
   }
 
   private aliveMsg(m: Member): Message {
-    return { t: 'alive', id: m.id, name: m.name, addr: m.addr, inc: m.inc };
+    return { t: 'alive', id: m.id, name: m.name, addr: m.addr, inc: m.inc, proof: m.proof ?? NO_PROOF };
   }
 
   // ---- packets ----
 
   /** Sends `msgs` with as many queued updates as fit; false when there was nothing to send. */
   private send(addr: string, msgs: Message[]): boolean {
-    const base = msgs.reduce((s, m) => s + (m.t === 'user' ? m.data.length + 8 : 80), 0);
-    const room = this.cfg.packetSize - this.o.wire.overhead - base - 8;
-    const all = room > 32 ? [...msgs, ...this.queue.take(room)] : msgs;
+    const own = msgs.map(encodeMessage);
+    const room = this.cfg.packetSize - this.o.wire.overhead - own.reduce((n, b) => n + b.length, 0) - 8;
+    const all = room > 32 ? [...own, ...this.queue.takeEncoded(room)] : own;
     if (all.length === 0) return false;
-    const frame = this.o.wire.seal(all);
+    const frame = this.o.wire.sealBody(encodeBody(all));
     this.stats.packetsSent++;
     this.stats.messagesSent += all.length;
     this.stats.bytesSent += frame.length;
     this.o.transport.sendPacket(addr, frame);
     return true;
+  }
+
+  /** Counts and reports gossip input dropped (here, by the transport or by the delegate). */
+  reject(e: WireError, from: string): void {
+    this.stats.rejected[e.reason]++;
+    this.o.onReject?.(e, from);
   }
 
   private openFrame(data: Uint8Array, from: string, rejected?: (e: WireError) => void): Message[] | null {
@@ -379,10 +463,19 @@ export class Membership {
       return this.o.wire.open(data);
     } catch (e) {
       if (!(e instanceof WireError)) throw e;
-      this.stats.rejected[e.reason]++;
-      this.o.onReject?.(e, from);
+      this.reject(e, from);
       rejected?.(e);
       return null;
+    }
+  }
+
+  /** Runs one message's handling; what it refuses (or fails on) is dropped and counted, never thrown. */
+  private guard(from: string, what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      // Well-formed but unexpected content must not take the daemon down: drop and count it.
+      this.reject(e instanceof WireError ? e : new WireError(`message ${what} could not be handled: ${(e as Error).message}`, 'decode'), from);
     }
   }
 
@@ -422,15 +515,7 @@ export class Membership {
     this.stats.messagesReceived += msgs.length;
     // Probes first: their answers are what keeps this node (and others) from being suspected.
     const probes = (m: Message): boolean => m.t === 'ping' || m.t === 'ack' || m.t === 'indirect';
-    for (const m of [...msgs.filter(probes), ...msgs.filter((m) => !probes(m))]) {
-      try {
-        this.handle(m);
-      } catch (e) {
-        // Well-formed but unexpected content must not take the daemon down: drop and count it.
-        this.stats.rejected.decode++;
-        this.o.onReject?.(new WireError(`message ${m.t} could not be handled: ${(e as Error).message}`, 'decode'), from);
-      }
-    }
+    for (const m of [...msgs.filter(probes), ...msgs.filter((m) => !probes(m))]) this.guard(from, m.t, () => this.handle(m));
   }
 
   private handle(m: Message): void {
@@ -485,7 +570,7 @@ export class Membership {
   }
 
   private memberInfos(): MemberInfo[] {
-    return this.all().map((m) => ({ id: m.id, name: m.name, addr: m.addr, inc: m.inc, state: m.state }));
+    return this.all().map((m) => ({ id: m.id, name: m.name, addr: m.addr, inc: m.inc, state: m.state, ...(m.proof ? { proof: m.proof } : {}) }));
   }
 
   async pushPull(addr: string, join: boolean): Promise<void> {
@@ -508,7 +593,7 @@ export class Membership {
       throw e;
     }
     this.stats.pushPulls++;
-    this.mergeMembers(m.members);
+    this.mergeMembers(m.members, addr);
     const rest = this.o.delegate.pushPullFinish(m.user, join);
     if (rest) await this.request(addr, rest);
   }
@@ -521,7 +606,7 @@ export class Membership {
     if (!m || !this.running) return null;
     if (m.t === 'pushpull') {
       this.stats.pushPulls++;
-      this.mergeMembers(m.members);
+      this.mergeMembers(m.members, from);
       const user = this.o.delegate.pushPullAnswer(m.user, m.join);
       return this.o.wire.seal([{ t: 'pushpull', join: m.join, members: this.memberInfos(), user }]);
     }
@@ -535,25 +620,30 @@ export class Membership {
     return null;
   }
 
-  /** Learns members without re-gossiping them (the simulator starts from a converged cluster). */
+  /** Set while learning from a trusted source (the simulator's start): signatures are not checked. */
+  private trusting = false;
+
+  /** Learns members without re-gossiping them or checking signatures (the simulator starts from a converged cluster). */
   learn(list: MemberInfo[]): void {
-    this.quiet = true;
+    this.quiet = this.trusting = true;
     try {
-      this.mergeMembers(list);
+      this.mergeMembers(list, 'learn');
     } finally {
-      this.quiet = false;
+      this.quiet = this.trusting = false;
     }
   }
 
   /** memberlist's mergeState: a remote's view of a member's death only makes us suspect it. */
-  private mergeMembers(list: MemberInfo[]): void {
+  private mergeMembers(list: MemberInfo[], from: string): void {
     for (const x of list) {
-      if (x.state === 'alive') this.onAlive({ t: 'alive', id: x.id, name: x.name, addr: x.addr, inc: x.inc });
-      else if (x.state === 'left') this.onDead({ t: 'dead', id: x.id, inc: x.inc, from: x.id });
-      else {
-        if (!this.members.has(x.id) && x.id !== this.self.id) continue;
-        this.onSuspect({ t: 'suspect', id: x.id, inc: x.inc, from: this.self.id });
-      }
+      this.guard(from, `member ${x.id}`, () => {
+        if (x.state === 'alive') this.onAlive({ t: 'alive', id: x.id, name: x.name, addr: x.addr, inc: x.inc, proof: x.proof ?? NO_PROOF });
+        else if (x.state === 'left') this.onDead({ t: 'dead', id: x.id, inc: x.inc, from: x.id, proof: x.proof ?? NO_PROOF });
+        else {
+          if (!this.members.has(x.id) && x.id !== this.self.id) return;
+          this.onSuspect({ t: 'suspect', id: x.id, inc: x.inc, from: this.self.id });
+        }
+      });
     }
   }
 

@@ -39,12 +39,21 @@ export function gossipMetrics(prom: PromRegistry, cluster: () => Cluster | null)
   });
   new Counter({
     name: `${P}rejected_total`,
-    help: 'Gossip packets and frames dropped: auth (decrypt failure: wrong key or tampered), replay, decode, version, unencrypted, encrypted',
+    help:
+      'Gossip input dropped: auth (decrypt failure: wrong key or tampered), replay, decode, version, unencrypted, encrypted; ' +
+      "signature (not signed by the node it speaks for), bounds (incarnation or version out of range), limit (over --max-endpoints-per-node); " +
+      'frame (stream over the size limit or too slow), connections (over --gossip-max-connections)',
     labelNames: ['reason'],
     registers,
     collect() {
       this.reset();
       for (const [reason, n] of Object.entries(stats()?.rejected ?? {})) this.inc({ reason }, n);
+    },
+  });
+  new Gauge({
+    name: `${P}streams_open`, help: 'Incoming gossip TCP streams open now (capped by --gossip-max-connections)', registers,
+    collect() {
+      this.set(cluster()?.transport.openStreams ?? 0);
     },
   });
   const lag = new Histogram({

@@ -1,11 +1,35 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, connect, isIPv6, type Server, type Socket } from 'node:net';
-import type { Transport } from './transport.js';
+import { WireError } from './codec.js';
+import type { StreamGate, Transport } from './transport.js';
 
 // The real network: gossip packets over UDP, push-pull and other requests over TCP on the same
-// port, one length-prefixed frame each way per connection (memberlist's NetTransport).
+// port, one request and one answer per connection (memberlist's NetTransport). Each way, a
+// stream carries two length-prefixed frames: a small sealed header announcing the length of
+// the frame that follows (StreamGate), then that frame. A receiver reads no more than the
+// header (HEADER_MAX) from a peer until the header opens with the cluster key, then exactly the
+// announced length, never more than the frame limit; slow senders are cut off by deadlines and
+// the number of open incoming streams is capped.
 
-const MAX_FRAME = 16 << 20;
+/** Largest header (a refusal saying why fits too). */
+const HEADER_MAX = 1024;
+/** A connected peer must send its header within this, and its frame within BODY_TIMEOUT after. */
+const HEADER_TIMEOUT = 5000;
+const BODY_TIMEOUT = 10_000;
+/** After answering, what the peer still sends is read and dropped for this long, then the stream is closed. */
+const LINGER = 2000;
+
+export interface StreamLimits {
+  /** Largest frame accepted (push-pull answers hold every node state the other side lacks). */
+  maxFrame: number;
+  /** Incoming streams open at once; more are closed at once. */
+  maxConnections: number;
+}
+
+/** A frame limit in proportion to the state limits: a full node state of `maxEndpoints` fits. */
+export const frameLimit = (maxEndpoints: number): number => Math.max(1 << 20, maxEndpoints * 1600);
+
+export const DEFAULT_LIMITS: StreamLimits = { maxFrame: frameLimit(10_000), maxConnections: 64 };
 
 export const formatAddr = (host: string, port: number): string => (isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`);
 
@@ -21,28 +45,80 @@ function frame(data: Uint8Array): Buffer {
   return Buffer.concat([head, data]);
 }
 
-/** Reads one length-prefixed frame from a socket. */
-function readFrame(sock: Socket, timeoutMs: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => done(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    const onData = (c: Buffer): void => {
-      buf = Buffer.concat([buf, c]);
-      if (buf.length < 4) return;
-      const len = buf.readUInt32BE(0);
-      if (len > MAX_FRAME) return done(new Error('frame too large'));
-      if (buf.length >= 4 + len) done(null, buf.subarray(4, 4 + len));
+/**
+ * Reads length-prefixed frames from a socket, one at a time: chunks are kept in a list and
+ * joined once, when a frame is complete (no copy per chunk), and the socket is paused whenever
+ * no frame is asked for, so nothing more than one chunk past the asked frame is buffered.
+ */
+class FrameReader {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private want: { max: number; resolve(b: Buffer): void; reject(e: Error): void; timer: NodeJS.Timeout } | null = null;
+  private ended: Error | null = null;
+  private discarding = false;
+
+  constructor(private readonly sock: Socket) {
+    sock.pause();
+    sock.on('data', (c: Buffer) => {
+      if (this.discarding) return;
+      this.chunks.push(c);
+      this.size += c.length;
+      this.check();
+    });
+    const end = (e?: Error): void => {
+      this.ended ??= e ?? new Error('connection closed before a whole frame');
+      this.finish(this.ended);
     };
-    const onEnd = (): void => done(new Error('connection closed before a whole frame'));
-    const onError = (e: Error): void => done(e);
-    const done = (err: Error | null, data?: Buffer): void => {
-      clearTimeout(timer);
-      sock.off('data', onData).off('end', onEnd).off('error', onError);
-      if (err) reject(err);
-      else resolve(data!);
-    };
-    sock.on('data', onData).on('end', onEnd).on('error', onError);
-  });
+    sock.on('end', () => end()).on('close', () => end()).on('error', end);
+  }
+
+  /**
+   * Drops whatever else arrives, then closes the stream after `ms`: a peer that is answered
+   * (a refusal, a reply) gets to read the answer instead of a reset, and cannot keep the stream.
+   */
+  linger(ms: number): void {
+    this.discarding = true;
+    this.chunks = [];
+    this.size = 0;
+    this.sock.resume();
+    setTimeout(() => this.sock.destroy(), ms).unref();
+  }
+
+  next(max: number, timeoutMs: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.finish(new WireError(`no whole frame within ${timeoutMs} ms`, 'frame')), timeoutMs);
+      this.want = { max, resolve, reject, timer };
+      this.check();
+      // What was buffered before the peer closed may still hold the frame: checked first.
+      if (this.ended) this.finish(this.ended);
+      else if (this.want) this.sock.resume();
+    });
+  }
+
+  private check(): void {
+    const w = this.want;
+    if (!w) return void this.sock.pause();
+    if (this.size < 4) return;
+    if (this.chunks[0]!.length < 4) this.chunks = [Buffer.concat(this.chunks, this.size)];
+    const len = this.chunks[0]!.readUInt32BE(0);
+    if (len > w.max) return this.finish(new WireError(`a frame of ${len} bytes, over the limit of ${w.max}`, 'frame'));
+    if (this.size < 4 + len) return;
+    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
+    const rest = all.subarray(4 + len);
+    this.chunks = rest.length ? [rest] : [];
+    this.size = rest.length;
+    this.finish(null, all.subarray(4, 4 + len));
+  }
+
+  private finish(err: Error | null, data?: Buffer): void {
+    const w = this.want;
+    if (!w) return;
+    this.want = null;
+    clearTimeout(w.timer);
+    this.sock.pause();
+    if (err) w.reject(err);
+    else w.resolve(data!);
+  }
 }
 
 export class NetTransport implements Transport {
@@ -50,20 +126,25 @@ export class NetTransport implements Transport {
   private tcp!: Server;
   private packetHandler: (data: Uint8Array, from: string) => void = () => undefined;
   private requestHandler: (data: Uint8Array, from: string) => Promise<Uint8Array | null> = async () => null;
+  private gate: StreamGate | null = null;
   private readonly conns = new Set<Socket>();
+  private incoming = 0;
+  /** Told about every stream dropped before its frame was handed on (counted by the membership). */
+  onReject: (err: WireError, from: string) => void = () => undefined;
   address: string;
 
   private constructor(
     private readonly host: string,
     private port: number,
     advertise: string,
+    private readonly limits: StreamLimits,
   ) {
     this.address = advertise;
   }
 
   /** Binds UDP and TCP on host:port (port 0: any free one, the same for both). */
-  static async listen(host: string, port: number, advertiseHost: string): Promise<NetTransport> {
-    const t = new NetTransport(host, port, '');
+  static async listen(host: string, port: number, advertiseHost: string, limits: StreamLimits = DEFAULT_LIMITS): Promise<NetTransport> {
+    const t = new NetTransport(host, port, '', limits);
     await t.bind();
     t.address = formatAddr(advertiseHost, t.port);
     return t;
@@ -71,6 +152,11 @@ export class NetTransport implements Transport {
 
   get boundPort(): number {
     return this.port;
+  }
+
+  /** Incoming streams open now. */
+  get openStreams(): number {
+    return this.incoming;
   }
 
   private async bind(): Promise<void> {
@@ -115,18 +201,45 @@ export class NetTransport implements Transport {
     this.requestHandler = handler;
   }
 
+  setGate(gate: StreamGate): void {
+    this.gate = gate;
+  }
+
+  private send(sock: Socket, data: Uint8Array): void {
+    sock.write(Buffer.concat([frame(this.gate!.header(data.length)), frame(data)]));
+  }
+
+  /** Answers `data` (already framed) and closes the stream soon after. */
+  private answer(sock: Socket, reader: FrameReader, data: Buffer): void {
+    sock.end(data);
+    reader.linger(LINGER);
+  }
+
   async request(to: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    if (!this.gate) throw new Error('the gossip transport is not started');
     const a = parseAddr(to);
     const sock = connect({ host: a.host, port: a.port });
     this.conns.add(sock);
     try {
+      const reader = new FrameReader(sock);
       await new Promise<void>((res, rej) => {
         const timer = setTimeout(() => rej(new Error(`cannot connect within ${timeoutMs} ms`)), timeoutMs);
         sock.once('connect', () => (clearTimeout(timer), res()));
         sock.once('error', (e) => (clearTimeout(timer), rej(e)));
       });
-      sock.write(frame(data));
-      return await readFrame(sock, timeoutMs);
+      this.send(sock, data);
+      const head = await reader.next(HEADER_MAX, timeoutMs);
+      let len: number;
+      try {
+        len = this.gate.admit(head);
+      } catch {
+        // Not a header of ours: a refusal saying why (the membership reads it) or garbage.
+        return head;
+      }
+      if (len > this.limits.maxFrame) throw new Error(`${to} announced an answer of ${len} bytes, over the limit of ${this.limits.maxFrame}`);
+      const body = await reader.next(len, timeoutMs);
+      if (body.length !== len) throw new Error(`${to} sent ${body.length} bytes where its header announced ${len}`);
+      return body;
     } finally {
       this.conns.delete(sock);
       sock.destroy();
@@ -134,17 +247,45 @@ export class NetTransport implements Transport {
   }
 
   private serve(sock: Socket): void {
-    this.conns.add(sock);
     sock.on('error', () => undefined);
-    sock.on('close', () => this.conns.delete(sock));
     const from = formatAddr(sock.remoteAddress ?? '?', sock.remotePort ?? 0);
-    readFrame(sock, 10_000)
-      .then((req) => this.requestHandler(req, from))
-      .then((reply) => {
-        if (reply) sock.end(frame(reply));
+    if (!this.gate || this.incoming >= this.limits.maxConnections) {
+      sock.destroy();
+      if (this.gate) this.onReject(new WireError(`${this.incoming} gossip streams already open (the limit, --gossip-max-connections): connection closed`, 'connections'), from);
+      return;
+    }
+    const gate = this.gate;
+    this.incoming++;
+    this.conns.add(sock);
+    sock.on('close', () => {
+      this.conns.delete(sock);
+      this.incoming--;
+    });
+    void (async () => {
+      const reader = new FrameReader(sock);
+      let len: number;
+      try {
+        len = gate.admit(await reader.next(HEADER_MAX, HEADER_TIMEOUT));
+      } catch (e) {
+        const err = e instanceof WireError ? e : new WireError((e as Error).message, 'frame');
+        this.onReject(err, from);
+        const refusal = err.reason === 'frame' ? null : gate.refusal(err);
+        if (refusal) this.answer(sock, reader, frame(refusal));
         else sock.destroy();
-      })
-      .catch(() => sock.destroy());
+        return;
+      }
+      try {
+        if (len > this.limits.maxFrame) throw new WireError(`a stream announcing ${len} bytes, over the limit of ${this.limits.maxFrame}`, 'frame');
+        const body = await reader.next(len, BODY_TIMEOUT);
+        if (body.length !== len) throw new WireError(`a stream of ${body.length} bytes where its header announced ${len}`, 'frame');
+        const reply = await this.requestHandler(body, from);
+        if (reply) this.answer(sock, reader, Buffer.concat([frame(gate.header(reply.length)), frame(reply)]));
+        else sock.destroy();
+      } catch (e) {
+        if (e instanceof WireError) this.onReject(e, from);
+        sock.destroy();
+      }
+    })();
   }
 
   async close(): Promise<void> {

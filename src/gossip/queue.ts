@@ -1,4 +1,4 @@
-import { messageSize, type Message } from './codec.js';
+import { encodeMessage, type Message } from './codec.js';
 
 // Updates waiting to be piggy-backed (memberlist's TransmitLimitedQueue): each is sent at most
 // `limit(n)` times, the least-sent first, and a newer update about the same subject (a member, a
@@ -9,6 +9,8 @@ import { messageSize, type Message } from './codec.js';
 interface Entry {
   key: string;
   msg: Message;
+  /** The message encoded once, when queued. */
+  bytes: Uint8Array;
   size: number;
   transmits: number;
 }
@@ -28,13 +30,23 @@ export class BroadcastQueue {
   push(key: string, msg: Message): void {
     const old = this.byKey.get(key);
     if (old) this.buckets[old.transmits]?.delete(key);
-    const e: Entry = { key, msg, size: messageSize(msg), transmits: 0 };
+    const bytes = encodeMessage(msg);
+    const e: Entry = { key, msg, bytes, size: bytes.length, transmits: 0 };
     this.byKey.set(key, e);
     this.bucket(0).set(key, e);
   }
 
   /** Updates that fit in `bytes` (each costs its size plus `overhead`), counted as sent once. */
   take(bytes: number, overhead = 1): Message[] {
+    return this.takeEntries(bytes, overhead).map((e) => e.msg);
+  }
+
+  /** As take(), the updates' encoded bytes (for encodeBody). */
+  takeEncoded(bytes: number, overhead = 1): Uint8Array[] {
+    return this.takeEntries(bytes, overhead).map((e) => e.bytes);
+  }
+
+  private takeEntries(bytes: number, overhead: number): Entry[] {
     if (this.byKey.size === 0) return [];
     const limit = this.limit();
     const out: Entry[] = [];
@@ -54,7 +66,7 @@ export class BroadcastQueue {
       if (++e.transmits >= limit) this.byKey.delete(e.key);
       else this.bucket(e.transmits).set(e.key, e);
     }
-    return out.map((e) => e.msg);
+    return out;
   }
 
   /** Transmit counts by key (tests and metrics). */

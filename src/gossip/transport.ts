@@ -10,5 +10,20 @@ export interface Transport {
   /** Sends one frame on a new stream and resolves with the one frame answered. */
   request(to: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
   onRequest(handler: (data: Uint8Array, from: string) => Promise<Uint8Array | null>): void;
+  /** Streams over a real network authenticate a small header before reading a frame (net-transport.ts). */
+  setGate?(gate: StreamGate): void;
   close(): Promise<void>;
+}
+
+/**
+ * Every stream frame is preceded by a small sealed header saying how long the frame is, so a
+ * receiver reads at most that header from a peer before knowing it holds the cluster key.
+ */
+export interface StreamGate {
+  /** The header announcing a frame of `length` bytes. */
+  header(length: number): Uint8Array;
+  /** The frame length a received header announces; throws a WireError when it cannot be opened. */
+  admit(header: Uint8Array): number;
+  /** What to answer a peer whose header was refused (a plain error saying why), if anything. */
+  refusal(err: Error): Uint8Array | null;
 }

@@ -27,6 +27,8 @@ export class LocalNode {
     private identity: LocalIdentity,
     /** Wall clock in ms; versions start from it so a restarted node outranks its old states. */
     private readonly now: () => number = Date.now,
+    /** --max-endpoints-per-node: the cluster refuses larger states (registry/sync.ts). */
+    readonly maxEndpoints = Infinity,
   ) {
     this.current = { ...identity, version: 0, endpoints: [] };
     this.commit(true);
@@ -39,6 +41,11 @@ export class LocalNode {
   endpoints(source?: EndpointSource): Endpoint[] {
     if (source) return [...(this.sources.get(source)?.values() ?? [])];
     return this.current.endpoints;
+  }
+
+  /** True when one more endpoint would go over the limit. */
+  get full(): boolean {
+    return this.current.endpoints.length >= this.maxEndpoints;
   }
 
   find(namespace: string, service: string, id: string): Endpoint | undefined {

@@ -13,7 +13,7 @@ t.test('read commands over the API socket', async (t) => {
 
   const status = await runCli(['status', ...sock]);
   t.equal(status.code, 0);
-  t.match(status.stdout, /^node\s+\S+ \(id [0-9a-f]{16}, address /m);
+  t.match(status.stdout, /^node\s+\S+ \(id [0-9a-f]{32}, address /m);
   t.match(status.stdout, new RegExp(`^dns\\s+127\\.0\\.0\\.1:${d.dnsPort} \\((js|native) path\\), zone cluster\\.local$`, 'm'));
   t.match(status.stdout, /^registry\s+1 services?, 1 endpoints? \(1 healthy\), 1 node, index \d+$/m);
   const statusJson = JSON.parse((await runCli(['status', '--json', ...sock])).stdout);
@@ -46,7 +46,7 @@ t.test('read commands over the API socket', async (t) => {
   t.match(txtJson.answers, [{ type: 'TXT', data: [/^\d+\.\d+\.\d+$/] }], 'and returned as text by /api/v1/dns');
 
   const members = await runCli(['members', ...sock]);
-  t.match(members.stdout, /\(this node\)\s+[0-9a-f]{16}\s+\S+\s+alive\s+1$/m);
+  t.match(members.stdout, /\(this node\)\s+[0-9a-f]{32}\s+\S+\s+alive\s+1$/m);
 });
 
 t.test('a host told to join a cluster without a gossip key lists that as a problem', async (t) => {

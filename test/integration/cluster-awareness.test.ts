@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { freePort } from '../helpers/ports.js';
 import { keygen } from '../../src/commands/keygen.js';
+import { NodeIdentity } from '../../src/gossip/identity.js';
 import { Cluster } from '../../src/gossip/cluster.js';
 import { Keyring } from '../../src/gossip/crypto.js';
 import { Registry } from '../../src/registry/registry.js';
@@ -42,9 +43,10 @@ const busy = (ms: number): void => void Atomics.wait(new Int32Array(new SharedAr
 t.test('a member whose event loop was busy for 2.5 s is not declared dead and does not accuse the others', async (t) => {
   const a = await node(t, 'alpha');
   const c = await node(t, 'charlie', a.port);
-  const registry = new Registry({ localNode: 'bravo-id', routableContainerIps: false, defaultMode: 'dnsrr' });
+  const identity = NodeIdentity.generate();
+  const registry = new Registry({ localNode: identity.id, routableContainerIps: false, defaultMode: 'dnsrr' });
   const b = await Cluster.start({
-    id: 'bravo-id', name: 'bravo', listenHost: '127.0.0.1', listenPort: await freePort(), advertiseHost: '127.0.0.1',
+    identity, name: 'bravo', listenHost: '127.0.0.1', listenPort: await freePort(), advertiseHost: '127.0.0.1',
     keyring: Keyring.parse(readFileSync(keyFile, 'utf8')), seeds: [`127.0.0.1:${a.port}`], registry, log: pino({ level: 'silent' }),
     stateDir: mkdtempSync(join(dir, 'bravo-')),
   });

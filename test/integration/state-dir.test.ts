@@ -1,6 +1,6 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { apiOverSocket, runCli, startDaemon } from '../helpers/daemon.js';
@@ -106,16 +106,19 @@ t.test('temp files a killed daemon left are removed at start', async (t) => {
   t.match(d.logs(), /removed 1 temp file a killed daemon left in/);
 });
 
-t.test('a corrupt node-id file is replaced, with a warning', async (t) => {
+t.test('a corrupt node key is replaced, with a warning; node-id follows the key', async (t) => {
   const parent = mkdtempSync(join(tmpdir(), 'psdns-id-'));
   t.teardown(() => rmSync(parent, { recursive: true, force: true }));
   const state = join(parent, 'state');
   mkdirSync(state);
+  writeFileSync(join(state, 'node.key'), 'not a key');
   writeFileSync(join(state, 'node-id'), '"not-hex"');
   const d = await startDaemon(t, { args: ['--state-dir', state] });
   const id = ((await apiOverSocket(d, 'GET', '/api/v1/status')).body as { node: { id: string } }).node.id;
-  t.match(id, /^[0-9a-f]{16}$/);
-  const warn = d.events().find((e) => /node id in .* is not usable/.test(String(e.msg)));
-  t.ok(warn, 'a log line says the node id was replaced');
-  t.match(warn, { level: /warn|40/, msg: new RegExp(`moved to .*node-id\\.corrupt-.*new member with id ${id}`) });
+  t.match(id, /^[0-9a-f]{32}$/);
+  const warn = d.events().find((e) => /node\.key is not a usable key/.test(String(e.msg)));
+  t.ok(warn, 'a log line says the key was replaced');
+  t.match(warn, { level: /warn|40/, msg: /moved to .*node\.key\.corrupt-.*a new member with a new key and id/ });
+  t.match(d.logs(), new RegExp(`node id not-hex is replaced by ${id}`));
+  t.equal(JSON.parse(readFileSync(join(state, 'node-id'), 'utf8')), id);
 });

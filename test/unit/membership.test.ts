@@ -175,3 +175,33 @@ t.test('SPEC §3 addresses across hosts: container endpoints are the owner addre
   b.registry.setOptions({ localNode: b.id, routableContainerIps: true, defaultMode: 'dnsrr' });
   t.same(b.registry.service('default', 'web')!.endpoints[0]!.reach?.addresses, ['10.88.0.5'], '--routable-container-ips: container IP everywhere');
 });
+
+t.test('forged leaves and deaths: refused, or refuted by the node even when it was not told', async (t) => {
+  const sim = new Simulation({ nodes: 5, seed: 21 });
+  const log = watch(sim);
+  await sim.start();
+  const x = sim.nodes[2]!;
+  sim.register(x, 'web', '10.1.0.2');
+  await sim.run(3000);
+  const others = sim.nodes.filter((n) => n !== x);
+  const inc = x.membership.self.inc;
+  const tell = (msg: Parameters<Wire['seal']>[0][number]) => {
+    for (const n of others) n.transport.deliverPacket(new Wire(null, sim.clock).seal([msg]), 'rogue:1');
+  };
+  // A leave in x's name without x's signature, and a death x could never outrank.
+  tell({ t: 'dead', id: x.id, inc: inc + 1, from: x.id });
+  tell({ t: 'dead', id: x.id, inc: 2 ** 53 - 2, from: others[0]!.id });
+  await sim.run(1000);
+  for (const n of others) t.equal(n.membership.member(x.id)?.state, 'alive', `${n.name}: x still alive`);
+  t.equal(others.reduce((s, n) => s + n.membership.stats.rejected.signature, 0), 4, 'the forged leave refused by all four');
+  t.equal(others.reduce((s, n) => s + n.membership.stats.rejected.bounds, 0), 4, 'the 2^53 death refused by all four');
+
+  // A death at x's own incarnation is believed, until x hears of it (piggy-backed on the
+  // others' acks, or at the next push-pull) and refutes.
+  tell({ t: 'dead', id: x.id, inc, from: others[0]!.id });
+  const back = await sim.run(120_000, () => others.every((n) => n.membership.member(x.id)?.state === 'alive' && n.registry.node(x.id)));
+  t.ok(log.some((e) => e.member === x.id && e.state === 'dead'), 'x was declared dead');
+  t.ok(back, 'x refuted: alive with its endpoints on every other node');
+  t.ok(x.membership.self.inc > inc, 'at a higher incarnation');
+  t.ok(x.membership.self.inc < inc + 10, 'its own number plus a few, not a number the claims named');
+});

@@ -1,9 +1,10 @@
 import { LocalNode } from '../../registry/local.js';
 import { Registry } from '../../registry/registry.js';
-import { RegistrySync } from '../../registry/sync.js';
+import { RegistrySync, signState } from '../../registry/sync.js';
 import type { Endpoint } from '../../registry/types.js';
 import { LAN, type GossipConfig } from '../config.js';
 import { Keyring, Wire } from '../crypto.js';
+import { NodeIdentity } from '../identity.js';
 import { Membership } from '../membership.js';
 import { seeded, VirtualClock } from './clock.js';
 import { SimNetwork, type NetworkOptions, type SimTransport } from './network.js';
@@ -14,7 +15,11 @@ import { SimNetwork, type NetworkOptions, type SimTransport } from './network.js
 
 export interface SimNode {
   index: number;
+  /** Derived from the node's key (reproducible: the key comes from the seed). */
   id: string;
+  /** n00000, n00001, …: the node's name and the host part of its address. */
+  name: string;
+  identity: NodeIdentity;
   addr: string;
   registry: Registry;
   local: LocalNode;
@@ -38,40 +43,46 @@ export interface SimulationOptions {
 export class Simulation {
   readonly clock = new VirtualClock();
   readonly random: () => number;
+  /** Node keys come from their own stream, so they do not shift the protocol's random choices. */
+  private readonly keyRandom: () => number;
   readonly net: SimNetwork;
   readonly nodes: SimNode[] = [];
   readonly config: GossipConfig;
 
   constructor(private readonly o: SimulationOptions) {
     this.random = seeded(o.seed ?? 1);
+    this.keyRandom = seeded(((o.seed ?? 1) * 7919) ^ 0x5eed);
     this.net = new SimNetwork(this.clock, this.random, { latencyMs: 1, jitterMs: 2, loss: 0, ...o.network });
     this.config = { ...LAN, ...o.config };
     for (let i = 0; i < o.nodes; i++) this.nodes.push(this.makeNode(i));
   }
 
   private makeNode(index: number): SimNode {
-    const id = `n${String(index).padStart(5, '0')}`;
-    const addr = `${id}:7946`;
+    const name = `n${String(index).padStart(5, '0')}`;
+    const identity = NodeIdentity.fromSeed(Uint8Array.from({ length: 32 }, () => Math.floor(this.keyRandom() * 256)));
+    const id = identity.id;
+    const addr = `${name}:7946`;
     const registry = new Registry({ localNode: id, routableContainerIps: false, defaultMode: 'dnsrr' });
     const now = () => this.clock.now();
-    const local = new LocalNode(registry, { id, name: id, address: `10.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}`, incarnation: 0 }, now);
-    const sync = new RegistrySync(registry, now);
+    const local = new LocalNode(registry, { id, name, address: `10.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}`, incarnation: 0 }, now);
+    const sync = new RegistrySync(registry, now, {}, { identity });
     const transport = this.net.transport(addr);
     const membership = new Membership({
-      id, name: id, incarnation: 0, config: this.config, clock: this.clock, transport,
+      id, identity, name, incarnation: 0, config: this.config, clock: this.clock, transport,
       wire: new Wire(this.o.key ? new Keyring([this.o.key]) : null, this.clock), delegate: sync, random: this.random,
     });
-    return { index, id, addr, registry, local, sync, membership, transport, crashed: false };
+    return { index, id, name, identity, addr, registry, local, sync, membership, transport, crashed: false };
   }
 
   /** Starts every node: converged (everyone knows everyone) or joining through node 0. */
   async start(): Promise<void> {
-    const infos = this.nodes.map((n) => ({ id: n.id, name: n.id, addr: n.addr, inc: 0, state: 'alive' as const }));
+    const infos = this.nodes.map((n) => ({ id: n.id, name: n.name, addr: n.addr, inc: 0, state: 'alive' as const, proof: n.membership.self.proof! }));
+    const states = this.nodes.map((n) => signState(n.identity, n.local.state));
     for (const n of this.nodes) {
       n.membership.start();
       if (this.o.converged !== false) {
         n.membership.learn(infos);
-        for (const m of this.nodes) if (m !== n) n.registry.apply(m.local.state);
+        for (const m of this.nodes) if (m !== n) n.sync.learn(states[m.index]!, m.local.state);
       }
       n.sync.attach(n.membership);
     }
