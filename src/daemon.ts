@@ -206,7 +206,7 @@ export class Daemon {
 
     if (o.link !== 'none') await this.setUpLink();
     // Queries from this host's own addresses may recurse and see every network's container names.
-    this.stopHostAddresses = followHostAddresses((ips) => this.clients.setHostAddresses(ips), HOST_ADDRESS_INTERVAL_MS);
+    this.stopHostAddresses = followHostAddresses((ips, prune) => this.clients.setHostAddresses(ips, prune), HOST_ADDRESS_INTERVAL_MS);
     await this.startLb();
     const listen = this.dnsListenPlan();
     this.forwarder.configure(this.forwarderOptions(o, listen.addresses));
@@ -358,7 +358,12 @@ export class Daemon {
       { socket, resyncIntervalMs: o.resyncInterval, nodeAddress: this.rt.advertise, maxPorts: o.maxPortsPerEndpoint, maxEndpoints: o.maxEndpointsPerService },
       {
         local: this.local,
-        names: (containers) => this.names.setContainers(containers.map((c) => c.names)),
+        names: (containers) => {
+          // A container's start may have brought up its network's bridge and gateway address:
+          // taken in the same table update as the container (a no-op when nothing is new).
+          this.clients.setHostAddresses(hostAddresses());
+          this.names.setContainers(containers.map((c) => c.names));
+        },
         networks: (nets) => this.names.setNetworks(nets),
         bridgeSubnets: (subnets) => this.clients.setBridgeSubnets(subnets),
         gateways: (gws) => {

@@ -24,6 +24,9 @@ export class ClientPolicy {
   private bridges = new CidrSet();
   private host = new CidrSet();
   private hostKey = '';
+  private hostIps = new Set<string>();
+  /** Host addresses seen missing once by a pruning call (the next one drops them). */
+  private missing = new Set<string>();
   /** Address → flags: the same few clients ask again and again, CIDR matching is not free. */
   private memo = new Map<string, number>();
 
@@ -52,9 +55,25 @@ export class ClientPolicy {
     return this.bridges.list;
   }
 
-  /** This host's own addresses; a call with the same set changes nothing (no table rebuild). */
-  setHostAddresses(ips: Iterable<string>): void {
-    const cidrs = [...new Set(ips)].map((ip) => parseCidr(ip.includes(':') ? `${ip}/128` : `${ip}/32`)).filter((c) => c !== null);
+  /**
+   * This host's own addresses. New ones count at once; one that is gone counts until it has been
+   * missing from two calls with `prune` (the periodic re-read), so a bridge that Podman takes
+   * down with its last container does not cost a second table update right after that
+   * container's own. A call that changes nothing changes nothing (no table rebuild).
+   */
+  setHostAddresses(ips: Iterable<string>, prune = false): void {
+    const now = new Set(ips);
+    for (const ip of this.hostIps) {
+      if (now.has(ip)) this.missing.delete(ip);
+      else if (!prune) now.add(ip);
+      else if (!this.missing.has(ip)) {
+        this.missing.add(ip);
+        now.add(ip);
+      }
+    }
+    for (const ip of this.missing) if (!this.hostIps.has(ip)) this.missing.delete(ip);
+    this.hostIps = now;
+    const cidrs = [...now].map((ip) => parseCidr(ip.includes(':') ? `${ip}/128` : `${ip}/32`)).filter((c) => c !== null);
     const key = cidrs.map((c) => c.text).sort().join(' ');
     if (key === this.hostKey) return;
     this.hostKey = key;

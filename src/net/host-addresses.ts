@@ -8,9 +8,9 @@ export function hostAddresses(): string[] {
 }
 
 /** Calls `set` now and every `intervalMs` (links and addresses come and go); returns the stop. */
-export function followHostAddresses(set: (ips: string[]) => void, intervalMs: number): () => void {
-  set(hostAddresses());
-  const timer = setInterval(() => set(hostAddresses()), intervalMs);
+export function followHostAddresses(set: (ips: string[], prune: boolean) => void, intervalMs: number): () => void {
+  set(hostAddresses(), true);
+  const timer = setInterval(() => set(hostAddresses(), true), intervalMs);
   timer.unref();
   return () => clearInterval(timer);
 }
