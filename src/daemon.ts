@@ -77,7 +77,7 @@ export class Daemon {
   private readonly forwarder: Forwarder;
   private readonly handler: DnsHandler;
   private readonly dns: DnsServer;
-  /** The native DNS fast path (SPEC §10), or the reason the JS path serves UDP. */
+  /** The native DNS fast path (docs/architecture.md#native-addon), or the reason the JS path serves UDP. */
   readonly native: NativeDns;
   private readonly api: ApiServer;
   private readonly changes: ChangeIndex;
@@ -91,7 +91,7 @@ export class Daemon {
   private opts: Options;
   private link: LinkInfo | null = null;
   private lb: LbManager | null = null;
-  /** The gossip layer (SPEC §5); null when it is off or not started yet. */
+  /** The gossip layer (docs/architecture.md#registry-and-gossip); null when it is off or not started yet. */
   cluster: Cluster | null = null;
   private readonly identity: NodeIdentity;
   private readonly gossipLag: (ms: number) => void;
@@ -100,7 +100,7 @@ export class Daemon {
   private readonly problems = new Map<string, string>();
   /** Why this node does not gossip (null when it does, or is trying to). */
   private gossipOff: string | null = null;
-  // Podman integration and local health checks (SPEC §4, §6).
+  // Podman integration and local health checks (docs/architecture.md#podman, docs/architecture.md#health).
   private podman: PodmanSource | null = null;
   private readonly names = new ContainerNames();
   /** --dns-rrl for the replies JS sends; the native threads keep their own table. */
@@ -300,7 +300,7 @@ export class Daemon {
   async stop(): Promise<void> {
     this.ready = false;
     this.log.info('stopping');
-    // Leave first, so every host withdraws this node's endpoints at once (SPEC §5).
+    // Leave first, so every host withdraws this node's endpoints at once (docs/architecture.md#registry-and-gossip).
     await this.cluster?.stop().catch((e: Error) => this.log.warn(`leaving the cluster failed: ${e.message}`));
     this.changes.close();
     this.stopHostAddresses();
@@ -414,7 +414,7 @@ export class Daemon {
   }
 
   /**
-   * SPEC §7: VIPs for vip-mode services, with listeners on them. VIPs need the daemon's link; a
+   * docs/architecture.md#load-balancer: VIPs for vip-mode services, with listeners on them. VIPs need the daemon's link; a
    * service range inside 127.0.0.0/8 works without one (loopback answers for all of it).
    */
   private async startLb(): Promise<void> {
@@ -615,7 +615,7 @@ export class Daemon {
   }
 }
 
-/** Options a SIGHUP applies without a restart (SPEC §9 "Reload"). */
+/** Options a SIGHUP applies without a restart (docs/architecture.md#reload). */
 const LIVE_OPTIONS = new Set<OptionKey>([
   'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'allowRecursion', 'forwardAllow',
   'preferLocal', 'failOpen', 'udpAnswerLimit', 'dnsRrl', 'dnsRrlSlip', 'tcpIdleTimeout', 'tcpReadTimeout', 'tcpMaxConnections', 'tcpMaxConnectionsPerClient', 'apiTokenFile', 'routableContainerIps', 'defaultMode',

@@ -1,4 +1,4 @@
-//! podman-swarm-dns native addon (SPEC §10): the UDP DNS fast path and sd_notify, exported to
+//! podman-swarm-dns native addon (docs/architecture.md#native-addon): the UDP DNS fast path and sd_notify, exported to
 //! Node through hand-declared N-API (napi_sys.rs). The JS side is src/native/.
 
 mod answer;

@@ -3,8 +3,8 @@ import type * as packet from 'dns-packet';
 import type { NodeState, Protocol } from '../registry/types.js';
 import { servable, type ServiceView, type ViewEndpoint } from '../registry/view.js';
 
-// JSON shapes of the HTTP API (SPEC §8), snake_case as the seed system's clients expect.
-// Addresses and ports are as seen from this host (SPEC §3 "Addresses").
+// JSON shapes of the HTTP API (docs/architecture.md#http-api), snake_case as the seed system's clients expect.
+// Addresses and ports are as seen from this host (docs/architecture.md#addresses).
 
 export interface ServiceSummaryJson {
   namespace: string;

@@ -11,7 +11,7 @@ import { HttpError, parseWait, readJson, sendJson } from './http.js';
 import type { Metrics } from './metrics.js';
 import type { Serial } from './serial.js';
 
-// The routes of SPEC §8. Reads may block (`?index=&wait=`); writes change this node's own
+// The routes of docs/architecture.md#http-api. Reads may block (`?index=&wait=`); writes change this node's own
 // endpoints only.
 
 export interface ApiContext {

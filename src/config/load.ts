@@ -6,7 +6,7 @@ import { BadValue, describe, type Kind } from './kinds.js';
 import { envName, OPTIONS, type OptionDef, type OptionKey, type Options } from './options.js';
 import { parseServices, SERVICES_KEY, type StaticService } from './services.js';
 
-// Precedence (SPEC §11): flags > environment > config file > defaults.
+// Precedence (docs/architecture.md#configuration): flags > environment > config file > defaults.
 
 export type Origin = 'default' | 'file' | 'env' | 'flag';
 

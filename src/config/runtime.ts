@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import type { ApiListen } from './kinds.js';
 
 // Defaults that depend on who runs the daemon and where: as root (or with the capabilities the
-// systemd unit grants) it uses the SPEC defaults; as a normal user it picks what it can use.
+// systemd unit grants) it uses the documented defaults (docs/architecture.md#configuration); as a normal user it picks what it can use.
 
 export interface Privileges {
   /** CAP_NET_BIND_SERVICE: ports below 1024. */

@@ -1,7 +1,7 @@
 import { endpointKey, type Endpoint, type ServiceMode } from '../registry/types.js';
 import { InputError, label, parseEndpoint, show } from '../registry/input.js';
 
-// The `services:` block of config.yaml (SPEC §11): endpoints this node owns, like API
+// The `services:` block of config.yaml (docs/architecture.md#configuration): endpoints this node owns, like API
 // registrations but declared in the file and re-read on reload.
 
 export const SERVICES_KEY = 'services';

@@ -1,4 +1,4 @@
-// A bounded cache of upstream responses that respects TTLs (RFC 1035 §7.4) and caches negative
+// A bounded cache of upstream responses that respects TTLs (RFC 1035 section 7.4) and caches negative
 // answers for the SOA minimum (RFC 2308). Entries are raw packets: a hit copies the bytes, puts
 // the client's id and question spelling back, and lowers every TTL by the time spent in cache —
 // no decode and re-encode on the hot path.
@@ -122,7 +122,7 @@ export function inspect(buf: Buffer): Info | null {
         ttls.push(ttl);
         if (section === 1) answerTtl = Math.min(answerTtl, ttl);
         if (section === 2 && type === 6) {
-          // SOA: the negative TTL is min(SOA record TTL, SOA MINIMUM) (RFC 2308 §5).
+          // SOA: the negative TTL is min(SOA record TTL, SOA MINIMUM) (RFC 2308 section 5).
           const minimum = buf.readUInt32BE(off + 10 + rdlen - 4);
           negativeTtl = Math.min(ttl, minimum);
         }

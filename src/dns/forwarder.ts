@@ -5,7 +5,7 @@ import { ResponseCache } from './cache.js';
 import { exchangeTcp, exchangeUdp, UpstreamError, upstreamLabel } from './upstream.js';
 import { encodeRcode, type Query } from './wire.js';
 
-// Names outside the zone (SPEC §3): upstreams in order with failover, TCP when an upstream
+// Names outside the zone (docs/architecture.md#dns): upstreams in order with failover, TCP when an upstream
 // truncates, one upstream query per distinct question in flight, a TTL-respecting cache, and the
 // optional `--forward-allow` policy.
 

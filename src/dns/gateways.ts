@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { BindError, type DnsServer } from './server.js';
 
-// DNS on the gateways of Podman networks that have no DNS of their own (SPEC §3). A bridge's
+// DNS on the gateways of Podman networks that have no DNS of their own (docs/architecture.md#dns). A bridge's
 // gateway address only exists once its first container runs, so a bind that fails for want of
 // the address is retried whenever the watcher reports a change; each failure is logged once.
 

@@ -42,7 +42,7 @@ export interface HandlerDeps {
   forwarder: Forwarder;
   metrics: DnsMetrics;
   log: Logger;
-  /** Podman container names, scoped by the querier's network (SPEC §3); absent without Podman. */
+  /** Podman container names, scoped by the querier's network (docs/architecture.md#dns); absent without Podman. */
   containerNames?: { answer(q: Question, client: string, o: { host: boolean; rotation: number }): Answer | null };
 }
 

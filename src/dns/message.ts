@@ -5,7 +5,7 @@ import { ipBytes } from '../net/cidr.js';
 // assembles them per query, and the native table (src/native/table.ts) stores the same bytes for
 // native/src/answer.rs to assemble the same way. docs/dns-wire.md describes the rules:
 //
-// - Name compression (RFC 1035 §4.1.4) points only into the question, which always starts at
+// - Name compression (RFC 1035 section 4.1.4) points only into the question, which always starts at
 //   offset 12: an owner name equal to the question becomes the pointer C0 0C; any other name
 //   under the zone (owner or in the data), when the question is under the zone too, keeps its own
 //   labels down to the zone and then points at the zone's labels inside the question. (Names in
@@ -14,7 +14,7 @@ import { ipBytes } from '../net/cidr.js';
 //   (RFC 2782). Since a pointer's value depends only on where the zone starts in the question,
 //   a record is stored with placeholder pointers ("patches") that assembly fills in.
 // - Truncation keeps what fits: all sections; else without the additional section (no TC, RFC
-//   2181 §9); else TC and as many whole answer records as fit, in the answer's order.
+//   2181 section 9); else TC and as many whole answer records as fit, in the answer's order.
 
 export const MAX_UDP_PAYLOAD = 1232;
 /** TTL of the RFC 8482 answer to ANY (the value CoreDNS uses too). */

@@ -1,6 +1,6 @@
 import { formatIp } from '../net/cidr.js';
 
-// Where a query name points inside the zone (SPEC §3 table). Pure: a name and a few lookups in,
+// Where a query name points inside the zone (docs/architecture.md#names). Pure: a name and a few lookups in,
 // a target out. Labels are lower case; the zone suffix has already been removed.
 
 export interface NameLookups {

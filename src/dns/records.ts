@@ -5,7 +5,7 @@ import { servable, type ServiceView, type ViewEndpoint } from '../registry/view.
 import { minimalAny } from './message.js';
 import { locate, reverseAddress, zoneLabels, type NameLookups } from './names.js';
 
-// Record building (SPEC §3): a question and the zone view in, the sections of the answer out.
+// Record building (docs/architecture.md#dns): a question and the zone view in, the sections of the answer out.
 // No sockets and no wire format here, so every row of the table is tested directly.
 
 export const DNS_VERSION = '1.1.0';

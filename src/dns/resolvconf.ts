@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import type { HostPort } from '../config/kinds.js';
 import { canonicalIp } from '../net/cidr.js';
 
-// Default upstreams: the host's own nameservers (SPEC §3), minus the daemon's own addresses so
+// Default upstreams: the host's own nameservers (docs/architecture.md#dns), minus the daemon's own addresses so
 // that it never forwards to itself.
 
 export function resolvConfNameservers(text: string): string[] {

@@ -5,7 +5,7 @@ import { minimalAny } from './message.js';
 import { reverseAddress } from './names.js';
 import { positive, rotate, type Answer, type Question } from './records.js';
 
-// Podman container names answered the way aardvark-dns does (SPEC §3 "How containers use it"):
+// Podman container names answered the way aardvark-dns does (docs/architecture.md#container-names):
 // `<name>`, `<alias>` and `<name>.dns.podman`, TTL 0, scoped by the querier's network — a
 // container sees only the containers it shares a network with, and only their IPs on those
 // networks. The querier's network is found from its source address. Pure: the watcher feeds it.

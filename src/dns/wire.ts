@@ -133,7 +133,7 @@ export function encodeRcode(q: Query, rcode: Rcode, recursionAvailable: boolean)
   });
 }
 
-/** Our OPT record: 1232 bytes, version 0, the DO bit echoed; BADVERS for other versions (RFC 6891 §6.1.3). */
+/** Our OPT record: 1232 bytes, version 0, the DO bit echoed; BADVERS for other versions (RFC 6891 section 6.1.3). */
 function ourOpt(theirs: OptAnswer): Buffer {
   const badVersion = (theirs.ednsVersion ?? 0) !== 0;
   const b = Buffer.alloc(11);

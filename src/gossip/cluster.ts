@@ -128,7 +128,7 @@ export class Cluster {
     return c;
   }
 
-  /** True until this node has exchanged state with the cluster once (SPEC §5 "stale"). */
+  /** True until this node has exchanged state with the cluster once (docs/architecture.md#state-snapshot). */
   get stale(): boolean {
     return this.staleNodes.size > 0;
   }
@@ -166,7 +166,7 @@ export class Cluster {
     return r;
   }
 
-  /** Retries with backoff until one seed answers (SPEC §5 "Join"). */
+  /** Retries with backoff until one seed answers (docs/architecture.md#joining). */
   private joinWithRetry(seeds: string[], remembered: boolean, delay = this.cfg.joinBackoff): void {
     void this.join(seeds).then(({ joined, errors }) => {
       if (this.stopped) return;

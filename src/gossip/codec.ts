@@ -8,7 +8,7 @@ const decoder = new Decoder();
 const mpEncode = (v: unknown): Uint8Array => encoder.encode(v);
 const mpDecode = (b: Uint8Array): unknown => decoder.decode(b);
 
-// The gossip wire format (SPEC §5 "Versioned wire format"). Every packet and stream frame is
+// The gossip wire format (docs/architecture.md#gossip-wire-format). Every packet and stream frame is
 //   [version: 1 byte][flags: 1 byte][body]
 // where flags bit 0 says the body is sealed (crypto.ts) and the (opened) body is a msgpack array
 // of messages, each a short array [type, ...fields]. Decoding checks every field: whatever

@@ -1,5 +1,5 @@
 // Timings of the membership protocol, in one preset object (memberlist's DefaultLANConfig, as
-// SPEC §5 fixes them). Every duration is in milliseconds of the clock the membership runs on, so
+// docs/architecture.md#registry-and-gossip fixes them). Every duration is in milliseconds of the clock the membership runs on, so
 // the simulator runs the very same numbers in virtual time.
 
 export interface GossipConfig {
@@ -11,7 +11,7 @@ export interface GossipConfig {
   indirectChecks: number;
   /** Suspicion timeout = suspicionMult × log10(n+1) × probeInterval ... */
   suspicionMult: number;
-  /** ... but never less than this (SPEC §5: at least 4 s). */
+  /** ... but never less than this (docs/architecture.md#registry-and-gossip: at least 4 s). */
   suspicionMin: number;
   /** How often piggy-backed updates are pushed to `gossipNodes` random members. */
   gossipInterval: number;
@@ -48,14 +48,14 @@ export const LAN: GossipConfig = {
   streamTimeout: 5000,
 };
 
-/** Retransmissions of one update in a cluster of n members (SPEC §5). */
+/** Retransmissions of one update in a cluster of n members (docs/architecture.md#registry-and-gossip). */
 export const retransmitLimit = (c: GossipConfig, n: number): number => c.retransmitMult * Math.ceil(Math.log10(n + 1));
 
 /**
  * Suspicion timeout for a cluster of n members. The timer runs from the probe that went
  * unanswered, not from the moment the indirect probes gave up: the suspect had the whole probe
  * interval to answer already, and this keeps "host killed → endpoints gone" under 6 s on small
- * clusters where the 4 s floor dominates (SPEC §15).
+ * clusters where the 4 s floor dominates (docs/architecture.md#bounds-and-performance).
  */
 export const suspicionTimeout = (c: GossipConfig, n: number): number =>
   Math.max(c.suspicionMin, c.suspicionMult * Math.log10(n + 1) * c.probeInterval);

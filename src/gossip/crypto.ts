@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { Clock } from './clock.js';
 import { decodeMessages, encodeMessages, FLAG_SEALED, WIRE_VERSION, WireError, type Message } from './codec.js';
 
-// AES-256-GCM on every packet and stream frame (SPEC §5), with a keyring for rotation: the first
+// AES-256-GCM on every packet and stream frame (docs/architecture.md#registry-and-gossip), with a keyring for rotation: the first
 // key seals, every key is tried to open. A sealed frame is
 //   [version][flags][nonce: 12][ciphertext of (timestamp ms: 8 bytes, body)][tag: 16]
 // with the two header bytes as associated data, so neither can be flipped unnoticed. GCM alone

@@ -4,7 +4,7 @@ import { showHostPort, type HostPort } from '../config/kinds.js';
 import { Keyring } from './crypto.js';
 import { decodeToken } from './token.js';
 
-// The cluster options (SPEC §5, §11) turned into what the cluster needs: the keyring (from
+// The cluster options (docs/architecture.md#registry-and-gossip, docs/architecture.md#configuration) turned into what the cluster needs: the keyring (from
 // --gossip-key-file, else the join token's key), the seeds (--join plus the token's), and whether
 // gossip may run at all (never unencrypted off loopback without --insecure-gossip).
 

@@ -1,6 +1,6 @@
 import { KEY_BYTES } from './crypto.js';
 
-// Docker-Swarm-like join token (SPEC §5): one string holding the seed addresses and the primary
+// Docker-Swarm-like join token (docs/architecture.md#registry-and-gossip): one string holding the seed addresses and the primary
 // gossip key, so `--join-token <t>` is all a new host needs. It is a secret: whoever holds it
 // can join and read the registry.
 

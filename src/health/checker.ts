@@ -4,7 +4,7 @@ import { endpointKey, type Endpoint } from '../registry/types.js';
 import { INITIAL, record, type HealthState, type Thresholds } from './hysteresis.js';
 import { httpProbe, tcpProbe } from './probes.js';
 
-// Checks this node's own endpoints (SPEC §6) and marks them healthy or not in the local node;
+// Checks this node's own endpoints (docs/architecture.md#health) and marks them healthy or not in the local node;
 // the registry, DNS and the API follow from there. Podman's own healthcheck is read through a
 // function the daemon passes in, so this module knows nothing of Podman.
 

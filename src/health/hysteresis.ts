@@ -1,4 +1,4 @@
-// Rise/fall hysteresis (SPEC §6): an endpoint turns unhealthy after `fall` consecutive failures
+// Rise/fall hysteresis (docs/architecture.md#health): an endpoint turns unhealthy after `fall` consecutive failures
 // and healthy again after `rise` consecutive successes. Pure.
 
 export interface Thresholds {

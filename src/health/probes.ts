@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 
-// The network probes of SPEC §6. Each resolves to null on success or a short reason on failure;
+// The network probes of docs/architecture.md#health. Each resolves to null on success or a short reason on failure;
 // none of them ever rejects.
 
 export function tcpProbe(host: string, port: number, timeoutMs: number): Promise<string | null> {

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { isIP } from 'node:net';
 import { promisify } from 'node:util';
 
-// The daemon's own link (SPEC §3): it holds the cluster DNS address and, later, the service
+// The daemon's own link (docs/architecture.md#dns): it holds the cluster DNS address and, later, the service
 // VIPs. A dummy link where the kernel has the type, else a bridge with no ports (a port-less
 // bridge answers for its addresses just the same). Managed through iproute2, which needs
 // CAP_NET_ADMIN.

@@ -1,4 +1,4 @@
-// How a proxy picks an endpoint for a new connection (SPEC §7). Pure: a policy sees candidates
+// How a proxy picks an endpoint for a new connection (docs/architecture.md#load-balancer). Pure: a policy sees candidates
 // with their weights, locality and active connection counts, and keeps only its own cursor.
 
 export type PolicyName = 'round-robin' | 'least-connections' | 'power-of-two';

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { ipBytes } from '../net/cidr.js';
 
-// PROXY protocol version 2 (haproxy.org/download/2.9/doc/proxy-protocol.txt §2.2): a binary header
+// PROXY protocol version 2 (haproxy.org/download/2.9/doc/proxy-protocol.txt section 2.2): a binary header
 // sent to the backend before the client's bytes, so the backend sees the real client address
 // instead of the proxy's. Only the PROXY command with TCP over IPv4/IPv6 is produced.
 

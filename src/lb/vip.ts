@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { addressAt, type Cidr } from '../net/cidr.js';
 
-// SPEC §7: every host must give a service the same VIP from the same registry, with no
+// docs/architecture.md#load-balancer: every host must give a service the same VIP from the same registry, with no
 // coordination. The VIP is a pure function of the set of service keys: each key hashes to a home
 // slot in the service range; when several keys share a slot, the smallest key (byte order) keeps
 // it and the others probe forward, in sorted key order. Insertion order plays no part, so hosts

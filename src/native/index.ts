@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// Loads the Rust addon (../native, SPEC §10). PODMAN_SWARM_DNS_NATIVE=0 forces the JS DNS path;
+// Loads the Rust addon (../native, docs/architecture.md#native-addon). PODMAN_SWARM_DNS_NATIVE=0 forces the JS DNS path;
 // PODMAN_SWARM_DNS_NATIVE_ADDON=<file> picks another build. A missing or broken addon is not an
 // error: the daemon serves DNS from JS and says so once.
 

@@ -1,6 +1,6 @@
 import { portOwner } from './owner.js';
 
-// A bind failure explained: what, why, and what to do about it (SPEC §3 "Where it listens").
+// A bind failure explained: what, why, and what to do about it (docs/architecture.md#where-it-listens).
 
 export function explainBindError(err: NodeJS.ErrnoException, what: string, address: string, port: number, protocol: 'udp' | 'tcp', flag: string): string {
   switch (err.code) {

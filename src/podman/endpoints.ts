@@ -4,8 +4,8 @@ import type { Endpoint, NamedPort, Protocol } from '../registry/types.js';
 import { ENABLE, parseLabels, toLabel } from './labels.js';
 import type { ContainerInspect, InspectNetwork, NetworkInfo } from './types.js';
 
-// One inspected container → its endpoint (SPEC §4) and the names it answers to on each network
-// (aardvark-compatible names, SPEC §3). Pure: inspect JSON and the network list in, data out.
+// One inspected container → its endpoint (docs/architecture.md#podman) and the names it answers to on each network
+// (aardvark-compatible names, docs/architecture.md#dns). Pure: inspect JSON and the network list in, data out.
 
 /** Drivers whose container IPs are reachable from the LAN as they are. */
 const ROUTABLE_DRIVERS = new Set(['macvlan', 'ipvlan']);

@@ -1,7 +1,7 @@
 import { InputError, isLabel, label, parseHealth, parsePort, parseWeight, show } from '../registry/input.js';
 import type { HealthSpec, NamedPort, ServiceMode } from '../registry/types.js';
 
-// Container labels → what the container asks for (SPEC §4). Pure. A bad value never rejects the
+// Container labels → what the container asks for (docs/architecture.md#podman). Pure. A bad value never rejects the
 // container: the field is left out and the problem is returned, to be logged once and shown in
 // `status` and the API.
 

@@ -144,7 +144,7 @@ export class PodmanSource {
   }
 }
 
-/** SPEC §3: the daemon serves `<gateway>:53` of auto-registered bridges that have no Podman DNS. */
+/** docs/architecture.md#dns: the daemon serves `<gateway>:53` of auto-registered bridges that have no Podman DNS. */
 export function gatewaysToServe(networks: ReadonlyMap<string, NetworkInfo>): string[] {
   const out: string[] = [];
   for (const n of networks.values()) {

@@ -1,6 +1,6 @@
 import type { Endpoint, NamedPort, NodeState, Protocol } from './types.js';
 
-// SPEC §3 "Addresses": what a querying host is told for an endpoint.
+// docs/architecture.md#addresses: what a querying host is told for an endpoint.
 //  - explicit addresses (config file, API, host-network containers): as given, everywhere;
 //  - the querying host's own container endpoints, or any with --routable-container-ips:
 //    the container IP and container ports;

@@ -2,7 +2,7 @@ import { BlockList, isIP } from 'node:net';
 import type { Endpoint, EndpointSource, HealthSpec, NamedPort, Protocol } from './types.js';
 
 // Validation of endpoint descriptions from the outside world: the config file's `services:`
-// (SPEC §11), the API's registration body (SPEC §8) and, field by field, Podman labels (SPEC §4).
+// (docs/architecture.md#configuration), the API's registration body (docs/architecture.md#http-api) and, field by field, Podman labels (docs/architecture.md#podman).
 // One set of rules so an endpoint means the same wherever it was declared.
 
 export class InputError extends Error {
@@ -112,7 +112,7 @@ export interface EndpointContext {
 }
 
 /**
- * An explicitly addressed endpoint (config file or API), body as in SPEC §8:
+ * An explicitly addressed endpoint (config file or API), body as in docs/architecture.md#http-api:
  * `{id?, address, hostname?, ports?, weight?, health?}`.
  */
 export function parseEndpoint(raw: unknown, ctx: EndpointContext, prefix = ''): Endpoint {

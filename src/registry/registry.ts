@@ -24,7 +24,7 @@ export interface Change {
 export type ChangeListener = (change: Change) => void;
 
 /**
- * Gives services their VIPs (SPEC §7, the load balancer supplies it): which services get one, and
+ * Gives services their VIPs (docs/architecture.md#load-balancer, the load balancer supplies it): which services get one, and
  * the allocation as a pure function of the set of their keys, so every host agrees.
  */
 export interface VipAssigner {

@@ -1,4 +1,4 @@
-// The registry's data model (SPEC §5). Everything here is plain data: it is what the gossip layer
+// The registry's data model (docs/architecture.md#registry-and-gossip). Everything here is plain data: it is what the gossip layer
 // carries between hosts and what the state file holds, so it stays JSON-serialisable.
 
 export type Protocol = 'tcp' | 'udp';
@@ -10,7 +10,7 @@ export type HealthSpec = 'tcp' | 'podman' | 'none' | `http:${string}`;
 export interface NamedPort {
   port: number;
   protocol: Protocol;
-  /** Port published on the owning node's address (Podman `-p`), used from other hosts (§3). */
+  /** Port published on the owning node's address (Podman `-p`), used from other hosts (docs/architecture.md#dns). */
   hostPort?: number;
 }
 
@@ -37,7 +37,7 @@ export interface Endpoint {
   health: HealthSpec;
   healthy: boolean;
   source: EndpointSource;
-  /** Service-level settings carried by every endpoint; the view reconciles them (§4 labels). */
+  /** Service-level settings carried by every endpoint; the view reconciles them (docs/architecture.md#labels). */
   mode?: ServiceMode;
   /** Per-service TTL override in seconds (`podman-swarm.ttl`). */
   ttl?: number;

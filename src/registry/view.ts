@@ -21,7 +21,7 @@ export interface ServiceView {
   namespace: string;
   name: string;
   mode: ServiceMode;
-  /** Virtual IP of a vip-mode service, once the load balancer allocates one (SPEC §7). */
+  /** Virtual IP of a vip-mode service, once the load balancer allocates one (docs/architecture.md#load-balancer). */
   vip?: string;
   /** TTL override in seconds, when an endpoint asks for one (the smallest wins). */
   ttl?: number;

@@ -3,7 +3,7 @@ import { validNodeState } from '../registry/remote.js';
 import type { NodeState } from '../registry/types.js';
 import { readJsonFile, writeFileAtomic, type ReadResult } from './files.js';
 
-// The persisted registry (SPEC §5 "Persistence"): the other nodes' states and the gossip
+// The persisted registry (docs/architecture.md#state-snapshot): the other nodes' states and the gossip
 // addresses of the members, so a restarted daemon answers at once from the last known state
 // (marked stale until it hears from the cluster) and knows whom to rejoin. Written atomically;
 // a corrupt or foreign-format file is moved aside by readJsonFile, never fatal.

@@ -1,7 +1,7 @@
 import type { NotifySender } from './notify.js';
 import { extendTimeoutMessage, READY, reloadingMessage, reloadStatus, statusMessage, STOPPING, WATCHDOG } from './messages.js';
 
-// What the daemon tells systemd over its life (SPEC §9): READY=1 once listeners are bound,
+// What the daemon tells systemd over its life (docs/architecture.md#systemd): READY=1 once listeners are bound,
 // STATUS= with counts, RELOADING=1/READY=1 around SIGHUP, STOPPING=1, EXTEND_TIMEOUT_USEC for a
 // slow start. Without systemd (no sender) every call is a no-op.
 

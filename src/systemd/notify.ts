@@ -2,7 +2,7 @@ import { writeSync } from 'node:fs';
 import type { Logger } from '../log.js';
 
 // Sending sd_notify datagrams. Node has no unix datagram sockets, so there are two ways:
-// - the native addon's sdNotify (SPEC §10), when it is loaded;
+// - the native addon's sdNotify (docs/architecture.md#native-addon), when it is loaded;
 // - a datagram socket already connected to $NOTIFY_SOCKET that systemd/notify-socket-exec opened
 //   in this very process before exec'ing Node: its number is in PODMAN_SWARM_DNS_NOTIFY_FD and a
 //   write(2) on it is one datagram, sent by the main PID (NotifyAccess=main holds).
@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 // binary, so the datagram comes from a short-lived child: NotifyAccess=main makes systemd drop it
 // (--pid only sets MAINPID=), and NotifyAccess=all races the child's exit; it has no watchdog or
 // reload support either. `sd-notify` wraps libsystemd with node-gyp: a C toolchain and
-// libsystemd-dev at install time, for what the project's own addon (SPEC §10) already does.
+// libsystemd-dev at install time, for what the project's own addon (docs/architecture.md#native-addon) already does.
 
 /** Sends one notification; false if it could not be sent. */
 export type NotifySender = (message: string) => boolean;

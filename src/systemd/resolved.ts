@@ -11,7 +11,7 @@ import {
   type LinkCall,
 } from './resolved-calls.js';
 
-// Routes the zone to this daemon in systemd-resolved (SPEC §9): for each served link, over the
+// Routes the zone to this daemon in systemd-resolved (docs/architecture.md#systemd): for each served link, over the
 // system bus, the DNS server(s), `~<zone>` as a routing-only domain and no default route; again
 // when resolved restarts (NameOwnerChanged) or the link is recreated (new ifindex); RevertLink on
 // stop. When networkd manages the link resolved answers LinkBusy and, like resolvectl, we ask

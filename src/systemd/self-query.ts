@@ -4,7 +4,7 @@ import * as packet from 'dns-packet';
 import type { HostPort } from '../config/kinds.js';
 
 // The watchdog's proof that the DNS path works: a real UDP query to one of the daemon's own
-// listeners for a name it answers itself (dns-version.<zone> TXT, SPEC §3), so the socket, the
+// listeners for a name it answers itself (dns-version.<zone> TXT, docs/architecture.md#dns), so the socket, the
 // handler and the zone are all exercised.
 
 export async function selfQuery(listen: HostPort, domain: string, timeoutMs: number): Promise<boolean> {

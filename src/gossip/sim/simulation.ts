@@ -9,7 +9,7 @@ import { Membership } from '../membership.js';
 import { seeded, VirtualClock } from './clock.js';
 import { SimNetwork, type NetworkOptions, type SimTransport } from './network.js';
 
-// The deterministic simulator (SPEC §5): N complete nodes — registry, local node, registry sync
+// The deterministic simulator (docs/architecture.md#registry-and-gossip): N complete nodes — registry, local node, registry sync
 // and membership, the daemon's own code — on one virtual clock and one virtual network. Only
 // sockets and the wall clock are replaced.
 
