@@ -1,4 +1,4 @@
-// Splits a DNS-over-TCP byte stream (RFC 1035 §4.2.2: each message after a 2-byte length) into
+// Splits a DNS-over-TCP byte stream (RFC 1035 section 4.2.2: each message after a 2-byte length) into
 // messages. Every byte is copied once, into a buffer of the message's size allocated when its
 // length is known, so a client sending a query a byte at a time costs linear, not quadratic, work.
 
