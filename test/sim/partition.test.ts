@@ -2,11 +2,13 @@ import t from 'tap';
 import { Simulation } from '../../src/gossip/sim/simulation.js';
 
 // A partition of 30% of the nodes for 60 s of virtual time, then healed: membership and every
-// registry must converge again without restarts (SPEC §16). 1000 nodes by default (about 2–4
-// minutes of real time on a busy 2-core machine: the suspicion and refutation storms on both
-// sides are simulated packet by packet); PARTITION_NODES=<n> changes the size.
+// registry must converge again without restarts (docs/architecture.md#failure-model). 300 nodes
+// in CI (under a minute: every member's alive and state is signed and checked, and the
+// suspicion and refutation storms on both sides are simulated packet by packet);
+// `PARTITION_NODES=1000 npx tap test/sim/partition.test.ts` is the larger run, with its figure in
+// bench/RESULTS.md.
 
-const N = Number(process.env.PARTITION_NODES ?? 1000);
+const N = Number(process.env.PARTITION_NODES ?? 300);
 t.setTimeout(20 * 60_000);
 
 t.test(`${N} nodes: a 30% partition for 60 s heals and all registries converge`, async (t) => {
