@@ -156,6 +156,7 @@ t.test("the README's first screen on a fresh Debian 12", async (t) => {
   t.comment(`install command: exit ${first.code} after ${first.seconds} s (log: ${log})`);
   if (!t.equal(first.code, 0, `the install command exits 0: ${install}`)) {
     t.comment(`its output's tail:\n${first.tail()}`);
+    t.comment(`the service:\n${m.run('systemctl', 'status', '--no-pager', '-l', UNIT).out}\n${m.run('journalctl', '--no-pager', '-n', '40', '-u', UNIT).out}`);
     return;
   }
   t.equal(m.run('systemctl', 'is-active', UNIT).out.trim(), 'active', 'the service is active under systemd');
