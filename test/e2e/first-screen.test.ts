@@ -104,6 +104,7 @@ execFileSync('ip', ['netns', 'add', netns]);
 execFileSync('ip', ['link', 'add', `${netns}h`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns]);
 execFileSync('ip', ['addr', 'add', `${hostIp}/30`, 'dev', `${netns}h`]);
 execFileSync('ip', ['link', 'set', `${netns}h`, 'up']);
+execFileSync('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
 execFileSync('iptables', [masquerade[0]!, masquerade[1]!, '-A', ...masquerade.slice(2)]);
 
 /**
