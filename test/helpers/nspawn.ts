@@ -35,10 +35,10 @@ export function bookwormRootfs(): string {
 
 export async function bootMachine(
   t: { teardown(fn: () => unknown): void },
-  o: { rootfs: string; prefix: string; bindRo?: Array<[string, string]> },
+  o: { rootfs: string; prefix: string; bindRo?: Array<[string, string]>; /** a network namespace under /run/netns to boot in, instead of a private network (with CAP_NET_ADMIN, which nspawn keeps only for a private network) */ netns?: string; /** false: write to rootfs itself (already an overlay the caller made, on disk) */ volatile?: boolean },
 ): Promise<Machine> {
   const name = `${o.prefix}-${randomBytes(3).toString('hex')}`;
-  const args = ['-q', '-D', o.rootfs, '-b', '--machine', name, '--register=no', '--keep-unit', '--private-network', '--volatile=overlay', '--console=pipe',
+  const args = ['-q', '-D', o.rootfs, '-b', '--machine', name, '--register=no', '--keep-unit', ...(o.netns ? [`--network-namespace-path=/run/netns/${o.netns}`, '--capability=CAP_NET_ADMIN'] : ['--private-network']), ...(o.volatile === false ? [] : ['--volatile=overlay']), '--console=pipe',
     ...(o.bindRo ?? []).map(([h, g]) => `--bind-ro=${h}:${g}`)];
   const p = spawn('systemd-nspawn', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
