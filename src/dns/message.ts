@@ -41,15 +41,21 @@ export function nameContext(question: string, zone: string): NameContext {
 
 const TYPE_CODES: Record<string, number> = { A: 1, NS: 2, SOA: 6, PTR: 12, HINFO: 13, TXT: 16, AAAA: 28, SRV: 33 };
 
-class Out {
-  buf = Buffer.allocUnsafe(128);
-  n = 0;
-  patches: number[] = [];
+/** A growing big-endian byte buffer (records here, the native answer table in src/native/table.ts). */
+export class ByteWriter {
+  protected buf: Buffer;
+  protected n = 0;
+  constructor(size = 128) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
   private room(k: number): void {
     if (this.n + k <= this.buf.length) return;
     const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.n + k));
     this.buf.copy(next, 0, 0, this.n);
     this.buf = next;
+  }
+  get length(): number {
+    return this.n;
   }
   u8(v: number): void {
     this.room(1);
@@ -70,6 +76,13 @@ class Out {
     this.buf.set(b, this.n);
     this.n += b.length;
   }
+  done(): Buffer {
+    return this.buf.subarray(0, this.n);
+  }
+}
+
+class Out extends ByteWriter {
+  patches: number[] = [];
   labels(labels: string[]): void {
     for (const l of labels) {
       if (l.length === 0 || l.length > 63) throw new Error(`bad label "${l}"`);
@@ -85,7 +98,7 @@ class Out {
     if (zone !== null && (lower === zone || lower.endsWith(`.${zone}`))) {
       const head = name.replace(/\.$/, '').slice(0, Math.max(0, lower.length - zone.length - 1));
       if (head) this.labels(head.split('.'));
-      this.patches.push(this.n);
+      this.patches.push(this.length);
       return this.u16(0xc000);
     }
     this.plainName(name);
@@ -112,7 +125,7 @@ export function encodeRecord(rr: RR, ctx: NameContext): Wire {
   o.u16(type);
   o.u16(1); // IN
   o.u32((rr as { ttl?: number }).ttl ?? 0);
-  const lenAt = o.n;
+  const lenAt = o.length;
   o.u16(0);
   const data = (rr as { data: unknown }).data;
   switch (rr.type) {
@@ -152,8 +165,9 @@ export function encodeRecord(rr: RR, ctx: NameContext): Wire {
       break;
     }
   }
-  o.buf.writeUInt16BE(o.n - lenAt - 2, lenAt);
-  return { bytes: o.buf.subarray(0, o.n), patches: o.patches };
+  const bytes = o.done();
+  bytes.writeUInt16BE(bytes.length - lenAt - 2, lenAt);
+  return { bytes, patches: o.patches };
 }
 
 /** The RFC 8482 answer to ANY: one HINFO record of the question name. */

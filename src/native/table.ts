@@ -1,7 +1,7 @@
 import type { Answer as RR } from 'dns-packet';
 import type { Cidr } from '../net/cidr.js';
 import { ipBytes } from '../net/cidr.js';
-import { encodeRecord, nameContext, type Wire } from '../dns/message.js';
+import { ByteWriter, encodeRecord, nameContext, type Wire } from '../dns/message.js';
 import { answerQuestion, type Answer, type Zone, type ZoneSource } from '../dns/records.js';
 import { PODMAN_SOA } from '../dns/scoped.js';
 import { servable, type ServiceView, type ViewEndpoint } from '../registry/view.js';
@@ -41,41 +41,14 @@ const ZONE_TYPES = ['A', 'AAAA', 'SRV', 'SOA', 'NS', 'TXT'] as const;
 const TYPE_CODES: Record<string, number> = { A: 1, NS: 2, SOA: 6, PTR: 12, TXT: 16, AAAA: 28, SRV: 33 };
 const RCODE: Record<string, number> = { NOERROR: 0, NXDOMAIN: 3 };
 
-class Writer {
-  private buf = Buffer.allocUnsafe(256);
-  private n = 0;
-  private room(k: number): void {
-    if (this.n + k <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.n + k));
-    this.buf.copy(next, 0, 0, this.n);
-    this.buf = next;
-  }
-  u8(v: number): void {
-    this.room(1);
-    this.buf[this.n++] = v;
-  }
-  u16(v: number): void {
-    this.room(2);
-    this.buf.writeUInt16BE(v, this.n);
-    this.n += 2;
-  }
-  u32(v: number): void {
-    this.room(4);
-    this.buf.writeUInt32BE(v >>> 0, this.n);
-    this.n += 4;
-  }
-  bytes(b: Uint8Array): void {
-    this.room(b.length);
-    this.buf.set(b, this.n);
-    this.n += b.length;
-  }
-  done(): Buffer {
-    return this.buf.subarray(0, this.n);
+class Writer extends ByteWriter {
+  constructor() {
+    super(256);
   }
   /**
    * Drops the growth slack (up to half the buffer) of bytes that stay in a cache. The copy is
    * not from Node's buffer pool: a pooled slice would keep its whole 8 KB slab alive, mostly
-   * dns-packet's garbage of the same compilation.
+   * garbage of the same compilation.
    */
   compact(): void {
     if (this.buf.length === this.n && this.n >= 4096) return;
