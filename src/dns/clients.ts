@@ -23,7 +23,6 @@ export class ClientPolicy {
   onChange: () => void = () => undefined;
   private bridges = new CidrSet();
   private host = new CidrSet();
-  private hostKey = '';
   private hostIps = new Set<string>();
   /** Host addresses seen missing once by a pruning call (the next one drops them). */
   private missing = new Set<string>();
@@ -62,22 +61,21 @@ export class ClientPolicy {
    * container's own. A call that changes nothing changes nothing (no table rebuild).
    */
   setHostAddresses(ips: Iterable<string>, prune = false): void {
-    const now = new Set(ips);
+    const seen = new Set(ips);
+    const next = new Set(seen);
+    const missing = new Set<string>();
     for (const ip of this.hostIps) {
-      if (now.has(ip)) this.missing.delete(ip);
-      else if (!prune) now.add(ip);
-      else if (!this.missing.has(ip)) {
-        this.missing.add(ip);
-        now.add(ip);
-      }
+      if (seen.has(ip)) continue;
+      // Gone from this read: kept, unless a pruning read had already missed it.
+      const missedBefore = this.missing.has(ip);
+      if (prune && missedBefore) continue;
+      next.add(ip);
+      if (prune || missedBefore) missing.add(ip);
     }
-    for (const ip of this.missing) if (!this.hostIps.has(ip)) this.missing.delete(ip);
-    this.hostIps = now;
-    const cidrs = [...now].map((ip) => parseCidr(ip.includes(':') ? `${ip}/128` : `${ip}/32`)).filter((c) => c !== null);
-    const key = cidrs.map((c) => c.text).sort().join(' ');
-    if (key === this.hostKey) return;
-    this.hostKey = key;
-    this.host = new CidrSet(cidrs);
+    this.missing = missing;
+    if (next.size === this.hostIps.size && [...next].every((ip) => this.hostIps.has(ip))) return;
+    this.hostIps = next;
+    this.host = new CidrSet([...next].map((ip) => parseCidr(ip.includes(':') ? `${ip}/128` : `${ip}/32`)).filter((c) => c !== null));
     this.memo.clear();
     this.onChange();
   }

@@ -34,9 +34,9 @@ export interface NameContext {
   zone: string | null;
 }
 
-export function nameContext(question: string, zone: string): NameContext {
+export function nameContext(question: string, zone?: string): NameContext {
   const q = question.toLowerCase().replace(/\.$/, '');
-  return { question: q, zone: q === zone || q.endsWith(`.${zone}`) ? zone : null };
+  return { question: q, zone: zone !== undefined && (q === zone || q.endsWith(`.${zone}`)) ? zone : null };
 }
 
 const TYPE_CODES: Record<string, number> = { A: 1, NS: 2, SOA: 6, PTR: 12, HINFO: 13, TXT: 16, AAAA: 28, SRV: 33 };

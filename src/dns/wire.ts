@@ -1,6 +1,6 @@
 import * as packet from 'dns-packet';
 import type { Answer as RR, DecodedPacket, OptAnswer, Question } from 'dns-packet';
-import { assemble, encodeRecord, FLAG_TC, MAX_UDP_PAYLOAD, nameContext, type NameContext } from './message.js';
+import { assemble, encodeRecord, FLAG_TC, MAX_UDP_PAYLOAD, nameContext } from './message.js';
 import type { Answer, Rcode } from './records.js';
 
 // The wire format around records.ts: decoding queries defensively, encoding answers with EDNS0
@@ -112,7 +112,7 @@ export function encodeAnswer(q: Query, answer: Answer, opts: EncodeOptions): Buf
     (opts.recursionAvailable ? FLAG_RA : 0) |
     RCODES[answer.rcode];
   const question = q.raw ?? questionBytes(q.question);
-  const ctx: NameContext = opts.zone ? nameContext(q.question.name, opts.zone) : { question: q.question.name.toLowerCase().replace(/\.$/, ''), zone: null };
+  const ctx = nameContext(q.question.name, opts.zone);
   const enc = (list: RR[]) => list.map((rr) => encodeRecord(rr, ctx));
   // The zone's labels end the question name, just before its root label, type and class.
   const zoneAt = ctx.zone === null ? -1 : 12 + question.length - 5 - (ctx.zone.length + 1);
