@@ -12,12 +12,13 @@
 //     [--cli dist/cli.js]   (another build's cli.js: the "before" figures)
 import './help.mjs';
 import { argv } from 'zx';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { netnsHosts } from './netns-hosts.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const CLI = resolve(argv.cli ?? join(ROOT, 'dist/cli.js'));
@@ -29,33 +30,20 @@ const P = `fl${id}`;
 const subnet = `10.246.${parseInt(id, 16) % 250}`;
 const dir = mkdtempSync(join(tmpdir(), `${P}-`));
 const procs = new Set();
-const ip = (...a) => execFileSync('ip', a, { stdio: ['ignore', 'ignore', 'pipe'] });
-const hosts = [1, 2, 3, 4].map((i) => ({ i, ns: `${P}-${i}`, veth: `${P}v${i}`, address: `${subnet}.${10 + i}` }));
+const net = netnsHosts(P, subnet, 4);
+const { hosts } = net;
 const [h1, , , client] = hosts;
 const daemons = hosts.slice(0, 3);
 
 function cleanup() {
   for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-  for (const h of hosts) {
-    try { ip('netns', 'del', h.ns); } catch { /* gone */ }
-    try { ip('link', 'del', h.veth); } catch { /* gone */ }
-  }
-  try { ip('link', 'del', `${P}br`); } catch { /* gone */ }
+  net.down();
   rmSync(dir, { recursive: true, force: true });
 }
 process.on('exit', cleanup);
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(130));
 
-ip('link', 'add', `${P}br`, 'type', 'bridge');
-ip('link', 'set', `${P}br`, 'up');
-for (const h of hosts) {
-  ip('netns', 'add', h.ns);
-  ip('link', 'add', h.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.ns);
-  ip('link', 'set', h.veth, 'master', `${P}br`, 'up');
-  ip('-n', h.ns, 'link', 'set', 'lo', 'up');
-  ip('-n', h.ns, 'addr', 'add', `${h.address}/24`, 'dev', 'eth0');
-  ip('-n', h.ns, 'link', 'set', 'eth0', 'up');
-}
+net.up();
 const run = (h, args) => {
   const p = spawn('nsenter', [`--net=/run/netns/${h.ns}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'], cwd: ROOT });
   procs.add(p);

@@ -21,6 +21,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { netnsHosts } from './netns-hosts.mjs';
 import { createInterface } from 'node:readline';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -32,8 +33,8 @@ const withPodman = ['/usr/bin/podman', '/usr/sbin/runc', '/bin/busybox'].every((
 const subnet = `10.245.${parseInt(id, 16) % 250}`;
 const dir = mkdtempSync(join(tmpdir(), `${P}-`));
 const procs = new Set();
-const ip = (...a) => execFileSync('ip', a, { stdio: ['ignore', 'ignore', 'pipe'] });
-const hosts = [1, 2, 3].map((i) => ({ i, ns: `${P}-${i}`, veth: `${P}v${i}`, address: `${subnet}.${10 + i}` }));
+const net = netnsHosts(P, subnet, 3);
+const { hosts } = net;
 
 function cleanup() {
   if (podmanRemove) try { podmanRemove(); } catch { /* best effort */ }
@@ -42,11 +43,7 @@ function cleanup() {
     try { execFileSync('umount', [mountNs]); } catch { /* gone */ }
     try { execFileSync('umount', [join(dir, 'ns')]); } catch { /* gone */ }
   }
-  for (const h of hosts) {
-    try { ip('netns', 'del', h.ns); } catch { /* gone */ }
-    try { ip('link', 'del', h.veth); } catch { /* gone */ }
-  }
-  try { ip('link', 'del', `${P}br`); } catch { /* gone */ }
+  net.down();
   rmSync(dir, { recursive: true, force: true });
 }
 let podmanRemove = null;
@@ -54,16 +51,7 @@ let mountNs = null;
 process.on('exit', cleanup);
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(130));
 
-ip('link', 'add', `${P}br`, 'type', 'bridge');
-ip('link', 'set', `${P}br`, 'up');
-for (const h of hosts) {
-  ip('netns', 'add', h.ns);
-  ip('link', 'add', h.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.ns);
-  ip('link', 'set', h.veth, 'master', `${P}br`, 'up');
-  ip('-n', h.ns, 'link', 'set', 'lo', 'up');
-  ip('-n', h.ns, 'addr', 'add', `${h.address}/24`, 'dev', 'eth0');
-  ip('-n', h.ns, 'link', 'set', 'eth0', 'up');
-}
+net.up();
 // Host 1's private mount namespace: /run/containers/networks is its own (rootful Podman keeps
 // network state there whatever --root says), as test/helpers/hosts.ts does for the e2e test.
 if (withPodman) {
