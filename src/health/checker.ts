@@ -37,9 +37,20 @@ export function checkable(ep: Endpoint): boolean {
   return Object.values(ep.ports).some((p) => p.protocol === 'tcp');
 }
 
+/**
+ * Results are applied to the local node at most this often. Each application is a new node version
+ * and a DNS table update: applied one by one, 360 endpoints whose probes time out together cost 360
+ * table builds in a row and held the event loop for seconds, long enough for the other hosts to
+ * declare this one dead.
+ */
+export const APPLY_INTERVAL_MS = 100;
+
 export class HealthChecker {
   private readonly tracked = new Map<string, Tracked>();
   private timer: NodeJS.Timeout | null = null;
+  /** Results not yet applied to the local node, by endpoint key. */
+  private readonly pending = new Map<string, boolean>();
+  private applyTimer: NodeJS.Timeout | null = null;
   /** The round still probing; a tick while it runs does not start another (slow probes, many endpoints). */
   private round: Promise<void> | null = null;
 
@@ -58,6 +69,7 @@ export class HealthChecker {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.apply();
   }
 
   configure(opts: HealthOptions): void {
@@ -94,10 +106,31 @@ export class HealthChecker {
       this.tracked.delete(key);
       // A container that comes back under the same name (or an endpoint whose check was turned
       // off) starts healthy, not with old results.
-      if (!t.state.healthy) this.local.setHealth(key, true);
+      if (!t.state.healthy) this.defer(key, true);
     }
     if (this.round) return;
-    this.round = this.probeAll(due).finally(() => (this.round = null));
+    this.round = this.probeAll(due).finally(() => {
+      this.round = null;
+      this.apply();
+    });
+  }
+
+  /** Queues a result; they are applied together within APPLY_INTERVAL_MS. */
+  private defer(key: string, healthy: boolean): void {
+    this.pending.set(key, healthy);
+    if (this.applyTimer) return;
+    this.applyTimer = setTimeout(() => this.apply(), APPLY_INTERVAL_MS);
+    this.applyTimer.unref();
+  }
+
+  private apply(): void {
+    if (this.applyTimer) clearTimeout(this.applyTimer);
+    this.applyTimer = null;
+    if (this.pending.size === 0) return;
+    // A result for an endpoint that went away meanwhile is dropped, unless it clears a mark.
+    const results = [...this.pending].filter(([key, healthy]) => healthy || this.tracked.has(key));
+    this.pending.clear();
+    this.local.setHealthMany(results);
   }
 
   private async probeAll(due: Endpoint[]): Promise<void> {
@@ -133,7 +166,7 @@ export class HealthChecker {
       else this.log.warn({ endpoint: key, reason }, `endpoint ${key} is unhealthy: ${reason}`);
     }
     t.state = next;
-    this.local.setHealth(key, next.healthy);
+    this.defer(key, next.healthy);
   }
 
   /** null: healthy; a string: why not; undefined: nothing to check. */

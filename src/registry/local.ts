@@ -82,9 +82,18 @@ export class LocalNode {
   }
 
   setHealth(key: string, healthy: boolean): void {
-    if ((this.health.get(key) ?? true) === healthy) return;
-    this.health.set(key, healthy);
-    this.commit();
+    this.setHealthMany([[key, healthy]]);
+  }
+
+  /** Applies many health results as one change: one version, one table update, whatever their number. */
+  setHealthMany(results: Iterable<readonly [key: string, healthy: boolean]>): void {
+    let changed = false;
+    for (const [key, healthy] of results) {
+      if ((this.health.get(key) ?? true) === healthy) continue;
+      this.health.set(key, healthy);
+      changed = true;
+    }
+    if (changed) this.commit();
   }
 
   setIdentity(identity: LocalIdentity): void {

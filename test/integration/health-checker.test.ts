@@ -62,3 +62,27 @@ t.test(`300 endpoints are probed at most ${MAX_CONCURRENT_PROBES} at a time, and
   t.same(checker.status().unhealthy.map((u) => u.endpoint).sort(), Array.from({ length: 10 }, (_, i) => `default/web/w${i}`).sort());
   t.equal(registry.service('default', 'web')!.endpoints.filter((e) => !e.endpoint.healthy).length, 10, 'the registry sees them unhealthy');
 });
+
+t.test('300 endpoints that fail together are marked in a few registry changes, not one each', async (t) => {
+  // A port with nothing listening: every probe is refused at once, so the whole round's results
+  // arrive together, as they do when a host's containers all stop answering.
+  const closed = createServer();
+  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+  const port = (closed.address() as { port: number }).port;
+  await new Promise<void>((r) => closed.close(() => r()));
+
+  const registry = new Registry({ localNode: 'a', routableContainerIps: false, defaultMode: 'dnsrr' });
+  const local = new LocalNode(registry, { id: 'a', name: 'a', address: '192.0.2.1', incarnation: 0 });
+  const ports = { http: { port, protocol: 'tcp' as const } };
+  local.replaceSource('config', Array.from({ length: 300 }, (_, i) => ep('web', '127.0.0.1', { id: `w${i}`, health: 'tcp', ports, source: 'config' })));
+  let changes = 0;
+  t.teardown(registry.onChange(() => changes++));
+  const checker = new HealthChecker(local, { intervalMs: 3_600_000, timeoutMs: 5000, rise: 1, fall: 1 }, null, pino({ level: 'silent' }));
+  t.teardown(() => checker.stop());
+  checker.tick();
+  await until('every endpoint marked unhealthy', () => registry.service('default', 'web')?.endpoints.every((e) => !e.endpoint.healthy) === true);
+  // Each change is a new node version gossiped to every host and a DNS table update here: one per
+  // endpoint held the event loop for seconds on a 360-endpoint service.
+  t.ok(changes >= 1 && changes <= 10, `${changes} registry changes for 300 results`);
+  t.equal(checker.status().unhealthy.length, 300);
+});
