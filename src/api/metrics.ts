@@ -14,7 +14,7 @@ export interface MetricsSources {
   cache: () => ResponseCache;
 }
 
-const BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5];
+export const BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5];
 
 /**
  * Per-query DNS counters kept in plain maps and arrays and rendered at scrape time: prom-client's
