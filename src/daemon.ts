@@ -8,6 +8,7 @@ import { setupDns } from './dns/setup.js';
 import { setupGossip } from './gossip/setup.js';
 import { setupHealth } from './health/setup.js';
 import { ingressEntries, setupLb, setupLink } from './lb/setup.js';
+import { FailureLog } from './log-once.js';
 import { createLogger, type Logger, type LogLevel } from './log.js';
 import { setupNative } from './native/setup.js';
 import { plural, Problems, type Context, type Part } from './part.js';
@@ -47,14 +48,14 @@ export class Daemon {
   ) {
     const o = loaded.options;
     this.log = log ?? createLogger(o.logLevel as LogLevel);
-    const c: Context = (this.c = { opts: o, origin: loaded.origin, rt: runtimeOf(o, input.env), priv, env: input.env, log: this.log, problems: new Problems(this.log) });
+    const c: Context = (this.c = { opts: o, origin: loaded.origin, rt: runtimeOf(o, input.env), priv, env: input.env, log: this.log, problems: new Problems(this.log), failures: new FailureLog(this.log) });
     ingressEntries(o.ingress); // a malformed --ingress stops the start, like any bad option
     checkApiConfig(c);
 
     const state = setupState(c);
     const registry = (this.registry = new Registry({ localNode: state.identity.id, routableContainerIps: o.routableContainerIps, defaultMode: o.defaultMode }));
     const local = (this.local = new LocalNode(registry, { id: state.identity.id, name: c.rt.nodeName, address: c.rt.advertise, incarnation: 0 }, Date.now, o.maxEndpointsPerNode));
-    const metrics = (this.metrics = new Metrics({ registry, cache: () => dns.forwarder.cache }));
+    const metrics = (this.metrics = new Metrics({ registry, cache: () => dns.forwarder.cache, failures: c.failures }));
     registerStateMetrics(metrics.prom, state.health);
     const link = setupLink(c);
     const dns = setupDns(c, { registry, metrics, link: link.link, native: (core) => setupNative(c, core, { registry, metrics }) });

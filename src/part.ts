@@ -1,6 +1,7 @@
 import type { LoadedConfig } from './config/load.js';
 import type { OptionKey, Options } from './config/options.js';
 import type { Privileges, Runtime } from './config/runtime.js';
+import type { FailureLog } from './log-once.js';
 import type { Logger } from './log.js';
 
 // The shape every part's setup (src/<part>/setup.ts) shares: it takes the context below and the
@@ -27,6 +28,8 @@ export interface Context {
   env: NodeJS.ProcessEnv;
   log: Logger;
   problems: Problems;
+  /** Failures that leave the cluster or DNS wrong: warned once per state change, counted. */
+  failures: FailureLog;
 }
 
 /** Problems found at start or reload that an operator should see in `status`; each logged once. */

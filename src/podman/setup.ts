@@ -29,7 +29,7 @@ export function setupPodman(c: Context, d: { local: LocalNode; dns: DnsSetup; he
     async start() {
       if (o.podmanSocket === 'none') return;
       source = new PodmanSource(
-        { socket: podmanSocket(c), resyncIntervalMs: o.resyncInterval, nodeAddress: c.rt.advertise, maxPorts: o.maxPortsPerEndpoint, maxEndpoints: o.maxEndpointsPerService },
+        { socket: podmanSocket(c), resyncIntervalMs: o.resyncInterval, nodeAddress: c.rt.advertise, maxPorts: o.maxPortsPerEndpoint, maxEndpoints: o.maxEndpointsPerService, failures: c.failures },
         {
           local: d.local,
           names: (containers) => {
