@@ -19,7 +19,7 @@ export interface Part {
 
 /** What every setup may read. */
 export interface Context {
-  /** The options at start (a part that reloads keeps its own copy). */
+  /** The running options: those at start, with the live ones replaced on reload (a part that reloads keeps the ones it was given). */
   opts: Options;
   /** Where each option came from (an explicit value may turn a problem into a failed start). */
   origin: LoadedConfig['origin'];
