@@ -22,6 +22,8 @@ const FLAG_RECURSION: u8 = 1;
 const FLAG_LOCAL: u8 = 2;
 /// One of this host's own addresses: container-name entries of every network answer it.
 const FLAG_HOST: u8 = 4;
+/// EDNS options the JS path parses (src/dns/wire.ts EDNS_PARSED_OPTIONS): queries with them go to JS.
+const JS_OPTIONS: [u16; 4] = [8, 11, 12, 14];
 /// The table format this parser reads (src/native/table.ts TABLE_VERSION).
 const TABLE_VERSION: u16 = 2;
 /// The RFC 8482 answer to ANY, after the question: HINFO "RFC8482" "" owned by the question (C0 0C).
@@ -546,7 +548,7 @@ fn plain_options(q: &[u8], start: usize, len: usize) -> bool {
         }
         let code = be16(q, i);
         let olen = be16(q, i + 2) as usize;
-        if matches!(code, 8 | 11 | 12 | 14) {
+        if JS_OPTIONS.contains(&code) {
             return false;
         }
         i += 4 + olen;

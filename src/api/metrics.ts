@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry as PromRegistry } from 'prom-client';
 import type { AnswerSource, DnsMetrics, ShedReason } from '../dns/handler.js';
 import type { ResponseCache } from '../dns/cache.js';
+import type { FailureLog } from '../log-once.js';
 import type { Registry } from '../registry/registry.js';
 
 // Prometheus metrics (text format at /metrics). One registry per daemon, not prom-client's global
@@ -12,9 +13,11 @@ const KNOWN_TYPES = new Set(['A', 'AAAA', 'SRV', 'PTR', 'SOA', 'NS', 'TXT', 'ANY
 export interface MetricsSources {
   registry: Registry;
   cache: () => ResponseCache;
+  /** Failures that leave the cluster or DNS wrong, by kind (src/log-once.ts). */
+  failures?: FailureLog;
 }
 
-const BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5];
+export const BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5];
 
 /**
  * Per-query DNS counters kept in plain maps and arrays and rendered at scrape time: prom-client's
@@ -99,6 +102,17 @@ export class Metrics implements DnsMetrics {
       help: 'Upstream DNS servers that stopped answering (each transition from up to down)',
       labelNames: ['upstream'],
       registers,
+    });
+    const failures = src.failures;
+    new Counter({
+      name: `${P}failures_total`,
+      help: 'Failures that leave the cluster or DNS wrong until they pass, by kind: a container Podman could not inspect (inspect), the Podman event stream lost (reconnect) or a resync failed (resync), a push-pull with a live member (push_pull), a node state fetched from its owner (fetch); each is logged at warn when it starts and at info when it ends',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [kind, n] of failures?.totals() ?? []) this.inc({ kind }, n);
+      },
     });
     new Counter({
       name: `${P}dns_cache_hits_total`,

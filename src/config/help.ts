@@ -36,7 +36,7 @@ export const flagText = (d: OptionDef<unknown>): string =>
 export const envNames = (d: OptionDef<unknown>): string[] => [envName(d.name), ...(d.env ?? [])];
 
 export const helpText = (d: OptionDef<unknown>): string =>
-  d.help + (d.pending ? ` (accepted now; takes effect with ${d.pending})` : '');
+  d.help + (d.pending ? ` (accepted now; takes effect with ${d.pending})` : '') + (d.live ? '; a reload applies it' : '');
 
 export function showDefault(d: OptionDef<unknown>): string {
   const v = d.default;

@@ -16,6 +16,8 @@ export interface OptionDef<T> {
   env?: string[];
   /** Feature that is accepted and validated now but takes effect in a later release. */
   pending?: string;
+  /** A reload (SIGHUP) applies it to the running daemon; any other option needs a restart. */
+  live?: true;
   /** Only settable on the command line or environment (e.g. --config itself). */
   noFile?: boolean;
 }
@@ -39,7 +41,7 @@ export const OPTIONS = {
     help: 'where the node key and id, API registrations and the persisted registry live',
   }),
   logLevel: def({
-    name: 'log-level', kind: k.oneOf('debug', 'info', 'warn', 'error'), default: 'info', group: 'General',
+    name: 'log-level', live: true, kind: k.oneOf('debug', 'info', 'warn', 'error'), default: 'info', group: 'General',
     help: 'log verbosity; debug logs every DNS query',
   }),
   maxPortsPerEndpoint: def({
@@ -61,69 +63,69 @@ export const OPTIONS = {
     help: 'UDP+TCP addresses to serve DNS on; replaces the defaults',
   }),
   ttl: def({
-    name: 'ttl', kind: k.seconds(86400), default: 5, group: 'DNS',
+    name: 'ttl', live: true, kind: k.seconds(86400), default: 5, group: 'DNS',
     help: 'TTL of in-zone answers (per-service label podman-swarm.ttl overrides)',
   }),
   negativeTtl: def({
-    name: 'negative-ttl', kind: k.seconds(86400), default: 5, group: 'DNS',
+    name: 'negative-ttl', live: true, kind: k.seconds(86400), default: 5, group: 'DNS',
     help: 'TTL of NXDOMAIN/NODATA answers (SOA minimum)',
   }),
   upstreamDns: def({
-    name: 'upstream-dns', kind: k.list(k.hostPort({ defaultPort: 53 })), default: [] as k.HostPort[],
+    name: 'upstream-dns', live: true, kind: k.list(k.hostPort({ defaultPort: 53 })), default: [] as k.HostPort[],
     group: 'DNS', env: ['UPSTREAM_DNS'], defaultText: 'nameservers of /etc/resolv.conf',
     help: 'servers that names outside the zone are forwarded to, tried in order',
   }),
   upstreamTimeout: def({
-    name: 'upstream-timeout', kind: k.duration(100, 30_000), default: 2000, group: 'DNS',
+    name: 'upstream-timeout', live: true, kind: k.duration(100, 30_000), default: 2000, group: 'DNS',
     help: 'how long to wait for one upstream before trying the next',
   }),
   cacheSize: def({
-    name: 'cache-size', kind: k.int(0, 10_000_000), default: 10_000, group: 'DNS',
+    name: 'cache-size', live: true, kind: k.int(0, 10_000_000), default: 10_000, group: 'DNS',
     help: 'forwarded answers kept in the cache (0 disables the cache)',
   }),
   allowRecursion: def({
-    name: 'allow-recursion', kind: k.list(k.cidr), default: ['127.0.0.0/8', '::1/128'].map((c) => k.cidr.parse(c)),
+    name: 'allow-recursion', live: true, kind: k.list(k.cidr), default: ['127.0.0.0/8', '::1/128'].map((c) => k.cidr.parse(c)),
     group: 'DNS',
     help: 'clients allowed to use forwarding, besides local Podman bridge subnets; replaces the default',
   }),
   forwardAllow: def({
-    name: 'forward-allow', kind: k.list(k.domain), default: [] as string[], group: 'DNS',
+    name: 'forward-allow', live: true, kind: k.list(k.domain), default: [] as string[], group: 'DNS',
     help: 'when set, only names under these domains are forwarded; others get REFUSED',
   }),
   preferLocal: def({
-    name: 'prefer-local', kind: k.bool, default: true, group: 'DNS',
+    name: 'prefer-local', live: true, kind: k.bool, default: true, group: 'DNS',
     help: "answer this host's endpoints first to queries from local bridge subnets",
   }),
   udpAnswerLimit: def({
-    name: 'udp-answer-limit', kind: k.int(0, 1000), default: 0, group: 'DNS',
+    name: 'udp-answer-limit', live: true, kind: k.int(0, 1000), default: 0, group: 'DNS',
     help: 'at most this many A/AAAA records in a UDP answer, without TC (0: as many as fit)',
   }),
   failOpen: def({
-    name: 'fail-open', kind: k.bool, default: false, group: 'DNS',
+    name: 'fail-open', live: true, kind: k.bool, default: false, group: 'DNS',
     help: 'when no endpoint of a service is healthy, answer all of them instead of none',
   }),
   tcpIdleTimeout: def({
-    name: 'tcp-idle-timeout', kind: k.duration(1000, 600_000), default: 10_000, group: 'DNS',
+    name: 'tcp-idle-timeout', live: true, kind: k.duration(1000, 600_000), default: 10_000, group: 'DNS',
     help: 'DNS-over-TCP connections idle this long are closed (also those whose answers stay unread this long)',
   }),
   tcpReadTimeout: def({
-    name: 'tcp-read-timeout', kind: k.duration(100, 600_000), default: 5000, group: 'DNS',
+    name: 'tcp-read-timeout', live: true, kind: k.duration(100, 600_000), default: 5000, group: 'DNS',
     help: 'a DNS-over-TCP query must arrive whole within this long of its first byte, or the connection is closed',
   }),
   tcpMaxConnections: def({
-    name: 'tcp-max-connections', kind: k.int(1, 1_000_000), default: 1000, group: 'DNS',
+    name: 'tcp-max-connections', live: true, kind: k.int(1, 1_000_000), default: 1000, group: 'DNS',
     help: 'DNS-over-TCP connections at once; beyond it a new one replaces the oldest with no query in flight',
   }),
   tcpMaxConnectionsPerClient: def({
-    name: 'tcp-max-connections-per-client', kind: k.int(1, 1_000_000), default: 100, group: 'DNS',
+    name: 'tcp-max-connections-per-client', live: true, kind: k.int(1, 1_000_000), default: 100, group: 'DNS',
     help: 'DNS-over-TCP connections at once from one client address; more are refused',
   }),
   dnsRrl: def({
-    name: 'dns-rrl', kind: k.int(0, 10_000_000), default: 0, group: 'DNS',
+    name: 'dns-rrl', live: true, kind: k.int(0, 10_000_000), default: 0, group: 'DNS',
     help: 'response rate limiting for UDP: responses per second to one /24 (IPv4) or /56 (IPv6); beyond it responses are dropped (0: off)',
   }),
   dnsRrlSlip: def({
-    name: 'dns-rrl-slip', kind: k.int(0, 10), default: 2, group: 'DNS',
+    name: 'dns-rrl-slip', live: true, kind: k.int(0, 10), default: 2, group: 'DNS',
     help: 'with --dns-rrl, every Nth limited response is sent truncated (TC) instead of dropped, so real clients retry over TCP (0: drop all)',
   }),
   dnsThreads: def({
@@ -145,7 +147,7 @@ export const OPTIONS = {
     help: 'HTTP API addresses; a non-loopback address needs --api-token-file',
   }),
   apiTokenFile: def({
-    name: 'api-token-file', kind: k.path, default: '', group: 'API', defaultText: '<state-dir>/api-token, made at first start',
+    name: 'api-token-file', live: true, kind: k.path, default: '', group: 'API', defaultText: '<state-dir>/api-token, made at first start',
     help: 'file holding the Bearer token that TCP listeners need for writes (and for reads off loopback); the unix socket needs none',
   }),
 
@@ -182,7 +184,7 @@ export const OPTIONS = {
     help: "endpoints one node's state may hold: larger states from the cluster are refused, this node publishes no more",
   }),
   routableContainerIps: def({
-    name: 'routable-container-ips', kind: k.bool, default: false, group: 'Cluster',
+    name: 'routable-container-ips', live: true, kind: k.bool, default: false, group: 'Cluster',
     help: "answer other hosts' container IPs directly (needs a routed or overlay network)",
   }),
 
@@ -196,24 +198,24 @@ export const OPTIONS = {
     help: 'full Podman resync period (a safety net for missed events)',
   }),
   defaultMode: def({
-    name: 'default-mode', kind: k.oneOf('dnsrr', 'vip'), default: 'dnsrr', group: 'Podman',
+    name: 'default-mode', live: true, kind: k.oneOf('dnsrr', 'vip'), default: 'dnsrr', group: 'Podman',
     help: 'mode of services that do not choose one',
   }),
 
   healthInterval: def({
-    name: 'health-interval', kind: k.duration(100, 3_600_000), default: 10_000, group: 'Health',
+    name: 'health-interval', live: true, kind: k.duration(100, 3_600_000), default: 10_000, group: 'Health',
     help: 'how often each local endpoint is checked',
   }),
   healthTimeout: def({
-    name: 'health-timeout', kind: k.duration(100, 600_000), default: 2000, group: 'Health',
+    name: 'health-timeout', live: true, kind: k.duration(100, 600_000), default: 2000, group: 'Health',
     help: 'time allowed for one check',
   }),
   healthFall: def({
-    name: 'health-fall', kind: k.int(1, 100), default: 3, group: 'Health',
+    name: 'health-fall', live: true, kind: k.int(1, 100), default: 3, group: 'Health',
     help: 'consecutive failures before an endpoint is unhealthy',
   }),
   healthRise: def({
-    name: 'health-rise', kind: k.int(1, 100), default: 1, group: 'Health',
+    name: 'health-rise', live: true, kind: k.int(1, 100), default: 1, group: 'Health',
     help: 'consecutive successes before it is healthy again',
   }),
 
@@ -222,32 +224,32 @@ export const OPTIONS = {
     help: 'give every service a VIP, not only vip-mode ones',
   }),
   lbPolicy: def({
-    name: 'lb-policy', kind: k.oneOf('round-robin', 'least-connections', 'power-of-two'), default: 'round-robin',
+    name: 'lb-policy', live: true, kind: k.oneOf('round-robin', 'least-connections', 'power-of-two'), default: 'round-robin',
     group: 'Load balancer', help: 'how the proxies pick an endpoint',
   }),
   lbPreferLocal: def({
-    name: 'lb-prefer-local', kind: k.bool, default: true, group: 'Load balancer',
+    name: 'lb-prefer-local', live: true, kind: k.bool, default: true, group: 'Load balancer',
     help: "prefer this host's endpoints",
   }),
   ingress: def({
-    name: 'ingress', kind: k.list(k.string), default: [] as string[], group: 'Load balancer',
+    name: 'ingress', live: true, kind: k.list(k.string), default: [] as string[], group: 'Load balancer',
     help: "<ns>/<svc>:<port> to publish on the host's address",
   }),
 
   lbIdleTimeout: def({
-    name: 'lb-idle-timeout', kind: k.duration(1000, 86_400_000), default: 3_600_000, group: 'Load balancer',
+    name: 'lb-idle-timeout', live: true, kind: k.duration(1000, 86_400_000), default: 3_600_000, group: 'Load balancer',
     help: 'close a proxied TCP connection with no bytes either way for this long',
   }),
   lbUdpTimeout: def({
-    name: 'lb-udp-timeout', kind: k.duration(1000, 3_600_000), default: 30_000, group: 'Load balancer',
+    name: 'lb-udp-timeout', live: true, kind: k.duration(1000, 3_600_000), default: 30_000, group: 'Load balancer',
     help: 'end a proxied UDP session with no datagram either way for this long',
   }),
   lbMaxConnections: def({
-    name: 'lb-max-connections', kind: k.int(1, 1_000_000), default: 50_000, group: 'Load balancer',
+    name: 'lb-max-connections', live: true, kind: k.int(1, 1_000_000), default: 50_000, group: 'Load balancer',
     help: 'proxied TCP connections open at once (all services); beyond it new ones are closed',
   }),
   lbProxyProtocol: def({
-    name: 'lb-proxy-protocol', kind: k.bool, default: false, group: 'Load balancer',
+    name: 'lb-proxy-protocol', live: true, kind: k.bool, default: false, group: 'Load balancer',
     help: 'send a PROXY protocol v2 header to backends, so they see the real client address',
   }),
 

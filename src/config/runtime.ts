@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { homedir, hostname, networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
+import { addressAt } from '../net/cidr.js';
 import type { ApiListen } from './kinds.js';
+import type { Options } from './options.js';
 
 // Defaults that depend on who runs the daemon and where: as root (or with the capabilities the
 // systemd unit grants) it uses the documented defaults (docs/architecture.md#configuration); as a normal user it picks what it can use.
@@ -77,4 +79,28 @@ export function defaultAdvertiseAddress(skipLinks: string[] = []): string {
     }
   }
   return (candidates.find((c) => c.family === 'IPv4') ?? candidates[0])?.address ?? '127.0.0.1';
+}
+
+/** Everything computed from the options at start: the defaults that depend on the host. */
+export interface Runtime {
+  nodeName: string;
+  stateDir: string;
+  advertise: string;
+  /** The cluster DNS address (the 10th of --service-cidr). */
+  dnsAddress: string;
+  apiListen: ApiListen[];
+  apiListenExplicit: boolean;
+}
+
+export function runtimeOf(o: Options, env: NodeJS.ProcessEnv): Runtime {
+  const apiListenExplicit = o.apiListen.length > 0;
+  const stateDir = o.stateDir || defaultStateDir(env);
+  return {
+    nodeName: o.nodeName || defaultNodeName(),
+    stateDir,
+    advertise: o.advertiseAddress || defaultAdvertiseAddress(o.link === 'none' ? [] : [o.link]),
+    dnsAddress: addressAt(o.serviceCidr, 10),
+    apiListen: apiListenExplicit ? o.apiListen : defaultApiListen(env, stateDir),
+    apiListenExplicit,
+  };
 }

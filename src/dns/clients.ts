@@ -9,9 +9,10 @@ import { CidrSet, parseCidr, type Cidr } from '../net/cidr.js';
 
 const LOOPBACK = new CidrSet(['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!));
 
-const RECURSION = 1;
-const LOCAL = 2;
-const HOST = 4;
+/** Client classes; the native answer table has the same (src/native/table.ts CLIENT_*). */
+export const RECURSION = 1;
+export const LOCAL = 2;
+export const HOST = 4;
 /** Distinct client addresses remembered; beyond that the memo starts over. */
 const MEMO_SIZE = 4096;
 

@@ -6,14 +6,24 @@ import type { Answer, Rcode } from './records.js';
 // The wire format around records.ts: decoding queries defensively, encoding answers with EDNS0
 // (payload size honoured up to 1232), compression and truncation (message.ts).
 
-export { MAX_UDP_PAYLOAD };
+export { FLAG_TC, MAX_UDP_PAYLOAD };
 const RCODES: Record<Rcode, number> = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 };
 const OPCODE_QUERY = 0;
-const FLAG_QR = 0x8000;
-const FLAG_AA = 0x0400;
-const FLAG_RD = 0x0100;
-const FLAG_RA = 0x0080;
-const FLAG_CD = 0x0010;
+// Header flags and wire numbers the native path (native/src/answer.rs) writes too;
+// test/unit/wire-constants.test.ts checks both against each other.
+export const FLAG_QR = 0x8000;
+export const FLAG_AA = 0x0400;
+export const FLAG_RD = 0x0100;
+export const FLAG_RA = 0x0080;
+export const FLAG_CD = 0x0010;
+/** Bits of the query's flags a response echoes: opcode, RD and CD. */
+export const FLAGS_ECHOED = 0x7800 | FLAG_RD | FLAG_CD;
+/**
+ * EDNS option codes the query decoder (dns-packet) reads into fields of their own (client subnet,
+ * keepalive, key tag) or that may change the response (padding): the native path hands queries
+ * carrying them to JS.
+ */
+export const EDNS_PARSED_OPTIONS: readonly number[] = [8, 11, 12, 14];
 
 export interface Query {
   id: number;
@@ -85,7 +95,7 @@ function checkQuestionName(buf: Buffer): number | string {
 export function headerOnly(id: number, queryFlags: number, rcode: Rcode): Buffer {
   const buf = Buffer.alloc(12);
   buf.writeUInt16BE(id, 0);
-  buf.writeUInt16BE(FLAG_QR | (queryFlags & (0x7800 | FLAG_RD | FLAG_CD)) | RCODES[rcode], 2);
+  buf.writeUInt16BE(FLAG_QR | (queryFlags & FLAGS_ECHOED) | RCODES[rcode], 2);
   return buf;
 }
 
@@ -107,7 +117,7 @@ export interface EncodeOptions {
 export function encodeAnswer(q: Query, answer: Answer, opts: EncodeOptions): Buffer {
   const flags =
     FLAG_QR |
-    (q.flags & (0x7800 | FLAG_RD | FLAG_CD)) |
+    (q.flags & FLAGS_ECHOED) |
     (answer.authoritative ? FLAG_AA : 0) |
     (opts.recursionAvailable ? FLAG_RA : 0) |
     RCODES[answer.rcode];

@@ -10,6 +10,7 @@ import type { NodeIdentity } from './identity.js';
 import { Membership, type Member } from './membership.js';
 import { DEFAULT_LIMITS, formatAddr, frameLimit, NetTransport } from './net-transport.js';
 import { encodeToken } from './token.js';
+import type { FailureLog } from '../log-once.js';
 
 // The cluster as the daemon runs it: sockets, membership, registry sync, the state file, joining
 // with retry, and leaving. The daemon creates one, starts it before READY, stops it last.
@@ -36,6 +37,8 @@ export interface ClusterOptions {
   maxConnections?: number;
   /** A remote state was merged, `lagMs` after its owner made it. */
   onMerged?(lagMs: number): void;
+  /** Failed push-pulls and state fetches, logged once per state change and counted. */
+  failures?: FailureLog;
 }
 
 export interface NodeJson {
@@ -76,7 +79,7 @@ export class Cluster {
       removed: (id, why) => o.log.info({ node: id, why }, `node ${id} ${why === 'left' ? 'left the cluster' : 'is dead'}: its endpoints are withdrawn`),
       invalid: (what) => o.log.warn(`ignored ${what} from the cluster`),
       rejected: (err) => this.membership.reject(err, 'the cluster'),
-    }, { identity: o.identity, maxEndpoints: o.maxEndpoints ?? DEFAULT_MAX_ENDPOINTS });
+    }, { identity: o.identity, maxEndpoints: o.maxEndpoints ?? DEFAULT_MAX_ENDPOINTS, failures: o.failures });
     this.membership = new Membership({
       id: o.identity.id,
       identity: o.identity,
@@ -95,6 +98,7 @@ export class Cluster {
         notifyMember: (m, prev) => this.memberChanged(m, prev),
       },
       onReject: (err, from) => this.logReject(err, from),
+      failures: o.failures,
     });
     transport.onReject = (err, from) => this.membership.reject(err, from);
   }

@@ -8,6 +8,7 @@ import type { Delegate } from './delegate.js';
 import { verifyProof, type NodeIdentity, type Proof } from './identity.js';
 import { BroadcastQueue } from './queue.js';
 import type { Transport } from './transport.js';
+import type { FailureLog } from '../log-once.js';
 
 // SWIM membership with memberlist's refinements: round-robin probes over a shuffled list,
 // indirect probes through k members, suspicion with incarnation numbers (the suspect refutes by
@@ -43,6 +44,8 @@ export interface MembershipOptions {
   random?: () => number;
   /** Told about every rejected packet or frame (the daemon logs the first of each kind). */
   onReject?: (err: WireError, from: string) => void;
+  /** Failed push-pulls with live members, logged once per state change and counted. */
+  failures?: FailureLog;
 }
 
 export interface GossipStats {
@@ -560,7 +563,12 @@ export class Membership {
 
   private async pushPullRandom(): Promise<void> {
     const [m] = this.pick(1, (x) => x.state === 'alive');
-    if (m) await this.pushPull(m.addr, false).catch(() => undefined);
+    if (!m) return;
+    const who = `${m.name} (${m.addr})`;
+    await this.pushPull(m.addr, false).then(
+      () => this.o.failures?.ok('push_pull', m.addr, `push-pull with ${who} works again`),
+      (e: Error) => this.o.failures?.fail('push_pull', m.addr, `push-pull with ${who} failed (${e.message}): its state and ours may differ until one succeeds; retrying every push-pull interval`),
+    );
   }
 
   /** Serf's reconnect: a member declared dead may be back (a healed partition); ask it. */

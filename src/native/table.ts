@@ -36,7 +36,7 @@ export interface TableInput {
 }
 
 /** Format version of the table (answer.rs refuses others). */
-const TABLE_VERSION = 2;
+export const TABLE_VERSION = 2;
 const ZONE_TYPES = ['A', 'AAAA', 'SRV', 'SOA', 'NS', 'TXT'] as const;
 const TYPE_CODES: Record<string, number> = { A: 1, NS: 2, SOA: 6, PTR: 12, TXT: 16, AAAA: 28, SRV: 33 };
 const RCODE: Record<string, number> = { NOERROR: 0, NXDOMAIN: 3 };

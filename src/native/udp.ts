@@ -35,8 +35,16 @@ export interface NativeCounters {
   latency: { buckets: number[]; sum: number; count: number };
 }
 
-const TYPES = ['A', 'AAAA', 'SRV', 'PTR', 'SOA', 'NS', 'TXT', 'OTHER'];
-const RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
+/** The addon's stats(): answers by [type * RCODES.length + rcode], then the counters below (native/src/udp.rs STAT_*). */
+export const TYPES = ['A', 'AAAA', 'SRV', 'PTR', 'SOA', 'NS', 'TXT', 'OTHER'];
+export const RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
+export const STAT = {
+  toJs: 48, formerr: 49, notimp: 50, dropped: 51, jsFull: 52,
+  /** Latency buckets (the JS histogram's, +Inf last) up to latSumNs, then their sum in ns. */
+  lat: 53, latSumNs: 68, jsLate: 69, rrlDrop: 70, rrlSlip: 71,
+  /** Length of the array. */
+  count: 72,
+} as const;
 
 export class NativeUdp {
   private last: number[] = [];
@@ -97,12 +105,16 @@ export class NativeUdp {
     const answers: Array<[string, string, number]> = [];
     for (let t = 0; t < TYPES.length; t++) {
       for (let r = 0; r < RCODES.length; r++) {
-        const n = d[t * 6 + r] ?? 0;
+        const n = d[t * RCODES.length + r] ?? 0;
         if (n > 0) answers.push([TYPES[t]!, RCODES[r]!, n]);
       }
     }
-    const buckets = d.slice(53, 68);
-    const latency = { buckets, sum: (d[68] ?? 0) / 1e9, count: buckets.reduce((a, b) => a + b, 0) };
-    return { answers, formerr: (d[49] ?? 0) + (d[50] ?? 0), dropped: d[51] ?? 0, handoffFull: d[52] ?? 0, handoffLate: d[69] ?? 0, rrlDrop: d[70] ?? 0, rrlSlip: d[71] ?? 0, latency };
+    const at = (i: number): number => d[i] ?? 0;
+    const buckets = d.slice(STAT.lat, STAT.latSumNs);
+    const latency = { buckets, sum: at(STAT.latSumNs) / 1e9, count: buckets.reduce((a, b) => a + b, 0) };
+    return {
+      answers, formerr: at(STAT.formerr) + at(STAT.notimp), dropped: at(STAT.dropped), handoffFull: at(STAT.jsFull), handoffLate: at(STAT.jsLate),
+      rrlDrop: at(STAT.rrlDrop), rrlSlip: at(STAT.rrlSlip), latency,
+    };
   }
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { FailureLog } from '../log-once.js';
 import { parseCidr, type Cidr } from '../net/cidr.js';
 import type { LocalNode } from '../registry/local.js';
 import { PodmanClient } from './client.js';
@@ -17,6 +18,7 @@ export interface PodmanSourceOptions {
   /** Ports per endpoint and endpoints per service taken from containers; more are skipped. */
   maxPorts: number;
   maxEndpoints: number;
+  failures?: FailureLog;
 }
 
 export interface PodmanSinks {
@@ -49,7 +51,7 @@ export class PodmanSource {
   ) {
     this.watcher = new PodmanWatcher(
       new PodmanClient(opts.socket),
-      { resyncIntervalMs: opts.resyncIntervalMs, nodeAddress: opts.nodeAddress, maxPorts: opts.maxPorts },
+      { resyncIntervalMs: opts.resyncIntervalMs, nodeAddress: opts.nodeAddress, maxPorts: opts.maxPorts, failures: opts.failures },
       {
         containers: (all, cause) => this.onContainers(all, cause),
         networks: (all) => this.onNetworks(all),

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { FailureLog } from '../log-once.js';
 import { PodmanError, type EventStream, type PodmanClient } from './client.js';
 import { describeContainer, sharedNetworkOf, type ContainerFacts } from './endpoints.js';
 import type { ContainerInspect, ContainerListItem, NetworkInfo, PodmanEvent } from './types.js';
@@ -19,6 +20,8 @@ export interface WatcherOptions {
   maxPorts?: number;
   backoffMinMs?: number;
   backoffMaxMs?: number;
+  /** Where failed inspects, reconnects and resyncs are logged once and counted (one of its own by default). */
+  failures?: FailureLog;
 }
 
 export interface WatcherListener {
@@ -58,13 +61,16 @@ export class PodmanWatcher {
   private streamOpen = false;
   private _lastSync: number | null = null;
   private _lastError: string | null = null;
+  private readonly failures: FailureLog;
 
   constructor(
     private readonly client: PodmanClient,
     private readonly opts: WatcherOptions,
     private readonly listener: WatcherListener,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.failures = opts.failures ?? new FailureLog(log);
+  }
 
   get connected(): boolean {
     return this._connected;
@@ -129,6 +135,7 @@ export class PodmanWatcher {
       }
       this.streamOpen = false;
       if (this.stopped) break;
+      this.failures.count('reconnect');
       this.setState(false, reason);
       await new Promise<void>((r) => {
         this.wake = r;
@@ -141,7 +148,10 @@ export class PodmanWatcher {
   private syncAndReport(): Promise<void> {
     return this.resync().then(
       () => this.setState(true, null),
-      (e: unknown) => this.setState(false, (e as Error).message),
+      (e: unknown) => {
+        this.failures.count('resync');
+        this.setState(false, (e as Error).message);
+      },
     );
   }
 
@@ -177,6 +187,7 @@ export class PodmanWatcher {
     }
     if (e.Type === 'container' && GONE.has(action)) {
       this.goneAt.set(id, ++this.counter);
+      this.failures.forget('inspect', id);
       if (this.facts.delete(id) || this.inspects.delete(id)) {
         this.inspects.delete(id);
         this.emit({ container: id, action, receivedAt });
@@ -194,11 +205,13 @@ export class PodmanWatcher {
       c = await this.inspect(id);
     } catch (e) {
       if (!(e instanceof PodmanError) || e.status !== 404) {
-        this.log.debug({ container: id, err: (e as Error).message }, 'inspect failed');
+        const after = cause?.action ? `its ${cause.action} event` : 'a resync';
+        this.failures.fail('inspect', id, `Podman could not inspect container ${id.slice(0, 12)} after ${after} (${(e as Error).message}); DNS does not show this change until an inspect succeeds (next event, or the resync every ${this.opts.resyncIntervalMs / 1000} s)`);
         return;
       }
       c = null;
     }
+    this.failures.ok('inspect', id, `Podman inspects container ${id.slice(0, 12)} again`);
     if ((this.goneAt.get(id) ?? 0) > begun || (this.appliedAt.get(id) ?? 0) > begun) return;
     this.appliedAt.set(id, begun);
     if (!c || typeof c !== 'object' || typeof c.Id !== 'string') {
@@ -247,6 +260,7 @@ export class PodmanWatcher {
         for (const id of [...this.facts.keys()]) {
           // Gone from the list and untouched by any event since the list was asked for.
           if (!running.has(id) && (this.appliedAt.get(id) ?? 0) <= begun) {
+            this.failures.forget('inspect', id);
             this.facts.delete(id);
             this.inspects.delete(id);
           }

@@ -4,6 +4,7 @@ import type { Delegate } from '../gossip/delegate.js';
 import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, verifyProof, type NodeIdentity } from '../gossip/identity.js';
 import { MAX_AHEAD_MS, type Member, type Membership } from '../gossip/membership.js';
 import { compareStates } from './merge.js';
+import type { FailureLog } from '../log-once.js';
 import type { Registry } from './registry.js';
 import { validNodeState } from './remote.js';
 import type { NodeState } from './types.js';
@@ -48,6 +49,7 @@ export interface SyncOptions {
   identity?: NodeIdentity;
   /** Node states with more endpoints are refused (and this node never publishes more). */
   maxEndpoints?: number;
+  failures?: FailureLog;
 }
 
 export const DEFAULT_MAX_ENDPOINTS = 10_000;
@@ -232,8 +234,9 @@ export class RegistrySync implements Delegate {
       if (Array.isArray(answer) && answer[0] === 0 && this.merge(answer.slice(1)) && pass) {
         this.membership.broadcast(id, encode([1, id, this.registry.node(id)!.version] satisfies Update));
       }
-    } catch {
-      /* the owner is unreachable: push-pull will bring the state later */
+      this.opts.failures?.ok('fetch', id, `the state of node ${id} is fetched from it again`);
+    } catch (e) {
+      this.opts.failures?.fail('fetch', id, `could not fetch the state of node ${id} from ${addr} (${(e as Error).message}): its endpoints are out of date until a push-pull brings them`);
     } finally {
       this.fetching.delete(id);
     }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConfigError } from '../config/errors.js';
 import { writeFileAtomic } from './files.js';
 
 // The API token made at first start: writes over TCP need it unless --api-token-file names
@@ -33,4 +34,16 @@ export function stateApiToken(stateDir: string): StateToken {
   } catch (e) {
     return { token, path, unsaved: (e as Error).message, created: true };
   }
+}
+
+/** The token of --api-token-file; a ConfigError says what is wrong with the file. */
+export function readTokenFile(file: string): string {
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    throw new ConfigError('ERR_CONFIG_FILE', `--api-token-file ${file}: cannot read it (${(e as Error).message})`);
+  }
+  if (token.length < MIN_TOKEN_LENGTH) throw new ConfigError('ERR_CONFIG_BAD_VALUE', `--api-token-file ${file}: the token is shorter than ${MIN_TOKEN_LENGTH} characters; use e.g. \`openssl rand -hex 32 > ${file}\``);
+  return token;
 }

@@ -1,0 +1,59 @@
+import { join } from 'node:path';
+import type { DnsSetup } from '../dns/setup.js';
+import type { HealthChecker } from '../health/checker.js';
+import { hostAddresses } from '../net/host-addresses.js';
+import type { Context, Part } from '../part.js';
+import type { LocalNode } from '../registry/local.js';
+import { PodmanSource } from './source.js';
+
+// Podman as a source of endpoints (docs/architecture.md#podman, src/podman/README.md): started
+// last, once DNS serves, so the first containers are answered as soon as they are known.
+
+export interface PodmanSetup extends Part {
+  /** Following Podman; null with --podman-socket none or before the start. */
+  source(): PodmanSource | null;
+}
+
+/** The Podman API socket: rootless Podman serves it under the user's runtime directory. */
+export function podmanSocket(c: Pick<Context, 'opts' | 'origin' | 'env'>, uid = process.getuid?.()): string {
+  const xdg = c.env.XDG_RUNTIME_DIR;
+  return c.origin.podmanSocket === 'default' && uid !== 0 && xdg ? join(xdg, 'podman', 'podman.sock') : c.opts.podmanSocket;
+}
+
+export function setupPodman(c: Context, d: { local: LocalNode; dns: DnsSetup; health: HealthChecker }): PodmanSetup {
+  const { opts: o, log, problems } = c;
+  const { dns } = d;
+  let source: PodmanSource | null = null;
+  return {
+    source: () => source,
+    async start() {
+      if (o.podmanSocket === 'none') return;
+      source = new PodmanSource(
+        { socket: podmanSocket(c), resyncIntervalMs: o.resyncInterval, nodeAddress: c.rt.advertise, maxPorts: o.maxPortsPerEndpoint, maxEndpoints: o.maxEndpointsPerService, failures: c.failures },
+        {
+          local: d.local,
+          names: (containers) => {
+            // A container's start may have brought up its network's bridge and gateway address:
+            // taken in the same table update as the container (a no-op when nothing is new).
+            dns.clients.setHostAddresses(hostAddresses());
+            dns.names.setContainers(containers.map((x) => x.names));
+          },
+          networks: (nets) => dns.names.setNetworks(nets),
+          bridgeSubnets: (subnets) => dns.clients.setBridgeSubnets(subnets),
+          gateways: (gws) => {
+            dns.clients.setHostAddresses(hostAddresses());
+            if (c.priv.bindLowPorts) void dns.gateways.set(gws);
+            else if (gws.length) problems.set('gateways', `not root (no CAP_NET_BIND_SERVICE): not serving DNS on the gateways of Podman networks ${gws.join(', ')}`);
+          },
+          healthEvent: (id) => d.health.checkContainer(id),
+          batch: (update) => (dns.native.table ? dns.native.table.batch(update) : update()),
+        },
+        log,
+      );
+      source.start();
+    },
+    async stop() {
+      source?.stop();
+    },
+  };
+}
