@@ -158,7 +158,7 @@ export class Daemon {
     this.handler = new DnsHandler({ zone: this.zone, clients: this.clients, forwarder: this.forwarder, metrics: this.metrics, log: this.log, containerNames: this.names });
     this.native = nativeDns(o.dnsThreads, DEFAULT_SERVER_OPTIONS.udpReceiveBuffer, {
       registry: this.registry, zone: this.zone, clients: this.clients, handler: this.handler, metrics: this.metrics, log: this.log, env: input.env, containerNames: this.names,
-      udpLimit: this.udpLimit,
+      udpLimit: this.udpLimit, forwarder: this.forwarder,
     });
     this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, ...tcpOptions(o), udpLimit: this.udpLimit }, this.log, this.native.udpBinder, (reason) => this.metrics.shed(reason));
     this.setRrl(o);
