@@ -13,10 +13,10 @@
 use std::collections::HashMap;
 use std::hash::Hasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::answer::Fnv;
+use crate::sys::{clock_gettime, timespec, CLOCK_MONOTONIC};
 use crate::udp::type_index;
 
 const SHARDS: usize = 16;
@@ -310,17 +310,19 @@ fn len_of_name(q: &[u8]) -> usize {
     i
 }
 
-static CACHE: OnceLock<Cache> = OnceLock::new();
-static EPOCH: OnceLock<Instant> = OnceLock::new();
+static CACHE: Mutex<Option<&'static Cache>> = Mutex::new(None);
 
-/// The cache the UDP threads read (empty, size 0, until JS sizes it).
+/// The cache the UDP threads read (empty, size 0, until JS sizes it). Created once, never freed.
 pub fn shared() -> &'static Cache {
-    CACHE.get_or_init(|| Cache::new(0))
+    let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    *c.get_or_insert_with(|| Box::leak(Box::new(Cache::new(0))))
 }
 
-/// Monotonic nanoseconds since the first call.
+/// CLOCK_MONOTONIC in nanoseconds (the clock Node's performance.now() counts on too).
 pub fn now_ns() -> u64 {
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    let mut ts = timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { clock_gettime(CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 #[cfg(test)]
