@@ -265,7 +265,7 @@ const SERVER_KINDS = {
       '    interface: 127.0.0.1', `    port: ${port}`, '    do-ip6: no', `    num-threads: ${os.cpus().length}`, '    so-reuseport: yes', '    so-rcvbuf: 8m',
       '    module-config: "iterator"', '    do-not-query-localhost: no', '    qname-minimisation: no', '    prefetch: no',
       '    msg-cache-size: 256m', '    rrset-cache-size: 512m', '    access-control: 127.0.0.0/8 allow',
-      // test. is one of unbound's built-in NXDOMAIN zones (RFC 6761): let it forward.
+      // test. is one of unbound's built-in NXDOMAIN zones: let it forward.
       '    local-zone: "test." nodefault',
       'remote-control:', '    control-enable: no',
       'forward-zone:', '    name: "."', `    forward-addr: ${upHost}@${upPort}`,

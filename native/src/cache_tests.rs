@@ -113,7 +113,7 @@ fn negative_answers_are_cached_until_their_ttl() {
     let c = Cache::new(100);
     let q = query(7, "nothing.example.com", 28, Some((1232, false)), false);
     let (r, ttls) = reply(&q, 0, 60);
-    // RFC 2308: min(SOA TTL, SOA minimum) = 30, computed by the caller (src/dns/cache.ts inspect).
+    // min(SOA TTL, SOA minimum) = 30, computed by the caller (src/dns/cache.ts inspect).
     assert!(c.put(&key_of(&q), &r, 30, &ttls, 0));
     let got = ask(&c, &q, 29 * SEC).expect("NXDOMAIN from the cache");
     assert_eq!(got[3] & 0xf, 3);
