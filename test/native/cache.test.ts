@@ -20,17 +20,18 @@ t.test('a daemon answers repeated outside names from the native cache, in the as
   const up = await startUpstream(t, { records: { 'registry.example.test': ['192.0.2.10', '192.0.2.11'] }, ttl: 300 });
   const d = await startDaemon(t, { upstreams: [up.address] });
   t.match(d.logs(), /native DNS path/, 'the daemon serves UDP natively');
-  const first = decode((await udpExchange(d.dnsPort, query('registry.example.test', 'A', { id: 1 })))!);
+  // Generous timeouts: a loaded machine must not turn a slow answer into a failure.
+  const first = decode((await udpExchange(d.dnsPort, query('registry.example.test', 'A', { id: 1 }), { timeoutMs: 5000 }))!);
   t.same(first.answers!.map(data).sort(), ['192.0.2.10', '192.0.2.11']);
   t.equal(up.udpQueries, 1);
   for (let i = 0; i < 20; i++) {
     const q = query('ReGiStRy.ExAmPlE.tEsT', 'A', { id: 1000 + i });
-    const r = (await udpExchange(d.dnsPort, q))!;
+    const r = (await udpExchange(d.dnsPort, q, { timeoutMs: 5000 }))!;
     t.equal(r.readUInt16BE(0), 1000 + i, 'the asker\'s ID');
     t.ok(r.subarray(12, q.length).equals(q.subarray(12)), 'the asker\'s spelling of the question');
   }
   t.equal(up.udpQueries, 1, 'upstream asked once');
-  const nx = async (): Promise<string | undefined> => decode((await udpExchange(d.dnsPort, query('gone.example.test', 'A', { edns: 1232 })))!).rcode;
+  const nx = async (): Promise<string | undefined> => decode((await udpExchange(d.dnsPort, query('gone.example.test', 'A', { edns: 1232 }), { timeoutMs: 5000 }))!).rcode;
   t.equal(await nx(), 'NXDOMAIN');
   t.equal(await nx(), 'NXDOMAIN', 'negative answers too');
   t.equal(up.udpQueries, 2);
@@ -119,7 +120,7 @@ t.test('cache poisoning: nothing but the answer to the question asked is cached'
   });
   const d = await startDaemon(t, { upstreams: [`127.0.0.1:${sock.address().port}`] });
   t.match(d.logs(), /native DNS path/, 'the daemon serves UDP natively');
-  const ask = async (name: string): Promise<ReturnType<typeof decode>> => decode((await udpExchange(d.dnsPort, query(name, 'A', { id: 4321 }), { timeoutMs: 3000 }))!);
+  const ask = async (name: string): Promise<ReturnType<typeof decode>> => decode((await udpExchange(d.dnsPort, query(name, 'A', { id: 4321 }), { timeoutMs: 5000 }))!);
   const victim = await ask('victim.example.test');
   t.same(victim.answers!.filter((a) => a.name === 'victim.example.test').map(data), ['192.0.2.7'], 'the real answer, none of the forgeries');
   const again = await ask('VICTIM.example.test');
