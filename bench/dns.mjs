@@ -3,7 +3,13 @@
 // same run and interleaved, against reference servers answering the same names. Prints medians,
 // ratios and answers per server CPU-second; then the latency at 50% of each server's peak.
 //
-//   node bench/dns.mjs [--rounds 3] [--seconds 10] [--servers native,js,knot,dnsmasq,aardvark]
+// With --outside 1000,100000: names outside the zone instead, answered from a warm cache. A knot
+// instance is the authoritative upstream of N names (TTL 1 day); the daemon, dnsmasq and unbound
+// (--servers native,dnsmasq,unbound by default) forward to it as caching forwarders, each with a
+// cache big enough for all N. Each server is started afresh per round and warmed by asking every
+// name twice (dnsperf -n 1, twice) before the measured run, so the run is answered from the cache.
+//
+//   node bench/dns.mjs [--rounds 3] [--seconds 10] [--servers native,js,knot,dnsmasq,aardvark] [--outside N,...]
 //                      [--clients 4] [--client-threads 2] [--outstanding 200] [--native-threads 0]
 //                      [--p99-seconds 5] [--p99-runs 3] [--p99-load 0.5] [--p99-outstanding 5000]
 //                      [--p99-pin CLIENT_CPUS:SERVER_CPUS]
@@ -41,7 +47,10 @@ const CLIENTS = Number(argv.clients ?? 4);
 const OUTSTANDING = Number(argv.outstanding ?? 200);
 const CLIENT_THREADS = Number(argv['client-threads'] ?? 2);
 const NAMES = 1000;
-const SERVERS = String(argv.servers ?? 'native,js,knot,dnsmasq,aardvark').split(',');
+const OUTSIDE = argv.outside ? String(argv.outside).split(',').map(Number) : [];
+const SERVERS = String(argv.servers ?? (OUTSIDE.length ? 'native,dnsmasq,unbound' : 'native,js,knot,dnsmasq,aardvark')).split(',');
+/** Forwarding runs (--outside): the upstream every server forwards to, and the cache size each gets. */
+const fwd = { upstream: '127.0.0.1:9', cacheSize: 10_000 };
 const NATIVE_THREADS = Number(argv['native-threads'] ?? 0);
 const P99_SECONDS = Number(argv['p99-seconds'] ?? 5);
 const P99_LOAD = Number(argv['p99-load'] ?? 0.5); // fraction of the median peak; SPEC §15 asks 50%
@@ -177,7 +186,7 @@ function start(cmd, args, env = {}) {
 }
 
 async function waitAnswer(addr, port, kind) {
-  const name = kind === 'aardvark' ? 'svc1.dns.podman' : names[1];
+  const name = kind === 'aardvark' ? 'svc1.dns.podman' : OUTSIDE.length ? outsideName(1) : names[1];
   for (let i = 0; i < 200; i++) {
     const r = await $`dig +short +time=1 +tries=1 @${addr} -p ${port} ${name}`.nothrow();
     if (r.stdout.trim() === ip(1)) return;
@@ -191,7 +200,7 @@ const daemon = async (port, env) => {
   return withApi(apiPort, start(process.execPath, [
     env.CLI ?? path.join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', path.join(work, 'config.yaml'), '--link', 'none',
     '--dns-listen', `127.0.0.1:${port}`, '--api-listen', `127.0.0.1:${apiPort}`, '--state-dir', path.join(work, `state-${port}`),
-    '--upstream-dns', '127.0.0.1:9', '--dns-threads', String(env.THREADS ?? NATIVE_THREADS),
+    '--upstream-dns', fwd.upstream, '--cache-size', String(fwd.cacheSize), '--dns-threads', String(env.THREADS ?? NATIVE_THREADS),
   ], env));
 };
 
@@ -236,15 +245,34 @@ const SERVER_KINDS = {
     return start(process.execPath, [
       path.join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', path.join(work, 'config.yaml'), '--link', 'none',
       '--dns-listen', `127.0.0.1:${port}`, '--api-listen', `127.0.0.1:${apiPort}`, '--state-dir', path.join(work, `state-${port}`),
-      '--upstream-dns', '127.0.0.1:9',
+      '--upstream-dns', fwd.upstream, '--cache-size', String(fwd.cacheSize),
     ], { PODMAN_SWARM_DNS_NATIVE: '0' });
   },
   dnsmasq: async (port) =>
     start('dnsmasq', [
       '--keep-in-foreground', '--conf-file=/dev/null', `--port=${port}`, '--listen-address=127.0.0.1', '--bind-interfaces',
-      '--no-resolv', '--no-hosts', `--addn-hosts=${path.join(work, 'hosts')}`, '--local=/cluster.local/', '--cache-size=10000',
-      '--user=root', `--pid-file=${path.join(work, `dnsmasq-${port}.pid`)}`,
+      '--no-resolv', '--no-hosts', `--addn-hosts=${path.join(work, 'hosts')}`, '--local=/cluster.local/', `--cache-size=${fwd.cacheSize}`,
+      `--server=${fwd.upstream.replace(':', '#')}`, '--user=root', `--pid-file=${path.join(work, `dnsmasq-${port}.pid`)}`,
     ]),
+  // unbound as a caching forwarder (no validation: nothing to validate against), one thread per
+  // core like the daemon, caches sized for every name.
+  unbound: async (port) => {
+    const dir = path.join(work, `unbound-${port}`);
+    await fs.mkdirp(dir);
+    const [upHost, upPort] = fwd.upstream.split(':');
+    await fs.writeFile(path.join(dir, 'unbound.conf'), [
+      'server:', `    directory: "${dir}"`, '    chroot: ""', '    username: ""', `    pidfile: "${dir}/unbound.pid"`,
+      '    do-daemonize: no', '    use-syslog: no', '    logfile: ""', '    verbosity: 0',
+      '    interface: 127.0.0.1', `    port: ${port}`, '    do-ip6: no', `    num-threads: ${os.cpus().length}`, '    so-reuseport: yes', '    so-rcvbuf: 8m',
+      '    module-config: "iterator"', '    do-not-query-localhost: no', '    qname-minimisation: no', '    prefetch: no',
+      '    msg-cache-size: 256m', '    rrset-cache-size: 512m', '    access-control: 127.0.0.0/8 allow',
+      // test. is one of unbound's built-in NXDOMAIN zones: let it forward.
+      '    local-zone: "test." nodefault',
+      'remote-control:', '    control-enable: no',
+      'forward-zone:', '    name: "."', `    forward-addr: ${upHost}@${upPort}`,
+    ].join('\n') + '\n');
+    return start('unbound', ['-d', '-c', path.join(dir, 'unbound.conf')]);
+  },
 };
 
 function cpuSeconds(pid) {
@@ -258,7 +286,7 @@ function cpuSeconds(pid) {
   }
 }
 
-const queriesOf = (kind) => path.join(work, kind === 'aardvark' ? 'queries-aardvark' : 'queries');
+const queriesOf = (kind) => (fwd.queries ? fwd.queries : path.join(work, kind === 'aardvark' ? 'queries-aardvark' : 'queries'));
 
 /** `native+KEY=VALUE+...`: a server kind with extra environment (experiments on the daemon). */
 function startServer(name, port) {
@@ -277,7 +305,12 @@ async function startWarm(name, client = []) {
   const free = await freePort();
   const server = { addr: '127.0.0.1', port: free, kind: kindOf(name), ...(await startServer(name, free)) };
   await waitAnswer(server.addr, server.port, server.kind);
-  await $`${client} dnsperf ${dnsperfArgs(server, 2)}`.nothrow();
+  if (fwd.queries) {
+    // Every name asked twice (the first pass fills the cache; the second catches what it lost).
+    for (let pass = 0; pass < 2; pass++) await $`${client} dnsperf ${dnsperfArgs(server, 600)} -n 1`.nothrow();
+  } else {
+    await $`${client} dnsperf ${dnsperfArgs(server, 2)}`.nothrow();
+  }
   return server;
 }
 
@@ -307,25 +340,62 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-const results = Object.fromEntries(SERVERS.map((k) => [k, []]));
-for (let round = 1; round <= ROUNDS; round++) {
-  for (const kind of SERVERS) {
-    const r = await run(kind);
-    results[kind].push(r);
-    console.error(`round ${round} ${kind.padEnd(8)} ${r.qps.toFixed(0).padStart(8)} qps  ${r.perCpuSecond.toFixed(0).padStart(8)} answers/cpu-s  lost ${r.lost}  avg ${r.latencyMs.toFixed(3)} ms`);
+/** ROUNDS interleaved rounds over SERVERS; prints the table titled `what`. */
+async function rounds(what) {
+  const results = Object.fromEntries(SERVERS.map((k) => [k, []]));
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const kind of SERVERS) {
+      const r = await run(kind);
+      results[kind].push(r);
+      console.error(`round ${round} ${kind.padEnd(8)} ${r.qps.toFixed(0).padStart(8)} qps  ${r.perCpuSecond.toFixed(0).padStart(8)} answers/cpu-s  lost ${r.lost}  avg ${r.latencyMs.toFixed(3)} ms`);
+    }
   }
+  const base = SERVERS[0];
+  const med = (k, f) => median(results[k].map((r) => r[f]));
+  const cpuModel = (await fs.readFile('/proc/cpuinfo', 'utf8')).match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown cpu';
+  console.log(`\nDNS, ${what}, dnsperf -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING} -l ${SECONDS}, ${ROUNDS} interleaved rounds, medians`);
+  console.log(`${os.cpus().length} cores (${cpuModel}), node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`);
+  console.log(`| server | QPS | answers per server CPU-second | avg latency (ms) | lost | ${base} QPS ÷ this | ${base} per-CPU ÷ this |`);
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  for (const k of SERVERS) {
+    console.log(`| ${k} | ${med(k, 'qps').toFixed(0)} | ${med(k, 'perCpuSecond').toFixed(0)} | ${med(k, 'latencyMs').toFixed(3)} | ${med(k, 'lost')} | ${(med(base, 'qps') / med(k, 'qps')).toFixed(2)}× | ${(med(base, 'perCpuSecond') / med(k, 'perCpuSecond')).toFixed(2)}× |`);
+  }
+  return { results, med };
 }
 
-const base = SERVERS[0];
-const med = (k, f) => median(results[k].map((r) => r[f]));
-const cpuModel = (await fs.readFile('/proc/cpuinfo', 'utf8')).match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown cpu';
-console.log(`\nDNS, ${NAMES} in-zone A names, dnsperf -c ${CLIENTS} -T ${CLIENT_THREADS} -q ${OUTSTANDING} -l ${SECONDS}, ${ROUNDS} interleaved rounds, medians`);
-console.log(`${os.cpus().length} cores (${cpuModel}), node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`);
-console.log(`| server | QPS | answers per server CPU-second | avg latency (ms) | lost | ${base} QPS ÷ this | ${base} per-CPU ÷ this |`);
-console.log('|---|---:|---:|---:|---:|---:|---:|');
-for (const k of SERVERS) {
-  console.log(`| ${k} | ${med(k, 'qps').toFixed(0)} | ${med(k, 'perCpuSecond').toFixed(0)} | ${med(k, 'latencyMs').toFixed(3)} | ${med(k, 'lost')} | ${(med(base, 'qps') / med(k, 'qps')).toFixed(2)}× | ${(med(base, 'perCpuSecond') / med(k, 'perCpuSecond')).toFixed(2)}× |`);
+function outsideName(i) {
+  return `host${i}.outside.test`;
 }
+
+if (OUTSIDE.length) {
+  // The upstream: knot, authoritative for outside.test, the largest N names, TTL one day.
+  const most = Math.max(...OUTSIDE);
+  const dir = path.join(work, 'upstream');
+  await fs.mkdirp(dir);
+  await fs.writeFile(path.join(dir, 'outside.test.zone'), [
+    '$ORIGIN outside.test.', '$TTL 86400', '@ SOA ns hostmaster 1 7200 1800 86400 3600', '@ NS ns', 'ns A 10.223.0.10',
+    ...Array.from({ length: most }, (_, i) => `${outsideName(i)}. A ${ip(i)}`),
+  ].join('\n') + '\n');
+  const upPort = await freePort();
+  await fs.writeFile(path.join(dir, 'knot.conf'), [
+    'server:', `    rundir: "${dir}"`, `    listen: 127.0.0.1@${upPort}`, 'control:', `    listen: "${dir}/knot.sock"`,
+    'database:', `    storage: "${dir}"`, 'log:', '  - target: stderr', '    any: warning',
+    'zone:', '  - domain: outside.test', `    file: "${path.join(dir, 'outside.test.zone')}"`, '    journal-content: none', '    zonefile-sync: -1',
+  ].join('\n') + '\n');
+  start('knotd', ['-c', path.join(dir, 'knot.conf')]);
+  fwd.upstream = `127.0.0.1:${upPort}`;
+  await waitAnswer('127.0.0.1', upPort, 'knot');
+  for (const n of OUTSIDE) {
+    fwd.cacheSize = Math.max(10_000, 2 * n);
+    fwd.queries = path.join(work, `queries-outside-${n}`);
+    const shuffledOutside = Array.from({ length: n }, (_, i) => [Math.random(), `${outsideName(i)} A`]).sort((a, b) => a[0] - b[0]).map(([, l]) => l);
+    await fs.writeFile(fwd.queries, shuffledOutside.join('\n') + '\n');
+    await rounds(`${n} distinct outside A names from a warm cache (caching forwarders in front of the same knot upstream)`);
+  }
+  process.exit(0);
+}
+
+const { results, med } = await rounds(`${NAMES} in-zone A names`);
 
 /** Percentile q of sorted latencies. */
 const pct = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];

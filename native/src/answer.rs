@@ -130,6 +130,9 @@ pub struct Table {
 pub enum Outcome {
     Reply(usize),
     ToJs,
+    /// A name outside the zone, asked by a client that may recurse: the forwarding cache
+    /// (cache.rs) may answer; else JS forwards it.
+    Forward,
     Drop,
     /// A header-only error reply (FORMERR / NOTIMP), length 12.
     Error(usize),
@@ -409,6 +412,7 @@ pub fn answer<'a>(t: Option<&'a Table>, q: &[u8], client: &Client, out: &mut [u8
                 match if any { None } else { pick(t.map.get(&key[..name_len + 2]), client, cflags) } {
                     Some(e) => e,
                     None if in_zone(&key[..name_len], &t.domain) => &t.nxdomain,
+                    None if cflags & FLAG_RECURSION != 0 => return Outcome::Forward,
                     None => return Outcome::ToJs,
                 }
             }

@@ -320,7 +320,7 @@ fn run(t: Option<&Table>, q: &[u8], c: Client) -> (&'static str, Vec<u8>) {
     let mut out = vec![0u8; OUT_MAX];
     match answer(t, q, &c, &mut out) {
         Outcome::Reply(n) => ("reply", out[..n].to_vec()),
-        Outcome::ToJs => ("js", Vec::new()),
+        Outcome::ToJs | Outcome::Forward => ("js", Vec::new()),
         Outcome::Drop => ("drop", Vec::new()),
         Outcome::Error(n) => ("error", out[..n].to_vec()),
     }

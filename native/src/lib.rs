@@ -2,6 +2,7 @@
 //! Node through hand-declared N-API (napi_sys.rs). The JS side is src/native/.
 
 mod answer;
+mod cache;
 mod napi_sys;
 mod notify;
 mod relay;
@@ -291,8 +292,56 @@ unsafe extern "C" fn answer_js(env: napi_env, info: napi_callback_info) -> napi_
             napi_get_null(env, &mut v);
             v
         }
+        answer::Outcome::Forward => match cache::shared().answer(q, &mut out, cache::now_ns(), &mut cache::Counts::new()) {
+            Some(n) => new_buffer(env, &out[..n]),
+            None => undefined(env),
+        },
         answer::Outcome::ToJs => undefined(env),
     }
+}
+
+/// cachePut(key, packet, ttl, ttls) → boolean: installs an upstream reply in the forwarding
+/// cache (cache.rs); `ttls` is n × (u16 offset, u32 TTL), big endian.
+unsafe extern "C" fn cache_put(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<4>(env, info);
+    let ok = match (buffer(env, a[0]), buffer(env, a[1]), uint(env, a[2]), buffer(env, a[3])) {
+        (Some(key), Some(packet), Some(ttl), Some(raw)) if raw.len() % 6 == 0 => {
+            let ttls: Vec<(u16, u32)> = raw.chunks(6).map(|c| (u16::from_be_bytes([c[0], c[1]]), u32::from_be_bytes([c[2], c[3], c[4], c[5]]))).collect();
+            cache::shared().put(key, packet, ttl, &ttls, cache::now_ns())
+        }
+        _ => false,
+    };
+    let mut v = null_mut();
+    napi_get_boolean(env, ok, &mut v);
+    v
+}
+
+/// cacheConfigure(size, clear): the forwarding cache's bound in entries; `clear` empties it.
+unsafe extern "C" fn cache_configure(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<2>(env, info);
+    let mut clear = false;
+    napi_get_value_bool(env, a[1], &mut clear);
+    let c = cache::shared();
+    if let Some(n) = uint(env, a[0]) {
+        c.resize(n as usize);
+    }
+    if clear {
+        c.clear();
+    }
+    undefined(env)
+}
+
+/// cacheStats() → number[]: answers [type * 6 + rcode], misses, evictions, then entries.
+unsafe extern "C" fn cache_stats(env: napi_env, _info: napi_callback_info) -> napi_value {
+    let mut arr = null_mut();
+    napi_create_array_with_length(env, cache::NSTATS + 1, &mut arr);
+    let values = cache::STATS.iter().map(|s| s.load(Ordering::Relaxed) as f64).chain(std::iter::once(cache::shared().len() as f64));
+    for (i, n) in values.enumerate() {
+        let mut v = null_mut();
+        napi_create_double(env, n, &mut v);
+        napi_set_element(env, arr, i as u32, v);
+    }
+    arr
 }
 
 /// stats() → number[] (see udp::STATS).
@@ -328,7 +377,7 @@ unsafe extern "C" fn cores(env: napi_env, _info: napi_callback_info) -> napi_val
 
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 17] = [
+    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 20] = [
         ("openUdp", open_udp),
         ("setRrl", set_rrl),
         ("closeUdp", close_udp),
@@ -337,6 +386,9 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("setTable", set_table),
         ("answer", answer_js),
         ("stats", stats),
+        ("cachePut", cache_put),
+        ("cacheConfigure", cache_configure),
+        ("cacheStats", cache_stats),
         ("notify", notify_js),
         ("cores", cores),
         ("relayListen", relay_napi::listen),

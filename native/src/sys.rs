@@ -79,7 +79,17 @@ pub struct timeval {
     pub tv_usec: i64,
 }
 
+/// struct timespec (x86_64 / aarch64 Linux).
+#[repr(C)]
+pub struct timespec {
+    pub tv_sec: i64,
+    pub tv_nsec: i64,
+}
+
+pub const CLOCK_MONOTONIC: c_int = 1;
+
 extern "C" {
+    pub fn clock_gettime(clock: c_int, tp: *mut timespec) -> c_int;
     pub fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int;
     pub fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: u32) -> c_int;
     pub fn bind(fd: c_int, addr: *const c_void, len: u32) -> c_int;

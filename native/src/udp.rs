@@ -4,6 +4,7 @@
 //! pointer only when the generation moved, so the hot path takes no lock.
 
 use crate::answer::{self, Client, Outcome, Table, OUT_MAX};
+use crate::cache;
 use crate::sys::*;
 use std::net::{IpAddr, Ipv6Addr};
 use std::os::raw::c_void;
@@ -440,6 +441,8 @@ fn serve(fd: i32, l: &Listener, sock: u32, cpu: Option<usize>) {
     let (mut gen, mut table) = current_table();
     let mut stats = [0u64; NSTATS];
     let mut clients = [Client { addr: [0; 16] }; BATCH];
+    let cache = cache::shared();
+    let mut cached = cache::Counts::new();
     let epoch = Instant::now();
     while !l.stop.load(Ordering::Relaxed) {
         for i in 0..BATCH {
@@ -461,6 +464,8 @@ fn serve(fd: i32, l: &Listener, sock: u32, cpu: Option<usize>) {
         }
         let mut ns = 0usize;
         let mut pending: Vec<Pending> = Vec::new();
+        let now_ns = cache::now_ns();
+        let mut hit = 0usize;
         for i in 0..n as usize {
             let len = rmsgs[i].msg_len as usize;
             if rmsgs[i].msg_hdr.msg_flags & MSG_TRUNC != 0 {
@@ -486,7 +491,8 @@ fn serve(fd: i32, l: &Listener, sock: u32, cpu: Option<usize>) {
                     stats[STAT_DROPPED] += 1;
                     continue;
                 }
-                Outcome::ToJs => {
+                Outcome::Forward if cache_hit(cache.answer(q, &mut outb[ns], now_ns, &mut cached), &mut hit) => hit,
+                Outcome::ToJs | Outcome::Forward => {
                     if JS_INFLIGHT.load(Ordering::Relaxed) >= JS_QUEUE_MAX {
                         stats[STAT_JS_FULL] += 1;
                         continue;
@@ -552,5 +558,12 @@ fn serve(fd: i32, l: &Listener, sock: u32, cpu: Option<usize>) {
                 *v = 0;
             }
         }
+        cache::flush(&mut cached);
     }
+}
+
+/// For a match guard: whether the forwarding cache answered, its length into `len`.
+fn cache_hit(r: Option<usize>, len: &mut usize) -> bool {
+    *len = r.unwrap_or(0);
+    r.is_some()
 }

@@ -132,6 +132,15 @@ export class Metrics implements DnsMetrics {
         this.inc(src.cache().misses);
       },
     });
+    new Counter({
+      name: `${P}dns_cache_evictions_total`,
+      help: 'Forwarded answers dropped from the cache to stay within --cache-size',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(src.cache().evictions);
+      },
+    });
     new Gauge({
       name: `${P}dns_cache_entries`,
       help: 'Responses held in the forwarding cache',
@@ -183,8 +192,8 @@ export class Metrics implements DnsMetrics {
   }
 
   /** Answers sent by the native fast path (counted there, added here in bulk). */
-  nativeAnswers(qtype: string, rcode: string, n: number): void {
-    this.stats.count(`${qtype}|${rcode}|zone|native`, n);
+  nativeAnswers(qtype: string, rcode: string, n: number, source: 'zone' | 'cache' = 'zone'): void {
+    this.stats.count(`${qtype}|${rcode}|${source}|native`, n);
   }
 
   upstreamFailed(upstream: string): void {

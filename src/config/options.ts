@@ -81,7 +81,7 @@ export const OPTIONS = {
   }),
   cacheSize: def({
     name: 'cache-size', live: true, kind: k.int(0, 10_000_000), default: 10_000, group: 'DNS',
-    help: 'forwarded answers kept in the cache (0 disables the cache)',
+    help: 'forwarded answers kept in the cache, and in the native UDP threads\' copy of it (0 disables both)',
   }),
   allowRecursion: def({
     name: 'allow-recursion', live: true, kind: k.list(k.cidr), default: ['127.0.0.0/8', '::1/128'].map((c) => k.cidr.parse(c)),

@@ -24,6 +24,8 @@ export class ResponseCache {
   private readonly entries = new Map<string, Entry>();
   hits = 0;
   misses = 0;
+  /** Entries dropped to stay within the bound. */
+  evictions = 0;
 
   constructor(
     private maxEntries: number,
@@ -79,6 +81,7 @@ export class ResponseCache {
   private evict(): void {
     while (this.entries.size > this.maxEntries) {
       this.entries.delete(this.entries.keys().next().value as string);
+      this.evictions++;
     }
   }
 }

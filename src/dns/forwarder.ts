@@ -24,6 +24,14 @@ export interface ForwardEvents {
   upstreamRecovered?(upstream: string): void;
 }
 
+/** A second cache that follows this one: the native path's (src/native/cache.ts). */
+export interface CacheSink {
+  /** `reply` to `query` was stored in the cache. */
+  stored(query: Buffer, reply: Buffer): void;
+  /** The bound changed, or (`clear`) what is cached no longer holds. */
+  configure(size: number, clear: boolean): void;
+}
+
 export interface Forwarded {
   packet: Buffer;
   source: ForwardSource;
@@ -35,6 +43,7 @@ export class Forwarder {
   private preferred = 0;
   private readonly inflight = new Map<string, Promise<Forwarded>>();
   private readonly down = new Set<string>();
+  private sink?: CacheSink;
 
   constructor(opts: ForwarderOptions, private readonly events: ForwardEvents = {}) {
     this.opts = opts;
@@ -55,6 +64,13 @@ export class Forwarder {
       this.preferred = 0;
       this.down.clear();
     }
+    this.sink?.configure(opts.cacheSize, changed);
+  }
+
+  /** Every answer cached from now on is also given to `sink`. */
+  follow(sink: CacheSink): void {
+    this.sink = sink;
+    sink.configure(this.opts.cacheSize, true);
   }
 
   allowed(name: string): boolean {
@@ -112,7 +128,7 @@ export class Forwarder {
       this.markUp(up);
       this.preferred = i;
       if (!this.chainAllowed(reply)) return { packet: encodeRcode(q, 'REFUSED', true), source: 'refused' };
-      this.cache.set(key, reply);
+      if (this.cache.set(key, reply) > 0) this.sink?.stored(raw, reply);
       return { packet: reply, source: 'upstream' };
     }
     return { packet: lastAnswer ?? encodeRcode(q, 'SERVFAIL', true), source: 'failed' };

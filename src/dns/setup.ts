@@ -28,10 +28,11 @@ export interface DnsCore {
   names: ContainerNames;
   /** --dns-rrl for the replies JS sends. */
   udpLimit: (ip: string, reply: Buffer) => Buffer | null;
+  /** Fills the native cache of forwarded names with what it keeps. */
+  forwarder: Forwarder;
 }
 
 export interface DnsSetup extends DnsCore, Part {
-  forwarder: Forwarder;
   server: DnsServer;
   gateways: GatewayListeners;
   /** The native fast path; started, reloaded and stopped with DNS. */
@@ -75,7 +76,7 @@ export function setupDns(c: Context, d: DnsDeps): DnsSetup {
   const handler = new DnsHandler({ zone, clients, forwarder, metrics, log, containerNames: names });
   let rrl: ResponseRateLimiter | null = null;
   const udpLimit = (ip: string, reply: Buffer): Buffer | null => limitReply(rrl, ip, reply, (r) => metrics.shed(r));
-  const native = d.native({ zone, clients, handler, names, udpLimit });
+  const native = d.native({ zone, clients, handler, names, udpLimit, forwarder });
   const server = new DnsServer(handler, { ...DEFAULT_SERVER_OPTIONS, ...tcpOptions(opts), udpLimit }, log, native.udpBinder, (reason) => metrics.shed(reason));
   const gateways = new GatewayListeners(server, log);
   const setRrl = (o: Options): void => {

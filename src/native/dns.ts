@@ -7,6 +7,8 @@ import type { UdpBinder } from '../dns/server.js';
 import type { ZoneState } from '../dns/zone.js';
 import type { Logger } from '../log.js';
 import type { Registry } from '../registry/registry.js';
+import type { Forwarder } from '../dns/forwarder.js';
+import { NativeCache, registerNativeCacheMetrics } from './cache.js';
 import { loadDnsAddon } from './index.js';
 import { LiveTable } from './live-table.js';
 import { NativeUdp } from './udp.js';
@@ -37,6 +39,8 @@ export interface NativeDnsDeps {
   containerNames?: ContainerNames;
   /** Response rate limiting of the replies the JS side sends for the native threads. */
   udpLimit?: (ip: string, reply: Buffer) => Buffer | null;
+  /** Its cached answers are copied to the native threads' cache. */
+  forwarder?: Forwarder;
 }
 
 const METRICS_INTERVAL_MS = 1000;
@@ -71,7 +75,13 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
     if (c.rrlSlip) d.metrics.shed('rrl_slip', c.rrlSlip);
     if (c.latency.count) d.metrics.nativeLatency(c.latency.buckets, c.latency.sum, c.latency.count);
   };
-  d.metrics.beforeScrape.push(flush);
+  const cache = new NativeCache(addon);
+  d.forwarder?.follow(cache);
+  registerNativeCacheMetrics(d.metrics.prom, cache);
+  const flushCache = (): void => {
+    for (const [type, rcode, count] of cache.drain().answers) d.metrics.nativeAnswers(type, rcode, count, 'cache');
+  };
+  d.metrics.beforeScrape.push(flush, flushCache);
   new Counter({
     name: 'podman_swarm_dns_native_table_builds_total',
     help: 'Native answer tables compiled and installed (one per registry or container-name change; none when nothing changed)',
@@ -81,7 +91,10 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
       this.inc(table.builds);
     },
   });
-  const timer = setInterval(flush, METRICS_INTERVAL_MS);
+  const timer = setInterval(() => {
+    flush();
+    flushCache();
+  }, METRICS_INTERVAL_MS);
   timer.unref();
   d.log.info({ addon: loaded.file, threads: n }, `native DNS path: ${n} UDP thread${n === 1 ? '' : 's'} per address (${loaded.file})`);
   return {
@@ -92,6 +105,8 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
     close: () => {
       clearInterval(timer);
       flush();
+      flushCache();
+      addon.cacheConfigure(0, true);
       table.close();
       addon.setTable(null);
     },

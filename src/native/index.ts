@@ -25,6 +25,12 @@ export interface Addon {
   /** Reply bytes, null (dropped) or undefined (the JS path must answer). */
   answer(packet: Buffer, ip: string): Buffer | null | undefined;
   stats(): number[];
+  /** Forwarding cache (native/src/cache.rs): installs an upstream reply; `ttls` is n × (u16 offset, u32 TTL). */
+  cachePut(key: Buffer, packet: Buffer, ttl: number, ttls: Buffer): boolean;
+  /** Its bound in entries (0: off); `clear` empties it. */
+  cacheConfigure(size: number, clear: boolean): void;
+  /** Answers [type * 6 + rcode], misses, evictions, then entries. */
+  cacheStats(): number[];
   notify(path: string, message: string): number;
   cores(): number;
   /** The load balancer's TCP relay (native/src/relay_napi.rs; src/lb/native-tcp-proxy.ts). */

@@ -53,6 +53,7 @@ export function remoteEndpoints(): Endpoint[] {
 
 export interface World {
   registry: Registry;
+  forwarder: Forwarder;
   zone: ZoneState;
   clients: ClientPolicy;
   handler: DnsHandler;
@@ -61,7 +62,17 @@ export interface World {
   close(): void;
 }
 
-export function world(o: { failOpen?: boolean; preferLocal?: boolean; udpAnswerLimit?: number } = {}): World {
+export interface WorldOptions {
+  failOpen?: boolean;
+  preferLocal?: boolean;
+  udpAnswerLimit?: number;
+  /** Forwarding: the upstream (default: a closed port), cache size (default 0), --forward-allow. */
+  upstream?: { host: string; port: number };
+  cacheSize?: number;
+  forwardAllow?: string[];
+}
+
+export function world(o: WorldOptions = {}): World {
   const registry = new Registry({ localNode: 'me', routableContainerIps: false, defaultMode: 'dnsrr' });
   // vip-mode services get a VIP, as the load balancer assigns them (issue 6).
   registry.setVipAssigner({ wants: (v) => v.mode === 'vip', allocate: (keys) => new Map(keys.map((k, i) => [k, `10.223.1.${i + 1}`])) });
@@ -72,7 +83,7 @@ export function world(o: { failOpen?: boolean; preferLocal?: boolean; udpAnswerL
   });
   const clients = new ClientPolicy(['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!));
   clients.setBridgeSubnets(BRIDGES.map((c) => parseCidr(c)!));
-  const forwarder = new Forwarder({ upstreams: [{ host: '127.0.0.1', port: 9 }], timeoutMs: 200, cacheSize: 0, forwardAllow: [] });
+  const forwarder = new Forwarder({ upstreams: [o.upstream ?? { host: '127.0.0.1', port: 9 }], timeoutMs: o.upstream ? 1000 : 200, cacheSize: o.cacheSize ?? 0, forwardAllow: o.forwardAllow ?? [] });
   // Podman container names on two networks, the bridges above.
   const containerNames = new ContainerNames();
   containerNames.setNetworks([{ name: 'n1', subnets: ['10.88.0.0/16'] }, { name: 'n2', subnets: ['10.89.0.0/16'] }]);
@@ -94,7 +105,7 @@ export function world(o: { failOpen?: boolean; preferLocal?: boolean; udpAnswerL
     addon!.setTable(table);
     return table;
   };
-  return { registry, zone, clients, handler, install, close: () => zone.close() };
+  return { registry, forwarder, zone, clients, handler, install, close: () => zone.close() };
 }
 
 type Section = 'answers' | 'authorities' | 'additionals';

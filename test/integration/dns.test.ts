@@ -130,8 +130,10 @@ t.test('DNS end to end with real clients', async (t) => {
     await dig(['@127.0.0.1', '-p', String(d.dnsPort), 'missing.test']);
     t.equal(up.udpQueries, before, 'no new upstream queries');
     const metrics = await (await fetch(`${d.api}/metrics`)).text();
-    t.match(metrics, /podman_swarm_dns_dns_cache_hits_total [1-9]/);
-    t.match(metrics, /podman_swarm_dns_dns_queries_total\{type="A",rcode="NOERROR",source="cache",path="js"\} [1-9]/);
+    // Served natively, the repeats come from the native threads' copy of the cache.
+    const path = /native DNS path/.test(d.logs()) ? 'native' : 'js';
+    if (path === 'js') t.match(metrics, /podman_swarm_dns_dns_cache_hits_total [1-9]/);
+    t.match(metrics, new RegExp(`podman_swarm_dns_dns_queries_total\\{type="A",rcode="NOERROR",source="cache",path="${path}"\\} [1-9]`));
   });
 
   await t.test('DNS over TCP: an idle connection is closed by the server', async (t) => {

@@ -1,6 +1,8 @@
 import t from 'tap';
 import * as packet from 'dns-packet';
+import { NativeCache } from '../../src/native/cache.js';
 import { reverseName } from '../../src/native/table.js';
+import { startUpstream } from '../helpers/upstream.js';
 import { addon, canonical, CLIENTS, localEndpoints, remoteEndpoints, skip, world } from '../helpers/native-world.js';
 
 // Differential test: the same query corpus answered by the native fast path and by the JS path
@@ -187,4 +189,100 @@ t.test('this host\'s own addresses: recursion and every network\'s container nam
   t.equal(addon!.answer(q('cache'), '192.0.2.50'), undefined, 'another address: not a container name here');
   const refused = w.handler.handle(q('example.com'), { address: '192.0.2.50', port: 53, transport: 'udp' }) as Buffer;
   t.equal(refused.readUInt16BE(2) & 0xf, 5, 'and REFUSED for outside names');
+});
+
+t.test('cached forwarded answers: native and JS send the same bytes, TTLs aged alike', { skip }, async (t) => {
+  const records: Record<string, string[]> = {};
+  for (let i = 0; i < 40; i++) records[`host${i}.example.test`] = i % 3 ? [`192.0.2.${i}`] : [`192.0.2.${i}`, `192.0.2.${100 + i}`, `192.0.2.${200 - i}`];
+  const many = Array.from({ length: 60 }, (_, i) => `198.51.100.${i}`);
+  records['many.example.test'] = many;
+  const up = await startUpstream(t, {
+    records,
+    ttl: 120,
+    extra: { 'alias.example.test': [{ type: 'CNAME', name: 'alias.example.test', ttl: 50, data: 'host1.example.test' }] },
+  });
+  const w = world({ upstream: { host: '127.0.0.1', port: up.port }, cacheSize: 1000 });
+  t.teardown(() => {
+    w.close();
+    addon!.cacheConfigure(0, true);
+  });
+  w.forwarder.follow(new NativeCache(addon!));
+  w.install();
+  const outside = [...Object.keys(records), 'alias.example.test', 'missing.example.test', 'nothing.example.org'];
+  const recursing = ['127.0.0.1', '10.88.0.7', '10.89.3.4', '::1'];
+  const outsideQuery = (name: string, type: string, shape: number, id = rand(65536)): Buffer => packet.encode({
+    id,
+    type: 'query',
+    flags: packet.RECURSION_DESIRED | (shape & 8 ? packet.CHECKING_DISABLED : 0),
+    questions: [{ name: caseVariant(name), type: type as 'A' }],
+    additionals: shape & 3 ? [{ type: 'OPT', name: '.', udpPayloadSize: shape & 4 ? 512 : 1232, flags: (shape & 3) === 2 ? packet.DNSSEC_OK : 0 } as unknown as packet.Answer] : [],
+  });
+  const keys = outside.flatMap((name) => ['A', 'AAAA', 'TXT'].flatMap((type) => [0, 1, 2, 5, 8, 9].map((shape) => ({ name, type, shape }))));
+  const js = async (q: Buffer, client: string): Promise<Buffer> => (await w.handler.handle(q, { address: client, port: 5353, transport: 'udp' }))!;
+
+  // Warm both caches: JS forwards each question once; its answer is installed natively too.
+  const early: string[] = [];
+  for (const k of keys) {
+    const q = outsideQuery(k.name, k.type, k.shape);
+    // Shape 5 differs from shape 1 only in the EDNS size: the same question to both caches.
+    if (k.shape !== 5 && addon!.answer(q, '127.0.0.1') !== undefined) early.push(`${k.name}/${k.type}/${k.shape}`);
+    await js(q, '127.0.0.1');
+  }
+  t.same(early, [], `none of ${keys.length} questions answered natively before JS forwarded it`);
+  const upstreamQueries = up.udpQueries;
+
+  const compare = async (round: string): Promise<{ native: number; toJs: number; aged: number }> => {
+    const differences: string[] = [];
+    let native = 0;
+    let toJs = 0;
+    let aged = 0;
+    for (let i = 0; i < 3000; i++) {
+      const k = pick(keys);
+      const client = pick(recursing);
+      // Both caches stored the answer one after the other, microseconds apart (milliseconds on a
+      // loaded machine): for that long after each whole second of age they can differ by one.
+      // A real difference stays when asked again later.
+      let same = false;
+      let last = '';
+      for (let attempt = 0; attempt < 4 && !same; attempt++) {
+        if (attempt > 0) await new Promise((r) => setTimeout(r, 100 * attempt + 37));
+        const q = outsideQuery(k.name, k.type, k.shape);
+        const fast = addon!.answer(q, client);
+        const slow = await js(q, client);
+        if (fast === undefined) {
+          toJs++;
+          same = true;
+          // Only a reply too big for the client's UDP size is left to JS, which truncates it.
+          if (!(slow.readUInt16BE(2) & 0x0200) && differences.length < 5) differences.push(`${k.name}/${k.type}/${k.shape}: handed to JS, which answered ${slow.length} bytes without TC`);
+          continue;
+        }
+        same = fast !== null && fast.equals(slow);
+        last = `${k.name}/${k.type}/${k.shape} from ${client}:\n native ${fast?.toString('hex')}\n js     ${slow.toString('hex')}`;
+        if (same) {
+          native++;
+          const d = packet.decode(fast!);
+          if ([...(d.answers ?? []), ...(d.authorities ?? [])].some((r) => (r as { ttl: number }).ttl < (r.type === 'SOA' ? 60 : r.type === 'CNAME' ? 50 : 120))) aged++;
+        }
+      }
+      if (!same && differences.length < 5) differences.push(last);
+    }
+    t.same(differences, [], `${round}: no differences`);
+    return { native, toJs, aged };
+  };
+
+  const fresh = await compare('fresh');
+  t.ok(fresh.native > 2500, `fresh: ${fresh.native} answered from the native cache, ${fresh.toJs} handed to JS`);
+  t.equal(up.udpQueries, upstreamQueries, 'nothing asked upstream again');
+  // Let the entries age by at least one whole second, then again: both paths lower the TTLs alike.
+  await new Promise((r) => setTimeout(r, 1100));
+  const older = await compare('aged');
+  t.ok(older.native > 2500 && older.aged === older.native, `aged: ${older.native} native answers, ${older.aged} with lowered TTLs`);
+
+  // Clients that may not recurse get nothing from the cache: JS refuses them.
+  const leaked: string[] = [];
+  for (const k of keys) {
+    const q = outsideQuery(k.name, k.type, k.shape);
+    if (addon!.answer(q, '192.0.2.50') !== undefined || ((await js(q, '192.0.2.50')).readUInt16BE(2) & 0xf) !== 5) leaked.push(`${k.name}/${k.type}/${k.shape}`);
+  }
+  t.same(leaked, [], 'a client that may not recurse: nothing from the native cache, REFUSED by JS');
 });

@@ -53,6 +53,7 @@ t.test('bounded: the least recently used entry goes first', async (t) => {
   c.get('a', 1);
   c.set('c', r);
   t.equal(c.size, 2);
+  t.equal(c.evictions, 1, 'the eviction is counted');
   t.ok(c.get('a', 1));
   t.equal(c.get('b', 1), undefined);
 });
