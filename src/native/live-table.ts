@@ -24,8 +24,8 @@ export interface TableSink {
 
 export class LiveTable {
   private pending: NodeJS.Immediate | null = null;
-  /** A whole table is due (settings or clients moved) while one is being built. */
-  private stale = false;
+  /** The whole table being built, slice by slice. */
+  private parts: Generator<Buffer | Buffer[], void> | null = null;
   /** Inside batch(): the services touched so far, and whether container names moved. */
   private held = 0;
   private touched = new Set<string>();
@@ -68,39 +68,46 @@ export class LiveTable {
     this.containersMoved = false;
     try {
       if (this.sink.patch(this.compiler.patch(this.zone, keys, containers))) this.builds++;
-      else if (!this.pending) this.schedule(); // no table to patch (a failed build): a whole one
+      else if (!this.parts) this.schedule(); // no table to patch (a failed build): a whole one
     } catch (e) {
       this.onError(e as Error);
     }
   }
 
-  /** After a reload or a change of bridge subnets: settings and client classes moved. */
+  /**
+   * After a reload or a change of bridge subnets: settings and client classes moved, a whole
+   * table is due. It is staged at once, so that changes from now on patch the new table and
+   * come out together with the new settings; a build under way starts over.
+   */
   schedule(): void {
-    this.stale = true;
-    if (this.pending) return;
-    let parts: Generator<Buffer | Buffer[], void> | null = null;
-    const step = (): void => {
-      try {
-        if (this.stale || !parts) {
-          this.stale = false;
-          parts = this.compiler.parts(this.input());
-          this.sink.set(parts.next().value as Buffer, true);
-        }
-        const r = parts.next();
-        if (!r.done) {
-          this.sink.patch(this.compiler.asPatch(this.zone, r.value as Buffer[]));
-          this.pending = setImmediate(step);
-          return;
-        }
-        this.pending = null;
-        this.sink.commit();
-        this.builds++;
-      } catch (e) {
-        this.pending = null;
-        this.onError(e as Error);
+    try {
+      this.parts = this.compiler.parts(this.input());
+      this.sink.set(this.parts.next().value as Buffer, true);
+    } catch (e) {
+      this.parts = null;
+      return this.onError(e as Error);
+    }
+    if (!this.pending) this.pending = setImmediate(() => this.step());
+  }
+
+  /** One slice of the whole table being built. */
+  private step(): void {
+    this.pending = null;
+    if (!this.parts) return;
+    try {
+      const r = this.parts.next();
+      if (!r.done) {
+        this.sink.patch(this.compiler.asPatch(this.zone, r.value as Buffer[]));
+        this.pending = setImmediate(() => this.step());
+        return;
       }
-    };
-    this.pending = setImmediate(step);
+      this.parts = null;
+      this.sink.commit();
+      this.builds++;
+    } catch (e) {
+      this.parts = null;
+      this.onError(e as Error);
+    }
   }
 
   /**
