@@ -265,10 +265,22 @@ export class Registry {
 
 /**
  * Keys of the services whose endpoints differ between two states of one node. Endpoints kept as
- * the same objects (the local node keeps unchanged ones) cost a set lookup; only the others are
- * compared by content (lastSeen aside), so a change costs what changed, plus one pass.
+ * the same objects (the local node keeps unchanged ones) cost a pointer comparison or a set
+ * lookup; only the others are compared by content (lastSeen aside).
  */
-function changedServices(before: Endpoint[], after: Endpoint[]): Set<string> {
+function changedServices(allBefore: Endpoint[], allAfter: Endpoint[]): Set<string> {
+  // The same objects at the same places at both ends (the local node keeps its order): skipped
+  // with a pointer comparison each; the sets below hold only the part in between.
+  let start = 0;
+  let endB = allBefore.length;
+  let endA = allAfter.length;
+  while (start < endB && start < endA && allBefore[start] === allAfter[start]) start++;
+  while (endB > start && endA > start && allBefore[endB - 1] === allAfter[endA - 1]) {
+    endB--;
+    endA--;
+  }
+  const before = allBefore.slice(start, endB);
+  const after = allAfter.slice(start, endA);
   const touched = new Set<string>();
   const kept = new Set(before);
   const now = new Set(after);
