@@ -30,6 +30,8 @@ export class LiveTable {
   private held = 0;
   private touched = new Set<string>();
   private containersMoved = false;
+  /** A whole table became due inside batch(). */
+  private wholeDue = false;
   private readonly unsubscribe: () => void;
   private readonly compiler = new TableCompiler();
   /** Tables and patches installed so far (tests and status). */
@@ -80,6 +82,11 @@ export class LiveTable {
    * come out together with the new settings; a build under way starts over.
    */
   schedule(): void {
+    if (this.held) return void (this.wholeDue = true);
+    this.wholeDue = false;
+    // The whole table has every service and the container names as they are now.
+    this.touched.clear();
+    this.containersMoved = false;
     try {
       this.parts = this.compiler.parts(this.input());
       this.sink.set(this.parts.next().value as Buffer, true);
@@ -119,7 +126,10 @@ export class LiveTable {
     try {
       update();
     } finally {
-      if (--this.held === 0) this.flush();
+      if (--this.held === 0) {
+        if (this.wholeDue) this.schedule();
+        this.flush();
+      }
     }
   }
 
