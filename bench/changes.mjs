@@ -65,7 +65,7 @@ async function startDaemon(name, { services = 0, join: seeds = [], node = [] } =
   writeFileSync(cfg, config(services));
   const args = [join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', cfg, '--link', 'none', '--state-dir', d,
     '--dns-listen', `127.0.0.1:${dnsPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--upstream-dns', '127.0.0.1:9',
-    '--podman-socket', 'none', '--gossip-listen', `127.0.0.1:${gossipPort}`, '--advertise-address', '127.0.0.1', '--log-level', 'warn',
+    '--podman-socket', 'none', '--max-endpoints-per-node', '100000', '--gossip-listen', `127.0.0.1:${gossipPort}`, '--advertise-address', '127.0.0.1', '--log-level', 'warn',
     ...seeds.flatMap((s) => ['--join', s])];
   const proc = spawn(process.execPath, [...node, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
@@ -76,7 +76,11 @@ async function startDaemon(name, { services = 0, join: seeds = [], node = [] } =
   while (Date.now() < end) {
     if (proc.exitCode !== null) throw new Error(`${name} exited: ${err}`);
     const r = await api(daemon, 'GET', '/readyz').catch(() => null);
-    if (r?.status === 200) return daemon;
+    if (r?.status === 200) {
+      // API writes over TCP need the daemon's token (by default <state-dir>/api-token).
+      daemon.token = readFileSync(join(d, 'api-token'), 'utf8').trim();
+      return daemon;
+    }
     await sleep(50);
   }
   throw new Error(`${name} not ready: ${err}`);
@@ -94,7 +98,8 @@ async function stopDaemon(d) {
 function api(d, method, path, body) {
   return new Promise((res, rej) => {
     const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = request({ host: '127.0.0.1', port: d.apiPort, path, method, headers: data ? { 'content-type': 'application/json' } : {} }, (r) => {
+    const headers = { ...(data ? { 'content-type': 'application/json' } : {}), ...(d.token ? { authorization: `Bearer ${d.token}` } : {}) };
+    const req = request({ host: '127.0.0.1', port: d.apiPort, path, method, headers }, (r) => {
       let text = '';
       r.on('data', (c) => (text += c));
       r.on('end', () => res({ status: r.statusCode, text }));

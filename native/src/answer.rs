@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 const QR: u16 = 0x8000;
 const AA: u16 = 0x0400;
@@ -25,7 +26,7 @@ const FLAG_HOST: u8 = 4;
 /// EDNS options the JS path parses (src/dns/wire.ts EDNS_PARSED_OPTIONS): queries with them go to JS.
 const JS_OPTIONS: [u16; 4] = [8, 11, 12, 14];
 /// The table format this parser reads (src/native/table.ts TABLE_VERSION).
-const TABLE_VERSION: u16 = 2;
+const TABLE_VERSION: u16 = 3;
 /// The RFC 8482 answer to ANY, after the question: HINFO "RFC8482" "" owned by the question (C0 0C).
 const HINFO_ANY: [u8; 21] = [0xc0, 0x0c, 0, 13, 0, 1, 0, 0, 0x21, 0x22, 0, 9, 7, b'R', b'F', b'C', b'8', b'4', b'8', b'2', 0];
 
@@ -67,10 +68,10 @@ impl Cidr {
 }
 
 /// One resource record, or (`zone_soa`) a reference to the table's negative SOA (its serial
-/// changes with every table, the entries that carry it need not). In the table's arena at `off`:
-/// `patches` big-endian u16 offsets of zone pointers inside the record, then the record's `len`
-/// bytes. One allocation for all records instead of one each (at 10 000 services the per-record
-/// allocations were most of the addon's memory).
+/// changes with every registry change, the entries that carry it need not). In its group's arena
+/// at `off`: `patches` big-endian u16 offsets of zone pointers inside the record, then the
+/// record's `len` bytes. One allocation per group instead of one per record (at 10 000 services
+/// the per-record allocations were most of the addon's memory).
 struct Item {
     off: u32,
     len: u16,
@@ -94,7 +95,22 @@ struct Entry {
     /// [0]: everyone; [1] (optional): clients on this host or its bridges (prefer-local).
     variants: Vec<Variant>,
     authority: Vec<Item>,
+    /// The bytes of the items, shared by the entries of one group.
+    arena: Arc<[u8]>,
+    /// The group the entry came with (Data::groups), and its rank: under one name, entries of a
+    /// lower rank come first (registry names before container names).
+    slot: u32,
+    rank: u8,
 }
+
+/// The names one group (a service, a reverse address, the container names...) put in the map.
+struct Group {
+    slot: u32,
+    /// Its keys, each u16 length + key.
+    keys: Vec<u8>,
+}
+
+type FnvMap<V> = HashMap<Vec<u8>, V, BuildHasherDefault<Fnv>>;
 
 #[derive(Default)]
 pub struct Fnv(u64);
@@ -112,19 +128,35 @@ impl Hasher for Fnv {
     }
 }
 
+/// The answer table the UDP threads share. A registry change patches it in place (the groups of
+/// the services it touched, under the write lock for the swap of those entries only); settings
+/// and client classes come with a whole new table.
 pub struct Table {
+    data: RwLock<Data>,
+}
+
+struct Data {
     /// At most this many records in an A/AAAA answer (0: no limit).
     answer_limit: u16,
     /// The zone, lower-case wire form without the root label.
     domain: Vec<u8>,
-    /// The SOA record of negative answers (NXDOMAIN, NODATA).
+    /// The SOA record of negative answers (NXDOMAIN, NODATA), in `soa_arena`.
     negative_soa: Item,
+    soa_arena: Vec<u8>,
     nxdomain: Entry,
     cidrs: Vec<(Cidr, u8)>,
     /// Key: lower-case wire name (with root) + qtype (big endian); qtype 0 = any other type.
-    map: HashMap<Vec<u8>, Vec<Entry>, BuildHasherDefault<Fnv>>,
-    /// The bytes of every Item.
-    arena: Vec<u8>,
+    map: FnvMap<Vec<Entry>>,
+    /// Group id → the group's keys in `map`.
+    groups: FnvMap<Group>,
+    next_slot: u32,
+}
+
+/// A group as read from a table or patch: id, rank and its entries with their keys.
+struct NewGroup {
+    id: Vec<u8>,
+    rank: u8,
+    entries: Vec<(Vec<u8>, Entry)>,
 }
 
 pub enum Outcome {
@@ -226,14 +258,45 @@ impl<'a> Reader<'a> {
             variants.push(Variant { groups, additional });
         }
         let authority = self.items(arena)?;
-        Ok(Entry { scopes, rcode, aa, alias, variants, authority })
+        Ok(Entry { scopes, rcode, aa, alias, variants, authority, arena: Arc::from(Vec::new()), slot: 0, rank: 0 })
+    }
+    /// u32 n + n × group: u16 len + id, u8 rank, u32 n + n × (u16 len + key, entry).
+    fn groups(&mut self) -> Result<Vec<NewGroup>, String> {
+        let n = self.u32()? as usize;
+        let mut out = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            let idlen = self.u16()? as usize;
+            let id = self.bytes(idlen)?.to_vec();
+            let rank = self.u8()?;
+            let count = self.u32()? as usize;
+            let mut arena = Vec::new();
+            let mut entries = Vec::with_capacity(count.min(1 << 16));
+            for _ in 0..count {
+                let klen = self.u16()? as usize;
+                let key = self.bytes(klen)?.to_vec();
+                entries.push((key, self.entry(&mut arena)?));
+            }
+            let arena: Arc<[u8]> = Arc::from(arena);
+            for (_, e) in entries.iter_mut() {
+                e.arena = arena.clone();
+                e.rank = rank;
+            }
+            out.push(NewGroup { id, rank, entries });
+        }
+        Ok(out)
+    }
+    fn end(&self) -> Result<(), String> {
+        if self.i != self.b.len() {
+            return Err("trailing bytes after the table".into());
+        }
+        Ok(())
     }
 }
 
 impl Table {
-    /// Format (big endian): "PSDT" u16 version; u16 answer limit; u16 len + zone wire name (no
-    /// root); negative SOA item; nxdomain entry; u32 n + n × (cidr, u8 flags); u32 n + n × (u16
-    /// len + key, entry).
+    /// A whole table. Format (big endian): "PSDT" u16 version; u16 answer limit; u16 len + zone
+    /// wire name (no root); negative SOA item; nxdomain entry; u32 n + n × (cidr, u8 flags);
+    /// groups (Reader::groups).
     pub fn parse(b: &[u8]) -> Result<Table, String> {
         let mut r = Reader { b, i: 0 };
         if r.bytes(4)? != b"PSDT" || r.u16()? != TABLE_VERSION {
@@ -242,31 +305,88 @@ impl Table {
         let answer_limit = r.u16()?;
         let dlen = r.u16()? as usize;
         let domain = r.bytes(dlen)?.to_vec();
-        // Records are about a third of the table's bytes: a quarter of its size is a good start.
-        let mut arena = Vec::with_capacity(b.len() / 4);
-        let negative_soa = r.item(&mut arena)?;
-        let nxdomain = r.entry(&mut arena)?;
+        let mut soa_arena = Vec::new();
+        let negative_soa = r.item(&mut soa_arena)?;
+        let mut nx_arena = Vec::new();
+        let mut nxdomain = r.entry(&mut nx_arena)?;
+        nxdomain.arena = Arc::from(nx_arena);
         let ncidr = r.u32()? as usize;
         let mut cidrs = Vec::with_capacity(ncidr.min(65536));
         for _ in 0..ncidr {
             let c = r.cidr()?;
             cidrs.push((c, r.u8()?));
         }
-        let n = r.u32()? as usize;
-        let mut map: HashMap<Vec<u8>, Vec<Entry>, BuildHasherDefault<Fnv>> = HashMap::default();
-        map.reserve(n.min(1 << 20));
-        for _ in 0..n {
-            let klen = r.u16()? as usize;
-            let key = r.bytes(klen)?.to_vec();
-            let e = r.entry(&mut arena)?;
-            map.entry(key).or_insert_with(Vec::new).push(e);
+        let groups = r.groups()?;
+        r.end()?;
+        let mut d = Data { answer_limit, domain, negative_soa, soa_arena, nxdomain, cidrs, map: HashMap::default(), groups: HashMap::default(), next_slot: 0 };
+        d.map.reserve(groups.iter().map(|g| g.entries.len()).sum::<usize>().min(1 << 20));
+        for g in groups {
+            d.replace(g);
         }
-        if r.i != b.len() {
-            return Err("trailing bytes after the table".into());
+        d.map.shrink_to_fit();
+        Ok(Table { data: RwLock::new(d) })
+    }
+
+    /// Applies a patch: "PSDP" u16 version; the new negative SOA item; groups. Each group
+    /// replaces the group of the same id (a group without entries removes it); other groups
+    /// are left alone. A refused patch changes nothing.
+    pub fn patch(&self, b: &[u8]) -> Result<(), String> {
+        let mut r = Reader { b, i: 0 };
+        if r.bytes(4)? != b"PSDP" || r.u16()? != TABLE_VERSION {
+            return Err(format!("not an answer table patch of version {}", TABLE_VERSION));
         }
-        arena.shrink_to_fit();
-        map.shrink_to_fit();
-        Ok(Table { answer_limit, domain, negative_soa, nxdomain, cidrs, map, arena })
+        let mut soa_arena = Vec::new();
+        let negative_soa = r.item(&mut soa_arena)?;
+        let groups = r.groups()?;
+        r.end()?;
+        let mut d = self.data.write().unwrap_or_else(|e| e.into_inner());
+        d.negative_soa = negative_soa;
+        d.soa_arena = soa_arena;
+        for g in groups {
+            d.replace(g);
+        }
+        Ok(())
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Data> {
+        self.data.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Data {
+    /// Drops the entries of group `g.id` and puts in `g`'s (work: the two groups' entries).
+    fn replace(&mut self, g: NewGroup) {
+        if let Some(old) = self.groups.remove(&g.id) {
+            let mut i = 0;
+            while i + 2 <= old.keys.len() {
+                let n = be16(&old.keys, i) as usize;
+                let key = &old.keys[i + 2..i + 2 + n];
+                i += 2 + n;
+                if let Some(list) = self.map.get_mut(key) {
+                    list.retain(|e| e.slot != old.slot);
+                    if list.is_empty() {
+                        self.map.remove(key);
+                    }
+                }
+            }
+        }
+        if g.entries.is_empty() {
+            return;
+        }
+        let slot = self.next_slot;
+        self.next_slot = self.next_slot.wrapping_add(1);
+        let mut keys = Vec::new();
+        let rank = g.rank;
+        for (key, mut e) in g.entries {
+            e.slot = slot;
+            keys.extend_from_slice(&(key.len() as u16).to_be_bytes());
+            keys.extend_from_slice(&key);
+            let list = self.map.entry(key).or_insert_with(Vec::new);
+            let at = list.iter().position(|x| x.rank > rank).unwrap_or(list.len());
+            list.insert(at, e);
+        }
+        keys.shrink_to_fit();
+        self.groups.insert(g.id, Group { slot, keys });
     }
 
     fn client_flags(&self, c: &Client) -> u8 {
@@ -337,7 +457,14 @@ fn scan_name(q: &[u8], key: &mut [u8; 258], plain: &mut bool) -> Result<usize, (
 }
 
 /// Answers `q` from `t` for `client` into `out` (at least OUT_MAX bytes).
-pub fn answer<'a>(t: Option<&'a Table>, q: &[u8], client: &Client, out: &mut [u8]) -> Outcome {
+pub fn answer(t: Option<&Table>, q: &[u8], client: &Client, out: &mut [u8]) -> Outcome {
+    match t {
+        Some(t) => answer_from(Some(&t.read()), q, client, out),
+        None => answer_from(None, q, client, out),
+    }
+}
+
+fn answer_from<'a>(t: Option<&'a Data>, q: &[u8], client: &Client, out: &mut [u8]) -> Outcome {
     if q.len() < 12 {
         return Outcome::Drop;
     }
@@ -443,7 +570,8 @@ pub fn answer<'a>(t: Option<&'a Table>, q: &[u8], client: &Client, out: &mut [u8
     }
 
     let variant = if cflags & FLAG_LOCAL != 0 && entry.variants.len() > 1 { &entry.variants[1] } else { &entry.variants[0] };
-    let resolve = |it: &'a Item| -> &'a Item { if it.zone_soa { &t.negative_soa } else { it } };
+    // An item and the arena its bytes are in.
+    let resolve = |it: &'a Item| -> (&'a Item, &'a [u8]) { if it.zone_soa { (&t.negative_soa, &t.soa_arena[..]) } else { (it, &entry.arena[..]) } };
     // The zone's labels end the question name (when it is under the zone; else no item has patches).
     let zone_ptr = 0xc000u16 | (12 + name_len).saturating_sub(1 + t.domain.len()) as u16;
     let turn = be16(q, 0) as usize;
@@ -451,9 +579,9 @@ pub fn answer<'a>(t: Option<&'a Table>, q: &[u8], client: &Client, out: &mut [u8
     let answers = || rotated(variant, turn).take(cap);
 
     let base = name_end + 4 + opt_len;
-    let an: usize = answers().map(|it| resolve(it).len as usize).sum();
-    let ns: usize = entry.authority.iter().map(|it| resolve(it).len as usize).sum();
-    let ad: usize = variant.additional.iter().map(|it| resolve(it).len as usize).sum();
+    let an: usize = answers().map(|it| resolve(it).0.len as usize).sum();
+    let ns: usize = entry.authority.iter().map(|it| resolve(it).0.len as usize).sum();
+    let ad: usize = variant.additional.iter().map(|it| resolve(it).0.len as usize).sum();
     // Everything; else without the additional section; else TC and the answer records that fit.
     let (room, with_authority, with_additional) = if base + an + ns + ad <= limit {
         (usize::MAX, true, true)
@@ -467,13 +595,13 @@ pub fn answer<'a>(t: Option<&'a Table>, q: &[u8], client: &Client, out: &mut [u8
     let counts_at = o;
     o = header(out, rflags, [1, 0, 0, 0], o);
     let put = |it: &'a Item, out: &mut [u8], o: &mut usize| {
-        let it = resolve(it);
+        let (it, arena) = resolve(it);
         let at = it.off as usize;
         let np = it.patches as usize;
         let len = it.len as usize;
-        out[*o..*o + len].copy_from_slice(&t.arena[at + 2 * np..at + 2 * np + len]);
+        out[*o..*o + len].copy_from_slice(&arena[at + 2 * np..at + 2 * np + len]);
         for k in 0..np {
-            let pos = *o + be16(&t.arena, at + 2 * k) as usize;
+            let pos = *o + be16(arena, at + 2 * k) as usize;
             out[pos] = (zone_ptr >> 8) as u8;
             out[pos + 1] = zone_ptr as u8;
         }
@@ -482,7 +610,7 @@ pub fn answer<'a>(t: Option<&'a Table>, q: &[u8], client: &Client, out: &mut [u8
     let mut used = 0usize;
     let mut an_count = 0usize;
     for it in answers() {
-        let len = resolve(it).len as usize;
+        let len = resolve(it).0.len as usize;
         if used + len > room {
             break;
         }
@@ -561,7 +689,7 @@ fn plain_options(q: &[u8], start: usize, len: usize) -> bool {
 }
 
 /// For `X.svc.<zone>`: the entry of `X.<zone>` when X is a service name (alias entries).
-fn svc_alias<'a>(t: &'a Table, key: &[u8; 258], name_len: usize, qtype: u16, c: &Client, cflags: u8) -> Option<&'a Entry> {
+fn svc_alias<'a>(t: &'a Data, key: &[u8; 258], name_len: usize, qtype: u16, c: &Client, cflags: u8) -> Option<&'a Entry> {
     let d = t.domain.len();
     // name = X [3]svc <domain> [0]; X non-empty.
     if name_len < 1 + 4 + d + 1 {

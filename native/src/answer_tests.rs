@@ -2,6 +2,9 @@
 //! - `Table::parse`: a table in the format src/native/table.ts writes is read; anything else
 //!   (wrong magic or version, any truncation, trailing bytes, a zone pointer outside its record,
 //!   a bad item kind, variant count or prefix) is an Err, never a panic;
+//! - `Table::patch`: a group replaces its previous entries and only those, an empty group
+//!   removes them, a lower rank answers first under a shared name, the negative SOA follows the
+//!   patch, and a refused patch changes nothing;
 //! - `answer`: the exact bytes of a reply (owner C0 0C, zone pointers patched to the zone's place
 //!   in the question as the client spelled it), negative answers with the zone's SOA, the
 //!   `X.svc.<zone>` alias, rotation by query ID per group, prefer-local, truncation (whole records,
@@ -175,13 +178,14 @@ struct Tb {
     soa: It,
     nx: Ent,
     clients: Vec<(([u8; 16], u8), u8)>,
-    entries: Vec<(Vec<u8>, Ent)>,
+    /// Groups: id, rank, entries (`add` puts entries in one group "all", rank 0).
+    groups: Vec<(String, u8, Vec<(Vec<u8>, Ent)>)>,
 }
 
 impl Tb {
     fn new() -> Tb {
         let nx = Ent { rcode: 3, authority: vec![soa_ref()], ..ent(Vec::new()) };
-        Tb { zone: ZONE.to_string(), magic: *b"PSDT", version: 2, limit: 0, soa: negative_soa(), nx, clients: Vec::new(), entries: Vec::new() }
+        Tb { zone: ZONE.to_string(), magic: *b"PSDT", version: 3, limit: 0, soa: negative_soa(), nx, clients: Vec::new(), groups: Vec::new() }
     }
     fn limit(mut self, n: u16) -> Tb {
         self.limit = n;
@@ -192,11 +196,42 @@ impl Tb {
         self
     }
     /// An entry for `name` (lower-cased as table.ts does) and `qtype` (0: any other type).
-    fn add(mut self, name: &str, qtype: u16, e: Ent) -> Tb {
+    fn add(self, name: &str, qtype: u16, e: Ent) -> Tb {
+        self.add_to("all", 0, name, qtype, e)
+    }
+    /// An entry in group `group` of rank `rank` (created on first use).
+    fn add_to(mut self, group: &str, rank: u8, name: &str, qtype: u16, e: Ent) -> Tb {
         let mut k = wire(&name.to_ascii_lowercase());
         k.extend_from_slice(&qtype.to_be_bytes());
-        self.entries.push((k, e));
+        match self.groups.iter_mut().find(|g| g.0 == group) {
+            Some(g) => g.2.push((k, e)),
+            None => self.groups.push((group.to_string(), rank, vec![(k, e)])),
+        }
         self
+    }
+    /// The groups part (shared by tables and patches).
+    fn put_groups(&self, w: &mut Vec<u8>) {
+        w.extend_from_slice(&(self.groups.len() as u32).to_be_bytes());
+        for (id, rank, entries) in &self.groups {
+            w.extend_from_slice(&(id.len() as u16).to_be_bytes());
+            w.extend_from_slice(id.as_bytes());
+            w.push(*rank);
+            w.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+            for (k, e) in entries {
+                w.extend_from_slice(&(k.len() as u16).to_be_bytes());
+                w.extend_from_slice(k);
+                put_entry(w, e);
+            }
+        }
+    }
+    /// These groups and negative SOA as a patch.
+    fn patch_bytes(&self) -> Vec<u8> {
+        let mut w = Vec::new();
+        w.extend_from_slice(b"PSDP");
+        w.extend_from_slice(&self.version.to_be_bytes());
+        put_item(&mut w, &self.soa);
+        self.put_groups(&mut w);
+        w
     }
     fn bytes(&self) -> Vec<u8> {
         let mut w = Vec::new();
@@ -214,12 +249,7 @@ impl Tb {
             w.push(*prefix);
             w.push(*flags);
         }
-        w.extend_from_slice(&(self.entries.len() as u32).to_be_bytes());
-        for (k, e) in &self.entries {
-            w.extend_from_slice(&(k.len() as u16).to_be_bytes());
-            w.extend_from_slice(k);
-            put_entry(&mut w, e);
-        }
+        self.put_groups(&mut w);
         w
     }
     fn parse(&self) -> Table {
@@ -389,6 +419,7 @@ fn patched(it: &It, zone_at: u16) -> Vec<u8> {
 #[test]
 fn a_table_in_the_documented_format_parses() {
     let t = rich().parse();
+    let t = t.read();
     assert_eq!(t.answer_limit, 4);
     assert_eq!(t.domain, b"\x07cluster\x05local".to_vec());
     assert_eq!(t.cidrs.len(), 2);
@@ -408,7 +439,7 @@ fn wrong_magic_or_version_is_refused() {
     let mut tb = Tb::new();
     tb.magic = *b"PSDX";
     assert!(Table::parse(&tb.bytes()).is_err(), "wrong magic");
-    for v in [0u16, 1, 3, 0x0200].iter() {
+    for v in [0u16, 1, 2, 4, 0x0300].iter() {
         let mut tb = Tb::new();
         tb.version = *v;
         assert!(Table::parse(&tb.bytes()).is_err(), "version {}", v);
@@ -616,8 +647,8 @@ fn each_group_rotates_by_the_query_id() {
             ent(vec![a([0, 0, 0, 1]), a([0, 0, 0, 2]), a([0, 0, 0, 3])]).local(vec![a([0, 0, 0, 11]), a([0, 0, 0, 12])], vec![a([0, 0, 0, 21]), a([0, 0, 0, 22]), a([0, 0, 0, 23])]),
         );
     // Each variant has its own additional records.
-    tb.entries[0].1.variants[0].additional = vec![a_under("h1", [0, 0, 0, 31])];
-    tb.entries[0].1.variants[1].additional = vec![a_under("h1", [0, 0, 0, 41]), a_under("h2", [0, 0, 0, 42])];
+    tb.groups[0].2[0].1.variants[0].additional = vec![a_under("h1", [0, 0, 0, 31])];
+    tb.groups[0].2[0].1.variants[1].additional = vec![a_under("h1", [0, 0, 0, 41]), a_under("h2", [0, 0, 0, 42])];
     let t = tb.parse();
     let name = "web.default.cluster.local";
     let remote = client([1, 2, 3, 4]);
@@ -829,4 +860,86 @@ fn malformed_queries_are_dropped_or_get_an_error_header() {
     assert_eq!(run(Some(&t), &q, c).0, "js", "a trailing byte");
     // No table yet: everything well formed goes to JS.
     assert_eq!(run(None, &good, c).0, "js", "no table");
+}
+
+// ---- patches ----
+
+/// A patch with these groups and the zone's SOA with serial `serial`.
+fn patch_of(serial: u32, groups: Tb) -> Vec<u8> {
+    let mut p = groups;
+    p.soa = record(Some(""), 6, 5, |r| {
+        r.zone_name("ns.dns");
+        r.zone_name("hostmaster");
+        for v in [serial, 30, 10, 3600, 5].iter() {
+            r.bytes.extend_from_slice(&v.to_be_bytes());
+        }
+    });
+    p.patch_bytes()
+}
+
+#[test]
+fn a_patch_replaces_one_group_and_leaves_the_others() {
+    let t = Tb::new()
+        .add_to("svc:web", 0, "web.default.cluster.local", T_A, ent(vec![a([10, 0, 0, 1])]))
+        .add_to("svc:web", 0, "h1.web.default.cluster.local", T_A, ent(vec![a([10, 0, 0, 1])]))
+        .add_to("svc:db", 0, "db.default.cluster.local", T_A, ent(vec![a([10, 0, 0, 9])]))
+        .parse();
+    let c = client([1, 2, 3, 4]);
+    let web = query(0, "web.default.cluster.local", T_A);
+    let h1 = query(2, "h1.web.default.cluster.local", T_A);
+    let db = query(3, "db.default.cluster.local", T_A);
+    // web gets a second endpoint and loses the host name h1.
+    let p = Tb::new().add_to("svc:web", 0, "web.default.cluster.local", T_A, ent(vec![a([10, 0, 0, 1]), a([10, 0, 0, 2])]));
+    t.patch(&patch_of(8, p)).unwrap();
+    assert_eq!(a_hosts(&ask(&t, &web, c)), vec![1, 2]);
+    let r = ask(&t, &h1, c);
+    assert_eq!((flags(&r) & 0xf, counts(&r)), (3, [1, 0, 1, 0]), "h1 is gone: NXDOMAIN");
+    assert_eq!(&r[h1.len() + 34..h1.len() + 38], &8u32.to_be_bytes()[..], "with the patch's SOA serial");
+    assert_eq!(a_hosts(&ask(&t, &db, c)), vec![9], "another group is untouched");
+    // Rotation is by query ID, whatever was patched in between.
+    let id2 = query(0, "web.default.cluster.local", T_A);
+    t.patch(&patch_of(9, Tb::new().add_to("svc:db", 0, "db.default.cluster.local", T_A, ent(vec![a([10, 0, 0, 8])])))).unwrap();
+    assert_eq!(ask(&t, &id2, c), ask(&t, &web, c));
+    // An empty group removes its names.
+    let mut gone = Tb::new();
+    gone.groups.push(("svc:db".to_string(), 0, Vec::new()));
+    t.patch(&patch_of(10, gone)).unwrap();
+    assert_eq!(flags(&ask(&t, &db, c)) & 0xf, 3, "db removed");
+    assert_eq!(t.read().groups.len(), 1);
+    assert_eq!(t.read().map.len(), 1, "only web's name is left");
+}
+
+#[test]
+fn under_a_shared_name_the_lower_rank_answers_whatever_the_patch_order() {
+    let scope = v4net([10, 88, 0, 0], 16);
+    let t = Tb::new().add_to("containers", 1, "web", T_A, ent(vec![a([10, 88, 0, 7])]).scoped(scope)).parse();
+    let q = query(1, "web", T_A);
+    let c = client([10, 88, 0, 5]);
+    assert_eq!(a_hosts(&ask(&t, &q, c)), vec![7]);
+    t.patch(&patch_of(8, Tb::new().add_to("ptr:x", 0, "web", T_A, ent(vec![a([10, 88, 0, 3])])))).unwrap();
+    assert_eq!(a_hosts(&ask(&t, &q, c)), vec![3], "rank 0 first, though patched in later");
+    t.patch(&patch_of(9, Tb::new().add_to("containers", 1, "web", T_A, ent(vec![a([10, 88, 0, 8])]).scoped(scope)))).unwrap();
+    assert_eq!(a_hosts(&ask(&t, &q, c)), vec![3], "still after a new rank-1 group");
+    assert_eq!(t.read().map[&[wire("web"), vec![0, 1]].concat()].len(), 2, "the old container entry is gone");
+}
+
+#[test]
+fn a_bad_patch_is_refused_and_changes_nothing() {
+    let t = Tb::new().add_to("svc:web", 0, "web.default.cluster.local", T_A, ent(vec![a([10, 0, 0, 1])])).parse();
+    let good = patch_of(8, Tb::new().add_to("svc:web", 0, "web.default.cluster.local", T_A, ent(vec![a([10, 0, 0, 2])])));
+    for n in 0..good.len() {
+        assert!(t.patch(&good[..n]).is_err(), "the first {} of {} bytes were accepted", n, good.len());
+    }
+    let mut trailing = good.clone();
+    trailing.push(0);
+    assert!(t.patch(&trailing).is_err());
+    assert!(t.patch(&Tb::new().bytes()).is_err(), "a whole table is not a patch");
+    let mut old = Tb::new();
+    old.version = 2;
+    assert!(t.patch(&old.patch_bytes()).is_err(), "another version");
+    assert!(Table::parse(&good).is_err(), "a patch is not a whole table");
+    let q = query(1, "web.default.cluster.local", T_A);
+    assert_eq!(a_hosts(&ask(&t, &q, client([1, 2, 3, 4]))), vec![1]);
+    t.patch(&good).unwrap();
+    assert_eq!(a_hosts(&ask(&t, &q, client([1, 2, 3, 4]))), vec![2]);
 }

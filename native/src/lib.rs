@@ -242,30 +242,61 @@ unsafe extern "C" fn reply(env: napi_env, info: napi_callback_info) -> napi_valu
     v
 }
 
-/// setTable(buffer | null, background?): parses and swaps in a new answer table (null: hand
-/// everything to JS). With `background` the parse runs on its own thread (a big table must not
-/// hold the event loop) and a bad table is reported on stderr instead of thrown.
+/// A whole table being sent in parts (setTable with `staged`): patches go to it until
+/// commitTable installs it, so the UDP threads never answer from half a table.
+static STAGED: std::sync::Mutex<Option<answer::Table>> = std::sync::Mutex::new(None);
+
+/// setTable(buffer | null, staged?): parses a whole answer table and swaps it in (null: hand
+/// everything to JS); with `staged` it is kept aside for patchTable and commitTable instead.
 unsafe extern "C" fn set_table(env: napi_env, info: napi_callback_info) -> napi_value {
     let a = args::<2>(env, info);
-    let mut background = false;
-    napi_get_value_bool(env, a[1], &mut background);
-    let ticket = udp::table_ticket();
-    match buffer(env, a[0]) {
-        None => udp::set_table(None, ticket),
-        Some(b) if background => {
-            let data = b.to_vec();
-            std::thread::spawn(move || match answer::Table::parse(&data) {
-                Ok(t) => udp::set_table(Some(t), ticket),
-                Err(e) => {
-                    eprintln!("podman-swarm-dns native: answer table rejected: {}", e);
-                    udp::set_table(None, ticket)
-                }
-            });
-        }
+    let mut staged = false;
+    napi_get_value_bool(env, a[1], &mut staged);
+    let table = match buffer(env, a[0]) {
+        None => None,
         Some(b) => match answer::Table::parse(b) {
-            Ok(t) => udp::set_table(Some(t), ticket),
+            Ok(t) => Some(t),
             Err(e) => return throw(env, "EINVAL", &format!("answer table: {}", e)),
         },
+    };
+    let mut s = STAGED.lock().unwrap_or_else(|e| e.into_inner());
+    match table {
+        Some(t) if staged => *s = Some(t),
+        t => {
+            *s = None;
+            udp::set_table(t, udp::table_ticket());
+        }
+    }
+    undefined(env)
+}
+
+/// patchTable(buffer) → false when there is no table to patch: applies a patch to the staged
+/// table, or else to the one the threads answer from, in place.
+unsafe extern "C" fn patch_table(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<1>(env, info);
+    let b = match buffer(env, a[0]) {
+        Some(b) => b,
+        None => return throw(env, "EINVAL", "patchTable(patch: Buffer)"),
+    };
+    let s = STAGED.lock().unwrap_or_else(|e| e.into_inner());
+    let r = match s.as_ref() {
+        Some(t) => Some(t.patch(b)),
+        None => udp::current_table().1.map(|t| t.patch(b)),
+    };
+    let ok = match r {
+        None => false,
+        Some(Ok(())) => true,
+        Some(Err(e)) => return throw(env, "EINVAL", &format!("answer table patch: {}", e)),
+    };
+    let mut v = null_mut();
+    napi_get_boolean(env, ok, &mut v);
+    v
+}
+
+/// commitTable(): installs the staged table (nothing when none is staged).
+unsafe extern "C" fn commit_table(env: napi_env, _info: napi_callback_info) -> napi_value {
+    if let Some(t) = STAGED.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        udp::set_table(Some(t), udp::table_ticket());
     }
     undefined(env)
 }
@@ -377,13 +408,15 @@ unsafe extern "C" fn cores(env: napi_env, _info: napi_callback_info) -> napi_val
 
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 20] = [
+    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 22] = [
         ("openUdp", open_udp),
         ("setRrl", set_rrl),
         ("closeUdp", close_udp),
         ("udpTake", udp_take),
         ("reply", reply),
         ("setTable", set_table),
+        ("patchTable", patch_table),
+        ("commitTable", commit_table),
         ("answer", answer_js),
         ("stats", stats),
         ("cachePut", cache_put),

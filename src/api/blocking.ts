@@ -2,58 +2,76 @@ import type { Registry } from '../registry/registry.js';
 
 // Consul-style blocking queries (`?index=N&wait=30s`): a read waits until the data it returns
 // changes past index N, or the wait ends. Each service remembers the registry index of its last
-// change, so a watcher of one service is not woken by every other service.
+// change, and a waiter waits on what it reads (everything, the nodes, or one service), so a
+// change wakes only the watchers of what it touched.
+
+/** What a blocking read returns: everything (status, service list), the node list, or one service. */
+export type Scope = 'global' | 'nodes' | { service: string };
+
+type Waiter = (force: boolean) => void;
 
 export class ChangeIndex {
   private readonly services = new Map<string, number>();
   private nodesIndex: number;
-  private readonly waiters = new Set<(force: boolean) => void>();
+  private readonly waiters = { global: new Set<Waiter>(), nodes: new Set<Waiter>(), services: new Map<string, Set<Waiter>>() };
   private readonly unsubscribe: () => void;
 
   constructor(private readonly registry: Registry) {
     this.nodesIndex = registry.index;
     this.unsubscribe = registry.onChange((change) => {
-      for (const key of change.services) this.services.set(key, change.index);
-      if (change.nodes.length) this.nodesIndex = change.index;
-      for (const wake of [...this.waiters]) wake(false);
+      const wake = [...this.waiters.global];
+      for (const key of change.services) {
+        this.services.set(key, change.index);
+        wake.push(...(this.waiters.services.get(key) ?? []));
+      }
+      if (change.nodes.length) {
+        this.nodesIndex = change.index;
+        wake.push(...this.waiters.nodes);
+      }
+      for (const w of wake) w(false);
     });
   }
 
-  /** Index of the latest change to everything (service lists, status). */
-  get global(): number {
-    return this.registry.index;
+  /** The index of the latest change to what `scope` reads. */
+  index(scope: Scope): number {
+    if (scope === 'global') return this.registry.index;
+    if (scope === 'nodes') return this.nodesIndex;
+    return this.services.get(scope.service) ?? 0;
   }
 
-  get nodes(): number {
-    return this.nodesIndex;
-  }
-
-  service(key: string): number {
-    return this.services.get(key) ?? 0;
-  }
-
-  /** Resolves when `current()` exceeds `index`, or after `waitMs`. */
-  wait(current: () => number, index: number, waitMs: number, signal?: AbortSignal): Promise<void> {
+  /** Resolves when the index of `scope` exceeds `index`, or after `waitMs`. */
+  wait(scope: Scope, index: number, waitMs: number, signal?: AbortSignal): Promise<void> {
     // An index from the future means the daemon restarted since the client's last read.
-    if (current() > index || index > this.registry.index || waitMs <= 0) return Promise.resolve();
+    if (this.index(scope) > index || index > this.registry.index || waitMs <= 0) return Promise.resolve();
+    const set = this.waitersOf(scope);
     return new Promise((resolve) => {
       const finish = (): void => {
         clearTimeout(timer);
-        this.waiters.delete(check);
+        set.delete(check);
+        if (typeof scope === 'object' && set.size === 0) this.waiters.services.delete(scope.service);
         signal?.removeEventListener('abort', finish);
         resolve();
       };
       const check = (force: boolean): void => {
-        if (force || current() > index) finish();
+        if (force || this.index(scope) > index) finish();
       };
       const timer = setTimeout(finish, waitMs);
-      this.waiters.add(check);
+      set.add(check);
       signal?.addEventListener('abort', finish);
     });
   }
 
+  private waitersOf(scope: Scope): Set<Waiter> {
+    if (scope === 'global') return this.waiters.global;
+    if (scope === 'nodes') return this.waiters.nodes;
+    let set = this.waiters.services.get(scope.service);
+    if (!set) this.waiters.services.set(scope.service, (set = new Set()));
+    return set;
+  }
+
   close(): void {
     this.unsubscribe();
-    for (const wake of [...this.waiters]) wake(true);
+    const all = [...this.waiters.global, ...this.waiters.nodes, ...[...this.waiters.services.values()].flatMap((s) => [...s])];
+    for (const wake of all) wake(true);
   }
 }

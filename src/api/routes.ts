@@ -5,7 +5,7 @@ import type { LocalNode } from '../registry/local.js';
 import type { Registry } from '../registry/registry.js';
 import { endpointKey, serviceKey, type Endpoint } from '../registry/types.js';
 import { StateWriteError } from '../state/files.js';
-import type { ChangeIndex } from './blocking.js';
+import type { ChangeIndex, Scope } from './blocking.js';
 import { endpointJson, nodeJson, serviceAddresses, serviceDetail, serviceSummary } from './format.js';
 import { HttpError, parseWait, readJson, sendJson } from './http.js';
 import type { Metrics } from './metrics.js';
@@ -73,16 +73,16 @@ const route = (method: string, path: string, handler: Handler, write = false): v
 };
 
 /** A blocking read: waits per `?index=&wait=`, then sends `body()` with the index header. */
-async function blockingRead(r: Request, index: () => number, ctx: ApiContext, body: () => unknown): Promise<void> {
+async function blockingRead(r: Request, scope: Scope, ctx: ApiContext, body: () => unknown): Promise<void> {
   const rawIndex = r.url.searchParams.get('index');
   if (rawIndex !== null) {
     if (!/^\d+$/.test(rawIndex)) throw new HttpError(400, `index=${rawIndex} is not a whole number`);
     const wait = parseWait(r.url.searchParams.get('wait') ?? '5m');
-    await ctx.changes.wait(index, Number(rawIndex), wait, r.signal);
+    await ctx.changes.wait(scope, Number(rawIndex), wait, r.signal);
   } else if (r.url.searchParams.has('wait')) {
     throw new HttpError(400, 'wait= needs index= (the X-Podman-Swarm-Index of a previous response)');
   }
-  sendJson(r.res, 200, body(), { 'x-podman-swarm-index': String(index()) });
+  sendJson(r.res, 200, body(), { 'x-podman-swarm-index': String(ctx.changes.index(scope)) });
 }
 
 function serviceParams(r: Request): { ns: string; svc: string } {
@@ -108,23 +108,23 @@ route('GET', '/metrics', async (ctx, r) => {
 });
 
 route('GET', '/api/v1/status', (ctx, r) =>
-  blockingRead(r, () => ctx.changes.global, ctx, () => ctx.status()),
+  blockingRead(r, 'global', ctx, () => ctx.status()),
 );
 
 route('GET', '/api/v1/services', (ctx, r) =>
-  blockingRead(r, () => ctx.changes.global, ctx, () =>
+  blockingRead(r, 'global', ctx, () =>
     [...ctx.registry.services()].map(serviceSummary).sort((a, b) => (a.namespace + '/' + a.name < b.namespace + '/' + b.name ? -1 : 1)),
   ),
 );
 
 route('GET', '/api/v1/services/{ns}/{svc}', (ctx, r) => {
   const { ns, svc } = serviceParams(r);
-  return blockingRead(r, () => ctx.changes.service(serviceKey(ns, svc)), ctx, () => serviceDetail(getService(ctx, ns, svc)));
+  return blockingRead(r, { service: serviceKey(ns, svc) }, ctx, () => serviceDetail(getService(ctx, ns, svc)));
 });
 
 route('GET', '/api/v1/services/{ns}/{svc}/endpoints', (ctx, r) => {
   const { ns, svc } = serviceParams(r);
-  return blockingRead(r, () => ctx.changes.service(serviceKey(ns, svc)), ctx, () => {
+  return blockingRead(r, { service: serviceKey(ns, svc) }, ctx, () => {
     const v = getService(ctx, ns, svc);
     return v.endpoints.map((e) => endpointJson(v, e));
   });
@@ -132,7 +132,7 @@ route('GET', '/api/v1/services/{ns}/{svc}/endpoints', (ctx, r) => {
 
 route('GET', '/api/v1/services/{ns}/{svc}/addresses', (ctx, r) => {
   const { ns, svc } = serviceParams(r);
-  return blockingRead(r, () => ctx.changes.service(serviceKey(ns, svc)), ctx, () => ({
+  return blockingRead(r, { service: serviceKey(ns, svc) }, ctx, () => ({
     service: svc,
     namespace: ns,
     addresses: serviceAddresses(getService(ctx, ns, svc), ctx.failOpen()),
@@ -140,7 +140,7 @@ route('GET', '/api/v1/services/{ns}/{svc}/addresses', (ctx, r) => {
 });
 
 route('GET', '/api/v1/nodes', (ctx, r) =>
-  blockingRead(r, () => ctx.changes.nodes, ctx, () => ctx.nodes?.() ?? [...ctx.registry.nodes()].map((n) => nodeJson(n, ctx.registry.localNode))),
+  blockingRead(r, 'nodes', ctx, () => ctx.nodes?.() ?? [...ctx.registry.nodes()].map((n) => nodeJson(n, ctx.registry.localNode))),
 );
 
 // The token holds the gossip key: only for local callers (unix socket, loopback).

@@ -1,15 +1,15 @@
 import type { Logger } from 'pino';
 import type { Registry } from '../registry/registry.js';
 import { BackendSet, type Backend } from './backends.js';
-import { planListeners, type IngressEntry, type ListenerSpec } from './plan.js';
+import { Plan, type IngressEntry, type ListenerSpec } from './plan.js';
 import type { PolicyName } from './policy.js';
 import { NativeTcpProxy } from './native-tcp-proxy.js';
 import { relayAddon } from './relay-choice.js';
 import { TcpProxy, type ConnectionLimit } from './tcp-proxy.js';
 import { UdpProxy } from './udp-proxy.js';
 
-// Keeps the running listeners equal to plan(registry): on every registry change the plan is
-// recomputed and diffed. A listener that stays gets its new backend list (new endpoints get
+// Keeps the running listeners equal to plan(registry): on every registry change the services it
+// names are planned again and their listeners diffed. A listener that stays gets its new backend list (new endpoints get
 // traffic at once, removed ones none, their open connections drain); a new one gets its VIP on
 // the link and a socket; one that goes stops accepting, drains, then gives its VIP back.
 
@@ -54,6 +54,10 @@ export class LbManager {
   private pending = false;
   private stopped = false;
   private unsubscribe: (() => void) | null = null;
+  /** The plan as of the last sync (null: plan everything at the next one). */
+  private plan: Plan | null = null;
+  /** Services changed since the last sync. */
+  private readonly touched = new Set<string>();
 
   constructor(
     private readonly registry: Registry,
@@ -66,12 +70,16 @@ export class LbManager {
 
   /** Starts following the registry; resolves after the first sync. */
   start(): Promise<void> {
-    this.unsubscribe = this.registry.onChange(() => this.schedule());
+    this.unsubscribe = this.registry.onChange((c) => {
+      for (const key of c.services) this.touched.add(key);
+      this.schedule();
+    });
     return this.sync();
   }
 
   configure(opts: LbOptions): Promise<void> {
     this.opts = opts;
+    this.plan = null;
     this.limit.max = opts.maxConnections;
     for (const l of this.running.values()) {
       l.backends.configure({ policy: opts.policy, preferLocal: opts.preferLocal, ejectMs: opts.ejectMs });
@@ -104,19 +112,44 @@ export class LbManager {
     return this.chain;
   }
 
+  /** The listener keys to look at: all of them after a start or reload, else those of the services changed since. */
+  private replan(): Set<string> {
+    const o = this.opts;
+    if (!this.plan) {
+      this.plan = new Plan({ failOpen: o.failOpen, ingress: o.ingress, hostAddress: o.hostAddress });
+      this.touched.clear();
+      for (const v of this.registry.services()) this.plan.update(v.key, v);
+      return new Set([...this.plan.keys(), ...this.running.keys(), ...this.failures.keys()]);
+    }
+    // Listeners that could not be bound are tried again on every change.
+    const keys = new Set(this.failures.keys());
+    for (const key of this.touched) {
+      const slash = key.indexOf('/');
+      for (const l of this.plan.update(key, this.registry.service(key.slice(0, slash), key.slice(slash + 1)))) keys.add(l);
+    }
+    this.touched.clear();
+    return keys;
+  }
+
   private async syncNow(): Promise<void> {
     if (this.stopped) return;
     const o = this.opts;
-    const plan = planListeners(this.registry.services(), { failOpen: o.failOpen, ingress: o.ingress, hostAddress: o.hostAddress });
-    const wanted = new Map(plan.map((s) => [s.key, s]));
-    for (const [key, l] of this.running) {
-      if (!wanted.has(key)) await this.remove(key, l);
+    const keys = this.replan();
+    const plan = this.plan!;
+    for (const key of keys) {
+      const l = this.running.get(key);
+      if (l && !plan.wanted(key)) await this.remove(key, l);
     }
-    for (const spec of plan) {
-      let l = this.running.get(spec.key);
+    for (const key of keys) {
+      const spec = plan.wanted(key);
+      if (!spec) {
+        this.failures.delete(key);
+        continue;
+      }
+      let l = this.running.get(key);
       // PROXY protocol switched on or off: the listener moves between the relay and the JS proxy.
       if (l?.tcp && (l.tcp instanceof NativeTcpProxy) !== (relayAddon(o.proxyProtocol) !== null)) {
-        await this.remove(spec.key, l);
+        await this.remove(key, l);
         l = undefined;
       }
       if (l) {
@@ -127,7 +160,6 @@ export class LbManager {
         await this.add(spec);
       }
     }
-    for (const key of this.failures.keys()) if (!wanted.has(key)) this.failures.delete(key);
   }
 
   private async add(spec: ListenerSpec): Promise<void> {

@@ -44,8 +44,6 @@ export interface NativeDnsDeps {
 }
 
 const METRICS_INTERVAL_MS = 1000;
-/** Tables above this are parsed off the event loop; small ones go in at once (no lag at all). */
-const BACKGROUND_PARSE_BYTES = 1 << 20;
 
 export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDeps): NativeDns {
   const loaded = loadDnsAddon(d.env);
@@ -57,13 +55,14 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   const { addon } = loaded;
   const n = threads > 0 ? threads : addon.cores();
   const udp = new NativeUdp(addon, d.handler, n, receiveBuffer, d.udpLimit);
-  const table = new LiveTable(d.registry, d.zone, d.clients, (t) => addon.setTable(t, t.length > BACKGROUND_PARSE_BYTES), (e) => {
+  const sink = { set: (t: Buffer, staged: boolean) => addon.setTable(t, staged), patch: (p: Buffer) => addon.patchTable(p), commit: () => addon.commitTable() };
+  const table = new LiveTable(d.registry, d.zone, d.clients, sink, (e) => {
     // Without a current table the threads hand every query to JS: slower, still correct.
     addon.setTable(null);
     d.log.error({ err: e }, `native answer table could not be built (${e.message}); the JS path answers until the next change`);
   }, d.containerNames);
   d.clients.onChange = () => table.schedule();
-  if (d.containerNames) d.containerNames.onChange = () => table.schedule();
+  if (d.containerNames) d.containerNames.onChange = () => table.containersChanged();
   const flush = (): void => {
     const c = udp.drain();
     for (const [type, rcode, count] of c.answers) d.metrics.nativeAnswers(type, rcode, count);
@@ -84,7 +83,7 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   d.metrics.beforeScrape.push(flush, flushCache);
   new Counter({
     name: 'podman_swarm_dns_native_table_builds_total',
-    help: 'Native answer tables compiled and installed (one per registry or container-name change; none when nothing changed)',
+    help: 'Native answer tables and patches compiled and installed (one patch per registry or container-name change; none when nothing changed)',
     registers: [d.metrics.prom],
     collect() {
       this.reset();

@@ -20,8 +20,12 @@ export interface Addon {
   /** The oldest query waiting for JS at most maxAgeMs old (older ones: dropped, counted). */
   udpTake(id: number, maxAgeMs: number): [packet: Buffer, ip: string, port: number, sock: number] | undefined;
   reply(sock: number, ip: string, port: number, packet: Buffer): boolean;
-  /** Swaps in a new answer table; `background`: parse it off the event loop (installed shortly after). */
-  setTable(table: Buffer | null, background?: boolean): void;
+  /** Swaps in a whole answer table (null: none); `staged`: keeps it aside for patchTable until commitTable. */
+  setTable(table: Buffer | null, staged?: boolean): void;
+  /** Patches the staged table, else the current one, in place; false when there is none. */
+  patchTable(patch: Buffer): boolean;
+  /** Installs the staged table. */
+  commitTable(): void;
   /** Reply bytes, null (dropped) or undefined (the JS path must answer). */
   answer(packet: Buffer, ip: string): Buffer | null | undefined;
   stats(): number[];

@@ -35,8 +35,8 @@ export interface TableInput {
   containers?: ContainerScopes;
 }
 
-/** Format version of the table (answer.rs refuses others). */
-export const TABLE_VERSION = 2;
+/** Format version of tables and patches (answer.rs refuses others). */
+export const TABLE_VERSION = 3;
 const ZONE_TYPES = ['A', 'AAAA', 'SRV', 'SOA', 'NS', 'TXT'] as const;
 const TYPE_CODES: Record<string, number> = { A: 1, NS: 2, SOA: 6, PTR: 12, TXT: 16, AAAA: 28, SRV: 33 };
 const RCODE: Record<string, number> = { NOERROR: 0, NXDOMAIN: 3 };
@@ -44,17 +44,6 @@ const RCODE: Record<string, number> = { NOERROR: 0, NXDOMAIN: 3 };
 class Writer extends ByteWriter {
   constructor() {
     super(256);
-  }
-  /**
-   * Drops the growth slack (up to half the buffer) of bytes that stay in a cache. The copy is
-   * not from Node's buffer pool: a pooled slice would keep its whole 8 KB slab alive, mostly
-   * garbage of the same compilation.
-   */
-  compact(): void {
-    if (this.buf.length === this.n && this.n >= 4096) return;
-    const exact = Buffer.allocUnsafeSlow(this.n);
-    this.buf.copy(exact, 0, 0, this.n);
-    this.buf = exact;
   }
 }
 
@@ -249,7 +238,7 @@ function localVariant(split: LocalSplit, q: string, type: string, d: string): Va
   return { groups: [g1, g2], additional };
 }
 
-/** Services compiled between two yields of TableCompiler.steps(). */
+/** Services compiled into one patch while a whole table is built in parts. */
 const SLICE = 50;
 
 /** PTR of `ip`, when the registry knows it. */
@@ -262,10 +251,8 @@ function addReverse(out: Chunk, fixed: Zone, ip: string): void {
 }
 
 /** The names of one service (records.ts / names.ts decide which exist and what they answer). */
-function serviceChunk(zone: Zone, view: ServiceView, ownIps: string[]): Chunk {
+function serviceChunk(zone: Zone, view: ServiceView): Chunk {
   const out = new Chunk();
-  const fixed = fixedZone(zone);
-  for (const ip of ownIps) addReverse(out, fixed, ip);
   const domain = zone.settings.domain;
   // `<name>.svc.<zone>` reads as `<name>.<zone>` first (names.ts) for every name of a service, so
   // the native side finds the short form's entries under both; only a namespace called "svc",
@@ -286,101 +273,200 @@ function serviceChunk(zone: Zone, view: ServiceView, ownIps: string[]): Chunk {
   return out;
 }
 
+/** The addresses whose reverse names a service answers (its endpoints' and its VIP). */
+function serviceIps(view: ServiceView | undefined): string[] {
+  if (!view) return [];
+  const ips = new Set<string>(view.endpoints.flatMap((e) => e.reach?.addresses ?? []));
+  if (view.vip) ips.add(view.vip);
+  return [...ips];
+}
+
 /**
- * Compiles tables, reusing the entries of services whose view did not change (views are rebuilt
- * per changed service, so object identity says "unchanged") and of reverse names whose registry
- * entries did not change. A change therefore costs the changed services, not the whole zone.
+ * One group of entries as the table and patches carry it: u16 len + id, u8 rank, u32 count, the
+ * entries. A group replaces the native side's group of the same id; rank 1 (container names)
+ * answers after rank 0 (the registry) under a name both have.
+ */
+function group(id: string, chunk: Chunk, rank = 0): Buffer {
+  const w = new Writer();
+  const idBytes = Buffer.from(id, 'utf8');
+  w.u16(idBytes.length);
+  w.bytes(idBytes);
+  w.u8(rank);
+  w.u32(chunk.count);
+  return Buffer.concat([w.done(), chunk.w.done()]);
+}
+
+/** The negative SOA as any name under the zone has it: owner and names point at the zone. */
+function negativeSoa(fixed: Zone): { item: Item; nx: Answer; q: string } {
+  const q = `a.b.c.d.e.f.${fixed.settings.domain}`.toUpperCase();
+  const nx = answerQuestion({ name: q, type: 'A' }, fixed, ALL)!;
+  return { item: { kind: 0, wire: encodeRecord(nx.authorities[0]!, nameContext(q, fixed.settings.domain)) }, nx, q };
+}
+
+/**
+ * Compiles the table in groups: one per service (its names), one per address (its reverse
+ * name), the zone's own names, the namespace names and the container names. A whole table is
+ * every group; a registry change is a patch of the groups of the services it touched and of
+ * their addresses, old and new: its cost follows the change, not the zone. Remembers what it
+ * compiled last (each service's addresses, the namespaces) to know which groups a change
+ * empties.
  */
 export class TableCompiler {
-  private services = new WeakMap<ServiceView, { sig: string; chunk: Chunk }>();
+  private ipsOf = new Map<string, string[]>();
+  private namespaces = new Set<string>();
+  /** Services of namespace "svc": their names can mean other services' names too, so they are
+   *  compiled again with every patch (see serviceChunk). */
+  private svcNamespace = new Set<string>();
 
+  /** A whole table in one buffer. */
   compile(input: TableInput): Buffer {
-    const steps = this.steps(input);
-    for (;;) {
-      const r = steps.next();
-      if (r.done) return r.value;
-    }
+    const parts = this.parts(input);
+    const groups: Buffer[] = [];
+    let header = parts.next().value as Buffer;
+    for (let r = parts.next(); !r.done; r = parts.next()) groups.push(...(r.value as Buffer[]));
+    header = Buffer.concat([header.subarray(0, header.length - 4), u32(groups.length)]);
+    return Buffer.concat([header, ...groups]);
   }
 
   /**
-   * The compilation in slices: it yields after every SLICE services, so that a large registry
-   * does not hold the event loop (the daemon keeps answering from JS meanwhile).
+   * A whole table in parts: first the table without groups (its header), then lists of groups,
+   * each list SLICE services, so that a large registry does not hold the event loop (the
+   * previous table answers meanwhile; the parts go to a staged table, see LiveTable).
    */
-  *steps(input: TableInput): Generator<void, Buffer> {
+  *parts(input: TableInput): Generator<Buffer | Buffer[], void> {
     const { zone } = input;
-    const domain = zone.settings.domain;
-    // Everything an entry depends on besides its service: the settings, minus the serial.
-    const sig = JSON.stringify({ ...zone.settings, serial: 0 });
-    const chunks: Chunk[] = [];
-
-    const global = new Chunk();
-    addName(global, zone, domain);
-    for (const n of ['dns-version', 'dns', 'ns.dns', 'svc']) addName(global, zone, `${n}.${domain}`);
-    const namespaces = new Set<string>();
-    const addresses = new Set<string>();
-    let done = 0;
-    for (const view of input.services) {
-      namespaces.add(view.namespace);
-      // Reverse names: those of addresses only this service has go with the service; addresses
-      // several services share are compiled below, every time.
-      const own: string[] = [];
-      const ips = new Set<string>(view.endpoints.flatMap((e) => e.reach?.addresses ?? []));
-      if (view.vip) ips.add(view.vip);
-      for (const ip of ips) {
-        const owners = zone.source.lookupAddress(ip);
-        if (owners.length > 0 && owners.every((o) => o.service === view.key)) own.push(ip);
-        else addresses.add(ip);
-      }
-      // The registry sets a view's VIP in place (registry.ts refreshVips): part of the signature.
-      const vsig = `${sig}${own.join(',')}|${view.vip ?? ''}`;
-      // A service in namespace "svc" can share names with others (`<host>.<svc>.svc`): never reused.
-      const cached = view.namespace === 'svc' ? undefined : this.services.get(view);
-      if (cached && cached.sig === vsig) {
-        chunks.push(cached.chunk);
-        continue;
-      }
-      const chunk = serviceChunk(zone, view, own);
-      chunk.w.compact();
-      this.services.set(view, { sig: vsig, chunk });
-      chunks.push(chunk);
-      if (++done % SLICE === 0) yield;
-    }
-    for (const ns of namespaces) {
-      addName(global, zone, `${ns}.${domain}`);
-      addName(global, zone, `${ns}.svc.${domain}`);
-    }
-    chunks.push(global);
-
-    // Reverse names of addresses several services share (others are forwarded, by JS).
     const fixed = fixedZone(zone);
-    const shared = new Chunk();
-    for (const ip of addresses) addReverse(shared, fixed, ip);
-    chunks.push(shared);
-
-    const scoped = new Chunk();
-    if (input.containers) containerEntries(scoped, input.containers, domain);
-    chunks.push(scoped);
-
+    this.ipsOf = new Map();
+    this.namespaces = new Set();
+    this.svcNamespace = new Set();
     const w = new Writer();
     w.bytes(Buffer.from('PSDT'));
     w.u16(TABLE_VERSION);
     w.u16(zone.settings.udpAnswerLimit ?? 0);
-    const zoneWire = wireName(domain);
+    const zoneWire = wireName(zone.settings.domain);
     w.u16(zoneWire.length - 1);
     w.bytes(zoneWire.subarray(0, zoneWire.length - 1));
-    // The negative SOA as any name under the zone has it: owner and names point at the zone.
-    const nxName = `a.b.c.d.e.f.${domain}`.toUpperCase();
-    const nx = answerQuestion({ name: nxName, type: 'A' }, fixed, ALL)!;
-    writeItem(w, { kind: 0, wire: encodeRecord(nx.authorities[0]!, nameContext(nxName, domain)) });
-    writeEntry(w, single(nx, nxName, domain));
+    const soa = negativeSoa(fixed);
+    writeItem(w, soa.item);
+    writeEntry(w, single(soa.nx, soa.q, zone.settings.domain));
     w.u32(input.clients.length);
     for (const c of input.clients) {
       writeCidr(w, c.cidr);
       w.u8(c.flags);
     }
-    w.u32(chunks.reduce((n, c) => n + c.count, 0));
-    return Buffer.concat([w.done(), ...chunks.map((c) => c.w.done())]);
+    w.u32(0);
+    yield w.done();
+
+    const ips = new Set<string>();
+    let slice: Buffer[] = [];
+    for (const view of input.services) {
+      this.namespaces.add(view.namespace);
+      slice.push(this.service(zone, view.key, view));
+      for (const ip of this.ipsOf.get(view.key) ?? []) ips.add(ip);
+      if (slice.length >= SLICE) {
+        yield slice;
+        slice = [];
+      }
+    }
+    for (const ip of ips) {
+      slice.push(this.reverse(fixed, ip));
+      if (slice.length >= SLICE * 4) {
+        yield slice;
+        slice = [];
+      }
+    }
+    slice.push(this.apex(zone), this.namespaceGroup(zone));
+    if (input.containers) slice.push(this.containers(input.containers, zone.settings.domain));
+    yield slice;
   }
+
+  /**
+   * A patch: the groups of services `keys` (in the registry now or removed), of their addresses
+   * before and after, the zone's own names (the SOA serial moved), the namespace names when the
+   * set of namespaces changed, and the container names when `containers` is given.
+   */
+  patch(zone: Zone, keys: Iterable<string>, containers?: ContainerScopes): Buffer {
+    const fixed = fixedZone(zone);
+    const groups: Buffer[] = [];
+    const ips = new Set<string>();
+    let namespacesMoved = false;
+    for (const key of new Set([...keys, ...this.svcNamespace])) {
+      const slash = key.indexOf('/');
+      const ns = key.slice(0, slash);
+      const view = zone.source.service(ns, key.slice(slash + 1));
+      for (const ip of this.ipsOf.get(key) ?? []) ips.add(ip);
+      groups.push(this.service(zone, key, view));
+      for (const ip of this.ipsOf.get(key) ?? []) ips.add(ip);
+      const has = zone.source.hasNamespace(ns);
+      if (has === this.namespaces.has(ns)) continue;
+      namespacesMoved = true;
+      if (has) this.namespaces.add(ns);
+      else this.namespaces.delete(ns);
+    }
+    for (const ip of ips) groups.push(this.reverse(fixed, ip));
+    groups.push(this.apex(zone));
+    if (namespacesMoved || this.svcNamespace.size > 0) groups.push(this.namespaceGroup(zone));
+    if (containers) groups.push(this.containers(containers, zone.settings.domain));
+    return this.asPatch(zone, groups);
+  }
+
+  /** Groups (from parts()) as a patch, with the zone's negative SOA as it is now. */
+  asPatch(zone: Zone, groups: Buffer[]): Buffer {
+    const w = new Writer();
+    w.bytes(Buffer.from('PSDP'));
+    w.u16(TABLE_VERSION);
+    writeItem(w, negativeSoa(fixedZone(zone)).item);
+    w.u32(groups.length);
+    return Buffer.concat([w.done(), ...groups]);
+  }
+
+  /** The group of service `key` (empty when `view` is gone), noting its addresses. */
+  private service(zone: Zone, key: string, view: ServiceView | undefined): Buffer {
+    const chunk = view ? serviceChunk(zone, view) : new Chunk();
+    const ips = serviceIps(view);
+    if (ips.length) this.ipsOf.set(key, ips);
+    else this.ipsOf.delete(key);
+    if (view?.namespace === 'svc') this.svcNamespace.add(key);
+    else this.svcNamespace.delete(key);
+    return group(`s:${key}`, chunk);
+  }
+
+  private reverse(fixed: Zone, ip: string): Buffer {
+    const chunk = new Chunk();
+    addReverse(chunk, fixed, ip);
+    return group(`p:${ip}`, chunk);
+  }
+
+  /** The zone's own names; the apex SOA carries the serial, so every patch has them. */
+  private apex(zone: Zone): Buffer {
+    const chunk = new Chunk();
+    const domain = zone.settings.domain;
+    addName(chunk, zone, domain);
+    for (const n of ['dns-version', 'dns', 'ns.dns', 'svc']) addName(chunk, zone, `${n}.${domain}`);
+    return group('zone', chunk);
+  }
+
+  private namespaceGroup(zone: Zone): Buffer {
+    const chunk = new Chunk();
+    const domain = zone.settings.domain;
+    for (const ns of this.namespaces) {
+      addName(chunk, zone, `${ns}.${domain}`);
+      addName(chunk, zone, `${ns}.svc.${domain}`);
+    }
+    return group('namespaces', chunk);
+  }
+
+  private containers(containers: ContainerScopes, domain: string): Buffer {
+    const chunk = new Chunk();
+    containerEntries(chunk, containers, domain);
+    return group('containers', chunk, 1);
+  }
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
 }
 
 /**
@@ -419,7 +505,7 @@ function containerEntries(out: Chunk, containers: ContainerScopes, domain: strin
   }
 }
 
-/** A table from scratch (tests; the daemon keeps a TableCompiler to reuse unchanged parts). */
+/** A whole table from scratch (tests; the daemon keeps a TableCompiler and patches). */
 export function compileTable(input: TableInput): Buffer {
   return new TableCompiler().compile(input);
 }

@@ -1,7 +1,8 @@
 import { canonicalIp } from '../net/cidr.js';
 import { mergeState } from './merge.js';
 import { buildService, type ServiceView, type ViewOptions } from './view.js';
-import { serviceKey, type Endpoint, type NodeState } from './types.js';
+import { sameEndpoint } from './equal.js';
+import { endpointKey, serviceKey, type Endpoint, type NodeState } from './types.js';
 
 // The pure core: the merged per-node states and the views derived from them. No sockets, no
 // timers, no files. Sources (local node, gossip) push states in; DNS, API and LB read views and
@@ -133,28 +134,28 @@ export class Registry {
   }
 
   private reindexNode(nodeId: string, old: NodeState | undefined, next: NodeState | undefined): void {
-    const before = this.byNode.get(nodeId) ?? new Map<string, Endpoint[]>();
-    const after = new Map<string, Endpoint[]>();
-    for (const ep of next?.endpoints ?? []) {
+    const lists = this.byNode.get(nodeId) ?? new Map<string, Endpoint[]>();
+    // A node's name or address feeds every one of its endpoints' views.
+    const whole = !old || !next || old.name !== next.name || old.address !== next.address;
+    const touched = whole ? new Set(lists.keys()) : changedServices(old.endpoints, next.endpoints);
+    const nextEndpoints = next?.endpoints ?? [];
+    if (whole) for (const ep of nextEndpoints) touched.add(serviceKey(ep.namespace, ep.service));
+    this._endpointCount += nextEndpoints.length - (old?.endpoints.length ?? 0);
+
+    for (const key of touched) lists.delete(key);
+    for (const ep of nextEndpoints) {
       const key = serviceKey(ep.namespace, ep.service);
-      let list = after.get(key);
-      if (!list) after.set(key, (list = []));
+      if (!touched.has(key)) continue;
+      let list = lists.get(key);
+      if (!list) lists.set(key, (list = []));
       list.push(ep);
     }
-    this._endpointCount += (next?.endpoints.length ?? 0) - (old?.endpoints.length ?? 0);
-    if (next) this.byNode.set(nodeId, after);
+    if (next) this.byNode.set(nodeId, lists);
     else this.byNode.delete(nodeId);
 
-    // A node's name or address feeds every one of its endpoints' views.
-    const identityChanged =
-      !old || !next || old.name !== next.name || old.address !== next.address;
-    const touched: string[] = [];
-    for (const key of new Set([...before.keys(), ...after.keys()])) {
-      const a = before.get(key);
-      const b = after.get(key);
-      if (!identityChanged && a && b && sameEndpoints(a, b)) continue;
+    for (const key of touched) {
       let nodes = this.serviceNodes.get(key);
-      if (b) {
+      if (lists.has(key)) {
         if (!nodes) this.serviceNodes.set(key, (nodes = new Set()));
         nodes.add(nodeId);
       } else if (nodes) {
@@ -162,9 +163,8 @@ export class Registry {
         if (nodes.size === 0) this.serviceNodes.delete(key);
       }
       this.rebuild(key);
-      touched.push(key);
     }
-    this.emit(this.refreshVips(touched), [nodeId]);
+    this.emit(this.refreshVips([...touched]), [nodeId]);
   }
 
   private rebuild(key: string): void {
@@ -263,10 +263,36 @@ export class Registry {
   }
 }
 
-function sameEndpoints(a: Endpoint[], b: Endpoint[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] !== b[i] && JSON.stringify(a[i]) !== JSON.stringify(b[i])) return false;
+/**
+ * Keys of the services whose endpoints differ between two states of one node. Endpoints kept as
+ * the same objects (the local node keeps unchanged ones) cost a pointer comparison or a set
+ * lookup; only the others are compared by content (lastSeen aside).
+ */
+function changedServices(allBefore: Endpoint[], allAfter: Endpoint[]): Set<string> {
+  // The same objects at the same places at both ends (the local node keeps its order): skipped
+  // with a pointer comparison each; the sets below hold only the part in between.
+  let start = 0;
+  let endB = allBefore.length;
+  let endA = allAfter.length;
+  while (start < endB && start < endA && allBefore[start] === allAfter[start]) start++;
+  while (endB > start && endA > start && allBefore[endB - 1] === allAfter[endA - 1]) {
+    endB--;
+    endA--;
   }
-  return true;
+  const before = allBefore.slice(start, endB);
+  const after = allAfter.slice(start, endA);
+  const touched = new Set<string>();
+  const kept = new Set(before);
+  const now = new Set(after);
+  const gone = new Map<string, Endpoint>();
+  for (const ep of before) if (!now.has(ep)) gone.set(endpointKey(ep), ep);
+  for (const ep of after) {
+    if (kept.has(ep)) continue;
+    const key = endpointKey(ep);
+    const prev = gone.get(key);
+    gone.delete(key);
+    if (!prev || !sameEndpoint(prev, ep)) touched.add(serviceKey(ep.namespace, ep.service));
+  }
+  for (const ep of gone.values()) touched.add(serviceKey(ep.namespace, ep.service));
+  return touched;
 }

@@ -74,8 +74,8 @@ const tempName = (path: string): string => `${path}.${randomBytes(4).toString('h
 const noProgress = (path: string, tmp: string, off: number, size: number): StateWriteError =>
   new StateWriteError(path, 'EIO', `no progress writing ${tmp} at byte ${off} of ${size}`);
 
-// The two writers below do the same steps, one with blocking calls (at start, and for the debounced
-// snapshot) and one with promises (per API request): temp file, every byte, fsync, close, rename,
+// The two writers below do the same steps, one with blocking calls (at start, and the
+// snapshot at stop) and one with promises (per API request, the debounced snapshot): temp file, every byte, fsync, close, rename,
 // fsync of the directory; on failure the temp file is removed and the old file stays.
 // write(2) may write less than asked (a disk that fills up mid-way): both go on until every byte
 // is written or the kernel says why not (ENOSPC, EDQUOT, EIO, EFBIG). If the directory's fsync

@@ -1,12 +1,14 @@
 import { join } from 'node:path';
 import { validNodeState } from '../registry/remote.js';
 import type { NodeState } from '../registry/types.js';
-import { readJsonFile, writeFileAtomic, type ReadResult } from './files.js';
+import { readJsonFile, writeFileAtomic, writeFileAtomicAsync, type ReadResult } from './files.js';
 
 // The persisted registry (docs/architecture.md#state-snapshot): the other nodes' states and the gossip
 // addresses of the members, so a restarted daemon answers at once from the last known state
 // (marked stale until it hears from the cluster) and knows whom to rejoin. Written atomically;
-// a corrupt or foreign-format file is moved aside by readJsonFile, never fatal.
+// a corrupt or foreign-format file is moved aside by readJsonFile, never fatal. A save after a
+// change serializes only the node states that changed since the last one (each node's JSON is
+// kept while its state stays the same) and writes off the event loop.
 
 export const SNAPSHOT_FORMAT = 1;
 
@@ -24,6 +26,8 @@ export interface Snapshot {
 export class SnapshotFile {
   readonly path: string;
   private timer: NodeJS.Timeout | null = null;
+  private writing: Promise<void> = Promise.resolve();
+  private readonly json = new WeakMap<NodeState, { version: number; text: string }>();
 
   constructor(stateDir: string, private readonly debounceMs = 500) {
     this.path = join(stateDir, 'state');
@@ -42,22 +46,41 @@ export class SnapshotFile {
     });
   }
 
+  /** Saves now, synchronously (at stop, and tests). */
   save(s: Snapshot): void {
-    writeFileAtomic(this.path, JSON.stringify({ format: SNAPSHOT_FORMAT, saved_at: new Date().toISOString(), ...s }));
+    writeFileAtomic(this.path, this.serialize(s));
   }
 
-  /** Saves `read()` after changes settle for debounceMs; errors go to `onError`. */
+  /** The file's text; the JSON of node states seen before (same object, same version) is reused. */
+  private serialize(s: Snapshot): string {
+    const nodes = s.nodes.map((n) => {
+      let c = this.json.get(n);
+      if (!c || c.version !== n.version) this.json.set(n, (c = { version: n.version, text: JSON.stringify(n) }));
+      return c.text;
+    });
+    return `{"format":${SNAPSHOT_FORMAT},"saved_at":${JSON.stringify(new Date().toISOString())},"nodes":[${nodes.join(',')}],"members":${JSON.stringify(s.members)}}`;
+  }
+
+  /** Saves `read()` after changes settle for debounceMs, off the event loop; errors go to `onError`. */
   schedule(read: () => Snapshot, onError: (e: Error) => void): void {
     if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = null;
+      let text: string;
       try {
-        this.save(read());
+        text = this.serialize(read());
       } catch (e) {
-        onError(e as Error);
+        return onError(e as Error);
       }
+      // One write at a time, in order: a later save never lands under an earlier one.
+      this.writing = this.writing.then(() => writeFileAtomicAsync(this.path, text)).catch((e: Error) => onError(e));
     }, this.debounceMs);
     this.timer.unref();
+  }
+
+  /** Resolves when the saves started so far are written (tests). */
+  written(): Promise<void> {
+    return this.writing;
   }
 
   /** Writes a pending save now (at stop). */

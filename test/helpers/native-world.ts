@@ -6,7 +6,7 @@ import { DnsHandler } from '../../src/dns/handler.js';
 import { ZoneState } from '../../src/dns/zone.js';
 import { parseCidr } from '../../src/net/cidr.js';
 import { loadAddon, type Addon } from '../../src/native/index.js';
-import { CLIENT_HOST, CLIENT_LOCAL, CLIENT_RECURSION, compileTable } from '../../src/native/table.js';
+import { CLIENT_HOST, CLIENT_LOCAL, CLIENT_RECURSION, compileTable, type ClientClass } from '../../src/native/table.js';
 import { ContainerNames } from '../../src/dns/scoped.js';
 import { Registry } from '../../src/registry/registry.js';
 import type { Endpoint } from '../../src/registry/types.js';
@@ -57,6 +57,7 @@ export interface World {
   zone: ZoneState;
   clients: ClientPolicy;
   handler: DnsHandler;
+  containerNames: ContainerNames;
   /** Compiles the table from the registry as it is now and installs it in the addon. */
   install(): Buffer;
   close(): void;
@@ -94,18 +95,18 @@ export function world(o: WorldOptions = {}): World {
     { names: ['web-1'], networks: { n2: ['10.0.0.1'] } },
   ]);
   const handler = new DnsHandler({ zone, clients, forwarder, metrics: { query: () => undefined, malformed: () => undefined }, log: pino({ level: 'silent' }), containerNames });
-  const install = (): Buffer => {
-    const cls = [
+  const classes = (): ClientClass[] => [
       ...['127.0.0.0/8', '::1/128'].map((c) => ({ cidr: parseCidr(c)!, flags: CLIENT_LOCAL })),
       ...clients.recursionCidrs.map((cidr) => ({ cidr, flags: CLIENT_RECURSION })),
       ...clients.bridgeSubnets.map((cidr) => ({ cidr, flags: CLIENT_RECURSION | CLIENT_LOCAL })),
       ...clients.hostAddresses.map((cidr) => ({ cidr, flags: CLIENT_RECURSION | CLIENT_LOCAL | CLIENT_HOST })),
-    ];
-    const table = compileTable({ zone, services: registry.services(), clients: cls, containers: containerNames });
+  ];
+  const install = (): Buffer => {
+    const table = compileTable({ zone, services: registry.services(), clients: classes(), containers: containerNames });
     addon!.setTable(table);
     return table;
   };
-  return { registry, forwarder, zone, clients, handler, install, close: () => zone.close() };
+  return { registry, forwarder, zone, clients, handler, containerNames, install, close: () => zone.close() };
 }
 
 type Section = 'answers' | 'authorities' | 'additionals';

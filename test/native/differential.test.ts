@@ -1,9 +1,11 @@
 import t from 'tap';
 import * as packet from 'dns-packet';
 import { NativeCache } from '../../src/native/cache.js';
+import { LiveTable } from '../../src/native/live-table.js';
 import { reverseName } from '../../src/native/table.js';
 import { startUpstream } from '../helpers/upstream.js';
-import { addon, canonical, CLIENTS, localEndpoints, remoteEndpoints, skip, world } from '../helpers/native-world.js';
+import { ep, node } from '../helpers/registry.js';
+import { addon, canonical, CLIENTS, localEndpoints, remoteEndpoints, skip, world, type World } from '../helpers/native-world.js';
 
 // Differential test: the same query corpus answered by the native fast path and by the JS path
 // (the daemon's own handler, over the same registry) gives the same bytes — record order
@@ -78,6 +80,26 @@ function corpusQuery(name: string): Buffer {
   });
 }
 
+/**
+ * One corpus query for `name` answered by both paths: 'js' when the native path hands it to
+ * JS, else the kind of answer (type/rcode/TC) and the difference, if any.
+ */
+function compare(w: World, name: string, container: boolean): 'js' | { kind?: string; difference?: string; container: boolean } {
+  const q = corpusQuery(name);
+  const client = container && rand(4) ? pick(['10.88.0.7', '10.89.3.4']) : pick(CLIENTS);
+  const fast = addon!.answer(q, client);
+  if (fast === undefined) return 'js';
+  const qname = packet.decode(q).questions![0]!.name;
+  const isContainer = /^(db|database|cache|v6only|web-1)(\.dns\.podman)?$/i.test(qname);
+  const slow = w.handler.handle(q, { address: client, port: 5353, transport: 'udp' });
+  if (slow instanceof Promise) return { container: isContainer, difference: `${qname}: native answered, JS forwarded` };
+  if (slow === null || fast === null) return { container: isContainer, difference: slow !== fast ? `drop mismatch for ${q.toString('hex')}` : undefined };
+  const d = packet.decode(fast);
+  const kind = `${d.questions?.[0]?.type}/${(d as { rcode?: string }).rcode}/${d.flag_tc ? `TC${d.answers!.length > 0 ? '+records' : ''}` : ''}`;
+  if (fast.equals(slow)) return { kind, container: isContainer };
+  return { kind, container: isContainer, difference: `${qname} from ${client}:\n native ${canonical(fast)} ${fast.toString('hex')}\n js     ${canonical(slow)} ${slow.toString('hex')}` };
+}
+
 t.test('native and JS answers are the same over an 18 000-query corpus', { skip }, async (t) => {
   for (const [preferLocal, failOpen, udpAnswerLimit] of [[true, false, 0], [false, false, 0], [true, true, 0], [true, false, 3]] as const) {
     const w = world({ preferLocal, failOpen, udpAnswerLimit });
@@ -92,30 +114,15 @@ t.test('native and JS answers are the same over an 18 000-query corpus', { skip 
     for (let i = 0; i < 6000; i++) {
       // One query in eight is a container name, mostly from the two bridge networks.
       const container = rand(8) === 0;
-      const q = corpusQuery(container ? pick(CONTAINER_NAMES) : pick(all));
-      const client = container && rand(4) ? pick(['10.88.0.7', '10.89.3.4']) : pick(CLIENTS);
-      const fast = addon!.answer(q, client);
-      if (fast === undefined) {
+      const r = compare(w, container ? pick(CONTAINER_NAMES) : pick(all), container);
+      if (r === 'js') {
         toJs++;
         continue;
       }
       native++;
-      if (/^(db|database|cache|v6only|web-1)(\.dns\.podman)?$/i.test(packet.decode(q).questions![0]!.name)) containers++;
-      const slow = w.handler.handle(q, { address: client, port: 5353, transport: 'udp' });
-      if (slow instanceof Promise) {
-        differences.push(`${packet.decode(q).questions![0]!.name}: native answered, JS forwarded`);
-        continue;
-      }
-      if (slow === null || fast === null) {
-        if (slow !== fast) differences.push(`drop mismatch for ${q.toString('hex')}`);
-        continue;
-      }
-      const d = packet.decode(fast);
-      const key = `${d.questions?.[0]?.type}/${(d as { rcode?: string }).rcode}/${d.flag_tc ? `TC${d.answers!.length > 0 ? '+records' : ''}` : ''}`;
-      kinds.set(key, (kinds.get(key) ?? 0) + 1);
-      if (!fast.equals(slow) && differences.length < 5) {
-        differences.push(`${packet.decode(q).questions![0]!.name} from ${client}:\n native ${canonical(fast)} ${fast.toString('hex')}\n js     ${canonical(slow)} ${slow.toString('hex')}`);
-      }
+      if (r.container) containers++;
+      if (r.kind) kinds.set(r.kind, (kinds.get(r.kind) ?? 0) + 1);
+      if (r.difference && differences.length < 5) differences.push(r.difference);
     }
     const config = `prefer-local ${preferLocal}, fail-open ${failOpen}, udp-answer-limit ${udpAnswerLimit}`;
     t.same(differences, [], `${config}: no differences`);
@@ -285,4 +292,57 @@ t.test('cached forwarded answers: native and JS send the same bytes, TTLs aged a
     if (addon!.answer(q, '192.0.2.50') !== undefined || ((await js(q, '192.0.2.50')).readUInt16BE(2) & 0xf) !== 5) leaked.push(`${k.name}/${k.type}/${k.shape}`);
   }
   t.same(leaked, [], 'a client that may not recurse: nothing from the native cache, REFUSED by JS');
+});
+
+t.test('a table patched change by change answers as the JS path after every change', { skip }, async (t) => {
+  for (const preferLocal of [true, false]) {
+    const w = world({ preferLocal });
+    const sink = { set: (b: Buffer, staged: boolean) => addon!.setTable(b, staged), patch: (p: Buffer) => addon!.patchTable(p), commit: () => addon!.commitTable() };
+    const errors: Error[] = [];
+    const table = new LiveTable(w.registry, w.zone, w.clients, sink, (e) => errors.push(e), w.containerNames);
+    w.containerNames.onChange = () => table.containersChanged();
+    t.teardown(() => {
+      table.close();
+      w.close();
+    });
+    for (let i = 0; i < 1000 && table.builds === 0; i++) await new Promise((r) => setImmediate(r));
+    t.equal(table.builds, 1, 'the whole table is in (built in parts, staged)');
+    const vip = (service: string, id: string, address: string) => ep(service, address, { id, hostname: id, mode: 'vip', ports: { http: { port: 80, protocol: 'tcp' } } });
+    const steps: Array<[string, () => void]> = [
+      ['a remote node leaves', () => w.registry.removeNode('other')],
+      ['it comes back with other endpoints, one in a new namespace', () => w.registry.apply(node('other', 2, [...remoteEndpoints().slice(1), ep('fresh', '10.0.7.1', { id: 'f1', hostname: 'fresh-1', namespace: 'newns' })], { address: '192.0.2.99' }))],
+      ['a local endpoint moves, the "svc" namespace grows, a vip-mode service appears (VIPs move)', () => w.registry.apply(node('me', 2, [
+        ...localEndpoints().map((e) => (e.id === 'w1' ? { ...e, addresses: ['10.0.0.77'] } : e)),
+        ep('svc', '10.0.0.41', { id: 's2', hostname: 'svc-2', namespace: 'svc' }),
+        vip('aaa', 'aaa-1', '10.0.0.60'),
+      ]))],
+      ['the new namespace empties', () => w.registry.apply(node('other', 3, remoteEndpoints(), { address: '192.0.2.99' }))],
+      ['container names change', () => w.containerNames.setContainers([
+        { names: ['db', 'database'], networks: { n1: ['10.88.0.20'], n2: ['10.89.0.31'] } },
+        { names: ['v6only'], networks: { n2: ['fd89::32'] } },
+      ])],
+    ];
+    const extra = [
+      'fresh.newns.cluster.local', 'fresh-1.fresh.newns.cluster.local', 'newns.cluster.local', 'newns.svc.cluster.local', 'aaa.default.cluster.local', 'svc-2.svc.svc.cluster.local',
+      'svc.svc.svc.cluster.local', reverseName('10.0.0.77')!, reverseName('10.0.7.1')!, reverseName('10.0.0.41')!, reverseName('10.0.0.60')!, reverseName('10.223.1.2')!, reverseName('10.223.1.3')!, reverseName('10.89.0.31')!,
+    ];
+    for (const [what, change] of steps) {
+      const before = table.builds;
+      change();
+      t.equal(table.builds, before + 1, `${what}: one patch`);
+      const all = [...names(), ...extra];
+      const differences: string[] = [];
+      let native = 0;
+      for (let i = 0; i < 2000; i++) {
+        const container = rand(8) === 0;
+        const r = compare(w, container ? pick(CONTAINER_NAMES) : pick(all), container);
+        if (r === 'js') continue;
+        native++;
+        if (r.difference && differences.length < 5) differences.push(r.difference);
+      }
+      t.same(differences, [], `prefer-local ${preferLocal}, ${what}: no differences`);
+      t.ok(native > 1000, `${native} answered natively`);
+    }
+    t.same(errors, [], 'no table errors');
+  }
 });

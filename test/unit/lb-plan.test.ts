@@ -1,7 +1,7 @@
 import t from 'tap';
 import { parseCidr } from '../../src/net/cidr.js';
 import { Registry } from '../../src/registry/registry.js';
-import { parseIngress, planListeners } from '../../src/lb/plan.js';
+import { parseIngress, Plan, planListeners } from '../../src/lb/plan.js';
 import { vipAssigner } from '../../src/lb/setup.js';
 import { ep, node } from '../helpers/registry.js';
 
@@ -53,4 +53,22 @@ t.test('the plan does not depend on the order endpoints arrived in', async (t) =
   for (const n of [...a.nodes()].reverse()) b.apply(structuredClone(n));
   const o = { failOpen: false, ingress: [], hostAddress: '192.0.2.1' };
   t.same(planListeners(b.services(), o), planListeners(a.services(), o));
+});
+
+t.test('planned per service: a change names only its listeners; a socket two services claim goes to the same one in any order', async (t) => {
+  const r = registry();
+  const o = { failOpen: false, ingress: [parseIngress('web:http')!, parseIngress('db:80')!], hostAddress: '192.0.2.1' };
+  const plan = new Plan(o);
+  for (const v of r.services()) plan.update(v.key, v);
+  const vip = r.service('default', 'web')!.vip!;
+  t.same([...plan.keys()].sort(), [`tcp:${vip}:80`, 'tcp:192.0.2.1:80', `udp:${vip}:53`]);
+  // db gets a port 80 too: its ingress claims the socket web's ingress has; web stays untouched.
+  r.apply(node('b', 3, [...r.node('b')!.endpoints.filter((e) => e.service !== 'db'), ep('db', '10.0.0.9', { id: 'd', ports: { http: { port: 80, protocol: 'tcp' } } })], { address: '192.0.2.2' }));
+  t.same(plan.update('default/db', r.service('default', 'db')), ['tcp:192.0.2.1:80'], 'db\'s re-plan names only its own listener');
+  t.equal(plan.wanted('tcp:192.0.2.1:80')!.service, 'default/db', 'the lower service key wins the shared socket');
+  const other = new Plan(o);
+  for (const v of [...r.services()].reverse()) other.update(v.key, v);
+  t.same(other.wanted('tcp:192.0.2.1:80'), plan.wanted('tcp:192.0.2.1:80'), 'whatever order the services came in');
+  t.same(plan.update('default/db', undefined), ['tcp:192.0.2.1:80'], 'db removed');
+  t.equal(plan.wanted('tcp:192.0.2.1:80')!.service, 'default/web', 'the socket goes back to web');
 });

@@ -67,6 +67,31 @@ t.test('views are rebuilt only for touched services; changes report them', async
   t.ok(changes.at(-1)!.index > changes[0]!.index, 'the index grows');
 });
 
+t.test('a state decoded anew names only the services whose endpoints differ, moved or removed ones included', async (t) => {
+  const r = new Registry(opts);
+  const changes: Change[] = [];
+  r.onChange((c) => changes.push(c));
+  const eps = Array.from({ length: 50 }, (_, i) => ep(`s${i}`, `10.0.0.${i}`, { id: `e${i}`, lastSeen: 1 }));
+  r.apply(node('b', 1, eps));
+  // Every object new (as gossip decodes it), lastSeen moved everywhere: s3 changed, s7's
+  // endpoint moved to s8, s9's went away.
+  const next = structuredClone(eps).map((e) => ({ ...e, lastSeen: 2 }));
+  next[3]!.weight = 50;
+  next[7]!.service = 's8';
+  next.splice(9, 1);
+  r.apply(node('b', 2, next));
+  t.same(changes.at(-1)!.services.sort(), ['default/s3', 'default/s7', 'default/s8', 'default/s9']);
+  t.equal(r.service('default', 's7'), undefined);
+  t.equal(r.service('default', 's9'), undefined);
+  t.same(r.service('default', 's8')!.endpoints.map((e) => e.endpoint.id).sort(), ['e7', 'e8']);
+  t.equal(r.service('default', 's3')!.endpoints[0]!.endpoint.weight, 50);
+  t.equal(r.endpointCount, 49);
+  r.apply(node('b', 3, structuredClone(next)));
+  t.same(changes.at(-1)!.services, [], 'the same content again: no service named');
+  r.apply(node('b', 4, structuredClone(next), { address: '192.0.2.200' }));
+  t.equal(changes.at(-1)!.services.length, 48, 'a new node address: all of its services');
+});
+
 t.test('reverse index follows the views', async (t) => {
   const r = new Registry(opts);
   r.apply(node('a', 1, [ep('web', ['10.0.0.1', 'fd00::1'], { hostname: 'h1' })]));

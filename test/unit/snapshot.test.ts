@@ -26,3 +26,35 @@ t.test('state file round trip, corrupt and foreign files moved aside', async (t)
   writeFileSync(f.path, JSON.stringify({ format: 1, nodes: [{ id: 'x' }], members: [] }));
   t.match(f.load(), { kind: 'corrupt', reason: /not well-formed/ });
 });
+
+t.test('debounced saves are written off the event loop and follow every change of a node state', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'g4-snap-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const f = new SnapshotFile(dir, 1);
+  const errors: Error[] = [];
+  const members = [{ id: 'n1', name: 'n1', addr: '10.0.0.1:7946' }];
+  let nodes = [node('n1', 5, [ep('web', '10.0.0.1', { id: 'w' })]), node('n2', 1, [])];
+  /** What the file holds once the save scheduled now is written (bounded wait). */
+  const saved = async () => {
+    const want = JSON.stringify({ nodes, members });
+    f.schedule(() => ({ nodes, members }), (e) => errors.push(e));
+    for (let i = 0; i < 400; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+      await f.written();
+      const now = f.load();
+      if (now.kind === 'ok' && JSON.stringify(now.value) === want) break;
+    }
+    return f.load();
+  };
+  t.same(await saved(), { kind: 'ok', value: { nodes, members } });
+  // A new state of n1 (a new object), n2 unchanged: the file has both as they are now.
+  nodes = [node('n1', 6, [ep('web', '10.0.0.2', { id: 'w' })]), nodes[1]!];
+  t.same(await saved(), { kind: 'ok', value: { nodes, members } });
+  // The same object changed in place with a new version is written anew too.
+  nodes = [...nodes];
+  nodes[1]!.endpoints = [ep('db', '10.0.0.9', { id: 'd' })];
+  nodes[1]!.version = 2;
+  t.same(await saved(), { kind: 'ok', value: { nodes, members } });
+  t.same(errors, []);
+  t.notOk(readdirSync(dir).some((n) => n.endsWith('.tmp')), 'no temp file left behind');
+});

@@ -1,0 +1,66 @@
+import t from 'tap';
+import { ZoneState } from '../../src/dns/zone.js';
+import { TableCompiler } from '../../src/native/table.js';
+import { Registry } from '../../src/registry/registry.js';
+import { ep, node } from '../helpers/registry.js';
+
+// The table compiler without the addon: a change to one service of 2,000 is a patch of that
+// service's names, its addresses' reverse names and the zone's own names, not the table again.
+
+t.test('one service\'s change is a patch of its own groups, a small part of the table', async (t) => {
+  const registry = new Registry({ localNode: 'me', routableContainerIps: false, defaultMode: 'dnsrr' });
+  const eps = Array.from({ length: 2000 }, (_, i) => ep(`s${i}`, `10.1.${i >> 8}.${i & 255}`, { id: `e${i}`, hostname: `h${i}` }));
+  registry.apply(node('me', 1, eps));
+  const zone = new ZoneState(registry, { domain: 'cluster.local', ttl: 5, negativeTtl: 7, nameserver: '10.223.0.10', failOpen: false, preferLocal: true, udpAnswerLimit: 0 });
+  t.teardown(() => zone.close());
+  const compiler = new TableCompiler();
+  const whole = compiler.compile({ zone, services: registry.services(), clients: [] });
+  const keys: string[][] = [];
+  registry.onChange((c) => keys.push(c.services));
+  registry.apply(node('me', 2, eps.map((e) => (e.id === 'e7' ? { ...e, addresses: ['10.9.0.7'] } : e))));
+  t.same(keys, [['default/s7']], 'the registry names the one service');
+  const patch = compiler.patch(zone, keys[0]!);
+  t.equal(patch.subarray(0, 4).toString(), 'PSDP');
+  const ids = groupIds(patch);
+  t.same(ids.sort(), ['p:10.1.0.7', 'p:10.9.0.7', 's:default/s7', 'zone'], 'its names, its old and new address, the zone\'s names');
+  t.ok(patch.length * 200 < whole.length, `patch ${patch.length} bytes, table ${whole.length} bytes`);
+});
+
+/** The group ids of a patch ("PSDP", version, the negative SOA item, groups), read as answer.rs reads it. */
+function groupIds(b: Buffer): string[] {
+  let i = 6;
+  const item = (): void => {
+    i += 2 + 2 * b[i + 1]!; // kind, patch count, patches
+    i += 2 + b.readUInt16BE(i); // record
+  };
+  const items = (): void => {
+    const n = b.readUInt16BE(i);
+    i += 2;
+    for (let k = 0; k < n; k++) item();
+  };
+  item();
+  const ids: string[] = [];
+  const groups = b.readUInt32BE(i);
+  i += 4;
+  for (let g = 0; g < groups; g++) {
+    const len = b.readUInt16BE(i);
+    ids.push(b.subarray(i + 2, i + 2 + len).toString());
+    i += 2 + len + 1; // id, rank
+    const entries = b.readUInt32BE(i);
+    i += 4;
+    for (let e = 0; e < entries; e++) {
+      i += 2 + b.readUInt16BE(i); // key
+      i += 1 + 17 * b[i]!; // scopes
+      i += 2; // rcode, flags
+      const variants = b[i++]!;
+      for (let v = 0; v < variants; v++) {
+        const answerGroups = b[i++]!;
+        for (let k = 0; k < answerGroups; k++) items();
+        items(); // additional
+      }
+      items(); // authority
+    }
+  }
+  if (i !== b.length) throw new Error(`patch read to ${i} of ${b.length} bytes`);
+  return ids;
+}
