@@ -22,6 +22,7 @@ import {
 import { ClientPolicy } from './dns/clients.js';
 import { Forwarder, type ForwarderOptions } from './dns/forwarder.js';
 import { DnsHandler } from './dns/handler.js';
+import { QueryLog } from './dns/querylog.js';
 import { defaultUpstreams } from './dns/resolvconf.js';
 import { limitReply, ResponseRateLimiter } from './dns/rrl.js';
 import { BindError, DEFAULT_SERVER_OPTIONS, DnsServer, type DnsServerOptions } from './dns/server.js';
@@ -76,6 +77,7 @@ export class Daemon {
   private readonly clients: ClientPolicy;
   private readonly forwarder: Forwarder;
   private readonly handler: DnsHandler;
+  private readonly queryLog: QueryLog;
   private readonly dns: DnsServer;
   /** The native DNS fast path (docs/architecture.md#native-addon), or the reason the JS path serves UDP. */
   readonly native: NativeDns;
@@ -155,11 +157,14 @@ export class Daemon {
     });
     this.metrics = new Metrics({ registry: this.registry, cache: () => this.forwarder.cache });
     this.gossipLag = gossipMetrics(this.metrics.prom, () => this.cluster).lag;
-    this.handler = new DnsHandler({ zone: this.zone, clients: this.clients, forwarder: this.forwarder, metrics: this.metrics, log: this.log, containerNames: this.names });
+    this.queryLog = new QueryLog(this.log, this.metrics.prom);
+    this.queryLog.configure(o.queryLog, o.queryLogFile);
+    this.handler = new DnsHandler({ zone: this.zone, clients: this.clients, forwarder: this.forwarder, metrics: this.metrics, log: this.log, containerNames: this.names, queryLog: this.queryLog });
     this.native = nativeDns(o.dnsThreads, DEFAULT_SERVER_OPTIONS.udpReceiveBuffer, {
       registry: this.registry, zone: this.zone, clients: this.clients, handler: this.handler, metrics: this.metrics, log: this.log, env: input.env, containerNames: this.names,
       udpLimit: this.udpLimit,
     });
+    if (this.native.queryLog) this.queryLog.attachNative(this.native.queryLog);
     this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, ...tcpOptions(o), udpLimit: this.udpLimit }, this.log, this.native.udpBinder, (reason) => this.metrics.shed(reason));
     this.setRrl(o);
     this.changes = new ChangeIndex(this.registry);
@@ -285,6 +290,7 @@ export class Daemon {
     this.forwarder.configure(this.forwarderOptions(after, this.dns.addresses));
     this.dns.configure(tcpOptions(after));
     this.setRrl(after);
+    this.queryLog.configure(after.queryLog, after.queryLogFile);
     this.api.setToken(token);
     this.health.configure(healthOptions(after));
     if (this.lb && JSON.stringify(lbOptions(before, this.rt.advertise)) !== JSON.stringify(lbOptions(after, this.rt.advertise))) void this.lb.configure(lbOptions(after, this.rt.advertise));
@@ -309,6 +315,7 @@ export class Daemon {
     await this.gateways.close();
     await Promise.all([this.api.close(), this.dns.close(), this.lb?.stop()]);
     this.native.close();
+    this.queryLog.close();
     this.zone.close();
     this.stopObservingWrites();
     await this.resolvedStarted;
@@ -618,7 +625,7 @@ export class Daemon {
 /** Options a SIGHUP applies without a restart (docs/architecture.md#reload). */
 const LIVE_OPTIONS = new Set<OptionKey>([
   'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'allowRecursion', 'forwardAllow',
-  'preferLocal', 'failOpen', 'udpAnswerLimit', 'dnsRrl', 'dnsRrlSlip', 'tcpIdleTimeout', 'tcpReadTimeout', 'tcpMaxConnections', 'tcpMaxConnectionsPerClient', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
+  'preferLocal', 'failOpen', 'udpAnswerLimit', 'dnsRrl', 'dnsRrlSlip', 'queryLog', 'queryLogFile', 'tcpIdleTimeout', 'tcpReadTimeout', 'tcpMaxConnections', 'tcpMaxConnectionsPerClient', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
   'healthInterval', 'healthTimeout', 'healthFall', 'healthRise',
   'lbPolicy', 'lbPreferLocal', 'lbIdleTimeout', 'lbUdpTimeout', 'lbMaxConnections', 'lbProxyProtocol', 'ingress',
 ]);

@@ -315,15 +315,20 @@ unsafe extern "C" fn query_log_set(env: napi_env, info: napi_callback_info) -> n
     undefined(env)
 }
 
-/// queryLogTake(max) → Buffer of up to `max` JSON lines | undefined (nothing logged).
+/// queryLogTake(max) → [Buffer of up to `max` JSON lines, how many] | undefined (none waiting).
 unsafe extern "C" fn query_log_take(env: napi_env, info: napi_callback_info) -> napi_value {
     let a = args::<1>(env, info);
     let max = uint(env, a[0]).unwrap_or(0) as usize;
     let mut out = Vec::new();
-    if querylog::drain(max.min(querylog::RING_SLOTS), &mut out) == 0 {
+    let n = querylog::drain(max.min(querylog::RING_SLOTS), &mut out);
+    if n == 0 {
         return undefined(env);
     }
-    new_buffer(env, &out)
+    let mut arr = null_mut();
+    napi_create_array_with_length(env, 2, &mut arr);
+    napi_set_element(env, arr, 0, new_buffer(env, &out));
+    napi_set_element(env, arr, 1, new_uint(env, n as u32));
+    arr
 }
 
 /// queryLogStats() → [entries put in the ring, entries dropped because it was full].
