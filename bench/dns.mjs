@@ -14,7 +14,8 @@
 // large UDP receive buffer, as SPEC §15 asks — the daemon asks for one, dnsmasq takes the
 // default); `npm run build` first (it builds the native addon). The first server is the
 // reference of the ratio columns. A server name may carry environment for experiments:
-// `native+THREADS=1` (the daemon's --dns-threads), `knot+AFFINITY=1` (knot's socket-affinity).
+// `native+THREADS=1` (the daemon's --dns-threads), `knot+AFFINITY=1` (knot's socket-affinity),
+// `native+QUERYLOG=all` (--query-log all into a file in the work directory).
 //
 // Peak: dnsperf -c 4 -T 2 -q 200, the same for every server. -T 2 (two sending and two receiving
 // threads, one pair per core) because one pair (-T 1) is the bottleneck itself: knot and the
@@ -191,6 +192,8 @@ const daemon = async (port, env) => {
     path.join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', path.join(work, 'config.yaml'), '--link', 'none',
     '--dns-listen', `127.0.0.1:${port}`, '--api-listen', `127.0.0.1:${apiPort}`, '--state-dir', path.join(work, `state-${port}`),
     '--upstream-dns', '127.0.0.1:9', '--dns-threads', String(env.THREADS ?? NATIVE_THREADS),
+    // `native+QUERYLOG=sample:100`: the query log on, into a file (what it costs).
+    ...(env.QUERYLOG ? ['--query-log', env.QUERYLOG, '--query-log-file', path.join(work, `query-log-${port}`)] : []),
   ], env));
 };
 
