@@ -6,7 +6,7 @@
 //   node bench/dns.mjs [--rounds 3] [--seconds 10] [--servers native,js,knot,dnsmasq,aardvark]
 //                      [--clients 4] [--client-threads 2] [--outstanding 200] [--native-threads 0]
 //                      [--p99-seconds 5] [--p99-runs 3] [--p99-load 0.5] [--p99-outstanding 5000]
-//                      [--p99-pin CLIENT_CPUS:SERVER_CPUS]
+//                      [--p99-pin CLIENT_CPUS:SERVER_CPUS] [--plot dns]
 //
 // Needs: dnsperf, knot, dnsmasq-base, aardvark-dns, podman, runc, busybox-static from Debian;
 // cargo (builds bench/udp-latency); root (aardvark runs on a Podman network the script creates;
@@ -26,12 +26,14 @@
 // --p99-runs times and offered --p99-load × their median peak, measured two ways on the same
 // instance (see latencyAt): bench/udp-latency, an open-loop client timing each query from its
 // sendmmsg() to the kernel's receive timestamp of the answer (the figure to judge), and dnsperf -Q
-// -v for comparison. --p99-pin runs the clients and the server on separate CPUs (taskset; the
+// -v for comparison. The medians are also drawn in bench/plots/<--plot>.svg. --p99-pin runs the clients and the server on separate CPUs (taskset; the
 // peak is then measured that way on the same instance).
 import './help.mjs';
 import { $, argv, fs, path, os, sleep } from 'zx';
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { writePlot } from './plot.mjs';
+import { dnsPlot } from './plots.mjs';
 
 $.verbose = false;
 const ROOT = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '..');
@@ -328,6 +330,8 @@ console.log('|---|---:|---:|---:|---:|---:|---:|');
 for (const k of SERVERS) {
   console.log(`| ${k} | ${med(k, 'qps').toFixed(0)} | ${med(k, 'perCpuSecond').toFixed(0)} | ${med(k, 'latencyMs').toFixed(3)} | ${med(k, 'lost')} | ${(med(base, 'qps') / med(k, 'qps')).toFixed(2)}× | ${(med(base, 'perCpuSecond') / med(k, 'perCpuSecond')).toFixed(2)}× |`);
 }
+const chart = writePlot(String(argv.plot ?? 'dns'), dnsPlot(`DNS: ${NAMES} in-zone A names, ${os.cpus().length} cores (${new Date().toISOString().slice(0, 10)})`, SERVERS.map((k) => ({ server: k, qps: med(k, 'qps'), perCpu: med(k, 'perCpuSecond') }))));
+console.log(`\nChart: ${path.relative(ROOT, chart)}`);
 
 /** Percentile q of sorted latencies. */
 const pct = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
