@@ -104,8 +104,21 @@ impl Ring {
         Ring { slots: slots.into_boxed_slice(), mask: n - 1, head: AtomicUsize::new(0), tail: AtomicUsize::new(0), dropped: AtomicU64::new(0), pushed: AtomicU64::new(0) }
     }
 
-    /// Never waits: false (and counted) when the ring is full.
-    pub fn push(&self, e: &Entry) -> bool {
+    /// Puts `es` in, in order, until the ring is full; the rest are dropped. The counters are
+    /// shared by the threads: touched once per call, not per entry.
+    pub fn push_all(&self, es: &[Entry]) -> usize {
+        let n = es.iter().take_while(|e| self.try_push(e)).count();
+        if n > 0 {
+            self.pushed.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        if n < es.len() {
+            self.dropped.fetch_add((es.len() - n) as u64, Ordering::Relaxed);
+        }
+        n
+    }
+
+    /// Never waits: false when the ring is full.
+    fn try_push(&self, e: &Entry) -> bool {
         let mut pos = self.tail.load(Ordering::Relaxed);
         loop {
             let slot = &self.slots[pos & self.mask];
@@ -116,13 +129,11 @@ impl Ring {
                     Ok(_) => {
                         unsafe { *slot.entry.get() = *e };
                         slot.seq.store(pos.wrapping_add(1), Ordering::Release);
-                        self.pushed.fetch_add(1, Ordering::Relaxed);
                         return true;
                     }
                     Err(p) => pos = p,
                 }
             } else if diff < 0 {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
                 return false;
             } else {
                 pos = self.tail.load(Ordering::Relaxed);
@@ -215,12 +226,11 @@ impl Picker {
         }
         let unix_us = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
         let us = elapsed.as_micros().min(u32::MAX as u128) as u32;
-        let r = ring();
         for e in self.picked.iter_mut() {
             e.unix_us = unix_us;
             e.us = us;
-            r.push(e);
         }
+        ring().push_all(&self.picked);
         self.picked.clear();
     }
 }

@@ -19,17 +19,15 @@ fn intact(e: &Entry) -> bool {
 #[test]
 fn ring_keeps_order_and_drops_when_full() {
     let r = Ring::new(4);
-    for i in 0..4 {
-        assert!(r.push(&entry(i)));
-    }
-    assert!(!r.push(&entry(99)), "a full ring refuses");
-    assert_eq!(r.dropped.load(Ordering::Relaxed), 1);
+    assert_eq!(r.push_all(&[entry(0), entry(1), entry(2)]), 3);
+    assert_eq!(r.push_all(&[entry(3), entry(98), entry(99)]), 1, "a full ring refuses the rest");
+    assert_eq!(r.dropped.load(Ordering::Relaxed), 2);
+    assert_eq!(r.pushed.load(Ordering::Relaxed), 4);
     for i in 0..2 {
         assert_eq!(r.pop().map(|e| e.unix_us), Some(i));
     }
     // Room again, wrapping around.
-    assert!(r.push(&entry(4)));
-    assert!(r.push(&entry(5)));
+    assert_eq!(r.push_all(&[entry(4), entry(5)]), 2);
     let rest: Vec<u64> = std::iter::from_fn(|| r.pop()).map(|e| e.unix_us).collect();
     assert_eq!(rest, vec![2, 3, 4, 5]);
     assert!(r.pop().is_none());
@@ -46,8 +44,13 @@ fn ring_many_producers_one_consumer() {
         let r = r.clone();
         let done = done.clone();
         hs.push(std::thread::spawn(move || {
-            for i in 0..EACH {
-                r.push(&entry(p << 32 | i));
+            // Batches of 1 to 64, as the UDP threads push them.
+            let mut i = 0;
+            while i < EACH {
+                let n = (i % 64 + 1).min(EACH - i);
+                let batch: Vec<Entry> = (i..i + n).map(|k| entry(p << 32 | k)).collect();
+                r.push_all(&batch);
+                i += n;
             }
             done.fetch_add(1, Ordering::Release);
         }));

@@ -161,7 +161,8 @@ export class QueryLog {
   /** At start and on reload: `mode` as --query-log, `file` as --query-log-file ('' : the log stream). */
   configure(mode: string, file: string): void {
     const next = parseQueryLogMode(mode);
-    const reopen = file !== this.file || (this.mode.kind === 'off') !== (next.kind === 'off');
+    // A file that failed is tried again on every reload.
+    const reopen = file !== this.file || (this.mode.kind === 'off') !== (next.kind === 'off') || this.sink?.failed != null;
     this.mode = next;
     this.count = 0;
     if (reopen) {
@@ -197,7 +198,7 @@ export class QueryLog {
     stream.on('error', (err) => {
       if (sink.failed !== null) return;
       sink.failed = err.message;
-      this.log.warn({ err, file }, `query log file ${file} cannot be written (${err.message}); its lines are dropped (podman_swarm_dns_query_log_dropped_total) until it is fixed and the daemon reloaded with --query-log-file`);
+      this.log.warn({ err, file }, `query log file ${file} cannot be written (${err.message}); its lines are dropped (podman_swarm_dns_query_log_dropped_total) until it is fixed and the daemon reloaded`);
     });
     this.sink = sink;
     this.close_ = () => stream.end();

@@ -1,8 +1,8 @@
 import t from 'tap';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { startDaemon, writeConfig, type RunningDaemon } from '../helpers/daemon.js';
 import { decode, query, tcpExchange, udpExchange } from '../helpers/dns.js';
 import { skip } from '../helpers/native-world.js';
 import { startUpstream } from '../helpers/upstream.js';
@@ -100,6 +100,23 @@ t.test('a --query-log-file that cannot be written: warned once, DNS still answer
   t.equal(warned.length, 1, 'one warning');
   t.match(warned[0]?.msg, /ENOENT/, 'it says why');
   t.equal(d.proc.exitCode, null, 'still running');
+});
+
+t.test('a reload tries a failed --query-log-file again and applies a new mode', { skip }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'psdns-qlog-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'later', 'queries.log');
+  const d = await startDaemon(t, { config: `${CONFIG}query-log: all\nquery-log-file: ${file}\n` });
+  t.equal((await udp(d, WEB)).answers?.length, 2, 'answered while the file cannot be written');
+  await until('the line counted as dropped', async () => ((await dropped(d, 'sink_failed')) >= 1 ? true : undefined), 10_000);
+  mkdirSync(join(dir, 'later'));
+  writeConfig(d, `${CONFIG}query-log: errors\nquery-log-file: ${file}\n`);
+  d.proc.kill('SIGHUP');
+  await until('reloaded', () => d.events().some((e) => typeof e.msg === 'string' && e.msg.startsWith('reloaded')) || undefined, 10_000);
+  t.equal((await udp(d, WEB)).rcode, 'NOERROR', 'not an error: not logged');
+  t.equal((await udp(d, NOPE)).rcode, 'NXDOMAIN');
+  const got = await lines(fromFile(file), 1);
+  t.same(got.map((l) => [l.path, l.name, l.rcode]), [['native', NOPE, 'NXDOMAIN']], 'the file now has the error only');
 });
 
 t.test('--query-log with a bad value stops the start with what is wrong', async (t) => {
