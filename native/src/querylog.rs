@@ -141,6 +141,11 @@ impl Ring {
         }
     }
 
+    /// No free slot (a hint: it may change right after).
+    pub fn is_full(&self) -> bool {
+        self.tail.load(Ordering::Relaxed).wrapping_sub(self.head.load(Ordering::Relaxed)) > self.mask
+    }
+
     pub fn pop(&self) -> Option<Entry> {
         let mut pos = self.head.load(Ordering::Relaxed);
         loop {
@@ -183,11 +188,14 @@ pub struct Picker {
     sample: u32,
     count: u32,
     picked: Vec<Entry>,
+    /// The ring was full when the batch began: its picks are only counted as dropped, not built.
+    full: bool,
+    skipped: u64,
 }
 
 impl Picker {
     pub fn new() -> Picker {
-        Picker { mode: MODE_OFF, sample: 1, count: 0, picked: Vec::new() }
+        Picker { mode: MODE_OFF, sample: 1, count: 0, picked: Vec::new(), full: false, skipped: 0 }
     }
 
     /// At the start of a batch: one relaxed load when the log is off.
@@ -196,6 +204,9 @@ impl Picker {
         self.mode = MODE.load(Ordering::Acquire);
         if self.mode == MODE_SAMPLE {
             self.sample = SAMPLE.load(Ordering::Relaxed);
+        }
+        if self.mode != MODE_OFF {
+            self.full = ring().is_full();
         }
     }
 
@@ -214,13 +225,18 @@ impl Picker {
                 }
             }
         };
-        if take {
+        if take && self.full {
+            self.skipped += 1;
+        } else if take {
             self.picked.push(Entry::new(query, reply, client, port));
         }
     }
 
     /// After the batch's replies went out: `elapsed` since the batch was received.
     pub fn finish(&mut self, elapsed: Duration) {
+        if self.skipped > 0 {
+            ring().dropped.fetch_add(std::mem::take(&mut self.skipped), Ordering::Relaxed);
+        }
         if self.picked.is_empty() {
             return;
         }

@@ -28,7 +28,9 @@ fn ring_keeps_order_and_drops_when_full() {
     }
     // Room again, wrapping around.
     assert_eq!(r.push_all(&[entry(4), entry(5)]), 2);
+    assert!(r.is_full());
     let rest: Vec<u64> = std::iter::from_fn(|| r.pop()).map(|e| e.unix_us).collect();
+    assert!(!r.is_full());
     assert_eq!(rest, vec![2, 3, 4, 5]);
     assert!(r.pop().is_none());
 }
@@ -144,7 +146,7 @@ fn picker_modes() {
     };
     let c = Client::v4([127, 0, 0, 1]);
     let count = |mode: u32, sample: u32| {
-        let mut p = Picker { mode, sample, count: 0, picked: Vec::new() };
+        let mut p = Picker { mode, sample, count: 0, picked: Vec::new(), full: false, skipped: 0 };
         for i in 0..100 {
             p.offer(&q, if i % 10 == 0 { &fail } else { &ok }, &c, 1);
         }
