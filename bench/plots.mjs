@@ -79,11 +79,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     { server: 'js', qps: 38643, perCpu: 38752 },
     { server: 'aardvark', qps: 7713, perCpu: 7365 },
   ])));
-  // "DNS: the query log's cost (issue 21)".
-  out.push(writePlot('dns-query-log', dnsPlot('DNS native path with --query-log (2026-12-06, loaded machine)', [
-    { server: 'off', qps: 215252, perCpu: 383077 },
-    { server: 'sample:100', qps: 228578, perCpu: 445114 },
-    { server: 'all', qps: 163179, perCpu: 362650 },
+  // "DNS: the query log's cost (issue 21)", run F (the final build).
+  out.push(writePlot('dns-query-log', dnsPlot('DNS native path, --query-log off / sample:100 / all (2026-12-06, run F, loaded machine)', [
+    { server: 'off', qps: 167802, perCpu: 373111 },
+    { server: 'sample:100', qps: 170344, perCpu: 340021 },
+    { server: 'all', qps: 165627, perCpu: 309002 },
   ])));
   // "Load balancer: ... two final runs", run 2 (17:14): direct, native relay, JS proxy, HAProxy.
   out.push(writePlot('lb', lbPlot('Load balancer vs HAProxy, same backend (2026-11-30, quiet machine)', [
