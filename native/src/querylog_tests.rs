@@ -157,3 +157,15 @@ fn picker_modes() {
     assert_eq!(count(MODE_SAMPLE, 1), 100);
     assert_eq!(count(MODE_SAMPLE, 7), 14);
 }
+
+#[test]
+fn picker_on_a_full_ring_counts_without_building() {
+    let q = query(&[b"x"], 1);
+    let c = Client::v4([127, 0, 0, 1]);
+    let mut p = Picker { mode: MODE_SAMPLE, sample: 1, count: 0, picked: Vec::new(), full: true, skipped: 0 };
+    for _ in 0..5 {
+        p.offer(&q, &q, &c, 1);
+    }
+    assert!(p.picked.is_empty(), "no entry built for a ring that has no room");
+    assert_eq!(p.skipped, 5, "each pick counted, to be added to the ring's dropped");
+}
