@@ -21,6 +21,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as packet from 'dns-packet';
+import { writePlot } from './plot.mjs';
+import { changesPlot } from './plots.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SIZES = String(argv.sizes ?? '1000,10000').split(',').filter(Boolean).map(Number);
@@ -241,10 +243,14 @@ async function gossip(n) {
 console.log(`changes: ${CHANGES}, pause between changes ${PAUSE_MS} ms, one endpoint per service in the config file\n`);
 console.log('| services | daemon CPU per change (ms) | change → answer p50 (ms) | p90 | max | idle CPU over the same window (ms) | RSS settled (MB) |');
 console.log('|---:|---:|---:|---:|---:|---:|---:|');
+const singles = [];
 for (const n of SIZES) {
   const r = await single(n);
+  singles.push([n, r]);
   console.log(`| ${n} | ${f1(r.cpu)} | ${f1(r.p50)} | ${f1(r.p90)} | ${f1(r.max)} | ${r.idleMs} | ${Math.round(r.rss)} |`);
 }
+const latency = ['p50', 'p90', 'max'].map((k) => ({ name: k, points: singles.map(([n, r]) => [n, r[k]]) }));
+console.log(`\nChart: ${writePlot('change-answer', changesPlot(`API change → new address answered in DNS (${new Date().toISOString().slice(0, 10)})`, latency))}`);
 if (GOSSIP_SIZES.length) {
   console.log('\nthree daemons on loopback, the services on the owner; gossip bytes sent per change (idle traffic subtracted)\n');
   console.log('| services | owner (bytes/change) | peer 1 | peer 2 | idle bytes/s (owner, peer 1, peer 2) |');

@@ -12,7 +12,7 @@
 //   node bench/dns.mjs [--rounds 3] [--seconds 10] [--servers native,js,knot,dnsmasq,aardvark] [--outside N,...]
 //                      [--clients 4] [--client-threads 2] [--outstanding 200] [--native-threads 0]
 //                      [--p99-seconds 5] [--p99-runs 3] [--p99-load 0.5] [--p99-outstanding 5000]
-//                      [--p99-pin CLIENT_CPUS:SERVER_CPUS]
+//                      [--p99-pin CLIENT_CPUS:SERVER_CPUS] [--plot dns]
 //
 // Needs: dnsperf, knot, dnsmasq-base, aardvark-dns, podman, runc, busybox-static from Debian;
 // cargo (builds bench/udp-latency); root (aardvark runs on a Podman network the script creates;
@@ -22,6 +22,7 @@
 // reference of the ratio columns. A server name may carry environment for experiments:
 // `native+THREADS=1` (the daemon's --dns-threads), `knot+AFFINITY=1` (knot's socket-affinity),
 // `native+CLI=/path/to/other/dist/cli.js` (another build of the daemon: before/after in one run).
+// `native+QUERYLOG=all` (--query-log all into a file in the work directory).
 //
 // Peak: dnsperf -c 4 -T 2 -q 200, the same for every server. -T 2 (two sending and two receiving
 // threads, one pair per core) because one pair (-T 1) is the bottleneck itself: knot and the
@@ -32,12 +33,14 @@
 // --p99-runs times and offered --p99-load × their median peak, measured two ways on the same
 // instance (see latencyAt): bench/udp-latency, an open-loop client timing each query from its
 // sendmmsg() to the kernel's receive timestamp of the answer (the figure to judge), and dnsperf -Q
-// -v for comparison. --p99-pin runs the clients and the server on separate CPUs (taskset; the
+// -v for comparison. The medians are also drawn in bench/plots/<--plot>.svg. --p99-pin runs the clients and the server on separate CPUs (taskset; the
 // peak is then measured that way on the same instance).
 import './help.mjs';
 import { $, argv, fs, path, os, sleep } from 'zx';
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { writePlot } from './plot.mjs';
+import { dnsPlot } from './plots.mjs';
 
 $.verbose = false;
 const ROOT = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '..');
@@ -201,6 +204,8 @@ const daemon = async (port, env) => {
     env.CLI ?? path.join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', path.join(work, 'config.yaml'), '--link', 'none',
     '--dns-listen', `127.0.0.1:${port}`, '--api-listen', `127.0.0.1:${apiPort}`, '--state-dir', path.join(work, `state-${port}`),
     '--upstream-dns', fwd.upstream, '--cache-size', String(fwd.cacheSize), '--dns-threads', String(env.THREADS ?? NATIVE_THREADS),
+    // `native+QUERYLOG=sample:100`: the query log on, into a file (what it costs).
+    ...(env.QUERYLOG ? ['--query-log', env.QUERYLOG, '--query-log-file', path.join(work, `query-log-${port}`)] : []),
   ], env));
 };
 
@@ -366,6 +371,8 @@ async function rounds(what) {
 function outsideName(i) {
   return `host${i}.outside.test`;
 }
+const chart = writePlot(String(argv.plot ?? 'dns'), dnsPlot(`DNS: ${NAMES} in-zone A names, ${os.cpus().length} cores (${new Date().toISOString().slice(0, 10)})`, SERVERS.map((k) => ({ server: k, qps: med(k, 'qps'), perCpu: med(k, 'perCpuSecond') }))));
+console.log(`\nChart: ${path.relative(ROOT, chart)}`);
 
 if (OUTSIDE.length) {
   // The upstream: knot, authoritative for outside.test, the largest N names, TTL one day.

@@ -9,6 +9,8 @@
 import './help.mjs';
 import { argv } from 'zx';
 import { Simulation } from '../dist/gossip/sim/simulation.js';
+import { writePlot } from './plot.mjs';
+import { simPlots } from './plots.mjs';
 
 const SIZES = String(argv.sizes ?? '10,100,1000').split(',').map(Number);
 const SEED = Number(argv.seed ?? 1);
@@ -68,3 +70,5 @@ console.log('|---:|---:|---:|---:|---:|---:|---:|---|---:|');
 for (const r of rows) {
   console.log(`| ${r.N} | ${r.t999.toFixed(0)} | ${serfModel(r.N)} | ${r.t100.toFixed(0)} | ${r.during.toFixed(0)} | ${r.steady.toFixed(0)} | ${(r.dead / 1000).toFixed(1)} | ${r.gone ? 'yes' : 'no'} | ${r.real.toFixed(0)} |`);
 }
+const charts = simPlots(rows.map((r) => ({ n: r.N, p999: r.t999, all: r.t100, serf: serfModel(r.N), spreading: r.during, steady: r.steady })));
+console.log(`\nCharts: ${['convergence', 'bandwidth'].map((k) => writePlot(`sim-${k}`, charts[k])).join(', ')}`);

@@ -18,6 +18,8 @@ import { $, argv, fs, path, os, sleep } from 'zx';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
+import { writePlot } from './plot.mjs';
+import { lbPlot } from './plots.mjs';
 
 $.verbose = false;
 const ROOT = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '..');
@@ -260,8 +262,11 @@ console.log('| case | direct | VIP, native relay | VIP, JS proxy | HAProxy | nat
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 const fmt = (kind, xs) => (xs ? `${median(xs).toFixed(kind === 'bulk' ? 2 : 0)} (${Math.min(...xs).toFixed(kind === 'bulk' ? 1 : 0)}–${Math.max(...xs).toFixed(kind === 'bulk' ? 1 : 0)})` : '-');
 const PROXIES = ['vip', 'vip-js', 'haproxy'];
+const CASE_NAMES = { bulk: 'bulk TCP, Gbit/s', connect: 'new connections, req/s', keep: 'keep-alive, req/s' };
+const chartRows = [];
 for (const kind of CASES) {
   const r = results[kind];
+  chartRows.push({ case: CASE_NAMES[kind] ?? kind, values: ['direct', 'vip', 'vip-js', 'haproxy'].map((t) => (r[t] ? median(r[t]) : NaN)) });
   const c = cpu[kind];
   const ratio = (t) => (r[t] && r.haproxy ? `${(median(r[t]) / median(r.haproxy)).toFixed(2)}×` : '-');
   const cpuText = PROXIES.map((t) => (c[t] ? `${(median(c[t]) * 100).toFixed(0)}%` : '-')).join(' / ');
@@ -274,5 +279,6 @@ for (const kind of CASES) {
 const sent = probes.reduce((a, p) => a + p.sent, 0);
 const answered = probes.reduce((a, p) => a + p.answered, 0);
 console.log(`\nDNS probe during the VIP runs (a query every 50 ms): ${answered} of ${sent} answered.`);
+console.log(`Chart: bench/plots/${path.basename(writePlot('lb', lbPlot(`Load balancer vs HAProxy, same backend (${new Date().toISOString().slice(0, 10)})`, chartRows)))}`);
 // The servers' pipes would keep the event loop alive: stop them and leave.
 await shutdown(0);

@@ -5,6 +5,7 @@ mod answer;
 mod cache;
 mod napi_sys;
 mod notify;
+mod querylog;
 mod relay;
 mod relay_napi;
 mod sys;
@@ -387,6 +388,41 @@ unsafe extern "C" fn stats(env: napi_env, _info: napi_callback_info) -> napi_val
     arr
 }
 
+/// queryLogSet(mode, sample): 0 off, 1 errors only, 2 one query in `sample` (1: all).
+unsafe extern "C" fn query_log_set(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<2>(env, info);
+    querylog::set_mode(uint(env, a[0]).unwrap_or(0), uint(env, a[1]).unwrap_or(1));
+    undefined(env)
+}
+
+/// queryLogTake(max) → [Buffer of up to `max` JSON lines, how many] | undefined (none waiting).
+unsafe extern "C" fn query_log_take(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<1>(env, info);
+    let max = uint(env, a[0]).unwrap_or(0) as usize;
+    let mut out = Vec::new();
+    let n = querylog::drain(max.min(querylog::RING_SLOTS), &mut out);
+    if n == 0 {
+        return undefined(env);
+    }
+    let mut arr = null_mut();
+    napi_create_array_with_length(env, 2, &mut arr);
+    napi_set_element(env, arr, 0, new_buffer(env, &out));
+    napi_set_element(env, arr, 1, new_uint(env, n as u32));
+    arr
+}
+
+/// queryLogStats() → [entries put in the ring, entries dropped because it was full].
+unsafe extern "C" fn query_log_stats(env: napi_env, _info: napi_callback_info) -> napi_value {
+    let mut arr = null_mut();
+    napi_create_array_with_length(env, 2, &mut arr);
+    for (i, v) in querylog::counts().iter().enumerate() {
+        let mut n = null_mut();
+        napi_create_double(env, *v as f64, &mut n);
+        napi_set_element(env, arr, i as u32, n);
+    }
+    arr
+}
+
 /// notify(socketPath, message) → 0 or an errno.
 unsafe extern "C" fn notify_js(env: napi_env, info: napi_callback_info) -> napi_value {
     let a = args::<2>(env, info);
@@ -408,7 +444,7 @@ unsafe extern "C" fn cores(env: napi_env, _info: napi_callback_info) -> napi_val
 
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 22] = [
+    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 25] = [
         ("openUdp", open_udp),
         ("setRrl", set_rrl),
         ("closeUdp", close_udp),
@@ -431,6 +467,9 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("relayClose", relay_napi::close),
         ("relayForget", relay_napi::forget),
         ("relayStats", relay_napi::stats),
+        ("queryLogSet", query_log_set),
+        ("queryLogTake", query_log_take),
+        ("queryLogStats", query_log_stats),
     ];
     for (name, f) in fns.iter() {
         let c = CString::new(*name).unwrap();

@@ -5,6 +5,7 @@
 
 use crate::answer::{self, Client, Outcome, Table, OUT_MAX};
 use crate::cache;
+use crate::querylog;
 use crate::sys::*;
 use std::net::{IpAddr, Ipv6Addr};
 use std::os::raw::c_void;
@@ -444,6 +445,7 @@ fn serve(fd: i32, l: &Listener, sock: u32, cpu: Option<usize>) {
     let cache = cache::shared();
     let mut cached = cache::Counts::new();
     let epoch = Instant::now();
+    let mut qlog = querylog::Picker::new();
     while !l.stop.load(Ordering::Relaxed) {
         for i in 0..BATCH {
             rmsgs[i].msg_hdr.msg_name = &mut names[i] as *mut _ as *mut c_void;
@@ -462,6 +464,7 @@ fn serve(fd: i32, l: &Listener, sock: u32, cpu: Option<usize>) {
             gen = g;
             table = t;
         }
+        qlog.begin();
         let mut ns = 0usize;
         let mut pending: Vec<Pending> = Vec::new();
         let now_ns = cache::now_ns();
@@ -481,10 +484,12 @@ fn serve(fd: i32, l: &Listener, sock: u32, cpu: Option<usize>) {
                 Outcome::Reply(olen) => {
                     let rcode = (outb[ns][3] & 0xf) as usize;
                     stats[type_index(reply_qtype(&outb[ns][..olen])) * 6 + rcode.min(5)] += 1;
+                    qlog.offer(q, &outb[ns][..olen], &client, port);
                     olen
                 }
                 Outcome::Error(olen) => {
                     stats[if outb[ns][3] & 0xf == 4 { STAT_NOTIMP } else { STAT_FORMERR }] += 1;
+                    qlog.offer(q, &outb[ns][..olen], &client, port);
                     olen
                 }
                 Outcome::Drop => {
@@ -549,6 +554,7 @@ fn serve(fd: i32, l: &Listener, sock: u32, cpu: Option<usize>) {
             stats[STAT_LAT + b] += ns as u64;
             stats[STAT_LAT_SUM_NS] += ns_elapsed * ns as u64;
         }
+        qlog.finish(t0.elapsed());
         if !pending.is_empty() {
             l.hand_off(pending);
         }

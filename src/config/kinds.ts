@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { parseQueryLogMode } from '../dns/querylog.js';
 import { parseCidr, type Cidr } from '../net/cidr.js';
 
 // Value kinds: how a raw value (a flag or env string, or whatever YAML produced) becomes a typed
@@ -118,6 +119,22 @@ export function oneOf<const T extends string>(...choices: T[]): Kind<T> {
     show: (v) => v,
   };
 }
+
+/** --query-log: off, errors, all or sample:N (src/dns/querylog.ts). */
+export const queryLogMode: Kind<string> = {
+  form: 'off, errors, all or sample:N',
+  arg: 'off|errors|sample:N|all',
+  parse(raw) {
+    const s = text(raw);
+    try {
+      parseQueryLogMode(s);
+    } catch (e) {
+      throw new BadValue((e as Error).message);
+    }
+    return s;
+  },
+  show: (v) => v,
+};
 
 export interface HostPort {
   host: string;

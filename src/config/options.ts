@@ -128,6 +128,14 @@ export const OPTIONS = {
     name: 'dns-rrl-slip', live: true, kind: k.int(0, 10), default: 2, group: 'DNS',
     help: 'with --dns-rrl, every Nth limited response is sent truncated (TC) instead of dropped, so real clients retry over TCP (0: drop all)',
   }),
+  queryLog: def({
+    name: 'query-log', live: true, kind: k.queryLogMode, default: 'off', group: 'DNS',
+    help: 'log DNS queries of both paths as JSON lines (time, client, name, type, rcode, answers, path, us): off, errors (rcode not NOERROR), sample:N (one in N) or all',
+  }),
+  queryLogFile: def({
+    name: 'query-log-file', live: true, kind: k.path, default: '', defaultText: "the daemon's log stream", group: 'DNS',
+    help: 'file the query log is appended to; a file that cannot be written is logged once and its lines dropped (counted)',
+  }),
   dnsThreads: def({
     name: 'dns-threads', kind: k.int(0, 64), default: 0, group: 'DNS',
     help: 'UDP threads of the native DNS path (0: one per CPU core); env PODMAN_SWARM_DNS_NATIVE=0 serves DNS from JS instead',

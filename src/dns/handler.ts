@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { ClientPolicy } from './clients.js';
 import type { ForwardSource, Forwarder } from './forwarder.js';
+import type { QueryLog } from './querylog.js';
 import { answerQuestion, type Answer, type Question, type Rcode, type Zone } from './records.js';
 import { decodeQuery, encodeAnswer, encodeRcode, isBadVersion, udpLimit, withTc, type Query } from './wire.js';
 
@@ -44,6 +45,8 @@ export interface HandlerDeps {
   log: Logger;
   /** Podman container names, scoped by the querier's network (docs/architecture.md#dns); absent without Podman. */
   containerNames?: { answer(q: Question, client: string, o: { host: boolean; rotation: number }): Answer | null };
+  /** --query-log. */
+  queryLog?: QueryLog;
 }
 
 type Answered = [Buffer, AnswerSource];
@@ -86,7 +89,13 @@ export class DnsHandler {
   private done(q: Query, client: ClientInfo, [out, source]: Answered, start: number): Buffer {
     const { metrics, log } = this.deps;
     const rcode = RCODE_NAMES[out.readUInt16BE(2) & 0xf] ?? 'OTHER';
-    metrics.query(q.question.type, rcode, source, (performance.now() - start) / 1000);
+    const ms = performance.now() - start;
+    metrics.query(q.question.type, rcode, source, ms / 1000);
+    const ql = this.deps.queryLog;
+    if (ql?.wants(rcode)) {
+      const path = source === 'cache' || source === 'upstream' ? source : 'js';
+      ql.record({ client: client.address, name: q.question.name, type: q.question.type, rcode, answers: out.readUInt16BE(6), path, us: ms * 1000 });
+    }
     if (log.isLevelEnabled('debug')) {
       log.debug({ client: client.address, transport: client.transport, name: q.question.name, type: q.question.type, rcode, source }, 'query');
     }

@@ -11,6 +11,7 @@ import { Forwarder, type ForwarderOptions } from './forwarder.js';
 import { GatewayListeners } from './gateways.js';
 import { DnsHandler } from './handler.js';
 import { queryInProcess } from './query.js';
+import { QueryLog } from './querylog.js';
 import { defaultUpstreams } from './resolvconf.js';
 import { limitReply, ResponseRateLimiter } from './rrl.js';
 import { ContainerNames } from './scoped.js';
@@ -73,10 +74,13 @@ export function setupDns(c: Context, d: DnsDeps): DnsSetup {
     },
     upstreamRecovered: (upstream) => log.info({ upstream }, `upstream DNS server ${upstream} answers again`),
   });
-  const handler = new DnsHandler({ zone, clients, forwarder, metrics, log, containerNames: names });
+  const queryLog = new QueryLog(log, metrics.prom);
+  queryLog.configure(opts.queryLog, opts.queryLogFile);
+  const handler = new DnsHandler({ zone, clients, forwarder, metrics, log, containerNames: names, queryLog });
   let rrl: ResponseRateLimiter | null = null;
   const udpLimit = (ip: string, reply: Buffer): Buffer | null => limitReply(rrl, ip, reply, (r) => metrics.shed(r));
   const native = d.native({ zone, clients, handler, names, udpLimit, forwarder });
+  if (native.queryLog) queryLog.attachNative(native.queryLog);
   const server = new DnsServer(handler, { ...DEFAULT_SERVER_OPTIONS, ...tcpOptions(opts), udpLimit }, log, native.udpBinder, (reason) => metrics.shed(reason));
   const gateways = new GatewayListeners(server, log);
   const setRrl = (o: Options): void => {
@@ -125,6 +129,7 @@ export function setupDns(c: Context, d: DnsDeps): DnsSetup {
       forwarder.configure(forwarderOptions(next, server.addresses));
       server.configure(tcpOptions(next));
       setRrl(next);
+      queryLog.configure(next.queryLog, next.queryLogFile);
       native.reload?.(next, changed);
     },
     async stop() {
@@ -132,6 +137,7 @@ export function setupDns(c: Context, d: DnsDeps): DnsSetup {
       await gateways.close();
       await server.close();
       await native.stop?.();
+      queryLog.close();
       zone.close();
     },
   };

@@ -2,6 +2,7 @@ import { Counter } from 'prom-client';
 import type { Metrics } from '../api/metrics.js';
 import type { ClientPolicy } from '../dns/clients.js';
 import type { DnsHandler } from '../dns/handler.js';
+import type { NativeQueryLog } from '../dns/querylog.js';
 import type { ContainerNames } from '../dns/scoped.js';
 import type { UdpBinder } from '../dns/server.js';
 import type { ZoneState } from '../dns/zone.js';
@@ -24,6 +25,8 @@ export interface NativeDns {
   table?: LiveTable;
   /** Response rate limiting in the native threads: responses/s per network (0: off), slip. */
   setRrl(rate: number, slip: number): void;
+  /** The UDP threads' query log ring. */
+  queryLog?: NativeQueryLog;
   close(): void;
 }
 
@@ -100,6 +103,7 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
     path: 'native',
     udpBinder: (addr) => udp.listen(addr),
     setRrl: (rate, slip) => addon.setRrl(rate, slip),
+    queryLog: typeof addon.queryLogSet !== 'function' ? undefined : { set: (mode, every) => addon.queryLogSet(mode, every), take: (max) => addon.queryLogTake(max), counts: () => addon.queryLogStats() },
     table,
     close: () => {
       clearInterval(timer);

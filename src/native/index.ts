@@ -45,6 +45,10 @@ export interface Addon {
   relayClose(id: number, force: boolean): void;
   relayForget(id: number): void;
   relayStats(id: number): (number | string)[] | undefined;
+  /** The native query log (native/src/querylog.rs; src/dns/querylog.ts): 0 off, 1 errors, 2 one in `every`. */
+  queryLogSet(mode: number, every: number): void;
+  queryLogTake(max: number): [Buffer, number] | undefined;
+  queryLogStats(): number[];
 }
 
 export type LoadResult = { addon: Addon; file: string } | { addon: null; reason: string; disabled: boolean };
