@@ -38,12 +38,14 @@ pub struct Entry {
     pub ancount: u16,
     pub rcode: u8,
     pub name_len: u8,
+    /// 1: answered from the forwarded-name cache ("cache"), 0: from the answer table ("native").
+    pub cached: u8,
     /// The question name in wire form (labels), without the root byte.
     pub name: [u8; NAME_MAX],
 }
 
 impl Entry {
-    const EMPTY: Entry = Entry { unix_us: 0, us: 0, addr: [0; 16], port: 0, qtype: 0, ancount: 0, rcode: 0, name_len: 0, name: [0; NAME_MAX] };
+    const EMPTY: Entry = Entry { unix_us: 0, us: 0, addr: [0; 16], port: 0, qtype: 0, ancount: 0, rcode: 0, name_len: 0, cached: 0, name: [0; NAME_MAX] };
 
     /// From the query as received and the reply built for it (rcode and answer count).
     pub fn new(query: &[u8], reply: &[u8], client: &Client, port: u16) -> Entry {
@@ -211,7 +213,7 @@ impl Picker {
     }
 
     #[inline]
-    pub fn offer(&mut self, query: &[u8], reply: &[u8], client: &Client, port: u16) {
+    pub fn offer(&mut self, query: &[u8], reply: &[u8], client: &Client, port: u16, cached: bool) {
         let take = match self.mode {
             MODE_OFF => return,
             MODE_ERRORS => reply.len() >= 4 && reply[3] & 0xf != 0,
@@ -228,7 +230,9 @@ impl Picker {
         if take && self.full {
             self.skipped += 1;
         } else if take {
-            self.picked.push(Entry::new(query, reply, client, port));
+            let mut e = Entry::new(query, reply, client, port);
+            e.cached = cached as u8;
+            self.picked.push(e);
         }
     }
 
@@ -316,7 +320,8 @@ pub fn format(e: &Entry, out: &mut Vec<u8>) {
             let _ = write!(out, "RCODE{}", e.rcode);
         }
     }
-    let _ = writeln!(out, "\",\"answers\":{},\"path\":\"native\",\"us\":{}}}", e.ancount, e.us);
+    let path = if e.cached != 0 { "cache" } else { "native" };
+    let _ = writeln!(out, "\",\"answers\":{},\"path\":\"{}\",\"us\":{}}}", e.ancount, path, e.us);
 }
 
 fn client_text(a: &[u8; 16], out: &mut Vec<u8>) {

@@ -148,7 +148,7 @@ fn picker_modes() {
     let count = |mode: u32, sample: u32| {
         let mut p = Picker { mode, sample, count: 0, picked: Vec::new(), full: false, skipped: 0 };
         for i in 0..100 {
-            p.offer(&q, if i % 10 == 0 { &fail } else { &ok }, &c, 1);
+            p.offer(&q, if i % 10 == 0 { &fail } else { &ok }, &c, 1, false);
         }
         p.picked.len()
     };
@@ -164,7 +164,7 @@ fn picker_on_a_full_ring_counts_without_building() {
     let c = Client::v4([127, 0, 0, 1]);
     let mut p = Picker { mode: MODE_SAMPLE, sample: 1, count: 0, picked: Vec::new(), full: true, skipped: 0 };
     for _ in 0..5 {
-        p.offer(&q, &q, &c, 1);
+        p.offer(&q, &q, &c, 1, false);
     }
     assert!(p.picked.is_empty(), "no entry built for a ring that has no room");
     assert_eq!(p.skipped, 5, "each pick counted, to be added to the ring's dropped");

@@ -484,19 +484,22 @@ fn serve(fd: i32, l: &Listener, sock: u32, cpu: Option<usize>) {
                 Outcome::Reply(olen) => {
                     let rcode = (outb[ns][3] & 0xf) as usize;
                     stats[type_index(reply_qtype(&outb[ns][..olen])) * 6 + rcode.min(5)] += 1;
-                    qlog.offer(q, &outb[ns][..olen], &client, port);
+                    qlog.offer(q, &outb[ns][..olen], &client, port, false);
                     olen
                 }
                 Outcome::Error(olen) => {
                     stats[if outb[ns][3] & 0xf == 4 { STAT_NOTIMP } else { STAT_FORMERR }] += 1;
-                    qlog.offer(q, &outb[ns][..olen], &client, port);
+                    qlog.offer(q, &outb[ns][..olen], &client, port, false);
                     olen
                 }
                 Outcome::Drop => {
                     stats[STAT_DROPPED] += 1;
                     continue;
                 }
-                Outcome::Forward if cache_hit(cache.answer(q, &mut outb[ns], now_ns, &mut cached), &mut hit) => hit,
+                Outcome::Forward if cache_hit(cache.answer(q, &mut outb[ns], now_ns, &mut cached), &mut hit) => {
+                    qlog.offer(q, &outb[ns][..hit], &client, port, true);
+                    hit
+                }
                 Outcome::ToJs | Outcome::Forward => {
                     if JS_INFLIGHT.load(Ordering::Relaxed) >= JS_QUEUE_MAX {
                         stats[STAT_JS_FULL] += 1;
