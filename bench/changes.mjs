@@ -65,13 +65,13 @@ async function startDaemon(name, { services = 0, join: seeds = [], node = [] } =
   writeFileSync(cfg, config(services));
   const args = [join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', cfg, '--link', 'none', '--state-dir', d,
     '--dns-listen', `127.0.0.1:${dnsPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--upstream-dns', '127.0.0.1:9',
-    '--podman-socket', 'none', '--gossip-listen', `127.0.0.1:${gossipPort}`, '--advertise-address', '127.0.0.1', '--log-level', 'warn',
+    '--podman-socket', 'none', '--max-endpoints-per-node', '100000', '--gossip-listen', `127.0.0.1:${gossipPort}`, '--advertise-address', '127.0.0.1', '--log-level', 'warn',
     ...seeds.flatMap((s) => ['--join', s])];
   const proc = spawn(process.execPath, [...node, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   proc.stderr.on('data', (c) => (err += c));
   procs.add(proc);
-  const daemon = { name, proc, dnsPort, apiPort, gossip: `127.0.0.1:${gossipPort}`, pid: proc.pid, err: () => err };
+  const daemon = { name, proc, dnsPort, apiPort, gossip: `127.0.0.1:${gossipPort}`, pid: proc.pid, err: () => err, stateDir: d };
   const end = Date.now() + 120_000;
   while (Date.now() < end) {
     if (proc.exitCode !== null) throw new Error(`${name} exited: ${err}`);
@@ -91,10 +91,14 @@ async function stopDaemon(d) {
   procs.delete(d.proc);
 }
 
+/** The API token the daemon wrote into its state directory (writes need it over TCP). */
+const token = (d) => (d.token ??= readFileSync(join(d.stateDir, 'api-token'), 'utf8').trim());
+
 function api(d, method, path, body) {
   return new Promise((res, rej) => {
     const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = request({ host: '127.0.0.1', port: d.apiPort, path, method, headers: data ? { 'content-type': 'application/json' } : {} }, (r) => {
+    const headers = { ...(data ? { 'content-type': 'application/json' } : {}), ...(method === 'GET' ? {} : { authorization: `Bearer ${token(d)}` }) };
+    const req = request({ host: '127.0.0.1', port: d.apiPort, path, method, headers }, (r) => {
       let text = '';
       r.on('data', (c) => (text += c));
       r.on('end', () => res({ status: r.statusCode, text }));

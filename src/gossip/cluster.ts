@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { DEFAULT_MAX_ENDPOINTS, RegistrySync } from '../registry/sync.js';
+import { DEFAULT_MAX_ENDPOINTS, RegistrySync } from '../sync/registry-sync.js';
 import type { Registry } from '../registry/registry.js';
 import { SnapshotFile, type Snapshot } from '../state/snapshot.js';
 import { realClock } from './clock.js';
