@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as packet from 'dns-packet';
 import { ChangeIndex } from './api/blocking.js';
-import { dnsRecordsJson } from './api/format.js';
+import { dnsRecordsJson, membersJson } from './api/format.js';
 import { Metrics } from './api/metrics.js';
 import type { ApiContext } from './api/routes.js';
 import { Serial } from './api/serial.js';
@@ -539,7 +539,7 @@ export class Daemon {
       ready: () => this.ready,
       status: () => this.status(),
       query: (name, type) => this.query(name, type),
-      nodes: () => this.cluster?.nodes(),
+      nodes: () => (this.cluster ? membersJson(this.cluster.membership.all(), this.registry, (id) => this.cluster!.isStale(id)) : undefined),
       joinToken: () => this.cluster?.joinToken() ?? null,
       join: async (seeds) => {
         if (!this.cluster) return { joined: 0, errors: [this.problems.get('gossip') ?? this.gossipOff ?? 'gossip is off'] };
