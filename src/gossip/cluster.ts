@@ -77,8 +77,8 @@ export class Cluster {
       delegate: {
         notifyUpdate: (d) => this.sync.notifyUpdate(d),
         pushPullRequest: () => this.sync.pushPullRequest(),
-        pushPullAnswer: (r) => this.sync.pushPullAnswer(r),
-        pushPullFinish: (a) => this.sync.pushPullFinish(a),
+        pushPullAnswer: (r, join) => this.sync.pushPullAnswer(r, join),
+        pushPullFinish: (a, join) => this.sync.pushPullFinish(a, join),
         handleRequest: (d) => this.sync.handleRequest(d),
         notifyMember: (m, prev) => this.memberChanged(m, prev),
       },

@@ -42,6 +42,8 @@ export interface SyncTransport {
   member(id: string): Member | undefined;
   all(): Member[];
   rand(): number;
+  /** The gossip clock (virtual in the simulator). */
+  now(): number;
   after(ms: number, fn: () => void): void;
 }
 
@@ -80,6 +82,8 @@ const REPAIR_TRIES = 4;
 const WANTED = 4096;
 /** How long a gap may take to fill by itself before a repair (ms, plus up to as much at random). */
 const GAP_WAIT = 500;
+/** A state got this recently is not sent whole in a periodic push-pull: its delta is on its way. */
+const FRESH_MS = 5000;
 /** Queue slots per node: a node's deltas queue side by side, the 17th replaces the 1st. */
 const SLOTS = 16;
 
@@ -121,6 +125,8 @@ export class RegistrySync implements Delegate {
   /** This node's last published state (the base of its next delta). */
   private published: NodeState | undefined;
   private readonly slots = new Map<string, number>();
+  /** When (this node's clock) it got the version held of each node. */
+  private readonly gotAt = new Map<string, number>();
   private readonly maxEndpoints: number;
   /** Updates for the simulator and tests: deltas applied, whole states merged, whole-state repairs asked. */
   readonly stats = { deltas: 0, states: 0, repairs: 0 };
@@ -160,6 +166,7 @@ export class RegistrySync implements Delegate {
     const body = encodeBody(d);
     const signed = signDelta(identity, d, s, body);
     this.proofs.set(s.id, signed);
+    this.gotAt.set(s.id, this.net.now());
     this.published = s;
     this.send(signed, body);
   }
@@ -255,6 +262,7 @@ export class RegistrySync implements Delegate {
   private merged(state: NodeState, s: Signed): void {
     if (!this.registry.apply(state)) return;
     this.proofs.set(state.id, s);
+    if (this.net) this.gotAt.set(state.id, this.net.now());
     this.events.merged?.(state, this.now() - state.version);
   }
 
@@ -382,14 +390,21 @@ export class RegistrySync implements Delegate {
     return [...this.registry.nodes()].map((s) => [s.id, s.version]);
   }
 
-  /** States this node holds (and can prove) that are newer than (or missing from) `remote`. */
-  private newerThan(remote: unknown): unknown[][] {
+  /**
+   * States this node holds (and can prove) that are newer than (or missing from) `remote`. Outside
+   * a join, a state the other side has an older version of is left out while this node got it
+   * less than FRESH_MS ago: its delta is still being gossiped, and the whole state would cost far
+   * more than the delta (the next push-pull sends it if the delta was lost).
+   */
+  private newerThan(remote: unknown, join: boolean): unknown[][] {
     const theirs = new Map<string, number>();
     if (Array.isArray(remote)) for (const x of remote) if (Array.isArray(x) && typeof x[0] === 'string' && typeof x[1] === 'number') theirs.set(x[0], x[1]);
     const out: unknown[][] = [];
+    const now = this.net?.now() ?? 0;
     for (const s of this.registry.nodes()) {
       const v = theirs.get(s.id);
-      if ((v === undefined || v < s.version) && (s.id === this.self || this.accepts(s.id))) {
+      const fresh = !join && v !== undefined && now - (this.gotAt.get(s.id) ?? -Infinity) < FRESH_MS;
+      if ((v === undefined || v < s.version) && !fresh && (s.id === this.self || this.accepts(s.id))) {
         const signed = this.stateOf(s.id);
         if (signed) out.push(signed);
       }
@@ -422,15 +437,15 @@ export class RegistrySync implements Delegate {
     return encode(this.digest());
   }
 
-  pushPullAnswer(remote: Uint8Array): Uint8Array {
-    return encode([this.digest(), this.newerThan(this.safeDecode(remote))]);
+  pushPullAnswer(remote: Uint8Array, join = false): Uint8Array {
+    return encode([this.digest(), this.newerThan(this.safeDecode(remote), join)]);
   }
 
-  pushPullFinish(answer: Uint8Array): Uint8Array | null {
+  pushPullFinish(answer: Uint8Array, join = false): Uint8Array | null {
     const a = this.safeDecode(answer);
     if (!Array.isArray(a) || !Array.isArray(a[1])) return null;
     for (const s of a[1] as unknown[]) this.merge(s);
-    const missing = this.newerThan(a[0]);
+    const missing = this.newerThan(a[0], join);
     return missing.length ? encode([4, missing]) : null;
   }
 
@@ -452,6 +467,7 @@ export class RegistrySync implements Delegate {
     if (m.id === this.self) return;
     if ((m.state === 'dead' || m.state === 'left') && prev !== m.state) {
       this.proofs.delete(m.id);
+      this.gotAt.delete(m.id);
       this.pending.delete(m.id);
       this.wanted.delete(m.id);
       if (this.registry.removeNode(m.id)) this.events.removed?.(m.id, m.state);

@@ -36,6 +36,8 @@ class Bus {
   readonly sent = new Map<string, Uint8Array[]>();
   readonly requests: Array<{ from: string; to: string; data: unknown }> = [];
   readonly timers: Array<() => void> = [];
+  /** The syncs' clock (ms); tests move it on. */
+  clock = 0;
   constructor(readonly maxUserUpdate = 1200) {}
 
   transport(self: string, rand: () => number = Math.random): SyncTransport {
@@ -56,6 +58,7 @@ class Bus {
       member,
       all: () => [...this.syncs.keys()].map((id) => member(id)!),
       rand,
+      now: () => this.clock,
       after: (_ms, fn) => void this.timers.push(fn),
     };
   }
@@ -143,6 +146,7 @@ t.test('property: a state built from deltas passes on by push-pull, from host to
     // Associativity: part of the news reaches c directly, the rest through a → b → c.
     for (const u of owners.flatMap((o) => o.updates).filter(() => rand() < 0.3)) c!.sync.notifyUpdate(u);
     const pp = (x: RegistrySync, y: RegistrySync) => {
+      bus.clock += 10_000; // the deltas are old news by now: push-pull sends whole states
       const rest = x.pushPullFinish(y.pushPullAnswer(x.pushPullRequest()));
       if (rest) y.handleRequest(rest);
     };
@@ -177,6 +181,30 @@ t.test('property: a delta missing an earlier version is never applied half-way; 
     await bus.settle();
   }
   t.pass('100 rounds: only states the owner had');
+});
+
+t.test('a periodic push-pull leaves out a state whose delta is still being gossiped; a join or a later push-pull sends it', async (t) => {
+  const bus = new Bus();
+  const o = bus.owner('fresh-owner');
+  o.local.upsert(ep('web', '10.0.0.1', { id: 'w0' }));
+  const a = bus.receiver('a');
+  const b = bus.receiver('b');
+  for (const u of o.updates) a.sync.notifyUpdate(u);
+  b.sync.notifyUpdate(o.updates[0]!);
+  const pp = (join: boolean) => {
+    const rest = b.sync.pushPullFinish(a.sync.pushPullAnswer(b.sync.pushPullRequest(), join), join);
+    if (rest) a.sync.handleRequest(rest);
+  };
+  pp(false);
+  t.equal(b.r.node(o.id)?.version, o.states[0]!.version, 'b got a moment ago: not sent whole');
+  pp(true);
+  t.equal(stateJson(b.r.node(o.id)), stateJson(o.local.state), 'a join sends it');
+  const c = bus.receiver('c');
+  c.sync.notifyUpdate(o.updates[0]!);
+  bus.clock += 6000;
+  const rest = c.sync.pushPullFinish(a.sync.pushPullAnswer(c.sync.pushPullRequest()));
+  t.equal(rest, null);
+  t.equal(stateJson(c.r.node(o.id)), stateJson(o.local.state), 'so does a push-pull once it is 5 s old');
 });
 
 t.test('a gap triggers one repair from the relay; then the receiver has the latest state', async (t) => {
