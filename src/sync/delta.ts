@@ -9,9 +9,9 @@ import { compareKeys, endpointKey, type Endpoint, type NodeState } from '../regi
 // every receiver, so a state is a function of its content: applying a delta to the state it was
 // made from gives, byte for byte, the state the owner has. The encoding is canonical (map keys
 // sorted, undefined fields left out), which lets the owner sign one small header per version
-// holding the SHA-256 of the whole state and of the delta:
+// holding a hash of the whole state (stateHash) and the SHA-256 of the delta:
 //
-//   header = [id, version, base, sha256(state), sha256(delta body)]
+//   header = [id, version, base, stateHash(state), sha256(delta body)]
 //   body   = [name, address, incarnation, put: Endpoint[], del: endpoint key[]]
 //
 // `base` is the version the delta applies to (0: to nothing, the body holds every endpoint). A
@@ -55,6 +55,32 @@ export function sortEndpoints(eps: Endpoint[]): Endpoint[] {
 }
 
 export const encodeState = (s: NodeState): Uint8Array => encodeCanonical([s.id, s.name, s.address, s.incarnation, s.version, s.endpoints]);
+
+// Endpoint objects are never changed once made (a change makes a new one), and unchanged ones
+// are shared from version to version, so each is hashed once.
+const endpointHashes = new WeakMap<Endpoint, Uint8Array>();
+function endpointHash(e: Endpoint): Uint8Array {
+  let h = endpointHashes.get(e);
+  if (!h) endpointHashes.set(e, (h = sha256(encodeCanonical(e))));
+  return h;
+}
+
+/**
+ * The hash that proves a state: SHA-256 of its identity fields and endpoint count, followed by
+ * the SHA-256 of each endpoint in order. Only new endpoints cost an encoding; the rest is one
+ * hash over 32 bytes per endpoint.
+ */
+export function stateHash(s: NodeState): Uint8Array {
+  const head = encodeCanonical([s.id, s.name, s.address, s.incarnation, s.version, s.endpoints.length]);
+  const buf = new Uint8Array(head.length + HASH_BYTES * s.endpoints.length);
+  buf.set(head);
+  let at = head.length;
+  for (const e of s.endpoints) {
+    buf.set(endpointHash(e), at);
+    at += HASH_BYTES;
+  }
+  return sha256(buf);
+}
 
 /** A whole state from its bytes, or null when they are not a well-formed state. */
 export function decodeState(bytes: Uint8Array): NodeState | null {
@@ -107,6 +133,12 @@ export function diff(prev: NodeState | undefined, next: NodeState): Delta {
   let i = 0;
   let j = 0;
   while (i < a.length || j < b.length) {
+    if (i < a.length && a[i] === b[j]) {
+      // The same object: the same endpoint, unchanged (the common case, without building keys).
+      i++;
+      j++;
+      continue;
+    }
     const ka = i < a.length ? endpointKey(a[i]!) : null;
     const kb = j < b.length ? endpointKey(b[j]!) : null;
     const c = ka === null ? 1 : kb === null ? -1 : compareKeys(ka, kb);
@@ -116,7 +148,7 @@ export function diff(prev: NodeState | undefined, next: NodeState): Delta {
     } else if (c > 0) {
       put.push(b[j++]!);
     } else {
-      if (a[i] !== b[j] && !sameBytes(encodeCanonical(a[i]), encodeCanonical(b[j]))) put.push(b[j]!);
+      if (a[i] !== b[j] && !sameBytes(endpointHash(a[i]!), endpointHash(b[j]!))) put.push(b[j]!);
       i++;
       j++;
     }

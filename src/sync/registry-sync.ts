@@ -4,7 +4,7 @@ import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, verifyProof, type NodeIdentity } fro
 import { MAX_AHEAD_MS, type Member } from '../gossip/membership.js';
 import type { Registry } from '../registry/registry.js';
 import type { NodeState } from '../registry/types.js';
-import { apply, decodeBody, decodeBytes, decodeHeader, decodeState, diff, encodeBody, encodeCanonical as encode, encodeHeader, encodeState, sameBytes, sha256, type Delta, type Header } from './delta.js';
+import { apply, decodeBody, decodeBytes, decodeHeader, decodeState, diff, encodeBody, encodeCanonical as encode, encodeHeader, encodeState, sameBytes, sha256, stateHash, type Delta, type Header } from './delta.js';
 
 // The registry's side of gossip (the membership's Delegate). A change of this node's state goes
 // out as a delta (delta.ts): the endpoints added, changed or removed since the version before,
@@ -18,7 +18,7 @@ import { apply, decodeBody, decodeBytes, decodeHeader, decodeState, diff, encode
 // other side lacks.
 //
 // Every version of a state is proven by its owner's signature over the delta header, which holds
-// the SHA-256 of the whole resulting state: relays pass the signed bytes on untouched, a host
+// a hash of the whole resulting state (delta.ts stateHash): relays pass the signed bytes on untouched, a host
 // that applied a delta can prove the state it built in anti-entropy with the same header, and a
 // receiver merges only what the key its node id stands for signed. Versions far ahead of this
 // node's clock and states over the endpoint limit are refused. A node that membership declares
@@ -105,7 +105,7 @@ export function signState(identity: NodeIdentity, s: NodeState): Signed {
 }
 
 function signDelta(identity: NodeIdentity, d: Delta, s: NodeState, body = encodeBody(d)): Signed {
-  const h: Header = { id: s.id, version: s.version, base: d.base, stateHash: sha256(encodeState(s)), bodyHash: sha256(body) };
+  const h: Header = { id: s.id, version: s.version, base: d.base, stateHash: stateHash(s), bodyHash: sha256(body) };
   const header = encodeHeader(h);
   const { pub, sig } = identity.prove(header);
   return { header, h, pub, sig };
@@ -252,7 +252,7 @@ export class RegistrySync implements Delegate {
     const next = apply(held, d);
     if (this.overLimit(d.id, next.endpoints.length, 'a delta')) return true;
     // The state held at the base differs from the owner's (e.g. one from an older format): repair.
-    if (!sameBytes(sha256(encodeState(next)), s.h.stateHash)) return false;
+    if (!sameBytes(stateHash(next), s.h.stateHash)) return false;
     this.merged(next, s);
     this.stats.deltas++;
     this.send(s, body);
@@ -291,13 +291,15 @@ export class RegistrySync implements Delegate {
     const [header, bytes, pub, sig] = raw as unknown[];
     const s = this.readProof('a state', header, pub, sig);
     if (!s) return false;
-    if (!isBytes(bytes) || !sameBytes(sha256(bytes), s.h.stateHash)) return !!this.reject(`a state of node ${s.h.id} that is not the one signed: dropped`, 'signature');
-    const state = decodeState(bytes);
-    if (!state || state.id !== s.h.id || state.version !== s.h.version) {
+    const state = isBytes(bytes) ? decodeState(bytes) : null;
+    if (!state) {
       this.events.invalid?.('a node state that is not well-formed');
       return false;
     }
-    if (this.overLimit(state.id, state.endpoints.length, 'a state')) return false;
+    if (this.overLimit(s.h.id, state.endpoints.length, 'a state')) return false;
+    if (state.id !== s.h.id || state.version !== s.h.version || !sameBytes(stateHash(state), s.h.stateHash)) {
+      return !!this.reject(`a state of node ${s.h.id} that is not the one signed: dropped`, 'signature');
+    }
     this.merged(state, s);
     this.stats.states++;
     this.drain(state.id);
