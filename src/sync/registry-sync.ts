@@ -241,7 +241,8 @@ export class RegistrySync implements Delegate {
       this.pending.set(d.id, (q = new Map()));
     }
     q.set(d.base, { d, s, body });
-    if (q.size > PENDING_PER_NODE) q.delete(Math.min(...q.keys()));
+    // Over the bound, the one furthest ahead goes: the nearest are the ones that can apply next.
+    if (q.size > PENDING_PER_NODE) q.delete(Math.max(...q.keys()));
     this.want(d.id, d.version, relayOf(relay), false);
   }
 
