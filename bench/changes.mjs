@@ -73,7 +73,7 @@ async function startDaemon(name, { services = 0, join: seeds = [], node = [] } =
   let err = '';
   proc.stderr.on('data', (c) => (err += c));
   procs.add(proc);
-  const daemon = { name, proc, dnsPort, apiPort, gossip: `127.0.0.1:${gossipPort}`, pid: proc.pid, err: () => err };
+  const daemon = { name, proc, dnsPort, apiPort, gossip: `127.0.0.1:${gossipPort}`, pid: proc.pid, err: () => err, stateDir: d };
   const end = Date.now() + 120_000;
   while (Date.now() < end) {
     if (proc.exitCode !== null) throw new Error(`${name} exited: ${err}`);
@@ -96,6 +96,7 @@ async function stopDaemon(d) {
   if (d.proc.exitCode === null) d.proc.kill('SIGKILL');
   procs.delete(d.proc);
 }
+
 
 function api(d, method, path, body) {
   return new Promise((res, rej) => {
@@ -222,6 +223,7 @@ async function gossip(n) {
     }
     for (const d of all) await settle(d);
     const bytes = () => Promise.all(all.map((d) => metric(d, 'podman_swarm_dns_gossip_bytes_sent_total')));
+    const w0 = await Promise.all(others.map((d) => metric(d, 'podman_swarm_dns_gossip_states_merged_total')));
     const b0 = await bytes();
     const t0 = performance.now();
     for (let i = 0; i < CHANGES; i++) {
@@ -234,7 +236,9 @@ async function gossip(n) {
     await sleep(busyMs);
     const i1 = await bytes();
     const per = all.map((_, j) => (b1[j] - b0[j] - (i1[j] - i0[j])) / CHANGES);
-    return { n, owner: per[0], others: per.slice(1), idle: all.map((_, j) => ((i1[j] - i0[j]) / busyMs) * 1000) };
+    // Whole states merged by the two others over the changes and the idle window (none before deltas: NaN).
+    const wholes = (await Promise.all(others.map((d) => metric(d, 'podman_swarm_dns_gossip_states_merged_total')))).map((x, j) => x - w0[j]);
+    return { n, owner: per[0], others: per.slice(1), idle: all.map((_, j) => ((i1[j] - i0[j]) / busyMs) * 1000), wholes };
   } finally {
     for (const d of [owner, ...others]) await stopDaemon(d);
   }
@@ -253,11 +257,11 @@ const latency = ['p50', 'p90', 'max'].map((k) => ({ name: k, points: singles.map
 console.log(`\nChart: ${writePlot('change-answer', changesPlot(`API change → new address answered in DNS (${new Date().toISOString().slice(0, 10)})`, latency))}`);
 if (GOSSIP_SIZES.length) {
   console.log('\nthree daemons on loopback, the services on the owner; gossip bytes sent per change (idle traffic subtracted)\n');
-  console.log('| services | owner (bytes/change) | peer 1 | peer 2 | idle bytes/s (owner, peer 1, peer 2) |');
-  console.log('|---:|---:|---:|---:|---|');
+  console.log('| services | owner (bytes/change) | peer 1 | peer 2 | idle bytes/s (owner, peer 1, peer 2) | whole states merged by peers 1, 2 |');
+  console.log('|---:|---:|---:|---:|---|---|');
   for (const n of GOSSIP_SIZES) {
     const r = await gossip(n);
-    console.log(`| ${n} | ${Math.round(r.owner)} | ${Math.round(r.others[0])} | ${Math.round(r.others[1])} | ${r.idle.map((x) => Math.round(x)).join(', ')} |`);
+    console.log(`| ${n} | ${Math.round(r.owner)} | ${Math.round(r.others[0])} | ${Math.round(r.others[1])} | ${r.idle.map((x) => Math.round(x)).join(', ')} | ${r.wholes.join(', ')} |`);
   }
 }
 sock.close();

@@ -1,5 +1,8 @@
 import { isIP } from 'node:net';
 import type * as packet from 'dns-packet';
+import type { MemberState } from '../gossip/codec.js';
+import type { Member } from '../gossip/membership.js';
+import type { Registry } from '../registry/registry.js';
 import type { NodeState, Protocol } from '../registry/types.js';
 import { servable, type ServiceView, type ViewEndpoint } from '../registry/view.js';
 
@@ -110,6 +113,43 @@ export function nodeJson(n: NodeState, localId: string, state = 'alive'): Record
     version: n.version,
     endpoints: n.endpoints.length,
   };
+}
+
+export interface MemberJson {
+  id: string;
+  name: string;
+  address: string;
+  gossip_address: string | null;
+  state: MemberState | 'stale' | 'unknown';
+  local: boolean;
+  incarnation: number;
+  version: number | null;
+  endpoints: number;
+}
+
+/**
+ * Members and registry nodes for `GET /api/v1/nodes` and `podman-swarm-dns members`: every
+ * member with the state held of it, then nodes held without a member (from the state file:
+ * `stale` until the cluster confirms them).
+ */
+export function membersJson(members: Member[], registry: Registry, stale: (id: string) => boolean): MemberJson[] {
+  const local = registry.localNode;
+  const out = new Map<string, MemberJson>();
+  for (const m of members) {
+    const s = registry.node(m.id);
+    out.set(m.id, {
+      id: m.id, name: m.name, address: s?.address ?? m.addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''), gossip_address: m.addr,
+      state: m.state, local: m.id === local, incarnation: m.inc, version: s?.version ?? null, endpoints: s?.endpoints.length ?? 0,
+    });
+  }
+  for (const s of registry.nodes()) {
+    if (out.has(s.id)) continue;
+    out.set(s.id, {
+      id: s.id, name: s.name, address: s.address, gossip_address: null, state: stale(s.id) ? 'stale' : 'unknown',
+      local: false, incarnation: s.incarnation, version: s.version, endpoints: s.endpoints.length,
+    });
+  }
+  return [...out.values()].sort((a, b) => (a.local ? -1 : b.local ? 1 : a.name.localeCompare(b.name)));
 }
 
 export interface DnsRecordJson {

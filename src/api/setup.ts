@@ -5,6 +5,7 @@ import type { LocalNode } from '../registry/local.js';
 import type { Registry } from '../registry/registry.js';
 import type { StateSetup } from '../state/setup.js';
 import { ChangeIndex } from './blocking.js';
+import { membersJson } from './format.js';
 import type { Metrics } from './metrics.js';
 import { Serial } from './serial.js';
 import { ApiServer, ApiSocketInUse, checkApiListen, unixSocketAlive } from './server.js';
@@ -55,7 +56,10 @@ export function setupApi(c: Context, d: ApiDeps): ApiSetup {
       ready: d.ready,
       status,
       query: (name, type) => d.dns.query(name, type),
-      nodes: () => d.gossip.cluster()?.nodes(),
+      nodes: () => {
+        const cluster = d.gossip.cluster();
+        return cluster ? membersJson(cluster.membership.all(), d.registry, (id) => cluster.isStale(id)) : undefined;
+      },
       joinToken: () => d.gossip.cluster()?.joinToken() ?? null,
       join: (seeds) => d.gossip.join(seeds),
       saveRegistrations: (endpoints) => d.state.store.save(endpoints),

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { DEFAULT_MAX_ENDPOINTS, RegistrySync } from '../registry/sync.js';
+import { DEFAULT_MAX_ENDPOINTS, RegistrySync } from '../sync/registry-sync.js';
 import type { Registry } from '../registry/registry.js';
 import { SnapshotFile, type Snapshot } from '../state/snapshot.js';
 import { realClock } from './clock.js';
@@ -41,18 +41,6 @@ export interface ClusterOptions {
   failures?: FailureLog;
 }
 
-export interface NodeJson {
-  id: string;
-  name: string;
-  address: string;
-  gossip_address: string | null;
-  state: MemberState | 'stale' | 'unknown';
-  local: boolean;
-  incarnation: number;
-  version: number | null;
-  endpoints: number;
-}
-
 export class Cluster {
   readonly membership: Membership;
   readonly sync: RegistrySync;
@@ -92,8 +80,8 @@ export class Cluster {
       delegate: {
         notifyUpdate: (d) => this.sync.notifyUpdate(d),
         pushPullRequest: () => this.sync.pushPullRequest(),
-        pushPullAnswer: (r) => this.sync.pushPullAnswer(r),
-        pushPullFinish: (a) => this.sync.pushPullFinish(a),
+        pushPullAnswer: (r, join) => this.sync.pushPullAnswer(r, join),
+        pushPullFinish: (a, join) => this.sync.pushPullFinish(a, join),
         handleRequest: (d) => this.sync.handleRequest(d),
         notifyMember: (m, prev) => this.memberChanged(m, prev),
       },
@@ -204,24 +192,9 @@ export class Cluster {
     if (prev !== m.state) this.snapshot.schedule(() => this.snapshotData(), () => undefined);
   }
 
-  /** Members and registry nodes for `GET /api/v1/nodes` and `podman-swarm-dns members`. */
-  nodes(): NodeJson[] {
-    const out = new Map<string, NodeJson>();
-    for (const m of this.membership.all()) {
-      const s = this.o.registry.node(m.id);
-      out.set(m.id, {
-        id: m.id, name: m.name, address: s?.address ?? m.addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''), gossip_address: m.addr,
-        state: m.state, local: m.id === this.id, incarnation: m.inc, version: s?.version ?? null, endpoints: s?.endpoints.length ?? 0,
-      });
-    }
-    for (const s of this.o.registry.nodes()) {
-      if (out.has(s.id)) continue;
-      out.set(s.id, {
-        id: s.id, name: s.name, address: s.address, gossip_address: null, state: this.staleNodes.has(s.id) ? 'stale' : 'unknown',
-        local: false, incarnation: s.incarnation, version: s.version, endpoints: s.endpoints.length,
-      });
-    }
-    return [...out.values()].sort((a, b) => (a.local ? -1 : b.local ? 1 : a.name.localeCompare(b.name)));
+  /** Whether node `id`'s state came from the state file and the cluster has not confirmed it yet. */
+  isStale(id: string): boolean {
+    return this.staleNodes.has(id);
   }
 
   /** A join token: this node and the live members as seeds, and the primary key. */

@@ -15,8 +15,9 @@ const mpDecode = (b: Uint8Array): unknown => decoder.decode(b);
 // arrives from the network either becomes well-typed messages or a WireError, never a crash.
 
 // Version 2: "alive" messages, graceful leaves and node states carry their owner's signature
-// (identity.ts); version 1 peers are refused.
-export const WIRE_VERSION = 2;
+// (identity.ts). Version 3: registry changes travel as signed deltas (sync/delta.ts), whole states
+// only in push-pull and repairs. Peers speaking another version are refused (and logged once).
+export const WIRE_VERSION = 3;
 export const FLAG_SEALED = 1;
 
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';

@@ -163,6 +163,11 @@ export class Membership {
     return this.random();
   }
 
+  /** The membership's clock (virtual in the simulator), for the delegate. */
+  now(): number {
+    return this.o.clock.now();
+  }
+
   /** A timer on the membership's clock (virtual in the simulator), for the delegate. */
   after(ms: number, fn: () => void): void {
     if (this.running) this.o.clock.after(ms, () => this.running && fn());

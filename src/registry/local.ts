@@ -1,6 +1,6 @@
 import { sameEndpoint } from './equal.js';
 import type { Registry } from './registry.js';
-import { endpointKey, type Endpoint, type EndpointSource, type NodeState } from './types.js';
+import { compareKeys, endpointKey, type Endpoint, type EndpointSource, type NodeState } from './types.js';
 
 // This node's own state: the one state in the registry this process writes. Sources (config
 // file, API, Podman) each own a set of endpoints; health results overlay them. Every change
@@ -27,7 +27,7 @@ export class LocalNode {
     private identity: LocalIdentity,
     /** Wall clock in ms; versions start from it so a restarted node outranks its old states. */
     private readonly now: () => number = Date.now,
-    /** --max-endpoints-per-node: the cluster refuses larger states (registry/sync.ts). */
+    /** --max-endpoints-per-node: the cluster refuses larger states (sync/registry-sync.ts). */
     readonly maxEndpoints = Infinity,
   ) {
     this.current = { ...identity, version: 0, endpoints: [] };
@@ -106,22 +106,25 @@ export class LocalNode {
     const prev = this.current;
     const id = this.identity;
     let same = !first && prev.id === id.id && prev.name === id.name && prev.address === id.address && prev.incarnation === id.incarnation;
-    const endpoints: Endpoint[] = [];
-    const seen = new Set<string>();
+    const merged = new Map<string, Endpoint>();
     // Config wins over the API, the API over Podman, if two sources claim the same key.
     for (const source of ['config', 'api', 'podman'] as const) {
       for (const [key, e] of this.sources.get(source) ?? []) {
-        if (seen.has(key)) continue;
-        seen.add(key);
+        if (merged.has(key)) continue;
         const healthy = this.health.get(key) ?? true;
-        const next = e.healthy === healthy ? e : { ...e, healthy };
-        // Unchanged endpoints keep their objects: the registry then compares them by identity.
-        const old = prev.endpoints[endpoints.length];
-        if (old !== undefined && (old === next || sameEndpoint(old, next))) endpoints.push(old);
-        else {
-          same = false;
-          endpoints.push(next);
-        }
+        merged.set(key, e.healthy === healthy ? e : { ...e, healthy });
+      }
+    }
+    // Sorted by key, as every copy of a state is (sync/delta.ts): a delta then rebuilds it exactly.
+    const endpoints: Endpoint[] = [];
+    for (const key of [...merged.keys()].sort(compareKeys)) {
+      const next = merged.get(key)!;
+      // Unchanged endpoints keep their objects: the registry then compares them by identity.
+      const old = prev.endpoints[endpoints.length];
+      if (old !== undefined && (old === next || sameEndpoint(old, next))) endpoints.push(old);
+      else {
+        same = false;
+        endpoints.push(next);
       }
     }
     if (same && endpoints.length === prev.endpoints.length) return false;

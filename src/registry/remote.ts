@@ -9,7 +9,7 @@ const isStr = (v: unknown, max = 255): v is string => typeof v === 'string' && v
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 const isPort = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
 
-function validEndpoint(e: unknown): e is Endpoint {
+export function validEndpoint(e: unknown): e is Endpoint {
   if (typeof e !== 'object' || e === null) return false;
   const x = e as Record<string, unknown>;
   if (!isStr(x.id) || !isLabel(String(x.namespace)) || !isLabel(String(x.service)) || !isLabel(String(x.hostname))) return false;

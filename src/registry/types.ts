@@ -68,3 +68,6 @@ export const endpointKey = (e: Pick<Endpoint, 'namespace' | 'service' | 'id'>): 
   `${e.namespace}/${e.service}/${e.id}`;
 
 export const serviceKey = (namespace: string, service: string): string => `${namespace}/${service}`;
+
+/** The order of endpoint keys (and so of the endpoints in every node state). */
+export const compareKeys = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

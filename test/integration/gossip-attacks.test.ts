@@ -14,7 +14,8 @@ import { alivePayload, WIRE_VERSION, type Message } from '../../src/gossip/codec
 import { Keyring, Wire } from '../../src/gossip/crypto.js';
 import { realClock } from '../../src/gossip/clock.js';
 import { NodeIdentity } from '../../src/gossip/identity.js';
-import { signState } from '../../src/registry/sync.js';
+import { signState } from '../../src/sync/registry-sync.js';
+import { diff, encodeBody } from '../../src/sync/delta.js';
 import type { NodeState } from '../../src/registry/types.js';
 
 const until = waiter(30_000);
@@ -109,7 +110,7 @@ t.test('a rogue member with the cluster key against a cluster of daemons', async
   await rogue.start();
   t.teardown(() => rogue.sock.close());
 
-  await t.test("a state or alive sent under another node's id, at version 2^53-1, is refused", async (t) => {
+  await t.test("a delta, a notice or an alive sent under another node's id, at version 2^53-1, is refused", async (t) => {
     const forged: NodeState = {
       id: victim.id, name: 'bravo', address: '127.0.0.1', incarnation: 0, version: 2 ** 53 - 1,
       endpoints: [{ id: 'db-1', namespace: 'default', service: 'db', hostname: 'db-1', addresses: ['10.6.6.6'], explicit: true, ports: {}, weight: 10, health: 'none', healthy: true, source: 'api', lastSeen: 0 }],
@@ -117,12 +118,14 @@ t.test('a rogue member with the cluster key against a cluster of daemons', async
     const alive = { id: victim.id, name: 'bravo', addr: rogue.addr, inc: 2 ** 53 - 1 };
     const before = await rejected(a, 'signature');
     for (const n of [a, c]) {
-      rogue.send(n, rogue.seal([{ t: 'user', data: encode([0, ...signState(rogue.identity, forged)]) }]));
+      const s = signState(rogue.identity, forged);
+      rogue.send(n, rogue.seal([{ t: 'user', data: encode([0, s.header, encodeBody(diff(undefined, forged)), s.pub, s.sig, rogue.identity.id]) }]));
+      rogue.send(n, rogue.seal([{ t: 'user', data: encode([1, s.header, s.pub, s.sig, rogue.identity.id]) }]));
       rogue.send(n, rogue.seal([{ t: 'alive', ...alive, proof: rogue.identity.prove(alivePayload(alive)) }]));
     }
-    await until('both refused on alpha', async () => (await rejected(a, 'signature')) >= before + 2);
+    await until('all three refused on alpha', async () => (await rejected(a, 'signature')) >= before + 3);
     // The counter is read over the API, the log through the daemon's stdout: wait for the lines.
-    for (const line of [/a state of node [0-9a-f]{32} not signed by that node's key: dropped/, /an alive for node [0-9a-f]{32} not signed by that node's key: dropped/]) {
+    for (const line of [/a delta of node [0-9a-f]{32} not signed by that node's key: dropped/, /an alive for node [0-9a-f]{32} not signed by that node's key: dropped/]) {
       await until(`the log line ${line.source}`, async () => line.test(a.d.logs())).catch(() => undefined);
       t.match(a.d.logs(), line);
     }
@@ -178,14 +181,14 @@ t.test('a rogue member with the cluster key against a cluster of daemons', async
     await until('bravo alive again on alpha', async () => (await member(a, 'bravo'))?.state === 'alive');
   });
 
-  await t.test('a peer speaking wire version 1 is refused with one clear log line', async (t) => {
+  await t.test('a peer speaking the previous wire version (2: whole states) is refused with one clear log line', async (t) => {
     const old = Buffer.from(rogue.seal([{ t: 'ack', seq: 1, from: 'x' }]));
-    old[0] = 1;
+    old[0] = 2;
     for (let i = 0; i < 5; i++) rogue.send(c, old);
     await until('refused', async () => (await rejected(c, 'version')) >= 5);
-    const lines = c.d.logs().split('\n').filter((l) => l.includes('wire version 1'));
+    const lines = c.d.logs().split('\n').filter((l) => l.includes('wire version 2'));
     t.equal(lines.length, 1, 'logged once');
-    t.match(lines[0], /wire version 1, this node speaks 2: the peer runs an older podman-swarm-dns; upgrade it/);
+    t.match(lines[0], /wire version 2, this node speaks 3: the peer runs an older podman-swarm-dns; upgrade it/);
   });
 });
 

@@ -1,6 +1,6 @@
 import { LocalNode } from '../../registry/local.js';
 import { Registry } from '../../registry/registry.js';
-import { RegistrySync, signState } from '../../registry/sync.js';
+import { RegistrySync, signState } from '../../sync/registry-sync.js';
 import type { Endpoint } from '../../registry/types.js';
 import { LAN, type GossipConfig } from '../config.js';
 import { Keyring, Wire } from '../crypto.js';

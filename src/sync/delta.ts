@@ -1,0 +1,182 @@
+import { createHash } from 'node:crypto';
+import { Decoder, Encoder } from '@msgpack/msgpack';
+import { validEndpoint, validNodeState } from '../registry/remote.js';
+import { compareKeys, endpointKey, type Endpoint, type NodeState } from '../registry/types.js';
+
+// Node states and the changes between two of them, as bytes (pure: no I/O, no clock).
+//
+// A node's endpoints are kept sorted by endpoint key (namespace/service/id), by the owner and by
+// every receiver, so a state is a function of its content: applying a delta to the state it was
+// made from gives, byte for byte, the state the owner has. The encoding is canonical (map keys
+// sorted, undefined fields left out), which lets the owner sign one small header per version
+// holding a hash of the whole state (stateHash) and the SHA-256 of the delta:
+//
+//   header = [id, version, base, stateHash(state), sha256(delta body)]
+//   body   = [name, address, incarnation, put: Endpoint[], del: endpoint key[]]
+//
+// `base` is the version the delta applies to (0: to nothing, the body holds every endpoint). A
+// receiver applies a delta only to the state at `base`, and checks the result against the
+// signed state hash; the same header proves a whole state in anti-entropy.
+
+const encoder = new Encoder({ ignoreUndefined: true, sortKeys: true });
+const decoder = new Decoder();
+export const encodeCanonical = (v: unknown): Uint8Array => encoder.encode(v);
+export const decodeBytes = (b: Uint8Array): unknown => decoder.decode(b);
+export const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(b).digest());
+export const HASH_BYTES = 32;
+
+export interface Header {
+  id: string;
+  version: number;
+  base: number;
+  stateHash: Uint8Array;
+  bodyHash: Uint8Array;
+}
+
+export interface Delta {
+  id: string;
+  name: string;
+  address: string;
+  incarnation: number;
+  base: number;
+  version: number;
+  /** Endpoints added or changed, sorted by key. */
+  put: Endpoint[];
+  /** Keys of the endpoints removed. */
+  del: string[];
+}
+
+/** The endpoints in the order every state keeps them: by endpoint key. */
+export function sortEndpoints(eps: Endpoint[]): Endpoint[] {
+  return eps
+    .map((e) => [endpointKey(e), e] as const)
+    .sort((a, b) => compareKeys(a[0], b[0]))
+    .map(([, e]) => e);
+}
+
+export const encodeState = (s: NodeState): Uint8Array => encodeCanonical([s.id, s.name, s.address, s.incarnation, s.version, s.endpoints]);
+
+// Endpoint objects are never changed once made (a change makes a new one), and unchanged ones
+// are shared from version to version, so each is hashed once.
+const endpointHashes = new WeakMap<Endpoint, Uint8Array>();
+function endpointHash(e: Endpoint): Uint8Array {
+  let h = endpointHashes.get(e);
+  if (!h) endpointHashes.set(e, (h = sha256(encodeCanonical(e))));
+  return h;
+}
+
+/**
+ * The hash that proves a state: SHA-256 of its identity fields and endpoint count, followed by
+ * the SHA-256 of each endpoint in order. Only new endpoints cost an encoding; the rest is one
+ * hash over 32 bytes per endpoint.
+ */
+export function stateHash(s: NodeState): Uint8Array {
+  const head = encodeCanonical([s.id, s.name, s.address, s.incarnation, s.version, s.endpoints.length]);
+  const buf = new Uint8Array(head.length + HASH_BYTES * s.endpoints.length);
+  buf.set(head);
+  let at = head.length;
+  for (const e of s.endpoints) {
+    buf.set(endpointHash(e), at);
+    at += HASH_BYTES;
+  }
+  return sha256(buf);
+}
+
+/** A whole state from its bytes, or null when they are not a well-formed state. */
+export function decodeState(bytes: Uint8Array): NodeState | null {
+  const a = safeDecode(bytes);
+  if (!Array.isArray(a) || a.length !== 6) return null;
+  const [id, name, address, incarnation, version, endpoints] = a as unknown[];
+  return validNodeState({ id, name, address, incarnation, version, endpoints });
+}
+
+export const encodeHeader = (h: Header): Uint8Array => encodeCanonical([h.id, h.version, h.base, h.stateHash, h.bodyHash]);
+
+export function decodeHeader(bytes: Uint8Array): Header | null {
+  const a = safeDecode(bytes);
+  if (!Array.isArray(a) || a.length !== 5) return null;
+  const [id, version, base, stateHash, bodyHash] = a as unknown[];
+  const isVersion = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+  const isHash = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.length === HASH_BYTES;
+  if (typeof id !== 'string' || id.length > 64 || !isVersion(version) || !isVersion(base) || base >= version || !isHash(stateHash) || !isHash(bodyHash)) return null;
+  return { id, version, base, stateHash, bodyHash };
+}
+
+export const encodeBody = (d: Delta): Uint8Array => encodeCanonical([d.name, d.address, d.incarnation, d.put, d.del]);
+
+/** A delta from its header and body bytes, or null when the body is not well-formed. */
+export function decodeBody(h: Header, bytes: Uint8Array): Delta | null {
+  const a = safeDecode(bytes);
+  if (!Array.isArray(a) || a.length !== 5) return null;
+  const [name, address, incarnation, put, del] = a as unknown[];
+  // The identity fields are checked like a state's (an empty one stands in for the endpoints).
+  if (!validNodeState({ id: h.id, name, address, incarnation, version: h.version, endpoints: [] })) return null;
+  if (!Array.isArray(put) || !put.every(validEndpoint)) return null;
+  if (!Array.isArray(del) || !del.every((k) => typeof k === 'string' && k.length <= 1024)) return null;
+  return { id: h.id, name: name as string, address: address as string, incarnation: incarnation as number, base: h.base, version: h.version, put: put as Endpoint[], del: del as string[] };
+}
+
+function safeDecode(b: Uint8Array): unknown {
+  try {
+    return decodeBytes(b);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What changed from `prev` (the state at the delta's base; none: base 0) to `next`. Both sorted. */
+export function diff(prev: NodeState | undefined, next: NodeState): Delta {
+  const put: Endpoint[] = [];
+  const del: string[] = [];
+  const a = prev?.endpoints ?? [];
+  const b = next.endpoints;
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (i < a.length && a[i] === b[j]) {
+      // The same object: the same endpoint, unchanged (the common case, without building keys).
+      i++;
+      j++;
+      continue;
+    }
+    const ka = i < a.length ? endpointKey(a[i]!) : null;
+    const kb = j < b.length ? endpointKey(b[j]!) : null;
+    const c = ka === null ? 1 : kb === null ? -1 : compareKeys(ka, kb);
+    if (c < 0) {
+      del.push(ka!);
+      i++;
+    } else if (c > 0) {
+      put.push(b[j++]!);
+    } else {
+      if (a[i] !== b[j] && !sameBytes(endpointHash(a[i]!), endpointHash(b[j]!))) put.push(b[j]!);
+      i++;
+      j++;
+    }
+  }
+  return { id: next.id, name: next.name, address: next.address, incarnation: next.incarnation, base: prev?.version ?? 0, version: next.version, put, del };
+}
+
+/**
+ * The state `d` leads to from `held` (the state at `d.base`; ignored when the base is 0). Work
+ * is linear in the state's size; unchanged endpoints keep their objects.
+ */
+export function apply(held: NodeState | undefined, d: Delta): NodeState {
+  const gone = new Set(d.del);
+  for (const e of d.put) gone.add(endpointKey(e));
+  const kept = d.base === 0 ? [] : (held?.endpoints ?? []).filter((e) => !gone.has(endpointKey(e)));
+  const put = sortEndpoints(d.put);
+  const endpoints: Endpoint[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < kept.length || j < put.length) {
+    if (j >= put.length || (i < kept.length && compareKeys(endpointKey(kept[i]!), endpointKey(put[j]!)) < 0)) endpoints.push(kept[i++]!);
+    else endpoints.push(put[j++]!);
+  }
+  return { id: d.id, name: d.name, address: d.address, incarnation: d.incarnation, version: d.version, endpoints };
+}
+
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

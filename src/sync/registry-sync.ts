@@ -1,0 +1,507 @@
+import { WireError, type MemberState } from '../gossip/codec.js';
+import type { Delegate } from '../gossip/delegate.js';
+import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, verifyProof, type NodeIdentity } from '../gossip/identity.js';
+import { MAX_AHEAD_MS, type Member } from '../gossip/membership.js';
+import type { FailureLog } from '../log-once.js';
+import type { Registry } from '../registry/registry.js';
+import type { NodeState } from '../registry/types.js';
+import { apply, decodeBody, decodeBytes, decodeHeader, decodeState, diff, encodeBody, encodeCanonical as encode, encodeHeader, encodeState, sameBytes, sha256, stateHash, type Delta, type Header } from './delta.js';
+
+// The registry's side of gossip (the membership's Delegate). A change of this node's state goes
+// out as a delta (delta.ts): the endpoints added, changed or removed since the version before,
+// signed by this node, piggy-backed on the UDP gossip and passed on by every host that applies
+// it. A delta applies only to the version it was made from; one that arrives before the one it
+// follows waits (a few per node), and one whose predecessor is lost is not applied at all: the
+// node's whole state is then asked of ONE peer (the one that passed the delta on, which has it).
+// A delta too big for a packet travels as a signed notice (the header alone) and is repaired the
+// same way. Whole states otherwise move only in anti-entropy: the membership's periodic
+// push-pull with one random peer exchanges (node id → version) digests and then the states the
+// other side lacks.
+//
+// Every version of a state is proven by its owner's signature over the delta header, which holds
+// a hash of the whole resulting state (delta.ts stateHash): relays pass the signed bytes on untouched, a host
+// that applied a delta can prove the state it built in anti-entropy with the same header, and a
+// receiver merges only what the key its node id stands for signed. Versions far ahead of this
+// node's clock and states over the endpoint limit are refused. A node that membership declares
+// dead or left is dropped at once, and its updates are refused while it stays so.
+//
+// Messages (msgpack arrays; the gossip frame's wire version covers them):
+//   update   [0, header, body, pub, sig, relay]   a delta; relay: id of the node that sent it on
+//            [1, header, pub, sig, relay]         a notice: that version exists, too big to gossip
+//   request  [2, id, version] → [0, ...State] | [3]   a node's state, at `version` or later
+//            [4, State[]] → [5]                   push-pull's last leg: states the answerer lacks
+//   push-pull: request = digest [[id, version]…], answer = [digest, State[]]
+//   State = [header, state bytes, pub, sig]
+
+/** What the sync needs of the gossip layer (the Membership; the simulator runs the same). */
+export interface SyncTransport {
+  /** Largest opaque update that fits in a packet. */
+  readonly maxUserUpdate: number;
+  broadcast(key: string, data: Uint8Array): void;
+  request(addr: string, data: Uint8Array): Promise<Uint8Array>;
+  pushPull(addr: string, join: boolean): Promise<void>;
+  member(id: string): Member | undefined;
+  all(): Member[];
+  rand(): number;
+  /** The gossip clock (virtual in the simulator). */
+  now(): number;
+  after(ms: number, fn: () => void): void;
+}
+
+export interface SyncEvents {
+  /** A remote state replaced an older one; `lagMs` = now − the owner's version timestamp. */
+  merged?(state: NodeState, lagMs: number): void;
+  removed?(id: string, why: 'dead' | 'left'): void;
+  invalid?(what: string): void;
+  /** An update refused: not signed by its node, over a limit, out of bounds. */
+  rejected?(err: WireError): void;
+}
+
+export interface SyncOptions {
+  /** Signs this node's own state (without one, this node publishes nothing). */
+  identity?: NodeIdentity;
+  /** Node states with more endpoints are refused (and this node never publishes more). */
+  maxEndpoints?: number;
+  /** A repair that fails is warned once per node until one succeeds, and counted. */
+  failures?: FailureLog;
+}
+
+export const DEFAULT_MAX_ENDPOINTS = 10_000;
+
+/** One version of a node's state as its owner signed it: the header, its decoded form, key, signature. */
+export interface Signed {
+  header: Uint8Array;
+  h: Header;
+  pub: Uint8Array;
+  sig: Uint8Array;
+}
+
+/** Deltas held back per node until the one before them arrives, and nodes held back for. */
+const PENDING_PER_NODE = 8;
+const PENDING_NODES = 1024;
+/** Whole-state repairs in flight at once, tries per node (then anti-entropy takes over), nodes waited for. */
+const REPAIRS = 4;
+const REPAIR_TRIES = 4;
+const WANTED = 4096;
+/** How long a gap may take to fill by itself before a repair (ms, plus up to as much at random). */
+const GAP_WAIT = 500;
+/** A state got this recently is not sent whole in a periodic push-pull: its delta is on its way. */
+const FRESH_MS = 5000;
+/** Queue slots per node: a node's deltas queue side by side, the 17th replaces the 1st. */
+const SLOTS = 16;
+
+interface Want {
+  version: number;
+  /** Who is known to have it (the node that passed the update on). */
+  from?: string;
+  /** Pass the notice on once the state is here. */
+  pass: boolean;
+  tries: number;
+  busy: boolean;
+  /** Due for a repair (a gap waits GAP_WAIT first). */
+  ready: boolean;
+}
+
+/** The signed form of a whole state (base 0), for a trusted start (the simulator) and tests. */
+export function signState(identity: NodeIdentity, s: NodeState): Signed {
+  return signDelta(identity, diff(undefined, s), s);
+}
+
+function signDelta(identity: NodeIdentity, d: Delta, s: NodeState, body = encodeBody(d)): Signed {
+  const h: Header = { id: s.id, version: s.version, base: d.base, stateHash: stateHash(s), bodyHash: sha256(body) };
+  const header = encodeHeader(h);
+  const { pub, sig } = identity.prove(header);
+  return { header, h, pub, sig };
+}
+
+const isBytes = (x: unknown, n?: number): x is Uint8Array => x instanceof Uint8Array && (n === undefined || x.length === n);
+const relayOf = (x: unknown): string | undefined => (typeof x === 'string' && x.length <= 64 ? x : undefined);
+
+export class RegistrySync implements Delegate {
+  private net: SyncTransport | null = null;
+  /** The owner's proof of the version held of each node (states from the state file have none). */
+  private readonly proofs = new Map<string, Signed>();
+  /** node id → base version → a delta waiting for the state at its base. */
+  private readonly pending = new Map<string, Map<number, { d: Delta; s: Signed; body: Uint8Array }>>();
+  private readonly wanted = new Map<string, Want>();
+  private repairs = 0;
+  /** This node's last published state (the base of its next delta). */
+  private published: NodeState | undefined;
+  private readonly slots = new Map<string, number>();
+  /** When (this node's clock) it got the version held of each node. */
+  private readonly gotAt = new Map<string, number>();
+  private readonly maxEndpoints: number;
+  /** Updates for the simulator and tests: deltas applied, whole states merged, whole-state repairs asked. */
+  readonly stats = { deltas: 0, states: 0, repairs: 0 };
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly now: () => number = Date.now,
+    private readonly events: SyncEvents = {},
+    private readonly opts: SyncOptions = {},
+  ) {
+    if (opts.identity && opts.identity.id !== registry.localNode) throw new Error(`the signing key is node ${opts.identity.id}'s, not ${registry.localNode}'s`);
+    this.maxEndpoints = opts.maxEndpoints ?? DEFAULT_MAX_ENDPOINTS;
+    registry.onChange((c) => {
+      if (this.net && c.nodes.includes(registry.localNode)) this.publishLocal();
+    });
+  }
+
+  attach(net: SyncTransport): void {
+    this.net = net;
+    this.publishLocal();
+  }
+
+  private get self(): string {
+    return this.registry.localNode;
+  }
+
+  /** Signs and queues what changed in this node's state since it last published. */
+  publishLocal(): void {
+    const s = this.registry.node(this.self);
+    const identity = this.opts.identity;
+    if (!s || !identity || !this.net || this.published?.version === s.version) return;
+    if (s.endpoints.length > this.maxEndpoints) {
+      this.events.rejected?.(new WireError(`this node has ${s.endpoints.length} endpoints, over the limit of ${this.maxEndpoints} (--max-endpoints-per-node): its state is not published`, 'limit'));
+      return;
+    }
+    const d = diff(this.published, s);
+    const body = encodeBody(d);
+    const signed = signDelta(identity, d, s, body);
+    this.proofs.set(s.id, signed);
+    this.gotAt.set(s.id, this.net.now());
+    this.published = s;
+    this.send(signed, body);
+  }
+
+  /** Queues a delta (or, when too big for a packet, its notice), with this node as the relay. */
+  private send(s: Signed, body: Uint8Array | null): void {
+    const net = this.net;
+    if (!net) return;
+    let data = body ? encode([0, s.header, body, s.pub, s.sig, this.self]) : null;
+    if (!data || data.length > net.maxUserUpdate) data = encode([1, s.header, s.pub, s.sig, this.self]);
+    const n = this.slots.get(s.h.id) ?? 0;
+    this.slots.set(s.h.id, n + 1);
+    net.broadcast(`${s.h.id}#${n % SLOTS}`, data);
+  }
+
+  /** Whether updates of `id` are accepted now. */
+  private accepts(id: string): boolean {
+    if (id === this.self) return false;
+    const st = this.net?.member(id)?.state;
+    return st !== 'dead' && st !== 'left';
+  }
+
+  /** Takes a state and its signature from a trusted source, unchecked (the simulator's start). */
+  learn(signed: Signed, state: NodeState): void {
+    if (state.id === this.self) return;
+    if (this.registry.apply(state)) this.proofs.set(state.id, signed);
+  }
+
+  /**
+   * The checked proof of an update, or null (counted) when it is old news, not from its node, or
+   * out of bounds. Old news costs no signature check.
+   */
+  private readProof(what: string, header: unknown, pub: unknown, sig: unknown): Signed | null {
+    if (!isBytes(header) || !isBytes(pub, PUBLIC_KEY_BYTES) || !isBytes(sig, SIGNATURE_BYTES)) {
+      this.events.invalid?.(`${what} without a signature`);
+      return null;
+    }
+    const h = decodeHeader(header);
+    if (!h) {
+      this.events.invalid?.(`${what} that is not well-formed`);
+      return null;
+    }
+    if (!this.accepts(h.id) || (this.registry.node(h.id)?.version ?? -1) >= h.version) return null;
+    if (!verifyProof(h.id, header, { pub, sig })) return this.reject(`${what} of node ${h.id} not signed by that node's key: dropped`, 'signature');
+    if (h.version > this.now() + MAX_AHEAD_MS) return this.reject(`${what} of node ${h.id} at version ${h.version}, more than a day ahead of this node's clock: dropped`, 'bounds');
+    return { header, h, pub, sig };
+  }
+
+  private reject(message: string, reason: 'signature' | 'bounds' | 'limit'): null {
+    this.events.rejected?.(new WireError(message, reason));
+    return null;
+  }
+
+  private overLimit(id: string, n: number, what: string): boolean {
+    if (n <= this.maxEndpoints) return false;
+    this.reject(`${what} of node ${id} with ${n} endpoints, over the limit of ${this.maxEndpoints} (--max-endpoints-per-node): dropped`, 'limit');
+    return true;
+  }
+
+  private onDelta(header: unknown, body: unknown, pub: unknown, sig: unknown, relay: unknown): void {
+    const s = this.readProof('a delta', header, pub, sig);
+    if (!s) return;
+    if (!isBytes(body) || !sameBytes(sha256(body), s.h.bodyHash)) return void this.reject(`a delta of node ${s.h.id} whose body is not the one signed: dropped`, 'signature');
+    const d = decodeBody(s.h, body);
+    if (!d) return this.events.invalid?.('a registry delta that is not well-formed');
+    if (this.overLimit(d.id, d.put.length, 'a delta')) return;
+    if (this.applyDelta(d, s, body)) return this.drain(d.id);
+    // A gap: hold it until the versions before it arrive, and ask for the whole state meanwhile.
+    let q = this.pending.get(d.id);
+    if (!q) {
+      if (this.pending.size >= PENDING_NODES) this.pending.delete(this.pending.keys().next().value!);
+      this.pending.set(d.id, (q = new Map()));
+    }
+    q.set(d.base, { d, s, body });
+    // Over the bound, the one furthest ahead goes: the nearest are the ones that can apply next.
+    if (q.size > PENDING_PER_NODE) q.delete(Math.max(...q.keys()));
+    this.want(d.id, d.version, relayOf(relay), false);
+  }
+
+  /** Applies a delta to the state at its base and passes it on; false when that state is not the one held. */
+  private applyDelta(d: Delta, s: Signed, body: Uint8Array): boolean {
+    const held = this.registry.node(d.id);
+    if (d.base !== 0 && held?.version !== d.base) return false;
+    const next = apply(held, d);
+    if (this.overLimit(d.id, next.endpoints.length, 'a delta')) return true;
+    // The state held at the base differs from the owner's (e.g. one from an older format): repair.
+    if (!sameBytes(stateHash(next), s.h.stateHash)) return false;
+    this.merged(next, s);
+    this.stats.deltas++;
+    this.send(s, body);
+    return true;
+  }
+
+  private merged(state: NodeState, s: Signed): void {
+    if (!this.registry.apply(state)) return;
+    this.proofs.set(state.id, s);
+    if (this.net) this.gotAt.set(state.id, this.net.now());
+    this.events.merged?.(state, this.now() - state.version);
+  }
+
+  /** Applies the held-back deltas that now follow the state held, drops the ones it outdates. */
+  private drain(id: string): void {
+    const q = this.pending.get(id);
+    while (q) {
+      const v = this.registry.node(id)?.version ?? 0;
+      for (const [base, p] of q) if (p.d.version <= v) q.delete(base);
+      const next = q.get(v);
+      if (!next) break;
+      q.delete(v);
+      if (!this.applyDelta(next.d, next.s, next.body)) break;
+    }
+    if (q?.size === 0) this.pending.delete(id);
+    const w = this.wanted.get(id);
+    if (w && (this.registry.node(id)?.version ?? 0) >= w.version && !w.busy) this.wanted.delete(id);
+  }
+
+  /** Merges a whole signed state ([header, state, pub, sig]); true when it was news. */
+  merge(raw: unknown): boolean {
+    if (!Array.isArray(raw) || raw.length !== 4) {
+      this.events.invalid?.('a node state that is not well-formed');
+      return false;
+    }
+    const [header, bytes, pub, sig] = raw as unknown[];
+    const s = this.readProof('a state', header, pub, sig);
+    if (!s) return false;
+    const state = isBytes(bytes) ? decodeState(bytes) : null;
+    if (!state) {
+      this.events.invalid?.('a node state that is not well-formed');
+      return false;
+    }
+    if (this.overLimit(s.h.id, state.endpoints.length, 'a state')) return false;
+    if (state.id !== s.h.id || state.version !== s.h.version || !sameBytes(stateHash(state), s.h.stateHash)) {
+      return !!this.reject(`a state of node ${s.h.id} that is not the one signed: dropped`, 'signature');
+    }
+    this.merged(state, s);
+    this.stats.states++;
+    this.drain(state.id);
+    return true;
+  }
+
+  /** The signed whole state of node `id` as held here, if this node can prove it. */
+  private stateOf(id: string): unknown[] | null {
+    const state = this.registry.node(id);
+    if (id === this.self) this.publishLocal();
+    const s = this.proofs.get(id);
+    if (!state || !s || s.h.version !== state.version) return null;
+    return [s.header, encodeState(state), s.pub, s.sig];
+  }
+
+  // ---- repair: a node's whole state from one peer that has it ----
+
+  /**
+   * Notes that node `id` has a version `version` this node lacks. A notice is fetched at once; a
+   * gap first waits a moment, as gossip may just have delivered the deltas out of order.
+   */
+  private want(id: string, version: number, from: string | undefined, pass: boolean): void {
+    let w = this.wanted.get(id);
+    const waiting = w !== undefined && !w.ready;
+    if (w) {
+      if (version > w.version) Object.assign(w, { version, tries: 0, from: from ?? w.from });
+      w.pass ||= pass;
+      w.ready ||= pass;
+    } else {
+      if (this.wanted.size >= WANTED) return;
+      this.wanted.set(id, (w = { version, from, pass, tries: 0, busy: false, ready: pass }));
+    }
+    if (w.ready) this.pump();
+    else if (!waiting) this.net?.after(GAP_WAIT + this.net.rand() * GAP_WAIT, () => ((w.ready = true), this.pump()));
+  }
+
+  private pump(): void {
+    for (const [id, w] of this.wanted) {
+      if (this.repairs >= REPAIRS) return;
+      if (!w.busy && w.ready) void this.repair(id, w);
+    }
+  }
+
+  /** The address to ask: the node that passed the update on first, then random live members. */
+  private peerFor(w: Want): string | undefined {
+    const net = this.net!;
+    const relay = w.tries === 0 && w.from !== undefined && w.from !== this.self ? net.member(w.from) : undefined;
+    if (relay?.state === 'alive' || relay?.state === 'suspect') return relay.addr;
+    const live = net.all().filter((m) => m.id !== this.self && m.state === 'alive');
+    return live[Math.floor(net.rand() * live.length)]?.addr;
+  }
+
+  private async repair(id: string, w: Want): Promise<void> {
+    const net = this.net;
+    const done = (): boolean => (this.registry.node(id)?.version ?? 0) >= w.version;
+    const addr = net && !done() && this.accepts(id) ? this.peerFor(w) : undefined;
+    if (!net || !addr) {
+      this.wanted.delete(id);
+      return;
+    }
+    w.busy = true;
+    this.repairs++;
+    this.stats.repairs++;
+    try {
+      const answer = this.safeDecode(await net.request(addr, encode([2, id, w.version])));
+      if (Array.isArray(answer) && answer[0] === 0) this.merge(answer.slice(1));
+      this.opts.failures?.ok('fetch', id, `the state of node ${id} is fetched again`);
+    } catch (e) {
+      // Another peer is tried, or push-pull brings it later.
+      this.opts.failures?.fail('fetch', id, `could not fetch the state of node ${id} from ${addr} (${(e as Error).message}): its endpoints are out of date until a repair or a push-pull brings them`);
+    } finally {
+      w.busy = false;
+      this.repairs--;
+    }
+    if (this.wanted.get(id) !== w) return this.pump();
+    if (done()) {
+      this.wanted.delete(id);
+      const s = this.proofs.get(id);
+      if (w.pass && s) this.send(s, null);
+    } else if (++w.tries >= REPAIR_TRIES) {
+      this.wanted.delete(id);
+    } else {
+      net.after(200 + net.rand() * 800, () => this.pump());
+      return;
+    }
+    this.pump();
+  }
+
+  // ---- anti-entropy ----
+
+  private digest(): Array<[string, number]> {
+    return [...this.registry.nodes()].map((s) => [s.id, s.version]);
+  }
+
+  /**
+   * States this node holds (and can prove) that are newer than (or missing from) `remote`. Outside
+   * a join, a state the other side has an older version of is left out while this node got it
+   * less than FRESH_MS ago: its delta is still being gossiped, and the whole state would cost far
+   * more than the delta (the next push-pull sends it if the delta was lost).
+   */
+  private newerThan(remote: unknown, join: boolean): unknown[][] {
+    const theirs = new Map<string, number>();
+    if (Array.isArray(remote)) for (const x of remote) if (Array.isArray(x) && typeof x[0] === 'string' && typeof x[1] === 'number') theirs.set(x[0], x[1]);
+    const out: unknown[][] = [];
+    const now = this.net?.now() ?? 0;
+    for (const s of this.registry.nodes()) {
+      const v = theirs.get(s.id);
+      const fresh = !join && v !== undefined && now - (this.gotAt.get(s.id) ?? -Infinity) < FRESH_MS;
+      if ((v === undefined || v < s.version) && !fresh && (s.id === this.self || this.accepts(s.id))) {
+        const signed = this.stateOf(s.id);
+        if (signed) out.push(signed);
+      }
+    }
+    return out;
+  }
+
+  private safeDecode(data: Uint8Array): unknown {
+    try {
+      return decodeBytes(data);
+    } catch {
+      this.events.invalid?.('an undecodable registry update');
+      return undefined;
+    }
+  }
+
+  // ---- Delegate ----
+
+  notifyUpdate(data: Uint8Array): void {
+    const u = this.safeDecode(data);
+    if (!Array.isArray(u)) return;
+    if (u[0] === 0 && u.length === 6) this.onDelta(u[1], u[2], u[3], u[4], u[5]);
+    else if (u[0] === 1 && u.length === 5) {
+      const s = this.readProof('a notice', u[1], u[2], u[3]);
+      if (s) this.want(s.h.id, s.h.version, relayOf(u[4]), true);
+    } else this.events.invalid?.('an unknown registry update');
+  }
+
+  pushPullRequest(): Uint8Array {
+    return encode(this.digest());
+  }
+
+  pushPullAnswer(remote: Uint8Array, join = false): Uint8Array {
+    return encode([this.digest(), this.newerThan(this.safeDecode(remote), join)]);
+  }
+
+  pushPullFinish(answer: Uint8Array, join = false): Uint8Array | null {
+    const a = this.safeDecode(answer);
+    if (!Array.isArray(a) || !Array.isArray(a[1])) return null;
+    for (const s of a[1] as unknown[]) this.merge(s);
+    const missing = this.newerThan(a[0], join);
+    return missing.length ? encode([4, missing]) : null;
+  }
+
+  handleRequest(data: Uint8Array): Uint8Array {
+    const r = this.safeDecode(data);
+    if (Array.isArray(r) && r[0] === 2 && typeof r[1] === 'string' && typeof r[2] === 'number') {
+      const state = this.registry.node(r[1]);
+      const signed = state && state.version >= r[2] ? this.stateOf(r[1]) : null;
+      return encode(signed ? [0, ...signed] : [3]);
+    }
+    if (Array.isArray(r) && r[0] === 4 && Array.isArray(r[1])) {
+      for (const s of r[1] as unknown[]) this.merge(s);
+      return encode([5]);
+    }
+    throw new Error('unknown registry request');
+  }
+
+  notifyMember(m: Member, prev: MemberState | undefined): void {
+    if (m.id === this.self) return;
+    if ((m.state === 'dead' || m.state === 'left') && prev !== m.state) {
+      this.proofs.delete(m.id);
+      this.gotAt.delete(m.id);
+      this.pending.delete(m.id);
+      this.wanted.delete(m.id);
+      if (this.registry.removeNode(m.id)) this.events.removed?.(m.id, m.state);
+    } else if (m.state === 'alive' && (prev === 'dead' || prev === 'left') && !this.registry.node(m.id)) {
+      // Back from the dead (a healed partition): its state was dropped here and will not be
+      // gossiped again until it changes. One push-pull with such a node brings the states of
+      // everyone on its side, so a heal costs a few exchanges per node, not one per member.
+      this.scheduleResync();
+    }
+  }
+
+  private resyncPending = false;
+
+  private scheduleResync(attempt = 0): void {
+    const net = this.net;
+    if (!net || this.resyncPending || attempt > 10) return;
+    this.resyncPending = true;
+    net.after(200 + net.rand() * 800, () => {
+      this.resyncPending = false;
+      const lacking = net.all().filter((x) => x.state === 'alive' && x.id !== this.self && !this.registry.node(x.id));
+      if (lacking.length === 0) return;
+      const peer = lacking[Math.floor(net.rand() * lacking.length)]!;
+      net.pushPull(peer.addr, false).then(
+        () => this.scheduleResync(attempt + 1),
+        () => this.scheduleResync(attempt + 1),
+      );
+    });
+  }
+}
