@@ -3,7 +3,6 @@ import { createServer, type ServerResponse } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Encoder } from '@msgpack/msgpack';
 import { pino } from 'pino';
 import { Metrics } from '../../src/api/metrics.js';
 import { ResponseCache } from '../../src/dns/cache.js';
@@ -13,6 +12,7 @@ import { Keyring } from '../../src/gossip/crypto.js';
 import { NodeIdentity } from '../../src/gossip/identity.js';
 import { FailureLog } from '../../src/log-once.js';
 import type { Logger } from '../../src/log.js';
+import { encodeCanonical, encodeHeader, sha256 } from '../../src/sync/delta.js';
 import { PodmanClient } from '../../src/podman/client.js';
 import type { ContainerFacts } from '../../src/podman/endpoints.js';
 import { PodmanWatcher } from '../../src/podman/watcher.js';
@@ -186,9 +186,14 @@ t.test('push-pull and fetch: a peer that stops answering warns once per kind, co
 
   await b.stop(false);
   await until('failed push-pulls counted', async () => (await o.counted('push_pull')) >= 2);
-  // A notice that bravo has a newer state than gossip can carry: alpha asks bravo for it.
-  const notice = (version: number): Uint8Array => new Encoder().encode([1, ib.id, version]);
-  a.sync.notifyUpdate(notice(1_000_000));
+  // A notice, signed by bravo and passed on by bravo, that bravo has a newer state than gossip
+  // can carry: alpha asks the node that passed it on (bravo, still alive to alpha) for it.
+  const notice = (version: number): Uint8Array => {
+    const header = encodeHeader({ id: ib.id, version, base: 0, stateHash: sha256(Buffer.from('state')), bodyHash: sha256(Buffer.from('body')) });
+    const { pub, sig } = ib.prove(header);
+    return encodeCanonical([1, header, pub, sig, ib.id]);
+  };
+  a.sync.notifyUpdate(notice(Date.now() + 1000));
   await until('a failed fetch counted', async () => (await o.counted('fetch')) === 1);
   t.equal(o.warned('push_pull').length, 1, 'one push-pull warning for several failures');
   t.match(o.warned('push_pull')[0]!.msg, /push-pull with bravo \(127\.0\.0\.1:\d+\) failed/);
@@ -197,7 +202,7 @@ t.test('push-pull and fetch: a peer that stops answering warns once per kind, co
 
   b = await member(t, 'bravo', pb, ib, keyring, [`127.0.0.1:${pa}`]);
   await until('push-pull with bravo works again', () => o.recovered('push_pull').length === 1);
-  a.sync.notifyUpdate(notice(2_000_000));
+  a.sync.notifyUpdate(notice(Date.now() + 2000));
   await until('the fetch works again', () => o.recovered('fetch').length === 1);
   t.equal(o.warned('push_pull').length, 1, 'no second push-pull warning');
   t.equal(o.warned('fetch').length, 1, 'no second fetch warning');
