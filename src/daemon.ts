@@ -22,6 +22,7 @@ import {
 import { ClientPolicy } from './dns/clients.js';
 import { Forwarder, type ForwarderOptions } from './dns/forwarder.js';
 import { DnsHandler } from './dns/handler.js';
+import { StartGrace, type StartSync } from './dns/start-grace.js';
 import { defaultUpstreams } from './dns/resolvconf.js';
 import { limitReply, ResponseRateLimiter } from './dns/rrl.js';
 import { BindError, DEFAULT_SERVER_OPTIONS, DnsServer, type DnsServerOptions } from './dns/server.js';
@@ -76,6 +77,7 @@ export class Daemon {
   private readonly clients: ClientPolicy;
   private readonly forwarder: Forwarder;
   private readonly handler: DnsHandler;
+  private readonly grace: StartGrace;
   private readonly dns: DnsServer;
   /** The native DNS fast path (docs/architecture.md#native-addon), or the reason the JS path serves UDP. */
   readonly native: NativeDns;
@@ -155,10 +157,11 @@ export class Daemon {
     });
     this.metrics = new Metrics({ registry: this.registry, cache: () => this.forwarder.cache });
     this.gossipLag = gossipMetrics(this.metrics.prom, () => this.cluster).lag;
-    this.handler = new DnsHandler({ zone: this.zone, clients: this.clients, forwarder: this.forwarder, metrics: this.metrics, log: this.log, containerNames: this.names });
+    this.grace = new StartGrace(o.startGrace);
+    this.handler = new DnsHandler({ zone: this.zone, clients: this.clients, forwarder: this.forwarder, metrics: this.metrics, log: this.log, containerNames: this.names, grace: this.grace });
     this.native = nativeDns(o.dnsThreads, DEFAULT_SERVER_OPTIONS.udpReceiveBuffer, {
       registry: this.registry, zone: this.zone, clients: this.clients, handler: this.handler, metrics: this.metrics, log: this.log, env: input.env, containerNames: this.names,
-      udpLimit: this.udpLimit,
+      udpLimit: this.udpLimit, grace: this.grace,
     });
     this.dns = new DnsServer(this.handler, { ...DEFAULT_SERVER_OPTIONS, ...tcpOptions(o), udpLimit: this.udpLimit }, this.log, this.native.udpBinder, (reason) => this.metrics.shed(reason));
     this.setRrl(o);
@@ -234,6 +237,9 @@ export class Daemon {
       }
     }
     this.startPodman();
+    this.grace.start(this.startSyncs(), (ms, missing) => log.info({ ms, missing }, missing.length
+      ? `start grace over after ${ms} ms without the first ${missing.join(' and ')} sync: unknown names in the zone get NXDOMAIN again`
+      : `first syncs done in ${ms} ms: unknown names in the zone get NXDOMAIN again (SERVFAIL until now)`));
     this.health.start();
     this.ready = true;
     // Not awaited: READY=1 never waits for D-Bus; the client logs its own outcome.
@@ -299,6 +305,7 @@ export class Daemon {
 
   async stop(): Promise<void> {
     this.ready = false;
+    this.grace.end();
     this.log.info('stopping');
     // Leave first, so every host withdraws this node's endpoints at once (docs/architecture.md#registry-and-gossip).
     await this.cluster?.stop().catch((e: Error) => this.log.warn(`leaving the cluster failed: ${e.message}`));
@@ -377,6 +384,18 @@ export class Daemon {
       this.log,
     );
     this.podman.start();
+  }
+
+  /**
+   * What the start grace waits for: the first Podman sync, and the first exchange with the
+   * cluster when there is one to join and no persisted state from it.
+   */
+  private startSyncs(): StartSync[] {
+    const { podman, cluster, opts: o } = this;
+    const syncs: StartSync[] = [];
+    if (podman) syncs.push({ name: 'Podman', done: () => podman.watcher.lastSync !== null });
+    if (cluster && !cluster.stale && (o.join.length > 0 || o.joinToken !== '')) syncs.push({ name: 'cluster', done: () => cluster.membership.size > 1 });
+    return syncs;
   }
 
   private async setUpLink(): Promise<void> {
@@ -465,6 +484,7 @@ export class Daemon {
       timeoutMs: o.upstreamTimeout,
       cacheSize: o.cacheSize,
       forwardAllow: o.forwardAllow,
+      serveStaleMs: o.serveStale,
     };
   }
 
@@ -566,6 +586,7 @@ export class Daemon {
         link: this.link ? { name: this.link.name, type: this.link.type } : null,
         upstreams: this.forwarder.upstreams.map(showHostPort),
         path: this.native.path,
+        serve_stale: { window_seconds: this.opts.serveStale / 1000, answers: this.forwarder.cache.staleHits },
       },
       api: { listen: this.api.listening.map((l) => apiListenKind.show(l)) },
       state: this.stateHealth.status(),
@@ -617,7 +638,7 @@ export class Daemon {
 
 /** Options a SIGHUP applies without a restart (docs/architecture.md#reload). */
 const LIVE_OPTIONS = new Set<OptionKey>([
-  'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'allowRecursion', 'forwardAllow',
+  'logLevel', 'ttl', 'negativeTtl', 'upstreamDns', 'upstreamTimeout', 'cacheSize', 'serveStale', 'allowRecursion', 'forwardAllow',
   'preferLocal', 'failOpen', 'udpAnswerLimit', 'dnsRrl', 'dnsRrlSlip', 'tcpIdleTimeout', 'tcpReadTimeout', 'tcpMaxConnections', 'tcpMaxConnectionsPerClient', 'apiTokenFile', 'routableContainerIps', 'defaultMode',
   'healthInterval', 'healthTimeout', 'healthFall', 'healthRise',
   'lbPolicy', 'lbPreferLocal', 'lbIdleTimeout', 'lbUdpTimeout', 'lbMaxConnections', 'lbProxyProtocol', 'ingress',

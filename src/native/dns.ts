@@ -37,6 +37,8 @@ export interface NativeDnsDeps {
   containerNames?: ContainerNames;
   /** Response rate limiting of the replies the JS side sends for the native threads. */
   udpLimit?: (ip: string, reply: Buffer) => Buffer | null;
+  /** The start grace: while active no table is installed, so the JS path answers (SERVFAIL, not NXDOMAIN). */
+  grace?: { readonly active: boolean; onEnd(fn: () => void): void };
 }
 
 const METRICS_INTERVAL_MS = 1000;
@@ -53,7 +55,17 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   const { addon } = loaded;
   const n = threads > 0 ? threads : addon.cores();
   const udp = new NativeUdp(addon, d.handler, n, receiveBuffer, d.udpLimit);
-  const table = new LiveTable(d.registry, d.zone, d.clients, (t) => addon.setTable(t, t.length > BACKGROUND_PARSE_BYTES), (e) => {
+  let held: Buffer | null = null;
+  const install = (t: Buffer): void => {
+    if (d.grace?.active) held = t;
+    else addon.setTable(t, t.length > BACKGROUND_PARSE_BYTES);
+  };
+  d.grace?.onEnd(() => {
+    if (held) install(held);
+    held = null;
+  });
+  const table = new LiveTable(d.registry, d.zone, d.clients, install, (e) => {
+    held = null;
     // Without a current table the threads hand every query to JS: slower, still correct.
     addon.setTable(null);
     d.log.error({ err: e }, `native answer table could not be built (${e.message}); the JS path answers until the next change`);
