@@ -303,12 +303,13 @@ export class Daemon {
     return { applied, restart };
   }
 
-  async stop(): Promise<void> {
+  /** `restart`: the process comes back at once (systemd said so): no leave, the link and resolved stay as they are. */
+  async stop(restart = false): Promise<void> {
     this.ready = false;
     this.grace.end();
-    this.log.info('stopping');
+    this.log.info(restart ? 'stopping for a restart: staying in the cluster, keeping the link' : 'stopping');
     // Leave first, so every host withdraws this node's endpoints at once (docs/architecture.md#registry-and-gossip).
-    await this.cluster?.stop().catch((e: Error) => this.log.warn(`leaving the cluster failed: ${e.message}`));
+    await this.cluster?.stop(!restart).catch((e: Error) => this.log.warn(`leaving the cluster failed: ${e.message}`));
     this.changes.close();
     this.stopHostAddresses();
     this.podman?.stop();
@@ -319,8 +320,8 @@ export class Daemon {
     this.zone.close();
     this.stopObservingWrites();
     await this.resolvedStarted;
-    await this.resolved.stop();
-    if (this.link && this.link.type !== 'existing') {
+    await this.resolved.stop(!restart);
+    if (this.link && this.link.type !== 'existing' && !restart) {
       try {
         await removeLink(this.link.name);
       } catch (e) {

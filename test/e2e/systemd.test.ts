@@ -88,6 +88,9 @@ t.test('under systemd: notify, resolved, reload, restart, watchdog, stop', async
   writeFileSync(join(m.root, `etc/systemd/system/${UNIT}.service.d/test.conf`), '[Service]\nWatchdogSec=2s\nEnvironment=PODMAN_SWARM_DNS_DEBUG_HANG_ON_SIGUSR2=1\n');
   m.exec('systemctl', 'daemon-reload');
   m.exec('systemctl', 'restart', UNIT);
+  const restarted = m.exec('journalctl', '-u', UNIT, '--no-pager', '-o', 'cat');
+  t.match(restarted, /systemd is running a restart job for the unit: a restart, not a leave/, 'systemctl restart is told apart from a stop (the job on D-Bus)');
+  t.notMatch(restarted, /reverted link|stopping\n/, 'a restart keeps the link and its resolved settings');
   const pid2 = show(m, 'MainPID');
   m.exec('kill', '-USR2', pid2);
   await until('the watchdog to restart the daemon', () => show(m, 'MainPID') !== pid2 && show(m, 'ActiveState') === 'active', 30_000);
@@ -96,6 +99,7 @@ t.test('under systemd: notify, resolved, reload, restart, watchdog, stop', async
 
   // Stop: the link is handed back to resolved.
   m.exec('systemctl', 'stop', UNIT);
+  t.match(m.exec('journalctl', '-u', UNIT, '--no-pager', '-o', 'cat'), /systemd is running a stop job for the unit: leaving the cluster/, 'systemctl stop is a stop');
   t.notMatch(m.exec('resolvectl', 'status', 'pswarm0'), /10\.223\.0\.10|cluster\.local/, 'RevertLink on stop');
   t.match(m.exec('journalctl', '-u', UNIT, '--no-pager', '-o', 'cat'), /systemd-resolved: reverted link pswarm0/);
   t.match(m.exec('journalctl', '-u', UNIT, '--no-pager', '-o', 'short', '-n', '20'), / podman-swarm-dns\[\d+\]: /, 'journal lines under the daemon name');
