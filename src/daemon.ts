@@ -50,6 +50,7 @@ import { PodmanSource } from './podman/source.js';
 import { ResolvedClient, type ResolvedLink, type ResolvedMode } from './systemd/resolved.js';
 import type { StatusCounts } from './systemd/messages.js';
 import { selfQuery } from './systemd/self-query.js';
+import { systemdSockets, type FdStore } from './systemd/fd-store.js';
 import { Cluster } from './gossip/cluster.js';
 import { gossipMetrics } from './gossip/metrics.js';
 import { clusterSettings } from './gossip/setup.js';
@@ -82,6 +83,8 @@ export class Daemon {
   /** The native DNS fast path (docs/architecture.md#native-addon), or the reason the JS path serves UDP. */
   readonly native: NativeDns;
   private readonly api: ApiServer;
+  /** Listening sockets kept across restarts by systemd (src/systemd/fd-store.ts). */
+  private readonly sockets: FdStore;
   private readonly changes: ChangeIndex;
   private readonly store: RegistrationStore;
   private readonly stateHealth: StateDirHealth;
@@ -167,6 +170,8 @@ export class Daemon {
     this.setRrl(o);
     this.changes = new ChangeIndex(this.registry);
     this.api = new ApiServer(this.apiContext(), this.apiToken(o.apiTokenFile));
+    this.sockets = systemdSockets(input.env, this.log);
+    this.dns.sockets = this.api.sockets = this.sockets;
     this.gateways = new GatewayListeners(this.dns, this.log);
     this.health = new HealthChecker(this.local, healthOptions(o), (id) => this.podman?.podmanHealth(id) ?? Promise.resolve(undefined), this.log);
     this.resolved = new ResolvedClient({
@@ -236,6 +241,7 @@ export class Daemon {
         this.problem(`api:${apiListenKind.show(l)}`, (e as Error).message);
       }
     }
+    this.sockets.release();
     this.startPodman();
     this.grace.start(this.startSyncs(), (ms, missing) => log.info({ ms, missing }, missing.length
       ? `start grace over after ${ms} ms without the first ${missing.join(' and ')} sync: unknown names in the zone get NXDOMAIN again`

@@ -98,7 +98,7 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   d.log.info({ addon: loaded.file, threads: n }, `native DNS path: ${n} UDP thread${n === 1 ? '' : 's'} per address (${loaded.file})`);
   return {
     path: 'native',
-    udpBinder: (addr) => udp.listen(addr),
+    udpBinder: (addr, adopt) => udp.listen(addr, adopt),
     setRrl: (rate, slip) => addon.setRrl(rate, slip),
     table,
     close: () => {
