@@ -3,11 +3,14 @@
 // UDP for --seconds, each with a --timeout (ms) and --retries retries (a new id each time), as
 // glibc's resolver does. Prints (and with --out writes) one JSON line: queries sent, lost (no
 // answer after the last retry), answers by rcode, empty NOERROR answers, answers without
-// --expect, retried queries, and the worst and median latency from first send to answer.
+// --expect, retried queries, and the worst and median latency from first send to answer. Answers
+// that come after the client gave up are still counted (late; waited for up to --late ms after the
+// last query): unanswered = lost queries that never got any answer, e.g. dropped by the kernel
+// because no socket was bound.
 // Plain Node (18 or later), no dependencies: it runs inside the test machines as it is.
 //
 //   node bench/dns-stream.mjs --server 10.223.0.10 --name web.default.cluster.local --expect 10.0.0.7 \
-//     [--port 53] [--rate 500] [--seconds 10] [--timeout 1000] [--retries 1] [--out FILE] [--started FILE]
+//     [--port 53] [--rate 500] [--seconds 10] [--timeout 1000] [--retries 1] [--late 20000] [--out FILE] [--started FILE]
 import { createSocket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 
@@ -22,6 +25,7 @@ const rate = Number(args.rate ?? 500);
 const seconds = Number(args.seconds ?? 10);
 const timeoutMs = Number(args.timeout ?? 1000);
 const retries = Number(args.retries ?? 1);
+const lateMs = Number(args.late ?? 20_000);
 const RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
 
 function query(id) {
@@ -64,10 +68,12 @@ function addresses(buf) {
   return out;
 }
 
-const stats = { sent: 0, lost: 0, rcodes: {}, empty: 0, unexpected: 0, retried: 0 };
+const stats = { sent: 0, lost: 0, late: 0, rcodes: {}, empty: 0, unexpected: 0, retried: 0 };
 const latencies = [];
 /** id → the query waiting for it */
 const pending = new Map();
+/** id → a lost query, whose answer may still come (ids are not reused, see the check below) */
+const gaveUp = new Map();
 let nextId = 1;
 const sock = createSocket(args.server.includes(':') ? 'udp6' : 'udp4');
 
@@ -75,6 +81,7 @@ function send(q) {
   const id = nextId;
   nextId = (nextId % 0xffff) + 1;
   q.id = id;
+  q.ids.push(id);
   pending.set(id, q);
   q.timer = setTimeout(() => {
     pending.delete(id);
@@ -84,6 +91,7 @@ function send(q) {
       send(q);
     } else {
       stats.lost++;
+      for (const old of q.ids) gaveUp.set(old, q);
       done();
     }
   }, timeoutMs);
@@ -92,11 +100,24 @@ function send(q) {
 
 sock.on('message', (msg) => {
   if (msg.length < 12) return;
+  const late = gaveUp.get(msg.readUInt16BE(0));
+  if (late && !late.late) {
+    late.late = true;
+    stats.late++;
+    tally(msg);
+    if (stats.late === stats.lost && finished >= total) report();
+    return;
+  }
   const q = pending.get(msg.readUInt16BE(0));
   if (!q) return;
   pending.delete(q.id);
   clearTimeout(q.timer);
   latencies.push(performance.now() - q.start);
+  tally(msg);
+  done();
+});
+
+function tally(msg) {
   const rcode = RCODES[msg.readUInt16BE(2) & 0xf] ?? 'OTHER';
   stats.rcodes[rcode] = (stats.rcodes[rcode] ?? 0) + 1;
   if (rcode === 'NOERROR') {
@@ -104,17 +125,25 @@ sock.on('message', (msg) => {
     if (ips.length === 0) stats.empty++;
     else if (args.expect && !ips.includes(args.expect)) stats.unexpected++;
   }
-  done();
-});
+}
 
 let finished = 0;
 let total = 0;
+let reported = false;
 function done() {
   finished++;
   if (finished < total) return;
+  if (stats.late === stats.lost) report();
+  else setTimeout(report, lateMs);
+}
+
+function report() {
+  if (reported) return;
+  reported = true;
   const sorted = latencies.sort((a, b) => a - b);
   const result = {
     ...stats,
+    unanswered: stats.lost - stats.late,
     answered: latencies.length,
     max_latency_ms: Math.round(sorted.at(-1) ?? 0),
     median_latency_ms: Math.round((sorted[Math.floor(sorted.length / 2)] ?? 0) * 100) / 100,
@@ -123,10 +152,15 @@ function done() {
   console.log(line);
   if (args.out) writeFileSync(args.out, `${line}\n`);
   sock.close();
+  process.exit(0);
 }
 
+total = Math.round(rate * seconds);
+if (total * (retries + 1) > 0xffff) {
+  console.error('at most 65535 query ids per run: lower --rate or --seconds');
+  process.exit(2);
+}
 sock.bind(0, () => {
-  total = Math.round(rate * seconds);
   if (args.started) writeFileSync(args.started, `${Date.now()}\n`);
   const t0 = performance.now();
   // Every 10 ms, as many as the rate says are due by now: steady even when a turn runs late.
@@ -134,7 +168,7 @@ sock.bind(0, () => {
     const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate));
     while (stats.sent < due) {
       stats.sent++;
-      send({ start: performance.now(), tries: 0 });
+      send({ start: performance.now(), tries: 0, ids: [] });
     }
     if (stats.sent >= total) clearInterval(tick);
   }, 10);
