@@ -6,7 +6,7 @@
 // --expect, retried queries, and the worst and median latency from first send to answer. Answers
 // that come after the client gave up are still counted (late; waited for up to --late ms after the
 // last query): unanswered = lost queries that never got any answer, e.g. dropped by the kernel
-// because no socket was bound.
+// because no socket was bound. tail_answered: the last 1% of the queries were all answered in time.
 // Plain Node (18 or later), no dependencies: it runs inside the test machines as it is.
 //
 //   node bench/dns-stream.mjs --server 10.223.0.10 --name web.default.cluster.local --expect 10.0.0.7 \
@@ -74,6 +74,7 @@ const latencies = [];
 const pending = new Map();
 /** id → a lost query, whose answer may still come (ids are not reused, see the check below) */
 const gaveUp = new Map();
+let tailAnswered = 0;
 let nextId = 1;
 const sock = createSocket(args.server.includes(':') ? 'udp6' : 'udp4');
 
@@ -113,6 +114,7 @@ sock.on('message', (msg) => {
   pending.delete(q.id);
   clearTimeout(q.timer);
   latencies.push(performance.now() - q.start);
+  if (q.n >= total * 0.99) tailAnswered++;
   tally(msg);
   done();
 });
@@ -144,6 +146,7 @@ function report() {
   const result = {
     ...stats,
     unanswered: stats.lost - stats.late,
+    tail_answered: tailAnswered === total - Math.ceil(total * 0.99),
     answered: latencies.length,
     max_latency_ms: Math.round(sorted.at(-1) ?? 0),
     median_latency_ms: Math.round((sorted[Math.floor(sorted.length / 2)] ?? 0) * 100) / 100,
@@ -168,7 +171,7 @@ sock.bind(0, () => {
     const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate));
     while (stats.sent < due) {
       stats.sent++;
-      send({ start: performance.now(), tries: 0, ids: [] });
+      send({ start: performance.now(), tries: 0, ids: [], n: stats.sent - 1 });
     }
     if (stats.sent >= total) clearInterval(tick);
   }, 10);
