@@ -19,7 +19,11 @@ import { Registry } from './registry/registry.js';
 import { registerStateMetrics } from './state/health.js';
 import { setupState } from './state/setup.js';
 import type { StatusCounts } from './systemd/messages.js';
+import { systemdSockets } from './systemd/fd-store.js';
 import { setupSystemd, type SystemdSetup } from './systemd/setup.js';
+import type { StartSync } from './dns/start-grace.js';
+import type { GossipSetup } from './gossip/setup.js';
+import type { PodmanSetup } from './podman/setup.js';
 import { VERSION } from './version.js';
 
 // Creates the parts (each from its src/<part>/setup.ts) and orders their start, reload and stop.
@@ -76,7 +80,18 @@ export class Daemon {
         if (changed.has('routableContainerIps') || changed.has('defaultMode')) registry.setOptions({ localNode: registry.localNode, routableContainerIps: next.routableContainerIps, defaultMode: next.defaultMode });
       },
     };
-    this.starting = [state, core, gossip, link, lb, dns, this.api, podman, health];
+    // Listening sockets systemd keeps across restarts: the servers take theirs back by name.
+    const sockets = systemdSockets(c.env, this.log);
+    dns.server.sockets = this.api.server.sockets = sockets;
+    // Once every listener took its socket: the stored ones nothing took are closed.
+    const adopted: Part = { start: async () => sockets.release() };
+    const grace: Part = {
+      start: async () =>
+        dns.grace.start(startSyncs(c.opts, podman, gossip), (ms, missing) => this.log.info({ ms, missing }, missing.length
+          ? `start grace over after ${ms} ms without the first ${missing.join(' and ')} sync: unknown names in the zone get NXDOMAIN again`
+          : `first syncs done in ${ms} ms: unknown names in the zone get NXDOMAIN again (SERVFAIL until now)`)),
+    };
+    this.starting = [state, core, gossip, link, lb, dns, this.api, adopted, podman, grace, health];
     this.stopping = [gossip, podman, health, dns, this.api, lb, state, this.systemd, link];
   }
 
@@ -130,10 +145,11 @@ export class Daemon {
     return { applied, restart };
   }
 
-  async stop(): Promise<void> {
+  /** `restart`: the process comes back at once (systemd said so): no leave, the link and resolved stay as they are. */
+  async stop(restart = false): Promise<void> {
     this.ready = false;
-    this.log.info('stopping');
-    for (const part of this.stopping) await part.stop?.();
+    this.log.info(restart ? 'stopping for a restart: staying in the cluster, keeping the link' : 'stopping');
+    for (const part of this.stopping) await part.stop?.(restart);
     this.log.info('stopped');
   }
 
@@ -150,4 +166,17 @@ export class Daemon {
   status(): Record<string, unknown> {
     return this.api.status();
   }
+}
+
+/**
+ * What the start grace waits for: the first Podman sync, and the first exchange with the cluster
+ * when there is one to join and no persisted state from it.
+ */
+function startSyncs(o: Options, podman: PodmanSetup, gossip: GossipSetup): StartSync[] {
+  const syncs: StartSync[] = [];
+  const source = podman.source();
+  if (source) syncs.push({ name: 'Podman', done: () => source.watcher.lastSync !== null });
+  const cluster = gossip.cluster();
+  if (cluster && !cluster.stale && (o.join.length > 0 || o.joinToken !== '')) syncs.push({ name: 'cluster', done: () => cluster.membership.size > 1 });
+  return syncs;
 }

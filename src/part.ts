@@ -14,7 +14,8 @@ export interface Part {
   /** Applies the live options (those marked `live` in the option table); `changed` names the ones that differ. */
   reload?(next: Options, changed: ReadonlySet<OptionKey>): void;
   start?(): Promise<void>;
-  stop?(): Promise<void>;
+  /** `restart`: the process comes back at once (systemd said so): stay in the cluster, keep the link and resolved's settings. */
+  stop?(restart: boolean): Promise<void>;
 }
 
 /** What every setup may read. */

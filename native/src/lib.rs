@@ -149,9 +149,10 @@ unsafe extern "C" fn call_js(env: napi_env, cb: napi_value, _ctx: *mut c_void, _
     }
 }
 
-/// openUdp(host, port, threads, rcvbuf, onWaiting()) → [id, port]
+/// openUdp(host, port, threads, rcvbuf, onWaiting(), adopt?) → [id, port]; adopt: UDP sockets
+/// (int32 fds) already bound to host:port, served before any new one is bound.
 unsafe extern "C" fn open_udp(env: napi_env, info: napi_callback_info) -> napi_value {
-    let a = args::<5>(env, info);
+    let a = args::<6>(env, info);
     let host = match string(env, a[0]) {
         Some(h) => h,
         None => return throw(env, "EINVAL", "openUdp: host must be a string"),
@@ -172,7 +173,7 @@ unsafe extern "C" fn open_udp(env: napi_env, info: napi_callback_info) -> napi_v
         napi_call_threadsafe_function(t2.0, null_mut(), TSFN_NONBLOCKING);
     });
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed) & 0x00ff_ffff;
-    match udp::open(&host, port, threads, rcvbuf, wake, id) {
+    match udp::open(&host, port, threads, rcvbuf, wake, id, &fds_of(env, a[5])) {
         Ok((listener, bound)) => {
             LISTENERS.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(id, Open { listener, tsfn });
             new_uint_pair(env, id, bound as u32)
@@ -183,6 +184,14 @@ unsafe extern "C" fn open_udp(env: napi_env, info: napi_callback_info) -> napi_v
             throw(env, errno_code(e), &msg)
         }
     }
+}
+
+/// udpFds(id) → the listener's sockets (int32 fds), for systemd's descriptor store.
+unsafe extern "C" fn udp_fds(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<1>(env, info);
+    let id = uint(env, a[0]).unwrap_or(0);
+    let fds = LISTENERS.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|m| m.get(&id).map(|o| o.listener.fds.clone())).unwrap_or_default();
+    new_fds(env, &fds)
 }
 
 /// closeUdp(id): stops the threads, closes the sockets, releases the callback.
@@ -423,11 +432,23 @@ unsafe extern "C" fn query_log_stats(env: napi_env, _info: napi_callback_info) -
     arr
 }
 
-/// notify(socketPath, message) → 0 or an errno.
+/// Descriptors passed between JS and the addon: a buffer of native-endian int32s.
+unsafe fn fds_of(env: napi_env, v: napi_value) -> Vec<i32> {
+    buffer(env, v).unwrap_or(&[]).chunks_exact(4).map(|c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+unsafe fn new_fds(env: napi_env, fds: &[i32]) -> napi_value {
+    let bytes: Vec<u8> = fds.iter().flat_map(|f| f.to_ne_bytes()).collect();
+    let mut v = null_mut();
+    napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr() as *const c_void, null_mut(), &mut v);
+    v
+}
+
+/// notify(socketPath, message, fds?) → 0 or an errno; fds (int32s) ride along as SCM_RIGHTS.
 unsafe extern "C" fn notify_js(env: napi_env, info: napi_callback_info) -> napi_value {
-    let a = args::<2>(env, info);
+    let a = args::<3>(env, info);
     let r = match (string(env, a[0]), string(env, a[1])) {
-        (Some(p), Some(m)) => match notify::notify(&p, &m) {
+        (Some(p), Some(m)) => match notify::notify(&p, &m, &fds_of(env, a[2])) {
             Ok(()) => 0,
             Err(e) => e as u32,
         },
@@ -444,8 +465,9 @@ unsafe extern "C" fn cores(env: napi_env, _info: napi_callback_info) -> napi_val
 
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 25] = [
+    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 26] = [
         ("openUdp", open_udp),
+        ("udpFds", udp_fds),
         ("setRrl", set_rrl),
         ("closeUdp", close_udp),
         ("udpTake", udp_take),

@@ -21,6 +21,7 @@ pub const IPPROTO_IPV6: c_int = 41;
 pub const IP_FREEBIND: c_int = 15;
 pub const IPV6_V6ONLY: c_int = 26;
 pub const IPV6_FREEBIND: c_int = 78;
+pub const SCM_RIGHTS: c_int = 1;
 pub const MSG_TRUNC: c_int = 0x20;
 pub const MSG_DONTWAIT: c_int = 0x40;
 pub const MSG_NOSIGNAL: c_int = 0x4000;
@@ -100,6 +101,7 @@ extern "C" {
     pub fn sched_getaffinity(pid: c_int, size: usize, mask: *mut c_void) -> c_int;
     pub fn sched_setaffinity(pid: c_int, size: usize, mask: *const c_void) -> c_int;
     pub fn sendto(fd: c_int, buf: *const c_void, len: usize, flags: c_int, addr: *const c_void, addrlen: u32) -> isize;
+    pub fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> isize;
 }
 
 pub fn errno() -> i32 {

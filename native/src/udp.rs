@@ -264,17 +264,26 @@ pub fn sockaddr(ip: IpAddr, port: u16) -> (sockaddr_storage, u32) {
     }
 }
 
-/// Binds `threads` sockets on ip:port (port 0: the first picks one, the others share it).
-pub fn open(host: &str, port: u16, threads: usize, rcvbuf: i32, wake: Wake, id: u32) -> Result<(Arc<Listener>, u16), (i32, String)> {
+/// Binds `threads` sockets on ip:port (port 0: the first picks one, the others share it). The
+/// `adopted` sockets (bound to ip:port by an earlier process, kept by systemd) are served first,
+/// as many as `threads`; new ones join their SO_REUSEPORT group for the rest.
+pub fn open(host: &str, port: u16, threads: usize, rcvbuf: i32, wake: Wake, id: u32, adopted: &[i32]) -> Result<(Arc<Listener>, u16), (i32, String)> {
     let ip: IpAddr = host.parse().map_err(|_| (22, format!("not an IP address: {}", host)))?;
     let mut fds = Vec::new();
     let mut port = port;
-    for _ in 0..threads.max(1) {
+    for fd in adopted.iter().take(threads.max(1)) {
+        port = adopt(*fd, rcvbuf);
+        fds.push(*fd);
+    }
+    for _ in fds.len()..threads.max(1) {
         match bind_one(ip, port, rcvbuf) {
             Ok((fd, p)) => {
                 fds.push(fd);
                 port = p;
             }
+            // Adopted sockets from a process that did not share the port (the JS path): they
+            // are served by as many threads as there are of them.
+            Err(_) if !adopted.is_empty() => break,
             Err(e) => {
                 for fd in &fds {
                     unsafe { close(*fd) };
@@ -338,6 +347,30 @@ fn steer_by_cpu(fd: i32, n: usize) {
     unsafe { setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog as *const _ as *const c_void, std::mem::size_of::<sock_fprog>() as u32) };
 }
 
+/// An adopted socket gets the buffers and timeout a new one gets; returns its port.
+fn adopt(fd: i32, rcvbuf: i32) -> u16 {
+    tune(fd, rcvbuf);
+    local_port(fd)
+}
+
+fn tune(fd: i32, rcvbuf: i32) {
+    // Bursts are absorbed, not dropped: FORCE works as root, the plain one up to rmem_max.
+    if rcvbuf > 0 && !set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf) {
+        set_int(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf);
+    }
+    set_int(fd, SOL_SOCKET, SO_SNDBUF, 1 << 20);
+    // Wake up now and then to notice close().
+    let tv = timeval { tv_sec: 0, tv_usec: 200_000 };
+    unsafe { setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv as *const timeval as *const c_void, 16) };
+}
+
+fn local_port(fd: i32) -> u16 {
+    let mut got = sockaddr_storage { bytes: [0; 128] };
+    let mut glen: u32 = 128;
+    unsafe { getsockname(fd, &mut got as *mut _ as *mut c_void, &mut glen) };
+    u16::from_be_bytes([got.bytes[2], got.bytes[3]])
+}
+
 fn bind_one(ip: IpAddr, port: u16, rcvbuf: i32) -> Result<(i32, u16), (i32, String)> {
     let v6 = ip.is_ipv6();
     let fd = unsafe { socket(if v6 { AF_INET6 } else { AF_INET }, SOCK_DGRAM | SOCK_CLOEXEC, 0) };
@@ -351,24 +384,14 @@ fn bind_one(ip: IpAddr, port: u16, rcvbuf: i32) -> Result<(i32, u16), (i32, Stri
     } else {
         set_int(fd, IPPROTO_IP, IP_FREEBIND, 1);
     }
-    // Bursts are absorbed, not dropped: FORCE works as root, the plain one up to rmem_max.
-    if rcvbuf > 0 && !set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf) {
-        set_int(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf);
-    }
-    set_int(fd, SOL_SOCKET, SO_SNDBUF, 1 << 20);
-    // Wake up now and then to notice close().
-    let tv = timeval { tv_sec: 0, tv_usec: 200_000 };
-    unsafe { setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv as *const timeval as *const c_void, 16) };
+    tune(fd, rcvbuf);
     let (sa, len) = sockaddr(ip, port);
     if unsafe { bind(fd, &sa as *const _ as *const c_void, len) } != 0 {
         let e = errno();
         unsafe { close(fd) };
         return Err((e, "bind".into()));
     }
-    let mut got = sockaddr_storage { bytes: [0; 128] };
-    let mut glen: u32 = 128;
-    unsafe { getsockname(fd, &mut got as *mut _ as *mut c_void, &mut glen) };
-    Ok((fd, u16::from_be_bytes([got.bytes[2], got.bytes[3]])))
+    Ok((fd, local_port(fd)))
 }
 
 fn client_of(sa: &sockaddr_storage) -> Option<(Client, IpAddr, u16)> {

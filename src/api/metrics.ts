@@ -53,7 +53,7 @@ class QueryStats {
 
   render(): string {
     const out: string[] = [
-      `# HELP ${P}dns_queries_total DNS queries answered, by query type, response code, where the answer came from (zone, cache, upstream, refused, failed, error) and which path served it (js, native)`,
+      `# HELP ${P}dns_queries_total DNS queries answered, by query type, response code, where the answer came from (zone, cache, upstream, stale, refused, failed, error) and which path served it (js, native)`,
       `# TYPE ${P}dns_queries_total counter`,
     ];
     for (const [key, n] of this.queries) {
@@ -139,6 +139,15 @@ export class Metrics implements DnsMetrics {
       collect() {
         this.reset();
         this.inc(src.cache().evictions);
+      },
+    });
+    new Counter({
+      name: `${P}dns_stale_answers_total`,
+      help: 'Forwarded queries answered from an expired cache entry because no upstream answered (--serve-stale)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(src.cache().staleHits);
       },
     });
     new Gauge({

@@ -7,6 +7,7 @@ import type { ApiListen } from '../config/kinds.js';
 import { apiListen } from '../config/kinds.js';
 import { explainBindError } from '../net/bind-error.js';
 import { cidrContains, parseCidr } from '../net/cidr.js';
+import { NO_SOCKET_STORE, serverFd, socketName, type SocketStore } from '../net/sockets.js';
 import { HttpError, sendJson } from './http.js';
 import { match, type ApiContext } from './routes.js';
 
@@ -39,6 +40,12 @@ export function checkApiListen(listen: ApiListen[], hasToken: boolean): string |
 
 export class ApiServer {
   private readonly servers: Array<{ listen: ApiListen; server: Server }> = [];
+  /**
+   * TCP listeners come from and are kept in it across restarts (systemd's descriptor store). Not
+   * unix sockets: the path is unlinked when the server closes, so a kept descriptor would serve
+   * no path.
+   */
+  sockets: SocketStore = NO_SOCKET_STORE;
   private token: Buffer;
 
   constructor(
@@ -60,6 +67,8 @@ export class ApiServer {
     const server = createServer((req, res) => void this.onRequest(req, res, l.kind === 'unix' ? 'socket' : isLoopbackListen(l) ? 'loopback' : 'open'));
     server.keepAliveTimeout = 5000;
     if (l.kind === 'unix') await prepareUnixSocket(l.path);
+    const name = l.kind === 'tcp' ? socketName('api', l.host, l.port) : null;
+    const adopted = name ? this.sockets.take(name)[0] : undefined;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => {
         reject(
@@ -71,8 +80,10 @@ export class ApiServer {
         );
       });
       if (l.kind === 'unix') server.listen(l.path, resolve);
-      else server.listen({ host: l.host, port: l.port, ipv6Only: true }, resolve);
+      else server.listen(adopted !== undefined ? { fd: adopted } : { host: l.host, port: l.port, ipv6Only: true }, resolve);
     });
+    const fd = serverFd(server);
+    if (name && adopted === undefined && fd !== undefined) this.sockets.keep(name, [fd]);
     if (l.kind === 'unix') chmodSync(l.path, 0o660);
     const addr = server.address();
     const bound: ApiListen = l.kind === 'tcp' && addr && typeof addr === 'object' ? { kind: 'tcp', host: l.host, port: addr.port } : l;

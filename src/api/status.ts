@@ -49,6 +49,7 @@ export function statusJson(s: StatusSources): Record<string, unknown> {
       link: link ? { name: link.name, type: link.type } : null,
       upstreams: s.dns.forwarder.upstreams.map(showHostPort),
       path: s.dns.native.path,
+      serve_stale: { window_seconds: s.dns.forwarder.serveStaleMs / 1000, answers: s.dns.forwarder.cache.staleHits },
     },
     api: { listen: s.api.listening.map((l) => apiListenKind.show(l)) },
     state: s.state.status(),

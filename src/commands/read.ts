@@ -1,5 +1,6 @@
 import type { EndpointJson, ServiceSummaryJson } from '../api/format.js';
 import { apiGet, ClientError } from '../client.js';
+import { showDuration } from '../config/kinds.js';
 import { duration, table } from './table.js';
 
 // The read commands: one API call each, a table for people, the API's JSON with --json.
@@ -30,7 +31,7 @@ export async function status(o: ReadOptions): Promise<number> {
       ['version', `${s.version}, up ${duration(s.uptime_seconds)}, ${s.ready ? 'ready' : 'starting'}`],
       ['dns', `${s.dns.listen.join(', ') || 'not listening'} (${s.dns.path} path), zone ${s.dns.domain}`],
       ['cluster dns', `${s.dns.cluster_address}${s.dns.link ? ` on ${s.dns.link.name}` : ' (no link)'}`],
-      ['upstreams', s.dns.upstreams.join(', ') || 'none'],
+      ['upstreams', `${s.dns.upstreams.join(', ') || 'none'}${serveStale(s.dns.serve_stale)}`],
       ['api', s.api.listen.join(', ')],
       ['state', s.state ? `${s.state.dir}, ${s.state.healthy ? 'writes ok' : `writes FAILING: ${Object.keys(s.state.failing).join(', ')} not saved (see problems)`}` : 'unknown'],
       ['registry', `${r.services} services, ${r.endpoints} endpoints (${r.healthy_endpoints} healthy), ${r.nodes} node${r.nodes === 1 ? '' : 's'}, index ${r.index}`],
@@ -149,7 +150,7 @@ interface StatusJson {
   version: string;
   uptime_seconds: number;
   ready: boolean;
-  dns: { domain: string; listen: string[]; cluster_address: string; link: { name: string } | null; upstreams: string[]; path: string };
+  dns: { domain: string; listen: string[]; cluster_address: string; link: { name: string } | null; upstreams: string[]; path: string; serve_stale?: { window_seconds: number; answers: number } };
   api: { listen: string[] };
   state?: { dir: string; healthy: boolean; failing: Record<string, string> };
   registry: { services: number; endpoints: number; healthy_endpoints: number; nodes: number; index: number };
@@ -166,4 +167,11 @@ interface QueryJson {
   answers: Array<{ name: string; type: string; ttl?: number; data: unknown }>;
   authorities: QueryJson['answers'];
   additionals: QueryJson['answers'];
+}
+
+/** The serve-stale part of the upstreams line (absent from daemons older than the option). */
+function serveStale(s: { window_seconds: number; answers: number } | undefined): string {
+  if (!s) return '';
+  if (s.window_seconds === 0) return '; serve-stale off';
+  return `; serve-stale ${showDuration(s.window_seconds * 1000)}, ${s.answers} stale answer${s.answers === 1 ? '' : 's'} so far`;
 }

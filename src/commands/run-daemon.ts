@@ -4,6 +4,7 @@ import { BindError } from '../dns/server.js';
 import { loadConfig, type LoadInput } from '../config/load.js';
 import { loadAddon, sdNotify } from '../native/index.js';
 import { attachSystemd } from '../systemd/service.js';
+import { stopIntent } from '../systemd/stop-intent.js';
 
 // `podman-swarm-dns daemon`: start, then live until SIGTERM/SIGINT; SIGHUP reloads.
 
@@ -40,7 +41,12 @@ export async function runDaemon(input: LoadInput): Promise<number> {
       stopping = true;
       log.info({ signal }, `received ${signal}`);
       systemd.stopping();
-      daemon.stop().then(
+      stopIntent(process.env).then((d) => {
+        log.info({ intent: d.intent, why: d.why }, d.intent === 'restart'
+          ? `${d.why}: a restart, not a leave; the other hosts keep this host's endpoints`
+          : `${d.why}: leaving the cluster`);
+        return daemon.stop(d.intent === 'restart');
+      }).then(
         () => resolve(0),
         (e: unknown) => {
           log.error({ err: e }, 'error while stopping');

@@ -83,6 +83,14 @@ export const OPTIONS = {
     name: 'cache-size', live: true, kind: k.int(0, 10_000_000), default: 10_000, group: 'DNS',
     help: 'forwarded answers kept in the cache, and in the native UDP threads\' copy of it (0 disables both)',
   }),
+  serveStale: def({
+    name: 'serve-stale', live: true, kind: k.duration(0, 7 * 86_400_000), default: 3_600_000, group: 'DNS',
+    help: 'when every upstream fails, answer forwarded names from cache entries expired up to this long ago, with TTL 30s (0: off; never for names in the zone)',
+  }),
+  startGrace: def({
+    name: 'start-grace', kind: k.duration(0, 600_000), default: 5000, group: 'DNS',
+    help: 'with no persisted state, names in the zone get SERVFAIL (not NXDOMAIN) until the first Podman and cluster syncs are done or this long has passed (0: off)',
+  }),
   allowRecursion: def({
     name: 'allow-recursion', live: true, kind: k.list(k.cidr), default: ['127.0.0.0/8', '::1/128'].map((c) => k.cidr.parse(c)),
     group: 'DNS',

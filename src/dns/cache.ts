@@ -2,6 +2,13 @@
 // answers for the SOA minimum (RFC 2308). Entries are raw packets: a hit copies the bytes, puts
 // the client's id and question spelling back, and lowers every TTL by the time spent in cache —
 // no decode and re-encode on the hot path.
+//
+// Serve-stale (RFC 8767): with a stale window, an expired entry is kept that much longer, and
+// `stale()` hands it out (every TTL set to STALE_TTL) when no upstream could answer. Stale entries
+// count towards maxEntries like fresh ones, so the cache stays bounded.
+
+/** The TTL of a stale answer (RFC 8767 section 4 recommends 30 s). */
+export const STALE_TTL = 30;
 
 const MAX_TTL = 86_400;
 
@@ -18,6 +25,7 @@ export interface CacheStats {
   hits: number;
   misses: number;
   size: number;
+  staleHits: number;
 }
 
 export class ResponseCache {
@@ -26,18 +34,23 @@ export class ResponseCache {
   misses = 0;
   /** Entries dropped to stay within the bound. */
   evictions = 0;
+  /** Answers served from expired entries. */
+  staleHits = 0;
 
   constructor(
     private maxEntries: number,
     private readonly now: () => number = () => performance.now(),
+    /** How long past its expiry an entry may still be served by `stale()` (0: never). */
+    private staleMs = 0,
   ) {}
 
   get size(): number {
     return this.entries.size;
   }
 
-  resize(maxEntries: number): void {
+  resize(maxEntries: number, staleMs = this.staleMs): void {
     this.maxEntries = maxEntries;
+    this.staleMs = staleMs;
     this.evict();
   }
 
@@ -50,19 +63,39 @@ export class ResponseCache {
     const e = this.entries.get(key);
     const now = this.now();
     if (!e || e.expires <= now) {
-      if (e) this.entries.delete(key);
+      if (e && e.expires + this.staleMs <= now) this.entries.delete(key);
       this.misses++;
       return undefined;
     }
+    this.hits++;
+    const aged = Math.floor((now - e.storedAt) / 1000);
+    return this.copy(key, e, id, question, (ttl) => Math.max(0, ttl - aged));
+  }
+
+  /**
+   * An expired entry still inside the stale window, with `id` and every TTL STALE_TTL; undefined
+   * when there is none (or it is still fresh: `get` serves those).
+   */
+  stale(key: string, id: number, question?: Buffer): Buffer | undefined {
+    const e = this.entries.get(key);
+    const now = this.now();
+    if (!e || e.expires > now) return undefined;
+    if (e.expires + this.staleMs <= now) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    this.staleHits++;
+    return this.copy(key, e, id, question, () => STALE_TTL);
+  }
+
+  private copy(key: string, e: Entry, id: number, question: Buffer | undefined, ttl: (original: number) => number): Buffer {
     // Refresh recency: Map iteration order is insertion order, the oldest is evicted first.
     this.entries.delete(key);
     this.entries.set(key, e);
-    this.hits++;
     const out = Buffer.from(e.packet);
     out.writeUInt16BE(id, 0);
     if (question) question.copy(out, 12);
-    const aged = Math.floor((now - e.storedAt) / 1000);
-    for (let i = 0; i < e.ttlAt.length; i++) out.writeUInt32BE(Math.max(0, e.ttls[i]! - aged), e.ttlAt[i]!);
+    for (let i = 0; i < e.ttlAt.length; i++) out.writeUInt32BE(ttl(e.ttls[i]!), e.ttlAt[i]!);
     return out;
   }
 

@@ -7,7 +7,9 @@ import { encodeRcode, type Query } from './wire.js';
 
 // Names outside the zone (docs/architecture.md#dns): upstreams in order with failover, TCP when an upstream
 // truncates, one upstream query per distinct question in flight, a TTL-respecting cache, and the
-// optional `--forward-allow` policy.
+// optional `--forward-allow` policy. When every upstream fails (no answer in time, SERVFAIL or
+// REFUSED), an expired cache entry younger than `--serve-stale` is answered instead (RFC 8767).
+// Only names outside the zone reach the forwarder, so in-zone names are never served stale.
 
 export interface ForwarderOptions {
   upstreams: HostPort[];
@@ -15,9 +17,12 @@ export interface ForwarderOptions {
   cacheSize: number;
   /** Domain suffixes that may be forwarded; empty: all. */
   forwardAllow: string[];
+  /** How long past its TTL a cached answer may be served when every upstream fails (0, the default: never). */
+  serveStaleMs?: number;
 }
 
-export type ForwardSource = 'cache' | 'upstream' | 'refused' | 'failed';
+/** stale: an expired cache entry, served because no upstream answered (RFC 8767). */
+export type ForwardSource = 'cache' | 'upstream' | 'refused' | 'failed' | 'stale';
 
 export interface ForwardEvents {
   upstreamFailed?(upstream: string, reason: string): void;
@@ -47,18 +52,23 @@ export class Forwarder {
 
   constructor(opts: ForwarderOptions, private readonly events: ForwardEvents = {}) {
     this.opts = opts;
-    this.cache = new ResponseCache(opts.cacheSize);
+    this.cache = new ResponseCache(opts.cacheSize, undefined, opts.serveStaleMs ?? 0);
   }
 
   get upstreams(): readonly HostPort[] {
     return this.opts.upstreams;
   }
 
+  /** How long past their TTL answers may be served when every upstream fails (0: never). */
+  get serveStaleMs(): number {
+    return this.opts.serveStaleMs ?? 0;
+  }
+
   configure(opts: ForwarderOptions): void {
     const changed = JSON.stringify(opts.upstreams) !== JSON.stringify(this.opts.upstreams) ||
       JSON.stringify(opts.forwardAllow) !== JSON.stringify(this.opts.forwardAllow);
     this.opts = opts;
-    this.cache.resize(opts.cacheSize);
+    this.cache.resize(opts.cacheSize, opts.serveStaleMs ?? 0);
     if (changed) {
       this.cache.clear();
       this.preferred = 0;
@@ -131,6 +141,8 @@ export class Forwarder {
       if (this.cache.set(key, reply) > 0) this.sink?.stored(raw, reply);
       return { packet: reply, source: 'upstream' };
     }
+    const stale = this.cache.stale(key, q.id);
+    if (stale) return { packet: stale, source: 'stale' };
     return { packet: lastAnswer ?? encodeRcode(q, 'SERVFAIL', true), source: 'failed' };
   }
 

@@ -47,6 +47,8 @@ export interface HandlerDeps {
   containerNames?: { answer(q: Question, client: string, o: { host: boolean; rotation: number }): Answer | null };
   /** --query-log. */
   queryLog?: QueryLog;
+  /** While active (at start, see start-grace.ts), a name the zone does not know gets SERVFAIL, not NXDOMAIN. */
+  grace?: { readonly active: boolean };
 }
 
 type Answered = [Buffer, AnswerSource];
@@ -114,6 +116,7 @@ export class DnsHandler {
       answerQuestion(q.question, zone, { local: clients.isLocal(client.address), rotation: q.id }) ??
       this.deps.containerNames?.answer(q.question, client.address, { host: clients.isHost(client.address), rotation: q.id });
     if (answer) {
+      if (answer.rcode === 'NXDOMAIN' && this.deps.grace?.active) return [encodeRcode(q, 'SERVFAIL', recursion), 'zone'];
       const cap = zone.settings.udpAnswerLimit ?? 0;
       const type = q.question.type;
       if (cap > 0 && client.transport === 'udp' && (type === 'A' || type === 'AAAA')) answer.answers = answer.answers.slice(0, cap);

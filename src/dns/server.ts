@@ -1,8 +1,10 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { closeSync } from 'node:fs';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { showHostPort, type HostPort } from '../config/kinds.js';
 import { explainBindError } from '../net/bind-error.js';
+import { NO_SOCKET_STORE, serverFd, socketName, udpFd, type SocketStore } from '../net/sockets.js';
 import type { DnsHandler, ShedReason } from './handler.js';
 import { TcpFramer } from './tcp-framer.js';
 
@@ -61,14 +63,19 @@ interface Listener {
   tcp: Server;
 }
 
-/** Serves UDP on addr instead of a Node socket (the native fast path, src/native/udp.ts). */
-export type UdpBinder = (addr: HostPort) => { port: number; close(): void };
+/**
+ * Serves UDP on addr instead of a Node socket (the native fast path, src/native/udp.ts), serving
+ * the `adopt`ed sockets first; `fds`: all of its sockets.
+ */
+export type UdpBinder = (addr: HostPort, adopt: number[]) => { port: number; fds: number[]; close(): void };
 
 export class DnsServer {
   private readonly listeners: Listener[] = [];
   /** Open TCP connections, oldest first. */
   private readonly connections = new Set<Connection>();
   private readonly perClient = new Map<string, number>();
+  /** Where listening sockets come from and are kept across restarts (systemd's descriptor store). */
+  sockets: SocketStore = NO_SOCKET_STORE;
 
   constructor(
     private readonly handler: DnsHandler,
@@ -86,17 +93,25 @@ export class DnsServer {
     this.opts = { ...this.opts, ...opts };
   }
 
-  /** Binds UDP and TCP on `addr` (port 0: any free port, the same for both). */
+  /**
+   * Binds UDP and TCP on `addr` (port 0: any free port, the same for both), or serves the
+   * sockets an earlier process kept for it; keeps the new ones for the next process.
+   */
   async listen(addr: HostPort): Promise<HostPort> {
-    const udp = this.udpBinder ? this.bindNative(addr, this.udpBinder) : await this.bindUdp(addr);
+    const names = { udp: socketName('dns-udp', addr.host, addr.port), tcp: socketName('dns-tcp', addr.host, addr.port) };
+    const adopted = { udp: this.sockets.take(names.udp), tcp: this.sockets.take(names.tcp) };
+    const udp = this.udpBinder ? this.bindNative(addr, this.udpBinder, adopted.udp) : await this.bindUdp(addr, adopted.udp);
     const port = 'address' in udp ? udp.address().port : udp.port;
     let tcp: Server;
     try {
-      tcp = await this.bindTcp({ host: addr.host, port });
+      tcp = await this.bindTcp({ host: addr.host, port }, adopted.tcp[0]);
     } catch (e) {
       udp.close();
       throw e;
     }
+    const udpFds = 'address' in udp ? [udpFd(udp)] : udp.fds;
+    this.sockets.keep(names.udp, udpFds.filter((fd): fd is number => fd !== undefined && !adopted.udp.includes(fd)));
+    if (adopted.tcp.length === 0) this.sockets.keep(names.tcp, [serverFd(tcp)].filter((fd): fd is number => fd !== undefined));
     const address = { host: addr.host, port };
     this.listeners.push({ address, udp, tcp });
     return address;
@@ -107,6 +122,8 @@ export class DnsServer {
     const i = this.listeners.findIndex((l) => l.address.host === addr.host && l.address.port === addr.port);
     if (i < 0) return;
     const [l] = this.listeners.splice(i, 1);
+    this.sockets.forget(socketName('dns-udp', addr.host, addr.port));
+    this.sockets.forget(socketName('dns-tcp', addr.host, addr.port));
     await new Promise<void>((resolve) => {
       l!.udp.close();
       l!.tcp.close(() => resolve());
@@ -125,15 +142,17 @@ export class DnsServer {
     );
   }
 
-  private bindNative(addr: HostPort, binder: UdpBinder): { port: number; close(): void } {
+  private bindNative(addr: HostPort, binder: UdpBinder, adopt: number[]): ReturnType<UdpBinder> {
     try {
-      return binder(addr);
+      return binder(addr, adopt);
     } catch (e) {
       throw new BindError(addr, explainBindError(e as NodeJS.ErrnoException, 'serve DNS', addr.host, addr.port, 'udp', '--dns-listen'));
     }
   }
 
-  private bindUdp(addr: HostPort): Promise<UdpSocket> {
+  /** `adopt`: one socket already bound to addr; more (an earlier native path's) are closed. */
+  private bindUdp(addr: HostPort, adopt: number[]): Promise<UdpSocket> {
+    for (const fd of adopt.slice(1)) closeFd(fd);
     return new Promise((resolve, reject) => {
       const v6 = isIP(addr.host) === 6;
       const sock = createSocket(v6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' });
@@ -142,7 +161,7 @@ export class DnsServer {
         reject(new BindError(addr, explainBindError(e, 'serve DNS', addr.host, addr.port, 'udp', '--dns-listen')));
       };
       sock.once('error', onError);
-      sock.bind({ address: addr.host, port: addr.port, exclusive: true }, () => {
+      sock.bind(adopt.length ? { fd: adopt[0]! } : { address: addr.host, port: addr.port, exclusive: true }, () => {
         sock.off('error', onError);
         try {
           sock.setRecvBufferSize(this.opts.udpReceiveBuffer);
@@ -167,7 +186,7 @@ export class DnsServer {
     else send(reply);
   }
 
-  private bindTcp(addr: HostPort): Promise<Server> {
+  private bindTcp(addr: HostPort, adopt?: number): Promise<Server> {
     return new Promise((resolve, reject) => {
       const server = createServer({ noDelay: true, allowHalfOpen: true }, (sock) => this.onConnection(sock));
       const onError = (e: NodeJS.ErrnoException): void => {
@@ -175,7 +194,7 @@ export class DnsServer {
         reject(new BindError(addr, explainBindError(e, 'serve DNS', addr.host, addr.port, 'tcp', '--dns-listen')));
       };
       server.once('error', onError);
-      server.listen({ host: addr.host, port: addr.port, exclusive: true, ipv6Only: true }, () => {
+      server.listen(adopt !== undefined ? { fd: adopt } : { host: addr.host, port: addr.port, exclusive: true, ipv6Only: true }, () => {
         server.off('error', onError);
         server.on('error', (e) => this.log.warn({ err: e, address: showHostPort(addr) }, 'DNS TCP server error'));
         resolve(server);
@@ -293,5 +312,13 @@ export class DnsServer {
       if (c.inflight === 0) sock.end();
     });
     rearm();
+  }
+}
+
+function closeFd(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    /* not open */
   }
 }

@@ -11,6 +11,7 @@ import { Forwarder, type ForwarderOptions } from './forwarder.js';
 import { GatewayListeners } from './gateways.js';
 import { DnsHandler } from './handler.js';
 import { queryInProcess } from './query.js';
+import { StartGrace } from './start-grace.js';
 import { QueryLog } from './querylog.js';
 import { defaultUpstreams } from './resolvconf.js';
 import { limitReply, ResponseRateLimiter } from './rrl.js';
@@ -31,6 +32,8 @@ export interface DnsCore {
   udpLimit: (ip: string, reply: Buffer) => Buffer | null;
   /** Fills the native cache of forwarded names with what it keeps. */
   forwarder: Forwarder;
+  /** At start: SERVFAIL instead of NXDOMAIN for names not known yet (--start-grace). */
+  grace: StartGrace;
 }
 
 export interface DnsSetup extends DnsCore, Part {
@@ -63,6 +66,7 @@ export function setupDns(c: Context, d: DnsDeps): DnsSetup {
     timeoutMs: o.upstreamTimeout,
     cacheSize: o.cacheSize,
     forwardAllow: o.forwardAllow,
+    serveStaleMs: o.serveStale,
   });
   const zone = new ZoneState(d.registry, zoneOptions(opts, rt.dnsAddress));
   const clients = new ClientPolicy(opts.allowRecursion);
@@ -76,10 +80,11 @@ export function setupDns(c: Context, d: DnsDeps): DnsSetup {
   });
   const queryLog = new QueryLog(log, metrics.prom);
   queryLog.configure(opts.queryLog, opts.queryLogFile);
-  const handler = new DnsHandler({ zone, clients, forwarder, metrics, log, containerNames: names, queryLog });
+  const grace = new StartGrace(opts.startGrace);
+  const handler = new DnsHandler({ zone, clients, forwarder, metrics, log, containerNames: names, queryLog, grace });
   let rrl: ResponseRateLimiter | null = null;
   const udpLimit = (ip: string, reply: Buffer): Buffer | null => limitReply(rrl, ip, reply, (r) => metrics.shed(r));
-  const native = d.native({ zone, clients, handler, names, udpLimit, forwarder });
+  const native = d.native({ zone, clients, handler, names, udpLimit, forwarder, grace });
   if (native.queryLog) queryLog.attachNative(native.queryLog);
   const server = new DnsServer(handler, { ...DEFAULT_SERVER_OPTIONS, ...tcpOptions(opts), udpLimit }, log, native.udpBinder, (reason) => metrics.shed(reason));
   const gateways = new GatewayListeners(server, log);
@@ -100,7 +105,7 @@ export function setupDns(c: Context, d: DnsDeps): DnsSetup {
   };
 
   return {
-    zone, clients, handler, names, udpLimit, forwarder, server, gateways, native,
+    zone, clients, handler, names, udpLimit, forwarder, grace, server, gateways, native,
     query: (name, type) => queryInProcess(handler, name, type),
     async start() {
       // Queries from this host's own addresses may recurse and see every network's container names.
@@ -133,10 +138,11 @@ export function setupDns(c: Context, d: DnsDeps): DnsSetup {
       native.reload?.(next, changed);
     },
     async stop() {
+      grace.end();
       stopHostAddresses();
       await gateways.close();
       await server.close();
-      await native.stop?.();
+      await native.stop?.(false);
       queryLog.close();
       zone.close();
     },

@@ -106,9 +106,9 @@ export function setupGossip(c: Context, d: { registry: Registry; identity: NodeI
         problems.set('gossip', `${msg}; running without the cluster`);
       }
     },
-    async stop() {
+    async stop(restart) {
       // Leave first, so every host withdraws this node's endpoints at once (docs/architecture.md#registry-and-gossip).
-      await cluster?.stop().catch((e: Error) => log.warn(`leaving the cluster failed: ${e.message}`));
+      await cluster?.stop(!restart).catch((e: Error) => log.warn(`leaving the cluster failed: ${e.message}`));
     },
   };
 }

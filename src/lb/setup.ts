@@ -75,8 +75,8 @@ export function setupLink(c: Context): LinkSetup {
         c.problems.set('link', `could not set up link ${o.link} with ${rt.dnsAddress}: ${(e as Error).message}`);
       }
     },
-    async stop() {
-      if (!link || link.type === 'existing') return;
+    async stop(restart) {
+      if (!link || link.type === 'existing' || restart) return;
       try {
         await removeLink(link.name);
       } catch (e) {

@@ -44,6 +44,8 @@ export interface NativeDnsDeps {
   udpLimit?: (ip: string, reply: Buffer) => Buffer | null;
   /** Its cached answers are copied to the native threads' cache. */
   forwarder?: Forwarder;
+  /** The start grace: while active no table is installed, so the JS path answers (SERVFAIL, not NXDOMAIN). */
+  grace?: { readonly active: boolean; onEnd(fn: () => void): void };
 }
 
 const METRICS_INTERVAL_MS = 1000;
@@ -58,7 +60,15 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   const { addon } = loaded;
   const n = threads > 0 ? threads : addon.cores();
   const udp = new NativeUdp(addon, d.handler, n, receiveBuffer, d.udpLimit);
-  const sink = { set: (t: Buffer, staged: boolean) => addon.setTable(t, staged), patch: (p: Buffer) => addon.patchTable(p), commit: () => addon.commitTable() };
+  const addonSink = { set: (t: Buffer, staged: boolean) => addon.setTable(t, staged), patch: (p: Buffer) => addon.patchTable(p), commit: () => addon.commitTable() };
+  // During the start grace nothing is installed, so the threads hand every query to JS (SERVFAIL,
+  // not NXDOMAIN, for names not known yet); at its end the whole table is compiled and installed.
+  const sink = {
+    set: (t: Buffer, staged: boolean) => void (d.grace?.active || addonSink.set(t, staged)),
+    patch: (p: Buffer) => (d.grace?.active ? true : addonSink.patch(p)),
+    commit: () => void (d.grace?.active || addonSink.commit()),
+  };
+  d.grace?.onEnd(() => table.schedule());
   const table = new LiveTable(d.registry, d.zone, d.clients, sink, (e) => {
     // Without a current table the threads hand every query to JS: slower, still correct.
     addon.setTable(null);
@@ -101,7 +111,7 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   d.log.info({ addon: loaded.file, threads: n }, `native DNS path: ${n} UDP thread${n === 1 ? '' : 's'} per address (${loaded.file})`);
   return {
     path: 'native',
-    udpBinder: (addr) => udp.listen(addr),
+    udpBinder: (addr, adopt) => udp.listen(addr, adopt),
     setRrl: (rate, slip) => addon.setRrl(rate, slip),
     queryLog: typeof addon.queryLogSet !== 'function' ? undefined : { set: (mode, every) => addon.queryLogSet(mode, every), take: (max) => addon.queryLogTake(max), counts: () => addon.queryLogStats() },
     table,

@@ -12,8 +12,11 @@ export interface Addon {
   /**
    * Binds `threads` SO_REUSEPORT sockets; returns [listener id, bound port]. Throws with .code.
    * `onWaiting`: queries wait for JS (take them with udpTake until it returns undefined).
+   * `adopt`: sockets already bound there (int32 descriptors, see fdBuffer) to serve first.
    */
-  openUdp(host: string, port: number, threads: number, rcvbuf: number, onWaiting: () => void): [number, number];
+  openUdp(host: string, port: number, threads: number, rcvbuf: number, onWaiting: () => void, adopt?: Buffer): [number, number];
+  /** The listener's sockets, as int32 descriptors. */
+  udpFds(id: number): Buffer;
   closeUdp(id: number): void;
   /** Response rate limiting in the UDP threads: responses/s per /24 or /56 (0: off), slip. */
   setRrl(rate: number, slip: number): void;
@@ -35,7 +38,8 @@ export interface Addon {
   cacheConfigure(size: number, clear: boolean): void;
   /** Answers [type * 6 + rcode], misses, evictions, then entries. */
   cacheStats(): number[];
-  notify(path: string, message: string): number;
+  /** sd_notify; `fds` (int32 descriptors) are passed along (SCM_RIGHTS). 0 or an errno. */
+  notify(path: string, message: string, fds?: Buffer): number;
   cores(): number;
   /** The load balancer's TCP relay (native/src/relay_napi.rs; src/lb/native-tcp-proxy.ts). */
   relayListen(host: string, port: number, backlog: number, policy: number, preferLocal: boolean, idleMs: number, connectMs: number, ejectMs: number, attempts: number): [number, number];
@@ -94,10 +98,14 @@ export function loadDnsAddon(env: NodeJS.ProcessEnv = process.env): LoadResult {
  * sd_notify(3): sends `message` (e.g. "READY=1\nSTATUS=serving") to $NOTIFY_SOCKET, a path or
  * '@' + an abstract name. False when NOTIFY_SOCKET is unset or the message could not be sent.
  */
-export function sdNotify(message: string, env: NodeJS.ProcessEnv = process.env): boolean {
+export function sdNotify(message: string, env: NodeJS.ProcessEnv = process.env, fds: number[] = []): boolean {
   const path = env.NOTIFY_SOCKET;
   if (!path) return false;
   const loaded = loadAddon(env);
   if (!loaded.addon) return false;
-  return loaded.addon.notify(path, message) === 0;
+  return loaded.addon.notify(path, message, fds.length ? fdBuffer(fds) : undefined) === 0;
 }
+
+/** Descriptors as the addon takes and gives them: native-endian int32s. */
+export const fdBuffer = (fds: number[]): Buffer => Buffer.from(Int32Array.from(fds).buffer);
+export const fdsOf = (b: Buffer): number[] => Array.from(new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)));

@@ -11,7 +11,7 @@ import { nativeDns, type NativeDns } from './dns.js';
 export function setupNative(c: Context, core: DnsCore, d: { registry: Registry; metrics: Metrics }): NativeDns & Part {
   const native = nativeDns(c.opts.dnsThreads, DEFAULT_SERVER_OPTIONS.udpReceiveBuffer, {
     registry: d.registry, zone: core.zone, clients: core.clients, handler: core.handler, metrics: d.metrics, log: c.log, env: c.env, containerNames: core.names,
-    udpLimit: core.udpLimit, forwarder: core.forwarder,
+    udpLimit: core.udpLimit, forwarder: core.forwarder, grace: core.grace,
   });
   native.setRrl(c.opts.dnsRrl, c.opts.dnsRrlSlip);
   return Object.assign(native, {

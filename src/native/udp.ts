@@ -1,6 +1,6 @@
 import type { HostPort } from '../config/kinds.js';
 import type { DnsHandler } from '../dns/handler.js';
-import type { Addon } from './index.js';
+import { fdBuffer, fdsOf, type Addon } from './index.js';
 
 // UDP served by the addon's threads; the queries they hand over (forwarding, odd types,
 // malformed-but-parseable) are answered by the JS handler and sent back through the same socket.
@@ -17,6 +17,8 @@ const TURN_MAX_QUERIES = 256;
 
 export interface UdpEndpoint {
   port: number;
+  /** The sockets' descriptors (for systemd's descriptor store). */
+  fds: number[];
   close(): void;
 }
 
@@ -58,8 +60,11 @@ export class NativeUdp {
     private readonly limit: (ip: string, reply: Buffer) => Buffer | null = (_ip, r) => r,
   ) {}
 
-  /** Binds addr (port 0: a free port); throws errors with .code like Node's bind errors. */
-  listen(addr: HostPort): UdpEndpoint {
+  /**
+   * Binds addr (port 0: a free port); throws errors with .code like Node's bind errors. `adopt`:
+   * sockets an earlier process bound there (kept by systemd), served first.
+   */
+  listen(addr: HostPort, adopt: number[] = []): UdpEndpoint {
     let id = 0;
     let scheduled = false;
     const pump = (): void => {
@@ -77,9 +82,9 @@ export class NativeUdp {
     // The addon calls back on the JS thread, so never before `id` is set below.
     const [lid, port] = this.addon.openUdp(addr.host, addr.port, this.threads, this.receiveBuffer, () => {
       if (!scheduled) pump();
-    });
+    }, adopt.length ? fdBuffer(adopt) : undefined);
     id = lid;
-    return { port, close: () => this.addon.closeUdp(id) };
+    return { port, fds: fdsOf(this.addon.udpFds(id)), close: () => this.addon.closeUdp(id) };
   }
 
   private onQuery(packet: Buffer, ip: string, port: number, sock: number): void {

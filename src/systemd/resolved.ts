@@ -126,13 +126,13 @@ export class ResolvedClient {
     if (this.bus) this.enqueue();
   }
 
-  /** RevertLink on every link we configured, then disconnect. */
-  async stop(): Promise<void> {
+  /** RevertLink on every link we configured (unless `revert` is false: a restart), then disconnect. */
+  async stop(revert = true): Promise<void> {
     this.stopped = true;
     if (this.poll) clearInterval(this.poll);
     await this.applying.catch(() => undefined);
     if (!this.bus) return;
-    for (const [name, a] of this.applied) {
+    for (const [name, a] of revert ? this.applied : []) {
       try {
         const call = revertLink(a.ifindex);
         await this.call(a.target, a.target === NETWORK1 ? { ...call, member: 'RevertLinkDNS' } : call, NO_AUTO_START);

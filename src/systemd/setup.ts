@@ -47,9 +47,9 @@ export function setupSystemd(c: Context, d: { registry: Registry; dns: DnsSetup;
       // Not awaited: READY=1 never waits for D-Bus; the client logs its own outcome.
       started = resolved.start(links());
     },
-    async stop() {
+    async stop(restart) {
       await started;
-      await resolved.stop();
+      await resolved.stop(!restart);
     },
   };
 }

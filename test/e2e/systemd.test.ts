@@ -1,7 +1,8 @@
 import t from 'tap';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, ROOT } from '../helpers/daemon.js';
+import { installUnit } from '../helpers/unit.js';
 import { bookwormRootfs, bootMachine, nspawnUsable, type Machine } from '../helpers/nspawn.js';
 import { waiter } from '../helpers/until.js';
 
@@ -25,26 +26,12 @@ function show(m: Machine, prop: string): string {
   return m.exec('systemctl', 'show', '-p', prop, '--value', UNIT).trim();
 }
 
-function install(m: Machine): void {
-  // What the package will put in place (issue 8 replaces this with the .deb).
-  mkdirSync(join(m.root, 'usr/lib/podman-swarm-dns'), { recursive: true });
-  copyFileSync(join(ROOT, 'systemd/notify-socket-exec'), join(m.root, 'usr/lib/podman-swarm-dns/notify-socket-exec'));
-  chmodSync(join(m.root, 'usr/lib/podman-swarm-dns/notify-socket-exec'), 0o755);
-  writeFileSync(join(m.root, 'usr/bin/podman-swarm-dns'), '#!/bin/sh\nexec /usr/bin/node /opt/podman-swarm-dns/dist/cli.js "$@"\n', { mode: 0o755 });
-  copyFileSync(join(ROOT, 'systemd/podman-swarm-dns.service'), join(m.root, 'etc/systemd/system/podman-swarm-dns.service'));
-  // The daemon's link, made beforehand as a veth: this kernel has no dummy links and a port-less
-  // bridge has no carrier, which resolved needs before it uses a link's DNS servers.
-  m.exec('ip', 'link', 'add', 'pswarm0', 'type', 'veth', 'peer', 'name', 'pswarm0p');
-  m.exec('ip', 'link', 'set', 'pswarm0p', 'up');
-  m.exec('systemctl', 'daemon-reload');
-}
-
 const resolves = (m: Machine, name: string, address: string) => () => m.exec('resolvectl', 'query', '--cache=no', name).includes(address);
 
 t.test('under systemd: notify, resolved, reload, restart, watchdog, stop', async (t) => {
   const rootfs = bookwormRootfs();
   const m = await bootMachine(t, { rootfs, prefix: 's7sd', bindRo: [[ROOT, '/opt/podman-swarm-dns']] });
-  install(m);
+  installUnit(m);
 
   const verify = m.run('systemd-analyze', 'verify', `/etc/systemd/system/${UNIT}.service`);
   t.same(verify, { code: 0, out: '' }, 'systemd-analyze verify is clean');
@@ -88,6 +75,9 @@ t.test('under systemd: notify, resolved, reload, restart, watchdog, stop', async
   writeFileSync(join(m.root, `etc/systemd/system/${UNIT}.service.d/test.conf`), '[Service]\nWatchdogSec=2s\nEnvironment=PODMAN_SWARM_DNS_DEBUG_HANG_ON_SIGUSR2=1\n');
   m.exec('systemctl', 'daemon-reload');
   m.exec('systemctl', 'restart', UNIT);
+  const restarted = m.exec('journalctl', '-u', UNIT, '--no-pager', '-o', 'cat');
+  t.match(restarted, /systemd is running a restart job for the unit: a restart, not a leave/, 'systemctl restart is told apart from a stop (the job on D-Bus)');
+  t.notMatch(restarted, /reverted link|stopping\n/, 'a restart keeps the link and its resolved settings');
   const pid2 = show(m, 'MainPID');
   m.exec('kill', '-USR2', pid2);
   await until('the watchdog to restart the daemon', () => show(m, 'MainPID') !== pid2 && show(m, 'ActiveState') === 'active', 30_000);
@@ -96,6 +86,7 @@ t.test('under systemd: notify, resolved, reload, restart, watchdog, stop', async
 
   // Stop: the link is handed back to resolved.
   m.exec('systemctl', 'stop', UNIT);
+  t.match(m.exec('journalctl', '-u', UNIT, '--no-pager', '-o', 'cat'), /systemd is running a stop job for the unit: leaving the cluster/, 'systemctl stop is a stop');
   t.notMatch(m.exec('resolvectl', 'status', 'pswarm0'), /10\.223\.0\.10|cluster\.local/, 'RevertLink on stop');
   t.match(m.exec('journalctl', '-u', UNIT, '--no-pager', '-o', 'cat'), /systemd-resolved: reverted link pswarm0/);
   t.match(m.exec('journalctl', '-u', UNIT, '--no-pager', '-o', 'short', '-n', '20'), / podman-swarm-dns\[\d+\]: /, 'journal lines under the daemon name');

@@ -26,6 +26,8 @@ export interface DaemonOptions {
   cli?: string;
   /** Wait for readiness (default true). */
   wait?: boolean;
+  /** Descriptors the daemon inherits as 3, 4, ... (as systemd passes stored sockets). */
+  fds?: number[];
 }
 
 export interface RunningDaemon {
@@ -66,7 +68,7 @@ export async function startDaemon(t: { teardown(fn: () => unknown): void }, o: D
     ...(o.args ?? []),
   ];
   const argv = [...(o.wrap ?? []), o.node ?? process.execPath, ...args];
-  const proc = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe', ...(o.fds ?? [])] });
   let out = '';
   proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));

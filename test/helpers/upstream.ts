@@ -87,15 +87,17 @@ export async function startUpstream(t: { teardown(fn: () => unknown): void }, o:
         : [],
     });
   };
+  let closed: Promise<void> | undefined;
   const state: TestUpstream = {
     port,
     udpQueries: 0,
     tcpQueries: 0,
     address: `127.0.0.1:${port}`,
-    close: () => new Promise<void>((r) => {
+    // Idempotent: a test may stop its upstream before the teardown does.
+    close: () => (closed ??= new Promise<void>((r) => {
       udp.close();
       tcp.close(() => r());
-    }),
+    })),
   };
   udp.on('message', (msg, rinfo) => {
     state.udpQueries++;

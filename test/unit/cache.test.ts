@@ -1,6 +1,6 @@
 import t from 'tap';
 import * as packet from 'dns-packet';
-import { inspect, ResponseCache } from '../../src/dns/cache.js';
+import { inspect, ResponseCache, STALE_TTL } from '../../src/dns/cache.js';
 
 const soa = { type: 'SOA' as const, name: 'example', ttl: 900, data: { mname: 'ns', rname: 'h', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 60 } };
 
@@ -65,4 +65,44 @@ t.test('a hit puts the asker\'s spelling of the question back', async (t) => {
   const end = q.length;
   const hit = packet.decode(c.get('www.example|A', 5, q.subarray(12, end))!);
   t.equal(hit.questions![0]!.name, 'WWW.Example');
+});
+
+t.test('serve-stale: an expired entry inside the window is handed out with TTL 30, never by get()', async (t) => {
+  let now = 0;
+  const c = new ResponseCache(10, () => now, 3_600_000);
+  c.set('k', response({ answers: [{ type: 'A', name: 'www.example', ttl: 60, data: '1.2.3.4' }, { type: 'A', name: 'www.example', ttl: 600, data: '1.2.3.5' }] }));
+  t.equal(c.stale('k', 1), undefined, 'a fresh entry is not stale');
+  now = 61_000;
+  t.equal(c.get('k', 1), undefined, 'expired: get() misses, so the upstream is asked first');
+  const stale = packet.decode(c.stale('k', 7)!);
+  t.equal(stale.id, 7);
+  t.same(stale.answers!.map((a) => [(a as { data: string }).data, (a as { ttl: number }).ttl]), [['1.2.3.4', STALE_TTL], ['1.2.3.5', STALE_TTL]]);
+  t.equal(c.staleHits, 1);
+  now = 60_000 + 3_600_000;
+  t.equal(c.stale('k', 1), undefined, 'past the window: gone');
+  t.equal(c.size, 0, 'and removed');
+  t.equal(c.staleHits, 1);
+});
+
+t.test('serve-stale off (window 0): an expired entry is dropped at once', async (t) => {
+  let now = 0;
+  const c = new ResponseCache(10, () => now);
+  c.set('k', response({ answers: [{ type: 'A', name: 'www.example', ttl: 1, data: '1.2.3.4' }] }));
+  now = 1000;
+  t.equal(c.get('k', 1), undefined);
+  t.equal(c.size, 0);
+  t.equal(c.stale('k', 1), undefined);
+});
+
+t.test('serve-stale: stale entries count towards the bound', async (t) => {
+  let now = 0;
+  const c = new ResponseCache(2, () => now, 3_600_000);
+  const r = response({ answers: [{ type: 'A', name: 'www.example', ttl: 1, data: '1.2.3.4' }] });
+  c.set('a', r);
+  c.set('b', r);
+  now = 5000;
+  c.set('c', r);
+  t.equal(c.size, 2);
+  t.equal(c.stale('a', 1), undefined, 'the oldest went');
+  t.ok(c.stale('b', 1));
 });
