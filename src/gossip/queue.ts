@@ -15,6 +15,9 @@ interface Entry {
   transmits: number;
 }
 
+/** Entries in a row that do not fit after which a packet is considered full. */
+const MAX_MISSES = 64;
+
 export class BroadcastQueue {
   private readonly byKey = new Map<string, Entry>();
   /** buckets[k]: entries sent k times, in insertion order. */
@@ -51,11 +54,17 @@ export class BroadcastQueue {
     const limit = this.limit();
     const out: Entry[] = [];
     let left = bytes;
+    let misses = 0;
     outer: for (const bucket of this.buckets) {
       if (!bucket) continue;
       for (const e of bucket.values()) {
         if (left < 16) break outer;
-        if (e.size + overhead > left) continue;
+        if (e.size + overhead > left) {
+          // A nearly full packet does not look through thousands of queued updates for a small one.
+          if (++misses >= MAX_MISSES) break outer;
+          continue;
+        }
+        misses = 0;
         left -= e.size + overhead;
         out.push(e);
       }
