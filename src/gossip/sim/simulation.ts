@@ -1,6 +1,6 @@
 import { LocalNode } from '../../registry/local.js';
 import { Registry } from '../../registry/registry.js';
-import type { Endpoint } from '../../registry/types.js';
+import type { Endpoint, NodeState } from '../../registry/types.js';
 import { LAN, type GossipConfig } from '../config.js';
 import { Keyring, Wire } from '../crypto.js';
 import { NodeIdentity } from '../identity.js';
@@ -60,6 +60,7 @@ export class Simulation {
   readonly nodes: SimNode[] = [];
   readonly config: GossipConfig;
   readonly counters: SyncCounters = { wholeStates: 0 };
+  private readonly sharedStates = new Map<string, NodeState>();
 
   constructor(private readonly o: SimulationOptions) {
     this.random = seeded(o.seed ?? 1);
@@ -75,7 +76,7 @@ export class Simulation {
     const id = identity.id;
     const addr = `${name}:7946`;
     const views = this.o.views === false ? undefined : new Registry({ localNode: id, routableContainerIps: false, defaultMode: 'dnsrr' });
-    const registry: NodeStates = views ?? new StateTable(id);
+    const registry: NodeStates = views ?? new StateTable(id, this.sharedStates);
     const now = () => this.clock.now();
     // LocalNode only writes its state into the NodeStates part of a Registry.
     const local = new LocalNode(registry as Registry, { id, name, address: `10.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}`, incarnation: 0 }, now);

@@ -5,8 +5,10 @@ import type { NodeState } from '../../registry/types.js';
 // What a node's sync layer needs of its registry: the per-node states, merged by the registry's
 // own rule (merge.ts), and change events naming the nodes. The full Registry provides it; so does
 // StateTable, which keeps only the states, without the DNS views built from them, so that a
-// simulation of thousands of hosts with 50 endpoints each fits in memory. States are immutable
-// and shared between the simulated hosts that hold them.
+// simulation of thousands of hosts with 50 endpoints each fits in memory. States are immutable,
+// and the hosts of one simulation share them: each host's sync still decodes and checks what it
+// receives, but the table keeps the first copy any host merged of a node's version (the owner
+// signed those bytes, so every copy is the same), not one copy per host.
 
 export interface NodeStates {
   readonly localNode: string;
@@ -22,7 +24,11 @@ export class StateTable implements NodeStates {
   private readonly listeners = new Set<ChangeListener>();
   private index = 0;
 
-  constructor(readonly localNode: string) {}
+  /** `shared`: node id → the latest state any host of the simulation merged. */
+  constructor(
+    readonly localNode: string,
+    private readonly shared = new Map<string, NodeState>(),
+  ) {}
 
   node(id: string): NodeState | undefined {
     return this.states.get(id);
@@ -35,6 +41,9 @@ export class StateTable implements NodeStates {
   apply(state: NodeState): boolean {
     const old = this.states.get(state.id);
     if (mergeState(old, state) === old) return false;
+    const copy = this.shared.get(state.id);
+    if (copy?.version === state.version && copy.incarnation === state.incarnation) state = copy;
+    else if (!copy || copy.version < state.version) this.shared.set(state.id, state);
     this.states.set(state.id, state);
     this.emit(state.id);
     return true;
