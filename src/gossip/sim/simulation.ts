@@ -113,17 +113,27 @@ export class Simulation {
     }
   }
 
-  /** Advances virtual time by `ms`, letting async code (push-pull) run between events. */
+  /**
+   * Advances virtual time by `ms`, letting async code (push-pull) run between events. `stop` is
+   * checked at most once per virtual millisecond (it may look at every node: once per event
+   * would make a large run quadratic).
+   */
   async run(ms: number, stop?: () => boolean): Promise<boolean> {
     const until = this.clock.now() + ms;
+    let checked = -Infinity;
+    const done = (): boolean => {
+      if (!stop || this.clock.now() - checked < 1) return false;
+      checked = this.clock.now();
+      return stop();
+    };
     for (;;) {
-      const early = this.clock.runUntil(until, () => this.net.needsFlush || (stop?.() ?? false));
+      const early = this.clock.runUntil(until, () => this.net.needsFlush || done());
       if (this.net.needsFlush) {
         this.net.needsFlush = false;
         await new Promise((r) => setImmediate(r));
-      }
-      if (stop?.()) return true;
-      if (!early && this.clock.now() >= until) return false;
+        if (done()) return true;
+      } else if (early) return true;
+      if (!early && this.clock.now() >= until) return stop?.() ?? false;
     }
   }
 
