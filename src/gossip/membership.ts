@@ -330,7 +330,9 @@ export class Membership {
     if (!m) {
       const fresh: Member = { id: msg.id, name: msg.name, addr: msg.addr, inc: msg.inc, state: 'dead', since: this.o.clock.now(), proof: msg.proof };
       this.members.set(fresh.id, fresh);
-      this.probeList.splice(Math.floor(this.random() * (this.probeList.length + 1)), 0, fresh.id);
+      // A random place in the probe order; learn() appends and shuffles once (n members, not n splices).
+      if (this.quiet) this.probeList.push(fresh.id);
+      else this.probeList.splice(Math.floor(this.random() * (this.probeList.length + 1)), 0, fresh.id);
       this.setState(fresh, 'alive', undefined);
     } else {
       // Only a higher incarnation is news (checked above): it clears a suspicion or brings back a dead member.
@@ -644,6 +646,7 @@ export class Membership {
     } finally {
       this.quiet = this.trusting = false;
     }
+    this.shuffle();
   }
 
   /** memberlist's mergeState: a remote's view of a member's death only makes us suspect it. */

@@ -35,7 +35,7 @@ t.test(`${N} nodes: an update reaches 99.9%, a crash is detected by all (the par
     const ok = await sim.run(60_000, () => sim.live().every((n) => n.membership.member(victim.id)?.state === 'dead'));
     t.ok(ok, 'all live nodes declare it dead');
     t.comment(`crash detected by all ${N - 1} in ${((sim.clock.now() - t0) / 1000).toFixed(1)} s virtual`);
-    t.ok(sim.live().every((n) => n.registry.service('default', 'db') === undefined), 'its endpoint is gone everywhere');
+    t.ok(sim.live().every((n) => n.views!.service('default', 'db') === undefined), 'its endpoint is gone everywhere');
   });
 
 });

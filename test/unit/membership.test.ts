@@ -12,8 +12,8 @@ import type { Endpoint } from '../../src/registry/types.js';
 function watch(sim: Simulation): Array<{ at: number; node: string; member: string; state: MemberState }> {
   const log: Array<{ at: number; node: string; member: string; state: MemberState }> = [];
   for (const n of sim.nodes) {
-    const orig = n.sync.notifyMember.bind(n.sync);
-    n.sync.notifyMember = (m, prev) => {
+    const orig = n.sync.delegate.notifyMember.bind(n.sync.delegate);
+    n.sync.delegate.notifyMember = (m, prev) => {
       if (m.state !== prev) log.push({ at: sim.clock.now(), node: n.id, member: m.id, state: m.state });
       orig(m, prev);
     };
@@ -73,7 +73,7 @@ t.test('a node cut off for longer than the suspicion timeout is declared dead, t
   await sim.run(2000);
   sim.net.partition([x.addr]);
   await sim.run(20_000);
-  for (const n of sim.live()) if (n !== x) t.equal(n.registry.service('default', 'web'), undefined, `${n.id} withdrew x's endpoint`);
+  for (const n of sim.live()) if (n !== x) t.equal(n.views!.service('default', 'web'), undefined, `${n.id} withdrew x's endpoint`);
   sim.net.heal();
   await sim.run(60_000);
   for (const n of sim.live()) t.equal(n.membership.member(x.id)?.state, 'alive', `${n.id} sees x alive again`);
@@ -92,7 +92,7 @@ t.test('a crashed node is declared dead by all and its endpoints withdrawn every
   await sim.run(20_000);
   for (const n of sim.live()) {
     t.equal(n.membership.member(x.id)?.state, 'dead');
-    t.equal(n.registry.service('default', 'web'), undefined, `${n.id} withdrew web`);
+    t.equal(n.views!.service('default', 'web'), undefined, `${n.id} withdrew web`);
   }
   t.ok(log.some((e) => e.member === x.id && e.state === 'suspect'), 'suspected before dead (no false-positive shortcut)');
   t.ok(sim.converged(), 'registries converge on the live nodes');
@@ -168,12 +168,12 @@ t.test('SPEC §3 addresses across hosts: container endpoints are the owner addre
   };
   a.local.upsert(container);
   await sim.run(2000);
-  const onA = a.registry.service('default', 'web')!.endpoints[0]!;
-  const onB = b.registry.service('default', 'web')!.endpoints[0]!;
+  const onA = a.views!.service('default', 'web')!.endpoints[0]!;
+  const onB = b.views!.service('default', 'web')!.endpoints[0]!;
   t.same(onA.reach, { direct: true, addresses: ['10.88.0.5'], ports: { http: { port: 80, protocol: 'tcp' } } }, 'own host: container IP and port');
   t.same(onB.reach, { direct: false, addresses: [a.local.state.address], ports: { http: { port: 8080, protocol: 'tcp' } } }, 'other host: host address and published port');
-  b.registry.setOptions({ localNode: b.id, routableContainerIps: true, defaultMode: 'dnsrr' });
-  t.same(b.registry.service('default', 'web')!.endpoints[0]!.reach?.addresses, ['10.88.0.5'], '--routable-container-ips: container IP everywhere');
+  b.views!.setOptions({ localNode: b.id, routableContainerIps: true, defaultMode: 'dnsrr' });
+  t.same(b.views!.service('default', 'web')!.endpoints[0]!.reach?.addresses, ['10.88.0.5'], '--routable-container-ips: container IP everywhere');
 });
 
 t.test('forged leaves and deaths: refused, or refuted by the node even when it was not told', async (t) => {

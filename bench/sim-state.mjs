@@ -1,0 +1,132 @@
+#!/usr/bin/env node
+// Gossip carrying real registry state, in the deterministic simulator (issue 16): N hosts, each
+// running the daemon's membership and registry sync code (through the gossip Delegate, as
+// src/gossip/sim/sync.ts plugs it in), 50 Podman-like endpoints per host, and churn of one
+// container start or stop per host per minute (each host at its own random phase). Hosts keep the
+// node states their sync merges but not the DNS views (memory). Network: 1–5 ms latency, 1% packet
+// loss, memberlist LAN timings. After a warm-up with churn, over a steady window it reports:
+//   - update → 99.9% of hosts (virtual ms): p50 / p99 / max over the changes made in the window,
+//     and how many did not get there within 30 s;
+//   - bytes per second per host (everything sent: probes, gossip, fetches, push-pull);
+//   - whole node states sent per change (in update packets, fetch answers and push-pull);
+//   - real CPU time (user + system) per simulated second, and the real time of the whole run.
+//
+//   npm run build && node --max-old-space-size=12000 bench/sim-state.mjs [--sizes 1000,5000]
+//     [--endpoints 50] [--churn 60] [--warm 30] [--steady 60] [--seed 1]
+import './help.mjs';
+import { argv } from 'zx';
+import { Simulation } from '../dist/gossip/sim/simulation.js';
+
+const SIZES = String(argv.sizes ?? '1000').split(',').map(Number);
+const ENDPOINTS = Number(argv.endpoints ?? 50);
+const CHURN_S = Number(argv.churn ?? 60);
+const WARM_S = Number(argv.warm ?? 30);
+const STEADY_S = Number(argv.steady ?? 60);
+const SEED = Number(argv.seed ?? 1);
+const GIVE_UP_MS = 30_000;
+
+const hex = (n, len) => n.toString(16).padStart(len, '0').slice(-len);
+
+/** A container endpoint as src/podman/endpoints.ts builds it; `seq` numbers the host's containers. */
+function endpoint(host, seq, N, now) {
+  const service = `svc${(host * ENDPOINTS + seq) % Math.max(1, Math.floor((N * ENDPOINTS) / 10))}`; // ~10 endpoints per service
+  const name = `${service}-${host}-${seq}`;
+  return {
+    id: name, namespace: 'default', service, hostname: name,
+    addresses: [`10.${88 + ((host >> 8) & 63)}.${host & 255}.${seq & 255}`], explicit: false,
+    ports: { http: { port: 8080, protocol: 'tcp', hostPort: 20000 + (seq & 8191) } }, weight: 10, health: 'tcp', healthy: true, source: 'podman',
+    container: { id: hex(host, 8) + hex(seq, 8) + 'c0ffee'.repeat(8), name, network: 'podman' }, lastSeen: now,
+  };
+}
+
+const pct = (sorted, p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : NaN);
+const cpu = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+const rows = [];
+
+for (const N of SIZES) {
+  const real0 = Date.now();
+  const cpu0 = cpu();
+  const sim = new Simulation({
+    nodes: N, seed: SEED, views: false, network: { latencyMs: 1, jitterMs: 4, loss: 0.01 },
+    endpoints: (i) => Array.from({ length: ENDPOINTS }, (_, k) => endpoint(i, k, N, 0)),
+  });
+  await sim.start();
+  const startReal = (Date.now() - real0) / 1000;
+  const startCpu = cpu() - cpu0;
+  console.error(`N=${N}: started (converged) in ${startReal.toFixed(1)} s real, ${startCpu.toFixed(1)} s CPU`);
+
+  // Changes in flight: owner id → [{ v, t0, seen (bitmap by host), count }].
+  const target = Math.ceil(0.999 * N);
+  const pending = new Map();
+  const done = [];
+  let measuring = false;
+  const finish = (c, ms) => {
+    const list = pending.get(c.owner);
+    list.splice(list.indexOf(c), 1);
+    if (!list.length) pending.delete(c.owner);
+    if (c.measured) done.push(ms);
+  };
+  for (const h of sim.nodes) {
+    h.registry.onChange((change) => {
+      for (const id of change.nodes) {
+        const list = pending.get(id);
+        const s = list && h.registry.node(id);
+        if (!s) continue;
+        for (const c of [...list]) {
+          if (c.v > s.version || c.seen[h.index]) continue;
+          c.seen[h.index] = 1;
+          if (++c.count >= target) finish(c, sim.clock.now() - c.t0);
+        }
+      }
+    });
+  }
+  let changes = 0;
+  const churn = (h, step) => {
+    sim.clock.after(CHURN_S * 1000, () => churn(h, step + 1));
+    const eps = h.local.endpoints('podman');
+    if (step % 2 === 0 && eps.length) {
+      const e = eps[Math.floor(sim.random() * eps.length)];
+      h.local.remove('podman', `${e.namespace}/${e.service}/${e.id}`);
+    } else {
+      h.local.upsert(endpoint(h.index, ENDPOINTS + step, N, sim.clock.now()));
+    }
+    if (measuring) changes++;
+    const c = { owner: h.id, v: h.local.state.version, t0: sim.clock.now(), seen: new Uint8Array(N), count: 1, measured: measuring };
+    c.seen[h.index] = 1;
+    if (!pending.has(h.id)) pending.set(h.id, []);
+    pending.get(h.id).push(c);
+  };
+  for (const h of sim.nodes) sim.clock.after(sim.random() * CHURN_S * 1000, () => churn(h, 0));
+
+  for (let s = 0; s < WARM_S; s++) await sim.run(1000);
+  console.error(`N=${N}: warm-up ${WARM_S} s virtual done, ${((Date.now() - real0) / 1000).toFixed(0)} s real`);
+  measuring = true;
+  const b0 = sim.bytesSent();
+  const w0 = sim.counters.wholeStates;
+  const c0 = cpu();
+  const r0 = Date.now();
+  for (let s = 0; s < STEADY_S; s++) {
+    await sim.run(1000);
+    if ((s + 1) % 10 === 0) console.error(`N=${N}: ${s + 1}/${STEADY_S} s virtual, ${((Date.now() - r0) / 1000).toFixed(0)} s real, ${(cpu() - c0).toFixed(0)} s CPU, ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`);
+  }
+  const bytes = (sim.bytesSent() - b0) / N / STEADY_S;
+  const whole = (sim.counters.wholeStates - w0) / Math.max(1, changes);
+  const cpuPerS = (cpu() - c0) / STEADY_S;
+  measuring = false;
+  // Let the window's last changes finish (or give up on them).
+  for (let s = 0; s < GIVE_UP_MS / 1000 && [...pending.values()].some((l) => l.some((c) => c.measured)); s++) await sim.run(1000);
+  const lost = [...pending.values()].flat().filter((c) => c.measured).length;
+  done.sort((a, b) => a - b);
+  const row = { N, changes, p50: pct(done, 0.5), p99: pct(done, 0.99), max: done[done.length - 1], lost, bytes, whole, cpuPerS, startReal, real: (Date.now() - real0) / 1000, rss: process.memoryUsage().rss / 1e6 };
+  rows.push(row);
+  console.error(`N=${N}: ${JSON.stringify(row)}`);
+}
+
+console.log(`| hosts | changes in ${STEADY_S} s | update → 99.9% p50 / p99 / max (virtual ms) | not there in 30 s | B/s per host | whole states sent per change | CPU s per simulated s | converged start (real s) | whole run (real s) | RSS (MB) |`);
+console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|');
+for (const r of rows) {
+  console.log(`| ${r.N} | ${r.changes} | ${r.p50?.toFixed(0)} / ${r.p99?.toFixed(0)} / ${r.max?.toFixed(0)} | ${r.lost} | ${r.bytes.toFixed(0)} | ${r.whole.toFixed(1)} | ${r.cpuPerS.toFixed(2)} | ${r.startReal.toFixed(0)} | ${r.real.toFixed(0)} | ${r.rss.toFixed(0)} |`);
+}

@@ -1,0 +1,94 @@
+import { Decoder } from '@msgpack/msgpack';
+import type { LocalNode } from '../../registry/local.js';
+import type { Registry } from '../../registry/registry.js';
+import { decodeHeader } from '../../sync/delta.js';
+import { RegistrySync, signState, type Signed } from '../../sync/registry-sync.js';
+import type { NodeState } from '../../registry/types.js';
+import type { Delegate } from '../delegate.js';
+import type { NodeIdentity } from '../identity.js';
+import type { Membership } from '../membership.js';
+import type { NodeStates } from './states.js';
+
+// How a simulated host's sync layer plugs in: the membership sees only its gossip Delegate (the
+// same interface the daemon uses), the simulator only the three calls below. Pointing the
+// simulator at another sync implementation means writing one more SyncFactory.
+
+export interface SimSync {
+  /** What the membership is given: the layer's whole gossip side. */
+  readonly delegate: Delegate;
+  attach(membership: Membership): void;
+  /** Converged start: take `owner`'s current state as if gossip had brought it (trusted, not checked). */
+  seed(owner: { identity: NodeIdentity; local: LocalNode }): void;
+}
+
+/** What the simulator counts across all hosts (the harness's view of the sync traffic). */
+export interface SyncCounters {
+  /** Whole node states that reached another host's sync: in an update packet, a fetch answer or a push-pull. */
+  wholeStates: number;
+}
+
+export interface SyncContext {
+  identity: NodeIdentity;
+  states: NodeStates;
+  now: () => number;
+  counters: SyncCounters;
+}
+
+export type SyncFactory = (ctx: SyncContext) => SimSync;
+
+// A state is signed once for the whole simulation, however many hosts are seeded with it.
+const signedStates = new WeakMap<NodeState, Signed>();
+function signedOnce(identity: NodeIdentity, s: NodeState): Signed {
+  let signed = signedStates.get(s);
+  if (!signed) signedStates.set(s, (signed = signState(identity, s)));
+  return signed;
+}
+
+const decoder = new Decoder();
+/** An update [0, header, body, pub, sig, relay] whose delta starts from nothing (base 0): a whole state. */
+function isWholeUpdate(b: Uint8Array): boolean {
+  if (b[0] !== 0x96 || b[1] !== 0x00) return false;
+  const v = decoder.decode(b) as unknown[];
+  return v[1] instanceof Uint8Array && decodeHeader(v[1])?.base === 0;
+}
+/** A repair answer [0, header, state bytes, pub, sig]: a whole signed state. */
+const isWholeAnswer = (b: Uint8Array): boolean => b[0] === 0x95 && b[1] === 0x00;
+function statesIn(b: Uint8Array | null, at: number): number {
+  if (!b) return 0;
+  const v = decoder.decode(b) as unknown[];
+  return Array.isArray(v) && Array.isArray(v[at]) ? (v[at] as unknown[]).length : 0;
+}
+
+/** The daemon's registry sync (src/sync/registry-sync.ts): signed deltas, whole states in push-pull and repairs. */
+export const deltaSync: SyncFactory = ({ identity, states, now, counters }) => {
+  // RegistrySync reads and writes only the NodeStates part of a Registry.
+  const sync = new RegistrySync(states as unknown as Registry, now, {}, { identity });
+  const delegate: Delegate = {
+    notifyUpdate: (data) => {
+      if (isWholeUpdate(data)) counters.wholeStates++;
+      sync.notifyUpdate(data);
+    },
+    pushPullRequest: () => sync.pushPullRequest(),
+    pushPullAnswer: (remote) => {
+      const answer = sync.pushPullAnswer(remote);
+      counters.wholeStates += statesIn(answer, 1);
+      return answer;
+    },
+    pushPullFinish: (answer) => {
+      const rest = sync.pushPullFinish(answer);
+      counters.wholeStates += statesIn(rest, 1);
+      return rest;
+    },
+    handleRequest: (data) => {
+      const answer = sync.handleRequest(data);
+      if (isWholeAnswer(answer)) counters.wholeStates++;
+      return answer;
+    },
+    notifyMember: (m, prev) => sync.notifyMember(m, prev),
+  };
+  return {
+    delegate,
+    attach: (m) => sync.attach(m),
+    seed: (owner) => sync.learn(signedOnce(owner.identity, owner.local.state), owner.local.state),
+  };
+};
