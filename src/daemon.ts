@@ -548,6 +548,7 @@ export class Daemon {
       saveRegistrations: (endpoints) => this.store.save(endpoints),
       writes: new Serial(MAX_WAITING_WRITES),
       limits: () => ({ maxPorts: this.opts.maxPortsPerEndpoint, maxEndpoints: this.opts.maxEndpointsPerService }),
+      lb: () => this.lb,
     };
   }
 

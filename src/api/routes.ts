@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { InputError, isLabel, parseEndpoint } from '../registry/input.js';
+import type { LbManager } from '../lb/manager.js';
 import type { LocalNode } from '../registry/local.js';
 import type { Registry } from '../registry/registry.js';
 import { endpointKey, serviceKey, type Endpoint } from '../registry/types.js';
@@ -9,6 +10,8 @@ import type { ChangeIndex } from './blocking.js';
 import { endpointJson, nodeJson, serviceAddresses, serviceDetail, serviceSummary } from './format.js';
 import { HttpError, parseWait, readJson, sendJson } from './http.js';
 import type { Metrics } from './metrics.js';
+import { overview } from './overview.js';
+import { sendUiFile } from './ui.js';
 import type { Serial } from './serial.js';
 
 // The routes of docs/architecture.md#http-api. Reads may block (`?index=&wait=`); writes change this node's own
@@ -36,6 +39,8 @@ export interface ApiContext {
   writes: Serial;
   /** Ports per endpoint and endpoints per service this node takes. */
   limits(): { maxPorts: number; maxEndpoints: number };
+  /** The load balancer, for the status page's counters (null when it is off). */
+  lb?(): LbManager | null;
 }
 
 export interface Request {
@@ -109,6 +114,23 @@ route('GET', '/metrics', async (ctx, r) => {
 
 route('GET', '/api/v1/status', (ctx, r) =>
   blockingRead(r, () => ctx.changes.global, ctx, () => ctx.status()),
+);
+
+// The status page: its files, and one blocking read with everything it shows.
+route('GET', '/ui', (_ctx, r) => {
+  r.res.writeHead(301, { location: '/ui/', 'content-length': 0 });
+  r.res.end();
+});
+route('GET', '/ui/', (_ctx, r) => sendUiFile(r.res, ''));
+route('GET', '/ui/{file}', (_ctx, r) => sendUiFile(r.res, decodeURIComponent(r.params[0]!)));
+
+route('GET', '/api/v1/overview', (ctx, r) =>
+  blockingRead(r, () => ctx.changes.global, ctx, () =>
+    overview(
+      { registry: ctx.registry, status: ctx.status(), members: ctx.nodes?.(), lb: ctx.lb?.() ?? null, dns: ctx.metrics.dnsTotals(), changes: ctx.changes.recent() },
+      (r.url.searchParams.get('q') ?? '').slice(0, 256),
+    ),
+  ),
 );
 
 route('GET', '/api/v1/services', (ctx, r) =>
