@@ -538,7 +538,8 @@ export class Daemon {
       failOpen: () => this.opts.failOpen,
       ready: () => this.ready,
       status: () => this.status(),
-      query: (name, type) => this.query(name, type),
+      query: (name, type, client) => this.query(name, type, client),
+      dns: { zone: this.zone, clients: this.clients, forwarder: this.forwarder, containerNames: this.names },
       nodes: () => this.cluster?.nodes(),
       joinToken: () => this.cluster?.joinToken() ?? null,
       join: async (seeds) => {
@@ -594,14 +595,14 @@ export class Daemon {
   }
 
   /** A DNS question answered in-process, exactly as a loopback client over TCP would get it. */
-  async query(name: string, type: string): Promise<Record<string, unknown>> {
+  async query(name: string, type: string, client = '127.0.0.1'): Promise<Record<string, unknown>> {
     let raw: Buffer;
     try {
       raw = packet.encode({ id: 1, type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ name, type: type as 'A', class: 'IN' }] });
     } catch (e) {
       return { name, type, error: `cannot build a query: ${(e as Error).message}` };
     }
-    const reply = await this.handler.handle(raw, { address: '127.0.0.1', port: 0, transport: 'tcp' });
+    const reply = await this.handler.handle(raw, { address: client, port: 0, transport: 'tcp' });
     if (!reply) return { name, type, error: 'no answer' };
     const d = packet.decode(reply);
     return {
