@@ -45,6 +45,7 @@ import { VERSION } from './version.js';
 import { GatewayListeners } from './dns/gateways.js';
 import { ContainerNames } from './dns/scoped.js';
 import { HealthChecker, type HealthOptions } from './health/checker.js';
+import { registerHealthMetrics } from './health/metrics.js';
 import { PodmanSource } from './podman/source.js';
 import { ResolvedClient, type ResolvedLink, type ResolvedMode } from './systemd/resolved.js';
 import type { StatusCounts } from './systemd/messages.js';
@@ -173,6 +174,7 @@ export class Daemon {
       problem: (message) => (message ? this.problem('resolved', message) : this.problems.delete('resolved')),
     });
     registerLbMetrics(this.metrics.prom, () => this.lb);
+    registerHealthMetrics(this.metrics.prom, this.health);
     registerStateMetrics(this.metrics.prom, this.stateHealth);
     this.registry.onChange((change) => {
       for (const key of change.services) {
