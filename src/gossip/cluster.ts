@@ -44,6 +44,8 @@ export interface NodeJson {
   address: string;
   gossip_address: string | null;
   state: MemberState | 'stale' | 'unknown';
+  /** When the member entered its state (ISO time); null for nodes known only from the registry. */
+  state_since?: string | null;
   local: boolean;
   incarnation: number;
   version: number | null;
@@ -207,7 +209,7 @@ export class Cluster {
       const s = this.o.registry.node(m.id);
       out.set(m.id, {
         id: m.id, name: m.name, address: s?.address ?? m.addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''), gossip_address: m.addr,
-        state: m.state, local: m.id === this.id, incarnation: m.inc, version: s?.version ?? null, endpoints: s?.endpoints.length ?? 0,
+        state: m.state, state_since: new Date(m.since).toISOString(), local: m.id === this.id, incarnation: m.inc, version: s?.version ?? null, endpoints: s?.endpoints.length ?? 0,
       });
     }
     for (const s of this.o.registry.nodes()) {

@@ -38,6 +38,7 @@ interface Member {
   local: boolean;
   endpoints: number;
   gossip_address?: string | null;
+  state_since?: string | null;
 }
 
 interface Backend {
@@ -93,6 +94,11 @@ function td(text: Child, cls = ''): HTMLElement {
   return h('td', cls ? { class: cls } : {}, text);
 }
 
+/** How long ago `ms` (epoch ms) was, roughly: `12 s`, `5 min`, `3 h`, `2 d`. */
+function ago(ms: number): string {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  return s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : s < 172800 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86400)} d`;
+}
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 const bytes = (n: number): string => (n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : n < 1 << 30 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / (1 << 30)).toFixed(2)} GiB`);
 const ports = (p: Record<string, { port: number; protocol: string }>): string =>
@@ -107,7 +113,7 @@ function renderMembers(o: Overview): void {
   const rows = o.members.map((m) =>
     h('tr', {},
       td(m.local ? `${m.name} (this node)` : m.name),
-      td(m.state, m.state === 'alive' ? 'ok' : m.state === 'suspect' ? 'warn' : m.state === 'dead' ? 'bad' : 'muted'),
+      td(`${m.state}${m.state_since ? ` for ${ago(Date.parse(m.state_since))}` : ''}`, m.state === 'alive' ? 'ok' : m.state === 'suspect' ? 'warn' : m.state === 'dead' ? 'bad' : 'muted'),
       td(m.address),
       td(m.endpoints, 'num'),
       h('td', { class: 'hide-narrow muted' }, m.id)),
