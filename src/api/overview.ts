@@ -29,7 +29,7 @@ export interface OverviewService extends ServiceSummaryJson {
 export interface LbListenerJson {
   service: string;
   listener: string;
-  backends: Array<{ backend: string; active: number; connections: number; bytes_to_backend: number; bytes_from_backend: number; connect_failures: number; ejections: number; ejected: boolean; current: boolean }>;
+  backends: Array<{ backend: string; id: string; active: number; connections: number; bytes_to_backend: number; bytes_from_backend: number; connect_failures: number; ejections: number; ejected: boolean; current: boolean }>;
 }
 
 /** `query`: only services whose `namespace/name` contains it (the page's search box). */
@@ -75,6 +75,7 @@ function lbJson(lb: LbManager, now: number): LbListenerJson[] {
       listener: l.spec.key,
       backends: l.backends.reportable().map((b) => ({
         backend: `${b.host}:${b.port}`,
+        id: b.id,
         active: b.active,
         connections: b.connections,
         bytes_to_backend: b.bytesOut,

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { digShort } from '../helpers/dns.js';
@@ -21,7 +21,8 @@ if (!existsSync(CHROMIUM)) {
   t.test('status page in chromium', async (t) => {
     const open = await listening(t);
     const closedPort = await freePort();
-    const d = await startDaemon(t, { args: ['--health-interval', '200ms', '--health-timeout', '200ms'] });
+    // VIPs in 127.71/16: the load balancer runs on loopback, without a link.
+    const d = await startDaemon(t, { args: ['--health-interval', '200ms', '--health-timeout', '200ms', '--service-cidr', '127.71.0.0/16', '--default-mode', 'vip'] });
     const register = async (daemon: RunningDaemon, svc: string, id: string, port: number): Promise<void> => {
       const res = await fetch(`${daemon.api}/api/v1/services/default/${svc}/endpoints`, {
         method: 'POST',
@@ -98,6 +99,21 @@ if (!existsSync(CHROMIUM)) {
       await digShort(d.dnsPort, 'web.default.cluster.local');
       await until('a NOERROR row', async () => /NOERROR/.test(await page.locator('#dns').innerText()), 10_000);
       t.pass('NOERROR counted');
+    });
+
+    await t.test('load-balancer counters per VIP and backend', async (t) => {
+      const { vip } = (await (await fetch(`${d.api}/api/v1/services/default/web`)).json()) as { vip: string };
+      t.match(vip, /^127\.71\./);
+      t.match(await page.locator('[data-service="default/web"] .meta').innerText(), `VIP ${vip}`);
+      const row = page.locator('#lb tr', { hasText: `127.0.0.1:${open}` });
+      await row.first().waitFor({ timeout: 10_000 });
+      // One connection through the VIP: the backend's total goes to 1 on the page.
+      await until('a connection through the VIP', () => new Promise<boolean>((res) => {
+        const c = connect(open, vip, () => { c.destroy(); res(true); });
+        c.on('error', () => res(false));
+      }), 5000);
+      await until('the page counts it', async () => /^127\.0\.0\.1:\d+ \(web-\d\)\s+0\s+[1-9]/m.test(await row.first().innerText().then((s) => s.replace(/\t/g, ' '))), 10_000);
+      t.pass('counted');
     });
 
     if (process.env.UI_SCREENSHOT) await page.screenshot({ path: process.env.UI_SCREENSHOT, fullPage: true });

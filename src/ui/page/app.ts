@@ -43,6 +43,8 @@ interface Member {
 
 interface Backend {
   backend: string;
+  /** `<node>/<endpoint>` */
+  id: string;
   active: number;
   connections: number;
   bytes_to_backend: number;
@@ -176,7 +178,7 @@ function renderLb(o: Overview): void {
     rows.push(h('tr', {}, h('th', { colspan: '7', scope: 'rowgroup' }, `${l.service} on ${l.listener}`)));
     for (const b of l.backends) {
       rows.push(h('tr', {},
-        td(`${b.backend}${b.current ? '' : ' (draining)'}`),
+        td(`${b.backend} (${b.id.split('/').at(-1)})${b.current ? '' : ', draining'}`),
         td(b.active, 'num'), td(b.connections, 'num'),
         td(bytes(b.bytes_to_backend), 'num'), td(bytes(b.bytes_from_backend), 'num'),
         td(b.connect_failures, b.connect_failures ? 'num bad' : 'num'),
