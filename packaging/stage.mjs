@@ -9,6 +9,7 @@ import { $, fs, path } from 'zx';
 import { build } from 'esbuild';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { buildPage } from '../src/ui/build.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
@@ -102,6 +103,8 @@ export async function stage(dest = path.join(BUILD, 'stage')) {
     copy(path.join(ROOT, NATIVE), addon, 0o644);
     await $`strip --strip-unneeded --remove-section=.comment --remove-section=.note ${addon}`;
   }
+  // The status page, where src/api/ui.ts looks for it from the bundle: ../ui/www.
+  await buildPage(path.join(lib, 'ui/www'));
   await fs.mkdirp(path.join(dest, 'usr/bin'));
   fs.symlinkSync(`../lib/${NAME}/dist/${NAME}.mjs`, path.join(dest, 'usr/bin', NAME));
 

@@ -54,7 +54,7 @@ async function main(argv: string[]): Promise<number> {
     out(keygen());
     return EXIT.ok;
   }
-  const readCommands: Record<string, [number, number]> = { status: [0, 0], services: [0, 0], members: [0, 0], 'join-token': [0, 0], join: [1, 20], endpoints: [1, 1], query: [1, 2] };
+  const readCommands: Record<string, [number, number]> = { status: [0, 0], services: [0, 0], members: [0, 0], 'join-token': [0, 0], join: [1, 20], endpoints: [1, 1], query: [1, 2], explain: [1, 2] };
   const arity = readCommands[command];
   if (!arity) throw new ConfigError('ERR_USAGE', `unknown command "${command}"; see podman-swarm-dns --help`);
   const { flags, positionals } = parseArgs(rest, clientFlags);
@@ -63,7 +63,7 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (positionals.length < arity[0] || positionals.length > arity[1]) {
-    const shape = { endpoints: 'endpoints <ns>/<svc>', query: 'query <name> [type]', join: 'join <host[:port]>...' }[command as 'query'] ?? command;
+    const shape = { endpoints: 'endpoints <ns>/<svc>', query: 'query <name> [type]', explain: 'explain <name> [type]', join: 'join <host[:port]>...' }[command as 'query'] ?? command;
     throw new ConfigError('ERR_USAGE', `usage: podman-swarm-dns ${shape}`);
   }
   const socket = flags.get('api-socket')?.at(-1) ?? process.env.PODMAN_SWARM_DNS_API_SOCKET ?? pickSocket(flags.get('state-dir')?.at(-1));
@@ -81,6 +81,8 @@ async function main(argv: string[]): Promise<number> {
       return cluster.join(o, positionals);
     case 'endpoints':
       return read.endpoints(o, positionals[0]!);
+    case 'explain':
+      return read.explain(o, positionals[0]!, (positionals[1] ?? 'A').toUpperCase());
     default:
       return read.query(o, positionals[0]!, (positionals[1] ?? 'A').toUpperCase());
   }

@@ -6,6 +6,7 @@ import { OPTIONS, type OptionKey, type Options } from './config/options.js';
 import { privileges, runtimeOf, type Privileges } from './config/runtime.js';
 import { setupDns } from './dns/setup.js';
 import { setupGossip } from './gossip/setup.js';
+import { registerHealthMetrics } from './health/metrics.js';
 import { setupHealth } from './health/setup.js';
 import { ingressEntries, setupLb, setupLink } from './lb/setup.js';
 import { FailureLog } from './log-once.js';
@@ -66,6 +67,7 @@ export class Daemon {
     const gossip = setupGossip(c, { registry, identity: state.identity, metrics });
     const lb = setupLb(c, { registry, metrics, link: link.link });
     const health = setupHealth(c, { local, podmanHealth: (id) => podman.source()?.podmanHealth(id) ?? Promise.resolve(undefined) });
+    registerHealthMetrics(metrics.prom, health.checker);
     const podman = setupPodman(c, { local, dns, health: health.checker });
     this.api = setupApi(c, { registry, local, metrics, state, dns, link, gossip, podman, health, lb, startedAt: Date.now(), ready: () => this.ready });
     this.systemd = setupSystemd(c, { registry, dns, link });

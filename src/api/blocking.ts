@@ -3,22 +3,45 @@ import type { Registry } from '../registry/registry.js';
 // Consul-style blocking queries (`?index=N&wait=30s`): a read waits until the data it returns
 // changes past index N, or the wait ends. Each service remembers the registry index of its last
 // change, and a waiter waits on what it reads (everything, the nodes, or one service), so a
-// change wakes only the watchers of what it touched.
+// change wakes only the watchers of what it touched. It also keeps the last RECENT_CHANGES
+// changes for the status page.
 
 /** What a blocking read returns: everything (status, service list), the node list, or one service. */
 export type Scope = 'global' | 'nodes' | { service: string };
 
 type Waiter = (force: boolean) => void;
 
+/** Registry changes remembered for the status page. */
+export const RECENT_CHANGES = 100;
+/** Services named per remembered change; a node's state can touch thousands at once. */
+const SERVICES_PER_CHANGE = 20;
+
+export interface RecentChange {
+  index: number;
+  /** ms since the epoch */
+  time: number;
+  /** Touched services as they are after the change: endpoint counts, or `removed`. */
+  services: Array<{ key: string; endpoints: number; healthy: number } | { key: string; removed: true }>;
+  /** Touched services beyond the ones listed. */
+  more: number;
+  /** Names (or ids) of the nodes whose state changed or went away. */
+  nodes: string[];
+}
+
 export class ChangeIndex {
   private readonly services = new Map<string, number>();
   private nodesIndex: number;
   private readonly waiters = { global: new Set<Waiter>(), nodes: new Set<Waiter>(), services: new Map<string, Set<Waiter>>() };
   private readonly unsubscribe: () => void;
+  private readonly ring: RecentChange[] = [];
 
-  constructor(private readonly registry: Registry) {
+  constructor(
+    private readonly registry: Registry,
+    private readonly clock: () => number = Date.now,
+  ) {
     this.nodesIndex = registry.index;
     this.unsubscribe = registry.onChange((change) => {
+      this.remember(change.index, change.services, change.nodes);
       const wake = [...this.waiters.global];
       for (const key of change.services) {
         this.services.set(key, change.index);
@@ -30,6 +53,22 @@ export class ChangeIndex {
       }
       for (const w of wake) w(false);
     });
+  }
+
+  /** The last RECENT_CHANGES registry changes, newest first. */
+  recent(): RecentChange[] {
+    return [...this.ring].reverse();
+  }
+
+  private remember(index: number, keys: string[], nodes: string[]): void {
+    const services = keys.slice(0, SERVICES_PER_CHANGE).map((key) => {
+      const [ns, svc] = key.split('/') as [string, string];
+      const v = this.registry.service(ns, svc);
+      return v ? { key, endpoints: v.endpoints.length, healthy: v.endpoints.filter((e) => e.endpoint.healthy).length } : { key, removed: true as const };
+    });
+    const names = nodes.slice(0, SERVICES_PER_CHANGE).map((id) => this.registry.node(id)?.name ?? id);
+    this.ring.push({ index, time: this.clock(), services, more: Math.max(0, keys.length - SERVICES_PER_CHANGE), nodes: names });
+    if (this.ring.length > RECENT_CHANGES) this.ring.shift();
   }
 
   /** The index of the latest change to what `scope` reads. */

@@ -121,6 +121,8 @@ export interface MemberJson {
   address: string;
   gossip_address: string | null;
   state: MemberState | 'stale' | 'unknown';
+  /** When the member entered its state (ISO time); absent for nodes known only from the registry. */
+  state_since?: string;
   local: boolean;
   incarnation: number;
   version: number | null;
@@ -139,7 +141,7 @@ export function membersJson(members: Member[], registry: Registry, stale: (id: s
     const s = registry.node(m.id);
     out.set(m.id, {
       id: m.id, name: m.name, address: s?.address ?? m.addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''), gossip_address: m.addr,
-      state: m.state, local: m.id === local, incarnation: m.inc, version: s?.version ?? null, endpoints: s?.endpoints.length ?? 0,
+      state: m.state, state_since: new Date(m.since).toISOString(), local: m.id === local, incarnation: m.inc, version: s?.version ?? null, endpoints: s?.endpoints.length ?? 0,
     });
   }
   for (const s of registry.nodes()) {

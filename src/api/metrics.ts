@@ -187,6 +187,20 @@ export class Metrics implements DnsMetrics {
     return (await this.prom.metrics()) + this.stats.render();
   }
 
+  /** DNS answers so far by response code and path (the status page turns them into rates). */
+  dnsTotals(): Array<{ rcode: string; path: string; count: number }> {
+    for (const f of this.beforeScrape) f();
+    const sums = new Map<string, number>();
+    for (const [key, n] of this.stats.queries) {
+      const [, rcode, , path] = key.split('|');
+      sums.set(`${rcode}|${path}`, (sums.get(`${rcode}|${path}`) ?? 0) + n);
+    }
+    return [...sums].map(([k, count]) => {
+      const [rcode, path] = k.split('|') as [string, string];
+      return { rcode, path, count };
+    });
+  }
+
   malformed(action: 'formerr' | 'dropped', n = 1): void {
     this.malformedCount.inc({ action }, n);
   }

@@ -1,14 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import { InputError, isLabel, parseEndpoint } from '../registry/input.js';
+import type { LbManager } from '../lb/manager.js';
 import type { LocalNode } from '../registry/local.js';
 import type { Registry } from '../registry/registry.js';
 import { endpointKey, serviceKey, type Endpoint } from '../registry/types.js';
+import { explain, explainInputs, malformedName, type ExplainSources } from '../dns/explain.js';
 import { StateWriteError } from '../state/files.js';
 import type { ChangeIndex, Scope } from './blocking.js';
 import { endpointJson, nodeJson, serviceAddresses, serviceDetail, serviceSummary } from './format.js';
 import { HttpError, parseWait, readJson, sendJson } from './http.js';
 import type { Metrics } from './metrics.js';
+import { overview } from './overview.js';
+import { sendUiFile } from './ui.js';
 import type { Serial } from './serial.js';
 
 // The routes of docs/architecture.md#http-api. Reads may block (`?index=&wait=`); writes change this node's own
@@ -23,8 +28,10 @@ export interface ApiContext {
   failOpen(): boolean;
   ready(): boolean;
   status(): Record<string, unknown>;
-  /** Answers a DNS question the way the DNS server would (for `podman-swarm-dns query`). */
-  query(name: string, type: string): Promise<Record<string, unknown>>;
+  /** Answers a DNS question the way the DNS server would (for `podman-swarm-dns query`); `client` defaults to 127.0.0.1. */
+  query(name: string, type: string, client?: string): Promise<Record<string, unknown>>;
+  /** The DNS server's parts `explain` reads. */
+  dns?: ExplainSources;
   /** Cluster members and registry nodes (undefined when gossip is off). */
   nodes?(): unknown[] | undefined;
   /** A join token holding seeds and the gossip key, or null when gossip is off. */
@@ -36,6 +43,8 @@ export interface ApiContext {
   writes: Serial;
   /** Ports per endpoint and endpoints per service this node takes. */
   limits(): { maxPorts: number; maxEndpoints: number };
+  /** The load balancer, for the status page's counters (null when it is off). */
+  lb?(): LbManager | null;
 }
 
 export interface Request {
@@ -109,6 +118,23 @@ route('GET', '/metrics', async (ctx, r) => {
 
 route('GET', '/api/v1/status', (ctx, r) =>
   blockingRead(r, 'global', ctx, () => ctx.status()),
+);
+
+// The status page: its files, and one blocking read with everything it shows.
+route('GET', '/ui', (_ctx, r) => {
+  r.res.writeHead(301, { location: '/ui/', 'content-length': 0 });
+  r.res.end();
+});
+route('GET', '/ui/', (_ctx, r) => sendUiFile(r.res, ''));
+route('GET', '/ui/{file}', (_ctx, r) => sendUiFile(r.res, decodeURIComponent(r.params[0]!)));
+
+route('GET', '/api/v1/overview', (ctx, r) =>
+  blockingRead(r, 'global', ctx, () =>
+    overview(
+      { registry: ctx.registry, status: ctx.status(), members: ctx.nodes?.(), lb: ctx.lb?.() ?? null, dns: ctx.metrics.dnsTotals(), changes: ctx.changes.recent() },
+      (r.url.searchParams.get('q') ?? '').slice(0, 256),
+    ),
+  ),
 );
 
 route('GET', '/api/v1/services', (ctx, r) =>
@@ -253,6 +279,22 @@ route('GET', '/api/v1/dns', async (ctx, r) => {
     throw new HttpError(400, `type=${type} is not a DNS record type (e.g. A, AAAA, SRV, PTR, TXT, SOA, NS, ANY)`);
   }
   sendJson(r.res, 200, await ctx.query(name, type));
+});
+
+// Why a name gets its answer: the explanation first (the cache decision before this query could
+// fill the cache), then the real answer path's answer.
+route('GET', '/api/v1/explain', async (ctx, r) => {
+  const name = r.url.searchParams.get('name');
+  const type = (r.url.searchParams.get('type') ?? 'A').toUpperCase();
+  const client = r.url.searchParams.get('client') ?? '127.0.0.1';
+  if (!name) throw new HttpError(400, 'name= is required, e.g. /api/v1/explain?name=web.default.cluster.local&type=A');
+  const bad = malformedName(name);
+  if (bad) throw new HttpError(400, `name "${name.slice(0, 300)}" is malformed: ${bad}`);
+  if (!RECORD_TYPES.has(type)) throw new HttpError(400, `type=${type.slice(0, 20)} is not a DNS record type (e.g. A, AAAA, SRV, PTR, TXT, SOA, NS, ANY)`);
+  if (isIP(client) === 0) throw new HttpError(400, `client=${client.slice(0, 60)} is not an IP address (the address to explain the answer for; default 127.0.0.1)`);
+  if (!ctx.dns) throw new HttpError(409, 'this daemon has no DNS server to explain');
+  const e = explain(explainInputs(ctx.dns, client), name, type);
+  sendJson(r.res, 200, { ...e, answer: await ctx.query(name, type, client) });
 });
 
 export interface Match {

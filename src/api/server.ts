@@ -109,10 +109,17 @@ export class ApiServer {
     );
   }
 
+  /**
+   * The token as a Bearer token, or as the password of Basic authentication: browsers ask for that
+   * themselves, so the status page works on a listener that needs the token (any user name).
+   */
   private authorized(req: IncomingMessage): boolean {
-    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-    if (!m) return false;
-    const given = Buffer.from(m[1]!);
+    const header = req.headers.authorization ?? '';
+    const bearer = /^Bearer\s+(\S+)$/i.exec(header);
+    const basic = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(header);
+    const secret = bearer ? bearer[1]! : basic ? Buffer.from(basic[1]!, 'base64').toString('utf8').replace(/^[^:]*:/, '') : null;
+    if (secret === null) return false;
+    const given = Buffer.from(secret);
     return given.length === this.token.length && timingSafeEqual(given, this.token);
   }
 
@@ -135,7 +142,7 @@ export class ApiServer {
       if (status === 500) ctx.log.error({ err: e, url: req.url }, 'API request failed');
       if (!res.headersSent) {
         sendJson(res, status, { error: status === 500 ? `internal error: ${(e as Error).message}` : (e as Error).message },
-          status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+          status === 401 ? { 'www-authenticate': routeName.startsWith('/ui') ? 'Basic realm="podman-swarm-dns", charset="UTF-8"' : 'Bearer' } : {});
       } else res.destroy();
     } finally {
       ctx.metrics.apiRequests.inc({ method: req.method ?? '', route: routeName, code: String(res.statusCode) });

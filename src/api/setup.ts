@@ -55,7 +55,8 @@ export function setupApi(c: Context, d: ApiDeps): ApiSetup {
       failOpen: () => opts.failOpen,
       ready: d.ready,
       status,
-      query: (name, type) => d.dns.query(name, type),
+      query: (name, type, client) => d.dns.query(name, type, client),
+      dns: { zone: d.dns.zone, clients: d.dns.clients, forwarder: d.dns.forwarder, containerNames: d.dns.names },
       nodes: () => {
         const cluster = d.gossip.cluster();
         return cluster ? membersJson(cluster.membership.all(), d.registry, (id) => cluster.isStale(id)) : undefined;
@@ -65,6 +66,7 @@ export function setupApi(c: Context, d: ApiDeps): ApiSetup {
       saveRegistrations: (endpoints) => d.state.store.save(endpoints),
       writes: new Serial(MAX_WAITING_WRITES),
       limits: () => ({ maxPorts: opts.maxPortsPerEndpoint, maxEndpoints: opts.maxEndpointsPerService }),
+      lb: () => d.lb.manager(),
     },
     d.state.apiToken(opts.apiTokenFile),
   );

@@ -1,6 +1,7 @@
 import type { EndpointJson, ServiceSummaryJson } from '../api/format.js';
 import { apiGet, ClientError } from '../client.js';
 import { showDuration } from '../config/kinds.js';
+import type { Explanation } from '../dns/explain.js';
 import { duration, table } from './table.js';
 
 // The read commands: one API call each, a table for people, the API's JSON with --json.
@@ -137,6 +138,40 @@ export async function query(o: ReadOptions, name: string, type: string): Promise
   });
   if (r.rcode === 'NXDOMAIN') return EXIT.notFound;
   return r.rcode === 'NOERROR' ? EXIT.ok : EXIT.failure;
+}
+
+/** `explain <name> [type]`: how the daemon reads the name and why it answers as it does. */
+export async function explain(o: ReadOptions, name: string, type: string): Promise<number> {
+  let e: Explanation & { answer: QueryJson };
+  try {
+    e = await get<Explanation & { answer: QueryJson }>(o, `/api/v1/explain?name=${encodeURIComponent(name)}&type=${encodeURIComponent(type)}`);
+  } catch (err) {
+    if (!(err instanceof ClientError) || err.status !== 400) throw err;
+    if (o.json) o.out(JSON.stringify({ error: err.message }));
+    else process.stderr.write(`podman-swarm-dns: ${err.message}\n`);
+    return EXIT.usage;
+  }
+  print(o, e, () => explanationText(e, e.answer));
+  const rcode = e.answer.rcode;
+  return rcode === 'NXDOMAIN' ? EXIT.notFound : rcode === 'NOERROR' ? EXIT.ok : EXIT.failure;
+}
+
+/** The explanation as text for people. */
+function explanationText(e: Explanation, answer: QueryJson): string {
+  const out = [`${e.name} ${e.type} (asked as ${e.client})`, `  ${e.parse.summary}`];
+  if (e.service) {
+    out.push('', `service ${e.service.key}, ${e.service.mode}${e.service.vip ? `, VIP ${e.service.vip}` : ''}`, `  ${e.service.order}`);
+    if (e.service.endpoints.length === 0) out.push('  no endpoints');
+    for (const p of e.service.endpoints) out.push(`  ${p.in_answer ? '+' : '-'} ${p.node}${p.local ? ' (this host)' : ''} ${p.id} ${p.addresses.join(',')}: ${p.why}`);
+  }
+  if (e.forward) {
+    const f = e.forward;
+    out.push('', `recursion:      ${f.recursion.why}`, `forward-allow:  ${f.forward_allow.why}`, `cache:          ${f.cache}`);
+    out.push(`upstream:       ${f.upstream ?? (f.upstreams.length ? '-' : 'none configured: SERVFAIL')}${f.upstreams.length > 1 ? ` (in order: ${f.upstreams.join(', ')})` : ''}`);
+  }
+  out.push('', answer.error ? `answer: ${answer.error}` : `answer: ${answer.rcode}${answer.answers?.length ? '' : ', no records'}`);
+  for (const a of answer.answers ?? []) out.push(`  ${a.name}\t${a.ttl ?? ''}\t${a.type}\t${rdata(a.data)}`);
+  return out.join('\n');
 }
 
 /** A record's data on one line, as dig prints it: TXT strings quoted, SRV/SOA fields in order. */

@@ -19,6 +19,7 @@ export const COMMANDS: CommandDef[] = [
   { name: 'join-token', args: '', read: true, help: 'print a token for --join-token on a new host (holds the gossip key)' },
   { name: 'join', args: '<host[:port]>...', read: true, help: 'join the cluster through these members now' },
   { name: 'query', args: '<name> [type]', read: true, help: 'answer a DNS question the way the daemon does (type defaults to A)' },
+  { name: 'explain', args: '<name> [type]', read: true, help: 'why the daemon answers a name as it does: how it parses, each endpoint in or out and why, forwarding decisions' },
   { name: 'keygen', args: '', read: false, help: 'print a new gossip key (one line of a --gossip-key-file)' },
 ];
 

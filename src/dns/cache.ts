@@ -58,6 +58,12 @@ export class ResponseCache {
     this.entries.clear();
   }
 
+  /** Whether `key` holds an unexpired response; unlike get(), not counted and no recency change. */
+  has(key: string): boolean {
+    const e = this.entries.get(key);
+    return e !== undefined && e.expires > this.now();
+  }
+
   /** A copy of the cached response for `key` with `id` and aged TTLs, or undefined. */
   get(key: string, id: number, question?: Buffer): Buffer | undefined {
     const e = this.entries.get(key);

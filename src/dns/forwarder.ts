@@ -83,6 +83,23 @@ export class Forwarder {
     sink.configure(this.opts.cacheSize, true);
   }
 
+  /** The --forward-allow suffixes (empty: every name may be forwarded). */
+  get forwardAllow(): readonly string[] {
+    return this.opts.forwardAllow;
+  }
+
+  /** Upstreams in the order the next forwarded query tries them (the one that last answered first). */
+  get order(): HostPort[] {
+    const ups = this.opts.upstreams;
+    return ups.map((_, n) => ups[(this.preferred + n) % ups.length]!);
+  }
+
+  /** Whether a query for `name` and `type` (with or without EDNS, DO) is answered from the cache now. */
+  cached(name: string, type: string): boolean {
+    const base = `${name.toLowerCase().replace(/\.$/, '')}|${type.toUpperCase()}|IN|`;
+    return ['-', 'e', 'do'].some((edns) => this.cache.has(`${base}${edns}|`));
+  }
+
   allowed(name: string): boolean {
     const allow = this.opts.forwardAllow;
     if (allow.length === 0) return true;

@@ -2,17 +2,17 @@ import * as packet from 'dns-packet';
 import { dnsRecordsJson } from '../api/format.js';
 import type { DnsHandler } from './handler.js';
 
-// A DNS question answered in-process, exactly as a loopback client over TCP would get it (the
-// API's /api/v1/dns and `podman-swarm-dns query`).
+// A DNS question answered in-process, exactly as a client at `client` (loopback unless told)
+// over TCP would get it (the API's /api/v1/dns and explain, `podman-swarm-dns query`).
 
-export async function queryInProcess(handler: DnsHandler, name: string, type: string): Promise<Record<string, unknown>> {
+export async function queryInProcess(handler: DnsHandler, name: string, type: string, client = '127.0.0.1'): Promise<Record<string, unknown>> {
   let raw: Buffer;
   try {
     raw = packet.encode({ id: 1, type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ name, type: type as 'A', class: 'IN' }] });
   } catch (e) {
     return { name, type, error: `cannot build a query: ${(e as Error).message}` };
   }
-  const reply = await handler.handle(raw, { address: '127.0.0.1', port: 0, transport: 'tcp' });
+  const reply = await handler.handle(raw, { address: client, port: 0, transport: 'tcp' });
   if (!reply) return { name, type, error: 'no answer' };
   const d = packet.decode(reply);
   return {

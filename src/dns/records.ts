@@ -276,7 +276,8 @@ function servableGroups(view: ServiceView, failOpen: boolean): Groups {
 
 const lookupCache = new WeakMap<ZoneSource, NameLookups>();
 
-function lookupsOf(src: ZoneSource): NameLookups {
+/** The name lookups of a zone source, memoised per source (also for `explain`). */
+export function lookupsOf(src: ZoneSource): NameLookups {
   let l = lookupCache.get(src);
   if (!l) lookupCache.set(src, (l = lookups(src)));
   return l;

@@ -42,7 +42,7 @@ export interface DnsSetup extends DnsCore, Part {
   /** The native fast path; started, reloaded and stopped with DNS. */
   native: NativeDns & Part;
   /** A question answered in-process, as a loopback client over TCP would get it. */
-  query(name: string, type: string): Promise<Record<string, unknown>>;
+  query(name: string, type: string, client?: string): Promise<Record<string, unknown>>;
 }
 
 export interface DnsDeps {
@@ -106,7 +106,7 @@ export function setupDns(c: Context, d: DnsDeps): DnsSetup {
 
   return {
     zone, clients, handler, names, udpLimit, forwarder, grace, server, gateways, native,
-    query: (name, type) => queryInProcess(handler, name, type),
+    query: (name, type, client) => queryInProcess(handler, name, type, client),
     async start() {
       // Queries from this host's own addresses may recurse and see every network's container names.
       stopHostAddresses = followHostAddresses((ips, prune) => clients.setHostAddresses(ips, prune), HOST_ADDRESS_INTERVAL_MS);

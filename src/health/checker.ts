@@ -47,6 +47,8 @@ export const APPLY_INTERVAL_MS = 100;
 
 export class HealthChecker {
   private readonly tracked = new Map<string, Tracked>();
+  /** Changes of a local endpoint's health, by the state it changed to (the flaps a dashboard shows). */
+  readonly transitions = { healthy: 0, unhealthy: 0 };
   private timer: NodeJS.Timeout | null = null;
   /** Results not yet applied to the local node, by endpoint key. */
   private readonly pending = new Map<string, boolean>();
@@ -162,6 +164,7 @@ export class HealthChecker {
     const thresholds = ep.health === 'podman' ? { rise: 1, fall: 1 } : this.opts;
     const next = record(t.state, reason === null, thresholds);
     if (next.healthy !== t.state.healthy) {
+      this.transitions[next.healthy ? 'healthy' : 'unhealthy']++;
       if (next.healthy) this.log.info({ endpoint: key }, `endpoint ${key} is healthy again`);
       else this.log.warn({ endpoint: key, reason }, `endpoint ${key} is unhealthy: ${reason}`);
     }

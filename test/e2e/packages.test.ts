@@ -39,6 +39,11 @@ const COMMON = [
   ...(NATIVE ? ['/usr/lib/podman-swarm-dns/dist/podman-swarm-dns.linux-x64-gnu.node'] : []),
   '/usr/lib/podman-swarm-dns/notify-socket-exec',
   '/usr/lib/podman-swarm-dns/package.json',
+  '/usr/lib/podman-swarm-dns/ui/',
+  '/usr/lib/podman-swarm-dns/ui/www/',
+  '/usr/lib/podman-swarm-dns/ui/www/app.js',
+  '/usr/lib/podman-swarm-dns/ui/www/index.html',
+  '/usr/lib/podman-swarm-dns/ui/www/style.css',
   '/usr/share/bash-completion/completions/podman-swarm-dns',
   '/usr/share/doc/podman-swarm-dns/README.md',
   '/usr/share/doc/podman-swarm-dns/THIRD-PARTY-NOTICES',
@@ -134,6 +139,10 @@ t.test('the packaged bundle, with the packaged config, runs the daemon', async (
   );
   const d = await startDaemon(t, { cli: bundle, config });
   t.same(await digShort(d.dnsPort, 'web.default.cluster.local'), ['10.0.0.7']);
+  const page = await fetch(`${d.api}/ui/`);
+  t.equal(page.status, 200, 'the status page is packaged where the bundle looks for it');
+  t.match(await page.text(), /<script type="module" src="app.js">/);
+  t.equal((await fetch(`${d.api}/ui/app.js`)).status, 200);
   const help = sh(process.execPath, bundle, 'daemon', '--help');
   t.match(help, /--upstream-dns/);
   t.equal(await d.stop(), 0);

@@ -87,7 +87,7 @@ t.test('bash completion completes commands, flags and choices', async (t) => {
     t.equal(r.stderr, '', 'no bash errors');
     return r.stdout.split('\n').filter((l) => l !== '');
   };
-  t.same(complete('podman-swarm-dns', 'e'), ['endpoints']);
+  t.same(complete('podman-swarm-dns', 'e'), ['endpoints', 'explain']);
   t.same(complete('podman-swarm-dns', 'daemon', '--log-'), ['--log-level']);
   t.same(complete('podman-swarm-dns', 'daemon', '--log-level', ''), ['debug', 'info', 'warn', 'error']);
   t.same(complete('podman-swarm-dns', 'daemon', '--no-fail'), ['--no-fail-open']);
