@@ -2,7 +2,7 @@ import { validNodeState } from '../registry/remote.js';
 import type { Endpoint, NodeState } from '../registry/types.js';
 import type { KeyValue, TxnOp, WatchEvent } from './client.js';
 
-// The registry in etcd (docs/etcd.md), pure: the key layout, what one node writes, the smallest
+// The registry in etcd (docs/etcd.md#keys), pure: the key layout, what one node writes, the smallest
 // transaction from one written state to the next, and node states assembled back from keys.
 //
 //   <prefix>nodes/<node-id>                                  {"name","address","incarnation"}
