@@ -195,3 +195,21 @@ t.test('an unreachable endpoint: the error names it, and the backend keeps retry
   t.match(a.backend.lastError, /127\.0\.0\.1:9|ECONNREFUSED/, a.backend.lastError ?? '');
   await until('retried', () => a.backend.counters.sessions >= 3, 10_000);
 });
+
+t.test('user and password: authenticated calls work, a wrong password is refused with the reason', async (t) => {
+  const secured = await startEtcd(1);
+  t.teardown(() => secured.stop());
+  const url = secured.endpoints[0]!;
+  const post = (path: string, body: unknown) => fetch(`${url}${path}`, { method: 'POST', body: JSON.stringify(body) }).then((r) => r.json());
+  await post('/v3/auth/role/add', { name: 'root' });
+  await post('/v3/auth/user/add', { name: 'root', password: 'rootpw' });
+  await post('/v3/auth/user/grant', { user: 'root', role: 'root' });
+  await post('/v3/auth/enable', {});
+  const anonymous = new EtcdClient({ endpoints: [url] });
+  await t.rejects(anonymous.range(PREFIX), /user name is empty|authentication|permission/i, 'without credentials: refused');
+  const good = new EtcdClient({ endpoints: [url], username: 'root', password: 'rootpw' });
+  await good.txn([{ put: `${PREFIX}x`, value: 'y' }]);
+  t.equal((await good.range(`${PREFIX}x`)).kvs[0]?.value, 'y', 'with them: read and write');
+  const wrong = new EtcdClient({ endpoints: [url], username: 'root', password: 'nope' });
+  await t.rejects(wrong.range(PREFIX), /authentication failed|invalid user ID or password/i);
+});

@@ -63,3 +63,28 @@ t.test('prefix range end', async (t) => {
   t.equal(Buffer.from(prefixEnd('/a/'), 'base64').toString(), '/a0');
   t.same([...Buffer.from(prefixEnd('\u00ff'), 'base64')], [0xc3, 0xc0], 'the last byte below 0xff is incremented');
 });
+
+t.test('etcd client settings: files read once, inconsistencies named with the fix', async (t) => {
+  const { etcdClientOptions } = await import('../../src/etcd/setup.js');
+  const { ConfigError } = await import('../../src/config/errors.js');
+  const base = { etcdEndpoints: ['https://e1:2379'], etcdCaFile: '', etcdCertFile: '', etcdKeyFile: '', etcdUsername: '', etcdPasswordFile: '' };
+  const files: Record<string, string> = { '/ca': 'CA', '/c': 'CERT', '/k': 'KEY', '/pw': 'secret\nignored\n' };
+  const read = (p: string) => {
+    if (!(p in files)) throw new Error('ENOENT: no such file');
+    return files[p]!;
+  };
+  t.same(etcdClientOptions({ ...base, etcdCaFile: '/ca', etcdCertFile: '/c', etcdKeyFile: '/k', etcdUsername: 'u', etcdPasswordFile: '/pw' }, read), {
+    endpoints: ['https://e1:2379'], ca: 'CA', cert: 'CERT', key: 'KEY', username: 'u', password: 'secret',
+  });
+  const bad = (o: Partial<typeof base>, re: RegExp) => t.throws(() => etcdClientOptions({ ...base, ...o }, read), re as unknown as Error);
+  bad({ etcdEndpoints: [] }, /needs --etcd-endpoints/);
+  bad({ etcdCertFile: '/c' }, /--etcd-cert-file and --etcd-key-file go together/);
+  bad({ etcdUsername: 'u' }, /--etcd-username and --etcd-password-file go together/);
+  bad({ etcdCaFile: '/missing' }, /--etcd-ca-file \/missing: cannot read it \(ENOENT/);
+  bad({ etcdEndpoints: ['http://e1:2379'], etcdCaFile: '/ca' }, /http:\/\/e1:2379 is not https/);
+  try {
+    etcdClientOptions({ ...base, etcdEndpoints: [] }, read);
+  } catch (e) {
+    t.type(e, ConfigError, 'a configuration error: exit 2');
+  }
+});
