@@ -245,6 +245,37 @@ export const path: Kind<string> = {
   show: (v) => v,
 };
 
+/** An http:// or https:// URL (etcd client endpoints). */
+export const url: Kind<string> = {
+  form: 'an http:// or https:// URL such as http://10.0.0.1:2379',
+  arg: 'url',
+  parse(raw) {
+    const s = text(raw);
+    let u: URL;
+    try {
+      u = new URL(s);
+    } catch {
+      throw new BadValue('is not a URL');
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new BadValue('is not an http:// or https:// URL');
+    if (u.pathname !== '/' || u.search || u.hash) throw new BadValue('has a path, query or fragment (give scheme, host and port only)');
+    return u.origin;
+  },
+  show: (v) => v,
+};
+
+/** A key prefix: starts and ends with "/", no empty segment. */
+export const keyPrefix: Kind<string> = {
+  form: 'a key prefix such as /podman-swarm-dns/',
+  arg: 'prefix',
+  parse(raw) {
+    const s = text(raw);
+    if (!/^\/([^/\s]+\/)*$/.test(s) || s.length > 200) throw new BadValue('must start and end with "/", with no empty part or whitespace');
+    return s;
+  },
+  show: (v) => v,
+};
+
 /** Linux interface names: up to 15 bytes, no slash or whitespace; `none` disables. */
 export const linkName: Kind<string> = {
   form: 'an interface name (up to 15 characters) or none',

@@ -156,3 +156,15 @@ t.test('static services: addresses no client can reach, and the port and endpoin
   t.equal(load({ file: three }).endpoints.length, 3);
   fails(t, () => load({ file: three, env: { PODMAN_SWARM_DNS_MAX_ENDPOINTS_PER_SERVICE: '2' } }), 'ERR_CONFIG_BAD_VALUE', /services\[0\]\.endpoints.*3 endpoints for default\/web, more than --max-endpoints-per-service 2/);
 });
+
+t.test('etcd options: URLs and prefixes checked, with what is wrong', async (t) => {
+  const { options: o } = load({ argv: ['--registry', 'etcd', '--etcd-endpoints', 'http://10.0.0.1:2379/,https://e2:2379', '--etcd-lease-ttl', '10s'] });
+  t.equal(o.registry, 'etcd');
+  t.same(o.etcdEndpoints, ['http://10.0.0.1:2379', 'https://e2:2379'], 'normalised to scheme, host and port');
+  t.equal(o.etcdLeaseTtl, 10_000);
+  t.equal(o.etcdPrefix, '/podman-swarm-dns/');
+  fails(t, () => load({ argv: ['--etcd-endpoints', '10.0.0.1:2379'] }), 'ERR_CONFIG_BAD_VALUE', /etcd-endpoints.*not an http:\/\/ or https:\/\/ URL|etcd-endpoints.*not a URL/);
+  fails(t, () => load({ argv: ['--etcd-endpoints', 'http://e:2379/v3'] }), 'ERR_CONFIG_BAD_VALUE', /path/);
+  fails(t, () => load({ argv: ['--etcd-prefix', 'psd'] }), 'ERR_CONFIG_BAD_VALUE', /start and end with/);
+  fails(t, () => load({ argv: ['--registry', 'consul'] }), 'ERR_CONFIG_BAD_VALUE', /registry/);
+});
