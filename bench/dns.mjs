@@ -203,7 +203,7 @@ const daemon = async (port, env) => {
   return withApi(apiPort, start(process.execPath, [
     env.CLI ?? path.join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', path.join(work, 'config.yaml'), '--link', 'none',
     '--dns-listen', `127.0.0.1:${port}`, '--api-listen', `127.0.0.1:${apiPort}`, '--state-dir', path.join(work, `state-${port}`),
-    '--upstream-dns', fwd.upstream, '--cache-size', String(fwd.cacheSize), '--dns-threads', String(env.THREADS ?? NATIVE_THREADS),
+    '--upstream-dns', fwd.upstream, '--cache-size', String(fwd.cacheSize), '--dns-threads', String(env.THREADS ?? NATIVE_THREADS), '--podman-socket', 'none',
     // `native+QUERYLOG=sample:100`: the query log on, into a file (what it costs).
     ...(env.QUERYLOG ? ['--query-log', env.QUERYLOG, '--query-log-file', path.join(work, `query-log-${port}`)] : []),
   ], env));
@@ -371,8 +371,6 @@ async function rounds(what) {
 function outsideName(i) {
   return `host${i}.outside.test`;
 }
-const chart = writePlot(String(argv.plot ?? 'dns'), dnsPlot(`DNS: ${NAMES} in-zone A names, ${os.cpus().length} cores (${new Date().toISOString().slice(0, 10)})`, SERVERS.map((k) => ({ server: k, qps: med(k, 'qps'), perCpu: med(k, 'perCpuSecond') }))));
-console.log(`\nChart: ${path.relative(ROOT, chart)}`);
 
 if (OUTSIDE.length) {
   // The upstream: knot, authoritative for outside.test, the largest N names, TTL one day.
@@ -403,6 +401,8 @@ if (OUTSIDE.length) {
 }
 
 const { results, med } = await rounds(`${NAMES} in-zone A names`);
+const chart = writePlot(String(argv.plot ?? 'dns'), dnsPlot(`DNS: ${NAMES} in-zone A names, ${os.cpus().length} cores (${new Date().toISOString().slice(0, 10)})`, SERVERS.map((k) => ({ server: k, qps: med(k, 'qps'), perCpu: med(k, 'perCpuSecond') }))));
+console.log(`\nChart: ${path.relative(ROOT, chart)}`);
 
 /** Percentile q of sorted latencies. */
 const pct = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
