@@ -123,6 +123,8 @@ export interface MemberJson {
   state: MemberState | 'stale' | 'unknown';
   /** When the member entered its state (ISO time); absent for nodes known only from the registry. */
   state_since?: string;
+  /** When this node last heard from the member directly (ISO time); null before it has, absent for nodes known only from the registry. */
+  last_contact?: string | null;
   local: boolean;
   incarnation: number;
   version: number | null;
@@ -141,7 +143,7 @@ export function membersJson(members: Member[], registry: Registry, stale: (id: s
     const s = registry.node(m.id);
     out.set(m.id, {
       id: m.id, name: m.name, address: s?.address ?? m.addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''), gossip_address: m.addr,
-      state: m.state, state_since: new Date(m.since).toISOString(), local: m.id === local, incarnation: m.inc, version: s?.version ?? null, endpoints: s?.endpoints.length ?? 0,
+      state: m.state, state_since: new Date(m.since).toISOString(), last_contact: m.contact ? new Date(m.contact).toISOString() : null, local: m.id === local, incarnation: m.inc, version: s?.version ?? null, endpoints: s?.endpoints.length ?? 0,
     });
   }
   for (const s of registry.nodes()) {

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { parseQueryLogMode } from '../dns/querylog.js';
+import { parseQueryLogMode } from '../dns/querylog-mode.js';
 import { parseCidr, type Cidr } from '../net/cidr.js';
 
 // Value kinds: how a raw value (a flag or env string, or whatever YAML produced) becomes a typed

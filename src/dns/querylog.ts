@@ -2,32 +2,14 @@ import { createWriteStream } from 'node:fs';
 import { symbols } from 'pino';
 import { Counter, type Registry as PromRegistry } from 'prom-client';
 import type { Logger } from '../log.js';
+import { parseQueryLogMode, type QueryLogMode } from './querylog-mode.js';
+
+export { parseQueryLogMode, type QueryLogMode };
 
 // --query-log: one JSON line per logged query, from both paths. The JS path formats its own
 // lines; the native UDP threads put theirs in a bounded ring (native/src/querylog.rs) that a
 // timer drains here. Lines go to the daemon's log stream or --query-log-file through a sink that
 // never queues more than its stream's buffer: past that, lines are dropped and counted.
-
-export interface QueryLogMode {
-  /** off: nothing; errors: rcode other than NOERROR; sample: one query in `every` (1: all). */
-  kind: 'off' | 'errors' | 'sample';
-  every: number;
-}
-
-const SAMPLE_MAX = 1_000_000;
-
-/** off | errors | all | sample:N; throws with what is wrong. */
-export function parseQueryLogMode(s: string): QueryLogMode {
-  if (s === 'off' || s === 'errors') return { kind: s, every: 1 };
-  if (s === 'all') return { kind: 'sample', every: 1 };
-  const m = /^sample:(\d+)$/.exec(s);
-  if (m) {
-    const every = Number(m[1]);
-    if (every >= 1 && every <= SAMPLE_MAX) return { kind: 'sample', every };
-    throw new Error(`sample:N needs N from 1 to ${SAMPLE_MAX} (one query in N is logged)`);
-  }
-  throw new Error('is not off, errors, all or sample:N');
-}
 
 /** Where an answer came from: the native threads, the JS path's zone, the forward cache, an upstream. */
 export type QueryPath = 'native' | 'js' | 'cache' | 'upstream';

@@ -25,6 +25,8 @@ export interface Member {
   state: MemberState;
   /** Clock time of the last state change. */
   since: number;
+  /** Clock time this node last heard from the member: a ping from it, or an ack for it (its own, or relayed by a helper). */
+  contact?: number;
   /** The member's signature of its alive at `inc` (or of its leave, once left): passed on in push-pull. */
   proof?: Proof;
 }
@@ -528,9 +530,16 @@ export class Membership {
     for (const m of [...msgs.filter(probes), ...msgs.filter((m) => !probes(m))]) this.guard(from, m.t, () => this.handle(m));
   }
 
+  /** A message that member sent itself (not relayed): the page's "last contact". */
+  private heard(id: string): void {
+    const member = this.members.get(id);
+    if (member) member.contact = this.o.clock.now();
+  }
+
   private handle(m: Message): void {
     switch (m.t) {
       case 'ping':
+        this.heard(m.from);
         if (m.target === this.self.id && this.self.state !== 'left') this.send(m.fromAddr, [{ t: 'ack', seq: m.seq, from: this.self.id }]);
         return;
       case 'indirect': {
@@ -541,6 +550,7 @@ export class Membership {
         return;
       }
       case 'ack': {
+        this.heard(m.from);
         const done = this.acks.get(m.seq);
         this.acks.delete(m.seq);
         done?.();

@@ -205,3 +205,27 @@ t.test('forged leaves and deaths: refused, or refuted by the node even when it w
   t.ok(x.membership.self.inc > inc, 'at a higher incarnation');
   t.ok(x.membership.self.inc < inc + 10, 'its own number plus a few, not a number the claims named');
 });
+
+t.test('last contact: each member records when it last heard from every other one', async (t) => {
+  const sim = new Simulation({ nodes: 5, seed: 21 });
+  await sim.start();
+  await sim.run(10_000);
+  const now = sim.clock.now();
+  for (const n of sim.nodes) {
+    for (const m of n.membership.all()) {
+      if (m.id === n.id) continue;
+      // Each probes one member per second and is probed as often: within a probe round of 5 s.
+      t.ok(m.contact !== undefined && now - m.contact <= 5_000, `${n.id} heard from ${m.id} ${m.contact === undefined ? 'never' : `${now - m.contact} ms ago`}`);
+    }
+  }
+  // A member cut off is not heard from any more; the others still are.
+  const cut = sim.nodes[3]!;
+  sim.net.partition([cut.addr]);
+  const at = sim.clock.now();
+  await sim.run(3_000);
+  for (const n of sim.nodes) {
+    if (n === cut) continue;
+    t.ok((n.membership.member(cut.id)?.contact ?? 0) <= at, `${n.id}: nothing from the cut-off member since the cut`);
+    t.ok(n.membership.all().some((m) => m.id !== n.id && m.id !== cut.id && (m.contact ?? 0) > at), `${n.id}: still hears from the others`);
+  }
+});

@@ -39,6 +39,7 @@ interface Member {
   endpoints: number;
   gossip_address?: string | null;
   state_since?: string | null;
+  last_contact?: string | null;
 }
 
 interface Backend {
@@ -117,10 +118,11 @@ function renderMembers(o: Overview): void {
       td(m.local ? `${m.name} (this node)` : m.name),
       td(`${m.state}${m.state_since ? ` for ${ago(Date.parse(m.state_since))}` : ''}`, m.state === 'alive' ? 'ok' : m.state === 'suspect' ? 'warn' : m.state === 'dead' ? 'bad' : 'muted'),
       td(m.address),
+      td(m.local ? '–' : m.last_contact ? `${ago(Date.parse(m.last_contact))} ago` : 'never'),
       td(m.endpoints, 'num'),
       h('td', { class: 'hide-narrow muted' }, m.id)),
   );
-  body('members').replaceChildren(table(['Name', 'State', 'Address', 'Endpoints', 'Id'], rows, [4]));
+  body('members').replaceChildren(table(['Name', 'State', 'Address', 'Last contact', 'Endpoints', 'Id'], rows, [5]));
 }
 
 function endpointState(e: Endpoint): HTMLElement {
