@@ -6,8 +6,7 @@
 
 use crate::answer::Client;
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const RING_SLOTS: usize = 8192;
@@ -172,15 +171,35 @@ impl Ring {
     }
 }
 
-static RING: OnceLock<Ring> = OnceLock::new();
+// Made the first time the log is on, never freed. (No OnceLock: the crate builds with Debian 12's
+// rustc 1.63.)
+static RING: AtomicPtr<Ring> = AtomicPtr::new(std::ptr::null_mut());
 
 pub fn ring() -> &'static Ring {
-    RING.get_or_init(|| Ring::new(RING_SLOTS))
+    if let Some(r) = existing() {
+        return r;
+    }
+    let fresh = Box::into_raw(Box::new(Ring::new(RING_SLOTS)));
+    match RING.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: `fresh` is leaked for the life of the process.
+        Ok(_) => unsafe { &*fresh },
+        Err(won) => {
+            // Another thread made it first: ours was never shared.
+            drop(unsafe { Box::from_raw(fresh) });
+            unsafe { &*won }
+        }
+    }
+}
+
+fn existing() -> Option<&'static Ring> {
+    let p = RING.load(Ordering::Acquire);
+    // SAFETY: a non-null pointer is a leaked Ring that lives as long as the process.
+    if p.is_null() { None } else { Some(unsafe { &*p }) }
 }
 
 /// [entries put in the ring, entries dropped because it was full] (zeros before the first use).
 pub fn counts() -> [u64; 2] {
-    RING.get().map_or([0, 0], |r| [r.pushed.load(Ordering::Relaxed), r.dropped.load(Ordering::Relaxed)])
+    existing().map_or([0, 0], |r| [r.pushed.load(Ordering::Relaxed), r.dropped.load(Ordering::Relaxed)])
 }
 
 /// A UDP thread's side: picks the queries of a batch to log (its own sample counter, no shared
@@ -257,7 +276,7 @@ impl Picker {
 
 /// Up to `max` entries as JSON lines, appended to `out`; returns how many.
 pub fn drain(max: usize, out: &mut Vec<u8>) -> usize {
-    let r = match RING.get() {
+    let r = match existing() {
         Some(r) => r,
         None => return 0,
     };
