@@ -68,12 +68,13 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
     patch: (p: Buffer) => (d.grace?.active ? true : addonSink.patch(p)),
     commit: () => void (d.grace?.active || addonSink.commit()),
   };
-  d.grace?.onEnd(() => table.schedule());
   const table = new LiveTable(d.registry, d.zone, d.clients, sink, (e) => {
     // Without a current table the threads hand every query to JS: slower, still correct.
     addon.setTable(null);
     d.log.error({ err: e }, `native answer table could not be built (${e.message}); the JS path answers until the next change`);
   }, d.containerNames);
+  // (Registered once the table exists: with --start-grace 0 the grace is over already and this runs now.)
+  d.grace?.onEnd(() => table.schedule());
   d.clients.onChange = () => table.schedule();
   if (d.containerNames) d.containerNames.onChange = () => table.containersChanged();
   const flush = (): void => {
