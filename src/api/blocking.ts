@@ -61,9 +61,14 @@ export class ChangeIndex {
   }
 
   private remember(index: number, keys: string[], nodes: string[]): void {
-    const services = keys.slice(0, SERVICES_PER_CHANGE).map((key) => {
+    const view = (key: string) => {
       const [ns, svc] = key.split('/') as [string, string];
-      const v = this.registry.service(ns, svc);
+      return this.registry.service(ns, svc);
+    };
+    // Removed services first: of what a big change touched, they are what a reader looks for.
+    const named = [...keys.filter((k) => !view(k)), ...keys.filter((k) => view(k))].slice(0, SERVICES_PER_CHANGE);
+    const services = named.map((key) => {
+      const v = view(key);
       return v ? { key, endpoints: v.endpoints.length, healthy: v.endpoints.filter((e) => e.endpoint.healthy).length } : { key, removed: true as const };
     });
     const names = nodes.slice(0, SERVICES_PER_CHANGE).map((id) => this.registry.node(id)?.name ?? id);
