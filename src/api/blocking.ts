@@ -61,16 +61,18 @@ export class ChangeIndex {
   }
 
   private remember(index: number, keys: string[], nodes: string[]): void {
-    const view = (key: string) => {
-      const [ns, svc] = key.split('/') as [string, string];
-      return this.registry.service(ns, svc);
-    };
-    // Removed services first: of what a big change touched, they are what a reader looks for.
-    const named = [...keys.filter((k) => !view(k)), ...keys.filter((k) => view(k))].slice(0, SERVICES_PER_CHANGE);
-    const services = named.map((key) => {
-      const v = view(key);
-      return v ? { key, endpoints: v.endpoints.length, healthy: v.endpoints.filter((e) => e.endpoint.healthy).length } : { key, removed: true as const };
-    });
+    // One look per key, up to SERVICES_PER_CHANGE of each kind; removed services first: of what a
+    // big change touched, they are what a reader looks for.
+    const removed: RecentChange['services'] = [];
+    const present: RecentChange['services'] = [];
+    for (const key of keys) {
+      if (removed.length >= SERVICES_PER_CHANGE) break;
+      const slash = key.indexOf('/');
+      const v = this.registry.service(key.slice(0, slash), key.slice(slash + 1));
+      if (!v) removed.push({ key, removed: true });
+      else if (present.length < SERVICES_PER_CHANGE) present.push({ key, endpoints: v.endpoints.length, healthy: v.endpoints.filter((e) => e.endpoint.healthy).length });
+    }
+    const services = [...removed, ...present].slice(0, SERVICES_PER_CHANGE);
     const names = nodes.slice(0, SERVICES_PER_CHANGE).map((id) => this.registry.node(id)?.name ?? id);
     this.ring.push({ index, time: this.clock(), services, more: Math.max(0, keys.length - SERVICES_PER_CHANGE), nodes: names });
     if (this.ring.length > RECENT_CHANGES) this.ring.shift();

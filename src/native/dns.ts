@@ -104,6 +104,15 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
       this.inc(table.builds);
     },
   });
+  new Counter({
+    name: 'podman_swarm_dns_native_table_sliced_turns_total',
+    help: 'Event-loop turns a table or patch went on in because compiling it took longer than one turn may (a large service changed at once); the previous table answers meanwhile',
+    registers: [d.metrics.prom],
+    collect() {
+      this.reset();
+      this.inc(table.slicedTurns);
+    },
+  });
   const timer = setInterval(() => {
     flush();
     flushCache();

@@ -2,16 +2,25 @@ import type { ClientPolicy } from '../dns/clients.js';
 import type { ZoneState } from '../dns/zone.js';
 import { parseCidr } from '../net/cidr.js';
 import type { Change, Registry } from '../registry/registry.js';
-import { CLIENT_HOST, CLIENT_LOCAL, CLIENT_RECURSION, TableCompiler, type ClientClass, type ContainerScopes, type TableInput } from './table.js';
+import { CLIENT_HOST, CLIENT_LOCAL, CLIENT_RECURSION, TableCompiler, type ClientClass, type ContainerScopes, type Steps, type TableInput } from './table.js';
 
 // Keeps the native answer table in step with the registry. A registry change patches the table
-// in place with the groups of the services it names (compiled at once: the cost follows the
-// change, and an API write is answered natively once it is acknowledged). A whole table (at
-// start, after a reload or a change of client classes) is compiled in slices across event-loop
-// turns and sent in parts to a staged table, which replaces the current one when complete; the
-// changes meanwhile patch the staged table.
+// in place with the groups of the services it names: the cost follows the change, and a small
+// change (an API write) is compiled at once, so it is answered natively once it is acknowledged.
+// A whole table (at start, after a reload or a change of client classes) goes to a staged table
+// in parts, which replaces the current one when complete. Compiling holds the event loop for at
+// most MIN_STEPS names or BUDGET_MS, whichever is more: a patch or a table that takes longer (a
+// service of hundreds of endpoints whose health changed at once) goes on in the next turns while
+// the current table answers; one job runs at a time, and changes meanwhile are patched when it is
+// done. So a small change (an API write to a service of up to ~30 endpoints) is still patched
+// before the write is acknowledged, however loaded the machine.
 
 const LOOPBACK = ['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!);
+
+/** The longest the table holds the event loop in one turn (probes and queries wait meanwhile)... */
+export const BUDGET_MS = 4;
+/** ...once it has compiled this many names (steps) in it. */
+const MIN_STEPS = 32;
 
 /** What the addon offers (src/native/index.ts Addon): whole tables, patches, staging. */
 export interface TableSink {
@@ -22,10 +31,14 @@ export interface TableSink {
   commit(): void;
 }
 
+type Job = { whole: true; steps: Generator<Buffer | Buffer[] | undefined, void, void> } | { whole: false; steps: Steps<Buffer> };
+
 export class LiveTable {
   private pending: NodeJS.Immediate | null = null;
-  /** The whole table being built, slice by slice. */
-  private parts: Generator<Buffer | Buffer[], void> | null = null;
+  /** The patch or whole table being compiled, step by step. */
+  private job: Job | null = null;
+  /** Steps taken in this turn. */
+  private steps = 0;
   /** Inside batch(): the services touched so far, and whether container names moved. */
   private held = 0;
   private touched = new Set<string>();
@@ -36,6 +49,8 @@ export class LiveTable {
   private readonly compiler = new TableCompiler();
   /** Tables and patches installed so far (tests and status). */
   builds = 0;
+  /** Event-loop turns a job went on in (a change too large for one turn's budget). */
+  slicedTurns = 0;
 
   constructor(
     private readonly registry: Registry,
@@ -44,6 +59,7 @@ export class LiveTable {
     private readonly sink: TableSink,
     private readonly onError: (e: Error) => void,
     private readonly containers?: ContainerScopes,
+    private readonly clock: () => number = performance.now.bind(performance),
   ) {
     this.unsubscribe = registry.onChange((c) => this.changed(c));
     // The first table in slices too: until it is in, the JS path answers everything.
@@ -52,69 +68,84 @@ export class LiveTable {
 
   private changed(c: Change): void {
     for (const key of c.services) this.touched.add(key);
-    if (!this.held) this.flush();
+    if (!this.held) this.run();
   }
 
   /** Podman container names or networks changed: their group only. */
   containersChanged(): void {
     this.containersMoved = true;
-    if (!this.held) this.flush();
-  }
-
-  /** One patch with everything touched since the last one. */
-  private flush(): void {
-    if (this.touched.size === 0 && !this.containersMoved) return;
-    const keys = this.touched;
-    const containers = this.containersMoved ? this.containers : undefined;
-    this.touched = new Set();
-    this.containersMoved = false;
-    try {
-      if (this.sink.patch(this.compiler.patch(this.zone, keys, containers))) this.builds++;
-      else if (!this.parts) this.schedule(); // no table to patch (a failed build): a whole one
-    } catch (e) {
-      this.onError(e as Error);
-    }
+    if (!this.held) this.run();
   }
 
   /**
    * After a reload or a change of bridge subnets: settings and client classes moved, a whole
-   * table is due. It is staged at once, so that changes from now on patch the new table and
-   * come out together with the new settings; a build under way starts over.
+   * table is due. It is staged at once, so that the changes from now on come out together with
+   * the new settings; a job under way is dropped (the whole table has every service as it is).
    */
   schedule(): void {
     if (this.held) return void (this.wholeDue = true);
     this.wholeDue = false;
-    // The whole table has every service and the container names as they are now.
     this.touched.clear();
     this.containersMoved = false;
+    this.job = null;
     try {
-      this.parts = this.compiler.parts(this.input());
-      this.sink.set(this.parts.next().value as Buffer, true);
+      const steps = this.compiler.parts(this.input());
+      this.sink.set(steps.next().value as Buffer, true);
+      this.job = { whole: true, steps };
     } catch (e) {
-      this.parts = null;
       return this.onError(e as Error);
     }
-    if (!this.pending) this.pending = setImmediate(() => this.step());
+    this.later();
   }
 
-  /** One slice of the whole table being built. */
-  private step(): void {
-    this.pending = null;
-    if (!this.parts) return;
+  /** Works on the current job, then on a patch of what changed meanwhile, for BUDGET_MS. */
+  private run(): void {
+    if (this.job && this.pending) return; // the job goes on in the next turn, then this change
+    const deadline = this.clock() + BUDGET_MS;
+    this.steps = 0;
     try {
-      const r = this.parts.next();
-      if (!r.done) {
-        this.sink.patch(this.compiler.asPatch(this.zone, r.value as Buffer[]));
-        this.pending = setImmediate(() => this.step());
-        return;
+      for (;;) {
+        if (!this.job) {
+          if (this.touched.size === 0 && !this.containersMoved) return;
+          const keys = this.touched;
+          const containers = this.containersMoved ? this.containers : undefined;
+          this.touched = new Set();
+          this.containersMoved = false;
+          this.job = { whole: false, steps: this.compiler.patchSteps(this.zone, keys, containers) };
+        }
+        if (!this.advance(this.job, deadline)) return this.later();
       }
-      this.parts = null;
-      this.sink.commit();
-      this.builds++;
     } catch (e) {
-      this.parts = null;
+      this.job = null;
       this.onError(e as Error);
     }
+  }
+
+  /** Runs `job` until it ends (true) or the deadline passes (false). */
+  private advance(job: Job, deadline: number): boolean {
+    for (;;) {
+      const r = job.steps.next();
+      if (r.done) {
+        this.job = null;
+        if (job.whole) {
+          this.sink.commit();
+          this.builds++;
+        } else if (this.sink.patch(r.value as Buffer)) this.builds++;
+        else this.schedule(); // no table to patch (a failed build): a whole one
+        return true;
+      }
+      if (r.value) this.sink.patch(this.compiler.asPatch(this.zone, r.value as Buffer[]));
+      if (++this.steps > MIN_STEPS && this.clock() >= deadline) return false;
+    }
+  }
+
+  private later(): void {
+    if (this.pending) return;
+    this.pending = setImmediate(() => {
+      this.pending = null;
+      if (this.job) this.slicedTurns++;
+      this.run();
+    });
   }
 
   /**
@@ -128,7 +159,7 @@ export class LiveTable {
     } finally {
       if (--this.held === 0) {
         if (this.wholeDue) this.schedule();
-        this.flush();
+        this.run();
       }
     }
   }

@@ -250,8 +250,23 @@ function addReverse(out: Chunk, fixed: Zone, ip: string): void {
   if (a && a.answers.length > 0) out.add(name, 12, single(a, q, fixed.settings.domain));
 }
 
+/**
+ * Compiling is done in steps: a step yields `undefined` between two names, so that whoever drives
+ * it can stop at a time budget and go on in a later event-loop turn (see LiveTable). A service
+ * with thousands of endpoints then never holds the event loop for long.
+ */
+export type Steps<T> = Generator<undefined, T, void>;
+
+/** Runs steps to their end at once (whole tables for tests, patches of a known small size). */
+export function finish<T>(steps: Steps<T>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
 /** The names of one service (records.ts / names.ts decide which exist and what they answer). */
-function serviceChunk(zone: Zone, view: ServiceView): Chunk {
+function* serviceChunk(zone: Zone, view: ServiceView): Steps<Chunk> {
   const out = new Chunk();
   const domain = zone.settings.domain;
   // `<name>.svc.<zone>` reads as `<name>.<zone>` first (names.ts) for every name of a service, so
@@ -264,7 +279,11 @@ function serviceChunk(zone: Zone, view: ServiceView): Chunk {
     out.alias = !spelled;
     const base = `${view.name}.${view.namespace}${suffix}.${domain}`;
     addName(out, zone, base, split);
-    for (const h of hosts) addName(out, zone, `${h}.${base}`, split);
+    yield;
+    for (const h of hosts) {
+      addName(out, zone, `${h}.${base}`, split);
+      yield;
+    }
     const protocols = new Set(Object.values(view.ports));
     for (const p of protocols) addName(out, zone, `_${p}.${base}`, split);
     for (const [port, p] of Object.entries(view.ports)) addName(out, zone, `_${port}._${p}.${base}`, split);
@@ -323,17 +342,18 @@ export class TableCompiler {
     const parts = this.parts(input);
     const groups: Buffer[] = [];
     let header = parts.next().value as Buffer;
-    for (let r = parts.next(); !r.done; r = parts.next()) groups.push(...(r.value as Buffer[]));
+    for (let r = parts.next(); !r.done; r = parts.next()) if (r.value) groups.push(...(r.value as Buffer[]));
     header = Buffer.concat([header.subarray(0, header.length - 4), u32(groups.length)]);
     return Buffer.concat([header, ...groups]);
   }
 
   /**
    * A whole table in parts: first the table without groups (its header), then lists of groups,
-   * each list SLICE services, so that a large registry does not hold the event loop (the
-   * previous table answers meanwhile; the parts go to a staged table, see LiveTable).
+   * each list SLICE services, with pauses (`undefined`) between names, so that a large registry
+   * does not hold the event loop (the previous table answers meanwhile; the parts go to a staged
+   * table, see LiveTable).
    */
-  *parts(input: TableInput): Generator<Buffer | Buffer[], void> {
+  *parts(input: TableInput): Generator<Buffer | Buffer[] | undefined, void, void> {
     const { zone } = input;
     const fixed = fixedZone(zone);
     this.ipsOf = new Map();
@@ -361,7 +381,7 @@ export class TableCompiler {
     let slice: Buffer[] = [];
     for (const view of input.services) {
       this.namespaces.add(view.namespace);
-      slice.push(this.service(zone, view.key, view));
+      slice.push(yield* this.service(zone, view.key, view));
       for (const ip of this.ipsOf.get(view.key) ?? []) ips.add(ip);
       if (slice.length >= SLICE) {
         yield slice;
@@ -373,7 +393,7 @@ export class TableCompiler {
       if (slice.length >= SLICE * 4) {
         yield slice;
         slice = [];
-      }
+      } else if (slice.length % SLICE === 0) yield;
     }
     slice.push(this.apex(zone), this.namespaceGroup(zone));
     if (input.containers) slice.push(this.containers(input.containers, zone.settings.domain));
@@ -386,6 +406,11 @@ export class TableCompiler {
    * set of namespaces changed, and the container names when `containers` is given.
    */
   patch(zone: Zone, keys: Iterable<string>, containers?: ContainerScopes): Buffer {
+    return finish(this.patchSteps(zone, keys, containers));
+  }
+
+  /** patch() in steps; the registry may change between them (LiveTable then patches again). */
+  *patchSteps(zone: Zone, keys: Iterable<string>, containers?: ContainerScopes): Steps<Buffer> {
     const fixed = fixedZone(zone);
     const groups: Buffer[] = [];
     const ips = new Set<string>();
@@ -395,7 +420,7 @@ export class TableCompiler {
       const ns = key.slice(0, slash);
       const view = zone.source.service(ns, key.slice(slash + 1));
       for (const ip of this.ipsOf.get(key) ?? []) ips.add(ip);
-      groups.push(this.service(zone, key, view));
+      groups.push(yield* this.service(zone, key, view));
       for (const ip of this.ipsOf.get(key) ?? []) ips.add(ip);
       const has = zone.source.hasNamespace(ns);
       if (has === this.namespaces.has(ns)) continue;
@@ -403,7 +428,11 @@ export class TableCompiler {
       if (has) this.namespaces.add(ns);
       else this.namespaces.delete(ns);
     }
-    for (const ip of ips) groups.push(this.reverse(fixed, ip));
+    let n = 0;
+    for (const ip of ips) {
+      groups.push(this.reverse(fixed, ip));
+      if (++n % SLICE === 0) yield;
+    }
     groups.push(this.apex(zone));
     if (namespacesMoved || this.svcNamespace.size > 0) groups.push(this.namespaceGroup(zone));
     if (containers) groups.push(this.containers(containers, zone.settings.domain));
@@ -421,8 +450,8 @@ export class TableCompiler {
   }
 
   /** The group of service `key` (empty when `view` is gone), noting its addresses. */
-  private service(zone: Zone, key: string, view: ServiceView | undefined): Buffer {
-    const chunk = view ? serviceChunk(zone, view) : new Chunk();
+  private *service(zone: Zone, key: string, view: ServiceView | undefined): Steps<Buffer> {
+    const chunk = view ? yield* serviceChunk(zone, view) : new Chunk();
     const ips = serviceIps(view);
     if (ips.length) this.ipsOf.set(key, ips);
     else this.ipsOf.delete(key);
