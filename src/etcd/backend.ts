@@ -30,7 +30,9 @@ export class EtcdBackend {
   state: EtcdState = 'connecting';
   /** Why the last session ended, while unavailable. */
   lastError: string | null = null;
-  readonly counters = { sessions: 0, relists: 0, writes: 0, failures: 0 };
+  readonly counters = { sessions: 0, relists: 0, writes: 0, failures: 0, watchEvents: 0 };
+  /** Since when (ms since the epoch) the node has had no working session, or null while synced. */
+  unavailableSince: number | null = null;
   private readonly assembler: NodeAssembler;
   private lease: string | null = null;
   private written = new Map<string, string>();
@@ -44,6 +46,7 @@ export class EtcdBackend {
   private failures = 0;
   private readonly unsubscribe: () => void;
   private firstSync: () => void = () => undefined;
+  private firstTry: (e: Error | null) => void = () => undefined;
   /** Resolves after the first listing has been fed to the registry. */
   readonly synced = new Promise<void>((r) => (this.firstSync = r));
 
@@ -59,8 +62,17 @@ export class EtcdBackend {
     return this.assembler.skipped;
   }
 
-  start(): void {
+  /** Starts following etcd; resolves with how the first session went (null: synced), while retries go on. */
+  start(): Promise<Error | null> {
+    const first = new Promise<Error | null>((r) => (this.firstTry = r));
+    this.unavailableSince = Date.now();
     void this.session();
+    return first;
+  }
+
+  /** The last revision fed to the registry, and this node's lease (null before the first grant). */
+  get position(): { revision: number; lease: string | null } {
+    return { revision: this.revision, lease: this.lease };
   }
 
   /**
@@ -92,21 +104,29 @@ export class EtcdBackend {
       if (this.state !== 'synced') this.o.log.info({ endpoint: this.o.client.endpoint }, `etcd: synced with ${this.o.client.endpoint} at revision ${this.revision}`);
       this.state = 'synced';
       this.lastError = null;
+      this.unavailableSince = null;
       this.failures = 0;
       this.firstSync();
+      this.firstTry(null);
+      // Changes made while the session was being set up (they were not written then).
+      this.write();
     } catch (e) {
       this.fail(e as Error);
     }
   }
 
-  /** What this node has under the prefix now (left by an earlier run): to be replaced, not duplicated. */
+  /**
+   * The keys this node has under the prefix now (left by an earlier run or an expired lease), as
+   * written with no value: the next write puts every current key on the new lease (a key left on
+   * the old one would vanish when that expires) and deletes the rest.
+   */
   private async ownKeys(): Promise<Map<string, string>> {
     const id = this.o.registry.localNode;
     const mine = new Map<string, string>();
     const mineNode = nodeKey(this.o.prefix, id);
-    for (const kv of (await this.o.client.range(mineNode)).kvs) if (kv.key === mineNode) mine.set(kv.key, kv.value);
-    for (const kv of (await this.o.client.range(`${this.o.prefix}endpoints/${encodeURIComponent(id)}/`)).kvs) mine.set(kv.key, kv.value);
-    if (this.o.skydns) for (const kv of (await this.o.client.range(this.skydnsBase())).kvs) if (this.isOwnSkydns(kv.key)) mine.set(kv.key, kv.value);
+    for (const kv of (await this.o.client.range(mineNode)).kvs) if (kv.key === mineNode) mine.set(kv.key, '');
+    for (const kv of (await this.o.client.range(`${this.o.prefix}endpoints/${encodeURIComponent(id)}/`)).kvs) mine.set(kv.key, '');
+    if (this.o.skydns) for (const kv of (await this.o.client.range(this.skydnsBase())).kvs) if (this.isOwnSkydns(kv.key)) mine.set(kv.key, '');
     return mine;
   }
 
@@ -130,6 +150,9 @@ export class EtcdBackend {
     this.counters.relists++;
     this.assembler.reset();
     this.assembler.apply(kvs.map((kv) => ({ type: 'put' as const, kv })));
+    // A listing is every node as of its revision: a node whose last change was a delete has only
+    // older keys left, and its state must still replace the one held (a higher version wins).
+    this.assembler.settle(revision);
     const present = new Set(this.assembler.ids());
     for (const n of [...this.o.registry.nodes()]) if (n.id !== this.o.registry.localNode && !present.has(n.id)) this.o.registry.removeNode(n.id);
     this.publish(present);
@@ -154,6 +177,7 @@ export class EtcdBackend {
       this.o.prefix,
       this.revision,
       (events, revision) => {
+        this.counters.watchEvents += events.length;
         this.publish(this.assembler.apply(events));
         this.revision = Math.max(this.revision, revision);
       },
@@ -225,6 +249,8 @@ export class EtcdBackend {
     if (this.state !== 'unavailable') this.o.log.warn({ endpoint: this.o.client.endpoint, err: e.message }, `etcd: ${e.message}; serving the last known state and retrying`);
     this.state = 'unavailable';
     this.lastError = e.message;
+    this.unavailableSince ??= Date.now();
+    this.firstTry(e);
     const [first, max] = this.o.backoffMs ?? [250, 10_000];
     const delay = Math.min(max, first * 2 ** Math.min(this.failures++, 10));
     this.retryTimer = setTimeout(() => {

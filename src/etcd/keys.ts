@@ -77,6 +77,11 @@ export class NodeAssembler {
     this.nodes.clear();
   }
 
+  /** Every node held is at least at `revision` (a listing's): its next state replaces any older one. */
+  settle(revision: number): void {
+    for (const n of this.nodes.values()) n.revision = Math.max(n.revision, revision);
+  }
+
   ids(): string[] {
     return [...this.nodes.keys()];
   }
