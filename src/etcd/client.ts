@@ -65,6 +65,8 @@ export function configFault(e: Error): string | null {
   if (e instanceof EtcdError && e.code === GRPC_PERMISSION_DENIED) return `permission denied (${e.message}): the etcd user needs read and write access to the prefix`;
   const code = (e as NodeJS.ErrnoException).code;
   if (code && TLS_FAILURE.test(code)) return `TLS failed (${code}: ${e.message}): check the https:// URL, --etcd-ca-file, --etcd-cert-file and --etcd-key-file`;
+  // The server took the connection and dropped the handshake: a plain-http port, or one that wants a client certificate.
+  if (/before secure TLS connection was established/.test(e.message)) return `TLS failed (${e.message}): is that port plain http://, or does it want a client certificate (--etcd-cert-file)?`;
   return null;
 }
 
