@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from '../registry/registry.js';
 import { CompactedError, type EtcdClient, type TxnOp, type Watch } from './client.js';
-import { diffKeys, keysOf, NodeAssembler, nodeKey, skydnsKeysOf } from './keys.js';
+import { diffKeys, isSkydnsKeyOf, keysOf, NodeAssembler, nodeKey, skydnsBase, skydnsKeysOf } from './keys.js';
 
 // etcd as the registry's transport (docs/etcd.md), in place of gossip: this node's state is
 // written as keys on one lease (only the keys that changed, one transaction per change), every
@@ -126,22 +126,8 @@ export class EtcdBackend {
     const mineNode = nodeKey(this.o.prefix, id);
     for (const kv of (await this.o.client.range(mineNode)).kvs) if (kv.key === mineNode) mine.set(kv.key, '');
     for (const kv of (await this.o.client.range(`${this.o.prefix}endpoints/${encodeURIComponent(id)}/`)).kvs) mine.set(kv.key, '');
-    if (this.o.skydns) for (const kv of (await this.o.client.range(this.skydnsBase())).kvs) if (this.isOwnSkydns(kv.key)) mine.set(kv.key, '');
+    if (this.o.skydns) for (const kv of (await this.o.client.range(skydnsBase(this.o.skydns.prefix, this.o.skydns.zone))).kvs) if (isSkydnsKeyOf(id, kv.key)) mine.set(kv.key, '');
     return mine;
-  }
-
-  private skydnsBase(): string {
-    const s = this.o.skydns!;
-    return `${s.prefix.replace(/\/+$/, '')}/${s.zone.split('.').filter(Boolean).reverse().join('/')}/`;
-  }
-
-  private isOwnSkydns(key: string): boolean {
-    const last = key.slice(key.lastIndexOf('/') + 1);
-    try {
-      return decodeURIComponent(last).startsWith(`${this.o.registry.localNode}-`);
-    } catch {
-      return false;
-    }
   }
 
   /** Every key under the prefix, fed to the registry as node states; nodes no longer there leave it. */

@@ -106,6 +106,7 @@ export function setupEtcd(c: Context, d: { registry: Registry; metrics: Metrics 
     },
     async start() {
       const options = etcdClientOptions(o);
+      checkSkydnsPrefix(o.etcdSkydnsPrefix, o.etcdPrefix);
       const [{ EtcdClient, configFault, endpointOf }, { EtcdBackend }] = await Promise.all([import('./client.js'), import('./backend.js')]);
       client = new EtcdClient(options);
       backend = new EtcdBackend({
@@ -126,6 +127,14 @@ export function setupEtcd(c: Context, d: { registry: Registry; metrics: Metrics 
       await backend?.stop(!restart);
     },
   };
+}
+
+/** The SkyDNS prefix is a path apart from the registry's prefix (else each would read the other's keys as junk). */
+export function checkSkydnsPrefix(skydns: string, prefix: string): void {
+  if (!skydns) return;
+  const p = `${skydns.replace(/\/+$/, '')}/`;
+  if (!skydns.startsWith('/') || p === '/') throw new ConfigError('ERR_CONFIG_BAD_VALUE', `--etcd-skydns-prefix ${skydns}: give a path such as /skydns (the path in CoreDNS's etcd plugin)`);
+  if (p.startsWith(prefix) || prefix.startsWith(p)) throw new ConfigError('ERR_CONFIG_BAD_VALUE', `--etcd-skydns-prefix ${skydns} overlaps --etcd-prefix ${prefix}: give them separate paths (e.g. /skydns and /podman-swarm-dns/)`);
 }
 
 function etcdMetrics(metrics: Metrics, backend: () => EtcdBackend | null, client: () => EtcdClient | null, staleSeconds: () => number | null): void {

@@ -111,6 +111,44 @@ t.test('bad etcd settings: refused password and TLS against a plain port stop th
   t.match(s.problems.join('\n'), new RegExp(`etcd unreachable \\(${closed}`), 'status names the URL');
 });
 
+t.test('--etcd-skydns-prefix: the records CoreDNS\'s etcd plugin reads, written and withdrawn with the endpoints', async (t) => {
+  const etcd: EtcdCluster = await startEtcd(1);
+  t.teardown(() => etcd.stop());
+  const url = etcd.endpoints[0]!;
+  const range = async (prefix: string): Promise<Array<{ key: string; value: any }>> => {
+    const b64 = (x: string) => Buffer.from(x).toString('base64');
+    const end = Buffer.from(prefix);
+    end[end.length - 1]!++;
+    const r = (await (await fetch(`${url}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: b64(prefix), range_end: end.toString('base64') }) })).json()) as { kvs?: Array<{ key: string; value: string }> };
+    return (r.kvs ?? []).map((kv) => ({ key: Buffer.from(kv.key, 'base64').toString(), value: JSON.parse(Buffer.from(kv.value, 'base64').toString()) }));
+  };
+  const bad = await startDaemon(t, { wait: false, args: etcdArgs([url], ['--etcd-skydns-prefix', '/podman-swarm-dns/skydns']) });
+  t.equal(await bad.exited, 2, 'a SkyDNS prefix inside the registry prefix: exit 2');
+  t.match(bad.logs(), /overlaps --etcd-prefix/);
+
+  // A long lease: after the kill below, the first run's records would still be there beside a second node's.
+  const args = etcdArgs([url], ['--etcd-skydns-prefix', '/skydns', '--etcd-lease-ttl', '60s']);
+  let a = await startDaemon(t, { args });
+  const reg = await apiOverSocket(a, 'POST', '/api/v1/services/default/web/endpoints', { id: 'w1', hostname: 'w1', address: '10.4.0.1', ports: { http: '8080/tcp' }, weight: 20 });
+  t.equal(reg.status, 201);
+  // What CoreDNS reads for web.default.cluster.local: every key under /skydns/local/cluster/default/web/.
+  const records = await until('the SkyDNS record', async () => {
+    const r = await range('/skydns/local/cluster/default/web/');
+    return r.length ? r : undefined;
+  });
+  t.equal(records.length, 1);
+  t.match(records[0]!.key, /^\/skydns\/local\/cluster\/default\/web\/w1-[0-9a-f]{24}$/, 'key: the zone reversed, namespace, service, a DNS label');
+  t.same(records[0]!.value, { host: '10.4.0.1', port: 8080, weight: 20 }, 'value: host, port, weight');
+
+  // A restart (same state directory, so the same node) replaces its records rather than adding to them.
+  await a.stop('SIGKILL');
+  a = await startDaemon(t, { args: [...args, '--state-dir', join(a.dir, 'state')] });
+  await until('the restarted daemon synced', async () => ((await status(a)).etcd.state === 'synced' ? true : undefined));
+  t.equal((await range('/skydns/')).length, 1, 'still one record after a restart');
+  t.equal(await a.stop(), 0);
+  t.same(await range('/skydns/'), [], 'a graceful stop withdraws the records');
+});
+
 function pwFile(t: { teardown(fn: () => void): void }, pw: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'psd-etcd-pw-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
