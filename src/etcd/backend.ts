@@ -20,6 +20,8 @@ export interface EtcdBackendOptions {
   log: Logger;
   /** Also write SkyDNS records (CoreDNS's etcd plugin) under this prefix, for this zone. */
   skydns?: { prefix: string; zone: string };
+  /** A node state with more endpoints is not applied (as gossip refuses it); default 10 000. */
+  maxEndpoints?: number;
   /** Retry delays: the first and the largest (ms). */
   backoffMs?: [number, number];
 }
@@ -30,7 +32,9 @@ export class EtcdBackend {
   state: EtcdState = 'connecting';
   /** Why the last session ended, while unavailable. */
   lastError: string | null = null;
-  readonly counters = { sessions: 0, relists: 0, writes: 0, failures: 0, watchEvents: 0 };
+  readonly counters = { sessions: 0, relists: 0, writes: 0, failures: 0, watchEvents: 0, overLimit: 0 };
+  /** Nodes whose state is over the endpoint limit now (warned once each). */
+  private readonly over = new Set<string>();
   /** Since when (ms since the epoch) the node has had no working session, or null while synced. */
   unavailableSince: number | null = null;
   private readonly assembler: NodeAssembler;
@@ -149,6 +153,14 @@ export class EtcdBackend {
     for (const id of ids) {
       if (id === this.o.registry.localNode) continue;
       const s = this.assembler.state(id);
+      const max = this.o.maxEndpoints ?? 10_000;
+      if (s && s.endpoints.length > max) {
+        this.counters.overLimit++;
+        if (!this.over.has(id)) this.o.log.warn({ node: id }, `etcd: node ${id} has ${s.endpoints.length} endpoints, over the limit of ${max} (--max-endpoints-per-node): its state is not applied`);
+        this.over.add(id);
+        continue;
+      }
+      this.over.delete(id);
       if (s) this.o.registry.apply(s);
       else this.o.registry.removeNode(id);
     }

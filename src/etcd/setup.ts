@@ -110,7 +110,7 @@ export function setupEtcd(c: Context, d: { registry: Registry; metrics: Metrics 
       const [{ EtcdClient, configFault, endpointOf }, { EtcdBackend }] = await Promise.all([import('./client.js'), import('./backend.js')]);
       client = new EtcdClient(options);
       backend = new EtcdBackend({
-        client, prefix: o.etcdPrefix, leaseTtlSeconds: Math.max(1, Math.round(o.etcdLeaseTtl / 1000)), registry: d.registry, log,
+        client, prefix: o.etcdPrefix, leaseTtlSeconds: Math.max(1, Math.round(o.etcdLeaseTtl / 1000)), registry: d.registry, log, maxEndpoints: o.maxEndpointsPerNode,
         ...(o.etcdSkydnsPrefix ? { skydns: { prefix: o.etcdSkydnsPrefix, zone: o.domain } } : {}),
       });
       void backend.synced.then(() => (synced = true));
@@ -149,6 +149,7 @@ function etcdMetrics(metrics: Metrics, backend: () => EtcdBackend | null, client
   counter('watch_events_total', 'Key events received from the watch', () => backend()?.counters.watchEvents);
   counter('skipped_keys_total', 'Keys under the prefix skipped as not well-formed records', () => backend()?.skipped);
   counter('relists_total', 'Whole listings of the prefix (the first, and after a compacted watch revision)', () => backend()?.counters.relists);
+  counter('over_limit_total', 'Node states from etcd not applied: more endpoints than --max-endpoints-per-node', () => backend()?.counters.overLimit);
   counter('failures_total', 'Sessions with etcd that ended in an error (each is retried with backoff)', () => backend()?.counters.failures);
   counter('bytes_sent_total', 'Bytes of request bodies sent to etcd', () => client()?.traffic.sent);
   counter('bytes_received_total', 'Bytes of answers and watch messages received from etcd', () => client()?.traffic.received);
