@@ -22,6 +22,8 @@ export interface EtcdBackendOptions {
   skydns?: { prefix: string; zone: string };
   /** A node state with more endpoints is not applied (as gossip refuses it); default 10 000. */
   maxEndpoints?: number;
+  /** An error at the first contact that ends the start instead (the caller reports it; no retry, no log). */
+  fatalAtStart?: (e: Error) => boolean;
   /** Retry delays: the first and the largest (ms). */
   backoffMs?: [number, number];
 }
@@ -239,6 +241,11 @@ export class EtcdBackend {
 
   private fail(e: Error): void {
     if (this.stopped || this.retryTimer) return;
+    if (this.state === 'connecting' && this.o.fatalAtStart?.(e)) {
+      this.lastError = e.message;
+      this.firstTry(e);
+      return;
+    }
     this.counters.failures++;
     this.watch?.close();
     this.watch = null;

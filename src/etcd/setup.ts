@@ -109,7 +109,9 @@ export function setupEtcd(c: Context, d: { registry: Registry; metrics: Metrics 
       checkSkydnsPrefix(o.etcdSkydnsPrefix, o.etcdPrefix);
       const [{ EtcdClient, configFault, endpointOf }, { EtcdBackend }] = await Promise.all([import('./client.js'), import('./backend.js')]);
       client = new EtcdClient(options);
+      let waiting = true;
       backend = new EtcdBackend({
+        fatalAtStart: (e) => waiting && configFault(e) !== null,
         client, prefix: o.etcdPrefix, leaseTtlSeconds: Math.max(1, Math.round(o.etcdLeaseTtl / 1000)), registry: d.registry, log, maxEndpoints: o.maxEndpointsPerNode,
         ...(o.etcdSkydnsPrefix ? { skydns: { prefix: o.etcdSkydnsPrefix, zone: o.domain } } : {}),
       });
@@ -117,6 +119,7 @@ export function setupEtcd(c: Context, d: { registry: Registry; metrics: Metrics 
       let timer: NodeJS.Timeout | undefined;
       const first = await Promise.race([backend.start(), new Promise<null>((r) => (timer = setTimeout(() => r(null), FIRST_CONTACT_MS)))]);
       clearTimeout(timer);
+      waiting = false;
       const fault = first && configFault(first);
       // Unreachable for now: the backend warned once and retries; `status` shows it as a problem.
       if (first && fault) throw new ConfigError('ERR_CONFIG_BAD_VALUE', `etcd ${endpointOf(first) ?? client.endpoint}: ${fault}`);

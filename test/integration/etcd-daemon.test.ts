@@ -93,6 +93,7 @@ t.test('bad etcd settings: refused password and TLS against a plain port stop th
   const wrong = await startDaemon(t, { wait: false, args: etcdArgs([url], ['--etcd-username', 'root', '--etcd-password-file', pwFile(t, 'wrong-password')]) });
   t.equal(await wrong.exited, 2, 'wrong password: exit 2');
   t.match(wrong.logs(), new RegExp(`etcd ${url}: authentication failed.*--etcd-password-file`), 'names the URL and the cause');
+  t.equal(wrong.logs().split('\n').filter((l) => /authentication failed/.test(l)).length, 1, 'in one line, with no retry announced');
 
   const tls = await startDaemon(t, { wait: false, args: etcdArgs([url.replace('http:', 'https:')]) });
   t.equal(await tls.exited, 2, 'TLS to a plain port: exit 2');
