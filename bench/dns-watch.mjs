@@ -1,12 +1,13 @@
 // Helper of bench/gossip-hosts.mjs, run inside a simulated host: for each line "<name> <mode>" on
 // stdin it queries the host's DNS server every 2 ms until the name is answered (mode "up") or no
-// longer answered (mode "down"), then prints "<name> <Date.now()>".
+// longer answered (mode "down"), then prints "<name> <Date.now()>". Arguments: the server's
+// address, and its port (default 53).
 import './help.mjs';
 import { createSocket } from 'node:dgram';
 import { createInterface } from 'node:readline';
 import packet from 'dns-packet';
 
-const [server] = process.argv.slice(2);
+const [server, port = '53'] = process.argv.slice(2);
 const sock = createSocket('udp4');
 const waiting = new Map();
 let id = 0;
@@ -32,7 +33,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   if (!name) return;
   const timer = setInterval(() => {
     id = (id + 1) & 0xffff;
-    sock.send(packet.encode({ id, type: 'query', questions: [{ name, type: 'A', class: 'IN' }] }), 53, server);
+    sock.send(packet.encode({ id, type: 'query', questions: [{ name, type: 'A', class: 'IN' }] }), Number(port), server);
   }, 2);
   waiting.set(name.toLowerCase(), { mode, timer });
 });

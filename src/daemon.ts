@@ -5,7 +5,8 @@ import { loadConfig, type LoadedConfig, type LoadInput } from './config/load.js'
 import { OPTIONS, type OptionKey, type Options } from './config/options.js';
 import { privileges, runtimeOf, type Privileges } from './config/runtime.js';
 import { setupDns } from './dns/setup.js';
-import { setupGossip } from './gossip/setup.js';
+import { gossipOff, setupGossip } from './gossip/setup.js';
+import { setupEtcd, type EtcdSetup } from './etcd/setup.js';
 import { registerHealthMetrics } from './health/metrics.js';
 import { setupHealth } from './health/setup.js';
 import { ingressEntries, setupLb, setupLink } from './lb/setup.js';
@@ -64,12 +65,14 @@ export class Daemon {
     registerStateMetrics(metrics.prom, state.health);
     const link = setupLink(c);
     const dns = setupDns(c, { registry, metrics, link: link.link, native: (core) => setupNative(c, core, { registry, metrics }) });
-    const gossip = setupGossip(c, { registry, identity: state.identity, metrics });
+    // With --registry etcd, etcd carries the node states instead of gossip and its sync.
+    const etcd = o.registry === 'etcd' ? setupEtcd(c, { registry, metrics }) : null;
+    const gossip = etcd ? gossipOff('the registry is etcd (--registry etcd): hosts meet through it, there is no gossip to join') : setupGossip(c, { registry, identity: state.identity, metrics });
     const lb = setupLb(c, { registry, metrics, link: link.link });
     const health = setupHealth(c, { local, podmanHealth: (id) => podman.source()?.podmanHealth(id) ?? Promise.resolve(undefined) });
     registerHealthMetrics(metrics.prom, health.checker);
     const podman = setupPodman(c, { local, dns, health: health.checker });
-    this.api = setupApi(c, { registry, local, metrics, state, dns, link, gossip, podman, health, lb, startedAt: Date.now(), ready: () => this.ready });
+    this.api = setupApi(c, { registry, local, metrics, state, dns, link, gossip, etcd, podman, health, lb, startedAt: Date.now(), ready: () => this.ready });
     this.systemd = setupSystemd(c, { registry, dns, link });
     logServiceChanges(registry, this.log);
     // The registry itself has no setup (it is the core every part reads): its sources at start, its options.
@@ -89,12 +92,13 @@ export class Daemon {
     const adopted: Part = { start: async () => sockets.release() };
     const grace: Part = {
       start: async () =>
-        dns.grace.start(startSyncs(c.opts, podman, gossip), (ms, missing) => this.log.info({ ms, missing }, missing.length
+        dns.grace.start(startSyncs(c.opts, podman, gossip, etcd), (ms, missing) => this.log.info({ ms, missing }, missing.length
           ? `start grace over after ${ms} ms without the first ${missing.join(' and ')} sync: unknown names in the zone get NXDOMAIN again`
           : `first syncs done in ${ms} ms: unknown names in the zone get NXDOMAIN again (SERVFAIL until now)`)),
     };
-    this.starting = [state, core, gossip, link, lb, dns, this.api, adopted, podman, grace, health];
-    this.stopping = [gossip, podman, health, dns, this.api, lb, state, this.systemd, link];
+    const cluster: Part = etcd ?? gossip;
+    this.starting = [state, core, cluster, link, lb, dns, this.api, adopted, podman, grace, health];
+    this.stopping = [cluster, podman, health, dns, this.api, lb, state, this.systemd, link];
   }
 
   async start(): Promise<void> {
@@ -174,10 +178,11 @@ export class Daemon {
  * What the start grace waits for: the first Podman sync, and the first exchange with the cluster
  * when there is one to join and no persisted state from it.
  */
-function startSyncs(o: Options, podman: PodmanSetup, gossip: GossipSetup): StartSync[] {
+function startSyncs(o: Options, podman: PodmanSetup, gossip: GossipSetup, etcd: EtcdSetup | null): StartSync[] {
   const syncs: StartSync[] = [];
   const source = podman.source();
   if (source) syncs.push({ name: 'Podman', done: () => source.watcher.lastSync !== null });
+  if (etcd) syncs.push({ name: 'etcd', done: () => etcd.synced() });
   const cluster = gossip.cluster();
   if (cluster && !cluster.stale && (o.join.length > 0 || o.joinToken !== '')) syncs.push({ name: 'cluster', done: () => cluster.membership.size > 1 });
   return syncs;

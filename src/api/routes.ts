@@ -27,6 +27,8 @@ export interface ApiContext {
   log: Logger;
   failOpen(): boolean;
   ready(): boolean;
+  /** Why other hosts' endpoints may be out of date (the registry's store unreachable), or null. */
+  stale?(): string | null;
   status(): Record<string, unknown>;
   /** Answers a DNS question the way the DNS server would (for `podman-swarm-dns query`); `client` defaults to 127.0.0.1. */
   query(name: string, type: string, client?: string): Promise<Record<string, unknown>>;
@@ -109,7 +111,12 @@ function getService(ctx: ApiContext, ns: string, svc: string) {
 }
 
 route('GET', '/healthz', (_ctx, r) => sendJson(r.res, 200, { status: 'ok' }));
-route('GET', '/readyz', (ctx, r) => sendJson(r.res, ctx.ready() ? 200 : 503, { ready: ctx.ready() }));
+// Stale is still ready: this host answers from what it knows, and failing every host's check at
+// once while etcd is away would leave no DNS at all.
+route('GET', '/readyz', (ctx, r) => {
+  const stale = ctx.stale?.() ?? null;
+  sendJson(r.res, ctx.ready() ? 200 : 503, { ready: ctx.ready(), ...(stale ? { stale } : {}) });
+});
 route('GET', '/metrics', async (ctx, r) => {
   const text = await ctx.metrics.text();
   r.res.writeHead(200, { 'content-type': ctx.metrics.prom.contentType });

@@ -54,10 +54,12 @@ export function setupApi(c: Context, d: ApiDeps): ApiSetup {
       log,
       failOpen: () => opts.failOpen,
       ready: d.ready,
+      stale: () => d.etcd?.stale() ?? null,
       status,
       query: (name, type, client) => d.dns.query(name, type, client),
       dns: { zone: d.dns.zone, clients: d.dns.clients, forwarder: d.dns.forwarder, containerNames: d.dns.names },
       nodes: () => {
+        if (d.etcd) return d.etcd.nodes();
         const cluster = d.gossip.cluster();
         return cluster ? membersJson(cluster.membership.all(), d.registry, (id) => cluster.isStale(id)) : undefined;
       },

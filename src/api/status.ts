@@ -1,6 +1,7 @@
 import { apiListen as apiListenKind, showHostPort } from '../config/kinds.js';
 import type { Runtime } from '../config/runtime.js';
 import type { DnsSetup } from '../dns/setup.js';
+import type { EtcdSetup } from '../etcd/setup.js';
 import type { GossipSetup } from '../gossip/setup.js';
 import type { HealthSetup } from '../health/setup.js';
 import type { LbSetup, LinkSetup } from '../lb/setup.js';
@@ -25,6 +26,8 @@ export interface StatusSources {
   dns: DnsSetup;
   link: LinkSetup;
   gossip: GossipSetup;
+  /** The etcd registry, when it replaces gossip (--registry etcd). */
+  etcd: EtcdSetup | null;
   podman: PodmanSetup;
   health: HealthSetup;
   lb: LbSetup;
@@ -54,6 +57,7 @@ export function statusJson(s: StatusSources): Record<string, unknown> {
     api: { listen: s.api.listening.map((l) => apiListenKind.show(l)) },
     state: s.state.status(),
     cluster: cluster ? { gossip: cluster.transport.address, members: cluster.membership.size, stale: cluster.stale } : null,
+    ...(s.etcd ? { etcd: s.etcd.status() } : {}),
     podman: podman ? { ...podman.status(), dns_gateways: s.dns.gateways.addresses } : null,
     health: s.health.checker.status(),
     lb: lb
@@ -70,7 +74,7 @@ export function statusJson(s: StatusSources): Record<string, unknown> {
       index: s.registry.index,
     },
     problems: [
-      ...s.problems.values(), ...s.state.problems(), ...(podman?.problems() ?? []), ...s.dns.gateways.problems(),
+      ...s.problems.values(), ...[s.etcd?.stale()].filter((p): p is string => !!p), ...s.state.problems(), ...(podman?.problems() ?? []), ...s.dns.gateways.problems(),
       ...views.flatMap((v) => v.problems.map((p) => `${v.key}: ${p}`)),
       ...[...(lb?.failures.entries() ?? [])].map(([k, why]) => `load balancer ${k}: ${why}`),
     ],

@@ -196,43 +196,43 @@ export const OPTIONS = {
     help: 'incoming gossip TCP streams open at once; more are closed at once (and counted)',
   }),
   registry: def({
-    name: 'registry', kind: k.oneOf('gossip', 'etcd'), default: 'gossip', group: 'Cluster', pending: 'the etcd registry (docs/etcd.md)',
+    name: 'registry', kind: k.oneOf('gossip', 'etcd'), default: 'gossip', group: 'Cluster',
     help: 'how hosts share their registries: SWIM gossip (no server) or an etcd cluster (--etcd-endpoints)',
   }),
   etcdEndpoints: def({
-    name: 'etcd-endpoints', kind: k.list(k.url), default: [] as string[], group: 'Cluster', pending: 'the etcd registry (docs/etcd.md)',
+    name: 'etcd-endpoints', kind: k.list(k.url), default: [] as string[], group: 'Cluster',
     help: 'etcd client URLs (repeatable), tried in turn; needed with --registry etcd',
   }),
   etcdPrefix: def({
-    name: 'etcd-prefix', kind: k.keyPrefix, default: '/podman-swarm-dns/', group: 'Cluster', pending: 'the etcd registry (docs/etcd.md)',
+    name: 'etcd-prefix', kind: k.keyPrefix, default: '/podman-swarm-dns/', group: 'Cluster',
     help: 'where in etcd the nodes and endpoints are kept',
   }),
   etcdLeaseTtl: def({
-    name: 'etcd-lease-ttl', kind: k.duration(2000, 300_000), default: 5000, group: 'Cluster', pending: 'the etcd registry (docs/etcd.md)',
+    name: 'etcd-lease-ttl', kind: k.duration(2000, 300_000), default: 5000, group: 'Cluster',
     help: "a crashed host's endpoints vanish this long after its last lease renewal",
   }),
   etcdCaFile: def({
-    name: 'etcd-ca-file', kind: k.path, default: '', group: 'Cluster', pending: 'the etcd registry (docs/etcd.md)',
+    name: 'etcd-ca-file', kind: k.path, default: '', group: 'Cluster',
     help: "PEM CA certificate that signed the etcd servers' certificates (https:// endpoints)",
   }),
   etcdCertFile: def({
-    name: 'etcd-cert-file', kind: k.path, default: '', group: 'Cluster', pending: 'the etcd registry (docs/etcd.md)',
+    name: 'etcd-cert-file', kind: k.path, default: '', group: 'Cluster',
     help: 'PEM client certificate for etcd (with --etcd-key-file)',
   }),
   etcdKeyFile: def({
-    name: 'etcd-key-file', kind: k.path, default: '', group: 'Cluster', pending: 'the etcd registry (docs/etcd.md)',
+    name: 'etcd-key-file', kind: k.path, default: '', group: 'Cluster',
     help: 'PEM private key of --etcd-cert-file',
   }),
   etcdUsername: def({
-    name: 'etcd-username', kind: k.string, default: '', group: 'Cluster', pending: 'the etcd registry (docs/etcd.md)',
+    name: 'etcd-username', kind: k.string, default: '', group: 'Cluster',
     help: 'etcd user (with --etcd-password-file)',
   }),
   etcdPasswordFile: def({
-    name: 'etcd-password-file', kind: k.path, default: '', group: 'Cluster', pending: 'the etcd registry (docs/etcd.md)',
+    name: 'etcd-password-file', kind: k.path, default: '', group: 'Cluster',
     help: "file holding the etcd user's password (its first line)",
   }),
   etcdSkydnsPrefix: def({
-    name: 'etcd-skydns-prefix', kind: k.string, default: '', group: 'Cluster', pending: 'the etcd registry (docs/etcd.md)',
+    name: 'etcd-skydns-prefix', kind: k.string, default: '', group: 'Cluster',
     help: "also write each service's endpoints in SkyDNS form under this prefix (e.g. /skydns), for CoreDNS's etcd plugin; empty: off",
   }),
   maxEndpointsPerNode: def({

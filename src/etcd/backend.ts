@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from '../registry/registry.js';
 import { CompactedError, type EtcdClient, type TxnOp, type Watch } from './client.js';
-import { diffKeys, keysOf, NodeAssembler, nodeKey, skydnsKeysOf } from './keys.js';
+import { diffKeys, isSkydnsKeyOf, keysOf, NodeAssembler, nodeKey, skydnsBase, skydnsKeysOf } from './keys.js';
 
 // etcd as the registry's transport (docs/etcd.md), in place of gossip: this node's state is
 // written as keys on one lease (only the keys that changed, one transaction per change), every
@@ -20,6 +20,10 @@ export interface EtcdBackendOptions {
   log: Logger;
   /** Also write SkyDNS records (CoreDNS's etcd plugin) under this prefix, for this zone. */
   skydns?: { prefix: string; zone: string };
+  /** A node state with more endpoints is not applied (as gossip refuses it); default 10 000. */
+  maxEndpoints?: number;
+  /** An error at the first contact that ends the start instead (the caller reports it; no retry, no log). */
+  fatalAtStart?: (e: Error) => boolean;
   /** Retry delays: the first and the largest (ms). */
   backoffMs?: [number, number];
 }
@@ -30,7 +34,11 @@ export class EtcdBackend {
   state: EtcdState = 'connecting';
   /** Why the last session ended, while unavailable. */
   lastError: string | null = null;
-  readonly counters = { sessions: 0, relists: 0, writes: 0, failures: 0 };
+  readonly counters = { sessions: 0, relists: 0, writes: 0, failures: 0, watchEvents: 0, overLimit: 0 };
+  /** Nodes whose state is over the endpoint limit now (warned once each). */
+  private readonly over = new Set<string>();
+  /** Since when (ms since the epoch) the node has had no working session, or null while synced. */
+  unavailableSince: number | null = null;
   private readonly assembler: NodeAssembler;
   private lease: string | null = null;
   private written = new Map<string, string>();
@@ -44,6 +52,7 @@ export class EtcdBackend {
   private failures = 0;
   private readonly unsubscribe: () => void;
   private firstSync: () => void = () => undefined;
+  private firstTry: (e: Error | null) => void = () => undefined;
   /** Resolves after the first listing has been fed to the registry. */
   readonly synced = new Promise<void>((r) => (this.firstSync = r));
 
@@ -59,8 +68,17 @@ export class EtcdBackend {
     return this.assembler.skipped;
   }
 
-  start(): void {
+  /** Starts following etcd; resolves with how the first session went (null: synced), while retries go on. */
+  start(): Promise<Error | null> {
+    const first = new Promise<Error | null>((r) => (this.firstTry = r));
+    this.unavailableSince = Date.now();
     void this.session();
+    return first;
+  }
+
+  /** The last revision fed to the registry, and this node's lease (null before the first grant). */
+  get position(): { revision: number; lease: string | null } {
+    return { revision: this.revision, lease: this.lease };
   }
 
   /**
@@ -92,36 +110,30 @@ export class EtcdBackend {
       if (this.state !== 'synced') this.o.log.info({ endpoint: this.o.client.endpoint }, `etcd: synced with ${this.o.client.endpoint} at revision ${this.revision}`);
       this.state = 'synced';
       this.lastError = null;
+      this.unavailableSince = null;
       this.failures = 0;
       this.firstSync();
+      this.firstTry(null);
+      // Changes made while the session was being set up (they were not written then).
+      this.write();
     } catch (e) {
       this.fail(e as Error);
     }
   }
 
-  /** What this node has under the prefix now (left by an earlier run): to be replaced, not duplicated. */
+  /**
+   * The keys this node has under the prefix now (left by an earlier run or an expired lease), as
+   * written with no value: the next write puts every current key on the new lease (a key left on
+   * the old one would vanish when that expires) and deletes the rest.
+   */
   private async ownKeys(): Promise<Map<string, string>> {
     const id = this.o.registry.localNode;
     const mine = new Map<string, string>();
     const mineNode = nodeKey(this.o.prefix, id);
-    for (const kv of (await this.o.client.range(mineNode)).kvs) if (kv.key === mineNode) mine.set(kv.key, kv.value);
-    for (const kv of (await this.o.client.range(`${this.o.prefix}endpoints/${encodeURIComponent(id)}/`)).kvs) mine.set(kv.key, kv.value);
-    if (this.o.skydns) for (const kv of (await this.o.client.range(this.skydnsBase())).kvs) if (this.isOwnSkydns(kv.key)) mine.set(kv.key, kv.value);
+    for (const kv of (await this.o.client.range(mineNode)).kvs) if (kv.key === mineNode) mine.set(kv.key, '');
+    for (const kv of (await this.o.client.range(`${this.o.prefix}endpoints/${encodeURIComponent(id)}/`)).kvs) mine.set(kv.key, '');
+    if (this.o.skydns) for (const kv of (await this.o.client.range(skydnsBase(this.o.skydns.prefix, this.o.skydns.zone))).kvs) if (isSkydnsKeyOf(id, kv.key)) mine.set(kv.key, '');
     return mine;
-  }
-
-  private skydnsBase(): string {
-    const s = this.o.skydns!;
-    return `${s.prefix.replace(/\/+$/, '')}/${s.zone.split('.').filter(Boolean).reverse().join('/')}/`;
-  }
-
-  private isOwnSkydns(key: string): boolean {
-    const last = key.slice(key.lastIndexOf('/') + 1);
-    try {
-      return decodeURIComponent(last).startsWith(`${this.o.registry.localNode}-`);
-    } catch {
-      return false;
-    }
   }
 
   /** Every key under the prefix, fed to the registry as node states; nodes no longer there leave it. */
@@ -130,6 +142,9 @@ export class EtcdBackend {
     this.counters.relists++;
     this.assembler.reset();
     this.assembler.apply(kvs.map((kv) => ({ type: 'put' as const, kv })));
+    // A listing is every node as of its revision: a node whose last change was a delete has only
+    // older keys left, and its state must still replace the one held (a higher version wins).
+    this.assembler.settle(revision);
     const present = new Set(this.assembler.ids());
     for (const n of [...this.o.registry.nodes()]) if (n.id !== this.o.registry.localNode && !present.has(n.id)) this.o.registry.removeNode(n.id);
     this.publish(present);
@@ -140,6 +155,14 @@ export class EtcdBackend {
     for (const id of ids) {
       if (id === this.o.registry.localNode) continue;
       const s = this.assembler.state(id);
+      const max = this.o.maxEndpoints ?? 10_000;
+      if (s && s.endpoints.length > max) {
+        this.counters.overLimit++;
+        if (!this.over.has(id)) this.o.log.warn({ node: id }, `etcd: node ${id} has ${s.endpoints.length} endpoints, over the limit of ${max} (--max-endpoints-per-node): its state is not applied`);
+        this.over.add(id);
+        continue;
+      }
+      this.over.delete(id);
       if (s) this.o.registry.apply(s);
       else this.o.registry.removeNode(id);
     }
@@ -154,6 +177,7 @@ export class EtcdBackend {
       this.o.prefix,
       this.revision,
       (events, revision) => {
+        this.counters.watchEvents += events.length;
         this.publish(this.assembler.apply(events));
         this.revision = Math.max(this.revision, revision);
       },
@@ -217,6 +241,11 @@ export class EtcdBackend {
 
   private fail(e: Error): void {
     if (this.stopped || this.retryTimer) return;
+    if (this.state === 'connecting' && this.o.fatalAtStart?.(e)) {
+      this.lastError = e.message;
+      this.firstTry(e);
+      return;
+    }
     this.counters.failures++;
     this.watch?.close();
     this.watch = null;
@@ -225,6 +254,8 @@ export class EtcdBackend {
     if (this.state !== 'unavailable') this.o.log.warn({ endpoint: this.o.client.endpoint, err: e.message }, `etcd: ${e.message}; serving the last known state and retrying`);
     this.state = 'unavailable';
     this.lastError = e.message;
+    this.unavailableSince ??= Date.now();
+    this.firstTry(e);
     const [first, max] = this.o.backoffMs ?? [250, 10_000];
     const delay = Math.min(max, first * 2 ** Math.min(this.failures++, 10));
     this.retryTimer = setTimeout(() => {

@@ -47,6 +47,31 @@ export class CompactedError extends Error {
 
 const MAX_BODY = 64 * 1024 * 1024;
 const GRPC_UNAUTHENTICATED = 16;
+const GRPC_PERMISSION_DENIED = 7;
+
+/** The user name or password was refused. */
+export class EtcdAuthError extends EtcdError {}
+
+/** Node's codes for a TLS handshake that failed on certificates or protocol (not on reachability). */
+const TLS_FAILURE = /^(ERR_SSL_|ERR_TLS_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|UNABLE_TO_|EPROTO$|HOSTNAME_MISMATCH$)/;
+
+/**
+ * Why an error is the configuration's fault (retrying cannot help): a refused user or password, a
+ * permission missing, a TLS handshake that failed on certificates. Null for a cluster that is only
+ * unreachable for now (connection refused, timeouts, no leader).
+ */
+export function configFault(e: Error): string | null {
+  if (e instanceof EtcdAuthError) return `authentication failed (${e.message}): check --etcd-username and --etcd-password-file`;
+  if (e instanceof EtcdError && e.code === GRPC_PERMISSION_DENIED) return `permission denied (${e.message}): the etcd user needs read and write access to the prefix`;
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code && TLS_FAILURE.test(code)) return `TLS failed (${code}: ${e.message}): check the https:// URL, --etcd-ca-file, --etcd-cert-file and --etcd-key-file`;
+  // The server took the connection and dropped the handshake: a plain-http port, or one that wants a client certificate.
+  if (/before secure TLS connection was established/.test(e.message)) return `TLS failed (${e.message}): is that port plain http://, or does it want a client certificate (--etcd-cert-file)?`;
+  return null;
+}
+
+/** The endpoint an error came from, when the client knows it. */
+export const endpointOf = (e: Error): string | undefined => (e as Error & { endpoint?: string }).endpoint;
 
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
 const unb64 = (s: string | undefined): string => (s ? Buffer.from(s, 'base64').toString('utf8') : '');
@@ -81,6 +106,8 @@ export class EtcdClient {
   private current = 0;
   private token: string | null = null;
   private readonly timeoutMs: number;
+  /** Bytes of request bodies sent and of answers and watch messages received (HTTP headers not counted). */
+  readonly traffic = { sent: 0, received: 0 };
 
   constructor(private readonly o: EtcdOptions) {
     if (o.endpoints.length === 0) throw new Error('no etcd endpoint given');
@@ -152,6 +179,7 @@ export class EtcdClient {
       let buf = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
+        this.traffic.received += Buffer.byteLength(chunk);
         buf += chunk;
         if (buf.length > MAX_BODY) return end(new Error('watch: a message over 64 MB'));
         // The gateway writes one JSON object per message, each followed by a newline.
@@ -180,6 +208,7 @@ export class EtcdClient {
       res.on('error', (e) => end(e));
     }, false);
     req.on('error', (e) => {
+      (e as Error & { endpoint?: string }).endpoint ??= this.endpoint;
       this.next();
       end(e);
     });
@@ -199,6 +228,7 @@ export class EtcdClient {
       try {
         return await this.unary(path, body);
       } catch (e) {
+        (e as Error & { endpoint?: string }).endpoint ??= this.endpoint;
         if (e instanceof EtcdError) {
           if (e.code === GRPC_UNAUTHENTICATED && this.o.username && !retried) {
             this.token = null;
@@ -214,8 +244,16 @@ export class EtcdClient {
   }
 
   private async authenticate(): Promise<void> {
-    const r = (await this.unary('/v3/auth/authenticate', { name: this.o.username, password: this.o.password ?? '' })) as { token?: string };
-    if (!r.token) throw new EtcdError('authentication: no token in the answer', GRPC_UNAUTHENTICATED);
+    let r: { token?: string };
+    try {
+      r = (await this.unary('/v3/auth/authenticate', { name: this.o.username, password: this.o.password ?? '' })) as { token?: string };
+    } catch (e) {
+      const err = e instanceof EtcdError ? new EtcdAuthError(e.message, e.code) : (e as Error);
+      (err as Error & { endpoint?: string }).endpoint = this.endpoint;
+      if (!(err instanceof EtcdAuthError)) this.next();
+      throw err;
+    }
+    if (!r.token) throw Object.assign(new EtcdAuthError('authentication: no token in the answer', GRPC_UNAUTHENTICATED), { endpoint: this.endpoint });
     this.token = r.token;
   }
 
@@ -230,6 +268,7 @@ export class EtcdClient {
         let size = 0;
         res.on('data', (c: Buffer) => {
           size += c.length;
+          this.traffic.received += c.length;
           if (size > MAX_BODY) req.destroy(new Error(`${path}: an answer over 64 MB`));
           else chunks.push(c);
         });
@@ -252,6 +291,7 @@ export class EtcdClient {
   private send(path: string, body: unknown, onResponse: (res: IncomingMessage) => void, timeout = true): ReturnType<typeof httpRequest> {
     const url = new URL(path, this.endpoint);
     const data = JSON.stringify(body);
+    this.traffic.sent += Buffer.byteLength(data);
     const opts = {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data), ...(this.token ? { authorization: this.token } : {}) },

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { validNodeState } from '../registry/remote.js';
 import type { Endpoint, NodeState } from '../registry/types.js';
 import type { KeyValue, TxnOp, WatchEvent } from './client.js';
@@ -39,9 +40,33 @@ export function diffKeys(written: ReadonlyMap<string, string>, next: ReadonlyMap
   return ops;
 }
 
-/** SkyDNS / CoreDNS etcd plugin records for a node's endpoints: `<skydns>/<reversed zone>/<ns>/<svc>/<node>-<id>` → {host, port}. */
+/** Where a zone's SkyDNS records live: the prefix, then the zone's labels reversed (`cluster.local` → `/skydns/local/cluster/`). */
+export const skydnsBase = (skydnsPrefix: string, zone: string): string =>
+  `${skydnsPrefix.replace(/\/+$/, '')}/${zone.split('.').filter(Boolean).reverse().join('/')}/`;
+
+const TAG = 12;
+const nodeTag = (node: string): string => createHash('sha256').update(node).digest('hex').slice(0, TAG);
+
+/**
+ * The last label of an endpoint's SkyDNS key: CoreDNS makes it the SRV target's first label, so
+ * it is a DNS label (at most 63 letters, digits and '-'): the endpoint's hostname, cut to 38, then
+ * a tag of the node and one of the endpoint id (12 hex each), unique per endpoint and naming its node.
+ */
+export function skydnsLeaf(node: string, e: Pick<Endpoint, 'hostname' | 'id'>): string {
+  const host = e.hostname.toLowerCase().replace(/[^a-z0-9-]+/g, '-').slice(0, 38).replace(/^-+/, '') || 'e';
+  return `${host}-${nodeTag(node)}${createHash('sha256').update(e.id).digest('hex').slice(0, TAG)}`;
+}
+
+/** Whether a key under the SkyDNS prefix was written by `node` (its leaf carries the node's tag). */
+export const isSkydnsKeyOf = (node: string, key: string): boolean => /-[0-9a-f]{24}$/.test(key) && key.slice(-2 * TAG, -TAG) === nodeTag(node);
+
+/**
+ * SkyDNS records (the layout CoreDNS's etcd plugin reads) for a node's healthy endpoints:
+ * `<skydns>/<reversed zone>/<ns>/<svc>/<leaf>` → {"host", "port", "weight", "ttl"}: a query for
+ * `<svc>.<ns>.<zone>` gets every record under its path. One port per record (the first).
+ */
 export function skydnsKeysOf(skydnsPrefix: string, zone: string, s: NodeState): Map<string, string> {
-  const base = `${skydnsPrefix.replace(/\/+$/, '')}/${zone.split('.').filter(Boolean).reverse().join('/')}`;
+  const base = skydnsBase(skydnsPrefix, zone);
   const m = new Map<string, string>();
   for (const e of s.endpoints) {
     if (!e.healthy || !e.addresses[0]) continue;
@@ -49,8 +74,8 @@ export function skydnsKeysOf(skydnsPrefix: string, zone: string, s: NodeState): 
     // Other hosts reach a container through the node's published port when it has one.
     const viaNode = !e.explicit && port?.hostPort !== undefined;
     const host = viaNode ? s.address : e.addresses[0];
-    const value = { host, ...(port ? { port: viaNode ? port.hostPort : port.port } : {}) };
-    m.set(`${base}/${e.namespace}/${e.service}/${encodeURIComponent(`${s.id}-${e.id}`)}`, JSON.stringify(value));
+    const value = { host, ...(port ? { port: viaNode ? port.hostPort : port.port } : {}), weight: e.weight, ...(e.ttl !== undefined ? { ttl: e.ttl } : {}) };
+    m.set(`${base}${e.namespace}/${e.service}/${skydnsLeaf(s.id, e)}`, JSON.stringify(value));
   }
   return m;
 }
@@ -75,6 +100,11 @@ export class NodeAssembler {
 
   reset(): void {
     this.nodes.clear();
+  }
+
+  /** Every node held is at least at `revision` (a listing's): its next state replaces any older one. */
+  settle(revision: number): void {
+    for (const n of this.nodes.values()) n.revision = Math.max(n.revision, revision);
   }
 
   ids(): string[] {

@@ -74,6 +74,11 @@ export interface GossipSetup extends Part {
   join(seeds: string[]): Promise<{ joined: number; errors: string[] }>;
 }
 
+/** No gossip at all (another transport carries the registry): the API's join says why. */
+export function gossipOff(why: string): GossipSetup {
+  return { cluster: () => null, join: async () => ({ joined: 0, errors: [why] }) };
+}
+
 export function setupGossip(c: Context, d: { registry: Registry; identity: NodeIdentity; metrics: Metrics }): GossipSetup {
   const { opts: o, rt, log, problems } = c;
   let cluster: Cluster | null = null;

@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Host } from './hosts.js';
 import { freePort } from './ports.js';
 import { until } from './until.js';
 
@@ -78,4 +79,61 @@ export async function startEtcd(n = 1): Promise<EtcdCluster> {
 async function healthy(url: string): Promise<boolean> {
   const r = await fetch(`${url}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('x').toString('base64') }), signal: AbortSignal.timeout(1000) });
   return r.ok;
+}
+
+export interface NsEtcdMember {
+  host: Host;
+  clientUrl: string;
+  start(): void;
+  kill(): Promise<void>;
+  /** etcdctl on this member's host, against this member. */
+  ctl(...args: string[]): string;
+}
+
+/**
+ * One etcd member on each of `hosts` (simulated hosts, test/helpers/hosts.ts), on the host's own
+ * address (client port 2379, peer port 2380), data under `dir`; resolves once every member answers.
+ * The hosts' teardown kills them.
+ */
+export async function startEtcdOn(hosts: Host[], dir: string): Promise<NsEtcdMember[]> {
+  const initial = hosts.map((h) => `e${h.index}=http://${h.address}:2380`).join(',');
+  const members = hosts.map((h): NsEtcdMember => {
+    let proc: ChildProcess | null = null;
+    const clientUrl = `http://${h.address}:2379`;
+    const m: NsEtcdMember = {
+      host: h,
+      clientUrl,
+      start() {
+        proc = h.spawn('etcd', [
+          '--name', `e${h.index}`, '--data-dir', join(dir, `etcd${h.index}`),
+          '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
+          '--listen-peer-urls', `http://${h.address}:2380`, '--initial-advertise-peer-urls', `http://${h.address}:2380`,
+          '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', dir, '--log-level', 'error',
+        ]);
+        proc.stdout!.resume();
+        proc.stderr!.resume();
+      },
+      async kill() {
+        const p = proc;
+        proc = null;
+        if (!p || p.exitCode !== null) return;
+        await new Promise<void>((r) => {
+          p.once('exit', () => r());
+          p.kill('SIGKILL');
+        });
+      },
+      ctl: (...args) => h.exec('etcdctl', ['--endpoints', clientUrl, ...args], 10_000),
+    };
+    return m;
+  });
+  for (const m of members) m.start();
+  for (const m of members) await until(`etcd member on host${m.host.index}`, () => {
+    try {
+      m.ctl('endpoint', 'health');
+      return true;
+    } catch {
+      return false;
+    }
+  }, 60_000, 200);
+  return members;
 }

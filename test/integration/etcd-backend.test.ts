@@ -58,11 +58,11 @@ async function relay(target: URL): Promise<{ url: string; cut(): void; restore()
   };
 }
 
-function node(id: string, endpoints: string[], ttl = 2) {
+function node(id: string, endpoints: string[], ttl = 2, maxEndpoints?: number) {
   const registry = new Registry({ localNode: id, routableContainerIps: true, defaultMode: 'dnsrr' });
   const local = new LocalNode(registry, { id, name: `host-${id}`, address: '192.0.2.1', incarnation: 0 });
   const client = new EtcdClient({ endpoints, timeoutMs: 2000 });
-  const backend = new EtcdBackend({ client, prefix: PREFIX, leaseTtlSeconds: ttl, registry, log, backoffMs: [100, 500] });
+  const backend = new EtcdBackend({ client, prefix: PREFIX, leaseTtlSeconds: ttl, registry, log, backoffMs: [100, 500], ...(maxEndpoints ? { maxEndpoints } : {}) });
   return { registry, local, client, backend };
 }
 
@@ -185,6 +185,20 @@ t.test('junk under the prefix is skipped and counted, never fatal; a key claimin
   await a.client.deletePrefix(`${PREFIX}endpoints/zzzz/`);
   await a.client.deletePrefix(`${PREFIX}endpoints/yyyy/`);
   await a.client.deletePrefix(`${PREFIX}something/`);
+});
+
+t.test('a node over the endpoint limit is not applied, and counted; back under it, it is', async (t) => {
+  const a = node('llll', etcd.endpoints);
+  const b = node('mmmm', etcd.endpoints, 2, 2);
+  t.teardown(() => Promise.all([a.backend.stop(true), b.backend.stop(true)]));
+  a.local.replaceSource('config', ['10.7.0.1', '10.7.0.2', '10.7.0.3'].map((ip, i) => ep('big', ip, { id: `b${i}`, source: 'config' })));
+  a.backend.start();
+  b.backend.start();
+  await Promise.all([a.backend.synced, b.backend.synced]);
+  await until('counted', () => b.backend.counters.overLimit > 0);
+  t.equal(b.registry.service('default', 'big'), undefined, 'three endpoints over a limit of two: not served');
+  a.local.remove('config', 'default/big/b2');
+  await until('applied once under the limit', () => addresses(b.registry, 'big').join() === '10.7.0.1,10.7.0.2');
 });
 
 t.test('an unreachable endpoint: the error names it, and the backend keeps retrying', async (t) => {

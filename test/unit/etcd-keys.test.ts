@@ -1,6 +1,6 @@
 import t from 'tap';
 import { prefixEnd } from '../../src/etcd/client.js';
-import { diffKeys, endpointKeyOf, keysOf, NodeAssembler, nodeKey, skydnsKeysOf } from '../../src/etcd/keys.js';
+import { diffKeys, endpointKeyOf, isSkydnsKeyOf, keysOf, NodeAssembler, nodeKey, skydnsKeysOf, skydnsLeaf } from '../../src/etcd/keys.js';
 import type { NodeState } from '../../src/registry/types.js';
 import { ep } from '../helpers/registry.js';
 
@@ -47,16 +47,42 @@ t.test('assembler: states rebuilt from keys, versioned by their highest revision
   t.equal(asm.skipped, 4, 'malformed keys and values are counted, not fatal');
 });
 
-t.test('SkyDNS records: healthy endpoints under the reversed zone, published port for container addresses', async (t) => {
+// CoreDNS's etcd plugin (plugin/etcd/msg/path.go, README "Special Behaviour"): a query name's
+// labels reversed under the path make the key prefix it reads every record under; a record's key
+// turned back into a name (the SRV target of an IP host) drops the path and reverses the labels.
+const corednsPath = (name: string, path = '/skydns'): string => `${path}/${name.split('.').filter(Boolean).reverse().join('/')}`;
+const corednsDomain = (key: string, path = '/skydns'): string => key.slice(path.length + 1).split('/').reverse().join('.');
+/** The fields of CoreDNS's msg.Service, with the JSON type each must have. */
+const SERVICE_FIELDS: Record<string, 'string' | 'number' | 'boolean'> = { host: 'string', port: 'number', priority: 'number', weight: 'number', text: 'string', mail: 'boolean', ttl: 'number', targetstrip: 'number', group: 'string' };
+
+t.test('SkyDNS records: the key layout and JSON CoreDNS\'s etcd plugin reads', async (t) => {
+  const long = 'h'.repeat(63);
   const s = state([
-    ep('web', '10.0.0.1', { id: 'w1', ports: { http: { port: 80, protocol: 'tcp' } } }),
-    ep('web', '10.88.0.5', { id: 'c1', explicit: false, ports: { http: { port: 80, protocol: 'tcp', hostPort: 8081 } } }),
+    ep('web', '10.0.0.1', { id: 'w1', ports: { http: { port: 80, protocol: 'tcp' } }, weight: 30, ttl: 7 }),
+    ep('web', '10.88.0.5', { id: 'c'.repeat(64), hostname: long, explicit: false, ports: { http: { port: 80, protocol: 'tcp', hostPort: 8081 } } }),
     ep('web', '10.0.0.9', { id: 'sick', healthy: false }),
+    ep('api', 'fd00::7', { id: 'a/b c', namespace: 'prod' }),
   ]);
   const m = skydnsKeysOf('/skydns/', 'cluster.local', s);
-  t.same([...m.keys()], ['/skydns/local/cluster/default/web/n1-w1', '/skydns/local/cluster/default/web/n1-c1']);
-  t.same(JSON.parse(m.get('/skydns/local/cluster/default/web/n1-w1')!), { host: '10.0.0.1', port: 80 });
-  t.same(JSON.parse(m.get('/skydns/local/cluster/default/web/n1-c1')!), { host: '192.0.2.1', port: 8081 });
+  t.equal(m.size, 3, 'healthy endpoints only');
+  const under = (name: string) => [...m.keys()].filter((k) => k.startsWith(`${corednsPath(name)}/`));
+  t.equal(under('web.default.cluster.local').length, 2, 'a query for web.default.cluster.local reads both web records');
+  t.equal(under('api.prod.cluster.local').length, 1, 'and api.prod.cluster.local its own');
+  for (const [key, value] of m) {
+    const target = corednsDomain(key);
+    const leaf = target.split('.')[0]!;
+    t.match(leaf, /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, `${key}: the SRV target's first label is a DNS label`);
+    t.ok(target.length <= 253, 'the target is a valid name');
+    t.ok(isSkydnsKeyOf('n1', key) && !isSkydnsKeyOf('n2', key), 'the key names its node');
+    const v = JSON.parse(value) as Record<string, unknown>;
+    for (const [f, x] of Object.entries(v)) t.equal(typeof x, SERVICE_FIELDS[f], `${f}: a msg.Service field of the right type`);
+  }
+  const web = under('web.default.cluster.local').map((k) => JSON.parse(m.get(k)!));
+  t.same(web.sort((a, b) => a.port - b.port), [{ host: '10.0.0.1', port: 80, weight: 30, ttl: 7 }, { host: '192.0.2.1', port: 8081, weight: 10 }],
+    "explicit address as is; a container through its node's address and published port; weight and TTL kept");
+  t.same(JSON.parse(m.get(under('api.prod.cluster.local')[0]!)!), { host: 'fd00::7', weight: 10 }, 'IPv6, no port');
+  t.equal(skydnsLeaf('n1', { hostname: 'w1', id: 'w1' }), skydnsLeaf('n1', { hostname: 'w1', id: 'w1' }), 'stable');
+  t.not(skydnsLeaf('n1', { hostname: 'w1', id: 'w1' }), skydnsLeaf('n2', { hostname: 'w1', id: 'w1' }), 'differs per node');
 });
 
 t.test('prefix range end', async (t) => {
