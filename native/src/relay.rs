@@ -25,40 +25,40 @@ use std::sync::{Arc, Mutex};
 #[cfg_attr(target_arch = "x86_64", repr(C, packed))]
 #[cfg_attr(not(target_arch = "x86_64"), repr(C))]
 #[derive(Clone, Copy)]
-struct EpollEvent {
-    events: u32,
-    data: u64,
+pub(crate) struct EpollEvent {
+    pub(crate) events: u32,
+    pub(crate) data: u64,
 }
 
 extern "C" {
-    fn epoll_create1(flags: c_int) -> c_int;
-    fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut EpollEvent) -> c_int;
+    pub(crate) fn epoll_create1(flags: c_int) -> c_int;
+    pub(crate) fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut EpollEvent) -> c_int;
     fn epoll_wait(ep: c_int, evs: *mut EpollEvent, max: c_int, timeout: c_int) -> c_int;
     fn accept4(fd: c_int, addr: *mut c_void, len: *mut u32, flags: c_int) -> c_int;
-    fn connect(fd: c_int, addr: *const c_void, len: u32) -> c_int;
+    pub(crate) fn connect(fd: c_int, addr: *const c_void, len: u32) -> c_int;
     fn listen(fd: c_int, backlog: c_int) -> c_int;
     fn splice(fd_in: c_int, off_in: *mut i64, fd_out: c_int, off_out: *mut i64, len: usize, flags: u32) -> isize;
     fn pipe2(fds: *mut c_int, flags: c_int) -> c_int;
     fn shutdown(fd: c_int, how: c_int) -> c_int;
-    fn eventfd(init: u32, flags: c_int) -> c_int;
-    fn read(fd: c_int, buf: *mut c_void, n: usize) -> isize;
-    fn write(fd: c_int, buf: *const c_void, n: usize) -> isize;
+    pub(crate) fn eventfd(init: u32, flags: c_int) -> c_int;
+    pub(crate) fn read(fd: c_int, buf: *mut c_void, n: usize) -> isize;
+    pub(crate) fn write(fd: c_int, buf: *const c_void, n: usize) -> isize;
     fn fcntl(fd: c_int, cmd: c_int, arg: c_int) -> c_int;
-    fn send(fd: c_int, buf: *const c_void, n: usize, flags: c_int) -> isize;
+    pub(crate) fn send(fd: c_int, buf: *const c_void, n: usize, flags: c_int) -> isize;
     fn sched_yield() -> c_int;
 }
 
 const SOCK_STREAM: c_int = 1;
-const NONBLOCK: c_int = 0o4000;
-const CLOEXEC: c_int = 0o2000000;
-const EPOLL_CTL_ADD: c_int = 1;
+pub(crate) const NONBLOCK: c_int = 0o4000;
+pub(crate) const CLOEXEC: c_int = 0o2000000;
+pub(crate) const EPOLL_CTL_ADD: c_int = 1;
 const EPOLL_CTL_MOD: c_int = 3;
-const EPOLLIN: u32 = 1;
+pub(crate) const EPOLLIN: u32 = 1;
 const EPOLLOUT: u32 = 4;
 const EPOLLERR: u32 = 8;
 const EPOLLHUP: u32 = 0x10;
 const EPOLLRDHUP: u32 = 0x2000;
-const EPOLLET: u32 = 1 << 31;
+pub(crate) const EPOLLET: u32 = 1 << 31;
 const SPLICE_F_MOVE: u32 = 1;
 const SPLICE_F_NONBLOCK: u32 = 2;
 const SHUT_RD: c_int = 0;
@@ -69,12 +69,12 @@ const TCP_NODELAY: c_int = 1;
 const TCP_QUICKACK: c_int = 12;
 const MSG_NOSIGNAL: c_int = 0x4000;
 const MSG_MORE: c_int = 0x8000;
-const EINTR: i32 = 4;
+pub(crate) const EINTR: i32 = 4;
 const ECONNABORTED: i32 = 103;
-const EAGAIN: i32 = 11;
+pub(crate) const EAGAIN: i32 = 11;
 const EINPROGRESS: i32 = 115;
-const EMFILE: i32 = 24;
-const ENFILE: i32 = 23;
+pub(crate) const EMFILE: i32 = 24;
+pub(crate) const ENFILE: i32 = 23;
 
 /// With PODMAN_SWARM_DNS_RELAY_SPLICE=1 a direction switches from read/write to splice after
 /// this many bytes. Off by default: on loopback read/write relays bulk faster (splice stalls the
@@ -86,8 +86,8 @@ const PIPE_MAX: usize = 1 << 20;
 /// pipe moves more per splice pair. It is also what a slow reader can hold here per direction.
 const PIPE_SIZE: c_int = 1 << 20;
 const F_SETPIPE_SZ: c_int = 1031;
-const LISTENER_BIT: u64 = 1 << 63;
-const WAKE_TOKEN: u64 = 1 << 62;
+pub(crate) const LISTENER_BIT: u64 = 1 << 63;
+pub(crate) const WAKE_TOKEN: u64 = 1 << 62;
 
 /// Delayed ACKs on both of a connection's sockets (TCP_QUICKACK off, as HAProxy's
 /// tcp-smart-accept / tcp-smart-connect do, its default in HTTP mode): the ACK of a request
@@ -118,7 +118,7 @@ fn splice_on() -> bool {
 /// 0 turns it off). See `Spin`.
 const SPIN_MAX_US: u64 = 100;
 
-fn spin_max_us() -> u64 {
+pub(crate) fn spin_max_us() -> u64 {
     std::env::var("PODMAN_SWARM_DNS_RELAY_SPIN_US").ok().and_then(|v| v.parse().ok()).unwrap_or(SPIN_MAX_US)
 }
 
@@ -131,17 +131,17 @@ fn spin_max_us() -> u64 {
 /// polls to whatever else is runnable on it) for a window that grows while blocking waits turn
 /// out short (events were coming anyway) and shrinks when they are long: a busy relay stays
 /// awake, a quiet one (events further apart than the maximum window) does not poll at all.
-struct Spin {
+pub(crate) struct Spin {
     max: std::time::Duration,
     window: std::time::Duration,
 }
 
 impl Spin {
-    fn new(max_us: u64) -> Spin {
+    pub(crate) fn new(max_us: u64) -> Spin {
         Spin { max: std::time::Duration::from_micros(max_us), window: std::time::Duration::ZERO }
     }
 
-    fn wait(&mut self, ep: c_int, evs: &mut [EpollEvent]) -> c_int {
+    pub(crate) fn wait(&mut self, ep: c_int, evs: &mut [EpollEvent], timeout_ms: c_int) -> c_int {
         use std::time::{Duration, Instant};
         if !self.window.is_zero() {
             let until = Instant::now() + self.window;
@@ -157,7 +157,7 @@ impl Spin {
             }
         }
         let t0 = if self.max.is_zero() { None } else { Some(Instant::now()) };
-        let n = unsafe { epoll_wait(ep, evs.as_mut_ptr(), evs.len() as c_int, 250) };
+        let n = unsafe { epoll_wait(ep, evs.as_mut_ptr(), evs.len() as c_int, timeout_ms) };
         if let Some(t0) = t0 {
             if n > 0 && t0.elapsed() <= self.max {
                 // A longer window would have caught these events without sleeping.
@@ -174,11 +174,11 @@ impl Spin {
 }
 
 /// The call found nothing to do now (or was interrupted): not an error of the connection.
-fn would_block(e: i32) -> bool {
+pub(crate) fn would_block(e: i32) -> bool {
     e == EAGAIN || e == EINTR
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
@@ -193,11 +193,13 @@ pub struct BackendStats {
     /// ms since the epoch (as JS's Date.now()) until which it is skipped.
     pub ejected_until: AtomicU64,
     streak: AtomicU64,
+    /// It left the list: UDP sessions on it move elsewhere at their client's next datagram.
+    pub gone: AtomicBool,
 }
 
 pub struct BackendEntry {
     pub id: String,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     weight: i64,
     local: bool,
     current: i64,
@@ -212,20 +214,45 @@ pub struct Config {
     pub connect_ms: u64,
     pub eject_ms: u64,
     pub attempts: u32,
+    /// UDP: sessions one listener keeps at most (TCP's limit is MAX_CONNECTIONS, shared).
+    pub max_sessions: u64,
 }
 
 pub struct Listener {
     pub id: u32,
-    fd: c_int,
+    pub(crate) fd: c_int,
+    /// A UDP listener (relay_udp.rs's thread serves it), else TCP.
+    pub udp: bool,
     pub port: u16,
     pub backends: Mutex<Vec<BackendEntry>>,
     /// Backends that left the list but still have open connections (reported until they drain).
     pub retired: Mutex<Vec<(String, Arc<BackendStats>)>>,
     pub cfg: Mutex<Config>,
+    /// TCP: open connections; UDP: open sessions.
     pub active: AtomicU64,
+    /// TCP: connections closed at the limit; UDP: sessions ended early for a new client at the
+    /// session bound.
     pub refused: AtomicU64,
     closed: AtomicBool,
     rr_next: AtomicU64,
+}
+
+impl Listener {
+    pub(crate) fn new(id: u32, fd: c_int, port: u16, cfg: Config, udp: bool) -> Listener {
+        Listener {
+            id,
+            fd,
+            udp,
+            port,
+            backends: Mutex::new(Vec::new()),
+            retired: Mutex::new(Vec::new()),
+            cfg: Mutex::new(cfg),
+            active: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            rr_next: AtomicU64::new(0),
+        }
+    }
 }
 
 pub static MAX_CONNECTIONS: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -301,18 +328,7 @@ pub fn open(id: u32, host: &str, port: u16, backlog: i32, cfg: Config) -> Result
     let mut glen = 128u32;
     unsafe { getsockname(fd, &mut got as *mut _ as *mut c_void, &mut glen) };
     let bound = u16::from_be_bytes([got.bytes[2], got.bytes[3]]);
-    let l = Arc::new(Listener {
-        id,
-        fd,
-        port: bound,
-        backends: Mutex::new(Vec::new()),
-        retired: Mutex::new(Vec::new()),
-        cfg: Mutex::new(cfg),
-        active: AtomicU64::new(0),
-        refused: AtomicU64::new(0),
-        closed: AtomicBool::new(false),
-        rr_next: AtomicU64::new(0),
-    });
+    let l = Arc::new(Listener::new(id, fd, bound, cfg, false));
     if let Err(e) = send_cmd(Cmd::Add(l.clone())) {
         unsafe { close(fd) };
         return Err((e, "relay thread".into()));
@@ -368,6 +384,7 @@ pub fn set_backends(l: &Listener, spec: &str) -> Result<(), String> {
 }
 
 fn retire(l: &Listener, b: BackendEntry) {
+    b.stats.gone.store(true, Ordering::Relaxed);
     let mut r = l.retired.lock().unwrap_or_else(|e| e.into_inner());
     r.retain(|(_, s)| s.active.load(Ordering::Relaxed) > 0);
     if b.stats.active.load(Ordering::Relaxed) > 0 {
@@ -377,7 +394,7 @@ fn retire(l: &Listener, b: BackendEntry) {
 
 /// Index of the backend for a new connection: untried, not ejected (unless all untried ones
 /// are), local first when asked, then the policy (as src/lb/backends.ts and policy.ts).
-fn pick(l: &Listener, list: &mut [BackendEntry], tried: &[Arc<BackendStats>], cfg: &Config, now: u64, rng: &mut u64) -> Option<usize> {
+pub(crate) fn pick(l: &Listener, list: &mut [BackendEntry], tried: &[Arc<BackendStats>], cfg: &Config, now: u64, rng: &mut u64) -> Option<usize> {
     let mut cands: Vec<usize> = (0..list.len()).filter(|&i| !tried.iter().any(|t| Arc::ptr_eq(t, &list[i].stats))).collect();
     if cands.is_empty() {
         return None;
@@ -445,7 +462,7 @@ fn pick(l: &Listener, list: &mut [BackendEntry], tried: &[Arc<BackendStats>], cf
     }
 }
 
-fn failed(s: &BackendStats, eject_ms: u64, now: u64) {
+pub(crate) fn failed(s: &BackendStats, eject_ms: u64, now: u64) {
     s.connect_failures.fetch_add(1, Ordering::Relaxed);
     let n = s.streak.fetch_add(1, Ordering::Relaxed) + 1;
     let was_in = s.ejected_until.load(Ordering::Relaxed) <= now;
@@ -542,7 +559,7 @@ impl Relay {
         let mut last_sweep = 0;
         let mut spin = Spin::new(spin_max_us());
         loop {
-            let n = spin.wait(self.ep, &mut evs);
+            let n = spin.wait(self.ep, &mut evs, 250);
             self.now = now_ms();
             self.mono = self.base.elapsed().as_millis() as u64;
             if n < 0 && errno() != EINTR {

@@ -28,6 +28,7 @@ export function lbOptions(o: Options, hostAddress: string): LbOptions {
     failOpen: o.failOpen,
     idleTimeoutMs: o.lbIdleTimeout,
     udpIdleTimeoutMs: o.lbUdpTimeout,
+    udpMaxSessions: o.lbUdpMaxSessions,
     maxConnections: o.lbMaxConnections,
     proxyProtocol: o.lbProxyProtocol,
     ingress: ingressEntries(o.ingress),

@@ -1,0 +1,531 @@
+//! UDP VIPs for the load balancer: one thread owns the VIP:port sockets and their sessions, as
+//! the JS proxy (src/lb/udp-proxy.ts) does. A session is one client address:port with its own
+//! socket connected to the backend the policy picked (relay.rs's `pick`, as for TCP), so the
+//! backend's replies go back to that client alone and a client's datagrams stay on one backend.
+//! - A listener's sessions are kept in least-recently-used order (a list through the slots):
+//!   the idle timeout pops them from the old end, and at the listener's session bound the oldest
+//!   one ends for the new client (counted in `refused`). So the work per datagram is a hash
+//!   look-up and a few index writes, whatever the number of sessions.
+//! - A session whose backend left the list moves to another at its client's next datagram; an
+//!   ICMP refusal (ECONNREFUSED on the connected socket) ejects the backend and ends the session.
+//! - Sockets are level-triggered and each wakeup reads at most BUDGET datagrams from one socket,
+//!   so a flood on one listener or session cannot starve the others.
+//! A datagram that finds a full socket buffer is dropped, as the network would.
+
+use crate::relay::{
+    connect, epoll_create1, epoll_ctl, eventfd, failed, now_ms, pick, read, send, spin_max_us, would_block, write, Config, EpollEvent, Listener, Spin, CLOEXEC, EINTR, EMFILE, ENFILE,
+    EPOLLIN, EPOLLET, EPOLL_CTL_ADD, LISTENER_BIT, NONBLOCK, WAKE_TOKEN,
+};
+use crate::relay::BackendStats;
+use crate::sys::{bind, close, errno, getsockname, iovec, mmsghdr, msghdr, recvmmsg, sendto, set_int, socket, sockaddr_storage, AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPV6_FREEBIND, IPV6_V6ONLY, IP_FREEBIND, MSG_DONTWAIT, SOCK_DGRAM};
+use crate::udp::sockaddr;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::os::raw::{c_int, c_void};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+extern "C" {
+    fn recv(fd: c_int, buf: *mut c_void, n: usize, flags: c_int) -> isize;
+}
+
+const EPOLL_CTL_DEL: c_int = 2;
+const ECONNREFUSED: i32 = 111;
+/// Datagrams one recvmmsg takes from a listener.
+const BATCH: usize = 16;
+/// Datagrams read from one socket per wakeup (the rest wait for the next round).
+const BUDGET: usize = 64;
+/// The largest UDP payload.
+const DGRAM: usize = 65536;
+const NONE: usize = usize::MAX;
+
+/// Sessions open on every UDP listener.
+pub static SESSIONS: AtomicU64 = AtomicU64::new(0);
+
+/// A client's address as the kernel wrote it (family, port, address; for IPv6 the scope too).
+type Key = [u8; 28];
+
+/// FNV-1a: the keys are short and come from the kernel's own sockaddr; SipHash would cost more
+/// than the rest of the datagram's handling.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h = (h ^ *b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type Map = HashMap<Key, usize, BuildHasherDefault<Fnv>>;
+
+fn key_of(sa: &sockaddr_storage, len: u32) -> Key {
+    let mut k = [0u8; 28];
+    let n = (len as usize).min(28);
+    k[..n].copy_from_slice(&sa.bytes[..n]);
+    if n >= 8 && u16::from_ne_bytes([k[0], k[1]]) as c_int == AF_INET6 {
+        k[4..8].copy_from_slice(&[0; 4]); // the flow label is no part of the client's identity
+    }
+    k
+}
+
+struct Session {
+    port: u32,
+    key: Key,
+    fd: c_int,
+    client: sockaddr_storage,
+    client_len: u32,
+    backend: Arc<BackendStats>,
+    last: u64,
+    /// Neighbours in the listener's LRU list (slot indexes; NONE at the ends).
+    older: usize,
+    newer: usize,
+}
+
+struct Slot {
+    gen: u32,
+    s: Option<Session>,
+}
+
+/// A listener as the thread sees it: its sessions by client and in LRU order.
+struct Port {
+    l: Arc<Listener>,
+    sessions: Map,
+    oldest: usize,
+    newest: usize,
+}
+
+enum Cmd {
+    Add(Arc<Listener>),
+    Close(u32, Arc<(Mutex<bool>, Condvar)>),
+}
+
+struct Handle {
+    efd: c_int,
+    cmds: Mutex<Vec<Cmd>>,
+}
+
+static HANDLE: Mutex<Option<Arc<Handle>>> = Mutex::new(None);
+
+fn handle() -> Result<Arc<Handle>, i32> {
+    let mut g = HANDLE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(h) = g.as_ref() {
+        return Ok(h.clone());
+    }
+    let ep = unsafe { epoll_create1(CLOEXEC) };
+    if ep < 0 {
+        return Err(errno());
+    }
+    let efd = unsafe { eventfd(0, NONBLOCK | CLOEXEC) };
+    if efd < 0 {
+        let e = errno();
+        unsafe { close(ep) };
+        return Err(e);
+    }
+    let mut ev = EpollEvent { events: EPOLLIN | EPOLLET, data: WAKE_TOKEN };
+    unsafe { epoll_ctl(ep, EPOLL_CTL_ADD, efd, &mut ev) };
+    let h = Arc::new(Handle { efd, cmds: Mutex::new(Vec::new()) });
+    let h2 = h.clone();
+    std::thread::Builder::new().name("psdns-udp-relay".into()).spawn(move || UdpRelay::new(ep, h2).run()).map_err(|_| 12)?;
+    *g = Some(h.clone());
+    Ok(h)
+}
+
+fn send_cmd(c: Cmd) -> Result<(), i32> {
+    let h = handle()?;
+    h.cmds.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+    let one: u64 = 1;
+    unsafe { write(h.efd, &one as *const u64 as *const c_void, 8) };
+    Ok(())
+}
+
+/// Binds host:port (0: any free port) for UDP and hands the socket to the thread.
+pub fn open(id: u32, host: &str, port: u16, cfg: Config) -> Result<Arc<Listener>, (i32, String)> {
+    let ip: IpAddr = host.parse().map_err(|_| (22, format!("not an IP address: {}", host)))?;
+    let v6 = ip.is_ipv6();
+    let fd = unsafe { socket(if v6 { AF_INET6 } else { AF_INET }, SOCK_DGRAM | NONBLOCK | CLOEXEC, 0) };
+    if fd < 0 {
+        return Err((errno(), "socket".into()));
+    }
+    if v6 {
+        set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+        set_int(fd, IPPROTO_IPV6, IPV6_FREEBIND, 1);
+    } else {
+        set_int(fd, IPPROTO_IP, IP_FREEBIND, 1);
+    }
+    let (sa, len) = sockaddr(ip, port);
+    if unsafe { bind(fd, &sa as *const _ as *const c_void, len) } != 0 {
+        let e = errno();
+        unsafe { close(fd) };
+        return Err((e, "bind".into()));
+    }
+    let mut got = sockaddr_storage { bytes: [0; 128] };
+    let mut glen = 128u32;
+    unsafe { getsockname(fd, &mut got as *mut _ as *mut c_void, &mut glen) };
+    let bound = u16::from_be_bytes([got.bytes[2], got.bytes[3]]);
+    let l = Arc::new(Listener::new(id, fd, bound, cfg, true));
+    if let Err(e) = send_cmd(Cmd::Add(l.clone())) {
+        unsafe { close(fd) };
+        return Err((e, "relay thread".into()));
+    }
+    Ok(l)
+}
+
+/// Closes the listener and ends its sessions; returns once the thread has done so (the port can
+/// be bound again, by the JS proxy too), or after two seconds at worst.
+pub fn close_listener(l: &Listener) {
+    let done = Arc::new((Mutex::new(false), Condvar::new()));
+    if send_cmd(Cmd::Close(l.id, done.clone())).is_err() {
+        return;
+    }
+    let (m, cv) = &*done;
+    let g = m.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = cv.wait_timeout_while(g, std::time::Duration::from_secs(2), |d| !*d);
+}
+
+fn token(slot: usize, gen: u32) -> u64 {
+    ((gen as u64) << 32) | slot as u64
+}
+
+struct UdpRelay {
+    ep: c_int,
+    h: Arc<Handle>,
+    ports: HashMap<u32, Port>,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    /// recvmmsg's buffers and client addresses.
+    bufs: Vec<u8>,
+    names: Vec<sockaddr_storage>,
+    now: u64,
+    mono: u64,
+    base: std::time::Instant,
+    rng: u64,
+}
+
+impl UdpRelay {
+    fn new(ep: c_int, h: Arc<Handle>) -> UdpRelay {
+        UdpRelay {
+            ep,
+            h,
+            ports: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            bufs: vec![0u8; BATCH * DGRAM],
+            names: vec![sockaddr_storage { bytes: [0; 128] }; BATCH],
+            now: now_ms(),
+            mono: 0,
+            base: std::time::Instant::now(),
+            rng: 0x2545_f491_4f6c_dd1d ^ now_ms(),
+        }
+    }
+
+    fn run(mut self) {
+        let mut evs = vec![EpollEvent { events: 0, data: 0 }; 256];
+        let mut last_sweep = 0;
+        let mut spin = Spin::new(spin_max_us());
+        loop {
+            let n = spin.wait(self.ep, &mut evs, 100);
+            self.now = now_ms();
+            self.mono = self.base.elapsed().as_millis() as u64;
+            if n < 0 && errno() != EINTR {
+                eprintln!("podman-swarm-dns native UDP relay: epoll_wait failed: {}", std::io::Error::last_os_error());
+                return;
+            }
+            for ev in evs.iter().take(n.max(0) as usize) {
+                let data = ev.data;
+                if data == WAKE_TOKEN {
+                    self.commands();
+                } else if data & LISTENER_BIT != 0 {
+                    self.from_clients((data & 0xffff_ffff) as u32);
+                } else {
+                    self.from_backend((data & 0xffff_ffff) as usize, (data >> 32) as u32);
+                }
+            }
+            if self.mono.saturating_sub(last_sweep) >= 50 {
+                last_sweep = self.mono;
+                self.sweep();
+            }
+        }
+    }
+
+    fn commands(&mut self) {
+        let mut v = [0u8; 8];
+        unsafe { read(self.h.efd, v.as_mut_ptr() as *mut c_void, 8) };
+        let cmds: Vec<Cmd> = std::mem::take(&mut *self.h.cmds.lock().unwrap_or_else(|e| e.into_inner()));
+        for c in cmds {
+            match c {
+                Cmd::Add(l) => {
+                    let mut ev = EpollEvent { events: EPOLLIN, data: LISTENER_BIT | l.id as u64 };
+                    unsafe { epoll_ctl(self.ep, EPOLL_CTL_ADD, l.fd, &mut ev) };
+                    self.ports.insert(l.id, Port { l, sessions: Map::default(), oldest: NONE, newest: NONE });
+                }
+                Cmd::Close(id, done) => {
+                    if let Some(p) = self.ports.get(&id) {
+                        let slots: Vec<usize> = p.sessions.values().copied().collect();
+                        for s in slots {
+                            self.end(s);
+                        }
+                    }
+                    if let Some(p) = self.ports.remove(&id) {
+                        unsafe { close(p.l.fd) };
+                    }
+                    let (m, cv) = &*done;
+                    *m.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                    cv.notify_all();
+                }
+            }
+        }
+    }
+
+    /// Datagrams from clients on listener `id`: each to its session's backend.
+    fn from_clients(&mut self, id: u32) {
+        let fd = match self.ports.get(&id) {
+            Some(p) => p.l.fd,
+            None => return,
+        };
+        let mut iov = [iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH];
+        let mut msgs = [mmsghdr {
+            msg_hdr: msghdr { msg_name: std::ptr::null_mut(), msg_namelen: 0, msg_iov: std::ptr::null_mut(), msg_iovlen: 1, msg_control: std::ptr::null_mut(), msg_controllen: 0, msg_flags: 0 },
+            msg_len: 0,
+        }; BATCH];
+        let mut taken = 0;
+        while taken < BUDGET {
+            for i in 0..BATCH {
+                iov[i] = iovec { iov_base: self.bufs[i * DGRAM..].as_mut_ptr() as *mut c_void, iov_len: DGRAM };
+                msgs[i].msg_hdr.msg_name = &mut self.names[i] as *mut _ as *mut c_void;
+                msgs[i].msg_hdr.msg_namelen = 128;
+                msgs[i].msg_hdr.msg_iov = &mut iov[i];
+                msgs[i].msg_hdr.msg_iovlen = 1;
+            }
+            let n = unsafe { recvmmsg(fd, msgs.as_mut_ptr(), BATCH as u32, MSG_DONTWAIT, std::ptr::null_mut()) };
+            if n <= 0 {
+                return;
+            }
+            for i in 0..n as usize {
+                let len = msgs[i].msg_len as usize;
+                let name = self.names[i];
+                self.relay_out(id, &name, msgs[i].msg_hdr.msg_namelen, i, len);
+            }
+            taken += n as usize;
+            if (n as usize) < BATCH {
+                return;
+            }
+        }
+    }
+
+    /// Sends datagram `i` of the batch (`len` bytes) from client `name` to its session's backend,
+    /// opening the session first if it has none (or its backend left the list).
+    fn relay_out(&mut self, id: u32, name: &sockaddr_storage, name_len: u32, i: usize, len: usize) {
+        let key = key_of(name, name_len);
+        let mut slot = self.ports.get(&id).and_then(|p| p.sessions.get(&key).copied()).unwrap_or(NONE);
+        if slot != NONE && self.slots[slot].s.as_ref().map_or(true, |s| s.backend.gone.load(Ordering::Relaxed)) {
+            self.end(slot);
+            slot = NONE;
+        }
+        if slot == NONE {
+            slot = match self.open_session(id, key, name, name_len) {
+                Some(s) => s,
+                None => return,
+            };
+        }
+        self.touch(slot);
+        let s = self.slots[slot].s.as_ref().unwrap();
+        let r = unsafe { send(s.fd, self.bufs[i * DGRAM..].as_ptr() as *const c_void, len, MSG_DONTWAIT) };
+        if r >= 0 {
+            s.backend.bytes_out.fetch_add(len as u64, Ordering::Relaxed);
+        } else if errno() == ECONNREFUSED {
+            self.refused(slot);
+        }
+    }
+
+    fn open_session(&mut self, id: u32, key: Key, name: &sockaddr_storage, name_len: u32) -> Option<usize> {
+        let l = self.ports.get(&id)?.l.clone();
+        let (addr, stats, max, eject_ms): (SocketAddr, Arc<BackendStats>, u64, u64) = {
+            let cfg = l.cfg.lock().unwrap_or_else(|e| e.into_inner());
+            let mut list = l.backends.lock().unwrap_or_else(|e| e.into_inner());
+            let i = pick(&l, &mut list, &[], &cfg, self.now, &mut self.rng)?;
+            (list[i].addr, list[i].stats.clone(), cfg.max_sessions.max(1), cfg.eject_ms)
+        };
+        let full = self.ports.get(&id).map_or(false, |p| p.sessions.len() as u64 >= max);
+        if full {
+            let oldest = self.ports.get(&id).map_or(NONE, |p| p.oldest);
+            if oldest != NONE {
+                self.end(oldest);
+                l.refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let fd = unsafe { socket(if addr.is_ipv6() { AF_INET6 } else { AF_INET }, SOCK_DGRAM | NONBLOCK | CLOEXEC, 0) };
+        if fd < 0 {
+            return None; // out of descriptors: the datagram is dropped
+        }
+        let (sa, len) = sockaddr(addr.ip(), addr.port());
+        if unsafe { connect(fd, &sa as *const _ as *const c_void, len) } != 0 {
+            let e = errno();
+            unsafe { close(fd) };
+            if e != EMFILE && e != ENFILE {
+                failed(&stats, eject_ms, self.now);
+            }
+            return None;
+        }
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(Slot { gen: 0, s: None });
+                self.slots.len() - 1
+            }
+        };
+        let mut ev = EpollEvent { events: EPOLLIN, data: token(slot, self.slots[slot].gen) };
+        unsafe { epoll_ctl(self.ep, EPOLL_CTL_ADD, fd, &mut ev) };
+        stats.active.fetch_add(1, Ordering::Relaxed);
+        stats.connections.fetch_add(1, Ordering::Relaxed);
+        l.active.fetch_add(1, Ordering::Relaxed);
+        SESSIONS.fetch_add(1, Ordering::Relaxed);
+        self.slots[slot].s = Some(Session { port: id, key, fd, client: *name, client_len: name_len, backend: stats, last: self.mono, older: NONE, newer: NONE });
+        if let Some(p) = self.ports.get_mut(&id) {
+            p.sessions.insert(key, slot);
+        }
+        Some(slot)
+    }
+
+    /// Replies from a session's backend, back to its client from the listener's address.
+    fn from_backend(&mut self, slot: usize, gen: u32) {
+        let (fd, port) = match self.slots.get(slot) {
+            Some(Slot { gen: g, s: Some(s) }) if *g == gen => (s.fd, s.port),
+            _ => return,
+        };
+        let lfd = match self.ports.get(&port) {
+            Some(p) => p.l.fd,
+            None => return,
+        };
+        let mut moved = false;
+        for _ in 0..BUDGET {
+            let n = unsafe { recv(fd, self.bufs.as_mut_ptr() as *mut c_void, DGRAM, MSG_DONTWAIT) };
+            if n < 0 {
+                let e = errno();
+                if e == ECONNREFUSED {
+                    return self.refused(slot);
+                }
+                if would_block(e) {
+                    break;
+                }
+                return self.end(slot);
+            }
+            let s = self.slots[slot].s.as_ref().unwrap();
+            unsafe { sendto(lfd, self.bufs.as_ptr() as *const c_void, n as usize, MSG_DONTWAIT, &s.client as *const _ as *const c_void, s.client_len) };
+            s.backend.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+            moved = true;
+        }
+        if moved {
+            self.touch(slot);
+        }
+    }
+
+    /// The backend refused (ICMP port unreachable): it is ejected and the session ends.
+    fn refused(&mut self, slot: usize) {
+        if let Some(s) = self.slots[slot].s.as_ref() {
+            if let Some(p) = self.ports.get(&s.port) {
+                let eject_ms = p.l.cfg.lock().unwrap_or_else(|e| e.into_inner()).eject_ms;
+                failed(&s.backend, eject_ms, self.now);
+            }
+        }
+        self.end(slot);
+    }
+
+    fn unlink(&mut self, slot: usize) {
+        let (port, older, newer) = match self.slots[slot].s.as_ref() {
+            Some(s) => (s.port, s.older, s.newer),
+            None => return,
+        };
+        if older != NONE {
+            self.slots[older].s.as_mut().unwrap().newer = newer;
+        }
+        if newer != NONE {
+            self.slots[newer].s.as_mut().unwrap().older = older;
+        }
+        if let Some(p) = self.ports.get_mut(&port) {
+            if p.oldest == slot {
+                p.oldest = newer;
+            }
+            if p.newest == slot {
+                p.newest = older;
+            }
+        }
+    }
+
+    /// Marks the session used now: it moves to the new end of its listener's list.
+    fn touch(&mut self, slot: usize) {
+        let port = match self.slots[slot].s.as_ref() {
+            Some(s) => s.port,
+            None => return,
+        };
+        let newest = self.ports.get(&port).map_or(NONE, |p| p.newest);
+        if newest == slot {
+            self.slots[slot].s.as_mut().unwrap().last = self.mono;
+            return;
+        }
+        self.unlink(slot);
+        {
+            let s = self.slots[slot].s.as_mut().unwrap();
+            s.last = self.mono;
+            s.older = newest;
+            s.newer = NONE;
+        }
+        if newest != NONE {
+            self.slots[newest].s.as_mut().unwrap().newer = slot;
+        }
+        if let Some(p) = self.ports.get_mut(&port) {
+            p.newest = slot;
+            if p.oldest == NONE {
+                p.oldest = slot;
+            }
+        }
+    }
+
+    fn end(&mut self, slot: usize) {
+        self.unlink(slot);
+        let st = &mut self.slots[slot];
+        if let Some(s) = st.s.take() {
+            st.gen = st.gen.wrapping_add(1);
+            unsafe {
+                let mut ev = EpollEvent { events: 0, data: 0 };
+                epoll_ctl(self.ep, EPOLL_CTL_DEL, s.fd, &mut ev);
+                close(s.fd);
+            }
+            s.backend.active.fetch_sub(1, Ordering::Relaxed);
+            SESSIONS.fetch_sub(1, Ordering::Relaxed);
+            if let Some(p) = self.ports.get_mut(&s.port) {
+                p.l.active.fetch_sub(1, Ordering::Relaxed);
+                if p.sessions.get(&s.key) == Some(&slot) {
+                    p.sessions.remove(&s.key);
+                }
+            }
+            self.free.push(slot);
+        }
+    }
+
+    /// Ends the sessions idle for their listener's timeout: from the old end of each list, so
+    /// only the expired ones are looked at.
+    fn sweep(&mut self) {
+        let ids: Vec<u32> = self.ports.keys().copied().collect();
+        for id in ids {
+            let idle = match self.ports.get(&id) {
+                Some(p) => p.l.cfg.lock().unwrap_or_else(|e| e.into_inner()).idle_ms,
+                None => continue,
+            };
+            loop {
+                let oldest = self.ports.get(&id).map_or(NONE, |p| p.oldest);
+                if oldest == NONE || self.mono.saturating_sub(self.slots[oldest].s.as_ref().map_or(0, |s| s.last)) < idle {
+                    break;
+                }
+                self.end(oldest);
+            }
+        }
+    }
+}
