@@ -5,11 +5,14 @@
 //   bulk     iperf3, one stream, client → server          (Gbit/s)
 //   connect  wrk, a new connection per request, to nginx   (requests/s)
 //   keep     wrk, keep-alive, to nginx                     (requests/s)
+// and, asked for with --cases (HAProxy has no UDP: direct and the two VIPs only):
+//   udp-rate  dnsperf -c 4 -T 2 -q 200 to knot, a UDP session per dnsperf socket (queries/s)
+//   udp-bulk  iperf3 -u -b 0 -l 1400, one stream; what the server received  (Gbit/s)
 // While a VIP runs, a probe asks that daemon's DNS every 50 ms and counts answers.
 //
-//   node bench/lb.mjs [--rounds 3] [--seconds 8] [--connections 50] [--cases bulk,connect,keep]
+//   node bench/lb.mjs [--rounds 3] [--seconds 8] [--connections 50] [--cases bulk,connect,keep,udp-rate,udp-bulk]
 //
-// Needs: `npm run build`; haproxy iperf3 wrk nginx-light from Debian (installed with apt-get when
+// Needs: `npm run build`; haproxy iperf3 wrk nginx-light (and for UDP dnsperf knot) from Debian (installed with apt-get when
 // missing and running as root). The VIP is in 127.68.0.0/16 so no link or root is needed;
 // the path (loopback delivery to a local address) is the one pswarm0 gives. The JS-proxy daemon
 // uses 127.69.0.0/16 (same ports, other VIPs). `npm run build:native` first for the relay.
@@ -33,7 +36,8 @@ const EXTRA = argv['daemon-args'] ? String(argv['daemon-args']).split(' ') : [];
 // accepted and the server socket), off by default in its TCP mode.
 const SMART = Boolean(argv['haproxy-smart']);
 
-const need = { haproxy: 'haproxy', iperf3: 'iperf3', wrk: 'wrk', nginx: 'nginx-light' };
+const UDP_CASES = ['udp-rate', 'udp-bulk'];
+const need = { haproxy: 'haproxy', iperf3: 'iperf3', wrk: 'wrk', nginx: 'nginx-light', ...(CASES.includes('udp-rate') ? { dnsperf: 'dnsperf', knotd: 'knot' } : {}) };
 const { spawnSync } = await import('node:child_process');
 const missing = Object.entries(need).filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0);
 if (missing.length) {
@@ -114,6 +118,24 @@ http { access_log off; keepalive_requests 1000000; client_body_temp_path ${work}
 `);
 start('nginx', ['-c', path.join(work, 'nginx.conf'), '-p', work]);
 
+// The UDP request/response backend: knot, authoritative for one name, and dnsperf's query file.
+const dnsBackendPort = await freePort();
+if (CASES.includes('udp-rate')) {
+  const dir = path.join(work, 'knot');
+  await fs.mkdirp(dir);
+  // mkdtemp's directory is 0700; knotd (as root here) still could not write its PID file there.
+  await fs.chmod(work, 0o755);
+  await fs.writeFile(path.join(dir, 'bench.test.zone'), '$ORIGIN bench.test.\n$TTL 3600\n@ SOA ns hostmaster 1 7200 1800 86400 3600\n@ NS ns\nns A 10.0.0.1\nwww A 10.0.0.2\n');
+  await fs.writeFile(path.join(dir, 'knot.conf'), [
+    'server:', `    rundir: "${dir}"`, `    listen: 127.0.0.1@${dnsBackendPort}`, 'control:', `    listen: "${dir}/knot.sock"`,
+    'database:', `    storage: "${dir}"`, 'log:', '  - target: stderr', '    any: warning',
+    'zone:', '  - domain: bench.test', `    file: "${path.join(dir, 'bench.test.zone')}"`, '    journal-content: none', '    zonefile-sync: -1',
+  ].join('\n') + '\n');
+  await fs.writeFile(path.join(work, 'queries'), 'www.bench.test A\n');
+  const knot = start('knotd', ['-c', path.join(dir, 'knot.conf')]);
+  knot.p.once('exit', (code) => console.error(`knotd exited (${code}): ${knot.out()}`));
+}
+
 // HAProxy: one thread, L4 (mode tcp) like the daemon's proxy.
 const hIperf = await freePort();
 const hHttp = await freePort();
@@ -133,13 +155,14 @@ listen web
   bind 127.0.0.1:${hHttp}
   server s1 127.0.0.1:${httpPort}
 `);
-start('haproxy', ['-f', path.join(work, 'haproxy.cfg'), '-db']);
+const haproxyPid = start('haproxy', ['-f', path.join(work, 'haproxy.cfg'), '-db']).p.pid;
 
 // The daemons, with the two backends as vip-mode services.
 await fs.writeFile(path.join(work, 'config.yaml'), [
   'log-level: warn',
   'services:',
-  '  - { name: iperf, mode: vip, endpoints: [{ address: 127.0.0.1, ports: { data: ' + iperfPort + '/tcp } }] }',
+  '  - { name: iperf, mode: vip, endpoints: [{ address: 127.0.0.1, ports: { data: ' + iperfPort + '/tcp, datau: ' + iperfPort + '/udp } }] }',
+  '  - { name: knot, mode: vip, endpoints: [{ address: 127.0.0.1, ports: { dns: ' + dnsBackendPort + '/udp } }] }',
   '  - { name: web, mode: vip, endpoints: [{ address: 127.0.0.1, ports: { http: ' + httpPort + '/tcp } }] }',
   '',
 ].join('\n'));
@@ -164,16 +187,15 @@ async function startDaemon(name, cidr, env) {
     }
     throw new Error(`no VIP for ${svc}:\n${d.out()}`);
   }
-  return { d, dnsPort, iperf: await vipOf('iperf'), web: await vipOf('web') };
+  return { d, dnsPort, iperf: await vipOf('iperf'), web: await vipOf('web'), knot: await vipOf('knot') };
 }
-const haproxyPid = children[2].pid;
 const native = await startDaemon('native', '127.68.0.0/16', {});
 const js = await startDaemon('js', '127.69.0.0/16', { PODMAN_SWARM_DNS_NATIVE_RELAY: '0' });
 
 const targets = {
-  direct: { bulk: ['127.0.0.1', iperfPort], http: ['127.0.0.1', httpPort], pid: null },
-  vip: { bulk: [native.iperf, iperfPort], http: [native.web, httpPort], pid: native.d.p.pid, dns: native.dnsPort },
-  'vip-js': { bulk: [js.iperf, iperfPort], http: [js.web, httpPort], pid: js.d.p.pid, dns: js.dnsPort },
+  direct: { bulk: ['127.0.0.1', iperfPort], http: ['127.0.0.1', httpPort], udp: ['127.0.0.1', dnsBackendPort], pid: null },
+  vip: { bulk: [native.iperf, iperfPort], http: [native.web, httpPort], udp: [native.knot, dnsBackendPort], pid: native.d.p.pid, dns: native.dnsPort },
+  'vip-js': { bulk: [js.iperf, iperfPort], http: [js.web, httpPort], udp: [js.knot, dnsBackendPort], pid: js.d.p.pid, dns: js.dnsPort },
   haproxy: { bulk: ['127.0.0.1', hIperf], http: ['127.0.0.1', hHttp], pid: haproxyPid },
 };
 for (const t of Object.values(targets)) {
@@ -213,6 +235,18 @@ function dnsProbe(dnsPort) {
 
 async function measure(kind, target) {
   const t = targets[target];
+  if (kind === 'udp-rate') {
+    const r = await $`dnsperf -s ${t.udp[0]} -p ${t.udp[1]} -d ${path.join(work, 'queries')} -c 4 -T 2 -q 200 -l ${SECONDS}`.nothrow();
+    const qps = Number(/Queries per second:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
+    if (!(qps > 0)) console.error(`  ${target} udp-rate: ${r.stdout}${r.stderr}`);
+    const lost = /Queries lost:\s+(\d+) \(([\d.]+)%\)/.exec(r.stdout);
+    if (lost && Number(lost[1]) > 0) console.error(`  ${target} udp-rate: ${lost[1]} queries lost (${lost[2]} %)`);
+    return qps;
+  }
+  if (kind === 'udp-bulk') {
+    const r = await $`iperf3 -u -b 0 -l 1400 -c ${t.bulk[0]} -p ${t.bulk[1]} -t ${SECONDS} -O 1 -J`.nothrow();
+    return JSON.parse(r.stdout).end?.sum_received?.bits_per_second / 1e9;
+  }
   if (kind === 'bulk') {
     const r = await $`iperf3 -c ${t.bulk[0]} -p ${t.bulk[1]} -t ${SECONDS} -O 1 -J`.nothrow();
     const j = JSON.parse(r.stdout);
@@ -229,13 +263,15 @@ async function measure(kind, target) {
   return rps;
 }
 
-const unit = { bulk: 'Gbit/s', connect: 'req/s', keep: 'req/s' };
+const unit = { bulk: 'Gbit/s', connect: 'req/s', keep: 'req/s', 'udp-rate': 'q/s', 'udp-bulk': 'Gbit/s' };
+const bits = (kind) => kind === 'bulk' || kind === 'udp-bulk';
 const results = {};
 const cpu = {};
 const probes = [];
 for (let round = 1; round <= ROUNDS; round++) {
   for (const kind of CASES) {
     for (const target of TARGETS) {
+      if (UDP_CASES.includes(kind) && !targets[target].udp) continue;
       const stop = targets[target].dns ? dnsProbe(targets[target].dns) : null;
       const c0 = cpuSeconds(targets[target].pid);
       const v = await measure(kind, target);
@@ -243,7 +279,7 @@ for (let round = 1; round <= ROUNDS; round++) {
       if (stop) probes.push(await stop());
       ((results[kind] ??= {})[target] ??= []).push(v);
       ((cpu[kind] ??= {})[target] ??= []).push((c1 - c0) / SECONDS);
-      console.error(`round ${round} ${kind.padEnd(7)} ${target.padEnd(8)} ${v.toFixed(kind === 'bulk' ? 2 : 0).padStart(9)} ${unit[kind]}  proxy cpu ${((c1 - c0) / SECONDS * 100).toFixed(0)}%`);
+      console.error(`round ${round} ${kind.padEnd(7)} ${target.padEnd(8)} ${v.toFixed(bits(kind) ? 2 : 0).padStart(9)} ${unit[kind]}  proxy cpu ${((c1 - c0) / SECONDS * 100).toFixed(0)}%`);
       await sleep(300);
     }
   }
@@ -264,7 +300,7 @@ const fmt = (kind, xs) => (xs ? `${median(xs).toFixed(kind === 'bulk' ? 2 : 0)} 
 const PROXIES = ['vip', 'vip-js', 'haproxy'];
 const CASE_NAMES = { bulk: 'bulk TCP, Gbit/s', connect: 'new connections, req/s', keep: 'keep-alive, req/s' };
 const chartRows = [];
-for (const kind of CASES) {
+for (const kind of CASES.filter((k) => !UDP_CASES.includes(k))) {
   const r = results[kind];
   chartRows.push({ case: CASE_NAMES[kind] ?? kind, values: ['direct', 'vip', 'vip-js', 'haproxy'].map((t) => (r[t] ? median(r[t]) : NaN)) });
   const c = cpu[kind];
@@ -276,9 +312,26 @@ for (const kind of CASES) {
   const perText = `${PROXIES.map(per).join(' / ')} ${kind === 'bulk' ? 'ms per Gbit' : 'µs per request'}`;
   console.log(`| ${kind === 'bulk' ? 'bulk TCP (iperf3, 1 stream), Gbit/s' : kind === 'connect' ? 'new connections (wrk, Connection: close), req/s' : 'keep-alive requests (wrk), req/s'} | ${fmt(kind, r.direct)} | ${fmt(kind, r.vip)} | ${fmt(kind, r['vip-js'])} | ${fmt(kind, r.haproxy)} | ${ratio('vip')} | ${ratio('vip-js')} | ${cpuText} | ${perText} |`);
 }
+// UDP: against direct (the limit) and between the two VIPs; CPU per query or per Gbit.
+const udpCases = CASES.filter((k) => UDP_CASES.includes(k));
+if (udpCases.length) {
+  console.log('\n| UDP case | direct | VIP, native relay | VIP, JS proxy | native / direct | JS / direct | native / JS | proxy CPU: native / JS | proxy CPU per unit: native / JS |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const kind of udpCases) {
+    const r = results[kind];
+    const c = cpu[kind];
+    const d = (x) => (bits(kind) ? x.toFixed(2) : x.toFixed(0));
+    const fmtU = (xs) => (xs ? `${d(median(xs))} (${d(Math.min(...xs))}–${d(Math.max(...xs))})` : '-');
+    const ratio = (a, b) => (r[a] && r[b] ? `${(median(r[a]) / median(r[b])).toFixed(2)}×` : '-');
+    const per = (t) => (c[t] ? (median(c[t].map((x, i) => x / r[t][i])) * (bits(kind) ? 1e3 : 1e6)).toFixed(1) : '-');
+    const name = kind === 'udp-rate' ? 'request/response (dnsperf -c 4 -T 2 -q 200, knot), q/s' : 'bulk UDP (iperf3 -u -b 0 -l 1400, received), Gbit/s';
+    const cpuText = ['vip', 'vip-js'].map((t) => (c[t] ? `${(median(c[t]) * 100).toFixed(0)}%` : '-')).join(' / ');
+    console.log(`| ${name} | ${fmtU(r.direct)} | ${fmtU(r.vip)} | ${fmtU(r['vip-js'])} | ${ratio('vip', 'direct')} | ${ratio('vip-js', 'direct')} | ${ratio('vip', 'vip-js')} | ${cpuText} | ${per('vip')} / ${per('vip-js')} ${bits(kind) ? 'ms per Gbit' : 'µs per query'} |`);
+  }
+}
 const sent = probes.reduce((a, p) => a + p.sent, 0);
 const answered = probes.reduce((a, p) => a + p.answered, 0);
 console.log(`\nDNS probe during the VIP runs (a query every 50 ms): ${answered} of ${sent} answered.`);
-console.log(`Chart: bench/plots/${path.basename(writePlot('lb', lbPlot(`Load balancer vs HAProxy, same backend (${new Date().toISOString().slice(0, 10)})`, chartRows)))}`);
+if (chartRows.length) console.log(`Chart: bench/plots/${path.basename(writePlot('lb', lbPlot(`Load balancer vs HAProxy, same backend (${new Date().toISOString().slice(0, 10)})`, chartRows)))}`);
 // The servers' pipes would keep the event loop alive: stop them and leave.
 await shutdown(0);

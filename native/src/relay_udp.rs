@@ -10,6 +10,8 @@
 //!   ICMP refusal (ECONNREFUSED on the connected socket) ejects the backend and ends the session.
 //! - Sockets are level-triggered and each wakeup reads at most BUDGET datagrams from one socket,
 //!   so a flood on one listener or session cannot starve the others.
+//! - Datagrams from clients are read in batches (recvmmsg); replies are collected over an epoll
+//!   round and sent back from each listener in batches (sendmmsg).
 //! A datagram that finds a full socket buffer is dropped, as the network would.
 
 use crate::relay::{
@@ -17,7 +19,7 @@ use crate::relay::{
     EPOLLIN, EPOLLET, EPOLL_CTL_ADD, LISTENER_BIT, NONBLOCK, WAKE_TOKEN,
 };
 use crate::relay::BackendStats;
-use crate::sys::{bind, close, errno, getsockname, iovec, mmsghdr, msghdr, recvmmsg, sendto, set_int, socket, sockaddr_storage, AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPV6_FREEBIND, IPV6_V6ONLY, IP_FREEBIND, MSG_DONTWAIT, SOCK_DGRAM};
+use crate::sys::{bind, close, errno, getsockname, iovec, mmsghdr, msghdr, recvmmsg, sendmmsg, set_int, socket, sockaddr_storage, AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPV6_FREEBIND, IPV6_V6ONLY, IP_FREEBIND, MSG_DONTWAIT, SOCK_DGRAM};
 use crate::udp::sockaddr;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -203,6 +205,9 @@ struct UdpRelay {
     /// recvmmsg's buffers and client addresses.
     bufs: Vec<u8>,
     names: Vec<sockaddr_storage>,
+    /// Replies waiting for the round's sendmmsg: their bytes, and (listener fd, client, length).
+    replies: Vec<u8>,
+    pending: Vec<(c_int, sockaddr_storage, u32, usize)>,
     now: u64,
     mono: u64,
     base: std::time::Instant,
@@ -219,6 +224,8 @@ impl UdpRelay {
             free: Vec::new(),
             bufs: vec![0u8; BATCH * DGRAM],
             names: vec![sockaddr_storage { bytes: [0; 128] }; BATCH],
+            replies: vec![0u8; BATCH * DGRAM],
+            pending: Vec::with_capacity(BATCH),
             now: now_ms(),
             mono: 0,
             base: std::time::Instant::now(),
@@ -248,6 +255,7 @@ impl UdpRelay {
                     self.from_backend((data & 0xffff_ffff) as usize, (data >> 32) as u32);
                 }
             }
+            self.flush();
             if self.mono.saturating_sub(last_sweep) >= 50 {
                 last_sweep = self.mono;
                 self.sweep();
@@ -256,6 +264,7 @@ impl UdpRelay {
     }
 
     fn commands(&mut self) {
+        self.flush(); // replies go out before a listener's socket may close
         let mut v = [0u8; 8];
         unsafe { read(self.h.efd, v.as_mut_ptr() as *mut c_void, 8) };
         let cmds: Vec<Cmd> = std::mem::take(&mut *self.h.cmds.lock().unwrap_or_else(|e| e.into_inner()));
@@ -406,7 +415,11 @@ impl UdpRelay {
         };
         let mut moved = false;
         for _ in 0..BUDGET {
-            let n = unsafe { recv(fd, self.bufs.as_mut_ptr() as *mut c_void, DGRAM, MSG_DONTWAIT) };
+            if self.pending.len() == BATCH {
+                self.flush();
+            }
+            let k = self.pending.len();
+            let n = unsafe { recv(fd, self.replies[k * DGRAM..].as_mut_ptr() as *mut c_void, DGRAM, MSG_DONTWAIT) };
             if n < 0 {
                 let e = errno();
                 if e == ECONNREFUSED {
@@ -418,13 +431,52 @@ impl UdpRelay {
                 return self.end(slot);
             }
             let s = self.slots[slot].s.as_ref().unwrap();
-            unsafe { sendto(lfd, self.bufs.as_ptr() as *const c_void, n as usize, MSG_DONTWAIT, &s.client as *const _ as *const c_void, s.client_len) };
+            self.pending.push((lfd, s.client, s.client_len, n as usize));
             s.backend.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
             moved = true;
         }
         if moved {
             self.touch(slot);
         }
+    }
+
+    /// Sends the collected replies: one sendmmsg per run of replies from the same listener. A
+    /// full send buffer drops the rest (UDP may lose datagrams; the client retries).
+    fn flush(&mut self) {
+        let n = self.pending.len();
+        if n == 0 {
+            return;
+        }
+        let mut iov = [iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH];
+        let mut msgs = [mmsghdr {
+            msg_hdr: msghdr { msg_name: std::ptr::null_mut(), msg_namelen: 0, msg_iov: std::ptr::null_mut(), msg_iovlen: 1, msg_control: std::ptr::null_mut(), msg_controllen: 0, msg_flags: 0 },
+            msg_len: 0,
+        }; BATCH];
+        for k in 0..n {
+            let (_, ref client, clen, len) = self.pending[k];
+            iov[k] = iovec { iov_base: self.replies[k * DGRAM..].as_mut_ptr() as *mut c_void, iov_len: len };
+            msgs[k].msg_hdr.msg_name = client as *const _ as *mut c_void;
+            msgs[k].msg_hdr.msg_namelen = clen;
+            msgs[k].msg_hdr.msg_iov = &mut iov[k];
+        }
+        let mut start = 0;
+        while start < n {
+            let lfd = self.pending[start].0;
+            let mut end = start + 1;
+            while end < n && self.pending[end].0 == lfd {
+                end += 1;
+            }
+            let mut sent = start;
+            while sent < end {
+                let r = unsafe { sendmmsg(lfd, msgs[sent..end].as_mut_ptr(), (end - sent) as u32, MSG_DONTWAIT) };
+                if r <= 0 {
+                    break;
+                }
+                sent += r as usize;
+            }
+            start = end;
+        }
+        self.pending.clear();
     }
 
     /// The backend refused (ICMP port unreachable): it is ejected and the session ends.
