@@ -466,7 +466,7 @@ unsafe extern "C" fn cores(env: napi_env, _info: napi_callback_info) -> napi_val
 
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 28] = [
+    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 29] = [
         ("openUdp", open_udp),
         ("udpFds", udp_fds),
         ("setRrl", set_rrl),
@@ -487,6 +487,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("relayConfigure", relay_napi::configure),
         ("relaySetBackends", relay_napi::set_backends),
         ("relaySetMax", relay_napi::set_max),
+        ("relaySetThreads", relay_napi::set_threads),
         ("relayClose", relay_napi::close),
         ("relayForget", relay_napi::forget),
         ("relayStats", relay_napi::stats),

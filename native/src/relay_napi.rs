@@ -152,6 +152,15 @@ pub unsafe extern "C" fn set_max(env: napi_env, info: napi_callback_info) -> nap
     undefined(env)
 }
 
+/// relaySetThreads(n): TCP relay threads (0: one per core); only before the first listener.
+pub unsafe extern "C" fn set_threads(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<1>(env, info);
+    if let Some(n) = uint(env, a[0]) {
+        relay::set_threads(n);
+    }
+    undefined(env)
+}
+
 /// relayClose(id, force): stops accepting; open connections drain unless `force`. A UDP
 /// listener's sessions end at once, and its port is free when this returns.
 pub unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_value {

@@ -21,7 +21,7 @@ fn cfg(policy: u32) -> Config {
 
 /// A listener without a socket, for the choice logic alone.
 fn bare(c: Config) -> Listener {
-    Listener::new(0, -1, 0, c, false)
+    Listener::new(0, vec![-1], 0, c, false)
 }
 
 /// One line of the backend list JS sends (src/lb/native-tcp-proxy.ts).

@@ -15,8 +15,8 @@
 //! A datagram that finds a full socket buffer is dropped, as the network would.
 
 use crate::relay::{
-    connect, epoll_create1, epoll_ctl, eventfd, failed, now_ms, pick, read, send, spin_max_us, would_block, write, Config, EpollEvent, Listener, Spin, CLOEXEC, EINTR, EMFILE, ENFILE,
-    EPOLLIN, EPOLLET, EPOLL_CTL_ADD, LISTENER_BIT, NONBLOCK, WAKE_TOKEN,
+    connect, epoll_ctl, failed, now_ms, pick, send, spin_max_us, start_threads, would_block, Config, EpollEvent, Handle, Listener, Spin, CLOEXEC, EINTR, EMFILE, ENFILE, EPOLLIN,
+    EPOLL_CTL_ADD, LISTENER_BIT, NONBLOCK, WAKE_TOKEN,
 };
 use crate::relay::BackendStats;
 use crate::sys::{bind, close, errno, getsockname, iovec, mmsghdr, msghdr, recvmmsg, sendmmsg, set_int, socket, sockaddr_storage, AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPV6_FREEBIND, IPV6_V6ONLY, IP_FREEBIND, MSG_DONTWAIT, SOCK_DGRAM};
@@ -109,42 +109,16 @@ enum Cmd {
     Close(u32, Arc<(Mutex<bool>, Condvar)>),
 }
 
-struct Handle {
-    efd: c_int,
-    cmds: Mutex<Vec<Cmd>>,
-}
-
-static HANDLE: Mutex<Option<Arc<Handle>>> = Mutex::new(None);
-
-fn handle() -> Result<Arc<Handle>, i32> {
-    let mut g = HANDLE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(h) = g.as_ref() {
-        return Ok(h.clone());
-    }
-    let ep = unsafe { epoll_create1(CLOEXEC) };
-    if ep < 0 {
-        return Err(errno());
-    }
-    let efd = unsafe { eventfd(0, NONBLOCK | CLOEXEC) };
-    if efd < 0 {
-        let e = errno();
-        unsafe { close(ep) };
-        return Err(e);
-    }
-    let mut ev = EpollEvent { events: EPOLLIN | EPOLLET, data: WAKE_TOKEN };
-    unsafe { epoll_ctl(ep, EPOLL_CTL_ADD, efd, &mut ev) };
-    let h = Arc::new(Handle { efd, cmds: Mutex::new(Vec::new()) });
-    let h2 = h.clone();
-    std::thread::Builder::new().name("psdns-udp-relay".into()).spawn(move || UdpRelay::new(ep, h2).run()).map_err(|_| 12)?;
-    *g = Some(h.clone());
-    Ok(h)
-}
+static HANDLE: Mutex<Option<Arc<Handle<Cmd>>>> = Mutex::new(None);
 
 fn send_cmd(c: Cmd) -> Result<(), i32> {
-    let h = handle()?;
-    h.cmds.lock().unwrap_or_else(|e| e.into_inner()).push(c);
-    let one: u64 = 1;
-    unsafe { write(h.efd, &one as *const u64 as *const c_void, 8) };
+    let mut g = HANDLE.lock().unwrap_or_else(|e| e.into_inner());
+    if g.is_none() {
+        *g = start_threads("psdns-udp-relay", 1, |ep, h, _| UdpRelay::new(ep, h).run())?.pop();
+    }
+    if let Some(h) = g.as_ref() {
+        h.send(c);
+    }
     Ok(())
 }
 
@@ -172,7 +146,7 @@ pub fn open(id: u32, host: &str, port: u16, cfg: Config) -> Result<Arc<Listener>
     let mut glen = 128u32;
     unsafe { getsockname(fd, &mut got as *mut _ as *mut c_void, &mut glen) };
     let bound = u16::from_be_bytes([got.bytes[2], got.bytes[3]]);
-    let l = Arc::new(Listener::new(id, fd, bound, cfg, true));
+    let l = Arc::new(Listener::new(id, vec![fd], bound, cfg, true));
     if let Err(e) = send_cmd(Cmd::Add(l.clone())) {
         unsafe { close(fd) };
         return Err((e, "relay thread".into()));
@@ -198,7 +172,7 @@ fn token(slot: usize, gen: u32) -> u64 {
 
 struct UdpRelay {
     ep: c_int,
-    h: Arc<Handle>,
+    h: Arc<Handle<Cmd>>,
     ports: HashMap<u32, Port>,
     slots: Vec<Slot>,
     free: Vec<usize>,
@@ -215,7 +189,7 @@ struct UdpRelay {
 }
 
 impl UdpRelay {
-    fn new(ep: c_int, h: Arc<Handle>) -> UdpRelay {
+    fn new(ep: c_int, h: Arc<Handle<Cmd>>) -> UdpRelay {
         UdpRelay {
             ep,
             h,
@@ -265,14 +239,11 @@ impl UdpRelay {
 
     fn commands(&mut self) {
         self.flush(); // replies go out before a listener's socket may close
-        let mut v = [0u8; 8];
-        unsafe { read(self.h.efd, v.as_mut_ptr() as *mut c_void, 8) };
-        let cmds: Vec<Cmd> = std::mem::take(&mut *self.h.cmds.lock().unwrap_or_else(|e| e.into_inner()));
-        for c in cmds {
+        for c in self.h.take() {
             match c {
                 Cmd::Add(l) => {
                     let mut ev = EpollEvent { events: EPOLLIN, data: LISTENER_BIT | l.id as u64 };
-                    unsafe { epoll_ctl(self.ep, EPOLL_CTL_ADD, l.fd, &mut ev) };
+                    unsafe { epoll_ctl(self.ep, EPOLL_CTL_ADD, l.fds[0], &mut ev) };
                     self.ports.insert(l.id, Port { l, sessions: Map::default(), oldest: NONE, newest: NONE });
                 }
                 Cmd::Close(id, done) => {
@@ -283,7 +254,7 @@ impl UdpRelay {
                         }
                     }
                     if let Some(p) = self.ports.remove(&id) {
-                        unsafe { close(p.l.fd) };
+                        unsafe { close(p.l.fds[0]) };
                     }
                     let (m, cv) = &*done;
                     *m.lock().unwrap_or_else(|e| e.into_inner()) = true;
@@ -296,7 +267,7 @@ impl UdpRelay {
     /// Datagrams from clients on listener `id`: each to its session's backend.
     fn from_clients(&mut self, id: u32) {
         let fd = match self.ports.get(&id) {
-            Some(p) => p.l.fd,
+            Some(p) => p.l.fds[0],
             None => return,
         };
         let mut iov = [iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH];
@@ -410,7 +381,7 @@ impl UdpRelay {
             _ => return,
         };
         let lfd = match self.ports.get(&port) {
-            Some(p) => p.l.fd,
+            Some(p) => p.l.fds[0],
             None => return,
         };
         let mut moved = false;

@@ -308,6 +308,10 @@ export const OPTIONS = {
     name: 'lb-max-connections', live: true, kind: k.int(1, 1_000_000), default: 50_000, group: 'Load balancer',
     help: 'proxied TCP connections open at once (all services); beyond it new ones are closed',
   }),
+  lbThreads: def({
+    name: 'lb-threads', kind: k.int(0, 64), default: 0, group: 'Load balancer',
+    help: "threads of the native TCP relay (0: one per CPU core), each with its own listening socket per VIP port; env PODMAN_SWARM_DNS_NATIVE_RELAY=0 uses the JS proxy instead",
+  }),
   lbProxyProtocol: def({
     name: 'lb-proxy-protocol', live: true, kind: k.bool, default: false, group: 'Load balancer',
     help: 'send a PROXY protocol v2 header to backends, so they see the real client address',

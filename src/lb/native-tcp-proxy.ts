@@ -15,7 +15,7 @@ export type { RelayPolicy };
 
 export type RelayAddon = Pick<
   Addon,
-  'relayListen' | 'relayConfigure' | 'relaySetBackends' | 'relaySetMax' | 'relayClose' | 'relayForget' | 'relayStats' | 'relayUdpListen' | 'relayUdpConfigure'
+  'relayListen' | 'relayConfigure' | 'relaySetBackends' | 'relaySetMax' | 'relaySetThreads' | 'relayClose' | 'relayForget' | 'relayStats' | 'relayUdpListen' | 'relayUdpConfigure'
 >;
 
 export class NativeTcpProxy {

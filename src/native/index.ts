@@ -46,6 +46,8 @@ export interface Addon {
   relayConfigure(id: number, policy: number, preferLocal: boolean, idleMs: number, connectMs: number, ejectMs: number, attempts: number): void;
   relaySetBackends(id: number, spec: string): void;
   relaySetMax(max: number): void;
+  /** TCP relay threads (0: one per core); takes effect only before the first relayListen. */
+  relaySetThreads(n: number): void;
   relayClose(id: number, force: boolean): void;
   relayForget(id: number): void;
   relayStats(id: number): (number | string)[] | undefined;
