@@ -10,7 +10,11 @@
 //   udp-bulk  iperf3 -u -b 0 -l 1400, one stream; what the server received  (Gbit/s)
 // While a VIP runs, a probe asks that daemon's DNS every 50 ms and counts answers.
 //
-//   node bench/lb.mjs [--rounds 3] [--seconds 8] [--connections 50] [--cases bulk,connect,keep,udp-rate,udp-bulk]
+//   node bench/lb.mjs [--rounds 3] [--seconds 8] [--connections 50] [--wrk-threads 1]
+//        [--cases bulk,connect,keep,udp-rate,udp-bulk] [--targets direct,vip,vip-js,haproxy]
+// Targets: direct, vip (native relay, a thread per core), vip1 (one relay thread), vip-shared
+// (a thread per core sharing one listening socket), vip-js, haproxy (nbthread 1), haproxy2
+// (nbthread 2). Ratios are against haproxy2 when it runs, else haproxy.
 //
 // Needs: `npm run build`; haproxy iperf3 wrk nginx-light (and for UDP dnsperf knot) from Debian (installed with apt-get when
 // missing and running as root). The VIP is in 127.68.0.0/16 so no link or root is needed;
@@ -29,6 +33,7 @@ const ROOT = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.met
 const ROUNDS = Number(argv.rounds ?? 3);
 const SECONDS = Number(argv.seconds ?? 8);
 const CONNS = Number(argv.connections ?? 50);
+const WRK_THREADS = Number(argv['wrk-threads'] ?? 1);
 const CASES = String(argv.cases ?? 'bulk,connect,keep').split(',');
 const TARGETS = String(argv.targets ?? 'direct,vip,vip-js,haproxy').split(',');
 const EXTRA = argv['daemon-args'] ? String(argv['daemon-args']).split(' ') : [];
@@ -37,6 +42,7 @@ const EXTRA = argv['daemon-args'] ? String(argv['daemon-args']).split(' ') : [];
 const SMART = Boolean(argv['haproxy-smart']);
 
 const UDP_CASES = ['udp-rate', 'udp-bulk'];
+const LOAD_BEFORE = os.loadavg().map((x) => x.toFixed(1)).join(' ');
 const need = { haproxy: 'haproxy', iperf3: 'iperf3', wrk: 'wrk', nginx: 'nginx-light', ...(CASES.includes('udp-rate') ? { dnsperf: 'dnsperf', knotd: 'knot' } : {}) };
 const { spawnSync } = await import('node:child_process');
 const missing = Object.entries(need).filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0);
@@ -136,12 +142,13 @@ if (CASES.includes('udp-rate')) {
   knot.p.once('exit', (code) => console.error(`knotd exited (${code}): ${knot.out()}`));
 }
 
-// HAProxy: one thread, L4 (mode tcp) like the daemon's proxy.
-const hIperf = await freePort();
-const hHttp = await freePort();
-await fs.writeFile(path.join(work, 'haproxy.cfg'), `
+// HAProxy, L4 (mode tcp) like the daemon's proxy: `haproxy` with one thread, `haproxy2` with
+// two (nbthread 2, against the relay's thread per core).
+async function startHaproxy(name, threads) {
+  const ports = { iperf: await freePort(), http: await freePort() };
+  await fs.writeFile(path.join(work, `${name}.cfg`), `
 global
-  nbthread 1
+  nbthread ${threads}
   maxconn 8000
 defaults
   mode tcp${SMART ? '\n  option tcp-smart-accept\n  option tcp-smart-connect' : ''}
@@ -149,13 +156,15 @@ defaults
   timeout client 1h
   timeout server 1h
 listen iperf
-  bind 127.0.0.1:${hIperf}
+  bind 127.0.0.1:${ports.iperf}
   server s1 127.0.0.1:${iperfPort}
 listen web
-  bind 127.0.0.1:${hHttp}
+  bind 127.0.0.1:${ports.http}
   server s1 127.0.0.1:${httpPort}
 `);
-const haproxyPid = start('haproxy', ['-f', path.join(work, 'haproxy.cfg'), '-db']).p.pid;
+  const pid = start('haproxy', ['-f', path.join(work, `${name}.cfg`), '-db']).p.pid;
+  return { bulk: ['127.0.0.1', ports.iperf], http: ['127.0.0.1', ports.http], pid };
+}
 
 // The daemons, with the two backends as vip-mode services.
 await fs.writeFile(path.join(work, 'config.yaml'), [
@@ -166,13 +175,13 @@ await fs.writeFile(path.join(work, 'config.yaml'), [
   '  - { name: web, mode: vip, endpoints: [{ address: 127.0.0.1, ports: { http: ' + httpPort + '/tcp } }] }',
   '',
 ].join('\n'));
-async function startDaemon(name, cidr, env) {
+async function startDaemon(name, cidr, env, args = []) {
   const dnsPort = await freePort();
   const apiPort = await freePort();
   const d = start(process.execPath, [
     path.join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', path.join(work, 'config.yaml'), '--link', 'none',
     '--service-cidr', cidr, '--dns-listen', `127.0.0.1:${dnsPort}`, '--api-listen', `127.0.0.1:${apiPort}`,
-    '--state-dir', path.join(work, `state-${name}`), '--upstream-dns', '127.0.0.1:9', ...EXTRA,
+    '--state-dir', path.join(work, `state-${name}`), '--upstream-dns', '127.0.0.1:9', ...EXTRA, ...args,
   ], env);
   async function vipOf(svc) {
     for (let i = 0; i < 200; i++) {
@@ -189,15 +198,27 @@ async function startDaemon(name, cidr, env) {
   }
   return { d, dnsPort, iperf: await vipOf('iperf'), web: await vipOf('web'), knot: await vipOf('knot') };
 }
-const native = await startDaemon('native', '127.68.0.0/16', {});
-const js = await startDaemon('js', '127.69.0.0/16', { PODMAN_SWARM_DNS_NATIVE_RELAY: '0' });
-
-const targets = {
-  direct: { bulk: ['127.0.0.1', iperfPort], http: ['127.0.0.1', httpPort], udp: ['127.0.0.1', dnsBackendPort], pid: null },
-  vip: { bulk: [native.iperf, iperfPort], http: [native.web, httpPort], udp: [native.knot, dnsBackendPort], pid: native.d.p.pid, dns: native.dnsPort },
-  'vip-js': { bulk: [js.iperf, iperfPort], http: [js.web, httpPort], udp: [js.knot, dnsBackendPort], pid: js.d.p.pid, dns: js.dnsPort },
-  haproxy: { bulk: ['127.0.0.1', hIperf], http: ['127.0.0.1', hHttp], pid: haproxyPid },
+async function daemonTarget(name, cidr, env, args = []) {
+  const d = await startDaemon(name, cidr, env, args);
+  return { bulk: [d.iperf, iperfPort], http: [d.web, httpPort], udp: [d.knot, dnsBackendPort], pid: d.d.p.pid, dns: d.dnsPort };
+}
+// Each target is started only when asked for. vip: the native relay, a thread per core (an
+// SO_REUSEPORT listener each); vip1: one thread; vip-shared: a thread per core sharing one
+// listening socket (EPOLLEXCLUSIVE); vip-js: the JS proxy.
+const MAKE = {
+  direct: async () => ({ bulk: ['127.0.0.1', iperfPort], http: ['127.0.0.1', httpPort], udp: ['127.0.0.1', dnsBackendPort], pid: null }),
+  vip: () => daemonTarget('native', '127.68.0.0/16', {}),
+  'vip-js': () => daemonTarget('js', '127.69.0.0/16', { PODMAN_SWARM_DNS_NATIVE_RELAY: '0' }),
+  vip1: () => daemonTarget('native1', '127.70.0.0/16', {}, ['--lb-threads', '1']),
+  'vip-shared': () => daemonTarget('shared', '127.71.0.0/16', { PODMAN_SWARM_DNS_RELAY_SHARED: '1' }),
+  haproxy: () => startHaproxy('haproxy', 1),
+  haproxy2: () => startHaproxy('haproxy2', 2),
 };
+const targets = {};
+for (const t of TARGETS) {
+  if (!MAKE[t]) throw new Error(`unknown target ${t}: one of ${Object.keys(MAKE).join(', ')}`);
+  targets[t] = await MAKE[t]();
+}
 for (const t of Object.values(targets)) {
   await waitPort(...t.bulk);
   await waitPort(...t.http);
@@ -253,7 +274,7 @@ async function measure(kind, target) {
     return j.end.sum_received.bits_per_second / 1e9;
   }
   const url = `http://${t.http[0]}:${t.http[1]}/`;
-  const args = ['-t', '1', '-c', String(CONNS), '-d', `${SECONDS}s`];
+  const args = ['-t', String(WRK_THREADS), '-c', String(CONNS), '-d', `${SECONDS}s`];
   if (kind === 'connect') args.push('-H', 'Connection: close');
   const r = await $`wrk ${args} ${url}`.nothrow();
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
@@ -292,25 +313,33 @@ const median = (xs) => {
 };
 const cpuModel = (await fs.readFile('/proc/cpuinfo', 'utf8')).match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown cpu';
 const haproxyVersion = (await $`haproxy -v`.nothrow()).stdout.split('\n')[0];
-console.log(`\nLoad balancer, loopback, ${ROUNDS} interleaved rounds of ${SECONDS} s, medians (min–max); wrk -t1 -c${CONNS}`);
+console.log(`\nLoad balancer, loopback, ${ROUNDS} interleaved rounds of ${SECONDS} s, medians (min–max); wrk -t${WRK_THREADS} -c${CONNS}; load average before: ${LOAD_BEFORE}, after: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 console.log(`${os.cpus().length} cores (${cpuModel}), node ${process.version}, ${haproxyVersion}, ${new Date().toISOString().slice(0, 10)}\n`);
-console.log('| case | direct | VIP, native relay | VIP, JS proxy | HAProxy | native / HAProxy | JS / HAProxy | proxy CPU: native / JS / HAProxy | proxy CPU per unit: native / JS / HAProxy |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+// TCP: every target's rate, each proxy's rate against the reference HAProxy (haproxy2 when it
+// ran, else haproxy), and what each proxy pays per unit: CPU-seconds per request (µs) or per
+// gigabit (ms), less sensitive than the rates to what else the shared machine runs.
+const NAMES = { direct: 'direct', vip: 'VIP, native relay', vip1: 'VIP, relay 1 thread', 'vip-shared': 'VIP, relay shared socket', 'vip-js': 'VIP, JS proxy', haproxy: 'HAProxy', haproxy2: 'HAProxy nbthread 2' };
+const shown = TARGETS;
+const proxies = shown.filter((t) => t !== 'direct');
+const ref = shown.includes('haproxy2') ? 'haproxy2' : 'haproxy';
+const vsRef = proxies.filter((t) => t !== ref && shown.includes(ref));
+const tcpCases = CASES.filter((k) => !UDP_CASES.includes(k));
+if (tcpCases.length) {
+  console.log(`| case | ${shown.map((t) => NAMES[t]).join(' | ')} | ${vsRef.map((t) => `${t} / ${ref}`).join(' | ')} | proxy CPU per unit: ${proxies.join(' / ')} |`);
+  console.log(`|---|${shown.map(() => '---:').join('|')}|${vsRef.map(() => '---:').join('|')}|---:|`);
+}
 const fmt = (kind, xs) => (xs ? `${median(xs).toFixed(kind === 'bulk' ? 2 : 0)} (${Math.min(...xs).toFixed(kind === 'bulk' ? 1 : 0)}–${Math.max(...xs).toFixed(kind === 'bulk' ? 1 : 0)})` : '-');
-const PROXIES = ['vip', 'vip-js', 'haproxy'];
 const CASE_NAMES = { bulk: 'bulk TCP, Gbit/s', connect: 'new connections, req/s', keep: 'keep-alive, req/s' };
 const chartRows = [];
-for (const kind of CASES.filter((k) => !UDP_CASES.includes(k))) {
+for (const kind of tcpCases) {
   const r = results[kind];
   chartRows.push({ case: CASE_NAMES[kind] ?? kind, values: ['direct', 'vip', 'vip-js', 'haproxy'].map((t) => (r[t] ? median(r[t]) : NaN)) });
   const c = cpu[kind];
-  const ratio = (t) => (r[t] && r.haproxy ? `${(median(r[t]) / median(r.haproxy)).toFixed(2)}×` : '-');
-  const cpuText = PROXIES.map((t) => (c[t] ? `${(median(c[t]) * 100).toFixed(0)}%` : '-')).join(' / ');
-  // CPU-seconds per request (µs) or per gigabit (ms): what each proxy pays for the same work,
-  // less sensitive than the rates to what else the shared machine runs.
+  const ratio = (t) => (r[t] && r[ref] ? `${(median(r[t]) / median(r[ref])).toFixed(2)}×` : '-');
   const per = (t) => (c[t] ? (median(c[t].map((x, i) => x / r[t][i])) * (kind === 'bulk' ? 1e3 : 1e6)).toFixed(1) : '-');
-  const perText = `${PROXIES.map(per).join(' / ')} ${kind === 'bulk' ? 'ms per Gbit' : 'µs per request'}`;
-  console.log(`| ${kind === 'bulk' ? 'bulk TCP (iperf3, 1 stream), Gbit/s' : kind === 'connect' ? 'new connections (wrk, Connection: close), req/s' : 'keep-alive requests (wrk), req/s'} | ${fmt(kind, r.direct)} | ${fmt(kind, r.vip)} | ${fmt(kind, r['vip-js'])} | ${fmt(kind, r.haproxy)} | ${ratio('vip')} | ${ratio('vip-js')} | ${cpuText} | ${perText} |`);
+  const perText = `${proxies.map(per).join(' / ')} ${kind === 'bulk' ? 'ms per Gbit' : 'µs per request'}`;
+  const name = kind === 'bulk' ? 'bulk TCP (iperf3, 1 stream), Gbit/s' : kind === 'connect' ? `new connections (wrk -t${WRK_THREADS}, Connection: close), req/s` : `keep-alive requests (wrk -t${WRK_THREADS}), req/s`;
+  console.log(`| ${name} | ${shown.map((t) => fmt(kind, r[t])).join(' | ')} | ${vsRef.map(ratio).join(' | ')} | ${perText} |`);
 }
 // UDP: against direct (the limit) and between the two VIPs; CPU per query or per Gbit.
 const udpCases = CASES.filter((k) => UDP_CASES.includes(k));
@@ -332,6 +361,6 @@ if (udpCases.length) {
 const sent = probes.reduce((a, p) => a + p.sent, 0);
 const answered = probes.reduce((a, p) => a + p.answered, 0);
 console.log(`\nDNS probe during the VIP runs (a query every 50 ms): ${answered} of ${sent} answered.`);
-if (chartRows.length) console.log(`Chart: bench/plots/${path.basename(writePlot('lb', lbPlot(`Load balancer vs HAProxy, same backend (${new Date().toISOString().slice(0, 10)})`, chartRows)))}`);
+if (chartRows.length && ['direct', 'vip', 'vip-js', 'haproxy'].every((t) => shown.includes(t))) console.log(`Chart: bench/plots/${path.basename(writePlot('lb', lbPlot(`Load balancer vs HAProxy, same backend (${new Date().toISOString().slice(0, 10)})`, chartRows)))}`);
 // The servers' pipes would keep the event loop alive: stop them and leave.
 await shutdown(0);
