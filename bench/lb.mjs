@@ -204,13 +204,15 @@ async function daemonTarget(name, cidr, env, args = []) {
 }
 // Each target is started only when asked for. vip: the native relay, a thread per core (an
 // SO_REUSEPORT listener each); vip1: one thread; vip-shared: a thread per core sharing one
-// listening socket (EPOLLEXCLUSIVE); vip-js: the JS proxy.
+// listening socket (EPOLLEXCLUSIVE); vip-nospin: the relay threads never poll before they sleep;
+// vip-js: the JS proxy.
 const MAKE = {
   direct: async () => ({ bulk: ['127.0.0.1', iperfPort], http: ['127.0.0.1', httpPort], udp: ['127.0.0.1', dnsBackendPort], pid: null }),
   vip: () => daemonTarget('native', '127.68.0.0/16', {}),
   'vip-js': () => daemonTarget('js', '127.69.0.0/16', { PODMAN_SWARM_DNS_NATIVE_RELAY: '0' }),
   vip1: () => daemonTarget('native1', '127.70.0.0/16', {}, ['--lb-threads', '1']),
   'vip-shared': () => daemonTarget('shared', '127.71.0.0/16', { PODMAN_SWARM_DNS_RELAY_SHARED: '1' }),
+  'vip-nospin': () => daemonTarget('nospin', '127.72.0.0/16', { PODMAN_SWARM_DNS_RELAY_SPIN_US: '0' }),
   haproxy: () => startHaproxy('haproxy', 1),
   haproxy2: () => startHaproxy('haproxy2', 2),
 };
@@ -318,7 +320,7 @@ console.log(`${os.cpus().length} cores (${cpuModel}), node ${process.version}, $
 // TCP: every target's rate, each proxy's rate against the reference HAProxy (haproxy2 when it
 // ran, else haproxy), and what each proxy pays per unit: CPU-seconds per request (µs) or per
 // gigabit (ms), less sensitive than the rates to what else the shared machine runs.
-const NAMES = { direct: 'direct', vip: 'VIP, native relay', vip1: 'VIP, relay 1 thread', 'vip-shared': 'VIP, relay shared socket', 'vip-js': 'VIP, JS proxy', haproxy: 'HAProxy', haproxy2: 'HAProxy nbthread 2' };
+const NAMES = { direct: 'direct', vip: 'VIP, native relay', 'vip-nospin': 'VIP, relay without polling', vip1: 'VIP, relay 1 thread', 'vip-shared': 'VIP, relay shared socket', 'vip-js': 'VIP, JS proxy', haproxy: 'HAProxy', haproxy2: 'HAProxy nbthread 2' };
 const shown = TARGETS;
 const proxies = shown.filter((t) => t !== 'direct');
 const ref = shown.includes('haproxy2') ? 'haproxy2' : 'haproxy';

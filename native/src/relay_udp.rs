@@ -15,11 +15,11 @@
 //! A datagram that finds a full socket buffer is dropped, as the network would.
 
 use crate::relay::{
-    connect, epoll_ctl, failed, now_ms, pick, send, spin_max_us, start_threads, would_block, Config, EpollEvent, Handle, Listener, Spin, CLOEXEC, EINTR, EMFILE, ENFILE, EPOLLIN,
+    connect, epoll_ctl, failed, now_ms, pick, spin_max_us, start_threads, would_block, Config, EpollEvent, Handle, Listener, Spin, CLOEXEC, EINTR, EMFILE, ENFILE, EPOLLIN,
     EPOLL_CTL_ADD, LISTENER_BIT, NONBLOCK, WAKE_TOKEN,
 };
 use crate::relay::BackendStats;
-use crate::sys::{bind, close, errno, getsockname, iovec, mmsghdr, msghdr, recvmmsg, sendmmsg, set_int, socket, sockaddr_storage, AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPV6_FREEBIND, IPV6_V6ONLY, IP_FREEBIND, MSG_DONTWAIT, SOCK_DGRAM};
+use crate::sys::{bind, close, errno, getsockname, iovec, mmsghdr, msghdr, recvmmsg, sendmmsg, set_int, socket, sockaddr_storage, AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPV6_FREEBIND, IPV6_V6ONLY, IP_FREEBIND, MSG_DONTWAIT, SOCK_DGRAM, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE};
 use crate::udp::sockaddr;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -41,6 +41,8 @@ const BUDGET: usize = 64;
 /// The largest UDP payload.
 const DGRAM: usize = 65536;
 const NONE: usize = usize::MAX;
+/// Receive buffer of a listener's socket (the kernel doubles it for its bookkeeping).
+const LISTENER_RCVBUF: c_int = 4 << 20;
 
 /// Sessions open on every UDP listener.
 pub static SESSIONS: AtomicU64 = AtomicU64::new(0);
@@ -129,6 +131,11 @@ pub fn open(id: u32, host: &str, port: u16, cfg: Config) -> Result<Arc<Listener>
     let fd = unsafe { socket(if v6 { AF_INET6 } else { AF_INET }, SOCK_DGRAM | NONBLOCK | CLOEXEC, 0) };
     if fd < 0 {
         return Err((errno(), "socket".into()));
+    }
+    // Room for the bursts that arrive while the thread waits for a CPU (as the DNS sockets have);
+    // without CAP_NET_ADMIN the kernel caps it at net.core.rmem_max.
+    if !set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, LISTENER_RCVBUF) {
+        set_int(fd, SOL_SOCKET, SO_RCVBUF, LISTENER_RCVBUF);
     }
     if v6 {
         set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
@@ -288,21 +295,39 @@ impl UdpRelay {
             if n <= 0 {
                 return;
             }
-            for i in 0..n as usize {
-                let len = msgs[i].msg_len as usize;
-                let name = self.names[i];
-                self.relay_out(id, &name, msgs[i].msg_hdr.msg_namelen, i, len);
+            let n = n as usize;
+            // Each datagram's session first, then one sendmmsg per run of datagrams for the same
+            // session (a bulk sender's whole batch). A session ended by a later datagram of the
+            // batch (at the bound) has a new generation: what was meant for it is dropped.
+            let mut dest = [(NONE, 0u32); BATCH];
+            for k in 0..n {
+                let name = self.names[k];
+                let slot = self.session_for(id, &name, msgs[k].msg_hdr.msg_namelen);
+                dest[k] = (slot, if slot == NONE { 0 } else { self.slots[slot].gen });
             }
-            taken += n as usize;
-            if (n as usize) < BATCH {
+            let mut k = 0;
+            while k < n {
+                let mut end = k + 1;
+                while end < n && dest[end] == dest[k] {
+                    end += 1;
+                }
+                let (slot, gen) = dest[k];
+                if slot != NONE && self.slots[slot].gen == gen && self.slots[slot].s.is_some() {
+                    let lens: Vec<usize> = (k..end).map(|m| msgs[m].msg_len as usize).collect();
+                    self.send_run(slot, k, &lens);
+                }
+                k = end;
+            }
+            taken += n;
+            if n < BATCH {
                 return;
             }
         }
     }
 
-    /// Sends datagram `i` of the batch (`len` bytes) from client `name` to its session's backend,
-    /// opening the session first if it has none (or its backend left the list).
-    fn relay_out(&mut self, id: u32, name: &sockaddr_storage, name_len: u32, i: usize, len: usize) {
+    /// The session of client `name` on listener `id`, used now; opened if it has none (or its
+    /// backend left the list). NONE: no backend, or no socket to be had (the datagram is dropped).
+    fn session_for(&mut self, id: u32, name: &sockaddr_storage, name_len: u32) -> usize {
         let key = key_of(name, name_len);
         let mut slot = self.ports.get(&id).and_then(|p| p.sessions.get(&key).copied()).unwrap_or(NONE);
         if slot != NONE && self.slots[slot].s.as_ref().map_or(true, |s| s.backend.gone.load(Ordering::Relaxed)) {
@@ -312,15 +337,29 @@ impl UdpRelay {
         if slot == NONE {
             slot = match self.open_session(id, key, name, name_len) {
                 Some(s) => s,
-                None => return,
+                None => return NONE,
             };
         }
         self.touch(slot);
+        slot
+    }
+
+    /// Sends datagrams `first..first + lens.len()` of the batch on `slot`'s socket.
+    fn send_run(&mut self, slot: usize, first: usize, lens: &[usize]) {
+        let mut iov = [iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH];
+        let mut msgs = [mmsghdr {
+            msg_hdr: msghdr { msg_name: std::ptr::null_mut(), msg_namelen: 0, msg_iov: std::ptr::null_mut(), msg_iovlen: 1, msg_control: std::ptr::null_mut(), msg_controllen: 0, msg_flags: 0 },
+            msg_len: 0,
+        }; BATCH];
+        for (m, len) in lens.iter().enumerate() {
+            iov[m] = iovec { iov_base: self.bufs[(first + m) * DGRAM..].as_mut_ptr() as *mut c_void, iov_len: *len };
+            msgs[m].msg_hdr.msg_iov = &mut iov[m];
+        }
         let s = self.slots[slot].s.as_ref().unwrap();
-        let r = unsafe { send(s.fd, self.bufs[i * DGRAM..].as_ptr() as *const c_void, len, MSG_DONTWAIT) };
-        if r >= 0 {
-            s.backend.bytes_out.fetch_add(len as u64, Ordering::Relaxed);
-        } else if errno() == ECONNREFUSED {
+        let r = unsafe { sendmmsg(s.fd, msgs.as_mut_ptr(), lens.len() as u32, MSG_DONTWAIT) };
+        if r > 0 {
+            s.backend.bytes_out.fetch_add(lens[..r as usize].iter().sum::<usize>() as u64, Ordering::Relaxed);
+        } else if r < 0 && errno() == ECONNREFUSED {
             self.refused(slot);
         }
     }
