@@ -5,11 +5,18 @@
 //   bulk     iperf3, one stream, client → server          (Gbit/s)
 //   connect  wrk, a new connection per request, to nginx   (requests/s)
 //   keep     wrk, keep-alive, to nginx                     (requests/s)
+// and, asked for with --cases (HAProxy has no UDP: direct and the two VIPs only):
+//   udp-rate  dnsperf -c 4 -T 2 -q 200 to knot, a UDP session per dnsperf socket (queries/s)
+//   udp-bulk  iperf3 -u -b 0 -l 1400, one stream; what the server received  (Gbit/s)
 // While a VIP runs, a probe asks that daemon's DNS every 50 ms and counts answers.
 //
-//   node bench/lb.mjs [--rounds 3] [--seconds 8] [--connections 50] [--cases bulk,connect,keep]
+//   node bench/lb.mjs [--rounds 3] [--seconds 8] [--connections 50] [--wrk-threads 1]
+//        [--cases bulk,connect,keep,udp-rate,udp-bulk] [--targets direct,vip,vip-js,haproxy]
+// Targets: direct, vip (native relay, a thread per core), vip1 (one relay thread), vip-shared
+// (a thread per core sharing one listening socket), vip-js, haproxy (nbthread 1), haproxy2
+// (nbthread 2). Ratios are against haproxy2 when it runs, else haproxy.
 //
-// Needs: `npm run build`; haproxy iperf3 wrk nginx-light from Debian (installed with apt-get when
+// Needs: `npm run build`; haproxy iperf3 wrk nginx-light (and for UDP dnsperf knot) from Debian (installed with apt-get when
 // missing and running as root). The VIP is in 127.68.0.0/16 so no link or root is needed;
 // the path (loopback delivery to a local address) is the one pswarm0 gives. The JS-proxy daemon
 // uses 127.69.0.0/16 (same ports, other VIPs). `npm run build:native` first for the relay.
@@ -26,6 +33,7 @@ const ROOT = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.met
 const ROUNDS = Number(argv.rounds ?? 3);
 const SECONDS = Number(argv.seconds ?? 8);
 const CONNS = Number(argv.connections ?? 50);
+const WRK_THREADS = Number(argv['wrk-threads'] ?? 1);
 const CASES = String(argv.cases ?? 'bulk,connect,keep').split(',');
 const TARGETS = String(argv.targets ?? 'direct,vip,vip-js,haproxy').split(',');
 const EXTRA = argv['daemon-args'] ? String(argv['daemon-args']).split(' ') : [];
@@ -33,7 +41,9 @@ const EXTRA = argv['daemon-args'] ? String(argv['daemon-args']).split(' ') : [];
 // accepted and the server socket), off by default in its TCP mode.
 const SMART = Boolean(argv['haproxy-smart']);
 
-const need = { haproxy: 'haproxy', iperf3: 'iperf3', wrk: 'wrk', nginx: 'nginx-light' };
+const UDP_CASES = ['udp-rate', 'udp-bulk'];
+const LOAD_BEFORE = os.loadavg().map((x) => x.toFixed(1)).join(' ');
+const need = { haproxy: 'haproxy', iperf3: 'iperf3', wrk: 'wrk', nginx: 'nginx-light', ...(CASES.includes('udp-rate') ? { dnsperf: 'dnsperf', knotd: 'knot' } : {}) };
 const { spawnSync } = await import('node:child_process');
 const missing = Object.entries(need).filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0);
 if (missing.length) {
@@ -114,12 +124,31 @@ http { access_log off; keepalive_requests 1000000; client_body_temp_path ${work}
 `);
 start('nginx', ['-c', path.join(work, 'nginx.conf'), '-p', work]);
 
-// HAProxy: one thread, L4 (mode tcp) like the daemon's proxy.
-const hIperf = await freePort();
-const hHttp = await freePort();
-await fs.writeFile(path.join(work, 'haproxy.cfg'), `
+// The UDP request/response backend: knot, authoritative for one name, and dnsperf's query file.
+const dnsBackendPort = await freePort();
+if (CASES.includes('udp-rate')) {
+  const dir = path.join(work, 'knot');
+  await fs.mkdirp(dir);
+  // mkdtemp's directory is 0700; knotd (as root here) still could not write its PID file there.
+  await fs.chmod(work, 0o755);
+  await fs.writeFile(path.join(dir, 'bench.test.zone'), '$ORIGIN bench.test.\n$TTL 3600\n@ SOA ns hostmaster 1 7200 1800 86400 3600\n@ NS ns\nns A 10.0.0.1\nwww A 10.0.0.2\n');
+  await fs.writeFile(path.join(dir, 'knot.conf'), [
+    'server:', `    rundir: "${dir}"`, `    listen: 127.0.0.1@${dnsBackendPort}`, 'control:', `    listen: "${dir}/knot.sock"`,
+    'database:', `    storage: "${dir}"`, 'log:', '  - target: stderr', '    any: warning',
+    'zone:', '  - domain: bench.test', `    file: "${path.join(dir, 'bench.test.zone')}"`, '    journal-content: none', '    zonefile-sync: -1',
+  ].join('\n') + '\n');
+  await fs.writeFile(path.join(work, 'queries'), 'www.bench.test A\n');
+  const knot = start('knotd', ['-c', path.join(dir, 'knot.conf')]);
+  knot.p.once('exit', (code) => console.error(`knotd exited (${code}): ${knot.out()}`));
+}
+
+// HAProxy, L4 (mode tcp) like the daemon's proxy: `haproxy` with one thread, `haproxy2` with
+// two (nbthread 2, against the relay's thread per core).
+async function startHaproxy(name, threads) {
+  const ports = { iperf: await freePort(), http: await freePort() };
+  await fs.writeFile(path.join(work, `${name}.cfg`), `
 global
-  nbthread 1
+  nbthread ${threads}
   maxconn 8000
 defaults
   mode tcp${SMART ? '\n  option tcp-smart-accept\n  option tcp-smart-connect' : ''}
@@ -127,29 +156,32 @@ defaults
   timeout client 1h
   timeout server 1h
 listen iperf
-  bind 127.0.0.1:${hIperf}
+  bind 127.0.0.1:${ports.iperf}
   server s1 127.0.0.1:${iperfPort}
 listen web
-  bind 127.0.0.1:${hHttp}
+  bind 127.0.0.1:${ports.http}
   server s1 127.0.0.1:${httpPort}
 `);
-start('haproxy', ['-f', path.join(work, 'haproxy.cfg'), '-db']);
+  const pid = start('haproxy', ['-f', path.join(work, `${name}.cfg`), '-db']).p.pid;
+  return { bulk: ['127.0.0.1', ports.iperf], http: ['127.0.0.1', ports.http], pid };
+}
 
 // The daemons, with the two backends as vip-mode services.
 await fs.writeFile(path.join(work, 'config.yaml'), [
   'log-level: warn',
   'services:',
-  '  - { name: iperf, mode: vip, endpoints: [{ address: 127.0.0.1, ports: { data: ' + iperfPort + '/tcp } }] }',
+  '  - { name: iperf, mode: vip, endpoints: [{ address: 127.0.0.1, ports: { data: ' + iperfPort + '/tcp, datau: ' + iperfPort + '/udp } }] }',
+  '  - { name: knot, mode: vip, endpoints: [{ address: 127.0.0.1, ports: { dns: ' + dnsBackendPort + '/udp } }] }',
   '  - { name: web, mode: vip, endpoints: [{ address: 127.0.0.1, ports: { http: ' + httpPort + '/tcp } }] }',
   '',
 ].join('\n'));
-async function startDaemon(name, cidr, env) {
+async function startDaemon(name, cidr, env, args = []) {
   const dnsPort = await freePort();
   const apiPort = await freePort();
   const d = start(process.execPath, [
     path.join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', path.join(work, 'config.yaml'), '--link', 'none',
     '--service-cidr', cidr, '--dns-listen', `127.0.0.1:${dnsPort}`, '--api-listen', `127.0.0.1:${apiPort}`,
-    '--state-dir', path.join(work, `state-${name}`), '--upstream-dns', '127.0.0.1:9', ...EXTRA,
+    '--state-dir', path.join(work, `state-${name}`), '--upstream-dns', '127.0.0.1:9', ...EXTRA, ...args,
   ], env);
   async function vipOf(svc) {
     for (let i = 0; i < 200; i++) {
@@ -164,18 +196,31 @@ async function startDaemon(name, cidr, env) {
     }
     throw new Error(`no VIP for ${svc}:\n${d.out()}`);
   }
-  return { d, dnsPort, iperf: await vipOf('iperf'), web: await vipOf('web') };
+  return { d, dnsPort, iperf: await vipOf('iperf'), web: await vipOf('web'), knot: await vipOf('knot') };
 }
-const haproxyPid = children[2].pid;
-const native = await startDaemon('native', '127.68.0.0/16', {});
-const js = await startDaemon('js', '127.69.0.0/16', { PODMAN_SWARM_DNS_NATIVE_RELAY: '0' });
-
-const targets = {
-  direct: { bulk: ['127.0.0.1', iperfPort], http: ['127.0.0.1', httpPort], pid: null },
-  vip: { bulk: [native.iperf, iperfPort], http: [native.web, httpPort], pid: native.d.p.pid, dns: native.dnsPort },
-  'vip-js': { bulk: [js.iperf, iperfPort], http: [js.web, httpPort], pid: js.d.p.pid, dns: js.dnsPort },
-  haproxy: { bulk: ['127.0.0.1', hIperf], http: ['127.0.0.1', hHttp], pid: haproxyPid },
+async function daemonTarget(name, cidr, env, args = []) {
+  const d = await startDaemon(name, cidr, env, args);
+  return { bulk: [d.iperf, iperfPort], http: [d.web, httpPort], udp: [d.knot, dnsBackendPort], pid: d.d.p.pid, dns: d.dnsPort };
+}
+// Each target is started only when asked for. vip: the native relay, a thread per core (an
+// SO_REUSEPORT listener each); vip1: one thread; vip-shared: a thread per core sharing one
+// listening socket (EPOLLEXCLUSIVE); vip-nospin: the relay threads never poll before they sleep;
+// vip-js: the JS proxy.
+const MAKE = {
+  direct: async () => ({ bulk: ['127.0.0.1', iperfPort], http: ['127.0.0.1', httpPort], udp: ['127.0.0.1', dnsBackendPort], pid: null }),
+  vip: () => daemonTarget('native', '127.68.0.0/16', {}),
+  'vip-js': () => daemonTarget('js', '127.69.0.0/16', { PODMAN_SWARM_DNS_NATIVE_RELAY: '0' }),
+  vip1: () => daemonTarget('native1', '127.70.0.0/16', {}, ['--lb-threads', '1']),
+  'vip-shared': () => daemonTarget('shared', '127.71.0.0/16', { PODMAN_SWARM_DNS_RELAY_SHARED: '1' }),
+  'vip-nospin': () => daemonTarget('nospin', '127.72.0.0/16', { PODMAN_SWARM_DNS_RELAY_SPIN_US: '0' }),
+  haproxy: () => startHaproxy('haproxy', 1),
+  haproxy2: () => startHaproxy('haproxy2', 2),
 };
+const targets = {};
+for (const t of TARGETS) {
+  if (!MAKE[t]) throw new Error(`unknown target ${t}: one of ${Object.keys(MAKE).join(', ')}`);
+  targets[t] = await MAKE[t]();
+}
 for (const t of Object.values(targets)) {
   await waitPort(...t.bulk);
   await waitPort(...t.http);
@@ -213,13 +258,25 @@ function dnsProbe(dnsPort) {
 
 async function measure(kind, target) {
   const t = targets[target];
+  if (kind === 'udp-rate') {
+    const r = await $`dnsperf -s ${t.udp[0]} -p ${t.udp[1]} -d ${path.join(work, 'queries')} -c 4 -T 2 -q 200 -l ${SECONDS}`.nothrow();
+    const qps = Number(/Queries per second:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
+    if (!(qps > 0)) console.error(`  ${target} udp-rate: ${r.stdout}${r.stderr}`);
+    const lost = /Queries lost:\s+(\d+) \(([\d.]+)%\)/.exec(r.stdout);
+    if (lost && Number(lost[1]) > 0) console.error(`  ${target} udp-rate: ${lost[1]} queries lost (${lost[2]} %)`);
+    return qps;
+  }
+  if (kind === 'udp-bulk') {
+    const r = await $`iperf3 -u -b 0 -l 1400 -c ${t.bulk[0]} -p ${t.bulk[1]} -t ${SECONDS} -O 1 -J`.nothrow();
+    return JSON.parse(r.stdout).end?.sum_received?.bits_per_second / 1e9;
+  }
   if (kind === 'bulk') {
     const r = await $`iperf3 -c ${t.bulk[0]} -p ${t.bulk[1]} -t ${SECONDS} -O 1 -J`.nothrow();
     const j = JSON.parse(r.stdout);
     return j.end.sum_received.bits_per_second / 1e9;
   }
   const url = `http://${t.http[0]}:${t.http[1]}/`;
-  const args = ['-t', '1', '-c', String(CONNS), '-d', `${SECONDS}s`];
+  const args = ['-t', String(WRK_THREADS), '-c', String(CONNS), '-d', `${SECONDS}s`];
   if (kind === 'connect') args.push('-H', 'Connection: close');
   const r = await $`wrk ${args} ${url}`.nothrow();
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
@@ -229,13 +286,15 @@ async function measure(kind, target) {
   return rps;
 }
 
-const unit = { bulk: 'Gbit/s', connect: 'req/s', keep: 'req/s' };
+const unit = { bulk: 'Gbit/s', connect: 'req/s', keep: 'req/s', 'udp-rate': 'q/s', 'udp-bulk': 'Gbit/s' };
+const bits = (kind) => kind === 'bulk' || kind === 'udp-bulk';
 const results = {};
 const cpu = {};
 const probes = [];
 for (let round = 1; round <= ROUNDS; round++) {
   for (const kind of CASES) {
     for (const target of TARGETS) {
+      if (UDP_CASES.includes(kind) && !targets[target].udp) continue;
       const stop = targets[target].dns ? dnsProbe(targets[target].dns) : null;
       const c0 = cpuSeconds(targets[target].pid);
       const v = await measure(kind, target);
@@ -243,7 +302,7 @@ for (let round = 1; round <= ROUNDS; round++) {
       if (stop) probes.push(await stop());
       ((results[kind] ??= {})[target] ??= []).push(v);
       ((cpu[kind] ??= {})[target] ??= []).push((c1 - c0) / SECONDS);
-      console.error(`round ${round} ${kind.padEnd(7)} ${target.padEnd(8)} ${v.toFixed(kind === 'bulk' ? 2 : 0).padStart(9)} ${unit[kind]}  proxy cpu ${((c1 - c0) / SECONDS * 100).toFixed(0)}%`);
+      console.error(`round ${round} ${kind.padEnd(7)} ${target.padEnd(8)} ${v.toFixed(bits(kind) ? 2 : 0).padStart(9)} ${unit[kind]}  proxy cpu ${((c1 - c0) / SECONDS * 100).toFixed(0)}%`);
       await sleep(300);
     }
   }
@@ -256,29 +315,54 @@ const median = (xs) => {
 };
 const cpuModel = (await fs.readFile('/proc/cpuinfo', 'utf8')).match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown cpu';
 const haproxyVersion = (await $`haproxy -v`.nothrow()).stdout.split('\n')[0];
-console.log(`\nLoad balancer, loopback, ${ROUNDS} interleaved rounds of ${SECONDS} s, medians (min–max); wrk -t1 -c${CONNS}`);
+console.log(`\nLoad balancer, loopback, ${ROUNDS} interleaved rounds of ${SECONDS} s, medians (min–max); wrk -t${WRK_THREADS} -c${CONNS}; load average before: ${LOAD_BEFORE}, after: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 console.log(`${os.cpus().length} cores (${cpuModel}), node ${process.version}, ${haproxyVersion}, ${new Date().toISOString().slice(0, 10)}\n`);
-console.log('| case | direct | VIP, native relay | VIP, JS proxy | HAProxy | native / HAProxy | JS / HAProxy | proxy CPU: native / JS / HAProxy | proxy CPU per unit: native / JS / HAProxy |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+// TCP: every target's rate, each proxy's rate against the reference HAProxy (haproxy2 when it
+// ran, else haproxy), and what each proxy pays per unit: CPU-seconds per request (µs) or per
+// gigabit (ms), less sensitive than the rates to what else the shared machine runs.
+const NAMES = { direct: 'direct', vip: 'VIP, native relay', 'vip-nospin': 'VIP, relay without polling', vip1: 'VIP, relay 1 thread', 'vip-shared': 'VIP, relay shared socket', 'vip-js': 'VIP, JS proxy', haproxy: 'HAProxy', haproxy2: 'HAProxy nbthread 2' };
+const shown = TARGETS;
+const proxies = shown.filter((t) => t !== 'direct');
+const ref = shown.includes('haproxy2') ? 'haproxy2' : 'haproxy';
+const vsRef = proxies.filter((t) => t !== ref && shown.includes(ref));
+const tcpCases = CASES.filter((k) => !UDP_CASES.includes(k));
+if (tcpCases.length) {
+  console.log(`| case | ${shown.map((t) => NAMES[t]).join(' | ')} | ${vsRef.map((t) => `${t} / ${ref}`).join(' | ')} | proxy CPU per unit: ${proxies.join(' / ')} |`);
+  console.log(`|---|${shown.map(() => '---:').join('|')}|${vsRef.map(() => '---:').join('|')}|---:|`);
+}
 const fmt = (kind, xs) => (xs ? `${median(xs).toFixed(kind === 'bulk' ? 2 : 0)} (${Math.min(...xs).toFixed(kind === 'bulk' ? 1 : 0)}–${Math.max(...xs).toFixed(kind === 'bulk' ? 1 : 0)})` : '-');
-const PROXIES = ['vip', 'vip-js', 'haproxy'];
 const CASE_NAMES = { bulk: 'bulk TCP, Gbit/s', connect: 'new connections, req/s', keep: 'keep-alive, req/s' };
 const chartRows = [];
-for (const kind of CASES) {
+for (const kind of tcpCases) {
   const r = results[kind];
   chartRows.push({ case: CASE_NAMES[kind] ?? kind, values: ['direct', 'vip', 'vip-js', 'haproxy'].map((t) => (r[t] ? median(r[t]) : NaN)) });
   const c = cpu[kind];
-  const ratio = (t) => (r[t] && r.haproxy ? `${(median(r[t]) / median(r.haproxy)).toFixed(2)}×` : '-');
-  const cpuText = PROXIES.map((t) => (c[t] ? `${(median(c[t]) * 100).toFixed(0)}%` : '-')).join(' / ');
-  // CPU-seconds per request (µs) or per gigabit (ms): what each proxy pays for the same work,
-  // less sensitive than the rates to what else the shared machine runs.
+  const ratio = (t) => (r[t] && r[ref] ? `${(median(r[t]) / median(r[ref])).toFixed(2)}×` : '-');
   const per = (t) => (c[t] ? (median(c[t].map((x, i) => x / r[t][i])) * (kind === 'bulk' ? 1e3 : 1e6)).toFixed(1) : '-');
-  const perText = `${PROXIES.map(per).join(' / ')} ${kind === 'bulk' ? 'ms per Gbit' : 'µs per request'}`;
-  console.log(`| ${kind === 'bulk' ? 'bulk TCP (iperf3, 1 stream), Gbit/s' : kind === 'connect' ? 'new connections (wrk, Connection: close), req/s' : 'keep-alive requests (wrk), req/s'} | ${fmt(kind, r.direct)} | ${fmt(kind, r.vip)} | ${fmt(kind, r['vip-js'])} | ${fmt(kind, r.haproxy)} | ${ratio('vip')} | ${ratio('vip-js')} | ${cpuText} | ${perText} |`);
+  const perText = `${proxies.map(per).join(' / ')} ${kind === 'bulk' ? 'ms per Gbit' : 'µs per request'}`;
+  const name = kind === 'bulk' ? 'bulk TCP (iperf3, 1 stream), Gbit/s' : kind === 'connect' ? `new connections (wrk -t${WRK_THREADS}, Connection: close), req/s` : `keep-alive requests (wrk -t${WRK_THREADS}), req/s`;
+  console.log(`| ${name} | ${shown.map((t) => fmt(kind, r[t])).join(' | ')} | ${vsRef.map(ratio).join(' | ')} | ${perText} |`);
+}
+// UDP: against direct (the limit) and between the two VIPs; CPU per query or per Gbit.
+const udpCases = CASES.filter((k) => UDP_CASES.includes(k));
+if (udpCases.length) {
+  console.log('\n| UDP case | direct | VIP, native relay | VIP, JS proxy | native / direct | JS / direct | native / JS | proxy CPU: native / JS | proxy CPU per unit: native / JS |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const kind of udpCases) {
+    const r = results[kind];
+    const c = cpu[kind];
+    const d = (x) => (bits(kind) ? x.toFixed(2) : x.toFixed(0));
+    const fmtU = (xs) => (xs ? `${d(median(xs))} (${d(Math.min(...xs))}–${d(Math.max(...xs))})` : '-');
+    const ratio = (a, b) => (r[a] && r[b] ? `${(median(r[a]) / median(r[b])).toFixed(2)}×` : '-');
+    const per = (t) => (c[t] ? (median(c[t].map((x, i) => x / r[t][i])) * (bits(kind) ? 1e3 : 1e6)).toFixed(1) : '-');
+    const name = kind === 'udp-rate' ? 'request/response (dnsperf -c 4 -T 2 -q 200, knot), q/s' : 'bulk UDP (iperf3 -u -b 0 -l 1400, received), Gbit/s';
+    const cpuText = ['vip', 'vip-js'].map((t) => (c[t] ? `${(median(c[t]) * 100).toFixed(0)}%` : '-')).join(' / ');
+    console.log(`| ${name} | ${fmtU(r.direct)} | ${fmtU(r.vip)} | ${fmtU(r['vip-js'])} | ${ratio('vip', 'direct')} | ${ratio('vip-js', 'direct')} | ${ratio('vip', 'vip-js')} | ${cpuText} | ${per('vip')} / ${per('vip-js')} ${bits(kind) ? 'ms per Gbit' : 'µs per query'} |`);
+  }
 }
 const sent = probes.reduce((a, p) => a + p.sent, 0);
 const answered = probes.reduce((a, p) => a + p.answered, 0);
 console.log(`\nDNS probe during the VIP runs (a query every 50 ms): ${answered} of ${sent} answered.`);
-console.log(`Chart: bench/plots/${path.basename(writePlot('lb', lbPlot(`Load balancer vs HAProxy, same backend (${new Date().toISOString().slice(0, 10)})`, chartRows)))}`);
+if (chartRows.length && ['direct', 'vip', 'vip-js', 'haproxy'].every((t) => shown.includes(t))) console.log(`Chart: bench/plots/${path.basename(writePlot('lb', lbPlot(`Load balancer vs HAProxy, same backend (${new Date().toISOString().slice(0, 10)})`, chartRows)))}`);
 // The servers' pipes would keep the event loop alive: stop them and leave.
 await shutdown(0);

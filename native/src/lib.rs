@@ -8,6 +8,7 @@ mod notify;
 mod querylog;
 mod relay;
 mod relay_napi;
+mod relay_udp;
 mod sys;
 #[cfg(test)]
 mod testutil;
@@ -465,7 +466,7 @@ unsafe extern "C" fn cores(env: napi_env, _info: napi_callback_info) -> napi_val
 
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 26] = [
+    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 29] = [
         ("openUdp", open_udp),
         ("udpFds", udp_fds),
         ("setRrl", set_rrl),
@@ -486,9 +487,12 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("relayConfigure", relay_napi::configure),
         ("relaySetBackends", relay_napi::set_backends),
         ("relaySetMax", relay_napi::set_max),
+        ("relaySetThreads", relay_napi::set_threads),
         ("relayClose", relay_napi::close),
         ("relayForget", relay_napi::forget),
         ("relayStats", relay_napi::stats),
+        ("relayUdpListen", relay_napi::udp_listen),
+        ("relayUdpConfigure", relay_napi::udp_configure),
         ("queryLogSet", query_log_set),
         ("queryLogTake", query_log_take),
         ("queryLogStats", query_log_stats),

@@ -1,5 +1,8 @@
-//! TCP relay for the load balancer (issue 6): one epoll thread owns the VIP:port listening
-//! sockets, accepts, picks a backend from the list JS pushes (JS keeps the registry, the policy
+//! TCP relay for the load balancer (issue 6): epoll threads (one per core unless told otherwise,
+//! `set_threads`) each own a listening socket per VIP:port (an SO_REUSEPORT group: the kernel
+//! spreads new connections over the threads by their addresses; PODMAN_SWARM_DNS_RELAY_SHARED=1
+//! shares one socket instead, each thread waiting on it with EPOLLEXCLUSIVE) and the connections
+//! they accept. A thread accepts, picks a backend from the list JS pushes (JS keeps the registry, the policy
 //! name and the options; the ejection bookkeeping mirrors src/lb/backends.ts), connects without
 //! blocking and relays both directions. Per connection, per direction:
 //!  - the first bytes go through read/write with one buffer shared by the thread (a request and
@@ -13,7 +16,7 @@
 //! Counters are atomics JS polls (relayStats): a callback per connection would cost the JS thread
 //! what the relay saves.
 
-use crate::sys::{bind, close, errno, getsockname, set_int, socket, sockaddr_storage, AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPV6_FREEBIND, IPV6_V6ONLY, IP_FREEBIND, SOL_SOCKET};
+use crate::sys::{bind, close, errno, getsockname, set_int, socket, sockaddr_storage, AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPV6_FREEBIND, IPV6_V6ONLY, IP_FREEBIND, SOL_SOCKET, SO_REUSEPORT};
 use crate::udp::sockaddr;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -25,40 +28,42 @@ use std::sync::{Arc, Mutex};
 #[cfg_attr(target_arch = "x86_64", repr(C, packed))]
 #[cfg_attr(not(target_arch = "x86_64"), repr(C))]
 #[derive(Clone, Copy)]
-struct EpollEvent {
-    events: u32,
-    data: u64,
+pub(crate) struct EpollEvent {
+    pub(crate) events: u32,
+    pub(crate) data: u64,
 }
 
 extern "C" {
-    fn epoll_create1(flags: c_int) -> c_int;
-    fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut EpollEvent) -> c_int;
+    pub(crate) fn epoll_create1(flags: c_int) -> c_int;
+    pub(crate) fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, ev: *mut EpollEvent) -> c_int;
     fn epoll_wait(ep: c_int, evs: *mut EpollEvent, max: c_int, timeout: c_int) -> c_int;
     fn accept4(fd: c_int, addr: *mut c_void, len: *mut u32, flags: c_int) -> c_int;
-    fn connect(fd: c_int, addr: *const c_void, len: u32) -> c_int;
+    pub(crate) fn connect(fd: c_int, addr: *const c_void, len: u32) -> c_int;
     fn listen(fd: c_int, backlog: c_int) -> c_int;
     fn splice(fd_in: c_int, off_in: *mut i64, fd_out: c_int, off_out: *mut i64, len: usize, flags: u32) -> isize;
     fn pipe2(fds: *mut c_int, flags: c_int) -> c_int;
     fn shutdown(fd: c_int, how: c_int) -> c_int;
-    fn eventfd(init: u32, flags: c_int) -> c_int;
-    fn read(fd: c_int, buf: *mut c_void, n: usize) -> isize;
-    fn write(fd: c_int, buf: *const c_void, n: usize) -> isize;
+    pub(crate) fn eventfd(init: u32, flags: c_int) -> c_int;
+    pub(crate) fn read(fd: c_int, buf: *mut c_void, n: usize) -> isize;
+    pub(crate) fn write(fd: c_int, buf: *const c_void, n: usize) -> isize;
     fn fcntl(fd: c_int, cmd: c_int, arg: c_int) -> c_int;
-    fn send(fd: c_int, buf: *const c_void, n: usize, flags: c_int) -> isize;
+    pub(crate) fn send(fd: c_int, buf: *const c_void, n: usize, flags: c_int) -> isize;
     fn sched_yield() -> c_int;
 }
 
 const SOCK_STREAM: c_int = 1;
-const NONBLOCK: c_int = 0o4000;
-const CLOEXEC: c_int = 0o2000000;
-const EPOLL_CTL_ADD: c_int = 1;
+pub(crate) const NONBLOCK: c_int = 0o4000;
+pub(crate) const CLOEXEC: c_int = 0o2000000;
+pub(crate) const EPOLL_CTL_ADD: c_int = 1;
 const EPOLL_CTL_MOD: c_int = 3;
-const EPOLLIN: u32 = 1;
+pub(crate) const EPOLLIN: u32 = 1;
 const EPOLLOUT: u32 = 4;
 const EPOLLERR: u32 = 8;
 const EPOLLHUP: u32 = 0x10;
 const EPOLLRDHUP: u32 = 0x2000;
-const EPOLLET: u32 = 1 << 31;
+pub(crate) const EPOLLET: u32 = 1 << 31;
+const EPOLLEXCLUSIVE: u32 = 1 << 28;
+const EPOLL_CTL_DEL: c_int = 2;
 const SPLICE_F_MOVE: u32 = 1;
 const SPLICE_F_NONBLOCK: u32 = 2;
 const SHUT_RD: c_int = 0;
@@ -69,12 +74,12 @@ const TCP_NODELAY: c_int = 1;
 const TCP_QUICKACK: c_int = 12;
 const MSG_NOSIGNAL: c_int = 0x4000;
 const MSG_MORE: c_int = 0x8000;
-const EINTR: i32 = 4;
+pub(crate) const EINTR: i32 = 4;
 const ECONNABORTED: i32 = 103;
-const EAGAIN: i32 = 11;
+pub(crate) const EAGAIN: i32 = 11;
 const EINPROGRESS: i32 = 115;
-const EMFILE: i32 = 24;
-const ENFILE: i32 = 23;
+pub(crate) const EMFILE: i32 = 24;
+pub(crate) const ENFILE: i32 = 23;
 
 /// With PODMAN_SWARM_DNS_RELAY_SPLICE=1 a direction switches from read/write to splice after
 /// this many bytes. Off by default: on loopback read/write relays bulk faster (splice stalls the
@@ -86,8 +91,8 @@ const PIPE_MAX: usize = 1 << 20;
 /// pipe moves more per splice pair. It is also what a slow reader can hold here per direction.
 const PIPE_SIZE: c_int = 1 << 20;
 const F_SETPIPE_SZ: c_int = 1031;
-const LISTENER_BIT: u64 = 1 << 63;
-const WAKE_TOKEN: u64 = 1 << 62;
+pub(crate) const LISTENER_BIT: u64 = 1 << 63;
+pub(crate) const WAKE_TOKEN: u64 = 1 << 62;
 
 /// Delayed ACKs on both of a connection's sockets (TCP_QUICKACK off, as HAProxy's
 /// tcp-smart-accept / tcp-smart-connect do, its default in HTTP mode): the ACK of a request
@@ -105,6 +110,32 @@ fn delay_acks() -> bool {
     }
 }
 
+/// PODMAN_SWARM_DNS_RELAY_SHARED=1: one listening socket per VIP:port shared by the threads.
+fn shared_listener() -> bool {
+    static ON: std::sync::Once = std::sync::Once::new();
+    static mut VALUE: bool = false;
+    unsafe {
+        ON.call_once(|| VALUE = std::env::var("PODMAN_SWARM_DNS_RELAY_SHARED").map_or(false, |v| v == "1"));
+        VALUE
+    }
+}
+
+/// Relay threads to start (0: one per core); read when the first listener starts them.
+static THREADS: AtomicU64 = AtomicU64::new(0);
+
+/// The number of TCP relay threads; has no effect once they run.
+pub fn set_threads(n: u32) {
+    THREADS.store(n as u64, Ordering::Relaxed);
+}
+
+fn thread_count() -> usize {
+    match THREADS.load(Ordering::Relaxed) {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n as usize,
+    }
+    .min(64)
+}
+
 fn splice_on() -> bool {
     static ON: std::sync::Once = std::sync::Once::new();
     static mut VALUE: bool = false;
@@ -118,7 +149,7 @@ fn splice_on() -> bool {
 /// 0 turns it off). See `Spin`.
 const SPIN_MAX_US: u64 = 100;
 
-fn spin_max_us() -> u64 {
+pub(crate) fn spin_max_us() -> u64 {
     std::env::var("PODMAN_SWARM_DNS_RELAY_SPIN_US").ok().and_then(|v| v.parse().ok()).unwrap_or(SPIN_MAX_US)
 }
 
@@ -131,17 +162,17 @@ fn spin_max_us() -> u64 {
 /// polls to whatever else is runnable on it) for a window that grows while blocking waits turn
 /// out short (events were coming anyway) and shrinks when they are long: a busy relay stays
 /// awake, a quiet one (events further apart than the maximum window) does not poll at all.
-struct Spin {
+pub(crate) struct Spin {
     max: std::time::Duration,
     window: std::time::Duration,
 }
 
 impl Spin {
-    fn new(max_us: u64) -> Spin {
+    pub(crate) fn new(max_us: u64) -> Spin {
         Spin { max: std::time::Duration::from_micros(max_us), window: std::time::Duration::ZERO }
     }
 
-    fn wait(&mut self, ep: c_int, evs: &mut [EpollEvent]) -> c_int {
+    pub(crate) fn wait(&mut self, ep: c_int, evs: &mut [EpollEvent], timeout_ms: c_int) -> c_int {
         use std::time::{Duration, Instant};
         if !self.window.is_zero() {
             let until = Instant::now() + self.window;
@@ -157,7 +188,7 @@ impl Spin {
             }
         }
         let t0 = if self.max.is_zero() { None } else { Some(Instant::now()) };
-        let n = unsafe { epoll_wait(ep, evs.as_mut_ptr(), evs.len() as c_int, 250) };
+        let n = unsafe { epoll_wait(ep, evs.as_mut_ptr(), evs.len() as c_int, timeout_ms) };
         if let Some(t0) = t0 {
             if n > 0 && t0.elapsed() <= self.max {
                 // A longer window would have caught these events without sleeping.
@@ -174,11 +205,11 @@ impl Spin {
 }
 
 /// The call found nothing to do now (or was interrupted): not an error of the connection.
-fn would_block(e: i32) -> bool {
+pub(crate) fn would_block(e: i32) -> bool {
     e == EAGAIN || e == EINTR
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
@@ -193,11 +224,13 @@ pub struct BackendStats {
     /// ms since the epoch (as JS's Date.now()) until which it is skipped.
     pub ejected_until: AtomicU64,
     streak: AtomicU64,
+    /// It left the list: UDP sessions on it move elsewhere at their client's next datagram.
+    pub gone: AtomicBool,
 }
 
 pub struct BackendEntry {
     pub id: String,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     weight: i64,
     local: bool,
     current: i64,
@@ -212,120 +245,186 @@ pub struct Config {
     pub connect_ms: u64,
     pub eject_ms: u64,
     pub attempts: u32,
+    /// UDP: sessions one listener keeps at most (TCP's limit is MAX_CONNECTIONS, shared).
+    pub max_sessions: u64,
 }
 
 pub struct Listener {
     pub id: u32,
-    fd: c_int,
+    /// Its sockets: one per relay thread (SO_REUSEPORT), or one they share.
+    pub(crate) fds: Vec<c_int>,
+    /// Threads still holding a shared socket: the last to let go closes it.
+    holders: AtomicU64,
+    /// A UDP listener (relay_udp.rs's thread serves it), else TCP.
+    pub udp: bool,
     pub port: u16,
     pub backends: Mutex<Vec<BackendEntry>>,
     /// Backends that left the list but still have open connections (reported until they drain).
     pub retired: Mutex<Vec<(String, Arc<BackendStats>)>>,
     pub cfg: Mutex<Config>,
+    /// TCP: open connections; UDP: open sessions.
     pub active: AtomicU64,
+    /// TCP: connections closed at the limit; UDP: sessions ended early for a new client at the
+    /// session bound.
     pub refused: AtomicU64,
     closed: AtomicBool,
     rr_next: AtomicU64,
 }
 
+impl Listener {
+    pub(crate) fn new(id: u32, fds: Vec<c_int>, port: u16, cfg: Config, udp: bool) -> Listener {
+        Listener {
+            id,
+            fds,
+            holders: AtomicU64::new(0),
+            udp,
+            port,
+            backends: Mutex::new(Vec::new()),
+            retired: Mutex::new(Vec::new()),
+            cfg: Mutex::new(cfg),
+            active: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            rr_next: AtomicU64::new(0),
+        }
+    }
+}
+
 pub static MAX_CONNECTIONS: AtomicU64 = AtomicU64::new(u64::MAX);
 pub static ACTIVE: AtomicU64 = AtomicU64::new(0);
 
+#[derive(Clone)]
 enum Cmd {
     Add(Arc<Listener>),
     Close(u32, bool),
 }
 
-struct Handle {
+/// A relay thread's mailbox: commands, and the eventfd (in its epoll set as WAKE_TOKEN) that
+/// wakes it for them.
+pub(crate) struct Handle<C> {
     efd: c_int,
-    cmds: Mutex<Vec<Cmd>>,
+    cmds: Mutex<Vec<C>>,
 }
 
-static HANDLE: Mutex<Option<Arc<Handle>>> = Mutex::new(None);
+impl<C> Handle<C> {
+    pub(crate) fn send(&self, c: C) {
+        self.cmds.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+        let one: u64 = 1;
+        unsafe { write(self.efd, &one as *const u64 as *const c_void, 8) };
+    }
 
-fn handle() -> Result<Arc<Handle>, i32> {
-    let mut g = HANDLE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(h) = g.as_ref() {
-        return Ok(h.clone());
+    /// The commands sent since the last call (the thread calls it on WAKE_TOKEN).
+    pub(crate) fn take(&self) -> Vec<C> {
+        let mut v = [0u8; 8];
+        unsafe { read(self.efd, v.as_mut_ptr() as *mut c_void, 8) };
+        std::mem::take(&mut *self.cmds.lock().unwrap_or_else(|e| e.into_inner()))
     }
-    let ep = unsafe { epoll_create1(CLOEXEC) };
-    if ep < 0 {
-        return Err(errno());
+}
+
+/// Starts `n` threads named `name`, each running `run(its epoll fd, its handle, its index)`.
+pub(crate) fn start_threads<C: Send + 'static>(name: &str, n: usize, run: fn(c_int, Arc<Handle<C>>, usize)) -> Result<Vec<Arc<Handle<C>>>, i32> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let ep = unsafe { epoll_create1(CLOEXEC) };
+        if ep < 0 {
+            return Err(errno());
+        }
+        let efd = unsafe { eventfd(0, NONBLOCK | CLOEXEC) };
+        if efd < 0 {
+            let e = errno();
+            unsafe { close(ep) };
+            return Err(e);
+        }
+        let mut ev = EpollEvent { events: EPOLLIN | EPOLLET, data: WAKE_TOKEN };
+        unsafe { epoll_ctl(ep, EPOLL_CTL_ADD, efd, &mut ev) };
+        let h = Arc::new(Handle { efd, cmds: Mutex::new(Vec::new()) });
+        let h2 = h.clone();
+        std::thread::Builder::new().name(name.into()).spawn(move || run(ep, h2, i)).map_err(|_| 12)?;
+        out.push(h);
     }
-    let efd = unsafe { eventfd(0, NONBLOCK | CLOEXEC) };
-    if efd < 0 {
-        let e = errno();
-        unsafe { close(ep) };
-        return Err(e);
+    Ok(out)
+}
+
+static HANDLES: Mutex<Vec<Arc<Handle<Cmd>>>> = Mutex::new(Vec::new());
+
+fn handles() -> Result<Vec<Arc<Handle<Cmd>>>, i32> {
+    let mut g = HANDLES.lock().unwrap_or_else(|e| e.into_inner());
+    if g.is_empty() {
+        *g = start_threads("psdns-relay", thread_count(), |ep, h, i| Relay::new(ep, h, i).run())?;
     }
-    let mut ev = EpollEvent { events: EPOLLIN | EPOLLET, data: WAKE_TOKEN };
-    unsafe { epoll_ctl(ep, EPOLL_CTL_ADD, efd, &mut ev) };
-    let h = Arc::new(Handle { efd, cmds: Mutex::new(Vec::new()) });
-    let h2 = h.clone();
-    std::thread::Builder::new().name("psdns-relay".into()).spawn(move || Relay::new(ep, h2).run()).map_err(|_| 12)?;
-    *g = Some(h.clone());
-    Ok(h)
+    Ok(g.clone())
 }
 
 fn send_cmd(c: Cmd) -> Result<(), i32> {
-    let h = handle()?;
-    h.cmds.lock().unwrap_or_else(|e| e.into_inner()).push(c);
-    let one: u64 = 1;
-    unsafe { write(h.efd, &one as *const u64 as *const c_void, 8) };
+    for h in handles()? {
+        h.send(c.clone());
+    }
     Ok(())
 }
 
-/// Binds and listens on host:port (0: any free port) and hands the socket to the relay thread.
+fn close_all(fds: &[c_int]) {
+    for fd in fds {
+        unsafe { close(*fd) };
+    }
+}
+
+/// Binds and listens on host:port (0: any free port), a socket per relay thread (or one they
+/// share), and hands them to the threads.
 pub fn open(id: u32, host: &str, port: u16, backlog: i32, cfg: Config) -> Result<Arc<Listener>, (i32, String)> {
     let ip: IpAddr = host.parse().map_err(|_| (22, format!("not an IP address: {}", host)))?;
+    let threads = handles().map_err(|e| (e, "relay thread".to_string()))?.len();
+    let n = if shared_listener() { 1 } else { threads };
     let v6 = ip.is_ipv6();
-    let fd = unsafe { socket(if v6 { AF_INET6 } else { AF_INET }, SOCK_STREAM | NONBLOCK | CLOEXEC, 0) };
-    if fd < 0 {
-        return Err((errno(), "socket".into()));
+    let mut fds: Vec<c_int> = Vec::new();
+    let mut bound = port;
+    for _ in 0..n {
+        let fd = unsafe { socket(if v6 { AF_INET6 } else { AF_INET }, SOCK_STREAM | NONBLOCK | CLOEXEC, 0) };
+        if fd < 0 {
+            let e = errno();
+            close_all(&fds);
+            return Err((e, "socket".into()));
+        }
+        fds.push(fd);
+        set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+        if n > 1 {
+            set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+        }
+        set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+        if v6 {
+            set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+            set_int(fd, IPPROTO_IPV6, IPV6_FREEBIND, 1);
+        } else {
+            set_int(fd, IPPROTO_IP, IP_FREEBIND, 1);
+        }
+        // The first binds the port asked for (0: any); the others join it.
+        let (sa, len) = sockaddr(ip, bound);
+        if unsafe { bind(fd, &sa as *const _ as *const c_void, len) } != 0 || unsafe { listen(fd, backlog) } != 0 {
+            let e = errno();
+            close_all(&fds);
+            return Err((e, "listen".into()));
+        }
+        let mut got = sockaddr_storage { bytes: [0; 128] };
+        let mut glen = 128u32;
+        unsafe { getsockname(fd, &mut got as *mut _ as *mut c_void, &mut glen) };
+        bound = u16::from_be_bytes([got.bytes[2], got.bytes[3]]);
     }
-    set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-    set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-    if v6 {
-        set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
-        set_int(fd, IPPROTO_IPV6, IPV6_FREEBIND, 1);
-    } else {
-        set_int(fd, IPPROTO_IP, IP_FREEBIND, 1);
-    }
-    let (sa, len) = sockaddr(ip, port);
-    if unsafe { bind(fd, &sa as *const _ as *const c_void, len) } != 0 || unsafe { listen(fd, backlog) } != 0 {
-        let e = errno();
-        unsafe { close(fd) };
-        return Err((e, "listen".into()));
-    }
-    let mut got = sockaddr_storage { bytes: [0; 128] };
-    let mut glen = 128u32;
-    unsafe { getsockname(fd, &mut got as *mut _ as *mut c_void, &mut glen) };
-    let bound = u16::from_be_bytes([got.bytes[2], got.bytes[3]]);
-    let l = Arc::new(Listener {
-        id,
-        fd,
-        port: bound,
-        backends: Mutex::new(Vec::new()),
-        retired: Mutex::new(Vec::new()),
-        cfg: Mutex::new(cfg),
-        active: AtomicU64::new(0),
-        refused: AtomicU64::new(0),
-        closed: AtomicBool::new(false),
-        rr_next: AtomicU64::new(0),
-    });
+    let l = Arc::new(Listener::new(id, fds, bound, cfg, false));
+    l.holders.store(threads as u64, Ordering::Relaxed);
     if let Err(e) = send_cmd(Cmd::Add(l.clone())) {
-        unsafe { close(fd) };
+        close_all(&l.fds);
         return Err((e, "relay thread".into()));
     }
     Ok(l)
 }
 
 /// Stops listening at once (shutdown on a listening socket: its port can be bound again right
-/// away, by the JS proxy too); the relay thread closes the socket and, with `force`, the
+/// away, by the JS proxy too); the relay threads close the sockets and, with `force`, the
 /// listener's open connections.
 pub fn close_listener(l: &Listener, force: bool) {
     if !l.closed.swap(true, Ordering::Relaxed) {
-        unsafe { shutdown(l.fd, SHUT_RD) };
+        for fd in &l.fds {
+            unsafe { shutdown(*fd, SHUT_RD) };
+        }
     }
     let _ = send_cmd(Cmd::Close(l.id, force));
 }
@@ -368,6 +467,7 @@ pub fn set_backends(l: &Listener, spec: &str) -> Result<(), String> {
 }
 
 fn retire(l: &Listener, b: BackendEntry) {
+    b.stats.gone.store(true, Ordering::Relaxed);
     let mut r = l.retired.lock().unwrap_or_else(|e| e.into_inner());
     r.retain(|(_, s)| s.active.load(Ordering::Relaxed) > 0);
     if b.stats.active.load(Ordering::Relaxed) > 0 {
@@ -377,7 +477,7 @@ fn retire(l: &Listener, b: BackendEntry) {
 
 /// Index of the backend for a new connection: untried, not ejected (unless all untried ones
 /// are), local first when asked, then the policy (as src/lb/backends.ts and policy.ts).
-fn pick(l: &Listener, list: &mut [BackendEntry], tried: &[Arc<BackendStats>], cfg: &Config, now: u64, rng: &mut u64) -> Option<usize> {
+pub(crate) fn pick(l: &Listener, list: &mut [BackendEntry], tried: &[Arc<BackendStats>], cfg: &Config, now: u64, rng: &mut u64) -> Option<usize> {
     let mut cands: Vec<usize> = (0..list.len()).filter(|&i| !tried.iter().any(|t| Arc::ptr_eq(t, &list[i].stats))).collect();
     if cands.is_empty() {
         return None;
@@ -445,7 +545,7 @@ fn pick(l: &Listener, list: &mut [BackendEntry], tried: &[Arc<BackendStats>], cf
     }
 }
 
-fn failed(s: &BackendStats, eject_ms: u64, now: u64) {
+pub(crate) fn failed(s: &BackendStats, eject_ms: u64, now: u64) {
     s.connect_failures.fetch_add(1, Ordering::Relaxed);
     let n = s.streak.fetch_add(1, Ordering::Relaxed) + 1;
     let was_in = s.ejected_until.load(Ordering::Relaxed) <= now;
@@ -503,8 +603,11 @@ struct Slot {
 
 struct Relay {
     ep: c_int,
-    h: Arc<Handle>,
-    listeners: HashMap<u32, Arc<Listener>>,
+    h: Arc<Handle<Cmd>>,
+    /// This thread's index among the relay threads: which of a listener's sockets is its own.
+    index: usize,
+    /// Listeners by id, with this thread's socket of each.
+    listeners: HashMap<u32, (Arc<Listener>, c_int)>,
     slots: Vec<Slot>,
     free: Vec<usize>,
     buf: Vec<u8>,
@@ -533,8 +636,8 @@ fn token(slot: usize, gen: u32, side: u64) -> u64 {
 }
 
 impl Relay {
-    fn new(ep: c_int, h: Arc<Handle>) -> Relay {
-        Relay { ep, h, listeners: HashMap::new(), slots: Vec::new(), free: Vec::new(), buf: vec![0u8; BUF], now: now_ms(), mono: 0, base: std::time::Instant::now(), rng: 0x9e37_79b9_7f4a_7c15 ^ now_ms() }
+    fn new(ep: c_int, h: Arc<Handle<Cmd>>, index: usize) -> Relay {
+        Relay { ep, h, index, listeners: HashMap::new(), slots: Vec::new(), free: Vec::new(), buf: vec![0u8; BUF], now: now_ms(), mono: 0, base: std::time::Instant::now(), rng: 0x9e37_79b9_7f4a_7c15 ^ now_ms() }
     }
 
     fn run(mut self) {
@@ -542,7 +645,7 @@ impl Relay {
         let mut last_sweep = 0;
         let mut spin = Spin::new(spin_max_us());
         loop {
-            let n = spin.wait(self.ep, &mut evs);
+            let n = spin.wait(self.ep, &mut evs, 250);
             self.now = now_ms();
             self.mono = self.base.elapsed().as_millis() as u64;
             if n < 0 && errno() != EINTR {
@@ -567,21 +670,29 @@ impl Relay {
     }
 
     fn commands(&mut self) {
-        let mut v = [0u8; 8];
-        unsafe { read(self.h.efd, v.as_mut_ptr() as *mut c_void, 8) };
-        let cmds: Vec<Cmd> = std::mem::take(&mut *self.h.cmds.lock().unwrap_or_else(|e| e.into_inner()));
-        for c in cmds {
+        for c in self.h.take() {
             match c {
                 Cmd::Add(l) => {
-                    let mut ev = EpollEvent { events: EPOLLIN | EPOLLET, data: LISTENER_BIT | l.id as u64 };
-                    unsafe { epoll_ctl(self.ep, EPOLL_CTL_ADD, l.fd, &mut ev) };
+                    let fd = l.fds[self.index % l.fds.len()];
+                    // A shared socket wakes one waiting thread per connection, not all of them.
+                    let exclusive = if l.fds.len() == 1 && l.holders.load(Ordering::Relaxed) > 1 { EPOLLEXCLUSIVE } else { 0 };
+                    let mut ev = EpollEvent { events: EPOLLIN | EPOLLET | exclusive, data: LISTENER_BIT | l.id as u64 };
+                    unsafe { epoll_ctl(self.ep, EPOLL_CTL_ADD, fd, &mut ev) };
                     let id = l.id;
-                    self.listeners.insert(id, l);
+                    self.listeners.insert(id, (l, fd));
                     self.accept(id);
                 }
                 Cmd::Close(id, force) => {
-                    if let Some(l) = self.listeners.remove(&id) {
-                        unsafe { close(l.fd) };
+                    if let Some((l, fd)) = self.listeners.remove(&id) {
+                        if l.fds.len() > 1 {
+                            unsafe { close(fd) };
+                        } else {
+                            let mut ev = EpollEvent { events: 0, data: 0 };
+                            unsafe { epoll_ctl(self.ep, EPOLL_CTL_DEL, fd, &mut ev) };
+                            if l.holders.fetch_sub(1, Ordering::Relaxed) == 1 {
+                                unsafe { close(fd) };
+                            }
+                        }
                         if force {
                             for i in 0..self.slots.len() {
                                 if self.slots[i].conn.as_ref().map_or(false, |c| Arc::ptr_eq(&c.listener, &l)) {
@@ -596,12 +707,12 @@ impl Relay {
     }
 
     fn accept(&mut self, id: u32) {
-        let l = match self.listeners.get(&id) {
-            Some(l) => l.clone(),
+        let (l, lfd) = match self.listeners.get(&id) {
+            Some((l, fd)) => (l.clone(), *fd),
             None => return,
         };
         loop {
-            let fd = unsafe { accept4(l.fd, null_mut(), null_mut(), NONBLOCK | CLOEXEC) };
+            let fd = unsafe { accept4(lfd, null_mut(), null_mut(), NONBLOCK | CLOEXEC) };
             if fd < 0 {
                 match errno() {
                     EINTR | ECONNABORTED => continue,

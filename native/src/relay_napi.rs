@@ -3,6 +3,7 @@
 
 use crate::napi_sys::*;
 use crate::relay::{self, Config, Listener};
+use crate::relay_udp;
 use crate::{args, errno_code, new_string, new_uint_pair, string, throw, uint, undefined};
 use std::collections::HashMap;
 use std::ptr::null_mut;
@@ -29,7 +30,29 @@ unsafe fn config(env: napi_env, a: &[napi_value]) -> Option<Config> {
         connect_ms: uint(env, a[3])? as u64,
         eject_ms: uint(env, a[4])? as u64,
         attempts: uint(env, a[5])?,
+        max_sessions: u64::MAX,
     })
+}
+
+/// Reads [policy, preferLocal, idleMs, ejectMs, maxSessions] (a UDP listener's options).
+unsafe fn udp_config(env: napi_env, a: &[napi_value]) -> Option<Config> {
+    let mut prefer = false;
+    if napi_get_value_bool(env, a[1], &mut prefer) != NAPI_OK {
+        return None;
+    }
+    Some(Config {
+        policy: uint(env, a[0])?,
+        prefer_local: prefer,
+        idle_ms: uint(env, a[2])? as u64,
+        connect_ms: 0,
+        eject_ms: uint(env, a[3])? as u64,
+        attempts: 1,
+        max_sessions: uint(env, a[4])?.max(1) as u64,
+    })
+}
+
+fn remember(l: Arc<Listener>) {
+    OPEN.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(l.id, l);
 }
 
 /// relayListen(host, port, backlog, policy, preferLocal, idleMs, connectMs, ejectMs, attempts) → [id, port]
@@ -51,7 +74,7 @@ pub unsafe extern "C" fn listen(env: napi_env, info: napi_callback_info) -> napi
     match relay::open(id, &host, port, backlog, cfg) {
         Ok(l) => {
             let bound = l.port;
-            OPEN.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(id, l);
+            remember(l);
             new_uint_pair(env, id, bound as u32)
         }
         Err((e, what)) => {
@@ -61,10 +84,45 @@ pub unsafe extern "C" fn listen(env: napi_env, info: napi_callback_info) -> napi
     }
 }
 
+/// relayUdpListen(host, port, policy, preferLocal, idleMs, ejectMs, maxSessions) → [id, port]
+pub unsafe extern "C" fn udp_listen(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<7>(env, info);
+    let (host, port) = match (string(env, a[0]), uint(env, a[1])) {
+        (Some(h), Some(p)) if p < 65536 => (h, p as u16),
+        _ => return throw(env, "EINVAL", "relayUdpListen: host must be a string, port a number"),
+    };
+    let cfg = match udp_config(env, &a[2..]) {
+        Some(c) => c,
+        None => return throw(env, "EINVAL", "relayUdpListen: bad options"),
+    };
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    match relay_udp::open(id, &host, port, cfg) {
+        Ok(l) => {
+            let bound = l.port;
+            remember(l);
+            new_uint_pair(env, id, bound as u32)
+        }
+        Err((e, what)) => {
+            let msg = format!("{} {} {}:{}/udp: {}", what, errno_code(e), host, port, std::io::Error::from_raw_os_error(e));
+            throw(env, errno_code(e), &msg)
+        }
+    }
+}
+
+/// relayUdpConfigure(id, policy, preferLocal, idleMs, ejectMs, maxSessions)
+pub unsafe extern "C" fn udp_configure(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<6>(env, info);
+    match (uint(env, a[0]).and_then(get).filter(|l| l.udp), udp_config(env, &a[1..])) {
+        (Some(l), Some(c)) => *l.cfg.lock().unwrap_or_else(|e| e.into_inner()) = c,
+        _ => return throw(env, "EINVAL", "relayUdpConfigure: bad arguments"),
+    }
+    undefined(env)
+}
+
 /// relayConfigure(id, policy, preferLocal, idleMs, connectMs, ejectMs, attempts)
 pub unsafe extern "C" fn configure(env: napi_env, info: napi_callback_info) -> napi_value {
     let a = args::<7>(env, info);
-    match (uint(env, a[0]).and_then(get), config(env, &a[1..])) {
+    match (uint(env, a[0]).and_then(get).filter(|l| !l.udp), config(env, &a[1..])) {
         (Some(l), Some(c)) => *l.cfg.lock().unwrap_or_else(|e| e.into_inner()) = c,
         _ => return throw(env, "EINVAL", "relayConfigure: bad arguments"),
     }
@@ -94,13 +152,27 @@ pub unsafe extern "C" fn set_max(env: napi_env, info: napi_callback_info) -> nap
     undefined(env)
 }
 
-/// relayClose(id, force): stops accepting; open connections drain unless `force`.
+/// relaySetThreads(n): TCP relay threads (0: one per core); only before the first listener.
+pub unsafe extern "C" fn set_threads(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<1>(env, info);
+    if let Some(n) = uint(env, a[0]) {
+        relay::set_threads(n);
+    }
+    undefined(env)
+}
+
+/// relayClose(id, force): stops accepting; open connections drain unless `force`. A UDP
+/// listener's sessions end at once, and its port is free when this returns.
 pub unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_value {
     let a = args::<2>(env, info);
     let mut force = false;
     napi_get_value_bool(env, a[1], &mut force);
     if let Some(l) = uint(env, a[0]).and_then(get) {
-        relay::close_listener(&l, force);
+        if l.udp {
+            relay_udp::close_listener(&l);
+        } else {
+            relay::close_listener(&l, force);
+        }
         // Its counters stay readable until JS forgets it (relayForget).
     }
     undefined(env)
@@ -121,7 +193,7 @@ unsafe fn num(env: napi_env, n: u64) -> napi_value {
     v
 }
 
-/// relayStats(id) → [active, refused, totalActive, then per backend (current, then draining):
+/// relayStats(id) → [active, refused, totalActive (of its kind: TCP connections or UDP sessions), then per backend (current, then draining):
 /// id, connections, active, bytesIn, bytesOut, connectFailures, ejections, ejectedUntil]
 pub unsafe extern "C" fn stats(env: napi_env, info: napi_callback_info) -> napi_value {
     let a = args::<1>(env, info);
@@ -139,7 +211,8 @@ pub unsafe extern "C" fn stats(env: napi_env, info: napi_callback_info) -> napi_
     napi_create_array_with_length(env, 3 + rows.len() * 8, &mut arr);
     napi_set_element(env, arr, 0, num(env, l.active.load(Ordering::Relaxed)));
     napi_set_element(env, arr, 1, num(env, l.refused.load(Ordering::Relaxed)));
-    napi_set_element(env, arr, 2, num(env, relay::ACTIVE.load(Ordering::Relaxed)));
+    let total = if l.udp { &relay_udp::SESSIONS } else { &relay::ACTIVE };
+    napi_set_element(env, arr, 2, num(env, total.load(Ordering::Relaxed)));
     let mut i = 3u32;
     for (id, s) in rows {
         let vals = [&s.connections, &s.active, &s.bytes_in, &s.bytes_out, &s.connect_failures, &s.ejections, &s.ejected_until];

@@ -16,23 +16,12 @@ use std::os::unix::io::AsRawFd;
 use std::sync::atomic::AtomicU32;
 
 fn cfg(policy: u32) -> Config {
-    Config { policy, prefer_local: false, idle_ms: 60_000, connect_ms: 5_000, eject_ms: 10_000, attempts: 3 }
+    Config { policy, prefer_local: false, idle_ms: 60_000, connect_ms: 5_000, eject_ms: 10_000, attempts: 3, max_sessions: u64::MAX }
 }
 
 /// A listener without a socket, for the choice logic alone.
 fn bare(c: Config) -> Listener {
-    Listener {
-        id: 0,
-        fd: -1,
-        port: 0,
-        backends: Mutex::new(Vec::new()),
-        retired: Mutex::new(Vec::new()),
-        cfg: Mutex::new(c),
-        active: AtomicU64::new(0),
-        refused: AtomicU64::new(0),
-        closed: AtomicBool::new(false),
-        rr_next: AtomicU64::new(0),
-    }
+    Listener::new(0, vec![-1], 0, c, false)
 }
 
 /// One line of the backend list JS sends (src/lb/native-tcp-proxy.ts).

@@ -300,9 +300,17 @@ export const OPTIONS = {
     name: 'lb-udp-timeout', live: true, kind: k.duration(1000, 3_600_000), default: 30_000, group: 'Load balancer',
     help: 'end a proxied UDP session with no datagram either way for this long',
   }),
+  lbUdpMaxSessions: def({
+    name: 'lb-udp-max-sessions', live: true, kind: k.int(1, 1_000_000), default: 65_536, group: 'Load balancer',
+    help: 'UDP sessions (client address:port) one VIP port keeps at once; beyond it the least recently used one ends (counted in lb_udp_sessions_evicted_total)',
+  }),
   lbMaxConnections: def({
     name: 'lb-max-connections', live: true, kind: k.int(1, 1_000_000), default: 50_000, group: 'Load balancer',
     help: 'proxied TCP connections open at once (all services); beyond it new ones are closed',
+  }),
+  lbThreads: def({
+    name: 'lb-threads', kind: k.int(0, 64), default: 0, group: 'Load balancer',
+    help: "threads of the native TCP relay (0: one per CPU core), each with its own listening socket per VIP port; env PODMAN_SWARM_DNS_NATIVE_RELAY=0 uses the JS proxy instead",
   }),
   lbProxyProtocol: def({
     name: 'lb-proxy-protocol', live: true, kind: k.bool, default: false, group: 'Load balancer',

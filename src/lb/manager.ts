@@ -4,7 +4,8 @@ import { BackendSet, type Backend } from './backends.js';
 import { Plan, type IngressEntry, type ListenerSpec } from './plan.js';
 import type { PolicyName } from './policy.js';
 import { NativeTcpProxy } from './native-tcp-proxy.js';
-import { relayAddon } from './relay-choice.js';
+import { NativeUdpProxy } from './native-udp-proxy.js';
+import { relayAddon, udpRelayAddon } from './relay-choice.js';
 import { TcpProxy, type ConnectionLimit } from './tcp-proxy.js';
 import { UdpProxy } from './udp-proxy.js';
 
@@ -19,6 +20,7 @@ export interface LbOptions {
   failOpen: boolean;
   idleTimeoutMs: number;
   udpIdleTimeoutMs: number;
+  udpMaxSessions: number;
   maxConnections: number;
   proxyProtocol: boolean;
   ingress: IngressEntry[];
@@ -27,7 +29,7 @@ export interface LbOptions {
   connectTimeoutMs: number;
 }
 
-export const LB_DEFAULTS = { ejectMs: 5_000, connectTimeoutMs: 3_000, attempts: 3, udpMaxSessions: 65_536 };
+export const LB_DEFAULTS = { ejectMs: 5_000, connectTimeoutMs: 3_000, attempts: 3 };
 
 /** Puts VIPs on and off the daemon's link; null when the daemon has no link (no CAP_NET_ADMIN). */
 export interface AddressOps {
@@ -40,7 +42,7 @@ export interface Listener {
   backends: BackendSet;
   /** The addon's relay where it can serve, else the JS proxy (relay-choice.ts). */
   tcp?: TcpProxy | NativeTcpProxy;
-  udp?: UdpProxy;
+  udp?: UdpProxy | NativeUdpProxy;
 }
 
 export class LbManager {
@@ -85,14 +87,18 @@ export class LbManager {
       l.backends.configure({ policy: opts.policy, preferLocal: opts.preferLocal, ejectMs: opts.ejectMs });
       if (l.tcp) l.tcp.opts = { ...l.tcp.opts, idleTimeoutMs: opts.idleTimeoutMs, proxyProtocol: opts.proxyProtocol };
       if (l.tcp instanceof NativeTcpProxy) l.tcp.configurePolicy({ policy: opts.policy, preferLocal: opts.preferLocal, ejectMs: opts.ejectMs });
-      if (l.udp) l.udp.opts = { ...l.udp.opts, idleTimeoutMs: opts.udpIdleTimeoutMs };
+      if (l.udp) l.udp.opts = { idleTimeoutMs: opts.udpIdleTimeoutMs, maxSessions: opts.udpMaxSessions };
+      if (l.udp instanceof NativeUdpProxy) l.udp.configurePolicy({ policy: opts.policy, preferLocal: opts.preferLocal, ejectMs: opts.ejectMs });
     }
     return this.sync();
   }
 
   listeners(): IterableIterator<Listener> {
     // The relay's counters live in the addon: copy them in for whoever reads them.
-    for (const l of this.running.values()) if (l.tcp instanceof NativeTcpProxy) l.tcp.refresh();
+    for (const l of this.running.values()) {
+      if (l.tcp instanceof NativeTcpProxy) l.tcp.refresh();
+      l.udp?.refresh();
+    }
     return this.running.values();
   }
 
@@ -156,6 +162,7 @@ export class LbManager {
         l.spec = spec;
         l.backends.update(spec.backends);
         if (l.tcp instanceof NativeTcpProxy) l.tcp.backendsChanged();
+        l.udp?.backendsChanged();
       } else {
         await this.add(spec);
       }
@@ -177,7 +184,9 @@ export class LbManager {
           : new TcpProxy(backends, topts, this.limit, events);
         await l.tcp.listen(spec.host, spec.port);
       } else {
-        l.udp = new UdpProxy(backends, { idleTimeoutMs: o.udpIdleTimeoutMs, maxSessions: LB_DEFAULTS.udpMaxSessions });
+        const uopts = { idleTimeoutMs: o.udpIdleTimeoutMs, maxSessions: o.udpMaxSessions };
+        const relay = udpRelayAddon();
+        l.udp = relay ? new NativeUdpProxy(relay, backends, uopts, { policy: o.policy, preferLocal: o.preferLocal, ejectMs: o.ejectMs }) : new UdpProxy(backends, uopts);
         await l.udp.listen(spec.host, spec.port);
       }
     } catch (e) {

@@ -49,4 +49,13 @@ export function registerLbMetrics(prom: PromRegistry, lb: () => LbManager | null
       this.inc(lb()?.limit.refused ?? 0);
     },
   });
+  new Counter({
+    name: `${P}lb_udp_sessions_evicted_total`, help: 'UDP sessions ended early to make room for a new client because --lb-udp-max-sessions was reached', registers,
+    collect() {
+      this.reset();
+      let n = 0;
+      for (const l of lb()?.listeners() ?? []) n += l.udp?.evicted ?? 0;
+      this.inc(n);
+    },
+  });
 }

@@ -1,6 +1,6 @@
 import type { Addon } from '../native/index.js';
-import type { Backend, BackendSet } from './backends.js';
-import type { PolicyName } from './policy.js';
+import type { BackendSet } from './backends.js';
+import { backendLines, copyBackendStats, policyNumber, relayMs as ms, U32, type RelayPolicy } from './native-relay.js';
 import type { ConnectionLimit, TcpEvents, TcpProxyOptions } from './tcp-proxy.js';
 
 // The TCP proxy run by the addon's relay thread (native/src/relay.rs): the same contract as
@@ -11,17 +11,12 @@ import type { ConnectionLimit, TcpEvents, TcpProxyOptions } from './tcp-proxy.js
 // would update, so status and metrics read them the same way. No PROXY protocol here: the
 // manager keeps the JS proxy for that (src/lb/relay-choice.ts).
 
-export interface RelayPolicy {
-  policy: PolicyName;
-  preferLocal: boolean;
-  ejectMs: number;
-}
+export type { RelayPolicy };
 
-const POLICY: Record<PolicyName, number> = { 'round-robin': 0, 'least-connections': 1, 'power-of-two': 2 };
-const U32 = 0xffff_ffff;
-const ms = (n: number) => Math.max(1, Math.min(U32, Math.round(n)));
-
-export type RelayAddon = Pick<Addon, 'relayListen' | 'relayConfigure' | 'relaySetBackends' | 'relaySetMax' | 'relayClose' | 'relayForget' | 'relayStats'>;
+export type RelayAddon = Pick<
+  Addon,
+  'relayListen' | 'relayConfigure' | 'relaySetBackends' | 'relaySetMax' | 'relaySetThreads' | 'relayClose' | 'relayForget' | 'relayStats' | 'relayUdpListen' | 'relayUdpConfigure'
+>;
 
 export class NativeTcpProxy {
   readonly native = true;
@@ -61,7 +56,7 @@ export class NativeTcpProxy {
 
   private args(): [number, boolean, number, number, number, number] {
     const o = this._opts;
-    return [POLICY[this.policy.policy] ?? 0, this.policy.preferLocal, ms(o.idleTimeoutMs), ms(o.connectTimeoutMs), ms(this.policy.ejectMs), Math.max(1, o.attempts)];
+    return [policyNumber(this.policy.policy), this.policy.preferLocal, ms(o.idleTimeoutMs), ms(o.connectTimeoutMs), ms(this.policy.ejectMs), Math.max(1, o.attempts)];
   }
 
   private push(): void {
@@ -88,8 +83,7 @@ export class NativeTcpProxy {
   /** The registry changed this listener's endpoints: the relay gets the new list. */
   backendsChanged(): void {
     if (this.id === 0 || this.closed) return;
-    const lines = this.backends.backends().map((b) => `${b.id}\t${b.host}\t${b.port}\t${b.weight}\t${b.local ? 1 : 0}\n`);
-    this.addon.relaySetBackends(this.id, lines.join(''));
+    this.addon.relaySetBackends(this.id, backendLines(this.backends));
   }
 
   /** Copies the relay's counters into the Backend objects and the shared limit. */
@@ -102,22 +96,7 @@ export class NativeTcpProxy {
     this.limit.refused += refused - this.refused;
     this.refused = refused;
     this.limit.active = s[2] as number;
-    const byId = new Map<string, Backend>();
-    for (const b of this.backends.reportable()) byId.set(b.id, b);
-    for (let i = 3; i + 7 < s.length; i += 8) {
-      const b = byId.get(s[i] as string);
-      if (!b) continue;
-      b.connections = s[i + 1] as number;
-      b.active = s[i + 2] as number;
-      b.bytesIn = s[i + 3] as number;
-      b.bytesOut = s[i + 4] as number;
-      b.connectFailures = s[i + 5] as number;
-      b.ejectedUntil = s[i + 7] as number;
-      const ej = s[i + 6] as number;
-      if (ej > (this.ejections.get(b.id) ?? 0)) this.events.ejected?.(b);
-      this.ejections.set(b.id, ej);
-      b.ejections = ej;
-    }
+    copyBackendStats(s, this.backends, this.ejections, this.events.ejected);
   }
 
   get connections(): number {

@@ -7,6 +7,7 @@ import type { Registry, VipAssigner } from '../registry/registry.js';
 import { addAddress, ensureLink, removeAddress, removeLink, type LinkInfo } from './link.js';
 import { LB_DEFAULTS, LbManager, type LbOptions } from './manager.js';
 import { registerLbMetrics } from './metrics.js';
+import { relayAddon } from './relay-choice.js';
 import { parseIngress, type IngressEntry } from './plan.js';
 import { allocateVips } from './vip.js';
 
@@ -28,6 +29,7 @@ export function lbOptions(o: Options, hostAddress: string): LbOptions {
     failOpen: o.failOpen,
     idleTimeoutMs: o.lbIdleTimeout,
     udpIdleTimeoutMs: o.lbUdpTimeout,
+    udpMaxSessions: o.lbUdpMaxSessions,
     maxConnections: o.lbMaxConnections,
     proxyProtocol: o.lbProxyProtocol,
     ingress: ingressEntries(o.ingress),
@@ -112,6 +114,9 @@ export function setupLb(c: Context, d: { registry: Registry; metrics: Metrics; l
         return;
       }
       const addrs = linkName && !onLoopback ? { add: (ip: string) => addAddress(linkName, ip), remove: (ip: string) => removeAddress(linkName, ip) } : null;
+      // Before the first listener starts the relay's threads.
+      const relay = relayAddon(false);
+      if (typeof relay?.relaySetThreads === 'function') relay.relaySetThreads(o.lbThreads);
       lb = new LbManager(d.registry, options(o), addrs, c.log);
       d.registry.setVipAssigner(vipAssigner(o.serviceCidr, o.lbAll));
       await lb.start();

@@ -5,7 +5,10 @@ import type { Backend, BackendSet } from './backends.js';
 // One UDP listener (a VIP:port). Each client address:port gets a session: its own socket
 // connected to one backend, so the backend's replies come back to that client alone and a
 // client's datagrams stay on one backend (DNS, QUIC, game protocols need that). A session with no
-// datagram either way for `idleTimeoutMs` ends; at `maxSessions` the oldest idle one goes first.
+// datagram either way for `idleTimeoutMs` ends; at `maxSessions` the least recently used one
+// ends for the new client (counted in `evicted`). The session map is kept in that order (a used
+// session moves to its end), so eviction and the idle sweep look only at the sessions they end.
+// The addon's relay does the same without JS per datagram (native-udp-proxy.ts).
 
 export interface UdpProxyOptions {
   idleTimeoutMs: number;
@@ -23,6 +26,9 @@ interface Session {
 }
 
 export class UdpProxy {
+  readonly native = false;
+  /** Sessions ended early to make room for a new client at the session bound. */
+  evicted = 0;
   private socket: Socket | null = null;
   private readonly sessions = new Map<string, Session>();
   private sweeper: NodeJS.Timeout | null = null;
@@ -32,6 +38,10 @@ export class UdpProxy {
   get sessionCount(): number {
     return this.sessions.size;
   }
+
+  /** The counters live here already; the endpoints are read from `backends` per session. */
+  refresh(): void {}
+  backendsChanged(): void {}
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
     const s = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', reuseAddr: false });
@@ -75,7 +85,7 @@ export class UdpProxy {
       if (this.sessions.size >= this.opts.maxSessions) this.evictOldest();
       s = this.open(key, client, backend);
     }
-    s.last = Date.now();
+    this.touch(s);
     s.backend.bytesOut += msg.length;
     if (s.ready) s.socket.send(msg);
     else if (s.queue.length < 64) s.queue.push(msg);
@@ -93,7 +103,7 @@ export class UdpProxy {
       this.end(s);
     });
     socket.on('message', (reply) => {
-      s.last = Date.now();
+      this.touch(s);
       backend.bytesIn += reply.length;
       this.socket?.send(reply, client.port, client.address);
     });
@@ -103,6 +113,14 @@ export class UdpProxy {
       s.queue = [];
     });
     return s;
+  }
+
+  /** Used now: it moves to the map's end (the most recently used). */
+  private touch(s: Session): void {
+    s.last = Date.now();
+    if (this.sessions.get(s.key) !== s) return;
+    this.sessions.delete(s.key);
+    this.sessions.set(s.key, s);
   }
 
   private end(s: Session): void {
@@ -118,12 +136,16 @@ export class UdpProxy {
 
   private sweep(): void {
     const cutoff = Date.now() - this.opts.idleTimeoutMs;
-    for (const s of this.sessions.values()) if (s.last <= cutoff) this.end(s);
+    for (const s of this.sessions.values()) {
+      if (s.last > cutoff) break;
+      this.end(s);
+    }
   }
 
   private evictOldest(): void {
-    let oldest: Session | undefined;
-    for (const s of this.sessions.values()) if (!oldest || s.last < oldest.last) oldest = s;
-    if (oldest) this.end(oldest);
+    const oldest = this.sessions.values().next();
+    if (oldest.done) return;
+    this.end(oldest.value);
+    this.evicted++;
   }
 }

@@ -46,9 +46,14 @@ export interface Addon {
   relayConfigure(id: number, policy: number, preferLocal: boolean, idleMs: number, connectMs: number, ejectMs: number, attempts: number): void;
   relaySetBackends(id: number, spec: string): void;
   relaySetMax(max: number): void;
+  /** TCP relay threads (0: one per core); takes effect only before the first relayListen. */
+  relaySetThreads(n: number): void;
   relayClose(id: number, force: boolean): void;
   relayForget(id: number): void;
   relayStats(id: number): (number | string)[] | undefined;
+  /** The load balancer's UDP relay (native/src/relay_udp.rs; src/lb/native-udp-proxy.ts); relaySetBackends, relayClose, relayForget and relayStats serve it too. */
+  relayUdpListen(host: string, port: number, policy: number, preferLocal: boolean, idleMs: number, ejectMs: number, maxSessions: number): [number, number];
+  relayUdpConfigure(id: number, policy: number, preferLocal: boolean, idleMs: number, ejectMs: number, maxSessions: number): void;
   /** The native query log (native/src/querylog.rs; src/dns/querylog.ts): 0 off, 1 errors, 2 one in `every`. */
   queryLogSet(mode: number, every: number): void;
   queryLogTake(max: number): [Buffer, number] | undefined;

@@ -5,7 +5,8 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { BackendSet, type BackendSpec } from '../../src/lb/backends.js';
 import { parseProxyV2 } from '../../src/lb/proxy-protocol.js';
 import { NativeTcpProxy } from '../../src/lb/native-tcp-proxy.js';
-import { relayAddon } from '../../src/lb/relay-choice.js';
+import { NativeUdpProxy } from '../../src/lb/native-udp-proxy.js';
+import { relayAddon, udpRelayAddon } from '../../src/lb/relay-choice.js';
 import { TcpProxy, type ConnectionLimit, type TcpProxyOptions } from '../../src/lb/tcp-proxy.js';
 import { UdpProxy } from '../../src/lb/udp-proxy.js';
 import { nativeSkip } from '../helpers/native.js';
@@ -295,38 +296,142 @@ t.test('PROXY protocol v2 tells the backend the real client address', async (t) 
   client!.destroy();
 });
 
-t.test('UDP: each client keeps its backend for the session, sessions end when idle', async (t) => {
-  const servers = await Promise.all(['one', 'two'].map(async (name) => {
+// UDP: the same tests against the JS proxy and the addon's UDP relay.
+const udpRelay = udpRelayAddon();
+const udpSkipped = nativeSkip() || (udpRelay ? false : 'the native relay is turned off (PODMAN_SWARM_DNS_NATIVE=0 or PODMAN_SWARM_DNS_NATIVE_RELAY=0)');
+
+type Udp = ReturnType<typeof createSocket>;
+
+/** UDP backends that answer `<name>:<the session socket's port>:<payload>`. */
+async function udpBackends(t: Tap, names: string[]) {
+  return Promise.all(names.map(async (name) => {
     const s = createSocket('udp4');
-    s.on('message', (m, r) => s.send(`${name}:${m}`, r.port, r.address));
+    s.on('message', (m, r) => s.send(`${name}:${r.port}:${m}`, r.port, r.address));
     await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
     t.teardown(() => s.close());
     return { name, port: s.address().port };
   }));
-  const set = new BackendSet({ policy: 'round-robin', preferLocal: false, ejectMs: 1000 }, servers.map((s) => spec(s.name, s.port)));
-  const p = new UdpProxy(set, { idleTimeoutMs: 500, maxSessions: 100 });
+}
+
+async function udpProxy(kind: Kind, t: Tap, specs: BackendSpec[], opts: { idleTimeoutMs: number; maxSessions: number }) {
+  const policy = { policy: 'round-robin', preferLocal: false, ejectMs: 10_000 } as const;
+  const set = new BackendSet(policy, specs);
+  const p = kind === 'native' ? new NativeUdpProxy(udpRelay!, set, opts, policy) : new UdpProxy(set, opts);
   const { port } = await p.listen('127.0.0.1', 0);
   t.teardown(() => p.close());
-  const ask = async (c: ReturnType<typeof createSocket>, msg: string) => {
-    const reply = new Promise<string>((r) => c.once('message', (m) => r(m.toString())));
-    c.send(msg, port, '127.0.0.1');
-    return reply;
-  };
-  const clients = await Promise.all([0, 1].map(async () => {
+  return { p, set, port };
+}
+
+async function udpClients(t: Tap, n: number): Promise<Udp[]> {
+  return Promise.all(Array.from({ length: n }, async () => {
     const c = createSocket('udp4');
+    c.on('error', () => {});
     await new Promise<void>((r) => c.bind(0, '127.0.0.1', r));
     t.teardown(() => c.close());
     return c;
   }));
-  const first = await ask(clients[0]!, 'a1');
-  const again = await ask(clients[0]!, 'a2');
-  t.equal(first.split(':')[0], again.split(':')[0], 'same client, same backend');
-  t.equal(again.split(':')[1], 'a2', 'payload relayed both ways');
-  const other = await ask(clients[1]!, 'b1');
-  t.not(other.split(':')[0], first.split(':')[0], 'the next client goes to the next backend');
-  t.equal(p.sessionCount, 2);
-  // Idle timeout 500 ms: both sessions are gone well within 10 s (the bound only stops a hang).
-  await until('both idle UDP sessions to end', () => p.sessionCount === 0, 10_000, 100);
-  t.pass('idle sessions ended');
-  t.match(await ask(clients[0]!, 'a3'), /^(one|two):a3$/, 'a new datagram opens a new session');
-});
+}
+
+/** Sends `msg` to the proxy until a reply comes (UDP may drop), at most `tries` times. */
+async function ask(c: Udp, port: number, msg: string, tries = 5): Promise<{ backend: string; session: string; payload: string }> {
+  for (let i = 0; i < tries; i++) {
+    const reply = new Promise<string | null>((r) => {
+      const timer = setTimeout(() => (c.off('message', on), r(null)), 1000);
+      const on = (m: Buffer) => (clearTimeout(timer), r(m.toString()));
+      c.once('message', on);
+    });
+    c.send(msg, port, '127.0.0.1');
+    const got = await reply;
+    if (got !== null) {
+      const [backend, session, payload] = got.split(':') as [string, string, string];
+      return { backend, session, payload };
+    }
+  }
+  throw new Error(`no reply to ${msg} after ${tries} tries`);
+}
+
+for (const kind of KINDS) {
+  t.test(`${kind} UDP proxy`, { skip: kind === 'native' ? udpSkipped : false }, async (t) => {
+    t.test('each client keeps its backend for the session; sessions end when idle', async (t) => {
+      const servers = await udpBackends(t, ['one', 'two']);
+      const { p, set, port } = await udpProxy(kind, t, servers.map((s) => spec(s.name, s.port)), { idleTimeoutMs: 500, maxSessions: 100 });
+      const [a, b] = await udpClients(t, 2);
+      const first = await ask(a!, port, 'a1');
+      const again = await ask(a!, port, 'a2');
+      t.equal(again.backend, first.backend, 'same client, same backend');
+      t.equal(again.session, first.session, 'same session socket');
+      t.equal(again.payload, 'a2', 'payload relayed both ways');
+      const other = await ask(b!, port, 'b1');
+      t.not(other.backend, first.backend, 'the next client goes to the next backend');
+      t.equal(p.sessionCount, 2);
+      p.refresh();
+      t.same(set.backends().map((x) => x.connections), [1, 1], 'one session per backend counted');
+      t.equal(set.backends().reduce((n, x) => n + x.bytesOut, 0), 6, 'bytes to the backends counted');
+      // Idle timeout 500 ms: both sessions are gone well within 10 s (the bound only stops a hang).
+      await until('both idle UDP sessions to end', () => p.sessionCount === 0, 10_000, 100);
+      t.pass('idle sessions ended');
+      const next = await ask(a!, port, 'a3');
+      t.equal(next.payload, 'a3', 'a new datagram opens a new session');
+      t.not(next.session, first.session, 'on a new session socket');
+    });
+
+    t.test('a busy session is not ended by the idle timeout', async (t) => {
+      const servers = await udpBackends(t, ['one']);
+      const { p, port } = await udpProxy(kind, t, [spec('one', servers[0]!.port)], { idleTimeoutMs: 400, maxSessions: 100 });
+      const [c] = await udpClients(t, 1);
+      const first = await ask(c!, port, 'x0');
+      for (let i = 1; i <= 8; i++) {
+        await new Promise((r) => setTimeout(r, 150));
+        t.equal((await ask(c!, port, `x${i}`)).session, first.session, `datagram ${i} on the same session`);
+      }
+      t.equal(p.sessionCount, 1);
+    });
+
+    t.test('an endpoint that leaves: its clients move to another at their next datagram', async (t) => {
+      const servers = await udpBackends(t, ['one', 'two']);
+      const { p, set, port } = await udpProxy(kind, t, servers.map((s) => spec(s.name, s.port)), { idleTimeoutMs: 60_000, maxSessions: 100 });
+      const [a] = await udpClients(t, 1);
+      const first = await ask(a!, port, 'a1');
+      const stays = servers.find((s) => s.name !== first.backend)!;
+      set.update([spec(stays.name, stays.port)]);
+      p.backendsChanged();
+      const next = await ask(a!, port, 'a2');
+      t.equal(next.backend, stays.name, 'moved to the endpoint that stays');
+      t.equal(p.sessionCount, 1, 'the old session ended');
+    });
+
+    t.test('at the session bound the least recently used session ends for the new client', async (t) => {
+      const servers = await udpBackends(t, ['one']);
+      const { p, port } = await udpProxy(kind, t, [spec('one', servers[0]!.port)], { idleTimeoutMs: 60_000, maxSessions: 2 });
+      const [a, b, c] = await udpClients(t, 3);
+      const a1 = await ask(a!, port, 'a1');
+      const b1 = await ask(b!, port, 'b1');
+      const a2 = await ask(a!, port, 'a2'); // a is now the more recently used
+      t.equal(a2.session, a1.session);
+      const c1 = await ask(c!, port, 'c1');
+      t.equal(c1.payload, 'c1', 'the new client is served');
+      t.equal(p.sessionCount, 2, 'never more sessions than the bound');
+      t.equal(p.evicted, 1, 'the eviction is counted');
+      t.equal((await ask(a!, port, 'a3')).session, a1.session, 'the recently used session was kept');
+      t.equal(p.evicted, 1);
+      const b2 = await ask(b!, port, 'b2');
+      t.not(b2.session, b1.session, 'the least recently used one had ended: a new session');
+      t.equal(p.evicted, 2, 'which took the place of the now least recently used (c)');
+      t.equal(p.sessionCount, 2);
+    });
+
+    t.test('an endpoint that refuses (ICMP port unreachable) is ejected; the client moves on', async (t) => {
+      const servers = await udpBackends(t, ['live']);
+      const { p, set, port } = await udpProxy(kind, t, [spec('dead', REFUSED_PORT), spec('live', servers[0]!.port)], { idleTimeoutMs: 60_000, maxSessions: 100 });
+      const clients = await udpClients(t, 2);
+      // Round-robin: one of the two clients starts on the dead endpoint; its first datagram is
+      // lost, the refusal ends that session, and a retry goes to the live one.
+      for (const [i, c] of clients.entries()) t.equal((await ask(c, port, `q${i}`, 10)).backend, 'live', `client ${i} answered by the live endpoint`);
+      p.refresh();
+      const dead = set.backends().find((b) => b.id === 'dead')!;
+      t.equal(dead.ejections, 1, 'ejected');
+      t.ok(dead.ejectedUntil > Date.now(), 'for a while');
+      t.equal(dead.active, 0, 'no session left on it');
+    });
+  });
+}

@@ -1,0 +1,105 @@
+import type { BackendSet } from './backends.js';
+import { backendLines, copyBackendStats, policyNumber, relayMs, U32, type RelayPolicy } from './native-relay.js';
+import type { RelayAddon } from './native-tcp-proxy.js';
+import type { UdpProxyOptions } from './udp-proxy.js';
+
+// The UDP proxy run by the addon's UDP relay thread (native/src/relay_udp.rs): the same contract
+// as UdpProxy (a session per client address:port with its own connected socket, the idle
+// timeout, the session bound ending the least recently used session, sessions leaving an
+// endpoint that left), with no JS per datagram. JS pushes the backend list and the options down
+// and copies the relay's counters into the same Backend objects (refresh).
+
+export type UdpRelayAddon = Pick<RelayAddon, 'relayUdpListen' | 'relayUdpConfigure' | 'relaySetBackends' | 'relayClose' | 'relayForget' | 'relayStats'>;
+
+export class NativeUdpProxy {
+  readonly native = true;
+  private id = 0;
+  private _opts: UdpProxyOptions;
+  private sessions = 0;
+  private _evicted = 0;
+  private readonly ejections = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly addon: UdpRelayAddon,
+    public backends: BackendSet,
+    opts: UdpProxyOptions,
+    private policy: RelayPolicy,
+  ) {
+    this._opts = opts;
+  }
+
+  get opts(): UdpProxyOptions {
+    return this._opts;
+  }
+
+  /** The idle timeout and the session bound take effect for open sessions too. */
+  set opts(o: UdpProxyOptions) {
+    this._opts = o;
+    this.push();
+  }
+
+  configurePolicy(p: RelayPolicy): void {
+    this.policy = p;
+    this.push();
+  }
+
+  private args(): [number, boolean, number, number, number] {
+    const o = this._opts;
+    return [policyNumber(this.policy.policy), this.policy.preferLocal, relayMs(o.idleTimeoutMs), relayMs(this.policy.ejectMs), Math.max(1, Math.min(U32, o.maxSessions))];
+  }
+
+  private push(): void {
+    if (this.id !== 0) this.addon.relayUdpConfigure(this.id, ...this.args());
+  }
+
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    try {
+      const [id, bound] = this.addon.relayUdpListen(host, port, ...this.args());
+      this.id = id;
+      this.backendsChanged();
+      this.timer = setInterval(() => this.refresh(), 1000);
+      this.timer.unref();
+      return Promise.resolve({ host, port: bound });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** The registry changed this listener's endpoints: the relay gets the new list. */
+  backendsChanged(): void {
+    if (this.id !== 0) this.addon.relaySetBackends(this.id, backendLines(this.backends));
+  }
+
+  /** Copies the relay's counters into the Backend objects. */
+  refresh(): void {
+    if (this.id === 0) return;
+    const s = this.addon.relayStats(this.id);
+    if (!s) return;
+    this.sessions = s[0] as number;
+    this._evicted = s[1] as number;
+    copyBackendStats(s, this.backends, this.ejections);
+  }
+
+  get sessionCount(): number {
+    this.refresh();
+    return this.sessions;
+  }
+
+  /** Sessions ended early to make room for a new client at the session bound. */
+  get evicted(): number {
+    this.refresh();
+    return this._evicted;
+  }
+
+  /** Ends every session and frees the port (synchronously, as UdpProxy.close). */
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    if (this.id === 0) return;
+    this.refresh();
+    this.addon.relayClose(this.id, true);
+    this.addon.relayForget(this.id);
+    this.id = 0;
+  }
+}
