@@ -38,7 +38,10 @@ export async function status(o: ReadOptions): Promise<number> {
       ['registry', `${r.services} services, ${r.endpoints} endpoints (${r.healthy_endpoints} healthy), ${r.nodes} node${r.nodes === 1 ? '' : 's'}, index ${r.index}`],
     ];
     // The cluster line (issue 4): gossip address, member count, stale until resynced.
-    lines.push(['gossip', s.cluster ? `${s.cluster.gossip}, ${s.cluster.members} live member${s.cluster.members === 1 ? '' : 's'}${s.cluster.stale ? ', registry stale (not yet resynced)' : ''}` : s.problems.some((p) => /gossip/.test(p)) ? 'off (see problems)' : 'off (a single host: no --join)']);
+    const e = s.etcd;
+    if (e) lines.push(['etcd', `${e.state === 'synced' ? 'synced' : e.state === 'connecting' ? 'connecting' : 'UNREACHABLE, serving the last known state'} via ${e.endpoint}, revision ${e.revision}` +
+      `${e.stale_seconds !== null ? `, stale for ${Math.round(e.stale_seconds)} s` : ''}${e.last_error ? ` (${e.last_error})` : ''}`]);
+    else lines.push(['gossip', s.cluster ? `${s.cluster.gossip}, ${s.cluster.members} live member${s.cluster.members === 1 ? '' : 's'}${s.cluster.stale ? ', registry stale (not yet resynced)' : ''}` : s.problems.some((p) => /gossip/.test(p)) ? 'off (see problems)' : 'off (a single host: no --join)']);
     const pm = s.podman;
     if (pm) {
       const state = pm.connected ? 'connected' : `not reachable (${pm.last_error ?? 'connecting'})`;
@@ -190,6 +193,8 @@ interface StatusJson {
   state?: { dir: string; healthy: boolean; failing: Record<string, string> };
   registry: { services: number; endpoints: number; healthy_endpoints: number; nodes: number; index: number };
   cluster?: { gossip: string; members: number; stale: boolean } | null;
+  /** With --registry etcd (src/etcd/setup.ts). */
+  etcd?: { state: string; endpoint: string; revision: number; stale_seconds: number | null; last_error: string | null } | null;
   problems: string[];
   podman?: { socket: string; connected: boolean; last_error: string | null; containers: number; endpoints: number; networks: string[]; dns_gateways: string[] } | null;
   health?: { checked: number; unhealthy: Array<{ endpoint: string; reason: string | null }> };

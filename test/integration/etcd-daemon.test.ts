@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { apiOverSocket, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { apiOverSocket, runCli, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { digShort } from '../helpers/dns.js';
 import { haveEtcd, startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { freePort } from '../helpers/ports.js';
@@ -47,6 +47,7 @@ t.test('two daemons share endpoints through etcd; etcd away is stale, not empty,
   const sb = await status(b);
   t.equal(sb.etcd.state, 'synced', 'status: synced');
   t.equal(sb.cluster, null, 'no gossip cluster');
+  t.match((await runCli(['status', '--api-socket', b.socket])).stdout, /^etcd\s+synced via http:\/\/127\.0\.0\.1:\d+, revision \d+$/m, '`podman-swarm-dns status`: the etcd line');
   const nodes = (await apiOverSocket(b, 'GET', '/api/v1/nodes')).body as Array<{ state: string; local: boolean }>;
   t.equal(nodes.length, 2, 'both nodes listed');
   t.same(nodes.map((n) => n.state), ['alive', 'alive']);
@@ -63,6 +64,7 @@ t.test('two daemons share endpoints through etcd; etcd away is stale, not empty,
   t.equal(ready.status, 200, 'still ready');
   t.match(((await ready.json()) as { stale?: string }).stale, /etcd unreachable/, 'readyz says stale');
   t.match((await status(b)).problems.join('\n'), /etcd unreachable/, 'status lists it as a problem');
+  t.match((await runCli(['status', '--api-socket', b.socket])).stdout, /^etcd\s+UNREACHABLE, serving the last known state via http:\/\/127\.0\.0\.1:\d+, revision \d+, stale for \d+ s/m, '`podman-swarm-dns status` says so');
   t.match((await apiOverSocket(b, 'GET', '/api/v1/nodes')).body.find((n: { local: boolean }) => !n.local), { state: 'stale' }, 'the other node is stale');
   t.equal(await metric(b, 'up'), 0, 'etcd_up 0');
   t.ok((await metric(b, 'stale_seconds'))! > 0, 'stale seconds counted');
