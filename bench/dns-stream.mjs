@@ -7,6 +7,7 @@
 // that come after the client gave up are still counted (late; waited for up to --late ms after the
 // last query): unanswered = lost queries that never got any answer, e.g. dropped by the kernel
 // because no socket was bound. tail_answered: the last 1% of the queries were all answered in time.
+// max_gap_ms: the longest time without any reply (in time or late), gap_end: when it ended (epoch ms).
 // Plain Node (18 or later), no dependencies: it runs inside the test machines as it is.
 //
 //   node bench/dns-stream.mjs --server 10.223.0.10 --name web.default.cluster.local --expect 10.0.0.7 \
@@ -99,8 +100,18 @@ function send(q) {
   sock.send(query(id), port, args.server);
 }
 
+/** The longest time without any reply (the server's outage as the client saw it), and when it ended (epoch ms). */
+const gap = { ms: 0, end: 0 };
+let lastReply = 0;
+function replied() {
+  const now = Date.now();
+  if (lastReply && now - lastReply > gap.ms) Object.assign(gap, { ms: now - lastReply, end: now });
+  lastReply = now;
+}
+
 sock.on('message', (msg) => {
   if (msg.length < 12) return;
+  if (gaveUp.has(msg.readUInt16BE(0)) || pending.has(msg.readUInt16BE(0))) replied();
   const late = gaveUp.get(msg.readUInt16BE(0));
   if (late && !late.late) {
     late.late = true;
@@ -150,6 +161,8 @@ function report() {
     answered: latencies.length,
     max_latency_ms: Math.round(sorted.at(-1) ?? 0),
     median_latency_ms: Math.round((sorted[Math.floor(sorted.length / 2)] ?? 0) * 100) / 100,
+    max_gap_ms: gap.ms,
+    gap_end: gap.end,
   };
   const line = JSON.stringify(result);
   console.log(line);

@@ -44,6 +44,8 @@ export class LiveTable {
     private readonly sink: TableSink,
     private readonly onError: (e: Error) => void,
     private readonly containers?: ContainerScopes,
+    /** While active, names of the zone the table does not know get SERVFAIL (a whole table is due at its end). */
+    private readonly grace?: { readonly active: boolean },
   ) {
     this.unsubscribe = registry.onChange((c) => this.changed(c));
     // The first table in slices too: until it is in, the JS path answers everything.
@@ -140,7 +142,7 @@ export class LiveTable {
       ...this.clients.bridgeSubnets.map((cidr) => ({ cidr, flags: CLIENT_RECURSION | CLIENT_LOCAL })),
       ...this.clients.hostAddresses.map((cidr) => ({ cidr, flags: CLIENT_RECURSION | CLIENT_LOCAL | CLIENT_HOST })),
     ];
-    return { zone: this.zone, services: this.registry.services(), clients, containers: this.containers };
+    return { zone: this.zone, services: this.registry.services(), clients, containers: this.containers, unknownServfail: this.grace?.active };
   }
 
   close(): void {
