@@ -20,6 +20,7 @@ import { Registry } from './registry/registry.js';
 import { registerStateMetrics } from './state/health.js';
 import { setupState } from './state/setup.js';
 import type { StatusCounts } from './systemd/messages.js';
+import { settleEarly } from './systemd/early-dns.js';
 import { systemdSockets } from './systemd/fd-store.js';
 import { setupSystemd, type SystemdSetup } from './systemd/setup.js';
 import type { StartSync } from './dns/start-grace.js';
@@ -86,7 +87,12 @@ export class Daemon {
     const sockets = systemdSockets(c.env, this.log);
     dns.server.sockets = this.api.server.sockets = sockets;
     // Once every listener took its socket: the stored ones nothing took are closed.
-    const adopted: Part = { start: async () => sockets.release() };
+    const adopted: Part = {
+      start: async () => {
+        settleEarly(sockets, this.log);
+        sockets.release();
+      },
+    };
     const grace: Part = {
       start: async () =>
         dns.grace.start(startSyncs(c.opts, podman, gossip), (ms, missing) => this.log.info({ ms, missing }, missing.length

@@ -140,7 +140,9 @@ export function setupDns(c: Context, d: DnsDeps): DnsSetup {
       queryLog.configure(next.queryLog, next.queryLogFile);
       native.reload?.(next, changed);
     },
-    async stop() {
+    async stop(restart) {
+      // The next process answers from this table until its own is built (while the sockets still answer).
+      if (restart) native.saveTable?.();
       grace.end();
       stopHostAddresses();
       await gateways.close();

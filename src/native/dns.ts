@@ -12,6 +12,8 @@ import type { Forwarder } from '../dns/forwarder.js';
 import { NativeCache, registerNativeCacheMetrics } from './cache.js';
 import { loadDnsAddon } from './index.js';
 import { LiveTable } from './live-table.js';
+import { tableFile } from '../systemd/early-dns.js';
+import { TableFile } from './table-file.js';
 import { NativeUdp } from './udp.js';
 
 // Wires the native DNS path into the daemon: the addon's UDP threads replace Node's UDP sockets,
@@ -29,6 +31,8 @@ export interface NativeDns {
   setRrl(rate: number, slip: number): void;
   /** The UDP threads' query log ring. */
   queryLog?: NativeQueryLog;
+  /** Writes the answer table for the next process now (before a restart; under systemd only). */
+  saveTable?(): void;
   close(): void;
 }
 
@@ -67,11 +71,18 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   // handed to JS (which sheds a burst it cannot answer in time).
   let firstTable: () => void = () => undefined;
   const first = new Promise<void>((resolve) => (firstTable = resolve));
+  // Under systemd, the table is kept in a file for the next process (src/systemd/early-dns.ts).
+  const path = tableFile(d.env);
+  const file = path ? new TableFile(path, () => table.input(), d.log) : null;
   const sink = {
     set: (t: Buffer, staged: boolean) => addon.setTable(t, staged),
-    patch: (p: Buffer) => addon.patchTable(p),
+    patch: (p: Buffer) => {
+      file?.changed();
+      return addon.patchTable(p);
+    },
     commit: () => {
       addon.commitTable();
+      file?.changed();
       firstTable();
     },
   };
@@ -127,7 +138,9 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
     queryLog: typeof addon.queryLogSet !== 'function' ? undefined : { set: (mode, every) => addon.queryLogSet(mode, every), take: (max) => addon.queryLogTake(max), counts: () => addon.queryLogStats() },
     table,
     tableReady: first,
+    saveTable: () => file?.flush(),
     close: () => {
+      file?.stop();
       clearInterval(timer);
       flush();
       flushCache();

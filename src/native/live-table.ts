@@ -135,7 +135,8 @@ export class LiveTable {
     }
   }
 
-  private input(): TableInput {
+  /** What a whole table is compiled from, as it is now. */
+  input(): TableInput {
     const clients: ClientClass[] = [
       ...LOOPBACK.map((cidr) => ({ cidr, flags: CLIENT_LOCAL })),
       ...this.clients.recursionCidrs.map((cidr) => ({ cidr, flags: CLIENT_RECURSION })),

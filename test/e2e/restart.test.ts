@@ -39,6 +39,14 @@ interface StreamResult {
   unexpected: number;
   retried: number;
   max_latency_ms: number;
+  max_gap_ms: number;
+  gap_end: number;
+}
+
+/** A unit timestamp (CLOCK_MONOTONIC µs, as systemd keeps them) as epoch ms; the machine shares this kernel's clock. */
+function epochMs(m: Machine, prop: string): number {
+  const mono = Number(show(m, `${prop}Monotonic`));
+  return Date.now() - (Number(process.hrtime.bigint() / 1000n) - mono) / 1000;
 }
 
 /** Runs the query stream in the machine (a transient unit), does `action` once it runs, returns the counts. */
@@ -73,9 +81,14 @@ t.test('systemctl restart and kill -9 under a steady query stream: stored socket
     t.ok(r.answered > 0 && r.tail_answered, `${label}: answered again after it (the last queries of the stream)`);
     t.same(r.rcodes, { NOERROR: r.answered + r.late }, `${label}: all NOERROR (no NXDOMAIN, no SERVFAIL)`);
     t.equal(r.empty + r.unexpected, 0, `${label}: every answer holds the service's address`);
-    t.comment(`${label}: ${JSON.stringify(r)}`);
+    // Where the client's longest wait went: the old process stopping, systemd starting the new one, its start.
+    const exec = epochMs(m, 'ExecMainStartTimestamp');
+    t.comment(`${label}: ${JSON.stringify(r)}; exec of the new process → first reply after the gap: ${Math.round(r.gap_end - exec)} ms; gap ${r.max_gap_ms} ms`);
   }
   const journal = m.exec('journalctl', '-u', UNIT, '--no-pager', '-o', 'cat');
   t.match(journal, /systemd passed \d+ stored sockets? from the previous run/, 'the new process served the stored sockets');
   t.notMatch(journal, /sockets are not kept across restarts/);
+  t.match(journal, /answered from the previous run's table \d+ ms after the process started, on \d+ stored DNS sockets?/, 'the new process answered from the stored table before it had loaded');
+  t.notMatch(journal, /could not write the answer table/);
+  t.comment(journal.split('\n').filter((l) => /answered from the previous run|serving DNS on|received SIGTERM|stopped$|ready:/.test(l)).join('\n'));
 });
