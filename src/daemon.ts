@@ -42,7 +42,9 @@ export class Daemon {
   private readonly systemd: SystemdSetup;
   /** In the order they start; every part is asked to check and then to apply a reload. */
   private readonly starting: Part[];
-  /** In the order they stop: gossip first, so every host withdraws this node's endpoints at once. */
+  /** In the order they stop: gossip first, so every host withdraws this node's endpoints at once;
+   *  DNS near the end, so that it answers until the process is about to exit (on a restart the
+   *  next process answers right after). */
   private readonly stopping: Part[];
   private ready = false;
 
@@ -100,7 +102,7 @@ export class Daemon {
           : `first syncs done in ${ms} ms: unknown names in the zone get NXDOMAIN again (SERVFAIL until now)`)),
     };
     this.starting = [state, core, gossip, link, lb, dns, this.api, adopted, podman, grace, health];
-    this.stopping = [gossip, podman, health, dns, this.api, lb, state, this.systemd, link];
+    this.stopping = [gossip, podman, health, this.api, lb, state, this.systemd, dns, link];
   }
 
   async start(): Promise<void> {
