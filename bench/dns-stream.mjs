@@ -77,7 +77,11 @@ const pending = new Map();
 const gaveUp = new Map();
 let tailAnswered = 0;
 let nextId = 1;
-const sock = createSocket(args.server.includes(':') ? 'udp6' : 'udp4');
+// Many sockets, as clients are many (glibc even opens one per lookup): when a restarted server
+// answers a queued burst at once, one socket's receive buffer (rmem_default, ~200 KB) would drop
+// most of the replies before this process reads them, and they would count as unanswered.
+const SOCKETS = 32;
+const socks = Array.from({ length: SOCKETS }, () => createSocket(args.server.includes(':') ? 'udp6' : 'udp4'));
 
 function send(q) {
   const id = nextId;
@@ -97,7 +101,7 @@ function send(q) {
       done();
     }
   }, timeoutMs);
-  sock.send(query(id), port, args.server);
+  socks[id % SOCKETS].send(query(id), port, args.server);
 }
 
 /** The longest time without any reply (the server's outage as the client saw it), and when it ended (epoch ms). */
@@ -109,7 +113,7 @@ function replied() {
   lastReply = now;
 }
 
-sock.on('message', (msg) => {
+const onMessage = (msg) => {
   if (msg.length < 12) return;
   if (gaveUp.has(msg.readUInt16BE(0)) || pending.has(msg.readUInt16BE(0))) replied();
   const late = gaveUp.get(msg.readUInt16BE(0));
@@ -128,7 +132,7 @@ sock.on('message', (msg) => {
   if (q.n >= total * 0.99) tailAnswered++;
   tally(msg);
   done();
-});
+};
 
 function tally(msg) {
   const rcode = RCODES[msg.readUInt16BE(2) & 0xf] ?? 'OTHER';
@@ -167,7 +171,7 @@ function report() {
   const line = JSON.stringify(result);
   console.log(line);
   if (args.out) writeFileSync(args.out, `${line}\n`);
-  sock.close();
+  for (const sock of socks) sock.close();
   process.exit(0);
 }
 
@@ -176,7 +180,10 @@ if (total * (retries + 1) > 0xffff) {
   console.error('at most 65535 query ids per run: lower --rate or --seconds');
   process.exit(2);
 }
-sock.bind(0, () => {
+for (const sock of socks) sock.on('message', onMessage);
+let bound = 0;
+for (const sock of socks) sock.bind(0, () => ++bound === SOCKETS && start());
+function start() {
   if (args.started) writeFileSync(args.started, `${Date.now()}\n`);
   const t0 = performance.now();
   // Every 10 ms, as many as the rate says are due by now: steady even when a turn runs late.
@@ -188,4 +195,4 @@ sock.bind(0, () => {
     }
     if (stats.sent >= total) clearInterval(tick);
   }, 10);
-});
+}

@@ -126,7 +126,8 @@ t.test('apt-get install of a newer .deb under a steady query stream: try-restart
   await restartCase(t, m, 'upgrade', () => (out = apt('/mnt/debs/newer.deb')), 40);
   t.match(out, /Setting up podman-swarm-dns \(.*\+upgrade1\)/, 'the newer package was installed');
   const journal = m.exec('journalctl', '-u', UNIT, '--no-pager', '-o', 'cat');
-  t.match(journal, /systemd is running a try-restart job for the unit: a restart, not a leave/, 'the maintainer scripts restart it (try-restart), no leave');
+  // postinst's try-restart of an active unit is queued as a restart job.
+  t.match(journal, /systemd is running a (try-)?restart job for the unit: a restart, not a leave/, 'the maintainer scripts restart it (try-restart), no leave');
   t.notMatch(journal, /leaving the cluster/);
   t.match(journal, /answered from the previous run's table \d+ ms after the process started/, 'the new version answered from the stored table before it had loaded');
 });
