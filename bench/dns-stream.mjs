@@ -7,6 +7,7 @@
 // that come after the client gave up are still counted (late; waited for up to --late ms after the
 // last query): unanswered = lost queries that never got any answer, e.g. dropped by the kernel
 // because no socket was bound. tail_answered: the last 1% of the queries were all answered in time.
+// max_gap_ms: the longest time without any reply (in time or late), gap_end: when it ended (epoch ms).
 // Plain Node (18 or later), no dependencies: it runs inside the test machines as it is.
 //
 //   node bench/dns-stream.mjs --server 10.223.0.10 --name web.default.cluster.local --expect 10.0.0.7 \
@@ -76,7 +77,11 @@ const pending = new Map();
 const gaveUp = new Map();
 let tailAnswered = 0;
 let nextId = 1;
-const sock = createSocket(args.server.includes(':') ? 'udp6' : 'udp4');
+// Many sockets, as clients are many (glibc even opens one per lookup): when a restarted server
+// answers a queued burst at once, one socket's receive buffer (rmem_default, ~200 KB) would drop
+// most of the replies before this process reads them, and they would count as unanswered.
+const SOCKETS = 32;
+const socks = Array.from({ length: SOCKETS }, () => createSocket(args.server.includes(':') ? 'udp6' : 'udp4'));
 
 function send(q) {
   const id = nextId;
@@ -96,11 +101,21 @@ function send(q) {
       done();
     }
   }, timeoutMs);
-  sock.send(query(id), port, args.server);
+  socks[id % SOCKETS].send(query(id), port, args.server);
 }
 
-sock.on('message', (msg) => {
+/** The longest time without any reply (the server's outage as the client saw it), and when it ended (epoch ms). */
+const gap = { ms: 0, end: 0 };
+let lastReply = 0;
+function replied() {
+  const now = Date.now();
+  if (lastReply && now - lastReply > gap.ms) Object.assign(gap, { ms: now - lastReply, end: now });
+  lastReply = now;
+}
+
+const onMessage = (msg) => {
   if (msg.length < 12) return;
+  if (gaveUp.has(msg.readUInt16BE(0)) || pending.has(msg.readUInt16BE(0))) replied();
   const late = gaveUp.get(msg.readUInt16BE(0));
   if (late && !late.late) {
     late.late = true;
@@ -117,7 +132,7 @@ sock.on('message', (msg) => {
   if (q.n >= total * 0.99) tailAnswered++;
   tally(msg);
   done();
-});
+};
 
 function tally(msg) {
   const rcode = RCODES[msg.readUInt16BE(2) & 0xf] ?? 'OTHER';
@@ -150,11 +165,13 @@ function report() {
     answered: latencies.length,
     max_latency_ms: Math.round(sorted.at(-1) ?? 0),
     median_latency_ms: Math.round((sorted[Math.floor(sorted.length / 2)] ?? 0) * 100) / 100,
+    max_gap_ms: gap.ms,
+    gap_end: gap.end,
   };
   const line = JSON.stringify(result);
   console.log(line);
   if (args.out) writeFileSync(args.out, `${line}\n`);
-  sock.close();
+  for (const sock of socks) sock.close();
   process.exit(0);
 }
 
@@ -163,7 +180,10 @@ if (total * (retries + 1) > 0xffff) {
   console.error('at most 65535 query ids per run: lower --rate or --seconds');
   process.exit(2);
 }
-sock.bind(0, () => {
+for (const sock of socks) sock.on('message', onMessage);
+let bound = 0;
+for (const sock of socks) sock.bind(0, () => ++bound === SOCKETS && start());
+function start() {
   if (args.started) writeFileSync(args.started, `${Date.now()}\n`);
   const t0 = performance.now();
   // Every 10 ms, as many as the rate says are due by now: steady even when a turn runs late.
@@ -175,4 +195,4 @@ sock.bind(0, () => {
     }
     if (stats.sent >= total) clearInterval(tick);
   }, 10);
-});
+}

@@ -21,6 +21,7 @@ import { Registry } from './registry/registry.js';
 import { registerStateMetrics } from './state/health.js';
 import { setupState } from './state/setup.js';
 import type { StatusCounts } from './systemd/messages.js';
+import { settleEarly } from './systemd/early-dns.js';
 import { systemdSockets } from './systemd/fd-store.js';
 import { setupSystemd, type SystemdSetup } from './systemd/setup.js';
 import type { StartSync } from './dns/start-grace.js';
@@ -42,7 +43,9 @@ export class Daemon {
   private readonly systemd: SystemdSetup;
   /** In the order they start; every part is asked to check and then to apply a reload. */
   private readonly starting: Part[];
-  /** In the order they stop: gossip first, so every host withdraws this node's endpoints at once. */
+  /** In the order they stop: gossip first, so every host withdraws this node's endpoints at once;
+   *  DNS near the end, so that it answers until the process is about to exit (on a restart the
+   *  next process answers right after). */
   private readonly stopping: Part[];
   private ready = false;
 
@@ -89,7 +92,12 @@ export class Daemon {
     const sockets = systemdSockets(c.env, this.log);
     dns.server.sockets = this.api.server.sockets = sockets;
     // Once every listener took its socket: the stored ones nothing took are closed.
-    const adopted: Part = { start: async () => sockets.release() };
+    const adopted: Part = {
+      start: async () => {
+        settleEarly(sockets, this.log);
+        sockets.release();
+      },
+    };
     const grace: Part = {
       start: async () =>
         dns.grace.start(startSyncs(c.opts, podman, gossip, etcd), (ms, missing) => this.log.info({ ms, missing }, missing.length
@@ -98,7 +106,7 @@ export class Daemon {
     };
     const cluster: Part = etcd ?? gossip;
     this.starting = [state, core, cluster, link, lb, dns, this.api, adopted, podman, grace, health];
-    this.stopping = [cluster, podman, health, dns, this.api, lb, state, this.systemd, link];
+    this.stopping = [cluster, podman, health, this.api, lb, state, this.systemd, dns, link];
   }
 
   async start(): Promise<void> {

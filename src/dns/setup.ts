@@ -115,6 +115,9 @@ export function setupDns(c: Context, d: DnsDeps): DnsSetup {
       if (forwarder.upstreams.length === 0) {
         problems.set('upstreams', 'no upstream DNS servers (none given and none usable in /etc/resolv.conf): names outside the zone get SERVFAIL');
       }
+      // Stored sockets hold the queries sent while the daemon restarted: the native threads start
+      // reading them with the persisted state's answers already installed.
+      await native.tableReady;
       for (const addr of listen.addresses) {
         try {
           const bound = await server.listen(addr);
@@ -137,7 +140,9 @@ export function setupDns(c: Context, d: DnsDeps): DnsSetup {
       queryLog.configure(next.queryLog, next.queryLogFile);
       native.reload?.(next, changed);
     },
-    async stop() {
+    async stop(restart) {
+      // The next process answers from this table until its own is built (while the sockets still answer).
+      if (restart) native.saveTable?.();
       grace.end();
       stopHostAddresses();
       await gateways.close();

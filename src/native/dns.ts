@@ -12,6 +12,8 @@ import type { Forwarder } from '../dns/forwarder.js';
 import { NativeCache, registerNativeCacheMetrics } from './cache.js';
 import { loadDnsAddon } from './index.js';
 import { LiveTable } from './live-table.js';
+import { tableFile } from '../systemd/early-dns.js';
+import { TableFile } from './table-file.js';
 import { NativeUdp } from './udp.js';
 
 // Wires the native DNS path into the daemon: the addon's UDP threads replace Node's UDP sockets,
@@ -23,10 +25,14 @@ export interface NativeDns {
   reason?: string;
   udpBinder?: UdpBinder;
   table?: LiveTable;
+  /** Resolves once the first whole answer table is installed (or could not be built). */
+  tableReady?: Promise<void>;
   /** Response rate limiting in the native threads: responses/s per network (0: off), slip. */
   setRrl(rate: number, slip: number): void;
   /** The UDP threads' query log ring. */
   queryLog?: NativeQueryLog;
+  /** Writes the answer table for the next process now (before a restart; under systemd only). */
+  saveTable?(): void;
   close(): void;
 }
 
@@ -44,7 +50,7 @@ export interface NativeDnsDeps {
   udpLimit?: (ip: string, reply: Buffer) => Buffer | null;
   /** Its cached answers are copied to the native threads' cache. */
   forwarder?: Forwarder;
-  /** The start grace: while active no table is installed, so the JS path answers (SERVFAIL, not NXDOMAIN). */
+  /** The start grace: while active, names of the zone the table does not know get SERVFAIL, not NXDOMAIN. */
   grace?: { readonly active: boolean; onEnd(fn: () => void): void };
 }
 
@@ -60,19 +66,34 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   const { addon } = loaded;
   const n = threads > 0 ? threads : addon.cores();
   const udp = new NativeUdp(addon, d.handler, n, receiveBuffer, d.udpLimit);
-  const addonSink = { set: (t: Buffer, staged: boolean) => addon.setTable(t, staged), patch: (p: Buffer) => addon.patchTable(p), commit: () => addon.commitTable() };
-  // During the start grace nothing is installed, so the threads hand every query to JS (SERVFAIL,
-  // not NXDOMAIN, for names not known yet); at its end the whole table is compiled and installed.
+  // The first whole table: the DNS setup waits for it before it reads any socket, so that the
+  // queries the kernel queued while the daemon restarted are answered by the threads, not
+  // handed to JS (which sheds a burst it cannot answer in time).
+  let firstTable: () => void = () => undefined;
+  const first = new Promise<void>((resolve) => (firstTable = resolve));
+  // Under systemd, the table is kept in a file for the next process (src/systemd/early-dns.ts).
+  const path = tableFile(d.env);
+  const file = path ? new TableFile(path, () => table.input(), d.log) : null;
   const sink = {
-    set: (t: Buffer, staged: boolean) => void (d.grace?.active || addonSink.set(t, staged)),
-    patch: (p: Buffer) => (d.grace?.active ? true : addonSink.patch(p)),
-    commit: () => void (d.grace?.active || addonSink.commit()),
+    set: (t: Buffer, staged: boolean) => addon.setTable(t, staged),
+    patch: (p: Buffer) => {
+      file?.changed();
+      return addon.patchTable(p);
+    },
+    commit: () => {
+      addon.commitTable();
+      file?.changed();
+      firstTable();
+    },
   };
+  // During the start grace the table answers the names it knows and SERVFAIL (not NXDOMAIN) for
+  // the others, as the JS path does; at the grace's end a whole table with NXDOMAIN replaces it.
   const table = new LiveTable(d.registry, d.zone, d.clients, sink, (e) => {
     // Without a current table the threads hand every query to JS: slower, still correct.
     addon.setTable(null);
+    firstTable();
     d.log.error({ err: e }, `native answer table could not be built (${e.message}); the JS path answers until the next change`);
-  }, d.containerNames);
+  }, d.containerNames, d.grace);
   // (Registered once the table exists: with --start-grace 0 the grace is over already and this runs now.)
   d.grace?.onEnd(() => table.schedule());
   d.clients.onChange = () => table.schedule();
@@ -125,7 +146,10 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
     setRrl: (rate, slip) => addon.setRrl(rate, slip),
     queryLog: typeof addon.queryLogSet !== 'function' ? undefined : { set: (mode, every) => addon.queryLogSet(mode, every), take: (max) => addon.queryLogTake(max), counts: () => addon.queryLogStats() },
     table,
+    tableReady: first,
+    saveTable: () => file?.flush(),
     close: () => {
+      file?.stop();
       clearInterval(timer);
       flush();
       flushCache();

@@ -59,6 +59,8 @@ export class LiveTable {
     private readonly sink: TableSink,
     private readonly onError: (e: Error) => void,
     private readonly containers?: ContainerScopes,
+    /** While active, names of the zone the table does not know get SERVFAIL (a whole table is due at its end). */
+    private readonly grace?: { readonly active: boolean },
     private readonly clock: () => number = performance.now.bind(performance),
   ) {
     this.unsubscribe = registry.onChange((c) => this.changed(c));
@@ -164,14 +166,15 @@ export class LiveTable {
     }
   }
 
-  private input(): TableInput {
+  /** What a whole table is compiled from, as it is now. */
+  input(): TableInput {
     const clients: ClientClass[] = [
       ...LOOPBACK.map((cidr) => ({ cidr, flags: CLIENT_LOCAL })),
       ...this.clients.recursionCidrs.map((cidr) => ({ cidr, flags: CLIENT_RECURSION })),
       ...this.clients.bridgeSubnets.map((cidr) => ({ cidr, flags: CLIENT_RECURSION | CLIENT_LOCAL })),
       ...this.clients.hostAddresses.map((cidr) => ({ cidr, flags: CLIENT_RECURSION | CLIENT_LOCAL | CLIENT_HOST })),
     ];
-    return { zone: this.zone, services: this.registry.services(), clients, containers: this.containers };
+    return { zone: this.zone, services: this.registry.services(), clients, containers: this.containers, unknownServfail: this.grace?.active };
   }
 
   close(): void {

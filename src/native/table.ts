@@ -33,6 +33,9 @@ export interface TableInput {
   services: Iterable<ServiceView>;
   clients: ClientClass[];
   containers?: ContainerScopes;
+  /** During the start grace (src/dns/start-grace.ts): a name of the zone the table does not know
+   *  gets SERVFAIL, which clients do not cache, instead of NXDOMAIN. */
+  unknownServfail?: boolean;
 }
 
 /** Format version of tables and patches (answer.rs refuses others). */
@@ -75,6 +78,8 @@ interface Variant {
 }
 
 interface Entry {
+  /** The AA flag (default true). */
+  aa?: boolean;
   /** Also the answer of the same name with `svc.` before the zone (see answer.rs svc_alias). */
   alias?: boolean;
   scopes: Cidr[];
@@ -167,7 +172,7 @@ function writeEntry(w: Writer, e: Entry): void {
   w.u8(e.scopes.length);
   for (const s of e.scopes) writeCidr(w, s);
   w.u8(e.rcode);
-  w.u8(1 | (e.alias ? 2 : 0)); // authoritative, alias
+  w.u8((e.aa === false ? 0 : 1) | (e.alias ? 2 : 0)); // authoritative, alias
   w.u8(e.variants.length);
   for (const v of e.variants) {
     w.u8(v.groups.length);
@@ -176,6 +181,9 @@ function writeEntry(w: Writer, e: Entry): void {
   }
   writeItems(w, e.authority);
 }
+
+/** What an unknown name of the zone gets during the start grace: as the JS path's SERVFAIL. */
+const SERVFAIL_ENTRY: Entry = { scopes: [], rcode: 2, aa: false, variants: [{ groups: [[]], additional: [] }], authority: [] };
 
 /** One answer as an entry; the SOA of negative answers becomes a reference. */
 function single(a: Answer, q: string, domain: string): Entry {
@@ -368,7 +376,7 @@ export class TableCompiler {
     w.bytes(zoneWire.subarray(0, zoneWire.length - 1));
     const soa = negativeSoa(fixed);
     writeItem(w, soa.item);
-    writeEntry(w, single(soa.nx, soa.q, zone.settings.domain));
+    writeEntry(w, input.unknownServfail ? SERVFAIL_ENTRY : single(soa.nx, soa.q, zone.settings.domain));
     w.u32(input.clients.length);
     for (const c of input.clients) {
       writeCidr(w, c.cidr);

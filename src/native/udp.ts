@@ -1,5 +1,7 @@
 import type { HostPort } from '../config/kinds.js';
 import type { DnsHandler } from '../dns/handler.js';
+import { socketName } from '../net/sockets.js';
+import { claimEarly } from '../systemd/early-dns.js';
 import { fdBuffer, fdsOf, type Addon } from './index.js';
 
 // UDP served by the addon's threads; the queries they hand over (forwarding, odd types,
@@ -79,10 +81,20 @@ export class NativeUdp {
       scheduled = true;
       setImmediate(pump);
     };
-    // The addon calls back on the JS thread, so never before `id` is set below.
-    const [lid, port] = this.addon.openUdp(addr.host, addr.port, this.threads, this.receiveBuffer, () => {
+    const wake = (): void => {
       if (!scheduled) pump();
-    }, adopt.length ? fdBuffer(adopt) : undefined);
+    };
+    // Served since the process started, from the previous run's table (src/systemd/early-dns.ts):
+    // taken over as it is, with what waits for JS meanwhile.
+    const early = adopt.length ? claimEarly(socketName('dns-udp', addr.host, addr.port)) : undefined;
+    if (early) {
+      id = early.id;
+      early.wake = wake;
+      wake();
+      return { port: early.port, fds: early.fds, close: () => this.addon.closeUdp(early.id) };
+    }
+    // The addon calls back on the JS thread, so never before `id` is set below.
+    const [lid, port] = this.addon.openUdp(addr.host, addr.port, this.threads, this.receiveBuffer, wake, adopt.length ? fdBuffer(adopt) : undefined);
     id = lid;
     return { port, fds: fdsOf(this.addon.udpFds(id)), close: () => this.addon.closeUdp(id) };
   }

@@ -6,7 +6,8 @@ import { until } from '../helpers/until.js';
 
 // No false NXDOMAIN at start: a daemon waiting for its first Podman sync (here Podman's socket is
 // missing, so it never comes) answers unknown names in the zone with SERVFAIL until --start-grace
-// has passed, known ones at once — on the native path as on the JS one.
+// has passed, known ones at once — on the native path as on the JS one, where the native threads
+// answer both from their table (the grace does not keep the table out).
 
 const CONFIG = `
 services:
@@ -30,6 +31,13 @@ for (const native of [true, false]) {
     });
     t.equal(await rcode(d.dnsPort, 'web.default.cluster.local'), 'NOERROR', 'a known name is answered at once');
     t.equal(await rcode(d.dnsPort, 'db.default.cluster.local'), 'SERVFAIL', 'an unknown one gets SERVFAIL while Podman has not synced');
+    if (native) {
+      // The grace does not hide what the daemon knows: the native threads answer both from their table.
+      const metrics = await (await fetch(`${d.api}/metrics`)).text();
+      t.match(metrics, /dns_queries_total\{type="A",rcode="NOERROR",source="zone",path="native"\} 1\b/, 'the known name answered by the native threads during the grace');
+      t.match(metrics, /dns_queries_total\{type="A",rcode="SERVFAIL",source="zone",path="native"\} 1\b/, 'and the SERVFAIL too');
+      t.notMatch(metrics, /dns_queries_total\{[^}]*path="js"\}/, 'no query handed to JS');
+    }
     await until('the grace to pass', () => /start grace over after \d+ ms without the first Podman sync/.test(d.logs()), 15_000);
     t.equal(await rcode(d.dnsPort, 'db.default.cluster.local'), 'NXDOMAIN', 'then NXDOMAIN');
     t.equal(await rcode(d.dnsPort, 'web.default.cluster.local'), 'NOERROR');

@@ -18,7 +18,7 @@ t.test('a large change is patched over several turns, a later change after it', 
   let now = 0;
   const sink = { set: (b: Buffer, staged: boolean) => addon!.setTable(b, staged), patch: (p: Buffer) => addon!.patchTable(p), commit: () => addon!.commitTable() };
   const errors: Error[] = [];
-  const table = new LiveTable(w.registry, w.zone, w.clients, sink, (e) => errors.push(e), w.containerNames, () => now++);
+  const table = new LiveTable(w.registry, w.zone, w.clients, sink, (e) => errors.push(e), w.containerNames, undefined, () => now++);
   t.teardown(() => {
     table.close();
     w.close();
@@ -65,7 +65,7 @@ t.test('a reload during a sliced patch: the whole table wins, with the change in
   const w = world();
   let now = 0;
   const sink = { set: (b: Buffer, staged: boolean) => addon!.setTable(b, staged), patch: (p: Buffer) => addon!.patchTable(p), commit: () => addon!.commitTable() };
-  const table = new LiveTable(w.registry, w.zone, w.clients, sink, (e) => t.fail(e.message), w.containerNames, () => now++);
+  const table = new LiveTable(w.registry, w.zone, w.clients, sink, (e) => t.fail(e.message), w.containerNames, undefined, () => now++);
   t.teardown(() => {
     table.close();
     w.close();
