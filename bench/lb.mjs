@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Load-balancer benchmark (SPEC §15, issue 6): the same backends reached directly, through the
-// daemon's VIP (twice: one daemon with the addon's native relay, one with the JS proxy,
-// PODMAN_SWARM_DNS_NATIVE_RELAY=0) and through HAProxy (one thread, mode tcp), interleaved:
+// daemon's VIP (by default twice: one daemon with the addon's native relay, one with the JS
+// proxy, PODMAN_SWARM_DNS_NATIVE_RELAY=0) and through HAProxy (mode tcp), interleaved:
 //   bulk     iperf3, one stream, client → server          (Gbit/s)
 //   connect  wrk, a new connection per request, to nginx   (requests/s)
 //   keep     wrk, keep-alive, to nginx                     (requests/s)

@@ -591,3 +591,7 @@ impl UdpRelay {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "relay_udp_tests.rs"]
+mod tests;

@@ -1,7 +1,10 @@
 import t from 'tap';
+import { createSocket } from 'node:dgram';
+import { readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { startDaemon } from '../helpers/daemon.js';
 import { digShort } from '../helpers/dns.js';
+import { nativeSkip } from '../helpers/native.js';
 
 // The load balancer inside the real daemon, following API registrations live. Unprivileged: the
 // service range is inside 127.0.0.0/8, where loopback answers for every address without a link.
@@ -125,3 +128,63 @@ t.test('a service in dnsrr mode keeps its endpoint addresses; bad --ingress stop
   t.equal(await bad.exited, 2);
   t.match(bad.logs(), /--ingress "not a service": expected <namespace>\/<service>:<port>/);
 });
+
+// A UDP port on a VIP, in the daemon: the addon's UDP relay when it is built, and the JS proxy
+// with PODMAN_SWARM_DNS_NATIVE_RELAY=0; the same behaviour from both.
+for (const kind of ['native', 'js'] as const) {
+  t.test(`${kind} UDP VIP: datagrams relayed, a session moves when its endpoint leaves, the session bound counted`, { skip: kind === 'native' ? nativeSkip() : false }, async (t) => {
+    const [a, b] = await Promise.all(['A', 'B'].map(async (name) => {
+      const s = createSocket('udp4');
+      s.on('message', (m, r) => s.send(`${name}:${m}`, r.port, r.address));
+      await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+      t.teardown(() => s.close());
+      return s.address().port;
+    }));
+    const env: Record<string, string> = kind === 'js' ? { PODMAN_SWARM_DNS_NATIVE_RELAY: '0' } : {};
+    const cidr = kind === 'js' ? '127.73.0.0/16' : '127.74.0.0/16';
+    const d = await startDaemon(t, { env, args: ['--service-cidr', cidr, '--default-mode', 'vip', '--lb-udp-max-sessions', '2'] });
+    const api = `${d.api}/api/v1/services/default/echo/endpoints`;
+    const register = (id: string, port: number) =>
+      fetch(api, { method: 'POST', headers: { 'content-type': 'application/json', ...d.auth() }, body: JSON.stringify({ id, address: '127.0.0.1', ports: { echo: `${port}/udp` } }) });
+    t.equal((await register('a', a!)).status, 201);
+    const [vip] = await eventually(() => digShort(d.dnsPort, 'echo.default.cluster.local'), (v) => v.length === 1);
+    const clients = await Promise.all([0, 1, 2].map(async () => {
+      const c = createSocket('udp4');
+      c.on('error', () => {});
+      await new Promise<void>((r) => c.bind(0, '127.0.0.1', r));
+      t.teardown(() => c.close());
+      return c;
+    }));
+    /** Sends to VIP:<A's port> until a reply comes, at most 20 times (a listener may be starting). */
+    const ask = async (c: (typeof clients)[0], msg: string): Promise<string> => {
+      for (let i = 0; i < 20; i++) {
+        const got = new Promise<string | null>((r) => {
+          const timer = setTimeout(() => (c.off('message', on), r(null)), 500);
+          const on = (m: Buffer) => (clearTimeout(timer), r(m.toString()));
+          c.once('message', on);
+        });
+        c.send(msg, a!, vip!);
+        const reply = await got;
+        if (reply !== null) return reply;
+      }
+      return '-';
+    };
+    t.equal(await ask(clients[0]!, 'one'), 'A:one', 'relayed to the endpoint and back');
+    const threads = readdirSync(`/proc/${d.proc.pid}/task`).map((id) => readFileSync(`/proc/${d.proc.pid}/task/${id}/comm`, 'utf8').trim());
+    t.equal(threads.includes('psdns-udp-relay'), kind === 'native', `the addon's UDP relay thread ${kind === 'native' ? 'serves' : 'is not started'}`);
+    // B joins (the listener stays on A's port number, the first endpoint's). Two new clients:
+    // round-robin puts one of their sessions on B; the second one is over the bound of 2 and
+    // replaces the first client's session (the least recently used).
+    t.equal((await register('b', b!)).status, 201);
+    const metricsText = async () => (await fetch(`${d.api}/metrics`)).text();
+    await eventually(metricsText, (m) => m.includes(`backend="127.0.0.1:${b}"`));
+    const replies = [await ask(clients[1]!, 'two'), await ask(clients[2]!, 'three')];
+    t.same(replies.map((r) => r.slice(2)).sort(), ['three', 'two'], 'both new clients served');
+    const i = replies.findIndex((r) => r.startsWith('B:'));
+    t.ok(i >= 0, `one of them on the endpoint that joined (${replies.join(', ')})`);
+    t.equal((await fetch(`${api}/b`, { method: 'DELETE', headers: d.auth() })).status, 204);
+    const moved = await eventually(() => ask(clients[1 + i]!, 'four'), (r) => r === 'A:four');
+    t.equal(moved, 'A:four', 'B left: its client moved to A at its next datagram');
+    t.match(await metricsText(), /podman_swarm_dns_lb_udp_sessions_evicted_total [1-9]/, 'and the session it replaced counted');
+  });
+}

@@ -420,6 +420,26 @@ for (const kind of KINDS) {
       t.equal(p.sessionCount, 2);
     });
 
+    t.test('IPv6: a listener on ::1 relays to an IPv6 endpoint and back', async (t) => {
+      const server = createSocket('udp6');
+      server.on('message', (m, r) => server.send(`six:${r.port}:${m}`, r.port, r.address));
+      await new Promise<void>((r) => server.bind(0, '::1', r));
+      t.teardown(() => server.close());
+      const policy = { policy: 'round-robin', preferLocal: false, ejectMs: 10_000 } as const;
+      const set = new BackendSet(policy, [{ id: 'six', host: '::1', port: server.address().port, weight: 1, local: true }]);
+      const opts = { idleTimeoutMs: 60_000, maxSessions: 10 };
+      const p = kind === 'native' ? new NativeUdpProxy(udpRelay!, set, opts, policy) : new UdpProxy(set, opts);
+      const { port } = await p.listen('::1', 0);
+      t.teardown(() => p.close());
+      const c = createSocket('udp6');
+      await new Promise<void>((r) => c.bind(0, '::1', r));
+      t.teardown(() => c.close());
+      const reply = new Promise<string>((r) => c.once('message', (m) => r(m.toString())));
+      c.send('hello', port, '::1');
+      t.match(await reply, /^six:\d+:hello$/);
+      t.equal(p.sessionCount, 1);
+    });
+
     t.test('an endpoint that refuses (ICMP port unreachable) is ejected; the client moves on', async (t) => {
       const servers = await udpBackends(t, ['live']);
       const { p, set, port } = await udpProxy(kind, t, [spec('dead', REFUSED_PORT), spec('live', servers[0]!.port)], { idleTimeoutMs: 60_000, maxSessions: 100 });
