@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { FailureLog } from '../log-once.js';
 import { PodmanError, type EventStream, type PodmanClient } from './client.js';
-import { describeContainer, sharedNetworkOf, type ContainerFacts } from './endpoints.js';
+import { describeContainer, sharedNetworkOf, type ContainerFacts, type PodmanOrigin } from './endpoints.js';
 import type { ContainerInspect, ContainerListItem, NetworkInfo, PodmanEvent } from './types.js';
 
 // Follows Podman: the event stream for changes, a full resync (list + inspect) at start, after
@@ -22,6 +22,8 @@ export interface WatcherOptions {
   backoffMaxMs?: number;
   /** Where failed inspects, reconnects and resyncs are logged once and counted (one of its own by default). */
   failures?: FailureLog;
+  /** Whose Podman this is (root's by default). */
+  origin?: PodmanOrigin;
 }
 
 export interface WatcherListener {
@@ -38,6 +40,9 @@ export interface Cause {
   action?: string;
   receivedAt?: number;
 }
+
+/** Something answers on the socket but not libpod's API (an HTTP error status, or not HTTP at all). */
+const notPodman = (e: unknown): boolean => (e instanceof PodmanError && e.status > 0) || /Parse Error|HPE_/.test((e as Error)?.message ?? '');
 
 const GONE = new Set(['died', 'stop', 'remove', 'pause', 'exited']);
 const INSPECT = new Set(['start', 'restart', 'unpause', 'rename', 'connect', 'disconnect', 'update']);
@@ -131,7 +136,7 @@ export class PodmanWatcher {
         await stream.done;
         reason = 'the event stream ended';
       } catch (e) {
-        reason = (e as Error).message;
+        reason = notPodman(e) ? `not a Podman API: ${(e as Error).message}` : (e as Error).message;
       }
       this.streamOpen = false;
       if (this.stopped) break;
@@ -274,7 +279,7 @@ export class PodmanWatcher {
   }
 
   private describe(c: ContainerInspect, now: number): ContainerFacts {
-    return describeContainer(c, this.networkMap, { address: this.opts.nodeAddress, maxPorts: this.opts.maxPorts }, now, (id) => this.inspects.get(id));
+    return describeContainer(c, this.networkMap, { address: this.opts.nodeAddress, maxPorts: this.opts.maxPorts, origin: this.opts.origin }, now, (id) => this.inspects.get(id));
   }
 
   private emit(cause: Cause): void {
