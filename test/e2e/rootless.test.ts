@@ -6,6 +6,7 @@ import { apiOverSocket, CLI } from '../helpers/daemon.js';
 import { createHosts, type Host } from '../helpers/hosts.js';
 import { hostPodman } from '../helpers/host-podman.js';
 import { isRoot } from '../helpers/netns.js';
+import { IMAGE } from '../helpers/podman.js';
 import { hasRootless, rootlessPodman } from '../helpers/rootless-podman.js';
 import { waiter } from '../helpers/until.js';
 import { keygen } from '../../src/commands/keygen.js';
@@ -47,7 +48,16 @@ function startDaemon(host: Host, dir: string, key: string, args: string[]): Daem
 }
 
 const until = waiter(60_000);
-const api = (d: Daemon, path: string) => apiOverSocket(d, 'GET', path);
+/** GET over the API socket; a connection the daemon closed as idle just then (EPIPE, ECONNRESET) is retried, twice at most. */
+async function api(d: Daemon, path: string): Promise<{ status: number; body: any }> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await apiOverSocket(d, 'GET', path);
+    } catch (e) {
+      if (attempt >= 2 || !/EPIPE|ECONNRESET/.test((e as Error).message)) throw e;
+    }
+  }
+}
 const dig = (from: Host, name: string, type = 'A'): string[] =>
   from.exec('dig', [`@${from.address}`, '+short', '+time=1', '+tries=1', name, type], 5000).split('\n').filter(Boolean);
 const srvPorts = (from: Host, name: string): number[] => dig(from, name, 'SRV').map((l) => Number(l.split(' ')[2])).sort();
@@ -105,6 +115,12 @@ t.test('rootless Podman: answered and reachable across hosts, healthy, next to r
     const eps = (await api(d2, '/api/v1/services/default/rlweb/endpoints')).body;
     t.same(eps.map((e: any) => e.owner).sort(), ['root', user.user].sort(), 'one endpoint per owner');
     t.equal(h2.exec('curl', ['-s', '--max-time', '5', `http://${h1.address}:18302/`]), 'hello from a root container\n');
+  });
+
+  await t.test('a slirp4netns container resolves cluster names through the daemon on the host address', async (t) => {
+    // Its queries reach the host from the host's own address (slirp4netns), which the daemon serves.
+    const out = user.run(['run', '--rm', '--dns', h1.address, IMAGE, 'nslookup', name, h1.address]);
+    t.match(out, new RegExp(`Address:\\s+${h1.address.replace(/\./g, '\\.')}\\s*$`, 'm'), `${name} → ${h1.address}`);
   });
 
   await t.test('without a published port: isolated on host 1, never served to host 2', async (t) => {

@@ -98,7 +98,7 @@ export async function rootlessPodman(t: { teardown(fn: () => unknown): void }, h
   mkdirSync(join(bb, 'bin'), { recursive: true });
   mkdirSync(join(bb, 'tmp'), { recursive: true });
   copyFileSync('/bin/busybox', join(bb, 'bin', 'busybox'));
-  for (const a of ['sh', 'httpd', 'echo']) symlinkSync('busybox', join(bb, 'bin', a));
+  for (const a of ['sh', 'httpd', 'echo', 'nslookup']) symlinkSync('busybox', join(bb, 'bin', a));
   run('tar', '-C', bb, '-cf', join(dir, 'bb.tar'), '.');
   remote(['import', join(dir, 'bb.tar'), IMAGE]);
   return {
