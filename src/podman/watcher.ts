@@ -41,8 +41,15 @@ export interface Cause {
   receivedAt?: number;
 }
 
-/** Something answers on the socket but not libpod's API (an HTTP error status, or not HTTP at all). */
-const notPodman = (e: unknown): boolean => (e instanceof PodmanError && e.status > 0) || /Parse Error|HPE_/.test((e as Error)?.message ?? '');
+/**
+ * Why the API failed, said plainly when something answers on the socket but not libpod's API (an
+ * HTTP error status on the event stream or a list, or not HTTP at all).
+ */
+function failure(e: unknown): string {
+  const message = (e as Error)?.message ?? String(e);
+  const notPodman = (e instanceof PodmanError && (e.status === 404 || e.status === 405 || e.status === 502)) || /Parse Error|HPE_/.test(message);
+  return notPodman ? `not a Podman API: ${message}` : message;
+}
 
 const GONE = new Set(['died', 'stop', 'remove', 'pause', 'exited']);
 const INSPECT = new Set(['start', 'restart', 'unpause', 'rename', 'connect', 'disconnect', 'update']);
@@ -136,7 +143,7 @@ export class PodmanWatcher {
         await stream.done;
         reason = 'the event stream ended';
       } catch (e) {
-        reason = notPodman(e) ? `not a Podman API: ${(e as Error).message}` : (e as Error).message;
+        reason = failure(e);
       }
       this.streamOpen = false;
       if (this.stopped) break;
@@ -155,7 +162,7 @@ export class PodmanWatcher {
       () => this.setState(true, null),
       (e: unknown) => {
         this.failures.count('resync');
-        this.setState(false, (e as Error).message);
+        this.setState(false, failure(e));
       },
     );
   }
