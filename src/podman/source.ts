@@ -46,9 +46,10 @@ interface Feed {
 
 /**
  * Podman as a source of this node's endpoints: one watcher per API socket (root's and each
- * user's), their containers merged into the local node's `podman` endpoints. Only root's Podman
- * (not rootless, whose networks live in the users' network namespaces) gives the scoped container
- * names, the bridge subnets and the gateways.
+ * user's), their containers merged into the local node's `podman` endpoints. Only the daemon's
+ * own Podman (root's for a root daemon; a user daemon's own) gives the scoped container names, the
+ * bridge subnets and the gateways: other users' networks live in their network namespaces, and
+ * their names and subnets may be the same as root's.
  */
 export class PodmanSource {
   private readonly feeds = new Map<string, Feed>();
@@ -74,7 +75,8 @@ export class PodmanSource {
       { resyncIntervalMs: this.opts.resyncIntervalMs, nodeAddress: this.opts.nodeAddress, maxPorts: this.opts.maxPorts, failures: this.opts.failures, origin },
       {
         containers: (all, cause) => this.onContainers(feed, all, cause),
-        networks: () => this.onNetworks(),
+        // Other users' networks are not this daemon's to serve (see ownFeeds).
+        networks: () => (origin.qualify ? undefined : this.onNetworks()),
         healthEvent: (id) => this.sinks.healthEvent(id),
       },
       this.log,
@@ -149,7 +151,7 @@ export class PodmanSource {
       last_sync: first?.last_sync ?? null,
       containers: sockets.reduce((n, s) => n + s.containers, 0),
       endpoints: sockets.reduce((n, s) => n + s.endpoints, 0),
-      networks: this.rootFeeds().flatMap((f) => [...f.watcher.networks.values()].filter(autoRegisters).map((n) => n.name)),
+      networks: this.ownFeeds().flatMap((f) => [...f.watcher.networks.values()].filter(autoRegisters).map((n) => n.name)),
       last_start_to_registry_ms: this.lastLatencyMs,
       sockets,
     };
@@ -171,8 +173,9 @@ export class PodmanSource {
     return over ? [...c.problems, over] : c.problems;
   }
 
-  private rootFeeds(): Feed[] {
-    return [...this.feeds.values()].filter((f) => !f.origin.rootless);
+  /** The daemon's own Podman: root's for a root daemon, the user's own for a user daemon. */
+  private ownFeeds(): Feed[] {
+    return [...this.feeds.values()].filter((f) => !f.origin.qualify);
   }
 
   private batch(update: () => void): void {
@@ -190,7 +193,7 @@ export class PodmanSource {
     ]);
     this.batch(() => {
       this.sinks.local.replaceSource('podman', endpoints);
-      if (!feed || !feed.origin.rootless) this.sinks.names(this.rootFeeds().flatMap((f) => f.current.filter((c) => c.running)));
+      if (!feed || !feed.origin.qualify) this.sinks.names(this.ownFeeds().flatMap((f) => f.current.filter((c) => c.running)));
     });
     if (cause.receivedAt !== undefined) {
       const ms = Math.round((performance.now() - cause.receivedAt) * 10) / 10;
@@ -209,15 +212,15 @@ export class PodmanSource {
         this.log.warn({ container: c.name, id: c.id }, `container ${c.name}: ${p}`);
       }
     }
-    if (!feed || !feed.origin.rootless) this.sinks.gateways(this.rootGateways());
+    if (!feed || !feed.origin.qualify) this.sinks.gateways(this.ownGateways());
   }
 
-  private rootGateways(): string[] {
-    return [...new Set(this.rootFeeds().flatMap((f) => gatewaysToServe(f.watcher.networks)))];
+  private ownGateways(): string[] {
+    return [...new Set(this.ownFeeds().flatMap((f) => gatewaysToServe(f.watcher.networks)))];
   }
 
   private onNetworks(): void {
-    const all = this.rootFeeds().flatMap((f) => [...f.watcher.networks.values()]);
+    const all = this.ownFeeds().flatMap((f) => [...f.watcher.networks.values()]);
     const subnets = (n: NetworkInfo): string[] => (n.subnets ?? []).map((s) => s?.subnet).filter((s): s is string => typeof s === 'string');
     // Only bridges: a macvlan/ipvlan subnet is the LAN itself, and forwarding stays closed to it.
     const bridges = all.filter((n) => (n.driver ?? 'bridge') === 'bridge');
@@ -225,7 +228,7 @@ export class PodmanSource {
       this.sinks.networks(all.map((n) => ({ name: n.name, subnets: subnets(n) })));
       this.sinks.bridgeSubnets(bridges.flatMap(subnets).map((s) => parseCidr(s)).filter((c): c is Cidr => c !== null));
     });
-    this.sinks.gateways(this.rootGateways());
+    this.sinks.gateways(this.ownGateways());
   }
 }
 

@@ -139,6 +139,33 @@ t.test('rootless Podman: answered and reachable across hosts, healthy, next to r
     t.same(dig(h2, 'rliso.default.cluster.local'), [], 'and does not answer it');
   });
 
+  await t.test("a daemon run as the user itself: its slirp4netns container at the host address and published port", async (t) => {
+    // The user's own daemon (no root, no other host): port 5353, its own gossip port, its default socket.
+    const home = join(user.home, 'psd');
+    h1.exec('runuser', ['-u', user.user, '--', 'mkdir', '-p', home]);
+    writeFileSync(join(user.home, 'user.yaml'), '');
+    const socket = join(home, 'api.sock');
+    const proc = h1.spawn(user.asUser[0]!, [...user.asUser.slice(1), process.execPath, CLI, 'daemon', '--config', join(user.home, 'user.yaml'), '--link', 'none',
+      '--node-name', 'laptop', '--state-dir', join(home, 'state'), '--dns-listen', `${h1.address}:5353`, '--api-listen', `unix:${socket}`,
+      '--upstream-dns', '127.0.0.1:9', '--gossip-listen', '127.0.0.1:7947', '--insecure-gossip']);
+    let out = '';
+    proc.stdout!.on('data', (c: Buffer) => (out += c));
+    proc.stderr!.on('data', (c: Buffer) => (out += c));
+    t.teardown(() => void proc.kill('SIGKILL'));
+    t.teardown(() => {
+      if (!t.passing()) t.comment(`user daemon:\n${out.slice(-4000)}`);
+    });
+    const d3 = { socket };
+    const eps = await until("the user daemon registers the user's container", async () => {
+      if (proc.exitCode !== null) throw new Error(`the user daemon exited with ${proc.exitCode}:\n${out}`);
+      const r = await api(d3 as Daemon, '/api/v1/services/default/rlweb/endpoints');
+      return r.status === 200 && r.body.length === 1 && r.body;
+    });
+    t.match(eps[0], { id: 'rlweb', owner: user.user, address: h1.address, port: 18301 }, 'its own containers keep their names as ids');
+    const srv = h1.exec('dig', [`@${h1.address}`, '-p', '5353', '+short', '+time=1', '+tries=1', `_p80._tcp.${name}`, 'SRV'], 5000);
+    t.match(srv, /^0 \d+ 18301 /, 'SRV carries the published port');
+  });
+
   await t.test('the rootless container leaves on stop', async (t) => {
     user.run(['stop', '-t', '0', 'rlweb']);
     await until('only the root container left on host 2', () => srvPorts(h2, `_p80._tcp.${name}`).join() === '18302');

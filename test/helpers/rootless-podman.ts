@@ -22,6 +22,9 @@ export interface RootlessPodman {
   user: string;
   uid: number;
   socket: string;
+  /** The user's home (its own, writable), and argv running a command as the user with its runtime directory. */
+  home: string;
+  asUser: string[];
   /** podman --remote through the user's service (run by root here; the service acts as the user). */
   run(args: string[]): string;
   /** `podman run -d --name <name> <args> IMAGE <cmd>`. */
@@ -105,6 +108,8 @@ export async function rootlessPodman(t: { teardown(fn: () => unknown): void }, h
     user,
     uid,
     socket,
+    home,
+    asUser: ['runuser', '-u', user, '--', 'env', ...env],
     run: remote,
     container: (name, args, cmd) => remote(['run', '-d', '--name', name, ...args, IMAGE, ...cmd]).trim(),
   };
