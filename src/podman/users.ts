@@ -20,19 +20,25 @@ export interface UserSocket {
 }
 
 /** The rootless Podman sockets under `dir` (uid 0 left out: that is root's own Podman), by uid. */
-export async function findUserSockets(dir: string, max = MAX_USER_SOCKETS): Promise<{ found: UserSocket[]; over: number[] }> {
+export async function findUserSockets(dir: string, max = MAX_USER_SOCKETS): Promise<{ found: UserSocket[]; over: number[]; unreadable: number[] }> {
   const entries = await readdir(dir).catch(() => [] as string[]);
   const uids = entries.filter((e) => /^[1-9]\d{0,9}$/.test(e)).map(Number).sort((a, b) => a - b);
   const found: UserSocket[] = [];
   const over: number[] = [];
+  /** Users whose runtime directory this process may not look into (no CAP_DAC_OVERRIDE). */
+  const unreadable: number[] = [];
   for (const uid of uids) {
     const socket = join(dir, String(uid), 'podman', 'podman.sock');
-    const st = await lstat(socket).catch(() => null);
+    const st = await lstat(socket).catch((e: NodeJS.ErrnoException) => (e.code === 'EACCES' || e.code === 'EPERM' ? 'denied' : null));
+    if (st === 'denied') {
+      if (unreadable.length < max) unreadable.push(uid);
+      continue;
+    }
     if (!st?.isSocket()) continue;
     if (found.length < max) found.push({ uid, socket });
     else over.push(uid);
   }
-  return { found, over };
+  return { found, over, unreadable };
 }
 
 /** The name of `uid` in passwd(5) text, or undefined. */
@@ -69,6 +75,7 @@ export class UserSockets {
   private scanning = false;
   private stopped = false;
   private overLogged = '';
+  private deniedLogged = '';
 
   constructor(
     private readonly listener: UserSocketListener,
@@ -92,7 +99,7 @@ export class UserSockets {
     if (this.scanning) return;
     this.scanning = true;
     try {
-      const { found, over } = await findUserSockets(this.opts.dir ?? RUN_USER, this.opts.max ?? MAX_USER_SOCKETS);
+      const { found, over, unreadable } = await findUserSockets(this.opts.dir ?? RUN_USER, this.opts.max ?? MAX_USER_SOCKETS);
       if (this.stopped) return;
       const now = new Set(found.map((f) => f.socket).filter((s) => !this.opts.skip?.(s)));
       for (const s of this.known) {
@@ -104,6 +111,11 @@ export class UserSockets {
         if (!now.has(f.socket) || this.known.has(f.socket)) continue;
         this.known.add(f.socket);
         this.listener.appeared(f.uid, f.socket);
+      }
+      const deniedText = unreadable.join(',');
+      if (deniedText !== this.deniedLogged) {
+        this.deniedLogged = deniedText;
+        if (unreadable.length) this.log.warn({ uids: unreadable }, `cannot look into ${this.opts.dir ?? RUN_USER}/<uid> of uid ${unreadable.join(', ')} (permission denied): their rootless Podman is not followed; the daemon needs CAP_DAC_OVERRIDE (the system unit has it)`);
       }
       const overText = over.join(',');
       if (overText !== this.overLogged) {

@@ -1,10 +1,12 @@
 import t from 'tap';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { findUserSockets, passwdName, UserSockets } from '../../src/podman/users.js';
+import { ROOT } from '../helpers/daemon.js';
 import { until } from '../helpers/until.js';
 
 // Users' rootless Podman sockets under a /run/user-like directory: real unix sockets in a temp
@@ -40,8 +42,8 @@ t.test('only sockets count: a plain file, root (uid 0) and non-numeric entries a
   mkdirSync(join(r.dir, '1001', 'podman'), { recursive: true });
   writeFileSync(join(r.dir, '1001', 'podman', 'podman.sock'), 'not a socket');
   mkdirSync(join(r.dir, 'abc', 'podman'), { recursive: true });
-  t.same(await findUserSockets(r.dir), { found: [{ uid: 1000, socket: s1000 }], over: [] });
-  t.same(await findUserSockets(join(r.dir, 'missing')), { found: [], over: [] }, 'no /run/user at all: nothing, no error');
+  t.same(await findUserSockets(r.dir), { found: [{ uid: 1000, socket: s1000 }], over: [], unreadable: [] });
+  t.same(await findUserSockets(join(r.dir, 'missing')), { found: [], over: [], unreadable: [] }, 'no /run/user at all: nothing, no error');
 });
 
 t.test('bounded: past the maximum, users are left out and named', async (t) => {
@@ -77,4 +79,15 @@ t.test('passwd names', async (t) => {
   t.equal(passwdName(passwd, 1000), 'alice');
   t.equal(passwdName(passwd, 0), 'root');
   t.equal(passwdName(passwd, 4242), undefined);
+});
+
+t.test('a runtime directory this process may not look into is named, not skipped silently', { skip: process.getuid?.() === 0 ? false : 'needs root (to run the lookup as nobody)' }, async (t) => {
+  const r = runUser(t);
+  chmodSync(r.dir, 0o755);
+  await r.listen(1000);
+  chmodSync(join(r.dir, '1000'), 0o700);
+  // The lookup as nobody (what a root daemon without CAP_DAC_OVERRIDE sees of a 0700 directory).
+  const script = `import { findUserSockets } from '${join(ROOT, 'dist/podman/users.js')}'; console.log(JSON.stringify(await findUserSockets(${JSON.stringify(r.dir)})));`;
+  const out = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH } });
+  t.same(JSON.parse(out), { found: [], over: [], unreadable: [1000] });
 });
