@@ -27,9 +27,9 @@ export async function buildDeb({ out: outDir = BUILD, lint = false } = {}) {
 
   // Debian bookworm's packages keep units in /lib/systemd/system (its systemd and
   // deb-systemd-helper look there on merged and unmerged /usr alike); the rpm keeps /usr/lib.
+  // User units stay in /usr/lib/systemd/user, where bookworm's user manager looks.
   await fs.mkdirp(path.join(root, 'lib/systemd'));
   await fs.move(path.join(root, 'usr/lib/systemd/system'), path.join(root, 'lib/systemd/system'));
-  await fs.remove(path.join(root, 'usr/lib/systemd'));
 
   // Without the addon the package is pure JavaScript and fits any architecture.
   const arch = hasNative() ? (await $`dpkg --print-architecture`).stdout.trim() : 'all';

@@ -112,6 +112,10 @@ export async function stage(dest = path.join(BUILD, 'stage')) {
   const unitDir = path.join(dest, 'usr/lib/systemd/system');
   await fs.mkdirp(unitDir);
   copy(path.join(ROOT, `systemd/${NAME}.service`), path.join(unitDir, `${NAME}.service`), 0o644);
+  // The user unit (`systemctl --user enable --now podman-swarm-dns`): the daemon for one user's rootless Podman.
+  const userUnitDir = path.join(dest, 'usr/lib/systemd/user');
+  await fs.mkdirp(userUnitDir);
+  copy(path.join(ROOT, `systemd/${NAME}-user.service`), path.join(userUnitDir, `${NAME}.service`), 0o644);
   if (fs.existsSync(path.join(ROOT, 'systemd/notify-socket-exec'))) {
     copy(path.join(ROOT, 'systemd/notify-socket-exec'), path.join(lib, 'notify-socket-exec'), 0o755);
   }

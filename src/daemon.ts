@@ -189,7 +189,7 @@ export class Daemon {
 function startSyncs(o: Options, podman: PodmanSetup, gossip: GossipSetup, etcd: EtcdSetup | null): StartSync[] {
   const syncs: StartSync[] = [];
   const source = podman.source();
-  if (source) syncs.push({ name: 'Podman', done: () => source.watcher.lastSync !== null });
+  if (source) syncs.push({ name: 'Podman', done: () => source.synced() });
   if (etcd) syncs.push({ name: 'etcd', done: () => etcd.synced() });
   const cluster = gossip.cluster();
   if (cluster && !cluster.stale && (o.join.length > 0 || o.joinToken !== '')) syncs.push({ name: 'cluster', done: () => cluster.membership.size > 1 });

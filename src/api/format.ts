@@ -38,6 +38,10 @@ export interface EndpointJson {
   reachable: boolean;
   local: boolean;
   source: string;
+  /** Whose Podman runs the container: `root` or the user (rootless); null for other sources. */
+  owner: string | null;
+  /** A rootless container without a published port: reachable only inside its owner's network namespace, never served to other hosts. */
+  isolated: boolean;
   last_seen: string;
   problems: string[];
 }
@@ -84,6 +88,8 @@ export function endpointJson(v: ServiceView, e: ViewEndpoint): EndpointJson {
     reachable: e.reach !== null,
     local: e.local,
     source: ep.source,
+    owner: ep.container ? ep.container.owner ?? 'root' : null,
+    isolated: ep.container?.isolated === true,
     last_seen: new Date(ep.lastSeen).toISOString(),
     problems: ep.problems ?? [],
   };

@@ -48,10 +48,16 @@ export async function status(o: ReadOptions): Promise<number> {
       const nets = pm.networks.length ? `; auto-registered networks ${pm.networks.join(', ')}` : '';
       const gws = pm.dns_gateways.length ? `; DNS on gateways ${pm.dns_gateways.join(', ')}` : '';
       lines.push(['podman', `${pm.socket} ${state}, ${pm.containers} containers, ${pm.endpoints} endpoints${nets}${gws}`]);
+      // Every other socket followed (users' rootless Podman), one line each with its owner.
+      for (const so of (pm.sockets ?? []).slice(1)) {
+        const st = so.connected ? 'connected' : `not reachable (${so.last_error ?? 'connecting'})`;
+        lines.push(['podman', `${so.socket} (${so.owner}${so.rootless ? ', rootless' : ''}) ${st}, ${so.containers} containers, ${so.endpoints} endpoints`]);
+      }
     }
     if (s.health) {
       const bad = s.health.unhealthy.map((u) => `${u.endpoint} (${u.reason ?? 'failing'})`);
-      lines.push(['health', `${s.health.checked} endpoints checked, ${bad.length ? `unhealthy: ${bad.join('; ')}` : 'all healthy'}`]);
+      const notCheckable = (s.health.not_checkable ?? []).map((u) => `${u.endpoint} (${u.reason})`);
+      lines.push(['health', `${s.health.checked} endpoints checked, ${bad.length ? `unhealthy: ${bad.join('; ')}` : 'all healthy'}${notCheckable.length ? `; not checkable from here: ${notCheckable.join('; ')}` : ''}`]);
     }
     const width = Math.max(...lines.map(([k]) => k!.length));
     const text = lines.map(([k, v]) => `${k!.padEnd(width)}  ${v}`);
@@ -107,7 +113,8 @@ export async function endpoints(o: ReadOptions, ref: string): Promise<number> {
         Object.entries(e.ports).map(([n, p]) => `${n}=${p.port}/${p.protocol}`).join(',') || '-',
         e.node_name,
         e.healthy ? 'yes' : 'no',
-        e.source,
+        // A user's rootless container: its owner, and whether it is reachable only inside that user's network namespace.
+        e.owner && e.owner !== 'root' ? `${e.source} (${e.owner}${e.isolated ? ', isolated: no published port' : ''})` : e.source,
       ]),
     ),
   );
@@ -196,8 +203,11 @@ interface StatusJson {
   /** With --registry etcd (src/etcd/setup.ts). */
   etcd?: { state: string; endpoint: string; revision: number; stale_seconds: number | null; last_error: string | null } | null;
   problems: string[];
-  podman?: { socket: string; connected: boolean; last_error: string | null; containers: number; endpoints: number; networks: string[]; dns_gateways: string[] } | null;
-  health?: { checked: number; unhealthy: Array<{ endpoint: string; reason: string | null }> };
+  podman?: {
+    socket: string; connected: boolean; last_error: string | null; containers: number; endpoints: number; networks: string[]; dns_gateways: string[];
+    sockets?: Array<{ socket: string; owner: string; rootless: boolean; connected: boolean; last_error: string | null; containers: number; endpoints: number }>;
+  } | null;
+  health?: { checked: number; unhealthy: Array<{ endpoint: string; reason: string | null }>; not_checkable?: Array<{ endpoint: string; reason: string }> };
 }
 
 interface QueryJson {

@@ -26,6 +26,7 @@ export type Group = 'General' | 'DNS' | 'API' | 'Cluster' | 'Podman' | 'Health' 
 
 const def = <T>(d: OptionDef<T>): OptionDef<T> => d;
 
+
 export const OPTIONS = {
   config: def({
     name: 'config', kind: k.path, default: '/etc/podman-swarm-dns/config.yaml', group: 'General', noFile: true,
@@ -245,9 +246,13 @@ export const OPTIONS = {
   }),
 
   podmanSocket: def({
-    name: 'podman-socket', kind: k.path, default: '/run/podman/podman.sock', group: 'Podman',
+    name: 'podman-socket', kind: k.list(k.path), default: ['/run/podman/podman.sock'], group: 'Podman',
     defaultText: '/run/podman/podman.sock (root), $XDG_RUNTIME_DIR/podman/podman.sock (others)',
-    help: 'libpod API socket; none disables Podman',
+    help: 'libpod API socket, one watcher each; none disables Podman (also the user sockets) and drops the sockets given before it',
+  }),
+  podmanUserSockets: def({
+    name: 'podman-user-sockets', kind: k.oneOf('auto', 'off'), default: 'auto', group: 'Podman',
+    help: "auto (as root): also follow each user's rootless Podman at /run/user/<uid>/podman/podman.sock while it exists",
   }),
   resyncInterval: def({
     name: 'resync-interval', kind: k.duration(1000, 86_400_000), default: 60_000, group: 'Podman',

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { LocalNode } from '../registry/local.js';
 import { endpointKey, type Endpoint } from '../registry/types.js';
 import { INITIAL, record, type HealthState, type Thresholds } from './hysteresis.js';
-import { httpProbe, tcpProbe } from './probes.js';
+import { httpProbe, noRoute, tcpProbe } from './probes.js';
 
 // Checks this node's own endpoints (docs/architecture.md#health) and marks them healthy or not in the local node;
 // the registry, DNS and the API follow from there. Podman's own healthcheck is read through a
@@ -21,6 +21,8 @@ interface Tracked {
   lastError: string | null;
   lastCheck: number | null;
   running: boolean;
+  /** The last probe found no route to the endpoint (see noRoute): its health is left as it was. */
+  notCheckable?: string;
 }
 
 /**
@@ -32,7 +34,7 @@ export const MAX_CONCURRENT_PROBES = 64;
 
 /** Whether an endpoint has anything to probe; the others cost nothing per round. */
 export function checkable(ep: Endpoint): boolean {
-  if (ep.health === 'none' || !ep.addresses[0]) return false;
+  if (ep.health === 'none' || !ep.addresses[0] || ep.container?.isolated) return false;
   if (ep.health === 'podman') return ep.container !== undefined && ep.container !== null;
   return Object.values(ep.ports).some((p) => p.protocol === 'tcp');
 }
@@ -88,11 +90,12 @@ export class HealthChecker {
     for (const ep of this.local.endpoints()) if (ep.container?.id === containerId) void this.check(ep);
   }
 
-  status(): { checked: number; unhealthy: Array<{ endpoint: string; reason: string | null }> } {
+  status(): { checked: number; unhealthy: Array<{ endpoint: string; reason: string | null }>; not_checkable: Array<{ endpoint: string; reason: string }> } {
     const unhealthy = [...this.tracked]
       .filter(([, t]) => !t.state.healthy)
       .map(([endpoint, t]) => ({ endpoint, reason: t.lastError }));
-    return { checked: this.tracked.size, unhealthy };
+    const notCheckable = [...this.tracked].flatMap(([endpoint, t]) => (t.notCheckable ? [{ endpoint, reason: t.notCheckable }] : []));
+    return { checked: this.tracked.size, unhealthy, not_checkable: notCheckable };
   }
 
   tick(): void {
@@ -159,6 +162,12 @@ export class HealthChecker {
     }
     if (reason === undefined || this.tracked.get(key) !== t) return;
     t.lastCheck = Date.now();
+    if (reason !== null && noRoute(reason)) {
+      if (!t.notCheckable) this.log.warn({ endpoint: key, reason }, `endpoint ${key} is not checkable from this host (${reason}): its health is left as it is`);
+      t.notCheckable = reason;
+      return;
+    }
+    delete t.notCheckable;
     t.lastError = reason;
     // Podman's status already counts its own retries: it is taken as it is.
     const thresholds = ep.health === 'podman' ? { rise: 1, fall: 1 } : this.opts;

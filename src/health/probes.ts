@@ -31,3 +31,11 @@ export function httpProbe(host: string, port: number, path: string, timeoutMs: n
     req.end();
   });
 }
+
+/**
+ * A probe that found no route at all (ENETUNREACH): the address lives where this host cannot go
+ * (a container IP inside a rootless user's network namespace). Such an endpoint is "not checkable"
+ * rather than unhealthy: a failing check would withdraw it from the whole cluster although its
+ * clients, who reach it another way, are fine.
+ */
+export const noRoute = (reason: string | null): boolean => reason !== null && /: (ENETUNREACH|EADDRNOTAVAIL)$/.test(reason);

@@ -29,6 +29,21 @@ export interface ContainerFacts {
   podmanHealth?: string;
 }
 
+/** Which Podman a container comes from: root's, or a user's (rootless). */
+export interface PodmanOrigin {
+  /** `root`, or the user's name (uid<N> when the name is unknown). */
+  owner: string;
+  /** Rootless Podman: containers live in the user's network namespace, reachable from outside only through published ports. */
+  rootless: boolean;
+  /**
+   * Endpoint ids get `.<owner>`: the daemon follows several Podmans, and two users may both have
+   * a container of the same name in the same service.
+   */
+  qualify: boolean;
+}
+
+export const ROOT_ORIGIN: PodmanOrigin = { owner: 'root', rootless: false, qualify: false };
+
 export const autoRegisters = (n: NetworkInfo | undefined): boolean => n?.labels?.[ENABLE] === 'true';
 
 /** The container whose network namespace `--network container:<id>` (or a pod's infra) shares. */
@@ -37,7 +52,7 @@ export const sharedNetworkOf = (c: ContainerInspect): string | undefined => /^co
 export function describeContainer(
   c: ContainerInspect,
   networks: ReadonlyMap<string, NetworkInfo>,
-  node: { address: string; maxPorts?: number },
+  node: { address: string; maxPorts?: number; origin?: PodmanOrigin },
   now: number,
   /** Inspect of another container, for one that shares its network namespace (pods). */
   lookup: (id: string) => ContainerInspect | undefined = () => undefined,
@@ -76,21 +91,27 @@ export function describeContainer(
     return facts;
   }
 
-  // Addresses: host network → the node's address; macvlan/ipvlan → the container IP, routable;
-  // bridges → the container IP on each network (all of them when labelled, else only those of
-  // auto-registering networks).
+  // Addresses: host network → the node's address; rootless → the node's address and the published
+  // ports (rootlessport listens there; the container IP lives in the user's network namespace);
+  // macvlan/ipvlan → the container IP, routable; bridges → the container IP on each network (all
+  // of them when labelled, else only those of auto-registering networks).
+  const origin = node.origin ?? ROOT_ORIGIN;
   const hostNetwork = c.HostConfig?.NetworkMode === 'host';
+  const published = publishedPorts(netSource, node.address);
+  const viaNode = origin.rootless && !hostNetwork && published.open.size > 0;
+  /** A rootless container without a published port: only its owner's network namespace reaches it. */
+  const isolated = origin.rootless && !hostNetwork && !viaNode;
   let addresses: string[] = [];
   let explicit = false;
   let network: string | undefined;
-  if (hostNetwork) {
+  if (hostNetwork || viaNode) {
     if (node.address) addresses = [node.address];
     explicit = true;
   } else {
     const candidates = spec.labelled ? Object.keys(nets) : autoNets;
     const routable = candidates.filter((n) => ROUTABLE_DRIVERS.has(networks.get(n)?.driver ?? ''));
-    const chosen = routable.length ? routable : candidates;
-    explicit = routable.length > 0;
+    const chosen = routable.length && !origin.rootless ? routable : candidates;
+    explicit = routable.length > 0 && !origin.rootless;
     for (const n of chosen) {
       for (const ip of names.networks[n] ?? []) {
         const bad = addressProblem(ip);
@@ -100,28 +121,40 @@ export function describeContainer(
     }
     network = chosen.find((n) => names.networks[n]);
   }
-  if (addresses.length === 0) {
+  for (const [key, ip] of published.local) facts.problems.push(`port ${key} is published on ${ip} only: other hosts cannot reach it there; publish it on all addresses (-p ${key.split('/')[0]}:…) to serve it`);
+  if (isolated) {
+    facts.problems.push(`rootless container of ${origin.owner} without a published port: reachable only inside ${origin.owner}'s network namespace, so not served to other hosts and not health-checked; publish its ports with -p`);
+  } else if (addresses.length === 0) {
     facts.problems.push(`container ${name} has no address (network mode ${c.HostConfig?.NetworkMode ?? 'unknown'}): not registered`);
     return facts;
   }
 
-  const published = publishedPorts(netSource);
   let ports: Record<string, NamedPort> = spec.ports;
   if (Object.keys(ports).length === 0) {
     ports = {};
-    for (const [key, hostPort] of published) {
+    for (const [key, hostPort] of published.open) {
       const [port, protocol] = key.split('/') as [string, Protocol];
       ports[`p${port}`] = { port: Number(port), protocol, hostPort };
     }
   } else {
     ports = Object.fromEntries(
       Object.entries(ports).map(([n, p]) => {
-        const hostPort = published.get(`${p.port}/${p.protocol}`);
+        const hostPort = published.open.get(`${p.port}/${p.protocol}`);
         return [n, hostPort === undefined ? { ...p } : { ...p, hostPort }];
       }),
     );
   }
   if (hostNetwork) for (const p of Object.values(ports)) delete p.hostPort;
+  if (viaNode) {
+    // Everyone, this host included, reaches the container at the node's address and the published port.
+    for (const [n, p] of Object.entries(ports)) {
+      if (p.hostPort !== undefined) ports[n] = { port: p.hostPort, protocol: p.protocol };
+      else {
+        delete ports[n];
+        facts.problems.push(`port ${n} (${p.port}/${p.protocol}) is not published: a rootless container is reachable only through its published ports; left out`);
+      }
+    }
+  }
   const maxPorts = node.maxPorts ?? DEFAULT_MAX_PORTS;
   const portNames = Object.keys(ports);
   if (portNames.length > maxPorts) {
@@ -132,8 +165,13 @@ export function describeContainer(
   const hasHealthcheck = (c.Config?.Healthcheck?.Test?.length ?? 0) > 0 && c.Config?.Healthcheck?.Test?.[0] !== 'NONE';
   const shortId = c.Id.slice(0, 12);
   const hostname = c.Config?.Hostname && c.Config.Hostname !== shortId ? toLabel(c.Config.Hostname) : undefined;
+  const baseId = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name) ? name : shortId;
+  const ownerTag = origin.qualify ? `.${toLabel(origin.owner) ?? 'user'}` : '';
+  const container: NonNullable<Endpoint['container']> = network ? { id: c.Id, name, network } : { id: c.Id, name };
+  if (origin.owner !== 'root') container.owner = origin.owner;
+  if (isolated) container.isolated = true;
   const ep: Endpoint = {
-    id: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name) ? name : shortId,
+    id: (baseId.slice(0, 127 - ownerTag.length) + ownerTag).replace(/^\./, ''),
     namespace: spec.namespace ?? 'default',
     service,
     hostname: hostname ?? toLabel(name) ?? shortId,
@@ -144,7 +182,7 @@ export function describeContainer(
     health: spec.health ?? (hasHealthcheck ? 'podman' : 'tcp'),
     healthy: true,
     source: 'podman',
-    container: network ? { id: c.Id, name, network } : { id: c.Id, name },
+    container,
     lastSeen: now,
   };
   if (spec.mode) ep.mode = spec.mode;
@@ -154,31 +192,49 @@ export function describeContainer(
   return facts;
 }
 
-/** `<port>/<proto>` → host port, for ports published with `-p`. */
-function publishedPorts(c: ContainerInspect): Map<string, number> {
-  const out = new Map<string, number>();
+const WILDCARD = new Set(['', '0.0.0.0', '::']);
+
+/**
+ * Ports published with `-p`: `<port>/<proto>` → host port in `open` when the node's address
+ * reaches it (bound to all addresses or to that one), in `local` (→ the address it is bound to)
+ * when it is bound to another address only (`-p 127.0.0.1:8080:80`).
+ */
+function publishedPorts(c: ContainerInspect, nodeAddress: string): { open: Map<string, number>; local: Map<string, string> } {
+  const open = new Map<string, number>();
+  const local = new Map<string, string>();
   for (const [key, bindings] of Object.entries(c.NetworkSettings?.Ports ?? {})) {
     const m = /^(\d+)\/(tcp|udp)$/.exec(key);
-    const hp = Number(bindings?.find((b) => b?.HostPort)?.HostPort);
-    if (m && Number.isInteger(hp) && hp > 0 && hp < 65536) out.set(`${m[1]}/${m[2]}`, hp);
+    if (!m || !Array.isArray(bindings)) continue;
+    const valid = bindings.filter((b) => b && Number.isInteger(Number(b.HostPort)) && Number(b.HostPort) > 0 && Number(b.HostPort) < 65536);
+    const reachable = valid.find((b) => WILDCARD.has(b.HostIp ?? '') || b.HostIp === nodeAddress);
+    if (reachable) open.set(key, Number(reachable.HostPort));
+    else if (valid[0]) local.set(key, valid[0].HostIp ?? '');
   }
-  return out;
+  return { open, local };
 }
 
-/** The containers' endpoints, at most `max` per service; the containers beyond it, in order, in `over`. */
-export function endpointsWithin(all: ContainerFacts[], max: number): { endpoints: Endpoint[]; over: ContainerFacts[] } {
+/**
+ * The containers' endpoints, at most `max` per service; the containers beyond it, in order, in
+ * `over`; those whose endpoint key an earlier container has (two Podmans followed) in `duplicate`.
+ */
+export function endpointsWithin(all: ContainerFacts[], max: number): { endpoints: Endpoint[]; over: ContainerFacts[]; duplicate: ContainerFacts[] } {
   const endpoints: Endpoint[] = [];
   const over: ContainerFacts[] = [];
+  const duplicate: ContainerFacts[] = [];
   const perService = new Map<string, number>();
+  const keys = new Set<string>();
   for (const c of all) {
     if (!c.endpoint) continue;
     const key = `${c.endpoint.namespace}/${c.endpoint.service}`;
     const n = perService.get(key) ?? 0;
-    if (n >= max) over.push(c);
+    const full = `${key}/${c.endpoint.id}`;
+    if (keys.has(full)) duplicate.push(c);
+    else if (n >= max) over.push(c);
     else {
       perService.set(key, n + 1);
+      keys.add(full);
       endpoints.push(c.endpoint);
     }
   }
-  return { endpoints, over };
+  return { endpoints, over, duplicate };
 }

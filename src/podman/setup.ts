@@ -5,6 +5,7 @@ import { hostAddresses } from '../net/host-addresses.js';
 import type { Context, Part } from '../part.js';
 import type { LocalNode } from '../registry/local.js';
 import { PodmanSource } from './source.js';
+import { ownerName, socketOrigin, UserSockets } from './users.js';
 
 // Podman as a source of endpoints (docs/architecture.md#podman, src/podman/README.md): started
 // last, once DNS serves, so the first containers are answered as soon as they are known.
@@ -14,22 +15,35 @@ export interface PodmanSetup extends Part {
   source(): PodmanSource | null;
 }
 
-/** The Podman API socket: rootless Podman serves it under the user's runtime directory. */
-export function podmanSocket(c: Pick<Context, 'opts' | 'origin' | 'env'>, uid = process.getuid?.()): string {
+/**
+ * The Podman API sockets: the --podman-socket values after the last `none` (so `none` turns
+ * Podman off, and a later flag adds a socket again). Rootless Podman serves it under the user's
+ * runtime directory: a user's default is there.
+ */
+export function podmanSockets(c: Pick<Context, 'opts' | 'origin' | 'env'>, uid = process.getuid?.()): string[] {
   const xdg = c.env.XDG_RUNTIME_DIR;
-  return c.origin.podmanSocket === 'default' && uid !== 0 && xdg ? join(xdg, 'podman', 'podman.sock') : c.opts.podmanSocket;
+  if (c.origin.podmanSocket === 'default' && uid !== 0 && xdg) return [join(xdg, 'podman', 'podman.sock')];
+  const all = c.opts.podmanSocket;
+  return all.slice(all.lastIndexOf('none') + 1);
 }
+
+/** Whether users' rootless sockets are followed: `auto` means when running as root with Podman on. */
+export const followsUserSockets = (c: Pick<Context, 'opts' | 'origin' | 'env'>, uid = process.getuid?.()): boolean =>
+  c.opts.podmanUserSockets === 'auto' && uid === 0 && podmanSockets(c, uid).length > 0;
 
 export function setupPodman(c: Context, d: { local: LocalNode; dns: DnsSetup; health: HealthChecker }): PodmanSetup {
   const { opts: o, log, problems } = c;
   const { dns } = d;
   let source: PodmanSource | null = null;
+  let users: UserSockets | null = null;
+  const uid = process.getuid?.() ?? 0;
   return {
     source: () => source,
     async start() {
-      if (o.podmanSocket === 'none') return;
-      source = new PodmanSource(
-        { socket: podmanSocket(c), resyncIntervalMs: o.resyncInterval, nodeAddress: c.rt.advertise, maxPorts: o.maxPortsPerEndpoint, maxEndpoints: o.maxEndpointsPerService, failures: c.failures },
+      const sockets = podmanSockets(c);
+      if (sockets.length === 0) return;
+      const s = (source = new PodmanSource(
+        { resyncIntervalMs: o.resyncInterval, nodeAddress: c.rt.advertise, maxPorts: o.maxPortsPerEndpoint, maxEndpoints: o.maxEndpointsPerService, failures: c.failures },
         {
           local: d.local,
           names: (containers) => {
@@ -49,10 +63,23 @@ export function setupPodman(c: Context, d: { local: LocalNode; dns: DnsSetup; he
           batch: (update) => (dns.native.table ? dns.native.table.batch(update) : update()),
         },
         log,
-      );
-      source.start();
+      ));
+      for (const socket of sockets) s.add(socket, await socketOrigin(socket, uid));
+      s.start();
+      if (followsUserSockets(c, uid)) {
+        users = new UserSockets(
+          {
+            appeared: (userId, socket) => void ownerName(userId).then((owner) => s.add(socket, { owner, rootless: true, qualify: true }, false)),
+            left: (socket, why) => s.remove(socket, why),
+          },
+          log,
+          { skip: (socket) => sockets.includes(socket) },
+        );
+        users.start();
+      }
     },
     async stop() {
+      users?.stop();
       source?.stop();
     },
   };

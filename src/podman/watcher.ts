@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { FailureLog } from '../log-once.js';
 import { PodmanError, type EventStream, type PodmanClient } from './client.js';
-import { describeContainer, sharedNetworkOf, type ContainerFacts } from './endpoints.js';
+import { describeContainer, sharedNetworkOf, type ContainerFacts, type PodmanOrigin } from './endpoints.js';
 import type { ContainerInspect, ContainerListItem, NetworkInfo, PodmanEvent } from './types.js';
 
 // Follows Podman: the event stream for changes, a full resync (list + inspect) at start, after
@@ -22,6 +22,8 @@ export interface WatcherOptions {
   backoffMaxMs?: number;
   /** Where failed inspects, reconnects and resyncs are logged once and counted (one of its own by default). */
   failures?: FailureLog;
+  /** Whose Podman this is (root's by default). */
+  origin?: PodmanOrigin;
 }
 
 export interface WatcherListener {
@@ -37,6 +39,16 @@ export interface Cause {
   container?: string;
   action?: string;
   receivedAt?: number;
+}
+
+/**
+ * Why the API failed, said plainly when something answers on the socket but not libpod's API (an
+ * HTTP error status on the event stream or a list, or not HTTP at all).
+ */
+function failure(e: unknown): string {
+  const message = (e as Error)?.message ?? String(e);
+  const notPodman = (e instanceof PodmanError && (e.status === 404 || e.status === 405 || e.status === 502)) || /Parse Error|HPE_/.test(message);
+  return notPodman ? `not a Podman API: ${message}` : message;
 }
 
 const GONE = new Set(['died', 'stop', 'remove', 'pause', 'exited']);
@@ -131,7 +143,7 @@ export class PodmanWatcher {
         await stream.done;
         reason = 'the event stream ended';
       } catch (e) {
-        reason = (e as Error).message;
+        reason = failure(e);
       }
       this.streamOpen = false;
       if (this.stopped) break;
@@ -150,7 +162,7 @@ export class PodmanWatcher {
       () => this.setState(true, null),
       (e: unknown) => {
         this.failures.count('resync');
-        this.setState(false, (e as Error).message);
+        this.setState(false, failure(e));
       },
     );
   }
@@ -274,7 +286,7 @@ export class PodmanWatcher {
   }
 
   private describe(c: ContainerInspect, now: number): ContainerFacts {
-    return describeContainer(c, this.networkMap, { address: this.opts.nodeAddress, maxPorts: this.opts.maxPorts }, now, (id) => this.inspects.get(id));
+    return describeContainer(c, this.networkMap, { address: this.opts.nodeAddress, maxPorts: this.opts.maxPorts, origin: this.opts.origin }, now, (id) => this.inspects.get(id));
   }
 
   private emit(cause: Cause): void {

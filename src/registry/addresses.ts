@@ -5,7 +5,8 @@ import type { Endpoint, NamedPort, NodeState, Protocol } from './types.js';
 //  - the querying host's own container endpoints, or any with --routable-container-ips:
 //    the container IP and container ports;
 //  - another host's container: that host's address and the published host ports. Without a
-//    published port such an endpoint is unreachable from here and is not answered at all.
+//    published port such an endpoint is unreachable from here and is not answered at all;
+//  - a rootless container without a published port (container.isolated): only on its own host.
 
 export interface Perspective {
   localNode: string;
@@ -27,6 +28,7 @@ export interface Reachable {
 const plain = (p: NamedPort): ReachablePort => ({ port: p.port, protocol: p.protocol });
 
 export function reachable(ep: Endpoint, owner: NodeState, view: Perspective): Reachable | null {
+  if (ep.container?.isolated && owner.id !== view.localNode) return null;
   const direct = ep.explicit || owner.id === view.localNode || view.routableContainerIps;
   const ports: Record<string, ReachablePort> = {};
   if (direct) {

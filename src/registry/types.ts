@@ -41,8 +41,12 @@ export interface Endpoint {
   mode?: ServiceMode;
   /** Per-service TTL override in seconds (`podman-swarm.ttl`). */
   ttl?: number;
-  /** Podman container, when the endpoint is one. */
-  container?: { id: string; name: string; network?: string };
+  /**
+   * Podman container, when the endpoint is one. `owner`: the user whose rootless Podman runs it
+   * (absent for root's). `isolated`: a rootless container without a published port, reachable
+   * only inside its owner's network namespace (not served to other hosts, not health-checked).
+   */
+  container?: { id: string; name: string; network?: string; owner?: string; isolated?: boolean };
   /** Configuration problems found while building the endpoint (bad labels), shown in status/API. */
   problems?: string[];
   /**

@@ -60,7 +60,7 @@ t.test('the .deb: files, metadata, conffile, maintainer scripts; lintian clean',
   const listing = sh('dpkg-deb', '-c', deb).trim().split('\n').map((l) => l.split(/\s+/));
   const paths = listing.map((f) => f[5]!.replace(/^\./, '')).filter((p) => p !== '/');
   const dirsOnly = new Set(['/etc/', '/lib/', '/lib/systemd/', '/usr/', '/usr/bin/', '/usr/lib/', '/usr/share/', '/usr/share/bash-completion/', '/usr/share/doc/', '/usr/share/man/', '/usr/share/man/man8/']);
-  const expected = [...COMMON, '/lib/systemd/system/', '/lib/systemd/system/podman-swarm-dns.service', '/usr/share/doc/podman-swarm-dns/', '/usr/share/doc/podman-swarm-dns/changelog.gz', '/usr/share/doc/podman-swarm-dns/copyright', '/usr/share/bash-completion/completions/'];
+  const expected = [...COMMON, '/lib/systemd/system/', '/lib/systemd/system/podman-swarm-dns.service', '/usr/lib/systemd/', '/usr/lib/systemd/user/', '/usr/lib/systemd/user/podman-swarm-dns.service', '/usr/share/doc/podman-swarm-dns/', '/usr/share/doc/podman-swarm-dns/changelog.gz', '/usr/share/doc/podman-swarm-dns/copyright', '/usr/share/bash-completion/completions/'];
   t.same(paths.filter((p) => !dirsOnly.has(p)).sort(), expected.sort(), 'dpkg-deb -c lists exactly the expected files');
   for (const f of listing) t.equal(f[1], 'root/root', `${f[5]} owned by root`);
   const mode = (p: string) => listing.find((f) => f[5] === `.${p}`)![0];
@@ -98,7 +98,7 @@ t.test('the .rpm: files, metadata, scriptlets; rpmlint clean; installs and erase
   const rpm = build('rpm');
   t.equal(rpm, join(out, `podman-swarm-dns-${V}-1.${NATIVE ? 'x86_64' : 'noarch'}.rpm`));
   const q = (...a: string[]) => sh('rpm', '-qp', ...a, rpm).trim();
-  const expected = [...COMMON.map((p) => p.replace(/\/$/, '')), '/usr/lib/systemd/system/podman-swarm-dns.service', '/usr/share/licenses/podman-swarm-dns/LICENSE'];
+  const expected = [...COMMON.map((p) => p.replace(/\/$/, '')), '/usr/lib/systemd/system/podman-swarm-dns.service', '/usr/lib/systemd/user/podman-swarm-dns.service', '/usr/share/licenses/podman-swarm-dns/LICENSE'];
   t.same(q('-l').split('\n').sort(), expected.sort(), 'rpm -qlp lists exactly the expected files');
   t.same(q('--configfiles').split('\n'), ['/etc/podman-swarm-dns/config.yaml']);
   t.equal(q('--qf', '%{VERSION}-%{RELEASE} %{ARCH}'), `${V}-1 ${NATIVE ? 'x86_64' : 'noarch'}`);

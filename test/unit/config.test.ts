@@ -45,7 +45,7 @@ t.test('defaults match SPEC §11', async (t) => {
   t.equal(o.link, 'pswarm0');
   t.equal(o.resolved, 'auto');
   t.equal(o.logLevel, 'info');
-  t.equal(o.podmanSocket, '/run/podman/podman.sock');
+  t.same(o.podmanSocket, ['/run/podman/podman.sock']);
   t.same(o.gossipListen, { host: '0.0.0.0', port: 7946 });
   t.equal(o.stateDir, '', 'computed at start (root vs user)');
 });

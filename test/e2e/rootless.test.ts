@@ -1,0 +1,174 @@
+import t from 'tap';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { apiOverSocket, CLI } from '../helpers/daemon.js';
+import { createHosts, type Host } from '../helpers/hosts.js';
+import { hostPodman } from '../helpers/host-podman.js';
+import { isRoot } from '../helpers/netns.js';
+import { IMAGE } from '../helpers/podman.js';
+import { hasRootless, rootlessPodman } from '../helpers/rootless-podman.js';
+import { waiter } from '../helpers/until.js';
+import { keygen } from '../../src/commands/keygen.js';
+
+// Rootless Podman for real: two simulated hosts; host 1 runs root's Podman and a user's rootless
+// Podman (slirp4netns), its daemon as root follows both (the user's socket found under
+// /run/user). A rootless container with -p on host 1 is answered on host 2 with host 1's address
+// and the published port, reachable from there, health-checked without flapping, and gone after
+// its stop; a root container of the same service is answered next to it; a rootless container
+// without a published port is registered as isolated on host 1 and never served to host 2.
+
+if (!isRoot || !hasRootless()) {
+  t.comment('skipped: needs root, podman, runc, busybox-static, uidmap and slirp4netns (run by .ci/run as root)');
+  process.exit(0);
+}
+
+interface Daemon {
+  host: Host;
+  proc: ChildProcess;
+  socket: string;
+  logs: () => string;
+}
+
+function startDaemon(host: Host, dir: string, key: string, args: string[]): Daemon {
+  const home = join(dir, `h${host.index}`);
+  mkdirSync(home, { recursive: true });
+  writeFileSync(join(home, 'none.yaml'), '');
+  const socket = join(home, 'api.sock');
+  const proc = host.spawn(process.execPath, [
+    CLI, 'daemon', '--config', join(home, 'none.yaml'), '--link', 'none', '--node-name', `host${host.index}`,
+    '--state-dir', join(home, 'state'), '--dns-listen', `${host.address}:53`, '--api-listen', `unix:${socket}`,
+    '--upstream-dns', '127.0.0.1:9', '--gossip-listen', '0.0.0.0:7946', '--advertise-address', host.address,
+    '--gossip-key-file', key, '--health-interval', '500ms', '--health-fall', '2', '--resync-interval', '5s', ...args,
+  ]);
+  let out = '';
+  proc.stdout!.on('data', (c: Buffer) => (out += c));
+  proc.stderr!.on('data', (c: Buffer) => (out += c));
+  return { host, proc, socket, logs: () => out };
+}
+
+const until = waiter(60_000);
+/** GET over the API socket; a connection the daemon closed as idle just then (EPIPE, ECONNRESET) is retried, twice at most. */
+async function api(d: Daemon, path: string): Promise<{ status: number; body: any }> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await apiOverSocket(d, 'GET', path);
+    } catch (e) {
+      if (attempt >= 2 || !/EPIPE|ECONNRESET/.test((e as Error).message)) throw e;
+    }
+  }
+}
+const dig = (from: Host, name: string, type = 'A'): string[] =>
+  from.exec('dig', [`@${from.address}`, '+short', '+time=1', '+tries=1', name, type], 5000).split('\n').filter(Boolean);
+const srvPorts = (from: Host, name: string): number[] => dig(from, name, 'SRV').map((l) => Number(l.split(' ')[2])).sort();
+const page = (text: string) => ['sh', '-c', `echo ${text} > /tmp/index.html && exec httpd -f -p 80 -h /tmp`];
+
+t.test('rootless Podman: answered and reachable across hosts, healthy, next to root, gone on stop', async (t) => {
+  const { hosts, dir } = createHosts(t, 2, 'rl', [1]);
+  const [h1, h2] = hosts as [Host, Host];
+  const [root, user] = await Promise.all([hostPodman(t, h1, join(dir, 'podman1')), rootlessPodman(t, h1)]);
+  const key = join(dir, 'gossip.key');
+  writeFileSync(key, `${keygen()}\n`);
+  const d1 = startDaemon(h1, dir, key, ['--podman-socket', root.socket]);
+  const d2 = startDaemon(h2, dir, key, ['--podman-socket', 'none', '--join', `${h1.address}:7946`]);
+  t.teardown(() => {
+    for (const d of [d1, d2]) d.proc.kill('SIGKILL');
+  });
+  t.teardown(() => {
+    if (t.passing()) return;
+    t.comment(`host 1 daemon:\n${d1.logs().slice(-6000)}`);
+  });
+
+  await until("host 1 follows root's and the user's Podman", async () => {
+    const pm = (await api(d1, '/api/v1/status')).body?.podman;
+    return pm?.sockets?.length === 2 && pm.sockets.every((s: any) => s.connected) && pm.sockets.find((s: any) => s.owner === user.user && s.rootless);
+  });
+  t.pass(`the daemon found ${user.user}'s socket at ${user.socket}`);
+
+  user.container('rlweb', ['--label', 'podman-swarm.service=rlweb', '-p', '18301:80'], page('hello from a rootless container'));
+  const name = 'rlweb.default.cluster.local';
+  await until('the rootless container answered on host 2', () => srvPorts(h2, `_p80._tcp.${name}`).includes(18301));
+
+  await t.test("host 2 gets host 1's address and the published port, and reaches the container", async (t) => {
+    t.same(dig(h2, name), [h1.address], 'A = host 1 address');
+    t.same(srvPorts(h2, `_p80._tcp.${name}`), [18301], 'SRV port = the published port');
+    t.equal(h2.exec('curl', ['-s', '--max-time', '5', `http://${h1.address}:18301/`]), 'hello from a rootless container\n', 'curl from host 2 reaches it');
+    t.same(dig(h1, name), [h1.address], 'host 1 itself answers its address too (the container IP is in the user\'s namespace)');
+    const [ep] = (await api(d1, '/api/v1/services/default/rlweb/endpoints')).body;
+    t.match(ep, { id: `rlweb.${user.user}`, owner: user.user, isolated: false, address: h1.address, port: 18301 }, 'the API shows the owner');
+  });
+
+  await t.test('health-checked at the published port: stays healthy', async (t) => {
+    // Several check rounds (500 ms each, 2 failures to fall), then the endpoint's state.
+    await until('checked', async () => (await api(d1, '/api/v1/status')).body.health.checked >= 1);
+    await new Promise((r) => setTimeout(r, 3000));
+    const status = (await api(d1, '/api/v1/status')).body;
+    t.same(status.health.unhealthy, [], 'nothing unhealthy');
+    t.same(status.health.not_checkable, [], 'and nothing unreachable');
+    t.equal((await api(d2, '/api/v1/services/default/rlweb/endpoints')).body[0]?.healthy, true, 'healthy as host 2 sees it');
+  });
+
+  await t.test('a root container of the same service is answered next to it', async (t) => {
+    await root.container('rlweb-root', ['--label', 'podman-swarm.service=rlweb', '-p', '18302:80'], page('hello from a root container'));
+    await until('both on host 2', () => srvPorts(h2, `_p80._tcp.${name}`).length === 2);
+    t.same(srvPorts(h2, `_p80._tcp.${name}`), [18301, 18302]);
+    const eps = (await api(d2, '/api/v1/services/default/rlweb/endpoints')).body;
+    t.same(eps.map((e: any) => e.owner).sort(), ['root', user.user].sort(), 'one endpoint per owner');
+    t.equal(h2.exec('curl', ['-s', '--max-time', '5', `http://${h1.address}:18302/`]), 'hello from a root container\n');
+  });
+
+  await t.test('a slirp4netns container resolves cluster names through the daemon on the host address', async (t) => {
+    // Its queries reach the host from the host's own address (slirp4netns), which the daemon serves.
+    const out = user.run(['run', '--rm', '--dns', h1.address, IMAGE, 'nslookup', name, h1.address]);
+    t.match(out, new RegExp(`Address:\\s+${h1.address.replace(/\./g, '\\.')}\\s*$`, 'm'), `${name} → ${h1.address}`);
+  });
+
+  await t.test('without a published port: isolated on host 1, never served to host 2', async (t) => {
+    user.container('rliso', ['--label', 'podman-swarm.service=rliso'], page('unreachable'));
+    const eps = await until('registered on host 1', async () => {
+      const r = await api(d1, '/api/v1/services/default/rliso/endpoints');
+      return r.status === 200 && r.body.length === 1 && r.body;
+    });
+    t.match(eps[0], { owner: user.user, isolated: true, reachable: true });
+    t.match((await api(d1, '/api/v1/status')).body.problems.join('\n'), /rootless container of .* without a published port/);
+    const r2 = await until('known to host 2', async () => {
+      const r = await api(d2, '/api/v1/services/default/rliso/endpoints');
+      return r.status === 200 && r.body.length === 1 && r.body;
+    });
+    t.equal(r2[0].reachable, false, 'host 2 knows it is not reachable from there');
+    t.same(dig(h2, 'rliso.default.cluster.local'), [], 'and does not answer it');
+  });
+
+  await t.test("a daemon run as the user itself: its slirp4netns container at the host address and published port", async (t) => {
+    // The user's own daemon (no root, no other host): port 5353, its own gossip port, its default socket.
+    const home = join(user.home, 'psd');
+    h1.exec('runuser', ['-u', user.user, '--', 'mkdir', '-p', home]);
+    writeFileSync(join(user.home, 'user.yaml'), '');
+    const socket = join(home, 'api.sock');
+    const proc = h1.spawn(user.asUser[0]!, [...user.asUser.slice(1), process.execPath, CLI, 'daemon', '--config', join(user.home, 'user.yaml'), '--link', 'none',
+      '--node-name', 'laptop', '--state-dir', join(home, 'state'), '--dns-listen', `${h1.address}:5353`, '--api-listen', `unix:${socket}`,
+      '--upstream-dns', '127.0.0.1:9', '--gossip-listen', '127.0.0.1:7947', '--insecure-gossip']);
+    let out = '';
+    proc.stdout!.on('data', (c: Buffer) => (out += c));
+    proc.stderr!.on('data', (c: Buffer) => (out += c));
+    t.teardown(() => void proc.kill('SIGKILL'));
+    t.teardown(() => {
+      if (!t.passing()) t.comment(`user daemon:\n${out.slice(-4000)}`);
+    });
+    const d3 = { socket };
+    const eps = await until("the user daemon registers the user's container", async () => {
+      if (proc.exitCode !== null) throw new Error(`the user daemon exited with ${proc.exitCode}:\n${out}`);
+      const r = await api(d3 as Daemon, '/api/v1/services/default/rlweb/endpoints');
+      return r.status === 200 && r.body.length === 1 && r.body;
+    });
+    t.match(eps[0], { id: 'rlweb', owner: user.user, address: h1.address, port: 18301 }, 'its own containers keep their names as ids');
+    const srv = h1.exec('dig', [`@${h1.address}`, '-p', '5353', '+short', '+time=1', '+tries=1', `_p80._tcp.${name}`, 'SRV'], 5000);
+    t.match(srv, /^0 \d+ 18301 /, 'SRV carries the published port');
+  });
+
+  await t.test('the rootless container leaves on stop', async (t) => {
+    user.run(['stop', '-t', '0', 'rlweb']);
+    await until('only the root container left on host 2', () => srvPorts(h2, `_p80._tcp.${name}`).join() === '18302');
+    t.pass('host 2 answers only the root container');
+  });
+});
