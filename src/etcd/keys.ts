@@ -69,7 +69,8 @@ export function skydnsKeysOf(skydnsPrefix: string, zone: string, s: NodeState): 
   const base = skydnsBase(skydnsPrefix, zone);
   const m = new Map<string, string>();
   for (const e of s.endpoints) {
-    if (!e.healthy || !e.addresses[0]) continue;
+    // An isolated endpoint (rootless, nothing published) is reachable from its own host only.
+    if (!e.healthy || !e.addresses[0] || e.container?.isolated) continue;
     const port = Object.values(e.ports)[0];
     // Other hosts reach a container through the node's published port when it has one.
     const viaNode = !e.explicit && port?.hostPort !== undefined;

@@ -62,9 +62,10 @@ t.test('SkyDNS records: the key layout and JSON CoreDNS\'s etcd plugin reads', a
     ep('web', '10.88.0.5', { id: 'c'.repeat(64), hostname: long, explicit: false, ports: { http: { port: 80, protocol: 'tcp', hostPort: 8081 } } }),
     ep('web', '10.0.0.9', { id: 'sick', healthy: false }),
     ep('api', 'fd00::7', { id: 'a/b c', namespace: 'prod' }),
+    ep('web', '10.89.0.4', { id: 'rootless', container: { id: 'c1', name: 'r', owner: 'alice', isolated: true } }),
   ]);
   const m = skydnsKeysOf('/skydns/', 'cluster.local', s);
-  t.equal(m.size, 3, 'healthy endpoints only');
+  t.equal(m.size, 3, 'healthy endpoints only, and none reachable from its own host only (rootless, nothing published)');
   const under = (name: string) => [...m.keys()].filter((k) => k.startsWith(`${corednsPath(name)}/`));
   t.equal(under('web.default.cluster.local').length, 2, 'a query for web.default.cluster.local reads both web records');
   t.equal(under('api.prod.cluster.local').length, 1, 'and api.prod.cluster.local its own');
