@@ -21,6 +21,13 @@ export interface NativeDns {
   path: 'native' | 'js';
   /** Why the JS path serves, when it does. */
   reason?: string;
+  /**
+   * Once the sources loaded at start are in the registry: the first whole table is compiled (in
+   * slices, the JS path answers meanwhile), or, during the start grace, at its end: until then
+   * no table is installed, so the threads hand every query to JS (SERVFAIL, not NXDOMAIN, for
+   * names not known yet).
+   */
+  start(): Promise<void>;
   udpBinder?: UdpBinder;
   table?: LiveTable;
   /** Response rate limiting in the native threads: responses/s per network (0: off), slip. */
@@ -55,26 +62,17 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   if (!loaded.addon) {
     if (loaded.disabled) d.log.info(loaded.reason);
     else d.log.warn(`${loaded.reason}; serving DNS from the JS path`);
-    return { path: 'js', reason: loaded.reason, setRrl: () => undefined, close: () => undefined };
+    return { path: 'js', reason: loaded.reason, start: async () => undefined, setRrl: () => undefined, close: () => undefined };
   }
   const { addon } = loaded;
   const n = threads > 0 ? threads : addon.cores();
   const udp = new NativeUdp(addon, d.handler, n, receiveBuffer, d.udpLimit);
-  const addonSink = { set: (t: Buffer, staged: boolean) => addon.setTable(t, staged), patch: (p: Buffer) => addon.patchTable(p), commit: () => addon.commitTable() };
-  // During the start grace nothing is installed, so the threads hand every query to JS (SERVFAIL,
-  // not NXDOMAIN, for names not known yet); at its end the whole table is compiled and installed.
-  const sink = {
-    set: (t: Buffer, staged: boolean) => void (d.grace?.active || addonSink.set(t, staged)),
-    patch: (p: Buffer) => (d.grace?.active ? true : addonSink.patch(p)),
-    commit: () => void (d.grace?.active || addonSink.commit()),
-  };
+  const sink = { set: (t: Buffer, staged: boolean) => addon.setTable(t, staged), patch: (p: Buffer) => addon.patchTable(p), commit: () => addon.commitTable() };
   const table = new LiveTable(d.registry, d.zone, d.clients, sink, (e) => {
     // Without a current table the threads hand every query to JS: slower, still correct.
     addon.setTable(null);
     d.log.error({ err: e }, `native answer table could not be built (${e.message}); the JS path answers until the next change`);
   }, d.containerNames);
-  // (Registered once the table exists: with --start-grace 0 the grace is over already and this runs now.)
-  d.grace?.onEnd(() => table.schedule());
   d.clients.onChange = () => table.schedule();
   if (d.containerNames) d.containerNames.onChange = () => table.containersChanged();
   const flush = (): void => {
@@ -112,6 +110,7 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   d.log.info({ addon: loaded.file, threads: n }, `native DNS path: ${n} UDP thread${n === 1 ? '' : 's'} per address (${loaded.file})`);
   return {
     path: 'native',
+    start: async () => (d.grace ? d.grace.onEnd(() => table.start()) : table.start()),
     udpBinder: (addr, adopt) => udp.listen(addr, adopt),
     setRrl: (rate, slip) => addon.setRrl(rate, slip),
     queryLog: typeof addon.queryLogSet !== 'function' ? undefined : { set: (mode, every) => addon.queryLogSet(mode, every), take: (max) => addon.queryLogTake(max), counts: () => addon.queryLogStats() },

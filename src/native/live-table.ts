@@ -9,7 +9,8 @@ import { CLIENT_HOST, CLIENT_LOCAL, CLIENT_RECURSION, TableCompiler, type Client
 // change, and an API write is answered natively once it is acknowledged). A whole table (at
 // start, after a reload or a change of client classes) is compiled in slices across event-loop
 // turns and sent in parts to a staged table, which replaces the current one when complete; the
-// changes meanwhile patch the staged table.
+// changes meanwhile patch the staged table. Nothing is compiled before start(): the sources
+// loaded at start (config file, state files) come in as one whole table, not as patches.
 
 const LOOPBACK = ['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!);
 
@@ -36,6 +37,8 @@ export class LiveTable {
   private readonly compiler = new TableCompiler();
   /** Tables and patches installed so far (tests and status). */
   builds = 0;
+  /** False until start(): changes until then are in the first whole table. */
+  private started = false;
 
   constructor(
     private readonly registry: Registry,
@@ -46,17 +49,24 @@ export class LiveTable {
     private readonly containers?: ContainerScopes,
   ) {
     this.unsubscribe = registry.onChange((c) => this.changed(c));
-    // The first table in slices too: until it is in, the JS path answers everything.
+  }
+
+  /** Builds the first whole table, in slices too: until it is in, the JS path answers everything. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
     this.schedule();
   }
 
   private changed(c: Change): void {
+    if (!this.started) return;
     for (const key of c.services) this.touched.add(key);
     if (!this.held) this.flush();
   }
 
   /** Podman container names or networks changed: their group only. */
   containersChanged(): void {
+    if (!this.started) return;
     this.containersMoved = true;
     if (!this.held) this.flush();
   }
@@ -82,6 +92,7 @@ export class LiveTable {
    * come out together with the new settings; a build under way starts over.
    */
   schedule(): void {
+    if (!this.started) return;
     if (this.held) return void (this.wholeDue = true);
     this.wholeDue = false;
     // The whole table has every service and the container names as they are now.
