@@ -8,7 +8,8 @@
 //    over --nodes other hosts, gossip on, no member reachable: served from the file as stale);
 // on the native DNS path and on the JS path (PODMAN_SWARM_DNS_NATIVE=0). RSS is read from
 // /proc/<pid>/status every --sample-ms from spawn until READY and for --settle seconds after;
-// reported: start → READY (spawn → the "ready" log line), start → native table installed, peak
+// reported: start → READY (spawn → the "ready" log line) and the daemon's CPU time (utime+stime)
+// until then, which a loaded machine changes less, start → native table installed, peak
 // RSS (VmHWM, the kernel's high-water mark, and the highest sample), settled RSS (the mean of
 // the last second of the window; no forced GC), and the V8 heap used, heap total and external
 // memory at the end of the window (the daemon's own nodejs_* metrics). A DNS query for the last
@@ -109,6 +110,13 @@ function prepare(source) {
   return (files[source] = path);
 }
 
+/** utime + stime of `pid` in ms (USER_HZ 100). */
+function cpuMs(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
 const status = (pid) => readFileSync(`/proc/${pid}/status`, 'utf8');
 const kb = (text, field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(text)?.[1] ?? NaN);
 
@@ -165,11 +173,15 @@ async function run(source, path) {
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   procs.add(proc);
   let readyAt = null;
+  let readyCpu = null;
   let out = '';
   let err = '';
   const onLine = (chunk) => {
     out += chunk;
-    if (readyAt === null && /"msg":"ready: /.test(out)) readyAt = performance.now() - t0;
+    if (readyAt === null && /"msg":"ready: /.test(out)) {
+      readyAt = performance.now() - t0;
+      readyCpu = cpuMs(proc.pid);
+    }
     if (out.length > 1e6) out = out.slice(-1e5);
   };
   proc.stdout.on('data', onLine);
@@ -211,7 +223,7 @@ async function run(source, path) {
     const peakSample = Math.max(...samples.map(([, r]) => r));
     const mb = (name) => metricOf(metrics, `podman_swarm_dns_${name}`) / 1048576;
     return {
-      source, path, readyMs: readyAt, tableMs: tableAt, served, hwm, peakSample, settled,
+      source, path, readyMs: readyAt, readyCpu, tableMs: tableAt, served, hwm, peakSample, settled,
       heapUsed: mb('nodejs_heap_size_used_bytes'), heapTotal: mb('nodejs_heap_size_total_bytes'), external: mb('nodejs_external_memory_bytes'),
       services: metricOf(metrics, 'podman_swarm_dns_registry_services'),
     };
@@ -229,14 +241,14 @@ async function run(source, path) {
 
 const f0 = (x) => (x === null || Number.isNaN(x) ? '–' : String(Math.round(x)));
 console.log(`${SERVICES} services × ${ENDPOINTS} endpoints, no query load; RSS sampled every ${SAMPLE_MS} ms, settled = mean of the last second of ${SETTLE_S} s after READY (no forced GC); ${NODE_ARGS.length ? `node ${NODE_ARGS.join(' ')}; ` : ''}load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
-console.log('| source | path | start → READY (ms) | → native table (ms) | answered at READY | peak RSS, VmHWM (MB) | peak sample (MB) | settled RSS (MB) | heap used (MB) | heap total (MB) | external (MB) |');
-console.log('|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|');
+console.log('| source | path | start → READY (ms) | CPU until READY (ms) | → native table (ms) | answered at READY | peak RSS, VmHWM (MB) | peak sample (MB) | settled RSS (MB) | heap used (MB) | heap total (MB) | external (MB) |');
+console.log('|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|');
 for (let r = 0; r < ROUNDS; r++) {
   for (const source of SOURCES) {
     for (const path of PATHS) {
       const x = await run(source, path);
       if (x.services !== SERVICES) console.error(`${source}/${path}: the daemon had ${x.services} services, not ${SERVICES}`);
-      console.log(`| ${source} | ${path} | ${f0(x.readyMs)} | ${f0(x.tableMs)} | ${x.served ? 'yes' : 'NO'} | ${f0(x.hwm)} | ${f0(x.peakSample)} | ${f0(x.settled)} | ${f0(x.heapUsed)} | ${f0(x.heapTotal)} | ${f0(x.external)} |`);
+      console.log(`| ${source} | ${path} | ${f0(x.readyMs)} | ${f0(x.readyCpu)} | ${f0(x.tableMs)} | ${x.served ? 'yes' : 'NO'} | ${f0(x.hwm)} | ${f0(x.peakSample)} | ${f0(x.settled)} | ${f0(x.heapUsed)} | ${f0(x.heapTotal)} | ${f0(x.external)} |`);
     }
   }
 }

@@ -93,7 +93,10 @@ export class Daemon {
           ? `start grace over after ${ms} ms without the first ${missing.join(' and ')} sync: unknown names in the zone get NXDOMAIN again`
           : `first syncs done in ${ms} ms: unknown names in the zone get NXDOMAIN again (SERVFAIL until now)`)),
     };
-    this.starting = [state, core, gossip, link, lb, dns, this.api, adopted, podman, grace, health];
+    // The native answer table is compiled last, in slices, with every source loaded: the JS path
+    // answers until it is in (a start that interleaved its slices waited for most of them).
+    const nativeTable: Part = { start: () => dns.native.start() };
+    this.starting = [state, core, gossip, link, lb, dns, this.api, adopted, podman, grace, health, nativeTable];
     this.stopping = [gossip, podman, health, dns, this.api, lb, state, this.systemd, link];
   }
 

@@ -125,8 +125,6 @@ export function setupDns(c: Context, d: DnsDeps): DnsSetup {
         }
       }
       if (server.addresses.length === 0) throw new Error('no DNS address could be bound; see the errors above, or give --dns-listen');
-      // The sources loaded at start (config file, state files) are in the registry by now.
-      await native.start?.();
     },
     reload(next, changed) {
       opts = next;

@@ -22,10 +22,10 @@ export interface NativeDns {
   /** Why the JS path serves, when it does. */
   reason?: string;
   /**
-   * Once the sources loaded at start are in the registry: the first whole table is compiled (in
-   * slices, the JS path answers meanwhile), or, during the start grace, at its end: until then
-   * no table is installed, so the threads hand every query to JS (SERVFAIL, not NXDOMAIN, for
-   * names not known yet).
+   * Once the sources loaded at start are in the registry (the daemon's last start step): the
+   * first whole table is compiled (in slices, the JS path answers meanwhile), or, during the
+   * start grace, at its end: until then no table is installed, so the threads hand every query
+   * to JS (SERVFAIL, not NXDOMAIN, for names not known yet).
    */
   start(): Promise<void>;
   udpBinder?: UdpBinder;
