@@ -176,13 +176,13 @@ async function run(source, path) {
   let readyCpu = null;
   let out = '';
   let err = '';
+  // Only the last few KB are kept and searched: the daemon must never wait for this pipe.
   const onLine = (chunk) => {
-    out += chunk;
+    out = (out + chunk).slice(-8192);
     if (readyAt === null && /"msg":"ready: /.test(out)) {
       readyAt = performance.now() - t0;
       readyCpu = cpuMs(proc.pid);
     }
-    if (out.length > 1e6) out = out.slice(-1e5);
   };
   proc.stdout.on('data', onLine);
   proc.stderr.on('data', (c) => (err += c));
