@@ -14,7 +14,8 @@
 // the last second of the window, which on the native path starts once the table is in; no
 // forced GC), and the V8 heap used, heap total and external
 // memory at the end of the window (the daemon's own nodejs_* metrics). A DNS query for the last
-// service is asked right after READY: it must be answered (the services are served at once).
+// service is asked right after READY: it must be answered (the services are served at once),
+// with how long that took.
 //
 //   npm run build && node bench/memory.mjs [--services 10000] [--endpoints 5] [--sources config,api,snapshot] [--paths native,js] [--nodes 100] [--settle 20] [--sample-ms 20] [--rounds 1] [--node-args="..."] [--cli dist/cli.js]
 // (--node-args=: extra node flags for the daemon, with "=", e.g. --node-args="--max-semi-space-size=1"; --cli: another build)
@@ -204,8 +205,9 @@ async function run(source, path) {
       await sleep(5);
     }
     const lastName = `s${SERVICES - 1}.default.cluster.local`;
-    const answer = await queryA(dnsPort, lastName);
-    const served = answer?.length === ENDPOINTS;
+    const q0 = performance.now();
+    const answer = await queryA(dnsPort, lastName, 5000);
+    const served = answer?.length === ENDPOINTS ? `yes, ${Math.round(performance.now() - q0)} ms` : 'NO';
     // Native path: the settle window starts once the first whole table is installed (one build).
     let tableAt = null;
     const tableLimit = performance.now() + 180_000;
@@ -248,7 +250,7 @@ for (let r = 0; r < ROUNDS; r++) {
     for (const path of PATHS) {
       const x = await run(source, path);
       if (x.services !== SERVICES) console.error(`${source}/${path}: the daemon had ${x.services} services, not ${SERVICES}`);
-      console.log(`| ${source} | ${path} | ${f0(x.readyMs)} | ${f0(x.readyCpu)} | ${f0(x.tableMs)} | ${x.served ? 'yes' : 'NO'} | ${f0(x.hwm)} | ${f0(x.peakSample)} | ${f0(x.settled)} | ${f0(x.heapUsed)} | ${f0(x.heapTotal)} | ${f0(x.external)} |`);
+      console.log(`| ${source} | ${path} | ${f0(x.readyMs)} | ${f0(x.readyCpu)} | ${f0(x.tableMs)} | ${x.served} | ${f0(x.hwm)} | ${f0(x.peakSample)} | ${f0(x.settled)} | ${f0(x.heapUsed)} | ${f0(x.heapTotal)} | ${f0(x.external)} |`);
     }
   }
 }
