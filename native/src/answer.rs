@@ -70,8 +70,8 @@ impl Cidr {
 /// One resource record, or (`zone_soa`) a reference to the table's negative SOA (its serial
 /// changes with every registry change, the entries that carry it need not). In its group's arena
 /// at `off`: `patches` big-endian u16 offsets of zone pointers inside the record, then the
-/// record's `len` bytes. One allocation per group instead of one per record (at 10 000 services
-/// the per-record allocations were most of the addon's memory).
+/// record's `len` bytes.
+#[derive(Clone, Copy)]
 struct Item {
     off: u32,
     len: u16,
@@ -79,28 +79,76 @@ struct Item {
     zone_soa: bool,
 }
 
-struct Variant {
-    /// Each group is rotated on its own (this host's endpoints, then the others).
-    groups: Vec<Vec<Item>>,
-    additional: Vec<Item>,
+/// What the entries of one group (a service, an address, the container names...) share: the
+/// bytes of their records and the records themselves. One allocation of each per group, none per
+/// entry or record: at 10,000 services × 5 endpoints the per-entry vectors were most of the
+/// addon's memory.
+struct GroupData {
+    arena: Box<[u8]>,
+    items: Box<[Item]>,
 }
 
+/// Sections of an entry, in the order of `Entry::lens`: per variant two answer groups (each
+/// rotated on its own: this host's endpoints, then the others; the second is empty when there is
+/// one) and the additional section, then the authority section.
+const SECTIONS: usize = 7;
+const AUTHORITY: usize = 6;
+
 struct Entry {
-    scopes: Vec<Cidr>,
+    /// Its records: `data.items[first..]`, section after section (SECTIONS).
+    data: Arc<GroupData>,
+    first: u32,
+    lens: [u16; SECTIONS],
+    /// 1, or 2 when clients on this host or its bridges get their own (prefer-local).
+    variants: u8,
     rcode: u8,
     aa: bool,
     /// A service name that also answers with `svc.` before the zone (`<svc>.<ns>.svc.<zone>`
     /// reads as `<svc>.<ns>.<zone>` first, names.ts): stored once, found under both names.
     alias: bool,
-    /// [0]: everyone; [1] (optional): clients on this host or its bridges (prefer-local).
-    variants: Vec<Variant>,
-    authority: Vec<Item>,
-    /// The bytes of the items, shared by the entries of one group.
-    arena: Arc<[u8]>,
     /// The group the entry came with (Data::groups), and its rank: under one name, entries of a
     /// lower rank come first (registry names before container names).
-    slot: u32,
     rank: u8,
+    slot: u32,
+    scopes: Box<[Cidr]>,
+}
+
+impl Entry {
+    fn section(&self, i: usize) -> &[Item] {
+        let start = self.first as usize + self.lens[..i].iter().map(|&n| n as usize).sum::<usize>();
+        &self.data.items[start..start + self.lens[i] as usize]
+    }
+    /// The variant a client gets: the prefer-local one (1) for local clients, when there is one.
+    fn variant(&self, local: bool) -> usize {
+        if local && self.variants > 1 {
+            1
+        } else {
+            0
+        }
+    }
+    fn additional(&self, v: usize) -> &[Item] {
+        self.section(3 * v + 2)
+    }
+    fn authority(&self) -> &[Item] {
+        self.section(AUTHORITY)
+    }
+}
+
+/// An entry as read, before its group's records are shared (Reader::groups).
+struct Parsed {
+    first: u32,
+    lens: [u16; SECTIONS],
+    variants: u8,
+    rcode: u8,
+    aa: bool,
+    alias: bool,
+    scopes: Box<[Cidr]>,
+}
+
+impl Parsed {
+    fn into_entry(self, data: &Arc<GroupData>, rank: u8) -> Entry {
+        Entry { data: data.clone(), first: self.first, lens: self.lens, variants: self.variants, rcode: self.rcode, aa: self.aa, alias: self.alias, rank, slot: 0, scopes: self.scopes }
+    }
 }
 
 /// The names one group (a service, a reverse address, the container names...) put in the map.
@@ -110,7 +158,7 @@ struct Group {
     keys: Vec<u8>,
 }
 
-type FnvMap<V> = HashMap<Vec<u8>, V, BuildHasherDefault<Fnv>>;
+type FnvMap<V> = HashMap<Box<[u8]>, V, BuildHasherDefault<Fnv>>;
 
 #[derive(Default)]
 pub struct Fnv(u64);
@@ -154,9 +202,9 @@ struct Data {
 
 /// A group as read from a table or patch: id, rank and its entries with their keys.
 struct NewGroup {
-    id: Vec<u8>,
+    id: Box<[u8]>,
     rank: u8,
-    entries: Vec<(Vec<u8>, Entry)>,
+    entries: Vec<(Box<[u8]>, Entry)>,
 }
 
 pub enum Outcome {
@@ -216,13 +264,14 @@ impl<'a> Reader<'a> {
         arena.extend_from_slice(bytes);
         Ok(Item { off, len: len as u16, patches, zone_soa: kind == 1 })
     }
-    fn items(&mut self, arena: &mut Vec<u8>) -> Result<Vec<Item>, String> {
-        let n = self.u16()? as usize;
-        let mut out = Vec::with_capacity(n);
+    /// u16 n + n items, appended to `items`; returns n.
+    fn items(&mut self, arena: &mut Vec<u8>, items: &mut Vec<Item>) -> Result<u16, String> {
+        let n = self.u16()?;
         for _ in 0..n {
-            out.push(self.item(arena)?);
+            let it = self.item(arena)?;
+            items.push(it);
         }
-        Ok(out)
+        Ok(n)
     }
     fn cidr(&mut self) -> Result<Cidr, String> {
         let mut addr = [0u8; 16];
@@ -233,7 +282,8 @@ impl<'a> Reader<'a> {
         }
         Ok(Cidr { addr, prefix })
     }
-    fn entry(&mut self, arena: &mut Vec<u8>) -> Result<Entry, String> {
+    /// One entry; its records go to `items` (and their bytes to `arena`), shared by its group.
+    fn entry(&mut self, arena: &mut Vec<u8>, items: &mut Vec<Item>) -> Result<Parsed, String> {
         let nscopes = self.u8()? as usize;
         let mut scopes = Vec::with_capacity(nscopes);
         for _ in 0..nscopes {
@@ -243,22 +293,27 @@ impl<'a> Reader<'a> {
         let flags = self.u8()?;
         let aa = flags & 1 != 0;
         let alias = flags & 2 != 0;
-        let nvariants = self.u8()? as usize;
-        if nvariants == 0 || nvariants > 2 {
+        let variants = self.u8()?;
+        if variants == 0 || variants > 2 {
             return Err("bad variant count".into());
         }
-        let mut variants = Vec::with_capacity(nvariants);
-        for _ in 0..nvariants {
-            let ngroups = self.u8()? as usize;
-            let mut groups = Vec::with_capacity(ngroups);
-            for _ in 0..ngroups {
-                groups.push(self.items(arena)?);
-            }
-            let additional = self.items(arena)?;
-            variants.push(Variant { groups, additional });
+        if items.len() > u32::MAX as usize {
+            return Err("table too large".into());
         }
-        let authority = self.items(arena)?;
-        Ok(Entry { scopes, rcode, aa, alias, variants, authority, arena: Arc::from(Vec::new()), slot: 0, rank: 0 })
+        let first = items.len() as u32;
+        let mut lens = [0u16; SECTIONS];
+        for v in 0..variants as usize {
+            let ngroups = self.u8()? as usize;
+            if ngroups > 2 {
+                return Err("bad group count".into());
+            }
+            for g in 0..ngroups {
+                lens[3 * v + g] = self.items(arena, items)?;
+            }
+            lens[3 * v + 2] = self.items(arena, items)?;
+        }
+        lens[AUTHORITY] = self.items(arena, items)?;
+        Ok(Parsed { first, lens, variants, rcode, aa, alias, scopes: scopes.into_boxed_slice() })
     }
     /// u32 n + n × group: u16 len + id, u8 rank, u32 n + n × (u16 len + key, entry).
     fn groups(&mut self) -> Result<Vec<NewGroup>, String> {
@@ -266,21 +321,19 @@ impl<'a> Reader<'a> {
         let mut out = Vec::with_capacity(n.min(1 << 16));
         for _ in 0..n {
             let idlen = self.u16()? as usize;
-            let id = self.bytes(idlen)?.to_vec();
+            let id: Box<[u8]> = self.bytes(idlen)?.into();
             let rank = self.u8()?;
             let count = self.u32()? as usize;
             let mut arena = Vec::new();
-            let mut entries = Vec::with_capacity(count.min(1 << 16));
+            let mut items = Vec::new();
+            let mut parsed = Vec::with_capacity(count.min(1 << 16));
             for _ in 0..count {
                 let klen = self.u16()? as usize;
-                let key = self.bytes(klen)?.to_vec();
-                entries.push((key, self.entry(&mut arena)?));
+                let key: Box<[u8]> = self.bytes(klen)?.into();
+                parsed.push((key, self.entry(&mut arena, &mut items)?));
             }
-            let arena: Arc<[u8]> = Arc::from(arena);
-            for (_, e) in entries.iter_mut() {
-                e.arena = arena.clone();
-                e.rank = rank;
-            }
+            let data = Arc::new(GroupData { arena: arena.into_boxed_slice(), items: items.into_boxed_slice() });
+            let entries = parsed.into_iter().map(|(k, p)| (k, p.into_entry(&data, rank))).collect();
             out.push(NewGroup { id, rank, entries });
         }
         Ok(out)
@@ -308,8 +361,9 @@ impl Table {
         let mut soa_arena = Vec::new();
         let negative_soa = r.item(&mut soa_arena)?;
         let mut nx_arena = Vec::new();
-        let mut nxdomain = r.entry(&mut nx_arena)?;
-        nxdomain.arena = Arc::from(nx_arena);
+        let mut nx_items = Vec::new();
+        let nx = r.entry(&mut nx_arena, &mut nx_items)?;
+        let nxdomain = nx.into_entry(&Arc::new(GroupData { arena: nx_arena.into_boxed_slice(), items: nx_items.into_boxed_slice() }), 0);
         let ncidr = r.u32()? as usize;
         let mut cidrs = Vec::with_capacity(ncidr.min(65536));
         for _ in 0..ncidr {
@@ -383,6 +437,7 @@ impl Data {
             keys.extend_from_slice(&key);
             let list = self.map.entry(key).or_insert_with(Vec::new);
             let at = list.iter().position(|x| x.rank > rank).unwrap_or(list.len());
+            list.reserve_exact(1);
             list.insert(at, e);
         }
         keys.shrink_to_fit();
@@ -569,19 +624,19 @@ fn answer_from<'a>(t: Option<&'a Data>, q: &[u8], client: &Client, out: &mut [u8
         return Outcome::Reply(put_opt(out, o, opt));
     }
 
-    let variant = if cflags & FLAG_LOCAL != 0 && entry.variants.len() > 1 { &entry.variants[1] } else { &entry.variants[0] };
+    let variant = entry.variant(cflags & FLAG_LOCAL != 0);
     // An item and the arena its bytes are in.
-    let resolve = |it: &'a Item| -> (&'a Item, &'a [u8]) { if it.zone_soa { (&t.negative_soa, &t.soa_arena[..]) } else { (it, &entry.arena[..]) } };
+    let resolve = |it: &'a Item| -> (&'a Item, &'a [u8]) { if it.zone_soa { (&t.negative_soa, &t.soa_arena[..]) } else { (it, &entry.data.arena[..]) } };
     // The zone's labels end the question name (when it is under the zone; else no item has patches).
     let zone_ptr = 0xc000u16 | (12 + name_len).saturating_sub(1 + t.domain.len()) as u16;
     let turn = be16(q, 0) as usize;
     let cap = if t.answer_limit > 0 && (qtype == 1 || qtype == 28) { t.answer_limit as usize } else { usize::MAX };
-    let answers = || rotated(variant, turn).take(cap);
+    let answers = || rotated(entry, variant, turn).take(cap);
 
     let base = name_end + 4 + opt_len;
     let an: usize = answers().map(|it| resolve(it).0.len as usize).sum();
-    let ns: usize = entry.authority.iter().map(|it| resolve(it).0.len as usize).sum();
-    let ad: usize = variant.additional.iter().map(|it| resolve(it).0.len as usize).sum();
+    let ns: usize = entry.authority().iter().map(|it| resolve(it).0.len as usize).sum();
+    let ad: usize = entry.additional(variant).iter().map(|it| resolve(it).0.len as usize).sum();
     // Everything; else without the additional section; else TC and the answer records that fit.
     let (room, with_authority, with_additional) = if base + an + ns + ad <= limit {
         (usize::MAX, true, true)
@@ -620,17 +675,17 @@ fn answer_from<'a>(t: Option<&'a Data>, q: &[u8], client: &Client, out: &mut [u8
     }
     let mut ns_count = 0;
     if with_authority {
-        for it in &entry.authority {
+        for it in entry.authority() {
             put(it, out, &mut o);
         }
-        ns_count = entry.authority.len();
+        ns_count = entry.authority().len();
     }
     let mut ad_count = 0;
     if with_additional {
-        for it in &variant.additional {
+        for it in entry.additional(variant) {
             put(it, out, &mut o);
         }
-        ad_count = variant.additional.len();
+        ad_count = entry.additional(variant).len();
     }
     header(out, rflags, [1, an_count, ns_count, ad_count + opt.is_some() as usize], counts_at);
     Outcome::Reply(put_opt(out, o, opt))
@@ -659,9 +714,9 @@ fn put_opt(out: &mut [u8], o: usize, opt: Option<(usize, u16)>) -> usize {
     }
 }
 
-/// The answer records of `v`, each group rotated to start at record `turn % length`.
-fn rotated(v: &Variant, turn: usize) -> impl Iterator<Item = &Item> {
-    v.groups.iter().flat_map(move |g| {
+/// The answer records of variant `v`, each group rotated to start at record `turn % length`.
+fn rotated(e: &Entry, v: usize, turn: usize) -> impl Iterator<Item = &Item> {
+    IntoIterator::into_iter([e.section(3 * v), e.section(3 * v + 1)]).flat_map(move |g| {
         let k = if g.is_empty() { 0 } else { turn % g.len() };
         g[k..].iter().chain(g[..k].iter())
     })

@@ -117,6 +117,7 @@ export function setupDns(c: Context, d: DnsDeps): DnsSetup {
       }
       // Stored sockets hold the queries sent while the daemon restarted: the native threads start
       // reading them with the persisted state's answers already installed.
+      await native.start();
       await native.tableReady;
       for (const addr of listen.addresses) {
         try {

@@ -23,6 +23,12 @@ export interface NativeDns {
   path: 'native' | 'js';
   /** Why the JS path serves, when it does. */
   reason?: string;
+  /**
+   * Once the sources loaded at start (config, state files) are in the registry, before the DNS
+   * sockets are read: the first whole table is compiled, in slices (during the start grace it
+   * gives SERVFAIL, not NXDOMAIN, for names it does not know).
+   */
+  start(): Promise<void>;
   udpBinder?: UdpBinder;
   table?: LiveTable;
   /** Resolves once the first whole answer table is installed (or could not be built). */
@@ -61,7 +67,7 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   if (!loaded.addon) {
     if (loaded.disabled) d.log.info(loaded.reason);
     else d.log.warn(`${loaded.reason}; serving DNS from the JS path`);
-    return { path: 'js', reason: loaded.reason, setRrl: () => undefined, close: () => undefined };
+    return { path: 'js', reason: loaded.reason, start: async () => undefined, setRrl: () => undefined, close: () => undefined };
   }
   const { addon } = loaded;
   const n = threads > 0 ? threads : addon.cores();
@@ -142,6 +148,7 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   d.log.info({ addon: loaded.file, threads: n }, `native DNS path: ${n} UDP thread${n === 1 ? '' : 's'} per address (${loaded.file})`);
   return {
     path: 'native',
+    start: async () => table.start(),
     udpBinder: (addr, adopt) => udp.listen(addr, adopt),
     setRrl: (rate, slip) => addon.setRrl(rate, slip),
     queryLog: typeof addon.queryLogSet !== 'function' ? undefined : { set: (mode, every) => addon.queryLogSet(mode, every), take: (max) => addon.queryLogTake(max), counts: () => addon.queryLogStats() },

@@ -13,7 +13,9 @@ import { CLIENT_HOST, CLIENT_LOCAL, CLIENT_RECURSION, TableCompiler, type Client
 // service of hundreds of endpoints whose health changed at once) goes on in the next turns while
 // the current table answers; one job runs at a time, and changes meanwhile are patched when it is
 // done. So a small change (an API write to a service of up to ~30 endpoints) is still patched
-// before the write is acknowledged, however loaded the machine.
+// before the write is acknowledged, however loaded the machine. Nothing is compiled before
+// start(): the sources loaded at start (config file, state files) come in as one whole table, not
+// as patches.
 
 const LOOPBACK = ['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!);
 
@@ -51,6 +53,8 @@ export class LiveTable {
   builds = 0;
   /** Event-loop turns a job went on in (a change too large for one turn's budget). */
   slicedTurns = 0;
+  /** False until start(): changes until then are in the first whole table. */
+  private started = false;
 
   constructor(
     private readonly registry: Registry,
@@ -64,17 +68,24 @@ export class LiveTable {
     private readonly clock: () => number = performance.now.bind(performance),
   ) {
     this.unsubscribe = registry.onChange((c) => this.changed(c));
-    // The first table in slices too: until it is in, the JS path answers everything.
+  }
+
+  /** Builds the first whole table, in slices too: until it is in, the JS path answers everything. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
     this.schedule();
   }
 
   private changed(c: Change): void {
+    if (!this.started) return;
     for (const key of c.services) this.touched.add(key);
     if (!this.held) this.run();
   }
 
   /** Podman container names or networks changed: their group only. */
   containersChanged(): void {
+    if (!this.started) return;
     this.containersMoved = true;
     if (!this.held) this.run();
   }
@@ -85,6 +96,7 @@ export class LiveTable {
    * the new settings; a job under way is dropped (the whole table has every service as it is).
    */
   schedule(): void {
+    if (!this.started) return;
     if (this.held) return void (this.wholeDue = true);
     this.wholeDue = false;
     this.touched.clear();

@@ -26,6 +26,8 @@ export interface Reachable {
 }
 
 const plain = (p: NamedPort): ReachablePort => ({ port: p.port, protocol: p.protocol });
+/** The ports of an endpoint that has none, shared (most have none: one object, not one per endpoint). */
+const NO_PORTS: Record<string, ReachablePort> = Object.freeze({});
 
 export function reachable(ep: Endpoint, owner: NodeState, view: Perspective): Reachable | null {
   if (ep.container?.isolated && owner.id !== view.localNode) return null;
@@ -33,7 +35,7 @@ export function reachable(ep: Endpoint, owner: NodeState, view: Perspective): Re
   const ports: Record<string, ReachablePort> = {};
   if (direct) {
     for (const [name, p] of Object.entries(ep.ports)) ports[name] = plain(p);
-    return { direct: true, addresses: ep.addresses, ports };
+    return { direct: true, addresses: ep.addresses, ports: Object.keys(ports).length ? ports : NO_PORTS };
   }
   for (const [name, p] of Object.entries(ep.ports)) {
     if (p.hostPort !== undefined) ports[name] = { port: p.hostPort, protocol: p.protocol };

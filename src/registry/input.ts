@@ -73,12 +73,11 @@ export function parseWeight(raw: unknown, field = 'weight'): number {
 }
 
 const UNSPECIFIED = new BlockList();
-UNSPECIFIED.addSubnet('0.0.0.0', 8, 'ipv4');
 UNSPECIFIED.addAddress('::', 'ipv6');
 const MULTICAST = new BlockList();
-MULTICAST.addSubnet('224.0.0.0', 4, 'ipv4');
-MULTICAST.addAddress('255.255.255.255', 'ipv4');
 MULTICAST.addSubnet('ff00::', 8, 'ipv6');
+const UNSPECIFIED_TEXT = 'is an unspecified address (0.0.0.0/8 or ::), not one a client can reach';
+const MULTICAST_TEXT = 'is a multicast or broadcast address, not one endpoint';
 
 /**
  * Why `address` cannot be an endpoint's address, or null. A scoped IPv6 address (`fe80::1%eth0`)
@@ -89,9 +88,16 @@ export function addressProblem(address: string): string | null {
   const family = isIP(address);
   if (family === 0) return 'is not an IPv4 or IPv6 address';
   if (address.includes('%')) return 'is a scoped IPv6 address (with a %zone), which means something on one host only';
-  const type = family === 4 ? 'ipv4' : 'ipv6';
-  if (UNSPECIFIED.check(address, type)) return 'is an unspecified address (0.0.0.0/8 or ::), not one a client can reach';
-  if (MULTICAST.check(address, type)) return 'is a multicast or broadcast address, not one endpoint';
+  if (family === 4) {
+    // isIP accepted a dotted quad: its first number decides (a BlockList check costs ~10 µs, at
+    // 50,000 endpoints half a second of start).
+    const first = Number(address.slice(0, address.indexOf('.')));
+    if (first === 0) return UNSPECIFIED_TEXT;
+    if ((first >= 224 && first <= 239) || address === '255.255.255.255') return MULTICAST_TEXT;
+    return null;
+  }
+  if (UNSPECIFIED.check(address, 'ipv6')) return UNSPECIFIED_TEXT;
+  if (MULTICAST.check(address, 'ipv6')) return MULTICAST_TEXT;
   return null;
 }
 

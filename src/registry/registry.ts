@@ -146,9 +146,10 @@ export class Registry {
     for (const ep of nextEndpoints) {
       const key = serviceKey(ep.namespace, ep.service);
       if (!touched.has(key)) continue;
-      let list = lists.get(key);
-      if (!list) lists.set(key, (list = []));
-      list.push(ep);
+      // A list made by a literal holds what it has; one grown from [] by push reserves 17.
+      const list = lists.get(key);
+      if (list) list.push(ep);
+      else lists.set(key, [ep]);
     }
     if (next) this.byNode.set(nodeId, lists);
     else this.byNode.delete(nodeId);
@@ -226,9 +227,10 @@ export class Registry {
     const ips: string[] = [];
     const add = (address: string, entry: ReverseEntry): void => {
       const ip = canonicalIp(address);
-      let list = this.reverse.get(ip);
-      if (!list) this.reverse.set(ip, (list = []));
-      list.push(entry);
+      // A literal, not a push onto []: most addresses have one entry (the push reserves 17).
+      const list = this.reverse.get(ip);
+      if (list) list.push(entry);
+      else this.reverse.set(ip, [entry]);
       ips.push(ip);
     };
     for (const e of view.endpoints) {
@@ -236,7 +238,7 @@ export class Registry {
       for (const ip of e.reach.addresses) add(ip, { service: view.key, hostname: e.endpoint.hostname });
     }
     if (view.vip) add(view.vip, { service: view.key });
-    this.reverseOf.set(view.key, ips);
+    this.reverseOf.set(view.key, ips.slice());
   }
 
   private dropReverse(key: string): void {

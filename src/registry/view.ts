@@ -49,7 +49,7 @@ export function buildService(
   for (const { endpoint, owner } of sorted) {
     endpoints.push({
       endpoint,
-      node: { id: owner.id, name: owner.name, address: owner.address },
+      node: nodeOf(owner),
       local: owner.id === opts.localNode,
       reach: reachable(endpoint, owner, opts),
     });
@@ -76,6 +76,14 @@ export function buildService(
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** One `node` object per node state, shared by the views of all its endpoints (50,000 endpoints: one per host, not per endpoint). */
+const nodes = new WeakMap<NodeState, ViewEndpoint['node']>();
+function nodeOf(owner: NodeState): ViewEndpoint['node'] {
+  let n = nodes.get(owner);
+  if (!n) nodes.set(owner, (n = Object.freeze({ id: owner.id, name: owner.name, address: owner.address })));
+  return n;
+}
 
 /** Endpoints that DNS and the load balancer hand out: healthy ones, or all with fail-open. */
 export function servable(view: ServiceView, failOpen: boolean): ViewEndpoint[] {

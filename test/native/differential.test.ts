@@ -305,6 +305,7 @@ t.test('a table patched change by change answers as the JS path after every chan
       table.close();
       w.close();
     });
+    table.start();
     for (let i = 0; i < 1000 && table.builds === 0; i++) await new Promise((r) => setImmediate(r));
     t.equal(table.builds, 1, 'the whole table is in (built in parts, staged)');
     const vip = (service: string, id: string, address: string) => ep(service, address, { id, hostname: id, mode: 'vip', ports: { http: { port: 80, protocol: 'tcp' } } });

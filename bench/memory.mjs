@@ -1,0 +1,257 @@
+#!/usr/bin/env node
+// Memory and start time at 10,000 services × 5 endpoints (issue 16 item 4), no query load:
+// the daemon starts with every service already known, from one of three places
+//  - config: the config file's `services:` list (this node's own endpoints);
+//  - api: the state directory's api-endpoints.json (API registrations of the previous run, this
+//    node's own);
+//  - snapshot: the state directory's `state` file (the persisted registry: the endpoints spread
+//    over --nodes other hosts, gossip on, no member reachable: served from the file as stale);
+// on the native DNS path and on the JS path (PODMAN_SWARM_DNS_NATIVE=0). RSS is read from
+// /proc/<pid>/status every --sample-ms from spawn until READY and for --settle seconds after;
+// reported: start → READY (spawn → the "ready" log line) and the daemon's CPU time (utime+stime)
+// until then, which a loaded machine changes less, start → native table installed, peak
+// RSS (VmHWM, the kernel's high-water mark, and the highest sample), settled RSS (the mean of
+// the last second of the window, which on the native path starts once the table is in; no
+// forced GC), and the V8 heap used, heap total and external
+// memory at the end of the window (the daemon's own nodejs_* metrics). A DNS query for the last
+// service is asked right after READY: it must be answered (the services are served at once),
+// with how long that took.
+//
+//   npm run build && node bench/memory.mjs [--services 10000] [--endpoints 5] [--sources config,api,snapshot] [--paths native,js] [--nodes 100] [--settle 20] [--sample-ms 20] [--rounds 1] [--node-args="..."] [--cli dist/cli.js]
+// (--node-args=: extra node flags for the daemon, with "=", e.g. --node-args="--max-semi-space-size=1"; --cli: another build)
+import './help.mjs';
+import { argv } from 'zx';
+import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import * as packet from 'dns-packet';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const SERVICES = Number(argv.services ?? 10000);
+const ENDPOINTS = Number(argv.endpoints ?? 5);
+const SOURCES = String(argv.sources ?? 'config,api,snapshot').split(',').filter(Boolean);
+const PATHS = String(argv.paths ?? 'native,js').split(',').filter(Boolean);
+const NODES = Number(argv.nodes ?? 100);
+const SETTLE_S = Number(argv.settle ?? 20);
+const SAMPLE_MS = Number(argv['sample-ms'] ?? 20);
+const ROUNDS = Number(argv.rounds ?? 1);
+const NODE_ARGS = String(argv['node-args'] ?? '').split(' ').filter(Boolean);
+const CLI = resolve(String(argv.cli ?? join(ROOT, 'dist', 'cli.js')));
+const dir = mkdtempSync(join(tmpdir(), 'psdns-memory-'));
+const procs = new Set();
+process.on('exit', () => {
+  for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(130));
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const freePort = () => new Promise((res) => {
+  const s = createServer().listen(0, '127.0.0.1', () => {
+    const { port } = s.address();
+    s.close(() => res(port));
+  });
+});
+
+/** Endpoint j of service i: a unique address in 10.64.0.0/10, hostname h<j>. */
+const address = (i, j) => {
+  const n = i * ENDPOINTS + j + 1;
+  return `10.${64 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
+};
+
+function configFile() {
+  const lines = ['services:'];
+  for (let i = 0; i < SERVICES; i++) {
+    lines.push(`  - name: s${i}`, '    endpoints:');
+    for (let j = 0; j < ENDPOINTS; j++) lines.push(`      - {address: ${address(i, j)}, hostname: h${j}}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function apiFile() {
+  const endpoints = [];
+  for (let i = 0; i < SERVICES; i++) {
+    for (let j = 0; j < ENDPOINTS; j++) {
+      endpoints.push({ namespace: 'default', service: `s${i}`, id: `h${j}`, address: address(i, j), hostname: `h${j}`, ports: {}, weight: 10, health: 'none', registered: 1_700_000_000_000 });
+    }
+  }
+  return JSON.stringify({ format: 1, endpoints }, null, 2);
+}
+
+/** The persisted registry: the endpoints spread over NODES other hosts (as gossip brought them). */
+function snapshotFile() {
+  const nodes = Array.from({ length: NODES }, (_, k) => ({
+    id: `bench-node-${String(k).padStart(4, '0')}`, name: `host${k}`, address: `192.0.2.${(k % 250) + 1}`, incarnation: 1, version: 1_700_000_000_000, endpoints: [],
+  }));
+  for (let i = 0; i < SERVICES; i++) {
+    for (let j = 0; j < ENDPOINTS; j++) {
+      const node = nodes[(i * ENDPOINTS + j) % NODES];
+      node.endpoints.push({
+        id: `h${j}`, namespace: 'default', service: `s${i}`, hostname: `h${j}`, addresses: [address(i, j)], explicit: true, ports: {},
+        weight: 10, health: 'none', healthy: true, source: 'api', lastSeen: 1_700_000_000_000,
+      });
+    }
+  }
+  const key = (e) => `${e.namespace}/${e.service}/${e.id}`;
+  for (const n of nodes) n.endpoints.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  return JSON.stringify({ format: 1, saved_at: new Date().toISOString(), nodes, members: [] });
+}
+
+const files = {};
+function prepare(source) {
+  if (files[source]) return files[source];
+  const t0 = performance.now();
+  const text = source === 'config' ? configFile() : source === 'api' ? apiFile() : snapshotFile();
+  const path = join(dir, `${source}.data`);
+  writeFileSync(path, text);
+  console.error(`${source}: ${(text.length / 1e6).toFixed(1)} MB generated in ${Math.round(performance.now() - t0)} ms`);
+  return (files[source] = path);
+}
+
+/** utime + stime of `pid` in ms (USER_HZ 100). */
+function cpuMs(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+const status = (pid) => readFileSync(`/proc/${pid}/status`, 'utf8');
+const kb = (text, field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(text)?.[1] ?? NaN);
+
+function api(port, path) {
+  return new Promise((res, rej) => {
+    const req = request({ host: '127.0.0.1', port, path }, (r) => {
+      let text = '';
+      r.on('data', (c) => (text += c));
+      r.on('end', () => res({ status: r.statusCode, text }));
+    });
+    req.on('error', rej);
+    req.end();
+  });
+}
+
+const metricOf = (text, name) => {
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+};
+
+function queryA(port, name, timeoutMs = 1000) {
+  return new Promise((res) => {
+    const sock = createSocket('udp4');
+    const timer = setTimeout(() => (sock.close(), res(null)), timeoutMs);
+    sock.on('message', (msg) => {
+      clearTimeout(timer);
+      sock.close();
+      try {
+        res((packet.decode(msg).answers ?? []).filter((a) => a.type === 'A').map((a) => a.data));
+      } catch {
+        res(null);
+      }
+    });
+    sock.send(packet.encode({ id: 7, type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ name, type: 'A' }] }), port, '127.0.0.1');
+  });
+}
+
+async function run(source, path) {
+  const stateDir = join(dir, `state-${source}-${path}`);
+  rmSync(stateDir, { recursive: true, force: true });
+  mkdirSync(stateDir, { recursive: true });
+  const [dnsPort, apiPort, gossipPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  const cfg = join(dir, 'empty.yaml');
+  writeFileSync(cfg, '');
+  const data = prepare(source);
+  if (source === 'api') writeFileSync(join(stateDir, 'api-endpoints.json'), readFileSync(data));
+  if (source === 'snapshot') writeFileSync(join(stateDir, 'state'), readFileSync(data));
+  const args = [...NODE_ARGS, CLI, 'daemon', '--config', source === 'config' ? data : cfg, '--link', 'none', '--state-dir', stateDir,
+    '--dns-listen', `127.0.0.1:${dnsPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--upstream-dns', '127.0.0.1:9',
+    '--podman-socket', 'none', '--max-endpoints-per-node', '100000', '--log-level', 'info', '--start-grace', '0',
+    ...(source === 'snapshot' ? ['--gossip-listen', `127.0.0.1:${gossipPort}`, '--advertise-address', '127.0.0.1'] : [])];
+  const env = { ...process.env, ...(path === 'js' ? { PODMAN_SWARM_DNS_NATIVE: '0' } : {}) };
+  const t0 = performance.now();
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  procs.add(proc);
+  let readyAt = null;
+  let readyCpu = null;
+  let out = '';
+  let err = '';
+  // Only the last few KB are kept and searched: the daemon must never wait for this pipe.
+  const onLine = (chunk) => {
+    out = (out + chunk).slice(-8192);
+    if (readyAt === null && /"msg":"ready: /.test(out)) {
+      readyAt = performance.now() - t0;
+      readyCpu = cpuMs(proc.pid);
+    }
+  };
+  proc.stdout.on('data', onLine);
+  proc.stderr.on('data', (c) => (err += c));
+  const samples = [];
+  const sample = () => {
+    try {
+      samples.push([performance.now() - t0, kb(status(proc.pid), 'VmRSS') / 1024]);
+    } catch {
+      /* not started yet, or gone */
+    }
+  };
+  const sampler = setInterval(sample, SAMPLE_MS);
+  try {
+    const limit = Date.now() + 120_000;
+    while (readyAt === null) {
+      if (proc.exitCode !== null) throw new Error(`daemon exited (${proc.exitCode}): ${err}${out.slice(-2000)}`);
+      if (Date.now() > limit) throw new Error(`not ready in 120 s: ${err}`);
+      await sleep(5);
+    }
+    const lastName = `s${SERVICES - 1}.default.cluster.local`;
+    const q0 = performance.now();
+    const answer = await queryA(dnsPort, lastName, 5000);
+    const served = answer?.length === ENDPOINTS ? `yes, ${Math.round(performance.now() - q0)} ms` : 'NO';
+    // Native path: the settle window starts once the first whole table is installed (one build).
+    let tableAt = null;
+    const tableLimit = performance.now() + 180_000;
+    while (path === 'native' && tableAt === null && performance.now() < tableLimit) {
+      const m = await api(apiPort, '/metrics').catch(() => null);
+      if (m && metricOf(m.text, 'podman_swarm_dns_native_table_builds_total') >= 1) tableAt = performance.now() - t0;
+      else await sleep(100);
+    }
+    await sleep(SETTLE_S * 1000);
+    const st = status(proc.pid);
+    const hwm = kb(st, 'VmHWM') / 1024;
+    const metrics = (await api(apiPort, '/metrics')).text;
+    const last = samples.filter(([t]) => t >= samples[samples.length - 1][0] - 1000).map(([, r]) => r);
+    const settled = last.reduce((a, b) => a + b, 0) / last.length;
+    const peakSample = Math.max(...samples.map(([, r]) => r));
+    const mb = (name) => metricOf(metrics, `podman_swarm_dns_${name}`) / 1048576;
+    return {
+      source, path, readyMs: readyAt, readyCpu, tableMs: tableAt, served, hwm, peakSample, settled,
+      heapUsed: mb('nodejs_heap_size_used_bytes'), heapTotal: mb('nodejs_heap_size_total_bytes'), external: mb('nodejs_external_memory_bytes'),
+      services: metricOf(metrics, 'podman_swarm_dns_registry_services'),
+    };
+  } finally {
+    clearInterval(sampler);
+    if (proc.exitCode === null) {
+      const gone = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await Promise.race([gone, sleep(10_000)]);
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+    }
+    procs.delete(proc);
+  }
+}
+
+const f0 = (x) => (x === null || Number.isNaN(x) ? '–' : String(Math.round(x)));
+console.log(`${SERVICES} services × ${ENDPOINTS} endpoints, no query load; RSS sampled every ${SAMPLE_MS} ms, settled = mean of the last second of ${SETTLE_S} s after READY (native: after the table is in; no forced GC); ${NODE_ARGS.length ? `node ${NODE_ARGS.join(' ')}; ` : ''}load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+console.log('| source | path | start → READY (ms) | CPU until READY (ms) | → native table (ms) | answered at READY | peak RSS, VmHWM (MB) | peak sample (MB) | settled RSS (MB) | heap used (MB) | heap total (MB) | external (MB) |');
+console.log('|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|');
+for (let r = 0; r < ROUNDS; r++) {
+  for (const source of SOURCES) {
+    for (const path of PATHS) {
+      const x = await run(source, path);
+      if (x.services !== SERVICES) console.error(`${source}/${path}: the daemon had ${x.services} services, not ${SERVICES}`);
+      console.log(`| ${source} | ${path} | ${f0(x.readyMs)} | ${f0(x.readyCpu)} | ${f0(x.tableMs)} | ${x.served} | ${f0(x.hwm)} | ${f0(x.peakSample)} | ${f0(x.settled)} | ${f0(x.heapUsed)} | ${f0(x.heapTotal)} | ${f0(x.external)} |`);
+    }
+  }
+}
+console.log(`\nload average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
