@@ -19,6 +19,7 @@ t.test('a large change is patched over several turns, a later change after it', 
   const sink = { set: (b: Buffer, staged: boolean) => addon!.setTable(b, staged), patch: (p: Buffer) => addon!.patchTable(p), commit: () => addon!.commitTable() };
   const errors: Error[] = [];
   const table = new LiveTable(w.registry, w.zone, w.clients, sink, (e) => errors.push(e), w.containerNames, undefined, () => now++);
+  table.start();
   t.teardown(() => {
     table.close();
     w.close();
@@ -66,6 +67,7 @@ t.test('a reload during a sliced patch: the whole table wins, with the change in
   let now = 0;
   const sink = { set: (b: Buffer, staged: boolean) => addon!.setTable(b, staged), patch: (p: Buffer) => addon!.patchTable(p), commit: () => addon!.commitTable() };
   const table = new LiveTable(w.registry, w.zone, w.clients, sink, (e) => t.fail(e.message), w.containerNames, undefined, () => now++);
+  table.start();
   t.teardown(() => {
     table.close();
     w.close();
