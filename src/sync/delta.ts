@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { validEndpoint, validNodeState } from '../registry/remote.js';
+import { lastStep, lowerBound, stepBetween, stepState } from '../registry/steps.js';
 import { compareKeys, endpointKey, type Endpoint, type NodeState } from '../registry/types.js';
 
 // Node states and the changes between two of them, as bytes (pure: no I/O, no clock).
@@ -65,21 +66,46 @@ function endpointHash(e: Endpoint): Uint8Array {
   return h;
 }
 
+/** Each hashed state's endpoint hashes end to end (32 bytes per endpoint), for the next state's. */
+const rowsOf = new WeakMap<NodeState, Uint8Array>();
+
 /**
  * The hash that proves a state: SHA-256 of its identity fields and endpoint count, followed by
- * the SHA-256 of each endpoint in order. Only new endpoints cost an encoding; the rest is one
- * hash over 32 bytes per endpoint.
+ * the SHA-256 of each endpoint in order. Only new endpoints cost an encoding; a state made by a
+ * recorded step (registry/steps.ts) from a hashed one copies that one's endpoint hashes around
+ * the changed keys, so the rest costs a copy and one hash over 32 bytes per endpoint.
  */
 export function stateHash(s: NodeState): Uint8Array {
   const head = encodeCanonical([s.id, s.name, s.address, s.incarnation, s.version, s.endpoints.length]);
-  const buf = new Uint8Array(head.length + HASH_BYTES * s.endpoints.length);
-  buf.set(head);
-  let at = head.length;
-  for (const e of s.endpoints) {
-    buf.set(endpointHash(e), at);
-    at += HASH_BYTES;
+  return new Uint8Array(createHash('sha256').update(head).update(endpointRows(s)).digest());
+}
+
+function endpointRows(s: NodeState): Uint8Array {
+  let rows = rowsOf.get(s);
+  if (rows) return rows;
+  const step = lastStep(s);
+  const base = step && rowsOf.get(step.from);
+  rows = new Uint8Array(HASH_BYTES * s.endpoints.length);
+  if (step && base) {
+    // Runs between the changed keys are the same endpoints in both states, in the same order.
+    const before = step.from.endpoints;
+    const after = s.endpoints;
+    let i = 0;
+    let j = 0;
+    for (const key of step.keys) {
+      const bi = lowerBound(before, key, endpointKey);
+      const aj = lowerBound(after, key, endpointKey);
+      rows.set(base.subarray(i * HASH_BYTES, bi * HASH_BYTES), j * HASH_BYTES);
+      i = bi + (bi < before.length && endpointKey(before[bi]!) === key ? 1 : 0);
+      j = aj;
+      if (aj < after.length && endpointKey(after[aj]!) === key) rows.set(endpointHash(after[j++]!), aj * HASH_BYTES);
+    }
+    rows.set(base.subarray(i * HASH_BYTES), j * HASH_BYTES);
+  } else {
+    s.endpoints.forEach((e, k) => rows!.set(endpointHash(e), k * HASH_BYTES));
   }
-  return sha256(buf);
+  rowsOf.set(s, rows);
+  return rows;
 }
 
 /** A whole state from its bytes, or null when they are not a well-formed state. */
@@ -130,6 +156,16 @@ export function diff(prev: NodeState | undefined, next: NodeState): Delta {
   const del: string[] = [];
   const a = prev?.endpoints ?? [];
   const b = next.endpoints;
+  const step = stepBetween(prev, next);
+  if (step) {
+    // Made from `prev` by recorded steps: only their keys can differ.
+    for (const key of step.keys) {
+      const j = lowerBound(b, key, endpointKey);
+      if (j < b.length && endpointKey(b[j]!) === key) put.push(b[j]!);
+      else del.push(key);
+    }
+    return { id: next.id, name: next.name, address: next.address, incarnation: next.incarnation, base: prev!.version, version: next.version, put, del };
+  }
   let i = 0;
   let j = 0;
   while (i < a.length || j < b.length) {
@@ -157,22 +193,17 @@ export function diff(prev: NodeState | undefined, next: NodeState): Delta {
 }
 
 /**
- * The state `d` leads to from `held` (the state at `d.base`; ignored when the base is 0). Work
- * is linear in the state's size; unchanged endpoints keep their objects.
+ * The state `d` leads to from `held` (the state at `d.base`; ignored when the base is 0).
+ * Unchanged endpoints keep their objects; the step is recorded (registry/steps.ts), so the state
+ * hash, the registry's index and a delta onwards cost what the delta holds, not the state's size.
  */
 export function apply(held: NodeState | undefined, d: Delta): NodeState {
-  const gone = new Set(d.del);
-  for (const e of d.put) gone.add(endpointKey(e));
-  const kept = d.base === 0 ? [] : (held?.endpoints ?? []).filter((e) => !gone.has(endpointKey(e)));
-  const put = sortEndpoints(d.put);
-  const endpoints: Endpoint[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < kept.length || j < put.length) {
-    if (j >= put.length || (i < kept.length && compareKeys(endpointKey(kept[i]!), endpointKey(put[j]!)) < 0)) endpoints.push(kept[i++]!);
-    else endpoints.push(put[j++]!);
-  }
-  return { id: d.id, name: d.name, address: d.address, incarnation: d.incarnation, version: d.version, endpoints };
+  const make = (endpoints: Endpoint[]): NodeState => ({ id: d.id, name: d.name, address: d.address, incarnation: d.incarnation, version: d.version, endpoints });
+  if (d.base === 0 || !held) return make(sortEndpoints(d.put));
+  const changes = new Map<string, Endpoint | undefined>();
+  for (const k of d.del) changes.set(k, undefined);
+  for (const e of d.put) changes.set(endpointKey(e), e);
+  return stepState(held, changes, make);
 }
 
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
