@@ -1,6 +1,6 @@
 import { sameEndpoint } from './equal.js';
 import type { Registry } from './registry.js';
-import { stepState } from './steps.js';
+import { serviceRun, stepState } from './steps.js';
 import { endpointKey, type Endpoint, type EndpointSource, type NodeState } from './types.js';
 
 // This node's own state: the one state in the registry this process writes. Sources (config
@@ -44,6 +44,11 @@ export class LocalNode {
   endpoints(source?: EndpointSource): Endpoint[] {
     if (source) return [...(this.sources.get(source)?.values() ?? [])];
     return this.current.endpoints;
+  }
+
+  /** This node's endpoints of one service (a binary search in the sorted list, not a scan). */
+  serviceEndpoints(namespace: string, service: string): Endpoint[] {
+    return serviceRun(this.current.endpoints, namespace, service);
   }
 
   /** True when one more endpoint would go over the limit. */
