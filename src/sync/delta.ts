@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { validEndpoint, validNodeState } from '../registry/remote.js';
-import { lastStep, lowerBound, stepBetween, stepState } from '../registry/steps.js';
+import { lastStep, lowerBound, PATCH_MAX, stepBetween, stepState } from '../registry/steps.js';
 import { compareKeys, endpointKey, type Endpoint, type NodeState } from '../registry/types.js';
 
 // Node states and the changes between two of them, as bytes (pure: no I/O, no clock).
@@ -66,45 +66,76 @@ function endpointHash(e: Endpoint): Uint8Array {
   return h;
 }
 
-/** Each hashed state's endpoint hashes end to end (32 bytes per endpoint), for the next state's. */
-const rowsOf = new WeakMap<NodeState, Uint8Array>();
+/** A hashed state's endpoint hashes end to end, 32 bytes per endpoint, in a buffer with room to grow. */
+interface Rows {
+  buf: Uint8Array;
+  n: number;
+}
+const rowsOf = new WeakMap<NodeState, Rows>();
 
 /**
  * The hash that proves a state: SHA-256 of its identity fields and endpoint count, followed by
- * the SHA-256 of each endpoint in order. Only new endpoints cost an encoding; a state made by a
- * recorded step (registry/steps.ts) from a hashed one copies that one's endpoint hashes around
- * the changed keys, so the rest costs a copy and one hash over 32 bytes per endpoint.
+ * the SHA-256 of each endpoint in order. Only new endpoints cost an encoding. The endpoint
+ * hashes of a state made by a recorded step (registry/steps.ts) are those of the state before
+ * it, patched in place at the changed keys: the buffer moves on to the new state (the old one
+ * would be hashed anew, which nothing does), so a change costs no allocation and no walk over
+ * the endpoints, only one hash over 32 bytes per endpoint.
  */
 export function stateHash(s: NodeState): Uint8Array {
   const head = encodeCanonical([s.id, s.name, s.address, s.incarnation, s.version, s.endpoints.length]);
-  return new Uint8Array(createHash('sha256').update(head).update(endpointRows(s)).digest());
+  const rows = endpointRows(s);
+  return new Uint8Array(createHash('sha256').update(head).update(rows.buf.subarray(0, rows.n * HASH_BYTES)).digest());
 }
 
-function endpointRows(s: NodeState): Uint8Array {
+function endpointRows(s: NodeState): Rows {
   let rows = rowsOf.get(s);
   if (rows) return rows;
   const step = lastStep(s);
-  const base = step && rowsOf.get(step.from);
-  rows = new Uint8Array(HASH_BYTES * s.endpoints.length);
+  const base = step && step.keys.length <= PATCH_MAX ? rowsOf.get(step.from) : undefined;
   if (step && base) {
-    // Runs between the changed keys are the same endpoints in both states, in the same order.
-    const before = step.from.endpoints;
-    const after = s.endpoints;
-    let i = 0;
-    let j = 0;
-    for (const key of step.keys) {
-      const bi = lowerBound(before, key, endpointKey);
-      const aj = lowerBound(after, key, endpointKey);
-      rows.set(base.subarray(i * HASH_BYTES, bi * HASH_BYTES), j * HASH_BYTES);
-      i = bi + (bi < before.length && endpointKey(before[bi]!) === key ? 1 : 0);
-      j = aj;
-      if (aj < after.length && endpointKey(after[aj]!) === key) rows.set(endpointHash(after[j++]!), aj * HASH_BYTES);
-    }
-    rows.set(base.subarray(i * HASH_BYTES), j * HASH_BYTES);
+    rowsOf.delete(step.from);
+    rows = patchRows(base, step.from.endpoints, s.endpoints, step.keys);
   } else {
-    s.endpoints.forEach((e, k) => rows!.set(endpointHash(e), k * HASH_BYTES));
+    rows = { buf: new Uint8Array(HASH_BYTES * roomFor(s.endpoints.length)), n: s.endpoints.length };
+    s.endpoints.forEach((e, k) => rows!.buf.set(endpointHash(e), k * HASH_BYTES));
   }
   rowsOf.set(s, rows);
+  return rows;
+}
+
+/** Rows for `n` endpoints and some to grow by. */
+const roomFor = (n: number): number => n + (n >> 3) + 8;
+
+/** The rows of `before` turned into those of `after`, which differ only at `keys` (sorted). */
+function patchRows(rows: Rows, before: readonly Endpoint[], after: readonly Endpoint[], keys: readonly string[]): Rows {
+  if (rows.buf.length < HASH_BYTES * (before.length + keys.length)) {
+    const grown = new Uint8Array(HASH_BYTES * roomFor(before.length + keys.length));
+    grown.set(rows.buf.subarray(0, rows.n * HASH_BYTES));
+    rows = { buf: grown, n: rows.n };
+  }
+  const { buf } = rows;
+  // Keys in order: the rows before a key are already the new state's; those from it on are the
+  // old state's, `shift` places off.
+  let shift = 0;
+  for (const key of keys) {
+    const b = lowerBound(before, key, endpointKey);
+    const at = (b + shift) * HASH_BYTES;
+    const was = b < before.length && endpointKey(before[b]!) === key;
+    const a = lowerBound(after, key, endpointKey);
+    const now = a < after.length && endpointKey(after[a]!) === key;
+    const end = (before.length + shift) * HASH_BYTES;
+    if (was && !now) {
+      buf.copyWithin(at, at + HASH_BYTES, end);
+      shift--;
+    } else if (now) {
+      if (!was) {
+        buf.copyWithin(at + HASH_BYTES, at, end);
+        shift++;
+      }
+      buf.set(endpointHash(after[a]!), at);
+    }
+  }
+  rows.n = after.length;
   return rows;
 }
 
