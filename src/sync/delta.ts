@@ -94,8 +94,9 @@ function endpointRows(s: NodeState): Rows {
   const base = step && step.keys.length <= PATCH_MAX ? rowsOf.get(step.from) : undefined;
   if (step && base) {
     rowsOf.delete(step.from);
-    rows = patchRows(base, step.from.endpoints, s.endpoints, step.keys);
-  } else {
+    rows = patchRows(base, step.from.endpoints, s.endpoints, step.keys) ?? undefined;
+  }
+  if (!rows) {
     rows = { buf: new Uint8Array(HASH_BYTES * roomFor(s.endpoints.length)), n: s.endpoints.length };
     s.endpoints.forEach((e, k) => rows!.buf.set(endpointHash(e), k * HASH_BYTES));
   }
@@ -106,8 +107,11 @@ function endpointRows(s: NodeState): Rows {
 /** Rows for `n` endpoints and some to grow by. */
 const roomFor = (n: number): number => n + (n >> 3) + 8;
 
-/** The rows of `before` turned into those of `after`, which differ only at `keys` (sorted). */
-function patchRows(rows: Rows, before: readonly Endpoint[], after: readonly Endpoint[], keys: readonly string[]): Rows {
+/**
+ * The rows of `before` turned into those of `after`, which differ only at `keys` (sorted); null
+ * when the two lists do not line up as sorted lists do (a state its owner did not sort).
+ */
+function patchRows(rows: Rows, before: readonly Endpoint[], after: readonly Endpoint[], keys: readonly string[]): Rows | null {
   if (rows.buf.length < HASH_BYTES * (before.length + keys.length)) {
     const grown = new Uint8Array(HASH_BYTES * roomFor(before.length + keys.length));
     grown.set(rows.buf.subarray(0, rows.n * HASH_BYTES));
@@ -123,6 +127,7 @@ function patchRows(rows: Rows, before: readonly Endpoint[], after: readonly Endp
     const was = b < before.length && endpointKey(before[b]!) === key;
     const a = lowerBound(after, key, endpointKey);
     const now = a < after.length && endpointKey(after[a]!) === key;
+    if (a !== b + shift) return null;
     const end = (before.length + shift) * HASH_BYTES;
     if (was && !now) {
       buf.copyWithin(at, at + HASH_BYTES, end);

@@ -122,3 +122,12 @@ t.test('property: states, views, deltas and hashes built from steps are the ones
   }
   t.pass('40 rounds of 30 writes');
 });
+
+t.test('a state its owner did not sort: a delta on it hashes as a whole computation does', async (t) => {
+  const held = node('n1', 1, bigNode('n1', 300).endpoints.reverse());
+  stateHash(held);
+  const added = ep('s3', '10.9.9.9', { id: 'e0000' });
+  const d = { id: 'n1', name: held.name, address: held.address, incarnation: 0, base: 1, version: 2, put: [added], del: ['default/s29/e299', 'default/s0/e1'] };
+  const next = apply(held, d);
+  t.same(stateHash(next), stateHash(fresh(next)), 'the same hash as from scratch');
+});
