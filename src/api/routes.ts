@@ -237,7 +237,7 @@ route(
       if (existing && existing.source !== 'api') {
         throw new HttpError(409, `endpoint ${ep.id} of ${ns}/${svc} comes from ${existing.source === 'config' ? 'the config file' : 'Podman'}; change it there, or register under another id`);
       }
-      if (!existing && ctx.local.endpoints().filter((e) => e.namespace === ns && e.service === svc).length >= limits.maxEndpoints) {
+      if (!existing && ctx.local.serviceEndpoints(ns, svc).length >= limits.maxEndpoints) {
         throw new HttpError(409, `${ns}/${svc} already has ${limits.maxEndpoints} endpoints on this node (--max-endpoints-per-service)`);
       }
       if (!existing && ctx.local.full) {

@@ -1,6 +1,7 @@
 import { sameEndpoint } from './equal.js';
 import type { Registry } from './registry.js';
-import { compareKeys, endpointKey, type Endpoint, type EndpointSource, type NodeState } from './types.js';
+import { serviceRun, stepState } from './steps.js';
+import { endpointKey, type Endpoint, type EndpointSource, type NodeState } from './types.js';
 
 // This node's own state: the one state in the registry this process writes. Sources (config
 // file, API, Podman) each own a set of endpoints; health results overlay them. Every change
@@ -19,6 +20,8 @@ export class LocalNode {
   private readonly sources = new Map<EndpointSource, Map<string, Endpoint>>();
   /** Health results by endpoint key; absent means healthy until a checker says otherwise. */
   private readonly health = new Map<string, boolean>();
+  /** The published endpoints by key (what `current.endpoints` holds). */
+  private readonly merged = new Map<string, Endpoint>();
   private version = 0;
   private current: NodeState;
 
@@ -31,7 +34,7 @@ export class LocalNode {
     readonly maxEndpoints = Infinity,
   ) {
     this.current = { ...identity, version: 0, endpoints: [] };
-    this.commit(true);
+    this.commit([], true);
   }
 
   get state(): NodeState {
@@ -43,26 +46,35 @@ export class LocalNode {
     return this.current.endpoints;
   }
 
+  /** This node's endpoints of one service (a binary search in the sorted list, not a scan). */
+  serviceEndpoints(namespace: string, service: string): Endpoint[] {
+    return serviceRun(this.current.endpoints, namespace, service);
+  }
+
   /** True when one more endpoint would go over the limit. */
   get full(): boolean {
     return this.current.endpoints.length >= this.maxEndpoints;
   }
 
   find(namespace: string, service: string, id: string): Endpoint | undefined {
-    const key = endpointKey({ namespace, service, id });
-    return this.current.endpoints.find((e) => endpointKey(e) === key);
+    return this.merged.get(endpointKey({ namespace, service, id }));
   }
 
   /** Replaces everything a source provides (config reload, Podman resync); true when that changed the state. */
   replaceSource(source: EndpointSource, endpoints: Endpoint[]): boolean {
     const old = this.sources.get(source);
     const next = new Map<string, Endpoint>();
+    const touched: string[] = [];
     for (const e of endpoints) {
       const key = endpointKey(e);
-      next.set(key, kept(old?.get(key), { ...e, source }));
+      const before = old?.get(key);
+      const now = kept(before, { ...e, source });
+      next.set(key, now);
+      if (now !== before) touched.push(key);
     }
+    for (const key of old?.keys() ?? []) if (!next.has(key)) touched.push(key);
     this.sources.set(source, next);
-    return this.commit();
+    return this.commit(touched);
   }
 
   upsert(endpoint: Endpoint): void {
@@ -70,14 +82,14 @@ export class LocalNode {
     if (!map) this.sources.set(endpoint.source, (map = new Map()));
     const key = endpointKey(endpoint);
     map.set(key, kept(map.get(key), endpoint));
-    this.commit();
+    this.commit([key]);
   }
 
   /** Removes an endpoint of a source; false when that source has no such endpoint. */
   remove(source: EndpointSource, key: string): boolean {
     if (!this.sources.get(source)?.delete(key)) return false;
     this.health.delete(key);
-    this.commit();
+    this.commit([key]);
     return true;
   }
 
@@ -87,53 +99,60 @@ export class LocalNode {
 
   /** Applies many health results as one change: one version, one table update, whatever their number. */
   setHealthMany(results: Iterable<readonly [key: string, healthy: boolean]>): void {
-    let changed = false;
+    const changed: string[] = [];
     for (const [key, healthy] of results) {
       if ((this.health.get(key) ?? true) === healthy) continue;
       this.health.set(key, healthy);
-      changed = true;
+      changed.push(key);
     }
-    if (changed) this.commit();
+    if (changed.length) this.commit(changed);
   }
 
   setIdentity(identity: LocalIdentity): void {
     this.identity = identity;
-    this.commit();
+    this.commit([]);
   }
 
-  /** Publishes the merged endpoints as a new version, unless nothing differs from the current state (`first`: always). */
-  private commit(first = false): boolean {
+  /** What key `key` publishes now: config wins over the API, the API over Podman; health overlaid. */
+  private effective(key: string): Endpoint | undefined {
+    for (const source of SOURCES) {
+      const e = this.sources.get(source)?.get(key);
+      if (e === undefined) continue;
+      const healthy = this.health.get(key) ?? true;
+      return e.healthy === healthy ? e : { ...e, healthy };
+    }
+    return undefined;
+  }
+
+  /**
+   * Publishes a new version when the endpoints of `touched` keys (or the identity) differ from the
+   * current state (`first`: always). Only those keys are looked at: the cost follows the change.
+   */
+  private commit(touched: Iterable<string>, first = false): boolean {
     const prev = this.current;
     const id = this.identity;
-    let same = !first && prev.id === id.id && prev.name === id.name && prev.address === id.address && prev.incarnation === id.incarnation;
-    const merged = new Map<string, Endpoint>();
-    // Config wins over the API, the API over Podman, if two sources claim the same key.
-    for (const source of ['config', 'api', 'podman'] as const) {
-      for (const [key, e] of this.sources.get(source) ?? []) {
-        if (merged.has(key)) continue;
-        const healthy = this.health.get(key) ?? true;
-        merged.set(key, e.healthy === healthy ? e : { ...e, healthy });
-      }
-    }
-    // Sorted by key, as every copy of a state is (sync/delta.ts): a delta then rebuilds it exactly.
-    const endpoints: Endpoint[] = [];
-    for (const key of [...merged.keys()].sort(compareKeys)) {
-      const next = merged.get(key)!;
+    const sameId = !first && prev.id === id.id && prev.name === id.name && prev.address === id.address && prev.incarnation === id.incarnation;
+    const changes = new Map<string, Endpoint | undefined>();
+    for (const key of touched) {
+      if (changes.has(key)) continue;
+      const old = this.merged.get(key);
+      const next = this.effective(key);
       // Unchanged endpoints keep their objects: the registry then compares them by identity.
-      const old = prev.endpoints[endpoints.length];
-      if (old !== undefined && (old === next || sameEndpoint(old, next))) endpoints.push(old);
-      else {
-        same = false;
-        endpoints.push(next);
-      }
+      if (old === next || (old !== undefined && next !== undefined && sameEndpoint(old, next))) continue;
+      changes.set(key, next);
+      if (next) this.merged.set(key, next);
+      else this.merged.delete(key);
     }
-    if (same && endpoints.length === prev.endpoints.length) return false;
+    if (sameId && changes.size === 0) return false;
     this.version = Math.max(this.version + 1, this.now());
-    this.current = { ...id, version: this.version, endpoints };
+    // Sorted by key, as every copy of a state is (sync/delta.ts): a delta then rebuilds it exactly.
+    this.current = stepState(prev, changes, (endpoints) => ({ ...id, version: this.version, endpoints }));
     this.registry.apply(this.current);
     return true;
   }
 }
+
+const SOURCES = ['config', 'api', 'podman'] as const;
 
 /** The endpoint a source now provides: the one it had when only `lastSeen` differs. */
 const kept = (old: Endpoint | undefined, next: Endpoint): Endpoint => (old !== undefined && sameEndpoint(old, next) ? old : next);

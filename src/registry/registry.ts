@@ -2,6 +2,7 @@ import { canonicalIp } from '../net/cidr.js';
 import { mergeState } from './merge.js';
 import { buildService, type ServiceView, type ViewOptions } from './view.js';
 import { sameEndpoint } from './equal.js';
+import { serviceRun, stepBetween } from './steps.js';
 import { endpointKey, serviceKey, type Endpoint, type NodeState } from './types.js';
 
 // The pure core: the merged per-node states and the views derived from them. No sockets, no
@@ -137,19 +138,30 @@ export class Registry {
     const lists = this.byNode.get(nodeId) ?? new Map<string, Endpoint[]>();
     // A node's name or address feeds every one of its endpoints' views.
     const whole = !old || !next || old.name !== next.name || old.address !== next.address;
-    const touched = whole ? new Set(lists.keys()) : changedServices(old.endpoints, next.endpoints);
+    // When the state was made from the old one by a recorded step (a local write, a delta), the
+    // step names the services it touched, each found in the sorted list by binary search.
+    const step = whole ? undefined : stepBetween(old, next);
+    const touched = whole ? new Set(lists.keys()) : step ? new Set(step.services) : changedServices(old.endpoints, next.endpoints);
     const nextEndpoints = next?.endpoints ?? [];
     if (whole) for (const ep of nextEndpoints) touched.add(serviceKey(ep.namespace, ep.service));
     this._endpointCount += nextEndpoints.length - (old?.endpoints.length ?? 0);
 
     for (const key of touched) lists.delete(key);
-    for (const ep of nextEndpoints) {
-      const key = serviceKey(ep.namespace, ep.service);
-      if (!touched.has(key)) continue;
-      // A list made by a literal holds what it has; one grown from [] by push reserves 17.
-      const list = lists.get(key);
-      if (list) list.push(ep);
-      else lists.set(key, [ep]);
+    if (step) {
+      for (const key of touched) {
+        const slash = key.indexOf('/');
+        const run = serviceRun(nextEndpoints, key.slice(0, slash), key.slice(slash + 1));
+        if (run.length) lists.set(key, run);
+      }
+    } else {
+      for (const ep of nextEndpoints) {
+        const key = serviceKey(ep.namespace, ep.service);
+        if (!touched.has(key)) continue;
+        // A list made by a literal holds what it has; one grown from [] by push reserves 17.
+        const list = lists.get(key);
+        if (list) list.push(ep);
+        else lists.set(key, [ep]);
+      }
     }
     if (next) this.byNode.set(nodeId, lists);
     else this.byNode.delete(nodeId);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { validEndpoint, validNodeState } from '../registry/remote.js';
+import { lastStep, lowerBound, PATCH_MAX, stepBetween, stepState } from '../registry/steps.js';
 import { compareKeys, endpointKey, type Endpoint, type NodeState } from '../registry/types.js';
 
 // Node states and the changes between two of them, as bytes (pure: no I/O, no clock).
@@ -65,21 +66,82 @@ function endpointHash(e: Endpoint): Uint8Array {
   return h;
 }
 
+/** A hashed state's endpoint hashes end to end, 32 bytes per endpoint, in a buffer with room to grow. */
+interface Rows {
+  buf: Uint8Array;
+  n: number;
+}
+const rowsOf = new WeakMap<NodeState, Rows>();
+
 /**
  * The hash that proves a state: SHA-256 of its identity fields and endpoint count, followed by
- * the SHA-256 of each endpoint in order. Only new endpoints cost an encoding; the rest is one
- * hash over 32 bytes per endpoint.
+ * the SHA-256 of each endpoint in order. Only new endpoints cost an encoding. The endpoint
+ * hashes of a state made by a recorded step (registry/steps.ts) are those of the state before
+ * it, patched in place at the changed keys: the buffer moves on to the new state (the old one
+ * would be hashed anew, which nothing does), so a change costs no allocation and no walk over
+ * the endpoints, only one hash over 32 bytes per endpoint.
  */
 export function stateHash(s: NodeState): Uint8Array {
   const head = encodeCanonical([s.id, s.name, s.address, s.incarnation, s.version, s.endpoints.length]);
-  const buf = new Uint8Array(head.length + HASH_BYTES * s.endpoints.length);
-  buf.set(head);
-  let at = head.length;
-  for (const e of s.endpoints) {
-    buf.set(endpointHash(e), at);
-    at += HASH_BYTES;
+  const rows = endpointRows(s);
+  return new Uint8Array(createHash('sha256').update(head).update(rows.buf.subarray(0, rows.n * HASH_BYTES)).digest());
+}
+
+function endpointRows(s: NodeState): Rows {
+  let rows = rowsOf.get(s);
+  if (rows) return rows;
+  const step = lastStep(s);
+  const base = step && step.keys.length <= PATCH_MAX ? rowsOf.get(step.from) : undefined;
+  if (step && base) {
+    rowsOf.delete(step.from);
+    rows = patchRows(base, step.from.endpoints, s.endpoints, step.keys) ?? undefined;
   }
-  return sha256(buf);
+  if (!rows) {
+    rows = { buf: new Uint8Array(HASH_BYTES * roomFor(s.endpoints.length)), n: s.endpoints.length };
+    s.endpoints.forEach((e, k) => rows!.buf.set(endpointHash(e), k * HASH_BYTES));
+  }
+  rowsOf.set(s, rows);
+  return rows;
+}
+
+/** Rows for `n` endpoints and some to grow by. */
+const roomFor = (n: number): number => n + (n >> 3) + 8;
+
+/**
+ * The rows of `before` turned into those of `after`, which differ only at `keys` (sorted); null
+ * when the two lists do not line up as sorted lists do (a state its owner did not sort).
+ */
+function patchRows(rows: Rows, before: readonly Endpoint[], after: readonly Endpoint[], keys: readonly string[]): Rows | null {
+  if (rows.buf.length < HASH_BYTES * (before.length + keys.length)) {
+    const grown = new Uint8Array(HASH_BYTES * roomFor(before.length + keys.length));
+    grown.set(rows.buf.subarray(0, rows.n * HASH_BYTES));
+    rows = { buf: grown, n: rows.n };
+  }
+  const { buf } = rows;
+  // Keys in order: the rows before a key are already the new state's; those from it on are the
+  // old state's, `shift` places off.
+  let shift = 0;
+  for (const key of keys) {
+    const b = lowerBound(before, key, endpointKey);
+    const at = (b + shift) * HASH_BYTES;
+    const was = b < before.length && endpointKey(before[b]!) === key;
+    const a = lowerBound(after, key, endpointKey);
+    const now = a < after.length && endpointKey(after[a]!) === key;
+    if (a !== b + shift) return null;
+    const end = (before.length + shift) * HASH_BYTES;
+    if (was && !now) {
+      buf.copyWithin(at, at + HASH_BYTES, end);
+      shift--;
+    } else if (now) {
+      if (!was) {
+        buf.copyWithin(at + HASH_BYTES, at, end);
+        shift++;
+      }
+      buf.set(endpointHash(after[a]!), at);
+    }
+  }
+  rows.n = after.length;
+  return rows;
 }
 
 /** A whole state from its bytes, or null when they are not a well-formed state. */
@@ -130,6 +192,16 @@ export function diff(prev: NodeState | undefined, next: NodeState): Delta {
   const del: string[] = [];
   const a = prev?.endpoints ?? [];
   const b = next.endpoints;
+  const step = stepBetween(prev, next);
+  if (step) {
+    // Made from `prev` by recorded steps: only their keys can differ.
+    for (const key of step.keys) {
+      const j = lowerBound(b, key, endpointKey);
+      if (j < b.length && endpointKey(b[j]!) === key) put.push(b[j]!);
+      else del.push(key);
+    }
+    return { id: next.id, name: next.name, address: next.address, incarnation: next.incarnation, base: prev!.version, version: next.version, put, del };
+  }
   let i = 0;
   let j = 0;
   while (i < a.length || j < b.length) {
@@ -157,22 +229,17 @@ export function diff(prev: NodeState | undefined, next: NodeState): Delta {
 }
 
 /**
- * The state `d` leads to from `held` (the state at `d.base`; ignored when the base is 0). Work
- * is linear in the state's size; unchanged endpoints keep their objects.
+ * The state `d` leads to from `held` (the state at `d.base`; ignored when the base is 0).
+ * Unchanged endpoints keep their objects; the step is recorded (registry/steps.ts), so the state
+ * hash, the registry's index and a delta onwards cost what the delta holds, not the state's size.
  */
 export function apply(held: NodeState | undefined, d: Delta): NodeState {
-  const gone = new Set(d.del);
-  for (const e of d.put) gone.add(endpointKey(e));
-  const kept = d.base === 0 ? [] : (held?.endpoints ?? []).filter((e) => !gone.has(endpointKey(e)));
-  const put = sortEndpoints(d.put);
-  const endpoints: Endpoint[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < kept.length || j < put.length) {
-    if (j >= put.length || (i < kept.length && compareKeys(endpointKey(kept[i]!), endpointKey(put[j]!)) < 0)) endpoints.push(kept[i++]!);
-    else endpoints.push(put[j++]!);
-  }
-  return { id: d.id, name: d.name, address: d.address, incarnation: d.incarnation, version: d.version, endpoints };
+  const make = (endpoints: Endpoint[]): NodeState => ({ id: d.id, name: d.name, address: d.address, incarnation: d.incarnation, version: d.version, endpoints });
+  if (d.base === 0 || !held) return make(sortEndpoints(d.put));
+  const changes = new Map<string, Endpoint | undefined>();
+  for (const k of d.del) changes.set(k, undefined);
+  for (const e of d.put) changes.set(endpointKey(e), e);
+  return stepState(held, changes, make);
 }
 
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -1,0 +1,122 @@
+import { compareKeys, endpointKey, serviceKey, type Endpoint, type NodeState } from './types.js';
+
+// How a node state was made from the one before it, when its maker knows (the local node's
+// writes, a delta applied to the state at its base): the keys of the endpoints that may differ
+// and the services they belong to. Consumers (the registry's index, the delta encoder, the state
+// hash) then work on those keys instead of comparing whole endpoint lists, so the cost of a
+// change follows the change, not the node's size. Kept beside the states (a WeakMap), not in
+// them: states stay plain data. A step holds the state before it weakly, so a chain of versions
+// is never kept alive by its steps.
+//
+// A step's keys hold every key whose endpoint differs between the two states (more is harmless:
+// an extra key is recomputed, not missed). Both states keep their endpoints sorted by key.
+
+export interface Step {
+  from: NodeState;
+  /** Endpoint keys, sorted, without repeats. */
+  keys: readonly string[];
+  /** Keys (`ns/svc`) of the services of the endpoints before and after. */
+  services: ReadonlySet<string>;
+}
+
+interface Recorded {
+  from: WeakRef<NodeState>;
+  keys: readonly string[];
+  services: ReadonlySet<string>;
+}
+
+const steps = new WeakMap<NodeState, Recorded>();
+
+/** Longest chain of steps followed back from a state (its maker published in between: rare). */
+const MAX_CHAIN = 16;
+/** More changed keys than this: a list is sorted anew rather than patched key by key. */
+export const PATCH_MAX = 64;
+
+/** The step that made `to`, while the state it was made from is still held somewhere. */
+export function lastStep(to: NodeState): Step | undefined {
+  const r = steps.get(to);
+  const from = r?.from.deref();
+  return r && from ? { from, keys: r.keys, services: r.services } : undefined;
+}
+
+/**
+ * What differs from `from` to `to`, when `to` was made from `from` in at most a few recorded
+ * steps; undefined when that is not known (then compare the lists).
+ */
+export function stepBetween(from: NodeState | undefined, to: NodeState): Step | undefined {
+  if (!from) return undefined;
+  const chain: Step[] = [];
+  let at: NodeState = to;
+  while (at !== from) {
+    const s = chain.length < MAX_CHAIN ? lastStep(at) : undefined;
+    if (!s) return undefined;
+    chain.push(s);
+    at = s.from;
+  }
+  if (chain.length === 1) return chain[0];
+  const keys = new Set<string>();
+  const services = new Set<string>();
+  for (const s of chain) {
+    for (const k of s.keys) keys.add(k);
+    for (const v of s.services) services.add(v);
+  }
+  return { from, keys: [...keys].sort(compareKeys), services };
+}
+
+/**
+ * The endpoint list of `from` with `changes` made (an endpoint by key, or undefined: removed), as
+ * the state `to` returned by `make`, the step recorded. A few changes are placed by binary
+ * search in a copy of the list; many, by sorting anew.
+ */
+export function stepState(from: NodeState, changes: ReadonlyMap<string, Endpoint | undefined>, make: (endpoints: Endpoint[]) => NodeState): NodeState {
+  const keys = [...changes.keys()].sort(compareKeys);
+  const services = new Set<string>();
+  let endpoints: Endpoint[];
+  const note = (e: Endpoint | undefined): void => void (e && services.add(serviceKey(e.namespace, e.service)));
+  if (keys.length > PATCH_MAX) {
+    const byKey = new Map(from.endpoints.map((e) => [endpointKey(e), e] as const));
+    for (const [key, e] of changes) {
+      note(byKey.get(key));
+      note(e);
+      if (e) byKey.set(key, e);
+      else byKey.delete(key);
+    }
+    endpoints = [...byKey.keys()].sort(compareKeys).map((k) => byKey.get(k)!);
+  } else {
+    endpoints = from.endpoints.slice();
+    for (const key of keys) {
+      const e = changes.get(key);
+      const i = lowerBound(endpoints, key, endpointKey);
+      const present = i < endpoints.length && endpointKey(endpoints[i]!) === key;
+      if (present) note(endpoints[i]);
+      note(e);
+      if (e && present) endpoints[i] = e;
+      else if (e) endpoints.splice(i, 0, e);
+      else if (present) endpoints.splice(i, 1);
+    }
+  }
+  const to = make(endpoints);
+  steps.set(to, { from: new WeakRef(from), keys, services });
+  return to;
+}
+
+/** The first position in `items` (sorted by `keyOf`) whose key is not below `key`. */
+export function lowerBound<T>(items: readonly T[], key: string, keyOf: (item: T) => string): number {
+  let lo = 0;
+  let hi = items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareKeys(keyOf(items[mid]!), key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The endpoints of service `ns/svc` in a state's sorted list: one contiguous run, found by binary search. */
+export function serviceRun(endpoints: readonly Endpoint[], namespace: string, service: string): Endpoint[] {
+  const start = lowerBound(endpoints, `${namespace}/${service}/`, endpointKey);
+  let end = start;
+  while (end < endpoints.length && endpoints[end]!.namespace === namespace && endpoints[end]!.service === service) end++;
+  // A slice holds what it has; a list grown from [] by push reserves 17 slots.
+  return endpoints.slice(start, end);
+}
