@@ -25,6 +25,8 @@ export interface SimSync {
 export interface SyncCounters {
   /** Whole node states that reached another host's sync: in an update packet, a fetch answer or a push-pull. */
   wholeStates: number;
+  /** Updates a host's sync dropped as malformed, unsigned or out of bounds (none in a sound run). */
+  refused: number;
 }
 
 export interface SyncContext {
@@ -62,20 +64,22 @@ function statesIn(b: Uint8Array | null, at: number): number {
 /** The daemon's registry sync (src/sync/registry-sync.ts): signed deltas, whole states in push-pull and repairs. */
 export const deltaSync: SyncFactory = ({ identity, states, now, counters }) => {
   // RegistrySync reads and writes only the NodeStates part of a Registry.
-  const sync = new RegistrySync(states as unknown as Registry, now, {}, { identity });
+  const refused = (): void => void counters.refused++;
+  const sync = new RegistrySync(states as unknown as Registry, now, { invalid: refused, rejected: refused }, { identity });
+  // The same calls as the daemon's Cluster makes, with the counting around them.
   const delegate: Delegate = {
     notifyUpdate: (data) => {
       if (isWholeUpdate(data)) counters.wholeStates++;
       sync.notifyUpdate(data);
     },
     pushPullRequest: () => sync.pushPullRequest(),
-    pushPullAnswer: (remote) => {
-      const answer = sync.pushPullAnswer(remote);
+    pushPullAnswer: (remote, join) => {
+      const answer = sync.pushPullAnswer(remote, join);
       counters.wholeStates += statesIn(answer, 1);
       return answer;
     },
-    pushPullFinish: (answer) => {
-      const rest = sync.pushPullFinish(answer);
+    pushPullFinish: (answer, join) => {
+      const rest = sync.pushPullFinish(answer, join);
       counters.wholeStates += statesIn(rest, 1);
       return rest;
     },
