@@ -47,9 +47,14 @@ function signedOnce(identity: NodeIdentity, s: NodeState): Signed {
 }
 
 const decoder = new Decoder();
-/** An update [0, header, body, pub, sig, relay] whose delta starts from nothing (base 0): a whole state. */
+/**
+ * An update [0, header, body, pub, sig, relay] whose delta starts from nothing (base 0): a whole
+ * state. Only the header is decoded (bin 8: 0xc4, length): decoding every update a second time
+ * was 7% of a 300-host run.
+ */
 function isWholeUpdate(b: Uint8Array): boolean {
   if (b[0] !== 0x96 || b[1] !== 0x00) return false;
+  if (b[2] === 0xc4) return decodeHeader(b.subarray(4, 4 + b[3]!))?.base === 0;
   const v = decoder.decode(b) as unknown[];
   return v[1] instanceof Uint8Array && decodeHeader(v[1])?.base === 0;
 }
