@@ -220,9 +220,10 @@ export class RegistrySync implements Delegate {
     if (!this.accepts(h.id) || (this.registry.node(h.id)?.version ?? -1) >= h.version) return null;
     if (!verifyProof(h.id, header, { pub, sig })) return this.reject(`${what} of node ${h.id} not signed by that node's key: dropped`, 'signature');
     if (h.version > this.now() + MAX_AHEAD_MS) return this.reject(`${what} of node ${h.id} at version ${h.version}, more than a day ahead of this node's clock: dropped`, 'bounds');
-    // Copies: views would keep the whole packet or push-pull answer they came in alive as long as the version is held.
-    const own = header.slice();
-    return { header: own, h: decodeHeader(own)!, pub: pub.slice(), sig: sig.slice() };
+    // Copies (a Buffer's slice() would be a view): views would keep the whole packet or push-pull
+    // answer they came in alive as long as the version is held.
+    const own = new Uint8Array(header);
+    return { header: own, h: decodeHeader(own)!, pub: new Uint8Array(pub), sig: new Uint8Array(sig) };
   }
 
   private reject(message: string, reason: 'signature' | 'bounds' | 'limit'): null {
