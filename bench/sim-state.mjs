@@ -9,7 +9,9 @@
 //     and how many did not get there within 30 s;
 //   - bytes per second per host (everything sent: probes, gossip, fetches, push-pull);
 //   - whole node states sent per change (in update packets, fetch answers and push-pull);
-//   - real CPU time (user + system) per simulated second, and the real time of the whole run.
+//   - updates a host's sync refused (malformed, unsigned, out of bounds: 0 in a sound run);
+//   - real CPU time (user + system) per simulated second; the converged start's and the whole
+//     run's CPU and real time; RSS at the end.
 //
 //   npm run build && node --max-old-space-size=12000 bench/sim-state.mjs [--sizes 1000,5000]
 //     [--endpoints 50] [--churn 60] [--warm 30] [--steady 60] [--seed 1]
@@ -106,6 +108,7 @@ for (const N of SIZES) {
   measuring = true;
   const b0 = sim.bytesSent();
   const w0 = sim.counters.wholeStates;
+  const x0 = sim.counters.refused;
   const c0 = cpu();
   const r0 = Date.now();
   for (let s = 0; s < STEADY_S; s++) {
@@ -114,19 +117,20 @@ for (const N of SIZES) {
   }
   const bytes = (sim.bytesSent() - b0) / N / STEADY_S;
   const whole = (sim.counters.wholeStates - w0) / Math.max(1, changes);
+  const refused = sim.counters.refused - x0;
   const cpuPerS = (cpu() - c0) / STEADY_S;
   measuring = false;
   // Let the window's last changes finish (or give up on them).
   for (let s = 0; s < GIVE_UP_MS / 1000 && [...pending.values()].some((l) => l.some((c) => c.measured)); s++) await sim.run(1000);
   const lost = [...pending.values()].flat().filter((c) => c.measured).length;
   done.sort((a, b) => a - b);
-  const row = { N, changes, p50: pct(done, 0.5), p99: pct(done, 0.99), max: done[done.length - 1], lost, bytes, whole, cpuPerS, startReal, real: (Date.now() - real0) / 1000, rss: process.memoryUsage().rss / 1e6 };
+  const row = { N, changes, p50: pct(done, 0.5), p99: pct(done, 0.99), max: done[done.length - 1], lost, bytes, whole, refused, cpuPerS, startReal, startCpu, real: (Date.now() - real0) / 1000, cpu: cpu() - cpu0, rss: process.memoryUsage().rss / 1e6 };
   rows.push(row);
   console.error(`N=${N}: ${JSON.stringify(row)}`);
 }
 
-console.log(`| hosts | changes in ${STEADY_S} s | update → 99.9% p50 / p99 / max (virtual ms) | not there in 30 s | B/s per host | whole states sent per change | CPU s per simulated s | converged start (real s) | whole run (real s) | RSS (MB) |`);
-console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|');
+console.log(`| hosts | changes in ${STEADY_S} s | update → 99.9% p50 / p99 / max (virtual ms) | not there in 30 s | B/s per host | whole states sent per change | updates refused | CPU s per simulated s | converged start: CPU s / real s | whole run: CPU s / real s | RSS (MB) |`);
+console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
-  console.log(`| ${r.N} | ${r.changes} | ${r.p50?.toFixed(0)} / ${r.p99?.toFixed(0)} / ${r.max?.toFixed(0)} | ${r.lost} | ${r.bytes.toFixed(0)} | ${r.whole.toFixed(1)} | ${r.cpuPerS.toFixed(2)} | ${r.startReal.toFixed(0)} | ${r.real.toFixed(0)} | ${r.rss.toFixed(0)} |`);
+  console.log(`| ${r.N} | ${r.changes} | ${r.p50?.toFixed(0)} / ${r.p99?.toFixed(0)} / ${r.max?.toFixed(0)} | ${r.lost} | ${r.bytes.toFixed(0)} | ${r.whole.toFixed(2)} | ${r.refused} | ${r.cpuPerS.toFixed(2)} | ${r.startCpu.toFixed(1)} / ${r.startReal.toFixed(0)} | ${r.cpu.toFixed(0)} / ${r.real.toFixed(0)} | ${r.rss.toFixed(0)} |`);
 }

@@ -114,13 +114,18 @@ function signDelta(identity: NodeIdentity, d: Delta, s: NodeState, body = encode
   return { header, h, pub, sig };
 }
 
+/**
+ * The owner's proof of each state object held (states from the state file have none). Keyed by
+ * the immutable state itself, a proof lives exactly as long as the version it proves is held, and
+ * registries that hold the same state object (the simulator's hosts) hold one proof of it.
+ */
+const proofs = new WeakMap<NodeState, Signed>();
+
 const isBytes = (x: unknown, n?: number): x is Uint8Array => x instanceof Uint8Array && (n === undefined || x.length === n);
 const relayOf = (x: unknown): string | undefined => (typeof x === 'string' && x.length <= 64 ? x : undefined);
 
 export class RegistrySync implements Delegate {
   private net: SyncTransport | null = null;
-  /** The owner's proof of the version held of each node (states from the state file have none). */
-  private readonly proofs = new Map<string, Signed>();
   /** node id → base version → a delta waiting for the state at its base. */
   private readonly pending = new Map<string, Map<number, { d: Delta; s: Signed; body: Uint8Array }>>();
   private readonly wanted = new Map<string, Want>();
@@ -168,7 +173,7 @@ export class RegistrySync implements Delegate {
     const d = diff(this.published, s);
     const body = encodeBody(d);
     const signed = signDelta(identity, d, s, body);
-    this.proofs.set(s.id, signed);
+    proofs.set(s, signed);
     this.gotAt.set(s.id, this.net.now());
     this.published = s;
     this.send(signed, body);
@@ -195,7 +200,7 @@ export class RegistrySync implements Delegate {
   /** Takes a state and its signature from a trusted source, unchecked (the simulator's start). */
   learn(signed: Signed, state: NodeState): void {
     if (state.id === this.self) return;
-    if (this.registry.apply(state)) this.proofs.set(state.id, signed);
+    if (this.registry.apply(state)) proofs.set(state, signed);
   }
 
   /**
@@ -215,7 +220,10 @@ export class RegistrySync implements Delegate {
     if (!this.accepts(h.id) || (this.registry.node(h.id)?.version ?? -1) >= h.version) return null;
     if (!verifyProof(h.id, header, { pub, sig })) return this.reject(`${what} of node ${h.id} not signed by that node's key: dropped`, 'signature');
     if (h.version > this.now() + MAX_AHEAD_MS) return this.reject(`${what} of node ${h.id} at version ${h.version}, more than a day ahead of this node's clock: dropped`, 'bounds');
-    return { header, h, pub, sig };
+    // Copies (a Buffer's slice() would be a view): views would keep the whole packet or push-pull
+    // answer they came in alive as long as the version is held.
+    const own = new Uint8Array(header);
+    return { header: own, h: decodeHeader(own)!, pub: new Uint8Array(pub), sig: new Uint8Array(sig) };
   }
 
   private reject(message: string, reason: 'signature' | 'bounds' | 'limit'): null {
@@ -265,7 +273,7 @@ export class RegistrySync implements Delegate {
 
   private merged(state: NodeState, s: Signed): void {
     if (!this.registry.apply(state)) return;
-    this.proofs.set(state.id, s);
+    proofs.set(state, s);
     if (this.net) this.gotAt.set(state.id, this.net.now());
     this.events.merged?.(state, this.now() - state.version);
   }
@@ -314,7 +322,7 @@ export class RegistrySync implements Delegate {
   private stateOf(id: string): unknown[] | null {
     const state = this.registry.node(id);
     if (id === this.self) this.publishLocal();
-    const s = this.proofs.get(id);
+    const s = state && proofs.get(state);
     if (!state || !s || s.h.version !== state.version) return null;
     return [s.header, encodeState(state), s.pub, s.sig];
   }
@@ -381,7 +389,8 @@ export class RegistrySync implements Delegate {
     if (this.wanted.get(id) !== w) return this.pump();
     if (done()) {
       this.wanted.delete(id);
-      const s = this.proofs.get(id);
+      const state = this.registry.node(id);
+      const s = state && proofs.get(state);
       if (w.pass && s) this.send(s, null);
     } else if (++w.tries >= REPAIR_TRIES) {
       this.wanted.delete(id);
@@ -474,7 +483,6 @@ export class RegistrySync implements Delegate {
   notifyMember(m: Member, prev: MemberState | undefined): void {
     if (m.id === this.self) return;
     if ((m.state === 'dead' || m.state === 'left') && prev !== m.state) {
-      this.proofs.delete(m.id);
       this.gotAt.delete(m.id);
       this.pending.delete(m.id);
       this.wanted.delete(m.id);

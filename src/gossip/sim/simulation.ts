@@ -59,7 +59,7 @@ export class Simulation {
   readonly net: SimNetwork;
   readonly nodes: SimNode[] = [];
   readonly config: GossipConfig;
-  readonly counters: SyncCounters = { wholeStates: 0 };
+  readonly counters: SyncCounters = { wholeStates: 0, refused: 0 };
   private readonly sharedStates = new Map<string, NodeState>();
 
   constructor(private readonly o: SimulationOptions) {
@@ -77,7 +77,9 @@ export class Simulation {
     const addr = `${name}:7946`;
     const views = this.o.views === false ? undefined : new Registry({ localNode: id, routableContainerIps: false, defaultMode: 'dnsrr' });
     const registry: NodeStates = views ?? new StateTable(id, this.sharedStates);
-    const now = () => this.clock.now();
+    // The wall clock as the daemon reads it (Date.now: whole ms). Versions come from it, and the
+    // sync refuses a version that is not an integer: the virtual time itself has fractions (jitter).
+    const now = () => Math.floor(this.clock.now());
     // LocalNode only writes its state into the NodeStates part of a Registry.
     const local = new LocalNode(registry as Registry, { id, name, address: `10.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}`, incarnation: 0 }, now);
     const eps = this.o.endpoints?.(index);
