@@ -141,7 +141,13 @@ export class HealthChecker {
   private async probeAll(due: Endpoint[]): Promise<void> {
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < due.length) await this.check(due[next++]!);
+      while (next < due.length) {
+        await this.check(due[next++]!);
+        // A probe that fails at once (no route: the error comes on the next tick, not from the
+        // network) ends within this turn; without a pause a whole round of them, thousands of
+        // sockets, would run in one event-loop turn.
+        await new Promise((r) => setImmediate(r));
+      }
     };
     await Promise.all(Array.from({ length: Math.min(MAX_CONCURRENT_PROBES, due.length) }, worker));
   }
