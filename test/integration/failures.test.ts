@@ -1,5 +1,4 @@
 import t from 'tap';
-import { createServer, type ServerResponse } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import { PodmanClient } from '../../src/podman/client.js';
 import type { ContainerFacts } from '../../src/podman/endpoints.js';
 import { PodmanWatcher } from '../../src/podman/watcher.js';
 import { Registry } from '../../src/registry/registry.js';
+import { fakeLibpod, fakeLibpodAt } from '../helpers/libpod.js';
 import { freePort } from '../helpers/ports.js';
 import { waiter } from '../helpers/until.js';
 
@@ -48,55 +48,6 @@ function observed() {
 }
 
 // ---- Podman ----
-// Real Podman cannot be made to fail an inspect with a 500 on demand: this is a fake for that
-// fault, a small server speaking the libpod endpoints the watcher uses over a real unix socket.
-
-const inspect = (id: string) => ({
-  Id: id, Name: id, State: { Running: true }, Config: { Labels: { 'podman-swarm.service': 'svc' } },
-  NetworkSettings: { Networks: { n: { IPAddress: '10.9.0.5' } } }, HostConfig: { NetworkMode: 'bridge' },
-});
-
-async function failingLibpod(t: { teardown(fn: () => unknown): void }, socket: string) {
-  const streams = new Set<ServerResponse>();
-  const running = new Set<string>();
-  const broken = new Set<string>();
-  const server = createServer((req, res) => {
-    const url = req.url ?? '';
-    const json = (v: unknown): void => void res.end(JSON.stringify(v));
-    if (url.startsWith('/v4.0.0/libpod/events')) {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.flushHeaders();
-      streams.add(res);
-      res.on('close', () => streams.delete(res));
-      return;
-    }
-    if (url === '/v4.0.0/libpod/networks/json') return json([{ name: 'n', driver: 'bridge', subnets: [{ subnet: '10.9.0.0/24', gateway: '10.9.0.1' }], labels: {} }]);
-    if (url === '/v4.0.0/libpod/containers/json') return json([...running].map((Id) => ({ Id })));
-    const m = /^\/v4\.0\.0\/libpod\/containers\/([^/]+)\/json$/.exec(url);
-    if (m && broken.has(m[1]!)) {
-      res.statusCode = 500;
-      return json({ cause: 'database is locked', message: 'inspect failed: database is locked', response: 500 });
-    }
-    if (m && running.has(m[1]!)) return json(inspect(m[1]!));
-    res.statusCode = 404;
-    json({ message: 'no such container' });
-  });
-  await new Promise<void>((r) => server.listen(socket, r));
-  t.teardown(() => {
-    for (const s of streams) s.destroy();
-    server.close();
-  });
-  return {
-    running,
-    broken,
-    event: (action: string, id: string) => {
-      for (const s of streams) s.write(JSON.stringify({ Type: 'container', Action: action, Actor: { ID: id, Attributes: {} } }) + '\n');
-    },
-    dropStreams: () => {
-      for (const s of streams) s.destroy();
-    },
-  };
-}
 
 function watch(t: { teardown(fn: () => unknown): void }, socket: string, failures: FailureLog, log: Logger) {
   let all: ContainerFacts[] = [];
@@ -112,16 +63,16 @@ function watch(t: { teardown(fn: () => unknown): void }, socket: string, failure
 }
 
 const socketDir = (t: { teardown(fn: () => unknown): void }): string => {
-  const dir = mkdtempSync(join(tmpdir(), 'i17-fail-'));
+  const dir = mkdtempSync(join(tmpdir(), 'psd-fail-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 };
 
 t.test('inspect: a 500 after a start event warns once, counts every time, and the next success says so', async (t) => {
   const o = observed();
-  const socket = join(socketDir(t), 'podman.sock');
-  const pod = await failingLibpod(t, socket);
-  const { w, endpoints } = watch(t, socket, o.failures, o.log);
+  const pod = fakeLibpod(t);
+  await pod.listening;
+  const { w, endpoints } = watch(t, pod.socket, o.failures, o.log);
   await until('connected', () => w.connected);
 
   pod.running.add('c1');
@@ -148,7 +99,8 @@ t.test('reconnect: every lost event stream is counted; Podman away is one warnin
   const { w } = watch(t, socket, o.failures, o.log);
   await until('two failed connects counted', async () => (await o.counted('reconnect')) >= 2);
   t.equal(o.lines.filter((l) => /is not reachable/.test(l.msg) && l.level === 40).length, 1, 'one warning while absent');
-  const pod = await failingLibpod(t, socket);
+  const pod = fakeLibpodAt(t, socket);
+  await pod.listening;
   await until('connected', () => w.connected);
   const before = await o.counted('reconnect');
   pod.dropStreams();

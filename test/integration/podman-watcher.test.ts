@@ -1,5 +1,4 @@
 import t from 'tap';
-import { createServer, type ServerResponse } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +6,7 @@ import pino from 'pino';
 import { PodmanClient } from '../../src/podman/client.js';
 import type { ContainerFacts } from '../../src/podman/endpoints.js';
 import { PodmanWatcher } from '../../src/podman/watcher.js';
+import { fakeLibpod, fakeLibpodAt } from '../helpers/libpod.js';
 import { waiter } from '../helpers/until.js';
 
 const until = waiter(5000);
@@ -14,87 +14,6 @@ const until = waiter(5000);
 // The watcher's ordering guard and reconnects. A real Podman cannot be made to answer an inspect
 // late on demand, so this drives the watcher with a small server speaking the libpod endpoints
 // it uses, over a real unix socket; the e2e tests cover the real Podman.
-
-const net = { name: 'n', driver: 'bridge', subnets: [{ subnet: '10.9.0.0/24', gateway: '10.9.0.1' }], labels: {} };
-const inspect = (id: string) => ({
-  Id: id,
-  Name: id,
-  State: { Running: true },
-  Config: { Labels: { 'podman-swarm.service': 'svc' } },
-  NetworkSettings: { Networks: { n: { IPAddress: '10.9.0.5' } } },
-  HostConfig: { NetworkMode: 'bridge' },
-});
-
-function fakeLibpod(t: { teardown(fn: () => unknown): void }) {
-  const dir = mkdtempSync(join(tmpdir(), 'p3-libpod-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return fakeLibpodAt(t, join(dir, 'podman.sock'));
-}
-
-function fakeLibpodAt(t: { teardown(fn: () => unknown): void }, socket: string) {
-  const streams = new Set<ServerResponse>();
-  const running = new Set<string>();
-  /** Inspects held until released, by container id. */
-  const held = new Map<string, Array<() => void>>();
-  let holdNext = new Set<string>();
-  const server = createServer((req, res) => {
-    const url = req.url ?? '';
-    const json = (v: unknown): void => void res.end(JSON.stringify(v));
-    if (url.startsWith('/v4.0.0/libpod/events')) {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.flushHeaders();
-      streams.add(res);
-      res.on('close', () => streams.delete(res));
-      return;
-    }
-    if (url === '/v4.0.0/libpod/networks/json') return json([net]);
-    if (url === '/v4.0.0/libpod/containers/json') return json([...running].map((Id) => ({ Id })));
-    const m = /^\/v4\.0\.0\/libpod\/containers\/([^/]+)\/json$/.exec(url);
-    if (m) {
-      const id = m[1]!;
-      // The state when the request arrived, even if the answer leaves later (that is the race).
-      const wasRunning = running.has(id);
-      const answer = (): void => {
-        if (res.destroyed) return;
-        if (!wasRunning) {
-          res.statusCode = 404;
-          return json({ message: 'no such container' });
-        }
-        json(inspect(id));
-      };
-      if (holdNext.has(id)) {
-        holdNext.delete(id);
-        held.set(id, [...(held.get(id) ?? []), answer]);
-        return;
-      }
-      return answer();
-    }
-    res.statusCode = 404;
-    json({ message: 'not found' });
-  });
-  const listening = new Promise<void>((r) => server.listen(socket, r));
-  t.teardown(() => {
-    for (const s of streams) s.destroy();
-    server.close();
-  });
-  return {
-    socket,
-    listening,
-    running,
-    streams,
-    event(type: string, action: string, id: string) {
-      for (const s of streams) s.write(JSON.stringify({ Type: type, Action: action, Actor: { ID: id, Attributes: {} } }) + '\n');
-    },
-    hold(id: string) {
-      holdNext = new Set([...holdNext, id]);
-    },
-    release(id: string) {
-      for (const f of held.get(id) ?? []) f();
-      held.delete(id);
-    },
-    heldCount: (id: string) => held.get(id)?.length ?? 0,
-  };
-}
 
 function watch(t: { teardown(fn: () => unknown): void }, socket: string) {
   const state = { all: [] as ContainerFacts[], emits: 0, logs: [] as string[] };
@@ -116,16 +35,16 @@ t.test('an inspect answered after the container died does not bring it back', as
   await until('connected', () => w.connected);
   pod.running.add('c1');
   pod.hold('c1');
-  pod.event('container', 'start', 'c1');
+  pod.event('start', 'c1');
   await until('the inspect to be in flight', () => pod.heldCount('c1') === 1);
   pod.running.delete('c1');
-  pod.event('container', 'died', 'c1');
+  pod.event('died', 'c1');
   await new Promise((r) => setTimeout(r, 50));
   pod.release('c1'); // answers "running" — stale
   await new Promise((r) => setTimeout(r, 100));
   t.same(endpoints(), [], 'still gone');
   pod.running.add('c1');
-  pod.event('container', 'start', 'c1');
+  pod.event('start', 'c1');
   await until('a later start to register it', () => endpoints().length === 1);
   t.pass('a start after the death registers it again');
 });
@@ -136,7 +55,7 @@ t.test('stream lost: known containers kept, reconnect, resync drops what went aw
   pod.running.add('a').add('b');
   const { w, endpoints } = watch(t, pod.socket);
   await until('the first resync', () => endpoints().length === 2);
-  for (const s of pod.streams) s.destroy();
+  pod.dropStreams();
   pod.running.delete('b');
   pod.running.add('c');
   await until('the resync after the reconnect', () => endpoints().sort().join() === 'a,c');
