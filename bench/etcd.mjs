@@ -17,11 +17,10 @@ import './help.mjs';
 import { argv } from 'zx';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
+import { api, dnsWatcher, pct, sleep, until } from './common.mjs';
 import { netnsHosts } from './netns-hosts.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -49,19 +48,6 @@ const run = (h, args) => {
   p.stdout.resume();
   p.stderr.resume();
   return p;
-};
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(check, ms = 60_000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check().catch(() => false)) return;
-    await sleep(50);
-  }
-  throw new Error('timed out');
-}
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 };
 
 // The etcd members.
@@ -93,16 +79,6 @@ function startDaemon(h, kind) {
   h[kind] = d;
 }
 
-const api = (d, method, path, body) => new Promise((res, rej) => {
-  const data = body === undefined ? undefined : JSON.stringify(body);
-  const req = request({ socketPath: d.socket, path, method, headers: data ? { 'content-type': 'application/json' } : {} }, (r) => {
-    let t = '';
-    r.on('data', (c) => (t += c));
-    r.on('end', () => res({ status: r.statusCode, body: t && r.headers['content-type']?.includes('json') ? JSON.parse(t) : t }));
-  });
-  req.on('error', rej);
-  req.end(data);
-});
 /** The sum of the named counters over the three hosts' daemons of one kind. */
 async function counters(kind, names) {
   let sum = 0;
@@ -114,25 +90,12 @@ async function counters(kind, names) {
 }
 const TRAFFIC = { gossip: ['gossip_bytes_sent_total'], etcd: ['etcd_bytes_sent_total', 'etcd_bytes_received_total'] };
 
-function watcher(h, port) {
-  const p = run(h, [process.execPath, join(ROOT, 'bench/dns-watch.mjs'), h.address, String(port)]);
-  const waits = new Map();
-  createInterface({ input: p.stdout }).on('line', (l) => {
-    const [name, at] = l.split(' ');
-    waits.get(name)?.(Number(at));
-    waits.delete(name);
-  });
-  return (name, mode) => new Promise((res) => {
-    waits.set(name, res);
-    p.stdin.write(`${name} ${mode}\n`);
-  });
-}
 
 for (const h of hosts) for (const kind of Object.keys(KINDS)) startDaemon(h, kind);
 await until(async () => (await Promise.all(hosts.map((h) => api(h.gossip, 'GET', '/api/v1/nodes')))).every((r) => r.body.filter((n) => n.state === 'alive').length === 3));
 await until(async () => (await Promise.all(hosts.map((h) => api(h.etcd, 'GET', '/api/v1/status')))).every((r) => r.body.etcd?.state === 'synced'));
 const [h1, , h3] = hosts;
-const watch = { gossip: watcher(h3, 53), etcd: watcher(h3, 5300) };
+const watch = { gossip: dnsWatcher(run, h3, 53), etcd: dnsWatcher(run, h3, 5300) };
 await sleep(1000);
 
 const load = () => execFileSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).split(' ').slice(0, 3).join(' ');

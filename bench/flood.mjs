@@ -18,6 +18,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { pct, sleep, until } from './common.mjs';
 import { netnsHosts } from './netns-hosts.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -76,15 +77,6 @@ const api = (h, path, timeoutMs = 5000) => new Promise((res, rej) => {
   req.on('error', rej);
   req.end();
 });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(check, ms = 60_000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check().catch(() => false)) return;
-    await sleep(100);
-  }
-  throw new Error('timed out');
-}
 const nodes = async (h) => JSON.parse(await api(h, '/api/v1/nodes'));
 await until(async () => (await Promise.all(daemons.map(nodes))).every((l) => l.filter((n) => n.state === 'alive').length === 3));
 
@@ -109,10 +101,6 @@ function tcpQuery(name) {
   return Buffer.concat([Buffer.from([0, msg.length]), msg]).toString('hex');
 }
 
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] : NaN;
-};
 const metric = (text, re) => [...text.matchAll(re)].reduce((s, m) => s + Number(m[1]), 0);
 
 writeFileSync(join(dir, 'queries'), `big.default.cluster.local ${QTYPE}\n`);

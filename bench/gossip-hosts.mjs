@@ -17,12 +17,11 @@ import './help.mjs';
 import { argv } from 'zx';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { api, dnsWatcher, pct, sleep, until } from './common.mjs';
 import { netnsHosts } from './netns-hosts.mjs';
-import { createInterface } from 'node:readline';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const RUNS = Number(argv.runs ?? 20);
@@ -86,44 +85,8 @@ function startDaemon(h) {
   h.daemon.stderr.resume();
 }
 
-const api = (h, method, path, body) => new Promise((res, rej) => {
-  const data = body === undefined ? undefined : JSON.stringify(body);
-  const req = request({ socketPath: h.socket, path, method, headers: data ? { 'content-type': 'application/json' } : {} }, (r) => {
-    let t = '';
-    r.on('data', (c) => (t += c));
-    r.on('end', () => res({ status: r.statusCode, body: t ? JSON.parse(t) : null }));
-  });
-  req.on('error', rej);
-  req.end(data);
-});
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(check, ms = 60_000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check().catch(() => false)) return;
-    await sleep(50);
-  }
-  throw new Error('timed out');
-}
 
-function watcher(h) {
-  const p = run(h, [process.execPath, join(ROOT, 'bench/dns-watch.mjs'), h.address]);
-  const waits = new Map();
-  createInterface({ input: p.stdout }).on('line', (l) => {
-    const [name, at] = l.split(' ');
-    waits.get(name)?.(Number(at));
-    waits.delete(name);
-  });
-  return (name, mode) => new Promise((res) => {
-    waits.set(name, res);
-    p.stdin.write(`${name} ${mode}\n`);
-  });
-}
 
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
-};
 
 // Host 1's Podman: a service on its own socket and storage, the busybox image (TESTING.md), as
 // hostPodman() in test/e2e/cluster-hosts.test.ts.
@@ -158,8 +121,8 @@ if (withPodman) {
 for (const h of hosts) startDaemon(h);
 await until(async () => (await Promise.all(hosts.map((h) => api(h, 'GET', '/api/v1/nodes')))).every((r) => r.body.filter((n) => n.state === 'alive').length === 3));
 const [h1, h2, h3] = hosts;
-const w2 = watcher(h2);
-const w3 = watcher(h3);
+const w2 = dnsWatcher(run, h2);
+const w3 = dnsWatcher(run, h3);
 await sleep(500);
 
 // Container propagation: `podman run -d` returned → host 3 answers. `run -d` returns once the
