@@ -196,6 +196,10 @@ export const OPTIONS = {
     name: 'gossip-max-connections', kind: k.int(1, 10_000), default: 64, group: 'Cluster',
     help: 'incoming gossip TCP streams open at once; more are closed at once (and counted)',
   }),
+  deadGrace: def({
+    name: 'dead-grace', kind: k.duration(0, 600_000), default: 15_000, group: 'Cluster',
+    help: 'a host that stops answering gossip probes (found dead, not a leave) keeps its endpoints in answers this long, so a daemon restart or crash its init system restarts withdraws nothing (0: withdrawn when found dead)',
+  }),
   registry: def({
     name: 'registry', kind: k.oneOf('gossip', 'etcd'), default: 'gossip', group: 'Cluster',
     help: 'how hosts share their registries: SWIM gossip (no server) or an etcd cluster (--etcd-endpoints)',
