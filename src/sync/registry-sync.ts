@@ -24,9 +24,10 @@ import { apply, decodeBody, decodeBytes, decodeHeader, decodeState, diff, encode
 // receiver merges only what the key its node id stands for signed. Versions far ahead of this
 // node's clock and states over the endpoint limit are refused. A node that leaves is dropped at
 // once; one that membership declares dead (it stopped answering probes) only after a grace
-// (deadGraceMs): a daemon restarted by its init system — a restart, an upgrade, a crash — is
-// silent for a few seconds while its containers keep running, and its endpoints stay answered
-// unless it stays dead. Updates of a dead or left node are refused while it stays so.
+// (deadGraceMs) if its host is still there: a daemon restarted by its init system — a restart,
+// an upgrade, a crash — is silent for a few seconds while its containers keep running, and its
+// endpoints stay answered unless it stays dead. A host that does not answer a connection at all
+// (powered off, cut off) is dropped at once. Updates of a dead or left node are refused while it stays so.
 //
 // Messages (msgpack arrays; the gossip frame's wire version covers them):
 //   update   [0, header, body, pub, sig, relay]   a delta; relay: id of the node that sent it on
@@ -49,6 +50,8 @@ export interface SyncTransport {
   /** The gossip clock (virtual in the simulator). */
   now(): number;
   after(ms: number, fn: () => void): void;
+  /** Whether the host at `addr` is still there though its member is found dead (Membership.hostUp); absent: cannot tell. */
+  hostUp?(addr: string): Promise<boolean>;
 }
 
 export interface SyncEvents {
@@ -495,12 +498,16 @@ export class RegistrySync implements Delegate {
     } else if (m.state === 'dead' && prev !== 'dead' && prev !== 'left') {
       const net = this.net;
       if (grace > 0 && net && this.registry.node(m.id)) {
-        // Kept (its updates refused) unless it stays dead for the grace; one timer per node.
+        // Kept (its updates refused) unless it stays dead for the grace; one timer per node. A
+        // host that is not there at all (powered off, cut off: no answer to a connection) is
+        // dropped as soon as that is known; one whose kernel answers only lost its daemon.
         const token = {};
-        this.dying.set(m.id, token);
-        net.after(grace, () => {
+        const dropIfStill = (): void => {
           if (this.dying.get(m.id) === token) this.drop(m.id, 'dead');
-        });
+        };
+        this.dying.set(m.id, token);
+        net.after(grace, dropIfStill);
+        net.hostUp?.(m.addr).then((up) => up || dropIfStill(), dropIfStill);
       } else {
         this.drop(m.id, 'dead');
       }

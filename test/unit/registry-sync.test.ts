@@ -38,6 +38,8 @@ class Bus {
   readonly timers: Array<() => void> = [];
   /** The syncs' clock (ms); tests move it on. */
   clock = 0;
+  /** With a set, hostUp() says whether a node's host is still there (a node id is its address here); without, it cannot tell. */
+  hostsUp: Set<string> | undefined;
   constructor(readonly maxUserUpdate = 1200) {}
 
   transport(self: string, rand: () => number = Math.random): SyncTransport {
@@ -60,6 +62,7 @@ class Bus {
       rand,
       now: () => this.clock,
       after: (_ms, fn) => void this.timers.push(fn),
+      ...(this.hostsUp ? { hostUp: async (addr: string) => this.hostsUp!.has(addr) } : {}),
     };
   }
 
@@ -381,4 +384,26 @@ t.test('without --dead-grace a node found dead is dropped at once', async (t) =>
   t.ok(r.node(o.id));
   sync.notifyMember({ id: o.id, name: 'dead-owner', addr: o.id, inc: 0, state: 'dead', since: 0 }, 'suspect');
   t.notOk(r.node(o.id), 'withdrawn when found dead');
+});
+
+t.test('a node found dead whose host does not answer at all is dropped at once despite the grace; one whose host answers is kept', async (t) => {
+  const bus = new Bus();
+  bus.hostsUp = new Set();
+  const gone = bus.owner('powered-off');
+  gone.local.upsert(ep('web', '10.0.0.1', { id: 'w0' }));
+  const restarting = bus.owner('restarting');
+  restarting.local.upsert(ep('api', '10.0.0.2', { id: 'a0' }));
+  bus.hostsUp.add(restarting.id);
+  const removed: string[] = [];
+  const r = new Registry(opts('watcher'));
+  const sync = bus.add('watcher', new RegistrySync(r, Date.now, { removed: (id, why) => removed.push(`${id} ${why}`) }, { deadGraceMs: 15_000 }));
+  for (const u of [...gone.updates, ...restarting.updates]) sync.notifyUpdate(u);
+  t.ok(r.node(gone.id) && r.node(restarting.id), 'both owners known');
+  for (const o of [gone, restarting]) sync.notifyMember({ id: o.id, name: o.id, addr: o.id, inc: 0, state: 'dead', since: 0 }, 'suspect');
+  await new Promise((res) => setImmediate(res));
+  t.notOk(r.node(gone.id), 'a host that is not there: withdrawn without waiting for the grace');
+  t.ok(r.node(restarting.id), 'a host whose kernel answers (its daemon restarting): kept');
+  t.same(removed, [`${gone.id} dead`]);
+  await bus.settle();
+  t.notOk(r.node(restarting.id), 'still dead when the grace ended: withdrawn');
 });
