@@ -196,6 +196,10 @@ export const OPTIONS = {
     name: 'gossip-max-connections', kind: k.int(1, 10_000), default: 64, group: 'Cluster',
     help: 'incoming gossip TCP streams open at once; more are closed at once (and counted)',
   }),
+  deadGrace: def({
+    name: 'dead-grace', kind: k.duration(0, 600_000), default: 15_000, group: 'Cluster',
+    help: 'a host that stops answering gossip probes (found dead, not a leave) but whose kernel still answers a connection to its gossip port keeps its endpoints in answers this long, so a daemon restart or crash its init system restarts withdraws nothing; a host that does not answer at all is withdrawn at once (0: always withdrawn when found dead)',
+  }),
   registry: def({
     name: 'registry', kind: k.oneOf('gossip', 'etcd'), default: 'gossip', group: 'Cluster',
     help: 'how hosts share their registries: SWIM gossip (no server) or an etcd cluster (--etcd-endpoints)',

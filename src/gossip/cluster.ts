@@ -35,6 +35,8 @@ export interface ClusterOptions {
   maxEndpoints?: number;
   /** --gossip-max-connections (default 64): incoming TCP streams open at once. */
   maxConnections?: number;
+  /** --dead-grace (ms): a node found dead keeps its endpoints this long in case it comes back. */
+  deadGraceMs?: number;
   /** A remote state was merged, `lagMs` after its owner made it. */
   onMerged?(lagMs: number): void;
   /** Failed push-pulls and state fetches, logged once per state change and counted. */
@@ -67,7 +69,7 @@ export class Cluster {
       removed: (id, why) => o.log.info({ node: id, why }, `node ${id} ${why === 'left' ? 'left the cluster' : 'is dead'}: its endpoints are withdrawn`),
       invalid: (what) => o.log.warn(`ignored ${what} from the cluster`),
       rejected: (err) => this.membership.reject(err, 'the cluster'),
-    }, { identity: o.identity, maxEndpoints: o.maxEndpoints ?? DEFAULT_MAX_ENDPOINTS, failures: o.failures });
+    }, { identity: o.identity, maxEndpoints: o.maxEndpoints ?? DEFAULT_MAX_ENDPOINTS, failures: o.failures, deadGraceMs: o.deadGraceMs });
     this.membership = new Membership({
       id: o.identity.id,
       identity: o.identity,

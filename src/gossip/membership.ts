@@ -67,6 +67,8 @@ export interface GossipStats {
 /** How often members declared dead (not left) are retried with a push-pull (Serf's reconnect). */
 const RECONNECT_INTERVAL = 30_000;
 const REAP_CHECK = 60_000;
+/** How long a member found dead may take to show its host is still there (hostUp). */
+const HOST_UP_TIMEOUT = 1000;
 /**
  * Incarnations are wall-clock based (the daemon starts at Date.now(), refutations add one), so
  * one further ahead of this node's clock than this is a bug or an attack, not a restart: taking
@@ -218,6 +220,15 @@ export class Membership {
     while (this.queue.length > 0 && this.o.clock.now() < deadline) {
       await new Promise<void>((r) => this.o.clock.after(this.cfg.gossipInterval, r));
     }
+  }
+
+  /**
+   * Whether the host at `addr` is there although its member stopped answering probes (its daemon
+   * is restarting): its kernel accepts or refuses a stream within HOST_UP_TIMEOUT. True where the
+   * transport cannot tell.
+   */
+  hostUp(addr: string): Promise<boolean> {
+    return this.o.transport.reachable?.(addr, HOST_UP_TIMEOUT) ?? Promise.resolve(true);
   }
 
   /** A reliable request to a member's delegate (e.g. a registry state too big for a packet). */

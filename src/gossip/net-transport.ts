@@ -246,6 +246,23 @@ export class NetTransport implements Transport {
     }
   }
 
+  reachable(to: string, timeoutMs: number): Promise<boolean> {
+    const a = parseAddr(to);
+    return new Promise((res) => {
+      const sock = connect({ host: a.host, port: a.port });
+      const done = (up: boolean): void => {
+        clearTimeout(timer);
+        sock.destroy();
+        res(up);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      sock.once('connect', () => done(true));
+      // Refused: the host's kernel answered (the daemon is down or restarting); anything else
+      // (unreachable, no route, reset by a middlebox) counts as not there.
+      sock.once('error', (e: NodeJS.ErrnoException) => done(e.code === 'ECONNREFUSED'));
+    });
+  }
+
   private serve(sock: Socket): void {
     sock.on('error', () => undefined);
     const from = formatAddr(sock.remoteAddress ?? '?', sock.remotePort ?? 0);

@@ -103,7 +103,7 @@ export function setupGossip(c: Context, d: { registry: Registry; identity: NodeI
           identity: d.identity, name: rt.nodeName, listenHost: o.gossipListen.host, listenPort: o.gossipListen.port,
           advertiseHost: unspecified ? rt.advertise : o.gossipListen.host, keyring: settings.keyring, seeds: settings.seeds,
           registry: d.registry, log, stateDir: rt.stateDir, onMerged: lag,
-          maxEndpoints: o.maxEndpointsPerNode, maxConnections: o.gossipMaxConnections, failures: c.failures,
+          maxEndpoints: o.maxEndpointsPerNode, maxConnections: o.gossipMaxConnections, failures: c.failures, deadGraceMs: o.deadGrace,
         });
       } catch (e) {
         const msg = `cannot gossip on ${showHostPort(o.gossipListen)}: ${(e as Error).message}`;

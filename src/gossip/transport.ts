@@ -10,6 +10,11 @@ export interface Transport {
   /** Sends one frame on a new stream and resolves with the one frame answered. */
   request(to: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
   onRequest(handler: (data: Uint8Array, from: string) => Promise<Uint8Array | null>): void;
+  /**
+   * Whether the host at `to` is there at all, whatever its daemon does: its kernel accepts or
+   * refuses a connection to the port within `timeoutMs`. Absent where that cannot be told.
+   */
+  reachable?(to: string, timeoutMs: number): Promise<boolean>;
   /** Streams over a real network authenticate a small header before reading a frame (net-transport.ts). */
   setGate?(gate: StreamGate): void;
   close(): Promise<void>;

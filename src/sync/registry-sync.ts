@@ -22,8 +22,12 @@ import { apply, decodeBody, decodeBytes, decodeHeader, decodeState, diff, encode
 // a hash of the whole resulting state (delta.ts stateHash): relays pass the signed bytes on untouched, a host
 // that applied a delta can prove the state it built in anti-entropy with the same header, and a
 // receiver merges only what the key its node id stands for signed. Versions far ahead of this
-// node's clock and states over the endpoint limit are refused. A node that membership declares
-// dead or left is dropped at once, and its updates are refused while it stays so.
+// node's clock and states over the endpoint limit are refused. A node that leaves is dropped at
+// once; one that membership declares dead (it stopped answering probes) only after a grace
+// (deadGraceMs) if its host is still there: a daemon restarted by its init system — a restart,
+// an upgrade, a crash — is silent for a few seconds while its containers keep running, and its
+// endpoints stay answered unless it stays dead. A host that does not answer a connection at all
+// (powered off, cut off) is dropped at once. Updates of a dead or left node are refused while it stays so.
 //
 // Messages (msgpack arrays; the gossip frame's wire version covers them):
 //   update   [0, header, body, pub, sig, relay]   a delta; relay: id of the node that sent it on
@@ -46,6 +50,8 @@ export interface SyncTransport {
   /** The gossip clock (virtual in the simulator). */
   now(): number;
   after(ms: number, fn: () => void): void;
+  /** Whether the host at `addr` is still there though its member is found dead (Membership.hostUp); absent: cannot tell. */
+  hostUp?(addr: string): Promise<boolean>;
 }
 
 export interface SyncEvents {
@@ -64,6 +70,8 @@ export interface SyncOptions {
   maxEndpoints?: number;
   /** A repair that fails is warned once per node until one succeeds, and counted. */
   failures?: FailureLog;
+  /** How long (ms, gossip clock) the state of a node found dead is kept in case it comes back; 0: dropped at once. */
+  deadGraceMs?: number;
 }
 
 export const DEFAULT_MAX_ENDPOINTS = 10_000;
@@ -135,6 +143,8 @@ export class RegistrySync implements Delegate {
   private readonly slots = new Map<string, number>();
   /** When (this node's clock) it got the version held of each node. */
   private readonly gotAt = new Map<string, number>();
+  /** Nodes found dead whose state is kept for the grace: id → the token of the timer that drops it. */
+  private readonly dying = new Map<string, object>();
   private readonly maxEndpoints: number;
   /** Updates for the simulator and tests: deltas applied, whole states merged, whole-state repairs asked. */
   readonly stats = { deltas: 0, states: 0, repairs: 0 };
@@ -482,17 +492,42 @@ export class RegistrySync implements Delegate {
 
   notifyMember(m: Member, prev: MemberState | undefined): void {
     if (m.id === this.self) return;
-    if ((m.state === 'dead' || m.state === 'left') && prev !== m.state) {
-      this.gotAt.delete(m.id);
-      this.pending.delete(m.id);
-      this.wanted.delete(m.id);
-      if (this.registry.removeNode(m.id)) this.events.removed?.(m.id, m.state);
-    } else if (m.state === 'alive' && (prev === 'dead' || prev === 'left') && !this.registry.node(m.id)) {
-      // Back from the dead (a healed partition): its state was dropped here and will not be
+    const grace = this.opts.deadGraceMs ?? 0;
+    if (m.state === 'left' && prev !== 'left') {
+      this.drop(m.id, 'left');
+    } else if (m.state === 'dead' && prev !== 'dead' && prev !== 'left') {
+      const net = this.net;
+      if (grace > 0 && net && this.registry.node(m.id)) {
+        // Kept (its updates refused) unless it stays dead for the grace; one timer per node. A
+        // host that is not there at all (powered off, cut off: no answer to a connection) is
+        // dropped as soon as that is known; one whose kernel answers only lost its daemon.
+        const token = {};
+        const dropIfStill = (): void => {
+          if (this.dying.get(m.id) === token) this.drop(m.id, 'dead');
+        };
+        this.dying.set(m.id, token);
+        net.after(grace, dropIfStill);
+        net.hostUp?.(m.addr).then((up) => up || dropIfStill(), dropIfStill);
+      } else {
+        this.drop(m.id, 'dead');
+      }
+    } else if (m.state === 'alive' && (prev === 'dead' || prev === 'left')) {
+      // Back within the grace: its state was kept, and its next version merges as usual.
+      this.dying.delete(m.id);
+      // Back from the dead after it was dropped (a healed partition): its state will not be
       // gossiped again until it changes. One push-pull with such a node brings the states of
       // everyone on its side, so a heal costs a few exchanges per node, not one per member.
-      this.scheduleResync();
+      if (!this.registry.node(m.id)) this.scheduleResync();
     }
+  }
+
+  /** Forgets node `id` and withdraws its endpoints. */
+  private drop(id: string, why: 'dead' | 'left'): void {
+    this.dying.delete(id);
+    this.gotAt.delete(id);
+    this.pending.delete(id);
+    this.wanted.delete(id);
+    if (this.registry.removeNode(id)) this.events.removed?.(id, why);
   }
 
   private resyncPending = false;

@@ -115,6 +115,8 @@ t.test('three hosts: cross-host answers, reachability, link cut and restore, wro
     const cutAt = Date.now();
     // All of host 1's endpoints: the API-registered one and, with Podman, its container.
     const names = ['web', ...(p1 ? ['web2'] : [])].map((n) => `${n}.default.cluster.local`);
+    // Found dead after the suspicion time; a host that does not answer a connection at all is
+    // withdrawn then, without waiting for --dead-grace (that is for a daemon restarting).
     for (const h of [h2, h3]) await until(`host 1's endpoints gone on host${h.index}`, () => names.every((n) => dig(h, h, n).length === 0), 30_000);
     const members = (await api(d2, 'GET', '/api/v1/nodes')).body;
     t.equal(members.find((n: any) => n.name === 'host1')?.state, 'dead', 'host 2 declares host 1 dead');

@@ -38,6 +38,8 @@ class Bus {
   readonly timers: Array<() => void> = [];
   /** The syncs' clock (ms); tests move it on. */
   clock = 0;
+  /** With a set, hostUp() says whether a node's host is still there (a node id is its address here); without, it cannot tell. */
+  hostsUp: Set<string> | undefined;
   constructor(readonly maxUserUpdate = 1200) {}
 
   transport(self: string, rand: () => number = Math.random): SyncTransport {
@@ -60,6 +62,7 @@ class Bus {
       rand,
       now: () => this.clock,
       after: (_ms, fn) => void this.timers.push(fn),
+      ...(this.hostsUp ? { hostUp: async (addr: string) => this.hostsUp!.has(addr) } : {}),
     };
   }
 
@@ -331,4 +334,76 @@ t.test('states over the endpoint limit are refused and counted', async (t) => {
   fine.local.replaceSource('api', eps(3));
   for (const u of fine.updates) sync.notifyUpdate(u);
   t.equal(r.node(fine.id)?.endpoints.length, 3, 'at the limit is fine');
+});
+
+t.test('a node found dead keeps its endpoints for --dead-grace and only then is dropped; back in time it keeps them; a leave drops it at once', async (t) => {
+  const bus = new Bus();
+  const o = bus.owner('restarting-owner');
+  o.local.upsert(ep('web', '10.0.0.1', { id: 'w0' }));
+  const removed: string[] = [];
+  const r = new Registry(opts('graceful'));
+  const sync = bus.add('graceful', new RegistrySync(r, Date.now, { removed: (id, why) => removed.push(`${id} ${why}`) }, { deadGraceMs: 15_000 }));
+  for (const u of o.updates) sync.notifyUpdate(u);
+  const member = (state: Member['state']): Member => ({ id: o.id, name: 'restarting-owner', addr: o.id, inc: 0, state, since: 0 });
+  const endpoints = () => r.node(o.id)?.endpoints.length ?? 0;
+  t.equal(endpoints(), 1, 'the owner\'s endpoint is known');
+
+  // A restart that outlasts the suspicion time: found dead, then alive again.
+  sync.notifyMember(member('dead'), 'suspect');
+  t.equal(endpoints(), 1, 'found dead: its endpoint is still answered during the grace');
+  sync.notifyMember(member('alive'), 'dead');
+  await bus.settle();
+  t.equal(endpoints(), 1, 'back within the grace: the endpoint was never withdrawn');
+  t.same(removed, []);
+
+  // A host that stays dead.
+  sync.notifyMember(member('dead'), 'suspect');
+  t.equal(endpoints(), 1, 'found dead again: kept for now');
+  await bus.settle();
+  t.equal(endpoints(), 0, 'still dead when the grace ended: withdrawn');
+  t.same(removed, [`${o.id} dead`]);
+
+  // A leave is never delayed.
+  sync.notifyMember(member('alive'), 'dead');
+  await bus.settle();
+  const o2 = bus.owner('leaving-owner');
+  o2.local.upsert(ep('api', '10.0.0.2', { id: 'a0' }));
+  for (const u of o2.updates) sync.notifyUpdate(u);
+  t.ok(r.node(o2.id), 'the second owner is known');
+  sync.notifyMember({ id: o2.id, name: 'leaving-owner', addr: o2.id, inc: 0, state: 'left', since: 0 }, 'alive');
+  t.notOk(r.node(o2.id), 'a leave withdraws at once, no grace');
+  t.same(removed, [`${o.id} dead`, `${o2.id} left`]);
+});
+
+t.test('without --dead-grace a node found dead is dropped at once', async (t) => {
+  const bus = new Bus();
+  const o = bus.owner('dead-owner');
+  o.local.upsert(ep('web', '10.0.0.1', { id: 'w0' }));
+  const { r, sync } = bus.receiver('no-grace');
+  for (const u of o.updates) sync.notifyUpdate(u);
+  t.ok(r.node(o.id));
+  sync.notifyMember({ id: o.id, name: 'dead-owner', addr: o.id, inc: 0, state: 'dead', since: 0 }, 'suspect');
+  t.notOk(r.node(o.id), 'withdrawn when found dead');
+});
+
+t.test('a node found dead whose host does not answer at all is dropped at once despite the grace; one whose host answers is kept', async (t) => {
+  const bus = new Bus();
+  bus.hostsUp = new Set();
+  const gone = bus.owner('powered-off');
+  gone.local.upsert(ep('web', '10.0.0.1', { id: 'w0' }));
+  const restarting = bus.owner('restarting');
+  restarting.local.upsert(ep('api', '10.0.0.2', { id: 'a0' }));
+  bus.hostsUp.add(restarting.id);
+  const removed: string[] = [];
+  const r = new Registry(opts('watcher'));
+  const sync = bus.add('watcher', new RegistrySync(r, Date.now, { removed: (id, why) => removed.push(`${id} ${why}`) }, { deadGraceMs: 15_000 }));
+  for (const u of [...gone.updates, ...restarting.updates]) sync.notifyUpdate(u);
+  t.ok(r.node(gone.id) && r.node(restarting.id), 'both owners known');
+  for (const o of [gone, restarting]) sync.notifyMember({ id: o.id, name: o.id, addr: o.id, inc: 0, state: 'dead', since: 0 }, 'suspect');
+  await new Promise((res) => setImmediate(res));
+  t.notOk(r.node(gone.id), 'a host that is not there: withdrawn without waiting for the grace');
+  t.ok(r.node(restarting.id), 'a host whose kernel answers (its daemon restarting): kept');
+  t.same(removed, [`${gone.id} dead`]);
+  await bus.settle();
+  t.notOk(r.node(restarting.id), 'still dead when the grace ended: withdrawn');
 });
