@@ -28,7 +28,7 @@ if (!isRoot || !hasRootless()) {
 
 
 /** The daemon of `host` with gossip, quick health checks and resyncs; `args` add the Podman sockets. */
-const startDaemon = (host: Host, dir: string, key: string, args: string[], o: { upstream?: string } = {}): Daemon =>
+const startDaemon = (host: Host, dir: string, key: string, args: string[], o: { upstream?: string; dnsListen?: string } = {}): Daemon =>
   startHostDaemon(host, dir, [...gossipArgs(key), '--health-interval', '500ms', '--health-fall', '2', '--resync-interval', '5s', ...args], o);
 
 const until = waiter(60_000);
@@ -48,6 +48,17 @@ const srvPorts = (from: Host, name: string): number[] => dig(from, name, 'SRV').
 /** The addresses a busybox nslookup printed for the name (not the server's `Address: <ip>:53`). */
 const looked = (out: string): string[] => [...out.matchAll(/^Address( \d+)?:\s+(\S+)\s*$/gm)].map((m) => m[2]!).filter((a) => !a.endsWith(':53'));
 const OUTSIDE = 'outside.example.test';
+const CLUSTER_DNS = '10.223.0.10';
+/** Why the user's Podman cannot run a pasta container (false when it can): `podman info` names pasta from Podman 4.4 on. */
+function pastaMissing(user: { run(args: string[]): string }): string | false {
+  try {
+    const exe = user.run(['info', '--format', '{{.Host.Pasta.Executable}}']).trim();
+    return exe ? false : 'podman info names no pasta executable (apt-get install passt)';
+  } catch (e) {
+    const version = (() => { try { return user.run(['version', '--format', '{{.Server.Version}}']).trim(); } catch { return '?'; } })();
+    return `Podman ${version} has no pasta network mode (added in Podman 4.4; \`podman run --network pasta\` says "unable to find network with name or ID pasta: network not found"): ${(e as Error).message.split('\n').find((l) => l.startsWith('Error')) ?? ''}`;
+  }
+}
 const page = (text: string) => ['sh', '-c', `echo ${text} > /tmp/index.html && exec httpd -f -p 80 -h /tmp`];
 
 t.test('rootless Podman: answered and reachable across hosts, healthy, next to root, gone on stop', async (t) => {
@@ -58,7 +69,9 @@ t.test('rootless Podman: answered and reachable across hosts, healthy, next to r
   writeFileSync(key, `${keygen()}\n`);
   // Host 1's upstream: a fake one on its loopback (nothing leaves the test's hosts).
   const upstream = await upstreamOn(t, h1.prefix, { [OUTSIDE]: ['192.0.2.77'] });
-  const d1 = startDaemon(h1, dir, key, ['--podman-socket', root.socket], { upstream: '127.0.0.1:5300' });
+  // Host 1's daemon also serves the cluster DNS address (here on loopback: the test runs it with no link of its own).
+  h1.exec('ip', ['addr', 'add', `${CLUSTER_DNS}/32`, 'dev', 'lo']);
+  const d1 = startDaemon(h1, dir, key, ['--podman-socket', root.socket], { upstream: '127.0.0.1:5300', dnsListen: `${h1.address}:53,${CLUSTER_DNS}:53` });
   const d2 = startDaemon(h2, dir, key, ['--podman-socket', 'none', '--join', `${h1.address}:7946`]);
   t.teardown(() => {
     for (const d of [d1, d2]) d.proc.kill('SIGKILL');
@@ -121,20 +134,37 @@ t.test('rootless Podman: answered and reachable across hosts, healthy, next to r
     user.container('rlname', ['--network', 'rlnames', '--ip', '10.89.57.5'], page('user'));
     await root.container('rlname', ['--network', 'rlnames', '--ip', '10.89.57.6'], page('root'));
     await until("root's rlname answered to host 1 itself", () => dig(h1, 'rlname').join() === '10.89.57.6');
-    const script = `nslookup rlname ${h1.address}; nslookup ${OUTSIDE} ${h1.address}`;
+    const script = `nslookup rlname ${CLUSTER_DNS}; nslookup ${OUTSIDE} ${CLUSTER_DNS}`;
     // A slirp4netns container's queries arrive from the host's own address, from a socket of the user.
     const slirp = await until("the user's slirp4netns container gets the user's rlname", () => {
-      const out = user.run(['run', '--rm', '--dns', h1.address, IMAGE, 'sh', '-c', script]);
+      const out = user.run(['run', '--rm', '--dns', CLUSTER_DNS, IMAGE, 'sh', '-c', script]);
       return looked(out).includes('10.89.57.5') && out;
     });
     t.same(looked(slirp), ['10.89.57.5', '192.0.2.77'], `slirp4netns: rlname → the user's 10.89.57.5 (not root's), ${OUTSIDE} → the upstream's answer`);
     await until('the upstream was asked', () => upstream.queries().includes(OUTSIDE));
     t.notOk(upstream.queries().includes('rlname'), 'a container name is never sent upstream');
-    const bridge = user.run(['run', '--rm', '--network', 'rlnames', '--dns', h1.address, IMAGE, 'sh', '-c', script]);
+    const bridge = user.run(['run', '--rm', '--network', 'rlnames', '--dns', CLUSTER_DNS, IMAGE, 'sh', '-c', script]);
     t.same(looked(bridge), ['10.89.57.5', '192.0.2.77'], "on the user's rootless bridge network: the same");
     const rootOut = await root.run(['run', '--rm', '--network', 'rlnames', '--dns', h1.address, IMAGE, 'busybox', 'nslookup', 'rlname', h1.address]);
     t.same(looked(rootOut), ['10.89.57.6'], "root's container on root's rlnames: root's rlname");
     t.same(dig(h1, 'rlname'), ['10.89.57.6'], "host 1 itself (root): root's");
+  });
+
+  // Podman gained the pasta network mode in 4.4; Debian 12's 4.3.1 has none ("unable to find network with name or ID pasta").
+  const pastaSkip = pastaMissing(user);
+  await t.test('pasta: at the node address and published port, reachable from host 2; resolves through the cluster DNS address', { skip: pastaSkip }, async (t) => {
+    // pasta copies the host's uplink (its address and default route) into the container: the host needs a default route.
+    h1.exec('ip', ['route', 'replace', 'default', 'via', h2.address]);
+    t.teardown(() => void h1.exec('ip', ['route', 'del', 'default']));
+    user.container('rlpasta', ['--network', 'pasta', '--label', 'podman-swarm.service=rlpasta', '-p', '18303:80'], page('hello from pasta'));
+    const pasta = 'rlpasta.default.cluster.local';
+    await until('the pasta container answered on host 2', () => srvPorts(h2, `_p80._tcp.${pasta}`).includes(18303));
+    t.same(dig(h2, pasta), [h1.address], "A = host 1's address");
+    t.equal(h2.exec('curl', ['-s', '--max-time', '5', `http://${h1.address}:18303/`]), 'hello from pasta\n', 'curl from host 2 reaches it');
+    // The container has the host's own address: it asks the cluster DNS address, which pasta sends from the host.
+    const out = user.run(['run', '--rm', '--network', 'pasta', '--dns', CLUSTER_DNS, IMAGE, 'sh', '-c',
+      `nslookup ${pasta} ${CLUSTER_DNS}; nslookup rlname ${CLUSTER_DNS}; nslookup ${OUTSIDE} ${CLUSTER_DNS}`]);
+    t.same(looked(out), [h1.address, '10.89.57.5', '192.0.2.77'], "a cluster name, the user's container name, an outside name");
   });
 
   await t.test('without a published port: isolated on host 1, never served to host 2', async (t) => {

@@ -120,18 +120,18 @@ export interface HostDaemon {
 
 /**
  * The daemon as root on `host`, its home `<dir>/h<index>` (an empty config, state, API socket):
- * no link, DNS on the host's address port 53, that address advertised, `upstream` as its upstream
+ * no link, DNS on the host's address port 53 (or `dnsListen`), that address advertised, `upstream` as its upstream
  * DNS (default: a closed port, nothing leaves the host); `args` add to these (gossip, Podman,
  * registry). Started again with the same `dir`, it finds its state.
  */
-export function startHostDaemon(host: Host, dir: string, args: string[], o: { upstream?: string } = {}): HostDaemon {
+export function startHostDaemon(host: Host, dir: string, args: string[], o: { upstream?: string; dnsListen?: string } = {}): HostDaemon {
   const home = join(dir, `h${host.index}`);
   mkdirSync(home, { recursive: true });
   writeFileSync(join(home, 'none.yaml'), '');
   const socket = join(home, 'api.sock');
   const proc = host.spawn(process.execPath, [
     CLI, 'daemon', '--config', join(home, 'none.yaml'), '--link', 'none', '--node-name', `host${host.index}`,
-    '--state-dir', join(home, 'state'), '--dns-listen', `${host.address}:53`, '--api-listen', `unix:${socket}`,
+    '--state-dir', join(home, 'state'), '--dns-listen', o.dnsListen ?? `${host.address}:53`, '--api-listen', `unix:${socket}`,
     '--upstream-dns', o.upstream ?? '127.0.0.1:9', '--advertise-address', host.address, ...args,
   ]);
   let out = '';
