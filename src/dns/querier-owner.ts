@@ -12,15 +12,15 @@ import { ipBytes } from '../net/cidr.js';
 
 /** Bytes read of each table at most: about 6,500 sockets; a busier host's later sockets are not looked at. */
 export const PROC_NET_MAX = 1 << 20;
-/** Lookups remembered (by transport, address, port) and for how long: a resolver reuses its socket for a burst of queries. */
-const MEMO_SIZE = 1024;
-const MEMO_MS = 2_000;
 
 export interface Querier {
   address: string;
   port: number;
   transport: 'udp' | 'tcp';
 }
+
+/** Sockets of one /proc/net table by local port: their local address and owner. */
+export type SocketTable = Map<number, Array<{ local: Buffer; uid: number }>>;
 
 /** The address column of /proc/net/*: 32-bit words as the kernel holds them, printed as hex. */
 function procAddress(hex: string, little: boolean): Buffer | null {
@@ -31,31 +31,43 @@ function procAddress(hex: string, little: boolean): Buffer | null {
   return raw;
 }
 
-const isZero = (b: Buffer): boolean => b.every((x) => x === 0);
+const isZero = (b: Uint8Array): boolean => b.every((x) => x === 0);
 /** `b` is `ip`, or ::ffff:`ip` for an IPv4 `ip`. */
 function sameAddress(b: Buffer, ip: Uint8Array): boolean {
   if (b.length === ip.length) return b.equals(ip);
   return b.length === 16 && ip.length === 4 && isZero(b.subarray(0, 10)) && b[10] === 0xff && b[11] === 0xff && b.subarray(12).equals(ip);
 }
 
-/**
- * The uid owning the socket bound to `port` at `address` (or at the wildcard address, which an
- * unbound sending socket has) in /proc/net/udp-style `text`; undefined when there is none. Pure.
- */
-export function socketUid(text: string, address: string, port: number, little = endianness() === 'LE'): number | undefined {
-  const ip = ipBytes(address);
-  if (!ip || !Number.isInteger(port) || port <= 0 || port > 65535) return undefined;
-  const portHex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  let wildcard: number | undefined;
+/** /proc/net/udp-style text → its sockets by local port. Pure. */
+export function parseSocketTable(text: string, little = endianness() === 'LE'): SocketTable {
+  const out: SocketTable = new Map();
   for (const line of text.split('\n')) {
     // "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid ..."
     const f = line.trim().split(/\s+/);
-    if (f.length < 8 || !f[1]?.endsWith(portHex)) continue;
-    const local = procAddress(f[1].slice(0, -5), little);
+    const m = f.length >= 8 ? /^([0-9A-Fa-f]+):([0-9A-Fa-f]{4})$/.exec(f[1]!) : null;
+    if (!m) continue;
+    const local = procAddress(m[1]!, little);
     const uid = Number(f[7]);
     if (!local || !Number.isInteger(uid) || uid < 0) continue;
-    if (sameAddress(local, ip)) return uid;
-    if (isZero(local)) wildcard ??= uid;
+    const port = parseInt(m[2]!, 16);
+    const list = out.get(port);
+    if (list) list.push({ local, uid });
+    else out.set(port, [{ local, uid }]);
+  }
+  return out;
+}
+
+/**
+ * The uid owning the socket bound to `port` at `address` (or at the wildcard address, which an
+ * unbound sending socket has); undefined when there is none. Pure.
+ */
+export function socketUid(table: SocketTable, address: string, port: number): number | undefined {
+  const ip = ipBytes(address);
+  if (!ip) return undefined;
+  let wildcard: number | undefined;
+  for (const s of table.get(port) ?? []) {
+    if (sameAddress(s.local, ip)) return s.uid;
+    if (isZero(s.local)) wildcard ??= s.uid;
   }
   return wildcard;
 }
@@ -77,26 +89,56 @@ async function readBounded(path: string, max: number): Promise<string> {
   }
 }
 
-/** The uid a query from this host's own address came from (see above), remembered for a moment. */
+interface Read {
+  started: number;
+  done: boolean;
+  table: Promise<SocketTable>;
+}
+
+/**
+ * The uid a query from this host's own address came from (see above). A lookup needs a read of
+ * the table that started after the query arrived (its socket is there then); queries arriving
+ * meanwhile share the reads: per table at most one read runs and one waits, whatever the rate.
+ */
 export class QuerierOwners {
-  private readonly memo = new Map<string, { uid: number | undefined; at: number }>();
+  private readonly current = new Map<string, Read>();
+  private readonly next = new Map<string, Promise<SocketTable>>();
 
   constructor(private readonly read: (path: string) => Promise<string> = (p) => readBounded(p, PROC_NET_MAX)) {}
 
   async uid(q: Querier): Promise<number | undefined> {
-    const key = `${q.transport} ${q.address} ${q.port}`;
-    const now = Date.now();
-    const hit = this.memo.get(key);
-    if (hit && now - hit.at < MEMO_MS) return hit.uid;
+    if (!Number.isInteger(q.port) || q.port <= 0 || q.port > 65535) return undefined;
+    const arrived = performance.now();
     // An IPv4 querier may have sent from a dual-stack socket: both tables, IPv4's first.
     const tables = isIP(q.address) === 6 ? [`${q.transport}6`] : [q.transport, `${q.transport}6`];
-    let uid: number | undefined;
-    for (const table of tables) {
-      uid = socketUid(await this.read(`/proc/net/${table}`), q.address, q.port);
-      if (uid !== undefined) break;
+    for (const name of tables) {
+      const uid = socketUid(await this.table(`/proc/net/${name}`, arrived), q.address, q.port);
+      if (uid !== undefined) return uid;
     }
-    if (this.memo.size >= MEMO_SIZE) this.memo.clear();
-    this.memo.set(key, { uid, at: now });
-    return uid;
+    return undefined;
+  }
+
+  /** A read of `path` started at `since` or later: the running one if it did, else the one after it. */
+  private table(path: string, since: number): Promise<SocketTable> {
+    const cur = this.current.get(path);
+    if (cur && cur.started >= since) return cur.table;
+    if (!cur || cur.done) return this.start(path);
+    let queued = this.next.get(path);
+    if (!queued) {
+      queued = cur.table.then(() => this.start(path));
+      this.next.set(path, queued);
+    }
+    return queued;
+  }
+
+  private start(path: string): Promise<SocketTable> {
+    this.next.delete(path);
+    const r: Read = { started: performance.now(), done: false, table: Promise.resolve(new Map()) };
+    r.table = this.read(path)
+      .then((text) => parseSocketTable(text))
+      .catch(() => new Map() as SocketTable)
+      .finally(() => (r.done = true));
+    this.current.set(path, r);
+    return r.table;
   }
 }

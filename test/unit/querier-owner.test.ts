@@ -5,13 +5,15 @@ import { once } from 'node:events';
 import dnsPacket from 'dns-packet';
 import pino from 'pino';
 import { DnsHandler } from '../../src/dns/handler.js';
-import { QuerierOwners, socketUid } from '../../src/dns/querier-owner.js';
+import { readFile } from 'node:fs/promises';
+import { parseSocketTable, QuerierOwners, socketUid } from '../../src/dns/querier-owner.js';
 import { isRoot } from '../helpers/netns.js';
 import { world } from '../helpers/native-world.js';
 
 // Who asks, for queries from this host's own address: the uid of the sending socket, read from
 // /proc/net/udp (real sockets of this process and of another user's process), and the container
-// names the handler answers with it: a rootless user's own, root's for everyone else.
+// names the handler answers with it: a rootless user's own, root's for everyone else. The read
+// function is wrapped once, to count reads (the bound on work a burst of queries causes).
 
 // /proc/net/udp as a little-endian kernel prints it: 127.0.0.1:53 (uid 0), 0.0.0.0:40000 (uid
 // 1000), 10.0.0.5:40001 (uid 1001); /proc/net/udp6: ::ffff:10.0.0.5:40002 (uid 1002), :::40003 (uid 1003).
@@ -27,16 +29,16 @@ const UDP6 = `  sl  local_address                         remote_address        
 `;
 
 t.test('socketUid: the socket at the address and port, or at the wildcard address', async (t) => {
-  t.equal(socketUid(UDP4, '127.0.0.1', 53, true), 0);
-  t.equal(socketUid(UDP4, '10.0.0.5', 40000, true), 1000, 'an unbound sender (0.0.0.0) at that port');
-  t.equal(socketUid(UDP4, '10.0.0.5', 40001, true), 1001);
-  t.equal(socketUid(UDP4, '10.0.0.6', 40001, true), undefined, 'another address at that port: not it');
-  t.equal(socketUid(UDP4, '10.0.0.5', 40009, true), undefined, 'no socket at that port');
-  t.equal(socketUid(UDP6, '10.0.0.5', 40002, true), 1002, 'a dual-stack socket bound to the v4-mapped address');
-  t.equal(socketUid(UDP6, '10.0.0.5', 40003, true), 1003, 'a dual-stack socket on the wildcard address');
-  t.equal(socketUid(UDP4.replace('0100007F', '7F000001'), '127.0.0.1', 53, false), 0, 'a big-endian kernel prints the address as written');
-  t.equal(socketUid(UDP4, 'not an ip', 53, true), undefined);
-  t.equal(socketUid(UDP4, '127.0.0.1', 0, true), undefined);
+  t.equal(socketUid(parseSocketTable(UDP4, true), '127.0.0.1', 53), 0);
+  t.equal(socketUid(parseSocketTable(UDP4, true), '10.0.0.5', 40000), 1000, 'an unbound sender (0.0.0.0) at that port');
+  t.equal(socketUid(parseSocketTable(UDP4, true), '10.0.0.5', 40001), 1001);
+  t.equal(socketUid(parseSocketTable(UDP4, true), '10.0.0.6', 40001), undefined, 'another address at that port: not it');
+  t.equal(socketUid(parseSocketTable(UDP4, true), '10.0.0.5', 40009), undefined, 'no socket at that port');
+  t.equal(socketUid(parseSocketTable(UDP6, true), '10.0.0.5', 40002), 1002, 'a dual-stack socket bound to the v4-mapped address');
+  t.equal(socketUid(parseSocketTable(UDP6, true), '10.0.0.5', 40003), 1003, 'a dual-stack socket on the wildcard address');
+  t.equal(socketUid(parseSocketTable(UDP4.replace('0100007F', '7F000001'), false), '127.0.0.1', 53), 0, 'a big-endian kernel prints the address as written');
+  t.equal(socketUid(parseSocketTable(UDP4, true), 'not an ip', 53), undefined);
+  t.equal(socketUid(parseSocketTable(UDP4, true), '127.0.0.1', 0), undefined);
 });
 
 async function udpSocket(t: { teardown(fn: () => unknown): void }): Promise<Socket> {
@@ -65,6 +67,24 @@ t.test('QuerierOwners: the uid of a real socket on this host', async (t) => {
     const port = await nobodysSocket(t);
     t.equal(await owners.uid({ address: '127.0.0.1', port, transport: 'udp' }), 65534, "another user's socket: that user");
   }
+});
+
+t.test('a burst of lookups shares the reads of /proc/net: one running and one waiting per table', async (t) => {
+  const reads: string[] = [];
+  const owners = new QuerierOwners((path) => {
+    reads.push(path);
+    return readFile(path, 'latin1');
+  });
+  const sockets = await Promise.all(Array.from({ length: 20 }, () => udpSocket(t)));
+  const asked: Array<Promise<number | undefined>> = [];
+  for (let round = 0; round < 10; round++) {
+    for (const s of sockets) asked.push(owners.uid({ address: '127.0.0.1', port: s.address().port, transport: 'udp' }));
+    await new Promise((r) => setImmediate(r));
+  }
+  const uids = await Promise.all(asked);
+  t.equal(uids.filter((u) => u === process.getuid!()).length, 200, 'all 200 lookups find the socket');
+  t.ok(reads.length <= 20, `${reads.length} reads of /proc/net/udp for 200 lookups in 10 turns`);
+  t.same([...new Set(reads)], ['/proc/net/udp'], 'found in the IPv4 table: the IPv6 one is not read');
 });
 
 t.test("the handler: a query from this host's address gets the names of the user whose socket sent it", { skip: !isRoot && 'needs root (a process of another user)' }, async (t) => {
