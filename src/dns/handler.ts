@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { ClientPolicy } from './clients.js';
 import type { ForwardSource, Forwarder } from './forwarder.js';
 import type { QueryLog } from './querylog.js';
+import { maybeContainerName } from './scoped.js';
 import { answerQuestion, type Answer, type Question, type Rcode, type Zone } from './records.js';
 import { decodeQuery, encodeAnswer, encodeRcode, isBadVersion, udpLimit, withTc, type Query } from './wire.js';
 
@@ -44,7 +45,13 @@ export interface HandlerDeps {
   metrics: DnsMetrics;
   log: Logger;
   /** Podman container names, scoped by the querier's network (docs/architecture.md#dns); absent without Podman. */
-  containerNames?: { answer(q: Question, client: string, o: { host: boolean; rotation: number }): Answer | null };
+  containerNames?: {
+    answer(q: Question, client: string, o: { host: boolean; rotation: number; owner?: number }): Answer | null;
+    /** Other owners' (rootless users') names are known: a query from this host must say who asks. */
+    readonly ownersKnown?: boolean;
+  };
+  /** The uid a query from this host's own address comes from (src/dns/querier-owner.ts). */
+  querierUid?: (client: ClientInfo) => Promise<number | undefined>;
   /** --query-log. */
   queryLog?: QueryLog;
   /** While active (at start, see start-grace.ts), a name the zone does not know gets SERVFAIL, not NXDOMAIN. */
@@ -107,14 +114,27 @@ export class DnsHandler {
   private answer(raw: Buffer, q: Query, client: ClientInfo): Answered | Promise<Answered> {
     const { zone, clients } = this.deps;
     const recursion = clients.recursionAllowed(client.address);
-    const limit = client.transport === 'udp' ? udpLimit(q) : 65535;
     // EDNS version other than 0: BADVERS, carried by the OPT record encodeRcode adds.
     if (isBadVersion(q)) return [encodeRcode(q, 'NOERROR', recursion), 'zone'];
     const klass = q.question.class ?? 'IN';
     if (klass !== 'IN' && klass !== 'ANY') return [encodeRcode(q, 'NOTIMP', recursion), 'zone'];
-    const answer =
-      answerQuestion(q.question, zone, { local: clients.isLocal(client.address), rotation: q.id }) ??
-      this.deps.containerNames?.answer(q.question, client.address, { host: clients.isHost(client.address), rotation: q.id });
+    const zoneAnswer = answerQuestion(q.question, zone, { local: clients.isLocal(client.address), rotation: q.id });
+    if (zoneAnswer) return this.answered(raw, q, client, zoneAnswer);
+    const names = this.deps.containerNames;
+    const host = clients.isHost(client.address);
+    const ask = (owner?: number): Answer | null => names?.answer(q.question, client.address, { host, rotation: q.id, owner }) ?? null;
+    // From this host's own address while rootless users' names are known: whose query it is decides whose names it sees.
+    if (host && names?.ownersKnown && this.deps.querierUid && maybeContainerName(q.question.name)) {
+      return this.deps.querierUid(client).then((uid) => this.answered(raw, q, client, ask(uid)));
+    }
+    return this.answered(raw, q, client, ask());
+  }
+
+  /** The reply for `answer` (zone or container names), or, without one, forwarded or refused. */
+  private answered(raw: Buffer, q: Query, client: ClientInfo, answer: Answer | null): Answered | Promise<Answered> {
+    const { zone } = this.deps;
+    const recursion = this.deps.clients.recursionAllowed(client.address);
+    const limit = client.transport === 'udp' ? udpLimit(q) : 65535;
     if (answer) {
       if (answer.rcode === 'NXDOMAIN' && this.deps.grace?.active) return [encodeRcode(q, 'SERVFAIL', recursion), 'zone'];
       const cap = zone.settings.udpAnswerLimit ?? 0;

@@ -15,6 +15,7 @@ import { StartGrace } from './start-grace.js';
 import { QueryLog } from './querylog.js';
 import { defaultUpstreams } from './resolvconf.js';
 import { limitReply, ResponseRateLimiter } from './rrl.js';
+import { QuerierOwners } from './querier-owner.js';
 import { ContainerNames } from './scoped.js';
 import { BindError, DEFAULT_SERVER_OPTIONS, DnsServer, type DnsServerOptions } from './server.js';
 import { ZoneState, type ZoneOptions } from './zone.js';
@@ -81,7 +82,8 @@ export function setupDns(c: Context, d: DnsDeps): DnsSetup {
   const queryLog = new QueryLog(log, metrics.prom);
   queryLog.configure(opts.queryLog, opts.queryLogFile);
   const grace = new StartGrace(opts.startGrace);
-  const handler = new DnsHandler({ zone, clients, forwarder, metrics, log, containerNames: names, queryLog, grace });
+  const owners = new QuerierOwners();
+  const handler = new DnsHandler({ zone, clients, forwarder, metrics, log, containerNames: names, querierUid: (q) => owners.uid(q), queryLog, grace });
   let rrl: ResponseRateLimiter | null = null;
   const udpLimit = (ip: string, reply: Buffer): Buffer | null => limitReply(rrl, ip, reply, (r) => metrics.shed(r));
   const native = d.native({ zone, clients, handler, names, udpLimit, forwarder, grace });

@@ -103,7 +103,8 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   // (Registered once the table exists: with --start-grace 0 the grace is over already and this runs now.)
   d.grace?.onEnd(() => table.schedule());
   d.clients.onChange = () => table.schedule();
-  if (d.containerNames) d.containerNames.onChange = () => table.containersChanged();
+  // What this host's own addresses see changed (rootless users' names came or went): their client flags too.
+  if (d.containerNames) d.containerNames.onChange = (hostView) => (hostView ? table.schedule() : table.containersChanged());
   const flush = (): void => {
     const c = udp.drain();
     for (const [type, rcode, count] of c.answers) d.metrics.nativeAnswers(type, rcode, count);

@@ -184,7 +184,8 @@ export class LiveTable {
       ...LOOPBACK.map((cidr) => ({ cidr, flags: CLIENT_LOCAL })),
       ...this.clients.recursionCidrs.map((cidr) => ({ cidr, flags: CLIENT_RECURSION })),
       ...this.clients.bridgeSubnets.map((cidr) => ({ cidr, flags: CLIENT_RECURSION | CLIENT_LOCAL })),
-      ...this.clients.hostAddresses.map((cidr) => ({ cidr, flags: CLIENT_RECURSION | CLIENT_LOCAL | CLIENT_HOST })),
+      // While rootless users' container names are known, a query from this host's own address goes to JS, which finds who asks.
+      ...this.clients.hostAddresses.map((cidr) => ({ cidr, flags: CLIENT_RECURSION | CLIENT_LOCAL | (this.containers?.ownersKnown ? 0 : CLIENT_HOST) })),
     ];
     return { zone: this.zone, services: this.registry.services(), clients, containers: this.containers, unknownServfail: this.grace?.active };
   }

@@ -26,6 +26,8 @@ export interface ClientClass {
 /** Podman container names per network (src/dns/scoped.ts ContainerNames). */
 export interface ContainerScopes {
   scopes(): Iterable<{ subnets: readonly Cidr[]; names: ReadonlyMap<string, string[]>; reverse: ReadonlyMap<string, string[]> }>;
+  /** Other owners' (rootless users') names are known: this host's own addresses are not answered here (CLIENT_HOST off). */
+  readonly ownersKnown?: boolean;
 }
 
 export interface TableInput {

@@ -40,6 +40,8 @@ export interface PodmanOrigin {
    * a container of the same name in the same service.
    */
   qualify: boolean;
+  /** The user's uid, when known: its containers' names are answered to that user's queries only (src/dns/scoped.ts). */
+  uid?: number;
 }
 
 export const ROOT_ORIGIN: PodmanOrigin = { owner: 'root', rootless: false, qualify: false };

@@ -52,6 +52,7 @@ export function setupPodman(c: Context, d: { local: LocalNode; dns: DnsSetup; he
             dns.clients.setHostAddresses(hostAddresses());
             dns.names.setContainers(containers.map((x) => x.names));
           },
+          ownerNames: (uid, containers) => dns.names.setOwnerContainers(uid, containers && containers.map((x) => x.names)),
           networks: (nets) => dns.names.setNetworks(nets),
           bridgeSubnets: (subnets) => dns.clients.setBridgeSubnets(subnets),
           gateways: (gws) => {
@@ -69,7 +70,7 @@ export function setupPodman(c: Context, d: { local: LocalNode; dns: DnsSetup; he
       if (followsUserSockets(c, uid)) {
         users = new UserSockets(
           {
-            appeared: (userId, socket) => void ownerName(userId).then((owner) => s.add(socket, { owner, rootless: true, qualify: true }, false)),
+            appeared: (userId, socket) => void ownerName(userId).then((owner) => s.add(socket, { owner, rootless: true, qualify: true, uid: userId }, false)),
             left: (socket, why) => s.remove(socket, why),
           },
           log,

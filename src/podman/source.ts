@@ -24,6 +24,8 @@ export interface PodmanSinks {
   local: LocalNode;
   /** Container names per network, and the networks' subnets (scoped DNS). */
   names(containers: ContainerFacts[]): void;
+  /** Another owner's (a followed rootless user's) container names; null once that user's Podman is no longer followed. */
+  ownerNames?(uid: number, containers: ContainerFacts[] | null): void;
   networks(networks: Array<{ name: string; subnets: string[] }>): void;
   /** Subnets of every local Podman network: their containers may use forwarding. */
   bridgeSubnets(subnets: Cidr[]): void;
@@ -49,7 +51,8 @@ interface Feed {
  * user's), their containers merged into the local node's `podman` endpoints. Only the daemon's
  * own Podman (root's for a root daemon; a user daemon's own) gives the scoped container names, the
  * bridge subnets and the gateways: other users' networks live in their network namespaces, and
- * their names and subnets may be the same as root's.
+ * their names and subnets may be the same as root's. Their container names are kept per owner,
+ * answered only to that user's own queries.
  */
 export class PodmanSource {
   private readonly feeds = new Map<string, Feed>();
@@ -94,6 +97,7 @@ export class PodmanSource {
     const n = feed.current.filter((c) => c.endpoint).length;
     this.log.info({ socket, owner: feed.origin.owner }, `no longer watching ${feed.origin.owner}'s Podman at ${socket} (${why}); ${n} endpoint${n === 1 ? '' : 's'} withdrawn`);
     if (feed.current.length) this.onContainers(null, [], {});
+    if (feed.origin.qualify && feed.origin.uid !== undefined) this.sinks.ownerNames?.(feed.origin.uid, this.ownerFeeds(feed.origin.uid).length ? this.ownerContainers(feed.origin.uid) : null);
   }
 
   sockets(): string[] {
@@ -178,6 +182,15 @@ export class PodmanSource {
     return [...this.feeds.values()].filter((f) => !f.origin.qualify);
   }
 
+  /** The followed Podmans of another owner (a user may be given twice: found under /run/user and with --podman-socket). */
+  private ownerFeeds(uid: number): Feed[] {
+    return [...this.feeds.values()].filter((f) => f.origin.qualify && f.origin.uid === uid);
+  }
+
+  private ownerContainers(uid: number): ContainerFacts[] {
+    return this.ownerFeeds(uid).flatMap((f) => f.current.filter((c) => c.running));
+  }
+
   private batch(update: () => void): void {
     if (this.sinks.batch) this.sinks.batch(update);
     else update();
@@ -194,6 +207,7 @@ export class PodmanSource {
     this.batch(() => {
       this.sinks.local.replaceSource('podman', endpoints);
       if (!feed || !feed.origin.qualify) this.sinks.names(this.ownFeeds().flatMap((f) => f.current.filter((c) => c.running)));
+      else if (feed.origin.uid !== undefined) this.sinks.ownerNames?.(feed.origin.uid, this.ownerContainers(feed.origin.uid));
     });
     if (cause.receivedAt !== undefined) {
       const ms = Math.round((performance.now() - cause.receivedAt) * 10) / 10;

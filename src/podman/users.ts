@@ -61,7 +61,7 @@ export async function ownerName(uid: number, passwdFile = '/etc/passwd'): Promis
 /** Whose Podman serves `socket`: the socket file's owner (the daemon's own uid when it is not there yet). */
 export async function socketOrigin(socket: string, daemonUid: number): Promise<PodmanOrigin> {
   const uid = (await stat(socket).catch(() => null))?.uid ?? daemonUid;
-  return { owner: await ownerName(uid), rootless: uid !== 0, qualify: uid !== daemonUid };
+  return { owner: await ownerName(uid), rootless: uid !== 0, qualify: uid !== daemonUid, uid };
 }
 
 export interface UserSocketListener {

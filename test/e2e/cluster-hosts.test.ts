@@ -1,9 +1,8 @@
 import t from 'tap';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
-import { apiOverSocket, CLI } from '../helpers/daemon.js';
-import { createHosts, type Host } from '../helpers/hosts.js';
+import { apiOverSocket } from '../helpers/daemon.js';
+import { createHosts, gossipArgs, startHostDaemon, type Host, type HostDaemon as Daemon } from '../helpers/hosts.js';
 import { isRoot } from '../helpers/netns.js';
 import { keygen } from '../../src/commands/keygen.js';
 import { hasPodman } from '../helpers/podman.js';
@@ -24,29 +23,10 @@ if (!isRoot) {
   process.exit(0);
 }
 
-interface Daemon {
-  host: Host;
-  proc: ChildProcess;
-  socket: string;
-  logs: () => string;
-}
 
-function startDaemon(host: Host, dir: string, key: string, seeds: string[], podmanSocket = 'none'): Daemon {
-  const home = join(dir, `h${host.index}`);
-  mkdirSync(home, { recursive: true });
-  const socket = join(home, 'api.sock');
-  const proc = host.spawn(process.execPath, [
-    CLI, 'daemon', '--config', join(home, 'none.yaml'), '--link', 'none', '--node-name', `host${host.index}`,
-    '--state-dir', join(home, 'state'), '--dns-listen', `${host.address}:53`, '--api-listen', `unix:${socket}`,
-    '--upstream-dns', '127.0.0.1:9', '--gossip-listen', '0.0.0.0:7946', '--advertise-address', host.address,
-    '--gossip-key-file', key, '--podman-socket', podmanSocket, ...(seeds.length ? ["--join", seeds.join(",")] : []),
-  ]);
-  writeFileSync(join(home, 'none.yaml'), '');
-  let out = '';
-  proc.stdout!.on('data', (c: Buffer) => (out += c));
-  proc.stderr!.on('data', (c: Buffer) => (out += c));
-  return { host, proc, socket, logs: () => out };
-}
+/** The daemon of `host` with gossip (key `key`, joining `seeds`) and its Podman. */
+const startDaemon = (host: Host, dir: string, key: string, seeds: string[], podmanSocket = 'none'): Daemon =>
+  startHostDaemon(host, dir, [...gossipArgs(key, seeds), '--podman-socket', podmanSocket]);
 
 const api = (d: Daemon, method: string, path: string, body?: unknown) => apiOverSocket(d, method, path, body);
 

@@ -1,13 +1,13 @@
 import t from 'tap';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { apiOverSocket, CLI } from '../helpers/daemon.js';
-import { createHosts, type Host } from '../helpers/hosts.js';
+import { createHosts, gossipArgs, startHostDaemon, type Host, type HostDaemon as Daemon } from '../helpers/hosts.js';
 import { hostPodman } from '../helpers/host-podman.js';
 import { isRoot } from '../helpers/netns.js';
 import { IMAGE } from '../helpers/podman.js';
 import { hasRootless, rootlessPodman } from '../helpers/rootless-podman.js';
+import { upstreamOn } from '../helpers/upstream.js';
 import { waiter } from '../helpers/until.js';
 import { keygen } from '../../src/commands/keygen.js';
 
@@ -16,36 +16,20 @@ import { keygen } from '../../src/commands/keygen.js';
 // /run/user). A rootless container with -p on host 1 is answered on host 2 with host 1's address
 // and the published port, reachable from there, health-checked without flapping, and gone after
 // its stop; a root container of the same service is answered next to it; a rootless container
-// without a published port is registered as isolated on host 1 and never served to host 2.
+// without a published port is registered as isolated on host 1 and never served to host 2. Root
+// and the user each have a network "rlnames" (same subnet) with a container "rlname": the user's
+// containers (slirp4netns, its rootless bridge) get the user's through the daemon on the host
+// address, root's container and the host get root's; outside names go to host 1's fake upstream.
 
 if (!isRoot || !hasRootless()) {
   t.comment('skipped: needs root, podman, runc, busybox-static, uidmap and slirp4netns (run by .ci/run as root)');
   process.exit(0);
 }
 
-interface Daemon {
-  host: Host;
-  proc: ChildProcess;
-  socket: string;
-  logs: () => string;
-}
 
-function startDaemon(host: Host, dir: string, key: string, args: string[]): Daemon {
-  const home = join(dir, `h${host.index}`);
-  mkdirSync(home, { recursive: true });
-  writeFileSync(join(home, 'none.yaml'), '');
-  const socket = join(home, 'api.sock');
-  const proc = host.spawn(process.execPath, [
-    CLI, 'daemon', '--config', join(home, 'none.yaml'), '--link', 'none', '--node-name', `host${host.index}`,
-    '--state-dir', join(home, 'state'), '--dns-listen', `${host.address}:53`, '--api-listen', `unix:${socket}`,
-    '--upstream-dns', '127.0.0.1:9', '--gossip-listen', '0.0.0.0:7946', '--advertise-address', host.address,
-    '--gossip-key-file', key, '--health-interval', '500ms', '--health-fall', '2', '--resync-interval', '5s', ...args,
-  ]);
-  let out = '';
-  proc.stdout!.on('data', (c: Buffer) => (out += c));
-  proc.stderr!.on('data', (c: Buffer) => (out += c));
-  return { host, proc, socket, logs: () => out };
-}
+/** The daemon of `host` with gossip, quick health checks and resyncs; `args` add the Podman sockets. */
+const startDaemon = (host: Host, dir: string, key: string, args: string[], o: { upstream?: string; dnsListen?: string } = {}): Daemon =>
+  startHostDaemon(host, dir, [...gossipArgs(key), '--health-interval', '500ms', '--health-fall', '2', '--resync-interval', '5s', ...args], o);
 
 const until = waiter(60_000);
 /** GET over the API socket; a connection the daemon closed as idle just then (EPIPE, ECONNRESET) is retried, twice at most. */
@@ -61,6 +45,20 @@ async function api(d: Daemon, path: string): Promise<{ status: number; body: any
 const dig = (from: Host, name: string, type = 'A'): string[] =>
   from.exec('dig', [`@${from.address}`, '+short', '+time=1', '+tries=1', name, type], 5000).split('\n').filter(Boolean);
 const srvPorts = (from: Host, name: string): number[] => dig(from, name, 'SRV').map((l) => Number(l.split(' ')[2])).sort();
+/** The addresses a busybox nslookup printed for the name (not the server's `Address: <ip>:53`). */
+const looked = (out: string): string[] => [...out.matchAll(/^Address( \d+)?:\s+(\S+)\s*$/gm)].map((m) => m[2]!).filter((a) => !a.endsWith(':53'));
+const OUTSIDE = 'outside.example.test';
+const CLUSTER_DNS = '10.223.0.10';
+/** Why the user's Podman cannot run a pasta container (false when it can): `podman info` names pasta from Podman 4.4 on. */
+function pastaMissing(user: { run(args: string[]): string }): string | false {
+  try {
+    const exe = user.run(['info', '--format', '{{.Host.Pasta.Executable}}']).trim();
+    return exe ? false : 'podman info names no pasta executable (apt-get install passt)';
+  } catch (e) {
+    const version = (() => { try { return user.run(['version', '--format', '{{.Server.Version}}']).trim(); } catch { return '?'; } })();
+    return `Podman ${version} has no pasta network mode (added in Podman 4.4; \`podman run --network pasta\` says "unable to find network with name or ID pasta: network not found"): ${(e as Error).message.split('\n').find((l) => l.startsWith('Error')) ?? ''}`;
+  }
+}
 const page = (text: string) => ['sh', '-c', `echo ${text} > /tmp/index.html && exec httpd -f -p 80 -h /tmp`];
 
 t.test('rootless Podman: answered and reachable across hosts, healthy, next to root, gone on stop', async (t) => {
@@ -69,7 +67,11 @@ t.test('rootless Podman: answered and reachable across hosts, healthy, next to r
   const [root, user] = await Promise.all([hostPodman(t, h1, join(dir, 'podman1')), rootlessPodman(t, h1)]);
   const key = join(dir, 'gossip.key');
   writeFileSync(key, `${keygen()}\n`);
-  const d1 = startDaemon(h1, dir, key, ['--podman-socket', root.socket]);
+  // Host 1's upstream: a fake one on its loopback (nothing leaves the test's hosts).
+  const upstream = await upstreamOn(t, h1.prefix, { [OUTSIDE]: ['192.0.2.77'] });
+  // Host 1's daemon also serves the cluster DNS address (here on loopback: the test runs it with no link of its own).
+  h1.exec('ip', ['addr', 'add', `${CLUSTER_DNS}/32`, 'dev', 'lo']);
+  const d1 = startDaemon(h1, dir, key, ['--podman-socket', root.socket], { upstream: '127.0.0.1:5300', dnsListen: `${h1.address}:53,${CLUSTER_DNS}:53` });
   const d2 = startDaemon(h2, dir, key, ['--podman-socket', 'none', '--join', `${h1.address}:7946`]);
   t.teardown(() => {
     for (const d of [d1, d2]) d.proc.kill('SIGKILL');
@@ -121,6 +123,48 @@ t.test('rootless Podman: answered and reachable across hosts, healthy, next to r
     // Its queries reach the host from the host's own address (slirp4netns), which the daemon serves.
     const out = user.run(['run', '--rm', '--dns', h1.address, IMAGE, 'nslookup', name, h1.address]);
     t.match(out, new RegExp(`Address:\\s+${h1.address.replace(/\./g, '\\.')}\\s*$`, 'm'), `${name} → ${h1.address}`);
+  });
+
+  await t.test("container names: each owner's own, on a network of the same name and subnet; outside names through the forwarder", async (t) => {
+    // Root and the user both have a network "rlnames" 10.89.57.0/24 with a container "rlname":
+    // root's at .6 on the host's bridge, the user's at .5 in the user's own network namespace.
+    const net = ['network', 'create', '--subnet', '10.89.57.0/24', 'rlnames'];
+    user.run(net);
+    await root.run(net);
+    user.container('rlname', ['--network', 'rlnames', '--ip', '10.89.57.5'], page('user'));
+    await root.container('rlname', ['--network', 'rlnames', '--ip', '10.89.57.6'], page('root'));
+    await until("root's rlname answered to host 1 itself", () => dig(h1, 'rlname').join() === '10.89.57.6');
+    const script = `nslookup rlname ${CLUSTER_DNS}; nslookup ${OUTSIDE} ${CLUSTER_DNS}`;
+    // A slirp4netns container's queries arrive from the host's own address, from a socket of the user.
+    const slirp = await until("the user's slirp4netns container gets the user's rlname", () => {
+      const out = user.run(['run', '--rm', '--dns', CLUSTER_DNS, IMAGE, 'sh', '-c', script]);
+      return looked(out).includes('10.89.57.5') && out;
+    });
+    t.same(looked(slirp), ['10.89.57.5', '192.0.2.77'], `slirp4netns: rlname → the user's 10.89.57.5 (not root's), ${OUTSIDE} → the upstream's answer`);
+    await until('the upstream was asked', () => upstream.queries().includes(OUTSIDE));
+    t.notOk(upstream.queries().includes('rlname'), 'a container name is never sent upstream');
+    const bridge = user.run(['run', '--rm', '--network', 'rlnames', '--dns', CLUSTER_DNS, IMAGE, 'sh', '-c', script]);
+    t.same(looked(bridge), ['10.89.57.5', '192.0.2.77'], "on the user's rootless bridge network: the same");
+    const rootOut = await root.run(['run', '--rm', '--network', 'rlnames', '--dns', h1.address, IMAGE, 'busybox', 'nslookup', 'rlname', h1.address]);
+    t.same(looked(rootOut), ['10.89.57.6'], "root's container on root's rlnames: root's rlname");
+    t.same(dig(h1, 'rlname'), ['10.89.57.6'], "host 1 itself (root): root's");
+  });
+
+  // Podman gained the pasta network mode in 4.4; Debian 12's 4.3.1 has none ("unable to find network with name or ID pasta").
+  const pastaSkip = pastaMissing(user);
+  await t.test('pasta: at the node address and published port, reachable from host 2; resolves through the cluster DNS address', { skip: pastaSkip }, async (t) => {
+    // pasta copies the host's uplink (its address and default route) into the container: the host needs a default route.
+    h1.exec('ip', ['route', 'replace', 'default', 'via', h2.address]);
+    t.teardown(() => void h1.exec('ip', ['route', 'del', 'default']));
+    user.container('rlpasta', ['--network', 'pasta', '--label', 'podman-swarm.service=rlpasta', '-p', '18303:80'], page('hello from pasta'));
+    const pasta = 'rlpasta.default.cluster.local';
+    await until('the pasta container answered on host 2', () => srvPorts(h2, `_p80._tcp.${pasta}`).includes(18303));
+    t.same(dig(h2, pasta), [h1.address], "A = host 1's address");
+    t.equal(h2.exec('curl', ['-s', '--max-time', '5', `http://${h1.address}:18303/`]), 'hello from pasta\n', 'curl from host 2 reaches it');
+    // The container has the host's own address: it asks the cluster DNS address, which pasta sends from the host.
+    const out = user.run(['run', '--rm', '--network', 'pasta', '--dns', CLUSTER_DNS, IMAGE, 'sh', '-c',
+      `nslookup ${pasta} ${CLUSTER_DNS}; nslookup rlname ${CLUSTER_DNS}; nslookup ${OUTSIDE} ${CLUSTER_DNS}`]);
+    t.same(looked(out), [h1.address, '10.89.57.5', '192.0.2.77'], "a cluster name, the user's container name, an outside name");
   });
 
   await t.test('without a published port: isolated on host 1, never served to host 2', async (t) => {

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CLI } from './daemon.js';
 
 // Simulated hosts (../shared/TESTING.md "Several hosts"): network namespaces joined by veths to
 // a bridge without an address in the root namespace, so nothing leaves the machine. Names carry
@@ -108,3 +109,38 @@ export function createHosts(t: { teardown(fn: () => unknown): void }, n: number,
     restore: (h) => ip('link', 'set', h.veth, 'up'),
   };
 }
+
+/** A daemon on a simulated host: its process, API socket and output so far. */
+export interface HostDaemon {
+  host: Host;
+  proc: ChildProcess;
+  socket: string;
+  logs: () => string;
+}
+
+/**
+ * The daemon as root on `host`, its home `<dir>/h<index>` (an empty config, state, API socket):
+ * no link, DNS on the host's address port 53 (or `dnsListen`), that address advertised, `upstream` as its upstream
+ * DNS (default: a closed port, nothing leaves the host); `args` add to these (gossip, Podman,
+ * registry). Started again with the same `dir`, it finds its state.
+ */
+export function startHostDaemon(host: Host, dir: string, args: string[], o: { upstream?: string; dnsListen?: string } = {}): HostDaemon {
+  const home = join(dir, `h${host.index}`);
+  mkdirSync(home, { recursive: true });
+  writeFileSync(join(home, 'none.yaml'), '');
+  const socket = join(home, 'api.sock');
+  const proc = host.spawn(process.execPath, [
+    CLI, 'daemon', '--config', join(home, 'none.yaml'), '--link', 'none', '--node-name', `host${host.index}`,
+    '--state-dir', join(home, 'state'), '--dns-listen', o.dnsListen ?? `${host.address}:53`, '--api-listen', `unix:${socket}`,
+    '--upstream-dns', o.upstream ?? '127.0.0.1:9', '--advertise-address', host.address, ...args,
+  ]);
+  let out = '';
+  proc.stdout!.on('data', (c: Buffer) => (out += c));
+  proc.stderr!.on('data', (c: Buffer) => (out += c));
+  return { host, proc, socket, logs: () => out };
+}
+
+/** Gossip on port 7946 of every address with the key in `keyFile`, joining `seeds` (host:port). */
+export const gossipArgs = (keyFile: string, seeds: string[] = []): string[] => [
+  '--gossip-listen', '0.0.0.0:7946', '--gossip-key-file', keyFile, ...(seeds.length ? ['--join', seeds.join(',')] : []),
+];

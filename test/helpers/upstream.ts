@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
 import * as packet from 'dns-packet';
@@ -106,4 +107,39 @@ export async function startUpstream(t: { teardown(fn: () => unknown): void }, o:
   });
   t.teardown(() => state.close());
   return state;
+}
+
+/**
+ * A small upstream inside a simulated host (`prefix`: its argv prefix, Host.prefix) on
+ * 127.0.0.1:`port`, UDP: A records of `records` (name → IPv4s, TTL 60), NXDOMAIN for any other
+ * name; killed at teardown. Resolves once it listens.
+ */
+export async function upstreamOn(t: { teardown(fn: () => unknown): void }, prefix: string[], records: Record<string, string[]>, port = 5300): Promise<{ queries: () => string[] }> {
+  const script = `
+    const records = ${JSON.stringify(records)};
+    const s = require('node:dgram').createSocket('udp4');
+    s.on('message', (m, from) => {
+      if (m.length < 17) return;
+      let o = 12; const labels = [];
+      while (o < m.length && m[o] !== 0 && labels.length < 64) { labels.push(m.subarray(o + 1, o + 1 + m[o]).toString('latin1')); o += m[o] + 1; }
+      const name = labels.join('.').toLowerCase(); const type = m.readUInt16BE(o + 1);
+      console.log(name);
+      const ips = records[name];
+      const head = Buffer.from(m.subarray(0, o + 5));
+      head[2] = 0x80 | (m[2] & 0x79); head[3] = ips ? 0x80 : 0x83; head.fill(0, 6, 12);
+      const answers = ips && type === 1 ? ips.map((ip) => Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ...ip.split('.').map(Number)])) : [];
+      head.writeUInt16BE(answers.length, 6);
+      s.send(Buffer.concat([head, ...answers]), from.port, from.address);
+    });
+    s.bind(${port}, '127.0.0.1', () => console.log('listening'));`;
+  const p = spawn(prefix[0]!, [...prefix.slice(1), process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => void p.kill('SIGKILL'));
+  let said = '';
+  p.stdout!.on('data', (c: Buffer) => (said += c));
+  for (let i = 0; i < 100 && !said.includes('listening'); i++) {
+    if (p.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!said.includes('listening')) throw new Error(`the upstream on 127.0.0.1:${port} did not start: ${said}`);
+  return { queries: () => said.split('\n').filter((l) => l && l !== 'listening') };
 }

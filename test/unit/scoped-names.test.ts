@@ -1,7 +1,7 @@
 import t from 'tap';
-import { ContainerNames } from '../../src/dns/scoped.js';
+import { ContainerNames, maybeContainerName } from '../../src/dns/scoped.js';
 
-// aardvark-compatible container names, scoped by the querier's network (SPEC §3).
+// aardvark-compatible container names, scoped by the querier's network and, for rootless users' containers, by who asks.
 
 const names = new ContainerNames();
 names.setNetworks([
@@ -57,4 +57,60 @@ t.test('this host itself sees the containers of every network', async (t) => {
   t.match(host('web')!.answers, [{ data: '10.1.0.2' }], 'the first network that has the name answers');
   t.same(host('3.0.2.10.in-addr.arpa', 'PTR')!.answers.map((r) => (r as { data: unknown }).data), ['db.']);
   t.equal(names.answer({ name: 'db', type: 'A' }, '10.223.0.10'), null, 'the same address not marked as this host: nothing');
+});
+
+t.test("rootless users' names: answered only to that user's queries, never by address", async (t) => {
+  // Root's network "front" 10.1.0.0/24 has web at .2; user 1000 has a network of the same name and
+  // subnet with its own web at .5 (its networks live in its own namespace), and user 1001 another.
+  const n = new ContainerNames();
+  n.setNetworks([{ name: 'front', subnets: ['10.1.0.0/24'] }]);
+  n.setContainers([{ names: ['web'], networks: { front: ['10.1.0.2'] } }]);
+  const changes: Array<boolean | undefined> = [];
+  n.onChange = (hostView) => changes.push(hostView);
+  t.equal(n.ownersKnown, false);
+  n.setOwnerContainers(1000, [
+    { names: ['web', 'www'], networks: { front: ['10.1.0.5'] } },
+    { names: ['db'], networks: { back: ['10.9.0.3'], front: ['10.1.0.3'] } },
+  ]);
+  n.setOwnerContainers(1001, [{ names: ['cache'], networks: { front: ['10.1.0.7'] } }]);
+  t.equal(n.ownersKnown, true);
+  t.same(changes, [true, false], "the first owner changes what this host's addresses see; the second only names");
+  const data = (x: ReturnType<ContainerNames['answer']>) => x?.answers.map((r) => (r as { data: unknown }).data) ?? null;
+  const from = (name: string, o: { host?: boolean; owner?: number }, type = 'A') => data(n.answer({ name, type }, '192.0.2.1', o));
+
+  t.same(from('web', { host: true, owner: 1000 }), ['10.1.0.5'], "user 1000 gets its own web, not root's on the same-named, same-subnet network");
+  t.same(from('www.dns.podman', { host: true, owner: 1000 }), ['10.1.0.5'], 'aliases and dns.podman too');
+  t.same(from('db', { host: true, owner: 1000 }), ['10.9.0.3'], 'every network of the user; the first by name that has the name answers');
+  t.same(from('3.0.9.10.in-addr.arpa', { host: true, owner: 1000 }, 'PTR'), ['db.'], 'PTR of its own container IP');
+  t.equal(from('cache', { host: true, owner: 1000 }), null, "never user 1001's");
+  t.same(from('cache', { host: true, owner: 1001 }), ['10.1.0.7']);
+  t.equal(from('web', { host: true, owner: 1001 }), null, "user 1001 has no web: it does not get root's or user 1000's");
+  t.same(from('web', { host: true, owner: 0 }), ['10.1.0.2'], 'root on this host: root\'s');
+  t.same(from('web', { host: true, owner: 4242 }), ['10.1.0.2'], "a uid whose Podman is not followed: this host's view (root's)");
+  t.same(from('web', { host: true }), ['10.1.0.2'], 'owner unknown: the same');
+  t.same(data(n.answer({ name: 'web', type: 'A' }, '10.1.0.9')), ['10.1.0.2'], "a root container on front (by its address): root's web");
+  t.equal(n.answer({ name: 'cache', type: 'A' }, '10.1.0.9'), null, "a user's names are never given by source address");
+  t.equal(data(n.answer({ name: '5.0.1.10.in-addr.arpa', type: 'PTR' }, '10.1.0.9')), null, "nor the PTR of a user's container IP");
+
+  n.setOwnerContainers(1000, [{ names: ['web'], networks: { front: ['10.1.0.5'] } }]);
+  t.equal(from('db', { host: true, owner: 1000 }), null, 'a container gone from the user is gone from its answers');
+  n.setOwnerContainers(1000, []);
+  t.equal(from('web', { host: true, owner: 1000 }), null, "a followed user without containers gets none (not root's)");
+  changes.length = 0;
+  n.setOwnerContainers(1000, null);
+  n.setOwnerContainers(1001, null);
+  n.setOwnerContainers(1001, null);
+  t.equal(n.ownersKnown, false);
+  t.same(changes, [false, true], 'the last owner gone: this host sees every network by address again; an unknown owner changes nothing');
+  t.same(from('web', { host: true, owner: 1000 }), ['10.1.0.2'], 'no longer followed: the host view');
+});
+
+t.test('maybeContainerName: the shapes container names and their PTRs take', async (t) => {
+  t.ok(maybeContainerName('web'));
+  t.ok(maybeContainerName('Web.'));
+  t.ok(maybeContainerName('web.dns.podman.'));
+  t.ok(maybeContainerName('5.0.1.10.in-addr.arpa'));
+  t.notOk(maybeContainerName('example.com'));
+  t.notOk(maybeContainerName('web.default.cluster.local'));
+  t.notOk(maybeContainerName('.'));
 });
