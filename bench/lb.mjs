@@ -12,9 +12,12 @@
 //
 //   node bench/lb.mjs [--rounds 3] [--seconds 8] [--connections 50] [--wrk-threads 1]
 //        [--cases bulk,connect,keep,udp-rate,udp-bulk] [--targets direct,vip,vip-js,haproxy]
+//        [--ref-addon FILE]
 // Targets: direct, vip (native relay, a thread per core), vip1 (one relay thread), vip-shared
 // (a thread per core sharing one listening socket), vip-js, haproxy (nbthread 1), haproxy2
-// (nbthread 2). Ratios are against haproxy2 when it runs, else haproxy.
+// (nbthread 2), vip-ref (the native relay of another build of the addon, --ref-addon FILE, e.g.
+// main's: a before/after comparison in the same run). Ratios are against haproxy2 when it runs,
+// else haproxy.
 //
 // Needs: `npm run build`; haproxy iperf3 wrk nginx-light (and for UDP dnsperf knot) from Debian (installed with apt-get when
 // missing and running as root). The VIP is in 127.68.0.0/16 so no link or root is needed;
@@ -36,6 +39,7 @@ const CONNS = Number(argv.connections ?? 50);
 const WRK_THREADS = Number(argv['wrk-threads'] ?? 1);
 const CASES = String(argv.cases ?? 'bulk,connect,keep').split(',');
 const TARGETS = String(argv.targets ?? 'direct,vip,vip-js,haproxy').split(',');
+const REF_ADDON = argv['ref-addon'] ? path.resolve(String(argv['ref-addon'])) : null;
 const EXTRA = argv['daemon-args'] ? String(argv['daemon-args']).split(' ') : [];
 // --haproxy-smart: HAProxy's options that save an ACK per connection (delayed ACK on the
 // accepted and the server socket), off by default in its TCP mode.
@@ -213,6 +217,10 @@ const MAKE = {
   vip1: () => daemonTarget('native1', '127.70.0.0/16', {}, ['--lb-threads', '1']),
   'vip-shared': () => daemonTarget('shared', '127.71.0.0/16', { PODMAN_SWARM_DNS_RELAY_SHARED: '1' }),
   'vip-nospin': () => daemonTarget('nospin', '127.72.0.0/16', { PODMAN_SWARM_DNS_RELAY_SPIN_US: '0' }),
+  'vip-ref': () => {
+    if (!REF_ADDON) throw new Error('target vip-ref needs --ref-addon FILE (an addon built from another commit)');
+    return daemonTarget('ref', '127.73.0.0/16', { PODMAN_SWARM_DNS_NATIVE_ADDON: REF_ADDON });
+  },
   haproxy: () => startHaproxy('haproxy', 1),
   haproxy2: () => startHaproxy('haproxy2', 2),
 };
@@ -320,7 +328,7 @@ console.log(`${os.cpus().length} cores (${cpuModel}), node ${process.version}, $
 // TCP: every target's rate, each proxy's rate against the reference HAProxy (haproxy2 when it
 // ran, else haproxy), and what each proxy pays per unit: CPU-seconds per request (µs) or per
 // gigabit (ms), less sensitive than the rates to what else the shared machine runs.
-const NAMES = { direct: 'direct', vip: 'VIP, native relay', 'vip-nospin': 'VIP, relay without polling', vip1: 'VIP, relay 1 thread', 'vip-shared': 'VIP, relay shared socket', 'vip-js': 'VIP, JS proxy', haproxy: 'HAProxy', haproxy2: 'HAProxy nbthread 2' };
+const NAMES = { direct: 'direct', vip: 'VIP, native relay', 'vip-nospin': 'VIP, relay without polling', vip1: 'VIP, relay 1 thread', 'vip-shared': 'VIP, relay shared socket', 'vip-js': 'VIP, JS proxy', 'vip-ref': 'VIP, reference addon', haproxy: 'HAProxy', haproxy2: 'HAProxy nbthread 2' };
 const shown = TARGETS;
 const proxies = shown.filter((t) => t !== 'direct');
 const ref = shown.includes('haproxy2') ? 'haproxy2' : 'haproxy';
@@ -346,8 +354,14 @@ for (const kind of tcpCases) {
 // UDP: against direct (the limit) and between the two VIPs; CPU per query or per Gbit.
 const udpCases = CASES.filter((k) => UDP_CASES.includes(k));
 if (udpCases.length) {
-  console.log('\n| UDP case | direct | VIP, native relay | VIP, JS proxy | native / direct | JS / direct | native / JS | proxy CPU: native / JS | proxy CPU per unit: native / JS |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  // Every target that has UDP (HAProxy has none), each proxy against direct, native against JS
+  // and against the reference addon.
+  const udpShown = shown.filter((t) => targets[t].udp);
+  const udpProxies = udpShown.filter((t) => t !== 'direct');
+  const vsDirect = udpShown.includes('direct') ? udpProxies : [];
+  const pairs = [...vsDirect.map((t) => [t, 'direct']), ...['vip-js', 'vip-ref'].filter((t) => udpShown.includes('vip') && udpShown.includes(t)).map((t) => ['vip', t])];
+  console.log(`\n| UDP case | ${udpShown.map((t) => NAMES[t]).join(' | ')} | ${pairs.map(([a, b]) => `${a} / ${b}`).join(' | ')} | proxy CPU: ${udpProxies.join(' / ')} | proxy CPU per unit: ${udpProxies.join(' / ')} |`);
+  console.log(`|---|${udpShown.map(() => '---:').join('|')}|${pairs.map(() => '---:').join('|')}|---:|---:|`);
   for (const kind of udpCases) {
     const r = results[kind];
     const c = cpu[kind];
@@ -356,8 +370,8 @@ if (udpCases.length) {
     const ratio = (a, b) => (r[a] && r[b] ? `${(median(r[a]) / median(r[b])).toFixed(2)}×` : '-');
     const per = (t) => (c[t] ? (median(c[t].map((x, i) => x / r[t][i])) * (bits(kind) ? 1e3 : 1e6)).toFixed(1) : '-');
     const name = kind === 'udp-rate' ? 'request/response (dnsperf -c 4 -T 2 -q 200, knot), q/s' : 'bulk UDP (iperf3 -u -b 0 -l 1400, received), Gbit/s';
-    const cpuText = ['vip', 'vip-js'].map((t) => (c[t] ? `${(median(c[t]) * 100).toFixed(0)}%` : '-')).join(' / ');
-    console.log(`| ${name} | ${fmtU(r.direct)} | ${fmtU(r.vip)} | ${fmtU(r['vip-js'])} | ${ratio('vip', 'direct')} | ${ratio('vip-js', 'direct')} | ${ratio('vip', 'vip-js')} | ${cpuText} | ${per('vip')} / ${per('vip-js')} ${bits(kind) ? 'ms per Gbit' : 'µs per query'} |`);
+    const cpuText = udpProxies.map((t) => (c[t] ? `${(median(c[t]) * 100).toFixed(0)}%` : '-')).join(' / ');
+    console.log(`| ${name} | ${udpShown.map((t) => fmtU(r[t])).join(' | ')} | ${pairs.map(([a, b]) => ratio(a, b)).join(' | ')} | ${cpuText} | ${udpProxies.map(per).join(' / ')} ${bits(kind) ? 'ms per Gbit' : 'µs per query'} |`);
   }
 }
 const sent = probes.reduce((a, p) => a + p.sent, 0);

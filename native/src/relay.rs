@@ -48,6 +48,9 @@ extern "C" {
     pub(crate) fn write(fd: c_int, buf: *const c_void, n: usize) -> isize;
     fn fcntl(fd: c_int, cmd: c_int, arg: c_int) -> c_int;
     pub(crate) fn send(fd: c_int, buf: *const c_void, n: usize, flags: c_int) -> isize;
+    /// Sockets are read with recv, not read: the same for a stream socket, without the VFS
+    /// layer's file-position lock and access notification on every request.
+    fn recv(fd: c_int, buf: *mut c_void, n: usize, flags: c_int) -> isize;
     fn sched_yield() -> c_int;
 }
 
@@ -844,7 +847,7 @@ impl Relay {
             let mut n = 0usize;
             let mut gone = false;
             if d.left.is_empty() && !d.eof {
-                let r = unsafe { read(c.client, self.buf.as_mut_ptr() as *mut c_void, self.buf.len()) };
+                let r = unsafe { recv(c.client, self.buf.as_mut_ptr() as *mut c_void, self.buf.len(), 0) };
                 if r > 0 {
                     n = r as usize;
                 } else if r == 0 {
@@ -1148,7 +1151,7 @@ fn move_bytes(d: &mut Dir, src: c_int, dst: c_int, buf: &mut [u8], readable: boo
                 }
             }
             if d.left.is_empty() && !d.eof && can_read {
-                let n = unsafe { read(src, buf.as_mut_ptr() as *mut c_void, buf.len()) };
+                let n = unsafe { recv(src, buf.as_mut_ptr() as *mut c_void, buf.len(), 0) };
                 if n > 0 {
                     let n = n as usize;
                     progress = true;

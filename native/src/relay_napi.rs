@@ -51,8 +51,20 @@ unsafe fn udp_config(env: napi_env, a: &[napi_value]) -> Option<Config> {
     })
 }
 
-fn remember(l: Arc<Listener>) {
-    OPEN.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(l.id, l);
+/// A listen entry's answer: the listener, remembered under `id`, as [id, port]; or the error
+/// thrown as "<step> <CODE> <where>: <message>".
+unsafe fn opened(env: napi_env, id: u32, r: Result<Arc<Listener>, (i32, String)>, at: &str) -> napi_value {
+    match r {
+        Ok(l) => {
+            let bound = l.port;
+            OPEN.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(id, l);
+            new_uint_pair(env, id, bound as u32)
+        }
+        Err((e, what)) => {
+            let msg = format!("{} {} {}: {}", what, errno_code(e), at, std::io::Error::from_raw_os_error(e));
+            throw(env, errno_code(e), &msg)
+        }
+    }
 }
 
 /// relayListen(host, port, backlog, policy, preferLocal, idleMs, connectMs, ejectMs, attempts) → [id, port]
@@ -71,17 +83,7 @@ pub unsafe extern "C" fn listen(env: napi_env, info: napi_callback_info) -> napi
         None => return throw(env, "EINVAL", "relayListen: bad options"),
     };
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    match relay::open(id, &host, port, backlog, cfg) {
-        Ok(l) => {
-            let bound = l.port;
-            remember(l);
-            new_uint_pair(env, id, bound as u32)
-        }
-        Err((e, what)) => {
-            let msg = format!("{} {} {}:{}: {}", what, errno_code(e), host, port, std::io::Error::from_raw_os_error(e));
-            throw(env, errno_code(e), &msg)
-        }
-    }
+    opened(env, id, relay::open(id, &host, port, backlog, cfg), &format!("{}:{}", host, port))
 }
 
 /// relayUdpListen(host, port, policy, preferLocal, idleMs, ejectMs, maxSessions) → [id, port]
@@ -96,17 +98,7 @@ pub unsafe extern "C" fn udp_listen(env: napi_env, info: napi_callback_info) -> 
         None => return throw(env, "EINVAL", "relayUdpListen: bad options"),
     };
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    match relay_udp::open(id, &host, port, cfg) {
-        Ok(l) => {
-            let bound = l.port;
-            remember(l);
-            new_uint_pair(env, id, bound as u32)
-        }
-        Err((e, what)) => {
-            let msg = format!("{} {} {}:{}/udp: {}", what, errno_code(e), host, port, std::io::Error::from_raw_os_error(e));
-            throw(env, errno_code(e), &msg)
-        }
-    }
+    opened(env, id, relay_udp::open(id, &host, port, cfg), &format!("{}:{}/udp", host, port))
 }
 
 /// relayUdpConfigure(id, policy, preferLocal, idleMs, ejectMs, maxSessions)

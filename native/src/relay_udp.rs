@@ -28,14 +28,11 @@ use std::os::raw::{c_int, c_void};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-extern "C" {
-    fn recv(fd: c_int, buf: *mut c_void, n: usize, flags: c_int) -> isize;
-}
-
 const EPOLL_CTL_DEL: c_int = 2;
 const ECONNREFUSED: i32 = 111;
-/// Datagrams one recvmmsg takes from a listener.
-const BATCH: usize = 16;
+/// Datagrams one recvmmsg takes from a socket (and most one sendmmsg sends). The buffers are
+/// BATCH × 64 KiB each, but only the pages that datagrams touch are ever resident.
+const BATCH: usize = 32;
 /// Datagrams read from one socket per wakeup (the rest wait for the next round).
 const BUDGET: usize = 64;
 /// The largest UDP payload.
@@ -43,6 +40,11 @@ const DGRAM: usize = 65536;
 const NONE: usize = usize::MAX;
 /// Receive buffer of a listener's socket (the kernel doubles it for its bookkeeping).
 const LISTENER_RCVBUF: c_int = 4 << 20;
+
+const EMPTY_MSG: mmsghdr = mmsghdr {
+    msg_hdr: msghdr { msg_name: std::ptr::null_mut(), msg_namelen: 0, msg_iov: std::ptr::null_mut(), msg_iovlen: 1, msg_control: std::ptr::null_mut(), msg_controllen: 0, msg_flags: 0 },
+    msg_len: 0,
+};
 
 /// Sessions open on every UDP listener.
 pub static SESSIONS: AtomicU64 = AtomicU64::new(0);
@@ -278,10 +280,7 @@ impl UdpRelay {
             None => return,
         };
         let mut iov = [iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH];
-        let mut msgs = [mmsghdr {
-            msg_hdr: msghdr { msg_name: std::ptr::null_mut(), msg_namelen: 0, msg_iov: std::ptr::null_mut(), msg_iovlen: 1, msg_control: std::ptr::null_mut(), msg_controllen: 0, msg_flags: 0 },
-            msg_len: 0,
-        }; BATCH];
+        let mut msgs = [EMPTY_MSG; BATCH];
         let mut taken = 0;
         while taken < BUDGET {
             for i in 0..BATCH {
@@ -296,27 +295,44 @@ impl UdpRelay {
                 return;
             }
             let n = n as usize;
-            // Each datagram's session first, then one sendmmsg per run of datagrams for the same
-            // session (a bulk sender's whole batch). A session ended by a later datagram of the
-            // batch (at the bound) has a new generation: what was meant for it is dropped.
+            // Each datagram's session first, then one sendmmsg per session for its datagrams of
+            // the batch, in their order (clients' datagrams interleave; a bulk sender's whole
+            // batch is one call). A session ended by a later datagram of the batch (at the
+            // bound) has a new generation: what was meant for it is dropped.
             let mut dest = [(NONE, 0u32); BATCH];
             for k in 0..n {
                 let name = self.names[k];
                 let slot = self.session_for(id, &name, msgs[k].msg_hdr.msg_namelen);
                 dest[k] = (slot, if slot == NONE { 0 } else { self.slots[slot].gen });
             }
-            let mut k = 0;
-            while k < n {
-                let mut end = k + 1;
-                while end < n && dest[end] == dest[k] {
+            let mut order = [0usize; BATCH];
+            for (k, o) in order.iter_mut().enumerate().take(n) {
+                *o = k;
+            }
+            // Insertion sort by slot: stable (each session's datagrams keep their order), no
+            // allocation, and a batch is mostly runs already.
+            for i in 1..n {
+                let mut j = i;
+                while j > 0 && dest[order[j - 1]].0 > dest[order[j]].0 {
+                    order.swap(j - 1, j);
+                    j -= 1;
+                }
+            }
+            let mut i = 0;
+            while i < n {
+                let mut end = i + 1;
+                while end < n && dest[order[end]] == dest[order[i]] {
                     end += 1;
                 }
-                let (slot, gen) = dest[k];
+                let (slot, gen) = dest[order[i]];
                 if slot != NONE && self.slots[slot].gen == gen && self.slots[slot].s.is_some() {
-                    let lens: Vec<usize> = (k..end).map(|m| msgs[m].msg_len as usize).collect();
-                    self.send_run(slot, k, &lens);
+                    let mut run = [(0usize, 0usize); BATCH];
+                    for (r, &k) in order[i..end].iter().enumerate() {
+                        run[r] = (k, msgs[k].msg_len as usize);
+                    }
+                    self.send_run(slot, &run[..end - i]);
                 }
-                k = end;
+                i = end;
             }
             taken += n;
             if n < BATCH {
@@ -344,21 +360,18 @@ impl UdpRelay {
         slot
     }
 
-    /// Sends datagrams `first..first + lens.len()` of the batch on `slot`'s socket.
-    fn send_run(&mut self, slot: usize, first: usize, lens: &[usize]) {
+    /// Sends the batch's datagrams `run` (index, length) on `slot`'s socket, in one call.
+    fn send_run(&mut self, slot: usize, run: &[(usize, usize)]) {
         let mut iov = [iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH];
-        let mut msgs = [mmsghdr {
-            msg_hdr: msghdr { msg_name: std::ptr::null_mut(), msg_namelen: 0, msg_iov: std::ptr::null_mut(), msg_iovlen: 1, msg_control: std::ptr::null_mut(), msg_controllen: 0, msg_flags: 0 },
-            msg_len: 0,
-        }; BATCH];
-        for (m, len) in lens.iter().enumerate() {
-            iov[m] = iovec { iov_base: self.bufs[(first + m) * DGRAM..].as_mut_ptr() as *mut c_void, iov_len: *len };
+        let mut msgs = [EMPTY_MSG; BATCH];
+        for (m, &(k, len)) in run.iter().enumerate() {
+            iov[m] = iovec { iov_base: self.bufs[k * DGRAM..].as_mut_ptr() as *mut c_void, iov_len: len };
             msgs[m].msg_hdr.msg_iov = &mut iov[m];
         }
         let s = self.slots[slot].s.as_ref().unwrap();
-        let r = unsafe { sendmmsg(s.fd, msgs.as_mut_ptr(), lens.len() as u32, MSG_DONTWAIT) };
+        let r = unsafe { sendmmsg(s.fd, msgs.as_mut_ptr(), run.len() as u32, MSG_DONTWAIT) };
         if r > 0 {
-            s.backend.bytes_out.fetch_add(lens[..r as usize].iter().sum::<usize>() as u64, Ordering::Relaxed);
+            s.backend.bytes_out.fetch_add(run[..r as usize].iter().map(|&(_, len)| len).sum::<usize>() as u64, Ordering::Relaxed);
         } else if r < 0 && errno() == ECONNREFUSED {
             self.refused(slot);
         }
@@ -413,7 +426,9 @@ impl UdpRelay {
         Some(slot)
     }
 
-    /// Replies from a session's backend, back to its client from the listener's address.
+    /// Replies from a session's backend, back to its client from the listener's address: read
+    /// with recvmmsg straight into the round's reply slots (a short batch means the socket is
+    /// empty, so no read ends in EAGAIN unless the first does).
     fn from_backend(&mut self, slot: usize, gen: u32) {
         let (fd, port) = match self.slots.get(slot) {
             Some(Slot { gen: g, s: Some(s) }) if *g == gen => (s.fd, s.port),
@@ -423,13 +438,21 @@ impl UdpRelay {
             Some(p) => p.l.fds[0],
             None => return,
         };
-        let mut moved = false;
-        for _ in 0..BUDGET {
+        let mut iov = [iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH];
+        let mut msgs = [EMPTY_MSG; BATCH];
+        let mut taken = 0;
+        while taken < BUDGET {
             if self.pending.len() == BATCH {
                 self.flush();
             }
-            let k = self.pending.len();
-            let n = unsafe { recv(fd, self.replies[k * DGRAM..].as_mut_ptr() as *mut c_void, DGRAM, MSG_DONTWAIT) };
+            let first = self.pending.len();
+            let room = BATCH - first;
+            for i in 0..room {
+                iov[i] = iovec { iov_base: self.replies[(first + i) * DGRAM..].as_mut_ptr() as *mut c_void, iov_len: DGRAM };
+                msgs[i].msg_hdr.msg_iov = &mut iov[i];
+                msgs[i].msg_hdr.msg_iovlen = 1;
+            }
+            let n = unsafe { recvmmsg(fd, msgs.as_mut_ptr(), room as u32, MSG_DONTWAIT, std::ptr::null_mut()) };
             if n < 0 {
                 let e = errno();
                 if e == ECONNREFUSED {
@@ -440,12 +463,20 @@ impl UdpRelay {
                 }
                 return self.end(slot);
             }
+            let n = n as usize;
             let s = self.slots[slot].s.as_ref().unwrap();
-            self.pending.push((lfd, s.client, s.client_len, n as usize));
-            s.backend.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-            moved = true;
+            let mut bytes = 0;
+            for m in msgs.iter().take(n) {
+                self.pending.push((lfd, s.client, s.client_len, m.msg_len as usize));
+                bytes += m.msg_len as u64;
+            }
+            s.backend.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+            taken += n;
+            if n < room {
+                break;
+            }
         }
-        if moved {
+        if taken > 0 {
             self.touch(slot);
         }
     }
@@ -458,10 +489,7 @@ impl UdpRelay {
             return;
         }
         let mut iov = [iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; BATCH];
-        let mut msgs = [mmsghdr {
-            msg_hdr: msghdr { msg_name: std::ptr::null_mut(), msg_namelen: 0, msg_iov: std::ptr::null_mut(), msg_iovlen: 1, msg_control: std::ptr::null_mut(), msg_controllen: 0, msg_flags: 0 },
-            msg_len: 0,
-        }; BATCH];
+        let mut msgs = [EMPTY_MSG; BATCH];
         for k in 0..n {
             let (_, ref client, clen, len) = self.pending[k];
             iov[k] = iovec { iov_base: self.replies[k * DGRAM..].as_mut_ptr() as *mut c_void, iov_len: len };

@@ -1,6 +1,7 @@
 //! The UDP relay thread on real loopback sockets, without Node: the client key (IPv6 flow label
 //! ignored), many clients against the session bound (evictions counted, least recently used
-//! first, never more sessions than the bound).
+//! first, never more sessions than the bound), clients whose bursts interleave in one batch
+//! (each datagram on its own client's session, in order, and each reply back to its sender).
 
 use super::*;
 use crate::relay::set_backends;
@@ -76,5 +77,58 @@ fn many_clients_against_the_session_bound() {
     assert_eq!(l.refused.load(Ordering::Relaxed), 33);
     close_listener(&l);
     wait_until("the sessions to end with their listener", || l.active.load(Ordering::Relaxed) == 0);
+    stop.store(true, Ordering::Relaxed);
+}
+
+#[test]
+fn interleaved_bursts_keep_each_client_on_its_session_in_order() {
+    // A backend that answers "<session port> <payload>" for every datagram.
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let bport = b.local_addr().unwrap().port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while !stop2.load(Ordering::Relaxed) {
+            if let Ok((n, from)) = b.recv_from(&mut buf) {
+                let reply = format!("{} {}", from.port(), String::from_utf8_lossy(&buf[..n]));
+                let _ = b.send_to(reply.as_bytes(), from);
+            }
+        }
+    });
+    let l = open(9002, "127.0.0.1", 0, cfg(64)).expect("UDP relay listener");
+    set_backends(&l, &format!("b\t127.0.0.1\t{}\t1\t1\n", bport)).unwrap();
+    const CLIENTS: usize = 4;
+    const EACH: usize = 40;
+    let clients: Vec<UdpSocket> = (0..CLIENTS).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    // Round-robin over the clients, all sent before any reply is read: the relay's batches hold
+    // datagrams of every client, interleaved.
+    for i in 0..EACH {
+        for (c, sock) in clients.iter().enumerate() {
+            sock.send_to(format!("{}:{}", c, i).as_bytes(), ("127.0.0.1", l.port)).unwrap();
+        }
+    }
+    let mut ports = Vec::new();
+    for (c, sock) in clients.iter().enumerate() {
+        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 128];
+        let mut got = Vec::new();
+        while got.len() < EACH {
+            match sock.recv(&mut buf) {
+                Ok(n) => got.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                Err(e) => panic!("client {}: {} of {} replies, then {}", c, got.len(), EACH, e),
+            }
+        }
+        let port = got[0].split(' ').next().unwrap().to_string();
+        for (i, g) in got.iter().enumerate() {
+            assert_eq!(g, &format!("{} {}:{}", port, c, i), "client {}: reply {} is its own datagram, in order, on one session", c, i);
+        }
+        ports.push(port);
+    }
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), CLIENTS, "a session (its own socket) per client");
+    close_listener(&l);
     stop.store(true, Ordering::Relaxed);
 }

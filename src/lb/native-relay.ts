@@ -46,3 +46,37 @@ export function copyBackendStats(s: (number | string)[], set: BackendSet, seen: 
     b.ejections = ej;
   }
 }
+
+/**
+ * What both native proxies do with their options and policy: keep them, and push them down to
+ * the relay whenever either changes (for open connections and sessions too). The subclass says
+ * how to push (`push`, a no-op while it has no listener).
+ */
+export abstract class NativeRelayProxy<O> {
+  readonly native = true;
+  protected id = 0;
+  private _opts: O;
+
+  constructor(
+    opts: O,
+    protected policy: RelayPolicy,
+  ) {
+    this._opts = opts;
+  }
+
+  get opts(): O {
+    return this._opts;
+  }
+
+  set opts(o: O) {
+    this._opts = o;
+    this.push();
+  }
+
+  configurePolicy(p: RelayPolicy): void {
+    this.policy = p;
+    this.push();
+  }
+
+  protected abstract push(): void;
+}

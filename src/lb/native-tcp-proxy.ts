@@ -1,6 +1,6 @@
 import type { Addon } from '../native/index.js';
 import type { BackendSet } from './backends.js';
-import { backendLines, copyBackendStats, policyNumber, relayMs as ms, U32, type RelayPolicy } from './native-relay.js';
+import { backendLines, copyBackendStats, NativeRelayProxy, policyNumber, relayMs as ms, U32, type RelayPolicy } from './native-relay.js';
 import type { ConnectionLimit, TcpEvents, TcpProxyOptions } from './tcp-proxy.js';
 
 // The TCP proxy run by the addon's relay thread (native/src/relay.rs): the same contract as
@@ -18,48 +18,31 @@ export type RelayAddon = Pick<
   'relayListen' | 'relayConfigure' | 'relaySetBackends' | 'relaySetMax' | 'relaySetThreads' | 'relayClose' | 'relayForget' | 'relayStats' | 'relayUdpListen' | 'relayUdpConfigure'
 >;
 
-export class NativeTcpProxy {
-  readonly native = true;
-  private id = 0;
+export class NativeTcpProxy extends NativeRelayProxy<TcpProxyOptions> {
   private closed = false;
   private refused = 0;
   private active = 0;
   private ejections = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
-  private _opts: TcpProxyOptions;
 
+  // New opts (idle and connect timeouts) take effect for new and open connections alike.
   constructor(
     private readonly addon: RelayAddon,
     public backends: BackendSet,
     opts: TcpProxyOptions,
-    private policy: RelayPolicy,
+    policy: RelayPolicy,
     private readonly limit: ConnectionLimit,
     private readonly events: TcpEvents = {},
   ) {
-    this._opts = opts;
-  }
-
-  get opts(): TcpProxyOptions {
-    return this._opts;
-  }
-
-  /** Idle and connect timeouts take effect for new and open connections alike. */
-  set opts(o: TcpProxyOptions) {
-    this._opts = o;
-    this.push();
-  }
-
-  configurePolicy(p: RelayPolicy): void {
-    this.policy = p;
-    this.push();
+    super(opts, policy);
   }
 
   private args(): [number, boolean, number, number, number, number] {
-    const o = this._opts;
+    const o = this.opts;
     return [policyNumber(this.policy.policy), this.policy.preferLocal, ms(o.idleTimeoutMs), ms(o.connectTimeoutMs), ms(this.policy.ejectMs), Math.max(1, o.attempts)];
   }
 
-  private push(): void {
+  protected push(): void {
     if (this.id === 0 || this.closed) return;
     this.addon.relayConfigure(this.id, ...this.args());
     this.addon.relaySetMax(Math.min(U32, this.limit.max));

@@ -1,5 +1,5 @@
 import type { BackendSet } from './backends.js';
-import { backendLines, copyBackendStats, policyNumber, relayMs, U32, type RelayPolicy } from './native-relay.js';
+import { backendLines, copyBackendStats, NativeRelayProxy, policyNumber, relayMs, U32, type RelayPolicy } from './native-relay.js';
 import type { RelayAddon } from './native-tcp-proxy.js';
 import type { UdpProxyOptions } from './udp-proxy.js';
 
@@ -11,45 +11,28 @@ import type { UdpProxyOptions } from './udp-proxy.js';
 
 export type UdpRelayAddon = Pick<RelayAddon, 'relayUdpListen' | 'relayUdpConfigure' | 'relaySetBackends' | 'relayClose' | 'relayForget' | 'relayStats'>;
 
-export class NativeUdpProxy {
-  readonly native = true;
-  private id = 0;
-  private _opts: UdpProxyOptions;
+export class NativeUdpProxy extends NativeRelayProxy<UdpProxyOptions> {
   private sessions = 0;
   private _evicted = 0;
   private readonly ejections = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
 
+  // New opts (the idle timeout, the session bound) take effect for open sessions too.
   constructor(
     private readonly addon: UdpRelayAddon,
     public backends: BackendSet,
     opts: UdpProxyOptions,
-    private policy: RelayPolicy,
+    policy: RelayPolicy,
   ) {
-    this._opts = opts;
-  }
-
-  get opts(): UdpProxyOptions {
-    return this._opts;
-  }
-
-  /** The idle timeout and the session bound take effect for open sessions too. */
-  set opts(o: UdpProxyOptions) {
-    this._opts = o;
-    this.push();
-  }
-
-  configurePolicy(p: RelayPolicy): void {
-    this.policy = p;
-    this.push();
+    super(opts, policy);
   }
 
   private args(): [number, boolean, number, number, number] {
-    const o = this._opts;
+    const o = this.opts;
     return [policyNumber(this.policy.policy), this.policy.preferLocal, relayMs(o.idleTimeoutMs), relayMs(this.policy.ejectMs), Math.max(1, Math.min(U32, o.maxSessions))];
   }
 
-  private push(): void {
+  protected push(): void {
     if (this.id !== 0) this.addon.relayUdpConfigure(this.id, ...this.args());
   }
 
