@@ -10,7 +10,7 @@ import { explain, explainInputs, malformedName, type ExplainSources } from '../d
 import { StateWriteError } from '../state/files.js';
 import type { ChangeIndex, Scope } from './blocking.js';
 import { endpointJson, nodeJson, serviceAddresses, serviceDetail, serviceSummary } from './format.js';
-import { HttpError, parseWait, readJson, sendJson } from './http.js';
+import { HttpError, parseWait, readJson, sendJson, ServerTiming } from './http.js';
 import type { Metrics } from './metrics.js';
 import { overview } from './overview.js';
 import { sendUiFile } from './ui.js';
@@ -223,6 +223,7 @@ route(
   '/api/v1/services/{ns}/{svc}/endpoints',
   async (ctx, r) => {
     const { ns, svc } = serviceParams(r);
+    const timing = new ServerTiming();
     const body = await readJson(r.req);
     const limits = ctx.limits();
     let ep;
@@ -232,7 +233,9 @@ route(
       if (e instanceof InputError) throw new HttpError(400, `${e.field}: ${e.message}`);
       throw e;
     }
+    timing.mark('read');
     await ctx.writes.run(async () => {
+      timing.mark('wait');
       const existing = ctx.local.find(ns, svc, ep.id);
       if (existing && existing.source !== 'api') {
         throw new HttpError(409, `endpoint ${ep.id} of ${ns}/${svc} comes from ${existing.source === 'config' ? 'the config file' : 'Podman'}; change it there, or register under another id`);
@@ -245,12 +248,17 @@ route(
       }
       const key = endpointKey(ep);
       await persist(ctx, [...ctx.local.endpoints('api').filter((e) => endpointKey(e) !== key), ep]);
+      timing.mark('save');
       ctx.local.upsert(ep);
+      timing.mark('apply');
       ctx.log.info({ service: `${ns}/${svc}`, id: ep.id, address: ep.addresses[0] }, existing ? 'endpoint updated through the API' : 'endpoint registered through the API');
       const v = ctx.registry.service(ns, svc)!;
       const view = v.endpoints.find((e) => e.local && e.endpoint.id === ep.id)!;
       // 201 only when this created the endpoint; replacing one (same id) is a 200.
-      sendJson(r.res, existing ? 200 : 201, endpointJson(v, view), { location: `/api/v1/services/${ns}/${svc}/endpoints/${encodeURIComponent(ep.id)}` });
+      sendJson(r.res, existing ? 200 : 201, endpointJson(v, view), {
+        location: `/api/v1/services/${ns}/${svc}/endpoints/${encodeURIComponent(ep.id)}`,
+        'server-timing': timing.header(),
+      });
     });
   },
   true,
