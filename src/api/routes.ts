@@ -39,8 +39,8 @@ export interface ApiContext {
   /** A join token holding seeds and the gossip key, or null when gossip is off. */
   joinToken?(): string | null;
   join?(seeds: string[]): Promise<{ joined: number; errors: string[] }>;
-  /** Saves the API registrations; rejects with StateWriteError when they could not be saved. */
-  saveRegistrations(endpoints: Endpoint[]): Promise<void>;
+  /** Saves one API registration or its removal; rejects with StateWriteError when it could not be saved. */
+  registrations: { put(e: Endpoint): Promise<void>; remove(e: Endpoint): Promise<void> };
   /** Registration writes run through it one at a time. */
   writes: Serial;
   /** Ports per endpoint and endpoints per service this node takes. */
@@ -206,12 +206,12 @@ route(
 );
 
 /**
- * Saves the API registrations as they will be after a change, before the change is applied: a
- * registration the API refuses is never in the registry, one it accepts is on disk.
+ * Saves a change of the API registrations before it is applied: a registration the API refuses
+ * is never in the registry, one it accepts is on disk.
  */
-async function persist(ctx: ApiContext, next: Endpoint[]): Promise<void> {
+async function persist(save: Promise<void>): Promise<void> {
   try {
-    await ctx.saveRegistrations(next);
+    await save;
   } catch (e) {
     if (!(e instanceof StateWriteError)) throw e;
     throw new HttpError(e.full ? 507 : 503, `nothing was changed: the registrations could not be saved (${e.message})`);
@@ -246,8 +246,7 @@ route(
       if (!existing && ctx.local.full) {
         throw new HttpError(409, `this node already has ${ctx.local.maxEndpoints} endpoints, the limit (--max-endpoints-per-node): remove some, or raise the limit on every host`);
       }
-      const key = endpointKey(ep);
-      await persist(ctx, [...ctx.local.endpoints('api').filter((e) => endpointKey(e) !== key), ep]);
+      await persist(ctx.registrations.put(ep));
       timing.mark('save');
       ctx.local.upsert(ep);
       timing.mark('apply');
@@ -276,9 +275,8 @@ route(
       if (existing.source !== 'api') {
         throw new HttpError(409, `endpoint ${id} of ${ns}/${svc} comes from ${existing.source === 'config' ? 'the config file' : 'Podman'}; it cannot be removed through the API`);
       }
-      const key = endpointKey(existing);
-      await persist(ctx, ctx.local.endpoints('api').filter((e) => endpointKey(e) !== key));
-      ctx.local.remove('api', key);
+      await persist(ctx.registrations.remove(existing));
+      ctx.local.remove('api', endpointKey(existing));
       ctx.log.info({ service: `${ns}/${svc}`, id }, 'endpoint deregistered through the API');
       sendJson(r.res, 204, undefined);
     });
