@@ -199,10 +199,12 @@ async function single(n) {
     const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.pid}/status`, 'utf8'))[1]) / 1024;
     const latencies = [];
     const phases = {};
+    let slowest = null;
     const c0 = cpuTicks(d.pid);
     const t0 = performance.now();
     for (let i = 0; i < CHANGES; i++) {
       const c = await change(d, d, n, i);
+      if (c.total > Math.max(0, ...latencies)) slowest = c;
       latencies.push(c.total);
       for (const [k, v] of Object.entries(c.phases)) (phases[k] ??= []).push(v);
       await sleep(PAUSE_MS);
@@ -213,7 +215,7 @@ async function single(n) {
     const i0 = cpuTicks(d.pid);
     await sleep(busyMs);
     const idle = cpuTicks(d.pid) - i0;
-    return { n, cpu: ((c1 - c0 - idle) * TICK_MS) / CHANGES, idleMs: idle * TICK_MS, p50: pct(latencies, 50), p90: pct(latencies, 90), max: Math.max(...latencies), rss, phases };
+    return { n, cpu: ((c1 - c0 - idle) * TICK_MS) / CHANGES, idleMs: idle * TICK_MS, p50: pct(latencies, 50), p90: pct(latencies, 90), max: Math.max(...latencies), rss, phases, slowest };
   } finally {
     await stopDaemon(d);
   }
@@ -270,6 +272,7 @@ console.log(`\nwhere change → answer goes, p50 and p90 of each part (ms): the 
 console.log(`| services | ${names.join(' | ')} |`);
 console.log(`|---:|${names.map(() => '---:').join('|')}|`);
 for (const [n, r] of singles) console.log(`| ${n} | ${names.map((k) => (r.phases[k] ? `${f1(pct(r.phases[k], 50))} / ${f1(pct(r.phases[k], 90))}` : '')).join(' | ')} |`);
+for (const [n, r] of singles) console.log(`\nslowest change at ${n}: ${f1(r.slowest.total)} ms = ${Object.entries(r.slowest.phases).map(([k, v]) => `${k} ${f1(v)}`).join(', ')}`);
 const latency = ['p50', 'p90', 'max'].map((k) => ({ name: k, points: singles.map(([n, r]) => [n, r[k]]) }));
 console.log(`\nChart: ${writePlot('change-answer', changesPlot(`API change → new address answered in DNS (${new Date().toISOString().slice(0, 10)})`, latency))}`);
 if (GOSSIP_SIZES.length) {
