@@ -105,7 +105,7 @@ function api(d, method, path, body) {
     const req = request({ host: '127.0.0.1', port: d.apiPort, path, method, headers }, (r) => {
       let text = '';
       r.on('data', (c) => (text += c));
-      r.on('end', () => res({ status: r.statusCode, text }));
+      r.on('end', () => res({ status: r.statusCode, text, timing: r.headers['server-timing'] }));
     });
     req.on('error', rej);
     req.end(data);
@@ -166,15 +166,24 @@ async function answered(port, name, address, maxMs = 30_000) {
   return false;
 }
 
-/** One change: an endpoint registered in service `s<k>`; resolves with ms until `watch` answers it. */
+/**
+ * One change: an endpoint registered in service `s<k>`. Resolves with ms until `watch` answers
+ * it, and where they went: POST sent → 201 received (`response`), split by the daemon's
+ * Server-Timing header (read, wait, save, apply; `http` = the rest: connection, headers, the
+ * answer's way back), then 201 → answered (`poll`).
+ */
 async function change(owner, watch, n, i) {
   const k = (i * 7919) % n;
   const address = `10.200.${i >> 8}.${i & 255}`;
   const t0 = performance.now();
   const r = await api(owner, 'POST', `/api/v1/services/default/s${k}/endpoints`, { id: `bench${i}`, address });
+  const t1 = performance.now();
   if (r.status !== 201) throw new Error(`register: ${r.status} ${r.text}`);
   if (!(await answered(watch.dnsPort, `s${k}.default.cluster.local`, address))) throw new Error(`change ${i} never answered by ${watch.name}`);
-  return performance.now() - t0;
+  const t2 = performance.now();
+  const phases = Object.fromEntries(String(r.timing ?? '').split(',').map((p) => /^\s*(\w+);dur=([\d.]+)/.exec(p)).filter(Boolean).map((m) => [m[1], Number(m[2])]));
+  const inDaemon = Object.values(phases).reduce((a, b) => a + b, 0);
+  return { total: t2 - t0, phases: { ...phases, http: t1 - t0 - inDaemon, poll: t2 - t1 } };
 }
 
 const pct = (xs, p) => {
@@ -189,10 +198,15 @@ async function single(n) {
     await settle(d);
     const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.pid}/status`, 'utf8'))[1]) / 1024;
     const latencies = [];
+    const phases = {};
+    let slowest = null;
     const c0 = cpuTicks(d.pid);
     const t0 = performance.now();
     for (let i = 0; i < CHANGES; i++) {
-      latencies.push(await change(d, d, n, i));
+      const c = await change(d, d, n, i);
+      if (c.total > Math.max(0, ...latencies)) slowest = c;
+      latencies.push(c.total);
+      for (const [k, v] of Object.entries(c.phases)) (phases[k] ??= []).push(v);
       await sleep(PAUSE_MS);
     }
     const busyMs = performance.now() - t0;
@@ -201,7 +215,7 @@ async function single(n) {
     const i0 = cpuTicks(d.pid);
     await sleep(busyMs);
     const idle = cpuTicks(d.pid) - i0;
-    return { n, cpu: ((c1 - c0 - idle) * TICK_MS) / CHANGES, idleMs: idle * TICK_MS, p50: pct(latencies, 50), p90: pct(latencies, 90), max: Math.max(...latencies), rss };
+    return { n, cpu: ((c1 - c0 - idle) * TICK_MS) / CHANGES, idleMs: idle * TICK_MS, p50: pct(latencies, 50), p90: pct(latencies, 90), max: Math.max(...latencies), rss, phases, slowest };
   } finally {
     await stopDaemon(d);
   }
@@ -253,6 +267,12 @@ for (const n of SIZES) {
   singles.push([n, r]);
   console.log(`| ${n} | ${f1(r.cpu)} | ${f1(r.p50)} | ${f1(r.p90)} | ${f1(r.max)} | ${r.idleMs} | ${Math.round(r.rss)} |`);
 }
+const names = [...new Set(singles.flatMap(([, r]) => Object.keys(r.phases)))];
+console.log(`\nwhere change → answer goes, p50 and p90 of each part (ms): the daemon's Server-Timing (read the body, wait for earlier writes, save to the state directory, apply: registry, table patch, delta), http = the rest of POST → 201, poll = 201 → the new address answered\n`);
+console.log(`| services | ${names.join(' | ')} |`);
+console.log(`|---:|${names.map(() => '---:').join('|')}|`);
+for (const [n, r] of singles) console.log(`| ${n} | ${names.map((k) => (r.phases[k] ? `${f1(pct(r.phases[k], 50))} / ${f1(pct(r.phases[k], 90))}` : '')).join(' | ')} |`);
+for (const [n, r] of singles) console.log(`\nslowest change at ${n}: ${f1(r.slowest.total)} ms = ${Object.entries(r.slowest.phases).map(([k, v]) => `${k} ${f1(v)}`).join(', ')}`);
 const latency = ['p50', 'p90', 'max'].map((k) => ({ name: k, points: singles.map(([n, r]) => [n, r[k]]) }));
 console.log(`\nChart: ${writePlot('change-answer', changesPlot(`API change → new address answered in DNS (${new Date().toISOString().slice(0, 10)})`, latency))}`);
 if (GOSSIP_SIZES.length) {

@@ -40,6 +40,25 @@ export async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/**
+ * Where a request's time went, as a Server-Timing header (`read;dur=0.41, save;dur=5.2`): each
+ * mark closes the phase since the one before (the first since the request's handler began).
+ */
+export class ServerTiming {
+  private last = performance.now();
+  private readonly phases: string[] = [];
+
+  mark(name: string): void {
+    const now = performance.now();
+    this.phases.push(`${name};dur=${(now - this.last).toFixed(2)}`);
+    this.last = now;
+  }
+
+  header(): string {
+    return this.phases.join(', ');
+  }
+}
+
 /** Consul-style durations for `?wait=`: `30s`, `5m`, `500ms`; a bare number is seconds. */
 export function parseWait(raw: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(raw);

@@ -10,7 +10,7 @@ import { explain, explainInputs, malformedName, type ExplainSources } from '../d
 import { StateWriteError } from '../state/files.js';
 import type { ChangeIndex, Scope } from './blocking.js';
 import { endpointJson, nodeJson, serviceAddresses, serviceDetail, serviceSummary } from './format.js';
-import { HttpError, parseWait, readJson, sendJson } from './http.js';
+import { HttpError, parseWait, readJson, sendJson, ServerTiming } from './http.js';
 import type { Metrics } from './metrics.js';
 import { overview } from './overview.js';
 import { sendUiFile } from './ui.js';
@@ -39,8 +39,8 @@ export interface ApiContext {
   /** A join token holding seeds and the gossip key, or null when gossip is off. */
   joinToken?(): string | null;
   join?(seeds: string[]): Promise<{ joined: number; errors: string[] }>;
-  /** Saves the API registrations; rejects with StateWriteError when they could not be saved. */
-  saveRegistrations(endpoints: Endpoint[]): Promise<void>;
+  /** Saves one API registration or its removal; rejects with StateWriteError when it could not be saved. */
+  registrations: { put(e: Endpoint): Promise<void>; remove(e: Endpoint): Promise<void> };
   /** Registration writes run through it one at a time. */
   writes: Serial;
   /** Ports per endpoint and endpoints per service this node takes. */
@@ -206,12 +206,12 @@ route(
 );
 
 /**
- * Saves the API registrations as they will be after a change, before the change is applied: a
- * registration the API refuses is never in the registry, one it accepts is on disk.
+ * Saves a change of the API registrations before it is applied: a registration the API refuses
+ * is never in the registry, one it accepts is on disk.
  */
-async function persist(ctx: ApiContext, next: Endpoint[]): Promise<void> {
+async function persist(save: Promise<void>): Promise<void> {
   try {
-    await ctx.saveRegistrations(next);
+    await save;
   } catch (e) {
     if (!(e instanceof StateWriteError)) throw e;
     throw new HttpError(e.full ? 507 : 503, `nothing was changed: the registrations could not be saved (${e.message})`);
@@ -223,6 +223,7 @@ route(
   '/api/v1/services/{ns}/{svc}/endpoints',
   async (ctx, r) => {
     const { ns, svc } = serviceParams(r);
+    const timing = new ServerTiming();
     const body = await readJson(r.req);
     const limits = ctx.limits();
     let ep;
@@ -232,7 +233,9 @@ route(
       if (e instanceof InputError) throw new HttpError(400, `${e.field}: ${e.message}`);
       throw e;
     }
+    timing.mark('read');
     await ctx.writes.run(async () => {
+      timing.mark('wait');
       const existing = ctx.local.find(ns, svc, ep.id);
       if (existing && existing.source !== 'api') {
         throw new HttpError(409, `endpoint ${ep.id} of ${ns}/${svc} comes from ${existing.source === 'config' ? 'the config file' : 'Podman'}; change it there, or register under another id`);
@@ -243,14 +246,18 @@ route(
       if (!existing && ctx.local.full) {
         throw new HttpError(409, `this node already has ${ctx.local.maxEndpoints} endpoints, the limit (--max-endpoints-per-node): remove some, or raise the limit on every host`);
       }
-      const key = endpointKey(ep);
-      await persist(ctx, [...ctx.local.endpoints('api').filter((e) => endpointKey(e) !== key), ep]);
+      await persist(ctx.registrations.put(ep));
+      timing.mark('save');
       ctx.local.upsert(ep);
+      timing.mark('apply');
       ctx.log.info({ service: `${ns}/${svc}`, id: ep.id, address: ep.addresses[0] }, existing ? 'endpoint updated through the API' : 'endpoint registered through the API');
       const v = ctx.registry.service(ns, svc)!;
       const view = v.endpoints.find((e) => e.local && e.endpoint.id === ep.id)!;
       // 201 only when this created the endpoint; replacing one (same id) is a 200.
-      sendJson(r.res, existing ? 200 : 201, endpointJson(v, view), { location: `/api/v1/services/${ns}/${svc}/endpoints/${encodeURIComponent(ep.id)}` });
+      sendJson(r.res, existing ? 200 : 201, endpointJson(v, view), {
+        location: `/api/v1/services/${ns}/${svc}/endpoints/${encodeURIComponent(ep.id)}`,
+        'server-timing': timing.header(),
+      });
     });
   },
   true,
@@ -268,9 +275,8 @@ route(
       if (existing.source !== 'api') {
         throw new HttpError(409, `endpoint ${id} of ${ns}/${svc} comes from ${existing.source === 'config' ? 'the config file' : 'Podman'}; it cannot be removed through the API`);
       }
-      const key = endpointKey(existing);
-      await persist(ctx, ctx.local.endpoints('api').filter((e) => endpointKey(e) !== key));
-      ctx.local.remove('api', key);
+      await persist(ctx.registrations.remove(existing));
+      ctx.local.remove('api', endpointKey(existing));
       ctx.log.info({ service: `${ns}/${svc}`, id }, 'endpoint deregistered through the API');
       sendJson(r.res, 204, undefined);
     });

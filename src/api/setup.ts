@@ -65,7 +65,7 @@ export function setupApi(c: Context, d: ApiDeps): ApiSetup {
       },
       joinToken: () => d.gossip.cluster()?.joinToken() ?? null,
       join: (seeds) => d.gossip.join(seeds),
-      saveRegistrations: (endpoints) => d.state.store.save(endpoints),
+      registrations: d.state.store,
       writes: new Serial(MAX_WAITING_WRITES),
       limits: () => ({ maxPorts: opts.maxPortsPerEndpoint, maxEndpoints: opts.maxEndpointsPerService }),
       lb: () => d.lb.manager(),

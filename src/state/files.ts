@@ -62,10 +62,12 @@ export async function writeFileAtomicAsync(path: string, data: string | Buffer, 
   report(path, error);
 }
 
-const stateError = (path: string, e: unknown): StateWriteError =>
+/** `e` (an errno error, or a StateWriteError already) as the StateWriteError of a write to `path`. */
+export const stateError = (path: string, e: unknown): StateWriteError =>
   e instanceof StateWriteError ? e : new StateWriteError(path, (e as NodeJS.ErrnoException).code ?? 'EIO', (e as Error).message);
 
-function report(path: string, error: StateWriteError | null): void {
+/** Tells the observers how a write of `path` went; throws `error` when there is one. */
+export function report(path: string, error: StateWriteError | null): void {
   for (const fn of observers) fn({ path, error });
   if (error) throw error;
 }

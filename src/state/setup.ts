@@ -58,17 +58,15 @@ export function setupState(c: Context): StateSetup {
       return own.token;
     },
     restore(local) {
-      const r = store.load();
-      if (r.kind === 'ok') {
-        const { endpoints, skipped } = r.value;
-        local.replaceSource('api', endpoints);
-        if (endpoints.length) log.info({ count: endpoints.length }, `restored ${endpoints.length} API-registered endpoints from ${store.path}`);
-        for (const why of skipped) log.warn(`not restoring the API registration ${why}`);
-      } else if (r.kind === 'corrupt') {
-        problems.set('registrations', `${store.path} could not be read (${r.reason})${r.movedTo ? `; moved to ${r.movedTo}` : ''}; API registrations start empty`);
-      }
+      const { endpoints, skipped, warnings, problem } = store.load();
+      local.replaceSource('api', endpoints);
+      if (endpoints.length) log.info({ count: endpoints.length }, `restored ${endpoints.length} API-registered endpoints from ${store.path} and its journal`);
+      for (const why of skipped) log.warn(`not restoring the API registration ${why}`);
+      for (const why of warnings) log.warn(`API registrations: ${why}`);
+      if (problem) problems.set('registrations', problem);
     },
     async stop() {
+      await store.close();
       stopObserving();
     },
   };

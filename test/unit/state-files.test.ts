@@ -25,21 +25,20 @@ function underFileSizeLimit(code: string): { stdout: string; stderr: string; sta
   return { stdout: r.stdout, stderr: r.stderr, status: r.status };
 }
 
-t.test('a short write fails the whole write and keeps the old file (registrations, blocking and async, and the snapshot)', async (t) => {
+// (API registrations are a journal now: its short writes are in registrations-journal.test.ts.)
+t.test('a short write fails the whole write and keeps the old file (blocking and async, and the snapshot)', async (t) => {
   const dir = tempDir(t);
   const regs = join(dir, 'api-endpoints.json');
   const state = join(dir, 'state');
   writeFileSync(regs, 'old registrations\n');
   writeFileSync(state, 'old snapshot\n');
   const r = underFileSizeLimit(`
-    import { writeFileAtomic } from './dist/state/files.js';
-    import { RegistrationStore } from './dist/state/registrations.js';
+    import { writeFileAtomic, writeFileAtomicAsync } from './dist/state/files.js';
     import { SnapshotFile } from './dist/state/snapshot.js';
     const results = [];
     try { writeFileAtomic(${JSON.stringify(regs)}, 'x'.repeat(100_000)); results.push('written'); }
     catch (e) { results.push(e.constructor.name + ' ' + e.code + ' ' + e.full); }
-    const endpoints = Array.from({ length: 200 }, (_, i) => ({ namespace: 'default', service: 'web', id: 'e' + i, addresses: ['10.0.0.1'], hostname: 'e' + i, ports: {}, weight: 10, health: 'none', lastSeen: 0 }));
-    try { await new RegistrationStore(${JSON.stringify(dir)}).save(endpoints); results.push('written'); }
+    try { await writeFileAtomicAsync(${JSON.stringify(regs)}, 'y'.repeat(100_000)); results.push('written'); }
     catch (e) { results.push(e.constructor.name + ' ' + e.code); }
     try { new SnapshotFile(${JSON.stringify(dir)}).save({ nodes: [], members: Array.from({ length: 2000 }, (_, i) => ({ id: 'n' + i, name: 'node-' + i, addr: '10.0.0.1:7946' })) }); results.push('written'); }
     catch (e) { results.push(e.constructor.name + ' ' + e.code); }
@@ -47,8 +46,8 @@ t.test('a short write fails the whole write and keeps the old file (registration
     console.log(JSON.stringify(results));
   `);
   t.equal(r.status, 0, r.stderr);
-  t.same(JSON.parse(r.stdout), ['StateWriteError EFBIG false', 'StateWriteError EFBIG', 'StateWriteError EFBIG'], 'blocking, async (registrations) and snapshot writes fail with the kernel’s reason');
-  t.equal(readFileSync(regs, 'utf8'), 'old registrations\n', 'the old registrations are untouched');
+  t.same(JSON.parse(r.stdout), ['StateWriteError EFBIG false', 'StateWriteError EFBIG', 'StateWriteError EFBIG'], 'blocking, async and snapshot writes fail with the kernel’s reason');
+  t.equal(readFileSync(regs, 'utf8'), 'old registrations\n', 'the old file is untouched');
   t.equal(readFileSync(state, 'utf8'), 'old snapshot\n', 'the old snapshot is untouched');
   t.equal(readFileSync(join(dir, 'small'), 'utf8'), 'fits', 'a write that fits still works');
   t.same(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temp file is left');
