@@ -128,6 +128,29 @@ function restricted(zone: Zone, key: string, keep: (e: ViewEndpoint) => boolean)
   return { settings: zone.settings, source };
 }
 
+/**
+ * The zone as the compile of one service sees it: that service is a copy of its view, made for
+ * this compile only. What the JS path memoises per view (records.ts: its answer groups, its host
+ * names) then lives as long as the compile, not as long as the view: the native path answers
+ * from the table, and the JS path builds them only for the services it is asked about.
+ */
+function compiling(zone: Zone, view: ServiceView): Zone {
+  const src = zone.source;
+  const own: ServiceView = { ...view };
+  const source: ZoneSource = {
+    service: (ns, svc) => {
+      const v = src.service(ns, svc);
+      return v === view ? own : v;
+    },
+    hasNamespace: (ns) => src.hasNamespace(ns),
+    get serviceCount() {
+      return src.serviceCount;
+    },
+    lookupAddress: (ip) => src.lookupAddress(ip),
+  };
+  return { settings: zone.settings, source };
+}
+
 /** Serialized entries (key + entry, answer.rs format) and how many. */
 class Chunk {
   readonly w = new Writer();
@@ -274,7 +297,8 @@ export function finish<T>(steps: Steps<T>): T {
 }
 
 /** The names of one service (records.ts / names.ts decide which exist and what they answer). */
-function* serviceChunk(zone: Zone, view: ServiceView): Steps<Chunk> {
+function* serviceChunk(viewZone: Zone, view: ServiceView): Steps<Chunk> {
+  const zone = compiling(viewZone, view);
   const out = new Chunk();
   const domain = zone.settings.domain;
   // `<name>.svc.<zone>` reads as `<name>.<zone>` first (names.ts) for every name of a service, so
