@@ -50,10 +50,28 @@ class Writer extends ByteWriter {
   }
 }
 
-/** `name` (no trailing dot) in wire form, lower case, with the root label. */
+/**
+ * `name` (no trailing dot) in wire form, lower case, with the root label: each label's length
+ * byte, then its characters as latin1 bytes. One buffer, written in place (every entry of the
+ * table has a key made here).
+ */
 export function wireName(name: string): Buffer {
-  const parts = name === '' ? [] : name.toLowerCase().split('.');
-  return Buffer.concat([...parts.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);
+  if (name === '') return Buffer.from([0]);
+  const lower = name.toLowerCase();
+  const n = lower.length;
+  const out = Buffer.allocUnsafe(n + 2);
+  // Character i goes to i + 1; a dot's place holds the length of the label after it.
+  let lengthAt = 0;
+  for (let i = 0; i < n; i++) {
+    const c = lower.charCodeAt(i);
+    if (c === 0x2e) {
+      out[lengthAt] = i - lengthAt;
+      lengthAt = i + 1;
+    } else out[i + 1] = c;
+  }
+  out[lengthAt] = n - lengthAt;
+  out[n + 1] = 0;
+  return out;
 }
 
 /** 16-byte form (IPv4 mapped into ::ffff:0:0/96) and prefix, as answer.rs matches clients. */
