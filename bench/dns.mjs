@@ -22,7 +22,8 @@
 // reference of the ratio columns. A server name may carry environment for experiments:
 // `native+THREADS=1` (the daemon's --dns-threads), `knot+AFFINITY=1` (knot's socket-affinity),
 // `native+CLI=/path/to/other/dist/cli.js` (another build of the daemon: before/after in one run).
-// `native+QUERYLOG=all` (--query-log all into a file in the work directory).
+// `native+QUERYLOG=all` (--query-log all into a file in the work directory),
+// `js+NODE_OPTIONS=--max-semi-space-size=1` (node or V8 flags for the daemon; js takes environment too).
 //
 // Peak: dnsperf -c 4 -T 2 -q 200, the same for every server. -T 2 (two sending and two receiving
 // threads, one pair per core) because one pair (-T 1) is the bottleneck itself: knot and the
@@ -245,13 +246,13 @@ const SERVER_KINDS = {
     const p = { pid: net.aardvarkPid(), kill: () => {}, once: (_ev, cb) => cb() };
     return { p, out: () => '', addr: net.gateway, port: 53 };
   },
-  js: async (port) => {
+  js: async (port, env) => {
     const apiPort = await freePort();
     return start(process.execPath, [
       path.join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', path.join(work, 'config.yaml'), '--link', 'none',
       '--dns-listen', `127.0.0.1:${port}`, '--api-listen', `127.0.0.1:${apiPort}`, '--state-dir', path.join(work, `state-${port}`),
       '--upstream-dns', fwd.upstream, '--cache-size', String(fwd.cacheSize),
-    ], { PODMAN_SWARM_DNS_NATIVE: '0' });
+    ], { PODMAN_SWARM_DNS_NATIVE: '0', ...env });
   },
   dnsmasq: async (port) =>
     start('dnsmasq', [
@@ -296,7 +297,7 @@ const queriesOf = (kind) => (fwd.queries ? fwd.queries : path.join(work, kind ==
 /** `native+KEY=VALUE+...`: a server kind with extra environment (experiments on the daemon). */
 function startServer(name, port) {
   const [kind, ...vars] = name.split('+');
-  const env = Object.fromEntries(vars.map((v) => v.split('=')));
+  const env = Object.fromEntries(vars.map((v) => [v.slice(0, v.indexOf('=')), v.slice(v.indexOf('=') + 1)]));
   return SERVER_KINDS[kind](port, env);
 }
 const kindOf = (name) => name.split('+')[0];

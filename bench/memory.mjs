@@ -24,11 +24,10 @@ import { argv } from 'zx';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as packet from 'dns-packet';
+import { api, cpuMs, freePort, metricOf, sleep, statusKb, stopProcess } from './daemon.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SERVICES = Number(argv.services ?? 10000);
@@ -48,14 +47,6 @@ process.on('exit', () => {
   rmSync(dir, { recursive: true, force: true });
 });
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(130));
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const freePort = () => new Promise((res) => {
-  const s = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => res(port));
-  });
-});
 
 /** Endpoint j of service i: a unique address in 10.64.0.0/10, hostname h<j>. */
 const address = (i, j) => {
@@ -112,33 +103,6 @@ function prepare(source) {
   return (files[source] = path);
 }
 
-/** utime + stime of `pid` in ms (USER_HZ 100). */
-function cpuMs(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-}
-
-const status = (pid) => readFileSync(`/proc/${pid}/status`, 'utf8');
-const kb = (text, field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(text)?.[1] ?? NaN);
-
-function api(port, path) {
-  return new Promise((res, rej) => {
-    const req = request({ host: '127.0.0.1', port, path }, (r) => {
-      let text = '';
-      r.on('data', (c) => (text += c));
-      r.on('end', () => res({ status: r.statusCode, text }));
-    });
-    req.on('error', rej);
-    req.end();
-  });
-}
-
-const metricOf = (text, name) => {
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : NaN;
-};
-
 function queryA(port, name, timeoutMs = 1000) {
   return new Promise((res) => {
     const sock = createSocket('udp4');
@@ -191,7 +155,7 @@ async function run(source, path) {
   const samples = [];
   const sample = () => {
     try {
-      samples.push([performance.now() - t0, kb(status(proc.pid), 'VmRSS') / 1024]);
+      samples.push([performance.now() - t0, statusKb(proc.pid, 'VmRSS') / 1024]);
     } catch {
       /* not started yet, or gone */
     }
@@ -212,14 +176,13 @@ async function run(source, path) {
     let tableAt = null;
     const tableLimit = performance.now() + 180_000;
     while (path === 'native' && tableAt === null && performance.now() < tableLimit) {
-      const m = await api(apiPort, '/metrics').catch(() => null);
+      const m = await api(apiPort, 'GET', '/metrics').catch(() => null);
       if (m && metricOf(m.text, 'podman_swarm_dns_native_table_builds_total') >= 1) tableAt = performance.now() - t0;
       else await sleep(100);
     }
     await sleep(SETTLE_S * 1000);
-    const st = status(proc.pid);
-    const hwm = kb(st, 'VmHWM') / 1024;
-    const metrics = (await api(apiPort, '/metrics')).text;
+    const hwm = statusKb(proc.pid, 'VmHWM') / 1024;
+    const metrics = (await api(apiPort, 'GET', '/metrics')).text;
     const last = samples.filter(([t]) => t >= samples[samples.length - 1][0] - 1000).map(([, r]) => r);
     const settled = last.reduce((a, b) => a + b, 0) / last.length;
     const peakSample = Math.max(...samples.map(([, r]) => r));
@@ -231,12 +194,7 @@ async function run(source, path) {
     };
   } finally {
     clearInterval(sampler);
-    if (proc.exitCode === null) {
-      const gone = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      await Promise.race([gone, sleep(10_000)]);
-      if (proc.exitCode === null) proc.kill('SIGKILL');
-    }
+    await stopProcess(proc);
     procs.delete(proc);
   }
 }

@@ -52,10 +52,28 @@ class Writer extends ByteWriter {
   }
 }
 
-/** `name` (no trailing dot) in wire form, lower case, with the root label. */
+/**
+ * `name` (no trailing dot) in wire form, lower case, with the root label: each label's length
+ * byte, then its characters as latin1 bytes. One buffer, written in place (every entry of the
+ * table has a key made here).
+ */
 export function wireName(name: string): Buffer {
-  const parts = name === '' ? [] : name.toLowerCase().split('.');
-  return Buffer.concat([...parts.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])), Buffer.from([0])]);
+  if (name === '') return Buffer.from([0]);
+  const lower = name.toLowerCase();
+  const n = lower.length;
+  const out = Buffer.allocUnsafe(n + 2);
+  // Character i goes to i + 1; a dot's place holds the length of the label after it.
+  let lengthAt = 0;
+  for (let i = 0; i < n; i++) {
+    const c = lower.charCodeAt(i);
+    if (c === 0x2e) {
+      out[lengthAt] = i - lengthAt;
+      lengthAt = i + 1;
+    } else out[i + 1] = c;
+  }
+  out[lengthAt] = n - lengthAt;
+  out[n + 1] = 0;
+  return out;
 }
 
 /** 16-byte form (IPv4 mapped into ::ffff:0:0/96) and prefix, as answer.rs matches clients. */
@@ -120,6 +138,29 @@ function restricted(zone: Zone, key: string, keep: (e: ViewEndpoint) => boolean)
       if (!v || v.key !== key) return v;
       if (v !== of) only = { ...(of = v), endpoints: servable(v, failOpen).filter(keep) };
       return only;
+    },
+    hasNamespace: (ns) => src.hasNamespace(ns),
+    get serviceCount() {
+      return src.serviceCount;
+    },
+    lookupAddress: (ip) => src.lookupAddress(ip),
+  };
+  return { settings: zone.settings, source };
+}
+
+/**
+ * The zone as the compile of one service sees it: that service is a copy of its view, made for
+ * this compile only. What the JS path memoises per view (records.ts: its answer groups, its host
+ * names) then lives as long as the compile, not as long as the view: the native path answers
+ * from the table, and the JS path builds them only for the services it is asked about.
+ */
+function compiling(zone: Zone, view: ServiceView): Zone {
+  const src = zone.source;
+  const own: ServiceView = { ...view };
+  const source: ZoneSource = {
+    service: (ns, svc) => {
+      const v = src.service(ns, svc);
+      return v === view ? own : v;
     },
     hasNamespace: (ns) => src.hasNamespace(ns),
     get serviceCount() {
@@ -276,7 +317,8 @@ export function finish<T>(steps: Steps<T>): T {
 }
 
 /** The names of one service (records.ts / names.ts decide which exist and what they answer). */
-function* serviceChunk(zone: Zone, view: ServiceView): Steps<Chunk> {
+function* serviceChunk(viewZone: Zone, view: ServiceView): Steps<Chunk> {
+  const zone = compiling(viewZone, view);
   const out = new Chunk();
   const domain = zone.settings.domain;
   // `<name>.svc.<zone>` reads as `<name>.<zone>` first (names.ts) for every name of a service, so

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { ZoneState } from '../../src/dns/zone.js';
-import { TableCompiler } from '../../src/native/table.js';
+import { TableCompiler, wireName } from '../../src/native/table.js';
 import { Registry } from '../../src/registry/registry.js';
 import { ep, node } from '../helpers/registry.js';
 
@@ -24,6 +24,15 @@ t.test('one service\'s change is a patch of its own groups, a small part of the 
   const ids = groupIds(patch);
   t.same(ids.sort(), ['p:10.1.0.7', 'p:10.9.0.7', 's:default/s7', 'zone'], 'its names, its old and new address, the zone\'s names');
   t.ok(patch.length * 200 < whole.length, `patch ${patch.length} bytes, table ${whole.length} bytes`);
+});
+
+t.test('names as the table keys them: lower-case wire form with the root label', async (t) => {
+  const bytes = (...parts: Array<number | string>) => Buffer.concat(parts.map((p) => (typeof p === 'number' ? Buffer.from([p]) : Buffer.from(p, 'latin1'))));
+  t.same(wireName(''), bytes(0), 'the root');
+  t.same(wireName('Web.Default.cluster.local'), bytes(3, 'web', 7, 'default', 7, 'cluster', 5, 'local', 0));
+  t.same(wireName('_http._tcp.a'), bytes(5, '_http', 4, '_tcp', 1, 'a', 0));
+  t.same(wireName('1.0.0.10.in-addr.arpa'), bytes(1, '1', 1, '0', 1, '0', 2, '10', 7, 'in-addr', 4, 'arpa', 0));
+  t.same(wireName('a..b'), bytes(1, 'a', 0, 1, 'b', 0), 'an empty label is a zero length, as written');
 });
 
 /** The group ids of a patch ("PSDP", version, the negative SOA item, groups), read as answer.rs reads it. */
