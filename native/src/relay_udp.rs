@@ -10,8 +10,10 @@
 //!   ICMP refusal (ECONNREFUSED on the connected socket) ejects the backend and ends the session.
 //! - Sockets are level-triggered and each wakeup reads at most BUDGET datagrams from one socket,
 //!   so a flood on one listener or session cannot starve the others.
-//! - Datagrams from clients are read in batches (recvmmsg); replies are collected over an epoll
-//!   round and sent back from each listener in batches (sendmmsg).
+//! - System calls, not the relay's own work, are the cost per datagram, so they are batched:
+//!   datagrams from clients are read with recvmmsg and each session's share of a batch is sent
+//!   with one sendmmsg; replies are read with recvmmsg from the session's socket, collected over
+//!   the epoll round and sent back from each listener with sendmmsg.
 //! A datagram that finds a full socket buffer is dropped, as the network would.
 
 use crate::relay::{
