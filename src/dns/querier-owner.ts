@@ -19,64 +19,53 @@ export interface Querier {
   transport: 'udp' | 'tcp';
 }
 
-/** Sockets of one /proc/net table by local port: their local address and owner. */
-export type SocketTable = Map<number, Array<{ local: Buffer; uid: number }>>;
+/** Sockets of one /proc/net table by local port: their local address (as the table prints it) and owner. */
+export type SocketTable = Map<number, Array<{ local: string; uid: number }>>;
 
-/** The address column of /proc/net/*: 32-bit words as the kernel holds them, printed as hex. */
-function procAddress(hex: string, little: boolean): Buffer | null {
-  if (hex.length !== 8 && hex.length !== 32) return null;
-  const raw = Buffer.from(hex, 'hex');
-  if (raw.length * 2 !== hex.length) return null;
-  if (little) for (let i = 0; i < raw.length; i += 4) raw.subarray(i, i + 4).reverse();
-  return raw;
+/** `ip` as the address column of /proc/net/* prints it: 32-bit words as the kernel holds them, in hex. */
+function procHex(ip: Uint8Array, little: boolean): string {
+  const b = Buffer.from(ip);
+  if (little) for (let i = 0; i < b.length; i += 4) b.subarray(i, i + 4).reverse();
+  return b.toString('hex').toUpperCase();
 }
 
-const isZero = (b: Uint8Array): boolean => b.every((x) => x === 0);
-/** `b` is `ip`, or ::ffff:`ip` for an IPv4 `ip`. */
-function sameAddress(b: Buffer, ip: Uint8Array): boolean {
-  if (b.length === ip.length) return b.equals(ip);
-  return b.length === 16 && ip.length === 4 && isZero(b.subarray(0, 10)) && b[10] === 0xff && b[11] === 0xff && b.subarray(12).equals(ip);
-}
+const LINE = /^\s*\d+: ([0-9A-F]{8}|[0-9A-F]{32}):([0-9A-F]{4}) \S+ \S+ \S+ \S+ \S+\s+(\d+) /gm;
 
-/** /proc/net/udp-style text → its sockets by local port. Pure. */
-export function parseSocketTable(text: string, little = endianness() === 'LE'): SocketTable {
-  const out: SocketTable = new Map();
-  for (const line of text.split('\n')) {
-    // "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid ..."
-    const f = line.trim().split(/\s+/);
-    const m = f.length >= 8 ? /^([0-9A-Fa-f]+):([0-9A-Fa-f]{4})$/.exec(f[1]!) : null;
-    if (!m) continue;
-    const local = procAddress(m[1]!, little);
-    const uid = Number(f[7]);
-    if (!local || !Number.isInteger(uid) || uid < 0) continue;
+/** /proc/net/udp-style text → its sockets by local port. Pure; one regular expression over the text (no per-line allocations beyond the match). */
+export function parseSocketTable(text: string, out: SocketTable = new Map()): SocketTable {
+  for (const m of text.matchAll(LINE)) {
     const port = parseInt(m[2]!, 16);
+    const entry = { local: m[1]!, uid: Number(m[3]) };
     const list = out.get(port);
-    if (list) list.push({ local, uid });
-    else out.set(port, [{ local, uid }]);
+    if (list) list.push(entry);
+    else out.set(port, [entry]);
   }
   return out;
 }
 
 /**
- * The uid owning the socket bound to `port` at `address` (or at the wildcard address, which an
- * unbound sending socket has); undefined when there is none. Pure.
+ * The uid owning the socket bound to `port` at `address` (or to ::ffff:`address`, or at the
+ * wildcard address, which an unbound sending socket has); undefined when there is none. Pure.
  */
-export function socketUid(table: SocketTable, address: string, port: number): number | undefined {
+export function socketUid(table: SocketTable, address: string, port: number, little = endianness() === 'LE'): number | undefined {
   const ip = ipBytes(address);
   if (!ip) return undefined;
+  const exact = new Set([procHex(ip, little)]);
+  if (ip.length === 4) exact.add(procHex(Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...ip]), little));
   let wildcard: number | undefined;
   for (const s of table.get(port) ?? []) {
-    if (sameAddress(s.local, ip)) return s.uid;
-    if (isZero(s.local)) wildcard ??= s.uid;
+    if (exact.has(s.local)) return s.uid;
+    if (/^0+$/.test(s.local)) wildcard ??= s.uid;
   }
   return wildcard;
 }
 
+/** Up to `max` bytes of `path`, in as few reads as the kernel allows (each read of a /proc/net table walks it again). */
 async function readBounded(path: string, max: number): Promise<string> {
   const fh = await open(path, 'r').catch(() => null);
   if (!fh) return '';
   try {
-    const buf = Buffer.alloc(max);
+    const buf = Buffer.allocUnsafe(max);
     let n = 0;
     while (n < max) {
       const { bytesRead } = await fh.read(buf, n, max - n, null);
@@ -87,6 +76,21 @@ async function readBounded(path: string, max: number): Promise<string> {
   } finally {
     await fh.close();
   }
+}
+
+/** Text parsed per PARSE_SLICE bytes (whole lines), a turn of the event loop each: a full 1 MiB table never holds it long. */
+const PARSE_SLICE = 64 << 10;
+
+async function parseInSlices(text: string): Promise<SocketTable> {
+  const out: SocketTable = new Map();
+  for (let at = 0; at < text.length; ) {
+    const nl = text.indexOf('\n', Math.min(at + PARSE_SLICE, text.length));
+    const end = nl < 0 ? text.length : nl + 1;
+    parseSocketTable(text.slice(at, end), out);
+    at = end;
+    if (at < text.length) await new Promise((r) => setImmediate(r));
+  }
+  return out;
 }
 
 interface Read {
@@ -135,7 +139,7 @@ export class QuerierOwners {
     this.next.delete(path);
     const r: Read = { started: performance.now(), done: false, table: Promise.resolve(new Map()) };
     r.table = this.read(path)
-      .then((text) => parseSocketTable(text))
+      .then(parseInSlices)
       .catch(() => new Map() as SocketTable)
       .finally(() => (r.done = true));
     this.current.set(path, r);

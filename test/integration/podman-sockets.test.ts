@@ -1,7 +1,7 @@
 import t from 'tap';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -17,7 +17,8 @@ import { waiter } from '../helpers/until.js';
 // Several Podman sockets followed at once: a real Podman next to sockets that are not Podman (an
 // HTTP server answering 404, a server that does not speak HTTP) and one that does not exist. The
 // real one's containers are registered; each bad one is logged once however often it is retried,
-// never stops the others, and a socket dropped (a user's went away) is said so.
+// never stops the others, and a socket dropped (a user's went away) is said so. A user's Podman
+// gives its container names apart from root's (for that user's queries only).
 
 const until = waiter(30_000);
 
@@ -42,9 +43,11 @@ t.test('a real Podman next to sockets that are not Podman or not there', { skip:
   const lines: Array<{ msg: string; socket?: string }> = [];
   const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
   const failures = new FailureLog(log);
+  /** Other owners' container names as the source gives them (uid, each container's names; null: no longer followed). */
+  const ownerCalls: Array<[number, string[][] | null]> = [];
   const local = new LocalNode(new Registry({ localNode: 'n1', routableContainerIps: false, defaultMode: 'dnsrr' }), { id: 'n1', name: 'n1', address: '192.0.2.10', incarnation: 1 });
   const source = new PodmanSource({ resyncIntervalMs: 60_000, nodeAddress: '192.0.2.10', maxPorts: 16, maxEndpoints: 100, failures }, {
-    local, names: () => undefined, networks: () => undefined, bridgeSubnets: () => undefined, gateways: () => undefined, healthEvent: () => undefined,
+    local, names: () => undefined, ownerNames: (uid, cs) => void ownerCalls.push([uid, cs && cs.map((c) => c.names.names)]), networks: () => undefined, bridgeSubnets: () => undefined, gateways: () => undefined, healthEvent: () => undefined,
   }, log);
   source.add(podman.socket, ROOT_ORIGIN);
   source.add(http404, { owner: 'alice', rootless: true, qualify: true });
@@ -73,4 +76,14 @@ t.test('a real Podman next to sockets that are not Podman or not there', { skip:
   source.remove(http404, 'its socket is gone');
   t.match(lines.at(-1)?.msg, /no longer watching alice's Podman at .*http404\.sock \(its socket is gone\); 0 endpoints withdrawn/);
   t.equal(source.sockets().length, 3);
+
+  // The same Podman followed again as a user's (through a link to its socket, uid 4321): that
+  // owner's container names are given apart from root's, and withdrawn when it is no longer followed.
+  const link = join(dir, 'dave.sock');
+  symlinkSync(podman.socket, link);
+  source.add(link, { owner: 'dave', rootless: true, qualify: true, uid: 4321 });
+  await until("dave's container names", () => ownerCalls.some(([uid, cs]) => uid === 4321 && cs?.some((n) => n.includes('psdsk-web'))));
+  t.ok(ownerCalls.every(([uid]) => uid === 4321), 'only the owner with a uid: root and the bad sockets give none');
+  source.remove(link, 'its socket is gone');
+  t.same(ownerCalls.at(-1), [4321, null], "no longer followed: dave's names withdrawn");
 });

@@ -29,16 +29,16 @@ const UDP6 = `  sl  local_address                         remote_address        
 `;
 
 t.test('socketUid: the socket at the address and port, or at the wildcard address', async (t) => {
-  t.equal(socketUid(parseSocketTable(UDP4, true), '127.0.0.1', 53), 0);
-  t.equal(socketUid(parseSocketTable(UDP4, true), '10.0.0.5', 40000), 1000, 'an unbound sender (0.0.0.0) at that port');
-  t.equal(socketUid(parseSocketTable(UDP4, true), '10.0.0.5', 40001), 1001);
-  t.equal(socketUid(parseSocketTable(UDP4, true), '10.0.0.6', 40001), undefined, 'another address at that port: not it');
-  t.equal(socketUid(parseSocketTable(UDP4, true), '10.0.0.5', 40009), undefined, 'no socket at that port');
-  t.equal(socketUid(parseSocketTable(UDP6, true), '10.0.0.5', 40002), 1002, 'a dual-stack socket bound to the v4-mapped address');
-  t.equal(socketUid(parseSocketTable(UDP6, true), '10.0.0.5', 40003), 1003, 'a dual-stack socket on the wildcard address');
-  t.equal(socketUid(parseSocketTable(UDP4.replace('0100007F', '7F000001'), false), '127.0.0.1', 53), 0, 'a big-endian kernel prints the address as written');
-  t.equal(socketUid(parseSocketTable(UDP4, true), 'not an ip', 53), undefined);
-  t.equal(socketUid(parseSocketTable(UDP4, true), '127.0.0.1', 0), undefined);
+  t.equal(socketUid(parseSocketTable(UDP4), '127.0.0.1', 53, true), 0);
+  t.equal(socketUid(parseSocketTable(UDP4), '10.0.0.5', 40000, true), 1000, 'an unbound sender (0.0.0.0) at that port');
+  t.equal(socketUid(parseSocketTable(UDP4), '10.0.0.5', 40001, true), 1001);
+  t.equal(socketUid(parseSocketTable(UDP4), '10.0.0.6', 40001, true), undefined, 'another address at that port: not it');
+  t.equal(socketUid(parseSocketTable(UDP4), '10.0.0.5', 40009, true), undefined, 'no socket at that port');
+  t.equal(socketUid(parseSocketTable(UDP6), '10.0.0.5', 40002, true), 1002, 'a dual-stack socket bound to the v4-mapped address');
+  t.equal(socketUid(parseSocketTable(UDP6), '10.0.0.5', 40003, true), 1003, 'a dual-stack socket on the wildcard address');
+  t.equal(socketUid(parseSocketTable(UDP4.replace('0100007F', '7F000001')), '127.0.0.1', 53, false), 0, 'a big-endian kernel prints the address as written');
+  t.equal(socketUid(parseSocketTable(UDP4), 'not an ip', 53, true), undefined);
+  t.equal(socketUid(parseSocketTable(UDP4), '127.0.0.1', 0, true), undefined);
 });
 
 async function udpSocket(t: { teardown(fn: () => unknown): void }): Promise<Socket> {
