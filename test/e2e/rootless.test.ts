@@ -1,5 +1,5 @@
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { apiOverSocket, CLI } from '../helpers/daemon.js';
 import { createHosts, gossipArgs, startHostDaemon, type Host, type HostDaemon as Daemon } from '../helpers/hosts.js';
@@ -170,6 +170,18 @@ t.test('rootless Podman: answered and reachable across hosts, healthy, next to r
     const out = user.run(['run', '--rm', '--network', 'pasta', '--dns', CLUSTER_DNS, IMAGE, 'sh', '-c',
       `nslookup ${pasta} ${CLUSTER_DNS}; nslookup rlname ${CLUSTER_DNS}; nslookup ${OUTSIDE} ${CLUSTER_DNS}`]);
     t.same(looked(out), [h1.address, '10.89.57.5', '192.0.2.77'], "a cluster name, the user's container name, an outside name");
+  });
+
+  // What a pasta container's queries take, with pasta itself (the user's own, as Podman would run it):
+  // pasta sends them from sockets of the user in the host's namespace. Runs with Podman 4.3 too.
+  await t.test("pasta's network as the user: cluster names, the user's container names and outside names through the cluster DNS address", { skip: existsSync('/usr/bin/pasta') ? false : 'no pasta (apt-get install passt)' }, async (t) => {
+    // pasta copies the host's uplink (its address and default route) into its namespace: the host needs a default route.
+    h1.exec('ip', ['route', 'replace', 'default', 'via', h2.address]);
+    t.teardown(() => void h1.exec('ip', ['route', 'del', 'default']));
+    const viaPasta = (q: string): string[] => looked(h1.exec('runuser', ['-u', user.user, '--', 'pasta', '--quiet', '--config-net', '--', '/bin/busybox', 'nslookup', q, CLUSTER_DNS]));
+    t.ok(viaPasta(name).includes(h1.address), `${name}: the rootless endpoint at host 1's address is among the answers`);
+    t.same(viaPasta('rlname'), ['10.89.57.5'], "rlname: the user's (not root's 10.89.57.6)");
+    t.same(viaPasta(OUTSIDE), ['192.0.2.77'], `${OUTSIDE}: the upstream's answer`);
   });
 
   await t.test('without a published port: isolated on host 1, never served to host 2', async (t) => {
