@@ -358,13 +358,15 @@ function serviceIps(view: ServiceView | undefined): string[] {
  * answers after rank 0 (the registry) under a name both have.
  */
 function group(id: string, chunk: Chunk, rank = 0): Buffer {
-  const w = new Writer();
-  const idBytes = Buffer.from(id, 'utf8');
-  w.u16(idBytes.length);
-  w.bytes(idBytes);
-  w.u8(rank);
-  w.u32(chunk.count);
-  return Buffer.concat([w.done(), chunk.w.done()]);
+  const entries = chunk.w.done();
+  const idLength = Buffer.byteLength(id, 'utf8');
+  const out = Buffer.allocUnsafe(2 + idLength + 1 + 4 + entries.length);
+  out.writeUInt16BE(idLength, 0);
+  out.write(id, 2, 'utf8');
+  out[2 + idLength] = rank;
+  out.writeUInt32BE(chunk.count, 3 + idLength);
+  entries.copy(out, 7 + idLength);
+  return out;
 }
 
 /** The negative SOA as any name under the zone has it: owner and names point at the zone. */

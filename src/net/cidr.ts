@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
 
 // CIDR parsing and matching for ACLs and local-subnet checks. Addresses are compared as bytes so
 // that IPv4 and IPv6 share one code path; IPv4-mapped IPv6 sources (::ffff:a.b.c.d, as a dual-stack
@@ -13,7 +13,7 @@ export interface Cidr {
 
 export function ipBytes(ip: string): Uint8Array | null {
   const family = isIP(ip);
-  if (family === 4) return Uint8Array.from(ip.split('.').map(Number));
+  if (family === 4) return v4Bytes(ip);
   if (family !== 6) return null;
   const out = new Uint8Array(16);
   let s = ip;
@@ -36,6 +36,22 @@ export function ipBytes(ip: string): Uint8Array | null {
     out[i * 2 + 1] = v & 0xff;
   });
   if (quad) out.set(tail, 12);
+  return out;
+}
+
+/** The four numbers of a dotted quad isIP() accepted (digits and three dots), read in place. */
+function v4Bytes(ip: string): Uint8Array {
+  const out = new Uint8Array(4);
+  let at = 0;
+  let v = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 0x2e) {
+      out[at++] = v;
+      v = 0;
+    } else v = v * 10 + c - 0x30;
+  }
+  out[at] = v;
   return out;
 }
 
@@ -120,6 +136,9 @@ export function formatIp(b: Uint8Array): string {
 
 /** One spelling per address (RFC 5952 for IPv6), so lookups by address match. */
 export function canonicalIp(ip: string): string {
+  // A dotted quad isIPv4() accepts has no leading zeros: it is its one spelling already (every
+  // endpoint address goes through here when the registry indexes it).
+  if (isIPv4(ip)) return ip;
   const b = ipBytes(ip);
   return b ? formatIp(b) : ip;
 }

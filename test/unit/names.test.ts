@@ -1,6 +1,6 @@
 import t from 'tap';
 import { reverseAddress, zoneLabels } from '../../src/dns/names.js';
-import { addressAt, canonicalIp, cidrContains, parseCidr } from '../../src/net/cidr.js';
+import { addressAt, canonicalIp, cidrContains, ipBytes, parseCidr } from '../../src/net/cidr.js';
 
 t.test('reverse names', async (t) => {
   t.equal(reverseAddress('4.3.2.1.in-addr.arpa'), '1.2.3.4');
@@ -33,4 +33,10 @@ t.test('CIDRs', async (t) => {
   t.equal(addressAt(parseCidr('10.0.0.250/24')!, 10), '10.0.1.4', 'carries into the next byte');
   t.equal(addressAt(parseCidr('fd00::/64')!, 10), 'fd00::a');
   t.equal(canonicalIp('FD00:0:0::1'), 'fd00::1');
+  t.equal(canonicalIp('10.64.0.1'), '10.64.0.1');
+  t.equal(canonicalIp('::ffff:10.64.0.1'), '::ffff:a40:1', 'a mapped address keeps its IPv6 spelling');
+  t.equal(canonicalIp('010.64.0.1'), '010.64.0.1', 'not an address: as it is');
+  t.same(ipBytes('255.0.10.7'), Uint8Array.from([255, 0, 10, 7]));
+  t.same(ipBytes('0.0.0.0'), Uint8Array.from([0, 0, 0, 0]));
+  t.equal(ipBytes('1.2.3.256'), null);
 });
