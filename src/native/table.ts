@@ -457,13 +457,10 @@ export class TableCompiler {
   /**
    * A patch: the groups of services `keys` (in the registry now or removed), of their addresses
    * before and after, the zone's own names (the SOA serial moved), the namespace names when the
-   * set of namespaces changed, and the container names when `containers` is given.
+   * set of namespaces changed, and the container names when `containers` is given. Made in
+   * steps (finish() runs them at once); the registry may change between them (LiveTable then
+   * patches again).
    */
-  patch(zone: Zone, keys: Iterable<string>, containers?: ContainerScopes): Buffer {
-    return finish(this.patchSteps(zone, keys, containers));
-  }
-
-  /** patch() in steps; the registry may change between them (LiveTable then patches again). */
   *patchSteps(zone: Zone, keys: Iterable<string>, containers?: ContainerScopes): Steps<Buffer> {
     const fixed = fixedZone(zone);
     const groups: Buffer[] = [];

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { ZoneState } from '../../src/dns/zone.js';
-import { TableCompiler, wireName } from '../../src/native/table.js';
+import { finish, TableCompiler, wireName } from '../../src/native/table.js';
 import { Registry } from '../../src/registry/registry.js';
 import { ep, node } from '../helpers/registry.js';
 
@@ -19,7 +19,7 @@ t.test('one service\'s change is a patch of its own groups, a small part of the 
   registry.onChange((c) => keys.push(c.services));
   registry.apply(node('me', 2, eps.map((e) => (e.id === 'e7' ? { ...e, addresses: ['10.9.0.7'] } : e))));
   t.same(keys, [['default/s7']], 'the registry names the one service');
-  const patch = compiler.patch(zone, keys[0]!);
+  const patch = finish(compiler.patchSteps(zone, keys[0]!));
   t.equal(patch.subarray(0, 4).toString(), 'PSDP');
   const ids = groupIds(patch);
   t.same(ids.sort(), ['p:10.1.0.7', 'p:10.9.0.7', 's:default/s7', 'zone'], 'its names, its old and new address, the zone\'s names');
