@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { NO_SOCKET_STORE, socketName, type SocketStore } from '../net/sockets.js';
 import type { Registry } from '../registry/registry.js';
 import { BackendSet, type Backend } from './backends.js';
 import { Plan, type IngressEntry, type ListenerSpec } from './plan.js';
@@ -45,6 +46,16 @@ export interface Listener {
   udp?: UdpProxy | NativeUdpProxy;
 }
 
+/** The name a listener's socket is kept under across restarts. */
+const storedName = (spec: ListenerSpec): string => socketName(spec.protocol === 'tcp' ? 'lb-tcp' : 'lb-udp', spec.host, spec.port);
+
+/** What both kinds of proxy offer for stored sockets. */
+interface StoredProxy {
+  listen(host: string, port: number): Promise<unknown>;
+  adopt(fds: number[], host: string, port: number): Promise<unknown>;
+  fds(): number[];
+}
+
 export class LbManager {
   private readonly running = new Map<string, Listener>();
   /** Listener keys that could not be bound, with why (reported in status, retried on change). */
@@ -66,6 +77,8 @@ export class LbManager {
     private opts: LbOptions,
     private readonly addrs: AddressOps | null,
     private readonly log: Logger,
+    /** Where VIP sockets come from and are kept across restarts (systemd's descriptor store). */
+    private readonly sockets: SocketStore = NO_SOCKET_STORE,
   ) {
     this.limit = { active: 0, max: opts.maxConnections, refused: 0 };
   }
@@ -179,15 +192,13 @@ export class LbManager {
         const topts = { idleTimeoutMs: o.idleTimeoutMs, connectTimeoutMs: o.connectTimeoutMs, proxyProtocol: o.proxyProtocol, attempts: LB_DEFAULTS.attempts };
         const events = { ejected: (b: Backend) => this.ejected(spec, b) };
         const relay = relayAddon(o.proxyProtocol);
-        l.tcp = relay
+        l.tcp = await this.serve(spec, () => relay
           ? new NativeTcpProxy(relay, backends, topts, { policy: o.policy, preferLocal: o.preferLocal, ejectMs: o.ejectMs }, this.limit, events)
-          : new TcpProxy(backends, topts, this.limit, events);
-        await l.tcp.listen(spec.host, spec.port);
+          : new TcpProxy(backends, topts, this.limit, events));
       } else {
         const uopts = { idleTimeoutMs: o.udpIdleTimeoutMs, maxSessions: o.udpMaxSessions };
         const relay = udpRelayAddon();
-        l.udp = relay ? new NativeUdpProxy(relay, backends, uopts, { policy: o.policy, preferLocal: o.preferLocal, ejectMs: o.ejectMs }) : new UdpProxy(backends, uopts);
-        await l.udp.listen(spec.host, spec.port);
+        l.udp = await this.serve(spec, () => relay ? new NativeUdpProxy(relay, backends, uopts, { policy: o.policy, preferLocal: o.preferLocal, ejectMs: o.ejectMs }) : new UdpProxy(backends, uopts));
       }
     } catch (e) {
       l.udp?.close();
@@ -207,8 +218,33 @@ export class LbManager {
     );
   }
 
+  /**
+   * A proxy serving spec's address: on the socket an earlier process kept for it (a restart
+   * under systemd: the connections and datagrams that arrived meanwhile are served), else on a
+   * new one, kept for the next process. A stored socket that does not fit is closed and dropped.
+   */
+  private async serve<P extends StoredProxy>(spec: ListenerSpec, make: () => P): Promise<P> {
+    const name = storedName(spec);
+    const stored = this.sockets.take(name);
+    if (stored.length > 0) {
+      const p = make();
+      try {
+        await p.adopt(stored, spec.host, spec.port);
+        return p;
+      } catch (e) {
+        this.log.warn({ listener: spec.key, name }, `load balancer: closed the stored socket ${name}: ${(e as Error).message}; binding a new one`);
+        this.sockets.forget(name);
+      }
+    }
+    const p = make();
+    await p.listen(spec.host, spec.port);
+    this.sockets.keep(name, p.fds());
+    return p;
+  }
+
   private async remove(key: string, l: Listener): Promise<void> {
     this.running.delete(key);
+    this.sockets.forget(storedName(l.spec));
     this.log.info({ service: l.spec.service, listener: key }, `load balancer: ${l.spec.service} no longer on ${l.spec.host}:${l.spec.port}/${l.spec.protocol}`);
     l.udp?.close();
     if (l.tcp) {
@@ -245,13 +281,14 @@ export class LbManager {
     }
   }
 
-  async stop(): Promise<void> {
+  /** `restart`: the listening sockets are closed, not shut down (systemd keeps them for the next process). */
+  async stop(restart = false): Promise<void> {
     this.unsubscribe?.();
     await this.chain;
     this.stopped = true;
     for (const l of this.running.values()) {
       l.udp?.close();
-      await l.tcp?.close(true);
+      await l.tcp?.close(true, restart);
     }
     this.running.clear();
   }
