@@ -94,3 +94,7 @@ pub fn check(fds: &[c_int], ip: IpAddr, port: u16, stream: bool) -> Result<u16, 
     }
     Ok(bound(fds[0]).map_or(port, |(_, p)| p))
 }
+
+#[cfg(test)]
+#[path = "stored_tests.rs"]
+mod tests;
