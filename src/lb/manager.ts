@@ -46,6 +46,14 @@ export interface Listener {
   udp?: UdpProxy | NativeUdpProxy;
 }
 
+/**
+ * Descriptors of VIP listeners kept in systemd's store at most: the unit's
+ * FileDescriptorStoreMax (4096) minus room for the DNS and API sockets, which are kept after
+ * the load balancer's (systemd closes what comes beyond its maximum). Listeners beyond it bind
+ * fresh sockets after a restart.
+ */
+export const STORE_BUDGET = 3072;
+
 /** The name a listener's socket is kept under across restarts. */
 const storedName = (spec: ListenerSpec): string => socketName(spec.protocol === 'tcp' ? 'lb-tcp' : 'lb-udp', spec.host, spec.port);
 
@@ -61,6 +69,10 @@ export class LbManager {
   /** Listener keys that could not be bound, with why (reported in status, retried on change). */
   readonly failures = new Map<string, string>();
   private readonly addresses = new Map<string, number>();
+  /** Descriptors in systemd's store per listener socket name (at most STORE_BUDGET in all). */
+  private readonly stored = new Map<string, number>();
+  private storedTotal = 0;
+  private overBudget = false;
   readonly limit: ConnectionLimit;
   ejections = 0;
   private chain: Promise<void> = Promise.resolve();
@@ -230,6 +242,7 @@ export class LbManager {
       const p = make();
       try {
         await p.adopt(stored, spec.host, spec.port);
+        this.count(name, stored.length);
         return p;
       } catch (e) {
         this.log.warn({ listener: spec.key, name }, `load balancer: closed the stored socket ${name}: ${(e as Error).message}; binding a new one`);
@@ -238,13 +251,27 @@ export class LbManager {
     }
     const p = make();
     await p.listen(spec.host, spec.port);
-    this.sockets.keep(name, p.fds());
+    const fds = p.fds();
+    if (this.storedTotal + fds.length <= STORE_BUDGET) {
+      this.sockets.keep(name, fds);
+      this.count(name, fds.length);
+    } else if (!this.overBudget) {
+      this.overBudget = true;
+      this.log.warn(`load balancer: more than ${STORE_BUDGET} VIP sockets; those beyond are not kept across restarts (bound anew after one)`);
+    }
     return p;
+  }
+
+  private count(name: string, n: number): void {
+    this.storedTotal += n - (this.stored.get(name) ?? 0);
+    this.stored.set(name, n);
   }
 
   private async remove(key: string, l: Listener): Promise<void> {
     this.running.delete(key);
     this.sockets.forget(storedName(l.spec));
+    this.count(storedName(l.spec), 0);
+    this.stored.delete(storedName(l.spec));
     this.log.info({ service: l.spec.service, listener: key }, `load balancer: ${l.spec.service} no longer on ${l.spec.host}:${l.spec.port}/${l.spec.protocol}`);
     l.udp?.close();
     if (l.tcp) {
