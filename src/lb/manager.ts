@@ -69,7 +69,7 @@ export class LbManager {
   /** Listener keys that could not be bound, with why (reported in status, retried on change). */
   readonly failures = new Map<string, string>();
   private readonly addresses = new Map<string, number>();
-  /** Descriptors in systemd's store per listener socket name (at most STORE_BUDGET in all). */
+  /** Descriptors in systemd's store per listener socket name (at most storeBudget in all). */
   private readonly stored = new Map<string, number>();
   private storedTotal = 0;
   private overBudget = false;
@@ -91,6 +91,7 @@ export class LbManager {
     private readonly log: Logger,
     /** Where VIP sockets come from and are kept across restarts (systemd's descriptor store). */
     private readonly sockets: SocketStore = NO_SOCKET_STORE,
+    private readonly storeBudget = STORE_BUDGET,
   ) {
     this.limit = { active: 0, max: opts.maxConnections, refused: 0 };
   }
@@ -252,26 +253,28 @@ export class LbManager {
     const p = make();
     await p.listen(spec.host, spec.port);
     const fds = p.fds();
-    if (this.storedTotal + fds.length <= STORE_BUDGET) {
+    if (this.storedTotal + fds.length <= this.storeBudget) {
       this.sockets.keep(name, fds);
       this.count(name, fds.length);
     } else if (!this.overBudget) {
       this.overBudget = true;
-      this.log.warn(`load balancer: more than ${STORE_BUDGET} VIP sockets; those beyond are not kept across restarts (bound anew after one)`);
+      this.log.warn(`load balancer: more than ${this.storeBudget} VIP sockets; those beyond are not kept across restarts (bound anew after one)`);
     }
     return p;
   }
 
+  /** `name` now has `n` descriptors in the store (0: none, it was dropped). */
   private count(name: string, n: number): void {
     this.storedTotal += n - (this.stored.get(name) ?? 0);
-    this.stored.set(name, n);
+    if (n > 0) this.stored.set(name, n);
+    else this.stored.delete(name);
   }
 
   private async remove(key: string, l: Listener): Promise<void> {
     this.running.delete(key);
-    this.sockets.forget(storedName(l.spec));
-    this.count(storedName(l.spec), 0);
-    this.stored.delete(storedName(l.spec));
+    const name = storedName(l.spec);
+    this.sockets.forget(name);
+    this.count(name, 0);
     this.log.info({ service: l.spec.service, listener: key }, `load balancer: ${l.spec.service} no longer on ${l.spec.host}:${l.spec.port}/${l.spec.protocol}`);
     l.udp?.close();
     if (l.tcp) {
