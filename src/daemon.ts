@@ -90,7 +90,7 @@ export class Daemon {
     };
     // Listening sockets systemd keeps across restarts: the servers take theirs back by name.
     const sockets = systemdSockets(c.env, this.log);
-    dns.server.sockets = this.api.server.sockets = sockets;
+    dns.server.sockets = this.api.server.sockets = lb.sockets = sockets;
     // Once every listener took its socket: the stored ones nothing took are closed.
     const adopted: Part = {
       start: async () => {

@@ -9,6 +9,7 @@ mod querylog;
 mod relay;
 mod relay_napi;
 mod relay_udp;
+mod stored;
 mod sys;
 #[cfg(test)]
 mod testutil;
@@ -434,11 +435,11 @@ unsafe extern "C" fn query_log_stats(env: napi_env, _info: napi_callback_info) -
 }
 
 /// Descriptors passed between JS and the addon: a buffer of native-endian int32s.
-unsafe fn fds_of(env: napi_env, v: napi_value) -> Vec<i32> {
+pub(crate) unsafe fn fds_of(env: napi_env, v: napi_value) -> Vec<i32> {
     buffer(env, v).unwrap_or(&[]).chunks_exact(4).map(|c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
-unsafe fn new_fds(env: napi_env, fds: &[i32]) -> napi_value {
+pub(crate) unsafe fn new_fds(env: napi_env, fds: &[i32]) -> napi_value {
     let bytes: Vec<u8> = fds.iter().flat_map(|f| f.to_ne_bytes()).collect();
     let mut v = null_mut();
     napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr() as *const c_void, null_mut(), &mut v);
@@ -466,7 +467,7 @@ unsafe extern "C" fn cores(env: napi_env, _info: napi_callback_info) -> napi_val
 
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 29] = [
+    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 32] = [
         ("openUdp", open_udp),
         ("udpFds", udp_fds),
         ("setRrl", set_rrl),
@@ -493,6 +494,9 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("relayStats", relay_napi::stats),
         ("relayUdpListen", relay_napi::udp_listen),
         ("relayUdpConfigure", relay_napi::udp_configure),
+        ("relayAdopt", relay_napi::adopt),
+        ("relayUdpAdopt", relay_napi::udp_adopt),
+        ("relayFds", relay_napi::fds),
         ("queryLogSet", query_log_set),
         ("queryLogTake", query_log_take),
         ("queryLogStats", query_log_stats),

@@ -411,13 +411,39 @@ pub fn open(id: u32, host: &str, port: u16, backlog: i32, cfg: Config) -> Result
         unsafe { getsockname(fd, &mut got as *mut _ as *mut c_void, &mut glen) };
         bound = u16::from_be_bytes([got.bytes[2], got.bytes[3]]);
     }
-    let l = Arc::new(Listener::new(id, fds, bound, cfg, false));
+    start(Listener::new(id, fds, bound, cfg, false), threads)
+}
+
+/// Hands a listener's sockets to the `threads` relay threads; on failure they are closed.
+fn start(l: Listener, threads: usize) -> Result<Arc<Listener>, (i32, String)> {
+    let l = Arc::new(l);
     l.holders.store(threads as u64, Ordering::Relaxed);
     if let Err(e) = send_cmd(Cmd::Add(l.clone())) {
         close_all(&l.fds);
         return Err((e, "relay thread".into()));
     }
     Ok(l)
+}
+
+/// Serves listening sockets an earlier process bound to host:port (systemd's descriptor store),
+/// as many as `open` would bind; refuses them (and leaves them open) when they do not match.
+pub fn adopt(id: u32, fds: Vec<c_int>, host: &str, port: u16, cfg: Config) -> Result<Arc<Listener>, (i32, String)> {
+    let ip: IpAddr = host.parse().map_err(|_| (22, format!("not an IP address: {}", host)))?;
+    let threads = handles().map_err(|e| (e, "relay thread".to_string()))?.len();
+    let n = if shared_listener() { 1 } else { threads };
+    if fds.len() != n {
+        return Err((22, format!("stored {} socket(s), the relay serves {}", fds.len(), n)));
+    }
+    let bound = crate::stored::check(&fds, ip, port, true)?;
+    start(Listener::new(id, fds, bound, cfg, false), threads)
+}
+
+/// Stops serving for a restart: the threads close their descriptors and connections but the
+/// sockets are not shut down, so the copies systemd keeps go on queueing connections for the
+/// next process.
+pub fn let_go(l: &Listener) {
+    l.closed.store(true, Ordering::Relaxed);
+    let _ = send_cmd(Cmd::Close(l.id, true));
 }
 
 /// Stops listening at once (shutdown on a listening socket: its port can be bound again right

@@ -4,7 +4,7 @@
 use crate::napi_sys::*;
 use crate::relay::{self, Config, Listener};
 use crate::relay_udp;
-use crate::{args, errno_code, new_string, new_uint_pair, string, throw, uint, undefined};
+use crate::{args, errno_code, fds_of, new_fds, new_string, new_uint_pair, string, throw, uint, undefined};
 use std::collections::HashMap;
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -101,6 +101,55 @@ pub unsafe extern "C" fn udp_listen(env: napi_env, info: napi_callback_info) -> 
     opened(env, id, relay_udp::open(id, &host, port, cfg), &format!("{}:{}/udp", host, port))
 }
 
+/// An adopt entry's answer: as `opened`, but a refused socket's reason is thrown as it is.
+unsafe fn adopted(env: napi_env, id: u32, r: Result<Arc<Listener>, (i32, String)>, at: &str) -> napi_value {
+    match r {
+        Err((22, why)) => throw(env, "EINVAL", &why),
+        r => opened(env, id, r, at),
+    }
+}
+
+/// relayAdopt(fds, host, port, policy, preferLocal, idleMs, connectMs, ejectMs, attempts) → [id, port]:
+/// serves stored listening sockets (int32 fds) bound to host:port; throws, leaving them open,
+/// when they do not match.
+pub unsafe extern "C" fn adopt(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<9>(env, info);
+    let (host, port) = match (string(env, a[1]), uint(env, a[2])) {
+        (Some(h), Some(p)) if p < 65536 => (h, p as u16),
+        _ => return throw(env, "EINVAL", "relayAdopt: host must be a string, port a number"),
+    };
+    let cfg = match config(env, &a[3..]) {
+        Some(c) => c,
+        None => return throw(env, "EINVAL", "relayAdopt: bad options"),
+    };
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    adopted(env, id, relay::adopt(id, fds_of(env, a[0]), &host, port, cfg), &format!("{}:{}", host, port))
+}
+
+/// relayUdpAdopt(fds, host, port, policy, preferLocal, idleMs, ejectMs, maxSessions) → [id, port]
+pub unsafe extern "C" fn udp_adopt(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<8>(env, info);
+    let (host, port) = match (string(env, a[1]), uint(env, a[2])) {
+        (Some(h), Some(p)) if p < 65536 => (h, p as u16),
+        _ => return throw(env, "EINVAL", "relayUdpAdopt: host must be a string, port a number"),
+    };
+    let cfg = match udp_config(env, &a[3..]) {
+        Some(c) => c,
+        None => return throw(env, "EINVAL", "relayUdpAdopt: bad options"),
+    };
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    adopted(env, id, relay_udp::adopt(id, fds_of(env, a[0]), &host, port, cfg), &format!("{}:{}/udp", host, port))
+}
+
+/// relayFds(id) → the listener's sockets (int32 fds), to be kept across a restart.
+pub unsafe extern "C" fn fds(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<1>(env, info);
+    match uint(env, a[0]).and_then(get) {
+        Some(l) => new_fds(env, &l.fds),
+        None => undefined(env),
+    }
+}
+
 /// relayUdpConfigure(id, policy, preferLocal, idleMs, ejectMs, maxSessions)
 pub unsafe extern "C" fn udp_configure(env: napi_env, info: napi_callback_info) -> napi_value {
     let a = args::<6>(env, info);
@@ -153,15 +202,20 @@ pub unsafe extern "C" fn set_threads(env: napi_env, info: napi_callback_info) ->
     undefined(env)
 }
 
-/// relayClose(id, force): stops accepting; open connections drain unless `force`. A UDP
-/// listener's sessions end at once, and its port is free when this returns.
+/// relayClose(id, force, restart?): stops accepting; open connections drain unless `force`. A UDP
+/// listener's sessions end at once, and its port is free when this returns. `restart`: a TCP
+/// listener's sockets are only closed, not shut down (systemd keeps copies for the next process).
 pub unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_value {
-    let a = args::<2>(env, info);
+    let a = args::<3>(env, info);
     let mut force = false;
+    let mut restart = false;
     napi_get_value_bool(env, a[1], &mut force);
+    napi_get_value_bool(env, a[2], &mut restart);
     if let Some(l) = uint(env, a[0]).and_then(get) {
         if l.udp {
             relay_udp::close_listener(&l);
+        } else if restart {
+            relay::let_go(&l);
         } else {
             relay::close_listener(&l, force);
         }

@@ -157,12 +157,28 @@ pub fn open(id: u32, host: &str, port: u16, cfg: Config) -> Result<Arc<Listener>
     let mut glen = 128u32;
     unsafe { getsockname(fd, &mut got as *mut _ as *mut c_void, &mut glen) };
     let bound = u16::from_be_bytes([got.bytes[2], got.bytes[3]]);
-    let l = Arc::new(Listener::new(id, vec![fd], bound, cfg, true));
+    start(Listener::new(id, vec![fd], bound, cfg, true))
+}
+
+fn start(l: Listener) -> Result<Arc<Listener>, (i32, String)> {
+    let l = Arc::new(l);
     if let Err(e) = send_cmd(Cmd::Add(l.clone())) {
-        unsafe { close(fd) };
+        unsafe { close(l.fds[0]) };
         return Err((e, "relay thread".into()));
     }
     Ok(l)
+}
+
+/// Serves the UDP socket an earlier process bound to host:port (systemd's descriptor store);
+/// refuses it (and leaves it open) when it does not match. Its datagrams queued meanwhile are
+/// relayed as any others.
+pub fn adopt(id: u32, fds: Vec<c_int>, host: &str, port: u16, cfg: Config) -> Result<Arc<Listener>, (i32, String)> {
+    let ip: IpAddr = host.parse().map_err(|_| (22, format!("not an IP address: {}", host)))?;
+    if fds.len() != 1 {
+        return Err((22, format!("stored {} sockets, the UDP relay serves 1", fds.len())));
+    }
+    let bound = crate::stored::check(&fds, ip, port, false)?;
+    start(Listener::new(id, fds, bound, cfg, true))
 }
 
 /// Closes the listener and ends its sessions; returns once the thread has done so (the port can

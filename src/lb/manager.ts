@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { NO_SOCKET_STORE, socketName, type SocketStore } from '../net/sockets.js';
 import type { Registry } from '../registry/registry.js';
 import { BackendSet, type Backend } from './backends.js';
 import { Plan, type IngressEntry, type ListenerSpec } from './plan.js';
@@ -45,11 +46,33 @@ export interface Listener {
   udp?: UdpProxy | NativeUdpProxy;
 }
 
+/**
+ * Descriptors of VIP listeners kept in systemd's store at most: the unit's
+ * FileDescriptorStoreMax (4096) minus room for the DNS and API sockets, which are kept after
+ * the load balancer's (systemd closes what comes beyond its maximum). Listeners beyond it bind
+ * fresh sockets after a restart.
+ */
+export const STORE_BUDGET = 3072;
+
+/** The name a listener's socket is kept under across restarts. */
+const storedName = (spec: ListenerSpec): string => socketName(spec.protocol === 'tcp' ? 'lb-tcp' : 'lb-udp', spec.host, spec.port);
+
+/** What both kinds of proxy offer for stored sockets. */
+interface StoredProxy {
+  listen(host: string, port: number): Promise<unknown>;
+  adopt(fds: number[], host: string, port: number): Promise<unknown>;
+  fds(): number[];
+}
+
 export class LbManager {
   private readonly running = new Map<string, Listener>();
   /** Listener keys that could not be bound, with why (reported in status, retried on change). */
   readonly failures = new Map<string, string>();
   private readonly addresses = new Map<string, number>();
+  /** Descriptors in systemd's store per listener socket name (at most storeBudget in all). */
+  private readonly stored = new Map<string, number>();
+  private storedTotal = 0;
+  private overBudget = false;
   readonly limit: ConnectionLimit;
   ejections = 0;
   private chain: Promise<void> = Promise.resolve();
@@ -66,6 +89,9 @@ export class LbManager {
     private opts: LbOptions,
     private readonly addrs: AddressOps | null,
     private readonly log: Logger,
+    /** Where VIP sockets come from and are kept across restarts (systemd's descriptor store). */
+    private readonly sockets: SocketStore = NO_SOCKET_STORE,
+    private readonly storeBudget = STORE_BUDGET,
   ) {
     this.limit = { active: 0, max: opts.maxConnections, refused: 0 };
   }
@@ -179,15 +205,13 @@ export class LbManager {
         const topts = { idleTimeoutMs: o.idleTimeoutMs, connectTimeoutMs: o.connectTimeoutMs, proxyProtocol: o.proxyProtocol, attempts: LB_DEFAULTS.attempts };
         const events = { ejected: (b: Backend) => this.ejected(spec, b) };
         const relay = relayAddon(o.proxyProtocol);
-        l.tcp = relay
+        l.tcp = await this.serve(spec, () => relay
           ? new NativeTcpProxy(relay, backends, topts, { policy: o.policy, preferLocal: o.preferLocal, ejectMs: o.ejectMs }, this.limit, events)
-          : new TcpProxy(backends, topts, this.limit, events);
-        await l.tcp.listen(spec.host, spec.port);
+          : new TcpProxy(backends, topts, this.limit, events));
       } else {
         const uopts = { idleTimeoutMs: o.udpIdleTimeoutMs, maxSessions: o.udpMaxSessions };
         const relay = udpRelayAddon();
-        l.udp = relay ? new NativeUdpProxy(relay, backends, uopts, { policy: o.policy, preferLocal: o.preferLocal, ejectMs: o.ejectMs }) : new UdpProxy(backends, uopts);
-        await l.udp.listen(spec.host, spec.port);
+        l.udp = await this.serve(spec, () => relay ? new NativeUdpProxy(relay, backends, uopts, { policy: o.policy, preferLocal: o.preferLocal, ejectMs: o.ejectMs }) : new UdpProxy(backends, uopts));
       }
     } catch (e) {
       l.udp?.close();
@@ -207,8 +231,50 @@ export class LbManager {
     );
   }
 
+  /**
+   * A proxy serving spec's address: on the socket an earlier process kept for it (a restart
+   * under systemd: the connections and datagrams that arrived meanwhile are served), else on a
+   * new one, kept for the next process. A stored socket that does not fit is closed and dropped.
+   */
+  private async serve<P extends StoredProxy>(spec: ListenerSpec, make: () => P): Promise<P> {
+    const name = storedName(spec);
+    const stored = this.sockets.take(name);
+    if (stored.length > 0) {
+      const p = make();
+      try {
+        await p.adopt(stored, spec.host, spec.port);
+        this.count(name, stored.length);
+        return p;
+      } catch (e) {
+        this.log.warn({ listener: spec.key, name }, `load balancer: closed the stored socket ${name}: ${(e as Error).message}; binding a new one`);
+        this.sockets.forget(name);
+      }
+    }
+    const p = make();
+    await p.listen(spec.host, spec.port);
+    const fds = p.fds();
+    if (this.storedTotal + fds.length <= this.storeBudget) {
+      this.sockets.keep(name, fds);
+      this.count(name, fds.length);
+    } else if (!this.overBudget) {
+      this.overBudget = true;
+      this.log.warn(`load balancer: more than ${this.storeBudget} VIP sockets; those beyond are not kept across restarts (bound anew after one)`);
+    }
+    return p;
+  }
+
+  /** `name` now has `n` descriptors in the store (0: none, it was dropped). */
+  private count(name: string, n: number): void {
+    this.storedTotal += n - (this.stored.get(name) ?? 0);
+    if (n > 0) this.stored.set(name, n);
+    else this.stored.delete(name);
+  }
+
   private async remove(key: string, l: Listener): Promise<void> {
     this.running.delete(key);
+    const name = storedName(l.spec);
+    this.sockets.forget(name);
+    this.count(name, 0);
     this.log.info({ service: l.spec.service, listener: key }, `load balancer: ${l.spec.service} no longer on ${l.spec.host}:${l.spec.port}/${l.spec.protocol}`);
     l.udp?.close();
     if (l.tcp) {
@@ -245,13 +311,14 @@ export class LbManager {
     }
   }
 
-  async stop(): Promise<void> {
+  /** `restart`: the listening sockets are closed, not shut down (systemd keeps them for the next process). */
+  async stop(restart = false): Promise<void> {
     this.unsubscribe?.();
     await this.chain;
     this.stopped = true;
     for (const l of this.running.values()) {
       l.udp?.close();
-      await l.tcp?.close(true);
+      await l.tcp?.close(true, restart);
     }
     this.running.clear();
   }

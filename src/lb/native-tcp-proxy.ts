@@ -1,4 +1,5 @@
-import type { Addon } from '../native/index.js';
+import { fdBuffer, fdsOf, type Addon } from '../native/index.js';
+import { closeFds } from '../net/sockets.js';
 import type { BackendSet } from './backends.js';
 import { backendLines, copyBackendStats, NativeRelayProxy, policyNumber, relayMs as ms, U32, type RelayPolicy } from './native-relay.js';
 import type { ConnectionLimit, TcpEvents, TcpProxyOptions } from './tcp-proxy.js';
@@ -15,8 +16,15 @@ export type { RelayPolicy };
 
 export type RelayAddon = Pick<
   Addon,
-  'relayListen' | 'relayConfigure' | 'relaySetBackends' | 'relaySetMax' | 'relaySetThreads' | 'relayClose' | 'relayForget' | 'relayStats' | 'relayUdpListen' | 'relayUdpConfigure'
+  | 'relayListen' | 'relayConfigure' | 'relaySetBackends' | 'relaySetMax' | 'relaySetThreads' | 'relayClose' | 'relayForget' | 'relayStats' | 'relayUdpListen' | 'relayUdpConfigure'
+  | 'relayAdopt' | 'relayUdpAdopt' | 'relayFds'
 >;
+
+/** A relay listener's sockets, to keep across restarts. */
+export function relayFds(addon: Pick<RelayAddon, 'relayFds'>, id: number): number[] {
+  const b = id === 0 ? undefined : addon.relayFds(id);
+  return b ? fdsOf(b) : [];
+}
 
 export class NativeTcpProxy extends NativeRelayProxy<TcpProxyOptions> {
   private closed = false;
@@ -49,9 +57,22 @@ export class NativeTcpProxy extends NativeRelayProxy<TcpProxyOptions> {
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return this.serve(host, () => this.addon.relayListen(host, port, 4096, ...this.args()));
+  }
+
+  /** Serves listening sockets an earlier process kept (systemd's store); they are closed when they do not fit. */
+  adopt(fds: number[], host: string, port: number): Promise<{ host: string; port: number }> {
+    return this.serve(host, () => this.addon.relayAdopt(fdBuffer(fds), host, port, ...this.args()), fds);
+  }
+
+  fds(): number[] {
+    return relayFds(this.addon, this.id);
+  }
+
+  private serve(host: string, open: () => [number, number], stored: number[] = []): Promise<{ host: string; port: number }> {
     try {
       this.addon.relaySetMax(Math.min(U32, this.limit.max));
-      const [id, bound] = this.addon.relayListen(host, port, 4096, ...this.args());
+      const [id, bound] = open();
       this.id = id;
       this.backendsChanged();
       // Ejections are logged and counters shown within a second without anyone asking.
@@ -59,6 +80,7 @@ export class NativeTcpProxy extends NativeRelayProxy<TcpProxyOptions> {
       this.timer.unref();
       return Promise.resolve({ host, port: bound });
     } catch (e) {
+      closeFds(stored);
       return Promise.reject(e);
     }
   }
@@ -87,11 +109,14 @@ export class NativeTcpProxy extends NativeRelayProxy<TcpProxyOptions> {
     return this.active;
   }
 
-  /** Stops accepting; open connections drain unless `force`. */
-  close(force = false): Promise<void> {
+  /**
+   * Stops accepting; open connections drain unless `force`. `restart`: the sockets are closed but
+   * not shut down, so systemd's copies keep queueing connections for the next process.
+   */
+  close(force = false, restart = false): Promise<void> {
     if (this.id !== 0 && !this.closed) {
       this.closed = true;
-      this.addon.relayClose(this.id, force);
+      this.addon.relayClose(this.id, force, restart);
     }
     if (this.timer) clearInterval(this.timer);
     this.timer = null;

@@ -1,6 +1,8 @@
 import type { BackendSet } from './backends.js';
 import { backendLines, copyBackendStats, NativeRelayProxy, policyNumber, relayMs, U32, type RelayPolicy } from './native-relay.js';
-import type { RelayAddon } from './native-tcp-proxy.js';
+import { fdBuffer } from '../native/index.js';
+import { closeFds } from '../net/sockets.js';
+import { relayFds, type RelayAddon } from './native-tcp-proxy.js';
 import type { UdpProxyOptions } from './udp-proxy.js';
 
 // The UDP proxy run by the addon's UDP relay thread (native/src/relay_udp.rs): the same contract
@@ -9,7 +11,7 @@ import type { UdpProxyOptions } from './udp-proxy.js';
 // endpoint that left), with no JS per datagram. JS pushes the backend list and the options down
 // and copies the relay's counters into the same Backend objects (refresh).
 
-export type UdpRelayAddon = Pick<RelayAddon, 'relayUdpListen' | 'relayUdpConfigure' | 'relaySetBackends' | 'relayClose' | 'relayForget' | 'relayStats'>;
+export type UdpRelayAddon = Pick<RelayAddon, 'relayUdpListen' | 'relayUdpConfigure' | 'relaySetBackends' | 'relayClose' | 'relayForget' | 'relayStats' | 'relayUdpAdopt' | 'relayFds'>;
 
 export class NativeUdpProxy extends NativeRelayProxy<UdpProxyOptions> {
   private sessions = 0;
@@ -37,14 +39,28 @@ export class NativeUdpProxy extends NativeRelayProxy<UdpProxyOptions> {
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return this.serve(host, () => this.addon.relayUdpListen(host, port, ...this.args()));
+  }
+
+  /** Serves the socket an earlier process kept (systemd's store), with the datagrams queued on it; closed when it does not fit. */
+  adopt(fds: number[], host: string, port: number): Promise<{ host: string; port: number }> {
+    return this.serve(host, () => this.addon.relayUdpAdopt(fdBuffer(fds), host, port, ...this.args()), fds);
+  }
+
+  fds(): number[] {
+    return relayFds(this.addon, this.id);
+  }
+
+  private serve(host: string, open: () => [number, number], stored: number[] = []): Promise<{ host: string; port: number }> {
     try {
-      const [id, bound] = this.addon.relayUdpListen(host, port, ...this.args());
+      const [id, bound] = open();
       this.id = id;
       this.backendsChanged();
       this.timer = setInterval(() => this.refresh(), 1000);
       this.timer.unref();
       return Promise.resolve({ host, port: bound });
     } catch (e) {
+      closeFds(stored);
       return Promise.reject(e);
     }
   }

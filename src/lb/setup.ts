@@ -2,6 +2,7 @@ import type { Metrics } from '../api/metrics.js';
 import { ConfigError } from '../config/errors.js';
 import type { Options } from '../config/options.js';
 import { cidrContains, parseCidr, type Cidr } from '../net/cidr.js';
+import { NO_SOCKET_STORE, type SocketStore } from '../net/sockets.js';
 import type { Context, Part } from '../part.js';
 import type { Registry, VipAssigner } from '../registry/registry.js';
 import { addAddress, ensureLink, removeAddress, removeLink, type LinkInfo } from './link.js';
@@ -91,6 +92,8 @@ export function setupLink(c: Context): LinkSetup {
 export interface LbSetup extends Part {
   /** The running load balancer; null when it is off. */
   manager(): LbManager | null;
+  /** Where VIP sockets come from and are kept across restarts (set before start). */
+  sockets: SocketStore;
 }
 
 /**
@@ -102,8 +105,9 @@ export function setupLb(c: Context, d: { registry: Registry; metrics: Metrics; l
   let lb: LbManager | null = null;
   registerLbMetrics(d.metrics.prom, () => lb);
   const options = (o: Options): LbOptions => lbOptions(o, c.rt.advertise);
-  return {
+  const setup: LbSetup = {
     manager: () => lb,
+    sockets: NO_SOCKET_STORE,
     async start() {
       const o = opts;
       const onLoopback = loopbackRange(o.serviceCidr);
@@ -117,7 +121,7 @@ export function setupLb(c: Context, d: { registry: Registry; metrics: Metrics; l
       // Before the first listener starts the relay's threads.
       const relay = relayAddon(false);
       if (typeof relay?.relaySetThreads === 'function') relay.relaySetThreads(o.lbThreads);
-      lb = new LbManager(d.registry, options(o), addrs, c.log);
+      lb = new LbManager(d.registry, options(o), addrs, c.log, setup.sockets);
       d.registry.setVipAssigner(vipAssigner(o.serviceCidr, o.lbAll));
       await lb.start();
     },
@@ -127,8 +131,9 @@ export function setupLb(c: Context, d: { registry: Registry; metrics: Metrics; l
       opts = next;
       if (lb && JSON.stringify(options(before)) !== JSON.stringify(options(next))) void lb.configure(options(next));
     },
-    async stop() {
-      await lb?.stop();
+    async stop(restart) {
+      await lb?.stop(restart);
     },
   };
+  return setup;
 }

@@ -1,5 +1,6 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Backend, BackendSet } from './backends.js';
+import { addressMismatch, closeFds, serverFd } from '../net/sockets.js';
 import { proxyV2Header } from './proxy-protocol.js';
 
 // One TCP listener (a VIP:port) relaying each client connection to one backend.
@@ -48,10 +49,38 @@ export class TcpProxy {
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return this.serve({ host, port, backlog: 4096 });
+  }
+
+  /** Serves a listening socket an earlier process kept (systemd's store); it is closed when it does not fit. */
+  async adopt(fds: number[], host: string, port: number): Promise<{ host: string; port: number }> {
+    if (fds.length !== 1) {
+      closeFds(fds);
+      throw new Error(`stored ${fds.length} sockets, the proxy serves 1`);
+    }
+    // Not a TCP socket: Node refuses it without taking it (closed here).
+    const got = await this.serve({ fd: fds[0]!, backlog: 4096 }).catch((e: Error) => {
+      closeFds(fds);
+      throw e;
+    });
+    const why = addressMismatch(this.server.address(), host, port);
+    if (why) {
+      await this.close(true);
+      throw new Error(why);
+    }
+    return got;
+  }
+
+  fds(): number[] {
+    const fd = serverFd(this.server);
+    return fd === undefined ? [] : [fd];
+  }
+
+  private serve(how: { host: string; port: number; backlog: number } | { fd: number; backlog: number }): Promise<{ host: string; port: number }> {
     return new Promise((resolve, reject) => {
       const onError = (e: Error) => reject(e);
       this.server.once('error', onError);
-      this.server.listen({ host, port, backlog: 4096 }, () => {
+      this.server.listen(how, () => {
         this.server.off('error', onError);
         this.server.on('error', () => {}); // accept errors (EMFILE) are per connection, not fatal
         const a = this.server.address() as { address: string; port: number };
@@ -60,8 +89,11 @@ export class TcpProxy {
     });
   }
 
-  /** Stops accepting; open connections drain unless `force`. */
-  close(force = false): Promise<void> {
+  /**
+   * Stops accepting; open connections drain unless `force`. Node closes the listening socket
+   * without shutting it down, so on a restart (`_restart`) systemd's copy keeps listening.
+   */
+  close(force = false, _restart = false): Promise<void> {
     this.closing = true;
     if (force) for (const s of this.open) s.destroy();
     return new Promise((resolve) => {

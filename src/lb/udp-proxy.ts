@@ -1,5 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
+import { addressMismatch, closeFds, udpFd } from '../net/sockets.js';
 import type { Backend, BackendSet } from './backends.js';
 
 // One UDP listener (a VIP:port). Each client address:port gets a session: its own socket
@@ -44,11 +45,40 @@ export class UdpProxy {
   backendsChanged(): void {}
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return this.serve(host, { address: host, port });
+  }
+
+  /** Serves the socket an earlier process kept (systemd's store), with the datagrams queued on it; closed when it does not fit. */
+  async adopt(fds: number[], host: string, port: number): Promise<{ host: string; port: number }> {
+    try {
+      if (fds.length !== 1) throw new Error(`stored ${fds.length} sockets, the proxy serves 1`);
+      // Not a UDP socket: Node refuses it without taking it (closed here).
+      await this.serve(host, { fd: fds[0]! });
+    } catch (e) {
+      this.close();
+      closeFds(fds);
+      throw e;
+    }
+    const a = this.socket!.address();
+    const why = addressMismatch(a, host, port);
+    if (why) {
+      this.close();
+      throw new Error(why);
+    }
+    return { host: a.address, port: a.port };
+  }
+
+  fds(): number[] {
+    const fd = this.socket ? udpFd(this.socket) : undefined;
+    return fd === undefined ? [] : [fd];
+  }
+
+  private serve(host: string, how: { address: string; port: number } | { fd: number }): Promise<{ host: string; port: number }> {
     const s = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', reuseAddr: false });
     this.socket = s;
     return new Promise((resolve, reject) => {
       s.once('error', reject);
-      s.bind({ address: host, port }, () => {
+      s.bind(how, () => {
         s.off('error', reject);
         s.on('error', () => {});
         s.on('message', (msg, rinfo) => this.fromClient(msg, rinfo));

@@ -48,12 +48,18 @@ export interface Addon {
   relaySetMax(max: number): void;
   /** TCP relay threads (0: one per core); takes effect only before the first relayListen. */
   relaySetThreads(n: number): void;
-  relayClose(id: number, force: boolean): void;
+  /** `restart`: a TCP listener's sockets are closed but not shut down (systemd keeps copies for the next process). */
+  relayClose(id: number, force: boolean, restart?: boolean): void;
   relayForget(id: number): void;
   relayStats(id: number): (number | string)[] | undefined;
   /** The load balancer's UDP relay (native/src/relay_udp.rs; src/lb/native-udp-proxy.ts); relaySetBackends, relayClose, relayForget and relayStats serve it too. */
   relayUdpListen(host: string, port: number, policy: number, preferLocal: boolean, idleMs: number, ejectMs: number, maxSessions: number): [number, number];
   relayUdpConfigure(id: number, policy: number, preferLocal: boolean, idleMs: number, ejectMs: number, maxSessions: number): void;
+  /** Serve stored sockets (int32 fds, from systemd's descriptor store) bound to host:port; throws, leaving them open, when they do not match. */
+  relayAdopt(fds: Buffer, host: string, port: number, policy: number, preferLocal: boolean, idleMs: number, connectMs: number, ejectMs: number, attempts: number): [number, number];
+  relayUdpAdopt(fds: Buffer, host: string, port: number, policy: number, preferLocal: boolean, idleMs: number, ejectMs: number, maxSessions: number): [number, number];
+  /** A relay listener's sockets (int32 fds), to keep across restarts. */
+  relayFds(id: number): Buffer | undefined;
   /** The native query log (native/src/querylog.rs; src/dns/querylog.ts): 0 off, 1 errors, 2 one in `every`. */
   queryLogSet(mode: number, every: number): void;
   queryLogTake(max: number): [Buffer, number] | undefined;

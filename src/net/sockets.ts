@@ -1,3 +1,4 @@
+import { closeSync, fstatSync } from 'node:fs';
 import type { Server } from 'node:net';
 import type { Socket as UdpSocket } from 'node:dgram';
 
@@ -16,7 +17,7 @@ export interface SocketStore {
 
 export const NO_SOCKET_STORE: SocketStore = { take: () => [], keep: () => undefined, forget: () => undefined };
 
-export type SocketKind = 'dns-udp' | 'dns-tcp' | 'api';
+export type SocketKind = 'dns-udp' | 'dns-tcp' | 'api' | 'lb-tcp' | 'lb-udp';
 
 /** A descriptor name: no ':' (systemd's separator in LISTEN_FDNAMES), at most 255 characters. */
 export const socketName = (kind: SocketKind, host: string, port: number): string => `${kind}/${host.replace(/:/g, '_')}/${port}`;
@@ -35,4 +36,25 @@ export function udpFd(sock: UdpSocket): number | undefined {
   const sym = Object.getOwnPropertySymbols(sock).find((s) => s.description === 'state symbol');
   const fd = sym ? (sock as unknown as Record<symbol, { handle?: { fd?: number } }>)[sym]?.handle?.fd : undefined;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/** Closes descriptors this process holds (stored ones nobody serves); one already closed is skipped. */
+export function closeFds(fds: number[]): void {
+  for (const fd of fds) {
+    try {
+      fstatSync(fd);
+      closeSync(fd);
+    } catch {
+      /* not open: nothing to close */
+    }
+  }
+}
+
+/**
+ * Why a socket Node serves is not the one asked for (its address and port as Node reads them),
+ * or null when it is. Port 0 accepts any port.
+ */
+export function addressMismatch(got: { address: string; port: number } | string | null, host: string, port: number): string | null {
+  if (!got || typeof got === 'string') return 'not an IP socket';
+  return got.address === host && (port === 0 || got.port === port) ? null : `bound to ${got.address}:${got.port}`;
 }

@@ -1,7 +1,6 @@
-import { closeSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import { loadAddon, sdNotify } from '../native/index.js';
-import type { SocketStore } from '../net/sockets.js';
+import { closeFds, type SocketStore } from '../net/sockets.js';
 
 // Sockets that outlive the process: every listening socket the daemon binds is handed to
 // systemd's file descriptor store (sd_notify FDSTORE=1 + FDNAME=<name>, the descriptors riding
@@ -81,13 +80,7 @@ export class FdStore implements SocketStore {
    */
   release(): void {
     for (const [name, fds] of this.pool) {
-      for (const fd of fds) {
-        try {
-          closeSync(fd);
-        } catch {
-          /* not open: nothing to close */
-        }
-      }
+      closeFds(fds);
       this.log.info({ name, fds }, `closed the stored socket ${name}: the configuration no longer asks for it`);
       this.forget(name);
     }

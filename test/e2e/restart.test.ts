@@ -9,6 +9,8 @@ import { bookwormRootfs, bootMachine, nspawnUsable, type Machine } from '../help
 import { installUnit } from '../helpers/unit.js';
 import { waiter } from '../helpers/until.js';
 import { keygen } from '../../src/commands/keygen.js';
+import { allocateVips } from '../../src/lb/vip.js';
+import { parseCidr } from '../../src/net/cidr.js';
 
 const until = waiter(60_000);
 
@@ -235,4 +237,44 @@ t.test('apt-get install of a newer .deb under a steady query stream: try-restart
   t.match(journal, /systemd is running a (try-)?restart job for the unit: a restart, not a leave/, 'the maintainer scripts restart it (try-restart), no leave');
   t.notMatch(journal, /leaving the cluster/);
   t.match(journal, /answered from the previous run's table \d+ ms after the process started/, 'the new version answered from the stored table before it had loaded');
+});
+
+t.test('VIP sockets in the descriptor store: connections and datagrams sent during systemctl restart and kill -9 are relayed', async (t) => {
+  // The load balancer's listeners on a service VIP stay in systemd's store like the DNS sockets:
+  // while no process serves, the kernel queues new connections and datagrams on them, and the
+  // next process relays them. Without that, each connection attempt in the gap is refused.
+  const m = await bootMachine(t, { rootfs: bookwormRootfs(), prefix: 'i18vip', bindRo: [[ROOT, '/opt/podman-swarm-dns']] });
+  installUnit(m);
+  const vip = allocateVips(['default/echo'], parseCidr('10.223.0.0/16')!).get('default/echo')!;
+  mkdirSync(join(m.root, 'etc/podman-swarm-dns'), { recursive: true });
+  writeFileSync(join(m.root, 'etc/podman-swarm-dns/config.yaml'),
+    'services:\n  - name: echo\n    mode: vip\n    endpoints:\n      - address: 127.0.0.1\n        ports: { t: 7001/tcp, u: 7002/udp }\n');
+  m.exec('systemd-run', '--unit', 'echo-endpoints', '/usr/bin/node', `${BENCH}/vip-stream.mjs`, 'serve', '--tcp', '7001', '--udp', '7002');
+  m.exec('systemctl', 'start', UNIT);
+  for (const [label, action] of [
+    ['restart', () => m.exec('systemctl', 'restart', '--no-block', UNIT)],
+    ['kill9', () => m.exec('kill', '-9', show(m, 'MainPID'))],
+  ] as const) {
+    const pid = show(m, 'MainPID');
+    const out = `/run/vip-${label}.json`;
+    const started = `/run/vip-${label}.started`;
+    m.exec('systemd-run', '--unit', `vip-${label}`, '--collect', '/usr/bin/node', `${BENCH}/vip-stream.mjs`, 'stream',
+      '--host', vip, '--tcp', '7001', '--udp', '7002', '--rate', '20', '--seconds', '10', '--late', '30000', '--out', out, '--started', started);
+    await until(`the ${label} VIP stream to start`, () => existsSync(join(m.root, started)));
+    await new Promise((r) => setTimeout(r, 1000));
+    action();
+    const file = await until(`the ${label} VIP stream to finish`, () => (existsSync(join(m.root, out)) ? join(m.root, out) : undefined), 90_000);
+    const r = JSON.parse(readFileSync(file, 'utf8')) as { connections: number; echoed: number; refused: number; failed: number; datagrams: number; answered: number };
+    t.not(show(m, 'MainPID'), pid, `${label}: a new process`);
+    t.comment(`${label}: ${JSON.stringify(r)}; load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    t.equal(r.refused, 0, `${label}: no connection attempt refused (the VIP socket listened all along)`);
+    // The one connection or datagram the old process had in hand when it stopped may be lost
+    // with it (its relay state dies with the process); everything sent in the gap is relayed.
+    t.ok(r.failed <= 1 && r.echoed >= r.connections - 1, `${label}: every connection relayed (${r.echoed} of ${r.connections})`);
+    t.ok(r.answered >= r.datagrams - 1, `${label}: every datagram answered, none resent (${r.answered} of ${r.datagrams})`);
+  }
+  const journal = m.exec('journalctl', '-u', UNIT, '--no-pager', '-o', 'cat');
+  t.match(journal, /systemd passed \d+ stored sockets from the previous run/);
+  t.notMatch(journal, /closed the stored socket lb-/, 'the VIP sockets were all served, none closed as stale');
+  t.notMatch(journal, /load balancer: cannot listen on/, 'no VIP socket bound anew');
 });
