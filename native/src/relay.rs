@@ -426,8 +426,10 @@ fn start(l: Listener, threads: usize) -> Result<Arc<Listener>, (i32, String)> {
 }
 
 /// Serves listening sockets an earlier process bound to host:port (systemd's descriptor store),
-/// as many as `open` would bind; refuses them (and leaves them open) when they do not match.
-pub fn adopt(id: u32, fds: Vec<c_int>, host: &str, port: u16, cfg: Config) -> Result<Arc<Listener>, (i32, String)> {
+/// as many as `open` would bind; refuses them (and leaves them open) when they do not match. The
+/// connections queued on them meanwhile are accepted at once: `backends` (set_backends' text)
+/// are in place before that, so none of them meets an empty list.
+pub fn adopt(id: u32, fds: Vec<c_int>, host: &str, port: u16, cfg: Config, backends: &str) -> Result<Arc<Listener>, (i32, String)> {
     let ip: IpAddr = host.parse().map_err(|_| (22, format!("not an IP address: {}", host)))?;
     let threads = handles().map_err(|e| (e, "relay thread".to_string()))?.len();
     let n = if shared_listener() { 1 } else { threads };
@@ -435,7 +437,9 @@ pub fn adopt(id: u32, fds: Vec<c_int>, host: &str, port: u16, cfg: Config) -> Re
         return Err((22, format!("stored {} socket(s), the relay serves {}", fds.len(), n)));
     }
     let bound = crate::stored::check(&fds, ip, port, true)?;
-    start(Listener::new(id, fds, bound, cfg, false), threads)
+    let l = Listener::new(id, fds, bound, cfg, false);
+    set_backends(&l, backends).map_err(|e| (22, e))?;
+    start(l, threads)
 }
 
 /// Stops serving for a restart: the threads close their descriptors and connections but the

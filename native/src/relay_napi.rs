@@ -109,11 +109,11 @@ unsafe fn adopted(env: napi_env, id: u32, r: Result<Arc<Listener>, (i32, String)
     }
 }
 
-/// relayAdopt(fds, host, port, policy, preferLocal, idleMs, connectMs, ejectMs, attempts) → [id, port]:
-/// serves stored listening sockets (int32 fds) bound to host:port; throws, leaving them open,
-/// when they do not match.
+/// relayAdopt(fds, host, port, policy, preferLocal, idleMs, connectMs, ejectMs, attempts, backends) → [id, port]:
+/// serves stored listening sockets (int32 fds) bound to host:port with `backends` (relaySetBackends'
+/// text) in place; throws, leaving them open, when they do not match.
 pub unsafe extern "C" fn adopt(env: napi_env, info: napi_callback_info) -> napi_value {
-    let a = args::<9>(env, info);
+    let a = args::<10>(env, info);
     let (host, port) = match (string(env, a[1]), uint(env, a[2])) {
         (Some(h), Some(p)) if p < 65536 => (h, p as u16),
         _ => return throw(env, "EINVAL", "relayAdopt: host must be a string, port a number"),
@@ -123,12 +123,13 @@ pub unsafe extern "C" fn adopt(env: napi_env, info: napi_callback_info) -> napi_
         None => return throw(env, "EINVAL", "relayAdopt: bad options"),
     };
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    adopted(env, id, relay::adopt(id, fds_of(env, a[0]), &host, port, cfg), &format!("{}:{}", host, port))
+    let backends = string(env, a[9]).unwrap_or_default();
+    adopted(env, id, relay::adopt(id, fds_of(env, a[0]), &host, port, cfg, &backends), &format!("{}:{}", host, port))
 }
 
-/// relayUdpAdopt(fds, host, port, policy, preferLocal, idleMs, ejectMs, maxSessions) → [id, port]
+/// relayUdpAdopt(fds, host, port, policy, preferLocal, idleMs, ejectMs, maxSessions, backends) → [id, port]
 pub unsafe extern "C" fn udp_adopt(env: napi_env, info: napi_callback_info) -> napi_value {
-    let a = args::<8>(env, info);
+    let a = args::<9>(env, info);
     let (host, port) = match (string(env, a[1]), uint(env, a[2])) {
         (Some(h), Some(p)) if p < 65536 => (h, p as u16),
         _ => return throw(env, "EINVAL", "relayUdpAdopt: host must be a string, port a number"),
@@ -138,7 +139,8 @@ pub unsafe extern "C" fn udp_adopt(env: napi_env, info: napi_callback_info) -> n
         None => return throw(env, "EINVAL", "relayUdpAdopt: bad options"),
     };
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    adopted(env, id, relay_udp::adopt(id, fds_of(env, a[0]), &host, port, cfg), &format!("{}:{}/udp", host, port))
+    let backends = string(env, a[8]).unwrap_or_default();
+    adopted(env, id, relay_udp::adopt(id, fds_of(env, a[0]), &host, port, cfg, &backends), &format!("{}:{}/udp", host, port))
 }
 
 /// relayFds(id) → the listener's sockets (int32 fds), to be kept across a restart.

@@ -171,14 +171,16 @@ fn start(l: Listener) -> Result<Arc<Listener>, (i32, String)> {
 
 /// Serves the UDP socket an earlier process bound to host:port (systemd's descriptor store);
 /// refuses it (and leaves it open) when it does not match. Its datagrams queued meanwhile are
-/// relayed as any others.
-pub fn adopt(id: u32, fds: Vec<c_int>, host: &str, port: u16, cfg: Config) -> Result<Arc<Listener>, (i32, String)> {
+/// relayed as any others, to `backends` (set_backends' text), in place before the first is read.
+pub fn adopt(id: u32, fds: Vec<c_int>, host: &str, port: u16, cfg: Config, backends: &str) -> Result<Arc<Listener>, (i32, String)> {
     let ip: IpAddr = host.parse().map_err(|_| (22, format!("not an IP address: {}", host)))?;
     if fds.len() != 1 {
         return Err((22, format!("stored {} sockets, the UDP relay serves 1", fds.len())));
     }
     let bound = crate::stored::check(&fds, ip, port, false)?;
-    start(Listener::new(id, fds, bound, cfg, true))
+    let l = Listener::new(id, fds, bound, cfg, true);
+    crate::relay::set_backends(&l, backends).map_err(|e| (22, e))?;
+    start(l)
 }
 
 /// Closes the listener and ends its sessions; returns once the thread has done so (the port can

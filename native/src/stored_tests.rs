@@ -50,8 +50,8 @@ fn a_connection_made_during_a_restart_is_relayed_by_the_next_listener() {
     let mut c = bounded(TcpStream::connect(("127.0.0.1", port)).expect("the kept socket still listens"));
     c.write_all(b"sent during the restart").unwrap();
 
-    let next = relay::adopt(9002, kept, "127.0.0.1", port, cfg()).unwrap();
-    relay::set_backends(&next, &backend(echo_port)).unwrap();
+    // The backends are in place before the queued connection is accepted.
+    let next = relay::adopt(9002, kept, "127.0.0.1", port, cfg(), &backend(echo_port)).unwrap();
     let mut got = [0u8; 23];
     c.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"sent during the restart");
@@ -86,8 +86,7 @@ fn a_datagram_sent_during_a_restart_gets_its_reply() {
     client.set_read_timeout(Some(HANG)).unwrap();
     client.send_to(b"one datagram", ("127.0.0.1", port)).unwrap();
 
-    let next = relay_udp::adopt(9004, kept, "127.0.0.1", port, cfg()).unwrap();
-    relay::set_backends(&next, &backend(echo_port)).unwrap();
+    let next = relay_udp::adopt(9004, kept, "127.0.0.1", port, cfg(), &backend(echo_port)).unwrap();
     let mut buf = [0u8; 64];
     let (n, _) = client.recv_from(&mut buf).expect("the reply to the queued datagram");
     assert_eq!(&buf[..n], b"one datagram");
@@ -109,8 +108,8 @@ fn sockets_that_do_not_fit_are_refused_and_left_open() {
     let unbound = TcpStream::connect(("127.0.0.1", port)).unwrap();
     assert!(mismatch_of(unbound.as_raw_fd(), "127.0.0.1", 0, true).unwrap().contains("not listening"));
     // Refused by the relay: the descriptor stays open for the caller to close.
-    assert!(relay::adopt(9005, vec![fd; 65], "127.0.0.1", port, cfg()).is_err(), "more sockets than relay threads");
-    assert!(relay_udp::adopt(9006, vec![fd], "127.0.0.1", port, cfg()).is_err());
+    assert!(relay::adopt(9005, vec![fd; 65], "127.0.0.1", port, cfg(), "").is_err(), "more sockets than relay threads");
+    assert!(relay_udp::adopt(9006, vec![fd], "127.0.0.1", port, cfg(), "").is_err());
     assert!(tcp.local_addr().is_ok(), "still open");
 }
 

@@ -62,7 +62,7 @@ export class NativeTcpProxy extends NativeRelayProxy<TcpProxyOptions> {
 
   /** Serves listening sockets an earlier process kept (systemd's store); they are closed when they do not fit. */
   adopt(fds: number[], host: string, port: number): Promise<{ host: string; port: number }> {
-    return this.serve(host, () => this.addon.relayAdopt(fdBuffer(fds), host, port, ...this.args()), fds);
+    return this.serve(host, () => this.addon.relayAdopt(fdBuffer(fds), host, port, ...this.args(), backendLines(this.backends)), fds);
   }
 
   fds(): number[] {

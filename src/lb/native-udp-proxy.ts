@@ -44,7 +44,7 @@ export class NativeUdpProxy extends NativeRelayProxy<UdpProxyOptions> {
 
   /** Serves the socket an earlier process kept (systemd's store), with the datagrams queued on it; closed when it does not fit. */
   adopt(fds: number[], host: string, port: number): Promise<{ host: string; port: number }> {
-    return this.serve(host, () => this.addon.relayUdpAdopt(fdBuffer(fds), host, port, ...this.args()), fds);
+    return this.serve(host, () => this.addon.relayUdpAdopt(fdBuffer(fds), host, port, ...this.args(), backendLines(this.backends)), fds);
   }
 
   fds(): number[] {

@@ -56,8 +56,8 @@ export interface Addon {
   relayUdpListen(host: string, port: number, policy: number, preferLocal: boolean, idleMs: number, ejectMs: number, maxSessions: number): [number, number];
   relayUdpConfigure(id: number, policy: number, preferLocal: boolean, idleMs: number, ejectMs: number, maxSessions: number): void;
   /** Serve stored sockets (int32 fds, from systemd's descriptor store) bound to host:port; throws, leaving them open, when they do not match. */
-  relayAdopt(fds: Buffer, host: string, port: number, policy: number, preferLocal: boolean, idleMs: number, connectMs: number, ejectMs: number, attempts: number): [number, number];
-  relayUdpAdopt(fds: Buffer, host: string, port: number, policy: number, preferLocal: boolean, idleMs: number, ejectMs: number, maxSessions: number): [number, number];
+  relayAdopt(fds: Buffer, host: string, port: number, policy: number, preferLocal: boolean, idleMs: number, connectMs: number, ejectMs: number, attempts: number, backends: string): [number, number];
+  relayUdpAdopt(fds: Buffer, host: string, port: number, policy: number, preferLocal: boolean, idleMs: number, ejectMs: number, maxSessions: number, backends: string): [number, number];
   /** A relay listener's sockets (int32 fds), to keep across restarts. */
   relayFds(id: number): Buffer | undefined;
   /** The native query log (native/src/querylog.rs; src/dns/querylog.ts): 0 off, 1 errors, 2 one in `every`. */
