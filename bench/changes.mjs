@@ -9,7 +9,7 @@
 //    sent per change by the owner and by each of the others (podman_swarm_dns_gossip_bytes_sent_total,
 //    minus an idle window of the same length), each change waited for on the third daemon's DNS.
 //
-//   npm run build && node bench/changes.mjs [--sizes 1000,10000] [--changes 50] [--gossip-sizes 1000,10000] [--pause-ms 300] [--cpu-prof DIR]
+//   npm run build && node bench/changes.mjs [--sizes 1000,10000] [--changes 50] [--gossip-sizes 1000,10000] [--pause-ms 300] [--grace-wait-ms 6000] [--cpu-prof DIR]
 // (--cpu-prof: the single daemons run with node --cpu-prof and write their profiles into DIR)
 import './help.mjs';
 import { argv } from 'zx';
@@ -29,6 +29,8 @@ const SIZES = String(argv.sizes ?? '1000,10000').split(',').filter(Boolean).map(
 const GOSSIP_SIZES = String(argv['gossip-sizes'] ?? '1000,10000').split(',').filter(Boolean).map(Number);
 const CHANGES = Number(argv.changes ?? 50);
 const PAUSE_MS = Number(argv['pause-ms'] ?? 300);
+/** How long after READY the changes start at the earliest (0: while the start grace may still end). */
+const GRACE_WAIT_MS = Number(argv['grace-wait-ms'] ?? 6000);
 const PROFILE = argv['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', resolve(String(argv['cpu-prof']))] : [];
 const TICK_MS = 1000 / 100; // USER_HZ
 const dir = mkdtempSync(join(tmpdir(), 'psdns-changes-'));
@@ -200,7 +202,7 @@ async function single(n) {
   try {
     // The start grace (--start-grace, 5 s by default without peers) ends with a whole table,
     // ~1 s of slices at 10,000 services; a change meanwhile waits for it. Measured after it.
-    await sleep(Math.max(0, d.readyAt + 6000 - Date.now()));
+    await sleep(Math.max(0, d.readyAt + GRACE_WAIT_MS - Date.now()));
     await settle(d);
     const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.pid}/status`, 'utf8'))[1]) / 1024;
     const latencies = [];
