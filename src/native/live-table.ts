@@ -23,8 +23,11 @@ const LOOPBACK = ['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!);
 export const BUDGET_MS = 4;
 /** ...once it has compiled this many names (steps) in it. */
 const MIN_STEPS = 32;
-/** A change of up to this many services during a whole table is patched into the installed one at once. */
-const MAX_LIVE_SERVICES = 16;
+/**
+ * A change during a whole table is patched into the installed one at once (compiled in one go)
+ * when it touches at most this many endpoints, in at most as many services; larger ones wait.
+ */
+const MAX_LIVE = 32;
 
 /** What the addon offers (src/native/index.ts Addon): whole tables, patches, staging. */
 export interface TableSink {
@@ -88,7 +91,7 @@ export class LiveTable {
   private changed(c: Change): void {
     if (!this.started) return;
     for (const key of c.services) this.touched.add(key);
-    if (this.installed && !this.held && c.services.length <= MAX_LIVE_SERVICES) {
+    if (this.installed && !this.held && this.small(c.services)) {
       try {
         this.sink.patch(this.installed.patch(this.zone, c.services), true);
       } catch (e) {
@@ -97,6 +100,16 @@ export class LiveTable {
       }
     }
     if (!this.held) this.run();
+  }
+
+  private small(keys: string[]): boolean {
+    if (keys.length > MAX_LIVE) return false;
+    let endpoints = 0;
+    for (const key of keys) {
+      const slash = key.indexOf('/');
+      endpoints += this.registry.service(key.slice(0, slash), key.slice(slash + 1))?.endpoints.length ?? 0;
+    }
+    return endpoints <= MAX_LIVE;
   }
 
   /** Podman container names or networks changed: their group only. */
