@@ -9,7 +9,7 @@
 //    sent per change by the owner and by each of the others (podman_swarm_dns_gossip_bytes_sent_total,
 //    minus an idle window of the same length), each change waited for on the third daemon's DNS.
 //
-//   npm run build && node bench/changes.mjs [--sizes 1000,10000] [--changes 50] [--gossip-sizes 1000,10000] [--pause-ms 300] [--cpu-prof DIR]
+//   npm run build && node bench/changes.mjs [--sizes 1000,10000] [--changes 50] [--gossip-sizes 1000,10000] [--pause-ms 300] [--grace-wait-ms 6000] [--cpu-prof DIR]
 // (--cpu-prof: the single daemons run with node --cpu-prof and write their profiles into DIR)
 import './help.mjs';
 import { argv } from 'zx';
@@ -29,6 +29,8 @@ const SIZES = String(argv.sizes ?? '1000,10000').split(',').filter(Boolean).map(
 const GOSSIP_SIZES = String(argv['gossip-sizes'] ?? '1000,10000').split(',').filter(Boolean).map(Number);
 const CHANGES = Number(argv.changes ?? 50);
 const PAUSE_MS = Number(argv['pause-ms'] ?? 300);
+/** How long after READY the changes start at the earliest (0: while the start grace may still end). */
+const GRACE_WAIT_MS = Number(argv['grace-wait-ms'] ?? 6000);
 const PROFILE = argv['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', resolve(String(argv['cpu-prof']))] : [];
 const TICK_MS = 1000 / 100; // USER_HZ
 const dir = mkdtempSync(join(tmpdir(), 'psdns-changes-'));
@@ -79,6 +81,7 @@ async function startDaemon(name, { services = 0, join: seeds = [], node = [] } =
     if (proc.exitCode !== null) throw new Error(`${name} exited: ${err}`);
     const r = await api(daemon, 'GET', '/readyz').catch(() => null);
     if (r?.status === 200) {
+      daemon.readyAt = Date.now();
       // API writes over TCP need the daemon's token (by default <state-dir>/api-token).
       daemon.token = readFileSync(join(d, 'api-token'), 'utf8').trim();
       return daemon;
@@ -157,13 +160,14 @@ function queryA(port, name, timeoutMs = 200) {
   });
 }
 
+/** Queries until `address` is answered: the number of queries it took, or 0 when it never was. */
 async function answered(port, name, address, maxMs = 30_000) {
   const end = Date.now() + maxMs;
-  while (Date.now() < end) {
-    if ((await queryA(port, name)).includes(address)) return true;
+  for (let n = 1; Date.now() < end; n++) {
+    if ((await queryA(port, name)).includes(address)) return n;
     await sleep(1);
   }
-  return false;
+  return 0;
 }
 
 /**
@@ -179,11 +183,12 @@ async function change(owner, watch, n, i) {
   const r = await api(owner, 'POST', `/api/v1/services/default/s${k}/endpoints`, { id: `bench${i}`, address });
   const t1 = performance.now();
   if (r.status !== 201) throw new Error(`register: ${r.status} ${r.text}`);
-  if (!(await answered(watch.dnsPort, `s${k}.default.cluster.local`, address))) throw new Error(`change ${i} never answered by ${watch.name}`);
+  const queries = await answered(watch.dnsPort, `s${k}.default.cluster.local`, address);
+  if (!queries) throw new Error(`change ${i} never answered by ${watch.name}`);
   const t2 = performance.now();
   const phases = Object.fromEntries(String(r.timing ?? '').split(',').map((p) => /^\s*(\w+);dur=([\d.]+)/.exec(p)).filter(Boolean).map((m) => [m[1], Number(m[2])]));
   const inDaemon = Object.values(phases).reduce((a, b) => a + b, 0);
-  return { total: t2 - t0, phases: { ...phases, http: t1 - t0 - inDaemon, poll: t2 - t1 } };
+  return { total: t2 - t0, phases: { ...phases, http: t1 - t0 - inDaemon, poll: t2 - t1 }, queries };
 }
 
 const pct = (xs, p) => {
@@ -195,11 +200,16 @@ const f1 = (x) => (Math.round(x * 10) / 10).toFixed(1);
 async function single(n) {
   const d = await startDaemon(`single-${n}`, { services: n, node: PROFILE });
   try {
+    // The start grace (--start-grace, 5 s by default without peers) ends with a whole table,
+    // ~1 s of slices at 10,000 services; a change meanwhile waits for it. Measured after it.
+    await sleep(Math.max(0, d.readyAt + GRACE_WAIT_MS - Date.now()));
     await settle(d);
     const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.pid}/status`, 'utf8'))[1]) / 1024;
     const latencies = [];
     const phases = {};
     let slowest = null;
+    const tables = () => Promise.all(['builds', 'sliced_turns'].map((m) => metric(d, `podman_swarm_dns_native_table_${m}_total`)));
+    const tables0 = await tables();
     const c0 = cpuTicks(d.pid);
     const t0 = performance.now();
     for (let i = 0; i < CHANGES; i++) {
@@ -211,11 +221,12 @@ async function single(n) {
     }
     const busyMs = performance.now() - t0;
     const c1 = cpuTicks(d.pid);
+    const tables1 = await tables();
     await settle(d, 500);
     const i0 = cpuTicks(d.pid);
     await sleep(busyMs);
     const idle = cpuTicks(d.pid) - i0;
-    return { n, cpu: ((c1 - c0 - idle) * TICK_MS) / CHANGES, idleMs: idle * TICK_MS, p50: pct(latencies, 50), p90: pct(latencies, 90), max: Math.max(...latencies), rss, phases, slowest };
+    return { n, cpu: ((c1 - c0 - idle) * TICK_MS) / CHANGES, idleMs: idle * TICK_MS, p50: pct(latencies, 50), p90: pct(latencies, 90), max: Math.max(...latencies), rss, phases, slowest, tables: tables1.map((x, j) => x - tables0[j]) };
   } finally {
     await stopDaemon(d);
   }
@@ -272,7 +283,10 @@ console.log(`\nwhere change → answer goes, p50 and p90 of each part (ms): the 
 console.log(`| services | ${names.join(' | ')} |`);
 console.log(`|---:|${names.map(() => '---:').join('|')}|`);
 for (const [n, r] of singles) console.log(`| ${n} | ${names.map((k) => (r.phases[k] ? `${f1(pct(r.phases[k], 50))} / ${f1(pct(r.phases[k], 90))}` : '')).join(' | ')} |`);
-for (const [n, r] of singles) console.log(`\nslowest change at ${n}: ${f1(r.slowest.total)} ms = ${Object.entries(r.slowest.phases).map(([k, v]) => `${k} ${f1(v)}`).join(', ')}`);
+for (const [n, r] of singles) {
+  console.log(`\nslowest change at ${n}: ${f1(r.slowest.total)} ms = ${Object.entries(r.slowest.phases).map(([k, v]) => `${k} ${f1(v)}`).join(', ')}; answered at query ${r.slowest.queries}`);
+  console.log(`table updates over the changes at ${n}: ${r.tables[0]} (patches and whole tables), turns a job went on in: ${r.tables[1]}`);
+}
 const latency = ['p50', 'p90', 'max'].map((k) => ({ name: k, points: singles.map(([n, r]) => [n, r[k]]) }));
 console.log(`\nChart: ${writePlot('change-answer', changesPlot(`API change → new address answered in DNS (${new Date().toISOString().slice(0, 10)})`, latency))}`);
 if (GOSSIP_SIZES.length) {

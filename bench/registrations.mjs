@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // API registrations: POST /api/v1/services/<ns>/<svc>/endpoints, one at a time over the unix
 // socket, against a daemon whose state directory is on the disk under --dir (each 201 means the
-// registration file was rewritten and, since issue 15, fsynced with its directory). Reports
+// registration is on disk: since issue 16 one line of the registration journal, before that the
+// whole registration file rewritten and fsynced with its directory). Reports
 // registrations per second, the p50/p99 latency of a POST, and the p99/max latency of GET /healthz
 // sent every 5 ms meanwhile on a second connection (what a POST costs everyone else: the time it
 // holds the daemon's event loop). With --baseline <cli.js> the same

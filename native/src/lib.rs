@@ -282,18 +282,22 @@ unsafe extern "C" fn set_table(env: napi_env, info: napi_callback_info) -> napi_
     undefined(env)
 }
 
-/// patchTable(buffer) → false when there is no table to patch: applies a patch to the staged
-/// table, or else to the one the threads answer from, in place.
+/// patchTable(buffer, installed?) → false when there is no table to patch: applies a patch to
+/// the staged table, or else to the one the threads answer from, in place; with `installed`, to
+/// the one the threads answer from even while another is staged (a change that must not wait
+/// for the staged table to be complete).
 unsafe extern "C" fn patch_table(env: napi_env, info: napi_callback_info) -> napi_value {
-    let a = args::<1>(env, info);
+    let a = args::<2>(env, info);
     let b = match buffer(env, a[0]) {
         Some(b) => b,
-        None => return throw(env, "EINVAL", "patchTable(patch: Buffer)"),
+        None => return throw(env, "EINVAL", "patchTable(patch: Buffer, installed?: boolean)"),
     };
+    let mut installed = false;
+    napi_get_value_bool(env, a[1], &mut installed);
     let s = STAGED.lock().unwrap_or_else(|e| e.into_inner());
     let r = match s.as_ref() {
-        Some(t) => Some(t.patch(b)),
-        None => udp::current_table().1.map(|t| t.patch(b)),
+        Some(t) if !installed => Some(t.patch(b)),
+        _ => udp::current_table().1.map(|t| t.patch(b)),
     };
     let ok = match r {
         None => false,

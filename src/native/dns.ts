@@ -82,9 +82,9 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   const file = path ? new TableFile(path, () => table.input(), d.log) : null;
   const sink = {
     set: (t: Buffer, staged: boolean) => addon.setTable(t, staged),
-    patch: (p: Buffer) => {
-      file?.changed();
-      return addon.patchTable(p);
+    patch: (p: Buffer, installed?: boolean) => {
+      if (!installed) file?.changed();
+      return addon.patchTable(p, installed);
     },
     commit: () => {
       addon.commitTable();

@@ -25,8 +25,8 @@ export interface Addon {
   reply(sock: number, ip: string, port: number, packet: Buffer): boolean;
   /** Swaps in a whole answer table (null: none); `staged`: keeps it aside for patchTable until commitTable. */
   setTable(table: Buffer | null, staged?: boolean): void;
-  /** Patches the staged table, else the current one, in place; false when there is none. */
-  patchTable(patch: Buffer): boolean;
+  /** Patches the staged table, else (or with `installed`) the current one, in place; false when there is none. */
+  patchTable(patch: Buffer, installed?: boolean): boolean;
   /** Installs the staged table. */
   commitTable(): void;
   /** Reply bytes, null (dropped) or undefined (the JS path must answer). */

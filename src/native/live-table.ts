@@ -23,13 +23,18 @@ const LOOPBACK = ['127.0.0.0/8', '::1/128'].map((c) => parseCidr(c)!);
 export const BUDGET_MS = 4;
 /** ...once it has compiled this many names (steps) in it. */
 const MIN_STEPS = 32;
+/**
+ * A change during a whole table is patched into the installed one at once (compiled in one go)
+ * when it touches at most this many endpoints, in at most as many services; larger ones wait.
+ */
+const MAX_LIVE = 32;
 
 /** What the addon offers (src/native/index.ts Addon): whole tables, patches, staging. */
 export interface TableSink {
   /** A whole table: installed, or (`staged`) kept aside for patches until commit(). */
   set(table: Buffer, staged: boolean): void;
-  /** Patches the staged table, else the installed one; false when there is none. */
-  patch(patch: Buffer): boolean;
+  /** Patches the staged table, else (or with `installed`) the installed one; false when there is none. */
+  patch(patch: Buffer, installed?: boolean): boolean;
   commit(): void;
 }
 
@@ -49,6 +54,12 @@ export class LiveTable {
   private wholeDue = false;
   private readonly unsubscribe: () => void;
   private readonly compiler = new TableCompiler();
+  /**
+   * While a whole table is staged: a compiler that knows what the installed table holds, so a
+   * small change is patched into it at once instead of waiting for the whole table (~1 s of
+   * slices at 10,000 services); the whole table gets the change too, once it is complete.
+   */
+  private installed: TableCompiler | null = null;
   /** Tables and patches installed so far (tests and status). */
   builds = 0;
   /** Event-loop turns a job went on in (a change too large for one turn's budget). */
@@ -80,7 +91,25 @@ export class LiveTable {
   private changed(c: Change): void {
     if (!this.started) return;
     for (const key of c.services) this.touched.add(key);
+    if (this.installed && !this.held && this.small(c.services)) {
+      try {
+        this.sink.patch(this.installed.patch(this.zone, c.services), true);
+      } catch (e) {
+        this.installed = null;
+        this.onError(e as Error);
+      }
+    }
     if (!this.held) this.run();
+  }
+
+  private small(keys: string[]): boolean {
+    if (keys.length > MAX_LIVE) return false;
+    let endpoints = 0;
+    for (const key of keys) {
+      const slash = key.indexOf('/');
+      endpoints += this.registry.service(key.slice(0, slash), key.slice(slash + 1))?.endpoints.length ?? 0;
+    }
+    return endpoints <= MAX_LIVE;
   }
 
   /** Podman container names or networks changed: their group only. */
@@ -101,12 +130,15 @@ export class LiveTable {
     this.wholeDue = false;
     this.touched.clear();
     this.containersMoved = false;
+    // The installed table is the last one committed: a whole job dropped here did not change it.
+    if (!this.job?.whole && this.builds > 0) this.installed = this.compiler.fork();
     this.job = null;
     try {
       const steps = this.compiler.parts(this.input());
       this.sink.set(steps.next().value as Buffer, true);
       this.job = { whole: true, steps };
     } catch (e) {
+      this.installed = null;
       return this.onError(e as Error);
     }
     this.later();
@@ -143,6 +175,7 @@ export class LiveTable {
         this.job = null;
         if (job.whole) {
           this.sink.commit();
+          this.installed = null;
           this.builds++;
         } else if (this.sink.patch(r.value as Buffer)) this.builds++;
         else this.schedule(); // no table to patch (a failed build): a whole one

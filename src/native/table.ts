@@ -391,6 +391,15 @@ export class TableCompiler {
    *  compiled again with every patch (see serviceChunk). */
   private svcNamespace = new Set<string>();
 
+  /** A compiler that remembers what this one has compiled so far (to patch that table). */
+  fork(): TableCompiler {
+    const c = new TableCompiler();
+    c.ipsOf = new Map(this.ipsOf);
+    c.namespaces = new Set(this.namespaces);
+    c.svcNamespace = new Set(this.svcNamespace);
+    return c;
+  }
+
   /** A whole table in one buffer. */
   compile(input: TableInput): Buffer {
     const parts = this.parts(input);
