@@ -2,7 +2,7 @@ import type { ClientPolicy } from '../dns/clients.js';
 import type { ZoneState } from '../dns/zone.js';
 import { parseCidr } from '../net/cidr.js';
 import type { Change, Registry } from '../registry/registry.js';
-import { CLIENT_HOST, CLIENT_LOCAL, CLIENT_RECURSION, TableCompiler, type ClientClass, type ContainerScopes, type Steps, type TableInput } from './table.js';
+import { CLIENT_HOST, CLIENT_LOCAL, CLIENT_RECURSION, finish, TableCompiler, type ClientClass, type ContainerScopes, type Steps, type TableInput } from './table.js';
 
 // Keeps the native answer table in step with the registry. A registry change patches the table
 // in place with the groups of the services it names: the cost follows the change, and a small
@@ -93,7 +93,7 @@ export class LiveTable {
     for (const key of c.services) this.touched.add(key);
     if (this.installed && !this.held && this.small(c.services)) {
       try {
-        this.sink.patch(this.installed.patch(this.zone, c.services), true);
+        this.sink.patch(finish(this.installed.patchSteps(this.zone, c.services)), true);
       } catch (e) {
         this.installed = null;
         this.onError(e as Error);
