@@ -36,6 +36,19 @@ t.test('slirp4netns with -p: the node address and the published port, for every 
   t.equal(checkable(f.endpoint!), true, 'health-checked at the node address and published port');
 });
 
+t.test('pasta with -p: the same as slirp4netns (the node address and the published port)', async (t) => {
+  // Podman 4.4 and later name the mode "pasta"; its inspect has no container address either (pasta
+  // copies the host's). Debian 12's Podman 4.3 has no pasta mode, so this is the slirp4netns
+  // fixture with the mode renamed; test/e2e/rootless.test.ts runs the DNS path through pasta itself.
+  const c = fixture<ContainerInspect>('inspect-rootless-slirp.json');
+  c.HostConfig!.NetworkMode = 'pasta';
+  const f = describeContainer(c, networks, node, NOW);
+  t.match(f.endpoint, { addresses: ['192.0.2.10'], explicit: true, ports: { p80: { port: 18299, protocol: 'tcp' } }, container: { owner: 'alice' } });
+  t.same(f.problems, []);
+  t.same(reachable(f.endpoint!, here, view('n2')), { direct: true, addresses: ['192.0.2.10'], ports: { p80: { port: 18299, protocol: 'tcp' } } }, 'another host gets the node address');
+  t.equal(checkable(f.endpoint!), true);
+});
+
 t.test('a labelled port that is not published is left out and said so', async (t) => {
   const c = fixture<ContainerInspect>('inspect-rootless-slirp.json');
   c.Config!.Labels = { 'podman-swarm.service': 'web', 'podman-swarm.port.http': '80/tcp', 'podman-swarm.port.admin': '9000/tcp' };
