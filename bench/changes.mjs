@@ -16,11 +16,10 @@ import { argv } from 'zx';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as packet from 'dns-packet';
+import { api as daemonApi, cpuTicks, freePort, metricOf, sleep, statusKb, stopProcess } from './daemon.mjs';
 import { writePlot } from './plot.mjs';
 import { changesPlot } from './plots.mjs';
 
@@ -40,20 +39,6 @@ process.on('exit', () => {
   rmSync(dir, { recursive: true, force: true });
 });
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(130));
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const freePort = () => new Promise((res) => {
-  const s = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => res(port));
-  });
-});
-
-function cpuTicks(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
-}
 
 function config(n) {
   const lines = ['services:'];
@@ -92,34 +77,12 @@ async function startDaemon(name, { services = 0, join: seeds = [], node = [] } =
 }
 
 async function stopDaemon(d) {
-  if (d.proc.exitCode !== null) return;
-  const gone = new Promise((r) => d.proc.once('exit', r));
-  d.proc.kill('SIGTERM');
-  await Promise.race([gone, sleep(5000)]);
-  if (d.proc.exitCode === null) d.proc.kill('SIGKILL');
+  await stopProcess(d.proc, 5000);
   procs.delete(d.proc);
 }
 
-
-function api(d, method, path, body) {
-  return new Promise((res, rej) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const headers = { ...(data ? { 'content-type': 'application/json' } : {}), ...(d.token ? { authorization: `Bearer ${d.token}` } : {}) };
-    const req = request({ host: '127.0.0.1', port: d.apiPort, path, method, headers }, (r) => {
-      let text = '';
-      r.on('data', (c) => (text += c));
-      r.on('end', () => res({ status: r.statusCode, text, timing: r.headers['server-timing'] }));
-    });
-    req.on('error', rej);
-    req.end(data);
-  });
-}
-
-async function metric(d, name) {
-  const r = await api(d, 'GET', '/metrics');
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(r.text);
-  return m ? Number(m[1]) : NaN;
-}
+const api = (d, method, path, body) => daemonApi(d.apiPort, method, path, { body, token: d.token });
+const metric = async (d, name) => metricOf((await api(d, 'GET', '/metrics')).text, name);
 
 /** Waits until the daemon burns no CPU for `quietMs` (start work and first table done). */
 async function settle(d, quietMs = 1000, maxMs = 120_000) {
@@ -204,7 +167,7 @@ async function single(n) {
     // ~1 s of slices at 10,000 services; a change meanwhile waits for it. Measured after it.
     await sleep(Math.max(0, d.readyAt + GRACE_WAIT_MS - Date.now()));
     await settle(d);
-    const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.pid}/status`, 'utf8'))[1]) / 1024;
+    const rss = statusKb(d.pid, 'VmRSS') / 1024;
     const latencies = [];
     const phases = {};
     let slowest = null;

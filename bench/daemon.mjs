@@ -30,7 +30,7 @@ export function statusKb(pid, field) {
   return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(text)?.[1] ?? NaN);
 }
 
-/** An HTTP request to the daemon's API on 127.0.0.1:`port` (`token`: API writes over TCP need it). */
+/** An HTTP request to the daemon's API on 127.0.0.1:`port` (`token`: API writes over TCP need it); `timing`: its Server-Timing header. */
 export function api(port, method, path, { body, token } = {}) {
   return new Promise((res, rej) => {
     const data = body === undefined ? undefined : JSON.stringify(body);
@@ -38,7 +38,7 @@ export function api(port, method, path, { body, token } = {}) {
     const req = request({ host: '127.0.0.1', port, path, method, headers }, (r) => {
       let text = '';
       r.on('data', (c) => (text += c));
-      r.on('end', () => res({ status: r.statusCode, text }));
+      r.on('end', () => res({ status: r.statusCode, text, timing: r.headers['server-timing'] }));
     });
     req.on('error', rej);
     req.end(data);
