@@ -51,6 +51,14 @@ unsafe fn udp_config(env: napi_env, a: &[napi_value]) -> Option<Config> {
     })
 }
 
+/// A listen or adopt entry's host (a string) and port (below 65536).
+unsafe fn host_port(env: napi_env, host: napi_value, port: napi_value) -> Option<(String, u16)> {
+    match (string(env, host), uint(env, port)) {
+        (Some(h), Some(p)) if p < 65536 => Some((h, p as u16)),
+        _ => None,
+    }
+}
+
 /// A listen entry's answer: the listener, remembered under `id`, as [id, port]; or the error
 /// thrown as "<step> <CODE> <where>: <message>".
 unsafe fn opened(env: napi_env, id: u32, r: Result<Arc<Listener>, (i32, String)>, at: &str) -> napi_value {
@@ -89,9 +97,9 @@ pub unsafe extern "C" fn listen(env: napi_env, info: napi_callback_info) -> napi
 /// relayUdpListen(host, port, policy, preferLocal, idleMs, ejectMs, maxSessions) → [id, port]
 pub unsafe extern "C" fn udp_listen(env: napi_env, info: napi_callback_info) -> napi_value {
     let a = args::<7>(env, info);
-    let (host, port) = match (string(env, a[0]), uint(env, a[1])) {
-        (Some(h), Some(p)) if p < 65536 => (h, p as u16),
-        _ => return throw(env, "EINVAL", "relayUdpListen: host must be a string, port a number"),
+    let (host, port) = match host_port(env, a[0], a[1]) {
+        Some(hp) => hp,
+        None => return throw(env, "EINVAL", "relayUdpListen: host must be a string, port a number"),
     };
     let cfg = match udp_config(env, &a[2..]) {
         Some(c) => c,
@@ -114,9 +122,9 @@ unsafe fn adopted(env: napi_env, id: u32, r: Result<Arc<Listener>, (i32, String)
 /// text) in place; throws, leaving them open, when they do not match.
 pub unsafe extern "C" fn adopt(env: napi_env, info: napi_callback_info) -> napi_value {
     let a = args::<10>(env, info);
-    let (host, port) = match (string(env, a[1]), uint(env, a[2])) {
-        (Some(h), Some(p)) if p < 65536 => (h, p as u16),
-        _ => return throw(env, "EINVAL", "relayAdopt: host must be a string, port a number"),
+    let (host, port) = match host_port(env, a[1], a[2]) {
+        Some(hp) => hp,
+        None => return throw(env, "EINVAL", "relayAdopt: host must be a string, port a number"),
     };
     let cfg = match config(env, &a[3..]) {
         Some(c) => c,
@@ -130,9 +138,9 @@ pub unsafe extern "C" fn adopt(env: napi_env, info: napi_callback_info) -> napi_
 /// relayUdpAdopt(fds, host, port, policy, preferLocal, idleMs, ejectMs, maxSessions, backends) → [id, port]
 pub unsafe extern "C" fn udp_adopt(env: napi_env, info: napi_callback_info) -> napi_value {
     let a = args::<9>(env, info);
-    let (host, port) = match (string(env, a[1]), uint(env, a[2])) {
-        (Some(h), Some(p)) if p < 65536 => (h, p as u16),
-        _ => return throw(env, "EINVAL", "relayUdpAdopt: host must be a string, port a number"),
+    let (host, port) = match host_port(env, a[1], a[2]) {
+        Some(hp) => hp,
+        None => return throw(env, "EINVAL", "relayUdpAdopt: host must be a string, port a number"),
     };
     let cfg = match udp_config(env, &a[3..]) {
         Some(c) => c,
