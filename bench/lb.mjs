@@ -12,7 +12,11 @@
 //
 //   node bench/lb.mjs [--rounds 3] [--seconds 8] [--connections 50] [--wrk-threads 1]
 //        [--cases bulk,connect,keep,udp-rate,udp-bulk] [--targets direct,vip,vip-js,haproxy]
-//        [--ref-addon FILE]
+//        [--ref-addon FILE] [--pin]
+// --pin: the load generators and backends run on CPU 0 (taskset), the daemons and HAProxy on
+// CPU 1, in every target alike, so "direct" is the limit of the endpoints on one CPU and a
+// proxy is measured with a CPU of its own (as on a host with cores to spare) rather than taking
+// CPU from the endpoints (on a 2-core machine, direct UDP's two ends fill both cores).
 // Targets: direct, vip (native relay, a thread per core), vip1 (one relay thread), vip-shared
 // (a thread per core sharing one listening socket), vip-js, haproxy (nbthread 1), haproxy2
 // (nbthread 2), vip-ref (the native relay of another build of the addon, --ref-addon FILE, e.g.
@@ -44,6 +48,9 @@ const EXTRA = argv['daemon-args'] ? String(argv['daemon-args']).split(' ') : [];
 // --haproxy-smart: HAProxy's options that save an ACK per connection (delayed ACK on the
 // accepted and the server socket), off by default in its TCP mode.
 const SMART = Boolean(argv['haproxy-smart']);
+const PIN = Boolean(argv.pin);
+/** The command line that runs `cmd` on the CPUs of its role when --pin is given. */
+const pinned = (role, cmd, args) => (PIN ? ['taskset', ['-c', role === 'proxy' ? '1' : '0', cmd, ...args]] : [cmd, args]);
 
 const UDP_CASES = ['udp-rate', 'udp-bulk'];
 const LOAD_BEFORE = os.loadavg().map((x) => x.toFixed(1)).join(' ');
@@ -85,8 +92,8 @@ async function freePort() {
   });
 }
 
-function start(cmd, args, env = {}) {
-  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '', ...env } });
+function start(cmd, args, env = {}, role = 'endpoint') {
+  const p = spawn(...pinned(role, cmd, args), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '', ...env } });
   let out = '';
   p.stdout.on('data', (c) => (out += c));
   p.stderr.on('data', (c) => (out += c));
@@ -166,7 +173,7 @@ listen web
   bind 127.0.0.1:${ports.http}
   server s1 127.0.0.1:${httpPort}
 `);
-  const pid = start('haproxy', ['-f', path.join(work, `${name}.cfg`), '-db']).p.pid;
+  const pid = start('haproxy', ['-f', path.join(work, `${name}.cfg`), '-db'], {}, 'proxy').p.pid;
   return { bulk: ['127.0.0.1', ports.iperf], http: ['127.0.0.1', ports.http], pid };
 }
 
@@ -186,7 +193,7 @@ async function startDaemon(name, cidr, env, args = []) {
     path.join(ROOT, 'dist', 'cli.js'), 'daemon', '--config', path.join(work, 'config.yaml'), '--link', 'none',
     '--service-cidr', cidr, '--dns-listen', `127.0.0.1:${dnsPort}`, '--api-listen', `127.0.0.1:${apiPort}`,
     '--state-dir', path.join(work, `state-${name}`), '--upstream-dns', '127.0.0.1:9', ...EXTRA, ...args,
-  ], env);
+  ], env, 'proxy');
   async function vipOf(svc) {
     for (let i = 0; i < 200; i++) {
       try {
@@ -267,7 +274,7 @@ function dnsProbe(dnsPort) {
 async function measure(kind, target) {
   const t = targets[target];
   if (kind === 'udp-rate') {
-    const r = await $`dnsperf -s ${t.udp[0]} -p ${t.udp[1]} -d ${path.join(work, 'queries')} -c 4 -T 2 -q 200 -l ${SECONDS}`.nothrow();
+    const r = await $`${pinned('endpoint', 'dnsperf', []).flat()} -s ${t.udp[0]} -p ${t.udp[1]} -d ${path.join(work, 'queries')} -c 4 -T 2 -q 200 -l ${SECONDS}`.nothrow();
     const qps = Number(/Queries per second:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
     if (!(qps > 0)) console.error(`  ${target} udp-rate: ${r.stdout}${r.stderr}`);
     const lost = /Queries lost:\s+(\d+) \(([\d.]+)%\)/.exec(r.stdout);
@@ -275,18 +282,18 @@ async function measure(kind, target) {
     return qps;
   }
   if (kind === 'udp-bulk') {
-    const r = await $`iperf3 -u -b 0 -l 1400 -c ${t.bulk[0]} -p ${t.bulk[1]} -t ${SECONDS} -O 1 -J`.nothrow();
+    const r = await $`${pinned('endpoint', 'iperf3', []).flat()} -u -b 0 -l 1400 -c ${t.bulk[0]} -p ${t.bulk[1]} -t ${SECONDS} -O 1 -J`.nothrow();
     return JSON.parse(r.stdout).end?.sum_received?.bits_per_second / 1e9;
   }
   if (kind === 'bulk') {
-    const r = await $`iperf3 -c ${t.bulk[0]} -p ${t.bulk[1]} -t ${SECONDS} -O 1 -J`.nothrow();
+    const r = await $`${pinned('endpoint', 'iperf3', []).flat()} -c ${t.bulk[0]} -p ${t.bulk[1]} -t ${SECONDS} -O 1 -J`.nothrow();
     const j = JSON.parse(r.stdout);
     return j.end.sum_received.bits_per_second / 1e9;
   }
   const url = `http://${t.http[0]}:${t.http[1]}/`;
   const args = ['-t', String(WRK_THREADS), '-c', String(CONNS), '-d', `${SECONDS}s`];
   if (kind === 'connect') args.push('-H', 'Connection: close');
-  const r = await $`wrk ${args} ${url}`.nothrow();
+  const r = await $`${pinned('endpoint', 'wrk', []).flat()} ${args} ${url}`.nothrow();
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
   const errors = /Socket errors: (.*)/.exec(r.stdout)?.[1];
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(r.stdout)?.[1];
@@ -323,7 +330,7 @@ const median = (xs) => {
 };
 const cpuModel = (await fs.readFile('/proc/cpuinfo', 'utf8')).match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown cpu';
 const haproxyVersion = (await $`haproxy -v`.nothrow()).stdout.split('\n')[0];
-console.log(`\nLoad balancer, loopback, ${ROUNDS} interleaved rounds of ${SECONDS} s, medians (min–max); wrk -t${WRK_THREADS} -c${CONNS}; load average before: ${LOAD_BEFORE}, after: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+console.log(`\nLoad balancer, loopback, ${ROUNDS} interleaved rounds of ${SECONDS} s, medians (min–max); wrk -t${WRK_THREADS} -c${CONNS}${PIN ? "; pinned: endpoints on CPU 0, proxies on CPU 1" : ""}; load average before: ${LOAD_BEFORE}, after: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 console.log(`${os.cpus().length} cores (${cpuModel}), node ${process.version}, ${haproxyVersion}, ${new Date().toISOString().slice(0, 10)}\n`);
 // TCP: every target's rate, each proxy's rate against the reference HAProxy (haproxy2 when it
 // ran, else haproxy), and what each proxy pays per unit: CPU-seconds per request (µs) or per
