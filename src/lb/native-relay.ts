@@ -1,3 +1,5 @@
+import { fdsOf, type Addon } from '../native/index.js';
+import { closeFds } from '../net/sockets.js';
 import type { Backend, BackendSet } from './backends.js';
 import type { PolicyName } from './policy.js';
 
@@ -48,16 +50,23 @@ export function copyBackendStats(s: (number | string)[], set: BackendSet, seen: 
 }
 
 /**
- * What both native proxies do with their options and policy: keep them, and push them down to
- * the relay whenever either changes (for open connections and sessions too). The subclass says
- * how to push (`push`, a no-op while it has no listener).
+ * What both native proxies do: keep their options and policy and push them down to the relay
+ * whenever either changes (for open connections and sessions too; `push` is the subclass's, a
+ * no-op while it has no listener), open or adopt their listener, hand the relay the backend list,
+ * and copy its counters every second (`refresh`, the subclass's).
  */
 export abstract class NativeRelayProxy<O> {
   readonly native = true;
   protected id = 0;
+  protected closed = false;
+  /** Ejections per backend as last copied (copyBackendStats logs the new ones). */
+  protected readonly ejections = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
   private _opts: O;
 
   constructor(
+    private readonly relay: Pick<Addon, 'relaySetBackends' | 'relayFds'>,
+    public backends: BackendSet,
     opts: O,
     protected policy: RelayPolicy,
   ) {
@@ -79,4 +88,42 @@ export abstract class NativeRelayProxy<O> {
   }
 
   protected abstract push(): void;
+
+  /** Copies the relay's counters into the Backend objects (and the subclass's own). */
+  abstract refresh(): void;
+
+  /** The registry changed this listener's endpoints: the relay gets the new list. */
+  backendsChanged(): void {
+    if (this.id !== 0 && !this.closed) this.relay.relaySetBackends(this.id, backendLines(this.backends));
+  }
+
+  /** The listener's sockets, to keep across restarts. */
+  fds(): number[] {
+    const b = this.id === 0 ? undefined : this.relay.relayFds(this.id);
+    return b ? fdsOf(b) : [];
+  }
+
+  /**
+   * Opens the listener with `open` (the addon's listen or adopt entry: [id, bound port]); the
+   * `stored` sockets of an adoption are closed when it throws.
+   */
+  protected serve(host: string, open: () => [number, number], stored: number[] = []): Promise<{ host: string; port: number }> {
+    try {
+      const [id, bound] = open();
+      this.id = id;
+      this.backendsChanged();
+      // Ejections are logged and counters shown within a second without anyone asking.
+      this.timer = setInterval(() => this.refresh(), 1000);
+      this.timer.unref();
+      return Promise.resolve({ host, port: bound });
+    } catch (e) {
+      closeFds(stored);
+      return Promise.reject(e);
+    }
+  }
+
+  protected stopRefresh(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
 }

@@ -1,5 +1,4 @@
-import { fdBuffer, fdsOf, type Addon } from '../native/index.js';
-import { closeFds } from '../net/sockets.js';
+import { fdBuffer, type Addon } from '../native/index.js';
 import type { BackendSet } from './backends.js';
 import { backendLines, copyBackendStats, NativeRelayProxy, policyNumber, relayMs as ms, U32, type RelayPolicy } from './native-relay.js';
 import type { ConnectionLimit, TcpEvents, TcpProxyOptions } from './tcp-proxy.js';
@@ -20,29 +19,20 @@ export type RelayAddon = Pick<
   | 'relayAdopt' | 'relayUdpAdopt' | 'relayFds'
 >;
 
-/** A relay listener's sockets, to keep across restarts. */
-export function relayFds(addon: Pick<RelayAddon, 'relayFds'>, id: number): number[] {
-  const b = id === 0 ? undefined : addon.relayFds(id);
-  return b ? fdsOf(b) : [];
-}
-
 export class NativeTcpProxy extends NativeRelayProxy<TcpProxyOptions> {
-  private closed = false;
   private refused = 0;
   private active = 0;
-  private ejections = new Map<string, number>();
-  private timer: NodeJS.Timeout | null = null;
 
   // New opts (idle and connect timeouts) take effect for new and open connections alike.
   constructor(
     private readonly addon: RelayAddon,
-    public backends: BackendSet,
+    backends: BackendSet,
     opts: TcpProxyOptions,
     policy: RelayPolicy,
     private readonly limit: ConnectionLimit,
     private readonly events: TcpEvents = {},
   ) {
-    super(opts, policy);
+    super(addon, backends, opts, policy);
   }
 
   private args(): [number, boolean, number, number, number, number] {
@@ -57,38 +47,14 @@ export class NativeTcpProxy extends NativeRelayProxy<TcpProxyOptions> {
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    this.addon.relaySetMax(Math.min(U32, this.limit.max));
     return this.serve(host, () => this.addon.relayListen(host, port, 4096, ...this.args()));
   }
 
   /** Serves listening sockets an earlier process kept (systemd's store); they are closed when they do not fit. */
   adopt(fds: number[], host: string, port: number): Promise<{ host: string; port: number }> {
+    this.addon.relaySetMax(Math.min(U32, this.limit.max));
     return this.serve(host, () => this.addon.relayAdopt(fdBuffer(fds), host, port, ...this.args(), backendLines(this.backends)), fds);
-  }
-
-  fds(): number[] {
-    return relayFds(this.addon, this.id);
-  }
-
-  private serve(host: string, open: () => [number, number], stored: number[] = []): Promise<{ host: string; port: number }> {
-    try {
-      this.addon.relaySetMax(Math.min(U32, this.limit.max));
-      const [id, bound] = open();
-      this.id = id;
-      this.backendsChanged();
-      // Ejections are logged and counters shown within a second without anyone asking.
-      this.timer = setInterval(() => this.refresh(), 1000);
-      this.timer.unref();
-      return Promise.resolve({ host, port: bound });
-    } catch (e) {
-      closeFds(stored);
-      return Promise.reject(e);
-    }
-  }
-
-  /** The registry changed this listener's endpoints: the relay gets the new list. */
-  backendsChanged(): void {
-    if (this.id === 0 || this.closed) return;
-    this.addon.relaySetBackends(this.id, backendLines(this.backends));
   }
 
   /** Copies the relay's counters into the Backend objects and the shared limit. */
@@ -118,8 +84,7 @@ export class NativeTcpProxy extends NativeRelayProxy<TcpProxyOptions> {
       this.closed = true;
       this.addon.relayClose(this.id, force, restart);
     }
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.stopRefresh();
     return Promise.resolve();
   }
 

@@ -1,8 +1,7 @@
 import type { BackendSet } from './backends.js';
 import { backendLines, copyBackendStats, NativeRelayProxy, policyNumber, relayMs, U32, type RelayPolicy } from './native-relay.js';
 import { fdBuffer } from '../native/index.js';
-import { closeFds } from '../net/sockets.js';
-import { relayFds, type RelayAddon } from './native-tcp-proxy.js';
+import type { RelayAddon } from './native-tcp-proxy.js';
 import type { UdpProxyOptions } from './udp-proxy.js';
 
 // The UDP proxy run by the addon's UDP relay thread (native/src/relay_udp.rs): the same contract
@@ -16,17 +15,15 @@ export type UdpRelayAddon = Pick<RelayAddon, 'relayUdpListen' | 'relayUdpConfigu
 export class NativeUdpProxy extends NativeRelayProxy<UdpProxyOptions> {
   private sessions = 0;
   private _evicted = 0;
-  private readonly ejections = new Map<string, number>();
-  private timer: NodeJS.Timeout | null = null;
 
   // New opts (the idle timeout, the session bound) take effect for open sessions too.
   constructor(
     private readonly addon: UdpRelayAddon,
-    public backends: BackendSet,
+    backends: BackendSet,
     opts: UdpProxyOptions,
     policy: RelayPolicy,
   ) {
-    super(opts, policy);
+    super(addon, backends, opts, policy);
   }
 
   private args(): [number, boolean, number, number, number] {
@@ -45,29 +42,6 @@ export class NativeUdpProxy extends NativeRelayProxy<UdpProxyOptions> {
   /** Serves the socket an earlier process kept (systemd's store), with the datagrams queued on it; closed when it does not fit. */
   adopt(fds: number[], host: string, port: number): Promise<{ host: string; port: number }> {
     return this.serve(host, () => this.addon.relayUdpAdopt(fdBuffer(fds), host, port, ...this.args(), backendLines(this.backends)), fds);
-  }
-
-  fds(): number[] {
-    return relayFds(this.addon, this.id);
-  }
-
-  private serve(host: string, open: () => [number, number], stored: number[] = []): Promise<{ host: string; port: number }> {
-    try {
-      const [id, bound] = open();
-      this.id = id;
-      this.backendsChanged();
-      this.timer = setInterval(() => this.refresh(), 1000);
-      this.timer.unref();
-      return Promise.resolve({ host, port: bound });
-    } catch (e) {
-      closeFds(stored);
-      return Promise.reject(e);
-    }
-  }
-
-  /** The registry changed this listener's endpoints: the relay gets the new list. */
-  backendsChanged(): void {
-    if (this.id !== 0) this.addon.relaySetBackends(this.id, backendLines(this.backends));
   }
 
   /** Copies the relay's counters into the Backend objects. */
@@ -93,8 +67,7 @@ export class NativeUdpProxy extends NativeRelayProxy<UdpProxyOptions> {
 
   /** Ends every session and frees the port (synchronously, as UdpProxy.close). */
   close(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.stopRefresh();
     if (this.id === 0) return;
     this.refresh();
     this.addon.relayClose(this.id, true);
