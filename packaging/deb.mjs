@@ -50,8 +50,9 @@ export async function buildDeb({ out: outDir = BUILD, lint = false } = {}) {
       `Architecture: ${arch}`,
       `Maintainer: ${maintainer}`,
       `Installed-Size: ${installedSizeKiB(root)}`,
-      // procps: the unit's ExecReload runs /bin/kill.
-      `Depends: ${['nodejs (>= 18)', 'procps', ...(await nativeDepends(root))].join(', ')}`,
+      // procps: the unit's ExecReload runs /bin/kill. iproute2: the daemon makes its link
+      // pswarm0, which holds the cluster DNS address, with ip (minimal systems lack it).
+      `Depends: ${['nodejs (>= 18)', 'procps', 'iproute2', ...(await nativeDepends(root))].join(', ')}`,
       'Recommends: podman',
       'Section: net',
       'Priority: optional',

@@ -74,7 +74,7 @@ t.test('the .deb: files, metadata, conffile, maintainer scripts; lintian clean',
   t.equal(field('Version'), V, 'version from package.json');
   t.equal(field('Architecture'), NATIVE ? 'amd64' : 'all');
   // With the addon, dpkg-shlibdeps adds its libraries (libc6 (>= 2.x), ...).
-  t.match(field('Depends'), NATIVE ? /^nodejs \(>= 18\), procps, libc6 \(>= 2\.\d+\)/ : /^nodejs \(>= 18\), procps$/);
+  t.match(field('Depends'), NATIVE ? /^nodejs \(>= 18\), procps, iproute2, libc6 \(>= 2\.\d+\)/ : /^nodejs \(>= 18\), procps, iproute2$/);
   t.equal(field('Recommends'), 'podman');
   t.match(field('Maintainer'), /<.+@.+>/);
 
@@ -105,6 +105,7 @@ t.test('the .rpm: files, metadata, scriptlets; rpmlint clean; installs and erase
   const requires = q('--requires').split('\n');
   t.ok(requires.includes('nodejs >= 18'), 'Requires nodejs >= 18');
   t.ok(requires.includes('/usr/bin/perl'), 'Requires perl (notify-socket-exec)');
+  t.ok(requires.includes('/usr/sbin/ip'), 'Requires ip (the daemon makes its link with it)');
   t.same(q('--recommends').split('\n'), ['podman']);
   t.match(q('--changelog'), new RegExp(`^\\* \\w{3} \\w{3} \\d\\d \\d{4} .+ - ${V.replace(/\./g, '\\.')}-1$`, 'm'));
 
