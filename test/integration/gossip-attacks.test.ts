@@ -119,8 +119,8 @@ t.test('a rogue member with the cluster key against a cluster of daemons', async
     const before = await rejected(a, 'signature');
     for (const n of [a, c]) {
       const s = signState(rogue.identity, forged);
-      rogue.send(n, rogue.seal([{ t: 'user', data: encode([0, s.header, encodeBody(diff(undefined, forged)), s.pub, s.sig, rogue.identity.id]) }]));
-      rogue.send(n, rogue.seal([{ t: 'user', data: encode([1, s.header, s.pub, s.sig, rogue.identity.id]) }]));
+      rogue.send(n, rogue.seal([{ t: 'push', id: 'forged-1', from: rogue.identity.id, data: encode([0, s.header, encodeBody(diff(undefined, forged)), s.pub, s.sig, rogue.identity.id]) }]));
+      rogue.send(n, rogue.seal([{ t: 'push', id: 'forged-2', from: rogue.identity.id, data: encode([1, s.header, s.pub, s.sig, rogue.identity.id]) }]));
       rogue.send(n, rogue.seal([{ t: 'alive', ...alive, proof: rogue.identity.prove(alivePayload(alive)) }]));
     }
     await until('all three refused on alpha', async () => (await rejected(a, 'signature')) >= before + 3);
