@@ -28,7 +28,7 @@ export interface TreeConfig {
   keep: number;
 }
 
-export const TREE: TreeConfig = { eagerPeers: 3, lazyPeers: 3, ihaveInterval: 100, graftTimeout: 250, keep: 10_000 };
+export const TREE: TreeConfig = { eagerPeers: 3, lazyPeers: 2, ihaveInterval: 200, graftTimeout: 250, keep: 10_000 };
 
 /** Ids one IHAVE or GRAFT may carry (the codec refuses more). */
 export const MAX_IDS = 64;
@@ -96,21 +96,30 @@ export class Tree {
     private readonly cfg: TreeConfig = TREE,
   ) {}
 
-  private get eagerMax(): number {
-    return 2 * this.cfg.eagerPeers;
+  /**
+   * Peers kept in all (eager and lazy): twice the start sizes, room for the peers that chose this
+   * node. Pruning and grafting only move a peer between the sets; nothing is evicted, so a link
+   * both sides know stays known to both.
+   */
+  private get maxPeers(): number {
+    return 2 * (this.cfg.eagerPeers + this.cfg.lazyPeers);
   }
 
-  private get lazyMax(): number {
-    return 2 * this.cfg.lazyPeers;
+  private known(id: string): boolean {
+    return this.eager.has(id) || this.lazy.has(id);
+  }
+
+  /** Makes `id` eager: moved from lazy, or added while there is room. */
+  private toEager(id: string): void {
+    if (this.lazy.delete(id) || (!this.eager.has(id) && this.eager.size + this.lazy.size < this.maxPeers)) this.eager.add(id);
   }
 
   /** Fills the peer sets from the membership up to their start sizes (new peers are eager). */
   refill(): void {
-    const known = (id: string): boolean => this.eager.has(id) || this.lazy.has(id);
     const want = this.cfg.eagerPeers + this.cfg.lazyPeers - this.eager.size - this.lazy.size;
     if (want <= 0) return;
     const eagerWant = Math.max(0, this.cfg.eagerPeers - this.eager.size);
-    const picked = this.host.sample(want, known);
+    const picked = this.host.sample(want, (id) => this.known(id));
     picked.forEach((id, i) => (i < eagerWant ? this.eager : this.lazy).add(id));
   }
 
@@ -132,6 +141,7 @@ export class Tree {
     const now = this.host.clock.now();
     let s = this.seen.get(id);
     if (s?.data) return;
+    this.refill();
     if (!s) {
       s = { at: now, from: this.delivering };
       this.remember(id, s);
@@ -164,27 +174,24 @@ export class Tree {
     if (!fresh) return this.duplicate(from);
     this.stats.fresh++;
     // The edge it came over is a tree edge: keep pushing that way too.
-    if (!this.eager.has(from) && this.eager.size < this.eagerMax) {
-      this.lazy.delete(from);
-      this.eager.add(from);
-    }
+    this.toEager(from);
   }
 
   private duplicate(from: string): void {
     this.stats.duplicates++;
-    if (this.eager.delete(from)) this.addLazy(from);
+    if (this.eager.delete(from)) this.lazy.add(from);
     this.stats.prunesSent++;
     this.host.prune(from);
   }
 
   onPrune(from: string): void {
-    if (this.eager.delete(from)) this.addLazy(from);
+    if (this.eager.delete(from)) this.lazy.add(from);
   }
 
   /** Announced ids; the ones not received are waited for, then grafted. */
   onIHave(ids: string[], from: string): void {
     // A peer that announces to us is worth announcing to (lazy links both ways).
-    if (!this.eager.has(from) && !this.lazy.has(from) && this.lazy.size < this.lazyMax) this.lazy.add(from);
+    if (!this.known(from) && this.eager.size + this.lazy.size < this.maxPeers) this.lazy.add(from);
     for (const id of ids.slice(0, MAX_IDS)) {
       if (this.seen.has(id)) continue;
       let m = this.missing.get(id);
@@ -204,10 +211,7 @@ export class Tree {
     m.timer = null;
     const peer = m.announcers.shift();
     if (peer === undefined) return void this.missing.delete(id);
-    if (!this.eager.has(peer) && this.eager.size < this.eagerMax) {
-      this.lazy.delete(peer);
-      this.eager.add(peer);
-    }
+    this.toEager(peer);
     this.stats.graftsSent++;
     this.host.graft(peer, [id]);
     m.timer = this.host.clock.after(this.cfg.graftTimeout, () => this.expire(id));
@@ -215,10 +219,7 @@ export class Tree {
 
   /** A peer missed ids: it is eager again, and gets those held here; unknown ids get nothing. */
   onGraft(ids: string[], from: string): void {
-    if (!this.eager.has(from) && this.eager.size < this.eagerMax) {
-      this.lazy.delete(from);
-      this.eager.add(from);
-    }
+    this.toEager(from);
     for (const id of ids.slice(0, MAX_IDS)) {
       const data = this.seen.get(id)?.data;
       if (!data) continue;
@@ -273,10 +274,5 @@ export class Tree {
       if (s.at > old) break;
       this.seen.delete(id);
     }
-  }
-
-  private addLazy(id: string): void {
-    if (this.lazy.size >= this.lazyMax) this.lazy.delete(this.lazy.values().next().value!);
-    this.lazy.add(id);
   }
 }

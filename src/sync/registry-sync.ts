@@ -273,6 +273,9 @@ export class RegistrySync implements Delegate {
     // Over the bound, the one furthest ahead goes: the nearest are the ones that can apply next.
     if (q.size > PENDING_PER_NODE) q.delete(Math.max(...q.keys()));
     this.want(d.id, d.version, relayOf(relay), false);
+    // Passed on at once all the same: the hosts after this one in the broadcast tree hear of it
+    // only from here, and most of them hold its base.
+    this.send(s, body);
     return true;
   }
 

@@ -140,7 +140,8 @@ t.test('a state too big for a packet is announced and fetched over a stream', as
 });
 
 t.test('encrypted packets stay under 1400 bytes, even with many updates queued', async (t) => {
-  const sim = new Simulation({ nodes: 20, seed: 8, key: Buffer.alloc(32, 7) });
+  // Joining one by one: every member's alive is queued everywhere, beside the registry updates.
+  const sim = new Simulation({ nodes: 20, seed: 8, key: Buffer.alloc(32, 7), converged: false });
   let max = 0;
   for (const n of sim.nodes) {
     const send = n.transport.sendPacket.bind(n.transport);
