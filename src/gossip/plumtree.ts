@@ -38,6 +38,8 @@ export const MAX_ID_LENGTH = 64;
 const MAX_SEEN = 20_000;
 const MAX_MISSING = 4096;
 const ANNOUNCERS = 4;
+/** Eager peers a host does not prune (see duplicate()). */
+const MIN_EAGER = 2;
 /** Ids waiting to be announced at most; beyond that the oldest go (anti-entropy repairs). */
 const MAX_ANNOUNCE = 1024;
 
@@ -179,6 +181,10 @@ export class Tree {
 
   private duplicate(from: string): void {
     this.stats.duplicates++;
+    // Updates of different owners cross at once: each would prune one of two alternative paths
+    // and together they split the tree (then every update needs grafts). A host keeps its last
+    // MIN_EAGER eager peers: a few more copies, half the grafts and prunes (bench/RESULTS.md).
+    if (this.eager.has(from) && this.eager.size <= MIN_EAGER) return;
     if (this.eager.delete(from)) this.lazy.add(from);
     this.stats.prunesSent++;
     this.host.prune(from);

@@ -68,6 +68,9 @@ t.test('a duplicate prunes the peer it came from; a PRUNE makes the edge lazy on
   t.ok(tr.lazy.has('p3'), 'it is announced to');
   tr.broadcast('u9', bytes('u9'));
   t.same(take(), [['push', 'p1', 'u9']], 'pushes go to what is left of the eager set');
+  tr.onPush('u9', bytes('u9'), 'p1');
+  t.same(take(), [], 'the last eager peers are kept: a duplicate from one is not pruned (crossing updates would split the tree)');
+  t.ok(tr.eager.has('p1'));
 });
 
 t.test('a copy the delegate finds old news (it came by push-pull) prunes its sender too', async (t) => {
