@@ -16,8 +16,9 @@ import type { FailureLog } from '../log-once.js';
 // announcing a higher incarnation), graceful leave, piggy-backed dissemination of membership
 // changes with a retransmit limit, and TCP push-pull anti-entropy. It knows nothing of the
 // registry: node-state updates are opaque bytes handed to the Delegate, spread along a broadcast
-// tree (plumtree.ts) so that each host receives each about once. All time comes from `clock`, all randomness from
-// `random`, all I/O through `transport`, so the simulator runs this exact code.
+// tree (plumtree.ts) so that each host receives each about once. All time comes from `clock`,
+// all randomness from `random`, all I/O through `transport`, so the simulator runs this exact
+// code.
 
 export interface Member {
   id: string;
@@ -117,7 +118,6 @@ export class Membership {
     const tree = o.tree ?? TREE;
     this.tree = new Tree({
       clock: o.clock,
-      random: this.random,
       sample: (k, skip) => this.pick(k, (m) => m.state === 'alive' && !skip(m.id)).map((m) => m.id),
       deliver: (data) => this.o.delegate.notifyUpdate(data),
       push: (to, id, data) => this.tell(to, { t: 'push', id, from: this.self.id, data }),

@@ -10,8 +10,8 @@ import type { Clock, Timer } from './clock.js';
 // member): the announcer is grafted (made eager again) and sends the update. Membership gossip
 // (alive/suspect/dead) does not use the tree; it stays on the piggy-back queue.
 //
-// Everything here is pure: peers are member ids, time and randomness come from the host, and
-// sending is the host's. Every input is bounded: ids per IHAVE or GRAFT, ids remembered, ids
+// Everything here is pure: peers are member ids, time and the choice of peers come from the
+// host, and sending is the host's. Every input is bounded: ids per IHAVE or GRAFT, ids remembered, ids
 // waited for, peers kept; an id nobody holds costs one bounded entry and a GRAFT that is answered
 // with nothing.
 
@@ -46,7 +46,6 @@ const MAX_ANNOUNCE = 1024;
 /** What the tree needs of the membership. */
 export interface TreeHost {
   clock: Clock;
-  random(): number;
   /** Up to k random live members other than this node and not in `skip`. */
   sample(k: number, skip: (id: string) => boolean): string[];
   /** Hands an update to the delegate; true when it was news there. */

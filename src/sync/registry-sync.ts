@@ -10,10 +10,10 @@ import { apply, decodeBody, decodeBytes, decodeHeader, decodeState, diff, encode
 // The registry's side of gossip (the membership's Delegate). A change of this node's state goes
 // out as a delta (delta.ts): the endpoints added, changed or removed since the version before,
 // signed by this node, spread by the gossip layer's broadcast tree (named by updateId, so a host
-// receives it about once) and passed on by every host that applies
-// it. A delta applies only to the version it was made from; one that arrives before the one it
-// follows waits (a few per node), and one whose predecessor is lost is not applied at all: the
-// node's whole state is then asked of ONE peer (the one that passed the delta on, which has it).
+// receives it about once) and passed on by every host that applies it. A delta applies only to
+// the version it was made from; one that arrives before the one it follows waits (a few per
+// node), and one whose predecessor is lost is not applied at all: the node's whole state is then
+// asked of ONE peer (the one that passed the delta on, which has it).
 // A delta too big for a packet travels as a signed notice (the header alone) and is repaired the
 // same way. Whole states otherwise move only in anti-entropy: the membership's periodic
 // push-pull with one random peer exchanges (node id → version) digests and then the states the

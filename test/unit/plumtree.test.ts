@@ -1,7 +1,7 @@
 import t from 'tap';
 import { decodeMessages, encodeMessages } from '../../src/gossip/codec.js';
 import { MAX_IDS, Tree, type TreeConfig, type TreeHost } from '../../src/gossip/plumtree.js';
-import { seeded, VirtualClock } from '../../src/gossip/sim/clock.js';
+import { VirtualClock } from '../../src/gossip/sim/clock.js';
 
 // The broadcast tree's rules on their own (src/gossip/plumtree.ts), on a virtual clock: what a
 // node sends for each input. The simulator (test/sim/state.test.ts) runs the tree between hosts.
@@ -13,13 +13,11 @@ type Sent = ['push', string, string] | ['ihave', string, string[]] | ['graft', s
 
 function tree(o: { members?: string[]; cfg?: Partial<TreeConfig>; news?: (data: Uint8Array) => boolean } = {}) {
   const clock = new VirtualClock();
-  const random = seeded(7);
   const members = new Set(o.members ?? ['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8']);
   const sent: Sent[] = [];
   const delivered: string[] = [];
   const host: TreeHost = {
     clock,
-    random,
     sample: (k, skip) => [...members].filter((m) => !skip(m)).slice(0, k),
     deliver: (data, from) => {
       delivered.push(`${new TextDecoder().decode(data)}<${from}`);
