@@ -38,6 +38,8 @@ export const MAX_ID_LENGTH = 64;
 const MAX_SEEN = 20_000;
 const MAX_MISSING = 4096;
 const ANNOUNCERS = 4;
+/** GRAFTs sent for one missing id at most, one per graft timeout. */
+const GRAFTS = 4;
 /** Eager peers a host does not prune (see duplicate()). */
 const MIN_EAGER = 2;
 /** Ids waiting to be announced at most; beyond that the oldest go (anti-entropy repairs). */
@@ -79,6 +81,7 @@ interface Seen {
 interface Missing {
   announcers: string[];
   timer: Timer | null;
+  grafts: number;
 }
 
 export class Tree {
@@ -202,19 +205,20 @@ export class Tree {
       let m = this.missing.get(id);
       if (!m) {
         if (this.missing.size >= MAX_MISSING) continue;
-        this.missing.set(id, (m = { announcers: [], timer: null }));
+        this.missing.set(id, (m = { announcers: [], timer: null, grafts: 0 }));
       }
       if (m.announcers.length < ANNOUNCERS && !m.announcers.includes(from)) m.announcers.push(from);
       if (!m.timer) m.timer = this.host.clock.after(this.cfg.graftTimeout, () => this.expire(id));
     }
   }
 
-  /** A wait ran out: graft the first announcer left, and wait again for the next one. */
+  /** A wait ran out: graft the next announcer, and wait again. */
   private expire(id: string): void {
     const m = this.missing.get(id);
     if (!m) return;
     m.timer = null;
-    const peer = m.announcers.shift();
+    // The announcers in turn (the only one, again, in a small cluster: the GRAFT or its answer may be lost too).
+    const peer = m.grafts < GRAFTS ? m.announcers[m.grafts++ % m.announcers.length] : undefined;
     if (peer === undefined) return void this.missing.delete(id);
     this.toEager(peer);
     this.stats.graftsSent++;
@@ -233,14 +237,20 @@ export class Tree {
     }
   }
 
-  /** One IHAVE round: the ids passed on since the last, to each lazy peer, MAX_IDS per packet. */
+  /**
+   * One IHAVE round: the ids passed on since the last, to each lazy peer, MAX_IDS per packet. A
+   * host with fewer lazy peers than lazyPeers (a small cluster: everyone is eager) announces to
+   * its eager peers too, so that a lost push is still grafted: packets, unlike the paper's TCP
+   * links, get lost.
+   */
   tick(): void {
     this.expireSeen();
     this.refill();
     if (this.announce.length === 0) return;
     const batch = this.announce;
     this.announce = [];
-    for (const p of this.lazy) {
+    const to = this.lazy.size >= this.cfg.lazyPeers ? this.lazy : [...this.lazy, ...this.eager];
+    for (const p of to) {
       const ids = batch.filter((a) => a.from !== p).map((a) => a.id);
       for (let i = 0; i < ids.length; i += MAX_IDS) {
         const part = ids.slice(i, i + MAX_IDS);

@@ -52,6 +52,17 @@ t.test('a new update is pushed to the eager peers at once and announced to the l
   t.same(take(), [], 'nothing new: no IHAVE');
 });
 
+t.test('in a small cluster (no lazy peers) the ids are announced to the eager peers, so a lost push is grafted', async (t) => {
+  const { tr, take } = tree({ members: ['p1', 'p2'] });
+  t.same([...tr.eager], ['p1', 'p2']);
+  t.equal(tr.lazy.size, 0);
+  tr.onPush('u1', bytes('u1'), 'p1');
+  tr.broadcast('u1', bytes('u1'));
+  t.same(take(), [['push', 'p2', 'u1']]);
+  tr.tick();
+  t.same(take(), [['ihave', 'p2', ['u1']]], 'announced to the eager peer it was pushed to, not to the one it came from');
+});
+
 t.test('a duplicate prunes the peer it came from; a PRUNE makes the edge lazy on this side too', async (t) => {
   const { tr, take, delivered } = tree();
   tr.onPush('u1', bytes('u1'), 'p1');
