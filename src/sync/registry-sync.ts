@@ -255,9 +255,15 @@ export class RegistrySync implements Delegate {
   private onDelta(header: unknown, body: unknown, pub: unknown, sig: unknown, relay: unknown): boolean {
     const s = this.readProof('a delta', header, pub, sig);
     if (!s) return false;
-    if (!isBytes(body) || !sameBytes(sha256(body), s.h.bodyHash)) return !!this.reject(`a delta of node ${s.h.id} whose body is not the one signed: dropped`, 'signature');
+    if (!isBytes(body) || !sameBytes(sha256(body), s.h.bodyHash)) {
+      this.reject(`a delta of node ${s.h.id} whose body is not the one signed: dropped`, 'signature');
+      return false;
+    }
     const d = decodeBody(s.h, body);
-    if (!d) return !!this.events.invalid?.('a registry delta that is not well-formed');
+    if (!d) {
+      this.events.invalid?.('a registry delta that is not well-formed');
+      return false;
+    }
     if (this.overLimit(d.id, d.put.length, 'a delta')) return false;
     if (this.applyDelta(d, s, body)) {
       this.drain(d.id);
