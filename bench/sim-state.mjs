@@ -10,6 +10,9 @@
 //   - bytes per second per host (everything sent: probes, gossip, fetches, push-pull);
 //   - whole node states sent per change (in update packets, fetch answers and push-pull);
 //   - updates a host's sync refused (malformed, unsigned, out of bounds: 0 in a sound run);
+//   - copies of each update a host received (eager pushes received / those that were news: 1.0
+//     is a perfect tree), and per change: IHAVE ids sent, GRAFTs and PRUNEs (broadcast tree,
+//     src/gossip/plumtree.ts);
 //   - real CPU time (user + system) per simulated second; the converged start's and the whole
 //     run's CPU and real time; RSS at the end.
 //
@@ -109,6 +112,12 @@ for (const N of SIZES) {
   const b0 = sim.bytesSent();
   const w0 = sim.counters.wholeStates;
   const x0 = sim.counters.refused;
+  const tree = () => {
+    const t = { received: 0, fresh: 0, ihaveIds: 0, ihavesSent: 0, graftsSent: 0, prunesSent: 0 };
+    for (const h of sim.nodes) for (const k of Object.keys(t)) t[k] += h.membership.tree.stats[k];
+    return t;
+  };
+  const t0 = tree();
   const c0 = cpu();
   const r0 = Date.now();
   for (let s = 0; s < STEADY_S; s++) {
@@ -118,19 +127,26 @@ for (const N of SIZES) {
   const bytes = (sim.bytesSent() - b0) / N / STEADY_S;
   const whole = (sim.counters.wholeStates - w0) / Math.max(1, changes);
   const refused = sim.counters.refused - x0;
+  const t1 = tree();
+  const perChange = (k) => (t1[k] - t0[k]) / Math.max(1, changes);
+  const copies = (t1.received - t0.received) / Math.max(1, t1.fresh - t0.fresh);
+  const ihaveIds = perChange('ihaveIds');
+  const ihaves = perChange('ihavesSent');
+  const grafts = perChange('graftsSent');
+  const prunes = perChange('prunesSent');
   const cpuPerS = (cpu() - c0) / STEADY_S;
   measuring = false;
   // Let the window's last changes finish (or give up on them).
   for (let s = 0; s < GIVE_UP_MS / 1000 && [...pending.values()].some((l) => l.some((c) => c.measured)); s++) await sim.run(1000);
   const lost = [...pending.values()].flat().filter((c) => c.measured).length;
   done.sort((a, b) => a - b);
-  const row = { N, changes, p50: pct(done, 0.5), p99: pct(done, 0.99), max: done[done.length - 1], lost, bytes, whole, refused, cpuPerS, startReal, startCpu, real: (Date.now() - real0) / 1000, cpu: cpu() - cpu0, rss: process.memoryUsage().rss / 1e6 };
+  const row = { N, changes, p50: pct(done, 0.5), p99: pct(done, 0.99), max: done[done.length - 1], lost, bytes, whole, refused, copies, ihaveIds, ihaves, grafts, prunes, cpuPerS, startReal, startCpu, real: (Date.now() - real0) / 1000, cpu: cpu() - cpu0, rss: process.memoryUsage().rss / 1e6 };
   rows.push(row);
   console.error(`N=${N}: ${JSON.stringify(row)}`);
 }
 
-console.log(`| hosts | changes in ${STEADY_S} s | update → 99.9% p50 / p99 / max (virtual ms) | not there in 30 s | B/s per host | whole states sent per change | updates refused | CPU s per simulated s | converged start: CPU s / real s | whole run: CPU s / real s | RSS (MB) |`);
-console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log(`| hosts | changes in ${STEADY_S} s | update → 99.9% p50 / p99 / max (virtual ms) | not there in 30 s | B/s per host | whole states sent per change | updates refused | copies received per host | per change: IHAVE ids (packets) / GRAFTs / PRUNEs | CPU s per simulated s | converged start: CPU s / real s | whole run: CPU s / real s | RSS (MB) |`);
+console.log('|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|');
 for (const r of rows) {
-  console.log(`| ${r.N} | ${r.changes} | ${r.p50?.toFixed(0)} / ${r.p99?.toFixed(0)} / ${r.max?.toFixed(0)} | ${r.lost} | ${r.bytes.toFixed(0)} | ${r.whole.toFixed(2)} | ${r.refused} | ${r.cpuPerS.toFixed(2)} | ${r.startCpu.toFixed(1)} / ${r.startReal.toFixed(0)} | ${r.cpu.toFixed(0)} / ${r.real.toFixed(0)} | ${r.rss.toFixed(0)} |`);
+  console.log(`| ${r.N} | ${r.changes} | ${r.p50?.toFixed(0)} / ${r.p99?.toFixed(0)} / ${r.max?.toFixed(0)} | ${r.lost} | ${r.bytes.toFixed(0)} | ${r.whole.toFixed(2)} | ${r.refused} | ${r.copies.toFixed(2)} | ${r.ihaveIds.toFixed(0)} (${r.ihaves.toFixed(0)}) / ${r.grafts.toFixed(1)} / ${r.prunes.toFixed(1)} | ${r.cpuPerS.toFixed(2)} | ${r.startCpu.toFixed(1)} / ${r.startReal.toFixed(0)} | ${r.cpu.toFixed(0)} / ${r.real.toFixed(0)} | ${r.rss.toFixed(0)} |`);
 }

@@ -1,5 +1,6 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, type Proof } from './identity.js';
+import { MAX_ID_LENGTH, MAX_IDS } from './plumtree.js';
 
 // One encoder and decoder for the process: msgpack's encode()/decode() build new ones (and their
 // buffers) on every call, which dominated the simulator's profile. Node runs this single-threaded.
@@ -16,8 +17,10 @@ const mpDecode = (b: Uint8Array): unknown => decoder.decode(b);
 
 // Version 2: "alive" messages, graceful leaves and node states carry their owner's signature
 // (identity.ts). Version 3: registry changes travel as signed deltas (sync/delta.ts), whole states
-// only in push-pull and repairs. Peers speaking another version are refused (and logged once).
-export const WIRE_VERSION = 3;
+// only in push-pull and repairs. Version 4: those updates travel on a broadcast tree (plumtree.ts:
+// push, ihave, graft, prune) instead of the piggy-back queue. Peers speaking another version are
+// refused (and logged once).
+export const WIRE_VERSION = 4;
 export const FLAG_SEALED = 1;
 
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
@@ -41,8 +44,13 @@ export type Message =
   | { t: 'suspect'; id: string; inc: number; from: string }
   /** `from === id` is a graceful leave, signed by `id` (leavePayload). */
   | { t: 'dead'; id: string; inc: number; from: string; proof?: Proof }
-  /** An opaque update for the delegate (the registry). */
-  | { t: 'user'; data: Uint8Array }
+  /** An opaque update for the delegate (the registry), pushed along the broadcast tree; `id` names it. */
+  | { t: 'push'; id: string; from: string; data: Uint8Array }
+  /** Ids of updates `from` holds (lazy announcement), and ids `from` asks to be pushed (graft). */
+  | { t: 'ihave'; from: string; ids: string[] }
+  | { t: 'graft'; from: string; ids: string[] }
+  /** `from` has this update already: stop pushing to it (the edge becomes lazy). */
+  | { t: 'prune'; from: string }
   | { t: 'pushpull'; join: boolean; members: MemberInfo[]; user: Uint8Array }
   /** An opaque request/answer between delegates over a stream. */
   | { t: 'userreq'; data: Uint8Array }
@@ -67,7 +75,7 @@ export class WireError extends Error {
   }
 }
 
-const TYPES = ['ping', 'ack', 'indirect', 'alive', 'suspect', 'dead', 'user', 'pushpull', 'userreq', 'error'] as const;
+const TYPES = ['ping', 'ack', 'indirect', 'alive', 'suspect', 'dead', 'push', 'pushpull', 'userreq', 'error', 'ihave', 'graft', 'prune'] as const;
 const STATES: MemberState[] = ['alive', 'suspect', 'dead', 'left'];
 
 /** The bytes a node signs to announce itself alive at an incarnation. */
@@ -92,7 +100,13 @@ function toArray(m: Message): unknown[] {
       return [code, m.id, m.inc, m.from];
     case 'dead':
       return [code, m.id, m.inc, m.from, ...proofFields(m.proof)];
-    case 'user':
+    case 'push':
+      return [code, m.id, m.from, m.data];
+    case 'ihave':
+    case 'graft':
+      return [code, m.from, m.ids];
+    case 'prune':
+      return [code, m.from];
     case 'userreq':
       return [code, m.data];
     case 'pushpull':
@@ -137,7 +151,18 @@ function fromArray(a: unknown): Message {
       const m: Message = { t, id: str(a[1], 'id'), inc: num(a[2], 'inc'), from: str(a[3], 'from') };
       return a.length === 6 ? { ...m, proof: proof(a[4], a[5]) } : m;
     }
-    case 'user':
+    case 'push':
+      n(4);
+      return { t, id: str(a[1], 'update id', MAX_ID_LENGTH), from: str(a[2], 'from'), data: bytes(a[3], 'data') };
+    case 'ihave':
+    case 'graft': {
+      n(3);
+      const ids = Array.isArray(a[2]) && a[2].length <= MAX_IDS ? (a[2] as unknown[]) : fail(`${t} ids`);
+      return { t, from: str(a[1], 'from'), ids: ids.map((x) => str(x, 'update id', MAX_ID_LENGTH)) };
+    }
+    case 'prune':
+      n(2);
+      return { t, from: str(a[1], 'from') };
     case 'userreq':
       n(2);
       return { t, data: bytes(a[1], 'data') };

@@ -6,8 +6,12 @@ import type { Member } from './membership.js';
 // what they mean and how they merge.
 
 export interface Delegate {
-  /** A piggy-backed update arrived (possibly one already seen: merge must be idempotent). */
-  notifyUpdate(data: Uint8Array): void;
+  /**
+   * An update arrived (possibly one already seen: merge must be idempotent). True when it was
+   * news; a copy that was not makes the gossip layer prune the edge it came over. What the
+   * delegate wants passed on it hands back with the membership's broadcast(id, data).
+   */
+  notifyUpdate(data: Uint8Array): boolean;
   /** Push-pull, initiator: what to send first (e.g. a digest of known versions). */
   pushPullRequest(join: boolean): Uint8Array;
   /** Push-pull, answering side: merge what came, answer (e.g. own digest + what the initiator lacks). */

@@ -6,16 +6,19 @@ import { pushPullInterval, retransmitLimit, suspicionTimeout, type GossipConfig 
 import type { Wire } from './crypto.js';
 import type { Delegate } from './delegate.js';
 import { verifyProof, type NodeIdentity, type Proof } from './identity.js';
+import { Tree, TREE, type TreeConfig } from './plumtree.js';
 import { BroadcastQueue } from './queue.js';
 import type { Transport } from './transport.js';
 import type { FailureLog } from '../log-once.js';
 
 // SWIM membership with memberlist's refinements: round-robin probes over a shuffled list,
 // indirect probes through k members, suspicion with incarnation numbers (the suspect refutes by
-// announcing a higher incarnation), graceful leave, piggy-backed dissemination with a retransmit
-// limit, and TCP push-pull anti-entropy. It knows nothing of the registry: node-state updates
-// are opaque bytes handed to the Delegate. All time comes from `clock`, all randomness from
-// `random`, all I/O through `transport`, so the simulator runs this exact code.
+// announcing a higher incarnation), graceful leave, piggy-backed dissemination of membership
+// changes with a retransmit limit, and TCP push-pull anti-entropy. It knows nothing of the
+// registry: node-state updates are opaque bytes handed to the Delegate, spread along a broadcast
+// tree (plumtree.ts) so that each host receives each about once. All time comes from `clock`,
+// all randomness from `random`, all I/O through `transport`, so the simulator runs this exact
+// code.
 
 export interface Member {
   id: string;
@@ -44,6 +47,8 @@ export interface MembershipOptions {
   wire: Wire;
   delegate: Delegate;
   random?: () => number;
+  /** The broadcast tree's sizes and timings (default TREE). */
+  tree?: TreeConfig;
   /** Told about every rejected packet or frame (the daemon logs the first of each kind). */
   onReject?: (err: WireError, from: string) => void;
   /** Failed push-pulls with live members, logged once per state change and counted. */
@@ -60,7 +65,7 @@ export interface GossipStats {
   rejected: Record<RejectReason, number>;
   pushPulls: number;
   pushPullFailures: number;
-  /** Opaque (registry) updates queued for piggy-backing: this node's own and those passed on. */
+  /** Opaque (registry) updates passed on along the tree: this node's own and those relayed. */
   updatesQueued: number;
 }
 
@@ -87,6 +92,8 @@ export class Membership {
   readonly awareness = new Awareness();
   private readonly members = new Map<string, Member>();
   private readonly queue: BroadcastQueue;
+  /** The delegate's updates: eager pushes along a tree, ids announced to lazy peers. */
+  readonly tree: Tree;
   private readonly acks = new Map<number, () => void>();
   private readonly suspicions = new Map<string, Timer>();
   private readonly timers = new Set<Timer>();
@@ -108,6 +115,16 @@ export class Membership {
     this.signSelf();
     this.members.set(o.id, this.self);
     this.queue = new BroadcastQueue(() => retransmitLimit(this.cfg, this.live));
+    const tree = o.tree ?? TREE;
+    this.tree = new Tree({
+      clock: o.clock,
+      sample: (k, skip) => this.pick(k, (m) => m.state === 'alive' && !skip(m.id)).map((m) => m.id),
+      deliver: (data) => this.o.delegate.notifyUpdate(data),
+      push: (to, id, data) => this.tell(to, { t: 'push', id, from: this.self.id, data }),
+      ihave: (to, ids) => this.tell(to, { t: 'ihave', from: this.self.id, ids }),
+      graft: (to, ids) => this.tell(to, { t: 'graft', from: this.self.id, ids }),
+      prune: (to) => this.tell(to, { t: 'prune', from: this.self.id }),
+    }, tree);
   }
 
   /** Members counted alive or suspect, this node included. */
@@ -147,6 +164,8 @@ export class Membership {
     });
     this.loop(() => this.awareness.scale(this.cfg.probeInterval), () => this.probeNext(), this.random() * this.cfg.probeInterval);
     this.every(this.cfg.gossipInterval, () => this.gossip(), this.random() * this.cfg.gossipInterval);
+    const ihave = (this.o.tree ?? TREE).ihaveInterval;
+    this.every(ihave, () => this.tree.tick(), this.random() * ihave);
     this.loop(() => pushPullInterval(this.cfg, this.live), () => void this.pushPullRandom());
     this.every(RECONNECT_INTERVAL, () => void this.reconnect(), this.random() * RECONNECT_INTERVAL);
     this.every(REAP_CHECK, () => this.reap(), REAP_CHECK);
@@ -177,10 +196,20 @@ export class Membership {
     if (this.running) this.o.clock.after(ms, () => this.running && fn());
   }
 
-  /** Queues an opaque update for dissemination; `key` lets a newer update replace an older. */
-  broadcast(key: string, data: Uint8Array): void {
+  /**
+   * Passes an opaque update on along the tree (once per `id`: the delegate names each update,
+   * e.g. by its owner and version). Called for this node's own updates and, while or after the
+   * delegate handles a received one, for those it found new and passes on.
+   */
+  broadcast(id: string, data: Uint8Array): void {
     this.stats.updatesQueued++;
-    this.queue.push(`u:${key}`, { t: 'user', data });
+    this.tree.broadcast(id, data);
+  }
+
+  /** Sends one message to member `id` now, with queued membership updates as room allows. */
+  private tell(id: string, msg: Message): void {
+    const m = this.members.get(id);
+    if (m && (m.state === 'alive' || m.state === 'suspect') && this.self.state !== 'left') this.send(m.addr, [msg]);
   }
 
   /** Largest user update that still fits in a packet with room to spare. */
@@ -446,6 +475,7 @@ export class Membership {
     else if (isLive) this.live++;
     m.state = state;
     m.since = this.o.clock.now();
+    if (!isLive && m.id !== this.self.id) this.tree.remove(m.id);
     this.o.delegate.notifyMember({ ...m }, prev);
   }
 
@@ -573,8 +603,14 @@ export class Membership {
         return this.onSuspect(m);
       case 'dead':
         return this.onDead(m);
-      case 'user':
-        return this.o.delegate.notifyUpdate(m.data);
+      case 'push':
+        return this.tree.onPush(m.id, m.data, m.from);
+      case 'ihave':
+        return this.tree.onIHave(m.ids, m.from);
+      case 'graft':
+        return this.tree.onGraft(m.ids, m.from);
+      case 'prune':
+        return this.tree.onPrune(m.from);
       default:
         return;
     }

@@ -25,7 +25,12 @@ export function gossipMetrics(prom: PromRegistry, cluster: () => Cluster | null)
   counter('packets_received_total', 'Gossip UDP packets received', () => stats()?.packetsReceived);
   counter('bytes_sent_total', 'Gossip bytes sent (UDP packets and TCP frames)', () => stats()?.bytesSent);
   counter('bytes_received_total', 'Gossip bytes received (UDP packets and TCP frames)', () => stats()?.bytesReceived);
-  counter('updates_queued_total', 'Registry updates queued for gossip (this node\'s changes and those passed on)', () => stats()?.updatesQueued);
+  counter('updates_queued_total', 'Registry updates passed on along the broadcast tree (this node\'s changes and those relayed)', () => stats()?.updatesQueued);
+  const tree = () => cluster()?.membership.tree.stats;
+  counter('tree_pushes_received_total', 'Registry updates pushed to this node along the broadcast tree, duplicates included', () => tree()?.received);
+  counter('tree_duplicates_total', 'Pushed registry updates this node had already (each prunes the edge it came over)', () => tree()?.duplicates);
+  counter('tree_ihave_ids_sent_total', 'Update ids announced to lazy peers (IHAVE)', () => tree()?.ihaveIds);
+  counter('tree_grafts_sent_total', 'Announced updates not received in time, asked of the announcer (GRAFT): lost pushes or a broken tree', () => tree()?.graftsSent);
   counter('deltas_applied_total', 'Registry deltas of other nodes applied here (what a change normally costs)', () => cluster()?.sync.stats.deltas);
   counter('states_merged_total', 'Whole node states merged here (push-pull, repairs, join)', () => cluster()?.sync.stats.states);
   counter('state_repairs_total', 'Whole node states asked of one peer after a lost delta or a change too big for a packet', () => cluster()?.sync.stats.repairs);

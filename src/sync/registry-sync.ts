@@ -9,10 +9,11 @@ import { apply, decodeBody, decodeBytes, decodeHeader, decodeState, diff, encode
 
 // The registry's side of gossip (the membership's Delegate). A change of this node's state goes
 // out as a delta (delta.ts): the endpoints added, changed or removed since the version before,
-// signed by this node, piggy-backed on the UDP gossip and passed on by every host that applies
-// it. A delta applies only to the version it was made from; one that arrives before the one it
-// follows waits (a few per node), and one whose predecessor is lost is not applied at all: the
-// node's whole state is then asked of ONE peer (the one that passed the delta on, which has it).
+// signed by this node, spread by the gossip layer's broadcast tree (named by updateId, so a host
+// receives it about once) and passed on by every host that applies it. A delta applies only to
+// the version it was made from; one that arrives before the one it follows waits (a few per
+// node), and one whose predecessor is lost is not applied at all: the node's whole state is then
+// asked of ONE peer (the one that passed the delta on, which has it).
 // A delta too big for a packet travels as a signed notice (the header alone) and is repaired the
 // same way. Whole states otherwise move only in anti-entropy: the membership's periodic
 // push-pull with one random peer exchanges (node id → version) digests and then the states the
@@ -41,7 +42,8 @@ import { apply, decodeBody, decodeBytes, decodeHeader, decodeState, diff, encode
 export interface SyncTransport {
   /** Largest opaque update that fits in a packet. */
   readonly maxUserUpdate: number;
-  broadcast(key: string, data: Uint8Array): void;
+  /** Passes an update on, once per `id` (updateId: the same for every copy of one version). */
+  broadcast(id: string, data: Uint8Array): void;
   request(addr: string, data: Uint8Array): Promise<Uint8Array>;
   pushPull(addr: string, join: boolean): Promise<void>;
   member(id: string): Member | undefined;
@@ -95,8 +97,13 @@ const WANTED = 4096;
 const GAP_WAIT = 500;
 /** A state got this recently is not sent whole in a periodic push-pull: its delta is on its way. */
 const FRESH_MS = 5000;
-/** Queue slots per node: a node's deltas queue side by side, the 17th replaces the 1st. */
-const SLOTS = 16;
+
+/**
+ * The gossip layer's name for the update of one node version (its delta or notice): a prefix of
+ * the node id and the version, short as every IHAVE carries it. Two nodes sharing the prefix
+ * would also need to publish in the same millisecond to collide.
+ */
+export const updateId = (h: { id: string; version: number }): string => `${h.id.slice(0, 8)}${h.version.toString(36)}`;
 
 interface Want {
   version: number;
@@ -140,7 +147,6 @@ export class RegistrySync implements Delegate {
   private repairs = 0;
   /** This node's last published state (the base of its next delta). */
   private published: NodeState | undefined;
-  private readonly slots = new Map<string, number>();
   /** When (this node's clock) it got the version held of each node. */
   private readonly gotAt = new Map<string, number>();
   /** Nodes found dead whose state is kept for the grace: id → the token of the timer that drops it. */
@@ -195,9 +201,7 @@ export class RegistrySync implements Delegate {
     if (!net) return;
     let data = body ? encode([0, s.header, body, s.pub, s.sig, this.self]) : null;
     if (!data || data.length > net.maxUserUpdate) data = encode([1, s.header, s.pub, s.sig, this.self]);
-    const n = this.slots.get(s.h.id) ?? 0;
-    this.slots.set(s.h.id, n + 1);
-    net.broadcast(`${s.h.id}#${n % SLOTS}`, data);
+    net.broadcast(updateId(s.h), data);
   }
 
   /** Whether updates of `id` are accepted now. */
@@ -247,14 +251,24 @@ export class RegistrySync implements Delegate {
     return true;
   }
 
-  private onDelta(header: unknown, body: unknown, pub: unknown, sig: unknown, relay: unknown): void {
+  /** True when the delta was news (applied, or held until the versions before it arrive). */
+  private onDelta(header: unknown, body: unknown, pub: unknown, sig: unknown, relay: unknown): boolean {
     const s = this.readProof('a delta', header, pub, sig);
-    if (!s) return;
-    if (!isBytes(body) || !sameBytes(sha256(body), s.h.bodyHash)) return void this.reject(`a delta of node ${s.h.id} whose body is not the one signed: dropped`, 'signature');
+    if (!s) return false;
+    if (!isBytes(body) || !sameBytes(sha256(body), s.h.bodyHash)) {
+      this.reject(`a delta of node ${s.h.id} whose body is not the one signed: dropped`, 'signature');
+      return false;
+    }
     const d = decodeBody(s.h, body);
-    if (!d) return this.events.invalid?.('a registry delta that is not well-formed');
-    if (this.overLimit(d.id, d.put.length, 'a delta')) return;
-    if (this.applyDelta(d, s, body)) return this.drain(d.id);
+    if (!d) {
+      this.events.invalid?.('a registry delta that is not well-formed');
+      return false;
+    }
+    if (this.overLimit(d.id, d.put.length, 'a delta')) return false;
+    if (this.applyDelta(d, s, body)) {
+      this.drain(d.id);
+      return true;
+    }
     // A gap: hold it until the versions before it arrive, and ask for the whole state meanwhile.
     let q = this.pending.get(d.id);
     if (!q) {
@@ -265,6 +279,10 @@ export class RegistrySync implements Delegate {
     // Over the bound, the one furthest ahead goes: the nearest are the ones that can apply next.
     if (q.size > PENDING_PER_NODE) q.delete(Math.max(...q.keys()));
     this.want(d.id, d.version, relayOf(relay), false);
+    // Passed on at once all the same: the hosts after this one in the broadcast tree hear of it
+    // only from here, and most of them hold its base.
+    this.send(s, body);
+    return true;
   }
 
   /** Applies a delta to the state at its base and passes it on; false when that state is not the one held. */
@@ -450,14 +468,18 @@ export class RegistrySync implements Delegate {
 
   // ---- Delegate ----
 
-  notifyUpdate(data: Uint8Array): void {
+  /** True when the update was news (the gossip layer prunes the edge a copy of old news came over). */
+  notifyUpdate(data: Uint8Array): boolean {
     const u = this.safeDecode(data);
-    if (!Array.isArray(u)) return;
-    if (u[0] === 0 && u.length === 6) this.onDelta(u[1], u[2], u[3], u[4], u[5]);
-    else if (u[0] === 1 && u.length === 5) {
+    if (!Array.isArray(u)) return false;
+    if (u[0] === 0 && u.length === 6) return this.onDelta(u[1], u[2], u[3], u[4], u[5]);
+    if (u[0] === 1 && u.length === 5) {
       const s = this.readProof('a notice', u[1], u[2], u[3]);
       if (s) this.want(s.h.id, s.h.version, relayOf(u[4]), true);
-    } else this.events.invalid?.('an unknown registry update');
+      return s !== null;
+    }
+    this.events.invalid?.('an unknown registry update');
+    return false;
   }
 
   pushPullRequest(): Uint8Array {

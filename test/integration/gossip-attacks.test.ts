@@ -119,8 +119,8 @@ t.test('a rogue member with the cluster key against a cluster of daemons', async
     const before = await rejected(a, 'signature');
     for (const n of [a, c]) {
       const s = signState(rogue.identity, forged);
-      rogue.send(n, rogue.seal([{ t: 'user', data: encode([0, s.header, encodeBody(diff(undefined, forged)), s.pub, s.sig, rogue.identity.id]) }]));
-      rogue.send(n, rogue.seal([{ t: 'user', data: encode([1, s.header, s.pub, s.sig, rogue.identity.id]) }]));
+      rogue.send(n, rogue.seal([{ t: 'push', id: 'forged-1', from: rogue.identity.id, data: encode([0, s.header, encodeBody(diff(undefined, forged)), s.pub, s.sig, rogue.identity.id]) }]));
+      rogue.send(n, rogue.seal([{ t: 'push', id: 'forged-2', from: rogue.identity.id, data: encode([1, s.header, s.pub, s.sig, rogue.identity.id]) }]));
       rogue.send(n, rogue.seal([{ t: 'alive', ...alive, proof: rogue.identity.prove(alivePayload(alive)) }]));
     }
     await until('all three refused on alpha', async () => (await rejected(a, 'signature')) >= before + 3);
@@ -181,14 +181,14 @@ t.test('a rogue member with the cluster key against a cluster of daemons', async
     await until('bravo alive again on alpha', async () => (await member(a, 'bravo'))?.state === 'alive');
   });
 
-  await t.test('a peer speaking the previous wire version (2: whole states) is refused with one clear log line', async (t) => {
+  await t.test('a peer speaking the previous wire version (3: updates on the piggy-back queue) is refused with one clear log line', async (t) => {
     const old = Buffer.from(rogue.seal([{ t: 'ack', seq: 1, from: 'x' }]));
-    old[0] = 2;
+    old[0] = 3;
     for (let i = 0; i < 5; i++) rogue.send(c, old);
     await until('refused', async () => (await rejected(c, 'version')) >= 5);
-    const lines = c.d.logs().split('\n').filter((l) => l.includes('wire version 2'));
+    const lines = c.d.logs().split('\n').filter((l) => l.includes('wire version 3'));
     t.equal(lines.length, 1, 'logged once');
-    t.match(lines[0], /wire version 2, this node speaks 3: the peer runs an older podman-swarm-dns; upgrade it/);
+    t.match(lines[0], /wire version 3, this node speaks 4: the peer runs an older podman-swarm-dns; upgrade it/);
   });
 });
 

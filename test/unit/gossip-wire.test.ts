@@ -22,7 +22,10 @@ const ALL: Message[] = [
   { t: 'suspect', id: 'n1', inc: 4, from: 'n2' },
   { t: 'dead', id: 'n1', inc: 4, from: 'n1', proof },
   { t: 'dead', id: 'n1', inc: 4, from: 'n2' },
-  { t: 'user', data: new Uint8Array([1, 2, 3]) },
+  { t: 'push', id: 'abcdef01lq2x3y', from: 'n1', data: new Uint8Array([1, 2, 3]) },
+  { t: 'ihave', from: 'n1', ids: ['a1', 'b2'] },
+  { t: 'graft', from: 'n2', ids: ['a1'] },
+  { t: 'prune', from: 'n3' },
   { t: 'pushpull', join: true, members: [{ id: 'n1', name: 'h', addr: 'h:1', inc: 9, state: 'suspect' }, { id: 'n2', name: 'h2', addr: 'h:2', inc: 1, state: 'alive', proof }], user: new Uint8Array(0) },
   { t: 'userreq', data: new Uint8Array([9]) },
   { t: 'error', message: 'no' },
@@ -69,9 +72,9 @@ t.test('crypto: sealed frames open with the right key only', async (t) => {
   }
   t.throws(() => new Wire(null, c).open(frame), reason('encrypted'), 'a node without a key refuses sealed frames');
   t.throws(() => new Wire(new Keyring([k1]), c).open(new Wire(null, c).seal(ALL)), reason('unencrypted'), 'a keyed node refuses plain frames');
-  const v2 = Buffer.from(frame);
-  v2[0] = 2;
-  t.throws(() => new Wire(new Keyring([k1]), c).open(v2), { reason: 'version', message: /wire version 2, this node speaks 3: the peer runs an older podman-swarm-dns; upgrade it/ } as unknown as Error, 'a peer of the previous version (2: whole states) is refused, saying why');
+  const v3 = Buffer.from(frame);
+  v3[0] = 3;
+  t.throws(() => new Wire(new Keyring([k1]), c).open(v3), { reason: 'version', message: /wire version 3, this node speaks 4: the peer runs an older podman-swarm-dns; upgrade it/ } as unknown as Error, 'a peer of the previous version (3: registry updates on the piggy-back queue) is refused, saying why');
 });
 
 t.test('crypto: replayed and stale frames are rejected', async (t) => {

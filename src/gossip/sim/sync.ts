@@ -75,7 +75,7 @@ export const deltaSync: SyncFactory = ({ identity, states, now, counters }) => {
   const delegate: Delegate = {
     notifyUpdate: (data) => {
       if (isWholeUpdate(data)) counters.wholeStates++;
-      sync.notifyUpdate(data);
+      return sync.notifyUpdate(data);
     },
     pushPullRequest: () => sync.pushPullRequest(),
     pushPullAnswer: (remote, join) => {

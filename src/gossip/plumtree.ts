@@ -1,0 +1,293 @@
+import type { Clock, Timer } from './clock.js';
+
+// Dissemination of the delegate's updates as a broadcast tree (Plumtree: Leitão, Pereira and
+// Rodrigues, "Epidemic Broadcast Trees"). Each node keeps a few peers it pushes every new update
+// to at once (eager) and a few it only tells the update's id (lazy: IHAVE, batched per interval
+// into one packet per peer). A copy that arrives a second time was pushed along a redundant edge:
+// its sender is pruned (both sides make the edge lazy), so the eager edges settle into a tree and
+// each node receives each update about once. An id announced by a lazy peer and not received
+// within the graft timeout means the tree is broken above this node (a lost packet, a dead
+// member): the announcer is grafted (made eager again) and sends the update. Membership gossip
+// (alive/suspect/dead) does not use the tree; it stays on the piggy-back queue.
+//
+// Everything here is pure: peers are member ids, time and the choice of peers come from the
+// host, and sending is the host's. Every input is bounded: ids per IHAVE or GRAFT, ids remembered, ids
+// waited for, peers kept; an id nobody holds costs one bounded entry and a GRAFT that is answered
+// with nothing.
+
+export interface TreeConfig {
+  /** Peers pushed to at start (and when a peer dies, its replacement). */
+  eagerPeers: number;
+  /** Peers only told the ids, at start. */
+  lazyPeers: number;
+  /** IHAVEs are batched over this long (ms). */
+  ihaveInterval: number;
+  /** An announced id not received within this long (ms) is grafted from its announcer. */
+  graftTimeout: number;
+  /** How long (ms) a received id is remembered, and its bytes kept to answer GRAFTs. */
+  keep: number;
+}
+
+export const TREE: TreeConfig = { eagerPeers: 3, lazyPeers: 2, ihaveInterval: 200, graftTimeout: 250, keep: 10_000 };
+
+/** Ids one IHAVE or GRAFT may carry (the codec refuses more). */
+export const MAX_IDS = 64;
+/** Longest id accepted (the codec refuses longer ones). */
+export const MAX_ID_LENGTH = 64;
+/** Ids remembered at most (within `keep`), ids waited for, announcers kept per missing id. */
+const MAX_SEEN = 20_000;
+const MAX_MISSING = 4096;
+const ANNOUNCERS = 4;
+/** GRAFTs sent for one missing id at most, one per graft timeout. */
+const GRAFTS = 4;
+/** Eager peers a host does not prune (see duplicate()). */
+const MIN_EAGER = 2;
+/** Ids waiting to be announced at most; beyond that the oldest go (anti-entropy repairs). */
+const MAX_ANNOUNCE = 1024;
+
+/** What the tree needs of the membership. */
+export interface TreeHost {
+  clock: Clock;
+  /** Up to k random live members other than this node and not in `skip`. */
+  sample(k: number, skip: (id: string) => boolean): string[];
+  /** Hands an update to the delegate; true when it was news there. */
+  deliver(data: Uint8Array, from: string): boolean;
+  push(to: string, id: string, data: Uint8Array): void;
+  ihave(to: string, ids: string[]): void;
+  graft(to: string, ids: string[]): void;
+  prune(to: string): void;
+}
+
+export interface TreeStats {
+  /** Updates received by eager push (copies, duplicates included) and how many were news. */
+  received: number;
+  fresh: number;
+  duplicates: number;
+  pushesSent: number;
+  ihavesSent: number;
+  ihaveIds: number;
+  graftsSent: number;
+  prunesSent: number;
+}
+
+interface Seen {
+  at: number;
+  /** The first peer it came from (not pushed back to it). */
+  from?: string;
+  /** The bytes passed on, once this node forwarded it (GRAFT answers). */
+  data?: Uint8Array;
+}
+
+interface Missing {
+  announcers: string[];
+  timer: Timer | null;
+  grafts: number;
+}
+
+export class Tree {
+  readonly eager = new Set<string>();
+  readonly lazy = new Set<string>();
+  readonly stats: TreeStats = { received: 0, fresh: 0, duplicates: 0, pushesSent: 0, ihavesSent: 0, ihaveIds: 0, graftsSent: 0, prunesSent: 0 };
+  private readonly seen = new Map<string, Seen>();
+  private readonly missing = new Map<string, Missing>();
+  /** Ids to announce at the next IHAVE round, with the peer each came from. */
+  private announce: Array<{ id: string; from?: string }> = [];
+  /** Set while the delegate handles an update from this peer (its forwards skip it). */
+  private delivering: string | undefined;
+
+  constructor(
+    private readonly host: TreeHost,
+    private readonly cfg: TreeConfig = TREE,
+  ) {}
+
+  /**
+   * Peers kept in all (eager and lazy): twice the start sizes, room for the peers that chose this
+   * node. Pruning and grafting only move a peer between the sets; nothing is evicted, so a link
+   * both sides know stays known to both.
+   */
+  private get maxPeers(): number {
+    return 2 * (this.cfg.eagerPeers + this.cfg.lazyPeers);
+  }
+
+  private known(id: string): boolean {
+    return this.eager.has(id) || this.lazy.has(id);
+  }
+
+  /** Makes `id` eager: moved from lazy, or added while there is room. */
+  private toEager(id: string): void {
+    if (this.lazy.delete(id) || (!this.eager.has(id) && this.eager.size + this.lazy.size < this.maxPeers)) this.eager.add(id);
+  }
+
+  /** Fills the peer sets from the membership up to their start sizes (new peers are eager). */
+  refill(): void {
+    const want = this.cfg.eagerPeers + this.cfg.lazyPeers - this.eager.size - this.lazy.size;
+    if (want <= 0) return;
+    const eagerWant = Math.max(0, this.cfg.eagerPeers - this.eager.size);
+    const picked = this.host.sample(want, (id) => this.known(id));
+    picked.forEach((id, i) => (i < eagerWant ? this.eager : this.lazy).add(id));
+  }
+
+  /** A member that died or left: out of both sets, replaced from the membership. */
+  remove(id: string): void {
+    const was = this.eager.delete(id) || this.lazy.delete(id);
+    for (const m of this.missing.values()) {
+      const i = m.announcers.indexOf(id);
+      if (i >= 0) m.announcers.splice(i, 1);
+    }
+    if (was) this.refill();
+  }
+
+  /**
+   * An update this node passes on (its own, or one the delegate applied): pushed to the eager
+   * peers but the one it came from, announced to the lazy ones. Once per id.
+   */
+  broadcast(id: string, data: Uint8Array): void {
+    const now = this.host.clock.now();
+    let s = this.seen.get(id);
+    if (s?.data) return;
+    this.refill();
+    if (!s) {
+      s = { at: now, from: this.delivering };
+      this.remember(id, s);
+    }
+    s.data = data;
+    this.received(id);
+    for (const p of this.eager) {
+      if (p === s.from) continue;
+      this.stats.pushesSent++;
+      this.host.push(p, id, data);
+    }
+    if (this.announce.length >= MAX_ANNOUNCE) this.announce.shift();
+    this.announce.push({ id, from: s.from });
+  }
+
+  /** An eager push from `from`. */
+  onPush(id: string, data: Uint8Array, from: string): void {
+    this.stats.received++;
+    if (this.seen.has(id)) return this.duplicate(from);
+    this.remember(id, { at: this.host.clock.now(), from });
+    this.received(id);
+    const prev = this.delivering;
+    this.delivering = from;
+    let fresh: boolean;
+    try {
+      fresh = this.host.deliver(data, from);
+    } finally {
+      this.delivering = prev;
+    }
+    if (!fresh) return this.duplicate(from);
+    this.stats.fresh++;
+    // The edge it came over is a tree edge: keep pushing that way too.
+    this.toEager(from);
+  }
+
+  private duplicate(from: string): void {
+    this.stats.duplicates++;
+    // Updates of different owners cross at once: each would prune one of two alternative paths
+    // and together they split the tree (then every update needs grafts). A host keeps its last
+    // MIN_EAGER eager peers: a few more copies, half the grafts and prunes (bench/RESULTS.md).
+    if (this.eager.has(from) && this.eager.size <= MIN_EAGER) return;
+    if (this.eager.delete(from)) this.lazy.add(from);
+    this.stats.prunesSent++;
+    this.host.prune(from);
+  }
+
+  onPrune(from: string): void {
+    if (this.eager.delete(from)) this.lazy.add(from);
+  }
+
+  /** Announced ids; the ones not received are waited for, then grafted. */
+  onIHave(ids: string[], from: string): void {
+    // A peer that announces to us is worth announcing to (lazy links both ways).
+    if (!this.known(from) && this.eager.size + this.lazy.size < this.maxPeers) this.lazy.add(from);
+    for (const id of ids.slice(0, MAX_IDS)) {
+      if (this.seen.has(id)) continue;
+      let m = this.missing.get(id);
+      if (!m) {
+        if (this.missing.size >= MAX_MISSING) continue;
+        this.missing.set(id, (m = { announcers: [], timer: null, grafts: 0 }));
+      }
+      if (m.announcers.length < ANNOUNCERS && !m.announcers.includes(from)) m.announcers.push(from);
+      if (!m.timer) m.timer = this.host.clock.after(this.cfg.graftTimeout, () => this.expire(id));
+    }
+  }
+
+  /** A wait ran out: graft the next announcer, and wait again. */
+  private expire(id: string): void {
+    const m = this.missing.get(id);
+    if (!m) return;
+    m.timer = null;
+    // The announcers in turn (the only one, again, in a small cluster: the GRAFT or its answer may be lost too).
+    const peer = m.grafts < GRAFTS ? m.announcers[m.grafts++ % m.announcers.length] : undefined;
+    if (peer === undefined) return void this.missing.delete(id);
+    this.toEager(peer);
+    this.stats.graftsSent++;
+    this.host.graft(peer, [id]);
+    m.timer = this.host.clock.after(this.cfg.graftTimeout, () => this.expire(id));
+  }
+
+  /** A peer missed ids: it is eager again, and gets those held here; unknown ids get nothing. */
+  onGraft(ids: string[], from: string): void {
+    this.toEager(from);
+    for (const id of ids.slice(0, MAX_IDS)) {
+      const data = this.seen.get(id)?.data;
+      if (!data) continue;
+      this.stats.pushesSent++;
+      this.host.push(from, id, data);
+    }
+  }
+
+  /**
+   * One IHAVE round: the ids passed on since the last, to each lazy peer, MAX_IDS per packet. A
+   * host with fewer lazy peers than lazyPeers (a small cluster: everyone is eager) announces to
+   * its eager peers too, so that a lost push is still grafted: packets, unlike the paper's TCP
+   * links, get lost.
+   */
+  tick(): void {
+    this.expireSeen();
+    this.refill();
+    if (this.announce.length === 0) return;
+    const batch = this.announce;
+    this.announce = [];
+    const to = this.lazy.size >= this.cfg.lazyPeers ? this.lazy : [...this.lazy, ...this.eager];
+    for (const p of to) {
+      const ids = batch.filter((a) => a.from !== p).map((a) => a.id);
+      for (let i = 0; i < ids.length; i += MAX_IDS) {
+        const part = ids.slice(i, i + MAX_IDS);
+        this.stats.ihavesSent++;
+        this.stats.ihaveIds += part.length;
+        this.host.ihave(p, part);
+      }
+    }
+  }
+
+  /** Ids remembered (tests). */
+  get remembered(): number {
+    return this.seen.size;
+  }
+
+  /** Ids waited for (tests). */
+  get waiting(): number {
+    return this.missing.size;
+  }
+
+  private received(id: string): void {
+    const m = this.missing.get(id);
+    if (!m) return;
+    m.timer?.cancel();
+    this.missing.delete(id);
+  }
+
+  private remember(id: string, s: Seen): void {
+    if (this.seen.size >= MAX_SEEN) this.seen.delete(this.seen.keys().next().value!);
+    this.seen.set(id, s);
+  }
+
+  private expireSeen(): void {
+    const old = this.host.clock.now() - this.cfg.keep;
+    for (const [id, s] of this.seen) {
+      if (s.at > old) break;
+      this.seen.delete(id);
+    }
+  }
+}
