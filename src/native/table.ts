@@ -411,6 +411,48 @@ export class TableCompiler {
   }
 
   /**
+   * The table without groups (its group count 0): settings, the negative SOA, what a name of the
+   * zone the table does not know gets, the client classes.
+   */
+  header(input: TableInput): Buffer {
+    const { zone } = input;
+    const w = new Writer();
+    w.bytes(Buffer.from('PSDT'));
+    w.u16(TABLE_VERSION);
+    w.u16(zone.settings.udpAnswerLimit ?? 0);
+    const zoneWire = wireName(zone.settings.domain);
+    w.u16(zoneWire.length - 1);
+    w.bytes(zoneWire.subarray(0, zoneWire.length - 1));
+    const soa = negativeSoa(fixedZone(zone));
+    writeItem(w, soa.item);
+    writeEntry(w, input.unknownServfail ? SERVFAIL_ENTRY : single(soa.nx, soa.q, zone.settings.domain));
+    w.u32(input.clients.length);
+    for (const c of input.clients) {
+      writeCidr(w, c.cidr);
+      w.u8(c.flags);
+    }
+    w.u32(0);
+    return w.done();
+  }
+
+  /**
+   * Remembers what a whole table of `input` holds (each service's addresses, the namespaces)
+   * without compiling it: for a table compiled before (the previous run's, see table-file.ts),
+   * so that later changes patch it as they would one compiled here.
+   */
+  know(input: TableInput): void {
+    this.ipsOf = new Map();
+    this.namespaces = new Set();
+    this.svcNamespace = new Set();
+    for (const view of input.services) {
+      this.namespaces.add(view.namespace);
+      const ips = serviceIps(view);
+      if (ips.length) this.ipsOf.set(view.key, ips);
+      if (view.namespace === 'svc') this.svcNamespace.add(view.key);
+    }
+  }
+
+  /**
    * A whole table in parts: first the table without groups (its header), then lists of groups,
    * each list SLICE services, with pauses (`undefined`) between names, so that a large registry
    * does not hold the event loop (the previous table answers meanwhile; the parts go to a staged
@@ -422,23 +464,7 @@ export class TableCompiler {
     this.ipsOf = new Map();
     this.namespaces = new Set();
     this.svcNamespace = new Set();
-    const w = new Writer();
-    w.bytes(Buffer.from('PSDT'));
-    w.u16(TABLE_VERSION);
-    w.u16(zone.settings.udpAnswerLimit ?? 0);
-    const zoneWire = wireName(zone.settings.domain);
-    w.u16(zoneWire.length - 1);
-    w.bytes(zoneWire.subarray(0, zoneWire.length - 1));
-    const soa = negativeSoa(fixed);
-    writeItem(w, soa.item);
-    writeEntry(w, input.unknownServfail ? SERVFAIL_ENTRY : single(soa.nx, soa.q, zone.settings.domain));
-    w.u32(input.clients.length);
-    for (const c of input.clients) {
-      writeCidr(w, c.cidr);
-      w.u8(c.flags);
-    }
-    w.u32(0);
-    yield w.done();
+    yield this.header(input);
 
     const ips = new Set<string>();
     let slice: Buffer[] = [];
