@@ -13,14 +13,16 @@ import { TABLE_VERSION } from './table.js';
 //
 // Cost: O(nodes + services) for the other hosts' states, whose (incarnation, version) stand for
 // their content (an owner never reuses a version for other content); this host's own state is
-// hashed whole, since its version is new in every run, once per state object.
+// hashed whole (but `lastSeen`), since its version is new in every run, once per state object.
 
 const localDigests = new WeakMap<NodeState, string>();
 
 function localDigest(s: NodeState): string {
   let d = localDigests.get(s);
   if (d === undefined) {
-    d = createHash('sha1').update(JSON.stringify([s.name, s.address, s.endpoints])).digest('hex');
+    // Without `lastSeen`, which a run sets anew for what it finds (it changes no answer).
+    const text = JSON.stringify([s.name, s.address, s.endpoints]).replace(/"lastSeen":\d+,?/g, '');
+    d = createHash('sha1').update(text).digest('hex');
     localDigests.set(s, d);
   }
   return d;
