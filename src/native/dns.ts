@@ -107,14 +107,23 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
     d.log.info({ ms: Math.round(performance.now() - t0), bytes: previous.groups.length }, `serving the previous run's answer table from ${path}: it was compiled from the services known now`);
     return true;
   };
+  // What marks the file stale: a patch of the installed table and a whole table's commit; not the
+  // parts of a whole table on their way to the staged one, nor the changes patched into the
+  // installed table meanwhile (that whole table has them too), nor LiveTable.adopt's serial.
+  let staging = false;
   const sink = {
-    set: (t: Buffer, staged: boolean) => addon.setTable(t, staged),
+    set: (t: Buffer, staged: boolean) => {
+      addon.setTable(t, staged);
+      staging = staged;
+    },
     patch: (p: Buffer, installed?: boolean) => {
-      if (!installed) file?.changed();
-      return addon.patchTable(p, installed);
+      const ok = addon.patchTable(p, installed);
+      if (ok && !installed && !staging) file?.changed();
+      return ok;
     },
     commit: () => {
       addon.commitTable();
+      staging = false;
       file?.changed();
       firstTable();
     },
