@@ -104,7 +104,7 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
       d.log.warn(`the previous run's answer table in ${path} could not be served (${(e as Error).message}); compiling one`);
       return false;
     }
-    d.log.info({ ms: Math.round(performance.now() - t0), bytes: previous.groups.length }, `serving the previous run's answer table from ${path}: it was compiled from the services known now`);
+    d.log.info({ ms: Math.round(performance.now() - t0), bytes: previous.table.length }, `serving the previous run's answer table from ${path}: it was compiled from the services known now`);
     return true;
   };
   // What marks the file stale: a patch of the installed table and a whole table's commit; not the

@@ -2,6 +2,7 @@ import type { ClientPolicy } from '../dns/clients.js';
 import type { ZoneState } from '../dns/zone.js';
 import { parseCidr } from '../net/cidr.js';
 import type { Change, Registry } from '../registry/registry.js';
+import type { PreviousTable } from './table-file.js';
 import { CLIENT_HOST, CLIENT_LOCAL, CLIENT_RECURSION, finish, TableCompiler, type ClientClass, type ContainerScopes, type Steps, type TableInput } from './table.js';
 
 // Keeps the native answer table in step with the registry. A registry change patches the table
@@ -94,12 +95,15 @@ export class LiveTable {
    * client classes, what unknown names get), then patches the zone's own names (the serial) and
    * the container names to how they are now. No whole table is compiled.
    */
-  adopt(previous: { groups: Buffer; count: number }): void {
+  adopt(previous: PreviousTable): void {
     if (this.started) return;
     const input = this.input();
     const header = this.compiler.header(input);
     header.writeUInt32BE(previous.count, header.length - 4);
-    this.sink.set(Buffer.concat([header, previous.groups]), false);
+    const { table, headerLength } = previous;
+    // In place when the file's header is as long (the usual case): no second copy of the table.
+    if (header.length === headerLength) header.copy(table, 0);
+    this.sink.set(header.length === headerLength ? table : Buffer.concat([header, table.subarray(headerLength)]), false);
     this.compiler.know(input);
     this.sink.patch(finish(this.compiler.patchSteps(this.zone, [], this.containers)), true);
     // (Not before: when the addon refuses either, start() compiles the table as usual.)

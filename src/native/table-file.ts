@@ -46,8 +46,15 @@ function sourceGroup(source: string, headerLength: number): Buffer {
   return g;
 }
 
-/** The groups of a table compiled from `source` (and how many), or null when `table` is not one. */
-export function groupsOf(table: Buffer, source: string): { groups: Buffer; count: number } | null {
+/** A table from the file: its header's length, and how many groups follow it. */
+export interface PreviousTable {
+  table: Buffer;
+  headerLength: number;
+  count: number;
+}
+
+/** `table` when it was compiled from `source`, or null. */
+export function groupsOf(table: Buffer, source: string): PreviousTable | null {
   if (table.length < SOURCE_GROUP + 4) return null;
   const g = table.subarray(table.length - SOURCE_GROUP);
   if (g.readUInt16BE(0) !== SOURCE_ID || g[2 + SOURCE_ID] !== 0 || g.readUInt32BE(3 + SOURCE_ID) !== 0) return null;
@@ -55,7 +62,7 @@ export function groupsOf(table: Buffer, source: string): { groups: Buffer; count
   if (id.slice(0, 2) !== 'f:' || id.slice(2, 42) !== source || id[42] !== ':') return null;
   const headerLength = Number(id.slice(43));
   if (!Number.isInteger(headerLength) || headerLength < 4 || headerLength > table.length - SOURCE_GROUP) return null;
-  return { groups: table.subarray(headerLength), count: table.readUInt32BE(headerLength - 4) };
+  return { table, headerLength, count: table.readUInt32BE(headerLength - 4) };
 }
 
 export class TableFile {
@@ -84,7 +91,7 @@ export class TableFile {
    * The groups of the table in the file when it was compiled from `source` (what the registry
    * holds now), else null (no file, another registry, a table without its source).
    */
-  previous(source: string): { groups: Buffer; count: number } | null {
+  previous(source: string): PreviousTable | null {
     let table: Buffer;
     try {
       table = readFileSync(this.path);

@@ -24,9 +24,9 @@ const addresses = (reply: Buffer | null | undefined): string[] => (reply ? (pack
 function plain(table: Buffer, source: string): Buffer | null {
   const g = groupsOf(table, source);
   if (!g) return null;
-  const head = Buffer.from(table.subarray(0, table.length - g.groups.length));
+  const head = Buffer.from(table.subarray(0, g.headerLength));
   head.writeUInt32BE(g.count - 1, head.length - 4);
-  return Buffer.concat([head, g.groups.subarray(0, g.groups.length - 60)]);
+  return Buffer.concat([head, table.subarray(g.headerLength, table.length - 60)]);
 }
 
 t.test('the stored table is the compiled table, served by the addon; changes reach it', { skip }, async (t) => {
