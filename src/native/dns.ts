@@ -111,11 +111,16 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   // parts of a whole table on their way to the staged one, nor the changes patched into the
   // installed table meanwhile (that whole table has them too), nor LiveTable.adopt's serial.
   let staging = false;
+  // A whole table's header and groups as compiled, for the file: written as they are when the
+  // registry did not change while it was compiled (else the file is compiled anew, later).
+  let whole: { header: Buffer; groups: Buffer[]; source: string; index: number } | null = null;
   const sink = {
     set: (t: Buffer, staged: boolean) => {
       addon.setTable(t, staged);
       staging = staged;
+      whole = file && staged ? { header: t, groups: [], source: source(), index: d.registry.index } : null;
     },
+    groups: (groups: Buffer[]) => void whole?.groups.push(...groups),
     patch: (p: Buffer, installed?: boolean) => {
       const ok = addon.patchTable(p, installed);
       if (ok && !installed && !staging) file?.changed();
@@ -124,7 +129,9 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
     commit: () => {
       addon.commitTable();
       staging = false;
-      file?.changed();
+      if (whole && whole.index === d.registry.index) file?.whole(whole.header, whole.groups, whole.source);
+      else file?.changed();
+      whole = null;
       firstTable();
     },
   };

@@ -37,6 +37,8 @@ export interface TableSink {
   /** Patches the staged table, else (or with `installed`) the installed one; false when there is none. */
   patch(patch: Buffer, installed?: boolean): boolean;
   commit(): void;
+  /** The groups of a whole table on their way to the staged one (the table file keeps them). */
+  groups?(groups: Buffer[]): void;
 }
 
 type Job = { whole: true; steps: Generator<Buffer | Buffer[] | undefined, void, void> } | { whole: false; steps: Steps<Buffer> };
@@ -204,7 +206,10 @@ export class LiveTable {
         else this.schedule(); // no table to patch (a failed build): a whole one
         return true;
       }
-      if (r.value) this.sink.patch(this.compiler.asPatch(this.zone, r.value as Buffer[]));
+      if (r.value) {
+        this.sink.groups?.(r.value as Buffer[]);
+        this.sink.patch(this.compiler.asPatch(this.zone, r.value as Buffer[]));
+      }
       if (++this.steps > MIN_STEPS && this.clock() >= deadline) return false;
     }
   }

@@ -112,6 +112,26 @@ export class TableFile {
     this.timer.unref();
   }
 
+  /**
+   * A whole table the daemon compiled from `source` (its header and groups): written as it is,
+   * off the event loop, instead of compiling it again for the file.
+   */
+  whole(header: Buffer, groups: Buffer[], source: string): void {
+    if (this.writing) return this.changed();
+    this.stop();
+    this.dirty = false;
+    this.writing = true;
+    const generation = this.generation;
+    writeFile(this.tmp, withSource(header, groups, source))
+      .then(() => (generation === this.generation ? rename(this.tmp, this.path) : rm(this.tmp, { force: true })))
+      .then(() => this.written(), (e: Error) => this.fail(e))
+      .finally(() => {
+        this.writing = false;
+        this.last = Date.now();
+        if (this.dirty) this.changed();
+      });
+  }
+
   /** Writes the table now, in one go, when it changed since the last write (stop for a restart). */
   flush(): void {
     this.stop();

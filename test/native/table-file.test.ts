@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { ZoneState } from '../../src/dns/zone.js';
 import { LiveTable } from '../../src/native/live-table.js';
 import { parseCidr } from '../../src/net/cidr.js';
-import { CLIENT_LOCAL, compileTable, type TableInput } from '../../src/native/table.js';
+import { CLIENT_LOCAL, compileTable, TableCompiler, type TableInput } from '../../src/native/table.js';
 import { groupsOf, TableFile } from '../../src/native/table-file.js';
 import { tableSource } from '../../src/native/table-source.js';
 import { addon, skip, world } from '../helpers/native-world.js';
@@ -111,4 +111,27 @@ t.test("a start serves the previous run's table when it was compiled from the sa
   t.same(addresses(addon!.answer(aQuery('fresh.default.cluster.local'), '127.0.0.1')), ['10.0.9.1'], 'a change is patched into it');
   t.equal(file.previous(tableSource(zone.settings, w.registry, ['view', 'options'])), null, 'and the file is not the table of the registry any more');
   t.same(errors, []);
+});
+
+t.test('a whole table the daemon compiled is written as it is, with its source', { skip }, async (t) => {
+  const w = world();
+  const dir = mkdtempSync(join(tmpdir(), 'psdns-table-file-'));
+  t.teardown(() => {
+    w.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const input = (): TableInput => ({ zone: w.zone, services: w.registry.services(), clients: [{ cidr: parseCidr('127.0.0.0/8')!, flags: CLIENT_LOCAL }], containers: w.containerNames });
+  const path = join(dir, 'answers.table');
+  const source = (): string => tableSource(w.zone.settings, w.registry, null);
+  const file = new TableFile(path, input, pino({ level: 'silent' }), source, 0);
+  t.teardown(() => file.stop());
+  const parts = new TableCompiler().parts(input());
+  const header = parts.next().value as Buffer;
+  const groups: Buffer[] = [];
+  for (let r = parts.next(); !r.done; r = parts.next()) if (r.value) groups.push(...(r.value as Buffer[]));
+  file.whole(header, groups, source());
+  for (let i = 0; i < 300 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 10));
+  t.same(plain(readFileSync(path), source()), compileTable(input()), 'the compiled table, with what it was compiled from');
+  t.ok(file.previous(source()), 'a start with this registry can serve it');
+  t.same(readdirSync(dir), ['answers.table'], 'no temp file left');
 });
