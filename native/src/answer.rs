@@ -26,7 +26,7 @@ const FLAG_HOST: u8 = 4;
 /// EDNS options the JS path parses (src/dns/wire.ts EDNS_PARSED_OPTIONS): queries with them go to JS.
 const JS_OPTIONS: [u16; 4] = [8, 11, 12, 14];
 /// The table format this parser reads (src/native/table.ts TABLE_VERSION).
-const TABLE_VERSION: u16 = 3;
+const TABLE_VERSION: u16 = 4;
 /// The RFC 8482 answer to ANY, after the question: HINFO "RFC8482" "" owned by the question (C0 0C).
 const HINFO_ANY: [u8; 21] = [0xc0, 0x0c, 0, 13, 0, 1, 0, 0, 0x21, 0x22, 0, 9, 7, b'R', b'F', b'C', b'8', b'4', b'8', b'2', 0];
 
@@ -106,6 +106,9 @@ struct Entry {
     /// A service name that also answers with `svc.` before the zone (`<svc>.<ns>.svc.<zone>`
     /// reads as `<svc>.<ns>.<zone>` first, names.ts): stored once, found under both names.
     alias: bool,
+    /// Its name answers any type it has no entry for with the zone's NODATA (`Data::nodata`),
+    /// instead of an entry of type 0 per name.
+    nodata: bool,
     /// The group the entry came with (Data::groups), and its rank: under one name, entries of a
     /// lower rank come first (registry names before container names).
     rank: u8,
@@ -142,12 +145,13 @@ struct Parsed {
     rcode: u8,
     aa: bool,
     alias: bool,
+    nodata: bool,
     scopes: Box<[Cidr]>,
 }
 
 impl Parsed {
     fn into_entry(self, data: &Arc<GroupData>, rank: u8) -> Entry {
-        Entry { data: data.clone(), first: self.first, lens: self.lens, variants: self.variants, rcode: self.rcode, aa: self.aa, alias: self.alias, rank, slot: 0, scopes: self.scopes }
+        Entry { data: data.clone(), first: self.first, lens: self.lens, variants: self.variants, rcode: self.rcode, aa: self.aa, alias: self.alias, nodata: self.nodata, rank, slot: 0, scopes: self.scopes }
     }
 }
 
@@ -192,6 +196,8 @@ struct Data {
     negative_soa: Item,
     soa_arena: Vec<u8>,
     nxdomain: Entry,
+    /// The zone's NODATA (no records, the negative SOA) of names whose entries carry `nodata`.
+    nodata: Entry,
     cidrs: Vec<(Cidr, u8)>,
     /// Key: lower-case wire name (with root) + qtype (big endian); qtype 0 = any other type.
     map: FnvMap<Vec<Entry>>,
@@ -293,6 +299,7 @@ impl<'a> Reader<'a> {
         let flags = self.u8()?;
         let aa = flags & 1 != 0;
         let alias = flags & 2 != 0;
+        let nodata = flags & 4 != 0;
         let variants = self.u8()?;
         if variants == 0 || variants > 2 {
             return Err("bad variant count".into());
@@ -313,7 +320,7 @@ impl<'a> Reader<'a> {
             lens[3 * v + 2] = self.items(arena, items)?;
         }
         lens[AUTHORITY] = self.items(arena, items)?;
-        Ok(Parsed { first, lens, variants, rcode, aa, alias, scopes: scopes.into_boxed_slice() })
+        Ok(Parsed { first, lens, variants, rcode, aa, alias, nodata, scopes: scopes.into_boxed_slice() })
     }
     /// u32 n + n × group: u16 len + id, u8 rank, u32 n + n × (u16 len + key, entry).
     fn groups(&mut self) -> Result<Vec<NewGroup>, String> {
@@ -372,7 +379,7 @@ impl Table {
         }
         let groups = r.groups()?;
         r.end()?;
-        let mut d = Data { answer_limit, domain, negative_soa, soa_arena, nxdomain, cidrs, map: HashMap::default(), groups: HashMap::default(), next_slot: 0 };
+        let mut d = Data { answer_limit, domain, negative_soa, soa_arena, nxdomain, nodata: zone_nodata(), cidrs, map: HashMap::default(), groups: HashMap::default(), next_slot: 0 };
         d.map.reserve(groups.iter().map(|g| g.entries.len()).sum::<usize>().min(1 << 20));
         for g in groups {
             d.replace(g);
@@ -453,6 +460,29 @@ impl Data {
         }
         f
     }
+}
+
+/// No records, the negative SOA in the authority section, authoritative: what an entry of type 0
+/// of a name of the zone holds (src/native/table.ts zoneNodata).
+fn zone_nodata() -> Entry {
+    let soa = Item { off: 0, len: 0, patches: 0, zone_soa: true };
+    let data = Arc::new(GroupData { arena: Box::new([]), items: Box::new([soa]) });
+    let mut lens = [0u16; SECTIONS];
+    lens[AUTHORITY] = 1;
+    Entry { data, first: 0, lens, variants: 1, rcode: 0, aa: true, alias: false, nodata: false, rank: 0, slot: 0, scopes: Box::new([]) }
+}
+
+/// Types a name of the zone has entries of (src/native/table.ts ZONE_TYPES), most common first.
+const ZONE_TYPES: [u16; 6] = [1, 28, 33, 16, 6, 2];
+
+/// Whether `name` (lower-case wire with root, `key[..name_len]`; the two bytes after it are
+/// overwritten) has an entry for `client` that answers other types with the zone's NODATA.
+fn has_nodata(t: &Data, key: &mut [u8; 258], name_len: usize, client: &Client, cflags: u8, alias: bool) -> bool {
+    ZONE_TYPES.iter().any(|ty| {
+        key[name_len] = (*ty >> 8) as u8;
+        key[name_len + 1] = *ty as u8;
+        t.map.get(&key[..name_len + 2]).map_or(false, |list| list.iter().any(|e| e.nodata && (!alias || e.alias) && in_scope(e, client, cflags)))
+    })
 }
 
 fn be16(b: &[u8], i: usize) -> u16 {
@@ -587,11 +617,16 @@ fn answer_from<'a>(t: Option<&'a Data>, q: &[u8], client: &Client, out: &mut [u8
     let entry = match svc_alias(t, &key, name_len, lookup, client, cflags) {
         Some(e) => e,
         None => match pick(t.map.get(&key[..name_len + 2]), client, cflags) {
-            Some(e) => e,
-            None => {
+            Some(e) if !any || e.rank == 0 => e,
+            found => {
                 key[name_len] = 0;
                 key[name_len + 1] = 0;
-                match if any { None } else { pick(t.map.get(&key[..name_len + 2]), client, cflags) } {
+                // Type 0 (any other type): its own entry, or the zone's NODATA of a name whose
+                // entries say so; those are the registry's, which come before container names.
+                let other = if any { found } else { pick(t.map.get(&key[..name_len + 2]), client, cflags) };
+                match other {
+                    Some(e) if e.rank == 0 => e,
+                    _ if has_nodata(t, &mut key, name_len, client, cflags, false) => &t.nodata,
                     Some(e) => e,
                     None if in_zone(&key[..name_len], &t.domain) => &t.nxdomain,
                     None if cflags & FLAG_RECURSION != 0 => return Outcome::Forward,
@@ -774,6 +809,9 @@ fn svc_alias<'a>(t: &'a Data, key: &[u8; 258], name_len: usize, qtype: u16, c: &
                 return Some(e);
             }
         }
+    }
+    if has_nodata(t, &mut k2, n2, c, cflags, true) {
+        return Some(&t.nodata);
     }
     None
 }

@@ -124,7 +124,7 @@ struct Var {
 struct Ent {
     scopes: Vec<([u8; 16], u8)>,
     rcode: u8,
-    /// 1: authoritative, 2: alias.
+    /// 1: authoritative, 2: alias, 4: other types get the zone's NODATA.
     flags: u8,
     variants: Vec<Var>,
     authority: Vec<It>,
@@ -143,6 +143,11 @@ fn nodata() -> Ent {
 impl Ent {
     fn alias(mut self) -> Ent {
         self.flags |= 2;
+        self
+    }
+    /// Its name's other types: the zone's NODATA, without an entry of type 0.
+    fn nodata(mut self) -> Ent {
+        self.flags |= 4;
         self
     }
     fn scoped(mut self, net: ([u8; 16], u8)) -> Ent {
@@ -185,7 +190,7 @@ struct Tb {
 impl Tb {
     fn new() -> Tb {
         let nx = Ent { rcode: 3, authority: vec![soa_ref()], ..ent(Vec::new()) };
-        Tb { zone: ZONE.to_string(), magic: *b"PSDT", version: 3, limit: 0, soa: negative_soa(), nx, clients: Vec::new(), groups: Vec::new() }
+        Tb { zone: ZONE.to_string(), magic: *b"PSDT", version: 4, limit: 0, soa: negative_soa(), nx, clients: Vec::new(), groups: Vec::new() }
     }
     fn limit(mut self, n: u16) -> Tb {
         self.limit = n;
@@ -439,7 +444,7 @@ fn wrong_magic_or_version_is_refused() {
     let mut tb = Tb::new();
     tb.magic = *b"PSDX";
     assert!(Table::parse(&tb.bytes()).is_err(), "wrong magic");
-    for v in [0u16, 1, 2, 4, 0x0300].iter() {
+    for v in [0u16, 1, 2, 3, 5, 0x0400].iter() {
         let mut tb = Tb::new();
         tb.version = *v;
         assert!(Table::parse(&tb.bytes()).is_err(), "version {}", v);
@@ -605,6 +610,57 @@ fn another_type_of_a_known_name_is_nodata_from_its_qtype_0_entry() {
     assert_eq!(counts(&r), [1, 0, 1, 0]);
     // The zone starts at 12 + 4 + 8 = 24.
     assert_eq!(&r[q.len()..], &patched(&negative_soa(), 24)[..]);
+}
+
+#[test]
+fn the_zone_nodata_flag_answers_like_an_entry_of_type_0() {
+    // The same names twice: with a stored NODATA entry of type 0, and with the flag instead.
+    let stored = Tb::new()
+        .add("web.default.cluster.local", T_A, ent(vec![a([10, 0, 0, 1])]).alias())
+        .add("web.default.cluster.local", 0, nodata().alias())
+        .add("_http._tcp.web.default.cluster.local", 0, nodata())
+        .parse();
+    let flagged = Tb::new()
+        .add("web.default.cluster.local", T_A, ent(vec![a([10, 0, 0, 1])]).alias().nodata())
+        .add("_http._tcp.web.default.cluster.local", 0, nodata())
+        .parse();
+    let c = client([1, 2, 3, 4]);
+    let names = ["web.default.cluster.local", "WEB.default.svc.cluster.local", "_http._tcp.web.default.cluster.local", "nothing.default.cluster.local"];
+    for (i, name) in names.iter().enumerate() {
+        for qtype in [T_A, T_AAAA, T_MX, T_TXT, T_ANY].iter() {
+            let q = query(i as u16, name, *qtype);
+            assert_eq!(ask(&flagged, &q, c), ask(&stored, &q, c), "{} type {}", name, qtype);
+        }
+    }
+    let r = ask(&flagged, &query(1, "web.default.cluster.local", T_AAAA), c);
+    assert_eq!((flags(&r) & 0xf, counts(&r)), (0, [1, 0, 1, 0]), "NODATA with the SOA");
+    assert_eq!(flagged.read().map.len(), 2, "no entry of type 0 for the flagged name");
+}
+
+#[test]
+fn the_zone_nodata_of_a_registry_name_comes_before_a_container_names_own() {
+    // A name both have (the zone is dns.podman here): the registry's NODATA (the zone's SOA)
+    // answers first, as the JS path asks the zone first.
+    let scope = v4net([10, 88, 0, 0], 16);
+    let podman_soa = record(Some("dns.podman"), 6, 0, |r| r.bytes.extend_from_slice(&[0; 22]));
+    let t = Tb::new()
+        .add("web.default.cluster.local", T_A, ent(vec![a([10, 0, 0, 1])]).nodata())
+        .add_to("containers", 1, "web.default.cluster.local", T_AAAA, ent(vec![]).scoped(scope).authority(vec![podman_soa.clone()]))
+        .add_to("containers", 1, "web.default.cluster.local", 0, ent(vec![]).scoped(scope).authority(vec![podman_soa]))
+        .parse();
+    let c = client([10, 88, 0, 5]);
+    for qtype in [T_MX, T_ANY].iter() {
+        let q = query(3, "web.default.cluster.local", *qtype);
+        let r = ask(&t, &q, c);
+        if *qtype == T_ANY {
+            assert_eq!(counts(&r), [1, 1, 0, 0], "ANY: one HINFO");
+        } else {
+            assert_eq!(&r[q.len()..], &patched(&negative_soa(), 24)[..], "the zone's SOA, not Podman's");
+        }
+    }
+    // A type the container entry has: rank order as before (its entry, the only one of that type).
+    let r = ask(&t, &query(4, "web.default.cluster.local", T_AAAA), c);
+    assert_eq!(counts(&r), [1, 0, 1, 0]);
 }
 
 #[test]

@@ -136,10 +136,8 @@ export class Cluster {
       return;
     }
     if (r.kind !== 'ok') return;
-    for (const s of r.value.nodes) {
-      if (s.id === this.id) continue;
-      if (this.o.registry.apply(s)) this.staleNodes.add(s.id);
-    }
+    // One change for the whole file: each service is rebuilt once, not once per node.
+    for (const id of this.o.registry.applyAll(r.value.nodes.filter((s) => s.id !== this.id))) this.staleNodes.add(id);
     this.rememberedSeeds = r.value.members.filter((m) => m.id !== this.id).map((m) => m.addr);
     this.o.log.info({ nodes: this.staleNodes.size }, `loaded ${this.staleNodes.size} node states from ${this.snapshot.path}; served as stale until the cluster confirms them`);
   }

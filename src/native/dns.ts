@@ -12,8 +12,10 @@ import type { Forwarder } from '../dns/forwarder.js';
 import { NativeCache, registerNativeCacheMetrics } from './cache.js';
 import { loadDnsAddon } from './index.js';
 import { LiveTable } from './live-table.js';
-import { tableFile } from '../systemd/early-dns.js';
+import { earlyTable, tableFile } from '../systemd/early-dns.js';
+import { listenFds } from '../systemd/fd-store.js';
 import { TableFile } from './table-file.js';
+import { tableSource } from './table-source.js';
 import { NativeUdp } from './udp.js';
 
 // Wires the native DNS path into the daemon: the addon's UDP threads replace Node's UDP sockets,
@@ -25,13 +27,18 @@ export interface NativeDns {
   reason?: string;
   /**
    * Once the sources loaded at start (config, state files) are in the registry, before the DNS
-   * sockets are read: the first whole table is compiled, in slices (during the start grace it
-   * gives SERVFAIL, not NXDOMAIN, for names it does not know).
+   * sockets are read: the previous run's table is served when it was compiled from what the
+   * registry holds now, else the first whole table is compiled, in slices, while the JS path
+   * answers (during the start grace it gives SERVFAIL, not NXDOMAIN, for names it does not know).
    */
   start(): Promise<void>;
   udpBinder?: UdpBinder;
   table?: LiveTable;
-  /** Resolves once the first whole answer table is installed (or could not be built). */
+  /**
+   * What the DNS sockets wait for: at once, unless systemd passed stored DNS sockets with queries
+   * queued on them and no table answers them yet (then: once the first whole table is in, or
+   * could not be built), so that those queries are answered by the threads, not handed to JS.
+   */
   tableReady?: Promise<void>;
   /** Response rate limiting in the native threads: responses/s per network (0: off), slip. */
   setRrl(rate: number, slip: number): void;
@@ -58,6 +65,8 @@ export interface NativeDnsDeps {
   forwarder?: Forwarder;
   /** The start grace: while active, names of the zone the table does not know get SERVFAIL, not NXDOMAIN. */
   grace?: { readonly active: boolean; onEnd(fn: () => void): void };
+  /** The options the registry builds views with (a table compiled under others is not reused). */
+  viewOptions?: () => unknown;
 }
 
 const METRICS_INTERVAL_MS = 1000;
@@ -72,23 +81,57 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   const { addon } = loaded;
   const n = threads > 0 ? threads : addon.cores();
   const udp = new NativeUdp(addon, d.handler, n, receiveBuffer, d.udpLimit);
-  // The first whole table: the DNS setup waits for it before it reads any socket, so that the
-  // queries the kernel queued while the daemon restarted are answered by the threads, not
-  // handed to JS (which sheds a burst it cannot answer in time).
+  // The first whole table: with stored DNS sockets that no table answers yet, the DNS setup
+  // waits for it before it reads them, so that the queries the kernel queued while the daemon
+  // restarted are answered by the threads, not handed to JS (which sheds a burst it cannot
+  // answer in time). Otherwise the JS path answers until it is in.
   let firstTable: () => void = () => undefined;
   const first = new Promise<void>((resolve) => (firstTable = resolve));
-  // Under systemd, the table is kept in a file for the next process (src/systemd/early-dns.ts).
+  const queued = [...listenFds(d.env, process.pid).keys()].some((name) => name.startsWith('dns-udp/'));
+  // Under systemd, the table is kept in a file for the next process (src/systemd/early-dns.ts)
+  // and for this daemon's next start (LiveTable.adopt).
   const path = tableFile(d.env);
-  const file = path ? new TableFile(path, () => table.input(), d.log) : null;
+  const source = (): string => tableSource(d.zone.settings, d.registry, d.viewOptions?.());
+  const file = path ? new TableFile(path, () => table.input(), d.log, source) : null;
+  /** Serves the previous run's table when it was compiled from what the registry holds now. */
+  const adopt = (): boolean => {
+    const t0 = performance.now();
+    const previous = file?.previous(source());
+    if (!previous) return false;
+    try {
+      table.adopt(previous);
+    } catch (e) {
+      d.log.warn(`the previous run's answer table in ${path} could not be served (${(e as Error).message}); compiling one`);
+      return false;
+    }
+    d.log.info({ ms: Math.round(performance.now() - t0), bytes: previous.table.length }, `serving the previous run's answer table from ${path}: it was compiled from the services known now`);
+    return true;
+  };
+  // What marks the file stale: a patch of the installed table and a whole table's commit; not the
+  // parts of a whole table on their way to the staged one, nor the changes patched into the
+  // installed table meanwhile (that whole table has them too), nor LiveTable.adopt's serial.
+  let staging = false;
+  // A whole table's header and groups as compiled, for the file: written as they are when the
+  // registry did not change while it was compiled (else the file is compiled anew, later).
+  let whole: { header: Buffer; groups: Buffer[]; source: string; index: number } | null = null;
   const sink = {
-    set: (t: Buffer, staged: boolean) => addon.setTable(t, staged),
+    set: (t: Buffer, staged: boolean) => {
+      addon.setTable(t, staged);
+      staging = staged;
+      whole = file && staged ? { header: t, groups: [], source: source(), index: d.registry.index } : null;
+    },
+    groups: (groups: Buffer[]) => void whole?.groups.push(...groups),
     patch: (p: Buffer, installed?: boolean) => {
-      if (!installed) file?.changed();
-      return addon.patchTable(p, installed);
+      const ok = addon.patchTable(p, installed);
+      if (ok && !installed && !staging) file?.changed();
+      return ok;
     },
     commit: () => {
       addon.commitTable();
-      file?.changed();
+      staging = false;
+      if (whole && whole.index === d.registry.index) file?.whole(whole.header, whole.groups, whole.source);
+      else file?.changed();
+      whole = null;
       firstTable();
     },
   };
@@ -149,7 +192,11 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   d.log.info({ addon: loaded.file, threads: n }, `native DNS path: ${n} UDP thread${n === 1 ? '' : 's'} per address (${loaded.file})`);
   return {
     path: 'native',
-    start: async () => table.start(),
+    start: async () => {
+      if (adopt()) return firstTable();
+      table.start();
+      if (!queued || earlyTable()) firstTable();
+    },
     udpBinder: (addr, adopt) => udp.listen(addr, adopt),
     setRrl: (rate, slip) => addon.setRrl(rate, slip),
     queryLog: typeof addon.queryLogSet !== 'function' ? undefined : { set: (mode, every) => addon.queryLogSet(mode, every), take: (max) => addon.queryLogTake(max), counts: () => addon.queryLogStats() },

@@ -2,6 +2,7 @@ import type { ClientPolicy } from '../dns/clients.js';
 import type { ZoneState } from '../dns/zone.js';
 import { parseCidr } from '../net/cidr.js';
 import type { Change, Registry } from '../registry/registry.js';
+import type { PreviousTable } from './table-file.js';
 import { CLIENT_HOST, CLIENT_LOCAL, CLIENT_RECURSION, finish, TableCompiler, type ClientClass, type ContainerScopes, type Steps, type TableInput } from './table.js';
 
 // Keeps the native answer table in step with the registry. A registry change patches the table
@@ -36,6 +37,8 @@ export interface TableSink {
   /** Patches the staged table, else (or with `installed`) the installed one; false when there is none. */
   patch(patch: Buffer, installed?: boolean): boolean;
   commit(): void;
+  /** The groups of a whole table on their way to the staged one (the table file keeps them). */
+  groups?(groups: Buffer[]): void;
 }
 
 type Job = { whole: true; steps: Generator<Buffer | Buffer[] | undefined, void, void> } | { whole: false; steps: Steps<Buffer> };
@@ -86,6 +89,28 @@ export class LiveTable {
     if (this.started) return;
     this.started = true;
     this.schedule();
+  }
+
+  /**
+   * Instead of start(): installs a whole table whose groups were compiled before from what the
+   * registry holds now (the previous run's, table-file.ts) under a header made now (settings,
+   * client classes, what unknown names get), then patches the zone's own names (the serial) and
+   * the container names to how they are now. No whole table is compiled.
+   */
+  adopt(previous: PreviousTable): void {
+    if (this.started) return;
+    const input = this.input();
+    const header = this.compiler.header(input);
+    header.writeUInt32BE(previous.count, header.length - 4);
+    const { table, headerLength } = previous;
+    // In place when the file's header is as long (the usual case): no second copy of the table.
+    if (header.length === headerLength) header.copy(table, 0);
+    this.sink.set(header.length === headerLength ? table : Buffer.concat([header, table.subarray(headerLength)]), false);
+    this.compiler.know(input);
+    this.sink.patch(finish(this.compiler.patchSteps(this.zone, [], this.containers)), true);
+    // (Not before: when the addon refuses either, start() compiles the table as usual.)
+    this.started = true;
+    this.builds++;
   }
 
   private changed(c: Change): void {
@@ -181,7 +206,10 @@ export class LiveTable {
         else this.schedule(); // no table to patch (a failed build): a whole one
         return true;
       }
-      if (r.value) this.sink.patch(this.compiler.asPatch(this.zone, r.value as Buffer[]));
+      if (r.value) {
+        this.sink.groups?.(r.value as Buffer[]);
+        this.sink.patch(this.compiler.asPatch(this.zone, r.value as Buffer[]));
+      }
       if (++this.steps > MIN_STEPS && this.clock() >= deadline) return false;
     }
   }

@@ -12,6 +12,7 @@ export function setupNative(c: Context, core: DnsCore, d: { registry: Registry; 
   const native = nativeDns(c.opts.dnsThreads, DEFAULT_SERVER_OPTIONS.udpReceiveBuffer, {
     registry: d.registry, zone: core.zone, clients: core.clients, handler: core.handler, metrics: d.metrics, log: c.log, env: c.env, containerNames: core.names,
     udpLimit: core.udpLimit, forwarder: core.forwarder, grace: core.grace,
+    viewOptions: () => [c.opts.routableContainerIps, c.opts.defaultMode],
   });
   native.setRrl(c.opts.dnsRrl, c.opts.dnsRrlSlip);
   return Object.assign(native, {

@@ -41,7 +41,7 @@ export interface TableInput {
 }
 
 /** Format version of tables and patches (answer.rs refuses others). */
-export const TABLE_VERSION = 3;
+export const TABLE_VERSION = 4;
 const ZONE_TYPES = ['A', 'AAAA', 'SRV', 'SOA', 'NS', 'TXT'] as const;
 const TYPE_CODES: Record<string, number> = { A: 1, NS: 2, SOA: 6, PTR: 12, TXT: 16, AAAA: 28, SRV: 33 };
 const RCODE: Record<string, number> = { NOERROR: 0, NXDOMAIN: 3 };
@@ -102,6 +102,11 @@ interface Entry {
   aa?: boolean;
   /** Also the answer of the same name with `svc.` before the zone (see answer.rs svc_alias). */
   alias?: boolean;
+  /**
+   * Any type its name has no entry for gets the zone's NODATA (no records, the negative SOA):
+   * stored once for the table (answer.rs Data::nodata), not as an entry of its own per name.
+   */
+  nodata?: boolean;
   scopes: Cidr[];
   rcode: number;
   variants: Variant[];
@@ -215,7 +220,7 @@ function writeEntry(w: Writer, e: Entry): void {
   w.u8(e.scopes.length);
   for (const s of e.scopes) writeCidr(w, s);
   w.u8(e.rcode);
-  w.u8((e.aa === false ? 0 : 1) | (e.alias ? 2 : 0)); // authoritative, alias
+  w.u8((e.aa === false ? 0 : 1) | (e.alias ? 2 : 0) | (e.nodata ? 4 : 0)); // authoritative, alias, other types NODATA
   w.u8(e.variants.length);
   for (const v of e.variants) {
     w.u8(v.groups.length);
@@ -264,6 +269,13 @@ function addName(out: Chunk, zone: Zone, name: string, split: LocalSplit | null 
   const any = answerQuestion({ name: q, type: 'ANY' }, fixed, ALL);
   if (!any || any.rcode === 'NXDOMAIN') return; // not a name of the zone: the native default
   const present = new Set(any.answers.map((rr) => rr.type));
+  // Any other type (MX, CAA, ...): NODATA, the same for every type; ANY gets RFC 8482's HINFO.
+  // The zone's own NODATA is a flag on the name's entries; another (or a name without entries
+  // of its own) is an entry of type 0.
+  const other = answerQuestion({ name: q, type: 'MX' }, fixed, ALL);
+  const otherEntry = other && other.answers.length === 0 ? single(other, q, domain) : null;
+  const flag = otherEntry !== null && zoneNodata(otherEntry) && ZONE_TYPES.some((type) => present.has(type));
+  let typed = 0;
   for (const type of ZONE_TYPES) {
     if (!present.has(type)) continue;
     const a = answerQuestion({ name: q, type }, fixed, ALL);
@@ -271,11 +283,17 @@ function addName(out: Chunk, zone: Zone, name: string, split: LocalSplit | null 
     const e = single(a, q, domain);
     const local = split ? localVariant(split, q, type, domain) : null;
     if (local) e.variants.push(local);
+    if (flag) e.nodata = true;
     out.add(name, TYPE_CODES[type]!, e);
+    typed++;
   }
-  // Any other type (MX, CAA, ...): NODATA, the same for every type; ANY gets RFC 8482's HINFO.
-  const other = answerQuestion({ name: q, type: 'MX' }, fixed, ALL);
-  if (other && other.answers.length === 0) out.add(name, 0, single(other, q, domain));
+  if (otherEntry && !(flag && typed > 0)) out.add(name, 0, otherEntry);
+}
+
+/** The zone's NODATA: no records, the negative SOA, authoritative, for everyone. */
+function zoneNodata(e: Entry): boolean {
+  const v = e.variants;
+  return e.rcode === 0 && e.aa !== false && e.scopes.length === 0 && v.length === 1 && v[0]!.groups.every((g) => g.length === 0) && v[0]!.additional.length === 0 && e.authority.length === 1 && e.authority[0] === ZONE_SOA;
 }
 
 /** Prefer-local: this host's endpoints first, then the others, each group rotated alone. */
@@ -411,6 +429,48 @@ export class TableCompiler {
   }
 
   /**
+   * The table without groups (its group count 0): settings, the negative SOA, what a name of the
+   * zone the table does not know gets, the client classes.
+   */
+  header(input: TableInput): Buffer {
+    const { zone } = input;
+    const w = new Writer();
+    w.bytes(Buffer.from('PSDT'));
+    w.u16(TABLE_VERSION);
+    w.u16(zone.settings.udpAnswerLimit ?? 0);
+    const zoneWire = wireName(zone.settings.domain);
+    w.u16(zoneWire.length - 1);
+    w.bytes(zoneWire.subarray(0, zoneWire.length - 1));
+    const soa = negativeSoa(fixedZone(zone));
+    writeItem(w, soa.item);
+    writeEntry(w, input.unknownServfail ? SERVFAIL_ENTRY : single(soa.nx, soa.q, zone.settings.domain));
+    w.u32(input.clients.length);
+    for (const c of input.clients) {
+      writeCidr(w, c.cidr);
+      w.u8(c.flags);
+    }
+    w.u32(0);
+    return w.done();
+  }
+
+  /**
+   * Remembers what a whole table of `input` holds (each service's addresses, the namespaces)
+   * without compiling it: for a table compiled before (the previous run's, see table-file.ts),
+   * so that later changes patch it as they would one compiled here.
+   */
+  know(input: TableInput): void {
+    this.ipsOf = new Map();
+    this.namespaces = new Set();
+    this.svcNamespace = new Set();
+    for (const view of input.services) {
+      this.namespaces.add(view.namespace);
+      const ips = serviceIps(view);
+      if (ips.length) this.ipsOf.set(view.key, ips);
+      if (view.namespace === 'svc') this.svcNamespace.add(view.key);
+    }
+  }
+
+  /**
    * A whole table in parts: first the table without groups (its header), then lists of groups,
    * each list SLICE services, with pauses (`undefined`) between names, so that a large registry
    * does not hold the event loop (the previous table answers meanwhile; the parts go to a staged
@@ -422,23 +482,7 @@ export class TableCompiler {
     this.ipsOf = new Map();
     this.namespaces = new Set();
     this.svcNamespace = new Set();
-    const w = new Writer();
-    w.bytes(Buffer.from('PSDT'));
-    w.u16(TABLE_VERSION);
-    w.u16(zone.settings.udpAnswerLimit ?? 0);
-    const zoneWire = wireName(zone.settings.domain);
-    w.u16(zoneWire.length - 1);
-    w.bytes(zoneWire.subarray(0, zoneWire.length - 1));
-    const soa = negativeSoa(fixed);
-    writeItem(w, soa.item);
-    writeEntry(w, input.unknownServfail ? SERVFAIL_ENTRY : single(soa.nx, soa.q, zone.settings.domain));
-    w.u32(input.clients.length);
-    for (const c of input.clients) {
-      writeCidr(w, c.cidr);
-      w.u8(c.flags);
-    }
-    w.u32(0);
-    yield w.done();
+    yield this.header(input);
 
     const ips = new Set<string>();
     let slice: Buffer[] = [];

@@ -102,12 +102,27 @@ export class Registry {
 
   /** Merges a node's state; returns true when it replaced what was known. */
   apply(state: NodeState): boolean {
-    const old = this.states.get(state.id);
-    const winner = mergeState(old, state);
-    if (winner === old) return false;
-    this.states.set(state.id, winner);
-    this.reindexNode(state.id, old, winner);
-    return true;
+    return this.applyAll([state]).length > 0;
+  }
+
+  /**
+   * Merges many node states as one change (the state file at start): each service they touch is
+   * rebuilt once, not once per node that has endpoints in it. Returns the ids of the states that
+   * replaced what was known.
+   */
+  applyAll(states: Iterable<NodeState>): string[] {
+    const touched = new Set<string>();
+    const ids: string[] = [];
+    for (const state of states) {
+      const old = this.states.get(state.id);
+      const winner = mergeState(old, state);
+      if (winner === old) continue;
+      this.states.set(state.id, winner);
+      for (const key of this.indexNode(state.id, old, winner)) touched.add(key);
+      ids.push(state.id);
+    }
+    if (ids.length) this.rebuildAll(touched, ids);
+    return ids;
   }
 
   /** Drops a node (dead or left): its endpoints leave every view at once. */
@@ -115,8 +130,13 @@ export class Registry {
     const old = this.states.get(id);
     if (!old) return false;
     this.states.delete(id);
-    this.reindexNode(id, old, undefined);
+    this.rebuildAll(this.indexNode(id, old, undefined), [id]);
     return true;
+  }
+
+  private rebuildAll(touched: Set<string>, nodes: string[]): void {
+    for (const key of touched) this.rebuild(key);
+    this.emit(this.refreshVips([...touched]), nodes);
   }
 
   /** Installs (or replaces) the VIP allocation; every view is re-evaluated. */
@@ -134,7 +154,8 @@ export class Registry {
     this.emit(this.refreshVips(keys), []);
   }
 
-  private reindexNode(nodeId: string, old: NodeState | undefined, next: NodeState | undefined): void {
+  /** Indexes a node's new state (`next`, or none); returns the keys of the services whose views it changes. */
+  private indexNode(nodeId: string, old: NodeState | undefined, next: NodeState | undefined): Set<string> {
     const lists = this.byNode.get(nodeId) ?? new Map<string, Endpoint[]>();
     // A node's name or address feeds every one of its endpoints' views.
     const whole = !old || !next || old.name !== next.name || old.address !== next.address;
@@ -175,9 +196,8 @@ export class Registry {
         nodes.delete(nodeId);
         if (nodes.size === 0) this.serviceNodes.delete(key);
       }
-      this.rebuild(key);
     }
-    this.emit(this.refreshVips([...touched]), [nodeId]);
+    return touched;
   }
 
   private rebuild(key: string): void {

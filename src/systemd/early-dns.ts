@@ -63,6 +63,9 @@ export function serveStoredDns(env: NodeJS.ProcessEnv, pid = process.pid): numbe
   return early.size;
 }
 
+/** Whether the stored DNS sockets are answered from the previous run's table. */
+export const earlyTable = (): boolean => native !== null;
+
 /** The listener serving the stored socket `name`, taken over by the caller (once). */
 export function claimEarly(name: string): EarlyListener | undefined {
   const l = early.get(name);

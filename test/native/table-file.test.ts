@@ -4,9 +4,12 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { ZoneState } from '../../src/dns/zone.js';
+import { LiveTable } from '../../src/native/live-table.js';
 import { parseCidr } from '../../src/net/cidr.js';
-import { CLIENT_LOCAL, compileTable, type TableInput } from '../../src/native/table.js';
-import { TableFile } from '../../src/native/table-file.js';
+import { CLIENT_LOCAL, compileTable, TableCompiler, type TableInput } from '../../src/native/table.js';
+import { groupsOf, TableFile } from '../../src/native/table-file.js';
+import { tableSource } from '../../src/native/table-source.js';
 import { addon, skip, world } from '../helpers/native-world.js';
 import { ep, node } from '../helpers/registry.js';
 
@@ -17,6 +20,15 @@ import { ep, node } from '../helpers/registry.js';
 const aQuery = (name: string): Buffer => packet.encode({ type: 'query', id: 7, flags: packet.RECURSION_DESIRED, questions: [{ type: 'A', name }] });
 const addresses = (reply: Buffer | null | undefined): string[] => (reply ? (packet.decode(reply).answers ?? []).map((a) => String((a as { data: unknown }).data)) : []);
 
+/** The table in the file without its source group (what compileTable gives), or null without one. */
+function plain(table: Buffer, source: string): Buffer | null {
+  const g = groupsOf(table, source);
+  if (!g) return null;
+  const head = Buffer.from(table.subarray(0, g.headerLength));
+  head.writeUInt32BE(g.count - 1, head.length - 4);
+  return Buffer.concat([head, table.subarray(g.headerLength, table.length - 60)]);
+}
+
 t.test('the stored table is the compiled table, served by the addon; changes reach it', { skip }, async (t) => {
   const w = world();
   const dir = mkdtempSync(join(tmpdir(), 'psdns-table-file-'));
@@ -26,27 +38,100 @@ t.test('the stored table is the compiled table, served by the addon; changes rea
   });
   const input = (): TableInput => ({ zone: w.zone, services: w.registry.services(), clients: [{ cidr: parseCidr('127.0.0.0/8')!, flags: CLIENT_LOCAL }], containers: w.containerNames });
   const path = join(dir, 'answers.table');
-  const file = new TableFile(path, input, pino({ level: 'silent' }), 0);
+  const source = (): string => tableSource(w.zone.settings, w.registry, null);
+  const file = new TableFile(path, input, pino({ level: 'silent' }), source, 0);
   t.teardown(() => file.stop());
 
   file.flush();
   t.notOk(existsSync(path), 'nothing written before a change');
   file.changed();
   file.flush();
-  t.same(readFileSync(path), compileTable(input()), 'flush: the whole table as the daemon compiles it');
+  t.same(plain(readFileSync(path), source()), compileTable(input()), 'flush: the whole table as the daemon compiles it, with what it was compiled from');
   addon!.setTable(readFileSync(path));
   t.same(addresses(addon!.answer(aQuery('web.default.cluster.local'), '127.0.0.1')).sort(), ['10.0.0.1', '10.0.0.2', '10.0.1.1', '10.0.1.2'], 'the addon answers from it');
 
   w.registry.apply(node('other', 9, [ep('fresh', '10.0.9.1', { id: 'f1', hostname: 'fresh-1' })], { address: '192.0.2.99' }));
   file.changed();
   let stored = Buffer.alloc(0);
-  for (let i = 0; i < 300 && !stored.equals(compileTable(input())); i++) {
+  t.equal(file.previous(source()), null, 'the file is not the table of the registry as it is now');
+  for (let i = 0; i < 300 && !plain(stored, source())?.equals(compileTable(input())); i++) {
     await new Promise((r) => setTimeout(r, 20));
     stored = existsSync(path) ? readFileSync(path) : stored;
   }
-  t.same(stored, compileTable(input()), 'a change is written by itself (in slices)');
+  t.same(plain(stored, source()), compileTable(input()), 'a change is written by itself (in slices)');
+  t.ok(file.previous(source()), 'and the file says it is the table of this registry');
   addon!.setTable(stored);
   t.same(addresses(addon!.answer(aQuery('fresh.default.cluster.local'), '127.0.0.1')), ['10.0.9.1'], 'with the new service');
   t.same(readdirSync(dir), ['answers.table'], 'no temp file left');
   addon!.setTable(null);
+});
+
+t.test("a start serves the previous run's table when it was compiled from the same registry", { skip }, async (t) => {
+  const w = world();
+  const dir = mkdtempSync(join(tmpdir(), 'psdns-table-file-'));
+  t.teardown(() => {
+    w.close();
+    rmSync(dir, { recursive: true, force: true });
+    addon!.setTable(null);
+  });
+  const input = (): TableInput => ({ zone: w.zone, services: w.registry.services(), clients: [{ cidr: parseCidr('127.0.0.0/8')!, flags: CLIENT_LOCAL }], containers: w.containerNames });
+  const path = join(dir, 'answers.table');
+  const source = (): string => tableSource(w.zone.settings, w.registry, ['view', 'options']);
+  const file = new TableFile(path, input, pino({ level: 'silent' }), source, 0);
+  t.teardown(() => file.stop());
+  file.changed();
+  file.flush(); // the previous run's stop
+
+  // The next run: the same registry, a zone whose serial is later, the start grace still on.
+  const { serial: _, ...settings } = w.zone.settings;
+  const zone = new ZoneState(w.registry, settings, () => Date.now() + 3_600_000);
+  t.teardown(() => zone.close());
+  t.equal(file.previous(tableSource(w.zone.settings, w.registry, ['other', 'options'])), null, 'not under other view options');
+  const previous = file.previous(tableSource(zone.settings, w.registry, ['view', 'options']));
+  t.ok(previous, 'the same registry and settings: the file is its table');
+  const sink = {
+    set: (b: Buffer, staged: boolean) => addon!.setTable(b, staged),
+    patch: (p: Buffer, installed?: boolean) => addon!.patchTable(p, installed),
+    commit: () => addon!.commitTable(),
+  };
+  const errors: Error[] = [];
+  const live = new LiveTable(w.registry, zone, w.clients, sink, (e) => errors.push(e), w.containerNames, { active: true });
+  t.teardown(() => live.close());
+  live.adopt(previous!);
+  t.equal(live.builds, 1, 'installed without compiling');
+  const ask = (name: string, type: string): packet.Packet => packet.decode(addon!.answer(packet.encode({ type: 'query', id: 9, flags: packet.RECURSION_DESIRED, questions: [{ type: type as 'A', name }] }), '127.0.0.1')!);
+  t.same(addresses(addon!.answer(aQuery('web.default.cluster.local'), '127.0.0.1')).sort(), ['10.0.0.1', '10.0.0.2', '10.0.1.1', '10.0.1.2'], 'its services are answered');
+  const soa = (ask('cluster.local', 'SOA').answers ?? [])[0] as { data: { serial: number } } | undefined;
+  t.equal(soa?.data.serial, zone.settings.serial, "the zone's serial is this run's");
+  t.equal((ask('nothing-here.default.cluster.local', 'A') as { rcode?: string }).rcode, 'SERVFAIL', 'an unknown name gets SERVFAIL during the grace (the header is this run\'s)');
+
+  w.registry.apply(node('other', 9, [ep('fresh', '10.0.9.1', { id: 'f1', hostname: 'fresh-1' })], { address: '192.0.2.99' }));
+  // (Four services changed, one of 60 endpoints: the patch may go on for a few event-loop turns.)
+  for (let i = 0; i < 1000 && live.builds < 2; i++) await new Promise((r) => setImmediate(r));
+  t.same(addresses(addon!.answer(aQuery('fresh.default.cluster.local'), '127.0.0.1')), ['10.0.9.1'], 'a change is patched into it');
+  t.equal(file.previous(tableSource(zone.settings, w.registry, ['view', 'options'])), null, 'and the file is not the table of the registry any more');
+  t.same(errors, []);
+});
+
+t.test('a whole table the daemon compiled is written as it is, with its source', { skip }, async (t) => {
+  const w = world();
+  const dir = mkdtempSync(join(tmpdir(), 'psdns-table-file-'));
+  t.teardown(() => {
+    w.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const input = (): TableInput => ({ zone: w.zone, services: w.registry.services(), clients: [{ cidr: parseCidr('127.0.0.0/8')!, flags: CLIENT_LOCAL }], containers: w.containerNames });
+  const path = join(dir, 'answers.table');
+  const source = (): string => tableSource(w.zone.settings, w.registry, null);
+  const file = new TableFile(path, input, pino({ level: 'silent' }), source, 0);
+  t.teardown(() => file.stop());
+  const parts = new TableCompiler().parts(input());
+  const header = parts.next().value as Buffer;
+  const groups: Buffer[] = [];
+  for (let r = parts.next(); !r.done; r = parts.next()) if (r.value) groups.push(...(r.value as Buffer[]));
+  file.whole(header, groups, source());
+  for (let i = 0; i < 300 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 10));
+  t.same(plain(readFileSync(path), source()), compileTable(input()), 'the compiled table, with what it was compiled from');
+  t.ok(file.previous(source()), 'a start with this registry can serve it');
+  t.same(readdirSync(dir), ['answers.table'], 'no temp file left');
 });

@@ -47,6 +47,30 @@ t.test('any delivery order of the same updates gives the same registry', async (
   t.notMatch(expected, /10\.0\.1\.1/, 'node b emptied its state at version 5');
 });
 
+t.test('many states at once (the state file): the registry they give one by one, in one change', async (t) => {
+  const states = [
+    node('a', 1, [ep('web', '10.0.0.1', { id: 'x' }), ep('db', '10.0.0.9', { id: 'y' })]),
+    node('b', 2, [ep('web', '10.0.1.1', { id: 'z' })]),
+    node('b', 1, [ep('web', '10.0.1.7', { id: 'old' })]), // older than b's state before it: ignored
+    node('c', 1, [ep('web', '10.0.2.1', { id: 'w' }), ep('cache', '10.0.2.2', { id: 'v' })]),
+  ];
+  const view = (r: Registry) => JSON.stringify([...r.services()].map((s) => [s.key, s.endpoints.map((e) => `${e.node.id}:${e.endpoint.id}:${e.endpoint.addresses}`).sort()]).sort());
+  const one = new Registry(opts);
+  for (const s of states) one.apply(structuredClone(s));
+  const all = new Registry(opts);
+  const changes: Change[] = [];
+  all.onChange((c) => changes.push(c));
+  t.same(all.applyAll(states.map((s) => structuredClone(s))), ['a', 'b', 'c'], 'the states that replaced what was known');
+  t.equal(view(all), view(one), 'the same views');
+  t.same([all.serviceCount, all.endpointCount], [one.serviceCount, one.endpointCount]);
+  t.same(all.lookupAddress('10.0.2.1'), one.lookupAddress('10.0.2.1'), 'the same reverse index');
+  t.equal(changes.length, 1, 'one change');
+  t.same([...changes[0]!.services].sort(), ['default/cache', 'default/db', 'default/web']);
+  t.same(changes[0]!.nodes, ['a', 'b', 'c']);
+  t.same(all.applyAll(states.map((s) => structuredClone(s))), [], 'the same states again: nothing');
+  t.equal(changes.length, 1, 'and no change');
+});
+
 t.test('views are rebuilt only for touched services; changes report them', async (t) => {
   const r = new Registry(opts);
   const changes: Change[] = [];
