@@ -100,7 +100,15 @@ t.test('a reload reaches the native answers (TTL, services)', { skip }, async (t
     await new Promise((r) => setTimeout(r, 20));
   }
   t.same(answers, ['10.0.0.9/30'], 'a new service, with the new TTL');
-  t.same(await ask('db.infra.cluster.local'), ['10.0.1.1/30'], 'old names carry the new TTL too');
+  // A new service can be patched in before the whole table that a TTL change needs (a table
+  // still compiling when the reload came): the old names follow with that table, within moments.
+  let old: string[] = [];
+  for (let i = 0; i < 250; i++) {
+    old = await ask('db.infra.cluster.local');
+    if (old[0] === '10.0.1.1/30') break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  t.same(old, ['10.0.1.1/30'], 'old names carry the new TTL too');
   const metrics = await (await fetch(`${d.api}/metrics`)).text();
   t.notMatch(metrics, /dns_queries_total\{type="A",rcode="NOERROR",source="zone",path="js"\}/, 'all answered natively');
 });
