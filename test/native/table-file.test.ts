@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test as Tap } from 'tap';
 import * as packet from 'dns-packet';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,7 +29,8 @@ function plain(table: Buffer, source: string): Buffer | null {
   return Buffer.concat([head, table.subarray(g.headerLength, table.length - 60)]);
 }
 
-t.test('the stored table is the compiled table, served by the addon; changes reach it', { skip }, async (t) => {
+/** A world, a temporary directory and the TableFile that stores the world's table there. */
+function fileWorld(t: Tap) {
   const w = world();
   const dir = mkdtempSync(join(tmpdir(), 'psdns-table-file-'));
   t.teardown(() => {
@@ -41,6 +42,11 @@ t.test('the stored table is the compiled table, served by the addon; changes rea
   const source = (): string => tableSource(w.zone.settings, w.registry, null);
   const file = new TableFile(path, input, pino({ level: 'silent' }), source, 0);
   t.teardown(() => file.stop());
+  return { w, dir, input, path, source, file };
+}
+
+t.test('the stored table is the compiled table, served by the addon; changes reach it', { skip }, async (t) => {
+  const { w, dir, input, path, source, file } = fileWorld(t);
 
   file.flush();
   t.notOk(existsSync(path), 'nothing written before a change');
@@ -114,17 +120,7 @@ t.test("a start serves the previous run's table when it was compiled from the sa
 });
 
 t.test('a whole table the daemon compiled is written as it is, with its source', { skip }, async (t) => {
-  const w = world();
-  const dir = mkdtempSync(join(tmpdir(), 'psdns-table-file-'));
-  t.teardown(() => {
-    w.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const input = (): TableInput => ({ zone: w.zone, services: w.registry.services(), clients: [{ cidr: parseCidr('127.0.0.0/8')!, flags: CLIENT_LOCAL }], containers: w.containerNames });
-  const path = join(dir, 'answers.table');
-  const source = (): string => tableSource(w.zone.settings, w.registry, null);
-  const file = new TableFile(path, input, pino({ level: 'silent' }), source, 0);
-  t.teardown(() => file.stop());
+  const { dir, input, path, source, file } = fileWorld(t);
   const parts = new TableCompiler().parts(input());
   const header = parts.next().value as Buffer;
   const groups: Buffer[] = [];
