@@ -195,9 +195,9 @@ export function decodeBody(h: { id: string; version: number; base: number }, byt
   });
 }
 
-/** The identity fields of `next`, or none when they are those of `prev`. */
+/** The identity fields of `next`, or none when they are those of `prev` (and it is a base: not version 0). */
 function identityChange(prev: NodeState | undefined, next: NodeState): Pick<Delta, 'name' | 'address' | 'incarnation'> {
-  if (prev && prev.name === next.name && prev.address === next.address && prev.incarnation === next.incarnation) return {};
+  if (prev && prev.version !== 0 && prev.name === next.name && prev.address === next.address && prev.incarnation === next.incarnation) return {};
   return { name: next.name, address: next.address, incarnation: next.incarnation };
 }
 
