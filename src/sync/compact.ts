@@ -158,9 +158,11 @@ export function endpointOut(e: Endpoint, s: StringsOut, version: number): unknow
     if (c.isolated !== undefined) flags |= F.isolated | (c.isolated ? F.isolatedTrue : 0);
   }
   if (e.problems !== undefined) flags |= F.problems;
+  // Strings enter the table in the order the decoder reads them: write them in that order.
+  const out: unknown[] = [flags, s.put(e.namespace), s.put(e.service), s.put(e.id), s.put(e.hostname), e.addresses.map(addrOut)];
   const ports: unknown[] = [];
   for (const [name, p] of Object.entries(e.ports)) ports.push(s.put(name), p.port, (p.hostPort ?? 0) * 2 + (p.protocol === 'udp' ? 1 : 0));
-  const out: unknown[] = [flags, s.put(e.namespace), s.put(e.service), s.put(e.id), s.put(e.hostname), e.addresses.map(addrOut), ports, e.weight, s.put(e.health), s.put(e.source), timeOut(e.lastSeen, version)];
+  out.push(ports, e.weight, s.put(e.health), s.put(e.source), timeOut(e.lastSeen, version));
   if (e.mode !== undefined) out.push(s.put(e.mode));
   if (e.ttl !== undefined) out.push(e.ttl);
   if (c) {
