@@ -421,3 +421,48 @@ t.test('a node found dead whose host does not answer at all is dropped at once d
   await bus.settle();
   t.notOk(r.node(restarting.id), 'still dead when the grace ended: withdrawn');
 });
+
+t.test("a delta of a node whose key is not known yet (its alive not arrived) is not applied unchecked: the state is fetched, with the key", async (t) => {
+  const bus = new Bus();
+  const o = bus.owner('unknown-owner');
+  o.local.upsert(ep('web', '10.0.0.1', { id: 'w0' }));
+  o.local.upsert(ep('web', '10.0.0.2', { id: 'w1' }));
+  const r = new Registry(opts('stranger'));
+  const rejected: string[] = [];
+  const sync = new RegistrySync(r, Date.now, { rejected: (e) => rejected.push(e.reason) });
+  bus.syncs.set('stranger', sync);
+  bus.sent.set('stranger', []);
+  const net = bus.transport('stranger');
+  sync.attach({ ...net, member: (id) => (id === o.id ? { ...memberOf(id), proof: undefined } : net.member(id)) });
+  for (const u of o.updates) sync.notifyUpdate(u);
+  t.equal(r.node(o.id), undefined, 'nothing applied without the key');
+  await bus.settle();
+  t.same(bus.requests.map((q) => [q.from, q.to]), [['stranger', o.id]], 'one state asked, of the node that passed the deltas on');
+  t.equal(stateJson(r.node(o.id)), stateJson(o.local.state), 'the whole state, which carries the key, merged');
+  t.same(rejected, [], 'nothing counted as forged');
+});
+
+t.test('a delta on a state from the state file (no proof kept) that differs from the owner\'s is repaired, not counted as forged', async (t) => {
+  const bus = new Bus();
+  const o = bus.owner('restored-owner');
+  o.local.upsert(ep('web', '10.0.0.1', { id: 'w0' }));
+  const base = o.local.state;
+  o.local.upsert(ep('web', '10.0.0.2', { id: 'w1' }));
+  const rejected: string[] = [];
+  const r = new Registry(opts('restored'));
+  const sync = bus.add('restored', new RegistrySync(r, Date.now, { rejected: (e) => rejected.push(e.reason) }));
+  // The state file held the base version with other content (e.g. written by an older format).
+  r.apply({ ...base, endpoints: [ep('web', '10.9.9.9', { id: 'w0' })] });
+  sync.notifyUpdate(o.updates.at(-1)!);
+  t.same(rejected, [], 'not counted as forged');
+  await bus.settle();
+  t.equal(stateJson(r.node(o.id)), stateJson(o.local.state), "repaired to the owner's state");
+  // The same with a state the owner proved: a delta that does not check out is forged.
+  const forged = decode(o.updates.at(-1)!) as unknown[];
+  o.local.upsert(ep('web', '10.0.0.3', { id: 'w2' }));
+  const next = decode(o.updates.at(-1)!) as unknown[];
+  sync.notifyUpdate(encode([...next.slice(0, 5), forged[5], ...next.slice(6)]));
+  t.same(rejected, ['signature'], 'a delta with another signature, on a proven base: refused and counted');
+  sync.notifyUpdate(o.updates.at(-1)!);
+  t.equal(stateJson(r.node(o.id)), stateJson(o.local.state), 'the real one applies');
+});
