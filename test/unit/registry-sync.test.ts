@@ -2,7 +2,7 @@ import t from 'tap';
 import { decode, encode } from '@msgpack/msgpack';
 import { Registry } from '../../src/registry/registry.js';
 import { LocalNode } from '../../src/registry/local.js';
-import { RegistrySync, signState, type SyncTransport } from '../../src/sync/registry-sync.js';
+import { isWholeUpdate, RegistrySync, signState, type SyncTransport } from '../../src/sync/registry-sync.js';
 import { encodeBody, encodeCanonical, encodeHeader, encodeState, sha256 } from '../../src/sync/delta.js';
 import { endpointOut, idOut, StringsOut } from '../../src/sync/compact.js';
 import { NodeIdentity } from '../../src/gossip/identity.js';
@@ -465,4 +465,16 @@ t.test('a delta on a state from the state file (no proof kept) that differs from
   t.same(rejected, ['signature'], 'a delta with another signature, on a proven base: refused and counted');
   sync.notifyUpdate(o.updates.at(-1)!);
   t.equal(stateJson(r.node(o.id)), stateJson(o.local.state), 'the real one applies');
+});
+
+t.test('isWholeUpdate (what the simulator counts) tells a delta from nothing from one on a base, from its first bytes', async (t) => {
+  const bus = new Bus();
+  const o = bus.owner('counted');
+  o.local.upsert(ep('web', '10.0.0.1', { id: 'w0' }));
+  o.local.remove('api', 'default/web/w0');
+  t.same(o.updates.map(isWholeUpdate), [true, false, false], 'the first (version 0 → 1) is from nothing, the next two are on a base');
+  const relayed = bus.receiver('relay-x');
+  for (const u of o.updates) relayed.sync.notifyUpdate(u);
+  t.same(bus.sent.get('relay-x')!.map(isWholeUpdate), [true, false, false], 'the same once passed on by a relay whose id is not hex');
+  t.notOk(isWholeUpdate(new Uint8Array([0x97, 0x00])), 'cut short: not whole, no throw');
 });
