@@ -111,8 +111,6 @@ interface Want {
   version: number;
   /** Who is known to have it (the node that passed the update on). */
   from?: string;
-  /** Pass the notice on once the state is here. */
-  pass: boolean;
   tries: number;
   busy: boolean;
   /** Due for a repair (a gap waits GAP_WAIT first). */
@@ -407,16 +405,15 @@ export class RegistrySync implements Delegate {
    * Notes that node `id` has a version `version` this node lacks. A notice is fetched at once; a
    * gap first waits a moment, as gossip may just have delivered the deltas out of order.
    */
-  private want(id: string, version: number, from: string | undefined, pass: boolean): void {
+  private want(id: string, version: number, from: string | undefined, atOnce: boolean): void {
     let w = this.wanted.get(id);
     const waiting = w !== undefined && !w.ready;
     if (w) {
       if (version > w.version) Object.assign(w, { version, tries: 0, from: from ?? w.from });
-      w.pass ||= pass;
-      w.ready ||= pass;
+      w.ready ||= atOnce;
     } else {
       if (this.wanted.size >= WANTED) return;
-      this.wanted.set(id, (w = { version, from, pass, tries: 0, busy: false, ready: pass }));
+      this.wanted.set(id, (w = { version, from, tries: 0, busy: false, ready: atOnce }));
     }
     if (w.ready) this.pump();
     else if (!waiting) this.net?.after(GAP_WAIT + this.net.rand() * GAP_WAIT, () => ((w.ready = true), this.pump()));
@@ -465,7 +462,9 @@ export class RegistrySync implements Delegate {
       this.wanted.delete(id);
       const state = this.registry.node(id);
       const s = state && proofs.get(state);
-      if (w.pass && s) this.send(s, null);
+      // Passed on as a notice: the one that brought it, or, after a gap, in place of the deltas
+      // held back, which were never passed on (hosts only this one would have told learn of it).
+      if (s) this.send(s, null);
     } else if (++w.tries >= REPAIR_TRIES) {
       this.wanted.delete(id);
     } else {
@@ -534,7 +533,7 @@ export class RegistrySync implements Delegate {
     const n = this.news('a notice', rawId, version, back);
     if (!n) return;
     const pub = this.keyOf(n.id);
-    // Of a node not known yet: fetched all the same (the state carries its key), not passed on.
+    // Of a node not known yet: fetched all the same (the state carries its key), after a moment.
     if (!pub) return this.want(n.id, n.version, relayOf(relay), false);
     const s = this.proven('a notice', { ...n, stateHash: new Uint8Array(sh), bodyHash: new Uint8Array(bh) }, pub, sig);
     if (s) this.want(n.id, n.version, relayOf(relay), true);

@@ -232,6 +232,9 @@ t.test('a gap triggers one repair from the relay; then the receiver has the late
   t.same(bus.requests.map((q) => [q.from, q.to, (q.data as unknown[])[0]]), [['late', 'relay', 2]], 'one state request, to the relay');
   t.equal(stateJson(r.node(o.id)), stateJson(o.local.state), 'repaired to the latest state');
   t.equal(sync.stats.repairs, 1);
+  // The deltas it held back were never passed on: it tells the others of the version instead.
+  const told = bus.sent.get('late')!.map((u) => decode(u) as unknown[]);
+  t.same(told.map((u) => [u[0], u[2]]), [[0, o.states[0]!.version], [1, o.local.state.version]], 'the delta it applied, then a notice of the repaired version');
 });
 
 t.test('a change too big for a packet travels as a notice; hosts fetch the state from whoever passed it on and pass the notice on', async (t) => {
