@@ -15,7 +15,8 @@ import { apply, decodeBody, decodeBytes, decodeState, diff, encodeBody, encodeCa
 // follows waits (a few per node), and one whose predecessor is lost is not applied at all: the
 // node's whole state is then asked of ONE peer (the one that passed the delta on, which has it).
 // A delta too big for a packet travels as a signed notice (the header alone) and is repaired the
-// same way. Whole states otherwise move only in anti-entropy: the membership's periodic
+// same way. A host that repaired passes the version on as a notice (after a gap too: the deltas
+// it held back were never passed on). Whole states otherwise move only in anti-entropy: the membership's periodic
 // push-pull with one random peer exchanges (node id → version) digests and then the states the
 // other side lacks.
 //
