@@ -18,8 +18,9 @@ const mpDecode = (b: Uint8Array): unknown => decoder.decode(b);
 // Version 2: "alive" messages, graceful leaves and node states carry their owner's signature
 // (identity.ts). Version 3: registry changes travel as signed deltas (sync/delta.ts), whole states
 // only in push-pull and repairs. Version 4: those updates travel on a broadcast tree (plumtree.ts:
-// push, ihave, graft, prune) instead of the piggy-back queue. Peers speaking another version are
-// refused (and logged once).
+// push, ihave, graft, prune) instead of the piggy-back queue, in the compact encoding
+// (sync/compact.ts), without the header and key the receiver rebuilds or knows. Peers speaking
+// another version are refused (and logged once).
 export const WIRE_VERSION = 4;
 export const FLAG_SEALED = 1;
 

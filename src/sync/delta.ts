@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Decoder, Encoder } from '@msgpack/msgpack';
-import { validEndpoint, validNodeState } from '../registry/remote.js';
+import { validNodeState } from '../registry/remote.js';
+import { addrIn, addrOut, endpointIn, endpointOut, orNull, StringsIn, StringsOut } from './compact.js';
 import { lastStep, lowerBound, PATCH_MAX, stepBetween, stepState } from '../registry/steps.js';
 import { compareKeys, endpointKey, type Endpoint, type NodeState } from '../registry/types.js';
 
@@ -8,16 +9,19 @@ import { compareKeys, endpointKey, type Endpoint, type NodeState } from '../regi
 //
 // A node's endpoints are kept sorted by endpoint key (namespace/service/id), by the owner and by
 // every receiver, so a state is a function of its content: applying a delta to the state it was
-// made from gives, byte for byte, the state the owner has. The encoding is canonical (map keys
-// sorted, undefined fields left out), which lets the owner sign one small header per version
-// holding a hash of the whole state (stateHash) and the SHA-256 of the delta:
+// made from gives, byte for byte, the state the owner has. The owner signs one small header per
+// version, holding a hash of the whole state (stateHash, over the canonical encoding of its
+// fields: map keys sorted, undefined fields left out) and the SHA-256 of the delta's body:
 //
-//   header = [id, version, base, stateHash(state), sha256(delta body)]
-//   body   = [name, address, incarnation, put: Endpoint[], del: endpoint key[]]
+//   header = [id, version, base, stateHash(state), sha256(body)]
+//   body   = [put: endpoint[], del: key[], name?, address?, incarnation?]   (compact.ts)
 //
-// `base` is the version the delta applies to (0: to nothing, the body holds every endpoint). A
-// receiver applies a delta only to the state at `base`, and checks the result against the
-// signed state hash; the same header proves a whole state in anti-entropy.
+// Neither the header nor its two hashes travel with a delta: the receiver hashes the body it got,
+// applies it to the state it holds at `base` and hashes the result, and checks the signature over
+// the header those make; a delta altered anywhere, or applied to another state than the owner's,
+// fails that check. The identity fields travel only when they differ from the base's (or the
+// base is 0: the delta starts from nothing and the body holds every endpoint). The same header
+// proves a whole state in anti-entropy (the state's bytes plus the body hash).
 
 const encoder = new Encoder({ ignoreUndefined: true, sortKeys: true });
 const decoder = new Decoder();
@@ -36,9 +40,10 @@ export interface Header {
 
 export interface Delta {
   id: string;
-  name: string;
-  address: string;
-  incarnation: number;
+  /** The identity fields: absent when the same as at the base (always there when the base is 0). */
+  name?: string;
+  address?: string;
+  incarnation?: number;
   base: number;
   version: number;
   /** Endpoints added or changed, sorted by key. */
@@ -55,7 +60,11 @@ export function sortEndpoints(eps: Endpoint[]): Endpoint[] {
     .map(([, e]) => e);
 }
 
-export const encodeState = (s: NodeState): Uint8Array => encodeCanonical([s.id, s.name, s.address, s.incarnation, s.version, s.endpoints]);
+/** A whole state's bytes; its id and version travel beside them (in the signed header's fields). */
+export function encodeState(s: NodeState): Uint8Array {
+  const t = new StringsOut();
+  return encodeCanonical([t.put(s.name), addrOut(s.address), s.incarnation, s.endpoints.map((e) => endpointOut(e, t, s.version))]);
+}
 
 // Endpoint objects are never changed once made (a change makes a new one), and unchanged ones
 // are shared from version to version, so each is hashed once.
@@ -144,46 +153,52 @@ function patchRows(rows: Rows, before: readonly Endpoint[], after: readonly Endp
   return rows;
 }
 
-/** A whole state from its bytes, or null when they are not a well-formed state. */
-export function decodeState(bytes: Uint8Array): NodeState | null {
-  const a = safeDecode(bytes);
-  if (!Array.isArray(a) || a.length !== 6) return null;
-  const [id, name, address, incarnation, version, endpoints] = a as unknown[];
-  return validNodeState({ id, name, address, incarnation, version, endpoints });
+/** The whole state of node `id` at `version` from its bytes, or null when they are not a well-formed state. */
+export function decodeState(id: string, version: number, bytes: Uint8Array): NodeState | null {
+  return orNull(() => {
+    const a = decodeBytes(bytes);
+    if (!Array.isArray(a) || a.length !== 4 || !Array.isArray(a[3])) return null;
+    const t = new StringsIn();
+    const [name, address, incarnation] = [t.get(a[0], 255), addrIn(a[1]), a[2]];
+    const endpoints = (a[3] as unknown[]).map((e) => endpointIn(e, t, version));
+    return validNodeState({ id, name, address, incarnation, version, endpoints });
+  });
 }
 
 export const encodeHeader = (h: Header): Uint8Array => encodeCanonical([h.id, h.version, h.base, h.stateHash, h.bodyHash]);
 
-export function decodeHeader(bytes: Uint8Array): Header | null {
-  const a = safeDecode(bytes);
-  if (!Array.isArray(a) || a.length !== 5) return null;
-  const [id, version, base, stateHash, bodyHash] = a as unknown[];
-  const isVersion = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
-  const isHash = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.length === HASH_BYTES;
-  if (typeof id !== 'string' || id.length > 64 || !isVersion(version) || !isVersion(base) || base >= version || !isHash(stateHash) || !isHash(bodyHash)) return null;
-  return { id, version, base, stateHash, bodyHash };
+/** Whether `v` can be a version (a whole number of ms, as the owner's clock gives). */
+export const isVersion = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+export function encodeBody(d: Delta): Uint8Array {
+  const t = new StringsOut();
+  const body: unknown[] = [d.put.map((e) => endpointOut(e, t, d.version)), d.del.map((k) => t.put(k))];
+  if (d.name !== undefined) body.push(t.put(d.name), addrOut(d.address!), d.incarnation);
+  return encodeCanonical(body);
 }
 
-export const encodeBody = (d: Delta): Uint8Array => encodeCanonical([d.name, d.address, d.incarnation, d.put, d.del]);
-
-/** A delta from its header and body bytes, or null when the body is not well-formed. */
-export function decodeBody(h: Header, bytes: Uint8Array): Delta | null {
-  const a = safeDecode(bytes);
-  if (!Array.isArray(a) || a.length !== 5) return null;
-  const [name, address, incarnation, put, del] = a as unknown[];
-  // The identity fields are checked like a state's (an empty one stands in for the endpoints).
-  if (!validNodeState({ id: h.id, name, address, incarnation, version: h.version, endpoints: [] })) return null;
-  if (!Array.isArray(put) || !put.every(validEndpoint)) return null;
-  if (!Array.isArray(del) || !del.every((k) => typeof k === 'string' && k.length <= 1024)) return null;
-  return { id: h.id, name: name as string, address: address as string, incarnation: incarnation as number, base: h.base, version: h.version, put: put as Endpoint[], del: del as string[] };
+/** The delta of node `id` from `base` to `version` in `bytes`, or null when the body is not well-formed. */
+export function decodeBody(h: { id: string; version: number; base: number }, bytes: Uint8Array): Delta | null {
+  return orNull(() => {
+    const a = decodeBytes(bytes);
+    if (!Array.isArray(a) || (a.length !== 2 && a.length !== 5) || !Array.isArray(a[0]) || !Array.isArray(a[1])) return null;
+    const t = new StringsIn();
+    const put = (a[0] as unknown[]).map((e) => endpointIn(e, t, h.version));
+    const del = (a[1] as unknown[]).map((k) => t.get(k));
+    const d: Delta = { id: h.id, base: h.base, version: h.version, put, del };
+    if (a.length === 5) {
+      Object.assign(d, { name: t.get(a[2], 255), address: addrIn(a[3]), incarnation: a[4] });
+      // The identity fields are checked like a state's (an empty one stands in for the endpoints).
+      if (!validNodeState({ id: h.id, name: d.name, address: d.address, incarnation: d.incarnation, version: h.version, endpoints: [] })) return null;
+    } else if (h.base === 0) return null;
+    return d;
+  });
 }
 
-function safeDecode(b: Uint8Array): unknown {
-  try {
-    return decodeBytes(b);
-  } catch {
-    return undefined;
-  }
+/** The identity fields of `next`, or none when they are those of `prev` (and it is a base: not version 0). */
+function identityChange(prev: NodeState | undefined, next: NodeState): Pick<Delta, 'name' | 'address' | 'incarnation'> {
+  if (prev && prev.version !== 0 && prev.name === next.name && prev.address === next.address && prev.incarnation === next.incarnation) return {};
+  return { name: next.name, address: next.address, incarnation: next.incarnation };
 }
 
 /** What changed from `prev` (the state at the delta's base; none: base 0) to `next`. Both sorted. */
@@ -200,7 +215,7 @@ export function diff(prev: NodeState | undefined, next: NodeState): Delta {
       if (j < b.length && endpointKey(b[j]!) === key) put.push(b[j]!);
       else del.push(key);
     }
-    return { id: next.id, name: next.name, address: next.address, incarnation: next.incarnation, base: prev!.version, version: next.version, put, del };
+    return { id: next.id, ...identityChange(prev, next), base: prev!.version, version: next.version, put, del };
   }
   let i = 0;
   let j = 0;
@@ -225,7 +240,7 @@ export function diff(prev: NodeState | undefined, next: NodeState): Delta {
       j++;
     }
   }
-  return { id: next.id, name: next.name, address: next.address, incarnation: next.incarnation, base: prev?.version ?? 0, version: next.version, put, del };
+  return { id: next.id, ...identityChange(prev, next), base: prev?.version ?? 0, version: next.version, put, del };
 }
 
 /**
@@ -234,7 +249,7 @@ export function diff(prev: NodeState | undefined, next: NodeState): Delta {
  * hash, the registry's index and a delta onwards cost what the delta holds, not the state's size.
  */
 export function apply(held: NodeState | undefined, d: Delta): NodeState {
-  const make = (endpoints: Endpoint[]): NodeState => ({ id: d.id, name: d.name, address: d.address, incarnation: d.incarnation, version: d.version, endpoints });
+  const make = (endpoints: Endpoint[]): NodeState => ({ id: d.id, name: d.name ?? held!.name, address: d.address ?? held!.address, incarnation: d.incarnation ?? held!.incarnation, version: d.version, endpoints });
   if (d.base === 0 || !held) return make(sortEndpoints(d.put));
   const changes = new Map<string, Endpoint | undefined>();
   for (const k of d.del) changes.set(k, undefined);

@@ -5,7 +5,8 @@ import { MAX_AHEAD_MS, type Member } from '../gossip/membership.js';
 import type { FailureLog } from '../log-once.js';
 import type { Registry } from '../registry/registry.js';
 import type { NodeState } from '../registry/types.js';
-import { apply, decodeBody, decodeBytes, decodeHeader, decodeState, diff, encodeBody, encodeCanonical as encode, encodeHeader, encodeState, sameBytes, sha256, stateHash, type Delta, type Header } from './delta.js';
+import { idIn, idOut, orNull } from './compact.js';
+import { apply, decodeBody, decodeBytes, decodeState, diff, encodeBody, encodeCanonical as encode, encodeHeader, encodeState, HASH_BYTES, isVersion, sha256, stateHash, type Delta, type Header } from './delta.js';
 
 // The registry's side of gossip (the membership's Delegate). A change of this node's state goes
 // out as a delta (delta.ts): the endpoints added, changed or removed since the version before,
@@ -15,14 +16,19 @@ import { apply, decodeBody, decodeBytes, decodeHeader, decodeState, diff, encode
 // node), and one whose predecessor is lost is not applied at all: the node's whole state is then
 // asked of ONE peer (the one that passed the delta on, which has it).
 // A delta too big for a packet travels as a signed notice (the header alone) and is repaired the
-// same way. Whole states otherwise move only in anti-entropy: the membership's periodic
+// same way. A host that repaired passes the version on as a notice (after a gap too: the deltas
+// it held back were never passed on). Whole states otherwise move only in anti-entropy: the membership's periodic
 // push-pull with one random peer exchanges (node id → version) digests and then the states the
 // other side lacks.
 //
 // Every version of a state is proven by its owner's signature over the delta header, which holds
 // a hash of the whole resulting state (delta.ts stateHash): relays pass the signed bytes on untouched, a host
 // that applied a delta can prove the state it built in anti-entropy with the same header, and a
-// receiver merges only what the key its node id stands for signed. Versions far ahead of this
+// receiver merges only what the key its node id stands for signed. The header is not sent with a
+// delta: the receiver rebuilds it from the state the delta leads to, so a delta is verified when
+// it applies (one held back for a gap is checked when its turn comes; a forged one only ever
+// costs a repair). Nor is the key: it is the one in the node's signed alive, which the membership
+// checked hashes to the node id (a delta of a node not known yet waits for a repair, as a gap). Versions far ahead of this
 // node's clock and states over the endpoint limit are refused. A node that leaves is dropped at
 // once; one that membership declares dead (it stopped answering probes) only after a grace
 // (deadGraceMs) if its host is still there: a daemon restarted by its init system — a restart,
@@ -30,13 +36,17 @@ import { apply, decodeBody, decodeBytes, decodeHeader, decodeState, diff, encode
 // endpoints stay answered unless it stays dead. A host that does not answer a connection at all
 // (powered off, cut off) is dropped at once. Updates of a dead or left node are refused while it stays so.
 //
-// Messages (msgpack arrays; the gossip frame's wire version covers them):
-//   update   [0, header, body, pub, sig, relay]   a delta; relay: id of the node that sent it on
-//            [1, header, pub, sig, relay]         a notice: that version exists, too big to gossip
+// Messages (msgpack arrays; the gossip frame's wire version covers them; docs/architecture.md):
+//   update   [0, id, version, back, body, sig, relay]   a delta (back: version − base, 0 for base 0;
+//                                                        relay: id of the node that sent it on)
+//            [1, id, version, back, stateHash, bodyHash, sig, relay]   a notice: that version
+//                                                        exists, too big to gossip
 //   request  [2, id, version] → [0, ...State] | [3]   a node's state, at `version` or later
 //            [4, State[]] → [5]                   push-pull's last leg: states the answerer lacks
-//   push-pull: request = digest [[id, version]…], answer = [digest, State[]]
-//   State = [header, state bytes, pub, sig]
+//   push-pull: request = digest [id, version, id, version, …], answer = [digest, State[]]
+//   State = [id, version, back, bodyHash, state bytes, pub, sig]   (the key travels with a whole
+//            state, so a join needs nothing learned first)
+// Node ids are 16 raw bytes (compact.ts); body and state bytes are delta.ts's compact encodings.
 
 /** What the sync needs of the gossip layer (the Membership; the simulator runs the same). */
 export interface SyncTransport {
@@ -109,8 +119,6 @@ interface Want {
   version: number;
   /** Who is known to have it (the node that passed the update on). */
   from?: string;
-  /** Pass the notice on once the state is here. */
-  pass: boolean;
   tries: number;
   busy: boolean;
   /** Due for a repair (a gap waits GAP_WAIT first). */
@@ -137,12 +145,41 @@ function signDelta(identity: NodeIdentity, d: Delta, s: NodeState, body = encode
 const proofs = new WeakMap<NodeState, Signed>();
 
 const isBytes = (x: unknown, n?: number): x is Uint8Array => x instanceof Uint8Array && (n === undefined || x.length === n);
-const relayOf = (x: unknown): string | undefined => (typeof x === 'string' && x.length <= 64 ? x : undefined);
+const relayOf = (x: unknown): string | undefined => idIn(x) ?? undefined;
+/** How far back the base of a version is (0: base 0), and the base from it; null when out of range. */
+const backOf = (h: { version: number; base: number }): number => (h.base === 0 ? 0 : h.version - h.base);
+const baseOf = (version: number, back: unknown): number | null => (isVersion(back) && back <= version && back !== version ? (back === 0 ? 0 : version - back) : null);
+type Applied = 'done' | 'gap' | 'refused';
+
+/** Bytes taken by the msgpack string, bin or unsigned integer at `at` (0: none of those). */
+function itemSize(b: Uint8Array, at: number): number {
+  const x = b[at] ?? 0;
+  if (x < 0x80) return 1;
+  if (x >= 0xa0 && x <= 0xbf) return 1 + (x & 31);
+  const sizes: Record<number, number> = { 0xc4: 2 + (b[at + 1] ?? 0), 0xd9: 2 + (b[at + 1] ?? 0), 0xcc: 2, 0xcd: 3, 0xce: 5, 0xcf: 9 };
+  return sizes[x] ?? 0;
+}
+
+/**
+ * Whether an update is a delta from nothing (base 0: a whole state), read from its first bytes
+ * without decoding the body (the simulator counts these for every copy of every update).
+ */
+export function isWholeUpdate(b: Uint8Array): boolean {
+  if (b[0] !== 0x97 || b[1] !== 0x00) return false;
+  const id = itemSize(b, 2);
+  const version = id && itemSize(b, 2 + id);
+  if (id && version) return b[2 + id + version] === 0x00;
+  const u = orNull(() => decodeBytes(b));
+  return Array.isArray(u) && u[3] === 0;
+}
+
+/** Whether the answer to a request is a whole state ([0, ...State]). */
+export const isWholeAnswer = (b: Uint8Array): boolean => b[0] === 0x98 && b[1] === 0x00;
 
 export class RegistrySync implements Delegate {
   private net: SyncTransport | null = null;
   /** node id → base version → a delta waiting for the state at its base. */
-  private readonly pending = new Map<string, Map<number, { d: Delta; s: Signed; body: Uint8Array }>>();
+  private readonly pending = new Map<string, Map<number, { d: Delta; sig: Uint8Array; body: Uint8Array }>>();
   private readonly wanted = new Map<string, Want>();
   private repairs = 0;
   /** This node's last published state (the base of its next delta). */
@@ -199,8 +236,9 @@ export class RegistrySync implements Delegate {
   private send(s: Signed, body: Uint8Array | null): void {
     const net = this.net;
     if (!net) return;
-    let data = body ? encode([0, s.header, body, s.pub, s.sig, this.self]) : null;
-    if (!data || data.length > net.maxUserUpdate) data = encode([1, s.header, s.pub, s.sig, this.self]);
+    const [id, relay] = [idOut(s.h.id), idOut(this.self)];
+    let data = body ? encode([0, id, s.h.version, backOf(s.h), body, s.sig, relay]) : null;
+    if (!data || data.length > net.maxUserUpdate) data = encode([1, id, s.h.version, backOf(s.h), s.h.stateHash, s.h.bodyHash, s.sig, relay]);
     net.broadcast(updateId(s.h), data);
   }
 
@@ -218,26 +256,42 @@ export class RegistrySync implements Delegate {
   }
 
   /**
-   * The checked proof of an update, or null (counted) when it is old news, not from its node, or
-   * out of bounds. Old news costs no signature check.
+   * The node, version and base an update speaks of when it is news from a node accepted now, else
+   * null (counted when out of bounds). Old news costs nothing more.
    */
-  private readProof(what: string, header: unknown, pub: unknown, sig: unknown): Signed | null {
-    if (!isBytes(header) || !isBytes(pub, PUBLIC_KEY_BYTES) || !isBytes(sig, SIGNATURE_BYTES)) {
-      this.events.invalid?.(`${what} without a signature`);
-      return null;
-    }
-    const h = decodeHeader(header);
-    if (!h) {
+  private news(what: string, rawId: unknown, version: unknown, back: unknown): { id: string; version: number; base: number } | null {
+    const id = idIn(rawId);
+    const base = isVersion(version) ? baseOf(version, back) : null;
+    if (id === null || !isVersion(version) || base === null) {
       this.events.invalid?.(`${what} that is not well-formed`);
       return null;
     }
-    if (!this.accepts(h.id) || (this.registry.node(h.id)?.version ?? -1) >= h.version) return null;
-    if (!verifyProof(h.id, header, { pub, sig })) return this.reject(`${what} of node ${h.id} not signed by that node's key: dropped`, 'signature');
-    if (h.version > this.now() + MAX_AHEAD_MS) return this.reject(`${what} of node ${h.id} at version ${h.version}, more than a day ahead of this node's clock: dropped`, 'bounds');
-    // Copies (a Buffer's slice() would be a view): views would keep the whole packet or push-pull
-    // answer they came in alive as long as the version is held.
-    const own = new Uint8Array(header);
-    return { header: own, h: decodeHeader(own)!, pub: new Uint8Array(pub), sig: new Uint8Array(sig) };
+    if (!this.accepts(id) || (this.registry.node(id)?.version ?? -1) >= version) return null;
+    if (version > this.now() + MAX_AHEAD_MS) return this.reject(`${what} of node ${id} at version ${version}, more than a day ahead of this node's clock: dropped`, 'bounds');
+    return { id, version, base };
+  }
+
+  /** The key node `id` signs with: the one in its signed alive (the membership checked it is the node's). */
+  private keyOf(id: string): Uint8Array | undefined {
+    const pub = this.net?.member(id)?.proof?.pub;
+    return pub?.length === PUBLIC_KEY_BYTES ? pub : undefined;
+  }
+
+  /**
+   * The owner's proof of header `h`, or null (counted) when `sig` is not its signature. Its own
+   * bytes: views would keep the whole packet or push-pull answer they came in alive as long as
+   * the version is held.
+   */
+  private proven(what: string, h: Header, pub: Uint8Array | undefined, sig: Uint8Array): Signed | null {
+    const header = encodeHeader(h);
+    if (!pub || !verifyProof(h.id, header, { pub, sig })) return this.reject(`${what} of node ${h.id} not signed by that node's key: dropped`, 'signature');
+    return { header, h, pub: new Uint8Array(pub), sig: new Uint8Array(sig) };
+  }
+
+  /** Counts an update that is not well-formed; false: it was no news. */
+  private invalid(what: string): false {
+    this.events.invalid?.(what);
+    return false;
   }
 
   private reject(message: string, reason: 'signature' | 'bounds' | 'limit'): null {
@@ -252,51 +306,60 @@ export class RegistrySync implements Delegate {
   }
 
   /** True when the delta was news (applied, or held until the versions before it arrive). */
-  private onDelta(header: unknown, body: unknown, pub: unknown, sig: unknown, relay: unknown): boolean {
-    const s = this.readProof('a delta', header, pub, sig);
-    if (!s) return false;
-    if (!isBytes(body) || !sameBytes(sha256(body), s.h.bodyHash)) {
-      this.reject(`a delta of node ${s.h.id} whose body is not the one signed: dropped`, 'signature');
-      return false;
-    }
-    const d = decodeBody(s.h, body);
-    if (!d) {
-      this.events.invalid?.('a registry delta that is not well-formed');
-      return false;
-    }
+  private onDelta(rawId: unknown, version: unknown, back: unknown, body: unknown, sig: unknown, relay: unknown): boolean {
+    if (!isBytes(body) || !isBytes(sig, SIGNATURE_BYTES)) return this.invalid('a delta without a signature');
+    const n = this.news('a delta', rawId, version, back);
+    if (!n) return false;
+    const d = decodeBody(n, body);
+    if (!d) return this.invalid('a registry delta that is not well-formed');
     if (this.overLimit(d.id, d.put.length, 'a delta')) return false;
-    if (this.applyDelta(d, s, body)) {
+    const applied = this.applyDelta(d, sig, body);
+    if (applied === 'done') {
       this.drain(d.id);
       return true;
     }
+    if (applied === 'refused') return false;
     // A gap: hold it until the versions before it arrive, and ask for the whole state meanwhile.
     let q = this.pending.get(d.id);
     if (!q) {
       if (this.pending.size >= PENDING_NODES) this.pending.delete(this.pending.keys().next().value!);
       this.pending.set(d.id, (q = new Map()));
     }
-    q.set(d.base, { d, s, body });
+    q.set(d.base, { d, sig: new Uint8Array(sig), body: new Uint8Array(body) });
     // Over the bound, the one furthest ahead goes: the nearest are the ones that can apply next.
     if (q.size > PENDING_PER_NODE) q.delete(Math.max(...q.keys()));
     this.want(d.id, d.version, relayOf(relay), false);
-    // Passed on at once all the same: the hosts after this one in the broadcast tree hear of it
-    // only from here, and most of them hold its base.
-    this.send(s, body);
+    // Not passed on: without its base its signature cannot be checked, and nothing unchecked is
+    // spread. It goes on once it applies (drain), or as a notice after the repair.
     return true;
   }
 
-  /** Applies a delta to the state at its base and passes it on; false when that state is not the one held. */
-  private applyDelta(d: Delta, s: Signed, body: Uint8Array): boolean {
+  /**
+   * Applies a delta to the state at its base, checks the owner's signature over the header of the
+   * result and passes it on. A gap: the state held is not at the base (or the node's key is not
+   * known yet).
+   */
+  private applyDelta(d: Delta, sig: Uint8Array, body: Uint8Array): Applied {
     const held = this.registry.node(d.id);
-    if (d.base !== 0 && held?.version !== d.base) return false;
+    if (d.base !== 0 && held?.version !== d.base) return 'gap';
+    const pub = this.keyOf(d.id);
+    if (!pub) return 'gap';
     const next = apply(held, d);
-    if (this.overLimit(d.id, next.endpoints.length, 'a delta')) return true;
-    // The state held at the base differs from the owner's (e.g. one from an older format): repair.
-    if (!sameBytes(stateHash(next), s.h.stateHash)) return false;
+    if (this.overLimit(d.id, next.endpoints.length, 'a delta')) return 'refused';
+    const h: Header = { id: d.id, version: d.version, base: d.base, stateHash: stateHash(next), bodyHash: sha256(body) };
+    const header = encodeHeader(h);
+    if (!verifyProof(d.id, header, { pub, sig })) {
+      // A state held without its owner's proof (from the state file) may differ from the owner's
+      // at the base: repaired. One the owner proved cannot: the delta is not what it signed.
+      if (d.base !== 0 && held && !proofs.has(held)) return 'gap';
+      this.reject(`a delta of node ${d.id} not signed by that node's key: dropped`, 'signature');
+      return 'refused';
+    }
+    const s: Signed = { header, h, pub, sig: new Uint8Array(sig) };
     this.merged(next, s);
     this.stats.deltas++;
     this.send(s, body);
-    return true;
+    return 'done';
   }
 
   private merged(state: NodeState, s: Signed): void {
@@ -315,31 +378,30 @@ export class RegistrySync implements Delegate {
       const next = q.get(v);
       if (!next) break;
       q.delete(v);
-      if (!this.applyDelta(next.d, next.s, next.body)) break;
+      if (this.applyDelta(next.d, next.sig, next.body) !== 'done') break;
     }
     if (q?.size === 0) this.pending.delete(id);
     const w = this.wanted.get(id);
     if (w && (this.registry.node(id)?.version ?? 0) >= w.version && !w.busy) this.wanted.delete(id);
   }
 
-  /** Merges a whole signed state ([header, state, pub, sig]); true when it was news. */
+  /** Merges a whole signed state (State); true when it was news. */
   merge(raw: unknown): boolean {
-    if (!Array.isArray(raw) || raw.length !== 4) {
+    const a = Array.isArray(raw) && raw.length === 7 ? (raw as unknown[]) : null;
+    if (!a || !isBytes(a[3], HASH_BYTES) || !isBytes(a[4]) || !isBytes(a[5], PUBLIC_KEY_BYTES) || !isBytes(a[6], SIGNATURE_BYTES)) {
       this.events.invalid?.('a node state that is not well-formed');
       return false;
     }
-    const [header, bytes, pub, sig] = raw as unknown[];
-    const s = this.readProof('a state', header, pub, sig);
-    if (!s) return false;
-    const state = isBytes(bytes) ? decodeState(bytes) : null;
+    const n = this.news('a state', a[0], a[1], a[2]);
+    if (!n) return false;
+    const state = decodeState(n.id, n.version, a[4]);
     if (!state) {
       this.events.invalid?.('a node state that is not well-formed');
       return false;
     }
-    if (this.overLimit(s.h.id, state.endpoints.length, 'a state')) return false;
-    if (state.id !== s.h.id || state.version !== s.h.version || !sameBytes(stateHash(state), s.h.stateHash)) {
-      return !!this.reject(`a state of node ${s.h.id} that is not the one signed: dropped`, 'signature');
-    }
+    if (this.overLimit(n.id, state.endpoints.length, 'a state')) return false;
+    const s = this.proven('a state', { ...n, stateHash: stateHash(state), bodyHash: new Uint8Array(a[3]) }, a[5], a[6]);
+    if (!s) return false;
     this.merged(state, s);
     this.stats.states++;
     this.drain(state.id);
@@ -352,7 +414,7 @@ export class RegistrySync implements Delegate {
     if (id === this.self) this.publishLocal();
     const s = state && proofs.get(state);
     if (!state || !s || s.h.version !== state.version) return null;
-    return [s.header, encodeState(state), s.pub, s.sig];
+    return [idOut(id), s.h.version, backOf(s.h), s.h.bodyHash, encodeState(state), s.pub, s.sig];
   }
 
   // ---- repair: a node's whole state from one peer that has it ----
@@ -361,16 +423,15 @@ export class RegistrySync implements Delegate {
    * Notes that node `id` has a version `version` this node lacks. A notice is fetched at once; a
    * gap first waits a moment, as gossip may just have delivered the deltas out of order.
    */
-  private want(id: string, version: number, from: string | undefined, pass: boolean): void {
+  private want(id: string, version: number, from: string | undefined, atOnce: boolean): void {
     let w = this.wanted.get(id);
     const waiting = w !== undefined && !w.ready;
     if (w) {
       if (version > w.version) Object.assign(w, { version, tries: 0, from: from ?? w.from });
-      w.pass ||= pass;
-      w.ready ||= pass;
+      w.ready ||= atOnce;
     } else {
       if (this.wanted.size >= WANTED) return;
-      this.wanted.set(id, (w = { version, from, pass, tries: 0, busy: false, ready: pass }));
+      this.wanted.set(id, (w = { version, from, tries: 0, busy: false, ready: atOnce }));
     }
     if (w.ready) this.pump();
     else if (!waiting) this.net?.after(GAP_WAIT + this.net.rand() * GAP_WAIT, () => ((w.ready = true), this.pump()));
@@ -404,7 +465,7 @@ export class RegistrySync implements Delegate {
     this.repairs++;
     this.stats.repairs++;
     try {
-      const answer = this.safeDecode(await net.request(addr, encode([2, id, w.version])));
+      const answer = this.safeDecode(await net.request(addr, encode([2, idOut(id), w.version])));
       if (Array.isArray(answer) && answer[0] === 0) this.merge(answer.slice(1));
       this.opts.failures?.ok('fetch', id, `the state of node ${id} is fetched again`);
     } catch (e) {
@@ -419,7 +480,9 @@ export class RegistrySync implements Delegate {
       this.wanted.delete(id);
       const state = this.registry.node(id);
       const s = state && proofs.get(state);
-      if (w.pass && s) this.send(s, null);
+      // Passed on as a notice: the one that brought it, or, after a gap, in place of the deltas
+      // held back, which were never passed on (hosts only this one would have told learn of it).
+      if (s) this.send(s, null);
     } else if (++w.tries >= REPAIR_TRIES) {
       this.wanted.delete(id);
     } else {
@@ -431,8 +494,9 @@ export class RegistrySync implements Delegate {
 
   // ---- anti-entropy ----
 
-  private digest(): Array<[string, number]> {
-    return [...this.registry.nodes()].map((s) => [s.id, s.version]);
+  /** [id, version, id, version, …] of every state held. */
+  private digest(): unknown[] {
+    return [...this.registry.nodes()].flatMap((s) => [idOut(s.id), s.version]);
   }
 
   /**
@@ -443,7 +507,12 @@ export class RegistrySync implements Delegate {
    */
   private newerThan(remote: unknown, join: boolean): unknown[][] {
     const theirs = new Map<string, number>();
-    if (Array.isArray(remote)) for (const x of remote) if (Array.isArray(x) && typeof x[0] === 'string' && typeof x[1] === 'number') theirs.set(x[0], x[1]);
+    if (Array.isArray(remote)) {
+      for (let i = 0; i + 1 < remote.length; i += 2) {
+        const id = idIn(remote[i]);
+        if (id !== null && typeof remote[i + 1] === 'number') theirs.set(id, remote[i + 1] as number);
+      }
+    }
     const out: unknown[][] = [];
     const now = this.net?.now() ?? 0;
     for (const s of this.registry.nodes()) {
@@ -472,14 +541,25 @@ export class RegistrySync implements Delegate {
   notifyUpdate(data: Uint8Array): boolean {
     const u = this.safeDecode(data);
     if (!Array.isArray(u)) return false;
-    if (u[0] === 0 && u.length === 6) return this.onDelta(u[1], u[2], u[3], u[4], u[5]);
-    if (u[0] === 1 && u.length === 5) {
-      const s = this.readProof('a notice', u[1], u[2], u[3]);
-      if (s) this.want(s.h.id, s.h.version, relayOf(u[4]), true);
-      return s !== null;
+    if (u[0] === 0 && u.length === 7) return this.onDelta(u[1], u[2], u[3], u[4], u[5], u[6]);
+    if (u[0] === 1 && u.length === 8) return this.onNotice(u[1], u[2], u[3], u[4], u[5], u[6], u[7]);
+    return this.invalid('an unknown registry update');
+  }
+
+  /** A version too big to gossip exists: fetched from the node that passed the notice on. True when it was news. */
+  private onNotice(rawId: unknown, version: unknown, back: unknown, sh: unknown, bh: unknown, sig: unknown, relay: unknown): boolean {
+    if (!isBytes(sh, HASH_BYTES) || !isBytes(bh, HASH_BYTES) || !isBytes(sig, SIGNATURE_BYTES)) return this.invalid('a notice without a signature');
+    const n = this.news('a notice', rawId, version, back);
+    if (!n) return false;
+    const pub = this.keyOf(n.id);
+    // Of a node not known yet: fetched all the same (the state carries its key), after a moment.
+    if (!pub) {
+      this.want(n.id, n.version, relayOf(relay), false);
+      return true;
     }
-    this.events.invalid?.('an unknown registry update');
-    return false;
+    const s = this.proven('a notice', { ...n, stateHash: new Uint8Array(sh), bodyHash: new Uint8Array(bh) }, pub, sig);
+    if (s) this.want(n.id, n.version, relayOf(relay), true);
+    return s !== null;
   }
 
   pushPullRequest(): Uint8Array {
@@ -500,9 +580,10 @@ export class RegistrySync implements Delegate {
 
   handleRequest(data: Uint8Array): Uint8Array {
     const r = this.safeDecode(data);
-    if (Array.isArray(r) && r[0] === 2 && typeof r[1] === 'string' && typeof r[2] === 'number') {
-      const state = this.registry.node(r[1]);
-      const signed = state && state.version >= r[2] ? this.stateOf(r[1]) : null;
+    const id = Array.isArray(r) && r[0] === 2 && typeof r[2] === 'number' ? idIn(r[1]) : null;
+    if (id !== null) {
+      const state = this.registry.node(id);
+      const signed = state && state.version >= (r as number[])[2]! ? this.stateOf(id) : null;
       return encode(signed ? [0, ...signed] : [3]);
     }
     if (Array.isArray(r) && r[0] === 4 && Array.isArray(r[1])) {

@@ -12,6 +12,7 @@ import { NodeIdentity } from '../../src/gossip/identity.js';
 import { FailureLog } from '../../src/log-once.js';
 import type { Logger } from '../../src/log.js';
 import { encodeCanonical, encodeHeader, sha256 } from '../../src/sync/delta.js';
+import { idOut } from '../../src/sync/compact.js';
 import { PodmanClient } from '../../src/podman/client.js';
 import type { ContainerFacts } from '../../src/podman/endpoints.js';
 import { PodmanWatcher } from '../../src/podman/watcher.js';
@@ -141,9 +142,9 @@ t.test('push-pull and fetch: a peer that stops answering warns once per kind, co
   // A notice, signed by bravo and passed on by bravo, that bravo has a newer state than gossip
   // can carry: alpha asks the node that passed it on (bravo, still alive to alpha) for it.
   const notice = (version: number): Uint8Array => {
-    const header = encodeHeader({ id: ib.id, version, base: 0, stateHash: sha256(Buffer.from('state')), bodyHash: sha256(Buffer.from('body')) });
-    const { pub, sig } = ib.prove(header);
-    return encodeCanonical([1, header, pub, sig, ib.id]);
+    const h = { id: ib.id, version, base: 0, stateHash: sha256(Buffer.from('state')), bodyHash: sha256(Buffer.from('body')) };
+    const { sig } = ib.prove(encodeHeader(h));
+    return encodeCanonical([1, idOut(ib.id), version, 0, h.stateHash, h.bodyHash, sig, idOut(ib.id)]);
   };
   a.sync.notifyUpdate(notice(Date.now() + 1000));
   await until('a failed fetch counted', async () => (await o.counted('fetch')) === 1);

@@ -74,7 +74,10 @@ t.test('crypto: sealed frames open with the right key only', async (t) => {
   t.throws(() => new Wire(new Keyring([k1]), c).open(new Wire(null, c).seal(ALL)), reason('unencrypted'), 'a keyed node refuses plain frames');
   const v3 = Buffer.from(frame);
   v3[0] = 3;
-  t.throws(() => new Wire(new Keyring([k1]), c).open(v3), { reason: 'version', message: /wire version 3, this node speaks 4: the peer runs an older podman-swarm-dns; upgrade it/ } as unknown as Error, 'a peer of the previous version (3: registry updates on the piggy-back queue) is refused, saying why');
+  t.throws(() => new Wire(new Keyring([k1]), c).open(v3), { reason: 'version', message: /wire version 3, this node speaks 4: the peer runs an older podman-swarm-dns; upgrade it/ } as unknown as Error, 'a peer of the previous version (3: updates on the piggy-back queue, deltas with their header and key) is refused, saying why');
+  const v5 = Buffer.from(frame);
+  v5[0] = 5;
+  t.throws(() => new Wire(new Keyring([k1]), c).open(v5), { reason: 'version', message: /wire version 5, this node speaks 4: this node runs an older podman-swarm-dns than the peer; upgrade it/ } as unknown as Error, 'and so is a newer one');
 });
 
 t.test('crypto: replayed and stale frames are rejected', async (t) => {

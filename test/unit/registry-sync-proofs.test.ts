@@ -13,8 +13,9 @@ import { ep } from '../helpers/registry.js';
 
 const opts = (local: string) => ({ localNode: local, routableContainerIps: false, defaultMode: 'dnsrr' as const });
 
-function transport(sent: Uint8Array[]): SyncTransport {
-  const member = (id: string): Member => ({ id, name: id, addr: id, inc: 0, state: 'alive', since: 0 });
+function transport(sent: Uint8Array[], key?: NodeIdentity): SyncTransport {
+  // The owner's member carries the key of its signed alive, as the membership's does.
+  const member = (id: string): Member => ({ id, name: id, addr: id, inc: 0, state: 'alive', since: 0, ...(id === key?.id ? { proof: { pub: key.publicKey, sig: new Uint8Array(64) } } : {}) });
   return {
     maxUserUpdate: 1200,
     broadcast: (_key, data) => void sent.push(data),
@@ -38,7 +39,7 @@ t.test('a state received in a packet is proven in push-pull after the packet buf
 
   const relay = new Registry(opts('relay'));
   const relaySync = new RegistrySync(relay);
-  relaySync.attach(transport([]));
+  relaySync.attach(transport([], key));
   for (const update of fromOwner) {
     // The update inside a larger received buffer, as the membership hands it over.
     const packet = Buffer.alloc(update.length + 64, 0xab);

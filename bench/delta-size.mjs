@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// Bytes of what the registry sync hands the membership for one churned change: the update of a
+// started container (one endpoint added) and of a stopped one (one removed), on a host holding
+// 50 Podman endpoints, and that host's whole state as push-pull sends it. The daemon's own
+// LocalNode and RegistrySync from dist/ (npm run build first), the wall clock for versions as
+// the daemon has it.
+//
+//   node bench/delta-size.mjs [--endpoints 50] [--runs 20]
+import './help.mjs';
+import { encode } from '@msgpack/msgpack';
+import { argv } from 'zx';
+import { Registry } from '../dist/registry/registry.js';
+import { LocalNode } from '../dist/registry/local.js';
+import { RegistrySync } from '../dist/sync/registry-sync.js';
+import { NodeIdentity } from '../dist/gossip/identity.js';
+
+const ENDPOINTS = Number(argv.endpoints ?? 50);
+const RUNS = Number(argv.runs ?? 20);
+const hex = (n, len) => n.toString(16).padStart(len, '0').slice(-len);
+
+/** A container endpoint of the shape bench/sim-state.mjs gives its hosts (as src/podman/endpoints.ts builds them). */
+function endpoint(host, seq, now) {
+  const service = `svc${(host * ENDPOINTS + seq) % 5000}`;
+  const name = `${service}-${host}-${seq}`;
+  return {
+    id: name, namespace: 'default', service, hostname: name,
+    addresses: [`10.${88 + ((host >> 8) & 63)}.${host & 255}.${seq & 255}`], explicit: false,
+    ports: { http: { port: 8080, protocol: 'tcp', hostPort: 20000 + (seq & 8191) } }, weight: 10, health: 'tcp', healthy: true, source: 'podman',
+    container: { id: hex(host, 8) + hex(seq, 8) + 'c0ffee'.repeat(8), name, network: 'podman' }, lastSeen: now,
+  };
+}
+
+const sizes = { start: [], stop: [], whole: [] };
+for (let run = 0; run < RUNS; run++) {
+  const host = 100 + run * 37;
+  const identity = NodeIdentity.generate();
+  const registry = new Registry({ localNode: identity.id, routableContainerIps: false, defaultMode: 'dnsrr' });
+  let clock = Date.now();
+  const now = () => clock;
+  const local = new LocalNode(registry, { id: identity.id, name: `host-${host}`, address: `192.168.${host >> 8}.${host & 255}`, incarnation: clock }, now);
+  const sync = new RegistrySync(registry, now, {}, { identity });
+  const sent = [];
+  sync.attach({
+    maxUserUpdate: 1400, broadcast: (_k, data) => sent.push(data), request: () => Promise.reject(new Error('none')), pushPull: () => Promise.resolve(),
+    member: () => undefined, all: () => [], rand: Math.random, now, after: () => undefined,
+  });
+  local.replaceSource('podman', Array.from({ length: ENDPOINTS }, (_, k) => endpoint(host, k, clock - 3_600_000)));
+  clock += 60_000;
+  sent.length = 0;
+  local.upsert(endpoint(host, ENDPOINTS + run, clock));
+  sizes.start.push(sent.at(-1).length);
+  clock += 60_000;
+  const e = local.endpoints('podman')[run % ENDPOINTS];
+  local.remove('podman', `${e.namespace}/${e.service}/${e.id}`);
+  sizes.stop.push(sent.at(-1).length);
+  sizes.whole.push(sync.pushPullAnswer(encode([]), false).length);
+}
+const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const show = (xs) => `mean ${mean(xs).toFixed(1)} (min ${Math.min(...xs)}, max ${Math.max(...xs)})`;
+console.log(`update of a started container (bytes): ${show(sizes.start)}`);
+console.log(`update of a stopped container (bytes): ${show(sizes.stop)}`);
+console.log(`churned change, start and stop alike (bytes): ${((mean(sizes.start) + mean(sizes.stop)) / 2).toFixed(1)}`);
+console.log(`push-pull answer with this host's whole state, ${ENDPOINTS} endpoints (bytes): ${show(sizes.whole)}`);
