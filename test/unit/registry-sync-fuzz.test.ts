@@ -2,36 +2,20 @@ import t from 'tap';
 import { encode } from '@msgpack/msgpack';
 import { Registry } from '../../src/registry/registry.js';
 import { LocalNode } from '../../src/registry/local.js';
-import { RegistrySync, type SyncTransport } from '../../src/sync/registry-sync.js';
+import { RegistrySync } from '../../src/sync/registry-sync.js';
 import { decodeBody, decodeState } from '../../src/sync/delta.js';
 import { NodeIdentity } from '../../src/gossip/identity.js';
-import type { Member } from '../../src/gossip/membership.js';
 import { seeded } from '../../src/gossip/sim/clock.js';
 import type { NodeState } from '../../src/registry/types.js';
 import { ep } from '../helpers/registry.js';
+import { loneTransport, registryOpts as opts } from '../helpers/sync.js';
 
 // The sync's decoders on hostile bytes: real updates and whole states (of every kind the format
 // has) mutated — bytes flipped, cut short, grown, replaced by noise — reach a receiver. None may
 // throw out of the sync, each is either refused (counted) or old news, and the receiver never
 // holds a state its owner did not have.
 
-const opts = (local: string) => ({ localNode: local, routableContainerIps: false, defaultMode: 'dnsrr' as const });
 const canon = (v: unknown): string => JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && !Array.isArray(x) && !(x instanceof Uint8Array) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : 1))) : x));
-
-function transport(key: NodeIdentity, sent: Uint8Array[]): SyncTransport {
-  const member = (id: string): Member => ({ id, name: id, addr: id, inc: 0, state: 'alive', since: 0, ...(id === key.id ? { proof: { pub: key.publicKey, sig: new Uint8Array(64) } } : {}) });
-  return {
-    maxUserUpdate: 100_000,
-    broadcast: (_k, data) => void sent.push(data),
-    request: () => Promise.reject(new Error('no requests in this test')),
-    pushPull: () => Promise.resolve(),
-    member,
-    all: () => [],
-    rand: Math.random,
-    now: Date.now,
-    after: () => undefined,
-  };
-}
 
 t.test('mutated updates, states and push-pull answers are refused or old news, never thrown, never half-applied', async (t) => {
   const key = NodeIdentity.generate();
@@ -40,7 +24,7 @@ t.test('mutated updates, states and push-pull answers are refused or old news, n
   const local = new LocalNode(owner, { id: key.id, name: 'owner', address: '192.0.2.1', incarnation: 1 }, () => clock);
   const updates: Uint8Array[] = [];
   const ownerSync = new RegistrySync(owner, Date.now, {}, { identity: key });
-  ownerSync.attach(transport(key, updates));
+  ownerSync.attach(loneTransport(updates, key, 100_000));
   const states: NodeState[] = [local.state];
   const container = { id: 'ab'.repeat(32), name: 'web-1', network: 'podman', owner: 'alice', isolated: false };
   for (let i = 0; i < 6; i++) {
@@ -76,7 +60,7 @@ t.test('mutated updates, states and push-pull answers are refused or old news, n
   let refused = 0;
   const receiver = new Registry(opts('receiver'));
   const sync = new RegistrySync(receiver, Date.now, { invalid: () => refused++, rejected: () => refused++ });
-  sync.attach(transport(key, []));
+  sync.attach(loneTransport([], key, 100_000));
   const N = 4000;
   for (let i = 0; i < N; i++) {
     const bytes = mutate(seeds[r(seeds.length)]!);

@@ -1,45 +1,28 @@
 import t from 'tap';
 import { Registry } from '../../src/registry/registry.js';
 import { LocalNode } from '../../src/registry/local.js';
-import { RegistrySync, type SyncTransport } from '../../src/sync/registry-sync.js';
+import { RegistrySync } from '../../src/sync/registry-sync.js';
 import { NodeIdentity } from '../../src/gossip/identity.js';
-import type { Member } from '../../src/gossip/membership.js';
 import { ep } from '../helpers/registry.js';
+import { loneTransport, registryOpts as opts } from '../helpers/sync.js';
 
 // A host keeps the owner's proof of each state it holds and shows it to others in push-pull. The
 // proof must be its own bytes, not a view of the buffer the update arrived in: that buffer (a
 // packet, a push-pull answer) would stay in memory as long as the version is held, and whatever
 // reuses it would corrupt the proof.
 
-const opts = (local: string) => ({ localNode: local, routableContainerIps: false, defaultMode: 'dnsrr' as const });
-
-function transport(sent: Uint8Array[], key?: NodeIdentity): SyncTransport {
-  // The owner's member carries the key of its signed alive, as the membership's does.
-  const member = (id: string): Member => ({ id, name: id, addr: id, inc: 0, state: 'alive', since: 0, ...(id === key?.id ? { proof: { pub: key.publicKey, sig: new Uint8Array(64) } } : {}) });
-  return {
-    maxUserUpdate: 1200,
-    broadcast: (_key, data) => void sent.push(data),
-    request: () => Promise.reject(new Error('no requests in this test')),
-    pushPull: () => Promise.resolve(),
-    member,
-    all: () => [],
-    rand: Math.random,
-    now: Date.now,
-    after: () => undefined,
-  };
-}
 
 t.test('a state received in a packet is proven in push-pull after the packet buffer is reused', async (t) => {
   const key = NodeIdentity.generate();
   const owner = new Registry(opts(key.id));
   const local = new LocalNode(owner, { id: key.id, name: 'a', address: '192.0.2.1', incarnation: 0 });
   const fromOwner: Uint8Array[] = [];
-  new RegistrySync(owner, Date.now, {}, { identity: key }).attach(transport(fromOwner));
+  new RegistrySync(owner, Date.now, {}, { identity: key }).attach(loneTransport(fromOwner));
   local.upsert(ep('web', '10.0.0.1', { id: 'e1' }));
 
   const relay = new Registry(opts('relay'));
   const relaySync = new RegistrySync(relay);
-  relaySync.attach(transport([], key));
+  relaySync.attach(loneTransport([], key));
   for (const update of fromOwner) {
     // The update inside a larger received buffer, as the membership hands it over.
     const packet = Buffer.alloc(update.length + 64, 0xab);
@@ -51,7 +34,7 @@ t.test('a state received in a packet is proven in push-pull after the packet buf
 
   const late = new Registry(opts('late'));
   const lateSync = new RegistrySync(late);
-  lateSync.attach(transport([]));
+  lateSync.attach(loneTransport([]));
   lateSync.pushPullFinish(relaySync.pushPullAnswer(lateSync.pushPullRequest(), false), false);
   t.equal(late.node(key.id)?.version, local.state.version, 'a host that missed the update gets it from the relay, its proof intact');
   t.same(late.node(key.id)?.endpoints.map((e) => e.id), ['e1'], 'with its endpoint');
