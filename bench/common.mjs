@@ -55,3 +55,20 @@ export function dnsWatcher(run, h, port = 53) {
     p.stdin.write(`${name} ${mode}\n`);
   });
 }
+
+const hex = (n, len) => n.toString(16).padStart(len, '0').slice(-len);
+
+/**
+ * A Podman container endpoint as src/podman/endpoints.ts builds it, of the shape the simulator
+ * gives its hosts: container `seq` of host `host` (of `perHost` each), in one of `services`.
+ */
+export function containerEndpoint(host, seq, perHost, services, now) {
+  const service = `svc${(host * perHost + seq) % services}`;
+  const name = `${service}-${host}-${seq}`;
+  return {
+    id: name, namespace: 'default', service, hostname: name,
+    addresses: [`10.${88 + ((host >> 8) & 63)}.${host & 255}.${seq & 255}`], explicit: false,
+    ports: { http: { port: 8080, protocol: 'tcp', hostPort: 20000 + (seq & 8191) } }, weight: 10, health: 'tcp', healthy: true, source: 'podman',
+    container: { id: hex(host, 8) + hex(seq, 8) + 'c0ffee'.repeat(8), name, network: 'podman' }, lastSeen: now,
+  };
+}

@@ -13,22 +13,11 @@ import { Registry } from '../dist/registry/registry.js';
 import { LocalNode } from '../dist/registry/local.js';
 import { RegistrySync } from '../dist/sync/registry-sync.js';
 import { NodeIdentity } from '../dist/gossip/identity.js';
+import { containerEndpoint } from './common.mjs';
 
 const ENDPOINTS = Number(argv.endpoints ?? 50);
 const RUNS = Number(argv.runs ?? 20);
-const hex = (n, len) => n.toString(16).padStart(len, '0').slice(-len);
-
-/** A container endpoint of the shape bench/sim-state.mjs gives its hosts (as src/podman/endpoints.ts builds them). */
-function endpoint(host, seq, now) {
-  const service = `svc${(host * ENDPOINTS + seq) % 5000}`;
-  const name = `${service}-${host}-${seq}`;
-  return {
-    id: name, namespace: 'default', service, hostname: name,
-    addresses: [`10.${88 + ((host >> 8) & 63)}.${host & 255}.${seq & 255}`], explicit: false,
-    ports: { http: { port: 8080, protocol: 'tcp', hostPort: 20000 + (seq & 8191) } }, weight: 10, health: 'tcp', healthy: true, source: 'podman',
-    container: { id: hex(host, 8) + hex(seq, 8) + 'c0ffee'.repeat(8), name, network: 'podman' }, lastSeen: now,
-  };
-}
+const endpoint = (host, seq, now) => containerEndpoint(host, seq, ENDPOINTS, 5000, now);
 
 const sizes = { start: [], stop: [], whole: [] };
 for (let run = 0; run < RUNS; run++) {

@@ -21,6 +21,7 @@
 import './help.mjs';
 import { argv } from 'zx';
 import { Simulation } from '../dist/gossip/sim/simulation.js';
+import { containerEndpoint } from './common.mjs';
 
 const SIZES = String(argv.sizes ?? '1000').split(',').map(Number);
 const ENDPOINTS = Number(argv.endpoints ?? 50);
@@ -30,19 +31,8 @@ const STEADY_S = Number(argv.steady ?? 60);
 const SEED = Number(argv.seed ?? 1);
 const GIVE_UP_MS = 30_000;
 
-const hex = (n, len) => n.toString(16).padStart(len, '0').slice(-len);
-
-/** A container endpoint as src/podman/endpoints.ts builds it; `seq` numbers the host's containers. */
-function endpoint(host, seq, N, now) {
-  const service = `svc${(host * ENDPOINTS + seq) % Math.max(1, Math.floor((N * ENDPOINTS) / 10))}`; // ~10 endpoints per service
-  const name = `${service}-${host}-${seq}`;
-  return {
-    id: name, namespace: 'default', service, hostname: name,
-    addresses: [`10.${88 + ((host >> 8) & 63)}.${host & 255}.${seq & 255}`], explicit: false,
-    ports: { http: { port: 8080, protocol: 'tcp', hostPort: 20000 + (seq & 8191) } }, weight: 10, health: 'tcp', healthy: true, source: 'podman',
-    container: { id: hex(host, 8) + hex(seq, 8) + 'c0ffee'.repeat(8), name, network: 'podman' }, lastSeen: now,
-  };
-}
+/** ~10 endpoints per service. */
+const endpoint = (host, seq, N, now) => containerEndpoint(host, seq, ENDPOINTS, Math.max(1, Math.floor((N * ENDPOINTS) / 10)), now);
 
 const pct = (sorted, p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : NaN);
 const cpu = () => {
