@@ -2,11 +2,10 @@ import { encodeMessage, type Message } from './codec.js';
 
 // Membership updates waiting to be piggy-backed (memberlist's TransmitLimitedQueue): each is sent
 // at most `limit(n)` times, the least-sent first, and a newer update about the same member
-// replaces the older one instead of queueing behind it. (Registry updates travel on the broadcast
-// tree, plumtree.ts.) Entries sit in
-// buckets by transmit count, each a linked list in insertion order, so taking a packet's worth
-// costs what it takes, not a sort or a walk over the whole queue (after a partition heals, queues
-// hold thousands of updates). Lists rather than Maps: a Map used as a FIFO keeps the deleted
+// replaces the older one instead of queueing behind it (registry updates travel on the broadcast
+// tree, plumtree.ts). Entries sit in buckets by transmit count, each a linked list in insertion
+// order, so taking a packet's worth costs what it takes, not a sort or a walk over the whole queue
+// (after a partition heals, queues hold thousands of updates). Lists rather than Maps: a Map used as a FIFO keeps the deleted
 // entries at its front until it rehashes, and every walk from the front steps over them again.
 
 interface Entry {
