@@ -121,15 +121,11 @@ export class TableFile {
     this.stop();
     this.dirty = false;
     this.writing = true;
-    const generation = this.generation;
-    writeFile(this.tmp, withSource(header, groups, source))
-      .then(() => (generation === this.generation ? rename(this.tmp, this.path) : rm(this.tmp, { force: true })))
-      .then(() => this.written(), (e: Error) => this.fail(e))
-      .finally(() => {
-        this.writing = false;
-        this.last = Date.now();
-        if (this.dirty) this.changed();
-      });
+    this.store(withSource(header, groups, source), this.generation).finally(() => {
+      this.writing = false;
+      this.last = Date.now();
+      if (this.dirty) this.changed();
+    });
   }
 
   /** Writes the table now, in one go, when it changed since the last write (stop for a restart). */
@@ -141,13 +137,8 @@ export class TableFile {
     this.dirty = false;
     try {
       const tmp = `${this.path}.stop.tmp`;
-      const compiler = new TableCompiler();
-      const input = this.input();
       const source = this.source();
-      const groups: Buffer[] = [];
-      const parts = compiler.parts(input);
-      const header = parts.next().value as Buffer;
-      for (let r = parts.next(); !r.done; r = parts.next()) if (r.value) groups.push(...(r.value as Buffer[]));
+      const { header, groups } = new TableCompiler().whole(this.input());
       writeFileSync(tmp, withSource(header, groups, source));
       renameSync(tmp, this.path);
       this.written();
@@ -194,10 +185,7 @@ export class TableFile {
         const [header, ...groups] = all;
         const table = withSource(header!, groups, this.dirty ? null : source);
         busy += performance.now() - start;
-        writeFile(this.tmp, table)
-          .then(() => (generation === this.generation ? rename(this.tmp, this.path) : rm(this.tmp, { force: true })))
-          .then(() => this.written(), (e: Error) => this.fail(e))
-          .finally(done);
+        this.store(table, generation).finally(done);
       } catch (e) {
         this.fail(e as Error);
         busy += performance.now() - start;
@@ -205,6 +193,13 @@ export class TableFile {
       }
     };
     step();
+  }
+
+  /** Writes `table` off the event loop, in place of the file unless a stop wrote one meanwhile (`generation`). */
+  private store(table: Buffer, generation: number): Promise<void> {
+    return writeFile(this.tmp, table)
+      .then(() => (generation === this.generation ? rename(this.tmp, this.path) : rm(this.tmp, { force: true })))
+      .then(() => this.written(), (e: Error) => this.fail(e));
   }
 
   private written(): void {

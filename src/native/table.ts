@@ -420,12 +420,17 @@ export class TableCompiler {
 
   /** A whole table in one buffer. */
   compile(input: TableInput): Buffer {
+    const { header, groups } = this.whole(input);
+    return Buffer.concat([header.subarray(0, header.length - 4), u32(groups.length), ...groups]);
+  }
+
+  /** All of parts() at once: the header (its group count still 0) and the groups. */
+  whole(input: TableInput): { header: Buffer; groups: Buffer[] } {
     const parts = this.parts(input);
+    const header = parts.next().value as Buffer;
     const groups: Buffer[] = [];
-    let header = parts.next().value as Buffer;
     for (let r = parts.next(); !r.done; r = parts.next()) if (r.value) groups.push(...(r.value as Buffer[]));
-    header = Buffer.concat([header.subarray(0, header.length - 4), u32(groups.length)]);
-    return Buffer.concat([header, ...groups]);
+    return { header, groups };
   }
 
   /**

@@ -121,10 +121,7 @@ t.test("a start serves the previous run's table when it was compiled from the sa
 
 t.test('a whole table the daemon compiled is written as it is, with its source', { skip }, async (t) => {
   const { dir, input, path, source, file } = fileWorld(t);
-  const parts = new TableCompiler().parts(input());
-  const header = parts.next().value as Buffer;
-  const groups: Buffer[] = [];
-  for (let r = parts.next(); !r.done; r = parts.next()) if (r.value) groups.push(...(r.value as Buffer[]));
+  const { header, groups } = new TableCompiler().whole(input());
   file.whole(header, groups, source());
   for (let i = 0; i < 300 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 10));
   t.same(plain(readFileSync(path), source()), compileTable(input()), 'the compiled table, with what it was compiled from');
