@@ -130,8 +130,11 @@ export function signState(identity: NodeIdentity, s: NodeState): Signed {
   return signDelta(identity, diff(undefined, s), s);
 }
 
+/** The header the owner signs for state `s` made from `base` by delta `body`; a receiver rebuilds it the same way. */
+const headerOf = (s: NodeState, base: number, body: Uint8Array): Header => ({ id: s.id, version: s.version, base, stateHash: stateHash(s), bodyHash: sha256(body) });
+
 function signDelta(identity: NodeIdentity, d: Delta, s: NodeState, body = encodeBody(d)): Signed {
-  const h: Header = { id: s.id, version: s.version, base: d.base, stateHash: stateHash(s), bodyHash: sha256(body) };
+  const h = headerOf(s, d.base, body);
   const header = encodeHeader(h);
   const { pub, sig } = identity.prove(header);
   return { header, h, pub, sig };
@@ -346,7 +349,7 @@ export class RegistrySync implements Delegate {
     if (!pub) return 'gap';
     const next = apply(held, d);
     if (this.overLimit(d.id, next.endpoints.length, 'a delta')) return 'refused';
-    const h: Header = { id: d.id, version: d.version, base: d.base, stateHash: stateHash(next), bodyHash: sha256(body) };
+    const h = headerOf(next, d.base, body);
     const header = encodeHeader(h);
     if (!verifyProof(d.id, header, { pub, sig })) {
       // A state held without its owner's proof (from the state file) may differ from the owner's
