@@ -52,6 +52,9 @@ const GRPC_PERMISSION_DENIED = 7;
 /** The user name or password was refused. */
 export class EtcdAuthError extends EtcdError {}
 
+/** TLS connections whose handshake completed (a keep-alive connection is reused by later calls). */
+const secured = new WeakSet<object>();
+
 /** Node's codes for a TLS handshake that failed on certificates or protocol (not on reachability). */
 const TLS_FAILURE = /^(ERR_SSL_|ERR_TLS_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|UNABLE_TO_|EPROTO$|HOSTNAME_MISMATCH$)/;
 
@@ -65,8 +68,9 @@ export function configFault(e: Error): string | null {
   if (e instanceof EtcdError && e.code === GRPC_PERMISSION_DENIED) return `permission denied (${e.message}): the etcd user needs read and write access to the prefix`;
   const code = (e as NodeJS.ErrnoException).code;
   if (code && TLS_FAILURE.test(code)) return `TLS failed (${code}: ${e.message}): check the https:// URL, --etcd-ca-file, --etcd-cert-file and --etcd-key-file`;
-  // The server took the connection and dropped the handshake: a plain-http port, or one that wants a client certificate.
-  if (/before secure TLS connection was established/.test(e.message)) return `TLS failed (${e.message}): is that port plain http://, or does it want a client certificate (--etcd-cert-file)?`;
+  // The server took the connection and dropped the handshake (closed or reset it, which of the two
+  // is a race): a plain-http port, or one that wants a client certificate.
+  if ((e as { inHandshake?: boolean }).inHandshake) return `TLS failed (${e.message}): is that port plain http://, or does it want a client certificate (--etcd-cert-file)?`;
   return null;
 }
 
@@ -304,6 +308,15 @@ export class EtcdClient {
         ? httpsRequest(url, { ...opts, ca: this.o.ca, cert: this.o.cert, key: this.o.key }, onResponse)
         : httpRequest(url, opts, onResponse);
     req.on('timeout', () => req.destroy(new Error(`${url.origin}: no answer within ${this.timeoutMs} ms`)));
+    if (url.protocol === 'https:') {
+      req.on('socket', (s) => {
+        if (!secured.has(s)) s.once('secureConnect', () => secured.add(s));
+      });
+      // Listeners run in order: this one marks the error before the caller's sees it.
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        if (req.socket && !secured.has(req.socket) && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) Object.assign(e, { inHandshake: true });
+      });
+    }
     req.end(data);
     return req;
   }

@@ -41,6 +41,8 @@ export interface RunningDaemon {
   /** Parsed JSON log lines. */
   events: () => Array<Record<string, unknown>>;
   exited: Promise<number | null>;
+  /** The exit code, waited for at most `ms`; past that the test fails with the daemon's logs (it is killed at teardown). */
+  exitCode: (ms?: number) => Promise<number | null>;
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
   /** The API token (--api-token-file, or the one the daemon made in its state directory). */
   token: () => string;
@@ -90,6 +92,11 @@ export async function startDaemon(t: { teardown(fn: () => unknown): void }, o: D
   const token = (): string => readFileSync(last('--api-token-file') ?? join(last('--state-dir')!, 'api-token'), 'utf8').trim();
   const d: RunningDaemon = {
     proc, dnsPort, apiPort, socket, dir, api: `http://127.0.0.1:${apiPort}`, exited, stop, token,
+    exitCode: (ms = 60_000) => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`daemon still running after ${ms} ms:\n${out}`)), ms)));
+      return Promise.race([exited, late]).finally(() => clearTimeout(timer));
+    },
     auth: () => ({ authorization: `Bearer ${token()}` }),
     logs: () => out,
     events: () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>),

@@ -215,7 +215,7 @@ t.test('limits on ports per endpoint and endpoints per service', async (t) => {
 
 t.test('a non-loopback API listener without a token is refused at start', async (t) => {
   const d = await startDaemon(t, { args: ['--api-listen', '0.0.0.0:18999'], wait: false });
-  const code = await d.exited;
+  const code = await d.exitCode();
   t.equal(code, 2);
   t.match(d.logs(), /--api-listen 0\.0\.0\.0:18999 is reachable from the network but no --api-token-file is set/);
 });
@@ -223,14 +223,14 @@ t.test('a non-loopback API listener without a token is refused at start', async 
 t.test('an API socket path longer than a unix socket takes is refused at start, not cut short', async (t) => {
   const path = `/tmp/${'s'.repeat(110)}/api.sock`;
   const d = await startDaemon(t, { args: ['--api-listen', `unix:${path}`], wait: false });
-  t.equal(await d.exited, 2);
+  t.equal(await d.exitCode(), 2);
   t.match(d.logs(), `the API socket path ${path} is 124 bytes, more than a unix socket takes (107); choose a shorter --state-dir`);
 });
 
 t.test('an API socket another daemon listens on stops the start with exit 2, and the first daemon keeps it', async (t) => {
   const first = await startDaemon(t);
   const second = await startDaemon(t, { args: ['--api-listen', `unix:${first.socket}`], wait: false });
-  t.equal(await second.exited, 2);
+  t.equal(await second.exitCode(), 2);
   t.match(second.logs(), `cannot serve the API on unix:${first.socket}: another daemon is already listening there; stop that daemon or give --api-listen another unix:PATH`);
   t.notMatch(second.logs(), /serving DNS/, 'it stopped before serving anything');
   t.equal((await apiOverSocket(first, 'GET', '/readyz')).status, 200, 'the socket still answers');

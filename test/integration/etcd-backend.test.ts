@@ -2,7 +2,7 @@ import t from 'tap';
 import { connect, createServer, type Socket } from 'node:net';
 import pino from 'pino';
 import { EtcdBackend } from '../../src/etcd/backend.js';
-import { EtcdClient } from '../../src/etcd/client.js';
+import { configFault, EtcdClient } from '../../src/etcd/client.js';
 import { LocalNode } from '../../src/registry/local.js';
 import { Registry } from '../../src/registry/registry.js';
 import { haveEtcd, startEtcd, type EtcdCluster } from '../helpers/etcd.js';
@@ -208,6 +208,22 @@ t.test('an unreachable endpoint: the error names it, and the backend keeps retry
   await until('unavailable', () => a.backend.state === 'unavailable');
   t.match(a.backend.lastError, /127\.0\.0\.1:9|ECONNREFUSED/, a.backend.lastError ?? '');
   await until('retried', () => a.backend.counters.sessions >= 3, 10_000);
+});
+
+t.test('an https:// URL on a port that drops the handshake is a TLS fault (stops the start), whether the server closes or resets', async (t) => {
+  // A plain-http port reads the ClientHello and hangs up: a FIN when it read all of it, a reset
+  // when some was still unread, which of the two is a race (etcd gives either). Both are made here.
+  for (const how of ['close', 'reset'] as const) {
+    const server = createServer((s: Socket) => s.once('data', () => (how === 'close' ? s.end() : s.resetAndDestroy())));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    t.teardown(() => server.close());
+    const url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const e = await new EtcdClient({ endpoints: [url] }).grant(5).then(() => null, (err: Error) => err);
+    t.ok(e, `${how}: the call fails`);
+    t.match(configFault(e!), /^TLS failed .*plain http:\/\//, `${how}: named as a TLS failure, not an unreachable etcd`);
+  }
+  const refused = await new EtcdClient({ endpoints: ['https://127.0.0.1:9'] }).grant(5).then(() => null, (err: Error) => err);
+  t.equal(configFault(refused!), null, 'a refused connection stays a reachability problem (retried)');
 });
 
 t.test('user and password: authenticated calls work, a wrong password is refused with the reason', async (t) => {

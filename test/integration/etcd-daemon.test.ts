@@ -93,12 +93,12 @@ t.test('bad etcd settings: refused password and TLS against a plain port stop th
   t.equal(ctl('auth', 'enable').status, 0, 'auth enabled');
 
   const wrong = await startDaemon(t, { wait: false, args: etcdArgs([url], ['--etcd-username', 'root', '--etcd-password-file', pwFile(t, 'wrong-password')]) });
-  t.equal(await wrong.exited, 2, 'wrong password: exit 2');
+  t.equal(await wrong.exitCode(), 2, 'wrong password: exit 2');
   t.match(wrong.logs(), new RegExp(`etcd ${url}: authentication failed.*--etcd-password-file`), 'names the URL and the cause');
   t.equal(wrong.logs().split('\n').filter((l) => /authentication failed/.test(l)).length, 1, 'in one line, with no retry announced');
 
   const tls = await startDaemon(t, { wait: false, args: etcdArgs([url.replace('http:', 'https:')]) });
-  t.equal(await tls.exited, 2, 'TLS to a plain port: exit 2');
+  t.equal(await tls.exitCode(), 2, 'TLS to a plain port: exit 2');
   t.match(tls.logs(), /etcd https:\/\/127\.0\.0\.1:\d+: TLS failed/, 'names the URL and the cause');
 
   const right = await startDaemon(t, { args: etcdArgs([url], ['--etcd-username', 'root', '--etcd-password-file', pwFile(t, 'right-password')]) });
@@ -126,7 +126,7 @@ t.test('--etcd-skydns-prefix: the records CoreDNS\'s etcd plugin reads, written 
     return (r.kvs ?? []).map((kv) => ({ key: Buffer.from(kv.key, 'base64').toString(), value: JSON.parse(Buffer.from(kv.value, 'base64').toString()) }));
   };
   const bad = await startDaemon(t, { wait: false, args: etcdArgs([url], ['--etcd-skydns-prefix', '/podman-swarm-dns/skydns']) });
-  t.equal(await bad.exited, 2, 'a SkyDNS prefix inside the registry prefix: exit 2');
+  t.equal(await bad.exitCode(), 2, 'a SkyDNS prefix inside the registry prefix: exit 2');
   t.match(bad.logs(), /overlaps --etcd-prefix/);
 
   // A long lease: after the kill below, the first run's records would still be there beside a second node's.

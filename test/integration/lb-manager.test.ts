@@ -125,7 +125,7 @@ t.test('a service in dnsrr mode keeps its endpoint addresses; bad --ingress stop
   const d = await startDaemon(t, { args: ['--service-cidr', '127.67.0.0/16'], config: 'services:\n  - name: db\n    endpoints:\n      - address: 10.0.0.5\n        ports: { pg: 5432/tcp }\n' });
   t.same(await digShort(d.dnsPort, 'db.default.cluster.local'), ['10.0.0.5']);
   const bad = await startDaemon(t, { args: ['--ingress', 'not a service'], wait: false });
-  t.equal(await bad.exited, 2);
+  t.equal(await bad.exitCode(), 2);
   t.match(bad.logs(), /--ingress "not a service": expected <namespace>\/<service>:<port>/);
 });
 

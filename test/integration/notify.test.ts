@@ -50,7 +50,7 @@ t.test('READY, STATUS, WATCHDOG, RELOADING, STOPPING from the main PID', async (
   t.match(after.n.fields.STATUS, /reloaded: applied .*ttl.*; needs a restart: domain/);
 
   d.proc.kill('SIGTERM');
-  t.equal(await d.exited, 0);
+  t.equal(await d.exitCode(), 0);
   const stopping = await sock.next(has('STOPPING', '1'), after.index + 1);
   t.equal(stopping.n.pid, d.proc.pid);
 });

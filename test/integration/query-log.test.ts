@@ -121,6 +121,6 @@ t.test('a reload tries a failed --query-log-file again and applies a new mode', 
 
 t.test('--query-log with a bad value stops the start with what is wrong', async (t) => {
   const d = await startDaemon(t, { config: CONFIG, args: ['--query-log', 'sample:0'], wait: false });
-  t.not(await d.exited, 0, 'exits');
+  t.not(await d.exitCode(), 0, 'exits');
   t.match(d.logs(), /query-log.*sample:N needs N from 1/s);
 });
