@@ -18,13 +18,13 @@
 // with how long that took. Path `native-file`: the native path started after an earlier run with
 // the same services left its answer table in $RUNTIME_DIRECTORY (src/native/table-file.ts).
 //
-//   npm run build && node bench/memory.mjs [--services 10000] [--endpoints 5] [--sources config,api,snapshot] [--paths native,native-file,js] [--nodes 100] [--settle 20] [--sample-ms 20] [--rounds 1] [--node-args="..."] [--cli dist/cli.js]
-// (--node-args=: extra node flags for the daemon, with "=", e.g. --node-args="--max-semi-space-size=1"; --cli: another build)
+//   npm run build && node bench/memory.mjs [--services 10000] [--endpoints 5] [--sources config,api,snapshot] [--paths native,native-file,js] [--nodes 100] [--settle 20] [--sample-ms 20] [--rounds 1] [--node-args="..."] [--cli dist/cli.js] [--heap-snapshot DIR]
+// (--node-args=: extra node flags for the daemon, with "=", e.g. --node-args="--max-semi-space-size=1"; --cli: another build; --heap-snapshot: a heap snapshot of each daemon at the end of its window, as DIR/<source>-<path>.heapsnapshot)
 import './help.mjs';
 import { argv } from 'zx';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as packet from 'dns-packet';
@@ -41,6 +41,7 @@ const SAMPLE_MS = Number(argv['sample-ms'] ?? 20);
 const ROUNDS = Number(argv.rounds ?? 1);
 const NODE_ARGS = String(argv['node-args'] ?? '').split(' ').filter(Boolean);
 const CLI = resolve(String(argv.cli ?? join(ROOT, 'dist', 'cli.js')));
+const HEAP_DIR = argv['heap-snapshot'] ? resolve(String(argv['heap-snapshot'])) : null;
 const dir = mkdtempSync(join(tmpdir(), 'psdns-memory-'));
 const procs = new Set();
 process.on('exit', () => {
@@ -131,7 +132,7 @@ async function run(source, path) {
   const data = prepare(source);
   if (source === 'api') writeFileSync(join(stateDir, 'api-endpoints.json'), readFileSync(data));
   if (source === 'snapshot') writeFileSync(join(stateDir, 'state'), readFileSync(data));
-  const args = [...NODE_ARGS, CLI, 'daemon', '--config', source === 'config' ? data : cfg, '--link', 'none', '--state-dir', stateDir,
+  const args = [...NODE_ARGS, ...(HEAP_DIR ? [`--heapsnapshot-signal=SIGUSR2`, `--diagnostic-dir=${HEAP_DIR}`] : []), CLI, 'daemon', '--config', source === 'config' ? data : cfg, '--link', 'none', '--state-dir', stateDir,
     '--dns-listen', `127.0.0.1:${dnsPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--upstream-dns', '127.0.0.1:9',
     '--podman-socket', 'none', '--max-endpoints-per-node', '100000', '--log-level', 'info', '--start-grace', '0',
     ...(source === 'snapshot' ? ['--gossip-listen', `127.0.0.1:${gossipPort}`, '--advertise-address', '127.0.0.1'] : [])];
@@ -206,6 +207,8 @@ async function run(source, path) {
     const settled = last.reduce((a, b) => a + b, 0) / last.length;
     const peakSample = Math.max(...samples.map(([, r]) => r));
     const mb = (name) => metricOf(metrics, `podman_swarm_dns_${name}`) / 1048576;
+    // After the figures: writing the snapshot grows the process.
+    if (HEAP_DIR) await heapSnapshot(proc, `${source}-${path}`);
     return {
       source, path, readyMs: readyAt, readyCpu, tableMs: tableAt, served, hwm, peakSample, settled,
       heapUsed: mb('nodejs_heap_size_used_bytes'), heapTotal: mb('nodejs_heap_size_total_bytes'), external: mb('nodejs_external_memory_bytes'),
@@ -215,6 +218,25 @@ async function run(source, path) {
     clearInterval(sampler);
     await stopProcess(proc);
     procs.delete(proc);
+  }
+}
+
+/** Writes a heap snapshot of the daemon (SIGUSR2, --heapsnapshot-signal) as HEAP_DIR/<name>.heapsnapshot. */
+async function heapSnapshot(proc, name) {
+  mkdirSync(HEAP_DIR, { recursive: true });
+  const before = new Set(readdirSync(HEAP_DIR));
+  proc.kill('SIGUSR2');
+  const limit = Date.now() + 120_000;
+  for (;;) {
+    const file = readdirSync(HEAP_DIR).find((f) => !before.has(f) && f.endsWith('.heapsnapshot'));
+    // Node writes the file in place: it is whole once its size stops changing.
+    if (file) {
+      const size = statSync(join(HEAP_DIR, file)).size;
+      await sleep(1000);
+      if (size > 0 && statSync(join(HEAP_DIR, file)).size === size) return renameSync(join(HEAP_DIR, file), join(HEAP_DIR, `${name}.heapsnapshot`));
+    }
+    if (Date.now() > limit) throw new Error('no heap snapshot in 120 s');
+    await sleep(200);
   }
 }
 
