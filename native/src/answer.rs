@@ -5,9 +5,8 @@
 //! rules: compression pointers into the question (zone pointers patched per query), rotation by
 //! the query ID, and truncation that keeps the answer records that fit (docs/dns-wire.md).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::hash::Hasher;
+use std::sync::{RwLock, RwLockReadGuard};
 
 const QR: u16 = 0x8000;
 const AA: u16 = 0x0400;
@@ -79,24 +78,19 @@ struct Item {
     zone_soa: bool,
 }
 
-/// What the entries of one group (a service, an address, the container names...) share: the
-/// bytes of their records and the records themselves. One allocation of each per group, none per
-/// entry or record: at 10,000 services × 5 endpoints the per-entry vectors were most of the
-/// addon's memory.
-struct GroupData {
-    arena: Box<[u8]>,
-    items: Box<[Item]>,
-}
-
 /// Sections of an entry, in the order of `Entry::lens`: per variant two answer groups (each
 /// rotated on its own: this host's endpoints, then the others; the second is empty when there is
 /// one) and the additional section, then the authority section.
 const SECTIONS: usize = 7;
 const AUTHORITY: usize = 6;
 
+/// What a name answers for one type (or, type 0, for any other): its records, in its group.
+#[derive(Clone, Copy)]
 struct Entry {
-    /// Its records: `data.items[first..]`, section after section (SECTIONS).
-    data: Arc<GroupData>,
+    /// Its key (lower-case wire name with root + qtype) in the group's arena.
+    key: u32,
+    key_len: u16,
+    /// Its records: the group's items `first..`, section after section (SECTIONS).
     first: u32,
     lens: [u16; SECTIONS],
     /// 1, or 2 when clients on this host or its bridges get their own (prefer-local).
@@ -109,60 +103,160 @@ struct Entry {
     /// Its name answers any type it has no entry for with the zone's NODATA (`Data::nodata`),
     /// instead of an entry of type 0 per name.
     nodata: bool,
-    /// The group the entry came with (Data::groups), and its rank: under one name, entries of a
-    /// lower rank come first (registry names before container names).
-    rank: u8,
-    slot: u32,
-    scopes: Box<[Cidr]>,
+    /// Its `nscopes` client networks (CIDR_LEN bytes each) in the group's arena: none answers
+    /// every client.
+    scopes: u32,
+    nscopes: u8,
 }
 
-impl Entry {
-    fn section(&self, i: usize) -> &[Item] {
-        let start = self.first as usize + self.lens[..i].iter().map(|&n| n as usize).sum::<usize>();
-        &self.data.items[start..start + self.lens[i] as usize]
+const ENTRY_LEN: usize = 32;
+const ITEM_LEN: usize = 8;
+const CIDR_LEN: usize = 17;
+
+fn get16(b: &[u8], i: usize) -> u16 {
+    u16::from_le_bytes([b[i], b[i + 1]])
+}
+
+fn get32(b: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+}
+
+/// One group (a service, a reverse address, the container names...) in one allocation: its
+/// entries (ENTRY_LEN bytes each), its records (ITEM_LEN bytes each), then the arena: the id,
+/// each entry's key and scopes, each record's zone-pointer patches and bytes. Nothing is
+/// allocated per entry, key or record: at 10,000 services × 5 endpoints (110,000 entries in
+/// 60,000 groups) those allocations were most of the addon's memory.
+struct Group {
+    blob: Box<[u8]>,
+    entries: u32,
+    items: u32,
+    id_len: u16,
+    /// Under one name, entries of a lower rank come first (registry names before container names).
+    rank: u8,
+    /// When it was put in (Data::next_seq): under one name and rank, the older group's entries first.
+    seq: u32,
+}
+
+impl Group {
+    fn arena(&self) -> &[u8] {
+        &self.blob[self.entries as usize * ENTRY_LEN + self.items as usize * ITEM_LEN..]
+    }
+    fn id(&self) -> &[u8] {
+        &self.arena()[..self.id_len as usize]
+    }
+    fn key(&self, i: u32) -> &[u8] {
+        let b = &self.blob[i as usize * ENTRY_LEN..];
+        let (at, len) = (get32(b, 0) as usize, get16(b, 4) as usize);
+        &self.arena()[at..at + len]
+    }
+    fn entry(&self, i: u32) -> Entry {
+        let b = &self.blob[i as usize * ENTRY_LEN..(i as usize + 1) * ENTRY_LEN];
+        let mut lens = [0u16; SECTIONS];
+        for (k, l) in lens.iter_mut().enumerate() {
+            *l = get16(b, 10 + 2 * k);
+        }
+        Entry { key: get32(b, 0), key_len: get16(b, 4), first: get32(b, 6), lens, variants: b[24], rcode: b[25], aa: b[26] & 1 != 0, alias: b[26] & 2 != 0, nodata: b[26] & 4 != 0, scopes: get32(b, 27), nscopes: b[31] }
+    }
+    fn item(&self, i: usize) -> Item {
+        let b = &self.blob[self.entries as usize * ENTRY_LEN + i * ITEM_LEN..];
+        Item { off: get32(b, 0), len: get16(b, 4), patches: b[6], zone_soa: b[7] != 0 }
+    }
+    fn scope(&self, e: &Entry, k: usize) -> Cidr {
+        let b = &self.arena()[e.scopes as usize + k * CIDR_LEN..];
+        let mut addr = [0u8; 16];
+        addr.copy_from_slice(&b[..16]);
+        Cidr { addr, prefix: b[16] }
+    }
+}
+
+/// A group as it is read: its three parts grow apart and are joined at the end.
+#[derive(Default)]
+struct GroupBuilder {
+    entries: Vec<u8>,
+    items: Vec<u8>,
+    arena: Vec<u8>,
+}
+
+impl GroupBuilder {
+    fn item_count(&self) -> usize {
+        self.items.len() / ITEM_LEN
+    }
+    fn push_item(&mut self, it: Item) {
+        self.items.extend_from_slice(&it.off.to_le_bytes());
+        self.items.extend_from_slice(&it.len.to_le_bytes());
+        self.items.extend_from_slice(&[it.patches, it.zone_soa as u8]);
+    }
+    fn push_entry(&mut self, e: &Entry) {
+        let w = &mut self.entries;
+        w.extend_from_slice(&e.key.to_le_bytes());
+        w.extend_from_slice(&e.key_len.to_le_bytes());
+        w.extend_from_slice(&e.first.to_le_bytes());
+        for l in e.lens.iter() {
+            w.extend_from_slice(&l.to_le_bytes());
+        }
+        w.extend_from_slice(&[e.variants, e.rcode, e.aa as u8 | (e.alias as u8) << 1 | (e.nodata as u8) << 2]);
+        w.extend_from_slice(&e.scopes.to_le_bytes());
+        w.push(e.nscopes);
+    }
+    fn finish(self, id_len: u16, rank: u8) -> Group {
+        let entries = (self.entries.len() / ENTRY_LEN) as u32;
+        let items = (self.items.len() / ITEM_LEN) as u32;
+        let mut blob = Vec::with_capacity(self.entries.len() + self.items.len() + self.arena.len());
+        blob.extend_from_slice(&self.entries);
+        blob.extend_from_slice(&self.items);
+        blob.extend_from_slice(&self.arena);
+        Group { blob: blob.into_boxed_slice(), entries, items, id_len, rank, seq: 0 }
+    }
+}
+
+/// An entry found under a name, with its group.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    g: &'a Group,
+    e: Entry,
+}
+
+/// `len` records of a group from `start`.
+#[derive(Clone, Copy)]
+struct Section<'a> {
+    g: &'a Group,
+    start: usize,
+    len: usize,
+}
+
+impl<'a> Section<'a> {
+    fn get(&self, k: usize) -> Item {
+        self.g.item(self.start + k)
+    }
+    fn iter(self) -> impl Iterator<Item = Item> + 'a {
+        (0..self.len).map(move |k| self.get(k))
+    }
+}
+
+impl<'a> At<'a> {
+    fn section(&self, i: usize) -> Section<'a> {
+        let start = self.e.first as usize + self.e.lens[..i].iter().map(|&n| n as usize).sum::<usize>();
+        Section { g: self.g, start, len: self.e.lens[i] as usize }
     }
     /// The variant a client gets: the prefer-local one (1) for local clients, when there is one.
     fn variant(&self, local: bool) -> usize {
-        if local && self.variants > 1 {
+        if local && self.e.variants > 1 {
             1
         } else {
             0
         }
     }
-    fn additional(&self, v: usize) -> &[Item] {
+    fn additional(&self, v: usize) -> Section<'a> {
         self.section(3 * v + 2)
     }
-    fn authority(&self) -> &[Item] {
+    fn authority(&self) -> Section<'a> {
         self.section(AUTHORITY)
     }
-}
-
-/// An entry as read, before its group's records are shared (Reader::groups).
-struct Parsed {
-    first: u32,
-    lens: [u16; SECTIONS],
-    variants: u8,
-    rcode: u8,
-    aa: bool,
-    alias: bool,
-    nodata: bool,
-    scopes: Box<[Cidr]>,
-}
-
-impl Parsed {
-    fn into_entry(self, data: &Arc<GroupData>, rank: u8) -> Entry {
-        Entry { data: data.clone(), first: self.first, lens: self.lens, variants: self.variants, rcode: self.rcode, aa: self.aa, alias: self.alias, nodata: self.nodata, rank, slot: 0, scopes: self.scopes }
+    /// Unscoped entries answer everyone; scoped ones (container names) their networks and this host.
+    fn in_scope(&self, c: &Client, cflags: u8) -> bool {
+        self.e.nscopes == 0 || cflags & FLAG_HOST != 0 || (0..self.e.nscopes as usize).any(|k| self.g.scope(&self.e, k).contains(c))
     }
 }
-
-/// The names one group (a service, a reverse address, the container names...) put in the map.
-struct Group {
-    slot: u32,
-    /// Its keys, each u16 length + key.
-    keys: Vec<u8>,
-}
-
-type FnvMap<V> = HashMap<Box<[u8]>, V, BuildHasherDefault<Fnv>>;
 
 #[derive(Default)]
 pub struct Fnv(u64);
@@ -177,6 +271,105 @@ impl Hasher for Fnv {
             h = h.wrapping_mul(0x100000001b3);
         }
         self.0 = h;
+    }
+}
+
+fn hash(key: &[u8]) -> u32 {
+    let mut h = Fnv::default();
+    h.write(key);
+    let h = h.finish();
+    (h ^ (h >> 32)) as u32
+}
+
+/// A place in the table: entry `entry` of group `group`, under a key whose hash is `hash`.
+#[derive(Clone, Copy)]
+struct Slot {
+    hash: u32,
+    group: u32,
+    entry: u32,
+}
+
+const FREE: Slot = Slot { hash: 0, group: u32::MAX, entry: 0 };
+
+/// A hash index of places whose keys are in the groups (open addressing, linear probing,
+/// deletion by shifting back): 12 bytes a slot, at most 3/4 full, no allocation per key.
+/// Equal keys have a slot each.
+#[derive(Default)]
+struct Index {
+    slots: Vec<Slot>,
+    len: usize,
+}
+
+impl Index {
+    fn with_capacity(n: usize) -> Index {
+        let mut ix = Index::default();
+        ix.grow(n);
+        ix
+    }
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+    /// Room for `n` places.
+    fn grow(&mut self, n: usize) {
+        if n * 4 <= self.slots.len() * 3 {
+            return;
+        }
+        let size = (n * 4 / 3 + 1).next_power_of_two().max(16);
+        let old = std::mem::replace(&mut self.slots, vec![FREE; size]);
+        for s in old.into_iter().filter(|s| s.group != u32::MAX) {
+            self.put(s);
+        }
+    }
+    fn put(&mut self, s: Slot) {
+        let mask = self.mask();
+        let mut i = s.hash as usize & mask;
+        while self.slots[i].group != u32::MAX {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = s;
+    }
+    fn insert(&mut self, s: Slot) {
+        self.grow(self.len + 1);
+        self.put(s);
+        self.len += 1;
+    }
+    /// The places under `hash` (keys of other hashes aside, but not other keys of that hash).
+    fn under(&self, hash: u32) -> impl Iterator<Item = Slot> + '_ {
+        let mask = self.slots.len().wrapping_sub(1);
+        let start = hash as usize & mask;
+        let slots = &self.slots;
+        (0..slots.len()).map(move |k| slots[(start + k) & mask]).take_while(|s| s.group != u32::MAX).filter(move |s| s.hash == hash)
+    }
+    /// Removes the place `(group, entry)` under `hash`.
+    fn remove(&mut self, hash: u32, group: u32, entry: u32) {
+        let mask = self.mask();
+        let mut i = hash as usize & mask;
+        loop {
+            let s = self.slots[i];
+            if s.group == u32::MAX {
+                return;
+            }
+            if s.group == group && s.entry == entry {
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+        // Slots after it that probed past it move back into the hole.
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let s = self.slots[j];
+            if s.group == u32::MAX {
+                break;
+            }
+            let home = s.hash as usize & mask;
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(i) & mask) {
+                self.slots[i] = s;
+                i = j;
+            }
+        }
+        self.slots[i] = FREE;
+        self.len -= 1;
     }
 }
 
@@ -195,22 +388,20 @@ struct Data {
     /// The SOA record of negative answers (NXDOMAIN, NODATA), in `soa_arena`.
     negative_soa: Item,
     soa_arena: Vec<u8>,
-    nxdomain: Entry,
+    /// A group of one entry each.
+    nxdomain: Group,
     /// The zone's NODATA (no records, the negative SOA) of names whose entries carry `nodata`.
-    nodata: Entry,
+    nodata: Group,
     cidrs: Vec<(Cidr, u8)>,
-    /// Key: lower-case wire name (with root) + qtype (big endian); qtype 0 = any other type.
-    map: FnvMap<Vec<Entry>>,
-    /// Group id → the group's keys in `map`.
-    groups: FnvMap<Group>,
-    next_slot: u32,
-}
-
-/// A group as read from a table or patch: id, rank and its entries with their keys.
-struct NewGroup {
-    id: Box<[u8]>,
-    rank: u8,
-    entries: Vec<(Box<[u8]>, Entry)>,
+    /// The groups by number (a removed group's number is used again).
+    groups: Vec<Option<Group>>,
+    free: Vec<u32>,
+    /// Key (lower-case wire name with root + qtype, big endian; qtype 0 = any other type) → its
+    /// entries.
+    names: Index,
+    /// Group id → its number (`entry` unused).
+    ids: Index,
+    next_seq: u32,
 }
 
 pub enum Outcome {
@@ -270,78 +461,80 @@ impl<'a> Reader<'a> {
         arena.extend_from_slice(bytes);
         Ok(Item { off, len: len as u16, patches, zone_soa: kind == 1 })
     }
-    /// u16 n + n items, appended to `items`; returns n.
-    fn items(&mut self, arena: &mut Vec<u8>, items: &mut Vec<Item>) -> Result<u16, String> {
+    /// u16 n + n items into the group; returns n.
+    fn items(&mut self, g: &mut GroupBuilder) -> Result<u16, String> {
         let n = self.u16()?;
         for _ in 0..n {
-            let it = self.item(arena)?;
-            items.push(it);
+            let it = self.item(&mut g.arena)?;
+            g.push_item(it);
         }
         Ok(n)
     }
-    fn cidr(&mut self) -> Result<Cidr, String> {
-        let mut addr = [0u8; 16];
-        addr.copy_from_slice(self.bytes(16)?);
-        let prefix = self.u8()?;
-        if prefix > 128 {
+    /// A client network, as CIDR_LEN bytes (16 address, 1 prefix length).
+    fn cidr_bytes(&mut self) -> Result<&'a [u8], String> {
+        let b = self.bytes(CIDR_LEN)?;
+        if b[16] > 128 {
             return Err("bad prefix".into());
         }
-        Ok(Cidr { addr, prefix })
+        Ok(b)
     }
-    /// One entry; its records go to `items` (and their bytes to `arena`), shared by its group.
-    fn entry(&mut self, arena: &mut Vec<u8>, items: &mut Vec<Item>) -> Result<Parsed, String> {
-        let nscopes = self.u8()? as usize;
-        let mut scopes = Vec::with_capacity(nscopes);
+    fn cidr(&mut self) -> Result<Cidr, String> {
+        let b = self.cidr_bytes()?;
+        let mut addr = [0u8; 16];
+        addr.copy_from_slice(&b[..16]);
+        Ok(Cidr { addr, prefix: b[16] })
+    }
+    /// One entry, under the key at `key` (`key_len` bytes) of the group's arena, into the group.
+    fn entry(&mut self, g: &mut GroupBuilder, key: u32, key_len: u16) -> Result<(), String> {
+        let nscopes = self.u8()?;
+        let scopes = g.arena.len();
         for _ in 0..nscopes {
-            scopes.push(self.cidr()?);
+            let c = self.cidr_bytes()?;
+            g.arena.extend_from_slice(c);
         }
         let rcode = self.u8()?;
         let flags = self.u8()?;
-        let aa = flags & 1 != 0;
-        let alias = flags & 2 != 0;
-        let nodata = flags & 4 != 0;
         let variants = self.u8()?;
         if variants == 0 || variants > 2 {
             return Err("bad variant count".into());
         }
-        if items.len() > u32::MAX as usize {
+        if g.item_count() > u32::MAX as usize || scopes > u32::MAX as usize {
             return Err("table too large".into());
         }
-        let first = items.len() as u32;
+        let first = g.item_count() as u32;
         let mut lens = [0u16; SECTIONS];
         for v in 0..variants as usize {
             let ngroups = self.u8()? as usize;
             if ngroups > 2 {
                 return Err("bad group count".into());
             }
-            for g in 0..ngroups {
-                lens[3 * v + g] = self.items(arena, items)?;
+            for k in 0..ngroups {
+                lens[3 * v + k] = self.items(g)?;
             }
-            lens[3 * v + 2] = self.items(arena, items)?;
+            lens[3 * v + 2] = self.items(g)?;
         }
-        lens[AUTHORITY] = self.items(arena, items)?;
-        Ok(Parsed { first, lens, variants, rcode, aa, alias, nodata, scopes: scopes.into_boxed_slice() })
+        lens[AUTHORITY] = self.items(g)?;
+        let e = Entry { key, key_len, first, lens, variants, rcode, aa: flags & 1 != 0, alias: flags & 2 != 0, nodata: flags & 4 != 0, scopes: scopes as u32, nscopes };
+        g.push_entry(&e);
+        Ok(())
     }
     /// u32 n + n × group: u16 len + id, u8 rank, u32 n + n × (u16 len + key, entry).
-    fn groups(&mut self) -> Result<Vec<NewGroup>, String> {
+    fn groups(&mut self) -> Result<Vec<Group>, String> {
         let n = self.u32()? as usize;
         let mut out = Vec::with_capacity(n.min(1 << 16));
         for _ in 0..n {
-            let idlen = self.u16()? as usize;
-            let id: Box<[u8]> = self.bytes(idlen)?.into();
+            let mut g = GroupBuilder::default();
+            let id_len = self.u16()?;
+            g.arena.extend_from_slice(self.bytes(id_len as usize)?);
             let rank = self.u8()?;
             let count = self.u32()? as usize;
-            let mut arena = Vec::new();
-            let mut items = Vec::new();
-            let mut parsed = Vec::with_capacity(count.min(1 << 16));
             for _ in 0..count {
-                let klen = self.u16()? as usize;
-                let key: Box<[u8]> = self.bytes(klen)?.into();
-                parsed.push((key, self.entry(&mut arena, &mut items)?));
+                let klen = self.u16()?;
+                let key = g.arena.len();
+                g.arena.extend_from_slice(self.bytes(klen as usize)?);
+                self.entry(&mut g, key as u32, klen)?;
             }
-            let data = Arc::new(GroupData { arena: arena.into_boxed_slice(), items: items.into_boxed_slice() });
-            let entries = parsed.into_iter().map(|(k, p)| (k, p.into_entry(&data, rank))).collect();
-            out.push(NewGroup { id, rank, entries });
+            out.push(g.finish(id_len, rank));
         }
         Ok(out)
     }
@@ -367,10 +560,8 @@ impl Table {
         let domain = r.bytes(dlen)?.to_vec();
         let mut soa_arena = Vec::new();
         let negative_soa = r.item(&mut soa_arena)?;
-        let mut nx_arena = Vec::new();
-        let mut nx_items = Vec::new();
-        let nx = r.entry(&mut nx_arena, &mut nx_items)?;
-        let nxdomain = nx.into_entry(&Arc::new(GroupData { arena: nx_arena.into_boxed_slice(), items: nx_items.into_boxed_slice() }), 0);
+        let mut nx = GroupBuilder::default();
+        r.entry(&mut nx, 0, 0)?;
         let ncidr = r.u32()? as usize;
         let mut cidrs = Vec::with_capacity(ncidr.min(65536));
         for _ in 0..ncidr {
@@ -379,12 +570,24 @@ impl Table {
         }
         let groups = r.groups()?;
         r.end()?;
-        let mut d = Data { answer_limit, domain, negative_soa, soa_arena, nxdomain, nodata: zone_nodata(), cidrs, map: HashMap::default(), groups: HashMap::default(), next_slot: 0 };
-        d.map.reserve(groups.iter().map(|g| g.entries.len()).sum::<usize>().min(1 << 20));
+        let entries = groups.iter().map(|g| g.entries as usize).sum::<usize>();
+        let mut d = Data {
+            answer_limit,
+            domain,
+            negative_soa,
+            soa_arena,
+            nxdomain: nx.finish(0, 0),
+            nodata: zone_nodata(),
+            cidrs,
+            groups: Vec::with_capacity(groups.len()),
+            free: Vec::new(),
+            names: Index::with_capacity(entries),
+            ids: Index::with_capacity(groups.len()),
+            next_seq: 0,
+        };
         for g in groups {
             d.replace(g);
         }
-        d.map.shrink_to_fit();
         Ok(Table { data: RwLock::new(d) })
     }
 
@@ -415,40 +618,71 @@ impl Table {
 }
 
 impl Data {
-    /// Drops the entries of group `g.id` and puts in `g`'s (work: the two groups' entries).
-    fn replace(&mut self, g: NewGroup) {
-        if let Some(old) = self.groups.remove(&g.id) {
-            let mut i = 0;
-            while i + 2 <= old.keys.len() {
-                let n = be16(&old.keys, i) as usize;
-                let key = &old.keys[i + 2..i + 2 + n];
-                i += 2 + n;
-                if let Some(list) = self.map.get_mut(key) {
-                    list.retain(|e| e.slot != old.slot);
-                    if list.is_empty() {
-                        self.map.remove(key);
-                    }
-                }
+    fn group(&self, n: u32) -> &Group {
+        self.groups[n as usize].as_ref().expect("an index slot names a group")
+    }
+
+    /// Drops the entries of group `g`'s id and puts in `g`'s (work: the two groups' entries).
+    fn replace(&mut self, mut g: Group) {
+        let id_hash = hash(g.id());
+        let groups = &self.groups;
+        let old = self.ids.under(id_hash).find(|s| groups[s.group as usize].as_ref().map_or(false, |o| o.id() == g.id()));
+        if let Some(s) = old {
+            let o = self.groups[s.group as usize].take().expect("an index slot names a group");
+            self.ids.remove(id_hash, s.group, 0);
+            for i in 0..o.entries {
+                self.names.remove(hash(o.key(i)), s.group, i);
             }
+            self.free.push(s.group);
         }
-        if g.entries.is_empty() {
+        if g.entries == 0 {
             return;
         }
-        let slot = self.next_slot;
-        self.next_slot = self.next_slot.wrapping_add(1);
-        let mut keys = Vec::new();
-        let rank = g.rank;
-        for (key, mut e) in g.entries {
-            e.slot = slot;
-            keys.extend_from_slice(&(key.len() as u16).to_be_bytes());
-            keys.extend_from_slice(&key);
-            let list = self.map.entry(key).or_insert_with(Vec::new);
-            let at = list.iter().position(|x| x.rank > rank).unwrap_or(list.len());
-            list.reserve_exact(1);
-            list.insert(at, e);
+        g.seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let n = match self.free.pop() {
+            Some(n) => n,
+            None => {
+                self.groups.push(None);
+                (self.groups.len() - 1) as u32
+            }
+        };
+        for i in 0..g.entries {
+            self.names.insert(Slot { hash: hash(g.key(i)), group: n, entry: i });
         }
-        keys.shrink_to_fit();
-        self.groups.insert(g.id, Group { slot, keys });
+        self.ids.insert(Slot { hash: id_hash, group: n, entry: 0 });
+        self.groups[n as usize] = Some(g);
+    }
+
+    /// The first entry under `key` that `ok` takes: of the lowest rank, then of the older group,
+    /// then first in its group.
+    fn find<'a>(&'a self, key: &[u8], ok: impl Fn(&At<'a>) -> bool) -> Option<At<'a>> {
+        let mut best: Option<(At<'a>, (u8, u32, u32))> = None;
+        for s in self.names.under(hash(key)) {
+            let g = self.group(s.group);
+            if g.key(s.entry) != key {
+                continue;
+            }
+            let at = At { g, e: g.entry(s.entry) };
+            let order = (g.rank, g.seq, s.entry);
+            if best.as_ref().map_or(true, |b| order < b.1) && ok(&at) {
+                best = Some((at, order));
+            }
+        }
+        best.map(|b| b.0)
+    }
+
+    /// The first entry under `key` for client `c`.
+    fn pick<'a>(&'a self, key: &[u8], c: &Client, cflags: u8) -> Option<At<'a>> {
+        self.find(key, |e| e.in_scope(c, cflags))
+    }
+
+    fn nxdomain(&self) -> At<'_> {
+        At { g: &self.nxdomain, e: self.nxdomain.entry(0) }
+    }
+
+    fn nodata(&self) -> At<'_> {
+        At { g: &self.nodata, e: self.nodata.entry(0) }
     }
 
     fn client_flags(&self, c: &Client) -> u8 {
@@ -464,12 +698,13 @@ impl Data {
 
 /// No records, the negative SOA in the authority section, authoritative: what an entry of type 0
 /// of a name of the zone holds (src/native/table.ts zoneNodata).
-fn zone_nodata() -> Entry {
-    let soa = Item { off: 0, len: 0, patches: 0, zone_soa: true };
-    let data = Arc::new(GroupData { arena: Box::new([]), items: Box::new([soa]) });
+fn zone_nodata() -> Group {
+    let mut g = GroupBuilder::default();
+    g.push_item(Item { off: 0, len: 0, patches: 0, zone_soa: true });
     let mut lens = [0u16; SECTIONS];
     lens[AUTHORITY] = 1;
-    Entry { data, first: 0, lens, variants: 1, rcode: 0, aa: true, alias: false, nodata: false, rank: 0, slot: 0, scopes: Box::new([]) }
+    g.push_entry(&Entry { key: 0, key_len: 0, first: 0, lens, variants: 1, rcode: 0, aa: true, alias: false, nodata: false, scopes: 0, nscopes: 0 });
+    g.finish(0, 0)
 }
 
 /// Types a name of the zone has entries of (src/native/table.ts ZONE_TYPES), most common first.
@@ -481,7 +716,7 @@ fn has_nodata(t: &Data, key: &mut [u8; 258], name_len: usize, client: &Client, c
     ZONE_TYPES.iter().any(|ty| {
         key[name_len] = (*ty >> 8) as u8;
         key[name_len + 1] = *ty as u8;
-        t.map.get(&key[..name_len + 2]).map_or(false, |list| list.iter().any(|e| e.nodata && (!alias || e.alias) && in_scope(e, client, cflags)))
+        t.find(&key[..name_len + 2], |e| e.e.nodata && (!alias || e.e.alias) && e.in_scope(client, cflags)).is_some()
     })
 }
 
@@ -616,19 +851,19 @@ fn answer_from<'a>(t: Option<&'a Data>, q: &[u8], client: &Client, out: &mut [u8
     let cflags = t.client_flags(client);
     let entry = match svc_alias(t, &key, name_len, lookup, client, cflags) {
         Some(e) => e,
-        None => match pick(t.map.get(&key[..name_len + 2]), client, cflags) {
-            Some(e) if !any || e.rank == 0 => e,
+        None => match t.pick(&key[..name_len + 2], client, cflags) {
+            Some(e) if !any || e.g.rank == 0 => e,
             found => {
                 key[name_len] = 0;
                 key[name_len + 1] = 0;
                 // Type 0 (any other type): its own entry, or the zone's NODATA of a name whose
                 // entries say so; those are the registry's, which come before container names.
-                let other = if any { found } else { pick(t.map.get(&key[..name_len + 2]), client, cflags) };
+                let other = if any { found } else { t.pick(&key[..name_len + 2], client, cflags) };
                 match other {
-                    Some(e) if e.rank == 0 => e,
-                    _ if has_nodata(t, &mut key, name_len, client, cflags, false) => &t.nodata,
+                    Some(e) if e.g.rank == 0 => e,
+                    _ if has_nodata(t, &mut key, name_len, client, cflags, false) => t.nodata(),
                     Some(e) => e,
-                    None if in_zone(&key[..name_len], &t.domain) => &t.nxdomain,
+                    None if in_zone(&key[..name_len], &t.domain) => t.nxdomain(),
                     None if cflags & FLAG_RECURSION != 0 => return Outcome::Forward,
                     None => return Outcome::ToJs,
                 }
@@ -640,8 +875,8 @@ fn answer_from<'a>(t: Option<&'a Data>, q: &[u8], client: &Client, out: &mut [u8
         None => 512,
         Some((size, _)) => size.max(512).min(MAX_UDP),
     };
-    let mut rflags = QR | (flags & KEEP) | entry.rcode as u16;
-    if entry.aa {
+    let mut rflags = QR | (flags & KEEP) | entry.e.rcode as u16;
+    if entry.e.aa {
         rflags |= AA;
     }
     if cflags & FLAG_RECURSION != 0 {
@@ -652,7 +887,7 @@ fn answer_from<'a>(t: Option<&'a Data>, q: &[u8], client: &Client, out: &mut [u8
     let mut o = name_end + 4;
     out[..o].copy_from_slice(&q[..o]);
 
-    if any && entry.rcode == 0 {
+    if any && entry.e.rcode == 0 {
         o = header(out, rflags, [1, 1, 0, opt.is_some() as usize], o);
         out[o..o + HINFO_ANY.len()].copy_from_slice(&HINFO_ANY);
         o += HINFO_ANY.len();
@@ -661,7 +896,7 @@ fn answer_from<'a>(t: Option<&'a Data>, q: &[u8], client: &Client, out: &mut [u8
 
     let variant = entry.variant(cflags & FLAG_LOCAL != 0);
     // An item and the arena its bytes are in.
-    let resolve = |it: &'a Item| -> (&'a Item, &'a [u8]) { if it.zone_soa { (&t.negative_soa, &t.soa_arena[..]) } else { (it, &entry.data.arena[..]) } };
+    let resolve = |it: Item| -> (Item, &'a [u8]) { if it.zone_soa { (t.negative_soa, &t.soa_arena[..]) } else { (it, entry.g.arena()) } };
     // The zone's labels end the question name (when it is under the zone; else no item has patches).
     let zone_ptr = 0xc000u16 | (12 + name_len).saturating_sub(1 + t.domain.len()) as u16;
     let turn = be16(q, 0) as usize;
@@ -684,7 +919,7 @@ fn answer_from<'a>(t: Option<&'a Data>, q: &[u8], client: &Client, out: &mut [u8
 
     let counts_at = o;
     o = header(out, rflags, [1, 0, 0, 0], o);
-    let put = |it: &'a Item, out: &mut [u8], o: &mut usize| {
+    let put = |it: Item, out: &mut [u8], o: &mut usize| {
         let (it, arena) = resolve(it);
         let at = it.off as usize;
         let np = it.patches as usize;
@@ -710,17 +945,17 @@ fn answer_from<'a>(t: Option<&'a Data>, q: &[u8], client: &Client, out: &mut [u8
     }
     let mut ns_count = 0;
     if with_authority {
-        for it in entry.authority() {
+        for it in entry.authority().iter() {
             put(it, out, &mut o);
         }
-        ns_count = entry.authority().len();
+        ns_count = entry.authority().len;
     }
     let mut ad_count = 0;
     if with_additional {
-        for it in entry.additional(variant) {
+        for it in entry.additional(variant).iter() {
             put(it, out, &mut o);
         }
-        ad_count = entry.additional(variant).len();
+        ad_count = entry.additional(variant).len;
     }
     header(out, rflags, [1, an_count, ns_count, ad_count + opt.is_some() as usize], counts_at);
     Outcome::Reply(put_opt(out, o, opt))
@@ -750,10 +985,10 @@ fn put_opt(out: &mut [u8], o: usize, opt: Option<(usize, u16)>) -> usize {
 }
 
 /// The answer records of variant `v`, each group rotated to start at record `turn % length`.
-fn rotated(e: &Entry, v: usize, turn: usize) -> impl Iterator<Item = &Item> {
+fn rotated(e: At<'_>, v: usize, turn: usize) -> impl Iterator<Item = Item> + '_ {
     IntoIterator::into_iter([e.section(3 * v), e.section(3 * v + 1)]).flat_map(move |g| {
-        let k = if g.is_empty() { 0 } else { turn % g.len() };
-        g[k..].iter().chain(g[..k].iter())
+        let k = if g.len == 0 { 0 } else { turn % g.len };
+        (0..g.len).map(move |j| g.get((k + j) % g.len))
     })
 }
 
@@ -779,7 +1014,7 @@ fn plain_options(q: &[u8], start: usize, len: usize) -> bool {
 }
 
 /// For `X.svc.<zone>`: the entry of `X.<zone>` when X is a service name (alias entries).
-fn svc_alias<'a>(t: &'a Data, key: &[u8; 258], name_len: usize, qtype: u16, c: &Client, cflags: u8) -> Option<&'a Entry> {
+fn svc_alias<'a>(t: &'a Data, key: &[u8; 258], name_len: usize, qtype: u16, c: &Client, cflags: u8) -> Option<At<'a>> {
     let d = t.domain.len();
     // name = X [3]svc <domain> [0]; X non-empty.
     if name_len < 1 + 4 + d + 1 {
@@ -804,25 +1039,14 @@ fn svc_alias<'a>(t: &'a Data, key: &[u8; 258], name_len: usize, qtype: u16, c: &
     for ty in [qtype, 0].iter() {
         k2[n2] = (*ty >> 8) as u8;
         k2[n2 + 1] = *ty as u8;
-        if let Some(list) = t.map.get(&k2[..n2 + 2]) {
-            if let Some(e) = list.iter().find(|e| e.alias && in_scope(e, c, cflags)) {
-                return Some(e);
-            }
+        if let Some(e) = t.find(&k2[..n2 + 2], |e| e.e.alias && e.in_scope(c, cflags)) {
+            return Some(e);
         }
     }
     if has_nodata(t, &mut k2, n2, c, cflags, true) {
-        return Some(&t.nodata);
+        return Some(t.nodata());
     }
     None
-}
-
-fn pick<'a>(list: Option<&'a Vec<Entry>>, c: &Client, cflags: u8) -> Option<&'a Entry> {
-    list?.iter().find(|e| in_scope(e, c, cflags))
-}
-
-/// Unscoped entries answer everyone; scoped ones (container names) their networks and this host.
-fn in_scope(e: &Entry, c: &Client, cflags: u8) -> bool {
-    e.scopes.is_empty() || cflags & FLAG_HOST != 0 || e.scopes.iter().any(|s| s.contains(c))
 }
 
 /// `name` (lower-case wire, with root) is the zone or below it.

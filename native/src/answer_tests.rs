@@ -428,13 +428,13 @@ fn a_table_in_the_documented_format_parses() {
     assert_eq!(t.answer_limit, 4);
     assert_eq!(t.domain, b"\x07cluster\x05local".to_vec());
     assert_eq!(t.cidrs.len(), 2);
-    assert_eq!(t.nxdomain.rcode, 3);
+    assert_eq!(t.nxdomain().e.rcode, 3);
     // Two names have two entries each (A and any other type), "web" A and 0: 5 keys.
-    assert_eq!(t.map.len(), 5);
-    let web = &t.map[&[wire("web.default.cluster.local"), vec![0, 1]].concat()[..]][0];
-    assert!(web.alias && web.aa);
-    assert_eq!(web.variants, 2);
-    assert!(!web.section(3).is_empty() && !web.section(4).is_empty(), "the prefer-local variant has two groups");
+    assert_eq!(key_count(&t), 5);
+    let web = t.find(&[wire("web.default.cluster.local"), vec![0, 1]].concat(), |_| true).unwrap();
+    assert!(web.e.alias && web.e.aa);
+    assert_eq!(web.e.variants, 2);
+    assert!(web.section(3).len > 0 && web.section(4).len > 0, "the prefer-local variant has two groups");
     // An empty table is valid too.
     Tb::new().parse();
 }
@@ -634,7 +634,7 @@ fn the_zone_nodata_flag_answers_like_an_entry_of_type_0() {
     }
     let r = ask(&flagged, &query(1, "web.default.cluster.local", T_AAAA), c);
     assert_eq!((flags(&r) & 0xf, counts(&r)), (0, [1, 0, 1, 0]), "NODATA with the SOA");
-    assert_eq!(flagged.read().map.len(), 2, "no entry of type 0 for the flagged name");
+    assert_eq!(key_count(&flagged.read()), 2, "no entry of type 0 for the flagged name");
 }
 
 #[test]
@@ -961,8 +961,43 @@ fn a_patch_replaces_one_group_and_leaves_the_others() {
     gone.groups.push(("svc:db".to_string(), 0, Vec::new()));
     t.patch(&patch_of(10, gone)).unwrap();
     assert_eq!(flags(&ask(&t, &db, c)) & 0xf, 3, "db removed");
-    assert_eq!(t.read().groups.len(), 1);
-    assert_eq!(t.read().map.len(), 1, "only web's name is left");
+    assert_eq!(t.read().ids.len, 1);
+    assert_eq!(key_count(&t.read()), 1, "only web's name is left");
+}
+
+#[test]
+fn thousands_of_groups_patched_in_and_out_answer_as_their_last_patch_says() {
+    // The name index grows from an empty table, and moves places back when groups leave.
+    let t = Tb::new().parse();
+    let c = client([1, 2, 3, 4]);
+    let n = 3000;
+    let name = |i: usize| format!("s{}.default.cluster.local", i);
+    let ip = |i: usize, v: u8| a([10, (i >> 8) as u8, i as u8, v]);
+    for part in 0..3 {
+        let mut p = Tb::new();
+        for i in part * 1000..(part + 1) * 1000 {
+            p = p.add_to(&format!("svc:{}", i), 0, &name(i), T_A, ent(vec![ip(i, 1)]));
+        }
+        t.patch(&patch_of(1 + part as u32, p)).unwrap();
+    }
+    // Every third group removed, the next one replaced, the third left alone.
+    let mut p = Tb::new();
+    for i in (0..n).step_by(3) {
+        p.groups.push((format!("svc:{}", i), 0, Vec::new()));
+    }
+    for i in (1..n).step_by(3) {
+        p = p.add_to(&format!("svc:{}", i), 0, &name(i), T_A, ent(vec![ip(i, 2)]));
+    }
+    t.patch(&patch_of(9, p)).unwrap();
+    for i in 0..n {
+        let r = ask(&t, &query(i as u16, &name(i), T_A), c);
+        match i % 3 {
+            0 => assert_eq!(flags(&r) & 0xf, 3, "{} removed: NXDOMAIN", name(i)),
+            1 => assert_eq!(a_hosts(&r), vec![2], "{} replaced", name(i)),
+            _ => assert_eq!(a_hosts(&r), vec![1], "{} untouched", name(i)),
+        }
+    }
+    assert_eq!((key_count(&t.read()), t.read().ids.len), (2000, 2000));
 }
 
 #[test]
@@ -976,7 +1011,7 @@ fn under_a_shared_name_the_lower_rank_answers_whatever_the_patch_order() {
     assert_eq!(a_hosts(&ask(&t, &q, c)), vec![3], "rank 0 first, though patched in later");
     t.patch(&patch_of(9, Tb::new().add_to("containers", 1, "web", T_A, ent(vec![a([10, 88, 0, 8])]).scoped(scope)))).unwrap();
     assert_eq!(a_hosts(&ask(&t, &q, c)), vec![3], "still after a new rank-1 group");
-    assert_eq!(t.read().map[&[wire("web"), vec![0, 1]].concat()[..]].len(), 2, "the old container entry is gone");
+    assert_eq!(entries_under(&t.read(), &[wire("web"), vec![0, 1]].concat()), 2, "the old container entry is gone");
 }
 
 #[test]
@@ -998,4 +1033,17 @@ fn a_bad_patch_is_refused_and_changes_nothing() {
     assert_eq!(a_hosts(&ask(&t, &q, client([1, 2, 3, 4]))), vec![1]);
     t.patch(&good).unwrap();
     assert_eq!(a_hosts(&ask(&t, &q, client([1, 2, 3, 4]))), vec![2]);
+}
+
+/// How many distinct keys the table has entries under.
+fn key_count(t: &Data) -> usize {
+    let mut keys = std::collections::HashSet::new();
+    for s in t.names.slots.iter().filter(|s| s.group != u32::MAX) {
+        keys.insert(t.group(s.group).key(s.entry).to_vec());
+    }
+    keys.len()
+}
+
+fn entries_under(t: &Data, key: &[u8]) -> usize {
+    t.names.under(hash(key)).filter(|s| t.group(s.group).key(s.entry) == key).count()
 }
