@@ -18,8 +18,8 @@
 // with how long that took. Path `native-file`: the native path started after an earlier run with
 // the same services left its answer table in $RUNTIME_DIRECTORY (src/native/table-file.ts).
 //
-//   npm run build && node bench/memory.mjs [--services 10000] [--endpoints 5] [--sources config,api,snapshot] [--paths native,native-file,js] [--nodes 100] [--settle 20] [--sample-ms 20] [--rounds 1] [--node-args="..."] [--cli dist/cli.js] [--heap-snapshot DIR]
-// (--node-args=: extra node flags for the daemon, with "=", e.g. --node-args="--max-semi-space-size=1"; --cli: another build; --heap-snapshot: a heap snapshot of each daemon at the end of its window, as DIR/<source>-<path>.heapsnapshot)
+//   npm run build && node bench/memory.mjs [--services 10000] [--endpoints 5] [--sources config,api,snapshot] [--paths native,native-file,js] [--nodes 100] [--settle 20] [--sample-ms 20] [--rounds 1] [--node-args="..."] [--cli dist/cli.js] [--heap-snapshot DIR] [--smaps]
+// (--node-args=: extra node flags for the daemon, with "=", e.g. --node-args="--max-semi-space-size=1"; --cli: another build; --heap-snapshot: a heap snapshot of each daemon at the end of its window, as DIR/<source>-<path>.heapsnapshot; --smaps: where the settled RSS is, by kind of mapping, on stderr)
 import './help.mjs';
 import { argv } from 'zx';
 import { spawn } from 'node:child_process';
@@ -41,6 +41,7 @@ const SAMPLE_MS = Number(argv['sample-ms'] ?? 20);
 const ROUNDS = Number(argv.rounds ?? 1);
 const NODE_ARGS = String(argv['node-args'] ?? '').split(' ').filter(Boolean);
 const CLI = resolve(String(argv.cli ?? join(ROOT, 'dist', 'cli.js')));
+const SMAPS = Boolean(argv.smaps);
 const HEAP_DIR = argv['heap-snapshot'] ? resolve(String(argv['heap-snapshot'])) : null;
 const dir = mkdtempSync(join(tmpdir(), 'psdns-memory-'));
 const procs = new Set();
@@ -207,6 +208,7 @@ async function run(source, path) {
     const settled = last.reduce((a, b) => a + b, 0) / last.length;
     const peakSample = Math.max(...samples.map(([, r]) => r));
     const mb = (name) => metricOf(metrics, `podman_swarm_dns_${name}`) / 1048576;
+    if (SMAPS) console.error(`${source}/${path}: ${smaps(proc.pid)}`);
     // After the figures: writing the snapshot grows the process.
     if (HEAP_DIR) await heapSnapshot(proc, `${source}-${path}`);
     return {
@@ -219,6 +221,29 @@ async function run(source, path) {
     await stopProcess(proc);
     procs.delete(proc);
   }
+}
+
+/**
+ * Where the RSS is, from /proc/<pid>/smaps: the V8 heap (its mappings are named by nothing and
+ * other threads' malloc arenas are the anonymous mappings 64 MB-aligned), malloc's
+ * main heap ([heap]), the 64 MB arenas of other threads, file-backed pages (code), stacks.
+ */
+function smaps(pid) {
+  const sums = new Map();
+  let kind = null;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ (\d+)\s*(.*)$/.exec(line);
+    if (head) {
+      // Other threads' malloc arenas start 64 MB-aligned (glibc's HEAP_MAX_SIZE).
+      const arena = BigInt(`0x${head[1]}`) % (64n << 20n) === 0n;
+      const name = head[4];
+      kind = name === '[heap]' ? 'malloc main' : name.startsWith('[stack') ? 'stack' : name.startsWith('/') ? 'files' : name ? name : arena ? 'malloc arenas' : 'other anonymous (V8 heap, large mallocs)';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss && kind) sums.set(kind, (sums.get(kind) ?? 0) + Number(rss[1]) / 1024);
+  }
+  return [...sums].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ') + ' MB';
 }
 
 /** Writes a heap snapshot of the daemon (SIGUSR2, --heapsnapshot-signal) as HEAP_DIR/<name>.heapsnapshot. */

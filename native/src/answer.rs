@@ -378,6 +378,15 @@ impl Index {
 /// and client classes come with a whole new table.
 pub struct Table {
     data: RwLock<Data>,
+    /// Dropped after `data`: the freed table goes back to the system.
+    _trim: Trim,
+}
+
+struct Trim;
+impl Drop for Trim {
+    fn drop(&mut self) {
+        crate::sys::trim();
+    }
 }
 
 struct Data {
@@ -588,7 +597,7 @@ impl Table {
         for g in groups {
             d.replace(g);
         }
-        Ok(Table { data: RwLock::new(d) })
+        Ok(Table { data: RwLock::new(d), _trim: Trim })
     }
 
     /// Applies a patch: "PSDP" u16 version; the new negative SOA item; groups. Each group

@@ -317,6 +317,13 @@ unsafe extern "C" fn commit_table(env: napi_env, _info: napi_callback_info) -> n
     undefined(env)
 }
 
+/// trimMemory(): gives the free pages of malloc's heaps back to the system (after JS let go of
+/// a whole table's buffers).
+unsafe extern "C" fn trim_memory(env: napi_env, _info: napi_callback_info) -> napi_value {
+    sys::trim();
+    undefined(env)
+}
+
 /// answer(packet, ip) → Buffer (reply) | null (dropped) | undefined (for JS): the pure fast path,
 /// for tests and the fuzzer.
 unsafe extern "C" fn answer_js(env: napi_env, info: napi_callback_info) -> napi_value {
@@ -471,7 +478,7 @@ unsafe extern "C" fn cores(env: napi_env, _info: napi_callback_info) -> napi_val
 
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 32] = [
+    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 33] = [
         ("openUdp", open_udp),
         ("udpFds", udp_fds),
         ("setRrl", set_rrl),
@@ -481,6 +488,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("setTable", set_table),
         ("patchTable", patch_table),
         ("commitTable", commit_table),
+        ("trimMemory", trim_memory),
         ("answer", answer_js),
         ("stats", stats),
         ("cachePut", cache_put),

@@ -104,6 +104,21 @@ extern "C" {
     pub fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> isize;
 }
 
+#[cfg(target_env = "gnu")]
+extern "C" {
+    fn malloc_trim(pad: usize) -> c_int;
+}
+
+/// Gives the free pages of malloc's heaps back to the system (glibc's malloc_trim): a whole
+/// answer table, built or dropped, frees megabytes in many small pieces, which malloc otherwise
+/// keeps (at 10,000 services × 5 endpoints, ~60 MB of RSS after the first table).
+pub fn trim() {
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
 pub fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }

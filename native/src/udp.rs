@@ -144,8 +144,12 @@ pub fn set_table(t: Option<Table>, ticket: u64) {
         return;
     }
     INSTALLED_SEQ.store(ticket, Ordering::SeqCst);
-    *g = t.map(Arc::new);
+    let old = std::mem::replace(&mut *g, t.map(Arc::new));
     TABLE_GEN.fetch_add(1, Ordering::Release);
+    drop(g);
+    // What building the new table left free (the old one trims when it goes: Table's drop).
+    drop(old);
+    crate::sys::trim();
 }
 
 pub fn current_table() -> (u64, Option<Arc<Table>>) {
@@ -478,15 +482,16 @@ fn serve(fd: i32, l: &Listener, sock: u32, cpu: Option<usize>) {
             rmsgs[i].msg_hdr.msg_flags = 0;
         }
         let n = unsafe { recvmmsg(fd, rmsgs.as_mut_ptr(), BATCH as u32, MSG_WAITFORONE, std::ptr::null_mut()) };
-        if n <= 0 {
-            continue; // timeout (to check stop), EINTR, or a transient error
-        }
-        let t0 = std::time::Instant::now();
+        // Also on a timeout: an idle thread lets go of a replaced table within the timeout.
         if TABLE_GEN.load(Ordering::Acquire) != gen {
             let (g, t) = current_table();
             gen = g;
             table = t;
         }
+        if n <= 0 {
+            continue; // timeout (to check stop), EINTR, or a transient error
+        }
+        let t0 = std::time::Instant::now();
         qlog.begin();
         let mut ns = 0usize;
         let mut pending: Vec<Pending> = Vec::new();

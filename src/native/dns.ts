@@ -17,6 +17,7 @@ import { listenFds } from '../systemd/fd-store.js';
 import { TableFile } from './table-file.js';
 import { tableSource } from './table-source.js';
 import { NativeUdp } from './udp.js';
+import { reclaim } from './reclaim.js';
 
 // Wires the native DNS path into the daemon: the addon's UDP threads replace Node's UDP sockets,
 // the live table follows the registry, and the addon's counters flow into the metrics.
@@ -133,6 +134,7 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
       else file?.changed();
       whole = null;
       firstTable();
+      reclaim(() => addon.trimMemory?.());
     },
   };
   // During the start grace the table answers the names it knows and SERVFAIL (not NXDOMAIN) for
