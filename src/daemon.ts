@@ -12,6 +12,7 @@ import { setupHealth } from './health/setup.js';
 import { ingressEntries, setupLb, setupLink } from './lb/setup.js';
 import { FailureLog } from './log-once.js';
 import { createLogger, type Logger, type LogLevel } from './log.js';
+import { limitHeapGrowth } from './memory.js';
 import { setupNative } from './native/setup.js';
 import { plural, Problems, type Context, type Part } from './part.js';
 import { setupPodman } from './podman/setup.js';
@@ -55,6 +56,7 @@ export class Daemon {
     priv: Privileges = privileges(),
     log?: Logger,
   ) {
+    limitHeapGrowth();
     const o = loaded.options;
     this.log = log ?? createLogger(o.logLevel as LogLevel);
     const c: Context = (this.c = { opts: o, origin: loaded.origin, rt: runtimeOf(o, input.env), priv, env: input.env, log: this.log, problems: new Problems(this.log), failures: new FailureLog(this.log) });

@@ -17,7 +17,7 @@ import { listenFds } from '../systemd/fd-store.js';
 import { TableFile } from './table-file.js';
 import { tableSource } from './table-source.js';
 import { NativeUdp } from './udp.js';
-import { reclaim } from './reclaim.js';
+import { reclaim } from '../memory.js';
 
 // Wires the native DNS path into the daemon: the addon's UDP threads replace Node's UDP sockets,
 // the live table follows the registry, and the addon's counters flow into the metrics.
