@@ -1,4 +1,4 @@
-import type { Endpoint, NamedPort, NodeState, Protocol } from './types.js';
+import { NO_PORTS, type Endpoint, type NamedPort, type NodeState, type Protocol } from './types.js';
 
 // docs/architecture.md#addresses: what a querying host is told for an endpoint.
 //  - explicit addresses (config file, API, host-network containers): as given, everywhere;
@@ -26,8 +26,6 @@ export interface Reachable {
 }
 
 const plain = (p: NamedPort): ReachablePort => ({ port: p.port, protocol: p.protocol });
-/** The ports of an endpoint that has none, shared (most have none: one object, not one per endpoint). */
-const NO_PORTS: Record<string, ReachablePort> = Object.freeze({});
 
 export function reachable(ep: Endpoint, owner: NodeState, view: Perspective): Reachable | null {
   if (ep.container?.isolated && owner.id !== view.localNode) return null;

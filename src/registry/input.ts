@@ -1,5 +1,5 @@
 import { BlockList, isIP } from 'node:net';
-import type { Endpoint, EndpointSource, HealthSpec, NamedPort, Protocol } from './types.js';
+import { NO_PORTS, type Endpoint, type EndpointSource, type HealthSpec, type NamedPort, type Protocol } from './types.js';
 
 // Validation of endpoint descriptions from the outside world: the config file's `services:`
 // (docs/architecture.md#configuration), the API's registration body (docs/architecture.md#http-api) and, field by field, Podman labels (docs/architecture.md#podman).
@@ -43,7 +43,7 @@ export function parsePort(raw: unknown, field: string): NamedPort {
 export const DEFAULT_MAX_PORTS = 64;
 
 export function parsePorts(raw: unknown, field = 'ports', maxPorts = DEFAULT_MAX_PORTS): Record<string, NamedPort> {
-  if (raw === undefined || raw === null) return {};
+  if (raw === undefined || raw === null) return NO_PORTS;
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new InputError(field, `expected a mapping of port names to ports, e.g. {"http": "8080/tcp"}`);
   }
@@ -51,6 +51,7 @@ export function parsePorts(raw: unknown, field = 'ports', maxPorts = DEFAULT_MAX
   if (entries.length > maxPorts) {
     throw new InputError(field, `${entries.length} ports, more than the ${maxPorts} an endpoint may have (--max-ports-per-endpoint)`);
   }
+  if (entries.length === 0) return NO_PORTS;
   const out: Record<string, NamedPort> = {};
   for (const [name, value] of entries) {
     out[label(name, `${field}.${name}`)] = parsePort(value, `${field}.${name}`);

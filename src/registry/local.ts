@@ -68,7 +68,8 @@ export class LocalNode {
     for (const e of endpoints) {
       const key = endpointKey(e);
       const before = old?.get(key);
-      const now = kept(before, { ...e, source });
+      // (The same object when it says its source already: the API's store holds it too.)
+      const now = kept(before, e.source === source ? e : { ...e, source });
       next.set(key, now);
       if (now !== before) touched.push(key);
     }

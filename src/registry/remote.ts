@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { isLabel } from './input.js';
-import type { Endpoint, NodeState } from './types.js';
+import { NO_PORTS, type Endpoint, type NodeState } from './types.js';
 
 // A node state received from another host is checked field by field before the registry sees
 // it: a buggy or hostile peer (with the key) must not be able to crash views or DNS answers.
@@ -30,11 +30,17 @@ export function validEndpoint(e: unknown): e is Endpoint {
   return true;
 }
 
-/** The state, or null when it is not a well-formed NodeState. */
+/**
+ * The state, or null when it is not a well-formed NodeState. Its endpoints without ports are
+ * given the shared empty `ports` (NO_PORTS) in place of the ones parsed.
+ */
 export function validNodeState(v: unknown): NodeState | null {
   if (typeof v !== 'object' || v === null) return null;
   const s = v as Record<string, unknown>;
   if (!isStr(s.id, 64) || !isStr(s.name) || !isStr(s.address, 64) || !isNum(s.incarnation) || !isNum(s.version)) return null;
   if (!Array.isArray(s.endpoints) || !s.endpoints.every(validEndpoint)) return null;
+  for (const e of s.endpoints as Endpoint[]) {
+    if (e.ports !== NO_PORTS && Object.keys(e.ports).length === 0) e.ports = NO_PORTS;
+  }
   return v as NodeState;
 }

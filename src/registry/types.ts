@@ -68,6 +68,12 @@ export interface NodeState {
   endpoints: Endpoint[];
 }
 
+/**
+ * The ports of an endpoint that has none, one frozen object shared by all of them (most have
+ * none: at 50,000 endpoints, 2.7 MB of empty objects otherwise).
+ */
+export const NO_PORTS: Readonly<Record<string, never>> = Object.freeze({});
+
 export const endpointKey = (e: Pick<Endpoint, 'namespace' | 'service' | 'id'>): string =>
   `${e.namespace}/${e.service}/${e.id}`;
 
