@@ -41,7 +41,8 @@ export class Registry {
   /** service key → ids of nodes that have endpoints in it. */
   private readonly serviceNodes = new Map<string, Set<string>>();
   private readonly views = new Map<string, ServiceView>();
-  private readonly reverse = new Map<string, ReverseEntry[]>();
+  /** Address → what answers for it: most addresses have one entry, kept without a list. */
+  private readonly reverse = new Map<string, ReverseEntry | ReverseEntry[]>();
   private readonly reverseOf = new Map<string, string[]>();
   private readonly namespaceCount = new Map<string, number>();
   private readonly listeners = new Set<ChangeListener>();
@@ -92,7 +93,8 @@ export class Registry {
 
   /** Services and endpoint hostnames whose answered address is `ip` (PTR). */
   lookupAddress(ip: string): readonly ReverseEntry[] {
-    return this.reverse.get(canonicalIp(ip)) ?? [];
+    const entries = this.reverse.get(canonicalIp(ip));
+    return entries === undefined ? [] : Array.isArray(entries) ? entries : [entries];
   }
 
   onChange(listener: ChangeListener): () => void {
@@ -259,10 +261,10 @@ export class Registry {
     const ips: string[] = [];
     const add = (address: string, entry: ReverseEntry): void => {
       const ip = canonicalIp(address);
-      // A literal, not a push onto []: most addresses have one entry (the push reserves 17).
-      const list = this.reverse.get(ip);
-      if (list) list.push(entry);
-      else this.reverse.set(ip, [entry]);
+      const had = this.reverse.get(ip);
+      if (had === undefined) this.reverse.set(ip, entry);
+      else if (Array.isArray(had)) had.push(entry);
+      else this.reverse.set(ip, [had, entry]);
       ips.push(ip);
     };
     for (const e of view.endpoints) {
@@ -275,10 +277,11 @@ export class Registry {
 
   private dropReverse(key: string): void {
     for (const ip of this.reverseOf.get(key) ?? []) {
-      const list = this.reverse.get(ip);
-      if (!list) continue;
-      const rest = list.filter((r) => r.service !== key);
-      if (rest.length) this.reverse.set(ip, rest);
+      const had = this.reverse.get(ip);
+      if (had === undefined) continue;
+      const rest = (Array.isArray(had) ? had : [had]).filter((r) => r.service !== key);
+      if (rest.length > 1) this.reverse.set(ip, rest);
+      else if (rest.length === 1) this.reverse.set(ip, rest[0]!);
       else this.reverse.delete(ip);
     }
     this.reverseOf.delete(key);

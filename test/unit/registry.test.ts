@@ -123,6 +123,15 @@ t.test('reverse index follows the views', async (t) => {
   t.same(r.lookupAddress('fd00:0::1'), [{ service: 'default/web', hostname: 'h1' }], 'IPv6 spelling does not matter');
   r.apply(node('a', 2, []));
   t.same(r.lookupAddress('10.0.0.1'), []);
+  // Two services on one address both answer for it; when one leaves, the other still does.
+  r.apply(node('a', 3, [ep('web', '10.0.0.1', { hostname: 'h1' }), ep('db', '10.0.0.1', { hostname: 'h2' })]));
+  t.same(r.lookupAddress('10.0.0.1').map((e) => e.service).sort(), ['default/db', 'default/web']);
+  r.apply(node('a', 4, [ep('db', '10.0.0.1', { hostname: 'h2' })]));
+  t.same(r.lookupAddress('10.0.0.1'), [{ service: 'default/db', hostname: 'h2' }]);
+  r.apply(node('a', 5, [ep('db', '10.0.0.1', { hostname: 'h2' }), ep('api', '10.0.0.1', { hostname: 'h3' })]));
+  t.same(r.lookupAddress('10.0.0.1').map((e) => e.service).sort(), ['default/api', 'default/db'], 'a second entry again');
+  r.apply(node('a', 6, []));
+  t.same(r.lookupAddress('10.0.0.1'), []);
 });
 
 t.test('other hosts: container IPs only with routable IPs, else host address + published port', async (t) => {
