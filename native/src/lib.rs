@@ -317,8 +317,8 @@ unsafe extern "C" fn commit_table(env: napi_env, _info: napi_callback_info) -> n
     undefined(env)
 }
 
-/// trimMemory(): gives the free pages of malloc's heaps back to the system (after JS let go of
-/// a whole table's buffers).
+/// trimMemory(): gives the free pages of malloc's heaps back to the system, in the background
+/// (after JS let go of a whole table's buffers).
 unsafe extern "C" fn trim_memory(env: napi_env, _info: napi_callback_info) -> napi_value {
     sys::trim();
     undefined(env)

@@ -17,7 +17,6 @@ import { listenFds } from '../systemd/fd-store.js';
 import { TableFile } from './table-file.js';
 import { tableSource } from './table-source.js';
 import { NativeUdp } from './udp.js';
-import { reclaim } from '../memory.js';
 
 // Wires the native DNS path into the daemon: the addon's UDP threads replace Node's UDP sockets,
 // the live table follows the registry, and the addon's counters flow into the metrics.
@@ -134,7 +133,8 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
       else file?.changed();
       whole = null;
       firstTable();
-      reclaim(() => addon.trimMemory?.());
+      // What the whole table's buffers freed goes back to the system (malloc keeps it otherwise).
+      addon.trimMemory?.();
     },
   };
   // During the start grace the table answers the names it knows and SERVFAIL (not NXDOMAIN) for

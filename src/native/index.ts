@@ -29,7 +29,7 @@ export interface Addon {
   patchTable(patch: Buffer, installed?: boolean): boolean;
   /** Installs the staged table. */
   commitTable(): void;
-  /** Gives the free pages of malloc's heaps back to the system (glibc's malloc_trim). */
+  /** Gives the free pages of malloc's heaps back to the system (glibc's malloc_trim), on a thread of its own. */
   trimMemory?(): void;
   /** Reply bytes, null (dropped) or undefined (the JS path must answer). */
   answer(packet: Buffer, ip: string): Buffer | null | undefined;
