@@ -56,7 +56,6 @@ export class Daemon {
     priv: Privileges = privileges(),
     log?: Logger,
   ) {
-    limitHeapGrowth();
     const o = loaded.options;
     this.log = log ?? createLogger(o.logLevel as LogLevel);
     const c: Context = (this.c = { opts: o, origin: loaded.origin, rt: runtimeOf(o, input.env), priv, env: input.env, log: this.log, problems: new Problems(this.log), failures: new FailureLog(this.log) });
@@ -131,6 +130,7 @@ export class Daemon {
       { node: c.rt.nodeName, id: this.registry.localNode, version: VERSION, services: this.registry.serviceCount, endpoints: this.registry.endpointCount },
       `ready: node ${c.rt.nodeName}, ${plural(this.registry.serviceCount, 'service')}, zone ${o.domain}`,
     );
+    limitHeapGrowth();
   }
 
   /** SIGHUP: re-read the configuration, apply the options marked `live` in the option table, report the others. */
