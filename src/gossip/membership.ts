@@ -67,6 +67,12 @@ export interface GossipStats {
   pushPullFailures: number;
   /** Opaque (registry) updates passed on along the tree: this node's own and those relayed. */
   updatesQueued: number;
+  /**
+   * Bytes sent by kind: each message type's encoded size, `membership` for piggy-backed
+   * alive/suspect/dead updates, `frame` for what framing and sealing add to packets; streams by
+   * what they carry (`pushpull` the member part, `pushpull-user` the delegate's, `userreq`).
+   */
+  sentBy: Record<string, number>;
 }
 
 /** How often members declared dead (not left) are retried with a push-pull (Serf's reconnect). */
@@ -87,6 +93,7 @@ export class Membership {
   readonly stats: GossipStats = {
     packetsSent: 0, packetsReceived: 0, messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0,
     rejected: Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>, pushPulls: 0, pushPullFailures: 0, updatesQueued: 0,
+    sentBy: {},
   };
   /** Lifeguard's local health: scales this node's probe and suspicion timeouts (awareness.ts). */
   readonly awareness = new Awareness();
@@ -98,6 +105,8 @@ export class Membership {
   private readonly suspicions = new Map<string, Timer>();
   private readonly timers = new Set<Timer>();
   private probeList: string[] = [];
+  /** Moves the next periodic push-pull (learn: a converged start is a cluster that has been running). */
+  private pushPullPhase: (delay: number) => void = () => undefined;
   private probeIndex = 0;
   private seq = 0;
   private live = 1;
@@ -148,11 +157,7 @@ export class Membership {
     if (this.running) return;
     this.running = true;
     this.o.transport.onPacket((data, from) => this.onPacket(data, from));
-    this.o.transport.onRequest(async (data, from) => {
-      const answer = await this.onRequest(data, from);
-      if (answer) this.stats.bytesSent += answer.length;
-      return answer;
-    });
+    this.o.transport.onRequest((data, from) => this.onRequest(data, from));
     this.o.transport.setGate?.({
       header: (length) => this.o.wire.sealBody(new Uint8Array([length >>> 24, (length >>> 16) & 255, (length >>> 8) & 255, length & 255])),
       admit: (header) => {
@@ -166,7 +171,7 @@ export class Membership {
     this.every(this.cfg.gossipInterval, () => this.gossip(), this.random() * this.cfg.gossipInterval);
     const ihave = (this.o.tree ?? TREE).ihaveInterval;
     this.every(ihave, () => this.tree.tick(), this.random() * ihave);
-    this.loop(() => pushPullInterval(this.cfg, this.live), () => void this.pushPullRandom());
+    this.pushPullPhase = this.loop(() => pushPullInterval(this.cfg, this.live), () => void this.pushPullRandom());
     this.every(RECONNECT_INTERVAL, () => void this.reconnect(), this.random() * RECONNECT_INTERVAL);
     this.every(REAP_CHECK, () => this.reap(), REAP_CHECK);
     this.queue.push(`m:${this.self.id}`, this.aliveMsg(this.self));
@@ -262,8 +267,7 @@ export class Membership {
 
   /** A reliable request to a member's delegate (e.g. a registry state too big for a packet). */
   async request(addr: string, data: Uint8Array): Promise<Uint8Array> {
-    const frame = this.o.wire.seal([{ t: 'userreq', data }]);
-    this.stats.bytesSent += frame.length;
+    const frame = this.sentFrame('userreq', this.o.wire.seal([{ t: 'userreq', data }]));
     const reply = await this.o.transport.request(addr, frame, this.cfg.streamTimeout);
     const m = this.openAnswer(reply, addr);
     if (m.t === 'error') throw new Error(m.message);
@@ -500,8 +504,29 @@ export class Membership {
     this.stats.packetsSent++;
     this.stats.messagesSent += all.length;
     this.stats.bytesSent += frame.length;
+    let counted = 0;
+    msgs.forEach((m, i) => {
+      const user = m.t === 'push' ? this.sent('push-user', m.data.length) : 0;
+      counted += user + this.sent(m.t, own[i]!.length - user);
+    });
+    for (let i = own.length; i < all.length; i++) counted += this.sent('membership', all[i]!.length);
+    this.sent('frame', frame.length - counted);
     this.o.transport.sendPacket(addr, frame);
     return true;
+  }
+
+  /** Counts `bytes` sent as `kind` (stats.sentBy); returns them. */
+  private sent(kind: string, bytes: number): number {
+    this.stats.sentBy[kind] = (this.stats.sentBy[kind] ?? 0) + bytes;
+    return bytes;
+  }
+
+  /** Counts a stream frame sent: the delegate's bytes in it apart from the rest. */
+  private sentFrame(kind: string, frame: Uint8Array, user = 0): Uint8Array {
+    this.stats.bytesSent += frame.length;
+    this.sent(`${kind}-user`, user);
+    this.sent(kind, frame.length - user);
+    return frame;
   }
 
   /** Counts and reports gossip input dropped (here, by the transport or by the delegate). */
@@ -646,8 +671,8 @@ export class Membership {
   }
 
   async pushPull(addr: string, join: boolean): Promise<void> {
-    const frame = this.o.wire.seal([{ t: 'pushpull', join, members: this.memberInfos(), user: this.o.delegate.pushPullRequest(join) }]);
-    this.stats.bytesSent += frame.length;
+    const user = this.o.delegate.pushPullRequest(join);
+    const frame = this.sentFrame('pushpull', this.o.wire.seal([{ t: 'pushpull', join, members: this.memberInfos(), user }]), user.length);
     let reply: Uint8Array;
     try {
       reply = await this.o.transport.request(addr, frame, this.cfg.streamTimeout);
@@ -674,20 +699,22 @@ export class Membership {
     let rejected: WireError | null = null;
     const msgs = this.openFrame(data, from, (e) => (rejected = e));
     const m = msgs?.[0];
-    if (rejected) return this.refusal(rejected);
+    if (rejected) return this.sentFrame('error', this.refusal(rejected));
     if (!m || !this.running) return null;
     if (m.t === 'pushpull') {
       this.stats.pushPulls++;
       this.mergeMembers(m.members, from);
       const user = this.o.delegate.pushPullAnswer(m.user, m.join);
-      return this.o.wire.seal([{ t: 'pushpull', join: m.join, members: this.memberInfos(), user }]);
+      return this.sentFrame('pushpull', this.o.wire.seal([{ t: 'pushpull', join: m.join, members: this.memberInfos(), user }]), user.length);
     }
     if (m.t === 'userreq') {
+      let data: Uint8Array;
       try {
-        return this.o.wire.seal([{ t: 'userreq', data: this.o.delegate.handleRequest(m.data) }]);
+        data = this.o.delegate.handleRequest(m.data);
       } catch (e) {
-        return this.o.wire.seal([{ t: 'error', message: (e as Error).message }]);
+        return this.sentFrame('error', this.o.wire.seal([{ t: 'error', message: (e as Error).message }]));
       }
+      return this.sentFrame('userreq', this.o.wire.seal([{ t: 'userreq', data }]), data.length);
     }
     return null;
   }
@@ -704,6 +731,10 @@ export class Membership {
       this.quiet = this.trusting = false;
     }
     this.shuffle();
+    // A cluster that has been running has its push-pulls at random phases of the interval, not
+    // all in the first one of a node that started alone (which made every simulated host push-pull
+    // in the same few seconds after a converged start).
+    this.pushPullPhase(this.random() * pushPullInterval(this.cfg, this.live));
   }
 
   /** memberlist's mergeState: a remote's view of a member's death only makes us suspect it. */
@@ -772,7 +803,9 @@ export class Membership {
     this.loop(() => ms, fn, first);
   }
 
-  private loop(interval: () => number, fn: () => void, first?: number): void {
+  /** Runs `fn` every `interval()`; the returned function moves the next run to `delay` from now. */
+  private loop(interval: () => number, fn: () => void, first?: number): (delay: number) => void {
+    let current: Timer | null = null;
     const schedule = (delay: number): void => {
       const t = this.o.clock.after(delay, () => {
         this.timers.delete(t);
@@ -783,8 +816,15 @@ export class Membership {
           if (this.running) schedule(interval());
         }
       });
+      current = t;
       this.timers.add(t);
     };
     schedule(first ?? interval() * (0.5 + this.random() * 0.5));
+    return (delay) => {
+      if (!current || !this.running) return;
+      current.cancel();
+      this.timers.delete(current);
+      schedule(delay);
+    };
   }
 }
