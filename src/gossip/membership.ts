@@ -1,10 +1,11 @@
 import { Awareness, LATE_MS } from './awareness.js';
 import type { Clock, Timer } from './clock.js';
-import type { Message, MemberInfo, MemberState } from './codec.js';
+import type { Message, MemberInfo, MemberState, PushPullLeg } from './codec.js';
 import { alivePayload, decodeMessages, encodeBody, encodeMessage, encodeMessages, leavePayload, REJECT_REASONS, WIRE_VERSION, WireError, type RejectReason } from './codec.js';
 import { pushPullInterval, retransmitLimit, suspicionTimeout, type GossipConfig } from './config.js';
 import type { Wire } from './crypto.js';
 import type { Delegate } from './delegate.js';
+import { bucketCount, bucketOf, bucketsFor, Digest, entryHash, indexesIn, indexesOut } from './digest.js';
 import { verifyProof, type NodeIdentity, type Proof } from './identity.js';
 import { Tree, TREE, type TreeConfig } from './plumtree.js';
 import { BroadcastQueue } from './queue.js';
@@ -87,6 +88,7 @@ const HOST_UP_TIMEOUT = 1000;
  */
 export const MAX_AHEAD_MS = 24 * 3600_000;
 const NO_PROOF: Proof = { pub: new Uint8Array(0), sig: new Uint8Array(0) };
+const EMPTY = new Uint8Array(0);
 
 export class Membership {
   readonly self: Member;
@@ -98,6 +100,10 @@ export class Membership {
   /** Lifeguard's local health: scales this node's probe and suspicion timeouts (awareness.ts). */
   readonly awareness = new Awareness();
   private readonly members = new Map<string, Member>();
+  /** Tree messages name their sender by the first 16 hex digits of its id: prefix → id. */
+  private readonly byPrefix = new Map<string, string>();
+  /** Each member's digest hash (digest.ts), with the incarnation and state it is of. */
+  private readonly hashes = new Map<string, { key: string; h: Uint8Array }>();
   private readonly queue: BroadcastQueue;
   /** The delegate's updates: eager pushes along a tree, ids announced to lazy peers. */
   readonly tree: Tree;
@@ -128,7 +134,7 @@ export class Membership {
     this.tree = new Tree({
       clock: o.clock,
       sample: (k, skip) => this.pick(k, (m) => m.state === 'alive' && !skip(m.id)).map((m) => m.id),
-      deliver: (data) => this.o.delegate.notifyUpdate(data),
+      deliver: (data, from) => this.o.delegate.notifyUpdate(data, from),
       push: (to, id, data) => this.tell(to, { t: 'push', id, from: this.self.id, data }),
       ihave: (to, ids) => this.tell(to, { t: 'ihave', from: this.self.id, ids }),
       graft: (to, ids) => this.tell(to, { t: 'graft', from: this.self.id, ids }),
@@ -376,6 +382,7 @@ export class Membership {
     if (!m) {
       const fresh: Member = { id: msg.id, name: msg.name, addr: msg.addr, inc: msg.inc, state: 'dead', since: this.o.clock.now(), proof: msg.proof };
       this.members.set(fresh.id, fresh);
+      this.byPrefix.set(fresh.id.slice(0, 16), fresh.id);
       // A random place in the probe order; learn() appends and shuffles once (n members, not n splices).
       if (this.quiet) this.probeList.push(fresh.id);
       else this.probeList.splice(Math.floor(this.random() * (this.probeList.length + 1)), 0, fresh.id);
@@ -629,13 +636,19 @@ export class Membership {
       case 'dead':
         return this.onDead(m);
       case 'push':
-        return this.tree.onPush(m.id, m.data, m.from);
       case 'ihave':
-        return this.tree.onIHave(m.ids, m.from);
       case 'graft':
-        return this.tree.onGraft(m.ids, m.from);
-      case 'prune':
-        return this.tree.onPrune(m.from);
+      case 'prune': {
+        // Only members are tree peers: an update from a sender not known (yet: its alive is on its
+        // way) is taken, but nothing else it says.
+        const from = this.members.has(m.from) ? m.from : this.byPrefix.get(m.from);
+        if (from === this.self.id) return;
+        if (m.t === 'push') return this.tree.onPush(m.id, m.data, from);
+        if (from === undefined) return;
+        if (m.t === 'ihave') return this.tree.onIHave(m.ids, from);
+        if (m.t === 'graft') return this.tree.onGraft(m.ids, from);
+        return this.tree.onPrune(from);
+      }
       default:
         return;
     }
@@ -666,33 +679,84 @@ export class Membership {
     if (m) await this.pushPull(m.addr, false).catch(() => undefined);
   }
 
-  private memberInfos(): MemberInfo[] {
-    return this.all().map((m) => ({ id: m.id, name: m.name, addr: m.addr, inc: m.inc, state: m.state, ...(m.proof ? { proof: m.proof } : {}) }));
+  private info(m: Member): MemberInfo {
+    return { id: m.id, name: m.name, addr: m.addr, inc: m.inc, state: m.state, ...(m.proof ? { proof: m.proof } : {}) };
   }
 
+  /** The members' digest in `buckets` buckets (digest.ts): each member's id, incarnation and state. */
+  private digest(buckets: number): Digest {
+    const d = new Digest(buckets);
+    for (const m of this.members.values()) {
+      const key = `${m.id}|${m.inc}|${m.state}`;
+      let c = this.hashes.get(m.id);
+      if (c?.key !== key) this.hashes.set(m.id, (c = { key, h: entryHash(key) }));
+      d.add(m.id, c.h);
+    }
+    return d;
+  }
+
+  /** The members in the given buckets. */
+  private infosIn(set: Set<number>, buckets: number): MemberInfo[] {
+    return this.all().filter((m) => set.has(bucketOf(m.id, buckets))).map((m) => this.info(m));
+  }
+
+  /** One push-pull leg: sends `msg`, returns the answer (leg `msg.leg + 1`). */
+  private async leg(addr: string, msg: Extract<Message, { t: 'pushpull' }>): Promise<Extract<Message, { t: 'pushpull' }>> {
+    try {
+      const frame = this.sentFrame('pushpull', this.o.wire.seal([msg]), msg.user.length);
+      const m = this.openAnswer(await this.o.transport.request(addr, frame, this.cfg.streamTimeout), addr);
+      if (m.t === 'error') throw new Error(m.message);
+      if (m.t !== 'pushpull' || m.leg !== msg.leg + 1) throw new Error('unexpected answer to push-pull');
+      return m;
+    } catch (e) {
+      this.stats.pushPullFailures++;
+      throw e;
+    }
+  }
+
+  /**
+   * Anti-entropy with the member at `addr` (memberlist's push-pull, with digests): this node's
+   * bucket hashes and own entry; the other side answers with the buckets that differ and its
+   * members in them; this node sends back its members in those buckets that the other side lacks
+   * or holds otherwise. A cluster where nothing changed exchanges the hashes only. The delegate's
+   * parts ride along the same legs.
+   */
   async pushPull(addr: string, join: boolean): Promise<void> {
     const user = this.o.delegate.pushPullRequest(join);
-    const frame = this.sentFrame('pushpull', this.o.wire.seal([{ t: 'pushpull', join, members: this.memberInfos(), user }]), user.length);
-    let reply: Uint8Array;
-    try {
-      reply = await this.o.transport.request(addr, frame, this.cfg.streamTimeout);
-    } catch (e) {
-      this.stats.pushPullFailures++;
-      throw e;
-    }
-    let m: Message;
-    try {
-      m = this.openAnswer(reply, addr);
-      if (m.t === 'error') throw new Error(m.message);
-      if (m.t !== 'pushpull') throw new Error('unexpected answer to push-pull');
-    } catch (e) {
-      this.stats.pushPullFailures++;
-      throw e;
-    }
+    const mine = this.digest(bucketsFor(this.members.size));
+    const answer = await this.leg(addr, { t: 'pushpull', leg: 1, join, digest: mine.hashes, members: [this.info(this.self)], user });
     this.stats.pushPulls++;
-    this.mergeMembers(m.members, addr);
-    const rest = this.o.delegate.pushPullFinish(m.user, join);
-    if (rest) await this.request(addr, rest);
+    this.mergeMembers(answer.members, addr);
+    const differ = indexesIn(answer.digest, mine.buckets) ?? new Set(Array.from({ length: mine.buckets }, (_, i) => i));
+    const theirs = new Map(answer.members.map((x) => [x.id, x]));
+    const lacking = this.infosIn(differ, mine.buckets).filter((x) => theirs.get(x.id)?.inc !== x.inc || theirs.get(x.id)?.state !== x.state);
+    const rest = this.o.delegate.pushPullFinish(answer.user, join);
+    if (lacking.length === 0 && !rest) return;
+    const last = await this.leg(addr, { t: 'pushpull', leg: 3, join, digest: EMPTY, members: lacking, user: rest ?? EMPTY });
+    if (rest) this.o.delegate.pushPullDone(last.user);
+  }
+
+  /** The answering side of a push-pull leg (1 or 3). */
+  private answerPushPull(m: Extract<Message, { t: 'pushpull' }>, from: string): Uint8Array | null {
+    let leg: PushPullLeg;
+    let members: MemberInfo[] = [];
+    let digest: Uint8Array = EMPTY;
+    let user: Uint8Array = EMPTY;
+    this.mergeMembers(m.members, from);
+    if (m.leg === 1) {
+      this.stats.pushPulls++;
+      // A digest that is not one: everything differs (one bucket).
+      const buckets = bucketCount(m.digest);
+      const differ = buckets ? this.digest(buckets).differing(m.digest) : new Set([0]);
+      members = this.infosIn(differ, buckets ?? 1);
+      digest = indexesOut(differ);
+      user = this.o.delegate.pushPullAnswer(m.user, m.join);
+      leg = 2;
+    } else if (m.leg === 3) {
+      if (m.user.length) user = this.o.delegate.pushPullLast(m.user);
+      leg = 4;
+    } else return null;
+    return this.sentFrame('pushpull', this.o.wire.seal([{ t: 'pushpull', leg, join: m.join, digest, members, user }]), user.length);
   }
 
   private async onRequest(data: Uint8Array, from: string): Promise<Uint8Array | null> {
@@ -701,12 +765,7 @@ export class Membership {
     const m = msgs?.[0];
     if (rejected) return this.sentFrame('error', this.refusal(rejected));
     if (!m || !this.running) return null;
-    if (m.t === 'pushpull') {
-      this.stats.pushPulls++;
-      this.mergeMembers(m.members, from);
-      const user = this.o.delegate.pushPullAnswer(m.user, m.join);
-      return this.sentFrame('pushpull', this.o.wire.seal([{ t: 'pushpull', join: m.join, members: this.memberInfos(), user }]), user.length);
-    }
+    if (m.t === 'pushpull') return this.answerPushPull(m, from);
     if (m.t === 'userreq') {
       let data: Uint8Array;
       try {
@@ -758,6 +817,8 @@ export class Membership {
     for (const m of this.members.values()) {
       if ((m.state === 'dead' || m.state === 'left') && m.id !== this.self.id && now - m.since > this.cfg.deadReap) {
         this.members.delete(m.id);
+        this.hashes.delete(m.id);
+        if (this.byPrefix.get(m.id.slice(0, 16)) === m.id) this.byPrefix.delete(m.id.slice(0, 16));
         this.probeList = this.probeList.filter((id) => id !== m.id);
       }
     }

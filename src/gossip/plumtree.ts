@@ -51,7 +51,7 @@ export interface TreeHost {
   /** Up to k random live members other than this node and not in `skip`. */
   sample(k: number, skip: (id: string) => boolean): string[];
   /** Hands an update to the delegate; true when it was news there. */
-  deliver(data: Uint8Array, from: string): boolean;
+  deliver(data: Uint8Array, from: string | undefined): boolean;
   push(to: string, id: string, data: Uint8Array): void;
   ihave(to: string, ids: string[]): void;
   graft(to: string, ids: string[]): void;
@@ -161,8 +161,8 @@ export class Tree {
     this.announce.push({ id, from: s.from });
   }
 
-  /** An eager push from `from`. */
-  onPush(id: string, data: Uint8Array, from: string): void {
+  /** An eager push from `from` (undefined: a sender not known as a member yet, which is not a tree peer). */
+  onPush(id: string, data: Uint8Array, from: string | undefined): void {
     this.stats.received++;
     if (this.seen.has(id)) return this.duplicate(from);
     this.remember(id, { at: this.host.clock.now(), from });
@@ -178,11 +178,12 @@ export class Tree {
     if (!fresh) return this.duplicate(from);
     this.stats.fresh++;
     // The edge it came over is a tree edge: keep pushing that way too.
-    this.toEager(from);
+    if (from !== undefined) this.toEager(from);
   }
 
-  private duplicate(from: string): void {
+  private duplicate(from: string | undefined): void {
     this.stats.duplicates++;
+    if (from === undefined) return;
     // Updates of different owners cross at once: each would prune one of two alternative paths
     // and together they split the tree (then every update needs grafts). A host keeps its last
     // MIN_EAGER eager peers: a few more copies, half the grafts and prunes (bench/RESULTS.md).

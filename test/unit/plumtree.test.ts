@@ -176,7 +176,7 @@ t.test('bounds: forged ids and floods cost a bounded amount', async (t) => {
 t.test('codec: IHAVE and GRAFT over the id limits are refused, not handled', async (t) => {
   const many = Array.from({ length: MAX_IDS + 1 }, (_, i) => `i${i}`);
   t.throws(() => decodeMessages(encodeMessages([{ t: 'ihave', from: 'a', ids: many }])), { reason: 'decode', message: /ihave ids/ });
-  t.throws(() => decodeMessages(encodeMessages([{ t: 'graft', from: 'a', ids: ['x'.repeat(65)] }])), { reason: 'decode', message: /update id/ });
+  t.throws(() => decodeMessages(encodeMessages([{ t: 'graft', from: 'a', ids: ['x'.repeat(65)] }])), { reason: 'decode', message: /graft ids/ });
   t.throws(() => decodeMessages(encodeMessages([{ t: 'push', id: 'x'.repeat(65), from: 'a', data: new Uint8Array(1) }])), { reason: 'decode', message: /update id/ });
   t.same(decodeMessages(encodeMessages([{ t: 'ihave', from: 'a', ids: many.slice(1) }])), [{ t: 'ihave', from: 'a', ids: many.slice(1) }]);
 });
