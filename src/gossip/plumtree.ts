@@ -76,7 +76,12 @@ interface Seen {
   from?: string;
   /** The bytes passed on, once this node forwarded it (GRAFT answers). */
   data?: Uint8Array;
+  /** Peers known to hold it already (they announced it, or pushed a copy): not announced to. */
+  holders?: string[];
 }
+
+/** Holders remembered per update. */
+const HOLDERS = 8;
 
 interface Missing {
   announcers: string[];
@@ -164,7 +169,11 @@ export class Tree {
   /** An eager push from `from` (undefined: a sender not known as a member yet, which is not a tree peer). */
   onPush(id: string, data: Uint8Array, from: string | undefined): void {
     this.stats.received++;
-    if (this.seen.has(id)) return this.duplicate(from);
+    const known = this.seen.get(id);
+    if (known) {
+      if (from !== undefined) this.holds(known, from);
+      return this.duplicate(from);
+    }
     this.remember(id, { at: this.host.clock.now(), from });
     this.received(id);
     const prev = this.delivering;
@@ -202,7 +211,11 @@ export class Tree {
     // A peer that announces to us is worth announcing to (lazy links both ways).
     if (!this.known(from) && this.eager.size + this.lazy.size < this.maxPeers) this.lazy.add(from);
     for (const id of ids.slice(0, MAX_IDS)) {
-      if (this.seen.has(id)) continue;
+      const known = this.seen.get(id);
+      if (known) {
+        this.holds(known, from);
+        continue;
+      }
       let m = this.missing.get(id);
       if (!m) {
         if (this.missing.size >= MAX_MISSING) continue;
@@ -252,7 +265,7 @@ export class Tree {
     this.announce = [];
     const to = this.lazy.size >= this.cfg.lazyPeers ? this.lazy : [...this.lazy, ...this.eager];
     for (const p of to) {
-      const ids = batch.filter((a) => a.from !== p).map((a) => a.id);
+      const ids = batch.filter((a) => a.from !== p && !this.seen.get(a.id)?.holders?.includes(p)).map((a) => a.id);
       for (let i = 0; i < ids.length; i += MAX_IDS) {
         const part = ids.slice(i, i + MAX_IDS);
         this.stats.ihavesSent++;
@@ -270,6 +283,12 @@ export class Tree {
   /** Ids waited for (tests). */
   get waiting(): number {
     return this.missing.size;
+  }
+
+  private holds(s: Seen, peer: string): void {
+    if (peer === s.from) return;
+    s.holders ??= [];
+    if (s.holders.length < HOLDERS && !s.holders.includes(peer)) s.holders.push(peer);
   }
 
   private received(id: string): void {

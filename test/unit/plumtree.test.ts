@@ -180,3 +180,15 @@ t.test('codec: IHAVE and GRAFT over the id limits are refused, not handled', asy
   t.throws(() => decodeMessages(encodeMessages([{ t: 'push', id: 'x'.repeat(65), from: 'a', data: new Uint8Array(1) }])), { reason: 'decode', message: /update id/ });
   t.same(decodeMessages(encodeMessages([{ t: 'ihave', from: 'a', ids: many.slice(1) }])), [{ t: 'ihave', from: 'a', ids: many.slice(1) }]);
 });
+
+t.test('an id is not announced to a peer known to hold it: one that announced it, or pushed a copy', async (t) => {
+  const { tr, take } = tree();
+  t.same([...tr.lazy], ['p4', 'p5', 'p6']);
+  tr.onPush('u1', bytes('u1'), 'p1');
+  tr.broadcast('u1', bytes('u1'));
+  tr.onIHave(['u1'], 'p5');
+  tr.onPush('u1', bytes('u1'), 'p6');
+  take();
+  tr.tick();
+  t.same(take(), [['ihave', 'p4', ['u1']]], 'only p4 is told: p5 announced it, p6 pushed a copy');
+});
