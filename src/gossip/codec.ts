@@ -51,8 +51,9 @@ export type Message =
   | { t: 'dead'; id: string; inc: number; from: string; proof?: Proof }
   /**
    * An opaque update for the delegate (the registry), pushed along the broadcast tree; `id` names
-   * it (a byte string: one char per byte). In tree messages `from` is the sender's id, of which
-   * only the first 16 hex digits travel (senderOut): the receiver finds the member they begin.
+   * it (a byte string: one char per byte). In tree and probe messages the member ids (`from`,
+   * `target`) travel as their first 16 hex digits (senderOut): the receiver finds the member
+   * they begin.
    */
   | { t: 'push'; id: string; from: string; data: Uint8Array }
   /** Ids of updates `from` holds (lazy announcement), and ids `from` asks to be pushed (graft). */
@@ -100,7 +101,7 @@ export const leavePayload = (m: { id: string; inc: number }): Uint8Array => mpEn
 
 const proofFields = (p: Proof | undefined): unknown[] => (p ? [p.pub, p.sig] : []);
 
-/** How tree messages name their sender: the first 8 bytes of a derived (hex) id, else the id itself. */
+/** How tree and probe messages name a member: the first 8 bytes of a derived (hex) id, else the id itself. */
 const HEX16 = /^[0-9a-f]{16}/;
 export const senderOut = (id: string): Uint8Array | string => (HEX16.test(id) ? new Uint8Array(Buffer.from(id.slice(0, 16), 'hex')) : id);
 const senderIn = (v: unknown): string => (v instanceof Uint8Array && v.length === 8 ? Buffer.from(v).toString('hex') : str(v, 'from'));
@@ -137,11 +138,11 @@ function toArray(m: Message): unknown[] {
   const code = TYPES.indexOf(m.t);
   switch (m.t) {
     case 'ping':
-      return [code, m.seq, m.target, m.from, m.fromAddr];
+      return [code, m.seq, senderOut(m.target), senderOut(m.from), m.fromAddr];
     case 'ack':
-      return [code, m.seq, m.from];
+      return [code, m.seq, senderOut(m.from)];
     case 'indirect':
-      return [code, m.seq, m.target, m.targetAddr, m.from, m.fromAddr];
+      return [code, m.seq, senderOut(m.target), m.targetAddr, senderOut(m.from), m.fromAddr];
     case 'alive':
       return [code, m.id, m.name, m.addr, m.inc, m.proof.pub, m.proof.sig];
     case 'suspect':
@@ -181,13 +182,13 @@ function fromArray(a: unknown): Message {
   switch (t) {
     case 'ping':
       n(5);
-      return { t, seq: num(a[1], 'seq'), target: str(a[2], 'target'), from: str(a[3], 'from'), fromAddr: str(a[4], 'fromAddr') };
+      return { t, seq: num(a[1], 'seq'), target: senderIn(a[2]), from: senderIn(a[3]), fromAddr: str(a[4], 'fromAddr') };
     case 'ack':
       n(3);
-      return { t, seq: num(a[1], 'seq'), from: str(a[2], 'from') };
+      return { t, seq: num(a[1], 'seq'), from: senderIn(a[2]) };
     case 'indirect':
       n(6);
-      return { t, seq: num(a[1], 'seq'), target: str(a[2], 'target'), targetAddr: str(a[3], 'targetAddr'), from: str(a[4], 'from'), fromAddr: str(a[5], 'fromAddr') };
+      return { t, seq: num(a[1], 'seq'), target: senderIn(a[2]), targetAddr: str(a[3], 'targetAddr'), from: senderIn(a[4]), fromAddr: str(a[5], 'fromAddr') };
     case 'alive':
       n(7);
       return { t, id: str(a[1], 'id'), name: str(a[2], 'name'), addr: str(a[3], 'addr'), inc: num(a[4], 'inc'), proof: proof(a[5], a[6]) };

@@ -89,6 +89,8 @@ const HOST_UP_TIMEOUT = 1000;
 export const MAX_AHEAD_MS = 24 * 3600_000;
 const NO_PROOF: Proof = { pub: new Uint8Array(0), sig: new Uint8Array(0) };
 const EMPTY = new Uint8Array(0);
+/** How the broadcast tree names a member: as tree messages do (codec.ts senderOut), by the first 16 hex digits of its id. */
+const peerOf = (id: string): string => (/^[0-9a-f]{16}/.test(id) ? id.slice(0, 16) : id);
 
 export class Membership {
   readonly self: Member;
@@ -133,8 +135,8 @@ export class Membership {
     const tree = o.tree ?? TREE;
     this.tree = new Tree({
       clock: o.clock,
-      sample: (k, skip) => this.pick(k, (m) => m.state === 'alive' && !skip(m.id)).map((m) => m.id),
-      deliver: (data, from) => this.o.delegate.notifyUpdate(data, from),
+      sample: (k, skip) => this.pick(k, (m) => m.state === 'alive' && !skip(peerOf(m.id))).map((m) => peerOf(m.id)),
+      deliver: (data, from) => this.o.delegate.notifyUpdate(data, this.resolve(from)),
       push: (to, id, data) => this.tell(to, { t: 'push', id, from: this.self.id, data }),
       ihave: (to, ids) => this.tell(to, { t: 'ihave', from: this.self.id, ids }),
       graft: (to, ids) => this.tell(to, { t: 'graft', from: this.self.id, ids }),
@@ -217,9 +219,9 @@ export class Membership {
     this.tree.broadcast(id, data);
   }
 
-  /** Sends one message to member `id` now, with queued membership updates as room allows. */
+  /** Sends one message to member `id` (or the member its peer name stands for) now, with queued membership updates as room allows. */
   private tell(id: string, msg: Message): void {
-    const m = this.members.get(id);
+    const m = this.members.get(this.resolve(id) ?? '');
     if (m && (m.state === 'alive' || m.state === 'suspect') && this.self.state !== 'left') this.send(m.addr, [msg]);
   }
 
@@ -486,7 +488,7 @@ export class Membership {
     else if (isLive) this.live++;
     m.state = state;
     m.since = this.o.clock.now();
-    if (!isLive && m.id !== this.self.id) this.tree.remove(m.id);
+    if (!isLive && m.id !== this.self.id) this.tree.remove(peerOf(m.id));
     this.o.delegate.notifyMember({ ...m }, prev);
   }
 
@@ -603,9 +605,18 @@ export class Membership {
     for (const m of [...msgs.filter(probes), ...msgs.filter((m) => !probes(m))]) this.guard(from, m.t, () => this.handle(m));
   }
 
+  /** The member an id names: the id itself, or the first 16 hex digits of it (codec.ts senderOut). */
+  private resolve(id: string): string | undefined {
+    return this.members.has(id) ? id : this.byPrefix.get(id);
+  }
+
+  private isSelf(id: string): boolean {
+    return id === this.self.id || id === this.self.id.slice(0, 16);
+  }
+
   /** A message that member sent itself (not relayed): the page's "last contact". */
   private heard(id: string): void {
-    const member = this.members.get(id);
+    const member = this.members.get(this.resolve(id) ?? '');
     if (member) member.contact = this.o.clock.now();
   }
 
@@ -613,7 +624,7 @@ export class Membership {
     switch (m.t) {
       case 'ping':
         this.heard(m.from);
-        if (m.target === this.self.id && this.self.state !== 'left') this.send(m.fromAddr, [{ t: 'ack', seq: m.seq, from: this.self.id }]);
+        if (this.isSelf(m.target) && this.self.state !== 'left') this.send(m.fromAddr, [{ t: 'ack', seq: m.seq, from: this.self.id }]);
         return;
       case 'indirect': {
         const seq = ++this.seq;
@@ -639,12 +650,11 @@ export class Membership {
       case 'ihave':
       case 'graft':
       case 'prune': {
-        // Only members are tree peers: an update from a sender not known (yet: its alive is on its
-        // way) is taken, but nothing else it says.
-        const from = this.members.has(m.from) ? m.from : this.byPrefix.get(m.from);
-        if (from === this.self.id) return;
+        // Tree peers are named as the messages name them (peerOf): a sender not known yet (its
+        // alive is on its way) is a peer all the same, told things once it is known.
+        const from = peerOf(m.from);
+        if (this.isSelf(from)) return;
         if (m.t === 'push') return this.tree.onPush(m.id, m.data, from);
-        if (from === undefined) return;
         if (m.t === 'ihave') return this.tree.onIHave(m.ids, from);
         if (m.t === 'graft') return this.tree.onGraft(m.ids, from);
         return this.tree.onPrune(from);

@@ -51,7 +51,7 @@ export interface TreeHost {
   /** Up to k random live members other than this node and not in `skip`. */
   sample(k: number, skip: (id: string) => boolean): string[];
   /** Hands an update to the delegate; true when it was news there. */
-  deliver(data: Uint8Array, from: string | undefined): boolean;
+  deliver(data: Uint8Array, from: string): boolean;
   push(to: string, id: string, data: Uint8Array): void;
   ihave(to: string, ids: string[]): void;
   graft(to: string, ids: string[]): void;
@@ -166,12 +166,12 @@ export class Tree {
     this.announce.push({ id, from: s.from });
   }
 
-  /** An eager push from `from` (undefined: a sender not known as a member yet, which is not a tree peer). */
-  onPush(id: string, data: Uint8Array, from: string | undefined): void {
+  /** An eager push from `from`. */
+  onPush(id: string, data: Uint8Array, from: string): void {
     this.stats.received++;
     const known = this.seen.get(id);
     if (known) {
-      if (from !== undefined) this.holds(known, from);
+      this.holds(known, from);
       return this.duplicate(from);
     }
     this.remember(id, { at: this.host.clock.now(), from });
@@ -187,12 +187,11 @@ export class Tree {
     if (!fresh) return this.duplicate(from);
     this.stats.fresh++;
     // The edge it came over is a tree edge: keep pushing that way too.
-    if (from !== undefined) this.toEager(from);
+    this.toEager(from);
   }
 
-  private duplicate(from: string | undefined): void {
+  private duplicate(from: string): void {
     this.stats.duplicates++;
-    if (from === undefined) return;
     // Updates of different owners cross at once: each would prune one of two alternative paths
     // and together they split the tree (then every update needs grafts). A host keeps its last
     // MIN_EAGER eager peers: a few more copies, half the grafts and prunes (bench/RESULTS.md).

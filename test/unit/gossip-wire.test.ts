@@ -148,3 +148,21 @@ t.test('forged, replayed and garbage packets sent to a node are dropped and coun
   await sim.run(1000);
   t.equal(b.membership.member(a.id)?.state, 'alive', 'the forged death changed nothing');
 });
+
+t.test('codec: tree and probe messages name members by 8 bytes of their id', async (t) => {
+  const id = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
+  const msgs: Message[] = [
+    { t: 'ping', seq: 1, target: id, from: id, fromAddr: '10.0.0.1:7946' },
+    { t: 'ack', seq: 1, from: id },
+    { t: 'ihave', from: id, ids: ['\u0001\u00ff\u0080x'] },
+  ];
+  const back = decodeMessages(encodeMessages(msgs));
+  t.same(back, [
+    { t: 'ping', seq: 1, target: id.slice(0, 16), from: id.slice(0, 16), fromAddr: '10.0.0.1:7946' },
+    { t: 'ack', seq: 1, from: id.slice(0, 16) },
+    { t: 'ihave', from: id.slice(0, 16), ids: ['\u0001\u00ff\u0080x'] },
+  ], 'the first 16 hex digits come back; byte ids come back byte for byte');
+  const full = encodeMessages([{ t: 'ack', seq: 1, from: id }]).length;
+  const named = encodeMessages([{ t: 'ack', seq: 1, from: 'x'.repeat(32) }]).length;
+  t.equal(named - full, 24, 'a hex id costs 10 bytes where its text took 34');
+});
