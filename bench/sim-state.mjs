@@ -18,7 +18,7 @@
 //     run's CPU and real time; RSS at the end.
 //
 //   npm run build && node --max-old-space-size=12000 bench/sim-state.mjs [--sizes 1000,5000]
-//     [--endpoints 50] [--churn 60] [--warm 30] [--steady 60] [--seed 1]
+//     [--endpoints 50] [--churn 60] [--warm 30] [--steady 60] [--seed 1] [--key]
 import './help.mjs';
 import { argv } from 'zx';
 import { Simulation } from '../dist/gossip/sim/simulation.js';
@@ -30,6 +30,8 @@ const CHURN_S = Number(argv.churn ?? 60);
 const WARM_S = Number(argv.warm ?? 30);
 const STEADY_S = Number(argv.steady ?? 60);
 const SEED = Number(argv.seed ?? 1);
+/** --key: seal every packet and frame with AES-256-GCM as the daemon does with --gossip-key-file (38 bytes a packet). */
+const KEY = argv.key ? Buffer.alloc(32, 7) : undefined;
 const GIVE_UP_MS = 30_000;
 
 /** ~10 endpoints per service. */
@@ -46,7 +48,7 @@ for (const N of SIZES) {
   const real0 = Date.now();
   const cpu0 = cpu();
   const sim = new Simulation({
-    nodes: N, seed: SEED, views: false, network: { latencyMs: 1, jitterMs: 4, loss: 0.01 },
+    nodes: N, seed: SEED, views: false, network: { latencyMs: 1, jitterMs: 4, loss: 0.01 }, key: KEY,
     endpoints: (i) => Array.from({ length: ENDPOINTS }, (_, k) => endpoint(i, k, N, 0)),
   });
   await sim.start();

@@ -27,8 +27,20 @@ export function bucketOf(id: string, buckets: number): number {
   return (h >>> 0) & (buckets - 1);
 }
 
+/** Entry hashes computed, shared by every digest in the process (the simulator's hosts hash the same entries); the oldest go first. */
+const CACHE = 1 << 16;
+const cache = new Map<string, Uint8Array>();
+
 /** The hash an entry adds to its bucket: the first 8 bytes of SHA-256 of what identifies its content. */
-export const entryHash = (key: string): Uint8Array => new Uint8Array(createHash('sha256').update(key).digest().subarray(0, HASH));
+export function entryHash(key: string): Uint8Array {
+  let h = cache.get(key);
+  if (!h) {
+    h = new Uint8Array(createHash('sha256').update(key).digest().subarray(0, HASH));
+    if (cache.size >= CACHE) cache.delete(cache.keys().next().value!);
+    cache.set(key, h);
+  }
+  return h;
+}
 
 /** Whether `b` is a digest (a power of two of 8-byte hashes, at most MAX_BUCKETS). */
 export function bucketCount(b: Uint8Array): number | null {

@@ -104,8 +104,6 @@ export class Membership {
   private readonly members = new Map<string, Member>();
   /** Tree messages name their sender by the first 16 hex digits of its id: prefix → id. */
   private readonly byPrefix = new Map<string, string>();
-  /** Each member's digest hash (digest.ts), with the incarnation and state it is of. */
-  private readonly hashes = new Map<string, { key: string; h: Uint8Array }>();
   private readonly queue: BroadcastQueue;
   /** The delegate's updates: eager pushes along a tree, ids announced to lazy peers. */
   readonly tree: Tree;
@@ -696,12 +694,7 @@ export class Membership {
   /** The members' digest in `buckets` buckets (digest.ts): each member's id, incarnation and state. */
   private digest(buckets: number): Digest {
     const d = new Digest(buckets);
-    for (const m of this.members.values()) {
-      const key = `${m.id}|${m.inc}|${m.state}`;
-      let c = this.hashes.get(m.id);
-      if (c?.key !== key) this.hashes.set(m.id, (c = { key, h: entryHash(key) }));
-      d.add(m.id, c.h);
-    }
+    for (const m of this.members.values()) d.add(m.id, entryHash(`${m.id}|${m.inc}|${m.state}`));
     return d;
   }
 
@@ -827,7 +820,6 @@ export class Membership {
     for (const m of this.members.values()) {
       if ((m.state === 'dead' || m.state === 'left') && m.id !== this.self.id && now - m.since > this.cfg.deadReap) {
         this.members.delete(m.id);
-        this.hashes.delete(m.id);
         if (this.byPrefix.get(m.id.slice(0, 16)) === m.id) this.byPrefix.delete(m.id.slice(0, 16));
         this.probeList = this.probeList.filter((id) => id !== m.id);
       }

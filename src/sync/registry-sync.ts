@@ -161,8 +161,6 @@ function signDelta(identity: NodeIdentity, d: Delta, s: NodeState, body = encode
  * registries that hold the same state object (the simulator's hosts) hold one proof of it.
  */
 const proofs = new WeakMap<NodeState, Signed>();
-/** Each state's digest hash (digest.ts), computed once per version. */
-const versionHashes = new WeakMap<NodeState, Uint8Array>();
 
 const isBytes = (x: unknown, n?: number): x is Uint8Array => x instanceof Uint8Array && (n === undefined || x.length === n);
 /** How far back the base of a version is (0: base 0), and the base from it; null when out of range. */
@@ -516,11 +514,7 @@ export class RegistrySync implements Delegate {
   /** The digest (digest.ts) of the states held in `buckets` buckets: each node's id and version. */
   private digest(buckets: number): Digest {
     const d = new Digest(buckets);
-    for (const s of this.registry.nodes()) {
-      let h = versionHashes.get(s);
-      if (!h) versionHashes.set(s, (h = entryHash(`${s.id}|${s.version}`)));
-      d.add(s.id, h);
-    }
+    for (const s of this.registry.nodes()) d.add(s.id, entryHash(`${s.id}|${s.version}`));
     return d;
   }
 
