@@ -28,7 +28,7 @@ export interface TreeConfig {
   keep: number;
 }
 
-export const TREE: TreeConfig = { eagerPeers: 3, lazyPeers: 2, ihaveInterval: 200, graftTimeout: 250, keep: 10_000 };
+export const TREE: TreeConfig = { eagerPeers: 3, lazyPeers: 2, ihaveInterval: 500, graftTimeout: 100, keep: 10_000 };
 
 /** Ids one IHAVE or GRAFT may carry (the codec refuses more). */
 export const MAX_IDS = 64;
@@ -96,7 +96,7 @@ export class Tree {
   private readonly seen = new Map<string, Seen>();
   private readonly missing = new Map<string, Missing>();
   /** Ids to announce at the next IHAVE round, with the peer each came from. */
-  private announce: Array<{ id: string; from?: string }> = [];
+  private announce: Array<{ id: string; from?: string; again?: boolean }> = [];
   /** Set while the delegate handles an update from this peer (its forwards skip it). */
   private delivering: string | undefined;
 
@@ -254,15 +254,17 @@ export class Tree {
    * One IHAVE round: the ids passed on since the last, to each lazy peer, MAX_IDS per packet. A
    * host with fewer lazy peers than lazyPeers (a small cluster: everyone is eager) announces to
    * its eager peers too, so that a lost push is still grafted: packets, unlike the paper's TCP
-   * links, get lost.
+   * links, get lost. There an id has one or two announcers, not several: each announces it in
+   * two rounds, as the first IHAVE may be lost as well.
    */
   tick(): void {
     this.expireSeen();
     this.refill();
     if (this.announce.length === 0) return;
     const batch = this.announce;
-    this.announce = [];
-    const to = this.lazy.size >= this.cfg.lazyPeers ? this.lazy : [...this.lazy, ...this.eager];
+    const small = this.lazy.size < this.cfg.lazyPeers;
+    this.announce = small ? batch.filter((a) => !a.again).map((a) => ({ ...a, again: true })) : [];
+    const to = small ? [...this.lazy, ...this.eager] : this.lazy;
     for (const p of to) {
       const ids = batch.filter((a) => a.from !== p && !this.seen.get(a.id)?.holders?.includes(p)).map((a) => a.id);
       for (let i = 0; i < ids.length; i += MAX_IDS) {

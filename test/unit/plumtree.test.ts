@@ -192,3 +192,15 @@ t.test('an id is not announced to a peer known to hold it: one that announced it
   tr.tick();
   t.same(take(), [['ihave', 'p4', ['u1']]], 'only p4 is told: p5 announced it, p6 pushed a copy');
 });
+
+t.test('in a small cluster (ids announced to eager peers) each id is announced in two rounds, then no more', async (t) => {
+  const { tr, take } = tree({ members: ['p1', 'p2'] });
+  tr.broadcast('u1', bytes('u1'));
+  take();
+  tr.tick();
+  t.same(take(), [['ihave', 'p1', ['u1']], ['ihave', 'p2', ['u1']]], 'first round');
+  tr.tick();
+  t.same(take(), [['ihave', 'p1', ['u1']], ['ihave', 'p2', ['u1']]], 'again: with one or two announcers a lost IHAVE would leave a lost push unrepaired');
+  tr.tick();
+  t.same(take(), [], 'then no more');
+});
