@@ -28,7 +28,7 @@ export interface TreeConfig {
   keep: number;
 }
 
-export const TREE: TreeConfig = { eagerPeers: 3, lazyPeers: 2, ihaveInterval: 500, graftTimeout: 100, keep: 10_000 };
+export const TREE: TreeConfig = { eagerPeers: 3, lazyPeers: 2, ihaveInterval: 500, graftTimeout: 250, keep: 10_000 };
 
 /** Ids one IHAVE or GRAFT may carry (the codec refuses more). */
 export const MAX_IDS = 64;
