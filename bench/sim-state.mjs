@@ -7,7 +7,8 @@
 // loss, memberlist LAN timings. After a warm-up with churn, over a steady window it reports:
 //   - update → 99.9% of hosts (virtual ms): p50 / p99 / max over the changes made in the window,
 //     and how many did not get there within 30 s;
-//   - bytes per second per host (everything sent: probes, gossip, fetches, push-pull);
+//   - bytes per second per host (everything sent: probes, gossip, fetches, push-pull), and the
+//     same by message kind;
 //   - whole node states sent per change (in update packets, fetch answers and push-pull);
 //   - updates a host's sync refused (malformed, unsigned, out of bounds: 0 in a sound run);
 //   - copies of each update a host received (eager pushes received / those that were news: 1.0
@@ -17,7 +18,7 @@
 //     run's CPU and real time; RSS at the end.
 //
 //   npm run build && node --max-old-space-size=12000 bench/sim-state.mjs [--sizes 1000,5000]
-//     [--endpoints 50] [--churn 60] [--warm 30] [--steady 60] [--seed 1]
+//     [--endpoints 50] [--churn 60] [--warm 30] [--steady 60] [--seed 1] [--key]
 import './help.mjs';
 import { argv } from 'zx';
 import { Simulation } from '../dist/gossip/sim/simulation.js';
@@ -29,6 +30,8 @@ const CHURN_S = Number(argv.churn ?? 60);
 const WARM_S = Number(argv.warm ?? 30);
 const STEADY_S = Number(argv.steady ?? 60);
 const SEED = Number(argv.seed ?? 1);
+/** --key: seal every packet and frame with AES-256-GCM as the daemon does with --gossip-key-file (38 bytes a packet). */
+const KEY = argv.key ? Buffer.alloc(32, 7) : undefined;
 const GIVE_UP_MS = 30_000;
 
 /** ~10 endpoints per service. */
@@ -45,7 +48,7 @@ for (const N of SIZES) {
   const real0 = Date.now();
   const cpu0 = cpu();
   const sim = new Simulation({
-    nodes: N, seed: SEED, views: false, network: { latencyMs: 1, jitterMs: 4, loss: 0.01 },
+    nodes: N, seed: SEED, views: false, network: { latencyMs: 1, jitterMs: 4, loss: 0.01 }, key: KEY,
     endpoints: (i) => Array.from({ length: ENDPOINTS }, (_, k) => endpoint(i, k, N, 0)),
   });
   await sim.start();
@@ -107,6 +110,12 @@ for (const N of SIZES) {
     for (const h of sim.nodes) for (const k of Object.keys(t)) t[k] += h.membership.tree.stats[k];
     return t;
   };
+  const kinds = () => {
+    const k = {};
+    for (const h of sim.nodes) for (const [kind, n] of Object.entries(h.membership.stats.sentBy)) k[kind] = (k[kind] ?? 0) + n;
+    return k;
+  };
+  const k0 = kinds();
   const t0 = tree();
   const c0 = cpu();
   const r0 = Date.now();
@@ -118,6 +127,9 @@ for (const N of SIZES) {
   const whole = (sim.counters.wholeStates - w0) / Math.max(1, changes);
   const refused = sim.counters.refused - x0;
   const t1 = tree();
+  const k1 = kinds();
+  // Bytes per host per second by kind (Membership.stats.sentBy), largest first.
+  const byKind = Object.fromEntries(Object.keys(k1).map((k) => [k, (k1[k] - (k0[k] ?? 0)) / N / STEADY_S]).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]));
   const perChange = (k) => (t1[k] - t0[k]) / Math.max(1, changes);
   const copies = (t1.received - t0.received) / Math.max(1, t1.fresh - t0.fresh);
   const ihaveIds = perChange('ihaveIds');
@@ -130,11 +142,13 @@ for (const N of SIZES) {
   for (let s = 0; s < GIVE_UP_MS / 1000 && [...pending.values()].some((l) => l.some((c) => c.measured)); s++) await sim.run(1000);
   const lost = [...pending.values()].flat().filter((c) => c.measured).length;
   done.sort((a, b) => a - b);
-  const row = { N, changes, p50: pct(done, 0.5), p99: pct(done, 0.99), max: done[done.length - 1], lost, bytes, whole, refused, copies, ihaveIds, ihaves, grafts, prunes, cpuPerS, startReal, startCpu, real: (Date.now() - real0) / 1000, cpu: cpu() - cpu0, rss: process.memoryUsage().rss / 1e6 };
+  const row = { N, changes, p50: pct(done, 0.5), p99: pct(done, 0.99), max: done[done.length - 1], lost, bytes, whole, refused, copies, ihaveIds, ihaves, grafts, prunes, byKind, cpuPerS, startReal, startCpu, real: (Date.now() - real0) / 1000, cpu: cpu() - cpu0, rss: process.memoryUsage().rss / 1e6 };
   rows.push(row);
   console.error(`N=${N}: ${JSON.stringify(row)}`);
 }
 
+console.log('Bytes per host per second by kind (`-user`: the delegate\'s bytes inside; `frame`: packet framing and sealing):');
+for (const r of rows) console.log(`  ${r.N} hosts: ${Object.entries(r.byKind).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`);
 console.log(`| hosts | changes in ${STEADY_S} s | update → 99.9% p50 / p99 / max (virtual ms) | not there in 30 s | B/s per host | whole states sent per change | updates refused | copies received per host | per change: IHAVE ids (packets) / GRAFTs / PRUNEs | CPU s per simulated s | converged start: CPU s / real s | whole run: CPU s / real s | RSS (MB) |`);
 console.log('|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|');
 for (const r of rows) {

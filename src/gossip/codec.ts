@@ -19,12 +19,16 @@ const mpDecode = (b: Uint8Array): unknown => decoder.decode(b);
 // (identity.ts). Version 3: registry changes travel as signed deltas (sync/delta.ts), whole states
 // only in push-pull and repairs. Version 4: those updates travel on a broadcast tree (plumtree.ts:
 // push, ihave, graft, prune) instead of the piggy-back queue, in the compact encoding
-// (sync/compact.ts), without the header and key the receiver rebuilds or knows. Peers speaking
-// another version are refused (and logged once).
-export const WIRE_VERSION = 4;
+// (sync/compact.ts), without the header and key the receiver rebuilds or knows. Version 5: tree
+// messages name their sender by an 8-byte prefix of its id and carry update ids as bytes, deltas
+// no longer name their relay (the tree passes on who pushed them), and push-pull exchanges
+// bucketed digests (digest.ts) first, then only the members and node states that differ. Peers
+// speaking another version are refused (and logged once).
+export const WIRE_VERSION = 5;
 export const FLAG_SEALED = 1;
 
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
+export type PushPullLeg = 1 | 2 | 3 | 4;
 
 export interface MemberInfo {
   id: string;
@@ -45,14 +49,25 @@ export type Message =
   | { t: 'suspect'; id: string; inc: number; from: string }
   /** `from === id` is a graceful leave, signed by `id` (leavePayload). */
   | { t: 'dead'; id: string; inc: number; from: string; proof?: Proof }
-  /** An opaque update for the delegate (the registry), pushed along the broadcast tree; `id` names it. */
+  /**
+   * An opaque update for the delegate (the registry), pushed along the broadcast tree; `id` names
+   * it (a byte string: one char per byte). In tree and probe messages the member ids (`from`,
+   * `target`) travel as their first 16 hex digits (senderOut): the receiver finds the member
+   * they begin.
+   */
   | { t: 'push'; id: string; from: string; data: Uint8Array }
   /** Ids of updates `from` holds (lazy announcement), and ids `from` asks to be pushed (graft). */
   | { t: 'ihave'; from: string; ids: string[] }
   | { t: 'graft'; from: string; ids: string[] }
   /** `from` has this update already: stop pushing to it (the edge becomes lazy). */
   | { t: 'prune'; from: string }
-  | { t: 'pushpull'; join: boolean; members: MemberInfo[]; user: Uint8Array }
+  /**
+   * Anti-entropy over a stream, in up to four legs (membership.ts pushPull): 1 the initiator's
+   * digest (bucket hashes, digest.ts) and its own entry; 2 the buckets that differ (their numbers)
+   * and the answerer's members in them; 3 the initiator's members in those buckets the answerer
+   * lacks; 4 the answer to 3. `user` is the delegate's part of each leg.
+   */
+  | { t: 'pushpull'; leg: PushPullLeg; join: boolean; digest: Uint8Array; members: MemberInfo[]; user: Uint8Array }
   /** An opaque request/answer between delegates over a stream. */
   | { t: 'userreq'; data: Uint8Array }
   | { t: 'error'; message: string };
@@ -86,15 +101,48 @@ export const leavePayload = (m: { id: string; inc: number }): Uint8Array => mpEn
 
 const proofFields = (p: Proof | undefined): unknown[] => (p ? [p.pub, p.sig] : []);
 
+/** How tree and probe messages name a member: the first 8 bytes of a derived (hex) id, else the id itself. */
+const HEX16 = /^[0-9a-f]{16}/;
+export const senderOut = (id: string): Uint8Array | string => (HEX16.test(id) ? new Uint8Array(Buffer.from(id.slice(0, 16), 'hex')) : id);
+const senderIn = (v: unknown): string => (v instanceof Uint8Array && v.length === 8 ? Buffer.from(v).toString('hex') : str(v, 'from'));
+
+/** Update ids (byte strings) as one byte string: each id's length, then its bytes. */
+function idsOut(ids: string[]): Uint8Array {
+  const parts = ids.map((id) => Buffer.from(id, 'latin1'));
+  const out = Buffer.allocUnsafe(parts.reduce((n, p) => n + 1 + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out[at++] = p.length;
+    at += p.copy(out, at);
+  }
+  return out;
+}
+function idsIn(v: unknown, what: string): string[] {
+  const b = bytes(v, what);
+  const ids: string[] = [];
+  for (let at = 0; at < b.length; ) {
+    const n = b[at++]!;
+    if (n === 0 || n > MAX_ID_LENGTH || at + n > b.length || ids.length >= MAX_IDS) return fail(what);
+    ids.push(Buffer.from(b.buffer, b.byteOffset + at, n).toString('latin1'));
+    at += n;
+  }
+  return ids;
+}
+const idOut = (id: string): Uint8Array => Buffer.from(id, 'latin1');
+function idIn(v: unknown): string {
+  const b = bytes(v, 'update id');
+  return b.length > 0 && b.length <= MAX_ID_LENGTH ? Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1') : fail('update id');
+}
+
 function toArray(m: Message): unknown[] {
   const code = TYPES.indexOf(m.t);
   switch (m.t) {
     case 'ping':
-      return [code, m.seq, m.target, m.from, m.fromAddr];
+      return [code, m.seq, senderOut(m.target), senderOut(m.from), m.fromAddr];
     case 'ack':
-      return [code, m.seq, m.from];
+      return [code, m.seq, senderOut(m.from)];
     case 'indirect':
-      return [code, m.seq, m.target, m.targetAddr, m.from, m.fromAddr];
+      return [code, m.seq, senderOut(m.target), m.targetAddr, senderOut(m.from), m.fromAddr];
     case 'alive':
       return [code, m.id, m.name, m.addr, m.inc, m.proof.pub, m.proof.sig];
     case 'suspect':
@@ -102,16 +150,16 @@ function toArray(m: Message): unknown[] {
     case 'dead':
       return [code, m.id, m.inc, m.from, ...proofFields(m.proof)];
     case 'push':
-      return [code, m.id, m.from, m.data];
+      return [code, idOut(m.id), senderOut(m.from), m.data];
     case 'ihave':
     case 'graft':
-      return [code, m.from, m.ids];
+      return [code, senderOut(m.from), idsOut(m.ids)];
     case 'prune':
-      return [code, m.from];
+      return [code, senderOut(m.from)];
     case 'userreq':
       return [code, m.data];
     case 'pushpull':
-      return [code, m.join, m.members.map((x) => [x.id, x.name, x.addr, x.inc, STATES.indexOf(x.state), ...proofFields(x.proof)]), m.user];
+      return [code, m.leg, m.join, m.digest, m.members.map((x) => [x.id, x.name, x.addr, x.inc, STATES.indexOf(x.state), ...proofFields(x.proof)]), m.user];
     case 'error':
       return [code, m.message];
   }
@@ -134,13 +182,13 @@ function fromArray(a: unknown): Message {
   switch (t) {
     case 'ping':
       n(5);
-      return { t, seq: num(a[1], 'seq'), target: str(a[2], 'target'), from: str(a[3], 'from'), fromAddr: str(a[4], 'fromAddr') };
+      return { t, seq: num(a[1], 'seq'), target: senderIn(a[2]), from: senderIn(a[3]), fromAddr: str(a[4], 'fromAddr') };
     case 'ack':
       n(3);
-      return { t, seq: num(a[1], 'seq'), from: str(a[2], 'from') };
+      return { t, seq: num(a[1], 'seq'), from: senderIn(a[2]) };
     case 'indirect':
       n(6);
-      return { t, seq: num(a[1], 'seq'), target: str(a[2], 'target'), targetAddr: str(a[3], 'targetAddr'), from: str(a[4], 'from'), fromAddr: str(a[5], 'fromAddr') };
+      return { t, seq: num(a[1], 'seq'), target: senderIn(a[2]), targetAddr: str(a[3], 'targetAddr'), from: senderIn(a[4]), fromAddr: str(a[5], 'fromAddr') };
     case 'alive':
       n(7);
       return { t, id: str(a[1], 'id'), name: str(a[2], 'name'), addr: str(a[3], 'addr'), inc: num(a[4], 'inc'), proof: proof(a[5], a[6]) };
@@ -154,29 +202,28 @@ function fromArray(a: unknown): Message {
     }
     case 'push':
       n(4);
-      return { t, id: str(a[1], 'update id', MAX_ID_LENGTH), from: str(a[2], 'from'), data: bytes(a[3], 'data') };
+      return { t, id: idIn(a[1]), from: senderIn(a[2]), data: bytes(a[3], 'data') };
     case 'ihave':
-    case 'graft': {
+    case 'graft':
       n(3);
-      const ids = Array.isArray(a[2]) && a[2].length <= MAX_IDS ? (a[2] as unknown[]) : fail(`${t} ids`);
-      return { t, from: str(a[1], 'from'), ids: ids.map((x) => str(x, 'update id', MAX_ID_LENGTH)) };
-    }
+      return { t, from: senderIn(a[1]), ids: idsIn(a[2], `${t} ids`) };
     case 'prune':
       n(2);
-      return { t, from: str(a[1], 'from') };
+      return { t, from: senderIn(a[1]) };
     case 'userreq':
       n(2);
       return { t, data: bytes(a[1], 'data') };
     case 'pushpull': {
-      n(4);
-      if (typeof a[1] !== 'boolean' || !Array.isArray(a[2])) return fail('pushpull');
-      const members = (a[2] as unknown[]).map((x): MemberInfo => {
+      n(6);
+      const leg = a[1];
+      if ((leg !== 1 && leg !== 2 && leg !== 3 && leg !== 4) || typeof a[2] !== 'boolean' || !Array.isArray(a[4])) return fail('pushpull');
+      const members = (a[4] as unknown[]).map((x): MemberInfo => {
         if (!Array.isArray(x) || (x.length !== 5 && x.length !== 7)) return fail('member');
         const state = STATES[x[4] as number] ?? fail('member state');
         const info: MemberInfo = { id: str(x[0], 'member id'), name: str(x[1], 'member name'), addr: str(x[2], 'member addr'), inc: num(x[3], 'member inc'), state };
         return x.length === 7 ? { ...info, proof: proof(x[5], x[6]) } : info;
       });
-      return { t, join: a[1], members, user: bytes(a[3], 'user') };
+      return { t, leg, join: a[2], digest: bytes(a[3], 'digest'), members, user: bytes(a[5], 'user') };
     }
     case 'error':
       n(2);

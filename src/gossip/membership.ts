@@ -1,10 +1,11 @@
 import { Awareness, LATE_MS } from './awareness.js';
 import type { Clock, Timer } from './clock.js';
-import type { Message, MemberInfo, MemberState } from './codec.js';
+import type { Message, MemberInfo, MemberState, PushPullLeg } from './codec.js';
 import { alivePayload, decodeMessages, encodeBody, encodeMessage, encodeMessages, leavePayload, REJECT_REASONS, WIRE_VERSION, WireError, type RejectReason } from './codec.js';
 import { pushPullInterval, retransmitLimit, suspicionTimeout, type GossipConfig } from './config.js';
 import type { Wire } from './crypto.js';
 import type { Delegate } from './delegate.js';
+import { bucketCount, bucketOf, bucketsFor, Digest, entryHash, indexesIn, indexesOut } from './digest.js';
 import { verifyProof, type NodeIdentity, type Proof } from './identity.js';
 import { Tree, TREE, type TreeConfig } from './plumtree.js';
 import { BroadcastQueue } from './queue.js';
@@ -67,6 +68,12 @@ export interface GossipStats {
   pushPullFailures: number;
   /** Opaque (registry) updates passed on along the tree: this node's own and those relayed. */
   updatesQueued: number;
+  /**
+   * Bytes sent by kind: each message type's encoded size, `membership` for piggy-backed
+   * alive/suspect/dead updates, `frame` for what framing and sealing add to packets; streams by
+   * what they carry (`pushpull` the member part, `pushpull-user` the delegate's, `userreq`).
+   */
+  sentBy: Record<string, number>;
 }
 
 /** How often members declared dead (not left) are retried with a push-pull (Serf's reconnect). */
@@ -81,16 +88,22 @@ const HOST_UP_TIMEOUT = 1000;
  */
 export const MAX_AHEAD_MS = 24 * 3600_000;
 const NO_PROOF: Proof = { pub: new Uint8Array(0), sig: new Uint8Array(0) };
+const EMPTY = new Uint8Array(0);
+/** How the broadcast tree names a member: as tree messages do (codec.ts senderOut), by the first 16 hex digits of its id. */
+const peerOf = (id: string): string => (/^[0-9a-f]{16}/.test(id) ? id.slice(0, 16) : id);
 
 export class Membership {
   readonly self: Member;
   readonly stats: GossipStats = {
     packetsSent: 0, packetsReceived: 0, messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0,
     rejected: Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>, pushPulls: 0, pushPullFailures: 0, updatesQueued: 0,
+    sentBy: {},
   };
   /** Lifeguard's local health: scales this node's probe and suspicion timeouts (awareness.ts). */
   readonly awareness = new Awareness();
   private readonly members = new Map<string, Member>();
+  /** Tree messages name their sender by the first 16 hex digits of its id: prefix → id. */
+  private readonly byPrefix = new Map<string, string>();
   private readonly queue: BroadcastQueue;
   /** The delegate's updates: eager pushes along a tree, ids announced to lazy peers. */
   readonly tree: Tree;
@@ -98,6 +111,8 @@ export class Membership {
   private readonly suspicions = new Map<string, Timer>();
   private readonly timers = new Set<Timer>();
   private probeList: string[] = [];
+  /** Moves the next periodic push-pull (learn: a converged start is a cluster that has been running). */
+  private pushPullPhase: (delay: number) => void = () => undefined;
   private probeIndex = 0;
   private seq = 0;
   private live = 1;
@@ -118,8 +133,8 @@ export class Membership {
     const tree = o.tree ?? TREE;
     this.tree = new Tree({
       clock: o.clock,
-      sample: (k, skip) => this.pick(k, (m) => m.state === 'alive' && !skip(m.id)).map((m) => m.id),
-      deliver: (data) => this.o.delegate.notifyUpdate(data),
+      sample: (k, skip) => this.pick(k, (m) => m.state === 'alive' && !skip(peerOf(m.id))).map((m) => peerOf(m.id)),
+      deliver: (data, from) => this.o.delegate.notifyUpdate(data, this.resolve(from)),
       push: (to, id, data) => this.tell(to, { t: 'push', id, from: this.self.id, data }),
       ihave: (to, ids) => this.tell(to, { t: 'ihave', from: this.self.id, ids }),
       graft: (to, ids) => this.tell(to, { t: 'graft', from: this.self.id, ids }),
@@ -148,11 +163,7 @@ export class Membership {
     if (this.running) return;
     this.running = true;
     this.o.transport.onPacket((data, from) => this.onPacket(data, from));
-    this.o.transport.onRequest(async (data, from) => {
-      const answer = await this.onRequest(data, from);
-      if (answer) this.stats.bytesSent += answer.length;
-      return answer;
-    });
+    this.o.transport.onRequest((data, from) => this.onRequest(data, from));
     this.o.transport.setGate?.({
       header: (length) => this.o.wire.sealBody(new Uint8Array([length >>> 24, (length >>> 16) & 255, (length >>> 8) & 255, length & 255])),
       admit: (header) => {
@@ -166,7 +177,7 @@ export class Membership {
     this.every(this.cfg.gossipInterval, () => this.gossip(), this.random() * this.cfg.gossipInterval);
     const ihave = (this.o.tree ?? TREE).ihaveInterval;
     this.every(ihave, () => this.tree.tick(), this.random() * ihave);
-    this.loop(() => pushPullInterval(this.cfg, this.live), () => void this.pushPullRandom());
+    this.pushPullPhase = this.loop(() => pushPullInterval(this.cfg, this.live), () => void this.pushPullRandom());
     this.every(RECONNECT_INTERVAL, () => void this.reconnect(), this.random() * RECONNECT_INTERVAL);
     this.every(REAP_CHECK, () => this.reap(), REAP_CHECK);
     this.queue.push(`m:${this.self.id}`, this.aliveMsg(this.self));
@@ -206,9 +217,9 @@ export class Membership {
     this.tree.broadcast(id, data);
   }
 
-  /** Sends one message to member `id` now, with queued membership updates as room allows. */
+  /** Sends one message to member `id` (or the member its peer name stands for) now, with queued membership updates as room allows. */
   private tell(id: string, msg: Message): void {
-    const m = this.members.get(id);
+    const m = this.members.get(this.resolve(id) ?? '');
     if (m && (m.state === 'alive' || m.state === 'suspect') && this.self.state !== 'left') this.send(m.addr, [msg]);
   }
 
@@ -262,8 +273,7 @@ export class Membership {
 
   /** A reliable request to a member's delegate (e.g. a registry state too big for a packet). */
   async request(addr: string, data: Uint8Array): Promise<Uint8Array> {
-    const frame = this.o.wire.seal([{ t: 'userreq', data }]);
-    this.stats.bytesSent += frame.length;
+    const frame = this.sentFrame('userreq', this.o.wire.seal([{ t: 'userreq', data }]));
     const reply = await this.o.transport.request(addr, frame, this.cfg.streamTimeout);
     const m = this.openAnswer(reply, addr);
     if (m.t === 'error') throw new Error(m.message);
@@ -372,6 +382,7 @@ export class Membership {
     if (!m) {
       const fresh: Member = { id: msg.id, name: msg.name, addr: msg.addr, inc: msg.inc, state: 'dead', since: this.o.clock.now(), proof: msg.proof };
       this.members.set(fresh.id, fresh);
+      this.byPrefix.set(fresh.id.slice(0, 16), fresh.id);
       // A random place in the probe order; learn() appends and shuffles once (n members, not n splices).
       if (this.quiet) this.probeList.push(fresh.id);
       else this.probeList.splice(Math.floor(this.random() * (this.probeList.length + 1)), 0, fresh.id);
@@ -475,7 +486,7 @@ export class Membership {
     else if (isLive) this.live++;
     m.state = state;
     m.since = this.o.clock.now();
-    if (!isLive && m.id !== this.self.id) this.tree.remove(m.id);
+    if (!isLive && m.id !== this.self.id) this.tree.remove(peerOf(m.id));
     this.o.delegate.notifyMember({ ...m }, prev);
   }
 
@@ -500,8 +511,29 @@ export class Membership {
     this.stats.packetsSent++;
     this.stats.messagesSent += all.length;
     this.stats.bytesSent += frame.length;
+    let counted = 0;
+    msgs.forEach((m, i) => {
+      const user = m.t === 'push' ? this.sent('push-user', m.data.length) : 0;
+      counted += user + this.sent(m.t, own[i]!.length - user);
+    });
+    for (let i = own.length; i < all.length; i++) counted += this.sent('membership', all[i]!.length);
+    this.sent('frame', frame.length - counted);
     this.o.transport.sendPacket(addr, frame);
     return true;
+  }
+
+  /** Counts `bytes` sent as `kind` (stats.sentBy); returns them. */
+  private sent(kind: string, bytes: number): number {
+    this.stats.sentBy[kind] = (this.stats.sentBy[kind] ?? 0) + bytes;
+    return bytes;
+  }
+
+  /** Counts a stream frame sent: the delegate's bytes in it apart from the rest. */
+  private sentFrame(kind: string, frame: Uint8Array, user = 0): Uint8Array {
+    this.stats.bytesSent += frame.length;
+    this.sent(`${kind}-user`, user);
+    this.sent(kind, frame.length - user);
+    return frame;
   }
 
   /** Counts and reports gossip input dropped (here, by the transport or by the delegate). */
@@ -571,9 +603,18 @@ export class Membership {
     for (const m of [...msgs.filter(probes), ...msgs.filter((m) => !probes(m))]) this.guard(from, m.t, () => this.handle(m));
   }
 
+  /** The member an id names: the id itself, or the first 16 hex digits of it (codec.ts senderOut). */
+  private resolve(id: string): string | undefined {
+    return this.members.has(id) ? id : this.byPrefix.get(id);
+  }
+
+  private isSelf(id: string): boolean {
+    return id === this.self.id || id === this.self.id.slice(0, 16);
+  }
+
   /** A message that member sent itself (not relayed): the page's "last contact". */
   private heard(id: string): void {
-    const member = this.members.get(id);
+    const member = this.members.get(this.resolve(id) ?? '');
     if (member) member.contact = this.o.clock.now();
   }
 
@@ -581,7 +622,7 @@ export class Membership {
     switch (m.t) {
       case 'ping':
         this.heard(m.from);
-        if (m.target === this.self.id && this.self.state !== 'left') this.send(m.fromAddr, [{ t: 'ack', seq: m.seq, from: this.self.id }]);
+        if (this.isSelf(m.target) && this.self.state !== 'left') this.send(m.fromAddr, [{ t: 'ack', seq: m.seq, from: this.self.id }]);
         return;
       case 'indirect': {
         const seq = ++this.seq;
@@ -604,13 +645,18 @@ export class Membership {
       case 'dead':
         return this.onDead(m);
       case 'push':
-        return this.tree.onPush(m.id, m.data, m.from);
       case 'ihave':
-        return this.tree.onIHave(m.ids, m.from);
       case 'graft':
-        return this.tree.onGraft(m.ids, m.from);
-      case 'prune':
-        return this.tree.onPrune(m.from);
+      case 'prune': {
+        // Tree peers are named as the messages name them (peerOf): a sender not known yet (its
+        // alive is on its way) is a peer all the same, told things once it is known.
+        const from = peerOf(m.from);
+        if (this.isSelf(from)) return;
+        if (m.t === 'push') return this.tree.onPush(m.id, m.data, from);
+        if (m.t === 'ihave') return this.tree.onIHave(m.ids, from);
+        if (m.t === 'graft') return this.tree.onGraft(m.ids, from);
+        return this.tree.onPrune(from);
+      }
       default:
         return;
     }
@@ -641,53 +687,96 @@ export class Membership {
     if (m) await this.pushPull(m.addr, false).catch(() => undefined);
   }
 
-  private memberInfos(): MemberInfo[] {
-    return this.all().map((m) => ({ id: m.id, name: m.name, addr: m.addr, inc: m.inc, state: m.state, ...(m.proof ? { proof: m.proof } : {}) }));
+  private info(m: Member): MemberInfo {
+    return { id: m.id, name: m.name, addr: m.addr, inc: m.inc, state: m.state, ...(m.proof ? { proof: m.proof } : {}) };
   }
 
-  async pushPull(addr: string, join: boolean): Promise<void> {
-    const frame = this.o.wire.seal([{ t: 'pushpull', join, members: this.memberInfos(), user: this.o.delegate.pushPullRequest(join) }]);
-    this.stats.bytesSent += frame.length;
-    let reply: Uint8Array;
+  /** The members' digest in `buckets` buckets (digest.ts): each member's id, incarnation and state. */
+  private digest(buckets: number): Digest {
+    const d = new Digest(buckets);
+    for (const m of this.members.values()) d.add(m.id, entryHash(`${m.id}|${m.inc}|${m.state}`));
+    return d;
+  }
+
+  /** The members in the given buckets. */
+  private infosIn(set: Set<number>, buckets: number): MemberInfo[] {
+    return this.all().filter((m) => set.has(bucketOf(m.id, buckets))).map((m) => this.info(m));
+  }
+
+  /** One push-pull leg: sends `msg`, returns the answer (leg `msg.leg + 1`). */
+  private async leg(addr: string, msg: Extract<Message, { t: 'pushpull' }>): Promise<Extract<Message, { t: 'pushpull' }>> {
     try {
-      reply = await this.o.transport.request(addr, frame, this.cfg.streamTimeout);
-    } catch (e) {
-      this.stats.pushPullFailures++;
-      throw e;
-    }
-    let m: Message;
-    try {
-      m = this.openAnswer(reply, addr);
+      const frame = this.sentFrame('pushpull', this.o.wire.seal([msg]), msg.user.length);
+      const m = this.openAnswer(await this.o.transport.request(addr, frame, this.cfg.streamTimeout), addr);
       if (m.t === 'error') throw new Error(m.message);
-      if (m.t !== 'pushpull') throw new Error('unexpected answer to push-pull');
+      if (m.t !== 'pushpull' || m.leg !== msg.leg + 1) throw new Error('unexpected answer to push-pull');
+      return m;
     } catch (e) {
       this.stats.pushPullFailures++;
       throw e;
     }
+  }
+
+  /**
+   * Anti-entropy with the member at `addr` (memberlist's push-pull, with digests): this node's
+   * bucket hashes and own entry; the other side answers with the buckets that differ and its
+   * members in them; this node sends back its members in those buckets that the other side lacks
+   * or holds otherwise. A cluster where nothing changed exchanges the hashes only. The delegate's
+   * parts ride along the same legs.
+   */
+  async pushPull(addr: string, join: boolean): Promise<void> {
+    const user = this.o.delegate.pushPullRequest(join);
+    const mine = this.digest(bucketsFor(this.members.size));
+    const answer = await this.leg(addr, { t: 'pushpull', leg: 1, join, digest: mine.hashes, members: [this.info(this.self)], user });
     this.stats.pushPulls++;
-    this.mergeMembers(m.members, addr);
-    const rest = this.o.delegate.pushPullFinish(m.user, join);
-    if (rest) await this.request(addr, rest);
+    this.mergeMembers(answer.members, addr);
+    const differ = indexesIn(answer.digest, mine.buckets) ?? new Set(Array.from({ length: mine.buckets }, (_, i) => i));
+    const theirs = new Map(answer.members.map((x) => [x.id, x]));
+    const lacking = this.infosIn(differ, mine.buckets).filter((x) => theirs.get(x.id)?.inc !== x.inc || theirs.get(x.id)?.state !== x.state);
+    const rest = this.o.delegate.pushPullFinish(answer.user, join);
+    if (lacking.length === 0 && !rest) return;
+    const last = await this.leg(addr, { t: 'pushpull', leg: 3, join, digest: EMPTY, members: lacking, user: rest ?? EMPTY });
+    if (rest) this.o.delegate.pushPullDone(last.user);
+  }
+
+  /** The answering side of a push-pull leg (1 or 3). */
+  private answerPushPull(m: Extract<Message, { t: 'pushpull' }>, from: string): Uint8Array | null {
+    let leg: PushPullLeg;
+    let members: MemberInfo[] = [];
+    let digest: Uint8Array = EMPTY;
+    let user: Uint8Array = EMPTY;
+    this.mergeMembers(m.members, from);
+    if (m.leg === 1) {
+      this.stats.pushPulls++;
+      // A digest that is not one: everything differs (one bucket).
+      const buckets = bucketCount(m.digest);
+      const differ = buckets ? this.digest(buckets).differing(m.digest) : new Set([0]);
+      members = this.infosIn(differ, buckets ?? 1);
+      digest = indexesOut(differ);
+      user = this.o.delegate.pushPullAnswer(m.user, m.join);
+      leg = 2;
+    } else if (m.leg === 3) {
+      if (m.user.length) user = this.o.delegate.pushPullLast(m.user);
+      leg = 4;
+    } else return null;
+    return this.sentFrame('pushpull', this.o.wire.seal([{ t: 'pushpull', leg, join: m.join, digest, members, user }]), user.length);
   }
 
   private async onRequest(data: Uint8Array, from: string): Promise<Uint8Array | null> {
     let rejected: WireError | null = null;
     const msgs = this.openFrame(data, from, (e) => (rejected = e));
     const m = msgs?.[0];
-    if (rejected) return this.refusal(rejected);
+    if (rejected) return this.sentFrame('error', this.refusal(rejected));
     if (!m || !this.running) return null;
-    if (m.t === 'pushpull') {
-      this.stats.pushPulls++;
-      this.mergeMembers(m.members, from);
-      const user = this.o.delegate.pushPullAnswer(m.user, m.join);
-      return this.o.wire.seal([{ t: 'pushpull', join: m.join, members: this.memberInfos(), user }]);
-    }
+    if (m.t === 'pushpull') return this.answerPushPull(m, from);
     if (m.t === 'userreq') {
+      let data: Uint8Array;
       try {
-        return this.o.wire.seal([{ t: 'userreq', data: this.o.delegate.handleRequest(m.data) }]);
+        data = this.o.delegate.handleRequest(m.data);
       } catch (e) {
-        return this.o.wire.seal([{ t: 'error', message: (e as Error).message }]);
+        return this.sentFrame('error', this.o.wire.seal([{ t: 'error', message: (e as Error).message }]));
       }
+      return this.sentFrame('userreq', this.o.wire.seal([{ t: 'userreq', data }]), data.length);
     }
     return null;
   }
@@ -704,6 +793,10 @@ export class Membership {
       this.quiet = this.trusting = false;
     }
     this.shuffle();
+    // A cluster that has been running has its push-pulls at random phases of the interval, not
+    // all in the first one of a node that started alone (which made every simulated host push-pull
+    // in the same few seconds after a converged start).
+    this.pushPullPhase(this.random() * pushPullInterval(this.cfg, this.live));
   }
 
   /** memberlist's mergeState: a remote's view of a member's death only makes us suspect it. */
@@ -727,6 +820,7 @@ export class Membership {
     for (const m of this.members.values()) {
       if ((m.state === 'dead' || m.state === 'left') && m.id !== this.self.id && now - m.since > this.cfg.deadReap) {
         this.members.delete(m.id);
+        if (this.byPrefix.get(m.id.slice(0, 16)) === m.id) this.byPrefix.delete(m.id.slice(0, 16));
         this.probeList = this.probeList.filter((id) => id !== m.id);
       }
     }
@@ -772,7 +866,9 @@ export class Membership {
     this.loop(() => ms, fn, first);
   }
 
-  private loop(interval: () => number, fn: () => void, first?: number): void {
+  /** Runs `fn` every `interval()`; the returned function moves the next run to `delay` from now. */
+  private loop(interval: () => number, fn: () => void, first?: number): (delay: number) => void {
+    let current: Timer | null = null;
     const schedule = (delay: number): void => {
       const t = this.o.clock.after(delay, () => {
         this.timers.delete(t);
@@ -783,8 +879,15 @@ export class Membership {
           if (this.running) schedule(interval());
         }
       });
+      current = t;
       this.timers.add(t);
     };
     schedule(first ?? interval() * (0.5 + this.random() * 0.5));
+    return (delay) => {
+      if (!current || !this.running) return;
+      current.cancel();
+      this.timers.delete(current);
+      schedule(delay);
+    };
   }
 }

@@ -28,7 +28,7 @@ export interface TreeConfig {
   keep: number;
 }
 
-export const TREE: TreeConfig = { eagerPeers: 3, lazyPeers: 2, ihaveInterval: 200, graftTimeout: 250, keep: 10_000 };
+export const TREE: TreeConfig = { eagerPeers: 3, lazyPeers: 2, ihaveInterval: 500, graftTimeout: 250, keep: 10_000 };
 
 /** Ids one IHAVE or GRAFT may carry (the codec refuses more). */
 export const MAX_IDS = 64;
@@ -76,7 +76,12 @@ interface Seen {
   from?: string;
   /** The bytes passed on, once this node forwarded it (GRAFT answers). */
   data?: Uint8Array;
+  /** Peers known to hold it already (they announced it, or pushed a copy): not announced to. */
+  holders?: string[];
 }
+
+/** Holders remembered per update. */
+const HOLDERS = 8;
 
 interface Missing {
   announcers: string[];
@@ -91,7 +96,7 @@ export class Tree {
   private readonly seen = new Map<string, Seen>();
   private readonly missing = new Map<string, Missing>();
   /** Ids to announce at the next IHAVE round, with the peer each came from. */
-  private announce: Array<{ id: string; from?: string }> = [];
+  private announce: Array<{ id: string; from?: string; again?: boolean }> = [];
   /** Set while the delegate handles an update from this peer (its forwards skip it). */
   private delivering: string | undefined;
 
@@ -164,7 +169,11 @@ export class Tree {
   /** An eager push from `from`. */
   onPush(id: string, data: Uint8Array, from: string): void {
     this.stats.received++;
-    if (this.seen.has(id)) return this.duplicate(from);
+    const known = this.seen.get(id);
+    if (known) {
+      this.holds(known, from);
+      return this.duplicate(from);
+    }
     this.remember(id, { at: this.host.clock.now(), from });
     this.received(id);
     const prev = this.delivering;
@@ -201,7 +210,11 @@ export class Tree {
     // A peer that announces to us is worth announcing to (lazy links both ways).
     if (!this.known(from) && this.eager.size + this.lazy.size < this.maxPeers) this.lazy.add(from);
     for (const id of ids.slice(0, MAX_IDS)) {
-      if (this.seen.has(id)) continue;
+      const known = this.seen.get(id);
+      if (known) {
+        this.holds(known, from);
+        continue;
+      }
       let m = this.missing.get(id);
       if (!m) {
         if (this.missing.size >= MAX_MISSING) continue;
@@ -241,17 +254,19 @@ export class Tree {
    * One IHAVE round: the ids passed on since the last, to each lazy peer, MAX_IDS per packet. A
    * host with fewer lazy peers than lazyPeers (a small cluster: everyone is eager) announces to
    * its eager peers too, so that a lost push is still grafted: packets, unlike the paper's TCP
-   * links, get lost.
+   * links, get lost. There an id has one or two announcers, not several: each announces it in
+   * two rounds, as the first IHAVE may be lost as well.
    */
   tick(): void {
     this.expireSeen();
     this.refill();
     if (this.announce.length === 0) return;
     const batch = this.announce;
-    this.announce = [];
-    const to = this.lazy.size >= this.cfg.lazyPeers ? this.lazy : [...this.lazy, ...this.eager];
+    const small = this.lazy.size < this.cfg.lazyPeers;
+    this.announce = small ? batch.filter((a) => !a.again).map((a) => ({ ...a, again: true })) : [];
+    const to = small ? [...this.lazy, ...this.eager] : this.lazy;
     for (const p of to) {
-      const ids = batch.filter((a) => a.from !== p).map((a) => a.id);
+      const ids = batch.filter((a) => a.from !== p && !this.seen.get(a.id)?.holders?.includes(p)).map((a) => a.id);
       for (let i = 0; i < ids.length; i += MAX_IDS) {
         const part = ids.slice(i, i + MAX_IDS);
         this.stats.ihavesSent++;
@@ -269,6 +284,12 @@ export class Tree {
   /** Ids waited for (tests). */
   get waiting(): number {
     return this.missing.size;
+  }
+
+  private holds(s: Seen, peer: string): void {
+    if (peer === s.from) return;
+    s.holders ??= [];
+    if (s.holders.length < HOLDERS && !s.holders.includes(peer)) s.holders.push(peer);
   }
 
   private received(id: string): void {

@@ -5,6 +5,7 @@ import { MAX_AHEAD_MS, type Member } from '../gossip/membership.js';
 import type { FailureLog } from '../log-once.js';
 import type { Registry } from '../registry/registry.js';
 import type { NodeState } from '../registry/types.js';
+import { bucketCount, bucketOf, bucketsFor, Digest, entryHash, HASH, indexesIn, indexesOut, MAX_BUCKETS } from '../gossip/digest.js';
 import { idIn, idOut, orNull } from './compact.js';
 import { apply, decodeBody, decodeBytes, decodeState, diff, encodeBody, encodeCanonical as encode, encodeHeader, encodeState, HASH_BYTES, isVersion, sha256, stateHash, type Delta, type Header } from './delta.js';
 
@@ -37,13 +38,17 @@ import { apply, decodeBody, decodeBytes, decodeState, diff, encodeBody, encodeCa
 // (powered off, cut off) is dropped at once. Updates of a dead or left node are refused while it stays so.
 //
 // Messages (msgpack arrays; the gossip frame's wire version covers them; docs/architecture.md):
-//   update   [0, id, version, back, body, sig, relay]   a delta (back: version − base, 0 for base 0;
-//                                                        relay: id of the node that sent it on)
-//            [1, id, version, back, stateHash, bodyHash, sig, relay]   a notice: that version
-//                                                        exists, too big to gossip
+//   update   [0, id, version, back, body, sig]   a delta (back: version − base, 0 for base 0); who
+//                                                  passed it on the gossip layer tells (notifyUpdate's from)
+//            [1, id, version, back, stateHash, bodyHash, sig]   a notice: that version exists, too
+//                                                  big to gossip
 //   request  [2, id, version] → [0, ...State] | [3]   a node's state, at `version` or later
-//            [4, State[]] → [5]                   push-pull's last leg: states the answerer lacks
-//   push-pull: request = digest [id, version, id, version, …], answer = [digest, State[]]
+//   push-pull (digest.ts: one 8-byte hash per bucket of (id, version) pairs):
+//            leg 1  digest (bytes)
+//            leg 2  [buckets, differing bucket numbers (bytes), [id, version, id, version, …] of the
+//                    states held in those buckets]
+//            leg 3  [4, State[] the answerer lacks, [id, version, …] wanted of it (version: the
+//                    one held here, 0 for none), join] → leg 4  [5, State[] wanted]
 //   State = [id, version, back, bodyHash, state bytes, pub, sig]   (the key travels with a whole
 //            state, so a join needs nothing learned first)
 // Node ids are 16 raw bytes (compact.ts); body and state bytes are delta.ts's compact encodings.
@@ -109,11 +114,21 @@ const GAP_WAIT = 500;
 const FRESH_MS = 5000;
 
 /**
- * The gossip layer's name for the update of one node version (its delta or notice): a prefix of
- * the node id and the version, short as every IHAVE carries it. Two nodes sharing the prefix
- * would also need to publish in the same millisecond to collide.
+ * The gossip layer's name for the update of one node version (its delta or notice), as a byte
+ * string (one char per byte), short as every IHAVE carries it: the first 6 bytes of the node id
+ * and the version in 7-bit groups. Two nodes sharing the prefix would also need to publish in the
+ * same millisecond to collide.
  */
-export const updateId = (h: { id: string; version: number }): string => `${h.id.slice(0, 8)}${h.version.toString(36)}`;
+export function updateId(h: { id: string; version: number }): string {
+  let out = /^[0-9a-f]{12}/.test(h.id) ? Buffer.from(h.id.slice(0, 12), 'hex').toString('latin1') : h.id.slice(0, 16);
+  let v = h.version;
+  do {
+    const low = v % 128;
+    v = Math.floor(v / 128);
+    out += String.fromCharCode(v > 0 ? low | 128 : low);
+  } while (v > 0);
+  return out;
+}
 
 interface Want {
   version: number;
@@ -148,7 +163,6 @@ function signDelta(identity: NodeIdentity, d: Delta, s: NodeState, body = encode
 const proofs = new WeakMap<NodeState, Signed>();
 
 const isBytes = (x: unknown, n?: number): x is Uint8Array => x instanceof Uint8Array && (n === undefined || x.length === n);
-const relayOf = (x: unknown): string | undefined => idIn(x) ?? undefined;
 /** How far back the base of a version is (0: base 0), and the base from it; null when out of range. */
 const backOf = (h: { version: number; base: number }): number => (h.base === 0 ? 0 : h.version - h.base);
 const baseOf = (version: number, back: unknown): number | null => (isVersion(back) && back <= version && back !== version ? (back === 0 ? 0 : version - back) : null);
@@ -168,7 +182,7 @@ function itemSize(b: Uint8Array, at: number): number {
  * without decoding the body (the simulator counts these for every copy of every update).
  */
 export function isWholeUpdate(b: Uint8Array): boolean {
-  if (b[0] !== 0x97 || b[1] !== 0x00) return false;
+  if (b[0] !== 0x96 || b[1] !== 0x00) return false;
   const id = itemSize(b, 2);
   const version = id && itemSize(b, 2 + id);
   if (id && version) return b[2 + id + version] === 0x00;
@@ -235,13 +249,13 @@ export class RegistrySync implements Delegate {
     this.send(signed, body);
   }
 
-  /** Queues a delta (or, when too big for a packet, its notice), with this node as the relay. */
+  /** Queues a delta (or, when too big for a packet, its notice). */
   private send(s: Signed, body: Uint8Array | null): void {
     const net = this.net;
     if (!net) return;
-    const [id, relay] = [idOut(s.h.id), idOut(this.self)];
-    let data = body ? encode([0, id, s.h.version, backOf(s.h), body, s.sig, relay]) : null;
-    if (!data || data.length > net.maxUserUpdate) data = encode([1, id, s.h.version, backOf(s.h), s.h.stateHash, s.h.bodyHash, s.sig, relay]);
+    const id = idOut(s.h.id);
+    let data = body ? encode([0, id, s.h.version, backOf(s.h), body, s.sig]) : null;
+    if (!data || data.length > net.maxUserUpdate) data = encode([1, id, s.h.version, backOf(s.h), s.h.stateHash, s.h.bodyHash, s.sig]);
     net.broadcast(updateId(s.h), data);
   }
 
@@ -309,7 +323,7 @@ export class RegistrySync implements Delegate {
   }
 
   /** True when the delta was news (applied, or held until the versions before it arrive). */
-  private onDelta(rawId: unknown, version: unknown, back: unknown, body: unknown, sig: unknown, relay: unknown): boolean {
+  private onDelta(rawId: unknown, version: unknown, back: unknown, body: unknown, sig: unknown, relay: string | undefined): boolean {
     if (!isBytes(body) || !isBytes(sig, SIGNATURE_BYTES)) return this.invalid('a delta without a signature');
     const n = this.news('a delta', rawId, version, back);
     if (!n) return false;
@@ -331,7 +345,7 @@ export class RegistrySync implements Delegate {
     q.set(d.base, { d, sig: new Uint8Array(sig), body: new Uint8Array(body) });
     // Over the bound, the one furthest ahead goes: the nearest are the ones that can apply next.
     if (q.size > PENDING_PER_NODE) q.delete(Math.max(...q.keys()));
-    this.want(d.id, d.version, relayOf(relay), false);
+    this.want(d.id, d.version, relay, false);
     // Not passed on: without its base its signature cannot be checked, and nothing unchecked is
     // spread. It goes on once it applies (drain), or as a notice after the repair.
     return true;
@@ -497,36 +511,28 @@ export class RegistrySync implements Delegate {
 
   // ---- anti-entropy ----
 
-  /** [id, version, id, version, …] of every state held. */
-  private digest(): unknown[] {
-    return [...this.registry.nodes()].flatMap((s) => [idOut(s.id), s.version]);
+  /** The digest (digest.ts) of the states held in `buckets` buckets: each node's id and version. */
+  private digest(buckets: number): Digest {
+    const d = new Digest(buckets);
+    for (const s of this.registry.nodes()) d.add(s.id, entryHash(`${s.id}|${s.version}`));
+    return d;
   }
 
   /**
-   * States this node holds (and can prove) that are newer than (or missing from) `remote`. Outside
-   * a join, a state the other side has an older version of is left out while this node got it
-   * less than FRESH_MS ago: its delta is still being gossiped, and the whole state would cost far
-   * more than the delta (the next push-pull sends it if the delta was lost).
+   * Whether to leave out of a push-pull a state the other side holds an older version of
+   * (`theirs`, 0 for none): outside a join, one this node got less than FRESH_MS ago has its delta
+   * still on its way, and the whole state would cost far more than the delta (the next push-pull
+   * sends it if the delta was lost).
    */
-  private newerThan(remote: unknown, join: boolean): unknown[][] {
-    const theirs = new Map<string, number>();
-    if (Array.isArray(remote)) {
-      for (let i = 0; i + 1 < remote.length; i += 2) {
-        const id = idIn(remote[i]);
-        if (id !== null && typeof remote[i + 1] === 'number') theirs.set(id, remote[i + 1] as number);
-      }
-    }
-    const out: unknown[][] = [];
-    const now = this.net?.now() ?? 0;
-    for (const s of this.registry.nodes()) {
-      const v = theirs.get(s.id);
-      const fresh = !join && v !== undefined && now - (this.gotAt.get(s.id) ?? -Infinity) < FRESH_MS;
-      if ((v === undefined || v < s.version) && !fresh && (s.id === this.self || this.accepts(s.id))) {
-        const signed = this.stateOf(s.id);
-        if (signed) out.push(signed);
-      }
-    }
-    return out;
+  private fresh(id: string, theirs: number, join: boolean): boolean {
+    return !join && theirs !== 0 && (this.net?.now() ?? 0) - (this.gotAt.get(id) ?? -Infinity) < FRESH_MS;
+  }
+
+  /** The signed whole state of `id` to send a side holding version `theirs` (0: none), or null. */
+  private stateFor(id: string, theirs: number, join: boolean): unknown[] | null {
+    const s = this.registry.node(id);
+    if (!s || s.version <= theirs || this.fresh(id, theirs, join) || (id !== this.self && !this.accepts(id))) return null;
+    return this.stateOf(id);
   }
 
   private safeDecode(data: Uint8Array): unknown {
@@ -541,44 +547,98 @@ export class RegistrySync implements Delegate {
   // ---- Delegate ----
 
   /** True when the update was news (the gossip layer prunes the edge a copy of old news came over). */
-  notifyUpdate(data: Uint8Array): boolean {
+  notifyUpdate(data: Uint8Array, from?: string): boolean {
     const u = this.safeDecode(data);
     if (!Array.isArray(u)) return false;
-    if (u[0] === 0 && u.length === 7) return this.onDelta(u[1], u[2], u[3], u[4], u[5], u[6]);
-    if (u[0] === 1 && u.length === 8) return this.onNotice(u[1], u[2], u[3], u[4], u[5], u[6], u[7]);
+    if (u[0] === 0 && u.length === 6) return this.onDelta(u[1], u[2], u[3], u[4], u[5], from);
+    if (u[0] === 1 && u.length === 7) return this.onNotice(u[1], u[2], u[3], u[4], u[5], u[6], from);
     return this.invalid('an unknown registry update');
   }
 
   /** A version too big to gossip exists: fetched from the node that passed the notice on. True when it was news. */
-  private onNotice(rawId: unknown, version: unknown, back: unknown, sh: unknown, bh: unknown, sig: unknown, relay: unknown): boolean {
+  private onNotice(rawId: unknown, version: unknown, back: unknown, sh: unknown, bh: unknown, sig: unknown, relay: string | undefined): boolean {
     if (!isBytes(sh, HASH_BYTES) || !isBytes(bh, HASH_BYTES) || !isBytes(sig, SIGNATURE_BYTES)) return this.invalid('a notice without a signature');
     const n = this.news('a notice', rawId, version, back);
     if (!n) return false;
     const pub = this.keyOf(n.id);
     // Of a node not known yet: fetched all the same (the state carries its key), after a moment.
     if (!pub) {
-      this.want(n.id, n.version, relayOf(relay), false);
+      this.want(n.id, n.version, relay, false);
       return true;
     }
     const s = this.proven('a notice', { ...n, stateHash: new Uint8Array(sh), bodyHash: new Uint8Array(bh) }, pub, sig);
-    if (s) this.want(n.id, n.version, relayOf(relay), true);
+    if (s) this.want(n.id, n.version, relay, true);
     return s !== null;
   }
 
   pushPullRequest(): Uint8Array {
-    return encode(this.digest());
+    let n = 0;
+    for (const _ of this.registry.nodes()) n++;
+    return encode(this.digest(bucketsFor(n)).hashes);
   }
 
-  pushPullAnswer(remote: Uint8Array, join = false): Uint8Array {
-    return encode([this.digest(), this.newerThan(this.safeDecode(remote), join)]);
+  /** Leg 2: the buckets where the digests differ, and the versions held in them. */
+  pushPullAnswer(remote: Uint8Array): Uint8Array {
+    const r = this.safeDecode(remote);
+    // A digest that is not one: everything differs (one bucket).
+    const buckets = isBytes(r) ? bucketCount(r) : null;
+    const differ = buckets ? this.digest(buckets).differing(r as Uint8Array) : new Set([0]);
+    const versions: unknown[] = [];
+    for (const s of this.registry.nodes()) if (differ.has(bucketOf(s.id, buckets ?? 1))) versions.push(idOut(s.id), s.version);
+    return encode([buckets ?? 1, indexesOut(differ), versions]);
   }
 
+  /** Leg 3: the states the answerer lacks in the buckets that differ, and the versions this node lacks. */
   pushPullFinish(answer: Uint8Array, join = false): Uint8Array | null {
     const a = this.safeDecode(answer);
-    if (!Array.isArray(a) || !Array.isArray(a[1])) return null;
-    for (const s of a[1] as unknown[]) this.merge(s);
-    const missing = this.newerThan(a[0], join);
-    return missing.length ? encode([4, missing]) : null;
+    const ok = Array.isArray(a) && a.length === 3 && isBytes(a[1]) && Array.isArray(a[2]);
+    const buckets = ok && Number.isSafeInteger(a[0]) ? bucketCount(new Uint8Array(Math.min(a[0] as number, MAX_BUCKETS + 1) * HASH)) : null;
+    const differ = ok && buckets ? indexesIn(a[1] as Uint8Array, buckets) : null;
+    if (!buckets || !differ) {
+      this.invalid('a push-pull answer that is not well-formed');
+      return null;
+    }
+    const theirs = new Map<string, number>();
+    const list = (a as unknown[])[2] as unknown[];
+    for (let i = 0; i + 1 < list.length; i += 2) {
+      const id = idIn(list[i]);
+      if (id !== null && isVersion(list[i + 1])) theirs.set(id, list[i + 1] as number);
+    }
+    const states: unknown[][] = [];
+    for (const s of this.registry.nodes()) {
+      if (!differ.has(bucketOf(s.id, buckets))) continue;
+      const st = this.stateFor(s.id, theirs.get(s.id) ?? 0, join);
+      if (st) states.push(st);
+    }
+    const wanted: unknown[] = [];
+    for (const [id, v] of theirs) {
+      const held = this.registry.node(id)?.version ?? 0;
+      if (held < v && this.accepts(id)) wanted.push(idOut(id), held);
+    }
+    return states.length || wanted.length ? encode([4, states, wanted, join]) : null;
+  }
+
+  /** Leg 4: merges the states of leg 3, answers with the ones it asked for. */
+  pushPullLast(data: Uint8Array): Uint8Array {
+    const r = this.safeDecode(data);
+    if (!Array.isArray(r) || r[0] !== 4 || !Array.isArray(r[1]) || !Array.isArray(r[2])) {
+      this.invalid('a push-pull leg that is not well-formed');
+      return encode([5, []]);
+    }
+    for (const s of r[1] as unknown[]) this.merge(s);
+    const out: unknown[][] = [];
+    const wanted = r[2] as unknown[];
+    for (let i = 0; i + 1 < wanted.length; i += 2) {
+      const id = idIn(wanted[i]);
+      const st = id !== null && isVersion(wanted[i + 1]) ? this.stateFor(id, wanted[i + 1] as number, r[3] === true) : null;
+      if (st) out.push(st);
+    }
+    return encode([5, out]);
+  }
+
+  pushPullDone(reply: Uint8Array): void {
+    const r = this.safeDecode(reply);
+    if (Array.isArray(r) && r[0] === 5 && Array.isArray(r[1])) for (const s of r[1] as unknown[]) this.merge(s);
   }
 
   handleRequest(data: Uint8Array): Uint8Array {
@@ -588,10 +648,6 @@ export class RegistrySync implements Delegate {
       const state = this.registry.node(id);
       const signed = state && state.version >= (r as number[])[2]! ? this.stateOf(id) : null;
       return encode(signed ? [0, ...signed] : [3]);
-    }
-    if (Array.isArray(r) && r[0] === 4 && Array.isArray(r[1])) {
-      for (const s of r[1] as unknown[]) this.merge(s);
-      return encode([5]);
     }
     throw new Error('unknown registry request');
   }

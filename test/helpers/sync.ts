@@ -1,6 +1,6 @@
 import type { NodeIdentity } from '../../src/gossip/identity.js';
 import type { Member } from '../../src/gossip/membership.js';
-import type { SyncTransport } from '../../src/sync/registry-sync.js';
+import type { RegistrySync, SyncTransport } from '../../src/sync/registry-sync.js';
 
 /** Registry options of a test registry whose local node is `local`. */
 export const registryOpts = (local: string) => ({ localNode: local, routableContainerIps: false, defaultMode: 'dnsrr' as const });
@@ -23,4 +23,10 @@ export function loneTransport(sent: Uint8Array[], key?: NodeIdentity, maxUserUpd
     now: Date.now,
     after: () => undefined,
   };
+}
+
+/** One push-pull between two syncs, every leg, as the membership runs it (`x` starts it). */
+export function pushPullSyncs(x: RegistrySync, y: RegistrySync, join = false): void {
+  const rest = x.pushPullFinish(y.pushPullAnswer(x.pushPullRequest()), join);
+  if (rest) x.pushPullDone(y.pushPullLast(rest));
 }

@@ -139,14 +139,14 @@ t.test('push-pull and fetch: a peer that stops answering warns once per kind, co
 
   await b.stop(false);
   await until('failed push-pulls counted', async () => (await o.counted('push_pull')) >= 2);
-  // A notice, signed by bravo and passed on by bravo, that bravo has a newer state than gossip
-  // can carry: alpha asks the node that passed it on (bravo, still alive to alpha) for it.
+  // A notice, signed by bravo and pushed by bravo, that bravo has a newer state than gossip can
+  // carry: alpha asks the node that pushed it (bravo, still alive to alpha) for it.
   const notice = (version: number): Uint8Array => {
     const h = { id: ib.id, version, base: 0, stateHash: sha256(Buffer.from('state')), bodyHash: sha256(Buffer.from('body')) };
     const { sig } = ib.prove(encodeHeader(h));
-    return encodeCanonical([1, idOut(ib.id), version, 0, h.stateHash, h.bodyHash, sig, idOut(ib.id)]);
+    return encodeCanonical([1, idOut(ib.id), version, 0, h.stateHash, h.bodyHash, sig]);
   };
-  a.sync.notifyUpdate(notice(Date.now() + 1000));
+  a.sync.notifyUpdate(notice(Date.now() + 1000), ib.id);
   await until('a failed fetch counted', async () => (await o.counted('fetch')) === 1);
   t.equal(o.warned('push_pull').length, 1, 'one push-pull warning for several failures');
   t.match(o.warned('push_pull')[0]!.msg, /push-pull with bravo \(127\.0\.0\.1:\d+\) failed/);
@@ -155,7 +155,7 @@ t.test('push-pull and fetch: a peer that stops answering warns once per kind, co
 
   b = await member(t, 'bravo', pb, ib, keyring, [`127.0.0.1:${pa}`]);
   await until('push-pull with bravo works again', () => o.recovered('push_pull').length === 1);
-  a.sync.notifyUpdate(notice(Date.now() + 2000));
+  a.sync.notifyUpdate(notice(Date.now() + 2000), ib.id);
   await until('the fetch works again', () => o.recovered('fetch').length === 1);
   t.equal(o.warned('push_pull').length, 1, 'no second push-pull warning');
   t.equal(o.warned('fetch').length, 1, 'no second fetch warning');

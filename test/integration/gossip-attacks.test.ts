@@ -121,9 +121,9 @@ t.test('a rogue member with the cluster key against a cluster of daemons', async
     const before = await rejected(a, 'signature');
     for (const n of [a, c]) {
       const s = signState(rogue.identity, forged);
-      const [id, relay] = [idOut(victim.id), idOut(rogue.identity.id)];
-      rogue.send(n, rogue.seal([{ t: 'push', id: 'forged-1', from: rogue.identity.id, data: encode([0, id, forged.version, 0, encodeBody(diff(undefined, forged)), s.sig, relay]) }]));
-      rogue.send(n, rogue.seal([{ t: 'push', id: 'forged-2', from: rogue.identity.id, data: encode([1, id, forged.version, 0, s.h.stateHash, s.h.bodyHash, s.sig, relay]) }]));
+      const id = idOut(victim.id);
+      rogue.send(n, rogue.seal([{ t: 'push', id: 'forged-1', from: rogue.identity.id, data: encode([0, id, forged.version, 0, encodeBody(diff(undefined, forged)), s.sig]) }]));
+      rogue.send(n, rogue.seal([{ t: 'push', id: 'forged-2', from: rogue.identity.id, data: encode([1, id, forged.version, 0, s.h.stateHash, s.h.bodyHash, s.sig]) }]));
       rogue.send(n, rogue.seal([{ t: 'alive', ...alive, proof: rogue.identity.prove(alivePayload(alive)) }]));
     }
     await until('all three refused on alpha', async () => (await rejected(a, 'signature')) >= before + 3);
@@ -184,14 +184,14 @@ t.test('a rogue member with the cluster key against a cluster of daemons', async
     await until('bravo alive again on alpha', async () => (await member(a, 'bravo'))?.state === 'alive');
   });
 
-  await t.test('a peer speaking the previous wire version (3: updates on the piggy-back queue, deltas with their header and key) is refused with one clear log line', async (t) => {
+  await t.test('a peer speaking the previous wire version (4: hex sender ids in tree messages, a relay id in deltas, whole member lists in push-pull) is refused with one clear log line', async (t) => {
     const old = Buffer.from(rogue.seal([{ t: 'ack', seq: 1, from: 'x' }]));
-    old[0] = 3;
+    old[0] = 4;
     for (let i = 0; i < 5; i++) rogue.send(c, old);
     await until('refused', async () => (await rejected(c, 'version')) >= 5);
-    const lines = c.d.logs().split('\n').filter((l) => l.includes('wire version 3'));
+    const lines = c.d.logs().split('\n').filter((l) => l.includes('wire version 4'));
     t.equal(lines.length, 1, 'logged once');
-    t.match(lines[0], /wire version 3, this node speaks 4: the peer runs an older podman-swarm-dns; upgrade it/);
+    t.match(lines[0], /wire version 4, this node speaks 5: the peer runs an older podman-swarm-dns; upgrade it/);
   });
 });
 

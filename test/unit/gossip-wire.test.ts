@@ -26,7 +26,8 @@ const ALL: Message[] = [
   { t: 'ihave', from: 'n1', ids: ['a1', 'b2'] },
   { t: 'graft', from: 'n2', ids: ['a1'] },
   { t: 'prune', from: 'n3' },
-  { t: 'pushpull', join: true, members: [{ id: 'n1', name: 'h', addr: 'h:1', inc: 9, state: 'suspect' }, { id: 'n2', name: 'h2', addr: 'h:2', inc: 1, state: 'alive', proof }], user: new Uint8Array(0) },
+  { t: 'pushpull', leg: 1, join: true, digest: new Uint8Array(16), members: [{ id: 'n1', name: 'h', addr: 'h:1', inc: 9, state: 'suspect' }, { id: 'n2', name: 'h2', addr: 'h:2', inc: 1, state: 'alive', proof }], user: new Uint8Array(0) },
+  { t: 'pushpull', leg: 4, join: false, digest: new Uint8Array(0), members: [], user: new Uint8Array([5]) },
   { t: 'userreq', data: new Uint8Array([9]) },
   { t: 'error', message: 'no' },
 ];
@@ -72,12 +73,12 @@ t.test('crypto: sealed frames open with the right key only', async (t) => {
   }
   t.throws(() => new Wire(null, c).open(frame), reason('encrypted'), 'a node without a key refuses sealed frames');
   t.throws(() => new Wire(new Keyring([k1]), c).open(new Wire(null, c).seal(ALL)), reason('unencrypted'), 'a keyed node refuses plain frames');
-  const v3 = Buffer.from(frame);
-  v3[0] = 3;
-  t.throws(() => new Wire(new Keyring([k1]), c).open(v3), { reason: 'version', message: /wire version 3, this node speaks 4: the peer runs an older podman-swarm-dns; upgrade it/ } as unknown as Error, 'a peer of the previous version (3: updates on the piggy-back queue, deltas with their header and key) is refused, saying why');
-  const v5 = Buffer.from(frame);
-  v5[0] = 5;
-  t.throws(() => new Wire(new Keyring([k1]), c).open(v5), { reason: 'version', message: /wire version 5, this node speaks 4: this node runs an older podman-swarm-dns than the peer; upgrade it/ } as unknown as Error, 'and so is a newer one');
+  const v4 = Buffer.from(frame);
+  v4[0] = 4;
+  t.throws(() => new Wire(new Keyring([k1]), c).open(v4), { reason: 'version', message: /wire version 4, this node speaks 5: the peer runs an older podman-swarm-dns; upgrade it/ } as unknown as Error, 'a peer of the previous version (4: hex sender ids in tree messages, a relay id in deltas, whole member lists in push-pull) is refused, saying why');
+  const v6 = Buffer.from(frame);
+  v6[0] = 6;
+  t.throws(() => new Wire(new Keyring([k1]), c).open(v6), { reason: 'version', message: /wire version 6, this node speaks 5: this node runs an older podman-swarm-dns than the peer; upgrade it/ } as unknown as Error, 'and so is a newer one');
 });
 
 t.test('crypto: replayed and stale frames are rejected', async (t) => {
@@ -146,4 +147,22 @@ t.test('forged, replayed and garbage packets sent to a node are dropped and coun
   t.equal(b.membership.stats.rejected.unencrypted - before.unencrypted, 1, 'unencrypted counted');
   await sim.run(1000);
   t.equal(b.membership.member(a.id)?.state, 'alive', 'the forged death changed nothing');
+});
+
+t.test('codec: tree and probe messages name members by 8 bytes of their id', async (t) => {
+  const id = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
+  const msgs: Message[] = [
+    { t: 'ping', seq: 1, target: id, from: id, fromAddr: '10.0.0.1:7946' },
+    { t: 'ack', seq: 1, from: id },
+    { t: 'ihave', from: id, ids: ['\u0001\u00ff\u0080x'] },
+  ];
+  const back = decodeMessages(encodeMessages(msgs));
+  t.same(back, [
+    { t: 'ping', seq: 1, target: id.slice(0, 16), from: id.slice(0, 16), fromAddr: '10.0.0.1:7946' },
+    { t: 'ack', seq: 1, from: id.slice(0, 16) },
+    { t: 'ihave', from: id.slice(0, 16), ids: ['\u0001\u00ff\u0080x'] },
+  ], 'the first 16 hex digits come back; byte ids come back byte for byte');
+  const full = encodeMessages([{ t: 'ack', seq: 1, from: id }]).length;
+  const named = encodeMessages([{ t: 'ack', seq: 1, from: 'x'.repeat(32) }]).length;
+  t.equal(named - full, 24, 'a hex id costs 10 bytes where its text took 34');
 });

@@ -176,7 +176,31 @@ t.test('bounds: forged ids and floods cost a bounded amount', async (t) => {
 t.test('codec: IHAVE and GRAFT over the id limits are refused, not handled', async (t) => {
   const many = Array.from({ length: MAX_IDS + 1 }, (_, i) => `i${i}`);
   t.throws(() => decodeMessages(encodeMessages([{ t: 'ihave', from: 'a', ids: many }])), { reason: 'decode', message: /ihave ids/ });
-  t.throws(() => decodeMessages(encodeMessages([{ t: 'graft', from: 'a', ids: ['x'.repeat(65)] }])), { reason: 'decode', message: /update id/ });
+  t.throws(() => decodeMessages(encodeMessages([{ t: 'graft', from: 'a', ids: ['x'.repeat(65)] }])), { reason: 'decode', message: /graft ids/ });
   t.throws(() => decodeMessages(encodeMessages([{ t: 'push', id: 'x'.repeat(65), from: 'a', data: new Uint8Array(1) }])), { reason: 'decode', message: /update id/ });
   t.same(decodeMessages(encodeMessages([{ t: 'ihave', from: 'a', ids: many.slice(1) }])), [{ t: 'ihave', from: 'a', ids: many.slice(1) }]);
+});
+
+t.test('an id is not announced to a peer known to hold it: one that announced it, or pushed a copy', async (t) => {
+  const { tr, take } = tree();
+  t.same([...tr.lazy], ['p4', 'p5', 'p6']);
+  tr.onPush('u1', bytes('u1'), 'p1');
+  tr.broadcast('u1', bytes('u1'));
+  tr.onIHave(['u1'], 'p5');
+  tr.onPush('u1', bytes('u1'), 'p6');
+  take();
+  tr.tick();
+  t.same(take(), [['ihave', 'p4', ['u1']]], 'only p4 is told: p5 announced it, p6 pushed a copy');
+});
+
+t.test('in a small cluster (ids announced to eager peers) each id is announced in two rounds, then no more', async (t) => {
+  const { tr, take } = tree({ members: ['p1', 'p2'] });
+  tr.broadcast('u1', bytes('u1'));
+  take();
+  tr.tick();
+  t.same(take(), [['ihave', 'p1', ['u1']], ['ihave', 'p2', ['u1']]], 'first round');
+  tr.tick();
+  t.same(take(), [['ihave', 'p1', ['u1']], ['ihave', 'p2', ['u1']]], 'again: with one or two announcers a lost IHAVE would leave a lost push unrepaired');
+  tr.tick();
+  t.same(take(), [], 'then no more');
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { encode } from '@msgpack/msgpack';
+import { decode, encode } from '@msgpack/msgpack';
 import { Registry } from '../../src/registry/registry.js';
 import { LocalNode } from '../../src/registry/local.js';
 import { RegistrySync } from '../../src/sync/registry-sync.js';
@@ -34,8 +34,11 @@ t.test('mutated updates, states and push-pull answers are refused or old news, n
     states.push(local.state);
   }
   const real = new Set(states.map(canon));
-  const whole = ownerSync.pushPullAnswer(encode([]), false);
-  const seeds = [...updates, whole];
+  // Push-pull's legs with the whole state: the owner's leg 3 to a side that holds nothing (one
+  // bucket, which differs), and the same states as a leg 4 answer.
+  const whole = ownerSync.pushPullFinish(encode([1, new Uint8Array([0, 0]), []]), false)!;
+  const answer = ownerSync.pushPullAnswer(encode(new Uint8Array(8)));
+  const seeds = [...updates, whole, encode([5, (decode(whole) as unknown[])[1]]), answer];
 
   const rand = seeded(2024);
   const r = (n: number): number => Math.floor(rand() * n);
@@ -65,7 +68,10 @@ t.test('mutated updates, states and push-pull answers are refused or old news, n
   for (let i = 0; i < N; i++) {
     const bytes = mutate(seeds[r(seeds.length)]!);
     try {
-      if (r(2)) sync.notifyUpdate(bytes);
+      const leg = r(4);
+      if (leg === 0) sync.notifyUpdate(bytes);
+      else if (leg === 1) sync.pushPullLast(bytes);
+      else if (leg === 2) sync.pushPullDone(bytes);
       else sync.pushPullFinish(bytes, false);
     } catch (e) {
       return t.fail(`input ${i} threw: ${(e as Error).stack}`);
@@ -75,7 +81,7 @@ t.test('mutated updates, states and push-pull answers are refused or old news, n
   }
   t.ok(refused > N / 4, `most mutated inputs are refused and counted (${refused} of ${N})`);
   // The real ones still go through afterwards.
-  sync.pushPullFinish(whole, false);
+  sync.pushPullLast(whole);
   t.equal(canon(receiver.node(key.id)), canon(local.state), 'the real whole state merges after all that');
   t.ok(real.has(canon(local.state)));
 });

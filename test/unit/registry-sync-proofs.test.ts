@@ -4,7 +4,7 @@ import { LocalNode } from '../../src/registry/local.js';
 import { RegistrySync } from '../../src/sync/registry-sync.js';
 import { NodeIdentity } from '../../src/gossip/identity.js';
 import { ep } from '../helpers/registry.js';
-import { loneTransport, registryOpts as opts } from '../helpers/sync.js';
+import { loneTransport, pushPullSyncs, registryOpts as opts } from '../helpers/sync.js';
 
 // A host keeps the owner's proof of each state it holds and shows it to others in push-pull. The
 // proof must be its own bytes, not a view of the buffer the update arrived in: that buffer (a
@@ -35,7 +35,7 @@ t.test('a state received in a packet is proven in push-pull after the packet buf
   const late = new Registry(opts('late'));
   const lateSync = new RegistrySync(late);
   lateSync.attach(loneTransport([]));
-  lateSync.pushPullFinish(relaySync.pushPullAnswer(lateSync.pushPullRequest(), false), false);
+  pushPullSyncs(lateSync, relaySync);
   t.equal(late.node(key.id)?.version, local.state.version, 'a host that missed the update gets it from the relay, its proof intact');
   t.same(late.node(key.id)?.endpoints.map((e) => e.id), ['e1'], 'with its endpoint');
 });

@@ -10,6 +10,7 @@ import type { Member } from '../../src/gossip/membership.js';
 import { seeded } from '../../src/gossip/sim/clock.js';
 import type { Endpoint, NodeState } from '../../src/registry/types.js';
 import { ep, node } from '../helpers/registry.js';
+import { pushPullSyncs } from '../helpers/sync.js';
 
 // Merge properties of remote node states as gossip delivers them: owners publish signed deltas,
 // receivers get them in any order, duplicated, with gaps, and exchange whole states by
@@ -60,8 +61,7 @@ class Bus {
       pushPull: async (addr) => {
         const a = this.syncs.get(self)!;
         const b = this.syncs.get(addr)!;
-        const rest = a.pushPullFinish(b.pushPullAnswer(a.pushPullRequest()));
-        if (rest) b.handleRequest(rest);
+        pushPullSyncs(a, b);
       },
       member,
       all: () => [...this.syncs.keys()].map((id) => member(id)!),
@@ -156,8 +156,7 @@ t.test('property: a state built from deltas passes on by push-pull, from host to
     for (const u of owners.flatMap((o) => o.updates).filter(() => rand() < 0.3)) c!.sync.notifyUpdate(u);
     const pp = (x: RegistrySync, y: RegistrySync) => {
       bus.clock += 10_000; // the deltas are old news by now: push-pull sends whole states
-      const rest = x.pushPullFinish(y.pushPullAnswer(x.pushPullRequest()));
-      if (rest) y.handleRequest(rest);
+      pushPullSyncs(x, y);
     };
     pp(b!.sync, a!.sync);
     pp(c!.sync, b!.sync);
@@ -180,7 +179,7 @@ t.test('property: a delta missing an earlier version is never applied half-way; 
     // Every delta but one, as the relay passed them on, in any order.
     const seen = new Set<string>();
     for (const u of shuffle(bus.sent.get(`relay${round}`)!.filter((_, i) => i !== lost), rand)) {
-      sync.notifyUpdate(u);
+      sync.notifyUpdate(u, `relay${round}`);
       seen.add(stateJson(r.node(o!.id)));
     }
     const real = new Set(o!.states.map(stateJson).concat(stateJson(undefined)));
@@ -201,8 +200,7 @@ t.test('a periodic push-pull leaves out a state whose delta is still being gossi
   for (const u of o.updates) a.sync.notifyUpdate(u);
   b.sync.notifyUpdate(o.updates[0]!);
   const pp = (join: boolean) => {
-    const rest = b.sync.pushPullFinish(a.sync.pushPullAnswer(b.sync.pushPullRequest(), join), join);
-    if (rest) a.sync.handleRequest(rest);
+    pushPullSyncs(b.sync, a.sync, join);
   };
   pp(false);
   t.equal(b.r.node(o.id)?.version, o.states[0]!.version, 'b got a moment ago: not sent whole');
@@ -211,8 +209,7 @@ t.test('a periodic push-pull leaves out a state whose delta is still being gossi
   const c = bus.receiver('c');
   c.sync.notifyUpdate(o.updates[0]!);
   bus.clock += 6000;
-  const rest = c.sync.pushPullFinish(a.sync.pushPullAnswer(c.sync.pushPullRequest()));
-  t.equal(rest, null);
+  pushPullSyncs(c.sync, a.sync);
   t.equal(stateJson(c.r.node(o.id)), stateJson(o.local.state), 'so does a push-pull once it is 5 s old');
 });
 
@@ -225,8 +222,8 @@ t.test('a gap triggers one repair from the relay; then the receiver has the late
   const passed = bus.sent.get('relay')!;
   t.equal(passed.length, o.updates.length, 'the relay passed every delta on');
   const { r, sync } = bus.receiver('late');
-  sync.notifyUpdate(passed[0]!);
-  sync.notifyUpdate(passed[3]!);
+  sync.notifyUpdate(passed[0]!, 'relay');
+  sync.notifyUpdate(passed[3]!, 'relay');
   t.equal(stateJson(r.node(o.id)), stateJson(o.states[0]), 'the delta after the gap waits');
   await bus.settle();
   t.same(bus.requests.map((q) => [q.from, q.to, (q.data as unknown[])[0]]), [['late', 'relay', 2]], 'one state request, to the relay');
@@ -241,17 +238,17 @@ t.test('a change too big for a packet travels as a notice; hosts fetch the state
   const bus = new Bus(300);
   const o = bus.owner('big-owner');
   for (let i = 0; i < 10; i++) o.local.upsert(ep('web', `10.1.0.${i + 1}`, { id: `w${i}` }));
-  o.local.replaceSource('api', Array.from({ length: 10 }, (_, i) => ep('web', `10.2.0.${i + 1}`, { id: `w${i}` })));
+  o.local.replaceSource('api', Array.from({ length: 14 }, (_, i) => ep('web', `10.2.0.${i + 1}`, { id: `w${i}` })));
   const notice = o.updates.at(-1)!;
   t.ok(notice.length <= 300, 'the owner queued something that fits');
   t.equal((decode(notice) as unknown[])[0], 1, 'a notice');
   const a = bus.receiver('a');
-  a.sync.notifyUpdate(notice);
+  a.sync.notifyUpdate(notice, o.id);
   await bus.settle();
   t.equal(stateJson(a.r.node(o.id)), stateJson(o.local.state), 'a fetched the state');
   t.same(bus.requests.map((q) => [q.from, q.to]), [['a', o.id]], 'from the owner, which sent the notice');
   const b = bus.receiver('b');
-  b.sync.notifyUpdate(bus.sent.get('a')!.at(-1)!);
+  b.sync.notifyUpdate(bus.sent.get('a')!.at(-1)!, 'a');
   await bus.settle();
   t.equal(stateJson(b.r.node(o.id)), stateJson(o.local.state), 'b too');
   t.same(bus.requests.at(-1) && [bus.requests.at(-1)!.from, bus.requests.at(-1)!.to], ['b', 'a'], 'from a, which passed the notice on: not from the owner');
@@ -262,7 +259,7 @@ t.test('a change too big for a packet travels as a notice; hosts fetch the state
 function signedUpdate(by: NodeIdentity, h: { id: string; version: number; base?: number }, body: Uint8Array, stateHash = new Uint8Array(32)) {
   const base = h.base ?? 0;
   const { sig } = by.prove(encodeHeader({ id: h.id, version: h.version, base, stateHash, bodyHash: sha256(body) }));
-  return encode([0, idOut(h.id), h.version, base === 0 ? 0 : h.version - base, body, sig, 'x']);
+  return encode([0, idOut(h.id), h.version, base === 0 ? 0 : h.version - base, body, sig]);
 }
 /** A body from nothing holding `put`, in the compact encoding, whatever the endpoints hold. */
 const rawBody = (put: unknown[], incarnation: unknown = 0): Uint8Array => {
@@ -288,7 +285,7 @@ t.test('bad remote updates are ignored, never crash', async (t) => {
   ];
   for (const b of bodies) sync.notifyUpdate(signedUpdate(keyOf(id), { id, version: 1 }, b));
   sync.notifyUpdate(new Uint8Array([0xc1, 0xff]));
-  sync.notifyUpdate(encode([0, new Uint8Array(16), 1, 0, new Uint8Array(3), new Uint8Array(3), 'x']));
+  sync.notifyUpdate(encode([0, new Uint8Array(16), 1, 0, new Uint8Array(3), new Uint8Array(3)]));
   sync.notifyUpdate(encode([7, 'what']));
   t.equal(r.node(id), undefined);
   t.equal(invalid, bodies.length + 3, 'malformed deltas, undecodable bytes, an unsigned update and an unknown kind are all ignored');
@@ -479,5 +476,33 @@ t.test('isWholeUpdate (what the simulator counts) tells a delta from nothing fro
   const relayed = bus.receiver('relay-x');
   for (const u of o.updates) relayed.sync.notifyUpdate(u);
   t.same(bus.sent.get('relay-x')!.map(isWholeUpdate), [true, false, false], 'the same once passed on by a relay whose id is not hex');
-  t.notOk(isWholeUpdate(new Uint8Array([0x97, 0x00])), 'cut short: not whole, no throw');
+  t.notOk(isWholeUpdate(new Uint8Array([0x96, 0x00])), 'cut short: not whole, no throw');
+});
+
+t.test('push-pull with digests: nothing but hashes when both hold the same; then only the states that differ move, both ways', async (t) => {
+  const bus = new Bus();
+  const owners = Array.from({ length: 20 }, (_, i) => bus.owner(`dg-owner${i}`));
+  for (const [i, o] of owners.entries()) o.local.upsert(ep('web', `10.7.0.${i + 1}`, { id: `w${i}` }));
+  const a = bus.receiver('dg-a');
+  const b = bus.receiver('dg-b');
+  for (const o of owners) for (const u of o.updates) [a, b].forEach((x) => x.sync.notifyUpdate(u));
+  bus.clock += 10_000;
+  const answer = (x: RegistrySync, y: RegistrySync) => decode(y.pushPullAnswer(x.pushPullRequest())) as [number, Uint8Array, unknown[]];
+  t.same(answer(b.sync, a.sync)[2], [], 'the same states: no versions listed');
+  t.equal(b.sync.pushPullFinish(encode(answer(b.sync, a.sync))), null, 'and nothing to send or ask');
+  // o3 changed and only a has it; o7 changed and only b has it.
+  const [o3, o7] = [owners[3]!, owners[7]!];
+  o3.local.upsert(ep('web', '10.7.1.3', { id: 'x3' }));
+  o7.local.upsert(ep('web', '10.7.1.7', { id: 'x7' }));
+  a.sync.notifyUpdate(o3.updates.at(-1)!);
+  b.sync.notifyUpdate(o7.updates.at(-1)!);
+  bus.clock += 10_000;
+  const listed = answer(b.sync, a.sync)[2].length / 2;
+  t.ok(listed >= 2 && listed < 20, `only the differing buckets' versions are listed (${listed} of 20)`);
+  const merged = [a.sync.stats.states, b.sync.stats.states];
+  pushPullSyncs(b.sync, a.sync);
+  t.equal(stateJson(b.r.node(o3.id)), stateJson(o3.local.state), 'b got the state only a had');
+  t.equal(stateJson(a.r.node(o7.id)), stateJson(o7.local.state), 'a got the state only b had');
+  t.same([a.sync.stats.states - merged[0]!, b.sync.stats.states - merged[1]!], [1, 1], 'one whole state each way, no more');
+  t.equal(digest(a.r), digest(b.r));
 });

@@ -59,21 +59,23 @@ export const deltaSync: SyncFactory = ({ identity, states, now, counters }) => {
   const sync = new RegistrySync(states as unknown as Registry, now, { invalid: refused, rejected: refused }, { identity });
   // The same calls as the daemon's Cluster makes, with the counting around them.
   const delegate: Delegate = {
-    notifyUpdate: (data) => {
+    notifyUpdate: (data, from) => {
       if (isWholeUpdate(data)) counters.wholeStates++;
-      return sync.notifyUpdate(data);
+      return sync.notifyUpdate(data, from);
     },
     pushPullRequest: () => sync.pushPullRequest(),
-    pushPullAnswer: (remote, join) => {
-      const answer = sync.pushPullAnswer(remote, join);
-      counters.wholeStates += statesIn(answer, 1);
-      return answer;
-    },
+    pushPullAnswer: (remote) => sync.pushPullAnswer(remote),
     pushPullFinish: (answer, join) => {
       const rest = sync.pushPullFinish(answer, join);
       counters.wholeStates += statesIn(rest, 1);
       return rest;
     },
+    pushPullLast: (data) => {
+      const reply = sync.pushPullLast(data);
+      counters.wholeStates += statesIn(reply, 1);
+      return reply;
+    },
+    pushPullDone: (reply) => sync.pushPullDone(reply),
     handleRequest: (data) => {
       const answer = sync.handleRequest(data);
       if (isWholeAnswer(answer)) counters.wholeStates++;
