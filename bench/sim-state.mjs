@@ -29,6 +29,8 @@ const CHURN_S = Number(argv.churn ?? 60);
 const WARM_S = Number(argv.warm ?? 30);
 const STEADY_S = Number(argv.steady ?? 60);
 const SEED = Number(argv.seed ?? 1);
+/** --no-shared: every host does all of its own work (no SharedProofs memo; see src/gossip/sim/sync.ts). */
+const SHARED = argv.shared !== false;
 const GIVE_UP_MS = 30_000;
 
 /** ~10 endpoints per service. */
@@ -45,7 +47,7 @@ for (const N of SIZES) {
   const real0 = Date.now();
   const cpu0 = cpu();
   const sim = new Simulation({
-    nodes: N, seed: SEED, views: false, network: { latencyMs: 1, jitterMs: 4, loss: 0.01 },
+    nodes: N, seed: SEED, views: false, sharedWork: SHARED, network: { latencyMs: 1, jitterMs: 4, loss: 0.01 },
     endpoints: (i) => Array.from({ length: ENDPOINTS }, (_, k) => endpoint(i, k, N, 0)),
   });
   await sim.start();

@@ -84,6 +84,12 @@ export interface SyncOptions {
   failures?: FailureLog;
   /** How long (ms, gossip clock) the state of a node found dead is kept in case it comes back; 0: dropped at once. */
   deadGraceMs?: number;
+  /**
+   * How a delta is applied and its signature checked (default `proveDelta`). Only the simulator
+   * passes another: a memo its hosts share (src/gossip/sim/sync.ts), as they hold the same state
+   * objects and receive the same bytes.
+   */
+  prove?: Prove;
 }
 
 export const DEFAULT_MAX_ENDPOINTS = 10_000;
@@ -138,6 +144,21 @@ function signDelta(identity: NodeIdentity, d: Delta, s: NodeState, body = encode
   const header = encodeHeader(h);
   const { pub, sig } = identity.prove(header);
   return { header, h, pub, sig };
+}
+
+/** What a delta leads to: the state it makes of `held` (the state at its base), and the owner's proof of it (null: not what the owner signed). */
+export interface Proven {
+  state: NodeState;
+  signed: Signed | null;
+}
+export type Prove = (held: NodeState | undefined, d: Delta, body: Uint8Array, sig: Uint8Array, pub: Uint8Array) => Proven;
+
+/** Applies delta `d` to `held` and checks `sig` with key `pub` over the header of the result, rebuilt as the owner built it. */
+export function proveDelta(held: NodeState | undefined, d: Delta, body: Uint8Array, sig: Uint8Array, pub: Uint8Array): Proven {
+  const state = apply(held, d);
+  const h = headerOf(state, d.base, body);
+  const header = encodeHeader(h);
+  return { state, signed: verifyProof(d.id, header, { pub, sig }) ? { header, h, pub, sig: new Uint8Array(sig) } : null };
 }
 
 /**
@@ -347,21 +368,18 @@ export class RegistrySync implements Delegate {
     if (d.base !== 0 && held?.version !== d.base) return 'gap';
     const pub = this.keyOf(d.id);
     if (!pub) return 'gap';
-    const next = apply(held, d);
-    if (this.overLimit(d.id, next.endpoints.length, 'a delta')) return 'refused';
-    const h = headerOf(next, d.base, body);
-    const header = encodeHeader(h);
-    if (!verifyProof(d.id, header, { pub, sig })) {
+    const { state, signed } = (this.opts.prove ?? proveDelta)(held, d, body, sig, pub);
+    if (this.overLimit(d.id, state.endpoints.length, 'a delta')) return 'refused';
+    if (!signed) {
       // A state held without its owner's proof (from the state file) may differ from the owner's
       // at the base: repaired. One the owner proved cannot: the delta is not what it signed.
       if (d.base !== 0 && held && !proofs.has(held)) return 'gap';
       this.reject(`a delta of node ${d.id} not signed by that node's key: dropped`, 'signature');
       return 'refused';
     }
-    const s: Signed = { header, h, pub, sig: new Uint8Array(sig) };
-    this.merged(next, s);
+    this.merged(state, signed);
     this.stats.deltas++;
-    this.send(s, body);
+    this.send(signed, body);
     return 'done';
   }
 

@@ -1,7 +1,8 @@
 import { Decoder } from '@msgpack/msgpack';
 import type { LocalNode } from '../../registry/local.js';
 import type { Registry } from '../../registry/registry.js';
-import { isWholeAnswer, isWholeUpdate, RegistrySync, signState, type Signed } from '../../sync/registry-sync.js';
+import { isWholeAnswer, isWholeUpdate, proveDelta, RegistrySync, signState, type Prove, type Proven, type Signed } from '../../sync/registry-sync.js';
+import { sameBytes, type Delta } from '../../sync/delta.js';
 import type { NodeState } from '../../registry/types.js';
 import type { Delegate } from '../delegate.js';
 import type { NodeIdentity } from '../identity.js';
@@ -33,6 +34,8 @@ export interface SyncContext {
   states: NodeStates;
   now: () => number;
   counters: SyncCounters;
+  /** The simulation's shared work (SharedProofs); absent: each host does all of its own. */
+  shared?: SharedProofs;
 }
 
 export type SyncFactory = (ctx: SyncContext) => SimSync;
@@ -45,6 +48,37 @@ function signedOnce(identity: NodeIdentity, s: NodeState): Signed {
   return signed;
 }
 
+/**
+ * SIMULATOR HOOK (shared work): every host of a simulation that applies one delta to one state
+ * object with one key makes the same state and the same check of the owner's signature, so the
+ * first host's result is kept for the others (the hosts share state objects: states.ts). Hit
+ * only on exactly the same inputs: the held object, the body, signature and key bytes and the
+ * header fields. Each host still decodes the delta, finds its base and passes it on; the daemon
+ * does all of it for every delta (proveDelta). A simulation's CPU figure counts this work once
+ * per delta, not once per host.
+ */
+export class SharedProofs {
+  private readonly memo = new Map<string, { held: NodeState | undefined; d: Delta; body: Uint8Array; pub: Uint8Array; proven: Proven }>();
+  hits = 0;
+  misses = 0;
+
+  constructor(private readonly max = 8192) {}
+
+  readonly prove: Prove = (held, d, body, sig, pub) => {
+    const key = Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString('latin1');
+    const m = this.memo.get(key);
+    if (m && m.held === held && m.d.id === d.id && m.d.version === d.version && m.d.base === d.base && sameBytes(m.body, body) && sameBytes(m.pub, pub)) {
+      this.hits++;
+      return m.proven;
+    }
+    this.misses++;
+    const proven = proveDelta(held, d, body, sig, pub);
+    if (this.memo.size >= this.max) this.memo.delete(this.memo.keys().next().value!);
+    this.memo.set(key, { held, d, body: new Uint8Array(body), pub, proven });
+    return proven;
+  };
+}
+
 const decoder = new Decoder();
 function statesIn(b: Uint8Array | null, at: number): number {
   if (!b) return 0;
@@ -53,10 +87,10 @@ function statesIn(b: Uint8Array | null, at: number): number {
 }
 
 /** The daemon's registry sync (src/sync/registry-sync.ts): signed deltas, whole states in push-pull and repairs. */
-export const deltaSync: SyncFactory = ({ identity, states, now, counters }) => {
+export const deltaSync: SyncFactory = ({ identity, states, now, counters, shared }) => {
   // RegistrySync reads and writes only the NodeStates part of a Registry.
   const refused = (): void => void counters.refused++;
-  const sync = new RegistrySync(states as unknown as Registry, now, { invalid: refused, rejected: refused }, { identity });
+  const sync = new RegistrySync(states as unknown as Registry, now, { invalid: refused, rejected: refused }, { identity, prove: shared?.prove });
   // The same calls as the daemon's Cluster makes, with the counting around them.
   const delegate: Delegate = {
     notifyUpdate: (data) => {
