@@ -168,6 +168,14 @@ export function proveDelta(held: NodeState | undefined, d: Delta, body: Uint8Arr
  */
 const proofs = new WeakMap<NodeState, Signed>();
 
+/**
+ * Takes `signed` as the owner's proof of `state`, unchecked, for every registry that holds that
+ * state object: a trusted start (the simulator's converged start puts it in every host's table).
+ */
+export function trust(state: NodeState, signed: Signed): void {
+  proofs.set(state, signed);
+}
+
 const isBytes = (x: unknown, n?: number): x is Uint8Array => x instanceof Uint8Array && (n === undefined || x.length === n);
 const relayOf = (x: unknown): string | undefined => idIn(x) ?? undefined;
 /** How far back the base of a version is (0: base 0), and the base from it; null when out of range. */
@@ -271,12 +279,6 @@ export class RegistrySync implements Delegate {
     if (id === this.self) return false;
     const st = this.net?.member(id)?.state;
     return st !== 'dead' && st !== 'left';
-  }
-
-  /** Takes a state and its signature from a trusted source, unchecked (the simulator's start). */
-  learn(signed: Signed, state: NodeState): void {
-    if (state.id === this.self) return;
-    if (this.registry.apply(state)) proofs.set(state, signed);
   }
 
   /**

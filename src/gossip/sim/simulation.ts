@@ -107,12 +107,22 @@ export class Simulation {
    * converged member list is built once and shared; each node takes it in O(N).
    */
   async start(): Promise<void> {
+    const converged = this.o.converged !== false;
     const infos = this.nodes.map((n) => ({ id: n.id, name: n.name, addr: n.addr, inc: 0, state: 'alive' as const, proof: n.membership.self.proof! }));
+    // Every node's state, held by every node: one map all StateTables share, or applied to each Registry.
+    const states = new Map<string, NodeState>();
+    if (converged) {
+      for (const n of this.nodes) {
+        n.sync.seed();
+        states.set(n.id, n.local.state);
+      }
+    }
     for (const n of this.nodes) {
       n.membership.start();
-      if (this.o.converged !== false) {
+      if (converged) {
         n.membership.learn(infos);
-        for (const m of this.nodes) if (m !== n) n.sync.seed(m);
+        if (n.registry instanceof StateTable) n.registry.adopt(states);
+        else for (const s of states.values()) n.registry.apply(s);
       }
       n.sync.attach(n.membership);
     }

@@ -1,7 +1,6 @@
 import { Decoder } from '@msgpack/msgpack';
-import type { LocalNode } from '../../registry/local.js';
 import type { Registry } from '../../registry/registry.js';
-import { isWholeAnswer, isWholeUpdate, proveDelta, RegistrySync, signState, type Prove, type Proven, type Signed } from '../../sync/registry-sync.js';
+import { isWholeAnswer, isWholeUpdate, proveDelta, RegistrySync, signState, trust, type Prove, type Proven } from '../../sync/registry-sync.js';
 import { sameBytes, type Delta } from '../../sync/delta.js';
 import type { NodeState } from '../../registry/types.js';
 import type { Delegate } from '../delegate.js';
@@ -17,8 +16,11 @@ export interface SimSync {
   /** What the membership is given: the layer's whole gossip side. */
   readonly delegate: Delegate;
   attach(membership: Membership): void;
-  /** Converged start: take `owner`'s current state as if gossip had brought it (trusted, not checked). */
-  seed(owner: { identity: NodeIdentity; local: LocalNode }): void;
+  /**
+   * Converged start: this host's current state is signed as its owner would and taken as proven
+   * (trusted, not checked) wherever it is held; the simulation then puts it in every host's table.
+   */
+  seed(): void;
 }
 
 /** What the simulator counts across all hosts (the harness's view of the sync traffic). */
@@ -39,14 +41,6 @@ export interface SyncContext {
 }
 
 export type SyncFactory = (ctx: SyncContext) => SimSync;
-
-// A state is signed once for the whole simulation, however many hosts are seeded with it.
-const signedStates = new WeakMap<NodeState, Signed>();
-function signedOnce(identity: NodeIdentity, s: NodeState): Signed {
-  let signed = signedStates.get(s);
-  if (!signed) signedStates.set(s, (signed = signState(identity, s)));
-  return signed;
-}
 
 /**
  * SIMULATOR HOOK (shared work): every host of a simulation that applies one delta to one state
@@ -118,6 +112,9 @@ export const deltaSync: SyncFactory = ({ identity, states, now, counters, shared
   return {
     delegate,
     attach: (m) => sync.attach(m),
-    seed: (owner) => sync.learn(signedOnce(owner.identity, owner.local.state), owner.local.state),
+    seed: () => {
+      const state = states.node(identity.id);
+      if (state) trust(state, signState(identity, state));
+    },
   };
 };
