@@ -98,8 +98,11 @@ for (const N of SIZES) {
   };
   for (const h of sim.nodes) sim.clock.after(sim.random() * CHURN_S * 1000, () => churn(h, 0));
 
-  for (let s = 0; s < WARM_S; s++) await sim.run(1000);
-  console.error(`N=${N}: warm-up ${WARM_S} s virtual done, ${((Date.now() - real0) / 1000).toFixed(0)} s real`);
+  const progress = (what) => console.error(`N=${N}: ${what}, ${((Date.now() - real0) / 1000).toFixed(0)} s real, ${(cpu() - cpu0).toFixed(0)} s CPU, ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB (since the start)`);
+  for (let s = 0; s < WARM_S; s++) {
+    await sim.run(1000);
+    progress(`warm-up ${s + 1}/${WARM_S} s virtual`);
+  }
   measuring = true;
   const b0 = sim.bytesSent();
   const w0 = sim.counters.wholeStates;
@@ -111,10 +114,9 @@ for (const N of SIZES) {
   };
   const t0 = tree();
   const c0 = cpu();
-  const r0 = Date.now();
   for (let s = 0; s < STEADY_S; s++) {
     await sim.run(1000);
-    if ((s + 1) % 10 === 0) console.error(`N=${N}: ${s + 1}/${STEADY_S} s virtual, ${((Date.now() - r0) / 1000).toFixed(0)} s real, ${(cpu() - c0).toFixed(0)} s CPU, ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`);
+    progress(`window ${s + 1}/${STEADY_S} s virtual`);
   }
   const bytes = (sim.bytesSent() - b0) / N / STEADY_S;
   const whole = (sim.counters.wholeStates - w0) / Math.max(1, changes);

@@ -85,11 +85,11 @@ export interface SyncOptions {
   /** How long (ms, gossip clock) the state of a node found dead is kept in case it comes back; 0: dropped at once. */
   deadGraceMs?: number;
   /**
-   * How a delta is applied and its signature checked (default `proveDelta`). Only the simulator
-   * passes another: a memo its hosts share (src/gossip/sim/sync.ts), as they hold the same state
-   * objects and receive the same bytes.
+   * How a delta's body is decoded, and how it is applied and its signature checked (default
+   * DELTA_STEPS). Only the simulator passes others: memos its hosts share (src/gossip/sim/sync.ts),
+   * as they hold the same state objects and receive the same bytes.
    */
-  prove?: Prove;
+  steps?: DeltaSteps;
 }
 
 export const DEFAULT_MAX_ENDPOINTS = 10_000;
@@ -151,7 +151,10 @@ export interface Proven {
   state: NodeState;
   signed: Signed | null;
 }
-export type Prove = (held: NodeState | undefined, d: Delta, body: Uint8Array, sig: Uint8Array, pub: Uint8Array) => Proven;
+export interface DeltaSteps {
+  decode: typeof decodeBody;
+  prove: (held: NodeState | undefined, d: Delta, body: Uint8Array, sig: Uint8Array, pub: Uint8Array) => Proven;
+}
 
 /** Applies delta `d` to `held` and checks `sig` with key `pub` over the header of the result, rebuilt as the owner built it. */
 export function proveDelta(held: NodeState | undefined, d: Delta, body: Uint8Array, sig: Uint8Array, pub: Uint8Array): Proven {
@@ -160,6 +163,8 @@ export function proveDelta(held: NodeState | undefined, d: Delta, body: Uint8Arr
   const header = encodeHeader(h);
   return { state, signed: verifyProof(d.id, header, { pub, sig }) ? { header, h, pub, sig: new Uint8Array(sig) } : null };
 }
+
+export const DELTA_STEPS: DeltaSteps = { decode: decodeBody, prove: proveDelta };
 
 /**
  * The owner's proof of each state object held (states from the state file have none). Keyed by
@@ -221,6 +226,7 @@ export class RegistrySync implements Delegate {
   /** Nodes found dead whose state is kept for the grace: id → the token of the timer that drops it. */
   private readonly dying = new Map<string, object>();
   private readonly maxEndpoints: number;
+  private readonly steps: DeltaSteps;
   /** Updates for the simulator and tests: deltas applied, whole states merged, whole-state repairs asked. */
   readonly stats = { deltas: 0, states: 0, repairs: 0 };
 
@@ -232,6 +238,7 @@ export class RegistrySync implements Delegate {
   ) {
     if (opts.identity && opts.identity.id !== registry.localNode) throw new Error(`the signing key is node ${opts.identity.id}'s, not ${registry.localNode}'s`);
     this.maxEndpoints = opts.maxEndpoints ?? DEFAULT_MAX_ENDPOINTS;
+    this.steps = opts.steps ?? DELTA_STEPS;
     registry.onChange((c) => {
       if (this.net && c.nodes.includes(registry.localNode)) this.publishLocal();
     });
@@ -336,7 +343,7 @@ export class RegistrySync implements Delegate {
     if (!isBytes(body) || !isBytes(sig, SIGNATURE_BYTES)) return this.invalid('a delta without a signature');
     const n = this.news('a delta', rawId, version, back);
     if (!n) return false;
-    const d = decodeBody(n, body);
+    const d = this.steps.decode(n, body);
     if (!d) return this.invalid('a registry delta that is not well-formed');
     if (this.overLimit(d.id, d.put.length, 'a delta')) return false;
     const applied = this.applyDelta(d, sig, body);
@@ -370,7 +377,7 @@ export class RegistrySync implements Delegate {
     if (d.base !== 0 && held?.version !== d.base) return 'gap';
     const pub = this.keyOf(d.id);
     if (!pub) return 'gap';
-    const { state, signed } = (this.opts.prove ?? proveDelta)(held, d, body, sig, pub);
+    const { state, signed } = this.steps.prove(held, d, body, sig, pub);
     if (this.overLimit(d.id, state.endpoints.length, 'a delta')) return 'refused';
     if (!signed) {
       // A state held without its owner's proof (from the state file) may differ from the owner's

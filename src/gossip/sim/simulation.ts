@@ -8,7 +8,7 @@ import { Membership } from '../membership.js';
 import { seeded, VirtualClock } from './clock.js';
 import { SimNetwork, type NetworkOptions, type SimTransport } from './network.js';
 import { StateTable, type NodeStates } from './states.js';
-import { deltaSync, SharedProofs, type SimSync, type SyncCounters, type SyncFactory } from './sync.js';
+import { deltaSync, SharedWork, type SimSync, type SyncCounters, type SyncFactory } from './sync.js';
 
 // The deterministic simulator (docs/architecture.md#registry-and-gossip): N complete nodes — registry, local node, registry sync
 // and membership, the daemon's own code — on one virtual clock and one virtual network. Only
@@ -50,7 +50,7 @@ export interface SimulationOptions {
   /** Endpoints node `index` has from the start (its containers). */
   endpoints?: (index: number) => Endpoint[];
   /**
-   * Hosts share the work they would all do alike on the same bytes (SharedProofs: a delta applied
+   * Hosts share the work they would all do alike on the same bytes (SharedWork: a delta applied
    * and checked once per simulation, not once per host); default true. False: every host does
    * all of its own work (for comparing the two).
    */
@@ -68,14 +68,14 @@ export class Simulation {
   readonly counters: SyncCounters = { wholeStates: 0, refused: 0 };
   private readonly sharedStates = new Map<string, NodeState>();
   /** The work hosts share (SIMULATOR HOOK, sync.ts); undefined with `sharedWork: false`. */
-  readonly shared: SharedProofs | undefined;
+  readonly shared: SharedWork | undefined;
 
   constructor(private readonly o: SimulationOptions) {
     this.random = seeded(o.seed ?? 1);
     this.keyRandom = seeded(((o.seed ?? 1) * 7919) ^ 0x5eed);
     this.net = new SimNetwork(this.clock, this.random, { latencyMs: 1, jitterMs: 2, loss: 0, ...o.network });
     this.config = { ...LAN, ...o.config };
-    this.shared = o.sharedWork === false ? undefined : new SharedProofs();
+    this.shared = o.sharedWork === false ? undefined : new SharedWork();
     for (let i = 0; i < o.nodes; i++) this.nodes.push(this.makeNode(i));
   }
 

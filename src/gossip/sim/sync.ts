@@ -1,7 +1,7 @@
 import { Decoder } from '@msgpack/msgpack';
 import type { Registry } from '../../registry/registry.js';
-import { isWholeAnswer, isWholeUpdate, proveDelta, RegistrySync, signState, trust, type Prove, type Proven } from '../../sync/registry-sync.js';
-import { sameBytes, type Delta } from '../../sync/delta.js';
+import { isWholeAnswer, isWholeUpdate, proveDelta, RegistrySync, signState, trust, type DeltaSteps, type Proven } from '../../sync/registry-sync.js';
+import { decodeBody, sameBytes, type Delta } from '../../sync/delta.js';
 import type { NodeState } from '../../registry/types.js';
 import type { Delegate } from '../delegate.js';
 import type { NodeIdentity } from '../identity.js';
@@ -36,41 +36,63 @@ export interface SyncContext {
   states: NodeStates;
   now: () => number;
   counters: SyncCounters;
-  /** The simulation's shared work (SharedProofs); absent: each host does all of its own. */
-  shared?: SharedProofs;
+  /** The simulation's shared work (SharedWork); absent: each host does all of its own. */
+  shared?: SharedWork;
 }
 
 export type SyncFactory = (ctx: SyncContext) => SimSync;
 
 /**
- * SIMULATOR HOOK (shared work): every host of a simulation that applies one delta to one state
- * object with one key makes the same state and the same check of the owner's signature, so the
- * first host's result is kept for the others (the hosts share state objects: states.ts). Hit
- * only on exactly the same inputs: the held object, the body, signature and key bytes and the
- * header fields. Each host still decodes the delta, finds its base and passes it on; the daemon
- * does all of it for every delta (proveDelta). A simulation's CPU figure counts this work once
- * per delta, not once per host.
+ * SIMULATOR HOOK (shared work): every host of a simulation decodes the same delta bytes into the
+ * same delta, and makes of one held state object the same state and the same check of the
+ * owner's signature, so the first host's result serves the others (the hosts share state objects:
+ * states.ts). A memo answers only for exactly the same inputs: the bytes and header fields, the
+ * held object and the key. Each host still finds the delta's base, merges it and passes it on;
+ * the daemon does every step for every delta (DELTA_STEPS). A simulation's CPU figure counts this
+ * work once per delta, not once per host.
  */
-export class SharedProofs {
-  private readonly memo = new Map<string, { held: NodeState | undefined; d: Delta; body: Uint8Array; pub: Uint8Array; proven: Proven }>();
-  hits = 0;
-  misses = 0;
+export class SharedWork implements DeltaSteps {
+  private readonly decoded = new Memo<{ body: Uint8Array; d: Delta | null }>();
+  private readonly proven = new Memo<{ held: NodeState | undefined; d: Delta; body: Uint8Array; pub: Uint8Array; proven: Proven }>();
+  /** Steps done (misses) and served from a memo (hits). */
+  readonly stats = { done: 0, shared: 0 };
 
-  constructor(private readonly max = 8192) {}
+  readonly decode: DeltaSteps['decode'] = (h, body) => {
+    const key = `${h.id}/${h.version}/${h.base}`;
+    const m = this.decoded.get(key);
+    if (m && sameBytes(m.body, body)) return this.hit(m.d);
+    this.stats.done++;
+    const d = decodeBody(h, body);
+    this.decoded.set(key, { body: new Uint8Array(body), d });
+    return d;
+  };
 
-  readonly prove: Prove = (held, d, body, sig, pub) => {
+  readonly prove: DeltaSteps['prove'] = (held, d, body, sig, pub) => {
     const key = Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString('latin1');
-    const m = this.memo.get(key);
-    if (m && m.held === held && m.d.id === d.id && m.d.version === d.version && m.d.base === d.base && sameBytes(m.body, body) && sameBytes(m.pub, pub)) {
-      this.hits++;
-      return m.proven;
-    }
-    this.misses++;
+    const m = this.proven.get(key);
+    if (m && m.held === held && m.d.id === d.id && m.d.version === d.version && m.d.base === d.base && sameBytes(m.body, body) && sameBytes(m.pub, pub)) return this.hit(m.proven);
+    this.stats.done++;
     const proven = proveDelta(held, d, body, sig, pub);
-    if (this.memo.size >= this.max) this.memo.delete(this.memo.keys().next().value!);
-    this.memo.set(key, { held, d, body: new Uint8Array(body), pub, proven });
+    this.proven.set(key, { held, d, body: new Uint8Array(body), pub, proven });
     return proven;
   };
+
+  private hit<T>(v: T): T {
+    this.stats.shared++;
+    return v;
+  }
+}
+
+/** A bounded memo: the oldest entries go first (a delta is news for about a second). */
+class Memo<V> extends Map<string, V> {
+  constructor(private readonly max = 8192) {
+    super();
+  }
+
+  override set(key: string, v: V): this {
+    if (this.size >= this.max) this.delete(this.keys().next().value!);
+    return super.set(key, v);
+  }
 }
 
 const decoder = new Decoder();
@@ -84,7 +106,7 @@ function statesIn(b: Uint8Array | null, at: number): number {
 export const deltaSync: SyncFactory = ({ identity, states, now, counters, shared }) => {
   // RegistrySync reads and writes only the NodeStates part of a Registry.
   const refused = (): void => void counters.refused++;
-  const sync = new RegistrySync(states as unknown as Registry, now, { invalid: refused, rejected: refused }, { identity, prove: shared?.prove });
+  const sync = new RegistrySync(states as unknown as Registry, now, { invalid: refused, rejected: refused }, { identity, steps: shared });
   // The same calls as the daemon's Cluster makes, with the counting around them.
   const delegate: Delegate = {
     notifyUpdate: (data) => {
