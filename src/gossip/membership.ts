@@ -102,8 +102,6 @@ export class Membership {
   private seq = 0;
   private live = 1;
   private running = false;
-  /** Set while learning members that must not be re-gossiped. */
-  private quiet = false;
   private readonly random: () => number;
   private readonly cfg: GossipConfig;
 
@@ -347,7 +345,7 @@ export class Membership {
    * when the message would change something (relayed copies of old news cost nothing).
    */
   private checkAlive(msg: Extract<Message, { t: 'alive' }>): void {
-    if (!this.trusting && !verifyProof(msg.id, alivePayload(msg), msg.proof)) {
+    if (!verifyProof(msg.id, alivePayload(msg), msg.proof)) {
       throw new WireError(`an alive for node ${msg.id} not signed by that node's key: dropped`, 'signature');
     }
     this.checkAhead(msg.id, msg.inc);
@@ -372,9 +370,8 @@ export class Membership {
     if (!m) {
       const fresh: Member = { id: msg.id, name: msg.name, addr: msg.addr, inc: msg.inc, state: 'dead', since: this.o.clock.now(), proof: msg.proof };
       this.members.set(fresh.id, fresh);
-      // A random place in the probe order; learn() appends and shuffles once (n members, not n splices).
-      if (this.quiet) this.probeList.push(fresh.id);
-      else this.probeList.splice(Math.floor(this.random() * (this.probeList.length + 1)), 0, fresh.id);
+      // A random place in the probe order.
+      this.probeList.splice(Math.floor(this.random() * (this.probeList.length + 1)), 0, fresh.id);
       this.setState(fresh, 'alive', undefined);
     } else {
       // Only a higher incarnation is news (checked above): it clears a suspicion or brings back a dead member.
@@ -420,7 +417,7 @@ export class Membership {
     if (!m || msg.inc < m.inc || m.state === 'dead' || m.state === 'left') return;
     if (msg.from === msg.id) {
       this.checkAhead(msg.id, msg.inc);
-      if (!this.trusting && !verifyProof(msg.id, leavePayload(msg), msg.proof)) {
+      if (!verifyProof(msg.id, leavePayload(msg), msg.proof)) {
         throw new WireError(`a leave for node ${msg.id} not signed by that node's key: dropped`, 'signature');
       }
       m.proof = msg.proof;
@@ -432,7 +429,7 @@ export class Membership {
   }
 
   private rebroadcast(key: string, msg: Message): void {
-    if (!this.quiet) this.queue.push(key, msg);
+    this.queue.push(key, msg);
   }
 
   /**
@@ -692,16 +689,18 @@ export class Membership {
     return null;
   }
 
-  /** Set while learning from a trusted source (the simulator's start): signatures are not checked. */
-  private trusting = false;
-
-  /** Learns members without re-gossiping them or checking signatures (the simulator starts from a converged cluster). */
+  /**
+   * Learns the alive members of `list` from a trusted source (the simulator's converged start):
+   * unchecked, not re-gossiped, the delegate not told (nothing it holds changes). One object per
+   * new member, appended to the probe order, shuffled once (n members, not n splices).
+   */
   learn(list: MemberInfo[]): void {
-    this.quiet = this.trusting = true;
-    try {
-      this.mergeMembers(list, 'learn');
-    } finally {
-      this.quiet = this.trusting = false;
+    const now = this.o.clock.now();
+    for (const x of list) {
+      if (x.state !== 'alive' || x.id === this.self.id || this.members.has(x.id)) continue;
+      this.members.set(x.id, { id: x.id, name: x.name, addr: x.addr, inc: x.inc, state: 'alive', since: now, proof: x.proof ?? NO_PROOF });
+      this.probeList.push(x.id);
+      this.live++;
     }
     this.shuffle();
   }
