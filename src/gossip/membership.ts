@@ -6,6 +6,7 @@ import { pushPullInterval, retransmitLimit, suspicionTimeout, type GossipConfig 
 import type { Wire } from './crypto.js';
 import type { Delegate } from './delegate.js';
 import { verifyProof, type NodeIdentity, type Proof } from './identity.js';
+import { MemberTable } from './members.js';
 import { Tree, TREE, type TreeConfig } from './plumtree.js';
 import { BroadcastQueue } from './queue.js';
 import type { Transport } from './transport.js';
@@ -90,7 +91,7 @@ export class Membership {
   };
   /** Lifeguard's local health: scales this node's probe and suspicion timeouts (awareness.ts). */
   readonly awareness = new Awareness();
-  private readonly members = new Map<string, Member>();
+  private readonly members = new MemberTable();
   private readonly queue: BroadcastQueue;
   /** The delegate's updates: eager pushes along a tree, ids announced to lazy peers. */
   readonly tree: Tree;
@@ -690,15 +691,15 @@ export class Membership {
   }
 
   /**
-   * Learns the alive members of `list` from a trusted source (the simulator's converged start):
-   * unchecked, not re-gossiped, the delegate not told (nothing it holds changes). One object per
-   * new member, appended to the probe order, shuffled once (n members, not n splices).
+   * A node that knows no other member yet learns the alive members of `list` (by id) from a
+   * trusted source (the simulator's converged start): unchecked, not re-gossiped, the delegate not
+   * told (nothing it holds changes). The list may be shared by many nodes: each makes a member
+   * its own when it first looks at it (MemberTable). Appended to the probe order, shuffled once.
    */
-  learn(list: MemberInfo[]): void {
-    const now = this.o.clock.now();
-    for (const x of list) {
-      if (x.state !== 'alive' || x.id === this.self.id || this.members.has(x.id)) continue;
-      this.members.set(x.id, { id: x.id, name: x.name, addr: x.addr, inc: x.inc, state: 'alive', since: now, proof: x.proof ?? NO_PROOF });
+  learn(list: ReadonlyMap<string, MemberInfo>): void {
+    this.members.learn(list, this.o.clock.now());
+    for (const x of list.values()) {
+      if (x.state !== 'alive' || x.id === this.self.id) continue;
       this.probeList.push(x.id);
       this.live++;
     }

@@ -104,11 +104,13 @@ export class Simulation {
 
   /**
    * Starts every node: converged (everyone knows everyone) or joining through node 0. The
-   * converged member list is built once and shared; each node takes it in O(N).
+   * converged start's member list and node states are built once and shared by all nodes (each
+   * makes a member its own when it first looks at it, and holds the states until it merges
+   * newer ones); a node's only O(N) part is shuffling its probe order.
    */
   async start(): Promise<void> {
     const converged = this.o.converged !== false;
-    const infos = this.nodes.map((n) => ({ id: n.id, name: n.name, addr: n.addr, inc: 0, state: 'alive' as const, proof: n.membership.self.proof! }));
+    const infos = new Map(this.nodes.map((n) => [n.id, { id: n.id, name: n.name, addr: n.addr, inc: 0, state: 'alive' as const, proof: n.membership.self.proof! }]));
     // Every node's state, held by every node: one map all StateTables share, or applied to each Registry.
     const states = new Map<string, NodeState>();
     if (converged) {
