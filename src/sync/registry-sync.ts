@@ -6,7 +6,7 @@ import type { FailureLog } from '../log-once.js';
 import type { Registry } from '../registry/registry.js';
 import type { NodeState } from '../registry/types.js';
 import { idIn, idOut, orNull } from './compact.js';
-import { apply, decodeBody, decodeBytes, decodeState, diff, encodeBody, encodeCanonical as encode, encodeHeader, encodeState, HASH_BYTES, isVersion, sha256, stateHash, type Delta, type Header } from './delta.js';
+import { apply, decodeBody, decodeBytes, decodeState, diff, encodeBody, encodeCanonical as encode, encodeHeader, encodeKept, encodeState, HASH_BYTES, isVersion, sha256, stateHash, type Delta, type Header } from './delta.js';
 
 // The registry's side of gossip (the membership's Delegate). A change of this node's state goes
 // out as a delta (delta.ts): the endpoints added, changed or removed since the version before,
@@ -276,8 +276,8 @@ export class RegistrySync implements Delegate {
     const net = this.net;
     if (!net) return;
     const [id, relay] = [idOut(s.h.id), idOut(this.self)];
-    let data = body ? encode([0, id, s.h.version, backOf(s.h), body, s.sig, relay]) : null;
-    if (!data || data.length > net.maxUserUpdate) data = encode([1, id, s.h.version, backOf(s.h), s.h.stateHash, s.h.bodyHash, s.sig, relay]);
+    let data = body ? encodeKept([0, id, s.h.version, backOf(s.h), body, s.sig, relay]) : null;
+    if (!data || data.length > net.maxUserUpdate) data = encodeKept([1, id, s.h.version, backOf(s.h), s.h.stateHash, s.h.bodyHash, s.sig, relay]);
     net.broadcast(updateId(s.h), data);
   }
 
