@@ -32,6 +32,9 @@ const SEED = Number(argv.seed ?? 1);
 /** --no-shared: every host does all of its own work (no SharedProofs memo; see src/gossip/sim/sync.ts). */
 const SHARED = argv.shared !== false;
 const GIVE_UP_MS = 30_000;
+// Node's slab for small Buffers (the gossip codec encodes into it): 64 KB instead of 8 KB, so
+// thousands of hosts' packets take fewer new ArrayBuffers. The daemon keeps Node's default.
+Buffer.poolSize = 64 * 1024;
 
 /** ~10 endpoints per service. */
 const endpoint = (host, seq, N, now) => containerEndpoint(host, seq, ENDPOINTS, Math.max(1, Math.floor((N * ENDPOINTS) / 10)), now);
