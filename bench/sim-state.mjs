@@ -16,8 +16,12 @@
 //   - real CPU time (user + system) per simulated second; the converged start's and the whole
 //     run's CPU and real time; RSS at the end.
 //
-//   npm run build && node --max-old-space-size=12000 bench/sim-state.mjs [--sizes 1000,5000]
-//     [--endpoints 50] [--churn 60] [--warm 30] [--steady 60] [--seed 1]
+// The hosts share the work they would all do alike on the same bytes (decoding a delta, applying
+// it to the same state and checking its signature: src/gossip/sim/sync.ts SharedWork), so the
+// CPU figure counts that once per delta, not once per host; --no-shared turns that off.
+//
+//   npm run build && node --single-threaded-gc --max-old-space-size=16000 bench/sim-state.mjs
+//     [--sizes 1000,5000] [--endpoints 50] [--churn 60] [--warm 30] [--steady 60] [--seed 1] [--no-shared]
 import './help.mjs';
 import { argv } from 'zx';
 import { Simulation } from '../dist/gossip/sim/simulation.js';
