@@ -18,9 +18,12 @@
 //
 // The hosts share the work they would all do alike on the same bytes (decoding a delta, applying
 // it to the same state and checking its signature: src/gossip/sim/sync.ts SharedWork), so the
-// CPU figure counts that once per delta, not once per host; --no-shared turns that off.
+// CPU figure counts that once per delta, not once per host; --no-shared turns that off. The node
+// flags: GC on the main thread only (helper threads cost more CPU in all on a shared machine), and
+// a young generation large enough that a packet in flight (a few virtual ms: at 5,000 hosts that
+// is thousands of packets) dies young instead of being copied out of it.
 //
-//   npm run build && node --single-threaded-gc --max-old-space-size=16000 bench/sim-state.mjs
+//   npm run build && node --single-threaded-gc --max-semi-space-size=256 --max-old-space-size=16000 bench/sim-state.mjs
 //     [--sizes 1000,5000] [--endpoints 50] [--churn 60] [--warm 30] [--steady 60] [--seed 1] [--no-shared]
 import './help.mjs';
 import { argv } from 'zx';
