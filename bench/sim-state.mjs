@@ -23,7 +23,7 @@
 // a young generation large enough that a packet in flight (a few virtual ms: at 5,000 hosts that
 // is thousands of packets) dies young instead of being copied out of it.
 //
-//   npm run build && node --single-threaded-gc --max-semi-space-size=256 --max-old-space-size=16000 bench/sim-state.mjs
+//   npm run build && node --single-threaded-gc --max-semi-space-size=256 --initial-old-space-size=12000 --max-old-space-size=16000 bench/sim-state.mjs
 //     [--sizes 1000,5000] [--endpoints 50] [--churn 60] [--warm 30] [--steady 60] [--seed 1] [--no-shared]
 import './help.mjs';
 import { argv } from 'zx';
