@@ -17,8 +17,15 @@
 //   - real CPU time (user + system) per simulated second; the converged start's and the whole
 //     run's CPU and real time; RSS at the end.
 //
-//   npm run build && node --max-old-space-size=12000 bench/sim-state.mjs [--sizes 1000,5000]
-//     [--endpoints 50] [--churn 60] [--warm 30] [--steady 60] [--seed 1] [--key]
+// The hosts share the work they would all do alike on the same bytes (decoding a delta, applying
+// it to the same state and checking its signature: src/gossip/sim/sync.ts SharedWork), so the
+// CPU figure counts that once per delta, not once per host; --no-shared turns that off. The node
+// flags: GC on the main thread only (helper threads cost more CPU in all on a shared machine), and
+// a young generation large enough that a packet in flight (a few virtual ms: at 5,000 hosts that
+// is thousands of packets) dies young instead of being copied out of it.
+//
+//   npm run build && node --single-threaded-gc --max-semi-space-size=256 --initial-old-space-size=12000 --max-old-space-size=16000 bench/sim-state.mjs
+//     [--sizes 1000,5000] [--endpoints 50] [--churn 60] [--warm 30] [--steady 60] [--seed 1] [--no-shared] [--key]
 import './help.mjs';
 import { argv } from 'zx';
 import { Simulation } from '../dist/gossip/sim/simulation.js';
@@ -32,7 +39,12 @@ const STEADY_S = Number(argv.steady ?? 60);
 const SEED = Number(argv.seed ?? 1);
 /** --key: seal every packet and frame with AES-256-GCM as the daemon does with --gossip-key-file (38 bytes a packet). */
 const KEY = argv.key ? Buffer.alloc(32, 7) : undefined;
+/** --no-shared: every host does all of its own work (no SharedProofs memo; see src/gossip/sim/sync.ts). */
+const SHARED = argv.shared !== false;
 const GIVE_UP_MS = 30_000;
+// Node's slab for small Buffers (the gossip codec encodes into it): 64 KB instead of 8 KB, so
+// thousands of hosts' packets take fewer new ArrayBuffers. The daemon keeps Node's default.
+Buffer.poolSize = 64 * 1024;
 
 /** ~10 endpoints per service. */
 const endpoint = (host, seq, N, now) => containerEndpoint(host, seq, ENDPOINTS, Math.max(1, Math.floor((N * ENDPOINTS) / 10)), now);
@@ -48,7 +60,7 @@ for (const N of SIZES) {
   const real0 = Date.now();
   const cpu0 = cpu();
   const sim = new Simulation({
-    nodes: N, seed: SEED, views: false, network: { latencyMs: 1, jitterMs: 4, loss: 0.01 }, key: KEY,
+    nodes: N, seed: SEED, views: false, sharedWork: SHARED, network: { latencyMs: 1, jitterMs: 4, loss: 0.01 }, key: KEY,
     endpoints: (i) => Array.from({ length: ENDPOINTS }, (_, k) => endpoint(i, k, N, 0)),
   });
   await sim.start();
@@ -99,8 +111,11 @@ for (const N of SIZES) {
   };
   for (const h of sim.nodes) sim.clock.after(sim.random() * CHURN_S * 1000, () => churn(h, 0));
 
-  for (let s = 0; s < WARM_S; s++) await sim.run(1000);
-  console.error(`N=${N}: warm-up ${WARM_S} s virtual done, ${((Date.now() - real0) / 1000).toFixed(0)} s real`);
+  const progress = (what) => console.error(`N=${N}: ${what}, ${((Date.now() - real0) / 1000).toFixed(0)} s real, ${(cpu() - cpu0).toFixed(0)} s CPU, ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB (since the start)`);
+  for (let s = 0; s < WARM_S; s++) {
+    await sim.run(1000);
+    progress(`warm-up ${s + 1}/${WARM_S} s virtual`);
+  }
   measuring = true;
   const b0 = sim.bytesSent();
   const w0 = sim.counters.wholeStates;
@@ -118,10 +133,9 @@ for (const N of SIZES) {
   const k0 = kinds();
   const t0 = tree();
   const c0 = cpu();
-  const r0 = Date.now();
   for (let s = 0; s < STEADY_S; s++) {
     await sim.run(1000);
-    if ((s + 1) % 10 === 0) console.error(`N=${N}: ${s + 1}/${STEADY_S} s virtual, ${((Date.now() - r0) / 1000).toFixed(0)} s real, ${(cpu() - c0).toFixed(0)} s CPU, ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`);
+    progress(`window ${s + 1}/${STEADY_S} s virtual`);
   }
   const bytes = (sim.bytesSent() - b0) / N / STEADY_S;
   const whole = (sim.counters.wholeStates - w0) / Math.max(1, changes);

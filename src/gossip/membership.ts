@@ -7,6 +7,7 @@ import type { Wire } from './crypto.js';
 import type { Delegate } from './delegate.js';
 import { bucketCount, bucketOf, bucketsFor, Digest, entryHash, indexesIn, indexesOut } from './digest.js';
 import { verifyProof, type NodeIdentity, type Proof } from './identity.js';
+import { MemberTable } from './members.js';
 import { Tree, TREE, type TreeConfig } from './plumtree.js';
 import { BroadcastQueue } from './queue.js';
 import type { Transport } from './transport.js';
@@ -101,9 +102,7 @@ export class Membership {
   };
   /** Lifeguard's local health: scales this node's probe and suspicion timeouts (awareness.ts). */
   readonly awareness = new Awareness();
-  private readonly members = new Map<string, Member>();
-  /** Tree messages name their sender by the first 16 hex digits of its id: prefix → id. */
-  private readonly byPrefix = new Map<string, string>();
+  private readonly members = new MemberTable();
   private readonly queue: BroadcastQueue;
   /** The delegate's updates: eager pushes along a tree, ids announced to lazy peers. */
   readonly tree: Tree;
@@ -117,8 +116,6 @@ export class Membership {
   private seq = 0;
   private live = 1;
   private running = false;
-  /** Set while learning members that must not be re-gossiped. */
-  private quiet = false;
   private readonly random: () => number;
   private readonly cfg: GossipConfig;
 
@@ -357,7 +354,7 @@ export class Membership {
    * when the message would change something (relayed copies of old news cost nothing).
    */
   private checkAlive(msg: Extract<Message, { t: 'alive' }>): void {
-    if (!this.trusting && !verifyProof(msg.id, alivePayload(msg), msg.proof)) {
+    if (!verifyProof(msg.id, alivePayload(msg), msg.proof)) {
       throw new WireError(`an alive for node ${msg.id} not signed by that node's key: dropped`, 'signature');
     }
     this.checkAhead(msg.id, msg.inc);
@@ -382,10 +379,8 @@ export class Membership {
     if (!m) {
       const fresh: Member = { id: msg.id, name: msg.name, addr: msg.addr, inc: msg.inc, state: 'dead', since: this.o.clock.now(), proof: msg.proof };
       this.members.set(fresh.id, fresh);
-      this.byPrefix.set(fresh.id.slice(0, 16), fresh.id);
-      // A random place in the probe order; learn() appends and shuffles once (n members, not n splices).
-      if (this.quiet) this.probeList.push(fresh.id);
-      else this.probeList.splice(Math.floor(this.random() * (this.probeList.length + 1)), 0, fresh.id);
+      // A random place in the probe order.
+      this.probeList.splice(Math.floor(this.random() * (this.probeList.length + 1)), 0, fresh.id);
       this.setState(fresh, 'alive', undefined);
     } else {
       // Only a higher incarnation is news (checked above): it clears a suspicion or brings back a dead member.
@@ -431,7 +426,7 @@ export class Membership {
     if (!m || msg.inc < m.inc || m.state === 'dead' || m.state === 'left') return;
     if (msg.from === msg.id) {
       this.checkAhead(msg.id, msg.inc);
-      if (!this.trusting && !verifyProof(msg.id, leavePayload(msg), msg.proof)) {
+      if (!verifyProof(msg.id, leavePayload(msg), msg.proof)) {
         throw new WireError(`a leave for node ${msg.id} not signed by that node's key: dropped`, 'signature');
       }
       m.proof = msg.proof;
@@ -443,7 +438,7 @@ export class Membership {
   }
 
   private rebroadcast(key: string, msg: Message): void {
-    if (!this.quiet) this.queue.push(key, msg);
+    this.queue.push(key, msg);
   }
 
   /**
@@ -605,7 +600,7 @@ export class Membership {
 
   /** The member an id names: the id itself, or the first 16 hex digits of it (codec.ts senderOut). */
   private resolve(id: string): string | undefined {
-    return this.members.has(id) ? id : this.byPrefix.get(id);
+    return this.members.has(id) ? id : this.members.idOf(id);
   }
 
   private isSelf(id: string): boolean {
@@ -781,16 +776,18 @@ export class Membership {
     return null;
   }
 
-  /** Set while learning from a trusted source (the simulator's start): signatures are not checked. */
-  private trusting = false;
-
-  /** Learns members without re-gossiping them or checking signatures (the simulator starts from a converged cluster). */
-  learn(list: MemberInfo[]): void {
-    this.quiet = this.trusting = true;
-    try {
-      this.mergeMembers(list, 'learn');
-    } finally {
-      this.quiet = this.trusting = false;
+  /**
+   * A node that knows no other member yet learns the alive members of `list` (by id) from a
+   * trusted source (the simulator's converged start): unchecked, not re-gossiped, the delegate not
+   * told (nothing it holds changes). The list may be shared by many nodes: each makes a member
+   * its own when it first looks at it (MemberTable). Appended to the probe order, shuffled once.
+   */
+  learn(list: ReadonlyMap<string, MemberInfo>): void {
+    this.members.learn(list, this.o.clock.now());
+    for (const x of list.values()) {
+      if (x.state !== 'alive' || x.id === this.self.id) continue;
+      this.probeList.push(x.id);
+      this.live++;
     }
     this.shuffle();
     // A cluster that has been running has its push-pulls at random phases of the interval, not
@@ -820,7 +817,6 @@ export class Membership {
     for (const m of this.members.values()) {
       if ((m.state === 'dead' || m.state === 'left') && m.id !== this.self.id && now - m.since > this.cfg.deadReap) {
         this.members.delete(m.id);
-        if (this.byPrefix.get(m.id.slice(0, 16)) === m.id) this.byPrefix.delete(m.id.slice(0, 16));
         this.probeList = this.probeList.filter((id) => id !== m.id);
       }
     }

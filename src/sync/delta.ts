@@ -26,6 +26,27 @@ import { compareKeys, endpointKey, type Endpoint, type NodeState } from '../regi
 const encoder = new Encoder({ ignoreUndefined: true, sortKeys: true });
 const decoder = new Decoder();
 export const encodeCanonical = (v: unknown): Uint8Array => encoder.encode(v);
+
+/** Bytes per slab of encodeKept; larger encodings get their own buffer. */
+const SLAB = 65_536;
+let slab = new Uint8Array(0);
+let slabAt = 0;
+
+/**
+ * encodeCanonical for bytes kept a while and then dropped about in the order they were made (the
+ * updates the gossip layer keeps to answer grafts): cut from shared slabs, not one ArrayBuffer
+ * each (with millions alive, as in the simulator, each allocation costs microseconds). A slab is
+ * freed once everything cut from it is.
+ */
+export function encodeKept(v: unknown): Uint8Array {
+  const b = encoder.encodeSharedRef(v);
+  if (b.length > SLAB / 16) return b.slice();
+  if (slabAt + b.length > slab.length) [slab, slabAt] = [new Uint8Array(SLAB), 0];
+  const out = slab.subarray(slabAt, slabAt + b.length);
+  out.set(b);
+  slabAt += b.length;
+  return out;
+}
 export const decodeBytes = (b: Uint8Array): unknown => decoder.decode(b);
 export const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(b).digest());
 export const HASH_BYTES = 32;

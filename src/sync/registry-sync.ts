@@ -7,7 +7,7 @@ import type { Registry } from '../registry/registry.js';
 import type { NodeState } from '../registry/types.js';
 import { bucketCount, bucketOf, bucketsFor, Digest, entryHash, HASH, indexesIn, indexesOut, MAX_BUCKETS } from '../gossip/digest.js';
 import { idIn, idOut, orNull } from './compact.js';
-import { apply, decodeBody, decodeBytes, decodeState, diff, encodeBody, encodeCanonical as encode, encodeHeader, encodeState, HASH_BYTES, isVersion, sha256, stateHash, type Delta, type Header } from './delta.js';
+import { apply, decodeBody, decodeBytes, decodeState, diff, encodeBody, encodeCanonical as encode, encodeHeader, encodeKept, encodeState, HASH_BYTES, isVersion, sha256, stateHash, type Delta, type Header } from './delta.js';
 
 // The registry's side of gossip (the membership's Delegate). A change of this node's state goes
 // out as a delta (delta.ts): the endpoints added, changed or removed since the version before,
@@ -89,6 +89,12 @@ export interface SyncOptions {
   failures?: FailureLog;
   /** How long (ms, gossip clock) the state of a node found dead is kept in case it comes back; 0: dropped at once. */
   deadGraceMs?: number;
+  /**
+   * How a delta's body is decoded, and how it is applied and its signature checked (default
+   * DELTA_STEPS). Only the simulator passes others: memos its hosts share (src/gossip/sim/sync.ts),
+   * as they hold the same state objects and receive the same bytes.
+   */
+  steps?: DeltaSteps;
 }
 
 export const DEFAULT_MAX_ENDPOINTS = 10_000;
@@ -155,12 +161,40 @@ function signDelta(identity: NodeIdentity, d: Delta, s: NodeState, body = encode
   return { header, h, pub, sig };
 }
 
+/** What a delta leads to: the state it makes of `held` (the state at its base), and the owner's proof of it (null: not what the owner signed). */
+export interface Proven {
+  state: NodeState;
+  signed: Signed | null;
+}
+export interface DeltaSteps {
+  decode: typeof decodeBody;
+  prove: (held: NodeState | undefined, d: Delta, body: Uint8Array, sig: Uint8Array, pub: Uint8Array) => Proven;
+}
+
+/** Applies delta `d` to `held` and checks `sig` with key `pub` over the header of the result, rebuilt as the owner built it. */
+export function proveDelta(held: NodeState | undefined, d: Delta, body: Uint8Array, sig: Uint8Array, pub: Uint8Array): Proven {
+  const state = apply(held, d);
+  const h = headerOf(state, d.base, body);
+  const header = encodeHeader(h);
+  return { state, signed: verifyProof(d.id, header, { pub, sig }) ? { header, h, pub, sig: new Uint8Array(sig) } : null };
+}
+
+export const DELTA_STEPS: DeltaSteps = { decode: decodeBody, prove: proveDelta };
+
 /**
  * The owner's proof of each state object held (states from the state file have none). Keyed by
  * the immutable state itself, a proof lives exactly as long as the version it proves is held, and
  * registries that hold the same state object (the simulator's hosts) hold one proof of it.
  */
 const proofs = new WeakMap<NodeState, Signed>();
+
+/**
+ * Takes `signed` as the owner's proof of `state`, unchecked, for every registry that holds that
+ * state object: a trusted start (the simulator's converged start puts it in every host's table).
+ */
+export function trust(state: NodeState, signed: Signed): void {
+  proofs.set(state, signed);
+}
 
 const isBytes = (x: unknown, n?: number): x is Uint8Array => x instanceof Uint8Array && (n === undefined || x.length === n);
 /** How far back the base of a version is (0: base 0), and the base from it; null when out of range. */
@@ -206,6 +240,7 @@ export class RegistrySync implements Delegate {
   /** Nodes found dead whose state is kept for the grace: id → the token of the timer that drops it. */
   private readonly dying = new Map<string, object>();
   private readonly maxEndpoints: number;
+  private readonly steps: DeltaSteps;
   /** Updates for the simulator and tests: deltas applied, whole states merged, whole-state repairs asked. */
   readonly stats = { deltas: 0, states: 0, repairs: 0 };
 
@@ -217,6 +252,7 @@ export class RegistrySync implements Delegate {
   ) {
     if (opts.identity && opts.identity.id !== registry.localNode) throw new Error(`the signing key is node ${opts.identity.id}'s, not ${registry.localNode}'s`);
     this.maxEndpoints = opts.maxEndpoints ?? DEFAULT_MAX_ENDPOINTS;
+    this.steps = opts.steps ?? DELTA_STEPS;
     registry.onChange((c) => {
       if (this.net && c.nodes.includes(registry.localNode)) this.publishLocal();
     });
@@ -254,8 +290,8 @@ export class RegistrySync implements Delegate {
     const net = this.net;
     if (!net) return;
     const id = idOut(s.h.id);
-    let data = body ? encode([0, id, s.h.version, backOf(s.h), body, s.sig]) : null;
-    if (!data || data.length > net.maxUserUpdate) data = encode([1, id, s.h.version, backOf(s.h), s.h.stateHash, s.h.bodyHash, s.sig]);
+    let data = body ? encodeKept([0, id, s.h.version, backOf(s.h), body, s.sig]) : null;
+    if (!data || data.length > net.maxUserUpdate) data = encodeKept([1, id, s.h.version, backOf(s.h), s.h.stateHash, s.h.bodyHash, s.sig]);
     net.broadcast(updateId(s.h), data);
   }
 
@@ -264,12 +300,6 @@ export class RegistrySync implements Delegate {
     if (id === this.self) return false;
     const st = this.net?.member(id)?.state;
     return st !== 'dead' && st !== 'left';
-  }
-
-  /** Takes a state and its signature from a trusted source, unchecked (the simulator's start). */
-  learn(signed: Signed, state: NodeState): void {
-    if (state.id === this.self) return;
-    if (this.registry.apply(state)) proofs.set(state, signed);
   }
 
   /**
@@ -327,7 +357,7 @@ export class RegistrySync implements Delegate {
     if (!isBytes(body) || !isBytes(sig, SIGNATURE_BYTES)) return this.invalid('a delta without a signature');
     const n = this.news('a delta', rawId, version, back);
     if (!n) return false;
-    const d = decodeBody(n, body);
+    const d = this.steps.decode(n, body);
     if (!d) return this.invalid('a registry delta that is not well-formed');
     if (this.overLimit(d.id, d.put.length, 'a delta')) return false;
     const applied = this.applyDelta(d, sig, body);
@@ -361,21 +391,18 @@ export class RegistrySync implements Delegate {
     if (d.base !== 0 && held?.version !== d.base) return 'gap';
     const pub = this.keyOf(d.id);
     if (!pub) return 'gap';
-    const next = apply(held, d);
-    if (this.overLimit(d.id, next.endpoints.length, 'a delta')) return 'refused';
-    const h = headerOf(next, d.base, body);
-    const header = encodeHeader(h);
-    if (!verifyProof(d.id, header, { pub, sig })) {
+    const { state, signed } = this.steps.prove(held, d, body, sig, pub);
+    if (this.overLimit(d.id, state.endpoints.length, 'a delta')) return 'refused';
+    if (!signed) {
       // A state held without its owner's proof (from the state file) may differ from the owner's
       // at the base: repaired. One the owner proved cannot: the delta is not what it signed.
       if (d.base !== 0 && held && !proofs.has(held)) return 'gap';
       this.reject(`a delta of node ${d.id} not signed by that node's key: dropped`, 'signature');
       return 'refused';
     }
-    const s: Signed = { header, h, pub, sig: new Uint8Array(sig) };
-    this.merged(next, s);
+    this.merged(state, signed);
     this.stats.deltas++;
-    this.send(s, body);
+    this.send(signed, body);
     return 'done';
   }
 

@@ -78,3 +78,38 @@ t.test('2 hosts, 10% packet loss: every change reaches the other host (a lost pu
   t.ok(b.membership.tree.stats.graftsSent > 0, `some pushes were lost and grafted (${b.membership.tree.stats.graftsSent})`);
   t.equal(sim.counters.wholeStates - w0, 0, 'no whole state moved');
 });
+
+// The simulator's shared work (SharedWork: a delta decoded, applied and checked once for all
+// hosts) and the converged start's shared table of states must not change what a run reports.
+t.test('60 hosts: a run with the hosts sharing work reports exactly what one without does', async (t) => {
+  const N = 60;
+  const run = async (sharedWork: boolean) => {
+    const sim = new Simulation({ nodes: N, seed: 21, views: false, sharedWork, network: { latencyMs: 1, jitterMs: 4, loss: 0.02 }, endpoints: (i) => Array.from({ length: EPS }, (_, k) => ep(i, k, 0)) });
+    await sim.start();
+    await sim.run(2000.5);
+    for (let i = 0; i < 30; i++) {
+      const h = sim.nodes[(i * 7) % N]!;
+      // Starts and stops, as the churn of bench/sim-state.mjs.
+      if (i % 3 === 2) h.local.remove('podman', `default/${h.local.endpoints('podman')[0]!.service}/${h.local.endpoints('podman')[0]!.id}`);
+      else h.local.upsert(ep(h.index, EPS + i, sim.clock.now()));
+      await sim.run(97.25);
+    }
+    // A crashed host is dropped from every table, its state in the shared start's included.
+    const gone = sim.nodes[N - 1]!;
+    sim.crash(gone);
+    const settled = await sim.run(30_000, () => sim.converged());
+    const held = sim.nodes.map((n) => [...n.registry.nodes()].map((s) => `${s.id}@${s.version}`).sort().join(','));
+    return { sim, settled, gone, held, bytes: sim.bytesSent(), counters: { ...sim.counters }, tree: sim.nodes.map((n) => n.membership.tree.stats.received) };
+  };
+  const shared = await run(true);
+  const own = await run(false);
+  t.ok(shared.settled && own.settled, 'both runs converge after the crash');
+  t.ok(shared.sim.live().every((n) => !n.registry.node(shared.gone.id)), 'no live host holds the crashed host\'s state');
+  t.same(shared.held, own.held, 'every host holds the same versions of the same nodes');
+  t.equal(shared.bytes, own.bytes, 'the same bytes were sent');
+  t.same(shared.counters, own.counters, 'the same whole states moved and the same updates were refused (none)');
+  t.same(shared.tree, own.tree, 'each host received the same pushes');
+  const work = shared.sim.shared!.stats;
+  t.ok(work.shared > 10 * work.done, `the hosts shared the decoding and checking of deltas (${work.done} done, ${work.shared} served from the memo)`);
+  t.equal(own.sim.shared, undefined, 'sharedWork: false does without');
+});

@@ -24,6 +24,11 @@ export class VirtualClock implements Clock {
     return { cancel: () => void (e.fn = null) };
   }
 
+  /** `after` without a way to cancel (the network's deliveries: one object less per packet). */
+  post(ms: number, fn: () => void): void {
+    this.push({ at: this.t + Math.max(0, ms), seq: this.seq++, fn });
+  }
+
   /** Runs every timer due up to `until` (absolute virtual ms), then sets the time to it. */
   runUntil(until: number, stop?: () => boolean): boolean {
     while (this.heap.length && this.heap[0]!.at <= until) {
@@ -41,40 +46,40 @@ export class VirtualClock implements Clock {
     return this.heap.length;
   }
 
-  private less(a: Entry, b: Entry): boolean {
-    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
-  }
+  // A binary heap ordered by (at, seq), sifted by moving a hole rather than swapping.
 
   private push(e: Entry): void {
     const h = this.heap;
+    let i = h.length;
     h.push(e);
-    let i = h.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!this.less(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
+      const q = h[p]!;
+      if (q.at < e.at || (q.at === e.at && q.seq < e.seq)) break;
+      h[i] = q;
       i = p;
     }
+    h[i] = e;
   }
 
   private pop(): Entry {
     const h = this.heap;
     const top = h[0]!;
     const last = h.pop()!;
-    if (h.length) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
-        if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
+    const n = h.length;
+    if (n === 0) return top;
+    let i = 0;
+    for (;;) {
+      let m = 2 * i + 1;
+      if (m >= n) break;
+      const r = m + 1;
+      if (r < n && (h[r]!.at < h[m]!.at || (h[r]!.at === h[m]!.at && h[r]!.seq < h[m]!.seq))) m = r;
+      const c = h[m]!;
+      if (last.at < c.at || (last.at === c.at && last.seq < c.seq)) break;
+      h[i] = c;
+      i = m;
     }
+    h[i] = last;
     return top;
   }
 }

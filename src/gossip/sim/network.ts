@@ -49,6 +49,7 @@ export class SimNetwork {
   }
 
   reachable(from: string, to: string): boolean {
+    if (this.down.size === 0 && this.group.size === 0) return this.nodes.has(to);
     return !this.down.has(from) && !this.down.has(to) && this.nodes.has(to) && (this.group.get(from) ?? 0) === (this.group.get(to) ?? 0);
   }
 
@@ -60,7 +61,7 @@ export class SimNetwork {
     this.bytes += data.length;
     this.packets++;
     if (!this.reachable(from, to) || this.random() < this.opts.loss) return;
-    this.clock.after(this.delay(), () => {
+    this.clock.post(this.delay(), () => {
       if (this.reachable(from, to)) this.nodes.get(to)!.deliverPacket(data, from);
     });
   }

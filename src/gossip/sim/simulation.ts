@@ -8,7 +8,7 @@ import { Membership } from '../membership.js';
 import { seeded, VirtualClock } from './clock.js';
 import { SimNetwork, type NetworkOptions, type SimTransport } from './network.js';
 import { StateTable, type NodeStates } from './states.js';
-import { deltaSync, type SimSync, type SyncCounters, type SyncFactory } from './sync.js';
+import { deltaSync, SharedWork, type SimSync, type SyncCounters, type SyncFactory } from './sync.js';
 
 // The deterministic simulator (docs/architecture.md#registry-and-gossip): N complete nodes — registry, local node, registry sync
 // and membership, the daemon's own code — on one virtual clock and one virtual network. Only
@@ -49,6 +49,12 @@ export interface SimulationOptions {
   sync?: SyncFactory;
   /** Endpoints node `index` has from the start (its containers). */
   endpoints?: (index: number) => Endpoint[];
+  /**
+   * Hosts share the work they would all do alike on the same bytes (SharedWork: a delta applied
+   * and checked once per simulation, not once per host); default true. False: every host does
+   * all of its own work (for comparing the two).
+   */
+  sharedWork?: boolean;
 }
 
 export class Simulation {
@@ -61,12 +67,15 @@ export class Simulation {
   readonly config: GossipConfig;
   readonly counters: SyncCounters = { wholeStates: 0, refused: 0 };
   private readonly sharedStates = new Map<string, NodeState>();
+  /** The work hosts share (SIMULATOR HOOK, sync.ts); undefined with `sharedWork: false`. */
+  readonly shared: SharedWork | undefined;
 
   constructor(private readonly o: SimulationOptions) {
     this.random = seeded(o.seed ?? 1);
     this.keyRandom = seeded(((o.seed ?? 1) * 7919) ^ 0x5eed);
     this.net = new SimNetwork(this.clock, this.random, { latencyMs: 1, jitterMs: 2, loss: 0, ...o.network });
     this.config = { ...LAN, ...o.config };
+    this.shared = o.sharedWork === false ? undefined : new SharedWork();
     for (let i = 0; i < o.nodes; i++) this.nodes.push(this.makeNode(i));
   }
 
@@ -84,7 +93,7 @@ export class Simulation {
     const local = new LocalNode(registry as Registry, { id, name, address: `10.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}`, incarnation: 0 }, now);
     const eps = this.o.endpoints?.(index);
     if (eps) local.replaceSource('podman', eps);
-    const sync = (this.o.sync ?? deltaSync)({ identity, states: registry, now, counters: this.counters });
+    const sync = (this.o.sync ?? deltaSync)({ identity, states: registry, now, counters: this.counters, shared: this.shared });
     const transport = this.net.transport(addr);
     const membership = new Membership({
       id, identity, name, incarnation: 0, config: this.config, clock: this.clock, transport,
@@ -95,15 +104,27 @@ export class Simulation {
 
   /**
    * Starts every node: converged (everyone knows everyone) or joining through node 0. The
-   * converged member list is built once and shared; each node takes it in O(N).
+   * converged start's member list and node states are built once and shared by all nodes (each
+   * makes a member its own when it first looks at it, and holds the states until it merges
+   * newer ones); a node's only O(N) part is shuffling its probe order.
    */
   async start(): Promise<void> {
-    const infos = this.nodes.map((n) => ({ id: n.id, name: n.name, addr: n.addr, inc: 0, state: 'alive' as const, proof: n.membership.self.proof! }));
+    const converged = this.o.converged !== false;
+    const infos = new Map(this.nodes.map((n) => [n.id, { id: n.id, name: n.name, addr: n.addr, inc: 0, state: 'alive' as const, proof: n.membership.self.proof! }]));
+    // Every node's state, held by every node: one map all StateTables share, or applied to each Registry.
+    const states = new Map<string, NodeState>();
+    if (converged) {
+      for (const n of this.nodes) {
+        n.sync.seed();
+        states.set(n.id, n.local.state);
+      }
+    }
     for (const n of this.nodes) {
       n.membership.start();
-      if (this.o.converged !== false) {
+      if (converged) {
         n.membership.learn(infos);
-        for (const m of this.nodes) if (m !== n) n.sync.seed(m);
+        if (n.registry instanceof StateTable) n.registry.adopt(states);
+        else for (const s of states.values()) n.registry.apply(s);
       }
       n.sync.attach(n.membership);
     }

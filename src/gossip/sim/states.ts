@@ -20,7 +20,11 @@ export interface NodeStates {
 }
 
 export class StateTable implements NodeStates {
-  private readonly states = new Map<string, NodeState>();
+  /** The states this host merged itself; they hide the base's. */
+  private readonly own = new Map<string, NodeState>();
+  /** The converged start's states, shared by every host (never written); `gone`: removed here since. */
+  private base: ReadonlyMap<string, NodeState> = new Map();
+  private readonly gone = new Set<string>();
   private readonly listeners = new Set<ChangeListener>();
   private index = 0;
 
@@ -30,27 +34,39 @@ export class StateTable implements NodeStates {
     private readonly shared = new Map<string, NodeState>(),
   ) {}
 
-  node(id: string): NodeState | undefined {
-    return this.states.get(id);
+  /**
+   * Converged start: this host holds `states` too (one map for all hosts, so the start costs each
+   * host nothing per node). No change events: nothing listens before the start.
+   */
+  adopt(states: ReadonlyMap<string, NodeState>): void {
+    this.base = states;
+    this.gone.clear();
   }
 
-  nodes(): IterableIterator<NodeState> {
-    return this.states.values();
+  node(id: string): NodeState | undefined {
+    return this.own.get(id) ?? (this.gone.has(id) ? undefined : this.base.get(id));
+  }
+
+  *nodes(): IterableIterator<NodeState> {
+    yield* this.own.values();
+    for (const [id, s] of this.base) if (!this.own.has(id) && !this.gone.has(id)) yield s;
   }
 
   apply(state: NodeState): boolean {
-    const old = this.states.get(state.id);
+    const old = this.node(state.id);
     if (mergeState(old, state) === old) return false;
     const copy = this.shared.get(state.id);
     if (copy?.version === state.version && copy.incarnation === state.incarnation) state = copy;
     else if (!copy || copy.version < state.version) this.shared.set(state.id, state);
-    this.states.set(state.id, state);
+    this.own.set(state.id, state);
     this.emit(state.id);
     return true;
   }
 
   removeNode(id: string): boolean {
-    if (!this.states.delete(id)) return false;
+    if (!this.node(id)) return false;
+    this.own.delete(id);
+    if (this.base.has(id)) this.gone.add(id);
     this.emit(id);
     return true;
   }

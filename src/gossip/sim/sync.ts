@@ -1,7 +1,7 @@
 import { Decoder } from '@msgpack/msgpack';
-import type { LocalNode } from '../../registry/local.js';
 import type { Registry } from '../../registry/registry.js';
-import { isWholeAnswer, isWholeUpdate, RegistrySync, signState, type Signed } from '../../sync/registry-sync.js';
+import { isWholeAnswer, isWholeUpdate, proveDelta, RegistrySync, signState, trust, type DeltaSteps, type Proven } from '../../sync/registry-sync.js';
+import { decodeBody, sameBytes, type Delta } from '../../sync/delta.js';
 import type { NodeState } from '../../registry/types.js';
 import type { Delegate } from '../delegate.js';
 import type { NodeIdentity } from '../identity.js';
@@ -16,8 +16,11 @@ export interface SimSync {
   /** What the membership is given: the layer's whole gossip side. */
   readonly delegate: Delegate;
   attach(membership: Membership): void;
-  /** Converged start: take `owner`'s current state as if gossip had brought it (trusted, not checked). */
-  seed(owner: { identity: NodeIdentity; local: LocalNode }): void;
+  /**
+   * Converged start: this host's current state is signed as its owner would and taken as proven
+   * (trusted, not checked) wherever it is held; the simulation then puts it in every host's table.
+   */
+  seed(): void;
 }
 
 /** What the simulator counts across all hosts (the harness's view of the sync traffic). */
@@ -33,16 +36,63 @@ export interface SyncContext {
   states: NodeStates;
   now: () => number;
   counters: SyncCounters;
+  /** The simulation's shared work (SharedWork); absent: each host does all of its own. */
+  shared?: SharedWork;
 }
 
 export type SyncFactory = (ctx: SyncContext) => SimSync;
 
-// A state is signed once for the whole simulation, however many hosts are seeded with it.
-const signedStates = new WeakMap<NodeState, Signed>();
-function signedOnce(identity: NodeIdentity, s: NodeState): Signed {
-  let signed = signedStates.get(s);
-  if (!signed) signedStates.set(s, (signed = signState(identity, s)));
-  return signed;
+/**
+ * SIMULATOR HOOK (shared work): every host of a simulation decodes the same delta bytes into the
+ * same delta, and makes of one held state object the same state and the same check of the
+ * owner's signature, so the first host's result serves the others (the hosts share state objects:
+ * states.ts). A memo answers only for exactly the same inputs: the bytes and header fields, the
+ * held object and the key. Each host still finds the delta's base, merges it and passes it on;
+ * the daemon does every step for every delta (DELTA_STEPS). A simulation's CPU figure counts this
+ * work once per delta, not once per host.
+ */
+export class SharedWork implements DeltaSteps {
+  private readonly decoded = new Memo<{ body: Uint8Array; d: Delta | null }>();
+  private readonly proven = new Memo<{ held: NodeState | undefined; d: Delta; body: Uint8Array; pub: Uint8Array; proven: Proven }>();
+  /** Steps done (misses) and served from a memo (hits). */
+  readonly stats = { done: 0, shared: 0 };
+
+  readonly decode: DeltaSteps['decode'] = (h, body) => {
+    const key = `${h.id}/${h.version}/${h.base}`;
+    const m = this.decoded.get(key);
+    if (m && sameBytes(m.body, body)) return this.hit(m.d);
+    this.stats.done++;
+    const d = decodeBody(h, body);
+    this.decoded.set(key, { body: new Uint8Array(body), d });
+    return d;
+  };
+
+  readonly prove: DeltaSteps['prove'] = (held, d, body, sig, pub) => {
+    const key = Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString('latin1');
+    const m = this.proven.get(key);
+    if (m && m.held === held && m.d.id === d.id && m.d.version === d.version && m.d.base === d.base && sameBytes(m.body, body) && sameBytes(m.pub, pub)) return this.hit(m.proven);
+    this.stats.done++;
+    const proven = proveDelta(held, d, body, sig, pub);
+    this.proven.set(key, { held, d, body: new Uint8Array(body), pub, proven });
+    return proven;
+  };
+
+  private hit<T>(v: T): T {
+    this.stats.shared++;
+    return v;
+  }
+}
+
+/** A bounded memo: the oldest entries go first (a delta is news for about a second). */
+class Memo<V> extends Map<string, V> {
+  constructor(private readonly max = 8192) {
+    super();
+  }
+
+  override set(key: string, v: V): this {
+    if (this.size >= this.max) this.delete(this.keys().next().value!);
+    return super.set(key, v);
+  }
 }
 
 const decoder = new Decoder();
@@ -53,10 +103,10 @@ function statesIn(b: Uint8Array | null, at: number): number {
 }
 
 /** The daemon's registry sync (src/sync/registry-sync.ts): signed deltas, whole states in push-pull and repairs. */
-export const deltaSync: SyncFactory = ({ identity, states, now, counters }) => {
+export const deltaSync: SyncFactory = ({ identity, states, now, counters, shared }) => {
   // RegistrySync reads and writes only the NodeStates part of a Registry.
   const refused = (): void => void counters.refused++;
-  const sync = new RegistrySync(states as unknown as Registry, now, { invalid: refused, rejected: refused }, { identity });
+  const sync = new RegistrySync(states as unknown as Registry, now, { invalid: refused, rejected: refused }, { identity, steps: shared });
   // The same calls as the daemon's Cluster makes, with the counting around them.
   const delegate: Delegate = {
     notifyUpdate: (data, from) => {
@@ -86,6 +136,9 @@ export const deltaSync: SyncFactory = ({ identity, states, now, counters }) => {
   return {
     delegate,
     attach: (m) => sync.attach(m),
-    seed: (owner) => sync.learn(signedOnce(owner.identity, owner.local.state), owner.local.state),
+    seed: () => {
+      const state = states.node(identity.id);
+      if (state) trust(state, signState(identity, state));
+    },
   };
 };
