@@ -1,15 +1,15 @@
 import type { MemberInfo } from './codec.js';
 import type { Member } from './membership.js';
 
+/** Each shared learned list's prefix → id map, built once for all the tables that learned it. */
+const learnedPrefixes = new WeakMap<ReadonlyMap<string, MemberInfo>, Map<string, string>>();
+
 /**
  * A membership's member table: a Map's get, set, has, delete and values, plus members learned
  * from a trusted list that many tables share (the simulator's converged start, where every node
  * knows every other), each made this table's own Member when first looked at. N tables sharing
  * one list of N members then cost what each table looks at, not N² members up front.
  */
-/** Each shared learned list's prefix → id map, built once for all the tables that learned it. */
-const learnedPrefixes = new WeakMap<ReadonlyMap<string, MemberInfo>, Map<string, string>>();
-
 export class MemberTable {
   private readonly own = new Map<string, Member>();
   /** Tree and probe messages name a member by the first 16 hex digits of its id: prefix → id. */
