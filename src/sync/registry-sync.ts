@@ -169,7 +169,12 @@ export interface Proven {
 export interface DeltaSteps {
   decode: typeof decodeBody;
   prove: (held: NodeState | undefined, d: Delta, body: Uint8Array, sig: Uint8Array, pub: Uint8Array) => Proven;
+  /** The update that passes delta `body` of version `s` on (the gossip layer keeps its bytes a while to answer GRAFTs). */
+  update: (s: Signed, body: Uint8Array) => Uint8Array;
 }
+
+/** A delta as gossiped: [0, id, version, back, body, sig]. */
+export const deltaUpdate = (s: Signed, body: Uint8Array): Uint8Array => encodeKept([0, idOut(s.h.id), s.h.version, backOf(s.h), body, s.sig]);
 
 /** Applies delta `d` to `held` and checks `sig` with key `pub` over the header of the result, rebuilt as the owner built it. */
 export function proveDelta(held: NodeState | undefined, d: Delta, body: Uint8Array, sig: Uint8Array, pub: Uint8Array): Proven {
@@ -179,7 +184,7 @@ export function proveDelta(held: NodeState | undefined, d: Delta, body: Uint8Arr
   return { state, signed: verifyProof(d.id, header, { pub, sig }) ? { header, h, pub, sig: new Uint8Array(sig) } : null };
 }
 
-export const DELTA_STEPS: DeltaSteps = { decode: decodeBody, prove: proveDelta };
+export const DELTA_STEPS: DeltaSteps = { decode: decodeBody, prove: proveDelta, update: deltaUpdate };
 
 /**
  * The owner's proof of each state object held (states from the state file have none). Keyed by
@@ -289,9 +294,8 @@ export class RegistrySync implements Delegate {
   private send(s: Signed, body: Uint8Array | null): void {
     const net = this.net;
     if (!net) return;
-    const id = idOut(s.h.id);
-    let data = body ? encodeKept([0, id, s.h.version, backOf(s.h), body, s.sig]) : null;
-    if (!data || data.length > net.maxUserUpdate) data = encodeKept([1, id, s.h.version, backOf(s.h), s.h.stateHash, s.h.bodyHash, s.sig]);
+    let data = body ? this.steps.update(s, body) : null;
+    if (!data || data.length > net.maxUserUpdate) data = encodeKept([1, idOut(s.h.id), s.h.version, backOf(s.h), s.h.stateHash, s.h.bodyHash, s.sig]);
     net.broadcast(updateId(s.h), data);
   }
 

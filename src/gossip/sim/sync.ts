@@ -1,6 +1,6 @@
 import { Decoder } from '@msgpack/msgpack';
 import type { Registry } from '../../registry/registry.js';
-import { isWholeAnswer, isWholeUpdate, proveDelta, RegistrySync, signState, trust, type DeltaSteps, type Proven } from '../../sync/registry-sync.js';
+import { deltaUpdate, isWholeAnswer, isWholeUpdate, proveDelta, RegistrySync, signState, trust, type DeltaSteps, type Proven, type Signed } from '../../sync/registry-sync.js';
 import { decodeBody, sameBytes, type Delta } from '../../sync/delta.js';
 import type { NodeState } from '../../registry/types.js';
 import type { Delegate } from '../delegate.js';
@@ -52,8 +52,11 @@ export type SyncFactory = (ctx: SyncContext) => SimSync;
  * work once per delta, not once per host.
  */
 export class SharedWork implements DeltaSteps {
-  private readonly decoded = new Memo<{ body: Uint8Array; d: Delta | null }>();
-  private readonly proven = new Memo<{ held: NodeState | undefined; d: Delta; body: Uint8Array; pub: Uint8Array; proven: Proven }>();
+  private readonly decoded = new Memo<string, { body: Uint8Array; d: Delta | null }>();
+  /** Keyed by the decoded delta (one object for all the hosts that decoded the same bytes). */
+  private readonly proven = new Memo<Delta, { held: NodeState | undefined; body: Uint8Array; sig: Uint8Array; pub: Uint8Array; proven: Proven }>();
+  /** Keyed by the proof (one object for all the hosts that proved the same delta). */
+  private readonly updates = new Memo<Signed, { body: Uint8Array; data: Uint8Array }>();
   /** Steps done (misses) and served from a memo (hits). */
   readonly stats = { done: 0, shared: 0 };
 
@@ -68,13 +71,22 @@ export class SharedWork implements DeltaSteps {
   };
 
   readonly prove: DeltaSteps['prove'] = (held, d, body, sig, pub) => {
-    const key = Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString('latin1');
-    const m = this.proven.get(key);
-    if (m && m.held === held && m.d.id === d.id && m.d.version === d.version && m.d.base === d.base && sameBytes(m.body, body) && sameBytes(m.pub, pub)) return this.hit(m.proven);
+    const m = this.proven.get(d);
+    if (m && m.held === held && sameBytes(m.sig, sig) && sameBytes(m.body, body) && sameBytes(m.pub, pub)) return this.hit(m.proven);
     this.stats.done++;
     const proven = proveDelta(held, d, body, sig, pub);
-    this.proven.set(key, { held, d, body: new Uint8Array(body), pub, proven });
+    this.proven.set(d, { held, body: new Uint8Array(body), sig: new Uint8Array(sig), pub, proven });
     return proven;
+  };
+
+  /** The same update bytes for every host that passes the same proven delta on (the tree keeps them ~10 s per host). */
+  readonly update: DeltaSteps['update'] = (s, body) => {
+    const m = this.updates.get(s);
+    if (m && sameBytes(m.body, body)) return this.hit(m.data);
+    this.stats.done++;
+    const data = deltaUpdate(s, body);
+    this.updates.set(s, { body: new Uint8Array(body), data });
+    return data;
   };
 
   private hit<T>(v: T): T {
@@ -84,12 +96,12 @@ export class SharedWork implements DeltaSteps {
 }
 
 /** A bounded memo: the oldest entries go first (a delta is news for about a second). */
-class Memo<V> extends Map<string, V> {
+class Memo<K, V> extends Map<K, V> {
   constructor(private readonly max = 8192) {
     super();
   }
 
-  override set(key: string, v: V): this {
+  override set(key: K, v: V): this {
     if (this.size >= this.max) this.delete(this.keys().next().value!);
     return super.set(key, v);
   }
