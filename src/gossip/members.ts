@@ -1,20 +1,30 @@
 import type { MemberInfo } from './codec.js';
 import type { Member } from './membership.js';
 
-/** Each shared learned list's prefix → id map, built once for all the tables that learned it. */
-const learnedPrefixes = new WeakMap<ReadonlyMap<string, MemberInfo>, Map<string, string>>();
+/**
+ * What the tables that learned one list share: its prefix → id map, and its alive members as
+ * frozen Members to read (peek), each made when first read. Built once for all those tables.
+ */
+interface Learned {
+  prefixes: Map<string, string> | null;
+  since: number;
+  members: Map<string, Readonly<Member>>;
+}
+const shared = new WeakMap<ReadonlyMap<string, MemberInfo>, Learned>();
 
 /**
  * A membership's member table: a Map's get, set, has, delete and values, plus members learned
  * from a trusted list that many tables share (the simulator's converged start, where every node
- * knows every other), each made this table's own Member when first looked at. N tables sharing
- * one list of N members then cost what each table looks at, not N² members up front.
+ * knows every other), each made this table's own Member when first looked at to change it (get);
+ * reading one (peek) costs the table nothing. N tables sharing one list of N members then cost
+ * what each table changes, not N² members up front nor one per member it reads of.
  */
 export class MemberTable {
   private readonly own = new Map<string, Member>();
   /** Tree and probe messages name a member by the first 16 hex digits of its id: prefix → id. */
   private readonly prefixes = new Map<string, string>();
   private learned: ReadonlyMap<string, MemberInfo> | null = null;
+  private shared: Learned | null = null;
   /** Learned members removed from this table since. */
   private readonly gone = new Set<string>();
   private since = 0;
@@ -24,11 +34,27 @@ export class MemberTable {
     this.learned = list;
     this.since = since;
     this.gone.clear();
+    let s = shared.get(list);
+    if (!s || s.since !== since) shared.set(list, (s = { prefixes: s?.prefixes ?? null, since, members: new Map() }));
+    this.shared = s;
   }
 
+  /** Member `id`, this table's own from now on (to change it). */
   get(id: string): Member | undefined {
     const m = this.own.get(id);
     return m !== undefined || this.learned === null ? m : this.adopt(id);
+  }
+
+  /** Member `id` to read, not to change: a learned one not made this table's own yet is the frozen copy the tables share. */
+  peek(id: string): Readonly<Member> | undefined {
+    const m = this.own.get(id);
+    if (m !== undefined || this.learned === null) return m;
+    const x = this.gone.has(id) ? undefined : this.learned.get(id);
+    if (x?.state !== 'alive') return undefined;
+    const members = this.shared!.members;
+    let p = members.get(id);
+    if (!p) members.set(id, (p = Object.freeze(this.member(x))));
+    return p;
   }
 
   set(id: string, m: Member): void {
@@ -40,18 +66,22 @@ export class MemberTable {
   idOf(prefix: string): string | undefined {
     const id = this.prefixes.get(prefix);
     if (id !== undefined || this.learned === null) return id;
-    let shared = learnedPrefixes.get(this.learned);
-    if (!shared) {
-      shared = new Map();
-      for (const x of this.learned.keys()) shared.set(x.slice(0, 16), x);
-      learnedPrefixes.set(this.learned, shared);
+    const s = this.shared!;
+    if (!s.prefixes) {
+      s.prefixes = new Map();
+      for (const x of this.learned.keys()) s.prefixes.set(x.slice(0, 16), x);
     }
-    const learned = shared.get(prefix);
-    return learned !== undefined && this.get(learned) ? learned : undefined;
+    const learned = s.prefixes.get(prefix);
+    return learned !== undefined && this.peek(learned) ? learned : undefined;
+  }
+
+  /** The id of the member `name` stands for: its id, or the first 16 hex digits of it. */
+  resolve(name: string): string | undefined {
+    return this.peek(name) ? name : this.idOf(name);
   }
 
   has(id: string): boolean {
-    return this.get(id) !== undefined;
+    return this.peek(id) !== undefined;
   }
 
   delete(id: string): boolean {
@@ -73,15 +103,20 @@ export class MemberTable {
     if (this.learned) {
       for (const id of this.learned.keys()) this.get(id);
       this.learned = null;
+      this.shared = null;
       this.gone.clear();
     }
     return this.own.values();
   }
 
+  private member(x: MemberInfo): Member {
+    return { id: x.id, name: x.name, addr: x.addr, inc: x.inc, state: 'alive', since: this.since, proof: x.proof };
+  }
+
   private adopt(id: string): Member | undefined {
     const x = this.gone.has(id) ? undefined : this.learned!.get(id);
     if (x?.state !== 'alive') return undefined;
-    const m: Member = { id: x.id, name: x.name, addr: x.addr, inc: x.inc, state: 'alive', since: this.since, proof: x.proof };
+    const m = this.member(x);
     this.set(id, m);
     return m;
   }

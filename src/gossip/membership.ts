@@ -148,8 +148,9 @@ export class Membership {
     return this.queue.length;
   }
 
-  member(id: string): Member | undefined {
-    return this.members.get(id);
+  /** Member `id`, to read. */
+  member(id: string): Readonly<Member> | undefined {
+    return this.members.peek(id);
   }
 
   all(): Member[] {
@@ -216,7 +217,7 @@ export class Membership {
 
   /** Sends one message to member `id` (or the member its peer name stands for) now, with queued membership updates as room allows. */
   private tell(id: string, msg: Message): void {
-    const m = this.members.get(this.resolve(id) ?? '');
+    const m = this.members.peek(this.resolve(id) ?? '');
     if (m && (m.state === 'alive' || m.state === 'suspect') && this.self.state !== 'left') this.send(m.addr, [msg]);
   }
 
@@ -600,7 +601,7 @@ export class Membership {
 
   /** The member an id names: the id itself, or the first 16 hex digits of it (codec.ts senderOut). */
   private resolve(id: string): string | undefined {
-    return this.members.has(id) ? id : this.members.idOf(id);
+    return this.members.resolve(id);
   }
 
   private isSelf(id: string): boolean {
