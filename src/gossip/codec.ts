@@ -245,13 +245,14 @@ export function encodeMessages(msgs: Message[]): Uint8Array {
 /** One message's msgpack bytes (the queue keeps them, so a message retransmitted is encoded once). */
 export const encodeMessage = (m: Message): Uint8Array => mpEncode(toArray(m));
 
-/** The body holding messages already encoded: a msgpack array header, then their bytes. */
-export function encodeBody(parts: Uint8Array[]): Uint8Array {
+/** The body holding messages already encoded: a msgpack array header, then their bytes; after `before` (a frame's header). */
+export function encodeBody(parts: Uint8Array[], before: readonly number[] = []): Uint8Array {
   const n = parts.length;
   const head = n < 16 ? [0x90 | n] : n < 65536 ? [0xdc, n >> 8, n & 255] : [0xdd, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
-  const out = Buffer.allocUnsafe(head.length + parts.reduce((s, p) => s + p.length, 0));
-  out.set(head);
-  let at = head.length;
+  const out = Buffer.allocUnsafe(before.length + head.length + parts.reduce((s, p) => s + p.length, 0));
+  out.set(before);
+  out.set(head, before.length);
+  let at = before.length + head.length;
   for (const p of parts) {
     out.set(p, at);
     at += p.length;

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { Clock } from './clock.js';
-import { decodeMessages, encodeMessages, FLAG_SEALED, WIRE_VERSION, WireError, type Message } from './codec.js';
+import { decodeMessages, encodeBody, encodeMessages, FLAG_SEALED, WIRE_VERSION, WireError, type Message } from './codec.js';
 
 // AES-256-GCM on every packet and stream frame (docs/architecture.md#registry-and-gossip), with a keyring for rotation: the first
 // key seals, every key is tried to open. A sealed frame is
@@ -74,6 +74,11 @@ export class Wire {
 
   seal(msgs: Message[]): Uint8Array {
     return this.sealBody(encodeMessages(msgs));
+  }
+
+  /** sealBody(encodeBody(parts)), in one buffer when nothing is sealed. */
+  sealParts(parts: Uint8Array[]): Uint8Array {
+    return this.keyring ? this.sealBody(encodeBody(parts)) : encodeBody(parts, [WIRE_VERSION, 0]);
   }
 
   sealBody(body: Uint8Array): Uint8Array {

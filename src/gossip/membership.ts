@@ -1,7 +1,7 @@
 import { Awareness, LATE_MS } from './awareness.js';
 import type { Clock, Timer } from './clock.js';
 import type { Message, MemberInfo, MemberState, PushPullLeg } from './codec.js';
-import { alivePayload, decodeMessages, encodeBody, encodeMessage, encodeMessages, leavePayload, REJECT_REASONS, WIRE_VERSION, WireError, type RejectReason } from './codec.js';
+import { alivePayload, decodeMessages, encodeMessage, encodeMessages, leavePayload, REJECT_REASONS, WIRE_VERSION, WireError, type RejectReason } from './codec.js';
 import { pushPullInterval, retransmitLimit, suspicionTimeout, type GossipConfig } from './config.js';
 import type { Wire } from './crypto.js';
 import type { Delegate } from './delegate.js';
@@ -497,13 +497,29 @@ export class Membership {
 
   // ---- packets ----
 
+  /**
+   * The last push sent, encoded, and its frame when it went alone and unsealed: the tree pushes
+   * each update to its eager peers in turn, mostly in packets of their own, all alike.
+   */
+  private lastPush: { msg: Message & { t: 'push' }; bytes: Uint8Array; frame: Uint8Array | null } | null = null;
+
+  private encode(m: Message): Uint8Array {
+    if (m.t !== 'push') return encodeMessage(m);
+    const last = this.lastPush?.msg;
+    if (last?.id === m.id && last.data === m.data && last.from === m.from) return this.lastPush!.bytes;
+    this.lastPush = { msg: m, bytes: encodeMessage(m), frame: null };
+    return this.lastPush.bytes;
+  }
+
   /** Sends `msgs` with as many queued updates as fit; false when there was nothing to send. */
   private send(addr: string, msgs: Message[]): boolean {
-    const own = msgs.map(encodeMessage);
+    const own = msgs.map((m) => this.encode(m));
     const room = this.cfg.packetSize - this.o.wire.overhead - own.reduce((n, b) => n + b.length, 0) - 8;
     const all = room > 32 ? [...own, ...this.queue.takeEncoded(room)] : own;
     if (all.length === 0) return false;
-    const frame = this.o.wire.sealBody(encodeBody(all));
+    const alone = all.length === 1 && all[0] === this.lastPush?.bytes && !this.o.wire.encrypted ? this.lastPush : null;
+    const frame = alone?.frame ?? this.o.wire.sealParts(all);
+    if (alone) alone.frame = frame;
     this.stats.packetsSent++;
     this.stats.messagesSent += all.length;
     this.stats.bytesSent += frame.length;
