@@ -16,8 +16,12 @@ const shared = new WeakMap<ReadonlyMap<string, MemberInfo>, Learned>();
  * A membership's member table: a Map's get, set, has, delete and values, plus members learned
  * from a trusted list that many tables share (the simulator's converged start, where every node
  * knows every other), each made this table's own Member when first looked at to change it (get);
- * reading one (peek) costs the table nothing. N tables sharing one list of N members then cost
- * what each table changes, not N² members up front nor one per member it reads of.
+ * reading one (peek, values) costs the table nothing. N tables sharing one list of N members then
+ * cost what each table changes, not N² members up front nor one per member it reads of.
+ *
+ * The members are listed as a Map would list them had every learned member been made the table's
+ * own in the order first looked at, and the rest at the first listing: the members made its own
+ * before that listing (`head`), then the learned list's, then those added since (`later`).
  */
 export class MemberTable {
   private readonly own = new Map<string, Member>();
@@ -25,15 +29,21 @@ export class MemberTable {
   private readonly prefixes = new Map<string, string>();
   private learned: ReadonlyMap<string, MemberInfo> | null = null;
   private shared: Learned | null = null;
-  /** Learned members removed from this table since. */
+  /** Learned (or, once listed, head) members removed from this table since: their place in the list is gone. */
   private readonly gone = new Set<string>();
   private since = 0;
+  /** Set at the first listing after learning: the members the table had made its own by then, in order. */
+  private head: Set<string> | null = null;
+  /** Members added after that listing that have no place in head or the learned list. */
+  private readonly later = new Set<string>();
 
   /** Takes the alive members of `list` as known since `since`; the list is shared, never written. */
   learn(list: ReadonlyMap<string, MemberInfo>, since: number): void {
     this.learned = list;
     this.since = since;
     this.gone.clear();
+    this.head = null;
+    this.later.clear();
     let s = shared.get(list);
     if (!s || s.since !== since) shared.set(list, (s = { prefixes: s?.prefixes ?? null, since, members: new Map() }));
     this.shared = s;
@@ -58,6 +68,10 @@ export class MemberTable {
   }
 
   set(id: string, m: Member): void {
+    if (this.head && !this.placed(id)) {
+      this.later.delete(id);
+      this.later.add(id);
+    }
     this.own.set(id, m);
     this.prefixes.set(id.slice(0, 16), id);
   }
@@ -86,27 +100,40 @@ export class MemberTable {
 
   delete(id: string): boolean {
     const had = this.has(id);
-    if (this.learned?.has(id)) this.gone.add(id);
+    if (this.learned?.has(id) || this.head?.has(id)) this.gone.add(id);
+    this.later.delete(id);
     this.own.delete(id);
     if (this.prefixes.get(id.slice(0, 16)) === id) this.prefixes.delete(id.slice(0, 16));
     return had;
   }
 
-  /** How many members (the learned ones made this table's own first). */
+  /** How many members. */
   get size(): number {
-    this.values();
-    return this.own.size;
+    if (this.learned === null) return this.own.size;
+    let n = 0;
+    for (const _ of this.values()) n++;
+    return n;
   }
 
-  /** Every member, the learned ones made this table's own first. */
-  values(): IterableIterator<Member> {
-    if (this.learned) {
-      for (const id of this.learned.keys()) this.get(id);
-      this.learned = null;
-      this.shared = null;
-      this.gone.clear();
+  /** Every member, to read (see the class comment for the order). */
+  *values(): IterableIterator<Readonly<Member>> {
+    if (this.learned === null) return yield* this.own.values();
+    if (!this.head) this.head = new Set(this.own.keys());
+    for (const id of this.head) {
+      const m = this.gone.has(id) ? undefined : this.own.get(id);
+      if (m) yield m;
     }
-    return this.own.values();
+    for (const id of this.learned.keys()) {
+      if (this.head.has(id)) continue;
+      const m = this.gone.has(id) ? undefined : this.peek(id);
+      if (m) yield m;
+    }
+    for (const id of this.later) yield this.own.get(id)!;
+  }
+
+  /** Whether member `id` has its place in the list at the first listing (head or learned) still. */
+  private placed(id: string): boolean {
+    return (this.head!.has(id) || this.learned!.has(id)) && !this.gone.has(id);
   }
 
   private member(x: MemberInfo): Member {
