@@ -12,6 +12,23 @@ interface Learned {
 }
 const shared = new WeakMap<ReadonlyMap<string, MemberInfo>, Learned>();
 
+/** Names kept by peerName at most (then it starts over). */
+const MAX_NAMES = 1 << 16;
+const names = new Map<string, string>();
+
+/**
+ * One string for each peer name (a member's 16-hex prefix, as tree messages name it), for every
+ * membership of the process: the broadcast tree keeps several per update it remembers (who holds
+ * it), and each decoded message brings a new copy.
+ */
+export function peerName(name: string): string {
+  const n = names.get(name);
+  if (n !== undefined) return n;
+  if (names.size >= MAX_NAMES) names.clear();
+  names.set(name, name);
+  return name;
+}
+
 /**
  * A membership's member table: a Map's get, set, has, delete and values, plus members learned
  * from a trusted list that many tables share (the simulator's converged start, where every node

@@ -7,7 +7,7 @@ import type { Wire } from './crypto.js';
 import type { Delegate } from './delegate.js';
 import { bucketCount, bucketOf, bucketsFor, Digest, entryHash, indexesIn, indexesOut } from './digest.js';
 import { verifyProof, type NodeIdentity, type Proof } from './identity.js';
-import { MemberTable } from './members.js';
+import { MemberTable, peerName } from './members.js';
 import { Tree, TREE, type TreeConfig } from './plumtree.js';
 import { BroadcastQueue } from './queue.js';
 import type { Transport } from './transport.js';
@@ -662,7 +662,7 @@ export class Membership {
       case 'prune': {
         // Tree peers are named as the messages name them (peerOf): a sender not known yet (its
         // alive is on its way) is a peer all the same, told things once it is known.
-        const from = peerOf(m.from);
+        const from = peerName(peerOf(m.from));
         if (this.isSelf(from)) return;
         if (m.t === 'push') return this.tree.onPush(m.id, m.data, from);
         if (m.t === 'ihave') return this.tree.onIHave(m.ids, from);

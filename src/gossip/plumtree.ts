@@ -288,8 +288,10 @@ export class Tree {
 
   private holds(s: Seen, peer: string): void {
     if (peer === s.from) return;
-    s.holders ??= [];
-    if (s.holders.length < HOLDERS && !s.holders.includes(peer)) s.holders.push(peer);
+    // Copied on append, each of its exact size (an array pushed to reserves room for 17): a host
+    // keeps one per update it passed on in the last `keep` ms.
+    if (!s.holders) s.holders = [peer];
+    else if (s.holders.length < HOLDERS && !s.holders.includes(peer)) s.holders = s.holders.concat(peer);
   }
 
   private received(id: string): void {
