@@ -61,8 +61,9 @@ export class SimNetwork {
     this.bytes += data.length;
     this.packets++;
     if (!this.reachable(from, to) || this.random() < this.opts.loss) return;
+    const t = this.nodes.get(to)!;
     this.clock.post(this.delay(), () => {
-      if (this.reachable(from, to)) this.nodes.get(to)!.deliverPacket(data, from);
+      if ((this.down.size === 0 && this.group.size === 0) || this.reachable(from, to)) t.deliverPacket(data, from);
     });
   }
 
