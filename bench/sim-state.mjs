@@ -29,6 +29,7 @@
 import './help.mjs';
 import { argv } from 'zx';
 import { Simulation } from '../dist/gossip/sim/simulation.js';
+import { seeded } from '../dist/gossip/sim/clock.js';
 import { containerEndpoint } from './common.mjs';
 
 const SIZES = String(argv.sizes ?? '1000').split(',').map(Number);
@@ -94,11 +95,14 @@ for (const N of SIZES) {
     });
   }
   let changes = 0;
+  // The churn's own random stream: the same changes at the same times whatever the simulated
+  // protocol draws from the simulation's (a change there does not move every host's churn).
+  const churnRandom = seeded(SEED * 31 + 7);
   const churn = (h, step) => {
     sim.clock.after(CHURN_S * 1000, () => churn(h, step + 1));
     const eps = h.local.endpoints('podman');
     if (step % 2 === 0 && eps.length) {
-      const e = eps[Math.floor(sim.random() * eps.length)];
+      const e = eps[Math.floor(churnRandom() * eps.length)];
       h.local.remove('podman', `${e.namespace}/${e.service}/${e.id}`);
     } else {
       h.local.upsert(endpoint(h.index, ENDPOINTS + step, N, sim.clock.now()));
@@ -109,7 +113,7 @@ for (const N of SIZES) {
     if (!pending.has(h.id)) pending.set(h.id, []);
     pending.get(h.id).push(c);
   };
-  for (const h of sim.nodes) sim.clock.after(sim.random() * CHURN_S * 1000, () => churn(h, 0));
+  for (const h of sim.nodes) sim.clock.after(churnRandom() * CHURN_S * 1000, () => churn(h, 0));
 
   const progress = (what) => console.error(`N=${N}: ${what}, ${((Date.now() - real0) / 1000).toFixed(0)} s real, ${(cpu() - cpu0).toFixed(0)} s CPU, ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB (since the start)`);
   for (let s = 0; s < WARM_S; s++) {

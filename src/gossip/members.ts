@@ -6,6 +6,8 @@ import type { Member } from './membership.js';
  * frozen Members to read (peek), each made when first read. Built once for all those tables.
  */
 interface Learned {
+  /** The ids of the list's alive members. */
+  alive: readonly string[];
   prefixes: Map<string, string> | null;
   since: number;
   members: Map<string, Readonly<Member>>;
@@ -54,16 +56,20 @@ export class MemberTable {
   /** Members added after that listing that have no place in head or the learned list. */
   private readonly later = new Set<string>();
 
-  /** Takes the alive members of `list` as known since `since`; the list is shared, never written. */
-  learn(list: ReadonlyMap<string, MemberInfo>, since: number): void {
+  /** Takes the alive members of `list` as known since `since`; the list is shared, never written. Returns their ids (shared too). */
+  learn(list: ReadonlyMap<string, MemberInfo>, since: number): readonly string[] {
     this.learned = list;
     this.since = since;
     this.gone.clear();
     this.head = null;
     this.later.clear();
     let s = shared.get(list);
-    if (!s || s.since !== since) shared.set(list, (s = { prefixes: s?.prefixes ?? null, since, members: new Map() }));
+    if (!s || s.since !== since) {
+      const alive = s?.alive ?? [...list.values()].filter((x) => x.state === 'alive').map((x) => x.id);
+      shared.set(list, (s = { alive, prefixes: s?.prefixes ?? null, since, members: new Map() }));
+    }
     this.shared = s;
+    return s.alive;
   }
 
   /** Member `id`, this table's own from now on (to change it). */

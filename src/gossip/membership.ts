@@ -90,6 +90,13 @@ const HOST_UP_TIMEOUT = 1000;
 export const MAX_AHEAD_MS = 24 * 3600_000;
 const NO_PROOF: Proof = { pub: new Uint8Array(0), sig: new Uint8Array(0) };
 const EMPTY = new Uint8Array(0);
+/** A step that visits each of n places once (coprime with n), from random r in [0, 1). */
+function stride(n: number, r: number): number {
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  let s = 1 + Math.floor(r * Math.max(1, n - 1));
+  while (n > 1 && gcd(s, n) !== 1) s = (s % (n - 1)) + 1;
+  return s;
+}
 /** How the broadcast tree names a member: as tree messages do (codec.ts senderOut), by the first 16 hex digits of its id. */
 const peerOf = (id: string): string => (/^[0-9a-f]{16}/.test(id) ? id.slice(0, 16) : id);
 
@@ -109,7 +116,14 @@ export class Membership {
   private readonly acks = new Map<number, () => void>();
   private readonly suspicions = new Map<string, Timer>();
   private readonly timers = new Set<Timer>();
-  private probeList: string[] = [];
+  private probeList: readonly string[] = [];
+  /**
+   * Set by learn(): the probe list is then the learned list's ids (shared by every node that
+   * learned it, never written), probed in the order offset + stride × i (mod its length) until the
+   * round ends or the list changes, when it becomes this node's own (ownProbes): learning N members
+   * costs a node no copy and no shuffle of N ids, and each is still probed once a round.
+   */
+  private probeView: { offset: number; stride: number } | null = null;
   /** Moves the next periodic push-pull (learn: a converged start is a cluster that has been running). */
   private pushPullPhase: (delay: number) => void = () => undefined;
   private probeIndex = 0;
@@ -289,7 +303,7 @@ export class Membership {
         this.probeIndex = 0;
         this.shuffle();
       }
-      const m = this.members.get(this.probeList[this.probeIndex++]!);
+      const m = this.members.get(this.probeAt(this.probeIndex++));
       if (m && m.id !== this.self.id && (m.state === 'alive' || m.state === 'suspect')) {
         this.probe(m);
         return;
@@ -381,7 +395,7 @@ export class Membership {
       const fresh: Member = { id: msg.id, name: msg.name, addr: msg.addr, inc: msg.inc, state: 'dead', since: this.o.clock.now(), proof: msg.proof };
       this.members.set(fresh.id, fresh);
       // A random place in the probe order.
-      this.probeList.splice(Math.floor(this.random() * (this.probeList.length + 1)), 0, fresh.id);
+      this.ownProbes().splice(Math.floor(this.random() * (this.probeList.length + 1)), 0, fresh.id);
       this.setState(fresh, 'alive', undefined);
     } else {
       // Only a higher incarnation is news (checked above): it clears a suspicion or brings back a dead member.
@@ -797,16 +811,20 @@ export class Membership {
    * A node that knows no other member yet learns the alive members of `list` (by id) from a
    * trusted source (the simulator's converged start): unchecked, not re-gossiped, the delegate not
    * told (nothing it holds changes). The list may be shared by many nodes: each makes a member
-   * its own when it first looks at it (MemberTable). Appended to the probe order, shuffled once.
+   * its own when it first looks at it (MemberTable), and probes them in an order of its own
+   * (probeView) until the first round ends.
    */
   learn(list: ReadonlyMap<string, MemberInfo>): void {
-    this.members.learn(list, this.o.clock.now());
-    for (const x of list.values()) {
-      if (x.state !== 'alive' || x.id === this.self.id) continue;
-      this.probeList.push(x.id);
-      this.live++;
+    const ids = this.members.learn(list, this.o.clock.now());
+    this.live += ids.length - (list.get(this.self.id)?.state === 'alive' ? 1 : 0);
+    if (this.probeList.length === 0) {
+      this.probeList = ids;
+      this.probeView = { offset: Math.floor(this.random() * ids.length), stride: stride(ids.length, this.random()) };
+    } else {
+      const own = this.ownProbes();
+      for (const id of ids) if (id !== this.self.id) own.push(id);
+      this.shuffle();
     }
-    this.shuffle();
     // A cluster that has been running has its push-pulls at random phases of the interval, not
     // all in the first one of a node that started alone (which made every simulated host push-pull
     // in the same few seconds after a converged start).
@@ -834,7 +852,7 @@ export class Membership {
     for (const m of this.members.values()) {
       if ((m.state === 'dead' || m.state === 'left') && m.id !== this.self.id && now - m.since > this.cfg.deadReap) {
         this.members.delete(m.id);
-        this.probeList = this.probeList.filter((id) => id !== m.id);
+        this.probeList = this.ownProbes().filter((id) => id !== m.id);
       }
     }
   }
@@ -863,8 +881,23 @@ export class Membership {
     return out;
   }
 
+  /** The id probed at place i of the round. */
+  private probeAt(i: number): string {
+    const v = this.probeView;
+    return v ? this.probeList[(v.offset + v.stride * i) % this.probeList.length]! : this.probeList[i]!;
+  }
+
+  /** The probe list as this node's own array (copied out of a learned list in the order probed so far). */
+  private ownProbes(): string[] {
+    if (this.probeView) {
+      this.probeList = Array.from(this.probeList, (_, i) => this.probeAt(i));
+      this.probeView = null;
+    }
+    return this.probeList as string[];
+  }
+
   private shuffle(): void {
-    const a = this.probeList;
+    const a = this.ownProbes();
     const last = a[a.length - 1];
     for (let i = a.length - 1; i > 0; i--) {
       const j = Math.floor(this.random() * (i + 1));
