@@ -18,7 +18,8 @@
 //     run's CPU and real time; RSS at the end.
 //
 // The hosts share the work they would all do alike on the same bytes (decoding a delta, applying
-// it to the same state and checking its signature: src/gossip/sim/sync.ts SharedWork), so the
+// it to the same state and checking its signature, encoding the update that passes it on:
+// src/gossip/sim/sync.ts SharedWork), so the
 // CPU figure counts that once per delta, not once per host; --no-shared turns that off. The node
 // flags: GC on the main thread only (helper threads cost more CPU in all on a shared machine), and
 // a young generation large enough that a packet in flight (a few virtual ms: at 5,000 hosts that

@@ -44,9 +44,9 @@ export type SyncFactory = (ctx: SyncContext) => SimSync;
 
 /**
  * SIMULATOR HOOK (shared work): every host of a simulation decodes the same delta bytes into the
- * same delta, and makes of one held state object the same state and the same check of the
- * owner's signature, so the first host's result serves the others (the hosts share state objects:
- * states.ts). A memo answers only for exactly the same inputs: the bytes and header fields, the
+ * same delta, makes of one held state object the same state and the same check of the owner's
+ * signature, and encodes the same update to pass it on, so the first host's result serves the
+ * others (the hosts share state objects: states.ts). A memo answers only for exactly the same inputs: the bytes and header fields, the
  * held object and the key. Each host still finds the delta's base, merges it and passes it on;
  * the daemon does every step for every delta (DELTA_STEPS). A simulation's CPU figure counts this
  * work once per delta, not once per host.
