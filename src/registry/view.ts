@@ -1,5 +1,5 @@
 import { reachable, type Perspective, type Reachable } from './addresses.js';
-import type { Endpoint, NodeState, Protocol, ServiceMode } from './types.js';
+import { NO_PORTS, type Endpoint, type NodeState, type Protocol, type ServiceMode } from './types.js';
 
 // A service as this host sees it: every endpoint of every node, with the addresses and ports
 // this host should hand out for it. Built per service, so a change rebuilds only what it touches.
@@ -38,37 +38,43 @@ export function buildService(
   members: Array<{ endpoint: Endpoint; owner: NodeState }>,
   opts: ViewOptions,
 ): ServiceView {
-  const sorted = [...members].sort(
+  // (Sorted in place: the caller's list is made for this call. What the loop makes for most
+  // endpoints is the view endpoint alone: this runs for every service when the state file loads.)
+  const sorted = members.sort(
     (a, b) => cmp(a.owner.id, b.owner.id) || cmp(a.endpoint.id, b.endpoint.id),
   );
-  const endpoints: ViewEndpoint[] = [];
+  const endpoints: ViewEndpoint[] = new Array(sorted.length);
   const ports: Record<string, Protocol> = {};
   const problems: string[] = [];
-  const modes = new Map<ServiceMode, number>();
+  const firstMode = sorted[0]?.endpoint.mode ?? opts.defaultMode;
+  let modes: Map<ServiceMode, number> | null = null;
   let ttl: number | undefined;
-  for (const { endpoint, owner } of sorted) {
-    endpoints.push({
+  for (let i = 0; i < sorted.length; i++) {
+    const { endpoint, owner } = sorted[i]!;
+    endpoints[i] = {
       endpoint,
       node: nodeOf(owner),
       local: owner.id === opts.localNode,
       reach: reachable(endpoint, owner, opts),
-    });
-    for (const [portName, p] of Object.entries(endpoint.ports)) {
-      if (ports[portName] === undefined) ports[portName] = p.protocol;
+    };
+    if (endpoint.ports !== NO_PORTS) {
+      for (const [portName, p] of Object.entries(endpoint.ports)) {
+        if (ports[portName] === undefined) ports[portName] = p.protocol;
+      }
     }
     const mode = endpoint.mode ?? opts.defaultMode;
-    modes.set(mode, (modes.get(mode) ?? 0) + 1);
+    // Counted only once two modes are seen (first mode × i endpoints so far).
+    if (modes === null && mode !== firstMode) modes = new Map([[firstMode, i]]);
+    if (modes !== null) modes.set(mode, (modes.get(mode) ?? 0) + 1);
     if (endpoint.ttl !== undefined) ttl = ttl === undefined ? endpoint.ttl : Math.min(ttl, endpoint.ttl);
-    for (const p of endpoint.problems ?? []) problems.push(`${endpoint.id}: ${p}`);
+    if (endpoint.problems !== undefined) for (const p of endpoint.problems) problems.push(`${endpoint.id}: ${p}`);
   }
-  let mode: ServiceMode = opts.defaultMode;
-  if (modes.size > 1) {
+  let mode: ServiceMode = sorted.length > 0 ? firstMode : opts.defaultMode;
+  if (modes !== null) {
     // The majority wins; on a tie the first endpoint's choice, so every host agrees.
-    const first = sorted[0]!.endpoint.mode ?? opts.defaultMode;
-    mode = [...modes].reduce((best, [m, n]) => (n > (modes.get(best) ?? 0) ? m : best), first);
-    problems.push(`endpoints disagree on the mode (${[...modes.keys()].join(', ')}); using ${mode}`);
-  } else if (modes.size === 1) {
-    mode = [...modes.keys()][0]!;
+    const counts = modes;
+    mode = [...counts].reduce((best, [m, n]) => (n > (counts.get(best) ?? 0) ? m : best), firstMode);
+    problems.push(`endpoints disagree on the mode (${[...counts.keys()].join(', ')}); using ${mode}`);
   }
   const view: ServiceView = { key: `${namespace}/${name}`, namespace, name, mode, ports, endpoints, problems };
   if (ttl !== undefined) view.ttl = ttl;

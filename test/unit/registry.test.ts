@@ -160,6 +160,17 @@ t.test('service mode: majority wins, disagreement is reported', async (t) => {
   const v = r.service('default', 'web')!;
   t.equal(v.mode, 'vip');
   t.match(v.problems.join(), /disagree on the mode/);
+  // The first endpoint (by node, then id) in the minority: the others' mode still wins.
+  r.apply(node('b', 1, [ep('db', '10.0.1.1', { id: 'a', mode: 'dnsrr' }), ep('db', '10.0.1.2', { id: 'b', mode: 'vip' }), ep('db', '10.0.1.3', { id: 'c', mode: 'vip' })]));
+  t.equal(r.service('default', 'db')!.mode, 'vip');
+  // A tie: the first endpoint's mode, on every host.
+  r.apply(node('c', 1, [ep('tie', '10.0.2.1', { id: 'a', mode: 'vip' }), ep('tie', '10.0.2.2', { id: 'b', mode: 'dnsrr' })]));
+  t.equal(r.service('default', 'tie')!.mode, 'vip');
+  t.match(r.service('default', 'tie')!.problems.join(), /disagree on the mode \(vip, dnsrr\); using vip/);
+  // All of one mode: that mode, no problem reported.
+  r.apply(node('d', 1, [ep('one', '10.0.3.1', { id: 'a', mode: 'vip' }), ep('one', '10.0.3.2', { id: 'b', mode: 'vip' })]));
+  t.equal(r.service('default', 'one')!.mode, 'vip');
+  t.same(r.service('default', 'one')!.problems, []);
 });
 
 t.test('local node: versions grow, sources merge, health overlays', async (t) => {
