@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { constants, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { constants, readdirSync, unlinkSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError, parseEndpoint } from '../registry/input.js';
 import { endpointKey, type Endpoint } from '../registry/types.js';
-import { readJsonFile, report, stateError, StateWriteError, writeFileAtomicAsync } from './files.js';
+import { readJsonFile, readText, report, stateError, StateWriteError, writeFileAtomicAsync } from './files.js';
 
 // Endpoints registered through the API survive a restart, as Consul's agent keeps its services:
 // they are this node's own data and nobody else would bring them back.
@@ -182,7 +182,7 @@ export class RegistrationStore {
     for (const g of replayed) {
       let text: string;
       try {
-        text = readFileSync(this.journalPath(g), 'utf8');
+        text = readText(this.journalPath(g));
       } catch (e) {
         warnings.push(`${this.journalPath(g)} could not be read (${(e as Error).message}); its changes are missing`);
         continue;
