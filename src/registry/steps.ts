@@ -74,14 +74,7 @@ export function stepState(from: NodeState, changes: ReadonlyMap<string, Endpoint
   let endpoints: Endpoint[];
   const note = (e: Endpoint | undefined): void => void (e && services.add(serviceKey(e.namespace, e.service)));
   if (keys.length > PATCH_MAX) {
-    const byKey = new Map(from.endpoints.map((e) => [endpointKey(e), e] as const));
-    for (const [key, e] of changes) {
-      note(byKey.get(key));
-      note(e);
-      if (e) byKey.set(key, e);
-      else byKey.delete(key);
-    }
-    endpoints = [...byKey.keys()].sort(compareKeys).map((k) => byKey.get(k)!);
+    endpoints = merged(from.endpoints, keys, changes, note) ?? resorted(from.endpoints, changes, note);
   } else {
     endpoints = from.endpoints.slice();
     for (const key of keys) {
@@ -98,6 +91,55 @@ export function stepState(from: NodeState, changes: ReadonlyMap<string, Endpoint
   const to = make(endpoints);
   steps.set(to, { from: new WeakRef(from), keys, services });
   return to;
+}
+
+/**
+ * `list` (sorted by key) with `changes` (at `keys`, sorted) made, in one merge pass: no map of
+ * the list, no second sort (the first commit of 50,000 registrations at start). Null when `list`
+ * is not sorted after all (a peer's state is not checked for order).
+ */
+function merged(list: readonly Endpoint[], keys: readonly string[], changes: ReadonlyMap<string, Endpoint | undefined>, note: (e: Endpoint | undefined) => void): Endpoint[] | null {
+  const out = new Array<Endpoint>(list.length + keys.length);
+  let n = 0;
+  let i = 0;
+  let at = i < list.length ? endpointKey(list[i]!) : '';
+  /** Moves to the next listed endpoint; false when the list goes down there (not sorted). */
+  const next = (): boolean => {
+    const before = at;
+    if (++i < list.length) at = endpointKey(list[i]!);
+    return i >= list.length || compareKeys(before, at) < 0;
+  };
+  for (const key of keys) {
+    while (i < list.length && compareKeys(at, key) < 0) {
+      out[n++] = list[i]!;
+      if (!next()) return null;
+    }
+    if (i < list.length && at === key) {
+      note(list[i]);
+      if (!next()) return null;
+    }
+    const e = changes.get(key);
+    note(e);
+    if (e) out[n++] = e;
+  }
+  while (i < list.length) {
+    out[n++] = list[i]!;
+    if (!next()) return null;
+  }
+  out.length = n;
+  return out;
+}
+
+/** `list` with `changes` made, sorted anew whatever the list's order. */
+function resorted(list: readonly Endpoint[], changes: ReadonlyMap<string, Endpoint | undefined>, note: (e: Endpoint | undefined) => void): Endpoint[] {
+  const byKey = new Map(list.map((e) => [endpointKey(e), e] as const));
+  for (const [key, e] of changes) {
+    note(byKey.get(key));
+    note(e);
+    if (e) byKey.set(key, e);
+    else byKey.delete(key);
+  }
+  return [...byKey.keys()].sort(compareKeys).map((k) => byKey.get(k)!);
 }
 
 /** The first position in `items` (sorted by `keyOf`) whose key is not below `key`. */
