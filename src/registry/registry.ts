@@ -259,22 +259,20 @@ export class Registry {
 
   private addReverse(view: ServiceView): void {
     const ips: string[] = [];
+    const add = (address: string, entry: ReverseEntry): void => {
+      const ip = canonicalIp(address);
+      const had = this.reverse.get(ip);
+      if (had === undefined) this.reverse.set(ip, entry);
+      else if (Array.isArray(had)) had.push(entry);
+      else this.reverse.set(ip, [had, entry]);
+      ips.push(ip);
+    };
     for (const e of view.endpoints) {
       if (!e.reach?.direct) continue;
-      for (const ip of e.reach.addresses) ips.push(this.addReverseEntry(ip, { service: view.key, hostname: e.endpoint.hostname }));
+      for (const ip of e.reach.addresses) add(ip, { service: view.key, hostname: e.endpoint.hostname });
     }
-    if (view.vip) ips.push(this.addReverseEntry(view.vip, { service: view.key }));
+    if (view.vip) add(view.vip, { service: view.key });
     this.reverseOf.set(view.key, ips.slice());
-  }
-
-  /** Returns the address as the reverse index spells it. (A method, not a closure made per view.) */
-  private addReverseEntry(address: string, entry: ReverseEntry): string {
-    const ip = canonicalIp(address);
-    const had = this.reverse.get(ip);
-    if (had === undefined) this.reverse.set(ip, entry);
-    else if (Array.isArray(had)) had.push(entry);
-    else this.reverse.set(ip, [had, entry]);
-    return ip;
   }
 
   private dropReverse(key: string): void {

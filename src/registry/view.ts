@@ -1,5 +1,5 @@
 import { reachable, type Perspective, type Reachable } from './addresses.js';
-import { NO_PORTS, type Endpoint, type NodeState, type Protocol, type ServiceMode } from './types.js';
+import type { Endpoint, NodeState, Protocol, ServiceMode } from './types.js';
 
 // A service as this host sees it: every endpoint of every node, with the addresses and ports
 // this host should hand out for it. Built per service, so a change rebuilds only what it touches.
@@ -38,43 +38,37 @@ export function buildService(
   members: Array<{ endpoint: Endpoint; owner: NodeState }>,
   opts: ViewOptions,
 ): ServiceView {
-  // (Sorted in place: the caller's list is made for this call. What the loop makes for most
-  // endpoints is the view endpoint alone: this runs for every service when the state file loads.)
-  const sorted = members.sort(
+  const sorted = [...members].sort(
     (a, b) => cmp(a.owner.id, b.owner.id) || cmp(a.endpoint.id, b.endpoint.id),
   );
-  const endpoints: ViewEndpoint[] = new Array(sorted.length);
+  const endpoints: ViewEndpoint[] = [];
   const ports: Record<string, Protocol> = {};
   const problems: string[] = [];
-  const firstMode = sorted[0]?.endpoint.mode ?? opts.defaultMode;
-  let modes: Map<ServiceMode, number> | null = null;
+  const modes = new Map<ServiceMode, number>();
   let ttl: number | undefined;
-  for (let i = 0; i < sorted.length; i++) {
-    const { endpoint, owner } = sorted[i]!;
-    endpoints[i] = {
+  for (const { endpoint, owner } of sorted) {
+    endpoints.push({
       endpoint,
       node: nodeOf(owner),
       local: owner.id === opts.localNode,
       reach: reachable(endpoint, owner, opts),
-    };
-    if (endpoint.ports !== NO_PORTS) {
-      for (const [portName, p] of Object.entries(endpoint.ports)) {
-        if (ports[portName] === undefined) ports[portName] = p.protocol;
-      }
+    });
+    for (const [portName, p] of Object.entries(endpoint.ports)) {
+      if (ports[portName] === undefined) ports[portName] = p.protocol;
     }
     const mode = endpoint.mode ?? opts.defaultMode;
-    // Counted only once two modes are seen (first mode × i endpoints so far).
-    if (modes === null && mode !== firstMode) modes = new Map([[firstMode, i]]);
-    if (modes !== null) modes.set(mode, (modes.get(mode) ?? 0) + 1);
+    modes.set(mode, (modes.get(mode) ?? 0) + 1);
     if (endpoint.ttl !== undefined) ttl = ttl === undefined ? endpoint.ttl : Math.min(ttl, endpoint.ttl);
-    if (endpoint.problems !== undefined) for (const p of endpoint.problems) problems.push(`${endpoint.id}: ${p}`);
+    for (const p of endpoint.problems ?? []) problems.push(`${endpoint.id}: ${p}`);
   }
-  let mode: ServiceMode = sorted.length > 0 ? firstMode : opts.defaultMode;
-  if (modes !== null) {
+  let mode: ServiceMode = opts.defaultMode;
+  if (modes.size > 1) {
     // The majority wins; on a tie the first endpoint's choice, so every host agrees.
-    const counts = modes;
-    mode = [...counts].reduce((best, [m, n]) => (n > (counts.get(best) ?? 0) ? m : best), firstMode);
-    problems.push(`endpoints disagree on the mode (${[...counts.keys()].join(', ')}); using ${mode}`);
+    const first = sorted[0]!.endpoint.mode ?? opts.defaultMode;
+    mode = [...modes].reduce((best, [m, n]) => (n > (modes.get(best) ?? 0) ? m : best), first);
+    problems.push(`endpoints disagree on the mode (${[...modes.keys()].join(', ')}); using ${mode}`);
+  } else if (modes.size === 1) {
+    mode = [...modes.keys()][0]!;
   }
   const view: ServiceView = { key: `${namespace}/${name}`, namespace, name, mode, ports, endpoints, problems };
   if (ttl !== undefined) view.ttl = ttl;
