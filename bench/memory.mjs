@@ -29,6 +29,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as packet from 'dns-packet';
 import { api, cpuMs, freePort, metricOf, sleep, statusKb, stopProcess } from './daemon.mjs';
+import { apiFile, configFile, snapshotFile } from './services-data.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SERVICES = Number(argv.services ?? 10000);
@@ -51,55 +52,12 @@ process.on('exit', () => {
 });
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(130));
 
-/** Endpoint j of service i: a unique address in 10.64.0.0/10, hostname h<j>. */
-const address = (i, j) => {
-  const n = i * ENDPOINTS + j + 1;
-  return `10.${64 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
-};
-
-function configFile() {
-  const lines = ['services:'];
-  for (let i = 0; i < SERVICES; i++) {
-    lines.push(`  - name: s${i}`, '    endpoints:');
-    for (let j = 0; j < ENDPOINTS; j++) lines.push(`      - {address: ${address(i, j)}, hostname: h${j}}`);
-  }
-  return `${lines.join('\n')}\n`;
-}
-
-function apiFile() {
-  const endpoints = [];
-  for (let i = 0; i < SERVICES; i++) {
-    for (let j = 0; j < ENDPOINTS; j++) {
-      endpoints.push({ namespace: 'default', service: `s${i}`, id: `h${j}`, address: address(i, j), hostname: `h${j}`, ports: {}, weight: 10, health: 'none', registered: 1_700_000_000_000 });
-    }
-  }
-  return JSON.stringify({ format: 1, endpoints }, null, 2);
-}
-
-/** The persisted registry: the endpoints spread over NODES other hosts (as gossip brought them). */
-function snapshotFile() {
-  const nodes = Array.from({ length: NODES }, (_, k) => ({
-    id: `bench-node-${String(k).padStart(4, '0')}`, name: `host${k}`, address: `192.0.2.${(k % 250) + 1}`, incarnation: 1, version: 1_700_000_000_000, endpoints: [],
-  }));
-  for (let i = 0; i < SERVICES; i++) {
-    for (let j = 0; j < ENDPOINTS; j++) {
-      const node = nodes[(i * ENDPOINTS + j) % NODES];
-      node.endpoints.push({
-        id: `h${j}`, namespace: 'default', service: `s${i}`, hostname: `h${j}`, addresses: [address(i, j)], explicit: true, ports: {},
-        weight: 10, health: 'none', healthy: true, source: 'api', lastSeen: 1_700_000_000_000,
-      });
-    }
-  }
-  const key = (e) => `${e.namespace}/${e.service}/${e.id}`;
-  for (const n of nodes) n.endpoints.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
-  return JSON.stringify({ format: 1, saved_at: new Date().toISOString(), nodes, members: [] });
-}
-
 const files = {};
 function prepare(source) {
   if (files[source]) return files[source];
   const t0 = performance.now();
-  const text = source === 'config' ? configFile() : source === 'api' ? apiFile() : snapshotFile();
+  const shape = { services: SERVICES, endpoints: ENDPOINTS, nodes: NODES };
+  const text = source === 'config' ? configFile(shape) : source === 'api' ? apiFile(shape) : snapshotFile(shape);
   const path = join(dir, `${source}.data`);
   writeFileSync(path, text);
   console.error(`${source}: ${(text.length / 1e6).toFixed(1)} MB generated in ${Math.round(performance.now() - t0)} ms`);
