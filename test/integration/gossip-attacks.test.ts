@@ -184,14 +184,14 @@ t.test('a rogue member with the cluster key against a cluster of daemons', async
     await until('bravo alive again on alpha', async () => (await member(a, 'bravo'))?.state === 'alive');
   });
 
-  await t.test('a peer speaking the previous wire version (4: hex sender ids in tree messages, a relay id in deltas, whole member lists in push-pull) is refused with one clear log line', async (t) => {
+  await t.test('a peer speaking the previous wire version (5: update ids beside each push and in IHAVEs) is refused with one clear log line', async (t) => {
     const old = Buffer.from(rogue.seal([{ t: 'ack', seq: 1, from: 'x' }]));
-    old[0] = 4;
+    old[0] = 5;
     for (let i = 0; i < 5; i++) rogue.send(c, old);
     await until('refused', async () => (await rejected(c, 'version')) >= 5);
-    const lines = c.d.logs().split('\n').filter((l) => l.includes('wire version 4'));
+    const lines = c.d.logs().split('\n').filter((l) => l.includes('wire version 5'));
     t.equal(lines.length, 1, 'logged once');
-    t.match(lines[0], /wire version 4, this node speaks 5: the peer runs an older podman-swarm-dns; upgrade it/);
+    t.match(lines[0], /wire version 5, this node speaks 6: the peer runs an older podman-swarm-dns; upgrade it/);
   });
 });
 

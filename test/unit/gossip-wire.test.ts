@@ -23,8 +23,8 @@ const ALL: Message[] = [
   { t: 'dead', id: 'n1', inc: 4, from: 'n1', proof },
   { t: 'dead', id: 'n1', inc: 4, from: 'n2' },
   { t: 'push', id: 'abcdef01lq2x3y', from: 'n1', data: new Uint8Array([1, 2, 3]) },
-  { t: 'ihave', from: 'n1', ids: ['a1', 'b2'] },
-  { t: 'graft', from: 'n2', ids: ['a1'] },
+  { t: 'ihave', from: 'n1', ids: ['a1b2', 'c3d4'] },
+  { t: 'graft', from: 'n2', ids: ['a1b2'] },
   { t: 'prune', from: 'n3' },
   { t: 'pushpull', leg: 1, join: true, digest: new Uint8Array(16), members: [{ id: 'n1', name: 'h', addr: 'h:1', inc: 9, state: 'suspect' }, { id: 'n2', name: 'h2', addr: 'h:2', inc: 1, state: 'alive', proof }], user: new Uint8Array(0) },
   { t: 'pushpull', leg: 4, join: false, digest: new Uint8Array(0), members: [], user: new Uint8Array([5]) },
@@ -73,12 +73,12 @@ t.test('crypto: sealed frames open with the right key only', async (t) => {
   }
   t.throws(() => new Wire(null, c).open(frame), reason('encrypted'), 'a node without a key refuses sealed frames');
   t.throws(() => new Wire(new Keyring([k1]), c).open(new Wire(null, c).seal(ALL)), reason('unencrypted'), 'a keyed node refuses plain frames');
-  const v4 = Buffer.from(frame);
-  v4[0] = 4;
-  t.throws(() => new Wire(new Keyring([k1]), c).open(v4), { reason: 'version', message: /wire version 4, this node speaks 5: the peer runs an older podman-swarm-dns; upgrade it/ } as unknown as Error, 'a peer of the previous version (4: hex sender ids in tree messages, a relay id in deltas, whole member lists in push-pull) is refused, saying why');
-  const v6 = Buffer.from(frame);
-  v6[0] = 6;
-  t.throws(() => new Wire(new Keyring([k1]), c).open(v6), { reason: 'version', message: /wire version 6, this node speaks 5: this node runs an older podman-swarm-dns than the peer; upgrade it/ } as unknown as Error, 'and so is a newer one');
+  const v5 = Buffer.from(frame);
+  v5[0] = 5;
+  t.throws(() => new Wire(new Keyring([k1]), c).open(v5), { reason: 'version', message: /wire version 5, this node speaks 6: the peer runs an older podman-swarm-dns; upgrade it/ } as unknown as Error, 'a peer of the previous version (5: update ids beside each push and in IHAVEs) is refused, saying why');
+  const v7 = Buffer.from(frame);
+  v7[0] = 7;
+  t.throws(() => new Wire(new Keyring([k1]), c).open(v7), { reason: 'version', message: /wire version 7, this node speaks 6: this node runs an older podman-swarm-dns than the peer; upgrade it/ } as unknown as Error, 'and so is a newer one');
 });
 
 t.test('crypto: replayed and stale frames are rejected', async (t) => {
