@@ -1,6 +1,6 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, type Proof } from './identity.js';
-import { MAX_ID_LENGTH, MAX_IDS, SHORT_ID_BYTES } from './plumtree.js';
+import { MAX_IDS, SHORT_ID_BYTES } from './plumtree.js';
 
 // One encoder and decoder for the process: msgpack's encode()/decode() build new ones (and their
 // buffers) on every call, which dominated the simulator's profile. Node runs this single-threaded.
@@ -29,8 +29,9 @@ const mpDecode = (b: Uint8Array): unknown => decoder.decode(b);
 // messages name their sender by an 8-byte prefix of its id and carry update ids as bytes, deltas
 // no longer name their relay (the tree passes on who pushed them), and push-pull exchanges
 // bucketed digests (digest.ts) first, then only the members and node states that differ. Version
-// 6: IHAVE and GRAFT carry 4-byte short ids (plumtree.ts shortId). Peers speaking another version
-// are refused (and logged once).
+// 6: IHAVE and GRAFT carry 4-byte short ids (plumtree.ts shortId), a push no id (the delegate
+// reads it from the update, whose head is no longer msgpack: sync/update.ts). Peers speaking
+// another version are refused (and logged once).
 export const WIRE_VERSION = 6;
 export const FLAG_SEALED = 1;
 
@@ -57,12 +58,12 @@ export type Message =
   /** `from === id` is a graceful leave, signed by `id` (leavePayload). */
   | { t: 'dead'; id: string; inc: number; from: string; proof?: Proof }
   /**
-   * An opaque update for the delegate (the registry), pushed along the broadcast tree; `id` names
-   * it (a byte string: one char per byte). In tree and probe messages the member ids (`from`,
-   * `target`) travel as their first 16 hex digits (senderOut): the receiver finds the member
-   * they begin.
+   * An opaque update for the delegate (the registry), pushed along the broadcast tree; its name
+   * is the delegate's to read from it (Delegate.updateId). In tree and probe messages the member
+   * ids (`from`, `target`) travel as their first 16 hex digits (senderOut): the receiver finds
+   * the member they begin.
    */
-  | { t: 'push'; id: string; from: string; data: Uint8Array }
+  | { t: 'push'; from: string; data: Uint8Array }
   /**
    * Ids of updates `from` holds (lazy announcement), and ids `from` asks to be pushed (graft):
    * short ids (plumtree.ts shortId), SHORT_ID_BYTES chars of one byte each.
@@ -130,11 +131,6 @@ function idsIn(v: unknown, what: string): string[] {
   for (let at = 0; at < all.length; at += SHORT_ID_BYTES) ids.push(all.slice(at, at + SHORT_ID_BYTES));
   return ids;
 }
-const idOut = (id: string): Uint8Array => Buffer.from(id, 'latin1');
-function idIn(v: unknown): string {
-  const b = bytes(v, 'update id');
-  return b.length > 0 && b.length <= MAX_ID_LENGTH ? Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1') : fail('update id');
-}
 
 function toArray(m: Message): unknown[] {
   const code = TYPES.indexOf(m.t);
@@ -152,7 +148,7 @@ function toArray(m: Message): unknown[] {
     case 'dead':
       return [code, m.id, m.inc, m.from, ...proofFields(m.proof)];
     case 'push':
-      return [code, idOut(m.id), senderOut(m.from), m.data];
+      return [code, senderOut(m.from), m.data];
     case 'ihave':
     case 'graft':
       return [code, senderOut(m.from), idsOut(m.ids)];
@@ -203,8 +199,8 @@ function fromArray(a: unknown): Message {
       return a.length === 6 ? { ...m, proof: proof(a[4], a[5]) } : m;
     }
     case 'push':
-      n(4);
-      return { t, id: idIn(a[1]), from: senderIn(a[2]), data: bytes(a[3], 'data') };
+      n(3);
+      return { t, from: senderIn(a[1]), data: bytes(a[2], 'data') };
     case 'ihave':
     case 'graft':
       n(3);

@@ -39,8 +39,6 @@ export const TREE: TreeConfig = { eagerPeers: 3, lazyPeers: 2, ihaveInterval: 50
 
 /** Ids one IHAVE or GRAFT may carry (the codec refuses more). */
 export const MAX_IDS = 64;
-/** Longest id accepted (the codec refuses longer ones). */
-export const MAX_ID_LENGTH = 64;
 /** Bytes of a short id (one char per byte). */
 export const SHORT_ID_BYTES = 4;
 

@@ -38,8 +38,10 @@ let slabAt = 0;
  * each (with millions alive, as in the simulator, each allocation costs microseconds). A slab is
  * freed once everything cut from it is.
  */
-export function encodeKept(v: unknown): Uint8Array {
-  const b = encoder.encodeSharedRef(v);
+export const encodeKept = (v: unknown): Uint8Array => keep(encoder.encodeSharedRef(v));
+
+/** A copy of `b` cut from the shared slabs (see encodeKept). */
+export function keep(b: Uint8Array): Uint8Array {
   if (b.length > SLAB / 16) return b.slice();
   if (slabAt + b.length > slab.length) [slab, slabAt] = [new Uint8Array(SLAB), 0];
   const out = slab.subarray(slabAt, slabAt + b.length);

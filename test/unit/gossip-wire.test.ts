@@ -22,7 +22,7 @@ const ALL: Message[] = [
   { t: 'suspect', id: 'n1', inc: 4, from: 'n2' },
   { t: 'dead', id: 'n1', inc: 4, from: 'n1', proof },
   { t: 'dead', id: 'n1', inc: 4, from: 'n2' },
-  { t: 'push', id: 'abcdef01lq2x3y', from: 'n1', data: new Uint8Array([1, 2, 3]) },
+  { t: 'push', from: 'n1', data: new Uint8Array([1, 2, 3]) },
   { t: 'ihave', from: 'n1', ids: ['a1b2', 'c3d4'] },
   { t: 'graft', from: 'n2', ids: ['a1b2'] },
   { t: 'prune', from: 'n3' },
