@@ -242,7 +242,7 @@ export class RegistrySync implements Delegate {
       return;
     }
     const d = diff(this.published, s);
-    const body = encodeBody(d);
+    const body = encodeBody(d, this.published);
     const signed = signDelta(identity, d, s, body);
     proofs.set(s, signed);
     this.gotAt.set(s.id, this.net.now());

@@ -507,3 +507,26 @@ t.test('push-pull with digests: nothing but hashes when both hold the same; then
   t.same([a.sync.stats.states - merged[0]!, b.sync.stats.states - merged[1]!], [1, 1], 'one whole state each way, no more');
   t.equal(digest(a.r), digest(b.r));
 });
+
+t.test('a removed endpoint travels as its position in the base, not its key; a position that is not the one signed is refused', async (t) => {
+  const bus = new Bus(100_000);
+  const o = bus.owner('positions');
+  o.local.replaceSource('api', Array.from({ length: 50 }, (_, i) => ep('web', `10.8.0.${i + 1}`, { id: `a-rather-long-endpoint-name-${i}` })));
+  const a = bus.receiver('pos-a');
+  for (const u of o.updates) a.sync.notifyUpdate(u);
+  o.local.remove('api', 'default/web/a-rather-long-endpoint-name-37');
+  const removal = updateIn(o.updates.at(-1)!)!;
+  t.notOk(Buffer.from(removal.body!).includes('a-rather-long-endpoint-name-37'), 'the key is not in the delta');
+  t.ok(removal.body!.length <= 4, `its body is a few bytes (${removal.body!.length})`);
+  const rejected: string[] = [];
+  const r = new Registry(opts('pos-b'));
+  const b = bus.add('pos-b', new RegistrySync(r, Date.now, { rejected: (e) => rejected.push(e.reason) }));
+  for (const u of o.updates.slice(0, -1)) b.notifyUpdate(u);
+  // The same signature over another position (the body [[], [36]] instead of [[], [37]]), and one past the end.
+  for (const at of [36, 50]) b.notifyUpdate(updateOut(removal, removal.sig, encodeCanonical([[], [at]])));
+  t.same(rejected, ['signature', 'signature'], 'another position, or none, is not what the owner signed');
+  t.equal(r.node(o.id)?.endpoints.length, 50, 'nothing removed');
+  a.sync.notifyUpdate(o.updates.at(-1)!);
+  b.notifyUpdate(o.updates.at(-1)!);
+  for (const x of [a.r, r]) t.equal(stateJson(x.node(o.id)), stateJson(o.local.state), 'the real one applies: the owner’s state, endpoint 37 gone');
+});
