@@ -30,8 +30,9 @@ const mpDecode = (b: Uint8Array): unknown => decoder.decode(b);
 // no longer name their relay (the tree passes on who pushed them), and push-pull exchanges
 // bucketed digests (digest.ts) first, then only the members and node states that differ. Version
 // 6: IHAVE and GRAFT carry 4-byte short ids (plumtree.ts shortId), a push no id (the delegate
-// reads it from the update, whose head is no longer msgpack: sync/update.ts). Peers speaking
-// another version are refused (and logged once).
+// reads it from the update, whose head is no longer msgpack: sync/update.ts), and a sealed frame
+// carries its timestamp in its nonce (crypto.ts). Peers speaking another version are refused (and
+// logged once).
 export const WIRE_VERSION = 6;
 export const FLAG_SEALED = 1;
 

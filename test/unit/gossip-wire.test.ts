@@ -103,6 +103,28 @@ t.test('crypto: replayed and stale frames are rejected', async (t) => {
   t.ok(restarted.open(new Wire(new Keyring([k]), c).seal([ALL[0]!])), 'fresh frames pass');
 });
 
+t.test('crypto: the timestamp rides in the nonce (its low 32 bits), across the wrap and from either side of this clock', async (t) => {
+  const k = key();
+  const wrap = 2 ** 32 * 400_000;
+  const frame = (at: number) => new Wire(new Keyring([k]), clock(at)).seal([ALL[0]!]);
+  // A receiver started long before, its clock set to `at` when it opens.
+  const rx = (at: number) => {
+    const c = clock(wrap - 10 * REPLAY_WINDOW_MS);
+    const w = new Wire(new Keyring([k]), c);
+    c.set(at);
+    return w;
+  };
+  t.equal(frame(wrap).length, new Wire(null, clock()).seal([ALL[0]!]).length + 12 + 16, 'sealing adds the nonce and the tag, nothing more');
+  t.ok(rx(wrap - 10_000).open(frame(wrap - 1)), 'a frame 1 ms before the wrap, opened before it');
+  t.ok(rx(wrap + 10_000).open(frame(wrap - 1)), 'and after it (low bits 2^32 − 1, the clock\'s 9,999)');
+  t.ok(rx(wrap - 10_000).open(frame(wrap + 5)), 'a frame after the wrap, on a clock 10 s behind, before it');
+  t.throws(() => rx(wrap + REPLAY_WINDOW_MS + 1000).open(frame(wrap - 1)), reason('replay'), 'one older than the window, across the wrap, is refused');
+  t.throws(() => rx(wrap - REPLAY_WINDOW_MS - 1000).open(frame(wrap + 1)), reason('replay'), 'and one further ahead');
+  const tampered = Buffer.from(frame(wrap));
+  tampered[2 + 3]! ^= 0x01;
+  t.throws(() => rx(wrap).open(tampered), reason('auth'), 'a timestamp changed in the nonce fails authentication');
+});
+
 t.test('keyring: rotation accepts every key and seals with the first', async (t) => {
   const c = clock();
   const [oldKey, newKey] = [key(), key()];
