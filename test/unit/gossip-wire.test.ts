@@ -171,6 +171,21 @@ t.test('forged, replayed and garbage packets sent to a node are dropped and coun
   t.equal(b.membership.member(a.id)?.state, 'alive', 'the forged death changed nothing');
 });
 
+t.test('a push whose data the delegate cannot name (no update in it) is dropped and counted, the node unharmed', async (t) => {
+  const k = key();
+  const sim = new Simulation({ nodes: 2, key: k, seed: 6 });
+  await sim.start();
+  await sim.run(2000);
+  const [a, b] = sim.nodes as [NonNullable<(typeof sim.nodes)[0]>, NonNullable<(typeof sim.nodes)[0]>];
+  const before = { rejected: b.membership.stats.rejected.decode, remembered: b.membership.tree.remembered };
+  b.transport.deliverPacket(new Wire(new Keyring([k]), sim.clock).seal([{ t: 'push', from: a.id, data: new Uint8Array([9, 9, 9]) }]), a.addr);
+  t.equal(b.membership.stats.rejected.decode - before.rejected, 1, 'counted as not decodable');
+  t.equal(b.membership.tree.remembered, before.remembered, 'nothing remembered under any id');
+  sim.register(a, 'web', '10.5.0.1');
+  await sim.run(3000);
+  t.ok(sim.converged(), 'updates still flow');
+});
+
 t.test('codec: tree and probe messages name members by 8 bytes of their id', async (t) => {
   const id = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
   const msgs: Message[] = [
