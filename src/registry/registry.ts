@@ -2,6 +2,7 @@ import { canonicalIp } from '../net/cidr.js';
 import { mergeState } from './merge.js';
 import { buildService, type ServiceView, type ViewEndpoint, type ViewOptions } from './view.js';
 import { sameEndpoint } from './equal.js';
+import { membersOf, withMember, withoutMember, type SmallSet } from './small-set.js';
 import { compareEndpoints, hasRun, inKeyOrder, serviceRun, stepBetween } from './steps.js';
 import { endpointKey, serviceKey, type Endpoint, type NodeState } from './types.js';
 
@@ -47,7 +48,7 @@ export class Registry {
    */
   private readonly sorted = new Map<string, Endpoint[]>();
   /** service key → ids of nodes that have endpoints in it. */
-  private readonly serviceNodes = new Map<string, Set<string>>();
+  private readonly serviceNodes = new Map<string, SmallSet>();
   private readonly views = new Map<string, ServiceView>();
   /**
    * Address → what answers for it: the view endpoints and views themselves, not entries made for
@@ -193,14 +194,11 @@ export class Registry {
     for (const key of touched) {
       const slash = key.indexOf('/');
       const has = next !== undefined && hasRun(after, key.slice(0, slash), key.slice(slash + 1));
-      let nodes = this.serviceNodes.get(key);
-      if (has) {
-        if (!nodes) this.serviceNodes.set(key, (nodes = new Set()));
-        nodes.add(nodeId);
-      } else if (nodes) {
-        nodes.delete(nodeId);
-        if (nodes.size === 0) this.serviceNodes.delete(key);
-      }
+      const nodes = this.serviceNodes.get(key);
+      const now = has ? withMember(nodes, nodeId) : withoutMember(nodes, nodeId);
+      if (now === nodes) continue;
+      if (now === undefined) this.serviceNodes.delete(key);
+      else this.serviceNodes.set(key, now);
     }
     return touched;
   }
@@ -213,11 +211,11 @@ export class Registry {
       this.views.delete(key);
     }
     const nodes = this.serviceNodes.get(key);
-    if (!nodes) return;
+    if (nodes === undefined) return;
     const slash = key.indexOf('/');
     const [ns, svc] = [key.slice(0, slash), key.slice(slash + 1)];
     const members: Array<{ endpoint: Endpoint; owner: NodeState }> = [];
-    for (const nodeId of nodes) {
+    for (const nodeId of membersOf(nodes)) {
       const owner = this.states.get(nodeId)!;
       for (const endpoint of serviceRun(this.endpointsOf(nodeId), ns, svc)) members.push({ endpoint, owner });
     }
