@@ -301,7 +301,7 @@ export class Registry {
 /** The addresses a view answers PTR for, each with what answers: its direct endpoints' and its VIP. */
 function forReverse(view: ServiceView, fn: (address: string, target: ReverseTarget) => void): void {
   for (const e of view.endpoints) {
-    if (!e.reach?.direct) continue;
+    if (!e.direct || !e.reach) continue;
     for (const ip of e.reach.addresses) fn(ip, e);
   }
   if (view.vip) fn(view.vip, view);
