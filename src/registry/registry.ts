@@ -22,6 +22,11 @@ export interface Change {
   services: string[];
   /** Node ids whose state changed or went away. */
   nodes: string[];
+  /**
+   * Addresses (as the endpoints and VIPs spell them) whose reverse entries (PTR) were dropped or
+   * added: every address, old and new, of the services rebuilt and of the VIPs moved.
+   */
+  addresses?: string[];
 }
 
 export type ChangeListener = (change: Change) => void;
@@ -55,6 +60,8 @@ export class Registry {
    * it; most addresses have one, kept without a list.
    */
   private readonly reverse = new Map<string, ReverseTarget | ReverseTarget[]>();
+  /** Addresses whose reverse entries moved since the last change was emitted. */
+  private moved = new Set<string>();
   private readonly namespaceCount = new Map<string, number>();
   private readonly listeners = new Set<ChangeListener>();
   private _index = 0;
@@ -263,6 +270,7 @@ export class Registry {
 
   private addReverse(view: ServiceView): void {
     forReverse(view, (address, target) => {
+      this.moved.add(address);
       const ip = canonicalIp(address);
       const had = this.reverse.get(ip);
       if (had === undefined) this.reverse.set(ip, target);
@@ -275,6 +283,7 @@ export class Registry {
   private dropReverse(view: ServiceView): void {
     const other = (t: ReverseTarget): boolean => ('endpoint' in t ? t.endpoint.namespace !== view.namespace || t.endpoint.service !== view.name : t !== view);
     forReverse(view, (address) => {
+      this.moved.add(address);
       const ip = canonicalIp(address);
       const had = this.reverse.get(ip);
       if (had === undefined) return;
@@ -293,7 +302,8 @@ export class Registry {
 
   private emit(services: string[], nodes: string[]): void {
     this._index++;
-    const change: Change = { index: this._index, services, nodes };
+    const change: Change = { index: this._index, services, nodes, addresses: [...this.moved] };
+    this.moved = new Set();
     for (const l of this.listeners) l(change);
   }
 }
