@@ -18,8 +18,8 @@
 // with how long that took. Path `native-file`: the native path started after an earlier run with
 // the same services left its answer table in $RUNTIME_DIRECTORY (src/native/table-file.ts).
 //
-//   npm run build && node bench/memory.mjs [--services 10000] [--endpoints 5] [--sources config,api,snapshot] [--paths native,native-file,js] [--nodes 100] [--settle 20] [--sample-ms 20] [--rounds 1] [--node-args="..."] [--cli dist/cli.js] [--heap-snapshot DIR] [--smaps]
-// (--node-args=: extra node flags for the daemon, with "=", e.g. --node-args="--max-semi-space-size=1"; --cli: another build; --heap-snapshot: a heap snapshot of each daemon at the end of its window, as DIR/<source>-<path>.heapsnapshot; --smaps: where the settled RSS is, by kind of mapping, on stderr)
+//   npm run build && node bench/memory.mjs [--services 10000] [--endpoints 5] [--sources config,api,snapshot] [--paths native,native-file,js] [--nodes 100] [--settle 20] [--sample-ms 20] [--rounds 1] [--node-args="..."] [--env="K=V ..."] [--cli dist/cli.js] [--heap-snapshot DIR] [--smaps]
+// (--node-args=: extra node flags for the daemon, with "=", e.g. --node-args="--max-semi-space-size=1"; --env=: the daemon's extra environment, e.g. the units' --env="MALLOC_ARENA_MAX=1"; --cli: another build; --heap-snapshot: a heap snapshot of each daemon at the end of its window, as DIR/<source>-<path>.heapsnapshot; --smaps: where the settled RSS is, by kind of mapping, on stderr)
 import './help.mjs';
 import { argv } from 'zx';
 import { spawn } from 'node:child_process';
@@ -41,6 +41,7 @@ const SETTLE_S = Number(argv.settle ?? 20);
 const SAMPLE_MS = Number(argv['sample-ms'] ?? 20);
 const ROUNDS = Number(argv.rounds ?? 1);
 const NODE_ARGS = String(argv['node-args'] ?? '').split(' ').filter(Boolean);
+const EXTRA_ENV = Object.fromEntries(String(argv.env ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const CLI = resolve(String(argv.cli ?? join(ROOT, 'dist', 'cli.js')));
 const SMAPS = Boolean(argv.smaps);
 const HEAP_DIR = argv['heap-snapshot'] ? resolve(String(argv['heap-snapshot'])) : null;
@@ -95,7 +96,7 @@ async function run(source, path) {
     '--dns-listen', `127.0.0.1:${dnsPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--upstream-dns', '127.0.0.1:9',
     '--podman-socket', 'none', '--max-endpoints-per-node', '100000', '--log-level', 'info', '--start-grace', '0',
     ...(source === 'snapshot' ? ['--gossip-listen', `127.0.0.1:${gossipPort}`, '--advertise-address', '127.0.0.1'] : [])];
-  const env = { ...process.env, ...(path === 'js' ? { PODMAN_SWARM_DNS_NATIVE: '0' } : {}) };
+  const env = { ...process.env, ...EXTRA_ENV, ...(path === 'js' ? { PODMAN_SWARM_DNS_NATIVE: '0' } : {}) };
   if (path === 'native-file') {
     // A start after an earlier run with the same services: that run leaves its answer table in
     // $RUNTIME_DIRECTORY (as under systemd) and is stopped once the file is there.
@@ -224,7 +225,7 @@ async function heapSnapshot(proc, name) {
 }
 
 const f0 = (x) => (x === null || Number.isNaN(x) ? '–' : String(Math.round(x)));
-console.log(`${SERVICES} services × ${ENDPOINTS} endpoints, no query load; RSS sampled every ${SAMPLE_MS} ms, settled = mean of the last second of ${SETTLE_S} s after READY (native: after the table is in; no forced GC); ${NODE_ARGS.length ? `node ${NODE_ARGS.join(' ')}; ` : ''}load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+console.log(`${SERVICES} services × ${ENDPOINTS} endpoints, no query load; RSS sampled every ${SAMPLE_MS} ms, settled = mean of the last second of ${SETTLE_S} s after READY (native: after the table is in; no forced GC); ${NODE_ARGS.length ? `node ${NODE_ARGS.join(' ')}; ` : ''}${Object.keys(EXTRA_ENV).length ? `env ${argv.env}; ` : ''}load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
 console.log('| source | path | start → READY (ms) | CPU until READY (ms) | → native table (ms) | answered at READY | peak RSS, VmHWM (MB) | peak sample (MB) | settled RSS (MB) | heap used (MB) | heap total (MB) | external (MB) |');
 console.log('|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|');
 for (let r = 0; r < ROUNDS; r++) {

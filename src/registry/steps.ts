@@ -154,11 +154,56 @@ export function lowerBound<T>(items: readonly T[], key: string, keyOf: (item: T)
   return lo;
 }
 
+/**
+ * `a` and `b` compared as the parts `<a>/` and `<b>/` of endpoint keys (namespaces, services: DNS
+ * labels, without `/`), without building the keys: negative, 0 (the same) or positive.
+ */
+function comparePart(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = a.charCodeAt(i) - b.charCodeAt(i);
+    if (d !== 0) return d;
+  }
+  // One is the start of the other: the shorter goes on with its `/`.
+  return (a.length > n ? a.charCodeAt(n) : 0x2f) - (b.length > n ? b.charCodeAt(n) : 0x2f);
+}
+
+/** Endpoints in the order of their keys (compareKeys of endpointKey), without building the keys. */
+export function compareEndpoints(a: Endpoint, b: Endpoint): number {
+  return comparePart(a.namespace, b.namespace) || comparePart(a.service, b.service) || compareKeys(a.id, b.id);
+}
+
+/** True when a list is in the order of its endpoints' keys (every state this version makes is). */
+export function inKeyOrder(endpoints: readonly Endpoint[]): boolean {
+  for (let i = 1; i < endpoints.length; i++) if (compareEndpoints(endpoints[i - 1]!, endpoints[i]!) >= 0) return false;
+  return true;
+}
+
+/** Where the run of service `ns/svc` starts (or would) in a list sorted by key. */
+function runStart(endpoints: readonly Endpoint[], namespace: string, service: string): number {
+  let lo = 0;
+  let hi = endpoints.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const e = endpoints[mid]!;
+    if ((comparePart(e.namespace, namespace) || comparePart(e.service, service)) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** The endpoints of service `ns/svc` in a state's sorted list: one contiguous run, found by binary search. */
 export function serviceRun(endpoints: readonly Endpoint[], namespace: string, service: string): Endpoint[] {
-  const start = lowerBound(endpoints, `${namespace}/${service}/`, endpointKey);
+  const start = runStart(endpoints, namespace, service);
   let end = start;
   while (end < endpoints.length && endpoints[end]!.namespace === namespace && endpoints[end]!.service === service) end++;
-  // A slice holds what it has; a list grown from [] by push reserves 17 slots.
+  // A slice holds what it has; a list grown from [] by push reserves 17.
   return endpoints.slice(start, end);
+}
+
+/** True when a sorted list has endpoints of service `ns/svc`. */
+export function hasRun(endpoints: readonly Endpoint[], namespace: string, service: string): boolean {
+  const e = endpoints[runStart(endpoints, namespace, service)];
+  return e !== undefined && e.namespace === namespace && e.service === service;
 }
