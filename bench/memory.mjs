@@ -18,8 +18,8 @@
 // with how long that took. Path `native-file`: the native path started after an earlier run with
 // the same services left its answer table in $RUNTIME_DIRECTORY (src/native/table-file.ts).
 //
-//   npm run build && node bench/memory.mjs [--services 10000] [--endpoints 5] [--sources config,api,snapshot] [--paths native,native-file,js] [--nodes 100] [--settle 20] [--sample-ms 20] [--rounds 1] [--node-args="..."] [--cli dist/cli.js] [--heap-snapshot DIR] [--smaps]
-// (--node-args=: extra node flags for the daemon, with "=", e.g. --node-args="--max-semi-space-size=1"; --cli: another build; --heap-snapshot: a heap snapshot of each daemon at the end of its window, as DIR/<source>-<path>.heapsnapshot; --smaps: where the settled RSS is, by kind of mapping, on stderr)
+//   npm run build && node bench/memory.mjs [--services 10000] [--endpoints 5] [--sources config,api,snapshot] [--paths native,native-file,js] [--nodes 100] [--settle 20] [--sample-ms 20] [--rounds 1] [--node-args="..."] [--env="K=V ..."] [--cli dist/cli.js] [--heap-snapshot DIR] [--smaps]
+// (--node-args=: extra node flags for the daemon, with "=", e.g. --node-args="--max-semi-space-size=1"; --env=: the daemon's extra environment, e.g. the units' --env="MALLOC_ARENA_MAX=1"; --cli: another build; --heap-snapshot: a heap snapshot of each daemon at the end of its window, as DIR/<source>-<path>.heapsnapshot; --smaps: where the settled RSS is, by kind of mapping, on stderr)
 import './help.mjs';
 import { argv } from 'zx';
 import { spawn } from 'node:child_process';
@@ -29,6 +29,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as packet from 'dns-packet';
 import { api, cpuMs, freePort, metricOf, sleep, statusKb, stopProcess } from './daemon.mjs';
+import { apiFile, configFile, snapshotFile } from './services-data.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SERVICES = Number(argv.services ?? 10000);
@@ -40,6 +41,7 @@ const SETTLE_S = Number(argv.settle ?? 20);
 const SAMPLE_MS = Number(argv['sample-ms'] ?? 20);
 const ROUNDS = Number(argv.rounds ?? 1);
 const NODE_ARGS = String(argv['node-args'] ?? '').split(' ').filter(Boolean);
+const EXTRA_ENV = Object.fromEntries(String(argv.env ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const CLI = resolve(String(argv.cli ?? join(ROOT, 'dist', 'cli.js')));
 const SMAPS = Boolean(argv.smaps);
 const HEAP_DIR = argv['heap-snapshot'] ? resolve(String(argv['heap-snapshot'])) : null;
@@ -51,55 +53,12 @@ process.on('exit', () => {
 });
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(130));
 
-/** Endpoint j of service i: a unique address in 10.64.0.0/10, hostname h<j>. */
-const address = (i, j) => {
-  const n = i * ENDPOINTS + j + 1;
-  return `10.${64 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
-};
-
-function configFile() {
-  const lines = ['services:'];
-  for (let i = 0; i < SERVICES; i++) {
-    lines.push(`  - name: s${i}`, '    endpoints:');
-    for (let j = 0; j < ENDPOINTS; j++) lines.push(`      - {address: ${address(i, j)}, hostname: h${j}}`);
-  }
-  return `${lines.join('\n')}\n`;
-}
-
-function apiFile() {
-  const endpoints = [];
-  for (let i = 0; i < SERVICES; i++) {
-    for (let j = 0; j < ENDPOINTS; j++) {
-      endpoints.push({ namespace: 'default', service: `s${i}`, id: `h${j}`, address: address(i, j), hostname: `h${j}`, ports: {}, weight: 10, health: 'none', registered: 1_700_000_000_000 });
-    }
-  }
-  return JSON.stringify({ format: 1, endpoints }, null, 2);
-}
-
-/** The persisted registry: the endpoints spread over NODES other hosts (as gossip brought them). */
-function snapshotFile() {
-  const nodes = Array.from({ length: NODES }, (_, k) => ({
-    id: `bench-node-${String(k).padStart(4, '0')}`, name: `host${k}`, address: `192.0.2.${(k % 250) + 1}`, incarnation: 1, version: 1_700_000_000_000, endpoints: [],
-  }));
-  for (let i = 0; i < SERVICES; i++) {
-    for (let j = 0; j < ENDPOINTS; j++) {
-      const node = nodes[(i * ENDPOINTS + j) % NODES];
-      node.endpoints.push({
-        id: `h${j}`, namespace: 'default', service: `s${i}`, hostname: `h${j}`, addresses: [address(i, j)], explicit: true, ports: {},
-        weight: 10, health: 'none', healthy: true, source: 'api', lastSeen: 1_700_000_000_000,
-      });
-    }
-  }
-  const key = (e) => `${e.namespace}/${e.service}/${e.id}`;
-  for (const n of nodes) n.endpoints.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
-  return JSON.stringify({ format: 1, saved_at: new Date().toISOString(), nodes, members: [] });
-}
-
 const files = {};
 function prepare(source) {
   if (files[source]) return files[source];
   const t0 = performance.now();
-  const text = source === 'config' ? configFile() : source === 'api' ? apiFile() : snapshotFile();
+  const shape = { services: SERVICES, endpoints: ENDPOINTS, nodes: NODES };
+  const text = source === 'config' ? configFile(shape) : source === 'api' ? apiFile(shape) : snapshotFile(shape);
   const path = join(dir, `${source}.data`);
   writeFileSync(path, text);
   console.error(`${source}: ${(text.length / 1e6).toFixed(1)} MB generated in ${Math.round(performance.now() - t0)} ms`);
@@ -137,7 +96,7 @@ async function run(source, path) {
     '--dns-listen', `127.0.0.1:${dnsPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--upstream-dns', '127.0.0.1:9',
     '--podman-socket', 'none', '--max-endpoints-per-node', '100000', '--log-level', 'info', '--start-grace', '0',
     ...(source === 'snapshot' ? ['--gossip-listen', `127.0.0.1:${gossipPort}`, '--advertise-address', '127.0.0.1'] : [])];
-  const env = { ...process.env, ...(path === 'js' ? { PODMAN_SWARM_DNS_NATIVE: '0' } : {}) };
+  const env = { ...process.env, ...EXTRA_ENV, ...(path === 'js' ? { PODMAN_SWARM_DNS_NATIVE: '0' } : {}) };
   if (path === 'native-file') {
     // A start after an earlier run with the same services: that run leaves its answer table in
     // $RUNTIME_DIRECTORY (as under systemd) and is stopped once the file is there.
@@ -266,7 +225,7 @@ async function heapSnapshot(proc, name) {
 }
 
 const f0 = (x) => (x === null || Number.isNaN(x) ? '–' : String(Math.round(x)));
-console.log(`${SERVICES} services × ${ENDPOINTS} endpoints, no query load; RSS sampled every ${SAMPLE_MS} ms, settled = mean of the last second of ${SETTLE_S} s after READY (native: after the table is in; no forced GC); ${NODE_ARGS.length ? `node ${NODE_ARGS.join(' ')}; ` : ''}load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+console.log(`${SERVICES} services × ${ENDPOINTS} endpoints, no query load; RSS sampled every ${SAMPLE_MS} ms, settled = mean of the last second of ${SETTLE_S} s after READY (native: after the table is in; no forced GC); ${NODE_ARGS.length ? `node ${NODE_ARGS.join(' ')}; ` : ''}${Object.keys(EXTRA_ENV).length ? `env ${argv.env}; ` : ''}load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
 console.log('| source | path | start → READY (ms) | CPU until READY (ms) | → native table (ms) | answered at READY | peak RSS, VmHWM (MB) | peak sample (MB) | settled RSS (MB) | heap used (MB) | heap total (MB) | external (MB) |');
 console.log('|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|');
 for (let r = 0; r < ROUNDS; r++) {

@@ -81,6 +81,7 @@ export class Cluster {
       wire: new Wire(o.keyring, realClock),
       delegate: {
         notifyUpdate: (d, from) => this.sync.notifyUpdate(d, from),
+        updateId: (d) => this.sync.updateId(d),
         pushPullRequest: () => this.sync.pushPullRequest(),
         pushPullAnswer: (r) => this.sync.pushPullAnswer(r),
         pushPullFinish: (a, join) => this.sync.pushPullFinish(a, join),

@@ -1,6 +1,6 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, type Proof } from './identity.js';
-import { MAX_ID_LENGTH, MAX_IDS } from './plumtree.js';
+import { MAX_IDS, SHORT_ID_BYTES } from './plumtree.js';
 
 // One encoder and decoder for the process: msgpack's encode()/decode() build new ones (and their
 // buffers) on every call, which dominated the simulator's profile. Node runs this single-threaded.
@@ -28,9 +28,12 @@ const mpDecode = (b: Uint8Array): unknown => decoder.decode(b);
 // (sync/compact.ts), without the header and key the receiver rebuilds or knows. Version 5: tree
 // messages name their sender by an 8-byte prefix of its id and carry update ids as bytes, deltas
 // no longer name their relay (the tree passes on who pushed them), and push-pull exchanges
-// bucketed digests (digest.ts) first, then only the members and node states that differ. Peers
-// speaking another version are refused (and logged once).
-export const WIRE_VERSION = 5;
+// bucketed digests (digest.ts) first, then only the members and node states that differ. Version
+// 6: IHAVE and GRAFT carry 4-byte short ids (plumtree.ts shortId), a push no id (the delegate
+// reads it from the update, whose head is no longer msgpack: sync/update.ts), and a sealed frame
+// carries its timestamp in its nonce (crypto.ts). Peers speaking another version are refused (and
+// logged once).
+export const WIRE_VERSION = 6;
 export const FLAG_SEALED = 1;
 
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
@@ -56,13 +59,16 @@ export type Message =
   /** `from === id` is a graceful leave, signed by `id` (leavePayload). */
   | { t: 'dead'; id: string; inc: number; from: string; proof?: Proof }
   /**
-   * An opaque update for the delegate (the registry), pushed along the broadcast tree; `id` names
-   * it (a byte string: one char per byte). In tree and probe messages the member ids (`from`,
-   * `target`) travel as their first 16 hex digits (senderOut): the receiver finds the member
-   * they begin.
+   * An opaque update for the delegate (the registry), pushed along the broadcast tree; its name
+   * is the delegate's to read from it (Delegate.updateId). In tree and probe messages the member
+   * ids (`from`, `target`) travel as their first 16 hex digits (senderOut): the receiver finds
+   * the member they begin.
    */
-  | { t: 'push'; id: string; from: string; data: Uint8Array }
-  /** Ids of updates `from` holds (lazy announcement), and ids `from` asks to be pushed (graft). */
+  | { t: 'push'; from: string; data: Uint8Array }
+  /**
+   * Ids of updates `from` holds (lazy announcement), and ids `from` asks to be pushed (graft):
+   * short ids (plumtree.ts shortId), SHORT_ID_BYTES chars of one byte each.
+   */
   | { t: 'ihave'; from: string; ids: string[] }
   | { t: 'graft'; from: string; ids: string[] }
   /** `from` has this update already: stop pushing to it (the edge becomes lazy). */
@@ -112,32 +118,19 @@ const HEX16 = /^[0-9a-f]{16}/;
 export const senderOut = (id: string): Uint8Array | string => (HEX16.test(id) ? new Uint8Array(Buffer.from(id.slice(0, 16), 'hex')) : id);
 const senderIn = (v: unknown): string => (v instanceof Uint8Array && v.length === 8 ? Buffer.from(v).toString('hex') : str(v, 'from'));
 
-/** Update ids (byte strings) as one byte string: each id's length, then its bytes. */
+/** Short ids (byte strings of SHORT_ID_BYTES) as one byte string, end to end. */
 function idsOut(ids: string[]): Uint8Array {
-  const parts = ids.map((id) => Buffer.from(id, 'latin1'));
-  const out = Buffer.allocUnsafe(parts.reduce((n, p) => n + 1 + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out[at++] = p.length;
-    at += p.copy(out, at);
-  }
+  const out = Buffer.allocUnsafe(ids.length * SHORT_ID_BYTES);
+  ids.forEach((id, i) => (id.length === SHORT_ID_BYTES ? out.write(id, i * SHORT_ID_BYTES, 'latin1') : fail('short id')));
   return out;
 }
 function idsIn(v: unknown, what: string): string[] {
   const b = bytes(v, what);
+  if (b.length % SHORT_ID_BYTES !== 0 || b.length > MAX_IDS * SHORT_ID_BYTES) return fail(what);
+  const all = Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
   const ids: string[] = [];
-  for (let at = 0; at < b.length; ) {
-    const n = b[at++]!;
-    if (n === 0 || n > MAX_ID_LENGTH || at + n > b.length || ids.length >= MAX_IDS) return fail(what);
-    ids.push(Buffer.from(b.buffer, b.byteOffset + at, n).toString('latin1'));
-    at += n;
-  }
+  for (let at = 0; at < all.length; at += SHORT_ID_BYTES) ids.push(all.slice(at, at + SHORT_ID_BYTES));
   return ids;
-}
-const idOut = (id: string): Uint8Array => Buffer.from(id, 'latin1');
-function idIn(v: unknown): string {
-  const b = bytes(v, 'update id');
-  return b.length > 0 && b.length <= MAX_ID_LENGTH ? Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1') : fail('update id');
 }
 
 function toArray(m: Message): unknown[] {
@@ -156,7 +149,7 @@ function toArray(m: Message): unknown[] {
     case 'dead':
       return [code, m.id, m.inc, m.from, ...proofFields(m.proof)];
     case 'push':
-      return [code, idOut(m.id), senderOut(m.from), m.data];
+      return [code, senderOut(m.from), m.data];
     case 'ihave':
     case 'graft':
       return [code, senderOut(m.from), idsOut(m.ids)];
@@ -207,8 +200,8 @@ function fromArray(a: unknown): Message {
       return a.length === 6 ? { ...m, proof: proof(a[4], a[5]) } : m;
     }
     case 'push':
-      n(4);
-      return { t, id: idIn(a[1]), from: senderIn(a[2]), data: bytes(a[3], 'data') };
+      n(3);
+      return { t, from: senderIn(a[1]), data: bytes(a[2], 'data') };
     case 'ihave':
     case 'graft':
       n(3);

@@ -4,19 +4,23 @@ import { decodeMessages, encodeBody, encodeMessages, FLAG_SEALED, WIRE_VERSION, 
 
 // AES-256-GCM on every packet and stream frame (docs/architecture.md#registry-and-gossip), with a keyring for rotation: the first
 // key seals, every key is tried to open. A sealed frame is
-//   [version][flags][nonce: 12][ciphertext of (timestamp ms: 8 bytes, body)][tag: 16]
-// with the two header bytes as associated data, so neither can be flipped unnoticed. GCM alone
-// does not stop an attacker from replaying a captured packet (e.g. an old "alive" after a leave),
-// so the timestamp must be recent and each nonce is accepted once within that window. The seen
+//   [version][flags][nonce: 12 = (timestamp ms mod 2^32: 4 bytes, random: 8 bytes)][ciphertext of body][tag: 16]
+// with the two header bytes as associated data, so neither can be flipped unnoticed (nor can the
+// nonce: GCM's tag depends on it). GCM alone does not stop an attacker from replaying a captured
+// packet (e.g. an old "alive" after a leave), so the timestamp must be recent and each nonce is
+// accepted once within that window. The receiver takes the timestamp as the one nearest its own
+// clock with those low 32 bits (exact while clocks are less than 24 days apart; anything over the
+// window is refused anyway). Two frames share a nonce only if sealed in the same millisecond
+// (modulo 2^32) with the same 64 random bits. The seen
 // nonces live in memory only, so a restart would forget them: frames stamped before this Wire was
 // made (before the daemon started) are refused as well, which closes that gap without a file.
 
 export const KEY_BYTES = 32;
 const NONCE = 12;
 const TAG = 16;
-const TS = 8;
 /** Bytes sealing adds to a body. */
-export const SEAL_OVERHEAD = 2 + NONCE + TS + TAG;
+export const SEAL_OVERHEAD = 2 + NONCE + TAG;
+const TS_MOD = 2 ** 32;
 /** Frames older or newer than this (clock skew between hosts included) are rejected. */
 export const REPLAY_WINDOW_MS = 60_000;
 
@@ -91,11 +95,10 @@ export class Wire {
     }
     const header = Buffer.from([WIRE_VERSION, FLAG_SEALED]);
     const nonce = randomBytes(NONCE);
+    nonce.writeUInt32BE(Math.max(0, Math.floor(this.clock.now())) % TS_MOD, 0);
     const cipher = createCipheriv('aes-256-gcm', this.keyring.primary, nonce);
     cipher.setAAD(header);
-    const ts = Buffer.allocUnsafe(TS);
-    ts.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(this.clock.now()))));
-    const ct = Buffer.concat([cipher.update(ts), cipher.update(body), cipher.final()]);
+    const ct = Buffer.concat([cipher.update(body), cipher.final()]);
     return Buffer.concat([header, nonce, ct, cipher.getAuthTag()]);
   }
 
@@ -134,14 +137,16 @@ export class Wire {
     }
     if (!plain) throw new WireError('authentication failed: wrong gossip key or a tampered frame', 'auth');
     const now = this.clock.now();
-    const ts = Number(plain.readBigUInt64BE(0));
+    // The timestamp nearest this node's clock whose low 32 bits the nonce carries.
+    const behind = (((Math.floor(now) - nonce.readUInt32BE(0)) % TS_MOD) + TS_MOD) % TS_MOD;
+    const ts = Math.floor(now) - (behind >= TS_MOD / 2 ? behind - TS_MOD : behind);
     if (Math.abs(now - ts) > REPLAY_WINDOW_MS) throw new WireError(`frame timestamp is ${Math.round((now - ts) / 1000)} s off: replayed or a clock far off`, 'replay');
     if (ts < this.startedAt) throw new WireError('frame sealed before this node started: a replay from before the restart (or the sender\'s clock is behind)', 'replay');
     this.rotate(now);
     const id = nonce.toString('base64');
     if (this.seen.has(id) || this.seenBefore.has(id)) throw new WireError('replayed frame (nonce seen before)', 'replay');
     this.seen.add(id);
-    return plain.subarray(TS);
+    return plain;
   }
 
   /** Two generations of one window each cover every accepted timestamp's lifetime. */

@@ -13,6 +13,11 @@ export interface Delegate {
    * broadcast(id, data).
    */
   notifyUpdate(data: Uint8Array, from?: string): boolean;
+  /**
+   * The name of an update, the same for every copy (the one it was broadcast with), read from
+   * its bytes: pushes do not carry it beside them. null: not an update (the push is dropped).
+   */
+  updateId(data: Uint8Array): string | null;
   /** Push-pull leg 1, initiator: what to send first (e.g. a digest of known versions). */
   pushPullRequest(join: boolean): Uint8Array;
   /** Push-pull leg 2, answering side: the answer to leg 1 (e.g. where the digests differ). */

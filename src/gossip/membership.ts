@@ -146,7 +146,7 @@ export class Membership {
       clock: o.clock,
       sample: (k, skip) => this.pick(k, (m) => m.state === 'alive' && !skip(peerOf(m.id))).map((m) => peerOf(m.id)),
       deliver: (data, from) => this.o.delegate.notifyUpdate(data, this.resolve(from)),
-      push: (to, id, data) => this.tell(to, { t: 'push', id, from: this.self.id, data }),
+      push: (to, _id, data) => this.tell(to, { t: 'push', from: this.self.id, data }),
       ihave: (to, ids) => this.tell(to, { t: 'ihave', from: this.self.id, ids }),
       graft: (to, ids) => this.tell(to, { t: 'graft', from: this.self.id, ids }),
       prune: (to) => this.tell(to, { t: 'prune', from: this.self.id }),
@@ -520,7 +520,7 @@ export class Membership {
   private encode(m: Message): Uint8Array {
     if (m.t !== 'push') return encodeMessage(m);
     const last = this.lastPush?.msg;
-    if (last?.id === m.id && last.data === m.data && last.from === m.from) return this.lastPush!.bytes;
+    if (last?.data === m.data && last.from === m.from) return this.lastPush!.bytes;
     this.lastPush = { msg: m, bytes: encodeMessage(m), frame: null };
     return this.lastPush.bytes;
   }
@@ -678,7 +678,7 @@ export class Membership {
         // alive is on its way) is a peer all the same, told things once it is known.
         const from = peerName(peerOf(m.from));
         if (this.isSelf(from)) return;
-        if (m.t === 'push') return this.tree.onPush(m.id, m.data, from);
+        if (m.t === 'push') return this.tree.onPush(this.updateId(m.data), m.data, from);
         if (m.t === 'ihave') return this.tree.onIHave(m.ids, from);
         if (m.t === 'graft') return this.tree.onGraft(m.ids, from);
         return this.tree.onPrune(from);
@@ -686,6 +686,13 @@ export class Membership {
       default:
         return;
     }
+  }
+
+  /** A pushed update's name, from the delegate; one it cannot name is refused (guard counts it). */
+  private updateId(data: Uint8Array): string {
+    const id = this.o.delegate.updateId(data);
+    if (id === null) throw new WireError('a push that holds no update', 'decode');
+    return id;
   }
 
   private gossip(): void {

@@ -10,6 +10,13 @@ import type { Clock, Timer } from './clock.js';
 // member): the announcer is grafted (made eager again) and sends the update. Membership gossip
 // (alive/suspect/dead) does not use the tree; it stays on the piggy-back queue.
 //
+// IHAVE and GRAFT name an update by a short id (shortId: 4 bytes of a hash of its id), as every
+// lazy peer is told every id. Two updates whose short ids collide (about one pair in 2^32) look
+// alike there only: a host holding one takes an announcement of the other for one it holds, and a
+// GRAFT of that short id is answered with the one held. That costs the other update only where
+// its push was lost as well, until anti-entropy (push-pull) or the owner's next version repairs
+// it. Pushes are told apart by the whole id: a push is never taken for another update.
+//
 // Everything here is pure: peers are member ids, time and the choice of peers come from the
 // host, and sending is the host's. Every input is bounded: ids per IHAVE or GRAFT, ids remembered, ids
 // waited for, peers kept; an id nobody holds costs one bounded entry and a GRAFT that is answered
@@ -32,8 +39,15 @@ export const TREE: TreeConfig = { eagerPeers: 3, lazyPeers: 2, ihaveInterval: 50
 
 /** Ids one IHAVE or GRAFT may carry (the codec refuses more). */
 export const MAX_IDS = 64;
-/** Longest id accepted (the codec refuses longer ones). */
-export const MAX_ID_LENGTH = 64;
+/** Bytes of a short id (one char per byte). */
+export const SHORT_ID_BYTES = 4;
+
+/** The id IHAVE and GRAFT name an update by: FNV-1a (32 bits) of its id, as 4 chars of one byte each. */
+export function shortId(id: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  return String.fromCharCode(h >>> 24, (h >>> 16) & 255, (h >>> 8) & 255, h & 255);
+}
 /** Ids remembered at most (within `keep`), ids waited for, announcers kept per missing id. */
 const MAX_SEEN = 20_000;
 const MAX_MISSING = 4096;
@@ -78,6 +92,8 @@ interface Seen {
   data?: Uint8Array;
   /** Peers known to hold it already (they announced it, or pushed a copy): not announced to. */
   holders?: string[];
+  /** Its short id (shortId). */
+  short: string;
 }
 
 /** Holders remembered per update. */
@@ -94,6 +110,9 @@ export class Tree {
   readonly lazy = new Set<string>();
   readonly stats: TreeStats = { received: 0, fresh: 0, duplicates: 0, pushesSent: 0, ihavesSent: 0, ihaveIds: 0, graftsSent: 0, prunesSent: 0 };
   private readonly seen = new Map<string, Seen>();
+  /** The ids remembered by their short ids (the last one, on a collision). */
+  private readonly byShort = new Map<string, string>();
+  /** Short ids announced and not received yet. */
   private readonly missing = new Map<string, Missing>();
   /** Ids to announce at the next IHAVE round, with the peer each came from. */
   private announce: Array<{ id: string; from?: string; again?: boolean }> = [];
@@ -151,12 +170,9 @@ export class Tree {
     let s = this.seen.get(id);
     if (s?.data) return;
     this.refill();
-    if (!s) {
-      s = { at: now, from: this.delivering };
-      this.remember(id, s);
-    }
+    if (!s) s = this.remember(id, now, this.delivering);
     s.data = data;
-    this.received(id);
+    this.received(s);
     for (const p of this.eager) {
       if (p === s.from) continue;
       this.stats.pushesSent++;
@@ -174,8 +190,7 @@ export class Tree {
       this.holds(known, from);
       return this.duplicate(from);
     }
-    this.remember(id, { at: this.host.clock.now(), from });
-    this.received(id);
+    this.received(this.remember(id, this.host.clock.now(), from));
     const prev = this.delivering;
     this.delivering = from;
     let fresh: boolean;
@@ -205,12 +220,12 @@ export class Tree {
     if (this.eager.delete(from)) this.lazy.add(from);
   }
 
-  /** Announced ids; the ones not received are waited for, then grafted. */
+  /** Announced (short) ids; the ones not received are waited for, then grafted. */
   onIHave(ids: string[], from: string): void {
     // A peer that announces to us is worth announcing to (lazy links both ways).
     if (!this.known(from) && this.eager.size + this.lazy.size < this.maxPeers) this.lazy.add(from);
     for (const id of ids.slice(0, MAX_IDS)) {
-      const known = this.seen.get(id);
+      const known = this.held(id);
       if (known) {
         this.holds(known, from);
         continue;
@@ -239,14 +254,15 @@ export class Tree {
     m.timer = this.host.clock.after(this.cfg.graftTimeout, () => this.expire(id));
   }
 
-  /** A peer missed ids: it is eager again, and gets those held here; unknown ids get nothing. */
+  /** A peer missed (short) ids: it is eager again, and gets those held here; unknown ids get nothing. */
   onGraft(ids: string[], from: string): void {
     this.toEager(from);
-    for (const id of ids.slice(0, MAX_IDS)) {
-      const data = this.seen.get(id)?.data;
+    for (const short of ids.slice(0, MAX_IDS)) {
+      const id = this.byShort.get(short);
+      const data = id === undefined ? undefined : this.seen.get(id)?.data;
       if (!data) continue;
       this.stats.pushesSent++;
-      this.host.push(from, id, data);
+      this.host.push(from, id!, data);
     }
   }
 
@@ -266,7 +282,11 @@ export class Tree {
     this.announce = small ? batch.filter((a) => !a.again).map((a) => ({ ...a, again: true })) : [];
     const to = small ? [...this.lazy, ...this.eager] : this.lazy;
     for (const p of to) {
-      const ids = batch.filter((a) => a.from !== p && !this.seen.get(a.id)?.holders?.includes(p)).map((a) => a.id);
+      const ids: string[] = [];
+      for (const a of batch) {
+        const s = this.seen.get(a.id);
+        if (s && a.from !== p && !s.holders?.includes(p)) ids.push(s.short);
+      }
       for (let i = 0; i < ids.length; i += MAX_IDS) {
         const part = ids.slice(i, i + MAX_IDS);
         this.stats.ihavesSent++;
@@ -294,23 +314,38 @@ export class Tree {
     else if (s.holders.length < HOLDERS && !s.holders.includes(peer)) s.holders = s.holders.concat(peer);
   }
 
-  private received(id: string): void {
-    const m = this.missing.get(id);
-    if (!m) return;
-    m.timer?.cancel();
-    this.missing.delete(id);
+  /** The update remembered under short id `short`. */
+  private held(short: string): Seen | undefined {
+    const id = this.byShort.get(short);
+    return id === undefined ? undefined : this.seen.get(id);
   }
 
-  private remember(id: string, s: Seen): void {
-    if (this.seen.size >= MAX_SEEN) this.seen.delete(this.seen.keys().next().value!);
+  private received(s: Seen): void {
+    const m = this.missing.get(s.short);
+    if (!m) return;
+    m.timer?.cancel();
+    this.missing.delete(s.short);
+  }
+
+  private remember(id: string, at: number, from: string | undefined): Seen {
+    if (this.seen.size >= MAX_SEEN) this.forget(this.seen.keys().next().value!);
+    const s: Seen = { at, from, short: shortId(id) };
     this.seen.set(id, s);
+    this.byShort.set(s.short, id);
+    return s;
+  }
+
+  private forget(id: string): void {
+    const s = this.seen.get(id);
+    this.seen.delete(id);
+    if (s && this.byShort.get(s.short) === id) this.byShort.delete(s.short);
   }
 
   private expireSeen(): void {
     const old = this.host.clock.now() - this.cfg.keep;
     for (const [id, s] of this.seen) {
       if (s.at > old) break;
-      this.seen.delete(id);
+      this.forget(id);
     }
   }
 }

@@ -52,6 +52,8 @@ export class LiveTable {
   /** Inside batch(): the services touched so far, and whether container names moved. */
   private held = 0;
   private touched = new Set<string>();
+  /** The addresses whose reverse entries those changes moved. */
+  private touchedAddresses = new Set<string>();
   private containersMoved = false;
   /** A whole table became due inside batch(). */
   private wholeDue = false;
@@ -107,7 +109,7 @@ export class LiveTable {
     if (header.length === headerLength) header.copy(table, 0);
     this.sink.set(header.length === headerLength ? table : Buffer.concat([header, table.subarray(headerLength)]), false);
     this.compiler.know(input);
-    this.sink.patch(finish(this.compiler.patchSteps(this.zone, [], this.containers)), true);
+    this.sink.patch(finish(this.compiler.patchSteps(this.zone, [], [], this.containers)), true);
     // (Not before: when the addon refuses either, start() compiles the table as usual.)
     this.started = true;
     this.builds++;
@@ -116,9 +118,10 @@ export class LiveTable {
   private changed(c: Change): void {
     if (!this.started) return;
     for (const key of c.services) this.touched.add(key);
+    for (const ip of c.addresses ?? []) this.touchedAddresses.add(ip);
     if (this.installed && !this.held && this.small(c.services)) {
       try {
-        this.sink.patch(finish(this.installed.patchSteps(this.zone, c.services)), true);
+        this.sink.patch(finish(this.installed.patchSteps(this.zone, c.services, c.addresses ?? [])), true);
       } catch (e) {
         this.installed = null;
         this.onError(e as Error);
@@ -154,6 +157,7 @@ export class LiveTable {
     if (this.held) return void (this.wholeDue = true);
     this.wholeDue = false;
     this.touched.clear();
+    this.touchedAddresses.clear();
     this.containersMoved = false;
     // The installed table is the last one committed: a whole job dropped here did not change it.
     if (!this.job?.whole && this.builds > 0) this.installed = this.compiler.fork();
@@ -178,11 +182,12 @@ export class LiveTable {
       for (;;) {
         if (!this.job) {
           if (this.touched.size === 0 && !this.containersMoved) return;
-          const keys = this.touched;
+          const [keys, addresses] = [this.touched, this.touchedAddresses];
           const containers = this.containersMoved ? this.containers : undefined;
           this.touched = new Set();
+          this.touchedAddresses = new Set();
           this.containersMoved = false;
-          this.job = { whole: false, steps: this.compiler.patchSteps(this.zone, keys, containers) };
+          this.job = { whole: false, steps: this.compiler.patchSteps(this.zone, keys, addresses, containers) };
         }
         if (!this.advance(this.job, deadline)) return this.later();
       }

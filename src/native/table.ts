@@ -363,8 +363,7 @@ function* serviceChunk(viewZone: Zone, view: ServiceView): Steps<Chunk> {
 }
 
 /** The addresses whose reverse names a service answers (its endpoints' and its VIP). */
-function serviceIps(view: ServiceView | undefined): string[] {
-  if (!view) return [];
+function serviceIps(view: ServiceView): string[] {
   const ips = new Set<string>(view.endpoints.flatMap((e) => e.reach?.addresses ?? []));
   if (view.vip) ips.add(view.vip);
   return [...ips];
@@ -398,12 +397,10 @@ function negativeSoa(fixed: Zone): { item: Item; nx: Answer; q: string } {
  * Compiles the table in groups: one per service (its names), one per address (its reverse
  * name), the zone's own names, the namespace names and the container names. A whole table is
  * every group; a registry change is a patch of the groups of the services it touched and of
- * their addresses, old and new: its cost follows the change, not the zone. Remembers what it
- * compiled last (each service's addresses, the namespaces) to know which groups a change
- * empties.
+ * their addresses, old and new (the change names them): its cost follows the change, not the
+ * zone. Remembers the namespaces it compiled last to know when their group changes.
  */
 export class TableCompiler {
-  private ipsOf = new Map<string, string[]>();
   private namespaces = new Set<string>();
   /** Services of namespace "svc": their names can mean other services' names too, so they are
    *  compiled again with every patch (see serviceChunk). */
@@ -412,7 +409,6 @@ export class TableCompiler {
   /** A compiler that remembers what this one has compiled so far (to patch that table). */
   fork(): TableCompiler {
     const c = new TableCompiler();
-    c.ipsOf = new Map(this.ipsOf);
     c.namespaces = new Set(this.namespaces);
     c.svcNamespace = new Set(this.svcNamespace);
     return c;
@@ -459,18 +455,15 @@ export class TableCompiler {
   }
 
   /**
-   * Remembers what a whole table of `input` holds (each service's addresses, the namespaces)
-   * without compiling it: for a table compiled before (the previous run's, see table-file.ts),
-   * so that later changes patch it as they would one compiled here.
+   * Remembers what a whole table of `input` holds (the namespaces) without compiling it: for a
+   * table compiled before (the previous run's, see table-file.ts), so that later changes patch it
+   * as they would one compiled here.
    */
   know(input: TableInput): void {
-    this.ipsOf = new Map();
     this.namespaces = new Set();
     this.svcNamespace = new Set();
     for (const view of input.services) {
       this.namespaces.add(view.namespace);
-      const ips = serviceIps(view);
-      if (ips.length) this.ipsOf.set(view.key, ips);
       if (view.namespace === 'svc') this.svcNamespace.add(view.key);
     }
   }
@@ -484,7 +477,6 @@ export class TableCompiler {
   *parts(input: TableInput): Generator<Buffer | Buffer[] | undefined, void, void> {
     const { zone } = input;
     const fixed = fixedZone(zone);
-    this.ipsOf = new Map();
     this.namespaces = new Set();
     this.svcNamespace = new Set();
     yield this.header(input);
@@ -494,7 +486,7 @@ export class TableCompiler {
     for (const view of input.services) {
       this.namespaces.add(view.namespace);
       slice.push(yield* this.service(zone, view.key, view));
-      for (const ip of this.ipsOf.get(view.key) ?? []) ips.add(ip);
+      for (const ip of serviceIps(view)) ips.add(ip);
       if (slice.length >= SLICE) {
         yield slice;
         slice = [];
@@ -513,24 +505,22 @@ export class TableCompiler {
   }
 
   /**
-   * A patch: the groups of services `keys` (in the registry now or removed), of their addresses
-   * before and after, the zone's own names (the SOA serial moved), the namespace names when the
-   * set of namespaces changed, and the container names when `containers` is given. Made in
-   * steps (finish() runs them at once); the registry may change between them (LiveTable then
-   * patches again).
+   * A patch: the groups of services `keys` (in the registry now or removed), of the addresses
+   * whose reverse entries moved (`addresses`: the registry's changes name them, old and new), the
+   * zone's own names (the SOA serial moved), the namespace names when the set of namespaces
+   * changed, and the container names when `containers` is given. Made in steps (finish() runs
+   * them at once); the registry may change between them (LiveTable then patches again).
    */
-  *patchSteps(zone: Zone, keys: Iterable<string>, containers?: ContainerScopes): Steps<Buffer> {
+  *patchSteps(zone: Zone, keys: Iterable<string>, addresses: Iterable<string>, containers?: ContainerScopes): Steps<Buffer> {
     const fixed = fixedZone(zone);
     const groups: Buffer[] = [];
-    const ips = new Set<string>();
+    const ips = new Set<string>(addresses);
     let namespacesMoved = false;
     for (const key of new Set([...keys, ...this.svcNamespace])) {
       const slash = key.indexOf('/');
       const ns = key.slice(0, slash);
       const view = zone.source.service(ns, key.slice(slash + 1));
-      for (const ip of this.ipsOf.get(key) ?? []) ips.add(ip);
       groups.push(yield* this.service(zone, key, view));
-      for (const ip of this.ipsOf.get(key) ?? []) ips.add(ip);
       const has = zone.source.hasNamespace(ns);
       if (has === this.namespaces.has(ns)) continue;
       namespacesMoved = true;
@@ -558,12 +548,9 @@ export class TableCompiler {
     return Buffer.concat([w.done(), ...groups]);
   }
 
-  /** The group of service `key` (empty when `view` is gone), noting its addresses. */
+  /** The group of service `key` (empty when `view` is gone). */
   private *service(zone: Zone, key: string, view: ServiceView | undefined): Steps<Buffer> {
     const chunk = view ? yield* serviceChunk(zone, view) : new Chunk();
-    const ips = serviceIps(view);
-    if (ips.length) this.ipsOf.set(key, ips);
-    else this.ipsOf.delete(key);
     if (view?.namespace === 'svc') this.svcNamespace.add(key);
     else this.svcNamespace.delete(key);
     return group(`s:${key}`, chunk);

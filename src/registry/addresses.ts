@@ -30,6 +30,8 @@ const plain = (p: NamedPort): ReachablePort => ({ port: p.port, protocol: p.prot
 export function reachable(ep: Endpoint, owner: NodeState, view: Perspective): Reachable | null {
   if (ep.container?.isolated && owner.id !== view.localNode) return null;
   const direct = ep.explicit || owner.id === view.localNode || view.routableContainerIps;
+  // (Most endpoints have no ports: no copy to make, no garbage made for them.)
+  if (ep.ports === NO_PORTS) return direct ? { direct: true, addresses: ep.addresses, ports: NO_PORTS } : null;
   const ports: Record<string, ReachablePort> = {};
   if (direct) {
     for (const [name, p] of Object.entries(ep.ports)) ports[name] = plain(p);

@@ -1,8 +1,9 @@
 import { canonicalIp } from '../net/cidr.js';
 import { mergeState } from './merge.js';
-import { buildService, type ServiceView, type ViewOptions } from './view.js';
+import { buildService, type ServiceView, type ViewEndpoint, type ViewOptions } from './view.js';
 import { sameEndpoint } from './equal.js';
-import { serviceRun, stepBetween } from './steps.js';
+import { membersOf, withMember, withoutMember, type SmallSet } from './small-set.js';
+import { compareEndpoints, hasRun, inKeyOrder, serviceRun, stepBetween } from './steps.js';
 import { endpointKey, serviceKey, type Endpoint, type NodeState } from './types.js';
 
 // The pure core: the merged per-node states and the views derived from them. No sockets, no
@@ -21,6 +22,11 @@ export interface Change {
   services: string[];
   /** Node ids whose state changed or went away. */
   nodes: string[];
+  /**
+   * Addresses (as the endpoints and VIPs spell them) whose reverse entries (PTR) were dropped or
+   * added: every address, old and new, of the services rebuilt and of the VIPs moved.
+   */
+  addresses?: string[];
 }
 
 export type ChangeListener = (change: Change) => void;
@@ -34,16 +40,28 @@ export interface VipAssigner {
   allocate(keys: string[]): Map<string, string>;
 }
 
+/** What answers for an address: an endpoint of a view (its hostname) or a view (its VIP). */
+type ReverseTarget = ViewEndpoint | ServiceView;
+
 export class Registry {
   private readonly states = new Map<string, NodeState>();
-  /** node id → service key → that node's endpoints of the service. */
-  private readonly byNode = new Map<string, Map<string, Endpoint[]>>();
+  /**
+   * The endpoints of the states that are not in key order (a peer's, not made by this version),
+   * sorted. A node's endpoints of one service are then one run of its sorted list, found by
+   * binary search (no list per node and service: at 50,000 endpoints over 100 hosts those were
+   * ~5 MB).
+   */
+  private readonly sorted = new Map<string, Endpoint[]>();
   /** service key → ids of nodes that have endpoints in it. */
-  private readonly serviceNodes = new Map<string, Set<string>>();
+  private readonly serviceNodes = new Map<string, SmallSet>();
   private readonly views = new Map<string, ServiceView>();
-  /** Address → what answers for it: most addresses have one entry, kept without a list. */
-  private readonly reverse = new Map<string, ReverseEntry | ReverseEntry[]>();
-  private readonly reverseOf = new Map<string, string[]>();
+  /**
+   * Address → what answers for it: the view endpoints and views themselves, not entries made for
+   * it; most addresses have one, kept without a list.
+   */
+  private readonly reverse = new Map<string, ReverseTarget | ReverseTarget[]>();
+  /** Addresses whose reverse entries moved since the last change was emitted. */
+  private moved = new Set<string>();
   private readonly namespaceCount = new Map<string, number>();
   private readonly listeners = new Set<ChangeListener>();
   private _index = 0;
@@ -93,8 +111,11 @@ export class Registry {
 
   /** Services and endpoint hostnames whose answered address is `ip` (PTR). */
   lookupAddress(ip: string): readonly ReverseEntry[] {
-    const entries = this.reverse.get(canonicalIp(ip));
-    return entries === undefined ? [] : Array.isArray(entries) ? entries : [entries];
+    const had = this.reverse.get(canonicalIp(ip));
+    if (had === undefined) return [];
+    const entry = (t: ReverseTarget): ReverseEntry =>
+      'endpoint' in t ? { service: serviceKey(t.endpoint.namespace, t.endpoint.service), hostname: t.endpoint.hostname } : { service: t.key };
+    return Array.isArray(had) ? had.map(entry) : [entry(had)];
   }
 
   onChange(listener: ChangeListener): () => void {
@@ -156,48 +177,35 @@ export class Registry {
     this.emit(this.refreshVips(keys), []);
   }
 
+  /** A node's endpoints in key order. */
+  private endpointsOf(nodeId: string): readonly Endpoint[] {
+    return this.sorted.get(nodeId) ?? this.states.get(nodeId)?.endpoints ?? [];
+  }
+
   /** Indexes a node's new state (`next`, or none); returns the keys of the services whose views it changes. */
   private indexNode(nodeId: string, old: NodeState | undefined, next: NodeState | undefined): Set<string> {
-    const lists = this.byNode.get(nodeId) ?? new Map<string, Endpoint[]>();
     // A node's name or address feeds every one of its endpoints' views.
     const whole = !old || !next || old.name !== next.name || old.address !== next.address;
     // When the state was made from the old one by a recorded step (a local write, a delta), the
     // step names the services it touched, each found in the sorted list by binary search.
-    const step = whole ? undefined : stepBetween(old, next);
-    const touched = whole ? new Set(lists.keys()) : step ? new Set(step.services) : changedServices(old.endpoints, next.endpoints);
+    const step = whole || this.sorted.has(nodeId) ? undefined : stepBetween(old, next);
+    const touched = whole ? servicesOf(old?.endpoints ?? []) : step ? new Set(step.services) : changedServices(old.endpoints, next.endpoints);
     const nextEndpoints = next?.endpoints ?? [];
-    if (whole) for (const ep of nextEndpoints) touched.add(serviceKey(ep.namespace, ep.service));
+    if (whole) for (const key of servicesOf(nextEndpoints)) touched.add(key);
     this._endpointCount += nextEndpoints.length - (old?.endpoints.length ?? 0);
 
-    for (const key of touched) lists.delete(key);
-    if (step) {
-      for (const key of touched) {
-        const slash = key.indexOf('/');
-        const run = serviceRun(nextEndpoints, key.slice(0, slash), key.slice(slash + 1));
-        if (run.length) lists.set(key, run);
-      }
-    } else {
-      for (const ep of nextEndpoints) {
-        const key = serviceKey(ep.namespace, ep.service);
-        if (!touched.has(key)) continue;
-        // A list made by a literal holds what it has; one grown from [] by push reserves 17.
-        const list = lists.get(key);
-        if (list) list.push(ep);
-        else lists.set(key, [ep]);
-      }
-    }
-    if (next) this.byNode.set(nodeId, lists);
-    else this.byNode.delete(nodeId);
-
+    // A step keeps the order; anything else is checked.
+    this.sorted.delete(nodeId);
+    if (!step && !inKeyOrder(nextEndpoints)) this.sorted.set(nodeId, nextEndpoints.slice().sort(compareEndpoints));
+    const after = this.endpointsOf(nodeId);
     for (const key of touched) {
-      let nodes = this.serviceNodes.get(key);
-      if (lists.has(key)) {
-        if (!nodes) this.serviceNodes.set(key, (nodes = new Set()));
-        nodes.add(nodeId);
-      } else if (nodes) {
-        nodes.delete(nodeId);
-        if (nodes.size === 0) this.serviceNodes.delete(key);
-      }
+      const slash = key.indexOf('/');
+      const has = next !== undefined && hasRun(after, key.slice(0, slash), key.slice(slash + 1));
+      const nodes = this.serviceNodes.get(key);
+      const now = has ? withMember(nodes, nodeId) : withoutMember(nodes, nodeId);
+      if (now === nodes) continue;
+      if (now === undefined) this.serviceNodes.delete(key);
+      else this.serviceNodes.set(key, now);
     }
     return touched;
   }
@@ -205,18 +213,21 @@ export class Registry {
   private rebuild(key: string): void {
     const old = this.views.get(key);
     if (old) {
-      this.dropReverse(key);
+      this.dropReverse(old);
       this.countNamespace(old.namespace, -1);
       this.views.delete(key);
     }
     const nodes = this.serviceNodes.get(key);
-    if (!nodes) return;
+    if (nodes === undefined) return;
+    const slash = key.indexOf('/');
+    const [ns, svc] = [key.slice(0, slash), key.slice(slash + 1)];
     const members: Array<{ endpoint: Endpoint; owner: NodeState }> = [];
-    for (const nodeId of nodes) {
+    for (const nodeId of membersOf(nodes)) {
       const owner = this.states.get(nodeId)!;
-      for (const endpoint of this.byNode.get(nodeId)!.get(key)!) members.push({ endpoint, owner });
+      for (const endpoint of serviceRun(this.endpointsOf(nodeId), ns, svc)) members.push({ endpoint, owner });
     }
-    const first = members[0]!.endpoint;
+    const first = members[0]?.endpoint;
+    if (!first) return;
     const view = buildService(first.namespace, first.service, members, this.opts);
     const vip = this.vips.get(key);
     if (vip !== undefined && this.vipAssigner?.wants(view)) view.vip = vip;
@@ -248,7 +259,7 @@ export class Registry {
     for (const v of this.views.values()) {
       const vip = this.vipKeys.has(v.key) ? this.vips.get(v.key) : undefined;
       if (v.vip === vip) continue;
-      this.dropReverse(v.key);
+      this.dropReverse(v);
       if (vip === undefined) delete v.vip;
       else v.vip = vip;
       this.addReverse(v);
@@ -258,33 +269,29 @@ export class Registry {
   }
 
   private addReverse(view: ServiceView): void {
-    const ips: string[] = [];
-    const add = (address: string, entry: ReverseEntry): void => {
+    forReverse(view, (address, target) => {
+      this.moved.add(address);
       const ip = canonicalIp(address);
       const had = this.reverse.get(ip);
-      if (had === undefined) this.reverse.set(ip, entry);
-      else if (Array.isArray(had)) had.push(entry);
-      else this.reverse.set(ip, [had, entry]);
-      ips.push(ip);
-    };
-    for (const e of view.endpoints) {
-      if (!e.reach?.direct) continue;
-      for (const ip of e.reach.addresses) add(ip, { service: view.key, hostname: e.endpoint.hostname });
-    }
-    if (view.vip) add(view.vip, { service: view.key });
-    this.reverseOf.set(view.key, ips.slice());
+      if (had === undefined) this.reverse.set(ip, target);
+      else if (Array.isArray(had)) had.push(target);
+      else this.reverse.set(ip, [had, target]);
+    });
   }
 
-  private dropReverse(key: string): void {
-    for (const ip of this.reverseOf.get(key) ?? []) {
+  /** Undoes addReverse(view) (a view is not changed once indexed, but for its VIP, dropped first). */
+  private dropReverse(view: ServiceView): void {
+    const other = (t: ReverseTarget): boolean => ('endpoint' in t ? t.endpoint.namespace !== view.namespace || t.endpoint.service !== view.name : t !== view);
+    forReverse(view, (address) => {
+      this.moved.add(address);
+      const ip = canonicalIp(address);
       const had = this.reverse.get(ip);
-      if (had === undefined) continue;
-      const rest = (Array.isArray(had) ? had : [had]).filter((r) => r.service !== key);
+      if (had === undefined) return;
+      const rest = Array.isArray(had) ? had.filter(other) : other(had) ? [had] : [];
       if (rest.length > 1) this.reverse.set(ip, rest);
       else if (rest.length === 1) this.reverse.set(ip, rest[0]!);
       else this.reverse.delete(ip);
-    }
-    this.reverseOf.delete(key);
+    });
   }
 
   private countNamespace(ns: string, delta: number): void {
@@ -295,9 +302,30 @@ export class Registry {
 
   private emit(services: string[], nodes: string[]): void {
     this._index++;
-    const change: Change = { index: this._index, services, nodes };
+    const change: Change = { index: this._index, services, nodes, addresses: [...this.moved] };
+    this.moved = new Set();
     for (const l of this.listeners) l(change);
   }
+}
+
+/** The addresses a view answers PTR for, each with what answers: its direct endpoints' and its VIP. */
+function forReverse(view: ServiceView, fn: (address: string, target: ReverseTarget) => void): void {
+  for (const e of view.endpoints) {
+    if (!e.direct || !e.reach) continue;
+    for (const ip of e.reach.addresses) fn(ip, e);
+  }
+  if (view.vip) fn(view.vip, view);
+}
+
+/** Keys of the services a list has endpoints in (one key per run when it is sorted). */
+function servicesOf(endpoints: readonly Endpoint[]): Set<string> {
+  const out = new Set<string>();
+  let last: Endpoint | undefined;
+  for (const e of endpoints) {
+    if (last === undefined || last.namespace !== e.namespace || last.service !== e.service) out.add(serviceKey(e.namespace, e.service));
+    last = e;
+  }
+  return out;
 }
 
 /**

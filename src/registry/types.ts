@@ -74,8 +74,12 @@ export interface NodeState {
  */
 export const NO_PORTS: Readonly<Record<string, never>> = Object.freeze({});
 
-export const endpointKey = (e: Pick<Endpoint, 'namespace' | 'service' | 'id'>): string =>
-  `${e.namespace}/${e.service}/${e.id}`;
+/**
+ * `<namespace>/<service>/<id>`, as one flat string: many are kept as map keys (the local node's
+ * sources, the API's registrations), and a template literal leaves a chain of pieces instead
+ * (~170 bytes a key instead of ~40: 6 MB at 50,000 endpoints).
+ */
+export const endpointKey = (e: Pick<Endpoint, 'namespace' | 'service' | 'id'>): string => [e.namespace, e.service, e.id].join('/');
 
 export const serviceKey = (namespace: string, service: string): string => `${namespace}/${service}`;
 

@@ -14,7 +14,10 @@ import { compareKeys, endpointKey, type Endpoint, type NodeState } from '../regi
 // fields: map keys sorted, undefined fields left out) and the SHA-256 of the delta's body:
 //
 //   header = [id, version, base, stateHash(state), sha256(body)]
-//   body   = [put: endpoint[], del: key[], name?, address?, incarnation?]   (compact.ts)
+//   body   = [put: endpoint[], del: position[], name?, address?, incarnation?]   (compact.ts)
+//
+// where a removed endpoint is named by its position in the base's endpoints (sorted by key, as
+// every holder keeps them), not by its key: one byte instead of its namespace/service/id.
 //
 // Neither the header nor its two hashes travel with a delta: the receiver hashes the body it got,
 // applies it to the state it holds at `base` and hashes the result, and checks the signature over
@@ -38,8 +41,10 @@ let slabAt = 0;
  * each (with millions alive, as in the simulator, each allocation costs microseconds). A slab is
  * freed once everything cut from it is.
  */
-export function encodeKept(v: unknown): Uint8Array {
-  const b = encoder.encodeSharedRef(v);
+export const encodeKept = (v: unknown): Uint8Array => keep(encoder.encodeSharedRef(v));
+
+/** A copy of `b` cut from the shared slabs (see encodeKept). */
+export function keep(b: Uint8Array): Uint8Array {
   if (b.length > SLAB / 16) return b.slice();
   if (slabAt + b.length > slab.length) [slab, slabAt] = [new Uint8Array(SLAB), 0];
   const out = slab.subarray(slabAt, slabAt + b.length);
@@ -71,6 +76,8 @@ export interface Delta {
   put: Endpoint[];
   /** Keys of the endpoints removed. */
   del: string[];
+  /** As decoded: the positions in the base's endpoints of those removed (apply reads their keys there). */
+  at?: number[];
 }
 
 /** The endpoints in the order every state keeps them: by endpoint key. */
@@ -191,11 +198,23 @@ export const encodeHeader = (h: Header): Uint8Array => encodeCanonical([h.id, h.
 /** Whether `v` can be a version (a whole number of ms, as the owner's clock gives). */
 export const isVersion = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
-export function encodeBody(d: Delta): Uint8Array {
+/** The body of `d`; `base` is the state at its base, where its removed keys are found (keys not there were never published: left out). */
+export function encodeBody(d: Delta, base?: NodeState): Uint8Array {
   const t = new StringsOut();
-  const body: unknown[] = [d.put.map((e) => endpointOut(e, t, d.version)), d.del.map((k) => t.put(k))];
+  const body: unknown[] = [d.put.map((e) => endpointOut(e, t, d.version)), positionsOf(base, d.del)];
   if (d.name !== undefined) body.push(t.put(d.name), addrOut(d.address!), d.incarnation);
   return encodeCanonical(body);
+}
+
+/** The positions of `keys` in `base`'s endpoints, ascending; keys not there are left out. */
+function positionsOf(base: NodeState | undefined, keys: readonly string[]): number[] {
+  const eps = base?.endpoints ?? [];
+  const at: number[] = [];
+  for (const k of keys) {
+    const i = lowerBound(eps, k, endpointKey);
+    if (i < eps.length && endpointKey(eps[i]!) === k) at.push(i);
+  }
+  return at.sort((a, b) => a - b);
 }
 
 /** The delta of node `id` from `base` to `version` in `bytes`, or null when the body is not well-formed. */
@@ -205,8 +224,10 @@ export function decodeBody(h: { id: string; version: number; base: number }, byt
     if (!Array.isArray(a) || (a.length !== 2 && a.length !== 5) || !Array.isArray(a[0]) || !Array.isArray(a[1])) return null;
     const t = new StringsIn();
     const put = (a[0] as unknown[]).map((e) => endpointIn(e, t, h.version));
-    const del = (a[1] as unknown[]).map((k) => t.get(k));
-    const d: Delta = { id: h.id, base: h.base, version: h.version, put, del };
+    const at = a[1] as unknown[];
+    // Positions ascending (one form per body); none in a delta from nothing.
+    if (!at.every((x, i) => Number.isSafeInteger(x) && (x as number) >= 0 && (i === 0 || (x as number) > (at[i - 1] as number))) || (at.length > 0 && h.base === 0)) return null;
+    const d: Delta = { id: h.id, base: h.base, version: h.version, put, del: [], at: at as number[] };
     if (a.length === 5) {
       Object.assign(d, { name: t.get(a[2], 255), address: addrIn(a[3]), incarnation: a[4] });
       // The identity fields are checked like a state's (an empty one stands in for the endpoints).
@@ -274,6 +295,8 @@ export function apply(held: NodeState | undefined, d: Delta): NodeState {
   if (d.base === 0 || !held) return make(sortEndpoints(d.put));
   const changes = new Map<string, Endpoint | undefined>();
   for (const k of d.del) changes.set(k, undefined);
+  // A position past the end removes nothing: the result is then not the owner's, and its signature check fails.
+  for (const i of d.at ?? []) if (i < held.endpoints.length) changes.set(endpointKey(held.endpoints[i]!), undefined);
   for (const e of d.put) changes.set(endpointKey(e), e);
   return stepState(held, changes, make);
 }

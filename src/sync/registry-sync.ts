@@ -6,8 +6,11 @@ import type { FailureLog } from '../log-once.js';
 import type { Registry } from '../registry/registry.js';
 import type { NodeState } from '../registry/types.js';
 import { bucketCount, bucketOf, bucketsFor, Digest, entryHash, HASH, indexesIn, indexesOut, MAX_BUCKETS } from '../gossip/digest.js';
-import { idIn, idOut, orNull } from './compact.js';
-import { apply, decodeBody, decodeBytes, decodeState, diff, encodeBody, encodeCanonical as encode, encodeHeader, encodeKept, encodeState, HASH_BYTES, isVersion, sha256, stateHash, type Delta, type Header } from './delta.js';
+import { idIn, idOut } from './compact.js';
+import { apply, decodeBody, decodeBytes, decodeState, diff, encodeBody, encodeCanonical as encode, encodeHeader, encodeState, HASH_BYTES, isVersion, sha256, stateHash, type Delta, type Header } from './delta.js';
+import { DELTA, NOTICE, updateIdOf, updateIn, updateOut } from './update.js';
+
+export { isWholeUpdate } from './update.js';
 
 // The registry's side of gossip (the membership's Delegate). A change of this node's state goes
 // out as a delta (delta.ts): the endpoints added, changed or removed since the version before,
@@ -37,11 +40,12 @@ import { apply, decodeBody, decodeBytes, decodeState, diff, encodeBody, encodeCa
 // endpoints stay answered unless it stays dead. A host that does not answer a connection at all
 // (powered off, cut off) is dropped at once. Updates of a dead or left node are refused while it stays so.
 //
-// Messages (msgpack arrays; the gossip frame's wire version covers them; docs/architecture.md):
-//   update   [0, id, version, back, body, sig]   a delta (back: version − base, 0 for base 0); who
-//                                                  passed it on the gossip layer tells (notifyUpdate's from)
-//            [1, id, version, back, stateHash, bodyHash, sig]   a notice: that version exists, too
-//                                                  big to gossip
+// Messages (the gossip frame's wire version covers them; docs/architecture.md):
+//   update   a delta (id, version, back: version − base, 0 for base 0; signature, body) or a notice
+//            (that version exists, too big to gossip: id, version, back, state hash, body hash,
+//            signature), in the raw layout of update.ts; who passed it on the gossip layer tells
+//            (notifyUpdate's from), and its name (updateId) is cut from its head
+//   (msgpack arrays:)
 //   request  [2, id, version] → [0, ...State] | [3]   a node's state, at `version` or later
 //   push-pull (digest.ts: one 8-byte hash per bucket of (id, version) pairs):
 //            leg 1  digest (bytes)
@@ -119,23 +123,6 @@ const GAP_WAIT = 500;
 /** A state got this recently is not sent whole in a periodic push-pull: its delta is on its way. */
 const FRESH_MS = 5000;
 
-/**
- * The gossip layer's name for the update of one node version (its delta or notice), as a byte
- * string (one char per byte), short as every IHAVE carries it: the first 6 bytes of the node id
- * and the version in 7-bit groups. Two nodes sharing the prefix would also need to publish in the
- * same millisecond to collide.
- */
-export function updateId(h: { id: string; version: number }): string {
-  let out = /^[0-9a-f]{12}/.test(h.id) ? Buffer.from(h.id.slice(0, 12), 'hex').toString('latin1') : h.id.slice(0, 16);
-  let v = h.version;
-  do {
-    const low = v % 128;
-    v = Math.floor(v / 128);
-    out += String.fromCharCode(v > 0 ? low | 128 : low);
-  } while (v > 0);
-  return out;
-}
-
 interface Want {
   version: number;
   /** Who is known to have it (the node that passed the update on). */
@@ -173,8 +160,8 @@ export interface DeltaSteps {
   update: (s: Signed, body: Uint8Array) => Uint8Array;
 }
 
-/** A delta as gossiped: [0, id, version, back, body, sig]. */
-export const deltaUpdate = (s: Signed, body: Uint8Array): Uint8Array => encodeKept([0, idOut(s.h.id), s.h.version, backOf(s.h), body, s.sig]);
+/** A delta as gossiped (update.ts). */
+export const deltaUpdate = (s: Signed, body: Uint8Array): Uint8Array => updateOut({ type: DELTA, id: s.h.id, version: s.h.version, back: backOf(s.h) }, s.sig, body);
 
 /** Applies delta `d` to `held` and checks `sig` with key `pub` over the header of the result, rebuilt as the owner built it. */
 export function proveDelta(held: NodeState | undefined, d: Delta, body: Uint8Array, sig: Uint8Array, pub: Uint8Array): Proven {
@@ -206,28 +193,6 @@ const isBytes = (x: unknown, n?: number): x is Uint8Array => x instanceof Uint8A
 const backOf = (h: { version: number; base: number }): number => (h.base === 0 ? 0 : h.version - h.base);
 const baseOf = (version: number, back: unknown): number | null => (isVersion(back) && back <= version && back !== version ? (back === 0 ? 0 : version - back) : null);
 type Applied = 'done' | 'gap' | 'refused';
-
-/** Bytes taken by the msgpack string, bin or unsigned integer at `at` (0: none of those). */
-function itemSize(b: Uint8Array, at: number): number {
-  const x = b[at] ?? 0;
-  if (x < 0x80) return 1;
-  if (x >= 0xa0 && x <= 0xbf) return 1 + (x & 31);
-  const sizes: Record<number, number> = { 0xc4: 2 + (b[at + 1] ?? 0), 0xd9: 2 + (b[at + 1] ?? 0), 0xcc: 2, 0xcd: 3, 0xce: 5, 0xcf: 9 };
-  return sizes[x] ?? 0;
-}
-
-/**
- * Whether an update is a delta from nothing (base 0: a whole state), read from its first bytes
- * without decoding the body (the simulator counts these for every copy of every update).
- */
-export function isWholeUpdate(b: Uint8Array): boolean {
-  if (b[0] !== 0x96 || b[1] !== 0x00) return false;
-  const id = itemSize(b, 2);
-  const version = id && itemSize(b, 2 + id);
-  if (id && version) return b[2 + id + version] === 0x00;
-  const u = orNull(() => decodeBytes(b));
-  return Array.isArray(u) && u[3] === 0;
-}
 
 /** Whether the answer to a request is a whole state ([0, ...State]). */
 export const isWholeAnswer = (b: Uint8Array): boolean => b[0] === 0x98 && b[1] === 0x00;
@@ -282,7 +247,7 @@ export class RegistrySync implements Delegate {
       return;
     }
     const d = diff(this.published, s);
-    const body = encodeBody(d);
+    const body = encodeBody(d, this.published);
     const signed = signDelta(identity, d, s, body);
     proofs.set(s, signed);
     this.gotAt.set(s.id, this.net.now());
@@ -294,9 +259,10 @@ export class RegistrySync implements Delegate {
   private send(s: Signed, body: Uint8Array | null): void {
     const net = this.net;
     if (!net) return;
+    const head = { id: s.h.id, version: s.h.version, back: backOf(s.h) };
     let data = body ? this.steps.update(s, body) : null;
-    if (!data || data.length > net.maxUserUpdate) data = encodeKept([1, idOut(s.h.id), s.h.version, backOf(s.h), s.h.stateHash, s.h.bodyHash, s.sig]);
-    net.broadcast(updateId(s.h), data);
+    if (!data || data.length > net.maxUserUpdate) data = updateOut({ type: NOTICE, ...head }, s.h.stateHash, s.h.bodyHash, s.sig);
+    net.broadcast(updateIdOf(data)!, data);
   }
 
   /** Whether updates of `id` are accepted now. */
@@ -579,11 +545,15 @@ export class RegistrySync implements Delegate {
 
   /** True when the update was news (the gossip layer prunes the edge a copy of old news came over). */
   notifyUpdate(data: Uint8Array, from?: string): boolean {
-    const u = this.safeDecode(data);
-    if (!Array.isArray(u)) return false;
-    if (u[0] === 0 && u.length === 6) return this.onDelta(u[1], u[2], u[3], u[4], u[5], from);
-    if (u[0] === 1 && u.length === 7) return this.onNotice(u[1], u[2], u[3], u[4], u[5], u[6], from);
-    return this.invalid('an unknown registry update');
+    const u = updateIn(data);
+    if (!u) return this.invalid('a registry update that is not well-formed');
+    if (u.type === DELTA) return this.onDelta(u.id, u.version, u.back, u.body, u.sig, from);
+    return this.onNotice(u.id, u.version, u.back, u.stateHash, u.bodyHash, u.sig, from);
+  }
+
+  /** An update's name (update.ts updateIdOf): the gossip layer's, for pushes that carry none. */
+  updateId(data: Uint8Array): string | null {
+    return updateIdOf(data);
   }
 
   /** A version too big to gossip exists: fetched from the node that passed the notice on. True when it was news. */

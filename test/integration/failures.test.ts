@@ -11,8 +11,8 @@ import { Keyring } from '../../src/gossip/crypto.js';
 import { NodeIdentity } from '../../src/gossip/identity.js';
 import { FailureLog } from '../../src/log-once.js';
 import type { Logger } from '../../src/log.js';
-import { encodeCanonical, encodeHeader, sha256 } from '../../src/sync/delta.js';
-import { idOut } from '../../src/sync/compact.js';
+import { encodeHeader, sha256 } from '../../src/sync/delta.js';
+import { NOTICE, updateOut } from '../../src/sync/update.js';
 import { PodmanClient } from '../../src/podman/client.js';
 import type { ContainerFacts } from '../../src/podman/endpoints.js';
 import { PodmanWatcher } from '../../src/podman/watcher.js';
@@ -144,7 +144,7 @@ t.test('push-pull and fetch: a peer that stops answering warns once per kind, co
   const notice = (version: number): Uint8Array => {
     const h = { id: ib.id, version, base: 0, stateHash: sha256(Buffer.from('state')), bodyHash: sha256(Buffer.from('body')) };
     const { sig } = ib.prove(encodeHeader(h));
-    return encodeCanonical([1, idOut(ib.id), version, 0, h.stateHash, h.bodyHash, sig]);
+    return updateOut({ type: NOTICE, id: ib.id, version, back: 0 }, h.stateHash, h.bodyHash, sig);
   };
   a.sync.notifyUpdate(notice(Date.now() + 1000), ib.id);
   await until('a failed fetch counted', async () => (await o.counted('fetch')) === 1);

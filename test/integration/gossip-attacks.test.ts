@@ -4,7 +4,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encode } from '@msgpack/msgpack';
 import { startDaemon, runCli, type RunningDaemon } from '../helpers/daemon.js';
 import { digShort } from '../helpers/dns.js';
 import { freePort } from '../helpers/ports.js';
@@ -16,7 +15,7 @@ import { realClock } from '../../src/gossip/clock.js';
 import { NodeIdentity } from '../../src/gossip/identity.js';
 import { signState } from '../../src/sync/registry-sync.js';
 import { diff, encodeBody } from '../../src/sync/delta.js';
-import { idOut } from '../../src/sync/compact.js';
+import { DELTA, NOTICE, updateOut } from '../../src/sync/update.js';
 import type { NodeState } from '../../src/registry/types.js';
 
 const until = waiter(30_000);
@@ -120,10 +119,13 @@ t.test('a rogue member with the cluster key against a cluster of daemons', async
     const alive = { id: victim.id, name: 'bravo', addr: rogue.addr, inc: 2 ** 53 - 1 };
     const before = await rejected(a, 'signature');
     for (const n of [a, c]) {
+      // Two versions: the delta and the notice of one version share an update id (a push of the
+      // second would be a copy of the first to the broadcast tree).
       const s = signState(rogue.identity, forged);
-      const id = idOut(victim.id);
-      rogue.send(n, rogue.seal([{ t: 'push', id: 'forged-1', from: rogue.identity.id, data: encode([0, id, forged.version, 0, encodeBody(diff(undefined, forged)), s.sig]) }]));
-      rogue.send(n, rogue.seal([{ t: 'push', id: 'forged-2', from: rogue.identity.id, data: encode([1, id, forged.version, 0, s.h.stateHash, s.h.bodyHash, s.sig]) }]));
+      const later = { ...forged, version: forged.version + 1 };
+      const s2 = signState(rogue.identity, later);
+      rogue.send(n, rogue.seal([{ t: 'push', from: rogue.identity.id, data: updateOut({ type: DELTA, id: victim.id, version: forged.version, back: 0 }, s.sig, encodeBody(diff(undefined, forged))) }]));
+      rogue.send(n, rogue.seal([{ t: 'push', from: rogue.identity.id, data: updateOut({ type: NOTICE, id: victim.id, version: later.version, back: 0 }, s2.h.stateHash, s2.h.bodyHash, s2.sig) }]));
       rogue.send(n, rogue.seal([{ t: 'alive', ...alive, proof: rogue.identity.prove(alivePayload(alive)) }]));
     }
     await until('all three refused on alpha', async () => (await rejected(a, 'signature')) >= before + 3);
@@ -184,14 +186,14 @@ t.test('a rogue member with the cluster key against a cluster of daemons', async
     await until('bravo alive again on alpha', async () => (await member(a, 'bravo'))?.state === 'alive');
   });
 
-  await t.test('a peer speaking the previous wire version (4: hex sender ids in tree messages, a relay id in deltas, whole member lists in push-pull) is refused with one clear log line', async (t) => {
+  await t.test('a peer speaking the previous wire version (5: update ids beside each push and in IHAVEs) is refused with one clear log line', async (t) => {
     const old = Buffer.from(rogue.seal([{ t: 'ack', seq: 1, from: 'x' }]));
-    old[0] = 4;
+    old[0] = 5;
     for (let i = 0; i < 5; i++) rogue.send(c, old);
     await until('refused', async () => (await rejected(c, 'version')) >= 5);
-    const lines = c.d.logs().split('\n').filter((l) => l.includes('wire version 4'));
+    const lines = c.d.logs().split('\n').filter((l) => l.includes('wire version 5'));
     t.equal(lines.length, 1, 'logged once');
-    t.match(lines[0], /wire version 4, this node speaks 5: the peer runs an older podman-swarm-dns; upgrade it/);
+    t.match(lines[0], /wire version 5, this node speaks 6: the peer runs an older podman-swarm-dns; upgrade it/);
   });
 });
 

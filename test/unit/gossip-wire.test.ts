@@ -22,9 +22,9 @@ const ALL: Message[] = [
   { t: 'suspect', id: 'n1', inc: 4, from: 'n2' },
   { t: 'dead', id: 'n1', inc: 4, from: 'n1', proof },
   { t: 'dead', id: 'n1', inc: 4, from: 'n2' },
-  { t: 'push', id: 'abcdef01lq2x3y', from: 'n1', data: new Uint8Array([1, 2, 3]) },
-  { t: 'ihave', from: 'n1', ids: ['a1', 'b2'] },
-  { t: 'graft', from: 'n2', ids: ['a1'] },
+  { t: 'push', from: 'n1', data: new Uint8Array([1, 2, 3]) },
+  { t: 'ihave', from: 'n1', ids: ['a1b2', 'c3d4'] },
+  { t: 'graft', from: 'n2', ids: ['a1b2'] },
   { t: 'prune', from: 'n3' },
   { t: 'pushpull', leg: 1, join: true, digest: new Uint8Array(16), members: [{ id: 'n1', name: 'h', addr: 'h:1', inc: 9, state: 'suspect' }, { id: 'n2', name: 'h2', addr: 'h:2', inc: 1, state: 'alive', proof }], user: new Uint8Array(0) },
   { t: 'pushpull', leg: 4, join: false, digest: new Uint8Array(0), members: [], user: new Uint8Array([5]) },
@@ -73,12 +73,12 @@ t.test('crypto: sealed frames open with the right key only', async (t) => {
   }
   t.throws(() => new Wire(null, c).open(frame), reason('encrypted'), 'a node without a key refuses sealed frames');
   t.throws(() => new Wire(new Keyring([k1]), c).open(new Wire(null, c).seal(ALL)), reason('unencrypted'), 'a keyed node refuses plain frames');
-  const v4 = Buffer.from(frame);
-  v4[0] = 4;
-  t.throws(() => new Wire(new Keyring([k1]), c).open(v4), { reason: 'version', message: /wire version 4, this node speaks 5: the peer runs an older podman-swarm-dns; upgrade it/ } as unknown as Error, 'a peer of the previous version (4: hex sender ids in tree messages, a relay id in deltas, whole member lists in push-pull) is refused, saying why');
-  const v6 = Buffer.from(frame);
-  v6[0] = 6;
-  t.throws(() => new Wire(new Keyring([k1]), c).open(v6), { reason: 'version', message: /wire version 6, this node speaks 5: this node runs an older podman-swarm-dns than the peer; upgrade it/ } as unknown as Error, 'and so is a newer one');
+  const v5 = Buffer.from(frame);
+  v5[0] = 5;
+  t.throws(() => new Wire(new Keyring([k1]), c).open(v5), { reason: 'version', message: /wire version 5, this node speaks 6: the peer runs an older podman-swarm-dns; upgrade it/ } as unknown as Error, 'a peer of the previous version (5: update ids beside each push and in IHAVEs) is refused, saying why');
+  const v7 = Buffer.from(frame);
+  v7[0] = 7;
+  t.throws(() => new Wire(new Keyring([k1]), c).open(v7), { reason: 'version', message: /wire version 7, this node speaks 6: this node runs an older podman-swarm-dns than the peer; upgrade it/ } as unknown as Error, 'and so is a newer one');
 });
 
 t.test('crypto: replayed and stale frames are rejected', async (t) => {
@@ -101,6 +101,28 @@ t.test('crypto: replayed and stale frames are rejected', async (t) => {
   const restarted = new Wire(new Keyring([k]), c);
   t.throws(() => restarted.open(captured), { reason: 'replay', message: /before this node started/ } as unknown as Error, 'captured 5 s before a restart, replayed after it');
   t.ok(restarted.open(new Wire(new Keyring([k]), c).seal([ALL[0]!])), 'fresh frames pass');
+});
+
+t.test('crypto: the timestamp rides in the nonce (its low 32 bits), across the wrap and from either side of this clock', async (t) => {
+  const k = key();
+  const wrap = 2 ** 32 * 400_000;
+  const frame = (at: number) => new Wire(new Keyring([k]), clock(at)).seal([ALL[0]!]);
+  // A receiver started long before, its clock set to `at` when it opens.
+  const rx = (at: number) => {
+    const c = clock(wrap - 10 * REPLAY_WINDOW_MS);
+    const w = new Wire(new Keyring([k]), c);
+    c.set(at);
+    return w;
+  };
+  t.equal(frame(wrap).length, new Wire(null, clock()).seal([ALL[0]!]).length + 12 + 16, 'sealing adds the nonce and the tag, nothing more');
+  t.ok(rx(wrap - 10_000).open(frame(wrap - 1)), 'a frame 1 ms before the wrap, opened before it');
+  t.ok(rx(wrap + 10_000).open(frame(wrap - 1)), 'and after it (low bits 2^32 − 1, the clock\'s 9,999)');
+  t.ok(rx(wrap - 10_000).open(frame(wrap + 5)), 'a frame after the wrap, on a clock 10 s behind, before it');
+  t.throws(() => rx(wrap + REPLAY_WINDOW_MS + 1000).open(frame(wrap - 1)), reason('replay'), 'one older than the window, across the wrap, is refused');
+  t.throws(() => rx(wrap - REPLAY_WINDOW_MS - 1000).open(frame(wrap + 1)), reason('replay'), 'and one further ahead');
+  const tampered = Buffer.from(frame(wrap));
+  tampered[2 + 3]! ^= 0x01;
+  t.throws(() => rx(wrap).open(tampered), reason('auth'), 'a timestamp changed in the nonce fails authentication');
 });
 
 t.test('keyring: rotation accepts every key and seals with the first', async (t) => {
@@ -147,6 +169,21 @@ t.test('forged, replayed and garbage packets sent to a node are dropped and coun
   t.equal(b.membership.stats.rejected.unencrypted - before.unencrypted, 1, 'unencrypted counted');
   await sim.run(1000);
   t.equal(b.membership.member(a.id)?.state, 'alive', 'the forged death changed nothing');
+});
+
+t.test('a push whose data the delegate cannot name (no update in it) is dropped and counted, the node unharmed', async (t) => {
+  const k = key();
+  const sim = new Simulation({ nodes: 2, key: k, seed: 6 });
+  await sim.start();
+  await sim.run(2000);
+  const [a, b] = sim.nodes as [NonNullable<(typeof sim.nodes)[0]>, NonNullable<(typeof sim.nodes)[0]>];
+  const before = { rejected: b.membership.stats.rejected.decode, remembered: b.membership.tree.remembered };
+  b.transport.deliverPacket(new Wire(new Keyring([k]), sim.clock).seal([{ t: 'push', from: a.id, data: new Uint8Array([9, 9, 9]) }]), a.addr);
+  t.equal(b.membership.stats.rejected.decode - before.rejected, 1, 'counted as not decodable');
+  t.equal(b.membership.tree.remembered, before.remembered, 'nothing remembered under any id');
+  sim.register(a, 'web', '10.5.0.1');
+  await sim.run(3000);
+  t.ok(sim.converged(), 'updates still flow');
 });
 
 t.test('codec: tree and probe messages name members by 8 bytes of their id', async (t) => {

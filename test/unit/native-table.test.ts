@@ -16,10 +16,12 @@ t.test('one service\'s change is a patch of its own groups, a small part of the 
   const compiler = new TableCompiler();
   const whole = compiler.compile({ zone, services: registry.services(), clients: [] });
   const keys: string[][] = [];
-  registry.onChange((c) => keys.push(c.services));
+  const addresses: string[][] = [];
+  registry.onChange((c) => void (keys.push(c.services), addresses.push(c.addresses ?? [])));
   registry.apply(node('me', 2, eps.map((e) => (e.id === 'e7' ? { ...e, addresses: ['10.9.0.7'] } : e))));
   t.same(keys, [['default/s7']], 'the registry names the one service');
-  const patch = finish(compiler.patchSteps(zone, keys[0]!));
+  t.same(addresses[0]!.sort(), ['10.1.0.7', '10.9.0.7'], 'and its addresses, old and new');
+  const patch = finish(compiler.patchSteps(zone, keys[0]!, addresses[0]!));
   t.equal(patch.subarray(0, 4).toString(), 'PSDP');
   const ids = groupIds(patch);
   t.same(ids.sort(), ['p:10.1.0.7', 'p:10.9.0.7', 's:default/s7', 'zone'], 'its names, its old and new address, the zone\'s names');

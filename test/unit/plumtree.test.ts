@@ -1,6 +1,7 @@
 import t from 'tap';
 import { decodeMessages, encodeMessages } from '../../src/gossip/codec.js';
-import { MAX_IDS, Tree, type TreeConfig, type TreeHost } from '../../src/gossip/plumtree.js';
+import { encode } from '@msgpack/msgpack';
+import { MAX_IDS, SHORT_ID_BYTES, shortId as s, Tree, type TreeConfig, type TreeHost } from '../../src/gossip/plumtree.js';
 import { VirtualClock } from '../../src/gossip/sim/clock.js';
 
 // The broadcast tree's rules on their own (src/gossip/plumtree.ts), on a virtual clock: what a
@@ -47,7 +48,7 @@ t.test('a new update is pushed to the eager peers at once and announced to the l
   tr.broadcast('u2', bytes('u2'));
   t.same(take(), [], 'once per id');
   tr.tick();
-  t.same(take(), [['ihave', 'p4', ['u1', 'u2']], ['ihave', 'p5', ['u1', 'u2']], ['ihave', 'p6', ['u1', 'u2']]], 'one IHAVE per lazy peer per round, with both ids');
+  t.same(take(), [['ihave', 'p4', [s('u1'), s('u2')]], ['ihave', 'p5', [s('u1'), s('u2')]], ['ihave', 'p6', [s('u1'), s('u2')]]], 'one IHAVE per lazy peer per round, with both ids');
   tr.tick();
   t.same(take(), [], 'nothing new: no IHAVE');
 });
@@ -60,7 +61,7 @@ t.test('in a small cluster (no lazy peers) the ids are announced to the eager pe
   tr.broadcast('u1', bytes('u1'));
   t.same(take(), [['push', 'p2', 'u1']]);
   tr.tick();
-  t.same(take(), [['ihave', 'p2', ['u1']]], 'announced to the eager peer it was pushed to, not to the one it came from');
+  t.same(take(), [['ihave', 'p2', [s('u1')]]], 'announced to the eager peer it was pushed to, not to the one it came from');
 });
 
 t.test('a duplicate prunes the peer it came from; a PRUNE makes the edge lazy on this side too', async (t) => {
@@ -98,21 +99,21 @@ t.test('a sender of a new update becomes eager (the tree edge works both ways)',
 
 t.test('an announced id that does not arrive is grafted from its announcer, then from the next', async (t) => {
   const { tr, clock, take } = tree();
-  tr.onIHave(['u1', 'u2'], 'p5');
-  tr.onIHave(['u1'], 'p6');
+  tr.onIHave([s('u1'), s('u2')], 'p5');
+  tr.onIHave([s('u1')], 'p6');
   clock.runUntil(TREE.graftTimeout - 1);
   tr.onPush('u2', bytes('u2'), 'p1');
   t.same(take(), [], 'nothing grafted before the timeout');
   clock.runUntil(TREE.graftTimeout);
-  t.same(take(), [['graft', 'p5', ['u1']]], 'u1 (still missing) grafted from the first announcer; u2 arrived meanwhile');
+  t.same(take(), [['graft', 'p5', [s('u1')]]], 'u1 (still missing) grafted from the first announcer; u2 arrived meanwhile');
   t.ok(tr.eager.has('p5'), 'the announcer is eager again');
   clock.runUntil(2 * TREE.graftTimeout);
-  t.same(take(), [['graft', 'p6', ['u1']]], 'still missing: the second announcer is asked');
+  t.same(take(), [['graft', 'p6', [s('u1')]]], 'still missing: the second announcer is asked');
   tr.onPush('u1', bytes('u1'), 'p6');
   clock.runUntil(10 * TREE.graftTimeout);
   t.same(take(), [], 'received: no more grafts');
   t.equal(tr.waiting, 0, 'nothing waited for');
-  tr.onIHave(['u1'], 'p7');
+  tr.onIHave([s('u1')], 'p7');
   clock.runUntil(20 * TREE.graftTimeout);
   t.same(take(), [], 'an IHAVE for an id held costs nothing');
 });
@@ -122,11 +123,11 @@ t.test('a GRAFT is answered with the update when held, with nothing when not', a
   tr.onPush('u1', bytes('u1'), 'p1');
   tr.broadcast('u1', bytes('u1'));
   take();
-  tr.onGraft(['u1', 'forged', 'u0'], 'p5');
+  tr.onGraft([s('u1'), s('forged'), s('u0')], 'p5');
   t.same(take(), [['push', 'p5', 'u1']], 'only the held update is sent');
   t.ok(tr.eager.has('p5'), 'and the grafting peer is eager');
   tr.onPush('u3', bytes('u3'), 'p1');
-  tr.onGraft(['u3'], 'p6');
+  tr.onGraft([s('u3')], 'p6');
   t.same(take(), [], 'an update received but not passed on (the delegate held it back) is not sent');
 });
 
@@ -174,11 +175,42 @@ t.test('bounds: forged ids and floods cost a bounded amount', async (t) => {
 });
 
 t.test('codec: IHAVE and GRAFT over the id limits are refused, not handled', async (t) => {
-  const many = Array.from({ length: MAX_IDS + 1 }, (_, i) => `i${i}`);
+  const many = Array.from({ length: MAX_IDS + 1 }, (_, i) => s(`i${i}`));
   t.throws(() => decodeMessages(encodeMessages([{ t: 'ihave', from: 'a', ids: many }])), { reason: 'decode', message: /ihave ids/ });
-  t.throws(() => decodeMessages(encodeMessages([{ t: 'graft', from: 'a', ids: ['x'.repeat(65)] }])), { reason: 'decode', message: /graft ids/ });
-  t.throws(() => decodeMessages(encodeMessages([{ t: 'push', id: 'x'.repeat(65), from: 'a', data: new Uint8Array(1) }])), { reason: 'decode', message: /update id/ });
+  t.throws(() => decodeMessages(encode([[11, 'a', new Uint8Array(SHORT_ID_BYTES + 1)]])), { reason: 'decode', message: /graft ids/ }, 'a GRAFT whose ids are not whole short ids');
   t.same(decodeMessages(encodeMessages([{ t: 'ihave', from: 'a', ids: many.slice(1) }])), [{ t: 'ihave', from: 'a', ids: many.slice(1) }]);
+  const size = (n: number): number => encodeMessages([{ t: 'ihave', from: 'a', ids: many.slice(0, n) }]).length;
+  t.equal(size(32) - size(31), SHORT_ID_BYTES, `an id costs ${SHORT_ID_BYTES} bytes`);
+});
+
+/** Two ids whose short ids are the same (a birthday search: FNV-1a is 32 bits). */
+function collision(): [string, string] {
+  const bySum = new Map<string, string>();
+  for (let i = 0; ; i++) {
+    const id = `c${i}`;
+    const other = bySum.get(s(id));
+    if (other !== undefined) return [other, id];
+    bySum.set(s(id), id);
+  }
+}
+
+t.test('short ids that collide: the IHAVE is taken for the update held, a push is never taken for another', async (t) => {
+  const [a, b] = collision();
+  t.equal(s(a), s(b), `${a} and ${b} collide`);
+  const { tr, clock, take, delivered } = tree();
+  tr.onPush(a, bytes(a), 'p1');
+  tr.broadcast(a, bytes(a));
+  take();
+  tr.onIHave([s(b)], 'p5');
+  clock.runUntil(10 * TREE.graftTimeout);
+  t.same(take(), [], 'an announcement of b looks like one of a, held: not grafted (b is lost here only if its push is lost too, until push-pull)');
+  tr.onPush(b, bytes(b), 'p2');
+  t.same(delivered, [`${a}<p1`, `${b}<p2`], 'the push of b is delivered: pushes are told apart by the whole id');
+  t.equal(tr.stats.duplicates, 0, 'and not taken for a duplicate');
+  tr.broadcast(b, bytes(b));
+  take();
+  tr.onGraft([s(a)], 'p6');
+  t.same(take(), [['push', 'p6', b]], 'a GRAFT of the short id is answered with the one held last under it');
 });
 
 t.test('an id is not announced to a peer known to hold it: one that announced it, or pushed a copy', async (t) => {
@@ -186,11 +218,11 @@ t.test('an id is not announced to a peer known to hold it: one that announced it
   t.same([...tr.lazy], ['p4', 'p5', 'p6']);
   tr.onPush('u1', bytes('u1'), 'p1');
   tr.broadcast('u1', bytes('u1'));
-  tr.onIHave(['u1'], 'p5');
+  tr.onIHave([s('u1')], 'p5');
   tr.onPush('u1', bytes('u1'), 'p6');
   take();
   tr.tick();
-  t.same(take(), [['ihave', 'p4', ['u1']]], 'only p4 is told: p5 announced it, p6 pushed a copy');
+  t.same(take(), [['ihave', 'p4', [s('u1')]]], 'only p4 is told: p5 announced it, p6 pushed a copy');
 });
 
 t.test('in a small cluster (ids announced to eager peers) each id is announced in two rounds, then no more', async (t) => {
@@ -198,9 +230,9 @@ t.test('in a small cluster (ids announced to eager peers) each id is announced i
   tr.broadcast('u1', bytes('u1'));
   take();
   tr.tick();
-  t.same(take(), [['ihave', 'p1', ['u1']], ['ihave', 'p2', ['u1']]], 'first round');
+  t.same(take(), [['ihave', 'p1', [s('u1')]], ['ihave', 'p2', [s('u1')]]], 'first round');
   tr.tick();
-  t.same(take(), [['ihave', 'p1', ['u1']], ['ihave', 'p2', ['u1']]], 'again: with one or two announcers a lost IHAVE would leave a lost push unrepaired');
+  t.same(take(), [['ihave', 'p1', [s('u1')]], ['ihave', 'p2', [s('u1')]]], 'again: with one or two announcers a lost IHAVE would leave a lost push unrepaired');
   tr.tick();
   t.same(take(), [], 'then no more');
 });

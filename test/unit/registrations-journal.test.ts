@@ -181,3 +181,24 @@ t.test('a short write is refused with the kernel’s reason and cut from the jou
   t.equal(loaded.endpoints.length, ok, 'exactly the acknowledged registrations come back');
   t.same(loaded.warnings, []);
 });
+
+t.test('the whole file alone: each registration is restored once, the last of a key counts, refused ones are named', async (t) => {
+  const dir = tempDir(t);
+  const stored = (id: string, address: string) => ({ namespace: 'default', service: 'web', id, address, hostname: id, ports: {}, weight: 10, health: 'none', registered: 1_700_000_000_000 });
+  const endpoints = [
+    stored('a', '10.0.0.1'),
+    stored('b', '0.0.0.0'), // refused: unspecified
+    stored('a', '10.0.0.2'), // the last of key a: restored
+    stored('c', 'nope'), // refused first, then
+    stored('c', '10.0.0.3'), // restored
+    stored('d', '10.0.0.4'), // restored first, then
+    stored('d', '224.0.0.1'), // refused: d is not restored
+  ];
+  writeFileSync(join(dir, 'api-endpoints.json'), JSON.stringify({ format: 1, journal: 0, endpoints }));
+  const loaded = open(t, dir).load();
+  t.same(loaded.endpoints.map((e) => `${e.id} ${e.addresses[0]}`).sort(), ['a 10.0.0.2', 'c 10.0.0.3']);
+  t.equal(loaded.skipped.length, 2, 'b and the last d');
+  t.match(loaded.skipped.sort(), [/^default\/web b: address: "0\.0\.0\.0" is an unspecified/, /^default\/web d: address: "224\.0\.0\.1" is a multicast/]);
+  t.same(loaded.warnings, []);
+  t.equal(loaded.problem, null);
+});

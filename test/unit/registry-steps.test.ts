@@ -133,3 +133,32 @@ t.test('a state its owner did not sort: a delta on it hashes as a whole computat
   const next = apply(held, d);
   t.same(stateHash(next), stateHash(fresh(next)), 'the same hash as from scratch');
 });
+
+t.test('many changes at once (more than PATCH_MAX): the list made in one merge, sorted, as a sort from scratch gives', async (t) => {
+  const before = bigNode('n1', 2_000);
+  const rand = seeded(11);
+  const changes = new Map<string, Endpoint | undefined>();
+  for (let k = 0; k < 300; k++) {
+    const old = before.endpoints[Math.floor(rand() * before.endpoints.length)]!;
+    if (rand() < 0.5) changes.set(endpointKey(old), undefined); // removed
+    else changes.set(endpointKey(old), { ...old, weight: 20 }); // changed
+    const added = ep(`s${Math.floor(rand() * 400)}`, '10.8.0.1', { id: `new${k}` });
+    changes.set(endpointKey(added), added); // added, in services old and new
+  }
+  const expected = new Map(before.endpoints.map((e) => [endpointKey(e), e]));
+  for (const [key, e] of changes) {
+    if (e) expected.set(key, e);
+    else expected.delete(key);
+  }
+  const want = [...expected.keys()].sort(compareKeys);
+  const after = stepState(before, changes, (endpoints) => node('n1', 2, endpoints));
+  t.same(after.endpoints.map(endpointKey), want, 'every endpoint once, sorted by key');
+  t.ok(after.endpoints.every((e) => e === expected.get(endpointKey(e))), 'the changed and kept objects themselves');
+  const step = stepBetween(before, after)!;
+  const services = new Set([...changes].flatMap(([key, e]) => [key.split('/').slice(0, 2).join('/'), ...(e ? [`${e.namespace}/${e.service}`] : [])]));
+  t.same([...step.services].sort(), [...services].sort(), 'the step names the services of every changed key');
+  // A list its owner did not sort (a peer's state is not checked for order): sorted all the same.
+  const shuffled = node('n1', 1, [...before.endpoints].reverse());
+  const fromShuffled = stepState(shuffled, changes, (endpoints) => node('n1', 2, endpoints));
+  t.same(fromShuffled.endpoints.map(endpointKey), want, 'from an unsorted list: the same sorted list');
+});

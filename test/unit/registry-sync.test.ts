@@ -3,6 +3,7 @@ import { decode, encode } from '@msgpack/msgpack';
 import { Registry } from '../../src/registry/registry.js';
 import { LocalNode } from '../../src/registry/local.js';
 import { isWholeUpdate, RegistrySync, signState, type SyncTransport } from '../../src/sync/registry-sync.js';
+import { DELTA, NOTICE, updateIn, updateOut } from '../../src/sync/update.js';
 import { encodeBody, encodeCanonical, encodeHeader, encodeState, sha256 } from '../../src/sync/delta.js';
 import { endpointOut, idOut, StringsOut } from '../../src/sync/compact.js';
 import { NodeIdentity } from '../../src/gossip/identity.js';
@@ -230,8 +231,8 @@ t.test('a gap triggers one repair from the relay; then the receiver has the late
   t.equal(stateJson(r.node(o.id)), stateJson(o.local.state), 'repaired to the latest state');
   t.equal(sync.stats.repairs, 1);
   // The deltas it held back were never passed on: it tells the others of the version instead.
-  const told = bus.sent.get('late')!.map((u) => decode(u) as unknown[]);
-  t.same(told.map((u) => [u[0], u[2]]), [[0, o.states[0]!.version], [1, o.local.state.version]], 'the delta it applied, then a notice of the repaired version');
+  const told = bus.sent.get('late')!.map((u) => updateIn(u)!);
+  t.same(told.map((u) => [u.type, u.version]), [[0, o.states[0]!.version], [1, o.local.state.version]], 'the delta it applied, then a notice of the repaired version');
 });
 
 t.test('a change too big for a packet travels as a notice; hosts fetch the state from whoever passed it on and pass the notice on', async (t) => {
@@ -241,7 +242,7 @@ t.test('a change too big for a packet travels as a notice; hosts fetch the state
   o.local.replaceSource('api', Array.from({ length: 14 }, (_, i) => ep('web', `10.2.0.${i + 1}`, { id: `w${i}` })));
   const notice = o.updates.at(-1)!;
   t.ok(notice.length <= 300, 'the owner queued something that fits');
-  t.equal((decode(notice) as unknown[])[0], 1, 'a notice');
+  t.equal(updateIn(notice)?.type, NOTICE, 'a notice');
   const a = bus.receiver('a');
   a.sync.notifyUpdate(notice, o.id);
   await bus.settle();
@@ -259,7 +260,7 @@ t.test('a change too big for a packet travels as a notice; hosts fetch the state
 function signedUpdate(by: NodeIdentity, h: { id: string; version: number; base?: number }, body: Uint8Array, stateHash = new Uint8Array(32)) {
   const base = h.base ?? 0;
   const { sig } = by.prove(encodeHeader({ id: h.id, version: h.version, base, stateHash, bodyHash: sha256(body) }));
-  return encode([0, idOut(h.id), h.version, base === 0 ? 0 : h.version - base, body, sig]);
+  return updateOut({ type: DELTA, id: h.id, version: h.version, back: base === 0 ? 0 : h.version - base }, sig, body);
 }
 /** A body from nothing holding `put`, in the compact encoding, whatever the endpoints hold. */
 const rawBody = (put: unknown[], incarnation: unknown = 0): Uint8Array => {
@@ -285,8 +286,8 @@ t.test('bad remote updates are ignored, never crash', async (t) => {
   ];
   for (const b of bodies) sync.notifyUpdate(signedUpdate(keyOf(id), { id, version: 1 }, b));
   sync.notifyUpdate(new Uint8Array([0xc1, 0xff]));
-  sync.notifyUpdate(encode([0, new Uint8Array(16), 1, 0, new Uint8Array(3), new Uint8Array(3)]));
-  sync.notifyUpdate(encode([7, 'what']));
+  sync.notifyUpdate(updateOut({ type: DELTA, id: '00'.repeat(16), version: 1, back: 0 }, new Uint8Array(3)));
+  sync.notifyUpdate(new Uint8Array([7, 16, ...new Uint8Array(16), 1, 0]));
   t.equal(r.node(id), undefined);
   t.equal(invalid, bodies.length + 3, 'malformed deltas, undecodable bytes, an unsigned update and an unknown kind are all ignored');
   const s = node(id, 1, [good]);
@@ -323,8 +324,8 @@ t.test('an update is merged only when signed by the key its node id stands for, 
   // The victim's next real delta (its signature, version, base) with another body.
   victim.local.upsert(ep('web', '10.0.0.6', { id: 'v' }));
   const next = victim.updates.at(-1)!;
-  const real = decode(next) as unknown[];
-  sync.notifyUpdate(encode([...real.slice(0, 4), hijack(real[2] as number, (real[2] as number) - (real[3] as number)), ...real.slice(5)]));
+  const real = updateIn(next)!;
+  sync.notifyUpdate(updateOut(real, real.sig, hijack(real.version, real.version - real.back)));
   // Even the owner cannot jump its version near 2^53 (it would freeze the state forever).
   sync.notifyUpdate(signedUpdate(keyOf(victim.id), { id: victim.id, version: 2 ** 53 - 1 }, hijack(2 ** 53 - 1)));
   t.same(rejected, ['bounds', 'signature', 'signature', 'bounds']);
@@ -458,10 +459,10 @@ t.test('a delta on a state from the state file (no proof kept) that differs from
   await bus.settle();
   t.equal(stateJson(r.node(o.id)), stateJson(o.local.state), "repaired to the owner's state");
   // The same with a state the owner proved: a delta that does not check out is forged.
-  const forged = decode(o.updates.at(-1)!) as unknown[];
+  const forged = updateIn(o.updates.at(-1)!)!;
   o.local.upsert(ep('web', '10.0.0.3', { id: 'w2' }));
-  const next = decode(o.updates.at(-1)!) as unknown[];
-  sync.notifyUpdate(encode([...next.slice(0, 5), forged[5], ...next.slice(6)]));
+  const next = updateIn(o.updates.at(-1)!)!;
+  sync.notifyUpdate(updateOut(next, forged.sig, next.body!));
   t.same(rejected, ['signature'], 'a delta with another signature, on a proven base: refused and counted');
   sync.notifyUpdate(o.updates.at(-1)!);
   t.equal(stateJson(r.node(o.id)), stateJson(o.local.state), 'the real one applies');
@@ -476,7 +477,7 @@ t.test('isWholeUpdate (what the simulator counts) tells a delta from nothing fro
   const relayed = bus.receiver('relay-x');
   for (const u of o.updates) relayed.sync.notifyUpdate(u);
   t.same(bus.sent.get('relay-x')!.map(isWholeUpdate), [true, false, false], 'the same once passed on by a relay whose id is not hex');
-  t.notOk(isWholeUpdate(new Uint8Array([0x96, 0x00])), 'cut short: not whole, no throw');
+  t.notOk(isWholeUpdate(new Uint8Array([0, 16, 1])), 'cut short: not whole, no throw');
 });
 
 t.test('push-pull with digests: nothing but hashes when both hold the same; then only the states that differ move, both ways', async (t) => {
@@ -505,4 +506,27 @@ t.test('push-pull with digests: nothing but hashes when both hold the same; then
   t.equal(stateJson(a.r.node(o7.id)), stateJson(o7.local.state), 'a got the state only b had');
   t.same([a.sync.stats.states - merged[0]!, b.sync.stats.states - merged[1]!], [1, 1], 'one whole state each way, no more');
   t.equal(digest(a.r), digest(b.r));
+});
+
+t.test('a removed endpoint travels as its position in the base, not its key; a position that is not the one signed is refused', async (t) => {
+  const bus = new Bus(100_000);
+  const o = bus.owner('positions');
+  o.local.replaceSource('api', Array.from({ length: 50 }, (_, i) => ep('web', `10.8.0.${i + 1}`, { id: `a-rather-long-endpoint-name-${i}` })));
+  const a = bus.receiver('pos-a');
+  for (const u of o.updates) a.sync.notifyUpdate(u);
+  o.local.remove('api', 'default/web/a-rather-long-endpoint-name-37');
+  const removal = updateIn(o.updates.at(-1)!)!;
+  t.notOk(Buffer.from(removal.body!).includes('a-rather-long-endpoint-name-37'), 'the key is not in the delta');
+  t.ok(removal.body!.length <= 4, `its body is a few bytes (${removal.body!.length})`);
+  const rejected: string[] = [];
+  const r = new Registry(opts('pos-b'));
+  const b = bus.add('pos-b', new RegistrySync(r, Date.now, { rejected: (e) => rejected.push(e.reason) }));
+  for (const u of o.updates.slice(0, -1)) b.notifyUpdate(u);
+  // The same signature over another position (the body [[], [36]] instead of [[], [37]]), and one past the end.
+  for (const at of [36, 50]) b.notifyUpdate(updateOut(removal, removal.sig, encodeCanonical([[], [at]])));
+  t.same(rejected, ['signature', 'signature'], 'another position, or none, is not what the owner signed');
+  t.equal(r.node(o.id)?.endpoints.length, 50, 'nothing removed');
+  a.sync.notifyUpdate(o.updates.at(-1)!);
+  b.notifyUpdate(o.updates.at(-1)!);
+  for (const x of [a.r, r]) t.equal(stateJson(x.node(o.id)), stateJson(o.local.state), 'the real one applies: the owner’s state, endpoint 37 gone');
 });

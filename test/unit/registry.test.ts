@@ -2,7 +2,8 @@ import t from 'tap';
 import { compareStates, mergeState } from '../../src/registry/merge.js';
 import { LocalNode } from '../../src/registry/local.js';
 import { Registry, type Change } from '../../src/registry/registry.js';
-import { endpointKey } from '../../src/registry/types.js';
+import { compareEndpoints, inKeyOrder, serviceRun } from '../../src/registry/steps.js';
+import { compareKeys, endpointKey, type NodeState } from '../../src/registry/types.js';
 import { ep, node } from '../helpers/registry.js';
 
 const opts = { localNode: 'a', routableContainerIps: false, defaultMode: 'dnsrr' as const };
@@ -160,6 +161,17 @@ t.test('service mode: majority wins, disagreement is reported', async (t) => {
   const v = r.service('default', 'web')!;
   t.equal(v.mode, 'vip');
   t.match(v.problems.join(), /disagree on the mode/);
+  // The first endpoint (by node, then id) in the minority: the others' mode still wins.
+  r.apply(node('b', 1, [ep('db', '10.0.1.1', { id: 'a', mode: 'dnsrr' }), ep('db', '10.0.1.2', { id: 'b', mode: 'vip' }), ep('db', '10.0.1.3', { id: 'c', mode: 'vip' })]));
+  t.equal(r.service('default', 'db')!.mode, 'vip');
+  // A tie: the first endpoint's mode, on every host.
+  r.apply(node('c', 1, [ep('tie', '10.0.2.1', { id: 'a', mode: 'vip' }), ep('tie', '10.0.2.2', { id: 'b', mode: 'dnsrr' })]));
+  t.equal(r.service('default', 'tie')!.mode, 'vip');
+  t.match(r.service('default', 'tie')!.problems.join(), /disagree on the mode \(vip, dnsrr\); using vip/);
+  // All of one mode: that mode, no problem reported.
+  r.apply(node('d', 1, [ep('one', '10.0.3.1', { id: 'a', mode: 'vip' }), ep('one', '10.0.3.2', { id: 'b', mode: 'vip' })]));
+  t.equal(r.service('default', 'one')!.mode, 'vip');
+  t.same(r.service('default', 'one')!.problems, []);
 });
 
 t.test('local node: versions grow, sources merge, health overlays', async (t) => {
@@ -224,4 +236,37 @@ t.test('local node: a write that finds everything as it was changes nothing (no 
   t.same(changes.at(-1)!.services, ['default/web'], 'and names only the service it touched');
   local.setIdentity({ id: 'a', name: 'a', address: '192.0.2.2', incarnation: 0 });
   t.ok(local.state.version > v + 1, 'a new address is a change');
+});
+
+t.test('endpoints compared without their keys: the order of the keys, for labels that begin alike', async (t) => {
+  const labels = ['a', 'a-b', 'a0', 'ab', 'a-', 'b', 'a-a', 'aa-b', 'z9', '0'];
+  const eps = [];
+  for (const ns of labels.slice(0, 5)) for (const svc of labels) for (const id of ['x', 'x-y', 'x/y', 'x.y', 'X']) eps.push(ep(svc, '10.0.0.1', { namespace: ns, id }));
+  const byKey = eps.slice().sort((a, b) => compareKeys(endpointKey(a), endpointKey(b)));
+  const byFields = eps.slice().sort(compareEndpoints);
+  t.same(byFields.map(endpointKey), byKey.map(endpointKey), `${eps.length} endpoints in the same order`);
+  t.ok(inKeyOrder(byKey));
+  t.notOk(inKeyOrder([byKey[1]!, byKey[0]!, ...byKey.slice(2)]));
+  for (const ns of labels.slice(0, 5)) {
+    for (const svc of labels) t.same(serviceRun(byKey, ns, svc).map(endpointKey), byKey.filter((e) => e.namespace === ns && e.service === svc).map(endpointKey));
+  }
+});
+
+t.test('a state not in key order (a peer not of this version): the views of the same state sorted', async (t) => {
+  const view = (r: Registry) => JSON.stringify([...r.services()].map((s) => [s.key, s.endpoints.map((e) => `${e.node.id}:${e.endpoint.id}:${e.endpoint.addresses}`)]).sort());
+  const list = (v: number) => [ep('web', `10.0.0.${v}`, { id: 'x' }), ep('db', '10.0.0.9', { id: 'y' }), ep('web', '10.0.0.8', { id: 'a' }), ep('cache', '10.0.0.7', { id: 'z', namespace: 'a-b' }), ep('db', '10.0.0.6', { id: 'b', namespace: 'a' })];
+  const sorted = (s: NodeState) => ({ ...s, endpoints: s.endpoints.slice().sort(compareEndpoints) });
+  const mixed = new Registry(opts);
+  const plain = new Registry(opts);
+  for (const s of [node('n', 1, list(1)), node('m', 1, [ep('web', '10.0.1.1', { id: 'q' })]), node('n', 2, list(2)), node('n', 3, list(2).slice(1))]) {
+    mixed.apply(s);
+    plain.apply(sorted(s));
+    t.equal(view(mixed), view(plain), `after ${s.id} version ${s.version}`);
+    t.same(mixed.lookupAddress('10.0.0.6'), plain.lookupAddress('10.0.0.6'));
+  }
+  t.equal(mixed.service('default', 'web')!.endpoints.length, 2, "m's endpoint and n's remaining one");
+  mixed.removeNode('n');
+  plain.removeNode('n');
+  t.equal(view(mixed), view(plain), 'and when the node goes');
+  t.same(mixed.lookupAddress('10.0.0.6'), []);
 });

@@ -125,6 +125,7 @@ export const deltaSync: SyncFactory = ({ identity, states, now, counters, shared
       if (isWholeUpdate(data)) counters.wholeStates++;
       return sync.notifyUpdate(data, from);
     },
+    updateId: (data) => sync.updateId(data),
     pushPullRequest: () => sync.pushPullRequest(),
     pushPullAnswer: (remote) => sync.pushPullAnswer(remote),
     pushPullFinish: (answer, join) => {
