@@ -114,7 +114,12 @@ for (const N of SIZES) {
     if (!pending.has(h.id)) pending.set(h.id, []);
     pending.get(h.id).push(c);
   };
-  for (const h of sim.nodes) sim.clock.after(churnRandom() * CHURN_S * 1000, () => churn(h, 0));
+  // Each host at a random phase of its minute, half of them with a start first: a window then
+  // holds starts and stops alike, as a cluster that has run a while does (all stops otherwise).
+  for (const h of sim.nodes) {
+    const first = churnRandom() < 0.5 ? 0 : 1;
+    sim.clock.after(churnRandom() * CHURN_S * 1000, () => churn(h, first));
+  }
 
   const progress = (what) => console.error(`N=${N}: ${what}, ${((Date.now() - real0) / 1000).toFixed(0)} s real, ${(cpu() - cpu0).toFixed(0)} s CPU, ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB (since the start)`);
   for (let s = 0; s < WARM_S; s++) {
