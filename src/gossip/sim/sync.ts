@@ -57,6 +57,7 @@ export class SharedWork implements DeltaSteps {
   private readonly proven = new Memo<Delta, { held: NodeState | undefined; body: Uint8Array; sig: Uint8Array; pub: Uint8Array; proven: Proven }>();
   /** Keyed by the proof (one object for all the hosts that proved the same delta). */
   private readonly updates = new Memo<Signed, { body: Uint8Array; data: Uint8Array }>();
+  private readonly ids = new Memo<string, string>();
   /** Steps done (misses) and served from a memo (hits). */
   readonly stats = { done: 0, shared: 0 };
 
@@ -88,6 +89,17 @@ export class SharedWork implements DeltaSteps {
     this.updates.set(s, { body: new Uint8Array(body), data });
     return data;
   };
+
+  /**
+   * One string for every copy of an update's name (Delegate.updateId): the broadcast tree of each
+   * host that receives the update remembers it under its name for ~10 s. Only the string is shared.
+   */
+  id(name: string): string {
+    const m = this.ids.get(name);
+    if (m !== undefined) return m;
+    this.ids.set(name, name);
+    return name;
+  }
 
   private hit<T>(v: T): T {
     this.stats.shared++;
@@ -125,7 +137,10 @@ export const deltaSync: SyncFactory = ({ identity, states, now, counters, shared
       if (isWholeUpdate(data)) counters.wholeStates++;
       return sync.notifyUpdate(data, from);
     },
-    updateId: (data) => sync.updateId(data),
+    updateId: (data) => {
+      const id = sync.updateId(data);
+      return id === null || !shared ? id : shared.id(id);
+    },
     pushPullRequest: () => sync.pushPullRequest(),
     pushPullAnswer: (remote) => sync.pushPullAnswer(remote),
     pushPullFinish: (answer, join) => {
