@@ -70,6 +70,8 @@ export interface TreeHost {
   ihave(to: string, ids: string[]): void;
   graft(to: string, ids: string[]): void;
   prune(to: string): void;
+  /** SIMULATOR HOOK: the short id of `id` (default shortId), one string for all the hosts of a simulation. */
+  shortId?(id: string): string;
 }
 
 export interface TreeStats {
@@ -329,7 +331,7 @@ export class Tree {
 
   private remember(id: string, at: number, from: string | undefined): Seen {
     if (this.seen.size >= MAX_SEEN) this.forget(this.seen.keys().next().value!);
-    const s: Seen = { id, at, from, short: shortId(id) };
+    const s: Seen = { id, at, from, short: this.host.shortId?.(id) ?? shortId(id) };
     this.seen.set(id, s);
     this.byShort.set(s.short, s);
     return s;
