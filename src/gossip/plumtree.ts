@@ -70,6 +70,8 @@ export interface TreeHost {
   ihave(to: string, ids: string[]): void;
   graft(to: string, ids: string[]): void;
   prune(to: string): void;
+  /** SIMULATOR HOOK: the short id of `id` (default shortId), one string for all the hosts of a simulation. */
+  shortId?(id: string): string;
 }
 
 export interface TreeStats {
@@ -85,6 +87,8 @@ export interface TreeStats {
 }
 
 interface Seen {
+  /** Its id. */
+  id: string;
   at: number;
   /** The first peer it came from (not pushed back to it). */
   from?: string;
@@ -110,8 +114,8 @@ export class Tree {
   readonly lazy = new Set<string>();
   readonly stats: TreeStats = { received: 0, fresh: 0, duplicates: 0, pushesSent: 0, ihavesSent: 0, ihaveIds: 0, graftsSent: 0, prunesSent: 0 };
   private readonly seen = new Map<string, Seen>();
-  /** The ids remembered by their short ids (the last one, on a collision). */
-  private readonly byShort = new Map<string, string>();
+  /** The updates remembered by their short ids (the last one, on a collision). */
+  private readonly byShort = new Map<string, Seen>();
   /** Short ids announced and not received yet. */
   private readonly missing = new Map<string, Missing>();
   /** Ids to announce at the next IHAVE round, with the peer each came from. */
@@ -224,8 +228,10 @@ export class Tree {
   onIHave(ids: string[], from: string): void {
     // A peer that announces to us is worth announcing to (lazy links both ways).
     if (!this.known(from) && this.eager.size + this.lazy.size < this.maxPeers) this.lazy.add(from);
-    for (const id of ids.slice(0, MAX_IDS)) {
-      const known = this.held(id);
+    const n = Math.min(ids.length, MAX_IDS);
+    for (let i = 0; i < n; i++) {
+      const id = ids[i]!;
+      const known = this.byShort.get(id);
       if (known) {
         this.holds(known, from);
         continue;
@@ -257,12 +263,12 @@ export class Tree {
   /** A peer missed (short) ids: it is eager again, and gets those held here; unknown ids get nothing. */
   onGraft(ids: string[], from: string): void {
     this.toEager(from);
-    for (const short of ids.slice(0, MAX_IDS)) {
-      const id = this.byShort.get(short);
-      const data = id === undefined ? undefined : this.seen.get(id)?.data;
-      if (!data) continue;
+    const n = Math.min(ids.length, MAX_IDS);
+    for (let i = 0; i < n; i++) {
+      const s = this.byShort.get(ids[i]!);
+      if (!s?.data) continue;
       this.stats.pushesSent++;
-      this.host.push(from, id!, data);
+      this.host.push(from, s.id, s.data);
     }
   }
 
@@ -281,11 +287,13 @@ export class Tree {
     const small = this.lazy.size < this.cfg.lazyPeers;
     this.announce = small ? batch.filter((a) => !a.again).map((a) => ({ ...a, again: true })) : [];
     const to = small ? [...this.lazy, ...this.eager] : this.lazy;
+    // Each update looked up once for all the peers (still remembered: not forgotten since).
+    const held: Array<Seen | undefined> = batch.map((a) => this.seen.get(a.id));
     for (const p of to) {
       const ids: string[] = [];
-      for (const a of batch) {
-        const s = this.seen.get(a.id);
-        if (s && a.from !== p && !s.holders?.includes(p)) ids.push(s.short);
+      for (let i = 0; i < batch.length; i++) {
+        const s = held[i];
+        if (s && batch[i]!.from !== p && !s.holders?.includes(p)) ids.push(s.short);
       }
       for (let i = 0; i < ids.length; i += MAX_IDS) {
         const part = ids.slice(i, i + MAX_IDS);
@@ -314,12 +322,6 @@ export class Tree {
     else if (s.holders.length < HOLDERS && !s.holders.includes(peer)) s.holders = s.holders.concat(peer);
   }
 
-  /** The update remembered under short id `short`. */
-  private held(short: string): Seen | undefined {
-    const id = this.byShort.get(short);
-    return id === undefined ? undefined : this.seen.get(id);
-  }
-
   private received(s: Seen): void {
     const m = this.missing.get(s.short);
     if (!m) return;
@@ -329,16 +331,16 @@ export class Tree {
 
   private remember(id: string, at: number, from: string | undefined): Seen {
     if (this.seen.size >= MAX_SEEN) this.forget(this.seen.keys().next().value!);
-    const s: Seen = { at, from, short: shortId(id) };
+    const s: Seen = { id, at, from, short: this.host.shortId?.(id) ?? shortId(id) };
     this.seen.set(id, s);
-    this.byShort.set(s.short, id);
+    this.byShort.set(s.short, s);
     return s;
   }
 
   private forget(id: string): void {
     const s = this.seen.get(id);
     this.seen.delete(id);
-    if (s && this.byShort.get(s.short) === id) this.byShort.delete(s.short);
+    if (s && this.byShort.get(s.short) === s) this.byShort.delete(s.short);
   }
 
   private expireSeen(): void {

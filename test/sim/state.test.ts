@@ -101,7 +101,7 @@ t.test('60 hosts: a run with the hosts sharing work reports exactly what one wit
     sim.crash(gone);
     const settled = await sim.run(30_000, () => sim.converged());
     const held = sim.nodes.map((n) => [...n.registry.nodes()].map((s) => `${s.id}@${s.version}`).sort().join(','));
-    return { sim, settled, gone, held, bytes: sim.bytesSent(), counters: { ...sim.counters }, tree: sim.nodes.map((n) => n.membership.tree.stats.received) };
+    return { sim, settled, gone, held, bytes: sim.bytesSent(), counters: { ...sim.counters }, tree: sim.nodes.map((n) => ({ ...n.membership.tree.stats })) };
   };
   const shared = await run(true);
   const own = await run(false);
@@ -110,7 +110,7 @@ t.test('60 hosts: a run with the hosts sharing work reports exactly what one wit
   t.same(shared.held, own.held, 'every host holds the same versions of the same nodes');
   t.equal(shared.bytes, own.bytes, 'the same bytes were sent');
   t.same(shared.counters, own.counters, 'the same whole states moved and the same updates were refused (none)');
-  t.same(shared.tree, own.tree, 'each host received the same pushes');
+  t.same(shared.tree, own.tree, 'each host received the same pushes and sent the same pushes, IHAVEs (ids), GRAFTs and PRUNEs');
   const work = shared.sim.shared!.stats;
   t.ok(work.shared > 10 * work.done, `the hosts shared the decoding and checking of deltas (${work.done} done, ${work.shared} served from the memo)`);
   t.equal(own.sim.shared, undefined, 'sharedWork: false does without');

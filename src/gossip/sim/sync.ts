@@ -6,6 +6,7 @@ import type { NodeState } from '../../registry/types.js';
 import type { Delegate } from '../delegate.js';
 import type { NodeIdentity } from '../identity.js';
 import type { Membership } from '../membership.js';
+import { shortId } from '../plumtree.js';
 import type { NodeStates } from './states.js';
 
 // How a simulated host's sync layer plugs in: the membership sees only its gossip Delegate (the
@@ -57,6 +58,8 @@ export class SharedWork implements DeltaSteps {
   private readonly proven = new Memo<Delta, { held: NodeState | undefined; body: Uint8Array; sig: Uint8Array; pub: Uint8Array; proven: Proven }>();
   /** Keyed by the proof (one object for all the hosts that proved the same delta). */
   private readonly updates = new Memo<Signed, { body: Uint8Array; data: Uint8Array }>();
+  private readonly ids = new Memo<string, string>();
+  private readonly shorts = new Memo<string, string>();
   /** Steps done (misses) and served from a memo (hits). */
   readonly stats = { done: 0, shared: 0 };
 
@@ -87,6 +90,24 @@ export class SharedWork implements DeltaSteps {
     const data = deltaUpdate(s, body);
     this.updates.set(s, { body: new Uint8Array(body), data });
     return data;
+  };
+
+  /**
+   * One string for every copy of an update's name (Delegate.updateId): the broadcast tree of each
+   * host that receives the update remembers it under its name for ~10 s. Only the string is shared.
+   */
+  id(name: string): string {
+    const m = this.ids.get(name);
+    if (m !== undefined) return m;
+    this.ids.set(name, name);
+    return name;
+  }
+
+  /** One short id (plumtree.ts shortId) for every host's tree that remembers the update `name`. */
+  readonly shortId = (name: string): string => {
+    let s = this.shorts.get(name);
+    if (s === undefined) this.shorts.set(name, (s = shortId(name)));
+    return s;
   };
 
   private hit<T>(v: T): T {
@@ -125,7 +146,10 @@ export const deltaSync: SyncFactory = ({ identity, states, now, counters, shared
       if (isWholeUpdate(data)) counters.wholeStates++;
       return sync.notifyUpdate(data, from);
     },
-    updateId: (data) => sync.updateId(data),
+    updateId: (data) => {
+      const id = sync.updateId(data);
+      return id === null || !shared ? id : shared.id(id);
+    },
     pushPullRequest: () => sync.pushPullRequest(),
     pushPullAnswer: (remote) => sync.pushPullAnswer(remote),
     pushPullFinish: (answer, join) => {
