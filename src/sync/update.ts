@@ -78,10 +78,11 @@ export function updateOut(h: UpdateHead, ...rest: Uint8Array[]): Uint8Array {
   return keep(out);
 }
 
-/** The node id after the type byte and the offset after it, or null. */
-function headIn(b: Uint8Array): [string, number] | null {
+/** The head of update `b` up to its version (and the offset after it), then its back (and the offset after the head: null when not well-formed), or null. */
+function headIn(b: Uint8Array): { type: UpdateHead['type']; id: string; version: number; versionEnd: number; back: [number, number] | null } | null {
+  const type = b[0];
   const n = b[1];
-  if (n === undefined) return null;
+  if ((type !== DELTA && type !== NOTICE) || n === undefined) return null;
   let id: string;
   let at: number;
   if (n === 16) {
@@ -92,18 +93,17 @@ function headIn(b: Uint8Array): [string, number] | null {
     id = Buffer.from(b.buffer, b.byteOffset + 2, n - 0x80).toString('utf8');
     at = 2 + n - 0x80;
   } else return null;
-  return [id, at];
+  const version = uvarintIn(b, at);
+  return version && { type, id, version: version[0], versionEnd: version[1], back: uvarintIn(b, version[1]) };
 }
 
 /** The update in `b` (views of it), or null when it is not one. */
 export function updateIn(b: Uint8Array): Update | null {
-  const type = b[0];
-  const head = type === DELTA || type === NOTICE ? headIn(b) : null;
-  const version = head && uvarintIn(b, head[1]);
-  const back = version && uvarintIn(b, version[1]);
-  if (!head || !version || !back) return null;
-  const h = { id: head[0], version: version[0], back: back[0] };
-  const at = back[1];
+  const head = headIn(b);
+  if (!head?.back) return null;
+  const { type, id, version } = head;
+  const [back, at] = head.back;
+  const h = { id, version, back };
   const view = (from: number, n: number): Uint8Array => b.subarray(from, from + n);
   if (type === DELTA) return b.length >= at + SIGNATURE_BYTES ? { type, ...h, sig: view(at, SIGNATURE_BYTES), body: b.subarray(at + SIGNATURE_BYTES) } : null;
   if (b.length !== at + 2 * HASH_BYTES + SIGNATURE_BYTES) return null;
@@ -112,16 +112,12 @@ export function updateIn(b: Uint8Array): Update | null {
 
 /** The update's name: its node and version as bytes (one char per byte), or null when `b` is not an update. */
 export function updateIdOf(b: Uint8Array): string | null {
-  const head = b[0] === DELTA || b[0] === NOTICE ? headIn(b) : null;
-  const version = head && uvarintIn(b, head[1]);
-  return version ? Buffer.from(b.buffer, b.byteOffset + 1, version[1] - 1).toString('latin1') : null;
+  const head = headIn(b);
+  return head ? Buffer.from(b.buffer, b.byteOffset + 1, head.versionEnd - 1).toString('latin1') : null;
 }
 
 /** Whether an update is a delta from nothing (base 0: a whole state), read from its head (the simulator counts these). */
 export function isWholeUpdate(b: Uint8Array): boolean {
-  if (b[0] !== DELTA) return false;
   const head = headIn(b);
-  const version = head && uvarintIn(b, head[1]);
-  const back = version && uvarintIn(b, version[1]);
-  return back !== null && back[0] === 0;
+  return head?.type === DELTA && head.back?.[0] === 0;
 }
