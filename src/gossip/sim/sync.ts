@@ -53,25 +53,17 @@ export type SyncFactory = (ctx: SyncContext) => SimSync;
  * work once per delta, not once per host.
  */
 export class SharedWork implements DeltaSteps {
-  private readonly decoded = new Memo<string, { body: Uint8Array; d: Delta | null }>();
+  private readonly decoded = new Memo<string, ByBody<Delta | null>>();
   /** Keyed by the decoded delta (one object for all the hosts that decoded the same bytes). */
   private readonly proven = new Memo<Delta, { held: NodeState | undefined; body: Uint8Array; sig: Uint8Array; pub: Uint8Array; proven: Proven }>();
   /** Keyed by the proof (one object for all the hosts that proved the same delta). */
-  private readonly updates = new Memo<Signed, { body: Uint8Array; data: Uint8Array }>();
+  private readonly updates = new Memo<Signed, ByBody<Uint8Array>>();
   private readonly ids = new Memo<string, string>();
   private readonly shorts = new Memo<string, string>();
   /** Steps done (misses) and served from a memo (hits). */
   readonly stats = { done: 0, shared: 0 };
 
-  readonly decode: DeltaSteps['decode'] = (h, body) => {
-    const key = `${h.id}/${h.version}/${h.base}`;
-    const m = this.decoded.get(key);
-    if (m && sameBytes(m.body, body)) return this.hit(m.d);
-    this.stats.done++;
-    const d = decodeBody(h, body);
-    this.decoded.set(key, { body: new Uint8Array(body), d });
-    return d;
-  };
+  readonly decode: DeltaSteps['decode'] = (h, body) => this.byBody(this.decoded, `${h.id}/${h.version}/${h.base}`, body, () => decodeBody(h, body));
 
   readonly prove: DeltaSteps['prove'] = (held, d, body, sig, pub) => {
     const m = this.proven.get(d);
@@ -83,14 +75,7 @@ export class SharedWork implements DeltaSteps {
   };
 
   /** The same update bytes for every host that passes the same proven delta on (the tree keeps them ~10 s per host). */
-  readonly update: DeltaSteps['update'] = (s, body) => {
-    const m = this.updates.get(s);
-    if (m && sameBytes(m.body, body)) return this.hit(m.data);
-    this.stats.done++;
-    const data = deltaUpdate(s, body);
-    this.updates.set(s, { body: new Uint8Array(body), data });
-    return data;
-  };
+  readonly update: DeltaSteps['update'] = (s, body) => this.byBody(this.updates, s, body, () => deltaUpdate(s, body));
 
   /**
    * One string for every copy of an update's name (Delegate.updateId): the broadcast tree of each
@@ -110,10 +95,26 @@ export class SharedWork implements DeltaSteps {
     return s;
   };
 
+  /** What `make` gives for `body` under `key`, made once while the same bytes come under that key. */
+  private byBody<K, V>(memo: Memo<K, ByBody<V>>, key: K, body: Uint8Array, make: () => V): V {
+    const m = memo.get(key);
+    if (m && sameBytes(m.body, body)) return this.hit(m.value);
+    this.stats.done++;
+    const value = make();
+    memo.set(key, { body: new Uint8Array(body), value });
+    return value;
+  }
+
   private hit<T>(v: T): T {
     this.stats.shared++;
     return v;
   }
+}
+
+/** A memo's entry: what was made of `body`. */
+interface ByBody<V> {
+  body: Uint8Array;
+  value: V;
 }
 
 /** A bounded memo: the oldest entries go first (a delta is news for about a second). */
