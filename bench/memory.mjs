@@ -18,8 +18,8 @@
 // with how long that took. Path `native-file`: the native path started after an earlier run with
 // the same services left its answer table in $RUNTIME_DIRECTORY (src/native/table-file.ts).
 //
-//   npm run build && node bench/memory.mjs [--services 10000] [--endpoints 5] [--sources config,api,snapshot] [--paths native,native-file,js] [--nodes 100] [--settle 20] [--sample-ms 20] [--rounds 1] [--node-args="..."] [--env="K=V ..."] [--cli dist/cli.js] [--heap-snapshot DIR] [--smaps]
-// (--node-args=: extra node flags for the daemon, with "=", e.g. --node-args="--max-semi-space-size=1"; --env=: the daemon's extra environment, e.g. the units' --env="MALLOC_ARENA_MAX=1"; --cli: another build; --heap-snapshot: a heap snapshot of each daemon at the end of its window, as DIR/<source>-<path>.heapsnapshot; --smaps: where the settled RSS is, by kind of mapping, on stderr)
+//   npm run build && node bench/memory.mjs [--services 10000] [--endpoints 5] [--sources config,api,snapshot] [--paths native,native-file,js] [--nodes 100] [--settle 20] [--sample-ms 20] [--rounds 1] [--node-args="..."] [--env="K=V ..."] [--cli dist/cli.js] [--node PATH] [--heap-snapshot DIR] [--smaps]
+// (--node-args=: extra node flags for the daemon, with "=", e.g. --node-args="--max-semi-space-size=1"; --env=: the daemon's extra environment, e.g. the units' --env="MALLOC_ARENA_MAX=1"; --cli: another build; --node: the daemon's Node.js binary, e.g. Debian 12's 18 (default: this one); --heap-snapshot: a heap snapshot of each daemon at the end of its window, as DIR/<source>-<path>.heapsnapshot; --smaps: where the settled RSS is, by kind of mapping, on stderr)
 import './help.mjs';
 import { argv } from 'zx';
 import { spawn } from 'node:child_process';
@@ -43,6 +43,7 @@ const ROUNDS = Number(argv.rounds ?? 1);
 const NODE_ARGS = String(argv['node-args'] ?? '').split(' ').filter(Boolean);
 const EXTRA_ENV = Object.fromEntries(String(argv.env ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const CLI = resolve(String(argv.cli ?? join(ROOT, 'dist', 'cli.js')));
+const NODE = String(argv.node ?? process.execPath);
 const SMAPS = Boolean(argv.smaps);
 const HEAP_DIR = argv['heap-snapshot'] ? resolve(String(argv['heap-snapshot'])) : null;
 const dir = mkdtempSync(join(tmpdir(), 'psdns-memory-'));
@@ -103,7 +104,7 @@ async function run(source, path) {
     env.RUNTIME_DIRECTORY = join(stateDir, 'run');
     mkdirSync(env.RUNTIME_DIRECTORY);
     const table = join(env.RUNTIME_DIRECTORY, 'answers.table');
-    const first = spawn(process.execPath, args, { stdio: 'ignore', env });
+    const first = spawn(NODE, args, { stdio: 'ignore', env });
     procs.add(first);
     const limit = Date.now() + 300_000;
     // (With what it was compiled from at its end: a table the registry changed under has none.)
@@ -116,7 +117,7 @@ async function run(source, path) {
     procs.delete(first);
   }
   const t0 = performance.now();
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const proc = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   procs.add(proc);
   let readyAt = null;
   let readyCpu = null;
