@@ -67,10 +67,10 @@ export type Message =
   | { t: 'push'; from: string; data: Uint8Array }
   /**
    * Ids of updates `from` holds (lazy announcement), and ids `from` asks to be pushed (graft):
-   * short ids (plumtree.ts shortId), SHORT_ID_BYTES chars of one byte each.
+   * short ids (plumtree.ts shortId: 32-bit integers, SHORT_ID_BYTES bytes each on the wire).
    */
-  | { t: 'ihave'; from: string; ids: string[] }
-  | { t: 'graft'; from: string; ids: string[] }
+  | { t: 'ihave'; from: string; ids: number[] }
+  | { t: 'graft'; from: string; ids: number[] }
   /** `from` has this update already: stop pushing to it (the edge becomes lazy). */
   | { t: 'prune'; from: string }
   /**
@@ -118,18 +118,17 @@ const HEX16 = /^[0-9a-f]{16}/;
 export const senderOut = (id: string): Uint8Array | string => (HEX16.test(id) ? new Uint8Array(Buffer.from(id.slice(0, 16), 'hex')) : id);
 const senderIn = (v: unknown): string => (v instanceof Uint8Array && v.length === 8 ? Buffer.from(v).toString('hex') : str(v, 'from'));
 
-/** Short ids (byte strings of SHORT_ID_BYTES) as one byte string, end to end. */
-function idsOut(ids: string[]): Uint8Array {
+/** Short ids (32-bit integers) as one byte string of SHORT_ID_BYTES each, big-endian, end to end. */
+function idsOut(ids: number[]): Uint8Array {
   const out = Buffer.allocUnsafe(ids.length * SHORT_ID_BYTES);
-  ids.forEach((id, i) => (id.length === SHORT_ID_BYTES ? out.write(id, i * SHORT_ID_BYTES, 'latin1') : fail('short id')));
+  ids.forEach((id, i) => ((id | 0) === id ? out.writeInt32BE(id, i * SHORT_ID_BYTES) : fail('short id')));
   return out;
 }
-function idsIn(v: unknown, what: string): string[] {
+function idsIn(v: unknown, what: string): number[] {
   const b = bytes(v, what);
   if (b.length % SHORT_ID_BYTES !== 0 || b.length > MAX_IDS * SHORT_ID_BYTES) return fail(what);
-  const all = Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
-  const ids: string[] = [];
-  for (let at = 0; at < all.length; at += SHORT_ID_BYTES) ids.push(all.slice(at, at + SHORT_ID_BYTES));
+  const ids: number[] = [];
+  for (let at = 0; at < b.length; at += SHORT_ID_BYTES) ids.push((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!);
   return ids;
 }
 

@@ -55,8 +55,6 @@ export interface MembershipOptions {
   onReject?: (err: WireError, from: string) => void;
   /** Failed push-pulls with live members, logged once per state change and counted. */
   failures?: FailureLog;
-  /** SIMULATOR HOOK: the tree's short ids made once for all the hosts (TreeHost.shortId). */
-  shortId?: (id: string) => string;
 }
 
 export interface GossipStats {
@@ -152,7 +150,6 @@ export class Membership {
       ihave: (to, ids) => this.tell(to, { t: 'ihave', from: this.self.id, ids }),
       graft: (to, ids) => this.tell(to, { t: 'graft', from: this.self.id, ids }),
       prune: (to) => this.tell(to, { t: 'prune', from: this.self.id }),
-      shortId: o.shortId,
     }, tree);
   }
 

@@ -39,14 +39,17 @@ export const TREE: TreeConfig = { eagerPeers: 3, lazyPeers: 2, ihaveInterval: 50
 
 /** Ids one IHAVE or GRAFT may carry (the codec refuses more). */
 export const MAX_IDS = 64;
-/** Bytes of a short id (one char per byte). */
+/** Bytes of a short id on the wire (big-endian). */
 export const SHORT_ID_BYTES = 4;
 
-/** The id IHAVE and GRAFT name an update by: FNV-1a (32 bits) of its id, as 4 chars of one byte each. */
-export function shortId(id: string): string {
+/**
+ * The id IHAVE and GRAFT name an update by: FNV-1a (32 bits) of its id, as a signed 32-bit integer
+ * (a small integer to V8: no string per announced id, nothing to hash in a look-up).
+ */
+export function shortId(id: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
-  return String.fromCharCode(h >>> 24, (h >>> 16) & 255, (h >>> 8) & 255, h & 255);
+  return h | 0;
 }
 /** Ids remembered at most (within `keep`), ids waited for, announcers kept per missing id. */
 const MAX_SEEN = 20_000;
@@ -67,11 +70,9 @@ export interface TreeHost {
   /** Hands an update to the delegate; true when it was news there. */
   deliver(data: Uint8Array, from: string): boolean;
   push(to: string, id: string, data: Uint8Array): void;
-  ihave(to: string, ids: string[]): void;
-  graft(to: string, ids: string[]): void;
+  ihave(to: string, ids: number[]): void;
+  graft(to: string, ids: number[]): void;
   prune(to: string): void;
-  /** SIMULATOR HOOK: the short id of `id` (default shortId), one string for all the hosts of a simulation. */
-  shortId?(id: string): string;
 }
 
 export interface TreeStats {
@@ -97,7 +98,7 @@ interface Seen {
   /** Peers known to hold it already (they announced it, or pushed a copy): not announced to. */
   holders?: string[];
   /** Its short id (shortId). */
-  short: string;
+  short: number;
 }
 
 /** Holders remembered per update. */
@@ -115,9 +116,9 @@ export class Tree {
   readonly stats: TreeStats = { received: 0, fresh: 0, duplicates: 0, pushesSent: 0, ihavesSent: 0, ihaveIds: 0, graftsSent: 0, prunesSent: 0 };
   private readonly seen = new Map<string, Seen>();
   /** The updates remembered by their short ids (the last one, on a collision). */
-  private readonly byShort = new Map<string, Seen>();
+  private readonly byShort = new Map<number, Seen>();
   /** Short ids announced and not received yet. */
-  private readonly missing = new Map<string, Missing>();
+  private readonly missing = new Map<number, Missing>();
   /** Ids to announce at the next IHAVE round, with the peer each came from. */
   private announce: Array<{ id: string; from?: string; again?: boolean }> = [];
   /** Set while the delegate handles an update from this peer (its forwards skip it). */
@@ -225,7 +226,7 @@ export class Tree {
   }
 
   /** Announced (short) ids; the ones not received are waited for, then grafted. */
-  onIHave(ids: string[], from: string): void {
+  onIHave(ids: number[], from: string): void {
     // A peer that announces to us is worth announcing to (lazy links both ways).
     if (!this.known(from) && this.eager.size + this.lazy.size < this.maxPeers) this.lazy.add(from);
     const n = Math.min(ids.length, MAX_IDS);
@@ -247,7 +248,7 @@ export class Tree {
   }
 
   /** A wait ran out: graft the next announcer, and wait again. */
-  private expire(id: string): void {
+  private expire(id: number): void {
     const m = this.missing.get(id);
     if (!m) return;
     m.timer = null;
@@ -261,7 +262,7 @@ export class Tree {
   }
 
   /** A peer missed (short) ids: it is eager again, and gets those held here; unknown ids get nothing. */
-  onGraft(ids: string[], from: string): void {
+  onGraft(ids: number[], from: string): void {
     this.toEager(from);
     const n = Math.min(ids.length, MAX_IDS);
     for (let i = 0; i < n; i++) {
@@ -290,7 +291,7 @@ export class Tree {
     // Each update looked up once for all the peers (still remembered: not forgotten since).
     const held: Array<Seen | undefined> = batch.map((a) => this.seen.get(a.id));
     for (const p of to) {
-      const ids: string[] = [];
+      const ids: number[] = [];
       for (let i = 0; i < batch.length; i++) {
         const s = held[i];
         if (s && batch[i]!.from !== p && !s.holders?.includes(p)) ids.push(s.short);
@@ -331,7 +332,7 @@ export class Tree {
 
   private remember(id: string, at: number, from: string | undefined): Seen {
     if (this.seen.size >= MAX_SEEN) this.forget(this.seen.keys().next().value!);
-    const s: Seen = { id, at, from, short: this.host.shortId?.(id) ?? shortId(id) };
+    const s: Seen = { id, at, from, short: shortId(id) };
     this.seen.set(id, s);
     this.byShort.set(s.short, s);
     return s;
