@@ -116,7 +116,22 @@ const proofFields = (p: Proof | undefined): unknown[] => (p ? [p.pub, p.sig] : [
 /** How tree and probe messages name a member: the first 8 bytes of a derived (hex) id, else the id itself. */
 const HEX16 = /^[0-9a-f]{16}/;
 export const senderOut = (id: string): Uint8Array | string => (HEX16.test(id) ? new Uint8Array(Buffer.from(id.slice(0, 16), 'hex')) : id);
-const senderIn = (v: unknown): string => (v instanceof Uint8Array && v.length === 8 ? Buffer.from(v).toString('hex') : str(v, 'from'));
+const senderIn = (v: unknown): string => (v instanceof Uint8Array && v.length === 8 ? hexName(v) : str(v, 'from'));
+
+/** Names decoded from 8 bytes, by their first 4: one string per sender for the process (bounded), not a new one per message. */
+const hexNames = new Map<number, { lo: number; name: string }>();
+const MAX_HEX_NAMES = 1 << 16;
+const int32At = (b: Uint8Array, at: number): number => (b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!;
+function hexName(b: Uint8Array): string {
+  const hi = int32At(b, 0);
+  const lo = int32At(b, 4);
+  const known = hexNames.get(hi);
+  if (known !== undefined && known.lo === lo) return known.name;
+  const name = Buffer.from(b.buffer, b.byteOffset, 8).toString('hex');
+  if (hexNames.size >= MAX_HEX_NAMES) hexNames.clear();
+  hexNames.set(hi, { lo, name });
+  return name;
+}
 
 /** Short ids (32-bit integers) as one byte string of SHORT_ID_BYTES each, big-endian, end to end. */
 function idsOut(ids: number[]): Uint8Array {
@@ -128,7 +143,7 @@ function idsIn(v: unknown, what: string): number[] {
   const b = bytes(v, what);
   if (b.length % SHORT_ID_BYTES !== 0 || b.length > MAX_IDS * SHORT_ID_BYTES) return fail(what);
   const ids: number[] = [];
-  for (let at = 0; at < b.length; at += SHORT_ID_BYTES) ids.push((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!);
+  for (let at = 0; at < b.length; at += SHORT_ID_BYTES) ids.push(int32At(b, at));
   return ids;
 }
 

@@ -98,6 +98,7 @@ function stride(n: number, r: number): number {
   return s;
 }
 /** How the broadcast tree names a member: as tree messages do (codec.ts senderOut), by the first 16 hex digits of its id. */
+const isProbe = (m: Message): boolean => m.t === 'ping' || m.t === 'ack' || m.t === 'indirect';
 const peerOf = (id: string): string => (/^[0-9a-f]{16}/.test(id) ? id.slice(0, 16) : id);
 
 export class Membership {
@@ -585,9 +586,13 @@ export class Membership {
     try {
       fn();
     } catch (e) {
-      // Well-formed but unexpected content must not take the daemon down: drop and count it.
-      this.reject(e instanceof WireError ? e : new WireError(`message ${what} could not be handled: ${(e as Error).message}`, 'decode'), from);
+      this.refuse(e, what, from);
     }
+  }
+
+  private refuse(e: unknown, what: string, from: string): void {
+    // Well-formed but unexpected content must not take the daemon down: drop and count it.
+    this.reject(e instanceof WireError ? e : new WireError(`message ${what} could not be handled: ${(e as Error).message}`, 'decode'), from);
   }
 
   /**
@@ -625,8 +630,17 @@ export class Membership {
     if (!msgs || !this.running) return;
     this.stats.messagesReceived += msgs.length;
     // Probes first: their answers are what keeps this node (and others) from being suspected.
-    const probes = (m: Message): boolean => m.t === 'ping' || m.t === 'ack' || m.t === 'indirect';
-    for (const m of [...msgs.filter(probes), ...msgs.filter((m) => !probes(m))]) this.guard(from, m.t, () => this.handle(m));
+    for (const m of msgs) if (isProbe(m)) this.handleGuarded(m, from);
+    for (const m of msgs) if (!isProbe(m)) this.handleGuarded(m, from);
+  }
+
+  /** handle() under guard(), without a closure per message. */
+  private handleGuarded(m: Message, from: string): void {
+    try {
+      this.handle(m);
+    } catch (e) {
+      this.refuse(e, m.t, from);
+    }
   }
 
   /** The member an id names: the id itself, or the first 16 hex digits of it (codec.ts senderOut). */
