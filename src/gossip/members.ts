@@ -109,13 +109,18 @@ export class MemberTable {
   idOf(prefix: string): string | undefined {
     const id = this.prefixes.get(prefix);
     if (id !== undefined || this.learned === null) return id;
+    const learned = this.learnedPrefixes().get(prefix);
+    return learned !== undefined && this.peek(learned) ? learned : undefined;
+  }
+
+  /** The learned list's prefix → id map (made at the first look-up, for every table that learned the list). */
+  private learnedPrefixes(): Map<string, string> {
     const s = this.shared!;
     if (!s.prefixes) {
       s.prefixes = new Map();
-      for (const x of this.learned.keys()) s.prefixes.set(x.slice(0, 16), x);
+      for (const x of this.learned!.keys()) s.prefixes.set(x.slice(0, 16), x);
     }
-    const learned = s.prefixes.get(prefix);
-    return learned !== undefined && this.peek(learned) ? learned : undefined;
+    return s.prefixes;
   }
 
   /** The id of the member `name` stands for: its id, or the first 16 hex digits of it. */
@@ -123,6 +128,18 @@ export class MemberTable {
     // While no id is 16 characters long (derived ids have 32 hex digits), a 16-character name is a prefix.
     if (name.length === 16 && !this.sixteen && !this.shared?.sixteen) return this.idOf(name);
     return this.peek(name) ? name : this.idOf(name);
+  }
+
+  /** The member `name` stands for (resolve), to read: peek(resolve(name)) without looking it up twice. */
+  named(name: string): Readonly<Member> | undefined {
+    if (name.length !== 16 || this.sixteen || this.shared?.sixteen) {
+      const m = this.peek(name);
+      if (m !== undefined) return m;
+    }
+    const id = this.prefixes.get(name);
+    if (id !== undefined || this.learned === null) return id === undefined ? undefined : this.peek(id);
+    const learned = this.learnedPrefixes().get(name);
+    return learned === undefined ? undefined : this.peek(learned);
   }
 
   has(id: string): boolean {

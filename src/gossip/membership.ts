@@ -232,7 +232,7 @@ export class Membership {
 
   /** Sends one message to member `id` (or the member its peer name stands for) now, with queued membership updates as room allows. */
   private tell(id: string, msg: Message): void {
-    const m = this.members.peek(this.resolve(id) ?? '');
+    const m = this.members.named(id);
     if (m && (m.state === 'alive' || m.state === 'suspect') && this.self.state !== 'left') this.send(m.addr, [msg]);
   }
 

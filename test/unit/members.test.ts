@@ -20,6 +20,9 @@ t.test('a 16-hex name resolves to the member whose id it begins', async (t) => {
   const learned = new MemberTable();
   learned.learn(new Map([[LONG, info(LONG)]]), 0);
   t.equal(learned.resolve(SHORT), LONG, 'the same through a learned list');
+  t.equal(tab.named(SHORT)?.id, LONG, 'the member itself, to read');
+  t.equal(learned.named(SHORT)?.id, LONG);
+  t.equal(learned.named('fedcba9876543210'), undefined);
 });
 
 t.test('a member whose id is 16 characters is named by it, even where a longer id begins with it', async (t) => {
@@ -30,4 +33,7 @@ t.test('a member whose id is 16 characters is named by it, even where a longer i
   const learned = new MemberTable();
   learned.learn(new Map([[SHORT, info(SHORT)], [LONG, info(LONG)]]), 0);
   t.equal(learned.resolve(SHORT), SHORT, 'a learned list');
+  t.equal(tab.named(SHORT)?.id, SHORT, 'the member itself, to read');
+  t.equal(learned.named(SHORT)?.id, SHORT);
+  t.equal(learned.named(LONG.slice(0, 15)), undefined, 'a name shorter than an id is no prefix');
 });
