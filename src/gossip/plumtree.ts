@@ -95,8 +95,13 @@ interface Seen {
   from?: string;
   /** The bytes passed on, once this node forwarded it (GRAFT answers). */
   data?: Uint8Array;
-  /** Peers known to hold it already (they announced it, or pushed a copy): not announced to. */
+  /**
+   * Peers known to hold it already (they announced it, or pushed a copy): not announced to. Kept
+   * until it was passed on and announced (`data` set, `due` back to 0).
+   */
   holders?: string[];
+  /** Entries of it in `announce`, the IHAVE rounds still to come. */
+  due: number;
   /** Its short id (shortId). */
   short: number;
 }
@@ -120,7 +125,7 @@ export class Tree {
   /** Short ids announced and not received yet. */
   private readonly missing = new Map<number, Missing>();
   /** Ids to announce at the next IHAVE round, with the peer each came from. */
-  private announce: Array<{ id: string; from?: string; again?: boolean }> = [];
+  private announce: Array<{ id: string; from?: string; again?: boolean; seen: Seen }> = [];
   /** Set while the delegate handles an update from this peer (its forwards skip it). */
   private delivering: string | undefined;
 
@@ -183,8 +188,9 @@ export class Tree {
       this.stats.pushesSent++;
       this.host.push(p, id, data);
     }
-    if (this.announce.length >= MAX_ANNOUNCE) this.announce.shift();
-    this.announce.push({ id, from: s.from });
+    if (this.announce.length >= MAX_ANNOUNCE) this.announced(this.announce.shift()!.seen);
+    s.due++;
+    this.announce.push({ id, from: s.from, seen: s });
   }
 
   /** An eager push from `from`. */
@@ -287,6 +293,7 @@ export class Tree {
     const batch = this.announce;
     const small = this.lazy.size < this.cfg.lazyPeers;
     this.announce = small ? batch.filter((a) => !a.again).map((a) => ({ ...a, again: true })) : [];
+    for (const a of this.announce) a.seen.due++;
     const to = small ? [...this.lazy, ...this.eager] : this.lazy;
     // Each update looked up once for all the peers (still remembered: not forgotten since).
     const held: Array<Seen | undefined> = batch.map((a) => this.seen.get(a.id));
@@ -303,6 +310,12 @@ export class Tree {
         this.host.ihave(p, part);
       }
     }
+    for (const a of batch) this.announced(a.seen);
+  }
+
+  /** An entry of `s` (passed on) left `announce`: once none is left, who holds it no longer matters. */
+  private announced(s: Seen): void {
+    if (--s.due === 0) s.holders = undefined;
   }
 
   /** Ids remembered (tests). */
@@ -316,9 +329,10 @@ export class Tree {
   }
 
   private holds(s: Seen, peer: string): void {
-    if (peer === s.from) return;
+    // Once passed on and announced in every round due, who holds it no longer matters.
+    if ((s.data !== undefined && s.due === 0) || peer === s.from) return;
     // Copied on append, each of its exact size (an array pushed to reserves room for 17): a host
-    // keeps one per update it passed on in the last `keep` ms.
+    // keeps one per update it received and has not finished announcing.
     if (!s.holders) s.holders = [peer];
     else if (s.holders.length < HOLDERS && !s.holders.includes(peer)) s.holders = s.holders.concat(peer);
   }
@@ -332,7 +346,7 @@ export class Tree {
 
   private remember(id: string, at: number, from: string | undefined): Seen {
     if (this.seen.size >= MAX_SEEN) this.forget(this.seen.keys().next().value!);
-    const s: Seen = { id, at, from, short: shortId(id) };
+    const s: Seen = { id, at, from, short: shortId(id), due: 0 };
     this.seen.set(id, s);
     this.byShort.set(s.short, s);
     return s;

@@ -225,6 +225,19 @@ t.test('an id is not announced to a peer known to hold it: one that announced it
   t.same(take(), [['ihave', 'p4', [s('u1')]]], 'only p4 is told: p5 announced it, p6 pushed a copy');
 });
 
+t.test('holders heard of before the update is passed on count too (a delta held back for a gap, passed on later)', async (t) => {
+  const { tr, take } = tree({ news: () => false });
+  tr.onPush('u1', bytes('u1'), 'p1');
+  tr.onIHave([s('u1')], 'p5');
+  tr.tick();
+  take();
+  tr.onIHave([s('u1')], 'p6');
+  tr.broadcast('u1', bytes('u1'));
+  take();
+  tr.tick();
+  t.same(take(), [['ihave', 'p4', [s('u1')]]], 'p5 and p6 are not told');
+});
+
 t.test('in a small cluster (ids announced to eager peers) each id is announced in two rounds, then no more', async (t) => {
   const { tr, take } = tree({ members: ['p1', 'p2'] });
   tr.broadcast('u1', bytes('u1'));
