@@ -528,9 +528,16 @@ export class Membership {
 
   /** Sends `msgs` with as many queued updates as fit; false when there was nothing to send. */
   private send(addr: string, msgs: Message[]): boolean {
-    const own = msgs.map((m) => this.encode(m));
-    const room = this.cfg.packetSize - this.o.wire.overhead - own.reduce((n, b) => n + b.length, 0) - 8;
-    const all = room > 32 ? [...own, ...this.queue.takeEncoded(room)] : own;
+    const own: Uint8Array[] = [];
+    let size = 0;
+    for (const m of msgs) {
+      const b = this.encode(m);
+      own.push(b);
+      size += b.length;
+    }
+    const room = this.cfg.packetSize - this.o.wire.overhead - size - 8;
+    const queued = room > 32 ? this.queue.takeEncoded(room) : [];
+    const all = queued.length ? own.concat(queued) : own;
     if (all.length === 0) return false;
     const alone = all.length === 1 && all[0] === this.lastPush?.bytes && !this.o.wire.encrypted ? this.lastPush : null;
     const frame = alone?.frame ?? this.o.wire.sealParts(all);
@@ -539,10 +546,11 @@ export class Membership {
     this.stats.messagesSent += all.length;
     this.stats.bytesSent += frame.length;
     let counted = 0;
-    msgs.forEach((m, i) => {
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i]!;
       const user = m.t === 'push' ? this.sent('push-user', m.data.length) : 0;
       counted += user + this.sent(m.t, own[i]!.length - user);
-    });
+    }
     for (let i = own.length; i < all.length; i++) counted += this.sent('membership', all[i]!.length);
     this.sent('frame', frame.length - counted);
     this.o.transport.sendPacket(addr, frame);
