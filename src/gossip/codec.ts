@@ -116,21 +116,35 @@ const proofFields = (p: Proof | undefined): unknown[] => (p ? [p.pub, p.sig] : [
 /** How tree and probe messages name a member: the first 8 bytes of a derived (hex) id, else the id itself. */
 const HEX16 = /^[0-9a-f]{16}/;
 export const senderOut = (id: string): Uint8Array | string => (HEX16.test(id) ? new Uint8Array(Buffer.from(id.slice(0, 16), 'hex')) : id);
-const senderIn = (v: unknown): string => (v instanceof Uint8Array && v.length === 8 ? hexName(v) : str(v, 'from'));
+const senderIn = (v: unknown): string => (v instanceof Uint8Array && v.length === 8 ? hexIn(v, 0, 8) : str(v, 'from'));
 
-/** Names decoded from 8 bytes, by their first 4: one string per sender for the process (bounded), not a new one per message. */
-const hexNames = new Map<number, { lo: number; name: string }>();
+/** Names decoded from bytes as hex (8-byte senders, 16-byte node ids), by their last 4 bytes. */
+const hexNames = new Map<number, string>();
 const MAX_HEX_NAMES = 1 << 16;
+const HEX = '0123456789abcdef';
 const int32At = (b: Uint8Array, at: number): number => (b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!;
-function hexName(b: Uint8Array): string {
-  const hi = int32At(b, 0);
-  const lo = int32At(b, 4);
-  const known = hexNames.get(hi);
-  if (known !== undefined && known.lo === lo) return known.name;
-  const name = Buffer.from(b.buffer, b.byteOffset, 8).toString('hex');
+
+/**
+ * The n bytes of `b` at `at` (n ≥ 4) in hex: one string per name for the process (bounded), not a
+ * new one per message (a member's name comes in every message it sends, a node's id in every update).
+ */
+export function hexIn(b: Uint8Array, at: number, n: number): string {
+  const key = int32At(b, at + n - 4);
+  const known = hexNames.get(key);
+  if (known !== undefined && isHexOf(known, b, at, n)) return known;
+  const name = Buffer.from(b.buffer, b.byteOffset + at, n).toString('hex');
   if (hexNames.size >= MAX_HEX_NAMES) hexNames.clear();
-  hexNames.set(hi, { lo, name });
+  hexNames.set(key, name);
   return name;
+}
+
+function isHexOf(s: string, b: Uint8Array, at: number, n: number): boolean {
+  if (s.length !== 2 * n) return false;
+  for (let i = 0; i < n; i++) {
+    const x = b[at + i]!;
+    if (s.charCodeAt(2 * i) !== HEX.charCodeAt(x >> 4) || s.charCodeAt(2 * i + 1) !== HEX.charCodeAt(x & 15)) return false;
+  }
+  return true;
 }
 
 /** Short ids (32-bit integers) as one byte string of SHORT_ID_BYTES each, big-endian, end to end. */

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { decodeMessages, encodeMessages, WIRE_VERSION, WireError, type Message } from '../../src/gossip/codec.js';
+import { decodeMessages, encodeMessages, hexIn, WIRE_VERSION, WireError, type Message } from '../../src/gossip/codec.js';
 import { Keyring, REPLAY_WINDOW_MS, Wire } from '../../src/gossip/crypto.js';
 import { decodeToken, encodeToken } from '../../src/gossip/token.js';
 import { Simulation } from '../../src/gossip/sim/simulation.js';
@@ -202,4 +202,15 @@ t.test('codec: tree and probe messages name members by 8 bytes of their id', asy
   const full = encodeMessages([{ t: 'ack', seq: 1, from: id }]).length;
   const named = encodeMessages([{ t: 'ack', seq: 1, from: 'x'.repeat(32) }]).length;
   t.equal(named - full, 24, 'a hex id costs 10 bytes where its text took 34');
+});
+
+t.test('codec: names read as hex (senders, node ids) come back right when others share their last bytes', async (t) => {
+  const a = Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
+  const b = Uint8Array.from([9, 9, 9, 9, 5, 6, 7, 8]);
+  t.equal(hexIn(a, 0, 8), '0102030405060708');
+  t.equal(hexIn(b, 0, 8), '0909090905060708', 'the same last four bytes, another name');
+  t.equal(hexIn(a, 0, 8), '0102030405060708');
+  const id = Uint8Array.from({ length: 22 }, (_, i) => (i < 18 ? 255 - i : 5 + i - 18));
+  t.equal(hexIn(id, 6, 16), 'f9f8f7f6f5f4f3f2f1f0efee05060708', 'sixteen bytes ending as a shorter name does');
+  t.equal(hexIn(a, 0, 8), '0102030405060708');
 });
