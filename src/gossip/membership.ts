@@ -97,8 +97,8 @@ function stride(n: number, r: number): number {
   while (n > 1 && gcd(s, n) !== 1) s = (s % (n - 1)) + 1;
   return s;
 }
-/** How the broadcast tree names a member: as tree messages do (codec.ts senderOut), by the first 16 hex digits of its id. */
 const isProbe = (m: Message): boolean => m.t === 'ping' || m.t === 'ack' || m.t === 'indirect';
+/** How the broadcast tree names a member: as tree messages do (codec.ts senderOut), by the first 16 hex digits of its id. */
 const peerOf = (id: string): string => (/^[0-9a-f]{16}/.test(id) ? id.slice(0, 16) : id);
 
 export class Membership {
