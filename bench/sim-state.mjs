@@ -87,11 +87,14 @@ for (const N of SIZES) {
         const list = pending.get(id);
         const s = list && h.registry.node(id);
         if (!s) continue;
-        for (const c of [...list]) {
+        let reached;
+        for (const c of list) {
           if (c.v > s.version || c.seen[h.index]) continue;
           c.seen[h.index] = 1;
-          if (++c.count >= target) finish(c, sim.clock.now() - c.t0);
+          if (++c.count >= target) (reached ??= []).push(c);
         }
+        // Finished after the walk (finish takes them out of the list).
+        if (reached) for (const c of reached) finish(c, sim.clock.now() - c.t0);
       }
     });
   }

@@ -67,10 +67,10 @@ export type Message =
   | { t: 'push'; from: string; data: Uint8Array }
   /**
    * Ids of updates `from` holds (lazy announcement), and ids `from` asks to be pushed (graft):
-   * short ids (plumtree.ts shortId), SHORT_ID_BYTES chars of one byte each.
+   * short ids (plumtree.ts shortId: 32-bit integers, SHORT_ID_BYTES bytes each on the wire).
    */
-  | { t: 'ihave'; from: string; ids: string[] }
-  | { t: 'graft'; from: string; ids: string[] }
+  | { t: 'ihave'; from: string; ids: number[] }
+  | { t: 'graft'; from: string; ids: number[] }
   /** `from` has this update already: stop pushing to it (the edge becomes lazy). */
   | { t: 'prune'; from: string }
   /**
@@ -116,20 +116,48 @@ const proofFields = (p: Proof | undefined): unknown[] => (p ? [p.pub, p.sig] : [
 /** How tree and probe messages name a member: the first 8 bytes of a derived (hex) id, else the id itself. */
 const HEX16 = /^[0-9a-f]{16}/;
 export const senderOut = (id: string): Uint8Array | string => (HEX16.test(id) ? new Uint8Array(Buffer.from(id.slice(0, 16), 'hex')) : id);
-const senderIn = (v: unknown): string => (v instanceof Uint8Array && v.length === 8 ? Buffer.from(v).toString('hex') : str(v, 'from'));
+const senderIn = (v: unknown): string => (v instanceof Uint8Array && v.length === 8 ? hexIn(v, 0, 8) : str(v, 'from'));
 
-/** Short ids (byte strings of SHORT_ID_BYTES) as one byte string, end to end. */
-function idsOut(ids: string[]): Uint8Array {
+/** Names decoded from bytes as hex (8-byte senders, 16-byte node ids), by their last 4 bytes. */
+const hexNames = new Map<number, string>();
+const MAX_HEX_NAMES = 1 << 16;
+const HEX = '0123456789abcdef';
+const int32At = (b: Uint8Array, at: number): number => (b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!;
+
+/**
+ * The n bytes of `b` at `at` (n ≥ 4) in hex: one string per name for the process (bounded), not a
+ * new one per message (a member's name comes in every message it sends, a node's id in every update).
+ */
+export function hexIn(b: Uint8Array, at: number, n: number): string {
+  const key = int32At(b, at + n - 4);
+  const known = hexNames.get(key);
+  if (known !== undefined && isHexOf(known, b, at, n)) return known;
+  const name = Buffer.from(b.buffer, b.byteOffset + at, n).toString('hex');
+  if (hexNames.size >= MAX_HEX_NAMES) hexNames.clear();
+  hexNames.set(key, name);
+  return name;
+}
+
+function isHexOf(s: string, b: Uint8Array, at: number, n: number): boolean {
+  if (s.length !== 2 * n) return false;
+  for (let i = 0; i < n; i++) {
+    const x = b[at + i]!;
+    if (s.charCodeAt(2 * i) !== HEX.charCodeAt(x >> 4) || s.charCodeAt(2 * i + 1) !== HEX.charCodeAt(x & 15)) return false;
+  }
+  return true;
+}
+
+/** Short ids (32-bit integers) as one byte string of SHORT_ID_BYTES each, big-endian, end to end. */
+function idsOut(ids: number[]): Uint8Array {
   const out = Buffer.allocUnsafe(ids.length * SHORT_ID_BYTES);
-  ids.forEach((id, i) => (id.length === SHORT_ID_BYTES ? out.write(id, i * SHORT_ID_BYTES, 'latin1') : fail('short id')));
+  ids.forEach((id, i) => ((id | 0) === id ? out.writeInt32BE(id, i * SHORT_ID_BYTES) : fail('short id')));
   return out;
 }
-function idsIn(v: unknown, what: string): string[] {
+function idsIn(v: unknown, what: string): number[] {
   const b = bytes(v, what);
   if (b.length % SHORT_ID_BYTES !== 0 || b.length > MAX_IDS * SHORT_ID_BYTES) return fail(what);
-  const all = Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
-  const ids: string[] = [];
-  for (let at = 0; at < all.length; at += SHORT_ID_BYTES) ids.push(all.slice(at, at + SHORT_ID_BYTES));
+  const ids: number[] = [];
+  for (let at = 0; at < b.length; at += SHORT_ID_BYTES) ids.push(int32At(b, at));
   return ids;
 }
 

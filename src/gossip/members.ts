@@ -9,6 +9,8 @@ interface Learned {
   /** The ids of the list's alive members. */
   alive: readonly string[];
   prefixes: Map<string, string> | null;
+  /** Whether an id in the list is 16 characters long (then a 16-hex name may be an id, not a prefix). */
+  sixteen: boolean;
   since: number;
   members: Map<string, Readonly<Member>>;
 }
@@ -55,6 +57,8 @@ export class MemberTable {
   private head: Set<string> | null = null;
   /** Members added after that listing that have no place in head or the learned list. */
   private readonly later = new Set<string>();
+  /** Whether an id of 16 characters was ever set here (see Learned.sixteen). */
+  private sixteen = false;
 
   /** Takes the alive members of `list` as known since `since`; the list is shared, never written. Returns their ids (shared too). */
   learn(list: ReadonlyMap<string, MemberInfo>, since: number): readonly string[] {
@@ -66,7 +70,8 @@ export class MemberTable {
     let s = shared.get(list);
     if (!s || s.since !== since) {
       const alive = s?.alive ?? [...list.values()].filter((x) => x.state === 'alive').map((x) => x.id);
-      shared.set(list, (s = { alive, prefixes: s?.prefixes ?? null, since, members: new Map() }));
+      const sixteen = s?.sixteen ?? [...list.keys()].some((id) => id.length === 16);
+      shared.set(list, (s = { alive, prefixes: s?.prefixes ?? null, sixteen, since, members: new Map() }));
     }
     this.shared = s;
     return s.alive;
@@ -97,24 +102,44 @@ export class MemberTable {
     }
     this.own.set(id, m);
     this.prefixes.set(id.slice(0, 16), id);
+    if (id.length === 16) this.sixteen = true;
   }
 
   /** The id of the member whose id starts with these 16 hex digits. */
   idOf(prefix: string): string | undefined {
     const id = this.prefixes.get(prefix);
     if (id !== undefined || this.learned === null) return id;
+    const learned = this.learnedPrefixes().get(prefix);
+    return learned !== undefined && this.peek(learned) ? learned : undefined;
+  }
+
+  /** The learned list's prefix → id map (made at the first look-up, for every table that learned the list). */
+  private learnedPrefixes(): Map<string, string> {
     const s = this.shared!;
     if (!s.prefixes) {
       s.prefixes = new Map();
-      for (const x of this.learned.keys()) s.prefixes.set(x.slice(0, 16), x);
+      for (const x of this.learned!.keys()) s.prefixes.set(x.slice(0, 16), x);
     }
-    const learned = s.prefixes.get(prefix);
-    return learned !== undefined && this.peek(learned) ? learned : undefined;
+    return s.prefixes;
   }
 
   /** The id of the member `name` stands for: its id, or the first 16 hex digits of it. */
   resolve(name: string): string | undefined {
+    // While no id is 16 characters long (derived ids have 32 hex digits), a 16-character name is a prefix.
+    if (name.length === 16 && !this.sixteen && !this.shared?.sixteen) return this.idOf(name);
     return this.peek(name) ? name : this.idOf(name);
+  }
+
+  /** The member `name` stands for (resolve), to read: peek(resolve(name)) without looking it up twice. */
+  named(name: string): Readonly<Member> | undefined {
+    if (name.length !== 16 || this.sixteen || this.shared?.sixteen) {
+      const m = this.peek(name);
+      if (m !== undefined) return m;
+    }
+    const id = this.prefixes.get(name);
+    if (id !== undefined || this.learned === null) return id === undefined ? undefined : this.peek(id);
+    const learned = this.learnedPrefixes().get(name);
+    return learned === undefined ? undefined : this.peek(learned);
   }
 
   has(id: string): boolean {

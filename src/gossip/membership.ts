@@ -55,8 +55,6 @@ export interface MembershipOptions {
   onReject?: (err: WireError, from: string) => void;
   /** Failed push-pulls with live members, logged once per state change and counted. */
   failures?: FailureLog;
-  /** SIMULATOR HOOK: the tree's short ids made once for all the hosts (TreeHost.shortId). */
-  shortId?: (id: string) => string;
 }
 
 export interface GossipStats {
@@ -99,6 +97,7 @@ function stride(n: number, r: number): number {
   while (n > 1 && gcd(s, n) !== 1) s = (s % (n - 1)) + 1;
   return s;
 }
+const isProbe = (m: Message): boolean => m.t === 'ping' || m.t === 'ack' || m.t === 'indirect';
 /** How the broadcast tree names a member: as tree messages do (codec.ts senderOut), by the first 16 hex digits of its id. */
 const peerOf = (id: string): string => (/^[0-9a-f]{16}/.test(id) ? id.slice(0, 16) : id);
 
@@ -152,7 +151,6 @@ export class Membership {
       ihave: (to, ids) => this.tell(to, { t: 'ihave', from: this.self.id, ids }),
       graft: (to, ids) => this.tell(to, { t: 'graft', from: this.self.id, ids }),
       prune: (to) => this.tell(to, { t: 'prune', from: this.self.id }),
-      shortId: o.shortId,
     }, tree);
   }
 
@@ -234,7 +232,7 @@ export class Membership {
 
   /** Sends one message to member `id` (or the member its peer name stands for) now, with queued membership updates as room allows. */
   private tell(id: string, msg: Message): void {
-    const m = this.members.peek(this.resolve(id) ?? '');
+    const m = this.members.named(id);
     if (m && (m.state === 'alive' || m.state === 'suspect') && this.self.state !== 'left') this.send(m.addr, [msg]);
   }
 
@@ -530,9 +528,16 @@ export class Membership {
 
   /** Sends `msgs` with as many queued updates as fit; false when there was nothing to send. */
   private send(addr: string, msgs: Message[]): boolean {
-    const own = msgs.map((m) => this.encode(m));
-    const room = this.cfg.packetSize - this.o.wire.overhead - own.reduce((n, b) => n + b.length, 0) - 8;
-    const all = room > 32 ? [...own, ...this.queue.takeEncoded(room)] : own;
+    const own: Uint8Array[] = [];
+    let size = 0;
+    for (const m of msgs) {
+      const b = this.encode(m);
+      own.push(b);
+      size += b.length;
+    }
+    const room = this.cfg.packetSize - this.o.wire.overhead - size - 8;
+    const queued = room > 32 ? this.queue.takeEncoded(room) : [];
+    const all = queued.length ? own.concat(queued) : own;
     if (all.length === 0) return false;
     const alone = all.length === 1 && all[0] === this.lastPush?.bytes && !this.o.wire.encrypted ? this.lastPush : null;
     const frame = alone?.frame ?? this.o.wire.sealParts(all);
@@ -541,10 +546,11 @@ export class Membership {
     this.stats.messagesSent += all.length;
     this.stats.bytesSent += frame.length;
     let counted = 0;
-    msgs.forEach((m, i) => {
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i]!;
       const user = m.t === 'push' ? this.sent('push-user', m.data.length) : 0;
       counted += user + this.sent(m.t, own[i]!.length - user);
-    });
+    }
     for (let i = own.length; i < all.length; i++) counted += this.sent('membership', all[i]!.length);
     this.sent('frame', frame.length - counted);
     this.o.transport.sendPacket(addr, frame);
@@ -588,9 +594,13 @@ export class Membership {
     try {
       fn();
     } catch (e) {
-      // Well-formed but unexpected content must not take the daemon down: drop and count it.
-      this.reject(e instanceof WireError ? e : new WireError(`message ${what} could not be handled: ${(e as Error).message}`, 'decode'), from);
+      this.refuse(e, what, from);
     }
+  }
+
+  private refuse(e: unknown, what: string, from: string): void {
+    // Well-formed but unexpected content must not take the daemon down: drop and count it.
+    this.reject(e instanceof WireError ? e : new WireError(`message ${what} could not be handled: ${(e as Error).message}`, 'decode'), from);
   }
 
   /**
@@ -628,8 +638,17 @@ export class Membership {
     if (!msgs || !this.running) return;
     this.stats.messagesReceived += msgs.length;
     // Probes first: their answers are what keeps this node (and others) from being suspected.
-    const probes = (m: Message): boolean => m.t === 'ping' || m.t === 'ack' || m.t === 'indirect';
-    for (const m of [...msgs.filter(probes), ...msgs.filter((m) => !probes(m))]) this.guard(from, m.t, () => this.handle(m));
+    for (const m of msgs) if (isProbe(m)) this.handleGuarded(m, from);
+    for (const m of msgs) if (!isProbe(m)) this.handleGuarded(m, from);
+  }
+
+  /** handle() under guard(), without a closure per message. */
+  private handleGuarded(m: Message, from: string): void {
+    try {
+      this.handle(m);
+    } catch (e) {
+      this.refuse(e, m.t, from);
+    }
   }
 
   /** The member an id names: the id itself, or the first 16 hex digits of it (codec.ts senderOut). */

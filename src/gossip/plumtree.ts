@@ -39,14 +39,17 @@ export const TREE: TreeConfig = { eagerPeers: 3, lazyPeers: 2, ihaveInterval: 50
 
 /** Ids one IHAVE or GRAFT may carry (the codec refuses more). */
 export const MAX_IDS = 64;
-/** Bytes of a short id (one char per byte). */
+/** Bytes of a short id on the wire (big-endian). */
 export const SHORT_ID_BYTES = 4;
 
-/** The id IHAVE and GRAFT name an update by: FNV-1a (32 bits) of its id, as 4 chars of one byte each. */
-export function shortId(id: string): string {
+/**
+ * The id IHAVE and GRAFT name an update by: FNV-1a (32 bits) of its id, as a signed 32-bit integer
+ * (a small integer to V8: no string per announced id, nothing to hash in a look-up).
+ */
+export function shortId(id: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
-  return String.fromCharCode(h >>> 24, (h >>> 16) & 255, (h >>> 8) & 255, h & 255);
+  return h | 0;
 }
 /** Ids remembered at most (within `keep`), ids waited for, announcers kept per missing id. */
 const MAX_SEEN = 20_000;
@@ -67,11 +70,9 @@ export interface TreeHost {
   /** Hands an update to the delegate; true when it was news there. */
   deliver(data: Uint8Array, from: string): boolean;
   push(to: string, id: string, data: Uint8Array): void;
-  ihave(to: string, ids: string[]): void;
-  graft(to: string, ids: string[]): void;
+  ihave(to: string, ids: number[]): void;
+  graft(to: string, ids: number[]): void;
   prune(to: string): void;
-  /** SIMULATOR HOOK: the short id of `id` (default shortId), one string for all the hosts of a simulation. */
-  shortId?(id: string): string;
 }
 
 export interface TreeStats {
@@ -94,10 +95,15 @@ interface Seen {
   from?: string;
   /** The bytes passed on, once this node forwarded it (GRAFT answers). */
   data?: Uint8Array;
-  /** Peers known to hold it already (they announced it, or pushed a copy): not announced to. */
+  /**
+   * Peers known to hold it already (they announced it, or pushed a copy): not announced to. Kept
+   * until it was passed on and announced (`data` set, `due` back to 0).
+   */
   holders?: string[];
+  /** Entries of it in `announce`, the IHAVE rounds still to come. */
+  due: number;
   /** Its short id (shortId). */
-  short: string;
+  short: number;
 }
 
 /** Holders remembered per update. */
@@ -115,11 +121,11 @@ export class Tree {
   readonly stats: TreeStats = { received: 0, fresh: 0, duplicates: 0, pushesSent: 0, ihavesSent: 0, ihaveIds: 0, graftsSent: 0, prunesSent: 0 };
   private readonly seen = new Map<string, Seen>();
   /** The updates remembered by their short ids (the last one, on a collision). */
-  private readonly byShort = new Map<string, Seen>();
+  private readonly byShort = new Map<number, Seen>();
   /** Short ids announced and not received yet. */
-  private readonly missing = new Map<string, Missing>();
+  private readonly missing = new Map<number, Missing>();
   /** Ids to announce at the next IHAVE round, with the peer each came from. */
-  private announce: Array<{ id: string; from?: string; again?: boolean }> = [];
+  private announce: Array<{ id: string; from?: string; again?: boolean; seen: Seen }> = [];
   /** Set while the delegate handles an update from this peer (its forwards skip it). */
   private delivering: string | undefined;
 
@@ -182,8 +188,9 @@ export class Tree {
       this.stats.pushesSent++;
       this.host.push(p, id, data);
     }
-    if (this.announce.length >= MAX_ANNOUNCE) this.announce.shift();
-    this.announce.push({ id, from: s.from });
+    if (this.announce.length >= MAX_ANNOUNCE) this.announced(this.announce.shift()!.seen);
+    s.due++;
+    this.announce.push({ id, from: s.from, seen: s });
   }
 
   /** An eager push from `from`. */
@@ -225,7 +232,7 @@ export class Tree {
   }
 
   /** Announced (short) ids; the ones not received are waited for, then grafted. */
-  onIHave(ids: string[], from: string): void {
+  onIHave(ids: number[], from: string): void {
     // A peer that announces to us is worth announcing to (lazy links both ways).
     if (!this.known(from) && this.eager.size + this.lazy.size < this.maxPeers) this.lazy.add(from);
     const n = Math.min(ids.length, MAX_IDS);
@@ -247,7 +254,7 @@ export class Tree {
   }
 
   /** A wait ran out: graft the next announcer, and wait again. */
-  private expire(id: string): void {
+  private expire(id: number): void {
     const m = this.missing.get(id);
     if (!m) return;
     m.timer = null;
@@ -261,7 +268,7 @@ export class Tree {
   }
 
   /** A peer missed (short) ids: it is eager again, and gets those held here; unknown ids get nothing. */
-  onGraft(ids: string[], from: string): void {
+  onGraft(ids: number[], from: string): void {
     this.toEager(from);
     const n = Math.min(ids.length, MAX_IDS);
     for (let i = 0; i < n; i++) {
@@ -286,11 +293,12 @@ export class Tree {
     const batch = this.announce;
     const small = this.lazy.size < this.cfg.lazyPeers;
     this.announce = small ? batch.filter((a) => !a.again).map((a) => ({ ...a, again: true })) : [];
+    for (const a of this.announce) a.seen.due++;
     const to = small ? [...this.lazy, ...this.eager] : this.lazy;
     // Each update looked up once for all the peers (still remembered: not forgotten since).
     const held: Array<Seen | undefined> = batch.map((a) => this.seen.get(a.id));
     for (const p of to) {
-      const ids: string[] = [];
+      const ids: number[] = [];
       for (let i = 0; i < batch.length; i++) {
         const s = held[i];
         if (s && batch[i]!.from !== p && !s.holders?.includes(p)) ids.push(s.short);
@@ -302,6 +310,12 @@ export class Tree {
         this.host.ihave(p, part);
       }
     }
+    for (const a of batch) this.announced(a.seen);
+  }
+
+  /** An entry of `s` (passed on) left `announce`: once none is left, who holds it no longer matters. */
+  private announced(s: Seen): void {
+    if (--s.due === 0) s.holders = undefined;
   }
 
   /** Ids remembered (tests). */
@@ -315,9 +329,10 @@ export class Tree {
   }
 
   private holds(s: Seen, peer: string): void {
-    if (peer === s.from) return;
+    // Once passed on and announced in every round due, who holds it no longer matters.
+    if ((s.data !== undefined && s.due === 0) || peer === s.from) return;
     // Copied on append, each of its exact size (an array pushed to reserves room for 17): a host
-    // keeps one per update it passed on in the last `keep` ms.
+    // keeps one per update it received and has not finished announcing.
     if (!s.holders) s.holders = [peer];
     else if (s.holders.length < HOLDERS && !s.holders.includes(peer)) s.holders = s.holders.concat(peer);
   }
@@ -331,7 +346,7 @@ export class Tree {
 
   private remember(id: string, at: number, from: string | undefined): Seen {
     if (this.seen.size >= MAX_SEEN) this.forget(this.seen.keys().next().value!);
-    const s: Seen = { id, at, from, short: this.host.shortId?.(id) ?? shortId(id) };
+    const s: Seen = { id, at, from, short: shortId(id), due: 0 };
     this.seen.set(id, s);
     this.byShort.set(s.short, s);
     return s;

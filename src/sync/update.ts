@@ -1,4 +1,5 @@
 import { SIGNATURE_BYTES } from '../gossip/identity.js';
+import { hexIn } from '../gossip/codec.js';
 import { HASH_BYTES, keep } from './delta.js';
 
 // The bytes of a registry update as the gossip layer carries it (pure: no I/O). Not msgpack: a
@@ -78,30 +79,34 @@ export function updateOut(h: UpdateHead, ...rest: Uint8Array[]): Uint8Array {
   return keep(out);
 }
 
-/** The head of update `b` up to its version (and the offset after it), then its back (and the offset after the head: null when not well-formed), or null. */
-function headIn(b: Uint8Array): { type: UpdateHead['type']; id: string; version: number; versionEnd: number; back: [number, number] | null } | null {
+/**
+ * The head of update `b`: the offset after its node, its version (and the offset after it), then
+ * its back (and the offset after the head: null when not well-formed), or null.
+ */
+function headIn(b: Uint8Array): { type: UpdateHead['type']; nodeEnd: number; version: number; versionEnd: number; back: [number, number] | null } | null {
   const type = b[0];
   const n = b[1];
   if ((type !== DELTA && type !== NOTICE) || n === undefined) return null;
-  let id: string;
   let at: number;
   if (n === 16) {
     if (b.length < 18) return null;
-    id = Buffer.from(b.buffer, b.byteOffset + 2, 16).toString('hex');
     at = 18;
   } else if (n > 0x80 && n - 0x80 <= MAX_ID_BYTES && b.length >= 2 + n - 0x80) {
-    id = Buffer.from(b.buffer, b.byteOffset + 2, n - 0x80).toString('utf8');
     at = 2 + n - 0x80;
   } else return null;
   const version = uvarintIn(b, at);
-  return version && { type, id, version: version[0], versionEnd: version[1], back: uvarintIn(b, version[1]) };
+  return version && { type, nodeEnd: at, version: version[0], versionEnd: version[1], back: uvarintIn(b, version[1]) };
 }
+
+/** The node id of update `b`, whose node ends at `end` (headIn). */
+const nodeIn = (b: Uint8Array, end: number): string => (b[1] === 16 ? hexIn(b, 2, 16) : Buffer.from(b.buffer, b.byteOffset + 2, end - 2).toString('utf8'));
 
 /** The update in `b` (views of it), or null when it is not one. */
 export function updateIn(b: Uint8Array): Update | null {
   const head = headIn(b);
   if (!head?.back) return null;
-  const { type, id, version } = head;
+  const { type, version } = head;
+  const id = nodeIn(b, head.nodeEnd);
   const [back, at] = head.back;
   const h = { id, version, back };
   const view = (from: number, n: number): Uint8Array => b.subarray(from, from + n);

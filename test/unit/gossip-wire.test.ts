@@ -1,5 +1,5 @@
 import t from 'tap';
-import { decodeMessages, encodeMessages, WIRE_VERSION, WireError, type Message } from '../../src/gossip/codec.js';
+import { decodeMessages, encodeMessages, hexIn, WIRE_VERSION, WireError, type Message } from '../../src/gossip/codec.js';
 import { Keyring, REPLAY_WINDOW_MS, Wire } from '../../src/gossip/crypto.js';
 import { decodeToken, encodeToken } from '../../src/gossip/token.js';
 import { Simulation } from '../../src/gossip/sim/simulation.js';
@@ -23,8 +23,8 @@ const ALL: Message[] = [
   { t: 'dead', id: 'n1', inc: 4, from: 'n1', proof },
   { t: 'dead', id: 'n1', inc: 4, from: 'n2' },
   { t: 'push', from: 'n1', data: new Uint8Array([1, 2, 3]) },
-  { t: 'ihave', from: 'n1', ids: ['a1b2', 'c3d4'] },
-  { t: 'graft', from: 'n2', ids: ['a1b2'] },
+  { t: 'ihave', from: 'n1', ids: [0x61316232, -0x3c2c9b2c] },
+  { t: 'graft', from: 'n2', ids: [0x61316232] },
   { t: 'prune', from: 'n3' },
   { t: 'pushpull', leg: 1, join: true, digest: new Uint8Array(16), members: [{ id: 'n1', name: 'h', addr: 'h:1', inc: 9, state: 'suspect' }, { id: 'n2', name: 'h2', addr: 'h:2', inc: 1, state: 'alive', proof }], user: new Uint8Array(0) },
   { t: 'pushpull', leg: 4, join: false, digest: new Uint8Array(0), members: [], user: new Uint8Array([5]) },
@@ -191,15 +191,26 @@ t.test('codec: tree and probe messages name members by 8 bytes of their id', asy
   const msgs: Message[] = [
     { t: 'ping', seq: 1, target: id, from: id, fromAddr: '10.0.0.1:7946' },
     { t: 'ack', seq: 1, from: id },
-    { t: 'ihave', from: id, ids: ['\u0001\u00ff\u0080x'] },
+    { t: 'ihave', from: id, ids: [0x01ff8078] },
   ];
   const back = decodeMessages(encodeMessages(msgs));
   t.same(back, [
     { t: 'ping', seq: 1, target: id.slice(0, 16), from: id.slice(0, 16), fromAddr: '10.0.0.1:7946' },
     { t: 'ack', seq: 1, from: id.slice(0, 16) },
-    { t: 'ihave', from: id.slice(0, 16), ids: ['\u0001\u00ff\u0080x'] },
-  ], 'the first 16 hex digits come back; byte ids come back byte for byte');
+    { t: 'ihave', from: id.slice(0, 16), ids: [0x01ff8078] },
+  ], 'the first 16 hex digits come back; short ids come back as they went');
   const full = encodeMessages([{ t: 'ack', seq: 1, from: id }]).length;
   const named = encodeMessages([{ t: 'ack', seq: 1, from: 'x'.repeat(32) }]).length;
   t.equal(named - full, 24, 'a hex id costs 10 bytes where its text took 34');
+});
+
+t.test('codec: names read as hex (senders, node ids) come back right when others share their last bytes', async (t) => {
+  const a = Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]);
+  const b = Uint8Array.from([9, 9, 9, 9, 5, 6, 7, 8]);
+  t.equal(hexIn(a, 0, 8), '0102030405060708');
+  t.equal(hexIn(b, 0, 8), '0909090905060708', 'the same last four bytes, another name');
+  t.equal(hexIn(a, 0, 8), '0102030405060708');
+  const id = Uint8Array.from({ length: 22 }, (_, i) => (i < 18 ? 255 - i : 5 + i - 18));
+  t.equal(hexIn(id, 6, 16), 'f9f8f7f6f5f4f3f2f1f0efee05060708', 'sixteen bytes ending as a shorter name does');
+  t.equal(hexIn(a, 0, 8), '0102030405060708');
 });

@@ -98,7 +98,6 @@ export class Simulation {
     const membership = new Membership({
       id, identity, name, incarnation: 0, config: this.config, clock: this.clock, transport,
       wire: new Wire(this.o.key ? new Keyring([this.o.key]) : null, this.clock), delegate: sync.delegate, random: this.random,
-      shortId: this.shared?.shortId,
     });
     return { index, id, name, identity, addr, registry, views, local, sync, membership, transport, crashed: false };
   }

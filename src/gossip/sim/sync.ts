@@ -6,7 +6,6 @@ import type { NodeState } from '../../registry/types.js';
 import type { Delegate } from '../delegate.js';
 import type { NodeIdentity } from '../identity.js';
 import type { Membership } from '../membership.js';
-import { shortId } from '../plumtree.js';
 import type { NodeStates } from './states.js';
 
 // How a simulated host's sync layer plugs in: the membership sees only its gossip Delegate (the
@@ -59,7 +58,6 @@ export class SharedWork implements DeltaSteps {
   /** Keyed by the proof (one object for all the hosts that proved the same delta). */
   private readonly updates = new Memo<Signed, ByBody<Uint8Array>>();
   private readonly ids = new Memo<string, string>();
-  private readonly shorts = new Memo<string, string>();
   /** Steps done (misses) and served from a memo (hits). */
   readonly stats = { done: 0, shared: 0 };
 
@@ -87,13 +85,6 @@ export class SharedWork implements DeltaSteps {
     this.ids.set(name, name);
     return name;
   }
-
-  /** One short id (plumtree.ts shortId) for every host's tree that remembers the update `name`. */
-  readonly shortId = (name: string): string => {
-    let s = this.shorts.get(name);
-    if (s === undefined) this.shorts.set(name, (s = shortId(name)));
-    return s;
-  };
 
   /** What `make` gives for `body` under `key`, made once while the same bytes come under that key. */
   private byBody<K, V>(memo: Memo<K, ByBody<V>>, key: K, body: Uint8Array, make: () => V): V {
