@@ -25,7 +25,7 @@ const FLAG_HOST: u8 = 4;
 /// EDNS options the JS path parses (src/dns/wire.ts EDNS_PARSED_OPTIONS): queries with them go to JS.
 const JS_OPTIONS: [u16; 4] = [8, 11, 12, 14];
 /// The table format this parser reads (src/native/table.ts TABLE_VERSION).
-const TABLE_VERSION: u16 = 4;
+const TABLE_VERSION: u16 = 5;
 /// The RFC 8482 answer to ANY, after the question: HINFO "RFC8482" "" owned by the question (C0 0C).
 const HINFO_ANY: [u8; 21] = [0xc0, 0x0c, 0, 13, 0, 1, 0, 0, 0x21, 0x22, 0, 9, 7, b'R', b'F', b'C', b'8', b'4', b'8', b'2', 0];
 
@@ -702,6 +702,40 @@ impl Data {
             }
         }
         f
+    }
+}
+
+/// Where a table's bytes are, by part (tests: `where_a_table_file_s_bytes_are`). Each boxed
+/// group is counted as glibc rounds it (8 bytes of header, 16-byte steps, 32 at least).
+#[cfg(test)]
+impl Data {
+    fn bytes_by_part(&self) -> Vec<(String, usize)> {
+        use std::collections::BTreeMap;
+        let mut m: BTreeMap<String, usize> = BTreeMap::new();
+        let mut add = |k: String, n: usize| *m.entry(k).or_insert(0) += n;
+        add("group structs (slab)".into(), self.groups.capacity() * std::mem::size_of::<Option<Group>>());
+        add("names index".into(), self.names.slots.capacity() * std::mem::size_of::<Slot>());
+        add("ids index".into(), self.ids.slots.capacity() * std::mem::size_of::<Slot>());
+        for g in self.groups.iter().flatten() {
+            let kind = match g.id().first() {
+                Some(b'p') => "ptr",
+                Some(b's') => "service",
+                _ => "other",
+            };
+            let (ne, ni) = (g.entries as usize, g.items as usize);
+            add(format!("{}: groups", kind), 1);
+            add(format!("{}: entries", kind), ne * ENTRY_LEN);
+            add(format!("{}: items", kind), ni * ITEM_LEN);
+            add(format!("{}: ids", kind), g.id_len as usize);
+            let keys: usize = (0..g.entries).map(|i| g.key(i).len()).sum();
+            let scopes: usize = (0..g.entries).map(|i| g.entry(i).nscopes as usize * CIDR_LEN).sum();
+            add(format!("{}: keys", kind), keys);
+            add(format!("{}: scopes", kind), scopes);
+            add(format!("{}: records", kind), g.arena().len() - g.id_len as usize - keys - scopes);
+            let n = g.blob.len();
+            add(format!("{}: malloc overhead", kind), ((n + 8 + 15) & !15).max(32) - n);
+        }
+        m.into_iter().collect()
     }
 }
 
