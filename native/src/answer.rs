@@ -87,9 +87,11 @@ const AUTHORITY: usize = 6;
 /// What a name answers for one type (or, type 0, for any other): its records, in its group.
 #[derive(Clone, Copy)]
 struct Entry {
-    /// Its key (lower-case wire name with root + qtype) in the group's arena.
+    /// Its key (lower-case wire name with root + qtype) in the group's arena, without the
+    /// suffix `suffix` names (Suffixes): the name's head, then the qtype.
     key: u32,
     key_len: u16,
+    suffix: u8,
     /// Its records: the group's items `first..`, section after section (SECTIONS).
     first: u32,
     lens: [u16; SECTIONS],
@@ -110,6 +112,33 @@ struct Entry {
 }
 
 const ENTRY_LEN: usize = 32;
+/// A key: a name (at most 255 bytes) and its qtype.
+const MAX_KEY: usize = 257;
+
+/// Name endings a key is stored without (its entry's `suffix`: 1 + the index here; 0: none):
+/// every name of a service ends with the zone, every IPv4 reverse name with `in-addr.arpa`
+/// (~15 bytes of each of 110,000 keys at 10,000 services × 5 endpoints).
+#[derive(Clone)]
+struct Suffixes([Vec<u8>; 3]);
+
+impl Suffixes {
+    /// For a table of zone `domain` (wire form without the root label).
+    fn of_zone(domain: &[u8]) -> Suffixes {
+        let mut zone = domain.to_vec();
+        zone.push(0);
+        Suffixes([zone, b"\x07in-addr\x04arpa\x00".to_vec(), b"\x03ip6\x04arpa\x00".to_vec()])
+    }
+    fn get(&self, code: u8) -> &[u8] {
+        match code {
+            0 => &[],
+            c => &self.0[c as usize - 1],
+        }
+    }
+    /// The code of the first suffix `name` ends with (0: none).
+    fn code(&self, name: &[u8]) -> u8 {
+        self.0.iter().position(|s| name.ends_with(s)).map_or(0, |k| k as u8 + 1)
+    }
+}
 const ITEM_LEN: usize = 8;
 const CIDR_LEN: usize = 17;
 
@@ -144,10 +173,32 @@ impl Group {
     fn id(&self) -> &[u8] {
         &self.arena()[..self.id_len as usize]
     }
-    fn key(&self, i: u32) -> &[u8] {
+    /// Entry `i`'s key as stored: the name's head, its suffix's code, the qtype.
+    fn key_parts(&self, i: u32) -> (&[u8], u8, &[u8]) {
         let b = &self.blob[i as usize * ENTRY_LEN..];
         let (at, len) = (get32(b, 0) as usize, get16(b, 4) as usize);
-        &self.arena()[at..at + len]
+        let k = &self.arena()[at..at + len];
+        (&k[..len - 2], (b[26] >> 3) & 3, &k[len - 2..])
+    }
+    /// Whether entry `i` is under `key`.
+    fn key_is(&self, i: u32, sfx: &Suffixes, key: &[u8]) -> bool {
+        let (head, code, ty) = self.key_parts(i);
+        let s = sfx.get(code);
+        let (h, n) = (head.len(), head.len() + s.len());
+        key.len() == n + 2 && &key[..h] == head && &key[h..n] == s && &key[n..] == ty
+    }
+    /// Entry `i`'s whole key, in `buf`.
+    fn key_into<'b>(&self, i: u32, sfx: &Suffixes, buf: &'b mut [u8; MAX_KEY]) -> &'b [u8] {
+        let (head, code, ty) = self.key_parts(i);
+        let s = sfx.get(code);
+        let (h, n) = (head.len(), head.len() + s.len());
+        buf[..h].copy_from_slice(head);
+        buf[h..n].copy_from_slice(s);
+        buf[n..n + 2].copy_from_slice(ty);
+        &buf[..n + 2]
+    }
+    fn key_hash(&self, i: u32, sfx: &Suffixes) -> u32 {
+        hash(self.key_into(i, sfx, &mut [0u8; MAX_KEY]))
     }
     fn entry(&self, i: u32) -> Entry {
         let b = &self.blob[i as usize * ENTRY_LEN..(i as usize + 1) * ENTRY_LEN];
@@ -155,7 +206,7 @@ impl Group {
         for (k, l) in lens.iter_mut().enumerate() {
             *l = get16(b, 10 + 2 * k);
         }
-        Entry { key: get32(b, 0), key_len: get16(b, 4), first: get32(b, 6), lens, variants: b[24], rcode: b[25], aa: b[26] & 1 != 0, alias: b[26] & 2 != 0, nodata: b[26] & 4 != 0, scopes: get32(b, 27), nscopes: b[31] }
+        Entry { key: get32(b, 0), key_len: get16(b, 4), first: get32(b, 6), lens, variants: b[24], rcode: b[25], aa: b[26] & 1 != 0, alias: b[26] & 2 != 0, nodata: b[26] & 4 != 0, suffix: (b[26] >> 3) & 3, scopes: get32(b, 27), nscopes: b[31] }
     }
     fn item(&self, i: usize) -> Item {
         let b = &self.blob[self.entries as usize * ENTRY_LEN + i * ITEM_LEN..];
@@ -194,7 +245,7 @@ impl GroupBuilder {
         for l in e.lens.iter() {
             w.extend_from_slice(&l.to_le_bytes());
         }
-        w.extend_from_slice(&[e.variants, e.rcode, e.aa as u8 | (e.alias as u8) << 1 | (e.nodata as u8) << 2]);
+        w.extend_from_slice(&[e.variants, e.rcode, e.aa as u8 | (e.alias as u8) << 1 | (e.nodata as u8) << 2 | e.suffix << 3]);
         w.extend_from_slice(&e.scopes.to_le_bytes());
         w.push(e.nscopes);
     }
@@ -292,8 +343,9 @@ struct Slot {
 const FREE: Slot = Slot { hash: 0, group: u32::MAX, entry: 0 };
 
 /// A hash index of places whose keys are in the groups (open addressing, linear probing,
-/// deletion by shifting back): 12 bytes a slot, at most 3/4 full, no allocation per key.
-/// Equal keys have a slot each.
+/// deletion by shifting back): 12 bytes a slot, no allocation per key. Any number of slots (a
+/// hash's home is `hash * slots >> 32`), at most 3/4 full, 2/3 full once grown: a power of two
+/// left a 10,000 × 5 table's names 42 % full. Equal keys have a slot each.
 #[derive(Default)]
 struct Index {
     slots: Vec<Slot>,
@@ -306,25 +358,31 @@ impl Index {
         ix.grow(n);
         ix
     }
-    fn mask(&self) -> usize {
-        self.slots.len() - 1
+    fn home(&self, hash: u32) -> usize {
+        ((hash as u64 * self.slots.len() as u64) >> 32) as usize
+    }
+    fn next(&self, i: usize) -> usize {
+        if i + 1 == self.slots.len() {
+            0
+        } else {
+            i + 1
+        }
     }
     /// Room for `n` places.
     fn grow(&mut self, n: usize) {
         if n * 4 <= self.slots.len() * 3 {
             return;
         }
-        let size = (n * 4 / 3 + 1).next_power_of_two().max(16);
+        let size = (n * 3 / 2).max(16);
         let old = std::mem::replace(&mut self.slots, vec![FREE; size]);
         for s in old.into_iter().filter(|s| s.group != u32::MAX) {
             self.put(s);
         }
     }
     fn put(&mut self, s: Slot) {
-        let mask = self.mask();
-        let mut i = s.hash as usize & mask;
+        let mut i = self.home(s.hash);
         while self.slots[i].group != u32::MAX {
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
         self.slots[i] = s;
     }
@@ -335,15 +393,19 @@ impl Index {
     }
     /// The places under `hash` (keys of other hashes aside, but not other keys of that hash).
     fn under(&self, hash: u32) -> impl Iterator<Item = Slot> + '_ {
-        let mask = self.slots.len().wrapping_sub(1);
-        let start = hash as usize & mask;
+        let start = if self.slots.is_empty() { 0 } else { self.home(hash) };
         let slots = &self.slots;
-        (0..slots.len()).map(move |k| slots[(start + k) & mask]).take_while(|s| s.group != u32::MAX).filter(move |s| s.hash == hash)
+        slots[start..].iter().chain(slots[..start].iter()).copied().take_while(|s| s.group != u32::MAX).filter(move |s| s.hash == hash)
     }
     /// Removes the place `(group, entry)` under `hash`.
     fn remove(&mut self, hash: u32, group: u32, entry: u32) {
-        let mask = self.mask();
-        let mut i = hash as usize & mask;
+        if self.slots.is_empty() {
+            return;
+        }
+        let n = self.slots.len();
+        // How far `to` is past `from`, going round.
+        let dist = |from: usize, to: usize| if to >= from { to - from } else { to + n - from };
+        let mut i = self.home(hash);
         loop {
             let s = self.slots[i];
             if s.group == u32::MAX {
@@ -352,18 +414,17 @@ impl Index {
             if s.group == group && s.entry == entry {
                 break;
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
         // Slots after it that probed past it move back into the hole.
         let mut j = i;
         loop {
-            j = (j + 1) & mask;
+            j = self.next(j);
             let s = self.slots[j];
             if s.group == u32::MAX {
                 break;
             }
-            let home = s.hash as usize & mask;
-            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(i) & mask) {
+            if dist(self.home(s.hash), j) >= dist(i, j) {
                 self.slots[i] = s;
                 i = j;
             }
@@ -394,6 +455,8 @@ struct Data {
     answer_limit: u16,
     /// The zone, lower-case wire form without the root label.
     domain: Vec<u8>,
+    /// What keys are stored without (the zone's among them).
+    sfx: Suffixes,
     /// The SOA record of negative answers (NXDOMAIN, NODATA), in `soa_arena`.
     negative_soa: Item,
     soa_arena: Vec<u8>,
@@ -493,8 +556,9 @@ impl<'a> Reader<'a> {
         addr.copy_from_slice(&b[..16]);
         Ok(Cidr { addr, prefix: b[16] })
     }
-    /// One entry, under the key at `key` (`key_len` bytes) of the group's arena, into the group.
-    fn entry(&mut self, g: &mut GroupBuilder, key: u32, key_len: u16) -> Result<(), String> {
+    /// One entry, under the key at `key` (`key_len` bytes, without suffix `suffix`) of the
+    /// group's arena, into the group.
+    fn entry(&mut self, g: &mut GroupBuilder, key: u32, key_len: u16, suffix: u8) -> Result<(), String> {
         let nscopes = self.u8()?;
         let scopes = g.arena.len();
         for _ in 0..nscopes {
@@ -523,12 +587,13 @@ impl<'a> Reader<'a> {
             lens[3 * v + 2] = self.items(g)?;
         }
         lens[AUTHORITY] = self.items(g)?;
-        let e = Entry { key, key_len, first, lens, variants, rcode, aa: flags & 1 != 0, alias: flags & 2 != 0, nodata: flags & 4 != 0, scopes: scopes as u32, nscopes };
+        let e = Entry { key, key_len, suffix, first, lens, variants, rcode, aa: flags & 1 != 0, alias: flags & 2 != 0, nodata: flags & 4 != 0, scopes: scopes as u32, nscopes };
         g.push_entry(&e);
         Ok(())
     }
-    /// u32 n + n × group: u16 len + id, u8 rank, u32 n + n × (u16 len + key, entry).
-    fn groups(&mut self) -> Result<Vec<Group>, String> {
+    /// u32 n + n × group: u16 len + id, u8 rank, u32 n + n × (u16 len + key, entry). Keys are
+    /// kept without the first of `sfx` their name ends with.
+    fn groups(&mut self, sfx: &Suffixes) -> Result<Vec<Group>, String> {
         let n = self.u32()? as usize;
         let mut out = Vec::with_capacity(n.min(1 << 16));
         for _ in 0..n {
@@ -538,10 +603,17 @@ impl<'a> Reader<'a> {
             let rank = self.u8()?;
             let count = self.u32()? as usize;
             for _ in 0..count {
-                let klen = self.u16()?;
+                let klen = self.u16()? as usize;
+                if klen < 2 || klen > MAX_KEY {
+                    return Err("bad key length".into());
+                }
+                let (name, ty) = self.bytes(klen)?.split_at(klen - 2);
+                let code = sfx.code(name);
+                let head = &name[..name.len() - sfx.get(code).len()];
                 let key = g.arena.len();
-                g.arena.extend_from_slice(self.bytes(klen as usize)?);
-                self.entry(&mut g, key as u32, klen)?;
+                g.arena.extend_from_slice(head);
+                g.arena.extend_from_slice(ty);
+                self.entry(&mut g, key as u32, (head.len() + 2) as u16, code)?;
             }
             out.push(g.finish(id_len, rank));
         }
@@ -570,19 +642,21 @@ impl Table {
         let mut soa_arena = Vec::new();
         let negative_soa = r.item(&mut soa_arena)?;
         let mut nx = GroupBuilder::default();
-        r.entry(&mut nx, 0, 0)?;
+        r.entry(&mut nx, 0, 0, 0)?;
         let ncidr = r.u32()? as usize;
         let mut cidrs = Vec::with_capacity(ncidr.min(65536));
         for _ in 0..ncidr {
             let c = r.cidr()?;
             cidrs.push((c, r.u8()?));
         }
-        let groups = r.groups()?;
+        let sfx = Suffixes::of_zone(&domain);
+        let groups = r.groups(&sfx)?;
         r.end()?;
         let entries = groups.iter().map(|g| g.entries as usize).sum::<usize>();
         let mut d = Data {
             answer_limit,
             domain,
+            sfx,
             negative_soa,
             soa_arena,
             nxdomain: nx.finish(0, 0),
@@ -610,7 +684,8 @@ impl Table {
         }
         let mut soa_arena = Vec::new();
         let negative_soa = r.item(&mut soa_arena)?;
-        let groups = r.groups()?;
+        let sfx = self.read().sfx.clone();
+        let groups = r.groups(&sfx)?;
         r.end()?;
         let mut d = self.data.write().unwrap_or_else(|e| e.into_inner());
         d.negative_soa = negative_soa;
@@ -640,7 +715,7 @@ impl Data {
             let o = self.groups[s.group as usize].take().expect("an index slot names a group");
             self.ids.remove(id_hash, s.group, 0);
             for i in 0..o.entries {
-                self.names.remove(hash(o.key(i)), s.group, i);
+                self.names.remove(o.key_hash(i, &self.sfx), s.group, i);
             }
             self.free.push(s.group);
         }
@@ -657,7 +732,8 @@ impl Data {
             }
         };
         for i in 0..g.entries {
-            self.names.insert(Slot { hash: hash(g.key(i)), group: n, entry: i });
+            let hash = g.key_hash(i, &self.sfx);
+            self.names.insert(Slot { hash, group: n, entry: i });
         }
         self.ids.insert(Slot { hash: id_hash, group: n, entry: 0 });
         self.groups[n as usize] = Some(g);
@@ -669,7 +745,7 @@ impl Data {
         let mut best: Option<(At<'a>, (u8, u32, u32))> = None;
         for s in self.names.under(hash(key)) {
             let g = self.group(s.group);
-            if g.key(s.entry) != key {
+            if !g.key_is(s.entry, &self.sfx, key) {
                 continue;
             }
             let at = At { g, e: g.entry(s.entry) };
@@ -727,7 +803,7 @@ impl Data {
             add(format!("{}: entries", kind), ne * ENTRY_LEN);
             add(format!("{}: items", kind), ni * ITEM_LEN);
             add(format!("{}: ids", kind), g.id_len as usize);
-            let keys: usize = (0..g.entries).map(|i| g.key(i).len()).sum();
+            let keys: usize = (0..g.entries).map(|i| g.key_parts(i).0.len() + 2).sum();
             let scopes: usize = (0..g.entries).map(|i| g.entry(i).nscopes as usize * CIDR_LEN).sum();
             add(format!("{}: keys", kind), keys);
             add(format!("{}: scopes", kind), scopes);
@@ -746,7 +822,7 @@ fn zone_nodata() -> Group {
     g.push_item(Item { off: 0, len: 0, patches: 0, zone_soa: true });
     let mut lens = [0u16; SECTIONS];
     lens[AUTHORITY] = 1;
-    g.push_entry(&Entry { key: 0, key_len: 0, first: 0, lens, variants: 1, rcode: 0, aa: true, alias: false, nodata: false, scopes: 0, nscopes: 0 });
+    g.push_entry(&Entry { key: 0, key_len: 0, suffix: 0, first: 0, lens, variants: 1, rcode: 0, aa: true, alias: false, nodata: false, scopes: 0, nscopes: 0 });
     g.finish(0, 0)
 }
 
