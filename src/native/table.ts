@@ -372,8 +372,8 @@ function* serviceChunk(viewZone: Zone, view: ServiceView): Steps<Chunk> {
     for (const [port, p] of Object.entries(view.ports)) addName(out, zone, `_${port}._${p}.${base}`, split);
   }
   out.alias = false;
-  // The reverse names of the addresses only this service answers: a group per address was
-  // most of the table's memory at 10,000 services (docs/native-dns.md).
+  // The reverse names of the addresses only this service answers: a group per address cost
+  // more than its entry (docs/architecture.md, Answer table).
   const fixed = fixedZone(viewZone);
   for (const ip of serviceIps(view)) if (soleOwner(fixed.source, ip) === view.key) addReverse(out, fixed, ip);
   return out;
