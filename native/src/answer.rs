@@ -106,12 +106,15 @@ struct Entry {
     /// instead of an entry of type 0 per name.
     nodata: bool,
     /// Its `nscopes` client networks (CIDR_LEN bytes each) in the group's arena: none answers
-    /// every client.
+    /// every client. Stored after its key, after a byte with their count (when there are any).
     scopes: u32,
     nscopes: u8,
 }
 
-const ENTRY_LEN: usize = 32;
+/// An entry in its group: u32 key offset; u16 key length (9 bits), rcode (4), variants - 1 (1),
+/// scoped (1); u24 first record; u16 × SECTIONS lengths; u8 flags (authoritative, alias,
+/// nodata, suffix code × 2 bits). 24 bytes: at 10,000 services × 5 endpoints, 110,000 entries.
+const ENTRY_LEN: usize = 24;
 /// A key: a name (at most 255 bytes) and its qtype.
 const MAX_KEY: usize = 257;
 
@@ -176,9 +179,9 @@ impl Group {
     /// Entry `i`'s key as stored: the name's head, its suffix's code, the qtype.
     fn key_parts(&self, i: u32) -> (&[u8], u8, &[u8]) {
         let b = &self.blob[i as usize * ENTRY_LEN..];
-        let (at, len) = (get32(b, 0) as usize, get16(b, 4) as usize);
+        let (at, len) = (get32(b, 0) as usize, (get16(b, 4) & 0x1ff) as usize);
         let k = &self.arena()[at..at + len];
-        (&k[..len - 2], (b[26] >> 3) & 3, &k[len - 2..])
+        (&k[..len - 2], (b[23] >> 3) & 3, &k[len - 2..])
     }
     /// Whether entry `i` is under `key`.
     fn key_is(&self, i: u32, sfx: &Suffixes, key: &[u8]) -> bool {
@@ -204,9 +207,18 @@ impl Group {
         let b = &self.blob[i as usize * ENTRY_LEN..(i as usize + 1) * ENTRY_LEN];
         let mut lens = [0u16; SECTIONS];
         for (k, l) in lens.iter_mut().enumerate() {
-            *l = get16(b, 10 + 2 * k);
+            *l = get16(b, 9 + 2 * k);
         }
-        Entry { key: get32(b, 0), key_len: get16(b, 4), first: get32(b, 6), lens, variants: b[24], rcode: b[25], aa: b[26] & 1 != 0, alias: b[26] & 2 != 0, nodata: b[26] & 4 != 0, suffix: (b[26] >> 3) & 3, scopes: get32(b, 27), nscopes: b[31] }
+        let (key, p, f) = (get32(b, 0), get16(b, 4), b[23]);
+        let key_len = p & 0x1ff;
+        let (scopes, nscopes) = if p & 1 << 14 != 0 {
+            let at = key as usize + key_len as usize;
+            (at as u32 + 1, self.arena()[at])
+        } else {
+            (0, 0)
+        };
+        let first = u32::from_le_bytes([b[6], b[7], b[8], 0]);
+        Entry { key, key_len, first, lens, variants: (p >> 13 & 1) as u8 + 1, rcode: (p >> 9 & 0xf) as u8, aa: f & 1 != 0, alias: f & 2 != 0, nodata: f & 4 != 0, suffix: (f >> 3) & 3, scopes, nscopes }
     }
     fn item(&self, i: usize) -> Item {
         let b = &self.blob[self.entries as usize * ENTRY_LEN + i * ITEM_LEN..];
@@ -220,7 +232,9 @@ impl Group {
     }
 }
 
-/// A group as it is read: its three parts grow apart and are joined at the end.
+/// A group as it is read: its three parts grow apart and are joined at the end. One builder
+/// reads every group of a table or patch: its buffers are not made and dropped per group
+/// (what they left between the groups' blobs was malloc's to keep).
 #[derive(Default)]
 struct GroupBuilder {
     entries: Vec<u8>,
@@ -238,24 +252,29 @@ impl GroupBuilder {
         self.items.extend_from_slice(&[it.patches, it.zone_soa as u8]);
     }
     fn push_entry(&mut self, e: &Entry) {
+        // (The parser keeps each field in its bits: key_len ≤ MAX_KEY, rcode ≤ 15, first < 2^24;
+        // the scopes right after the key and their count.)
         let w = &mut self.entries;
         w.extend_from_slice(&e.key.to_le_bytes());
-        w.extend_from_slice(&e.key_len.to_le_bytes());
-        w.extend_from_slice(&e.first.to_le_bytes());
+        let p = e.key_len | (e.rcode as u16) << 9 | ((e.variants - 1) as u16) << 13 | ((e.nscopes > 0) as u16) << 14;
+        w.extend_from_slice(&p.to_le_bytes());
+        w.extend_from_slice(&e.first.to_le_bytes()[..3]);
         for l in e.lens.iter() {
             w.extend_from_slice(&l.to_le_bytes());
         }
-        w.extend_from_slice(&[e.variants, e.rcode, e.aa as u8 | (e.alias as u8) << 1 | (e.nodata as u8) << 2 | e.suffix << 3]);
-        w.extend_from_slice(&e.scopes.to_le_bytes());
-        w.push(e.nscopes);
+        w.push(e.aa as u8 | (e.alias as u8) << 1 | (e.nodata as u8) << 2 | e.suffix << 3);
     }
-    fn finish(self, id_len: u16, rank: u8) -> Group {
+    /// The group read so far; the builder is empty again.
+    fn finish(&mut self, id_len: u16, rank: u8) -> Group {
         let entries = (self.entries.len() / ENTRY_LEN) as u32;
         let items = (self.items.len() / ITEM_LEN) as u32;
         let mut blob = Vec::with_capacity(self.entries.len() + self.items.len() + self.arena.len());
         blob.extend_from_slice(&self.entries);
         blob.extend_from_slice(&self.items);
         blob.extend_from_slice(&self.arena);
+        self.entries.clear();
+        self.items.clear();
+        self.arena.clear();
         Group { blob: blob.into_boxed_slice(), entries, items, id_len, rank, seq: 0 }
     }
 }
@@ -560,18 +579,24 @@ impl<'a> Reader<'a> {
     /// group's arena, into the group.
     fn entry(&mut self, g: &mut GroupBuilder, key: u32, key_len: u16, suffix: u8) -> Result<(), String> {
         let nscopes = self.u8()?;
+        if nscopes > 0 {
+            g.arena.push(nscopes);
+        }
         let scopes = g.arena.len();
         for _ in 0..nscopes {
             let c = self.cidr_bytes()?;
             g.arena.extend_from_slice(c);
         }
         let rcode = self.u8()?;
+        if rcode > 15 {
+            return Err("bad rcode".into());
+        }
         let flags = self.u8()?;
         let variants = self.u8()?;
         if variants == 0 || variants > 2 {
             return Err("bad variant count".into());
         }
-        if g.item_count() > u32::MAX as usize || scopes > u32::MAX as usize {
+        if g.item_count() >= 1 << 24 || scopes > u32::MAX as usize {
             return Err("table too large".into());
         }
         let first = g.item_count() as u32;
@@ -596,8 +621,8 @@ impl<'a> Reader<'a> {
     fn groups(&mut self, sfx: &Suffixes) -> Result<Vec<Group>, String> {
         let n = self.u32()? as usize;
         let mut out = Vec::with_capacity(n.min(1 << 16));
+        let mut g = GroupBuilder::default();
         for _ in 0..n {
-            let mut g = GroupBuilder::default();
             let id_len = self.u16()?;
             g.arena.extend_from_slice(self.bytes(id_len as usize)?);
             let rank = self.u8()?;
@@ -804,7 +829,7 @@ impl Data {
             add(format!("{}: items", kind), ni * ITEM_LEN);
             add(format!("{}: ids", kind), g.id_len as usize);
             let keys: usize = (0..g.entries).map(|i| g.key_parts(i).0.len() + 2).sum();
-            let scopes: usize = (0..g.entries).map(|i| g.entry(i).nscopes as usize * CIDR_LEN).sum();
+            let scopes: usize = (0..g.entries).map(|i| g.entry(i).nscopes as usize).map(|n| n * CIDR_LEN + (n > 0) as usize).sum();
             add(format!("{}: keys", kind), keys);
             add(format!("{}: scopes", kind), scopes);
             add(format!("{}: records", kind), g.arena().len() - g.id_len as usize - keys - scopes);

@@ -512,6 +512,20 @@ fn a_bad_variant_count_is_refused() {
 }
 
 #[test]
+fn an_rcode_over_15_is_refused() {
+    // An entry keeps its rcode in 4 bits; the header has no more.
+    for (rcode, ok) in [(15u8, true), (16, false), (255, false)].iter() {
+        let e = Ent { rcode: *rcode, ..ent(Vec::new()) };
+        assert_eq!(Table::parse(&Tb::new().add("x.cluster.local", T_A, e).bytes()).is_ok(), *ok, "rcode {}", rcode);
+    }
+    // 15 is answered as it is, beside two variants and a scope (the bits next to it).
+    let e = Ent { rcode: 15, ..ent(vec![a([10, 0, 0, 1])]) }.local(vec![a([10, 0, 0, 2])], Vec::new()).scoped(v4net([1, 2, 3, 0], 24));
+    let t = Tb::new().client(v4net([1, 2, 3, 0], 24), FLAG_LOCAL).add("x.cluster.local", T_A, e).parse();
+    let r = ask(&t, &query(0, "x.cluster.local", T_A), client([1, 2, 3, 4]));
+    assert_eq!((flags(&r) & 0xf, a_hosts(&r)), (15, vec![2]));
+}
+
+#[test]
 fn a_prefix_over_128_is_refused() {
     let ok = Tb::new().client(([0; 16], 128), FLAG_HOST);
     assert!(Table::parse(&ok.bytes()).is_ok(), "/128 client");
