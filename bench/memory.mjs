@@ -13,7 +13,8 @@
 // RSS (VmHWM, the kernel's high-water mark, and the highest sample), settled RSS (the mean of
 // the last second of the window, which on the native path starts once the table is in; no
 // forced GC), and the V8 heap used, heap total and external
-// memory at the end of the window (the daemon's own nodejs_* metrics). A DNS query for the last
+// memory at the end of the window (the daemon's own nodejs_* metrics), with the daemon's CPU
+// time by then (the whole table's build included). A DNS query for the last
 // service is asked right after READY: it must be answered (the services are served at once),
 // with how long that took. Path `native-file`: the native path started after an earlier run with
 // the same services left its answer table in $RUNTIME_DIRECTORY (src/native/table-file.ts).
@@ -162,6 +163,7 @@ async function run(source, path) {
       else await sleep(100);
     }
     await sleep(SETTLE_S * 1000);
+    const endCpu = cpuMs(proc.pid);
     const hwm = statusKb(proc.pid, 'VmHWM') / 1024;
     const metrics = (await api(apiPort, 'GET', '/metrics')).text;
     const last = samples.filter(([t]) => t >= samples[samples.length - 1][0] - 1000).map(([, r]) => r);
@@ -172,7 +174,7 @@ async function run(source, path) {
     // After the figures: writing the snapshot grows the process.
     if (HEAP_DIR) await heapSnapshot(proc, `${source}-${path}`);
     return {
-      source, path, readyMs: readyAt, readyCpu, tableMs: tableAt, served, hwm, peakSample, settled,
+      source, path, readyMs: readyAt, readyCpu, endCpu, tableMs: tableAt, served, hwm, peakSample, settled,
       heapUsed: mb('nodejs_heap_size_used_bytes'), heapTotal: mb('nodejs_heap_size_total_bytes'), external: mb('nodejs_external_memory_bytes'),
       services: metricOf(metrics, 'podman_swarm_dns_registry_services'),
     };
@@ -227,14 +229,14 @@ async function heapSnapshot(proc, name) {
 
 const f0 = (x) => (x === null || Number.isNaN(x) ? '–' : String(Math.round(x)));
 console.log(`${SERVICES} services × ${ENDPOINTS} endpoints, no query load; RSS sampled every ${SAMPLE_MS} ms, settled = mean of the last second of ${SETTLE_S} s after READY (native: after the table is in; no forced GC); ${NODE_ARGS.length ? `node ${NODE_ARGS.join(' ')}; ` : ''}${Object.keys(EXTRA_ENV).length ? `env ${argv.env}; ` : ''}load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
-console.log('| source | path | start → READY (ms) | CPU until READY (ms) | → native table (ms) | answered at READY | peak RSS, VmHWM (MB) | peak sample (MB) | settled RSS (MB) | heap used (MB) | heap total (MB) | external (MB) |');
-console.log('|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|');
+console.log('| source | path | start → READY (ms) | CPU until READY (ms) | → native table (ms) | answered at READY | peak RSS, VmHWM (MB) | peak sample (MB) | settled RSS (MB) | heap used (MB) | heap total (MB) | external (MB) | CPU at the end (ms) |');
+console.log('|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|');
 for (let r = 0; r < ROUNDS; r++) {
   for (const source of SOURCES) {
     for (const path of PATHS) {
       const x = await run(source, path);
       if (x.services !== SERVICES) console.error(`${source}/${path}: the daemon had ${x.services} services, not ${SERVICES}`);
-      console.log(`| ${source} | ${path} | ${f0(x.readyMs)} | ${f0(x.readyCpu)} | ${f0(x.tableMs)} | ${x.served} | ${f0(x.hwm)} | ${f0(x.peakSample)} | ${f0(x.settled)} | ${f0(x.heapUsed)} | ${f0(x.heapTotal)} | ${f0(x.external)} |`);
+      console.log(`| ${source} | ${path} | ${f0(x.readyMs)} | ${f0(x.readyCpu)} | ${f0(x.tableMs)} | ${x.served} | ${f0(x.hwm)} | ${f0(x.peakSample)} | ${f0(x.settled)} | ${f0(x.heapUsed)} | ${f0(x.heapTotal)} | ${f0(x.external)} | ${f0(x.endCpu)} |`);
     }
   }
 }

@@ -25,7 +25,7 @@ const FLAG_HOST: u8 = 4;
 /// EDNS options the JS path parses (src/dns/wire.ts EDNS_PARSED_OPTIONS): queries with them go to JS.
 const JS_OPTIONS: [u16; 4] = [8, 11, 12, 14];
 /// The table format this parser reads (src/native/table.ts TABLE_VERSION).
-const TABLE_VERSION: u16 = 4;
+const TABLE_VERSION: u16 = 5;
 /// The RFC 8482 answer to ANY, after the question: HINFO "RFC8482" "" owned by the question (C0 0C).
 const HINFO_ANY: [u8; 21] = [0xc0, 0x0c, 0, 13, 0, 1, 0, 0, 0x21, 0x22, 0, 9, 7, b'R', b'F', b'C', b'8', b'4', b'8', b'2', 0];
 
@@ -87,9 +87,11 @@ const AUTHORITY: usize = 6;
 /// What a name answers for one type (or, type 0, for any other): its records, in its group.
 #[derive(Clone, Copy)]
 struct Entry {
-    /// Its key (lower-case wire name with root + qtype) in the group's arena.
+    /// Its key (lower-case wire name with root + qtype) in the group's arena, without the
+    /// suffix `suffix` names (Suffixes): the name's head, then the qtype.
     key: u32,
     key_len: u16,
+    suffix: u8,
     /// Its records: the group's items `first..`, section after section (SECTIONS).
     first: u32,
     lens: [u16; SECTIONS],
@@ -104,12 +106,42 @@ struct Entry {
     /// instead of an entry of type 0 per name.
     nodata: bool,
     /// Its `nscopes` client networks (CIDR_LEN bytes each) in the group's arena: none answers
-    /// every client.
+    /// every client. Stored after its key, after a byte with their count (when there are any).
     scopes: u32,
     nscopes: u8,
 }
 
-const ENTRY_LEN: usize = 32;
+/// An entry in its group: u32 key offset; u16 key length (9 bits), rcode (4), variants - 1 (1),
+/// scoped (1); u24 first record; u16 × SECTIONS lengths; u8 flags (authoritative, alias,
+/// nodata, suffix code × 2 bits). 24 bytes: at 10,000 services × 5 endpoints, 110,000 entries.
+const ENTRY_LEN: usize = 24;
+/// A key: a name (at most 255 bytes) and its qtype.
+const MAX_KEY: usize = 257;
+
+/// Name endings a key is stored without (its entry's `suffix`: 1 + the index here; 0: none):
+/// every name of a service ends with the zone, every IPv4 reverse name with `in-addr.arpa`
+/// (~15 bytes of each of 110,000 keys at 10,000 services × 5 endpoints).
+#[derive(Clone)]
+struct Suffixes([Vec<u8>; 3]);
+
+impl Suffixes {
+    /// For a table of zone `domain` (wire form without the root label).
+    fn of_zone(domain: &[u8]) -> Suffixes {
+        let mut zone = domain.to_vec();
+        zone.push(0);
+        Suffixes([zone, b"\x07in-addr\x04arpa\x00".to_vec(), b"\x03ip6\x04arpa\x00".to_vec()])
+    }
+    fn get(&self, code: u8) -> &[u8] {
+        match code {
+            0 => &[],
+            c => &self.0[c as usize - 1],
+        }
+    }
+    /// The code of the first suffix `name` ends with (0: none).
+    fn code(&self, name: &[u8]) -> u8 {
+        self.0.iter().position(|s| name.ends_with(s)).map_or(0, |k| k as u8 + 1)
+    }
+}
 const ITEM_LEN: usize = 8;
 const CIDR_LEN: usize = 17;
 
@@ -144,18 +176,49 @@ impl Group {
     fn id(&self) -> &[u8] {
         &self.arena()[..self.id_len as usize]
     }
-    fn key(&self, i: u32) -> &[u8] {
+    /// Entry `i`'s key as stored: the name's head, its suffix's code, the qtype.
+    fn key_parts(&self, i: u32) -> (&[u8], u8, &[u8]) {
         let b = &self.blob[i as usize * ENTRY_LEN..];
-        let (at, len) = (get32(b, 0) as usize, get16(b, 4) as usize);
-        &self.arena()[at..at + len]
+        let (at, len) = (get32(b, 0) as usize, (get16(b, 4) & 0x1ff) as usize);
+        let k = &self.arena()[at..at + len];
+        (&k[..len - 2], (b[23] >> 3) & 3, &k[len - 2..])
+    }
+    /// Whether entry `i` is under `key`.
+    fn key_is(&self, i: u32, sfx: &Suffixes, key: &[u8]) -> bool {
+        let (head, code, ty) = self.key_parts(i);
+        let s = sfx.get(code);
+        let (h, n) = (head.len(), head.len() + s.len());
+        key.len() == n + 2 && &key[..h] == head && &key[h..n] == s && &key[n..] == ty
+    }
+    /// Entry `i`'s whole key, in `buf`.
+    fn key_into<'b>(&self, i: u32, sfx: &Suffixes, buf: &'b mut [u8; MAX_KEY]) -> &'b [u8] {
+        let (head, code, ty) = self.key_parts(i);
+        let s = sfx.get(code);
+        let (h, n) = (head.len(), head.len() + s.len());
+        buf[..h].copy_from_slice(head);
+        buf[h..n].copy_from_slice(s);
+        buf[n..n + 2].copy_from_slice(ty);
+        &buf[..n + 2]
+    }
+    fn key_hash(&self, i: u32, sfx: &Suffixes) -> u32 {
+        hash(self.key_into(i, sfx, &mut [0u8; MAX_KEY]))
     }
     fn entry(&self, i: u32) -> Entry {
         let b = &self.blob[i as usize * ENTRY_LEN..(i as usize + 1) * ENTRY_LEN];
         let mut lens = [0u16; SECTIONS];
         for (k, l) in lens.iter_mut().enumerate() {
-            *l = get16(b, 10 + 2 * k);
+            *l = get16(b, 9 + 2 * k);
         }
-        Entry { key: get32(b, 0), key_len: get16(b, 4), first: get32(b, 6), lens, variants: b[24], rcode: b[25], aa: b[26] & 1 != 0, alias: b[26] & 2 != 0, nodata: b[26] & 4 != 0, scopes: get32(b, 27), nscopes: b[31] }
+        let (key, p, f) = (get32(b, 0), get16(b, 4), b[23]);
+        let key_len = p & 0x1ff;
+        let (scopes, nscopes) = if p & 1 << 14 != 0 {
+            let at = key as usize + key_len as usize;
+            (at as u32 + 1, self.arena()[at])
+        } else {
+            (0, 0)
+        };
+        let first = u32::from_le_bytes([b[6], b[7], b[8], 0]);
+        Entry { key, key_len, first, lens, variants: (p >> 13 & 1) as u8 + 1, rcode: (p >> 9 & 0xf) as u8, aa: f & 1 != 0, alias: f & 2 != 0, nodata: f & 4 != 0, suffix: (f >> 3) & 3, scopes, nscopes }
     }
     fn item(&self, i: usize) -> Item {
         let b = &self.blob[self.entries as usize * ENTRY_LEN + i * ITEM_LEN..];
@@ -169,7 +232,9 @@ impl Group {
     }
 }
 
-/// A group as it is read: its three parts grow apart and are joined at the end.
+/// A group as it is read: its three parts grow apart and are joined at the end. One builder
+/// reads every group of a table or patch: its buffers are not made and dropped per group
+/// (what they left between the groups' blobs was malloc's to keep).
 #[derive(Default)]
 struct GroupBuilder {
     entries: Vec<u8>,
@@ -187,24 +252,29 @@ impl GroupBuilder {
         self.items.extend_from_slice(&[it.patches, it.zone_soa as u8]);
     }
     fn push_entry(&mut self, e: &Entry) {
+        // (The parser keeps each field in its bits: key_len ≤ MAX_KEY, rcode ≤ 15, first < 2^24;
+        // the scopes right after the key and their count.)
         let w = &mut self.entries;
         w.extend_from_slice(&e.key.to_le_bytes());
-        w.extend_from_slice(&e.key_len.to_le_bytes());
-        w.extend_from_slice(&e.first.to_le_bytes());
+        let p = e.key_len | (e.rcode as u16) << 9 | ((e.variants - 1) as u16) << 13 | ((e.nscopes > 0) as u16) << 14;
+        w.extend_from_slice(&p.to_le_bytes());
+        w.extend_from_slice(&e.first.to_le_bytes()[..3]);
         for l in e.lens.iter() {
             w.extend_from_slice(&l.to_le_bytes());
         }
-        w.extend_from_slice(&[e.variants, e.rcode, e.aa as u8 | (e.alias as u8) << 1 | (e.nodata as u8) << 2]);
-        w.extend_from_slice(&e.scopes.to_le_bytes());
-        w.push(e.nscopes);
+        w.push(e.aa as u8 | (e.alias as u8) << 1 | (e.nodata as u8) << 2 | e.suffix << 3);
     }
-    fn finish(self, id_len: u16, rank: u8) -> Group {
+    /// The group read so far; the builder is empty again.
+    fn finish(&mut self, id_len: u16, rank: u8) -> Group {
         let entries = (self.entries.len() / ENTRY_LEN) as u32;
         let items = (self.items.len() / ITEM_LEN) as u32;
         let mut blob = Vec::with_capacity(self.entries.len() + self.items.len() + self.arena.len());
         blob.extend_from_slice(&self.entries);
         blob.extend_from_slice(&self.items);
         blob.extend_from_slice(&self.arena);
+        self.entries.clear();
+        self.items.clear();
+        self.arena.clear();
         Group { blob: blob.into_boxed_slice(), entries, items, id_len, rank, seq: 0 }
     }
 }
@@ -292,8 +362,9 @@ struct Slot {
 const FREE: Slot = Slot { hash: 0, group: u32::MAX, entry: 0 };
 
 /// A hash index of places whose keys are in the groups (open addressing, linear probing,
-/// deletion by shifting back): 12 bytes a slot, at most 3/4 full, no allocation per key.
-/// Equal keys have a slot each.
+/// deletion by shifting back): 12 bytes a slot, no allocation per key. Any number of slots (a
+/// hash's home is `hash * slots >> 32`), at most 3/4 full, 2/3 full once grown: a power of two
+/// left a 10,000 × 5 table's names 42 % full. Equal keys have a slot each.
 #[derive(Default)]
 struct Index {
     slots: Vec<Slot>,
@@ -306,25 +377,31 @@ impl Index {
         ix.grow(n);
         ix
     }
-    fn mask(&self) -> usize {
-        self.slots.len() - 1
+    fn home(&self, hash: u32) -> usize {
+        ((hash as u64 * self.slots.len() as u64) >> 32) as usize
+    }
+    fn next(&self, i: usize) -> usize {
+        if i + 1 == self.slots.len() {
+            0
+        } else {
+            i + 1
+        }
     }
     /// Room for `n` places.
     fn grow(&mut self, n: usize) {
         if n * 4 <= self.slots.len() * 3 {
             return;
         }
-        let size = (n * 4 / 3 + 1).next_power_of_two().max(16);
+        let size = (n * 3 / 2).max(16);
         let old = std::mem::replace(&mut self.slots, vec![FREE; size]);
         for s in old.into_iter().filter(|s| s.group != u32::MAX) {
             self.put(s);
         }
     }
     fn put(&mut self, s: Slot) {
-        let mask = self.mask();
-        let mut i = s.hash as usize & mask;
+        let mut i = self.home(s.hash);
         while self.slots[i].group != u32::MAX {
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
         self.slots[i] = s;
     }
@@ -335,15 +412,19 @@ impl Index {
     }
     /// The places under `hash` (keys of other hashes aside, but not other keys of that hash).
     fn under(&self, hash: u32) -> impl Iterator<Item = Slot> + '_ {
-        let mask = self.slots.len().wrapping_sub(1);
-        let start = hash as usize & mask;
+        let start = if self.slots.is_empty() { 0 } else { self.home(hash) };
         let slots = &self.slots;
-        (0..slots.len()).map(move |k| slots[(start + k) & mask]).take_while(|s| s.group != u32::MAX).filter(move |s| s.hash == hash)
+        slots[start..].iter().chain(slots[..start].iter()).copied().take_while(|s| s.group != u32::MAX).filter(move |s| s.hash == hash)
     }
     /// Removes the place `(group, entry)` under `hash`.
     fn remove(&mut self, hash: u32, group: u32, entry: u32) {
-        let mask = self.mask();
-        let mut i = hash as usize & mask;
+        if self.slots.is_empty() {
+            return;
+        }
+        let n = self.slots.len();
+        // How far `to` is past `from`, going round.
+        let dist = |from: usize, to: usize| if to >= from { to - from } else { to + n - from };
+        let mut i = self.home(hash);
         loop {
             let s = self.slots[i];
             if s.group == u32::MAX {
@@ -352,18 +433,17 @@ impl Index {
             if s.group == group && s.entry == entry {
                 break;
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
         // Slots after it that probed past it move back into the hole.
         let mut j = i;
         loop {
-            j = (j + 1) & mask;
+            j = self.next(j);
             let s = self.slots[j];
             if s.group == u32::MAX {
                 break;
             }
-            let home = s.hash as usize & mask;
-            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(i) & mask) {
+            if dist(self.home(s.hash), j) >= dist(i, j) {
                 self.slots[i] = s;
                 i = j;
             }
@@ -394,6 +474,8 @@ struct Data {
     answer_limit: u16,
     /// The zone, lower-case wire form without the root label.
     domain: Vec<u8>,
+    /// What keys are stored without (the zone's among them).
+    sfx: Suffixes,
     /// The SOA record of negative answers (NXDOMAIN, NODATA), in `soa_arena`.
     negative_soa: Item,
     soa_arena: Vec<u8>,
@@ -493,21 +575,28 @@ impl<'a> Reader<'a> {
         addr.copy_from_slice(&b[..16]);
         Ok(Cidr { addr, prefix: b[16] })
     }
-    /// One entry, under the key at `key` (`key_len` bytes) of the group's arena, into the group.
-    fn entry(&mut self, g: &mut GroupBuilder, key: u32, key_len: u16) -> Result<(), String> {
+    /// One entry, under the key at `key` (`key_len` bytes, without suffix `suffix`) of the
+    /// group's arena, into the group.
+    fn entry(&mut self, g: &mut GroupBuilder, key: u32, key_len: u16, suffix: u8) -> Result<(), String> {
         let nscopes = self.u8()?;
+        if nscopes > 0 {
+            g.arena.push(nscopes);
+        }
         let scopes = g.arena.len();
         for _ in 0..nscopes {
             let c = self.cidr_bytes()?;
             g.arena.extend_from_slice(c);
         }
         let rcode = self.u8()?;
+        if rcode > 15 {
+            return Err("bad rcode".into());
+        }
         let flags = self.u8()?;
         let variants = self.u8()?;
         if variants == 0 || variants > 2 {
             return Err("bad variant count".into());
         }
-        if g.item_count() > u32::MAX as usize || scopes > u32::MAX as usize {
+        if g.item_count() >= 1 << 24 || scopes > u32::MAX as usize {
             return Err("table too large".into());
         }
         let first = g.item_count() as u32;
@@ -523,25 +612,33 @@ impl<'a> Reader<'a> {
             lens[3 * v + 2] = self.items(g)?;
         }
         lens[AUTHORITY] = self.items(g)?;
-        let e = Entry { key, key_len, first, lens, variants, rcode, aa: flags & 1 != 0, alias: flags & 2 != 0, nodata: flags & 4 != 0, scopes: scopes as u32, nscopes };
+        let e = Entry { key, key_len, suffix, first, lens, variants, rcode, aa: flags & 1 != 0, alias: flags & 2 != 0, nodata: flags & 4 != 0, scopes: scopes as u32, nscopes };
         g.push_entry(&e);
         Ok(())
     }
-    /// u32 n + n × group: u16 len + id, u8 rank, u32 n + n × (u16 len + key, entry).
-    fn groups(&mut self) -> Result<Vec<Group>, String> {
+    /// u32 n + n × group: u16 len + id, u8 rank, u32 n + n × (u16 len + key, entry). Keys are
+    /// kept without the first of `sfx` their name ends with.
+    fn groups(&mut self, sfx: &Suffixes) -> Result<Vec<Group>, String> {
         let n = self.u32()? as usize;
         let mut out = Vec::with_capacity(n.min(1 << 16));
+        let mut g = GroupBuilder::default();
         for _ in 0..n {
-            let mut g = GroupBuilder::default();
             let id_len = self.u16()?;
             g.arena.extend_from_slice(self.bytes(id_len as usize)?);
             let rank = self.u8()?;
             let count = self.u32()? as usize;
             for _ in 0..count {
-                let klen = self.u16()?;
+                let klen = self.u16()? as usize;
+                if klen < 2 || klen > MAX_KEY {
+                    return Err("bad key length".into());
+                }
+                let (name, ty) = self.bytes(klen)?.split_at(klen - 2);
+                let code = sfx.code(name);
+                let head = &name[..name.len() - sfx.get(code).len()];
                 let key = g.arena.len();
-                g.arena.extend_from_slice(self.bytes(klen as usize)?);
-                self.entry(&mut g, key as u32, klen)?;
+                g.arena.extend_from_slice(head);
+                g.arena.extend_from_slice(ty);
+                self.entry(&mut g, key as u32, (head.len() + 2) as u16, code)?;
             }
             out.push(g.finish(id_len, rank));
         }
@@ -570,19 +667,21 @@ impl Table {
         let mut soa_arena = Vec::new();
         let negative_soa = r.item(&mut soa_arena)?;
         let mut nx = GroupBuilder::default();
-        r.entry(&mut nx, 0, 0)?;
+        r.entry(&mut nx, 0, 0, 0)?;
         let ncidr = r.u32()? as usize;
         let mut cidrs = Vec::with_capacity(ncidr.min(65536));
         for _ in 0..ncidr {
             let c = r.cidr()?;
             cidrs.push((c, r.u8()?));
         }
-        let groups = r.groups()?;
+        let sfx = Suffixes::of_zone(&domain);
+        let groups = r.groups(&sfx)?;
         r.end()?;
         let entries = groups.iter().map(|g| g.entries as usize).sum::<usize>();
         let mut d = Data {
             answer_limit,
             domain,
+            sfx,
             negative_soa,
             soa_arena,
             nxdomain: nx.finish(0, 0),
@@ -610,7 +709,8 @@ impl Table {
         }
         let mut soa_arena = Vec::new();
         let negative_soa = r.item(&mut soa_arena)?;
-        let groups = r.groups()?;
+        let sfx = self.read().sfx.clone();
+        let groups = r.groups(&sfx)?;
         r.end()?;
         let mut d = self.data.write().unwrap_or_else(|e| e.into_inner());
         d.negative_soa = negative_soa;
@@ -640,7 +740,7 @@ impl Data {
             let o = self.groups[s.group as usize].take().expect("an index slot names a group");
             self.ids.remove(id_hash, s.group, 0);
             for i in 0..o.entries {
-                self.names.remove(hash(o.key(i)), s.group, i);
+                self.names.remove(o.key_hash(i, &self.sfx), s.group, i);
             }
             self.free.push(s.group);
         }
@@ -657,7 +757,8 @@ impl Data {
             }
         };
         for i in 0..g.entries {
-            self.names.insert(Slot { hash: hash(g.key(i)), group: n, entry: i });
+            let hash = g.key_hash(i, &self.sfx);
+            self.names.insert(Slot { hash, group: n, entry: i });
         }
         self.ids.insert(Slot { hash: id_hash, group: n, entry: 0 });
         self.groups[n as usize] = Some(g);
@@ -669,7 +770,7 @@ impl Data {
         let mut best: Option<(At<'a>, (u8, u32, u32))> = None;
         for s in self.names.under(hash(key)) {
             let g = self.group(s.group);
-            if g.key(s.entry) != key {
+            if !g.key_is(s.entry, &self.sfx, key) {
                 continue;
             }
             let at = At { g, e: g.entry(s.entry) };
@@ -705,6 +806,40 @@ impl Data {
     }
 }
 
+/// Where a table's bytes are, by part (tests: `where_a_table_file_s_bytes_are`). Each boxed
+/// group is counted as glibc rounds it (8 bytes of header, 16-byte steps, 32 at least).
+#[cfg(test)]
+impl Data {
+    fn bytes_by_part(&self) -> Vec<(String, usize)> {
+        use std::collections::BTreeMap;
+        let mut m: BTreeMap<String, usize> = BTreeMap::new();
+        let mut add = |k: String, n: usize| *m.entry(k).or_insert(0) += n;
+        add("group structs (slab)".into(), self.groups.capacity() * std::mem::size_of::<Option<Group>>());
+        add("names index".into(), self.names.slots.capacity() * std::mem::size_of::<Slot>());
+        add("ids index".into(), self.ids.slots.capacity() * std::mem::size_of::<Slot>());
+        for g in self.groups.iter().flatten() {
+            let kind = match g.id().first() {
+                Some(b'p') => "ptr",
+                Some(b's') => "service",
+                _ => "other",
+            };
+            let (ne, ni) = (g.entries as usize, g.items as usize);
+            add(format!("{}: groups", kind), 1);
+            add(format!("{}: entries", kind), ne * ENTRY_LEN);
+            add(format!("{}: items", kind), ni * ITEM_LEN);
+            add(format!("{}: ids", kind), g.id_len as usize);
+            let keys: usize = (0..g.entries).map(|i| g.key_parts(i).0.len() + 2).sum();
+            let scopes: usize = (0..g.entries).map(|i| g.entry(i).nscopes as usize).map(|n| n * CIDR_LEN + (n > 0) as usize).sum();
+            add(format!("{}: keys", kind), keys);
+            add(format!("{}: scopes", kind), scopes);
+            add(format!("{}: records", kind), g.arena().len() - g.id_len as usize - keys - scopes);
+            let n = g.blob.len();
+            add(format!("{}: malloc overhead", kind), ((n + 8 + 15) & !15).max(32) - n);
+        }
+        m.into_iter().collect()
+    }
+}
+
 /// No records, the negative SOA in the authority section, authoritative: what an entry of type 0
 /// of a name of the zone holds (src/native/table.ts zoneNodata).
 fn zone_nodata() -> Group {
@@ -712,7 +847,7 @@ fn zone_nodata() -> Group {
     g.push_item(Item { off: 0, len: 0, patches: 0, zone_soa: true });
     let mut lens = [0u16; SECTIONS];
     lens[AUTHORITY] = 1;
-    g.push_entry(&Entry { key: 0, key_len: 0, first: 0, lens, variants: 1, rcode: 0, aa: true, alias: false, nodata: false, scopes: 0, nscopes: 0 });
+    g.push_entry(&Entry { key: 0, key_len: 0, suffix: 0, first: 0, lens, variants: 1, rcode: 0, aa: true, alias: false, nodata: false, scopes: 0, nscopes: 0 });
     g.finish(0, 0)
 }
 

@@ -190,7 +190,7 @@ struct Tb {
 impl Tb {
     fn new() -> Tb {
         let nx = Ent { rcode: 3, authority: vec![soa_ref()], ..ent(Vec::new()) };
-        Tb { zone: ZONE.to_string(), magic: *b"PSDT", version: 4, limit: 0, soa: negative_soa(), nx, clients: Vec::new(), groups: Vec::new() }
+        Tb { zone: ZONE.to_string(), magic: *b"PSDT", version: TABLE_VERSION, limit: 0, soa: negative_soa(), nx, clients: Vec::new(), groups: Vec::new() }
     }
     fn limit(mut self, n: u16) -> Tb {
         self.limit = n;
@@ -444,7 +444,7 @@ fn wrong_magic_or_version_is_refused() {
     let mut tb = Tb::new();
     tb.magic = *b"PSDX";
     assert!(Table::parse(&tb.bytes()).is_err(), "wrong magic");
-    for v in [0u16, 1, 2, 3, 5, 0x0400].iter() {
+    for v in [0u16, 1, 2, 3, 4, 6, 0x0500].iter() {
         let mut tb = Tb::new();
         tb.version = *v;
         assert!(Table::parse(&tb.bytes()).is_err(), "version {}", v);
@@ -509,6 +509,20 @@ fn a_bad_variant_count_is_refused() {
     let mut tb = Tb::new();
     tb.nx.variants.truncate(0);
     assert!(Table::parse(&tb.bytes()).is_err(), "nxdomain without variants");
+}
+
+#[test]
+fn an_rcode_over_15_is_refused() {
+    // An entry keeps its rcode in 4 bits; the header has no more.
+    for (rcode, ok) in [(15u8, true), (16, false), (255, false)].iter() {
+        let e = Ent { rcode: *rcode, ..ent(Vec::new()) };
+        assert_eq!(Table::parse(&Tb::new().add("x.cluster.local", T_A, e).bytes()).is_ok(), *ok, "rcode {}", rcode);
+    }
+    // 15 is answered as it is, beside two variants and a scope (the bits next to it).
+    let e = Ent { rcode: 15, ..ent(vec![a([10, 0, 0, 1])]) }.local(vec![a([10, 0, 0, 2])], Vec::new()).scoped(v4net([1, 2, 3, 0], 24));
+    let t = Tb::new().client(v4net([1, 2, 3, 0], 24), FLAG_LOCAL).add("x.cluster.local", T_A, e).parse();
+    let r = ask(&t, &query(0, "x.cluster.local", T_A), client([1, 2, 3, 4]));
+    assert_eq!((flags(&r) & 0xf, a_hosts(&r)), (15, vec![2]));
 }
 
 #[test]
@@ -966,6 +980,41 @@ fn a_patch_replaces_one_group_and_leaves_the_others() {
 }
 
 #[test]
+fn keys_kept_without_their_ending_answer_under_their_whole_name_only() {
+    // The zone and the reverse trees end most names; keys are kept without that ending
+    // (Suffixes). Names that differ only there, have no such ending, or are only the ending
+    // each answer for themselves, through a patch too.
+    let names = ["h.cluster.local", "h.in-addr.arpa", "h.ip6.arpa", "h.example", "cluster.local", "in-addr.arpa", "hcluster.local", "h.cluster.local.in-addr.arpa", "cluster.local.h"];
+    let mut tb = Tb::new();
+    for (k, n) in names.iter().enumerate() {
+        tb = tb.add(n, T_A, ent(vec![a([10, 0, 0, k as u8 + 1])]));
+    }
+    let t = tb.parse();
+    let c = client([1, 2, 3, 4]);
+    for (k, n) in names.iter().enumerate() {
+        assert_eq!(a_hosts(&ask(&t, &query(k as u16, &n.to_ascii_uppercase(), T_A), c)), vec![k as u8 + 1], "{}", n);
+    }
+    assert_eq!(run(Some(&t), &query(0, "x.in-addr.arpa", T_A), c).0, "js", "another name with the same ending");
+    assert_eq!(flags(&ask(&t, &query(0, "x.cluster.local", T_A), c)) & 0xf, 3, "NXDOMAIN under the zone");
+    t.patch(&patch_of(2, Tb::new().add("h.in-addr.arpa", T_A, ent(vec![a([10, 0, 0, 99])])))).unwrap();
+    assert_eq!(key_count(&t.read()), 1, "the patch's group replaced them all");
+    assert_eq!(a_hosts(&ask(&t, &query(0, "h.in-addr.arpa", T_A), c)), vec![99]);
+    assert_eq!(run(Some(&t), &query(0, "h.ip6.arpa", T_A), c).0, "js");
+    // Under one hash only the comparison tells keys apart: a zone as long as `in-addr.arpa`.
+    let mut tb = Tb::new();
+    tb.zone = "zzzzzzz.arpa".to_string();
+    let t = tb.add("h.zzzzzzz.arpa", T_A, ent(vec![a([10, 0, 0, 1])])).add("h.in-addr.arpa", T_A, ent(vec![a([10, 0, 0, 2])])).parse();
+    let d = t.read();
+    let whole: Vec<Vec<u8>> = ["h.zzzzzzz.arpa", "h.in-addr.arpa"].iter().map(|n| [wire(n), T_A.to_be_bytes().to_vec()].concat()).collect();
+    let g = d.groups.iter().flatten().next().unwrap();
+    for i in 0..2u32 {
+        assert_eq!(g.key_into(i, &d.sfx, &mut [0u8; MAX_KEY]), &whole[i as usize][..]);
+        assert!(g.key_is(i, &d.sfx, &whole[i as usize]));
+        assert!(!g.key_is(i, &d.sfx, &whole[1 - i as usize]), "entry {} is not under the other name", i);
+    }
+}
+
+#[test]
 fn thousands_of_groups_patched_in_and_out_answer_as_their_last_patch_says() {
     // The name index grows from an empty table, and moves places back when groups leave.
     let t = Tb::new().parse();
@@ -1039,11 +1088,27 @@ fn a_bad_patch_is_refused_and_changes_nothing() {
 fn key_count(t: &Data) -> usize {
     let mut keys = std::collections::HashSet::new();
     for s in t.names.slots.iter().filter(|s| s.group != u32::MAX) {
-        keys.insert(t.group(s.group).key(s.entry).to_vec());
+        keys.insert(t.group(s.group).key_into(s.entry, &t.sfx, &mut [0u8; MAX_KEY]).to_vec());
     }
     keys.len()
 }
 
 fn entries_under(t: &Data, key: &[u8]) -> usize {
-    t.names.under(hash(key)).filter(|s| t.group(s.group).key(s.entry) == key).count()
+    t.names.under(hash(key)).filter(|s| t.group(s.group).key_is(s.entry, &t.sfx, key)).count()
+}
+
+/// Where the bytes of a table file are (`TABLE_FILE=... cargo test --release -- --ignored
+/// --nocapture where_a_table`; e.g. the answers.table a daemon leaves in $RUNTIME_DIRECTORY).
+#[test]
+#[ignore]
+fn where_a_table_file_s_bytes_are() {
+    let path = std::env::var("TABLE_FILE").expect("TABLE_FILE");
+    let t = Table::parse(&std::fs::read(path).unwrap()).unwrap();
+    let d = t.read();
+    let parts = d.bytes_by_part();
+    let total: usize = parts.iter().filter(|(k, _)| !k.ends_with(": groups")).map(|p| p.1).sum();
+    for (k, n) in parts {
+        println!("{:>32} {:>11}", k, n);
+    }
+    println!("{:>32} {:>11}", "total bytes", total);
 }

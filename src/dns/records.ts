@@ -318,7 +318,9 @@ function reverse(q: Question, lower: string, zone: Zone, client: Client): Answer
       return r.hostname ? `${r.hostname}.${svc}.${ns}.svc.${domain}` : `${svc}.${ns}.svc.${domain}`;
     }),
   );
-  return positive(targets.map((t) => ({ type: 'PTR', name: q.name, ttl, class: 'IN', data: t })));
+  // Rotated by the query ID as the native path rotates an entry's answers (an address several
+  // endpoints share has a PTR each).
+  return positive(rotate(targets.map((t) => ({ type: 'PTR', name: q.name, ttl, class: 'IN', data: t })), client.rotation ?? 0));
 }
 
 /** A positive authoritative answer with only an answer section. */

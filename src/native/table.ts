@@ -41,7 +41,7 @@ export interface TableInput {
 }
 
 /** Format version of tables and patches (answer.rs refuses others). */
-export const TABLE_VERSION = 4;
+export const TABLE_VERSION = 5;
 const ZONE_TYPES = ['A', 'AAAA', 'SRV', 'SOA', 'NS', 'TXT'] as const;
 const TYPE_CODES: Record<string, number> = { A: 1, NS: 2, SOA: 6, PTR: 12, TXT: 16, AAAA: 28, SRV: 33 };
 const RCODE: Record<string, number> = { NOERROR: 0, NXDOMAIN: 3 };
@@ -310,6 +310,19 @@ function localVariant(split: LocalSplit, q: string, type: string, d: string): Va
 /** Services compiled into one patch while a whole table is built in parts. */
 const SLICE = 50;
 
+/**
+ * The one service whose reverse entries are all of `ip`'s (its PTR is then in that service's
+ * group), or null (none, or shared by several: a group of the address's own, `p:<ip>`).
+ */
+function soleOwner(source: ZoneSource, ip: string): string | null {
+  let owner: string | null = null;
+  for (const r of source.lookupAddress(ip)) {
+    if (owner !== null && r.service !== owner) return null;
+    owner = r.service;
+  }
+  return owner;
+}
+
 /** PTR of `ip`, when the registry knows it. */
 function addReverse(out: Chunk, fixed: Zone, ip: string): void {
   const name = reverseName(ip);
@@ -359,6 +372,10 @@ function* serviceChunk(viewZone: Zone, view: ServiceView): Steps<Chunk> {
     for (const [port, p] of Object.entries(view.ports)) addName(out, zone, `_${port}._${p}.${base}`, split);
   }
   out.alias = false;
+  // The reverse names of the addresses only this service answers: a group per address cost
+  // more than its entry (docs/architecture.md, Answer table).
+  const fixed = fixedZone(viewZone);
+  for (const ip of serviceIps(view)) if (soleOwner(fixed.source, ip) === view.key) addReverse(out, fixed, ip);
   return out;
 }
 
@@ -394,11 +411,13 @@ function negativeSoa(fixed: Zone): { item: Item; nx: Answer; q: string } {
 }
 
 /**
- * Compiles the table in groups: one per service (its names), one per address (its reverse
- * name), the zone's own names, the namespace names and the container names. A whole table is
- * every group; a registry change is a patch of the groups of the services it touched and of
- * their addresses, old and new (the change names them): its cost follows the change, not the
- * zone. Remembers the namespaces it compiled last to know when their group changes.
+ * Compiles the table in groups: one per service (its names and the reverse names of the
+ * addresses it alone answers), one per address several services answer (its reverse name), the
+ * zone's own names, the namespace names and the container names. A whole table is every group;
+ * a registry change is a patch of the groups of the services it touched and of their addresses,
+ * old and new (the change names them), and of the one other service that answers such an
+ * address, if there is one (it may have answered it alone before or after): its cost follows
+ * the change, not the zone. Remembers the namespaces it compiled last to know when their group changes.
  */
 export class TableCompiler {
   private namespaces = new Set<string>();
@@ -493,6 +512,7 @@ export class TableCompiler {
       }
     }
     for (const ip of ips) {
+      if (soleOwner(fixed.source, ip) !== null) continue;
       slice.push(this.reverse(fixed, ip));
       if (slice.length >= SLICE * 4) {
         yield slice;
@@ -516,7 +536,15 @@ export class TableCompiler {
     const groups: Buffer[] = [];
     const ips = new Set<string>(addresses);
     let namespacesMoved = false;
-    for (const key of new Set([...keys, ...this.svcNamespace])) {
+    const services = new Set([...keys, ...this.svcNamespace]);
+    // An address the change moved, answered by exactly one service the change did not touch:
+    // that service may hold its reverse name and must lose it (now shared), or must take it
+    // (now its alone). With two or more such services, it was shared before and still is.
+    for (const ip of ips) {
+      const others = new Set(fixed.source.lookupAddress(ip).map((r) => r.service).filter((s) => !services.has(s)));
+      if (others.size === 1) services.add([...others][0]!);
+    }
+    for (const key of services) {
       const slash = key.indexOf('/');
       const ns = key.slice(0, slash);
       const view = zone.source.service(ns, key.slice(slash + 1));
@@ -529,7 +557,8 @@ export class TableCompiler {
     }
     let n = 0;
     for (const ip of ips) {
-      groups.push(this.reverse(fixed, ip));
+      // Empty (removing what the address's group held) when one service answers it.
+      groups.push(soleOwner(fixed.source, ip) === null ? this.reverse(fixed, ip) : group(`p:${ip}`, new Chunk()));
       if (++n % SLICE === 0) yield;
     }
     groups.push(this.apex(zone));

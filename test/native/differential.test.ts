@@ -84,8 +84,7 @@ function corpusQuery(name: string): Buffer {
  * One corpus query for `name` answered by both paths: 'js' when the native path hands it to
  * JS, else the kind of answer (type/rcode/TC) and the difference, if any.
  */
-function compare(w: World, name: string, container: boolean): 'js' | { kind?: string; difference?: string; container: boolean } {
-  const q = corpusQuery(name);
+function compare(w: World, name: string, container: boolean, q = corpusQuery(name)): 'js' | { kind?: string; difference?: string; container: boolean } {
   const client = container && rand(4) ? pick(['10.88.0.7', '10.89.3.4']) : pick(CLIENTS);
   const fast = addon!.answer(q, client);
   if (fast === undefined) return 'js';
@@ -322,7 +321,11 @@ t.test('a table patched change by change answers as the JS path after every chan
         { names: ['db', 'database'], networks: { n1: ['10.88.0.20'], n2: ['10.89.0.31'] } },
         { names: ['v6only'], networks: { n2: ['fd89::32'] } },
       ])],
+      // The reverse name of an address one service answers alone is in that service's group.
+      ['a new service takes an address one local service had alone (the change names the new one only)', () => w.registry.apply(node('other', 4, [...remoteEndpoints(), ep('share', '10.0.0.3', { id: 'sh1', hostname: 'share-1' })], { address: '192.0.2.99' }))],
+      ['it leaves: the address is the local service\'s alone again', () => w.registry.apply(node('other', 5, remoteEndpoints(), { address: '192.0.2.99' }))],
     ];
+    const ptrs = ['10.0.0.3', '10.0.0.1', '10.0.0.77', '10.0.7.1', '10.0.1.1', '10.223.1.1', '10.223.1.2'];
     const extra = [
       'fresh.newns.cluster.local', 'fresh-1.fresh.newns.cluster.local', 'newns.cluster.local', 'newns.svc.cluster.local', 'aaa.default.cluster.local', 'svc-2.svc.svc.cluster.local',
       'svc.svc.svc.cluster.local', reverseName('10.0.0.77')!, reverseName('10.0.7.1')!, reverseName('10.0.0.41')!, reverseName('10.0.0.60')!, reverseName('10.223.1.2')!, reverseName('10.223.1.3')!, reverseName('10.89.0.31')!,
@@ -342,6 +345,14 @@ t.test('a table patched change by change answers as the JS path after every chan
         if (r === 'js') continue;
         native++;
         if (r.difference && differences.length < 5) differences.push(r.difference);
+      }
+      // Every address the registry knows: its PTR answered natively, as JS answers it.
+      for (const ip of ptrs) {
+        const q = packet.encode({ id: rand(65536), type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ name: reverseName(ip)!, type: 'PTR' }] });
+        const r = compare(w, reverseName(ip)!, false, q);
+        const known = w.registry.lookupAddress(ip).length > 0;
+        const difference = r === 'js' ? (known ? `${ip}: PTR not answered natively` : undefined) : r.difference;
+        if (difference && differences.length < 5) differences.push(difference);
       }
       t.same(differences, [], `prefer-local ${preferLocal}, ${what}: no differences`);
       t.ok(native > 1000, `${native} answered natively`);

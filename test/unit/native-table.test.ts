@@ -1,6 +1,6 @@
 import t from 'tap';
 import { ZoneState } from '../../src/dns/zone.js';
-import { finish, TableCompiler, wireName } from '../../src/native/table.js';
+import { finish, reverseName, TableCompiler, wireName } from '../../src/native/table.js';
 import { Registry } from '../../src/registry/registry.js';
 import { ep, node } from '../helpers/registry.js';
 
@@ -23,8 +23,11 @@ t.test('one service\'s change is a patch of its own groups, a small part of the 
   t.same(addresses[0]!.sort(), ['10.1.0.7', '10.9.0.7'], 'and its addresses, old and new');
   const patch = finish(compiler.patchSteps(zone, keys[0]!, addresses[0]!));
   t.equal(patch.subarray(0, 4).toString(), 'PSDP');
-  const ids = groupIds(patch);
-  t.same(ids.sort(), ['p:10.1.0.7', 'p:10.9.0.7', 's:default/s7', 'zone'], 'its names, its old and new address, the zone\'s names');
+  const groups = groupsOf(patch);
+  t.same([...groups.keys()].sort(), ['p:10.1.0.7', 'p:10.9.0.7', 's:default/s7', 'zone'], 'its names, its old and new address, the zone\'s names');
+  const ptr = Buffer.concat([wireName(reverseName('10.9.0.7')!), Buffer.from([0, 12])]).toString('latin1');
+  t.ok(groups.get('s:default/s7')!.includes(ptr), 'the PTR of the address it alone answers is in its group');
+  t.same([groups.get('p:10.1.0.7'), groups.get('p:10.9.0.7')], [[], []], "the addresses' own groups are empty (they remove what those held)");
   t.ok(patch.length * 200 < whole.length, `patch ${patch.length} bytes, table ${whole.length} bytes`);
 });
 
@@ -37,8 +40,8 @@ t.test('names as the table keys them: lower-case wire form with the root label',
   t.same(wireName('a..b'), bytes(1, 'a', 0, 1, 'b', 0), 'an empty label is a zero length, as written');
 });
 
-/** The group ids of a patch ("PSDP", version, the negative SOA item, groups), read as answer.rs reads it. */
-function groupIds(b: Buffer): string[] {
+/** The groups of a patch ("PSDP", version, the negative SOA item, groups), read as answer.rs reads it: id → keys. */
+function groupsOf(b: Buffer): Map<string, string[]> {
   let i = 6;
   const item = (): void => {
     i += 2 + 2 * b[i + 1]!; // kind, patch count, patches
@@ -50,16 +53,18 @@ function groupIds(b: Buffer): string[] {
     for (let k = 0; k < n; k++) item();
   };
   item();
-  const ids: string[] = [];
+  const out = new Map<string, string[]>();
   const groups = b.readUInt32BE(i);
   i += 4;
   for (let g = 0; g < groups; g++) {
     const len = b.readUInt16BE(i);
-    ids.push(b.subarray(i + 2, i + 2 + len).toString());
+    const keys: string[] = [];
+    out.set(b.subarray(i + 2, i + 2 + len).toString(), keys);
     i += 2 + len + 1; // id, rank
     const entries = b.readUInt32BE(i);
     i += 4;
     for (let e = 0; e < entries; e++) {
+      keys.push(b.subarray(i + 2, i + 2 + b.readUInt16BE(i)).toString('latin1'));
       i += 2 + b.readUInt16BE(i); // key
       i += 1 + 17 * b[i]!; // scopes
       i += 2; // rcode, flags
@@ -73,5 +78,5 @@ function groupIds(b: Buffer): string[] {
     }
   }
   if (i !== b.length) throw new Error(`patch read to ${i} of ${b.length} bytes`);
-  return ids;
+  return out;
 }
