@@ -174,6 +174,42 @@ export function compareEndpoints(a: Endpoint, b: Endpoint): number {
   return comparePart(a.namespace, b.namespace) || comparePart(a.service, b.service) || compareKeys(a.id, b.id);
 }
 
+/** `key` compared with `endpointKey(e)` (as compareKeys would), without building that key. */
+function compareKeyTo(key: string, e: Endpoint): number {
+  let at = 0;
+  for (let p = 0; p < 3; p++) {
+    const part = p === 0 ? e.namespace : p === 1 ? e.service : e.id;
+    for (let j = 0; j < part.length; j++, at++) {
+      if (at >= key.length) return -1;
+      const d = key.charCodeAt(at) - part.charCodeAt(j);
+      if (d !== 0) return d;
+    }
+    if (p === 2) break;
+    if (at >= key.length) return -1;
+    const d = key.charCodeAt(at++) - 0x2f;
+    if (d !== 0) return d;
+  }
+  return at < key.length ? 1 : 0;
+}
+
+/** Where the endpoint with key `key` is (or would be) in a list sorted by key: a binary search, no key built. */
+export function keyPosition(endpoints: readonly Endpoint[], key: string): number {
+  let lo = 0;
+  let hi = endpoints.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareKeyTo(key, endpoints[mid]!) > 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The endpoint with key `key` in a list sorted by key, if it is there. */
+export function findByKey(endpoints: readonly Endpoint[], key: string): Endpoint | undefined {
+  const e = endpoints[keyPosition(endpoints, key)];
+  return e !== undefined && compareKeyTo(key, e) === 0 ? e : undefined;
+}
+
 /** True when a list is in the order of its endpoints' keys (every state this version makes is). */
 export function inKeyOrder(endpoints: readonly Endpoint[]): boolean {
   for (let i = 1; i < endpoints.length; i++) if (compareEndpoints(endpoints[i - 1]!, endpoints[i]!) >= 0) return false;

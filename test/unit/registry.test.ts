@@ -2,7 +2,7 @@ import t from 'tap';
 import { compareStates, mergeState } from '../../src/registry/merge.js';
 import { LocalNode } from '../../src/registry/local.js';
 import { Registry, type Change } from '../../src/registry/registry.js';
-import { compareEndpoints, inKeyOrder, serviceRun } from '../../src/registry/steps.js';
+import { compareEndpoints, findByKey, inKeyOrder, keyPosition, serviceRun } from '../../src/registry/steps.js';
 import { compareKeys, endpointKey, type NodeState } from '../../src/registry/types.js';
 import { ep, node } from '../helpers/registry.js';
 
@@ -250,6 +250,15 @@ t.test('endpoints compared without their keys: the order of the keys, for labels
   for (const ns of labels.slice(0, 5)) {
     for (const svc of labels) t.same(serviceRun(byKey, ns, svc).map(endpointKey), byKey.filter((e) => e.namespace === ns && e.service === svc).map(endpointKey));
   }
+  // Found by key without building keys: every key there, and keys that are not (a part cut
+  // short, one longer, an empty one) at the place a search of the keys gives.
+  const keys = byKey.map(endpointKey);
+  let wrong = 0;
+  for (const key of [...keys, ...keys.map((k) => k.slice(0, -1)), ...keys.map((k) => k + '-'), 'a/a', 'a', '', 'a0/', 'zz']) {
+    const at = keys.filter((k) => compareKeys(k, key) < 0).length;
+    if (keyPosition(byKey, key) !== at || findByKey(byKey, key) !== (keys[at] === key ? byKey[at] : undefined)) wrong++;
+  }
+  t.equal(wrong, 0, 'every key found at its place, in a list of ' + byKey.length);
 });
 
 t.test('a state not in key order (a peer not of this version): the views of the same state sorted', async (t) => {
