@@ -26,6 +26,15 @@ interface Recorded {
 }
 
 const steps = new WeakMap<NodeState, Recorded>();
+/**
+ * A large step (the first commit of 50,000 registrations: its keys and services, ~1 MB) is
+ * dropped once the state it was made from is gone: it can no longer be followed, and the state it
+ * made may live on for hours. Small ones go with their state.
+ */
+const forget = new FinalizationRegistry<WeakRef<NodeState>>((to) => {
+  const state = to.deref();
+  if (state) steps.delete(state);
+});
 
 /** Longest chain of steps followed back from a state (its maker published in between: rare). */
 const MAX_CHAIN = 16;
@@ -90,6 +99,7 @@ export function stepState(from: NodeState, changes: ReadonlyMap<string, Endpoint
   }
   const to = make(endpoints);
   steps.set(to, { from: new WeakRef(from), keys, services });
+  if (keys.length > PATCH_MAX) forget.register(from, new WeakRef(to));
   return to;
 }
 
@@ -175,7 +185,7 @@ export function compareEndpoints(a: Endpoint, b: Endpoint): number {
 }
 
 /** `key` compared with `endpointKey(e)` (as compareKeys would), without building that key. */
-function compareKeyTo(key: string, e: Endpoint): number {
+export function compareKeyTo(key: string, e: Endpoint): number {
   let at = 0;
   for (let p = 0; p < 3; p++) {
     const part = p === 0 ? e.namespace : p === 1 ? e.service : e.id;

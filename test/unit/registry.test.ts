@@ -5,6 +5,7 @@ import { Registry, type Change } from '../../src/registry/registry.js';
 import { compareEndpoints, findByKey, inKeyOrder, keyPosition, serviceRun } from '../../src/registry/steps.js';
 import { compareKeys, endpointKey, type NodeState } from '../../src/registry/types.js';
 import { ep, node } from '../helpers/registry.js';
+import { seeded } from '../../src/gossip/sim/clock.js';
 
 const opts = { localNode: 'a', routableContainerIps: false, defaultMode: 'dnsrr' as const };
 
@@ -191,6 +192,47 @@ t.test('local node: versions grow, sources merge, health overlays', async (t) =>
   t.ok(local.state.version > before);
   t.equal(local.remove('api', 'default/web/nope'), false);
   t.same(local.endpoints('config').map((e) => e.id), ['c']);
+});
+
+t.test('property: the local node\'s sources, replaced, upserted and removed at random, publish what maps by key would', async (t) => {
+  const rand = seeded(21);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  const r = new Registry(opts);
+  const local = new LocalNode(r, { id: 'a', name: 'a', address: '192.0.2.1', incarnation: 0 });
+  const sources = ['config', 'api', 'podman'] as const;
+  const model = new Map(sources.map((s) => [s, new Map<string, string>()]));
+  const key = (ns: string, svc: string, id: string): string => endpointKey({ namespace: ns, service: svc, id });
+  const make = (source: (typeof sources)[number]) => {
+    const [ns, svc, id] = [pick(['a', 'a-b', 'a0']), pick(['w', 'w-x', 'w0', 'x']), pick(['e', 'e-1', 'e0', 'e.1', 'E'])];
+    return ep(svc, pick(['10.0.0.1', '10.0.0.2', '10.0.0.3']), { namespace: ns, id, source });
+  };
+  const published = (): string => [...new Set(sources.flatMap((s) => [...model.get(s)!.keys()]))].sort(compareKeys)
+    .map((k) => { const s = sources.find((s) => model.get(s)!.has(k))!; return `${k} ${s} ${model.get(s)!.get(k)}`; }).join('\n');
+  let wrong = 0;
+  for (let step = 0; step < 3000; step++) {
+    const source = pick(sources);
+    const m = model.get(source)!;
+    const before = published();
+    const op = rand();
+    if (op < 0.15) {
+      const eps = Array.from({ length: Math.floor(rand() * 12) }, () => make(source));
+      const changed = local.replaceSource(source, eps);
+      m.clear();
+      for (const e of eps) m.set(endpointKey(e), e.addresses[0]!);
+      if (changed !== (published() !== before)) wrong++;
+    } else if (op < 0.75) {
+      const e = make(source);
+      local.upsert(e);
+      m.set(endpointKey(e), e.addresses[0]!);
+    } else {
+      const k = m.size > 0 && rand() < 0.8 ? pick([...m.keys()]) : key('a', 'w', 'nope');
+      if (local.remove(source, k) !== m.delete(k)) wrong++;
+    }
+    const got = local.state.endpoints.map((e) => `${endpointKey(e)} ${e.source} ${e.addresses[0]}`).join('\n');
+    if (got !== published()) wrong++;
+    for (const s of sources) if (local.endpoints(s).map(endpointKey).sort(compareKeys).join() !== [...model.get(s)!.keys()].sort(compareKeys).join()) wrong++;
+  }
+  t.equal(wrong, 0, '3,000 random writes, the published state and each source as the model has them');
 });
 
 t.test('local node: a write that finds everything as it was changes nothing (no version, no registry change)', async (t) => {
