@@ -67,7 +67,8 @@ export class LocalNode {
     const old = this.sources.get(source) ?? [];
     // In key order, the last of a key counting (a stable sort of the positions by key).
     const keys = endpoints.map(endpointKey);
-    const order = keys.map((_, i) => i).sort((a, b) => compareKeys(keys[a]!, keys[b]!));
+    const order = keys.map((_, i) => i);
+    if (keys.some((k, i) => i > 0 && compareKeys(keys[i - 1]!, k) >= 0)) order.sort((a, b) => compareKeys(keys[a]!, keys[b]!));
     const next = new Array<Endpoint>(order.length); // exact size (a list grown by push keeps up to half again)
     let size = 0;
     const touched: string[] = [];

@@ -210,24 +210,30 @@ export class RegistrationStore {
     this.generation = Math.max(from, ...gens.map((g) => g + 1));
     // The last registration of a key counts (a key twice in the file: only a hand edit does that).
     const refused = new Map<string, string>();
-    const byKey = new Map<string, Endpoint>();
+    // In key order with no key twice (a whole file this version wrote, no journal): a list as it
+    // comes; otherwise a map by key, sorted after.
+    const list: Endpoint[] = [];
+    let last = '';
+    let byKey: Map<string, Endpoint> | null = null;
     for (const e of entries) {
       const key = endpointKey(e);
+      if (!byKey && compareKeys(last, key) >= 0 && list.length > 0) byKey = new Map(list.map((l) => [endpointKey(l), l]));
       try {
         const endpoint = parseEndpoint(
           { id: e.id, address: e.address, hostname: e.hostname, ports: e.ports, weight: e.weight, health: e.health },
           { namespace: e.namespace, service: e.service, source: 'api', now: e.registered, maxPorts: Infinity },
         );
-        byKey.set(key, endpoint);
+        if (byKey) byKey.set(key, endpoint);
+        else list.push(endpoint);
+        last = key;
         refused.delete(key);
       } catch (err) {
         if (!(err instanceof InputError)) throw err;
-        byKey.delete(key);
+        byKey?.delete(key);
         refused.set(key, `${e.namespace}/${e.service} ${e.id}: ${err.field}: ${err.message}`);
       }
     }
-    // (The whole file is written in key order: sorting it again costs a pass.)
-    this.current = [...byKey].sort(([a], [b]) => compareKeys(a, b)).map(([, e]) => e);
+    this.current = byKey ? [...byKey].sort(([a], [b]) => compareKeys(a, b)).map(([, e]) => e) : list;
     const endpoints = this.current.slice();
     const skipped = [...refused.values()];
     if (replayed.length > 0 || problem !== null) this.compact();
