@@ -170,7 +170,7 @@ async function run(source, path) {
     const settled = last.reduce((a, b) => a + b, 0) / last.length;
     const peakSample = Math.max(...samples.map(([, r]) => r));
     const mb = (name) => metricOf(metrics, `podman_swarm_dns_${name}`) / 1048576;
-    if (SMAPS) console.error(`${source}/${path}: ${smaps(proc.pid)}`);
+    if (SMAPS) console.error(`${source}/${path}: ${smaps(proc.pid)}; V8 spaces used / size: ${heapSpaces(metrics)}`);
     // After the figures: writing the snapshot grows the process.
     if (HEAP_DIR) await heapSnapshot(proc, `${source}-${path}`);
     return {
@@ -241,3 +241,10 @@ for (let r = 0; r < ROUNDS; r++) {
   }
 }
 console.log(`\nload average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+
+/** The V8 heap by space, "used / size" in MB, from the daemon's nodejs_heap_space_* metrics. */
+function heapSpaces(metrics) {
+  const of = (kind) => new Map([...metrics.matchAll(new RegExp(`^podman_swarm_dns_nodejs_heap_space_size_${kind}_bytes\\{space="(\\w+)"\\} (\\S+)`, 'gm'))].map((m) => [m[1], Number(m[2]) / 1048576]));
+  const used = of('used');
+  return [...of('total')].filter(([, t]) => t >= 0.05).map(([space, t]) => `${space} ${(used.get(space) ?? 0).toFixed(1)} / ${t.toFixed(1)}`).join(', ');
+}

@@ -17,7 +17,10 @@ export function configFile({ services, endpoints }) {
   return `${lines.join('\n')}\n`;
 }
 
-/** api-endpoints.json: the API registrations of a previous run (this node's own). */
+/**
+ * api-endpoints.json: the API registrations of a previous run (this node's own), in the order
+ * they were registered; with BENCH_API_ORDER=key in key order, as this version writes the file.
+ */
 export function apiFile({ services, endpoints }) {
   const list = [];
   for (let i = 0; i < services; i++) {
@@ -25,6 +28,8 @@ export function apiFile({ services, endpoints }) {
       list.push({ namespace: 'default', service: `s${i}`, id: `h${j}`, address: address(endpoints, i, j), hostname: `h${j}`, ports: {}, weight: 10, health: 'none', registered: 1_700_000_000_000 });
     }
   }
+  const key = (e) => [e.namespace, e.service, e.id].join('/');
+  if (process.env.BENCH_API_ORDER === 'key') list.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
   return JSON.stringify({ format: 1, endpoints: list }, null, 2);
 }
 

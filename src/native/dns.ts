@@ -14,6 +14,7 @@ import { loadDnsAddon } from './index.js';
 import { LiveTable } from './live-table.js';
 import { earlyTable, tableFile } from '../systemd/early-dns.js';
 import { listenFds } from '../systemd/fd-store.js';
+import { collectAfterTable } from '../memory.js';
 import { TableFile } from './table-file.js';
 import { tableSource } from './table-source.js';
 import { NativeUdp } from './udp.js';
@@ -133,8 +134,12 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
       else file?.changed();
       whole = null;
       firstTable();
-      // What the whole table's buffers freed goes back to the system (malloc keeps it otherwise).
-      addon.trimMemory?.();
+      // What the whole table's buffers freed goes back to the system (malloc keeps it otherwise),
+      // once a collection has freed them (on the next turn, the compile's frames gone).
+      setImmediate(() => {
+        collectAfterTable();
+        addon.trimMemory?.();
+      });
     },
   };
   // During the start grace the table answers the names it knows and SERVFAIL (not NXDOMAIN) for

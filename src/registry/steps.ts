@@ -26,6 +26,15 @@ interface Recorded {
 }
 
 const steps = new WeakMap<NodeState, Recorded>();
+/**
+ * A large step (the first commit of 50,000 registrations: its keys and services, ~1 MB) is
+ * dropped once the state it was made from is gone: it can no longer be followed, and the state it
+ * made may live on for hours. Small ones go with their state.
+ */
+const forget = new FinalizationRegistry<WeakRef<NodeState>>((to) => {
+  const state = to.deref();
+  if (state) steps.delete(state);
+});
 
 /** Longest chain of steps followed back from a state (its maker published in between: rare). */
 const MAX_CHAIN = 16;
@@ -90,6 +99,7 @@ export function stepState(from: NodeState, changes: ReadonlyMap<string, Endpoint
   }
   const to = make(endpoints);
   steps.set(to, { from: new WeakRef(from), keys, services });
+  if (keys.length > PATCH_MAX) forget.register(from, new WeakRef(to));
   return to;
 }
 
@@ -172,6 +182,42 @@ function comparePart(a: string, b: string): number {
 /** Endpoints in the order of their keys (compareKeys of endpointKey), without building the keys. */
 export function compareEndpoints(a: Endpoint, b: Endpoint): number {
   return comparePart(a.namespace, b.namespace) || comparePart(a.service, b.service) || compareKeys(a.id, b.id);
+}
+
+/** `key` compared with `endpointKey(e)` (as compareKeys would), without building that key. */
+export function compareKeyTo(key: string, e: Endpoint): number {
+  let at = 0;
+  for (let p = 0; p < 3; p++) {
+    const part = p === 0 ? e.namespace : p === 1 ? e.service : e.id;
+    for (let j = 0; j < part.length; j++, at++) {
+      if (at >= key.length) return -1;
+      const d = key.charCodeAt(at) - part.charCodeAt(j);
+      if (d !== 0) return d;
+    }
+    if (p === 2) break;
+    if (at >= key.length) return -1;
+    const d = key.charCodeAt(at++) - 0x2f;
+    if (d !== 0) return d;
+  }
+  return at < key.length ? 1 : 0;
+}
+
+/** Where the endpoint with key `key` is (or would be) in a list sorted by key: a binary search, no key built. */
+export function keyPosition(endpoints: readonly Endpoint[], key: string): number {
+  let lo = 0;
+  let hi = endpoints.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareKeyTo(key, endpoints[mid]!) > 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The endpoint with key `key` in a list sorted by key, if it is there. */
+export function findByKey(endpoints: readonly Endpoint[], key: string): Endpoint | undefined {
+  const e = endpoints[keyPosition(endpoints, key)];
+  return e !== undefined && compareKeyTo(key, e) === 0 ? e : undefined;
 }
 
 /** True when a list is in the order of its endpoints' keys (every state this version makes is). */

@@ -202,3 +202,18 @@ t.test('the whole file alone: each registration is restored once, the last of a 
   t.same(loaded.warnings, []);
   t.equal(loaded.problem, null);
 });
+
+t.test('a registration replaced and then compacted: the whole file holds the new one, once', async (t) => {
+  const dir = tempDir(t);
+  const a = open(t, dir, 512);
+  a.load();
+  for (let i = 0; i < 5; i++) await a.put(ep(i));
+  await a.put({ ...ep(2), addresses: ['10.9.9.9'] } as Endpoint);
+  for (let i = 10; i < 20; i++) await a.put(ep(i)); // past 512 bytes: compacted
+  await a.close();
+  const whole = JSON.parse(readFileSync(join(dir, 'api-endpoints.json'), 'utf8')) as { endpoints: { id: string; address: string }[] };
+  t.same(whole.endpoints.filter((e) => e.id === 'e2').map((e) => e.address), ['10.9.9.9']);
+  const loaded = open(t, dir).load().endpoints;
+  t.same(loaded.find((e) => e.id === 'e2')?.addresses, ['10.9.9.9']);
+  t.equal(loaded.length, 15);
+});

@@ -2,9 +2,10 @@ import t from 'tap';
 import { compareStates, mergeState } from '../../src/registry/merge.js';
 import { LocalNode } from '../../src/registry/local.js';
 import { Registry, type Change } from '../../src/registry/registry.js';
-import { compareEndpoints, inKeyOrder, serviceRun } from '../../src/registry/steps.js';
+import { compareEndpoints, findByKey, inKeyOrder, keyPosition, serviceRun } from '../../src/registry/steps.js';
 import { compareKeys, endpointKey, type NodeState } from '../../src/registry/types.js';
 import { ep, node } from '../helpers/registry.js';
+import { seeded } from '../../src/gossip/sim/clock.js';
 
 const opts = { localNode: 'a', routableContainerIps: false, defaultMode: 'dnsrr' as const };
 
@@ -193,6 +194,47 @@ t.test('local node: versions grow, sources merge, health overlays', async (t) =>
   t.same(local.endpoints('config').map((e) => e.id), ['c']);
 });
 
+t.test('property: the local node\'s sources, replaced, upserted and removed at random, publish what maps by key would', async (t) => {
+  const rand = seeded(21);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  const r = new Registry(opts);
+  const local = new LocalNode(r, { id: 'a', name: 'a', address: '192.0.2.1', incarnation: 0 });
+  const sources = ['config', 'api', 'podman'] as const;
+  const model = new Map(sources.map((s) => [s, new Map<string, string>()]));
+  const key = (ns: string, svc: string, id: string): string => endpointKey({ namespace: ns, service: svc, id });
+  const make = (source: (typeof sources)[number]) => {
+    const [ns, svc, id] = [pick(['a', 'a-b', 'a0']), pick(['w', 'w-x', 'w0', 'x']), pick(['e', 'e-1', 'e0', 'e.1', 'E'])];
+    return ep(svc, pick(['10.0.0.1', '10.0.0.2', '10.0.0.3']), { namespace: ns, id, source });
+  };
+  const published = (): string => [...new Set(sources.flatMap((s) => [...model.get(s)!.keys()]))].sort(compareKeys)
+    .map((k) => { const s = sources.find((s) => model.get(s)!.has(k))!; return `${k} ${s} ${model.get(s)!.get(k)}`; }).join('\n');
+  let wrong = 0;
+  for (let step = 0; step < 3000; step++) {
+    const source = pick(sources);
+    const m = model.get(source)!;
+    const before = published();
+    const op = rand();
+    if (op < 0.15) {
+      const eps = Array.from({ length: Math.floor(rand() * 12) }, () => make(source));
+      const changed = local.replaceSource(source, eps);
+      m.clear();
+      for (const e of eps) m.set(endpointKey(e), e.addresses[0]!);
+      if (changed !== (published() !== before)) wrong++;
+    } else if (op < 0.75) {
+      const e = make(source);
+      local.upsert(e);
+      m.set(endpointKey(e), e.addresses[0]!);
+    } else {
+      const k = m.size > 0 && rand() < 0.8 ? pick([...m.keys()]) : key('a', 'w', 'nope');
+      if (local.remove(source, k) !== m.delete(k)) wrong++;
+    }
+    const got = local.state.endpoints.map((e) => `${endpointKey(e)} ${e.source} ${e.addresses[0]}`).join('\n');
+    if (got !== published()) wrong++;
+    for (const s of sources) if (local.endpoints(s).map(endpointKey).sort(compareKeys).join() !== [...model.get(s)!.keys()].sort(compareKeys).join()) wrong++;
+  }
+  t.equal(wrong, 0, '3,000 random writes, the published state and each source as the model has them');
+});
+
 t.test('local node: a write that finds everything as it was changes nothing (no version, no registry change)', async (t) => {
   const r = new Registry(opts);
   let clock = 1000;
@@ -250,6 +292,15 @@ t.test('endpoints compared without their keys: the order of the keys, for labels
   for (const ns of labels.slice(0, 5)) {
     for (const svc of labels) t.same(serviceRun(byKey, ns, svc).map(endpointKey), byKey.filter((e) => e.namespace === ns && e.service === svc).map(endpointKey));
   }
+  // Found by key without building keys: every key there, and keys that are not (a part cut
+  // short, one longer, an empty one) at the place a search of the keys gives.
+  const keys = byKey.map(endpointKey);
+  let wrong = 0;
+  for (const key of [...keys, ...keys.map((k) => k.slice(0, -1)), ...keys.map((k) => k + '-'), 'a/a', 'a', '', 'a0/', 'zz']) {
+    const at = keys.filter((k) => compareKeys(k, key) < 0).length;
+    if (keyPosition(byKey, key) !== at || findByKey(byKey, key) !== (keys[at] === key ? byKey[at] : undefined)) wrong++;
+  }
+  t.equal(wrong, 0, 'every key found at its place, in a list of ' + byKey.length);
 });
 
 t.test('a state not in key order (a peer not of this version): the views of the same state sorted', async (t) => {
