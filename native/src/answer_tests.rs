@@ -1050,6 +1050,51 @@ fn thousands_of_groups_patched_in_and_out_answer_as_their_last_patch_says() {
 }
 
 #[test]
+fn packed_groups_answer_as_before_and_are_packed_again_once_half_is_replaced() {
+    let t = Tb::new().parse();
+    let c = client([1, 2, 3, 4]);
+    let n = 3000;
+    let name = |i: usize| format!("s{}.default.cluster.local", i);
+    let ip = |i: usize, v: u8| a([10, (i >> 8) as u8, i as u8, v]);
+    let mut p = Tb::new();
+    for i in 0..n {
+        p = p.add_to(&format!("svc:{}", i), 0, &name(i), T_A, ent(vec![ip(i, 1), ip(i, 2)]));
+    }
+    t.patch(&patch_of(1, p)).unwrap();
+    let answers = |t: &Table| (0..n).map(|i| ask(t, &query(i as u16, &name(i), T_A), c)).collect::<Vec<_>>();
+    let before = answers(&t);
+    t.pack();
+    let size = t.read().slab.len();
+    assert!(size > 0 && t.read().slab_live == size);
+    assert_eq!(answers(&t), before, "packed groups answer the same bytes");
+    // A third replaced: still packed (with the dead third kept)...
+    let mut p = Tb::new();
+    for i in (0..n).step_by(3) {
+        p = p.add_to(&format!("svc:{}", i), 0, &name(i), T_A, ent(vec![ip(i, 3)]));
+    }
+    t.patch(&patch_of(2, p)).unwrap();
+    assert_eq!(t.read().slab.len(), size);
+    // ...a second third removed: less than half is live, all is packed again, the removed gone.
+    let mut p = Tb::new();
+    for i in (1..n).step_by(3) {
+        p.groups.push((format!("svc:{}", i), 0, Vec::new()));
+    }
+    t.patch(&patch_of(3, p)).unwrap();
+    let d = t.read();
+    let live = d.groups.iter().flatten().map(|g| g.blob.len()).sum::<usize>();
+    assert!(d.slab.len() == live && d.slab_live == live && live < size, "packed again: {} of {}", live, size);
+    drop(d);
+    for i in 0..n {
+        let r = ask(&t, &query(i as u16, &name(i), T_A), c);
+        match i % 3 {
+            0 => assert_eq!(a_hosts(&r), vec![3], "{} replaced", name(i)),
+            1 => assert_eq!(flags(&r) & 0xf, 3, "{} removed: NXDOMAIN", name(i)),
+            _ => assert_eq!(r, before[i], "{} untouched", name(i)),
+        }
+    }
+}
+
+#[test]
 fn under_a_shared_name_the_lower_rank_answers_whatever_the_patch_order() {
     let scope = v4net([10, 88, 0, 0], 16);
     let t = Tb::new().add_to("containers", 1, "web", T_A, ent(vec![a([10, 88, 0, 7])]).scoped(scope)).parse();

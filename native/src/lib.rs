@@ -312,6 +312,7 @@ unsafe extern "C" fn patch_table(env: napi_env, info: napi_callback_info) -> nap
 /// commitTable(): installs the staged table (nothing when none is staged).
 unsafe extern "C" fn commit_table(env: napi_env, _info: napi_callback_info) -> napi_value {
     if let Some(t) = STAGED.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        t.pack();
         udp::set_table(Some(t), udp::table_ticket());
     }
     undefined(env)
