@@ -106,6 +106,10 @@ execFileSync('ip', ['addr', 'add', `${hostIp}/30`, 'dev', `${netns}h`]);
 execFileSync('ip', ['link', 'set', `${netns}h`, 'up']);
 execFileSync('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
 execFileSync('iptables', [masquerade[0]!, masquerade[1]!, '-A', ...masquerade.slice(2)]);
+// The machine's packets are forwarded by this host: a fresh host does not forward (Podman turns it
+// on when it starts its first container and leaves it on; so does this test, as turning it off
+// again would cut the containers of the tests that run beside it).
+writeFileSync('/proc/sys/net/ipv4/ip_forward', '1\n');
 
 /**
  * Runs a README command as the user in the checkout, in the booted machine, with a clean
