@@ -1,6 +1,6 @@
 import { sameEndpoint } from './equal.js';
 import type { Registry } from './registry.js';
-import { compareKeyTo, findByKey, keyPosition, serviceRun, stepState } from './steps.js';
+import { compareKeyTo, findByKey, putByKey, removeByKey, serviceRun, stepState } from './steps.js';
 import { compareKeys, endpointKey, type Endpoint, type EndpointSource, type NodeState } from './types.js';
 
 // This node's own state: the one state in the registry this process writes. Sources (config
@@ -94,18 +94,14 @@ export class LocalNode {
     let list = this.sources.get(endpoint.source);
     if (!list) this.sources.set(endpoint.source, (list = []));
     const key = endpointKey(endpoint);
-    const i = keyPosition(list, key);
-    const before = findByKey(list, key);
-    if (before) list[i] = kept(before, endpoint);
-    else list.splice(i, 0, endpoint);
+    putByKey(list, key, (before) => kept(before, endpoint));
     this.commit([key]);
   }
 
   /** Removes an endpoint of a source; false when that source has no such endpoint. */
   remove(source: EndpointSource, key: string): boolean {
     const list = this.sources.get(source);
-    if (!list || findByKey(list, key) === undefined) return false;
-    list.splice(keyPosition(list, key), 1);
+    if (!list || !removeByKey(list, key)) return false;
     this.health.delete(key);
     this.commit([key]);
     return true;

@@ -220,6 +220,23 @@ export function findByKey(endpoints: readonly Endpoint[], key: string): Endpoint
   return e !== undefined && compareKeyTo(key, e) === 0 ? e : undefined;
 }
 
+/** Puts `make(the endpoint with key `key`, if any)` in its place in a list sorted by key (one search). */
+export function putByKey(endpoints: Endpoint[], key: string, make: (before: Endpoint | undefined) => Endpoint): void {
+  const i = keyPosition(endpoints, key);
+  const before = endpoints[i];
+  if (before !== undefined && compareKeyTo(key, before) === 0) endpoints[i] = make(before);
+  else endpoints.splice(i, 0, make(undefined));
+}
+
+/** Takes the endpoint with key `key` out of a list sorted by key (one search); false when it is not there. */
+export function removeByKey(endpoints: Endpoint[], key: string): boolean {
+  const i = keyPosition(endpoints, key);
+  const e = endpoints[i];
+  if (e === undefined || compareKeyTo(key, e) !== 0) return false;
+  endpoints.splice(i, 1);
+  return true;
+}
+
 /** True when a list is in the order of its endpoints' keys (every state this version makes is). */
 export function inKeyOrder(endpoints: readonly Endpoint[]): boolean {
   for (let i = 1; i < endpoints.length; i++) if (compareEndpoints(endpoints[i - 1]!, endpoints[i]!) >= 0) return false;

@@ -3,7 +3,7 @@ import { constants, readdirSync, unlinkSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError, parseEndpoint } from '../registry/input.js';
-import { findByKey, keyPosition } from '../registry/steps.js';
+import { putByKey, removeByKey } from '../registry/steps.js';
 import { compareKeys, endpointKey, type Endpoint } from '../registry/types.js';
 import { readJsonFile, readText, report, stateError, StateWriteError, writeFileAtomicAsync } from './files.js';
 
@@ -242,20 +242,12 @@ export class RegistrationStore {
 
   /** Saves `e` (new, or replacing the one with its id); rejects with StateWriteError when it could not. */
   put(e: Endpoint): Promise<void> {
-    return this.append({ op: 'put', ...toStored(e) }, () => {
-      const key = endpointKey(e);
-      const i = keyPosition(this.current, key);
-      if (findByKey(this.current, key) !== undefined) this.current[i] = e;
-      else this.current.splice(i, 0, e);
-    });
+    return this.append({ op: 'put', ...toStored(e) }, () => putByKey(this.current, endpointKey(e), () => e));
   }
 
   /** Saves the removal of `e`; rejects with StateWriteError when it could not. */
   remove(e: Pick<Endpoint, 'namespace' | 'service' | 'id'>): Promise<void> {
-    return this.append({ op: 'del', namespace: e.namespace, service: e.service, id: e.id }, () => {
-      const key = endpointKey(e);
-      if (findByKey(this.current, key) !== undefined) this.current.splice(keyPosition(this.current, key), 1);
-    });
+    return this.append({ op: 'del', namespace: e.namespace, service: e.service, id: e.id }, () => void removeByKey(this.current, endpointKey(e)));
   }
 
   /** Appends run one at a time, in call order. */
