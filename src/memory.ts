@@ -17,9 +17,7 @@ import { runInNewContext } from 'node:vm';
 export function limitHeapGrowth(): void {
   setFlagsFromString('--heap-growing-percent=20');
   try {
-    // V8's `gc` without --expose-gc on the command line: the flag gives it to new contexts only.
-    setFlagsFromString('--expose-gc');
-    (runInNewContext('gc') as () => void)();
+    collect();
   } catch {
     // No collection now: the limit then applies from V8's next one.
   }
@@ -35,9 +33,14 @@ export function limitHeapGrowth(): void {
  */
 export function collectAfterTable(): void {
   try {
-    setFlagsFromString('--expose-gc');
-    (runInNewContext('gc') as () => void)();
+    collect();
   } catch {
     // No collection now: V8's own comes later.
   }
+}
+
+/** One full collection now: V8's `gc` without --expose-gc on the command line (the flag gives it to new contexts only). */
+function collect(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
 }
