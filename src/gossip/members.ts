@@ -125,14 +125,17 @@ export class MemberTable {
 
   /** The id of the member `name` stands for: its id, or the first 16 hex digits of it. */
   resolve(name: string): string | undefined {
-    // While no id is 16 characters long (derived ids have 32 hex digits), a 16-character name is a prefix.
-    if (name.length === 16 && !this.sixteen && !this.shared?.sixteen) return this.idOf(name);
-    return this.peek(name) ? name : this.idOf(name);
+    return this.mayBeId(name) && this.peek(name) ? name : this.idOf(name);
+  }
+
+  /** Whether `name` may be a member's id: while no id is 16 characters long (derived ids have 32 hex digits), a 16-character name is a prefix. */
+  private mayBeId(name: string): boolean {
+    return name.length !== 16 || this.sixteen || this.shared?.sixteen === true;
   }
 
   /** The member `name` stands for (resolve), to read: peek(resolve(name)) without looking it up twice. */
   named(name: string): Readonly<Member> | undefined {
-    if (name.length !== 16 || this.sixteen || this.shared?.sixteen) {
+    if (this.mayBeId(name)) {
       const m = this.peek(name);
       if (m !== undefined) return m;
     }
