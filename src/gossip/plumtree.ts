@@ -124,8 +124,8 @@ export class Tree {
   private readonly byShort = new Map<number, Seen>();
   /** Short ids announced and not received yet. */
   private readonly missing = new Map<number, Missing>();
-  /** Ids to announce at the next IHAVE round, with the peer each came from. */
-  private announce: Array<{ id: string; from?: string; again?: boolean; seen: Seen }> = [];
+  /** Updates to announce at the next IHAVE round (`again`: a second round's). */
+  private announce: Array<{ seen: Seen; again?: boolean }> = [];
   /** Set while the delegate handles an update from this peer (its forwards skip it). */
   private delivering: string | undefined;
 
@@ -190,7 +190,7 @@ export class Tree {
     }
     if (this.announce.length >= MAX_ANNOUNCE) this.announced(this.announce.shift()!.seen);
     s.due++;
-    this.announce.push({ id, from: s.from, seen: s });
+    this.announce.push({ seen: s });
   }
 
   /** An eager push from `from`. */
@@ -296,12 +296,12 @@ export class Tree {
     for (const a of this.announce) a.seen.due++;
     const to = small ? [...this.lazy, ...this.eager] : this.lazy;
     // Each update looked up once for all the peers (still remembered: not forgotten since).
-    const held: Array<Seen | undefined> = batch.map((a) => this.seen.get(a.id));
+    const held: Array<Seen | undefined> = batch.map((a) => this.seen.get(a.seen.id));
     for (const p of to) {
       const ids: number[] = [];
       for (let i = 0; i < batch.length; i++) {
         const s = held[i];
-        if (s && batch[i]!.from !== p && !s.holders?.includes(p)) ids.push(s.short);
+        if (s && batch[i]!.seen.from !== p && !s.holders?.includes(p)) ids.push(s.short);
       }
       for (let i = 0; i < ids.length; i += MAX_IDS) {
         const part = ids.slice(i, i + MAX_IDS);
