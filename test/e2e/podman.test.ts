@@ -117,8 +117,9 @@ t.test('network connect / disconnect: the container is inspected again (Podman 4
 t.test('bad labels: a warning, the endpoint served without the bad field, the problem in status and API', async (t) => {
   await podman.container(`${P}-bad`, ['--network', `${P}-other`, '--label', 'podman-swarm.service=badlabels', '--label', 'podman-swarm.weight=500', '--label', 'podman-swarm.port.http=eighty']);
   await until('the endpoint', async () => (await a(d, 'badlabels.default.cluster.local')).length === 1);
-  const warnings = d.events().filter((e) => e.level === 40).map((e) => String(e.msg));
-  t.equal(warnings.filter((m) => /container p3e\d+-bad: label podman-swarm\.weight="500": "500" is not a weight/.test(m)).length, 1, 'warned once');
+  const weightWarnings = () => d.events().filter((e) => e.level === 40 && /container p3e\d+-bad: label podman-swarm\.weight="500": "500" is not a weight/.test(String(e.msg)));
+  await until('the bad-weight warning', () => weightWarnings().length > 0);
+  t.equal(weightWarnings().length, 1, 'warned once');
   const eps = (await getJson(d, '/api/v1/services/default/badlabels/endpoints')) as Array<{ weight: number; problems: string[] }>;
   t.equal(eps[0]!.weight, 10, 'the default weight instead');
   t.match(eps[0]!.problems.join('\n'), /podman-swarm\.port\.http="eighty"/);
