@@ -50,20 +50,23 @@ export function buildService(
   const sorted = [...members].sort(
     (a, b) => cmp(a.owner.id, b.owner.id) || cmp(a.endpoint.id, b.endpoint.id),
   );
-  const endpoints: ViewEndpoint[] = [];
-  const ports: Record<string, Protocol> = {};
-  const problems: string[] = [];
-  const modes = new Map<ServiceMode, number>();
-  let ttl: number | undefined;
-  for (const { endpoint, owner } of sorted) {
+  // Built by map, which sizes the list exactly (one grown by push keeps room for ~12 more: 10,000
+  // services of 5 endpoints, ~1 MB).
+  const endpoints = sorted.map(({ endpoint, owner }): ViewEndpoint => {
     const reach = reachable(endpoint, owner, opts);
-    endpoints.push({
+    return {
       endpoint,
       node: nodeOf(owner),
       local: owner.id === opts.localNode,
       direct: reach?.direct ?? false,
       reach: reach?.direct && asItIs(endpoint) ? endpoint : reach,
-    });
+    };
+  });
+  const ports: Record<string, Protocol> = {};
+  const problems: string[] = [];
+  const modes = new Map<ServiceMode, number>();
+  let ttl: number | undefined;
+  for (const { endpoint } of sorted) {
     for (const [portName, p] of Object.entries(endpoint.ports)) {
       if (ports[portName] === undefined) ports[portName] = p.protocol;
     }
