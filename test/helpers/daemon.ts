@@ -74,7 +74,14 @@ export async function startDaemon(t: { teardown(fn: () => unknown): void }, o: D
   let out = '';
   proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<number | null>((res) => proc.on('exit', (code) => res(code)));
+  // Resolved once its output is read too: what it wrote just before exiting can still be in the
+  // pipe at 'exit'. Bounded: a child of the daemon that kept the pipe open must not hold the test.
+  const exited = new Promise<number | null>((res) =>
+    proc.on('exit', (code) => {
+      const timer = setTimeout(() => res(code), 2000);
+      proc.on('close', () => (clearTimeout(timer), res(code)));
+    }),
+  );
   let alive = true;
   void exited.then(() => (alive = false));
   const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
@@ -119,10 +126,12 @@ export async function waitReady(d: RunningDaemon, timeoutMs = 15_000): Promise<v
       req.on('error', () => res(false));
       req.end();
     });
-    if (ok) return;
+    // The log is written asynchronously: READY can answer before the lines logged until then
+    // reach the pipe. Its own "ready" line comes after them, so once it is here they all are.
+    if (ok && /"msg":"ready: /.test(d.logs())) return;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`daemon not ready after ${timeoutMs} ms:\n${d.logs()}`);
+  throw new Error(`daemon not ready (or its "ready" log line not seen) after ${timeoutMs} ms:\n${d.logs()}`);
 }
 
 /** Runs the CLI once; resolves with its exit code and output. */
