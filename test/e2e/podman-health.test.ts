@@ -3,7 +3,7 @@ import { digShort } from '../helpers/dns.js';
 import { apiOverSocket, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { isRoot } from '../helpers/netns.js';
 import { hasPodman, startPodman, type TestPodman } from '../helpers/podman.js';
-import { waiter } from '../helpers/until.js';
+import { waiter, expectLog } from '../helpers/until.js';
 
 const until = waiter(15_000);
 
@@ -43,7 +43,7 @@ t.test('tcp: the port stops answering → out of DNS after the fall count; back 
   t.equal(eps[0]!.healthy, false, 'the API shows it unhealthy');
   const status = (await getJson(d, '/api/v1/status')) as { health: { unhealthy: Array<{ endpoint: string; reason: string }> } };
   t.match(status.health.unhealthy, [{ endpoint: `default/tcpsvc/${P}-tcp`, reason: /ECONNREFUSED/ }], 'status says why');
-  t.match(d.logs(), /endpoint default\/tcpsvc\/p3h\d+-tcp is unhealthy/);
+  await expectLog(t, d, /endpoint default\/tcpsvc\/p3h\d+-tcp is unhealthy/);
   await podman.run(['exec', `${P}-tcp`, 'httpd', '-p', '80']);
   await until('the endpoint to come back', async () => (await count('tcpsvc.default.cluster.local')) === 1);
   t.pass('healthy again after the port answers');

@@ -4,7 +4,7 @@ import { apiOverSocket, startDaemon, runCli, type RunningDaemon } from '../helpe
 import { isRoot } from '../helpers/netns.js';
 import { hasPodman, startPodman, type TestPodman } from '../helpers/podman.js';
 import { startUpstream } from '../helpers/upstream.js';
-import { waiter } from '../helpers/until.js';
+import { waiter, expectLog } from '../helpers/until.js';
 
 const until = waiter(10_000);
 
@@ -136,5 +136,5 @@ t.test('Podman restarted: the daemon keeps serving, reconnects and resyncs', asy
   t.teardown(() => podman.direct(['rm', '-f', '-t', '0', `${P}-late`]).catch(() => undefined));
   await podman.startService();
   await until('the late container', async () => (await a(d, 'late.default.cluster.local')).length === 1, 20_000);
-  t.match(d.logs(), /connected to Podman at/);
+  await expectLog(t, d, /connected to Podman at/);
 });

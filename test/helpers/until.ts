@@ -24,3 +24,21 @@ export const waiter =
   (defaultMs: number) =>
   <T>(what: string, check: () => Maybe<T> | Promise<Maybe<T>>, timeoutMs = defaultMs): Promise<T> =>
     until(what, check, timeoutMs);
+
+/**
+ * Asserts that a daemon's log has (or comes to have, within `timeoutMs`) a line matching
+ * `pattern`. The daemon writes its log asynchronously: a line can reach the pipe after the
+ * effect the test waited for, so it is awaited, not read at once. Fails as `t.match` does.
+ */
+export async function expectLog(
+  t: { match(found: unknown, wanted: unknown, ...rest: [] | [string]): boolean },
+  d: { logs(): string },
+  pattern: RegExp | string,
+  message?: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const has = (): boolean => (typeof pattern === 'string' ? d.logs().includes(pattern) : pattern.test(d.logs()));
+  await until(`a log line matching ${String(pattern)}`, has, timeoutMs).catch(() => undefined);
+  if (message === undefined) t.match(d.logs(), pattern);
+  else t.match(d.logs(), pattern, message);
+}

@@ -3,7 +3,7 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { apiOverSocket, runCli, startDaemon } from '../helpers/daemon.js';
 import { digShort, digStatus, dig } from '../helpers/dns.js';
-import { until } from '../helpers/until.js';
+import { until, expectLog } from '../helpers/until.js';
 
 const CONFIG = 'services:\n  - name: web\n    endpoints:\n      - address: 10.0.0.1\n        hostname: web-1\n        ports: { http: 8080/tcp }\n';
 
@@ -217,21 +217,21 @@ t.test('a non-loopback API listener without a token is refused at start', async 
   const d = await startDaemon(t, { args: ['--api-listen', '0.0.0.0:18999'], wait: false });
   const code = await d.exitCode();
   t.equal(code, 2);
-  t.match(d.logs(), /--api-listen 0\.0\.0\.0:18999 is reachable from the network but no --api-token-file is set/);
+  await expectLog(t, d, /--api-listen 0\.0\.0\.0:18999 is reachable from the network but no --api-token-file is set/);
 });
 
 t.test('an API socket path longer than a unix socket takes is refused at start, not cut short', async (t) => {
   const path = `/tmp/${'s'.repeat(110)}/api.sock`;
   const d = await startDaemon(t, { args: ['--api-listen', `unix:${path}`], wait: false });
   t.equal(await d.exitCode(), 2);
-  t.match(d.logs(), `the API socket path ${path} is 124 bytes, more than a unix socket takes (107); choose a shorter --state-dir`);
+  await expectLog(t, d, `the API socket path ${path} is 124 bytes, more than a unix socket takes (107); choose a shorter --state-dir`);
 });
 
 t.test('an API socket another daemon listens on stops the start with exit 2, and the first daemon keeps it', async (t) => {
   const first = await startDaemon(t);
   const second = await startDaemon(t, { args: ['--api-listen', `unix:${first.socket}`], wait: false });
   t.equal(await second.exitCode(), 2);
-  t.match(second.logs(), `cannot serve the API on unix:${first.socket}: another daemon is already listening there; stop that daemon or give --api-listen another unix:PATH`);
+  await expectLog(t, second, `cannot serve the API on unix:${first.socket}: another daemon is already listening there; stop that daemon or give --api-listen another unix:PATH`);
   t.notMatch(second.logs(), /serving DNS/, 'it stopped before serving anything');
   t.equal((await apiOverSocket(first, 'GET', '/readyz')).status, 200, 'the socket still answers');
 });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, startDaemon, writeConfig } from '../helpers/daemon.js';
 import { dig, digShort, digStatus } from '../helpers/dns.js';
+import { expectLog } from '../helpers/until.js';
 
 const CONFIG = 'services:\n  - name: web\n    endpoints:\n      - address: 10.0.0.1\n        hostname: web-1\n        ports: { http: 8080/tcp }\n';
 
@@ -98,7 +99,7 @@ t.test('SIGHUP reloads static services and reports what needs a restart', async 
   writeConfig(d, `${CONFIG}  - name: api\n    endpoints:\n      - address: 10.0.0.9\nttl: 30s\ndomain: other.local\n`);
   d.proc.kill('SIGHUP');
   for (let i = 0; i < 50 && !/reloaded/.test(d.logs()); i++) await new Promise((r) => setTimeout(r, 50));
-  t.match(d.logs(), /reloaded: applied ttl, services; needs a restart: domain/);
+  await expectLog(t, d, /reloaded: applied ttl, services; needs a restart: domain/);
   t.same(await digShort(d.dnsPort, 'api.default.cluster.local'), ['10.0.0.9']);
   t.match(await dig(['@127.0.0.1', '-p', String(d.dnsPort), 'api.default.cluster.local']), /\s30\s+IN\s+A\s+10\.0\.0\.9/);
   writeConfig(d, 'ttl: nonsense\n');

@@ -6,7 +6,7 @@ import { runCli, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { digShort } from '../helpers/dns.js';
 import { freePort } from '../helpers/ports.js';
 import { keygen } from '../../src/commands/keygen.js';
-import { waiter } from '../helpers/until.js';
+import { waiter, expectLog } from '../helpers/until.js';
 
 const until = waiter(30_000);
 
@@ -77,7 +77,7 @@ t.test('a cluster of daemons on loopback', async (t) => {
     t.equal((await register(c, 'cache', '10.9.0.3')).status, 201);
     await until('cache on alpha', async () => (await answers(a, 'cache')).includes('10.9.0.3'));
     t.equal(await c.d.stop('SIGTERM'), 0);
-    t.match(c.d.logs(), /left the cluster/);
+    await expectLog(t, c.d, /left the cluster/);
     for (const n of [a, b]) {
       await until('charlie left', async () => (await stateOf(n, 'charlie')) === 'left');
       t.same(await answers(n, 'cache'), [], 'cache withdrawn');
@@ -91,17 +91,17 @@ t.test('a cluster of daemons on loopback', async (t) => {
     await until('bravo dead on alpha', async () => (await stateOf(a, 'bravo')) === 'dead');
     // Kept for --dead-grace (2 s here) in case it comes back, then withdrawn.
     await until("bravo's endpoint withdrawn on alpha", async () => (await answers(a, 'db')).length === 0);
-    t.match(a.d.logs(), /node \S+ is dead: its endpoints are withdrawn/, "bravo's endpoint withdrawn");
-    t.match(a.d.logs(), /bravo .* is suspect/);
+    await expectLog(t, a.d, /node \S+ is dead: its endpoints are withdrawn/, "bravo's endpoint withdrawn");
+    await expectLog(t, a.d, /bravo .* is suspect/);
 
     // Same gossip port and state directory: the node comes back with the same id, answers from
     // its state file at once (stale), and rejoins through the members remembered there.
     const b2 = await node(top, 'bravo', { port: b.port, stateDir: b.stateDir });
     t.same(await answers(b2, 'web'), ['10.9.0.1'], 'answers from the state file before resync');
-    t.match(b2.d.logs(), /loaded 1 node states/);
+    await expectLog(t, b2.d, /loaded 1 node states/);
     await until('bravo alive again on alpha', async () => (await stateOf(a, 'bravo')) === 'alive');
     await until('db back on alpha', async () => (await answers(a, 'db')).includes('10.9.0.2'));
-    t.match(b2.d.logs(), /joined the cluster through 1 of \d+ remembered members/);
+    await expectLog(t, b2.d, /joined the cluster through 1 of \d+ remembered members/);
     const status = JSON.parse((await runCli(['status', '--json', '--api-socket', b2.d.socket])).stdout);
     t.match(status.cluster, { members: 2, stale: false });
     t.match((await runCli(['status', '--api-socket', b2.d.socket])).stdout, /^gossip\s+127\.0\.0\.1:\d+, 2 live members$/m);
@@ -110,7 +110,7 @@ t.test('a cluster of daemons on loopback', async (t) => {
   await t.test('a host with the wrong key cannot join, and both logs say why', async (t) => {
     const x = await node(t, 'xray', { join: [a.port], key: wrongKey });
     await until('xray logs the refusal', async () => /could not join .*authentication failed/.test(x.d.logs()));
-    t.match(a.d.logs(), /rejected gossip from 127\.0\.0\.1:\d+: authentication failed: wrong gossip key/);
+    await expectLog(t, a.d, /rejected gossip from 127\.0\.0\.1:\d+: authentication failed: wrong gossip key/);
     t.notOk((await members(a)).some((m) => m.name === 'xray'));
     const metrics = await (await fetch(`${a.d.api}/metrics`)).text();
     t.match(metrics, /podman_swarm_dns_gossip_rejected_total\{reason="auth"\} [1-9]/);

@@ -5,6 +5,7 @@ import * as packet from 'dns-packet';
 import { startDaemon } from '../helpers/daemon.js';
 import { decode, dig, digShort, digStatus, query, tcpExchange, udpExchange } from '../helpers/dns.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { expectLog } from '../helpers/until.js';
 
 const CONFIG = `
 services:
@@ -165,7 +166,7 @@ t.test('forwarding: failover, SERVFAIL, TC retry over TCP', async (t) => {
   const d = await startDaemon(t, { upstreams: [dead.address, good.address], args: ['--upstream-timeout', '300ms'] });
   t.same(await digShort(d.dnsPort, 'example.test'), ['192.0.2.1'], 'the second upstream answers when the first is silent');
   t.ok(dead.udpQueries >= 1, 'the first upstream was tried');
-  t.match(d.logs(), /upstream DNS server 127\.0\.0\.1:\d+ is failing \(no answer/, 'logged once per state change');
+  await expectLog(t, d, /upstream DNS server 127\.0\.0\.1:\d+ is failing \(no answer/, 'logged once per state change');
 
   const d2 = await startDaemon(t, { upstreams: [dead.address], args: ['--upstream-timeout', '300ms'] });
   t.equal(digStatus(await dig(['@127.0.0.1', '-p', String(d2.dnsPort), 'example.test'])), 'SERVFAIL', 'SERVFAIL when no upstream answers');

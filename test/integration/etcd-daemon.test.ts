@@ -7,7 +7,7 @@ import { apiOverSocket, runCli, startDaemon, type RunningDaemon } from '../helpe
 import { digShort } from '../helpers/dns.js';
 import { haveEtcd, startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { freePort } from '../helpers/ports.js';
-import { waiter } from '../helpers/until.js';
+import { waiter, expectLog } from '../helpers/until.js';
 
 // The daemon with --registry etcd against a real etcd on loopback: two daemons share endpoints
 // through it (API registrations; Podman is not needed for what is shown here), etcd killed and
@@ -94,12 +94,12 @@ t.test('bad etcd settings: refused password and TLS against a plain port stop th
 
   const wrong = await startDaemon(t, { wait: false, args: etcdArgs([url], ['--etcd-username', 'root', '--etcd-password-file', pwFile(t, 'wrong-password')]) });
   t.equal(await wrong.exitCode(), 2, 'wrong password: exit 2');
-  t.match(wrong.logs(), new RegExp(`etcd ${url}: authentication failed.*--etcd-password-file`), 'names the URL and the cause');
+  await expectLog(t, wrong, new RegExp(`etcd ${url}: authentication failed.*--etcd-password-file`), 'names the URL and the cause');
   t.equal(wrong.logs().split('\n').filter((l) => /authentication failed/.test(l)).length, 1, 'in one line, with no retry announced');
 
   const tls = await startDaemon(t, { wait: false, args: etcdArgs([url.replace('http:', 'https:')]) });
   t.equal(await tls.exitCode(), 2, 'TLS to a plain port: exit 2');
-  t.match(tls.logs(), /etcd https:\/\/127\.0\.0\.1:\d+: TLS failed/, 'names the URL and the cause');
+  await expectLog(t, tls, /etcd https:\/\/127\.0\.0\.1:\d+: TLS failed/, 'names the URL and the cause');
 
   const right = await startDaemon(t, { args: etcdArgs([url], ['--etcd-username', 'root', '--etcd-password-file', pwFile(t, 'right-password')]) });
   t.equal((await register(right, '10.2.0.1')).status, 201);
@@ -127,7 +127,7 @@ t.test('--etcd-skydns-prefix: the records CoreDNS\'s etcd plugin reads, written 
   };
   const bad = await startDaemon(t, { wait: false, args: etcdArgs([url], ['--etcd-skydns-prefix', '/podman-swarm-dns/skydns']) });
   t.equal(await bad.exitCode(), 2, 'a SkyDNS prefix inside the registry prefix: exit 2');
-  t.match(bad.logs(), /overlaps --etcd-prefix/);
+  await expectLog(t, bad, /overlaps --etcd-prefix/);
 
   // A long lease: after the kill below, the first run's records would still be there beside a second node's.
   const args = etcdArgs([url], ['--etcd-skydns-prefix', '/skydns', '--etcd-lease-ttl', '60s']);

@@ -5,6 +5,7 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { startDaemon } from '../helpers/daemon.js';
 import { digShort } from '../helpers/dns.js';
 import { nativeSkip } from '../helpers/native.js';
+import { expectLog } from '../helpers/until.js';
 
 // The load balancer inside the real daemon, following API registrations live. Unprivileged: the
 // service range is inside 127.0.0.0/8, where loopback answers for every address without a link.
@@ -118,7 +119,7 @@ t.test('VIP in DNS; listeners and backends follow API registrations; removed end
   const gone = await eventually(() => names(vip!, pa, 1), (v) => v[0] === '-');
   t.same(gone, ['-'], 'the last endpoint gone: the listener is gone');
   await eventually(async () => d.logs(), (l) => /no longer on/.test(l), 3000);
-  t.match(d.logs(), /load balancer: default\/web no longer on/);
+  await expectLog(t, d, /load balancer: default\/web no longer on/);
 });
 
 t.test('a service in dnsrr mode keeps its endpoint addresses; bad --ingress stops the start', async (t) => {
@@ -126,7 +127,7 @@ t.test('a service in dnsrr mode keeps its endpoint addresses; bad --ingress stop
   t.same(await digShort(d.dnsPort, 'db.default.cluster.local'), ['10.0.0.5']);
   const bad = await startDaemon(t, { args: ['--ingress', 'not a service'], wait: false });
   t.equal(await bad.exitCode(), 2);
-  t.match(bad.logs(), /--ingress "not a service": expected <namespace>\/<service>:<port>/);
+  await expectLog(t, bad, /--ingress "not a service": expected <namespace>\/<service>:<port>/);
 });
 
 // A UDP port on a VIP, in the daemon: the addon's UDP relay when it is built, and the JS proxy

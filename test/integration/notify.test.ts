@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ROOT, startDaemon } from '../helpers/daemon.js';
 import { notifySocket } from '../helpers/notify-socket.js';
 import { nativeSkip } from '../helpers/native.js';
+import { expectLog } from '../helpers/until.js';
 
 // The daemon talks to a real unix datagram NOTIFY_SOCKET the way it does under systemd: through
 // systemd/notify-socket-exec (or the native addon, which takes precedence when built), from its own PID, with READY=1 only once it
@@ -96,7 +97,7 @@ t.test('an abstract NOTIFY_SOCKET (@name) works the same', async (t) => {
 t.test('without notify-socket-exec or the addon, NOTIFY_SOCKET gets a clear warning', async (t) => {
   const sock = await notifySocket(t);
   const d = await startDaemon(t, { env: { NOTIFY_SOCKET: sock.path, PODMAN_SWARM_DNS_NATIVE_ADDON: '/nonexistent/podman-swarm-dns.node' } });
-  t.match(d.logs(), /NOTIFY_SOCKET is set but neither the native addon nor notify-socket-exec/);
+  await expectLog(t, d, /NOTIFY_SOCKET is set but neither the native addon nor notify-socket-exec/);
   t.same(sock.messages, []);
 });
 

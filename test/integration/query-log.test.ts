@@ -6,7 +6,7 @@ import { startDaemon, writeConfig, type RunningDaemon } from '../helpers/daemon.
 import { decode, query, tcpExchange, udpExchange } from '../helpers/dns.js';
 import { skip } from '../helpers/native-world.js';
 import { startUpstream } from '../helpers/upstream.js';
-import { until } from '../helpers/until.js';
+import { until, expectLog } from '../helpers/until.js';
 
 // --query-log against a real daemon: queries the native UDP threads answer and queries the JS
 // path answers (over TCP, forwarded to an upstream, then from the cache) all show up as JSON lines
@@ -122,5 +122,5 @@ t.test('a reload tries a failed --query-log-file again and applies a new mode', 
 t.test('--query-log with a bad value stops the start with what is wrong', async (t) => {
   const d = await startDaemon(t, { config: CONFIG, args: ['--query-log', 'sample:0'], wait: false });
   t.not(await d.exitCode(), 0, 'exits');
-  t.match(d.logs(), /query-log.*sample:N needs N from 1/s);
+  await expectLog(t, d, /query-log.*sample:N needs N from 1/s);
 });

@@ -3,6 +3,7 @@ import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { apiOverSocket, startDaemon } from '../helpers/daemon.js';
+import { expectLog } from '../helpers/until.js';
 
 // API registrations on the real daemon: each change is a journal line before the 201, kill -9
 // loses none of them, a line a crash cut short is ignored with a log line, and the journal is
@@ -32,8 +33,8 @@ t.test('kill -9 after registrations and a removal: a restart has exactly what wa
   const again = await startDaemon(t, { args });
   const ids = ((await apiOverSocket(again, 'GET', path)).body as Array<{ id: string }>).map((e) => e.id).sort();
   t.same(ids, ['w1', 'w3'], 'the registrations and the removal are back, the torn line is not');
-  t.match(again.logs(), /API registrations: .*api-endpoints\.journal\.\d+: ignored its last line \(\d+ bytes\), a write cut short by a crash/);
-  t.match(again.logs(), /restored 2 API-registered endpoints/);
+  await expectLog(t, again, /API registrations: .*api-endpoints\.journal\.\d+: ignored its last line \(\d+ bytes\), a write cut short by a crash/);
+  await expectLog(t, again, /restored 2 API-registered endpoints/);
   // Bounded: the compaction after the replay is one write of a small file.
   for (let i = 0; i < 100 && readdirSync(state).some((f) => f.startsWith('api-endpoints.journal.')); i++) await new Promise((r) => setTimeout(r, 50));
   const whole = JSON.parse(readFileSync(join(state, 'api-endpoints.json'), 'utf8')) as { endpoints: Array<{ id: string }> };

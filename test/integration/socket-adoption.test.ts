@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { startDaemon } from '../helpers/daemon.js';
 import { decode, query, tcpExchange, udpExchange } from '../helpers/dns.js';
 import { freePort } from '../helpers/ports.js';
-import { until } from '../helpers/until.js';
+import { until, expectLog } from '../helpers/until.js';
 
 // Sockets handed over as systemd passes stored ones (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID of
 // the daemon's own process; the descriptors are real sockets this test bound): the daemon
@@ -67,8 +67,8 @@ for (const native of [true, false]) {
     t.same(ips(viaUdp), ['10.0.0.7']);
     const [viaTcp] = await tcpExchange(port, [query('web.default.cluster.local')]);
     t.same(ips(decode(viaTcp!)), ['10.0.0.7'], 'and over the passed TCP socket');
-    t.match(d.logs(), /systemd passed 3 stored sockets from the previous run/);
-    t.match(d.logs(), new RegExp(`closed the stored socket dns-udp/127\\.0\\.0\\.1/${stalePort}: the configuration no longer asks for it`), 'the stale one is closed and logged');
+    await expectLog(t, d, /systemd passed 3 stored sockets from the previous run/);
+    await expectLog(t, d, new RegExp(`closed the stored socket dns-udp/127\\.0\\.0\\.1/${stalePort}: the configuration no longer asks for it`), 'the stale one is closed and logged');
     shut(stale);
     const again = createSocket('udp4');
     t.teardown(() => again.close());

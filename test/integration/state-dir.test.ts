@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { apiOverSocket, runCli, startDaemon } from '../helpers/daemon.js';
+import { expectLog } from '../helpers/until.js';
 
 // The state directory under bad luck: a disk that fills up while registrations come in, temp
 // files a killed daemon left behind, a node-id file that is garbage.
@@ -49,7 +50,7 @@ t.test('a full disk: every 201 survives kill -9 and a restart, every refusal is 
   t.match(metrics, /podman_swarm_dns_state_write_errors_total\{file="api-endpoints\.json"\} ([2-9]\d|1\d\d)/);
   t.match(metrics, /podman_swarm_dns_state_dir_healthy 0/);
   t.same(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temp file is left on the full disk');
-  t.match(d.logs(), /cannot write .*api-endpoints\.json.*ENOSPC.*the previous api-endpoints\.json is kept/);
+  await expectLog(t, d, /cannot write .*api-endpoints\.json.*ENOSPC.*the previous api-endpoints\.json is kept/);
   const cli = await runCli(['status', '--api-socket', d.socket]);
   t.match(cli.stdout, /^state\s+.*writes FAILING: api-endpoints\.json not saved/m, '`podman-swarm-dns status` shows it');
 
@@ -60,7 +61,7 @@ t.test('a full disk: every 201 survives kill -9 and a restart, every refusal is 
   accepted.push(refused.shift()!);
   t.match((await apiOverSocket(d, 'GET', '/api/v1/status')).body.state, { healthy: true, failing: {} });
   t.match(await (await fetch(`${d.api}/metrics`)).text(), /podman_swarm_dns_state_dir_healthy 1/);
-  t.match(d.logs(), /api-endpoints\.json is written again/);
+  await expectLog(t, d, /api-endpoints\.json is written again/);
 
   await d.stop('SIGKILL');
   const again = await startDaemon(t, { args });
@@ -103,7 +104,7 @@ t.test('temp files a killed daemon left are removed at start', async (t) => {
   writeFileSync(join(state, 'keep.tmp'), 'not one of ours');
   const d = await startDaemon(t, { args: ['--state-dir', state] });
   t.same(readdirSync(state).filter((f) => f.endsWith('.tmp')), ['keep.tmp'], "the daemon's temp file is gone, others are kept");
-  t.match(d.logs(), /removed 1 temp file a killed daemon left in/);
+  await expectLog(t, d, /removed 1 temp file a killed daemon left in/);
 });
 
 t.test('a corrupt node key is replaced, with a warning; node-id follows the key', async (t) => {
@@ -119,6 +120,6 @@ t.test('a corrupt node key is replaced, with a warning; node-id follows the key'
   const warn = d.events().find((e) => /node\.key is not a usable key/.test(String(e.msg)));
   t.ok(warn, 'a log line says the key was replaced');
   t.match(warn, { level: /warn|40/, msg: /moved to .*node\.key\.corrupt-.*a new member with a new key and id/ });
-  t.match(d.logs(), new RegExp(`node id not-hex is replaced by ${id}`));
+  await expectLog(t, d, new RegExp(`node id not-hex is replaced by ${id}`));
   t.equal(JSON.parse(readFileSync(join(state, 'node-id'), 'utf8')), id);
 });

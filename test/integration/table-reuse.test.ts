@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { startDaemon } from '../helpers/daemon.js';
 import { decode, query, udpExchange } from '../helpers/dns.js';
 import { nativeSkip } from '../helpers/native.js';
-import { until } from '../helpers/until.js';
+import { until, expectLog } from '../helpers/until.js';
 
 // A start after an earlier run with the same services (state directory and $RUNTIME_DIRECTORY
 // kept, as under systemd) serves the earlier run's answer table at once: the native threads
@@ -42,7 +42,7 @@ t.test("a restart with the same services serves the previous run's table", { ski
   await d1.stop();
 
   const d2 = await start('10.0.0.1');
-  t.match(d2.logs(), reused, 'the next start with the same services serves it');
+  await expectLog(t, d2, reused, 'the next start with the same services serves it');
   t.equal(await builds(d2), 1, 'installed at READY, nothing compiled');
   t.same(await addresses(d2.dnsPort, 'web.default.cluster.local'), ['10.0.0.1']);
   t.match(await metrics(d2), /dns_queries_total\{type="A",rcode="NOERROR",source="zone",path="native"\} 1\b/, 'answered by the native threads');

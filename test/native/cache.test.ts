@@ -6,6 +6,7 @@ import { startDaemon } from '../helpers/daemon.js';
 import { decode, query, udpExchange } from '../helpers/dns.js';
 import { addon, skip, world } from '../helpers/native-world.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { expectLog } from '../helpers/until.js';
 
 // The native forwarding cache (native/src/cache.rs): what JS caches from upstream is answered by
 // the UDP threads afterwards; what JS does not cache (refused by --forward-allow, failures) is
@@ -19,7 +20,7 @@ const rd = (name: string, type = 'A', id = 7): Buffer =>
 t.test('a daemon answers repeated outside names from the native cache, in the asker\'s spelling', { skip }, async (t) => {
   const up = await startUpstream(t, { records: { 'registry.example.test': ['192.0.2.10', '192.0.2.11'] }, ttl: 300 });
   const d = await startDaemon(t, { upstreams: [up.address] });
-  t.match(d.logs(), /native DNS path/, 'the daemon serves UDP natively');
+  await expectLog(t, d, /native DNS path/, 'the daemon serves UDP natively');
   // Generous timeouts: a loaded machine must not turn a slow answer into a failure.
   const first = decode((await udpExchange(d.dnsPort, query('registry.example.test', 'A', { id: 1 }), { timeoutMs: 5000 }))!);
   t.same(first.answers!.map(data).sort(), ['192.0.2.10', '192.0.2.11']);
@@ -119,7 +120,7 @@ t.test('cache poisoning: nothing but the answer to the question asked is cached'
     }), 20);
   });
   const d = await startDaemon(t, { upstreams: [`127.0.0.1:${sock.address().port}`] });
-  t.match(d.logs(), /native DNS path/, 'the daemon serves UDP natively');
+  await expectLog(t, d, /native DNS path/, 'the daemon serves UDP natively');
   const ask = async (name: string): Promise<ReturnType<typeof decode>> => decode((await udpExchange(d.dnsPort, query(name, 'A', { id: 4321 }), { timeoutMs: 5000 }))!);
   const victim = await ask('victim.example.test');
   t.same(victim.answers!.filter((a) => a.name === 'victim.example.test').map(data), ['192.0.2.7'], 'the real answer, none of the forgeries');

@@ -6,6 +6,7 @@ import { decode, query, udpExchange } from '../helpers/dns.js';
 import { addon, skip, world } from '../helpers/native-world.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { NativeCache } from '../../src/native/cache.js';
+import { expectLog } from '../helpers/until.js';
 
 // Fuzzing the native parser (SPEC §16): 1 000 000 random and mutated packets through the native
 // answer function (in process, so the whole million runs in seconds), then a share of them over
@@ -56,7 +57,7 @@ t.test('a daemon serving natively survives 200 000 mutated packets over UDP', { 
   const d = await startDaemon(t, {
     config: 'services:\n  - name: web\n    endpoints:\n      - address: 10.0.0.1\n        ports: { http: 80 }\n',
   });
-  t.match(d.logs(), /native DNS path/, 'the daemon serves UDP natively');
+  await expectLog(t, d, /native DNS path/, 'the daemon serves UDP natively');
   const { replies, badReplies } = await floodUdp(d.dnsPort, 200_000, mutate);
   t.ok(replies > 10_000, `${replies} replies`);
   t.equal(badReplies, 0, 'every reply is a well-formed DNS message');

@@ -3,6 +3,7 @@ import * as packet from 'dns-packet';
 import { startDaemon, writeConfig } from '../helpers/daemon.js';
 import { dig, digShort, digStatus, udpExchange } from '../helpers/dns.js';
 import { canonical, skip } from '../helpers/native-world.js';
+import { expectLog } from '../helpers/until.js';
 
 // The daemon serving UDP from the native threads, asked the way users ask (dig, and raw
 // packets): the same answers as a daemon forced onto the JS path, the fallback when the addon is
@@ -22,7 +23,7 @@ const CONFIG = `services:
 
 t.test('dig against the native path', { skip }, async (t) => {
   const d = await startDaemon(t, { config: CONFIG, env: { PODMAN_SWARM_DNS_NATIVE: '1' }, args: ['--dns-threads', '2'] });
-  t.match(d.logs(), /native DNS path: 2 UDP threads/);
+  await expectLog(t, d, /native DNS path: 2 UDP threads/);
   t.same(await digShort(d.dnsPort, 'web.default.cluster.local'), ['10.0.0.1', '10.0.0.2']);
   t.same(await digShort(d.dnsPort, 'WEB.Default.svc.cluster.local', 'AAAA'), ['fd00::3']);
   t.same(await digShort(d.dnsPort, '_http._tcp.web.default.svc.cluster.local', 'SRV'), [
@@ -45,7 +46,7 @@ t.test('dig against the native path', { skip }, async (t) => {
 t.test('the native and the JS daemon answer the same over UDP', { skip }, async (t) => {
   const fast = await startDaemon(t, { config: CONFIG, env: { PODMAN_SWARM_DNS_NATIVE: '1' } });
   const slow = await startDaemon(t, { config: CONFIG, env: { PODMAN_SWARM_DNS_NATIVE: '0' } });
-  t.match(slow.logs(), /PODMAN_SWARM_DNS_NATIVE=0/);
+  await expectLog(t, slow, /PODMAN_SWARM_DNS_NATIVE=0/);
   const names = ['web.default.cluster.local', 'Web.default.svc.cluster.local', 'web-1.web.default.svc.cluster.local', '_http._tcp.web.default.cluster.local',
     '_tcp.web.default.cluster.local', 'db.infra.cluster.local', 'nope.infra.cluster.local', 'infra.cluster.local', 'dns-version.cluster.local', 'CLUSTER.LOCAL', '2.0.0.10.in-addr.arpa'];
   const types = ['A', 'AAAA', 'SRV', 'SOA', 'NS', 'TXT', 'PTR', 'MX', 'ANY'];
