@@ -10,9 +10,9 @@
 // list) are started --rounds times each, alternating, without the profiler: start → READY and
 // the CPU until READY, their medians and ranges per build (same-run ratios hold under load).
 //
-//   npm run build && node bench/start-profile.mjs [--source snapshot|api|config] [--path native|js] [--services 10000] [--endpoints 5] [--nodes 100] [--cli dist/cli.js] [--node-args="..."] [--interval-us 200] [--top 30] [--keep DIR]
+//   npm run build && node bench/start-profile.mjs [--source snapshot|api|config] [--path native|js] [--services 10000] [--endpoints 5] [--nodes 100] [--cli dist/cli.js] [--node-args="..."] [--node PATH] [--env="K=V ..."] [--interval-us 200] [--top 30] [--keep DIR]
 //   node bench/start-profile.mjs --no-profile [--rounds 5] --cli <build>,<build>... [--source ...] [--path ...] [--node-args="..."]
-// (--node-args=: extra node flags for the daemon, e.g. the unit's --node-args="--max-semi-space-size=1"; --keep: the .cpuprofile is kept in DIR, for Chrome's DevTools)
+// (--node-args=: extra node flags for the daemon, e.g. the unit's --node-args="--max-semi-space-size=1"; --keep: the .cpuprofile is kept in DIR, for Chrome's DevTools; --node: the daemon's Node.js binary, e.g. Debian 12's 18; --env=: the daemon's extra environment, e.g. its LD_LIBRARY_PATH)
 import './help.mjs';
 import { argv } from 'zx';
 import { spawn } from 'node:child_process';
@@ -28,6 +28,8 @@ const PATH = String(argv.path ?? 'native');
 const shape = { services: Number(argv.services ?? 10000), endpoints: Number(argv.endpoints ?? 5), nodes: Number(argv.nodes ?? 100) };
 const CLIS = String(argv.cli ?? join(ROOT, 'dist', 'cli.js')).split(',').map((c) => resolve(c));
 const PROFILE = argv.profile !== false;
+const NODE = String(argv.node ?? process.execPath);
+const EXTRA_ENV = Object.fromEntries(String(argv.env ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const ROUNDS = Number(argv.rounds ?? 5);
 const NODE_ARGS = String(argv['node-args'] ?? '').split(' ').filter(Boolean);
 const INTERVAL_US = Number(argv['interval-us'] ?? 200);
@@ -63,9 +65,9 @@ async function start(cli, profile) {
     '--dns-listen', `127.0.0.1:${dnsPort}`, '--api-listen', `127.0.0.1:${apiPort}`, '--upstream-dns', '127.0.0.1:9',
     '--podman-socket', 'none', '--max-endpoints-per-node', '100000', '--log-level', 'info', '--start-grace', '0',
     ...(SOURCE === 'snapshot' ? ['--gossip-listen', `127.0.0.1:${gossipPort}`, '--advertise-address', '127.0.0.1'] : [])];
-  const env = { ...process.env, ...(PATH === 'js' ? { PODMAN_SWARM_DNS_NATIVE: '0' } : {}) };
+  const env = { ...process.env, ...EXTRA_ENV, ...(PATH === 'js' ? { PODMAN_SWARM_DNS_NATIVE: '0' } : {}) };
   const t0 = performance.now();
-  proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  proc = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   let err = '';
   let ready = null;
