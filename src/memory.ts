@@ -32,8 +32,8 @@ export function limitHeapGrowth(): void {
  * rest to its memory reducer, 10–40 s later or not at all; and it sweeps before it returns, so
  * what the sweep frees is in malloc's free lists when the addon trims them (swept concurrently, it
  * came after the trim and stayed in RSS). At 10,000 × 5: old space 33.7 → ~25 MB of pages,
- * settled RSS −5 MB, for a pause like the plain collection's (40–110 ms; the native threads answer
- * meanwhile). Compacting every page (`--compact-on-every-full-gc`) paused 330 ms and raised the
+ * settled RSS −5 to −10 MB, for a pause of 40–80 ms where the plain collection's was 26–41 (the
+ * native threads answer meanwhile). Compacting every page (`--compact-on-every-full-gc`) paused 330 ms and raised the
  * peak by ~25 MB: not used.
  */
 export function collectAfterTable(): void {
