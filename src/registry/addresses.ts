@@ -30,7 +30,9 @@ const plain = (p: NamedPort): ReachablePort => ({ port: p.port, protocol: p.prot
 export function reachable(ep: Endpoint, owner: NodeState, view: Perspective): Reachable | null {
   if (ep.container?.isolated && owner.id !== view.localNode) return null;
   const direct = ep.explicit || owner.id === view.localNode || view.routableContainerIps;
-  // (Most endpoints have no ports: no copy to make, no garbage made for them.)
+  // (Most endpoints have no ports: no copy to make, no garbage made for them.) A direct reach
+  // holds the endpoint's own address list, not a copy: that is how a view tells it is direct
+  // (view.ts isDirect).
   if (ep.ports === NO_PORTS) return direct ? { direct: true, addresses: ep.addresses, ports: NO_PORTS } : null;
   const ports: Record<string, ReachablePort> = {};
   if (direct) {

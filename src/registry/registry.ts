@@ -1,6 +1,6 @@
 import { canonicalIp } from '../net/cidr.js';
 import { mergeState } from './merge.js';
-import { buildService, type ServiceView, type ViewEndpoint, type ViewOptions } from './view.js';
+import { buildService, isDirect, type ServiceView, type ViewEndpoint, type ViewOptions } from './view.js';
 import { sameEndpoint } from './equal.js';
 import { membersOf, withMember, withoutMember, type SmallSet } from './small-set.js';
 import { compareEndpoints, hasRun, inKeyOrder, serviceRun, stepBetween } from './steps.js';
@@ -311,8 +311,8 @@ export class Registry {
 /** The addresses a view answers PTR for, each with what answers: its direct endpoints' and its VIP. */
 function forReverse(view: ServiceView, fn: (address: string, target: ReverseTarget) => void): void {
   for (const e of view.endpoints) {
-    if (!e.direct || !e.reach) continue;
-    for (const ip of e.reach.addresses) fn(ip, e);
+    if (!isDirect(e)) continue;
+    for (const ip of e.reach!.addresses) fn(ip, e);
   }
   if (view.vip) fn(view.vip, view);
 }

@@ -15,15 +15,21 @@ export interface ViewEndpoint {
   endpoint: Endpoint;
   node: { id: string; name: string; address: string };
   local: boolean;
-  /** True when `reach` holds the endpoint's own addresses, not its owner's (they answer PTR). */
-  direct: boolean;
   /**
    * null: not reachable from this host (another host's container without published ports). An
    * endpoint answered as it is (its own addresses, ports without host ports: explicit ones, the
-   * common case) is its own reach, not a copy (50,000 endpoints: 2.4 MB of copies).
+   * common case) is its own reach, not a copy (50,000 endpoints: 2.4 MB of copies). A reach
+   * with the endpoint's own addresses holds the endpoint's list itself (`isDirect`).
    */
   reach: Reach | null;
 }
+
+/**
+ * The endpoint's own addresses are answered, not its owner's (they then answer PTR). Read from
+ * the reach, which holds the endpoint's own address list exactly then (addresses.ts `reachable`),
+ * rather than kept in a field of every view endpoint (50,000 endpoints: 0.4 MB).
+ */
+export const isDirect = (e: ViewEndpoint): boolean => e.reach !== null && e.reach.addresses === e.endpoint.addresses;
 
 export interface ServiceView {
   key: string;
@@ -58,7 +64,6 @@ export function buildService(
       endpoint,
       node: nodeOf(owner),
       local: owner.id === opts.localNode,
-      direct: reach?.direct ?? false,
       reach: reach?.direct && asItIs(endpoint) ? endpoint : reach,
     };
   });
