@@ -228,7 +228,7 @@ export class Registry {
     }
     const first = members[0]?.endpoint;
     if (!first) return;
-    const view = buildService(first.namespace, first.service, members, this.opts);
+    const view = buildService(key, first.namespace, first.service, members, this.opts);
     const vip = this.vips.get(key);
     if (vip !== undefined && this.vipAssigner?.wants(view)) view.vip = vip;
     this.views.set(key, view);

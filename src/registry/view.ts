@@ -47,7 +47,9 @@ export interface ServiceView {
   problems: string[];
 }
 
+/** The view of service `key` (`namespace/name`, the registry's own string for it: one copy per service). */
 export function buildService(
+  key: string,
   namespace: string,
   name: string,
   members: Array<{ endpoint: Endpoint; owner: NodeState }>,
@@ -90,9 +92,9 @@ export function buildService(
     mode = [...modes.keys()][0]!;
   }
   // Most services have no ports and no problems: they share one frozen empty object and list
-  // (10,000 services: ~1 MB), and the key is one flat string, not a chain of pieces.
+  // (10,000 services: ~1 MB).
   const view: ServiceView = {
-    key: [namespace, name].join('/'),
+    key,
     namespace,
     name,
     mode,
