@@ -4,6 +4,9 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 
+/** `--env="K=V K2=V2"` as an object (a bench's extra environment for the daemon). */
+export const envArg = (text) => Object.fromEntries(String(text ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** A TCP port free on 127.0.0.1 right now. */

@@ -29,7 +29,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSy
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as packet from 'dns-packet';
-import { api, cpuMs, freePort, metricOf, sleep, statusKb, stopProcess } from './daemon.mjs';
+import { api, cpuMs, envArg, freePort, metricOf, sleep, statusKb, stopProcess } from './daemon.mjs';
 import { apiFile, configFile, snapshotFile } from './services-data.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -42,7 +42,7 @@ const SETTLE_S = Number(argv.settle ?? 20);
 const SAMPLE_MS = Number(argv['sample-ms'] ?? 20);
 const ROUNDS = Number(argv.rounds ?? 1);
 const NODE_ARGS = String(argv['node-args'] ?? '').split(' ').filter(Boolean);
-const EXTRA_ENV = Object.fromEntries(String(argv.env ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+const EXTRA_ENV = envArg(argv.env);
 const CLI = resolve(String(argv.cli ?? join(ROOT, 'dist', 'cli.js')));
 const NODE = String(argv.node ?? process.execPath);
 const SMAPS = Boolean(argv.smaps);

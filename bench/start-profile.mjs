@@ -19,7 +19,7 @@ import { spawn } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { cpuMs, freePort, sleep, stopProcess } from './daemon.mjs';
+import { cpuMs, envArg, freePort, sleep, stopProcess } from './daemon.mjs';
 import { apiFile, configFile, snapshotFile } from './services-data.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -29,7 +29,7 @@ const shape = { services: Number(argv.services ?? 10000), endpoints: Number(argv
 const CLIS = String(argv.cli ?? join(ROOT, 'dist', 'cli.js')).split(',').map((c) => resolve(c));
 const PROFILE = argv.profile !== false;
 const NODE = String(argv.node ?? process.execPath);
-const EXTRA_ENV = Object.fromEntries(String(argv.env ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+const EXTRA_ENV = envArg(argv.env);
 const ROUNDS = Number(argv.rounds ?? 5);
 const NODE_ARGS = String(argv['node-args'] ?? '').split(' ').filter(Boolean);
 const INTERVAL_US = Number(argv['interval-us'] ?? 200);
