@@ -33,8 +33,8 @@ export function limitHeapGrowth(): void {
  * what the sweep frees is in malloc's free lists when the addon trims them (swept concurrently, it
  * came after the trim and stayed in RSS). At 10,000 × 5: old space 33.7 → ~25 MB of pages,
  * settled RSS −5 to −10 MB, for a pause of 40–80 ms where the plain collection's was 26–41 (the
- * native threads answer meanwhile). Compacting every page (`--compact-on-every-full-gc`) paused 330 ms and raised the
- * peak by ~25 MB: not used.
+ * native threads answer meanwhile). Compacting every page (`--compact-on-every-full-gc`) paused
+ * 330 ms and raised the peak by ~25 MB: not used.
  */
 export function collectAfterTable(): void {
   try {

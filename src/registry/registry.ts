@@ -312,7 +312,7 @@ export class Registry {
 function forReverse(view: ServiceView, fn: (address: string, target: ReverseTarget) => void): void {
   for (const e of view.endpoints) {
     if (!isDirect(e)) continue;
-    for (const ip of e.reach!.addresses) fn(ip, e);
+    for (const ip of e.reach.addresses) fn(ip, e);
   }
   if (view.vip) fn(view.vip, view);
 }

@@ -29,7 +29,7 @@ export interface ViewEndpoint {
  * the reach, which holds the endpoint's own address list exactly then (addresses.ts `reachable`),
  * rather than kept in a field of every view endpoint (50,000 endpoints: 0.4 MB).
  */
-export const isDirect = (e: ViewEndpoint): boolean => e.reach !== null && e.reach.addresses === e.endpoint.addresses;
+export const isDirect = (e: ViewEndpoint): e is ViewEndpoint & { reach: Reach } => e.reach !== null && e.reach.addresses === e.endpoint.addresses;
 
 export interface ServiceView {
   key: string;
