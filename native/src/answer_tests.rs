@@ -1014,18 +1014,24 @@ fn keys_kept_without_their_ending_answer_under_their_whole_name_only() {
     }
 }
 
+/// The name of service `i` in the tests with thousands of groups, and its `v`-th address.
+fn svc_name(i: usize) -> String {
+    format!("s{}.default.cluster.local", i)
+}
+fn svc_ip(i: usize, v: u8) -> It {
+    a([10, (i >> 8) as u8, i as u8, v])
+}
+
 #[test]
 fn thousands_of_groups_patched_in_and_out_answer_as_their_last_patch_says() {
     // The name index grows from an empty table, and moves places back when groups leave.
     let t = Tb::new().parse();
     let c = client([1, 2, 3, 4]);
     let n = 3000;
-    let name = |i: usize| format!("s{}.default.cluster.local", i);
-    let ip = |i: usize, v: u8| a([10, (i >> 8) as u8, i as u8, v]);
     for part in 0..3 {
         let mut p = Tb::new();
         for i in part * 1000..(part + 1) * 1000 {
-            p = p.add_to(&format!("svc:{}", i), 0, &name(i), T_A, ent(vec![ip(i, 1)]));
+            p = p.add_to(&format!("svc:{}", i), 0, &svc_name(i), T_A, ent(vec![svc_ip(i, 1)]));
         }
         t.patch(&patch_of(1 + part as u32, p)).unwrap();
     }
@@ -1035,15 +1041,15 @@ fn thousands_of_groups_patched_in_and_out_answer_as_their_last_patch_says() {
         p.groups.push((format!("svc:{}", i), 0, Vec::new()));
     }
     for i in (1..n).step_by(3) {
-        p = p.add_to(&format!("svc:{}", i), 0, &name(i), T_A, ent(vec![ip(i, 2)]));
+        p = p.add_to(&format!("svc:{}", i), 0, &svc_name(i), T_A, ent(vec![svc_ip(i, 2)]));
     }
     t.patch(&patch_of(9, p)).unwrap();
     for i in 0..n {
-        let r = ask(&t, &query(i as u16, &name(i), T_A), c);
+        let r = ask(&t, &query(i as u16, &svc_name(i), T_A), c);
         match i % 3 {
-            0 => assert_eq!(flags(&r) & 0xf, 3, "{} removed: NXDOMAIN", name(i)),
-            1 => assert_eq!(a_hosts(&r), vec![2], "{} replaced", name(i)),
-            _ => assert_eq!(a_hosts(&r), vec![1], "{} untouched", name(i)),
+            0 => assert_eq!(flags(&r) & 0xf, 3, "{} removed: NXDOMAIN", svc_name(i)),
+            1 => assert_eq!(a_hosts(&r), vec![2], "{} replaced", svc_name(i)),
+            _ => assert_eq!(a_hosts(&r), vec![1], "{} untouched", svc_name(i)),
         }
     }
     assert_eq!((key_count(&t.read()), t.read().ids.len), (2000, 2000));
@@ -1054,14 +1060,12 @@ fn packed_groups_answer_as_before_and_are_packed_again_once_half_is_replaced() {
     let t = Tb::new().parse();
     let c = client([1, 2, 3, 4]);
     let n = 3000;
-    let name = |i: usize| format!("s{}.default.cluster.local", i);
-    let ip = |i: usize, v: u8| a([10, (i >> 8) as u8, i as u8, v]);
     let mut p = Tb::new();
     for i in 0..n {
-        p = p.add_to(&format!("svc:{}", i), 0, &name(i), T_A, ent(vec![ip(i, 1), ip(i, 2)]));
+        p = p.add_to(&format!("svc:{}", i), 0, &svc_name(i), T_A, ent(vec![svc_ip(i, 1), svc_ip(i, 2)]));
     }
     t.patch(&patch_of(1, p)).unwrap();
-    let answers = |t: &Table| (0..n).map(|i| ask(t, &query(i as u16, &name(i), T_A), c)).collect::<Vec<_>>();
+    let answers = |t: &Table| (0..n).map(|i| ask(t, &query(i as u16, &svc_name(i), T_A), c)).collect::<Vec<_>>();
     let before = answers(&t);
     t.pack();
     let size = t.read().slab.len();
@@ -1070,7 +1074,7 @@ fn packed_groups_answer_as_before_and_are_packed_again_once_half_is_replaced() {
     // A third replaced: still packed (with the dead third kept)...
     let mut p = Tb::new();
     for i in (0..n).step_by(3) {
-        p = p.add_to(&format!("svc:{}", i), 0, &name(i), T_A, ent(vec![ip(i, 3)]));
+        p = p.add_to(&format!("svc:{}", i), 0, &svc_name(i), T_A, ent(vec![svc_ip(i, 3)]));
     }
     t.patch(&patch_of(2, p)).unwrap();
     assert_eq!(t.read().slab.len(), size);
@@ -1085,11 +1089,11 @@ fn packed_groups_answer_as_before_and_are_packed_again_once_half_is_replaced() {
     assert!(d.slab.len() == live && d.slab_live == live && live < size, "packed again: {} of {}", live, size);
     drop(d);
     for i in 0..n {
-        let r = ask(&t, &query(i as u16, &name(i), T_A), c);
+        let r = ask(&t, &query(i as u16, &svc_name(i), T_A), c);
         match i % 3 {
-            0 => assert_eq!(a_hosts(&r), vec![3], "{} replaced", name(i)),
-            1 => assert_eq!(flags(&r) & 0xf, 3, "{} removed: NXDOMAIN", name(i)),
-            _ => assert_eq!(r, before[i], "{} untouched", name(i)),
+            0 => assert_eq!(a_hosts(&r), vec![3], "{} replaced", svc_name(i)),
+            1 => assert_eq!(flags(&r) & 0xf, 3, "{} removed: NXDOMAIN", svc_name(i)),
+            _ => assert_eq!(r, before[i], "{} untouched", svc_name(i)),
         }
     }
 }
