@@ -60,8 +60,12 @@ export class Registry {
    * it; most addresses have one, kept without a list.
    */
   private readonly reverse = new Map<string, ReverseTarget | ReverseTarget[]>();
-  /** Addresses whose reverse entries moved since the last change was emitted. */
-  private moved = new Set<string>();
+  /**
+   * Whose reverse entries moved since the last change was emitted: a view (its direct endpoints'
+   * addresses) or a VIP. Spelled out only when a listener reads the change's addresses (the state
+   * file's 50,000 addresses at start are read by none).
+   */
+  private moved: Array<ServiceView | string> = [];
   private readonly namespaceCount = new Map<string, number>();
   private readonly listeners = new Set<ChangeListener>();
   private _index = 0;
@@ -269,8 +273,8 @@ export class Registry {
   }
 
   private addReverse(view: ServiceView): void {
+    this.movedReverse(view);
     forReverse(view, (address, target) => {
-      this.moved.add(address);
       const ip = canonicalIp(address);
       const had = this.reverse.get(ip);
       if (had === undefined) this.reverse.set(ip, target);
@@ -282,8 +286,8 @@ export class Registry {
   /** Undoes addReverse(view) (a view is not changed once indexed, but for its VIP, dropped first). */
   private dropReverse(view: ServiceView): void {
     const other = (t: ReverseTarget): boolean => ('endpoint' in t ? t.endpoint.namespace !== view.namespace || t.endpoint.service !== view.name : t !== view);
+    this.movedReverse(view);
     forReverse(view, (address) => {
-      this.moved.add(address);
       const ip = canonicalIp(address);
       const had = this.reverse.get(ip);
       if (had === undefined) return;
@@ -294,6 +298,12 @@ export class Registry {
     });
   }
 
+  /** Records that `view`'s reverse entries, and its VIP's as it is now, move. */
+  private movedReverse(view: ServiceView): void {
+    this.moved.push(view);
+    if (view.vip) this.moved.push(view.vip);
+  }
+
   private countNamespace(ns: string, delta: number): void {
     const n = (this.namespaceCount.get(ns) ?? 0) + delta;
     if (n > 0) this.namespaceCount.set(ns, n);
@@ -302,19 +312,43 @@ export class Registry {
 
   private emit(services: string[], nodes: string[]): void {
     this._index++;
-    const change: Change = { index: this._index, services, nodes, addresses: [...this.moved] };
-    this.moved = new Set();
+    const moved = this.moved;
+    this.moved = [];
+    let addresses: string[] | undefined;
+    const change: Change = {
+      index: this._index,
+      services,
+      nodes,
+      get addresses(): string[] {
+        return (addresses ??= movedAddresses(moved));
+      },
+    };
     for (const l of this.listeners) l(change);
   }
 }
 
 /** The addresses a view answers PTR for, each with what answers: its direct endpoints' and its VIP. */
 function forReverse(view: ServiceView, fn: (address: string, target: ReverseTarget) => void): void {
+  forDirect(view, fn);
+  if (view.vip) fn(view.vip, view);
+}
+
+/** The addresses of a view's direct endpoints (those answered with their own addresses). */
+function forDirect(view: ServiceView, fn: (address: string, target: ViewEndpoint) => void): void {
   for (const e of view.endpoints) {
     if (!isDirect(e)) continue;
     for (const ip of e.reach.addresses) fn(ip, e);
   }
-  if (view.vip) fn(view.vip, view);
+}
+
+/** The addresses `moved` stands for, each once, in order. */
+function movedAddresses(moved: Array<ServiceView | string>): string[] {
+  const out = new Set<string>();
+  for (const m of moved) {
+    if (typeof m === 'string') out.add(m);
+    else forDirect(m, (ip) => out.add(ip));
+  }
+  return [...out];
 }
 
 /** Keys of the services a list has endpoints in (one key per run when it is sorted). */
