@@ -1,5 +1,6 @@
 // The services of the start benchmarks (memory.mjs, start-profile.mjs): `services` services of
 // `endpoints` endpoints each, as the three places a daemon starts with them hold them.
+import { SNAPSHOT_FORMAT, toRow } from '../dist/state/snapshot.js';
 
 /** Endpoint j of service i: a unique address in 10.64.0.0/10, hostname h<j>. */
 export const address = (endpoints, i, j) => {
@@ -33,8 +34,12 @@ export function apiFile({ services, endpoints }) {
   return JSON.stringify({ format: 1, endpoints: list }, null, 2);
 }
 
-/** The persisted registry (`state`): the endpoints spread over `nodes` other hosts (as gossip brought them). */
-export function snapshotFile({ services, endpoints, nodes: count }) {
+/**
+ * The persisted registry (`state`): the endpoints spread over `nodes` other hosts (as gossip
+ * brought them), in the format this version writes, or in `format` 1 (endpoint objects), the
+ * one builds before it read.
+ */
+export function snapshotFile({ services, endpoints, nodes: count }, format = SNAPSHOT_FORMAT) {
   const nodes = Array.from({ length: count }, (_, k) => ({
     id: `bench-node-${String(k).padStart(4, '0')}`, name: `host${k}`, address: `192.0.2.${(k % 250) + 1}`, incarnation: 1, version: 1_700_000_000_000, endpoints: [],
   }));
@@ -49,5 +54,6 @@ export function snapshotFile({ services, endpoints, nodes: count }) {
   }
   const key = (e) => `${e.namespace}/${e.service}/${e.id}`;
   for (const n of nodes) n.endpoints.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
-  return JSON.stringify({ format: 1, saved_at: new Date().toISOString(), nodes, members: [] });
+  const out = format === 1 ? nodes : nodes.map((n) => ({ ...n, endpoints: n.endpoints.map(toRow) }));
+  return JSON.stringify({ format, saved_at: new Date().toISOString(), nodes: out, members: [] });
 }

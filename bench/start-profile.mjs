@@ -11,8 +11,8 @@
 // the CPU until READY, their medians and ranges per build (same-run ratios hold under load).
 //
 //   npm run build && node bench/start-profile.mjs [--source snapshot|api|config] [--path native|js] [--services 10000] [--endpoints 5] [--nodes 100] [--cli dist/cli.js] [--node-args="..."] [--node PATH] [--env="K=V ..."] [--interval-us 200] [--top 30] [--keep DIR]
-//   node bench/start-profile.mjs --no-profile [--rounds 5] --cli <build>,<build>... [--source ...] [--path ...] [--node-args="..."]
-// (--node-args=: extra node flags for the daemon, e.g. the unit's --node-args="--max-semi-space-size=1"; --keep: the .cpuprofile is kept in DIR, for Chrome's DevTools; --node: the daemon's Node.js binary, e.g. Debian 12's 18; --env=: the daemon's extra environment, e.g. its LD_LIBRARY_PATH)
+//   node bench/start-profile.mjs --no-profile [--rounds 5] --cli <build>,<build>... [--state-format 2,1...] [--source ...] [--path ...] [--node-args="..."]
+// (--state-format: per build, the format of the state file it is given; 1 for builds before format 2; --node-args=: extra node flags for the daemon, e.g. the unit's --node-args="--max-semi-space-size=1"; --keep: the .cpuprofile is kept in DIR, for Chrome's DevTools; --node: the daemon's Node.js binary, e.g. Debian 12's 18; --env=: the daemon's extra environment, e.g. its LD_LIBRARY_PATH)
 import './help.mjs';
 import { argv } from 'zx';
 import { spawn } from 'node:child_process';
@@ -20,6 +20,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writ
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { cpuMs, envArg, freePort, sleep, stopProcess } from './daemon.mjs';
+import { SNAPSHOT_FORMAT } from '../dist/state/snapshot.js';
 import { apiFile, configFile, snapshotFile } from './services-data.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -27,6 +28,7 @@ const SOURCE = String(argv.source ?? 'snapshot');
 const PATH = String(argv.path ?? 'native');
 const shape = { services: Number(argv.services ?? 10000), endpoints: Number(argv.endpoints ?? 5), nodes: Number(argv.nodes ?? 100) };
 const CLIS = String(argv.cli ?? join(ROOT, 'dist', 'cli.js')).split(',').map((c) => resolve(c));
+const FORMATS = argv['state-format'] === undefined ? CLIS.map(() => SNAPSHOT_FORMAT) : String(argv['state-format']).split(',').map(Number);
 const PROFILE = argv.profile !== false;
 const NODE = String(argv.node ?? process.execPath);
 const EXTRA_ENV = envArg(argv.env);
@@ -35,6 +37,7 @@ const NODE_ARGS = String(argv['node-args'] ?? '').split(' ').filter(Boolean);
 const INTERVAL_US = Number(argv['interval-us'] ?? 200);
 const TOP = Number(argv.top ?? 30);
 if (!['snapshot', 'api', 'config'].includes(SOURCE) || !['native', 'js'].includes(PATH)) throw new Error('--source snapshot|api|config, --path native|js');
+if (FORMATS.length !== CLIS.length || FORMATS.some((f) => f !== 1 && f !== SNAPSHOT_FORMAT)) throw new Error(`--state-format: one format (1 or ${SNAPSHOT_FORMAT}) per build of --cli`);
 
 const dir = mkdtempSync(join(tmpdir(), 'psdns-start-profile-'));
 let proc = null;
@@ -44,20 +47,22 @@ process.on('exit', () => {
 });
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(130));
 
-/** The state directory each start gets a copy of (a start changes it: the node key, the state file). */
-const seedDir = join(dir, 'seed');
+/** The state directory each start gets a copy of (a start changes it: the node key, the state file), per state file format. */
+const seedDir = (format) => join(dir, `seed-${format}`);
 const profDir = join(dir, 'profile');
-mkdirSync(seedDir);
 const cfg = join(dir, 'config.yaml');
 writeFileSync(cfg, SOURCE === 'config' ? configFile(shape) : '');
-if (SOURCE === 'api') writeFileSync(join(seedDir, 'api-endpoints.json'), apiFile(shape));
-if (SOURCE === 'snapshot') writeFileSync(join(seedDir, 'state'), snapshotFile(shape));
+for (const format of new Set(FORMATS)) {
+  mkdirSync(seedDir(format));
+  if (SOURCE === 'api') writeFileSync(join(seedDir(format), 'api-endpoints.json'), apiFile(shape));
+  if (SOURCE === 'snapshot') writeFileSync(join(seedDir(format), 'state'), snapshotFile(shape, format));
+}
 
 /** Starts `cli` on the prepared state (a fresh copy each time), until READY; the profile when asked. */
-async function start(cli, profile) {
+async function start(cli, profile, format = FORMATS[0]) {
   const stateDir = join(dir, 'run');
   rmSync(stateDir, { recursive: true, force: true });
-  cpSync(seedDir, stateDir, { recursive: true });
+  cpSync(seedDir(format), stateDir, { recursive: true });
   rmSync(profDir, { recursive: true, force: true });
   mkdirSync(profDir);
   const [dnsPort, apiPort, gossipPort] = await Promise.all([freePort(), freePort(), freePort()]);
@@ -96,7 +101,7 @@ const what = `${shape.services} services × ${shape.endpoints} endpoints from th
 if (!PROFILE) {
   console.log(`${what}${ROUNDS} rounds, builds alternating; load average before ${load()}\n`);
   const runs = CLIS.map(() => []);
-  for (let r = 0; r < ROUNDS; r++) for (const [i, cli] of CLIS.entries()) runs[i].push((await start(cli, false)).ready);
+  for (let r = 0; r < ROUNDS; r++) for (const [i, cli] of CLIS.entries()) runs[i].push((await start(cli, false, FORMATS[i])).ready);
   const med = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
   const range = (xs) => `${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))}`;
   console.log('| build | start → READY, median (range) (ms) | CPU until READY, median (range) (ms) |\n|---|---:|---:|');
