@@ -2,7 +2,8 @@
 // Where a daemon's CPU goes from spawn to READY (issue 16 item 4). The daemon starts as in
 // memory.mjs (the services in the state file, the API registrations or the config file; no
 // member reachable; native or JS path) under V8's sampling profiler (--cpu-prof), is stopped once
-// its ready line is out, and the samples until READY are summed by function: self time, then
+// its ready line is out (path native-file: the native path after an earlier run with the same
+// services left its answer table in $RUNTIME_DIRECTORY, as memory.mjs does), and the samples until READY are summed by function: self time, then
 // inclusive time (a function's own samples and those of everything it called). READY is the
 // first sample in limitHeapGrowth, which the daemon calls right after its ready line.
 // Node's own boot before the profiler starts (~0.1 s CPU) is not in the profile; the profiler
@@ -10,13 +11,13 @@
 // list) are started --rounds times each, alternating, without the profiler: start → READY and
 // the CPU until READY, their medians and ranges per build (same-run ratios hold under load).
 //
-//   npm run build && node bench/start-profile.mjs [--source snapshot|api|config] [--path native|js] [--services 10000] [--endpoints 5] [--nodes 100] [--cli dist/cli.js] [--node-args="..."] [--node PATH] [--env="K=V ..."] [--interval-us 200] [--top 30] [--keep DIR]
+//   npm run build && node bench/start-profile.mjs [--source snapshot|api|config] [--path native|native-file|js] [--services 10000] [--endpoints 5] [--nodes 100] [--cli dist/cli.js] [--node-args="..."] [--node PATH] [--env="K=V ..."] [--interval-us 200] [--top 30] [--keep DIR]
 //   node bench/start-profile.mjs --no-profile [--rounds 5] --cli <build>,<build>... [--state-format 2,1...] [--source ...] [--path ...] [--node-args="..."]
 // (--state-format: per build, the format of the state file it is given; 1 for builds before format 2; --node-args=: extra node flags for the daemon, e.g. the unit's --node-args="--max-semi-space-size=1"; --keep: the .cpuprofile is kept in DIR, for Chrome's DevTools; --node: the daemon's Node.js binary, e.g. Debian 12's 18; --env=: the daemon's extra environment, e.g. its LD_LIBRARY_PATH)
 import './help.mjs';
 import { argv } from 'zx';
 import { spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { cpuMs, envArg, freePort, sleep, stopProcess } from './daemon.mjs';
@@ -36,7 +37,7 @@ const ROUNDS = Number(argv.rounds ?? 5);
 const NODE_ARGS = String(argv['node-args'] ?? '').split(' ').filter(Boolean);
 const INTERVAL_US = Number(argv['interval-us'] ?? 200);
 const TOP = Number(argv.top ?? 30);
-if (!['snapshot', 'api', 'config'].includes(SOURCE) || !['native', 'js'].includes(PATH)) throw new Error('--source snapshot|api|config, --path native|js');
+if (!['snapshot', 'api', 'config'].includes(SOURCE) || !['native', 'native-file', 'js'].includes(PATH)) throw new Error('--source snapshot|api|config, --path native|native-file|js');
 if (FORMATS.length !== CLIS.length || FORMATS.some((f) => f !== 1 && f !== SNAPSHOT_FORMAT)) throw new Error(`--state-format: one format (1 or ${SNAPSHOT_FORMAT}) per build of --cli`);
 
 const dir = mkdtempSync(join(tmpdir(), 'psdns-start-profile-'));
@@ -58,11 +59,33 @@ for (const format of new Set(FORMATS)) {
   if (SOURCE === 'snapshot') writeFileSync(join(seedDir(format), 'state'), snapshotFile(shape, format));
 }
 
-/** Starts `cli` on the prepared state (a fresh copy each time), until READY; the profile when asked. */
-async function start(cli, profile, format = FORMATS[0]) {
-  const stateDir = join(dir, 'run');
-  rmSync(stateDir, { recursive: true, force: true });
-  cpSync(seedDir(format), stateDir, { recursive: true });
+/**
+ * Path native-file: the state directory after a run of `cli` on the seed that was stopped once its
+ * answer table was in $RUNTIME_DIRECTORY (`run/` in it), once per build.
+ */
+const fileSeeds = new Map();
+async function fileSeed(cli, format) {
+  const key = `${cli} ${format}`;
+  if (fileSeeds.has(key)) return fileSeeds.get(key);
+  const seed = join(dir, `file-seed-${fileSeeds.size}`);
+  cpSync(seedDir(format), seed, { recursive: true });
+  const table = join(seed, 'run', 'answers.table');
+  const complete = () => existsSync(table) && readFileSync(table).subarray(-58, -56).toString() === 'f:';
+  await start(cli, false, format, seed, complete);
+  fileSeeds.set(key, seed);
+  return seed;
+}
+
+/**
+ * Starts `cli` on the prepared state (a fresh copy each time), until READY; the profile when
+ * asked. With `keep`, in that directory itself, until `done()` instead.
+ */
+async function start(cli, profile, format = FORMATS[0], keep = null, done = null) {
+  const stateDir = keep ?? join(dir, 'run');
+  if (!keep) {
+    rmSync(stateDir, { recursive: true, force: true });
+    cpSync(PATH === 'native-file' ? await fileSeed(cli, format) : seedDir(format), stateDir, { recursive: true });
+  }
   rmSync(profDir, { recursive: true, force: true });
   mkdirSync(profDir);
   const [dnsPort, apiPort, gossipPort] = await Promise.all([freePort(), freePort(), freePort()]);
@@ -71,6 +94,10 @@ async function start(cli, profile, format = FORMATS[0]) {
     '--podman-socket', 'none', '--max-endpoints-per-node', '100000', '--log-level', 'info', '--start-grace', '0',
     ...(SOURCE === 'snapshot' ? ['--gossip-listen', `127.0.0.1:${gossipPort}`, '--advertise-address', '127.0.0.1'] : [])];
   const env = { ...process.env, ...EXTRA_ENV, ...(PATH === 'js' ? { PODMAN_SWARM_DNS_NATIVE: '0' } : {}) };
+  if (PATH === 'native-file') {
+    env.RUNTIME_DIRECTORY = join(stateDir, 'run');
+    mkdirSync(env.RUNTIME_DIRECTORY, { recursive: true });
+  }
   const t0 = performance.now();
   proc = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
@@ -83,9 +110,9 @@ async function start(cli, profile, format = FORMATS[0]) {
   });
   proc.stderr.on('data', (c) => (err = (err + c).slice(-8192)));
   const limit = Date.now() + 120_000;
-  while (ready === null) {
+  while (ready === null || (done && !done())) {
     if (proc.exitCode !== null) throw new Error(`daemon exited (${proc.exitCode}): ${err}${out.slice(-2000)}`);
-    if (Date.now() > limit) throw new Error(`not ready in 120 s: ${err}`);
+    if (Date.now() > limit) throw new Error(`not ${done ? 'done' : 'ready'} in 120 s: ${err}`);
     await sleep(5);
   }
   // The profile is written when the process exits after SIGTERM.
