@@ -204,7 +204,8 @@ export class Registry {
     const after = this.endpointsOf(nodeId);
     for (const key of touched) {
       const slash = key.indexOf('/');
-      const has = next !== undefined && hasRun(after, key.slice(0, slash), key.slice(slash + 1));
+      // (A node new to the registry has every service it touches: they are its own.)
+      const has = next !== undefined && (old === undefined || hasRun(after, key.slice(0, slash), key.slice(slash + 1)));
       const nodes = this.serviceNodes.get(key);
       const now = has ? withMember(nodes, nodeId) : withoutMember(nodes, nodeId);
       if (now === nodes) continue;

@@ -55,9 +55,8 @@ export function buildService(
   members: Array<{ endpoint: Endpoint; owner: NodeState }>,
   opts: ViewOptions,
 ): ServiceView {
-  const sorted = [...members].sort(
-    (a, b) => cmp(a.owner.id, b.owner.id) || cmp(a.endpoint.id, b.endpoint.id),
-  );
+  // In place: the registry builds `members` for this call alone.
+  const sorted = members.sort((a, b) => cmp(a.owner.id, b.owner.id) || cmp(a.endpoint.id, b.endpoint.id));
   // Built by map, which sizes the list exactly (one grown by push keeps room for ~12 more: 10,000
   // services of 5 endpoints, ~1 MB).
   const endpoints = sorted.map(({ endpoint, owner }): ViewEndpoint => {
@@ -74,8 +73,8 @@ export function buildService(
   const modes = new Map<ServiceMode, number>();
   let ttl: number | undefined;
   for (const { endpoint } of sorted) {
-    for (const [portName, p] of Object.entries(endpoint.ports)) {
-      if (ports[portName] === undefined) ports[portName] = p.protocol;
+    for (const portName in endpoint.ports) {
+      if (ports[portName] === undefined) ports[portName] = endpoint.ports[portName]!.protocol;
     }
     const mode = endpoint.mode ?? opts.defaultMode;
     modes.set(mode, (modes.get(mode) ?? 0) + 1);
