@@ -282,6 +282,111 @@ unsafe extern "C" fn set_table(env: napi_env, info: napi_callback_info) -> napi_
     undefined(env)
 }
 
+/// A table parsed off the JS thread by parseTable, with its id, until takeParsed takes it.
+static PARSED: Mutex<Option<(u32, answer::Table)>> = Mutex::new(None);
+static NEXT_PARSE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// What a parse thread hands to the JS thread: its id, the reference that kept the buffer, the table.
+struct Parsed {
+    id: u32,
+    buffer: usize,
+    table: Result<answer::Table, String>,
+}
+
+/// parseTable(buffer, done(error | null, id)): parses a whole answer table on a thread of its own
+/// (10,000 services: ~100 ms the JS thread goes on meanwhile); `done` runs on the JS thread, and
+/// takeParsed(id, true) then installs the table. The buffer is held (not copied) until then: it
+/// must not be changed meanwhile.
+unsafe extern "C" fn parse_table(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<2>(env, info);
+    let usage = "parseTable(table: Buffer, done: (error, id) => void)";
+    let data = match buffer(env, a[0]) {
+        Some(b) => b,
+        None => return throw(env, "EINVAL", usage),
+    };
+    let mut tsfn: napi_threadsafe_function = null_mut();
+    let name = new_string(env, "podman-swarm-dns table parse");
+    if napi_create_threadsafe_function(env, a[1], null_mut(), name, 0, 1, null_mut(), None, null_mut(), Some(parsed_js), &mut tsfn) != NAPI_OK {
+        return throw(env, "EINVAL", usage);
+    }
+    // A Buffer's bytes do not move while it lives; the reference keeps it alive (parsed_js lets go).
+    let mut r: napi_ref = null_mut();
+    if napi_create_reference(env, a[0], 1, &mut r) != NAPI_OK {
+        napi_release_threadsafe_function(tsfn, TSFN_RELEASE);
+        return throw(env, "EINVAL", usage);
+    }
+    let id = NEXT_PARSE.fetch_add(1, Ordering::Relaxed);
+    let (ptr, len, tsfn, buffer) = (data.as_ptr() as usize, data.len(), Tsfn(tsfn), r as usize);
+    let spawned = std::thread::Builder::new().name("psdns-parse".into()).spawn(move || {
+        let bytes = std::slice::from_raw_parts(ptr as *const u8, len);
+        let p = Box::into_raw(Box::new(Parsed { id, buffer, table: answer::Table::parse(bytes) }));
+        if napi_call_threadsafe_function(tsfn.0, p as *mut c_void, TSFN_BLOCKING) != NAPI_OK {
+            // The process is closing: nobody takes it.
+            drop(Box::from_raw(p));
+        }
+        napi_release_threadsafe_function(tsfn.0, TSFN_RELEASE);
+    });
+    if spawned.is_err() {
+        napi_delete_reference(env, r);
+        return throw(env, "EAGAIN", "parseTable: no thread for the parse");
+    }
+    new_uint(env, id)
+}
+
+/// Runs on the JS thread once a parse is done: keeps the table for takeParsed, calls done.
+unsafe extern "C" fn parsed_js(env: napi_env, cb: napi_value, _ctx: *mut c_void, data: *mut c_void) {
+    if data.is_null() {
+        return;
+    }
+    let p = Box::from_raw(data as *mut Parsed);
+    if env.is_null() || cb.is_null() {
+        return;
+    }
+    napi_delete_reference(env, p.buffer as napi_ref);
+    let error = match p.table {
+        Ok(t) => {
+            *PARSED.lock().unwrap_or_else(|e| e.into_inner()) = Some((p.id, t));
+            let mut v = null_mut();
+            napi_get_null(env, &mut v);
+            v
+        }
+        Err(e) => new_string(env, &format!("answer table: {}", e)),
+    };
+    let argv = [error, new_uint(env, p.id)];
+    let mut result = null_mut();
+    if napi_call_function(env, undefined(env), cb, 2, argv.as_ptr(), &mut result) != NAPI_OK {
+        let mut e = null_mut();
+        napi_get_and_clear_last_exception(env, &mut e);
+    }
+}
+
+/// takeParsed(id, install) → whether parse `id`'s table was there; installs it (as setTable
+/// does, no table staged any more) when `install`, else drops it.
+unsafe extern "C" fn take_parsed(env: napi_env, info: napi_callback_info) -> napi_value {
+    let a = args::<2>(env, info);
+    let id = uint(env, a[0]).unwrap_or(0);
+    let mut install = false;
+    napi_get_value_bool(env, a[1], &mut install);
+    let taken = {
+        let mut p = PARSED.lock().unwrap_or_else(|e| e.into_inner());
+        match p.take() {
+            Some((i, t)) if i == id => Some(t),
+            other => {
+                *p = other;
+                None
+            }
+        }
+    };
+    let ok = taken.is_some();
+    if let (Some(t), true) = (taken, install) {
+        *STAGED.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        udp::set_table(Some(t), udp::table_ticket());
+    }
+    let mut v = null_mut();
+    napi_get_boolean(env, ok, &mut v);
+    v
+}
+
 /// patchTable(buffer, installed?) → false when there is no table to patch: applies a patch to
 /// the staged table, or else to the one the threads answer from, in place; with `installed`, to
 /// the one the threads answer from even while another is staged (a change that must not wait
@@ -479,7 +584,7 @@ unsafe extern "C" fn cores(env: napi_env, _info: napi_callback_info) -> napi_val
 
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
-    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 33] = [
+    let fns: [(&str, unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value); 35] = [
         ("openUdp", open_udp),
         ("udpFds", udp_fds),
         ("setRrl", set_rrl),
@@ -489,6 +594,8 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("setTable", set_table),
         ("patchTable", patch_table),
         ("commitTable", commit_table),
+        ("parseTable", parse_table),
+        ("takeParsed", take_parsed),
         ("trimMemory", trim_memory),
         ("answer", answer_js),
         ("stats", stats),

@@ -11,7 +11,7 @@ import type { Registry } from '../registry/registry.js';
 import type { Forwarder } from '../dns/forwarder.js';
 import { NativeCache, registerNativeCacheMetrics } from './cache.js';
 import { loadDnsAddon } from './index.js';
-import { LiveTable } from './live-table.js';
+import { LiveTable, type TableSink } from './live-table.js';
 import { earlyTable, tableFile } from '../systemd/early-dns.js';
 import { listenFds } from '../systemd/fd-store.js';
 import { collectAfterTable } from '../memory.js';
@@ -94,19 +94,30 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   const path = tableFile(d.env);
   const source = (): string => tableSource(d.zone.settings, d.registry, d.viewOptions?.());
   const file = path ? new TableFile(path, () => table.input(), d.log, source) : null;
-  /** Serves the previous run's table when it was compiled from what the registry holds now. */
-  const adopt = (): boolean => {
+  /**
+   * Serves the previous run's table when it was compiled from what the registry holds now:
+   * true once it is installed (parsed off the JS thread), false when it is not served.
+   */
+  const adopt = async (): Promise<boolean> => {
     const t0 = performance.now();
-    const previous = file?.previous(source());
+    const previous = await file?.previous(source);
     if (!previous) return false;
-    try {
-      table.adopt(previous);
-    } catch (e) {
-      d.log.warn(`the previous run's answer table in ${path} could not be served (${(e as Error).message}); compiling one`);
-      return false;
-    }
-    d.log.info({ ms: Math.round(performance.now() - t0), bytes: previous.table.length }, `serving the previous run's answer table from ${path}: it was compiled from the services known now`);
-    return true;
+    // (No await from here to table.adopt: what the registry holds now is what the file was checked against.)
+    return new Promise((resolve) => {
+      const refused = (why: string): void => {
+        d.log.warn(`the previous run's answer table in ${path} could not be served (${why}); compiling one`);
+        resolve(false);
+      };
+      try {
+        table.adopt(previous, (error) => {
+          if (error !== null) return refused(error);
+          d.log.info({ ms: Math.round(performance.now() - t0), bytes: previous.table.length }, `serving the previous run's answer table from ${path}: it was compiled from the services known now`);
+          resolve(true);
+        });
+      } catch (e) {
+        refused((e as Error).message);
+      }
+    });
   };
   // What marks the file stale: a patch of the installed table and a whole table's commit; not the
   // parts of a whole table on their way to the staged one, nor the changes patched into the
@@ -115,7 +126,15 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   // A whole table's header and groups as compiled, for the file: written as they are when the
   // registry did not change while it was compiled (else the file is compiled anew, later).
   let whole: { header: Buffer; groups: Buffer[]; source: string; index: number } | null = null;
-  const sink = {
+  // What a whole table's buffers freed goes back to the system (malloc keeps it otherwise), once
+  // a collection has freed them (on the next turn, the compile's frames gone).
+  const release = (): void =>
+    void setImmediate(() => {
+      collectAfterTable();
+      addon.trimMemory?.();
+    });
+  const { parseTable, takeParsed } = addon;
+  const sink: TableSink = {
     set: (t: Buffer, staged: boolean) => {
       addon.setTable(t, staged);
       staging = staged;
@@ -134,13 +153,24 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
       else file?.changed();
       whole = null;
       firstTable();
-      // What the whole table's buffers freed goes back to the system (malloc keeps it otherwise),
-      // once a collection has freed them (on the next turn, the compile's frames gone).
-      setImmediate(() => {
-        collectAfterTable();
-        addon.trimMemory?.();
-      });
+      release();
     },
+    // The previous run's table (LiveTable.adopt), parsed on a thread of the addon's.
+    install:
+      parseTable && takeParsed
+        ? (t, done) =>
+            void parseTable(t, (error, id) =>
+              done(error, (install) => {
+                const ok = takeParsed(id, install);
+                if (ok && install) {
+                  staging = false;
+                  whole = null;
+                  release();
+                }
+                return ok;
+              }),
+            )
+        : undefined,
   };
   // During the start grace the table answers the names it knows and SERVFAIL (not NXDOMAIN) for
   // the others, as the JS path does; at the grace's end a whole table with NXDOMAIN replaces it.
@@ -200,9 +230,14 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
   return {
     path: 'native',
     start: async () => {
-      if (adopt()) return firstTable();
-      table.start();
-      if (!queued || earlyTable()) firstTable();
+      const adopted = adopt();
+      // Queries queued on stored sockets are read once a table answers them.
+      if (queued && !earlyTable()) {
+        if (await adopted) return firstTable();
+        return table.start(); // (nothing when a whole table is under way already: the adopted one failed)
+      }
+      firstTable();
+      void adopted.then((ok) => ok || table.start());
     },
     udpBinder: (addr, adopt) => udp.listen(addr, adopt),
     setRrl: (rate, slip) => addon.setRrl(rate, slip),

@@ -29,6 +29,14 @@ export interface Addon {
   patchTable(patch: Buffer, installed?: boolean): boolean;
   /** Installs the staged table. */
   commitTable(): void;
+  /**
+   * Parses a whole answer table on a thread of its own; `done` runs on the JS thread once it is
+   * parsed (error: not a table), and takeParsed(id, true) then installs it. The buffer is read
+   * in place until then. Returns the parse's id.
+   */
+  parseTable?(table: Buffer, done: (error: string | null, id: number) => void): number;
+  /** Takes parse `id`'s table: installs it (`install`) or drops it; false when it is not there. */
+  takeParsed?(id: number, install: boolean): boolean;
   /** Gives the free pages of malloc's heaps back to the system (glibc's malloc_trim), on a thread of its own. */
   trimMemory?(): void;
   /** Reply bytes, null (dropped) or undefined (the JS path must answer). */

@@ -39,6 +39,11 @@ export interface TableSink {
   commit(): void;
   /** The groups of a whole table on their way to the staged one (the table file keeps them). */
   groups?(groups: Buffer[]): void;
+  /**
+   * A whole table parsed off the JS thread. `done` comes once it is parsed (`error`: it is not
+   * a table); `take(true)` installs it then, `take(false)` drops it (false: it was lost).
+   */
+  install?(table: Buffer, done: (error: string | null, take: (install: boolean) => boolean) => void): void;
 }
 
 type Job = { whole: true; steps: Generator<Buffer | Buffer[] | undefined, void, void> } | { whole: false; steps: Steps<Buffer> };
@@ -71,6 +76,8 @@ export class LiveTable {
   slicedTurns = 0;
   /** False until start(): changes until then are in the first whole table. */
   private started = false;
+  /** The previous run's table while it is parsed off the JS thread (adopt): changes wait for it. */
+  private adopting: object | null = null;
 
   constructor(
     private readonly registry: Registry,
@@ -99,7 +106,7 @@ export class LiveTable {
    * client classes, what unknown names get), then patches the zone's own names (the serial) and
    * the container names to how they are now. No whole table is compiled.
    */
-  adopt(previous: PreviousTable): void {
+  adopt(previous: PreviousTable, done: (error: string | null) => void = () => undefined): void {
     if (this.started) return;
     const input = this.input();
     const header = this.compiler.header(input);
@@ -107,12 +114,35 @@ export class LiveTable {
     const { table, headerLength } = previous;
     // In place when the file's header is as long (the usual case): no second copy of the table.
     if (header.length === headerLength) header.copy(table, 0);
-    this.sink.set(header.length === headerLength ? table : Buffer.concat([header, table.subarray(headerLength)]), false);
-    this.compiler.know(input);
-    this.sink.patch(finish(this.compiler.patchSteps(this.zone, [], [], this.containers)), true);
-    // (Not before: when the addon refuses either, start() compiles the table as usual.)
+    const whole = header.length === headerLength ? table : Buffer.concat([header, table.subarray(headerLength)]);
+    const installed = (): void => {
+      this.compiler.know(input);
+      this.sink.patch(finish(this.compiler.patchSteps(this.zone, [], [], this.containers)), true);
+      this.builds++;
+    };
+    if (!this.sink.install) {
+      this.sink.set(whole, false);
+      installed();
+      // (Not before: when the addon refuses either, start() compiles the table as usual.)
+      this.started = true;
+      return done(null);
+    }
+    // Parsed off the JS thread (10,000 services: ~100 ms the event loop goes on meanwhile, the
+    // JS path answering): started already, so that what changes meanwhile is patched once it is in.
+    const token = {};
+    this.sink.install(whole, (error, take) => {
+      if (this.adopting !== token) return void take(false); // a whole table was begun meanwhile, or closed
+      this.adopting = null;
+      if (error !== null || !take(true)) {
+        this.schedule();
+        return done(error ?? 'the parsed table was lost');
+      }
+      installed();
+      done(null);
+      this.run();
+    });
+    this.adopting = token;
     this.started = true;
-    this.builds++;
   }
 
   private changed(c: Change): void {
@@ -156,6 +186,7 @@ export class LiveTable {
     if (!this.started) return;
     if (this.held) return void (this.wholeDue = true);
     this.wholeDue = false;
+    this.adopting = null;
     this.touched.clear();
     this.touchedAddresses.clear();
     this.containersMoved = false;
@@ -175,6 +206,7 @@ export class LiveTable {
 
   /** Works on the current job, then on a patch of what changed meanwhile, for BUDGET_MS. */
   private run(): void {
+    if (this.adopting) return; // patched once the adopted table is in
     if (this.job && this.pending) return; // the job goes on in the next turn, then this change
     const deadline = this.clock() + BUDGET_MS;
     this.steps = 0;
@@ -257,6 +289,7 @@ export class LiveTable {
   }
 
   close(): void {
+    this.adopting = null;
     this.unsubscribe();
     if (this.pending) clearImmediate(this.pending);
     this.pending = null;
