@@ -54,6 +54,8 @@ export function snapshotFile({ services, endpoints, nodes: count }, format = SNA
   }
   const key = (e) => `${e.namespace}/${e.service}/${e.id}`;
   for (const n of nodes) n.endpoints.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
-  const out = format === 1 ? nodes : nodes.map((n) => ({ ...n, endpoints: n.endpoints.map(toRow) }));
-  return JSON.stringify({ format, saved_at: new Date().toISOString(), nodes: out, members: [] });
+  const savedAt = new Date().toISOString();
+  if (format === 1) return JSON.stringify({ format, saved_at: savedAt, nodes, members: [] });
+  const lines = [JSON.stringify({ format, saved_at: savedAt, members: [] }), ...nodes.map((n) => JSON.stringify({ ...n, endpoints: n.endpoints.map(toRow) }))];
+  return `${lines.join('\n')}\n`;
 }

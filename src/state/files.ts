@@ -187,6 +187,11 @@ export function readText(path: string): string {
 }
 
 export function readJsonFile<T>(path: string, validate: (v: unknown) => T): ReadResult<T> {
+  return readTextFile(path, (text) => validate(JSON.parse(text)));
+}
+
+/** A file's text made a value by `parse`; a file it throws on is moved aside, as by readJsonFile. */
+export function readTextFile<T>(path: string, parse: (text: string) => T): ReadResult<T> {
   let text: string;
   try {
     text = readText(path);
@@ -195,7 +200,7 @@ export function readJsonFile<T>(path: string, validate: (v: unknown) => T): Read
     return { kind: 'corrupt', reason: (e as Error).message, movedTo: null };
   }
   try {
-    return { kind: 'ok', value: validate(JSON.parse(text)) };
+    return { kind: 'ok', value: parse(text) };
   } catch (e) {
     const movedTo = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     try {

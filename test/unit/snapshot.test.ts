@@ -46,14 +46,16 @@ t.test('endpoints are saved as rows and come back whole; rows that are not endpo
   const noPorts = ep('db', '10.0.0.4', { id: 'r', problems: ['p'] });
   const data = { nodes: [node('n1', 5, [full, noPorts, plain, ported])], members: [] };
   f.save(data);
-  const text = readFileSync(f.path, 'utf8');
-  const saved = JSON.parse(text);
-  t.equal(saved.format, 2);
-  t.same(saved.nodes[0].endpoints[2], ['w', 'default', 'web', 'w', ['10.0.0.1'], 0, 10, 'none', 'api', 0], 'an endpoint with nothing optional is its ten fields');
-  t.same(saved.nodes[0].endpoints[1].slice(10), [0, { problems: ['p'] }], 'no ports before the rest: 0');
+  const lines = readFileSync(f.path, 'utf8').split('\n');
+  const head = JSON.parse(lines[0]!);
+  const saved = JSON.parse(lines[1]!);
+  t.equal(head.format, 2);
+  t.same(lines.slice(2), [''], 'a line per node state after the first');
+  t.same(saved.endpoints[2], ['w', 'default', 'web', 'w', ['10.0.0.1'], 0, 10, 'none', 'api', 0], 'an endpoint with nothing optional is its ten fields');
+  t.same(saved.endpoints[1].slice(10), [0, { problems: ['p'] }], 'no ports before the rest: 0');
   t.same(f.load(), { kind: 'ok', value: data }, 'every field back, the optional ones too');
 
-  const row = saved.nodes[0].endpoints[2];
+  const row = saved.endpoints[2];
   for (const [what, bad] of [
     ['too short', row.slice(0, 9)],
     ['unknown flags', [...row.slice(0, 5), 4, ...row.slice(6)]],
@@ -62,9 +64,11 @@ t.test('endpoints are saved as rows and come back whole; rows that are not endpo
     ['a container without a name', [...row, 0, { container: { id: 'x' } }]],
     ['an object, not a row', { id: 'w' }],
   ] as const) {
-    writeFileSync(f.path, JSON.stringify({ ...saved, nodes: [{ ...saved.nodes[0], endpoints: [bad] }] }));
+    writeFileSync(f.path, `${lines[0]}\n${JSON.stringify({ ...saved, endpoints: [bad] })}\n`);
     t.match(f.load(), { kind: 'corrupt', reason: /not well-formed/ }, what);
   }
+  writeFileSync(f.path, `${lines[0]}\n${lines[1]!.slice(0, 40)}`);
+  t.match(f.load(), { kind: 'corrupt', reason: /JSON/ }, 'a node state cut short (a full disk, before files.ts checked writes)');
 });
 
 t.test('a state file of format 1 (endpoint objects, as the previous version wrote) is still read', async (t) => {
