@@ -100,22 +100,27 @@ export function nativeDns(threads: number, receiveBuffer: number, d: NativeDnsDe
    */
   const adopt = async (): Promise<boolean> => {
     const t0 = performance.now();
-    const previous = await file?.previous(source);
+    const refused = (why: string): false => {
+      d.log.warn(`the previous run's answer table in ${path} could not be served (${why}); compiling one`);
+      return false;
+    };
+    let previous;
+    try {
+      previous = await file?.previous(source);
+    } catch (e) {
+      return refused((e as Error).message);
+    }
     if (!previous) return false;
     // (No await from here to table.adopt: what the registry holds now is what the file was checked against.)
     return new Promise((resolve) => {
-      const refused = (why: string): void => {
-        d.log.warn(`the previous run's answer table in ${path} could not be served (${why}); compiling one`);
-        resolve(false);
-      };
       try {
         table.adopt(previous, (error) => {
-          if (error !== null) return refused(error);
+          if (error !== null) return resolve(refused(error));
           d.log.info({ ms: Math.round(performance.now() - t0), bytes: previous.table.length }, `serving the previous run's answer table from ${path}: it was compiled from the services known now`);
           resolve(true);
         });
       } catch (e) {
-        refused((e as Error).message);
+        resolve(refused((e as Error).message));
       }
     });
   };
