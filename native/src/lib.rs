@@ -286,17 +286,16 @@ unsafe extern "C" fn set_table(env: napi_env, info: napi_callback_info) -> napi_
 static PARSED: Mutex<Option<(u32, answer::Table)>> = Mutex::new(None);
 static NEXT_PARSE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
-/// What a parse thread hands to the JS thread: its id, the reference that kept the buffer, the table.
+/// What a parse thread hands to the JS thread: its id and the table.
 struct Parsed {
     id: u32,
-    buffer: usize,
     table: Result<answer::Table, String>,
 }
 
 /// parseTable(buffer, done(error | null, id)): parses a whole answer table on a thread of its own
 /// (10,000 services: ~100 ms the JS thread goes on meanwhile); `done` runs on the JS thread, and
-/// takeParsed(id, true) then installs the table. The buffer is held (not copied) until then: it
-/// must not be changed meanwhile.
+/// takeParsed(id, true) then installs the table. The thread reads a copy of the buffer: a stop
+/// meanwhile may free the buffer itself.
 unsafe extern "C" fn parse_table(env: napi_env, info: napi_callback_info) -> napi_value {
     let a = args::<2>(env, info);
     let usage = "parseTable(table: Buffer, done: (error, id) => void)";
@@ -309,17 +308,11 @@ unsafe extern "C" fn parse_table(env: napi_env, info: napi_callback_info) -> nap
     if napi_create_threadsafe_function(env, a[1], null_mut(), name, 0, 1, null_mut(), None, null_mut(), Some(parsed_js), &mut tsfn) != NAPI_OK {
         return throw(env, "EINVAL", usage);
     }
-    // A Buffer's bytes do not move while it lives; the reference keeps it alive (parsed_js lets go).
-    let mut r: napi_ref = null_mut();
-    if napi_create_reference(env, a[0], 1, &mut r) != NAPI_OK {
-        napi_release_threadsafe_function(tsfn, TSFN_RELEASE);
-        return throw(env, "EINVAL", usage);
-    }
     let id = NEXT_PARSE.fetch_add(1, Ordering::Relaxed);
-    let (ptr, len, tsfn, buffer) = (data.as_ptr() as usize, data.len(), Tsfn(tsfn), r as usize);
+    let (bytes, raw, tsfn) = (data.to_vec(), tsfn, Tsfn(tsfn));
     let spawned = std::thread::Builder::new().name("psdns-parse".into()).spawn(move || {
-        let bytes = std::slice::from_raw_parts(ptr as *const u8, len);
-        let p = Box::into_raw(Box::new(Parsed { id, buffer, table: answer::Table::parse(bytes) }));
+        let p = Box::into_raw(Box::new(Parsed { id, table: answer::Table::parse(&bytes) }));
+        drop(bytes);
         if napi_call_threadsafe_function(tsfn.0, p as *mut c_void, TSFN_BLOCKING) != NAPI_OK {
             // The process is closing: nobody takes it.
             drop(Box::from_raw(p));
@@ -327,7 +320,7 @@ unsafe extern "C" fn parse_table(env: napi_env, info: napi_callback_info) -> nap
         napi_release_threadsafe_function(tsfn.0, TSFN_RELEASE);
     });
     if spawned.is_err() {
-        napi_delete_reference(env, r);
+        napi_release_threadsafe_function(raw, TSFN_RELEASE);
         return throw(env, "EAGAIN", "parseTable: no thread for the parse");
     }
     new_uint(env, id)
@@ -342,7 +335,6 @@ unsafe extern "C" fn parsed_js(env: napi_env, cb: napi_value, _ctx: *mut c_void,
     if env.is_null() || cb.is_null() {
         return;
     }
-    napi_delete_reference(env, p.buffer as napi_ref);
     let error = match p.table {
         Ok(t) => {
             *PARSED.lock().unwrap_or_else(|e| e.into_inner()) = Some((p.id, t));

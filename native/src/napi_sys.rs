@@ -8,7 +8,6 @@ pub type napi_env = *mut c_void;
 pub type napi_value = *mut c_void;
 pub type napi_callback_info = *mut c_void;
 pub type napi_threadsafe_function = *mut c_void;
-pub type napi_ref = *mut c_void;
 pub type napi_status = i32;
 pub type napi_callback = Option<unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value>;
 pub type napi_finalize = Option<unsafe extern "C" fn(napi_env, *mut c_void, *mut c_void)>;
@@ -49,6 +48,4 @@ extern "C" {
     ) -> napi_status;
     pub fn napi_call_threadsafe_function(func: napi_threadsafe_function, data: *mut c_void, mode: i32) -> napi_status;
     pub fn napi_release_threadsafe_function(func: napi_threadsafe_function, mode: i32) -> napi_status;
-    pub fn napi_create_reference(env: napi_env, value: napi_value, initial_refcount: u32, result: *mut napi_ref) -> napi_status;
-    pub fn napi_delete_reference(env: napi_env, r: napi_ref) -> napi_status;
 }

@@ -30,9 +30,9 @@ export interface Addon {
   /** Installs the staged table. */
   commitTable(): void;
   /**
-   * Parses a whole answer table on a thread of its own; `done` runs on the JS thread once it is
-   * parsed (error: not a table), and takeParsed(id, true) then installs it. The buffer is read
-   * in place until then. Returns the parse's id.
+   * Parses a copy of a whole answer table on a thread of its own; `done` runs on the JS thread
+   * once it is parsed (error: not a table), and takeParsed(id, true) then installs it. Returns
+   * the parse's id.
    */
   parseTable?(table: Buffer, done: (error: string | null, id: number) => void): number;
   /** Takes parse `id`'s table: installs it (`install`) or drops it; false when it is not there. */
