@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, type Document } from 'yaml';
 import type { Endpoint } from '../registry/types.js';
 import { ConfigError, didYouMean } from './errors.js';
 import { BadValue, describe, type Kind } from './kinds.js';
 import { envName, OPTIONS, type OptionDef, type OptionKey, type Options } from './options.js';
 import { parseServices, SERVICES_KEY, type StaticService } from './services.js';
+import { readYaml, YamlSyntaxError, type YamlFile } from './yaml.js';
 
 // Precedence (docs/architecture.md#configuration): flags > environment > config file > defaults.
 
@@ -64,7 +64,7 @@ export function loadConfig(input: LoadInput): LoadedConfig {
       origin[key] = fromCli.origin;
     } else if (!def.noFile && def.name in data && data[def.name] !== null) {
       // A key left empty (`ttl:`) means the default, as in the commented sample config.
-      options[key] = parseValue(def.kind, data[def.name], `${file}: key "${def.name}"${doc!.line([def.name])}`);
+      options[key] = parseValue(def.kind, data[def.name], () => `${file}: key "${def.name}"${doc!.line([def.name])}`);
       origin[key] = 'file';
     } else {
       options[key] = def.default;
@@ -111,12 +111,13 @@ function flagOrEnv<T>(
   return undefined;
 }
 
-export function parseValue<T>(kind: Kind<T>, raw: unknown, where: string): T {
+/** `where`: the place named in the error (made only when there is one: a line number costs a parse). */
+export function parseValue<T>(kind: Kind<T>, raw: unknown, where: string | (() => string)): T {
   try {
     return kind.parse(raw);
   } catch (e) {
     if (!(e instanceof BadValue)) throw e;
-    throw new ConfigError('ERR_CONFIG_BAD_VALUE', `${where}: ${describe(raw)} ${e.message}; expected ${kind.form}`);
+    throw new ConfigError('ERR_CONFIG_BAD_VALUE', `${typeof where === 'string' ? where : where()}: ${describe(raw)} ${e.message}; expected ${kind.form}`);
   }
 }
 
@@ -127,28 +128,25 @@ interface ParsedFile {
 }
 
 function parseFile(file: string, text: string): ParsedFile {
-  const lineCounter = new LineCounter();
-  const doc: Document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const err = doc.errors[0]!;
-    const pos = lineCounter.linePos(err.pos[0]);
-    throw new ConfigError('ERR_CONFIG_YAML', `${file}: line ${pos.line}, column ${pos.col}: invalid YAML: ${err.message.split('\n')[0]}`);
+  let yaml: YamlFile;
+  try {
+    yaml = readYaml(text);
+  } catch (e) {
+    if (!(e instanceof YamlSyntaxError)) throw e;
+    throw new ConfigError('ERR_CONFIG_YAML', `${file}: line ${e.line}, column ${e.col}: invalid YAML: ${e.message}`);
   }
-  const json = doc.toJS() ?? {};
-  const line = (path: Array<string | number>): string => {
-    const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
-    const start = node?.range?.[0];
-    return start === undefined ? '' : ` (line ${lineCounter.linePos(start).line})`;
-  };
+  const json = yaml.value ?? {};
+  const lineOf = (offset: number | undefined): string => (offset === undefined ? '' : ` (line ${yaml.doc().lines.linePos(offset).line})`);
+  const line = (path: Array<string | number>): string => lineOf((yaml.doc().doc.getIn(path, true) as { range?: [number, number, number] } | undefined)?.range?.[0]);
   if (typeof json !== 'object' || Array.isArray(json)) {
     throw new ConfigError('ERR_CONFIG_YAML', `${file}: expected a mapping of option names to values at the top level`);
   }
   for (const key of Object.keys(json)) {
     if (key === SERVICES_KEY || FILE_KEYS.has(key)) continue;
     const hint = key === 'config' ? ' (--config can only be given as a flag or in the environment)' : didYouMean(key, [...FILE_KEYS.keys(), SERVICES_KEY]);
-    const keyNode = doc.contents && 'items' in doc.contents ? (doc.contents.items as Array<{ key: { range?: number[] } }>).find((p) => String((p.key as { value?: unknown }).value) === key) : undefined;
-    const at = keyNode?.key.range ? ` (line ${lineCounter.linePos(keyNode.key.range[0]!).line})` : '';
-    throw new ConfigError('ERR_CONFIG_UNKNOWN_KEY', `${file}: unknown key "${key}"${at}${hint}`);
+    const { contents } = yaml.doc().doc;
+    const keyNode = contents && 'items' in contents ? (contents.items as Array<{ key: { range?: number[] } }>).find((p) => String((p.key as { value?: unknown }).value) === key) : undefined;
+    throw new ConfigError('ERR_CONFIG_UNKNOWN_KEY', `${file}: unknown key "${key}"${lineOf(keyNode?.key.range?.[0])}${hint}`);
   }
   return { json, line };
 }

@@ -87,6 +87,11 @@ export class LocalNode {
     for (; j < old.length; j++) touched.push(endpointKey(old[j]!));
     next.length = size;
     this.sources.set(source, next);
+    // The first fill (a source read at start, nothing published yet, no health result, no other
+    // source): the list is the state as it is, not looked up key by key (50,000 at start).
+    if (this.current.endpoints.length === 0 && size > 0 && this.health.size === 0 && [...this.sources].every(([s, l]) => s === source || l.length === 0)) {
+      return this.publish((version) => ({ ...this.identity, version, endpoints: next.map((e) => (e.healthy ? e : { ...e, healthy: true })) }));
+    }
     return this.commit(touched);
   }
 
@@ -158,9 +163,14 @@ export class LocalNode {
       changes.set(key, next);
     }
     if (sameId && changes.size === 0) return false;
-    this.version = Math.max(this.version + 1, this.now());
     // Sorted by key, as every copy of a state is (sync/delta.ts): a delta then rebuilds it exactly.
-    this.current = stepState(prev, changes, (endpoints) => ({ ...id, version: this.version, endpoints }));
+    return this.publish((version) => stepState(prev, changes, (endpoints) => ({ ...id, version, endpoints })));
+  }
+
+  /** Publishes the state `make` gives for the next version. */
+  private publish(make: (version: number) => NodeState): boolean {
+    this.version = Math.max(this.version + 1, this.now());
+    this.current = make(this.version);
     this.registry.apply(this.current);
     return true;
   }

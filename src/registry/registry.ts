@@ -188,8 +188,9 @@ export class Registry {
 
   /** Indexes a node's new state (`next`, or none); returns the keys of the services whose views it changes. */
   private indexNode(nodeId: string, old: NodeState | undefined, next: NodeState | undefined): Set<string> {
-    // A node's name or address feeds every one of its endpoints' views.
-    const whole = !old || !next || old.name !== next.name || old.address !== next.address;
+    // A node's name or address feeds every one of its endpoints' views; a node that had none (the
+    // local node's first fill at start) touches all of its services.
+    const whole = !old || !next || old.endpoints.length === 0 || old.name !== next.name || old.address !== next.address;
     // When the state was made from the old one by a recorded step (a local write, a delta), the
     // step names the services it touched, each found in the sorted list by binary search.
     const step = whole || this.sorted.has(nodeId) ? undefined : stepBetween(old, next);

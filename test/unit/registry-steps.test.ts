@@ -162,3 +162,36 @@ t.test('many changes at once (more than PATCH_MAX): the list made in one merge, 
   const fromShuffled = stepState(shuffled, changes, (endpoints) => node('n1', 2, endpoints));
   t.same(fromShuffled.endpoints.map(endpointKey), want, 'from an unsorted list: the same sorted list');
 });
+
+t.test('the first fill of an empty node publishes what the key-by-key path does', async (t) => {
+  const list = [
+    ep('b', '10.0.0.2', { id: 'x', source: 'api' }),
+    ep('a', '10.0.0.1', { id: 'y', source: 'api', healthy: false }), // health is the checker's: published healthy
+    ep('b', '10.0.0.3', { id: 'x', source: 'api' }), // the same key again: the last counts
+    ep('a', '10.0.0.4', { id: 'z', source: 'podman' }), // another source named: taken as this one's
+  ];
+  const fast = new LocalNode(new Registry(opts('local')), { id: 'local', name: 'local', address: '192.0.2.1', incarnation: 0 }, () => 1000);
+  t.ok(fast.replaceSource('api', list));
+  // The same list where another source already holds an endpoint: looked up key by key.
+  const slowRegistry = new Registry(opts('local'));
+  const slow = new LocalNode(slowRegistry, { id: 'local', name: 'local', address: '192.0.2.1', incarnation: 0 }, () => 1000);
+  slow.upsert(ep('c', '10.0.0.9', { id: 'w', source: 'config' }));
+  slow.replaceSource('api', list);
+  slow.remove('config', 'default/c/w');
+  t.same(fast.state.endpoints, slow.state.endpoints);
+  t.same(fast.state.endpoints.map((e) => [endpointKey(e), e.addresses[0], e.healthy, e.source]), [
+    ['default/a/y', '10.0.0.1', true, 'api'], ['default/a/z', '10.0.0.4', true, 'api'], ['default/b/x', '10.0.0.3', true, 'api'],
+  ]);
+  const scratch = new Registry(opts('local'));
+  scratch.apply(fresh(fast.state));
+  t.equal(views(slowRegistry), views(scratch), 'the registry sees the same services');
+  // A peer that holds nothing rebuilds it from the first delta, hash included.
+  const d = diff(undefined, fast.state);
+  t.same(canon(apply(undefined, d)), canon(fast.state));
+  // Nothing new: no version; one more endpoint: the key-by-key path, one change.
+  const version = fast.state.version;
+  t.notOk(fast.replaceSource('api', list));
+  t.equal(fast.state.version, version);
+  fast.upsert(ep('d', '10.0.0.5', { id: 'v', source: 'api' }));
+  t.equal(fast.state.endpoints.length, 4);
+});
