@@ -51,7 +51,7 @@ export class Daemon {
   private ready = false;
 
   constructor(
-    private loaded: LoadedConfig,
+    loaded: LoadedConfig,
     private readonly input: LoadInput,
     priv: Privileges = privileges(),
     log?: Logger,
@@ -80,9 +80,12 @@ export class Daemon {
     this.systemd = setupSystemd(c, { registry, dns, link });
     logServiceChanges(registry, this.log);
     // The registry itself has no setup (it is the core every part reads): its sources at start, its options.
+    // (Held until start only: 50,000 endpoints from the file are the local node's once there.)
+    let fromFile: LoadedConfig['endpoints'] | null = loaded.endpoints;
     const core: Part = {
       start: async () => {
-        local.replaceSource('config', loaded.endpoints);
+        local.replaceSource('config', fromFile ?? []);
+        fromFile = null;
         state.restore(local);
       },
       reload: (next, changed) => {
@@ -119,7 +122,7 @@ export class Daemon {
       log.info('not running as root (no CAP_NET_BIND_SERVICE): serving DNS on 127.0.0.1:5353 and the API on loopback and a user socket; run as root for the cluster DNS address on port 53');
     }
     for (const [key, def] of Object.entries(OPTIONS) as Array<[OptionKey, (typeof OPTIONS)[OptionKey]]>) {
-      if ('pending' in def && def.pending && this.loaded.origin[key] !== 'default') {
+      if ('pending' in def && def.pending && this.c.origin[key] !== 'default') {
         c.problems.set(`pending:${key}`, `--${def.name} is accepted but has no effect yet: ${def.pending} is not in this version`);
       }
     }
@@ -156,7 +159,6 @@ export class Daemon {
     const set = new Set(live);
     for (const part of this.starting) part.reload?.(after, set);
     if (this.local.replaceSource('config', next.endpoints)) applied.push('services');
-    this.loaded = next;
     this.log.info({ applied, restart }, `reloaded: ${applied.length ? `applied ${applied.join(', ')}` : 'nothing changed'}${restart.length ? `; needs a restart: ${restart.join(', ')}` : ''}`);
     return { applied, restart };
   }
