@@ -12,8 +12,8 @@
 // the CPU until READY, their medians and ranges per build (same-run ratios hold under load).
 //
 //   npm run build && node bench/start-profile.mjs [--source snapshot|api|config] [--path native|native-file|js] [--services 10000] [--endpoints 5] [--nodes 100] [--cli dist/cli.js] [--node-args="..."] [--node PATH] [--env="K=V ..."] [--interval-us 200] [--top 30] [--keep DIR]
-//   node bench/start-profile.mjs --no-profile [--rounds 5] --cli <build>,<build>... [--state-format 2,1...] [--source ...] [--path ...] [--node-args="..."]
-// (--state-format: per build, the format of the state file it is given; 1 for builds before format 2; --node-args=: extra node flags for the daemon, e.g. the unit's --node-args="--max-semi-space-size=1"; --keep: the .cpuprofile is kept in DIR, for Chrome's DevTools; --node: the daemon's Node.js binary, e.g. Debian 12's 18; --env=: the daemon's extra environment, e.g. its LD_LIBRARY_PATH)
+//   node bench/start-profile.mjs --no-profile [--rounds 5] --cli <build>,<build>... [--state-format 2,1...] [--source ...] [--path ...] [--node-args="..."] [--reload [--reload-after 8000]]
+// (--reload: each daemon also gets a SIGHUP --reload-after ms after READY, timed to its "reloaded" log line, the file unchanged; --state-format: per build, the format of the state file it is given; 1 for builds before format 2; --node-args=: extra node flags for the daemon, e.g. the unit's --node-args="--max-semi-space-size=1"; --keep: the .cpuprofile is kept in DIR, for Chrome's DevTools; --node: the daemon's Node.js binary, e.g. Debian 12's 18; --env=: the daemon's extra environment, e.g. its LD_LIBRARY_PATH)
 import './help.mjs';
 import { argv } from 'zx';
 import { spawn } from 'node:child_process';
@@ -37,6 +37,9 @@ const ROUNDS = Number(argv.rounds ?? 5);
 const NODE_ARGS = String(argv['node-args'] ?? '').split(' ').filter(Boolean);
 const INTERVAL_US = Number(argv['interval-us'] ?? 200);
 const TOP = Number(argv.top ?? 30);
+/** With --no-profile: also SIGHUP each daemon --reload-after ms after READY and time it to its "reloaded" line. */
+const RELOAD = argv.reload === true;
+const RELOAD_AFTER = Number(argv['reload-after'] ?? 8000);
 if (!['snapshot', 'api', 'config'].includes(SOURCE) || !['native', 'native-file', 'js'].includes(PATH)) throw new Error('--source snapshot|api|config, --path native|native-file|js');
 if (FORMATS.length !== CLIS.length || FORMATS.some((f) => f !== 1 && f !== SNAPSHOT_FORMAT)) throw new Error(`--state-format: one format (1 or ${SNAPSHOT_FORMAT}) per build of --cli`);
 
@@ -115,6 +118,18 @@ async function start(cli, profile, format = FORMATS[0], keep = null, done = null
     if (Date.now() > limit) throw new Error(`not ${done ? 'done' : 'ready'} in 120 s: ${err}`);
     await sleep(5);
   }
+  if (RELOAD && !profile) {
+    // After the start has settled (the native table built): the reload alone.
+    await sleep(RELOAD_AFTER);
+    out = '';
+    const t1 = performance.now();
+    proc.kill('SIGHUP');
+    while (!/"msg":"reloaded/.test(out)) {
+      if (proc.exitCode !== null || Date.now() > limit + RELOAD_AFTER) throw new Error(`no reload line: ${err}${out.slice(-2000)}`);
+      await sleep(1);
+    }
+    ready.reload = performance.now() - t1;
+  }
   // The profile is written when the process exits after SIGTERM.
   await stopProcess(proc, 30_000);
   if (!profile) return { ready };
@@ -131,11 +146,12 @@ if (!PROFILE) {
   for (let r = 0; r < ROUNDS; r++) for (const [i, cli] of CLIS.entries()) runs[i].push((await start(cli, false, FORMATS[i])).ready);
   const med = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
   const range = (xs) => `${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))}`;
-  console.log('| build | start → READY, median (range) (ms) | CPU until READY, median (range) (ms) |\n|---|---:|---:|');
+  console.log(`| build | start → READY, median (range) (ms) | CPU until READY, median (range) (ms) |${RELOAD ? ' SIGHUP → reloaded, median (range) (ms) |' : ''}\n|---|---:|---:|${RELOAD ? '---:|' : ''}`);
   for (const [i, cli] of CLIS.entries()) {
     const ms = runs[i].map((x) => x.ms);
     const cpu = runs[i].map((x) => x.cpu);
-    console.log(`| ${cli} | ${Math.round(med(ms))} (${range(ms)}) | ${med(cpu)} (${range(cpu)}) |`);
+    const reload = runs[i].map((x) => x.reload);
+    console.log(`| ${cli} | ${Math.round(med(ms))} (${range(ms)}) | ${med(cpu)} (${range(cpu)}) |${RELOAD ? ` ${Math.round(med(reload))} (${range(reload)}) |` : ''}`);
   }
   console.log(`\nload average after ${load()}`);
   process.exit(0);
