@@ -73,22 +73,27 @@ export function readYaml(text: string): YamlFile {
 export function jsYaml(text: string): { value: unknown } | null {
   if (text.includes('&')) return null;
   let plain = true;
+  // Collections that close together (nested ones) ask about the same place once.
+  let lookedAt = -1;
+  let colon = false;
+  const listener = (event: string, state: { input: string; position: number; result: unknown }): void => {
+    const r = state.result;
+    if (event === 'open' || !plain || (r !== null && typeof r !== 'object')) return;
+    if (state.position !== lookedAt) [lookedAt, colon] = [state.position, colonFollows(state.input, state.position)];
+    // A null or a collection as a mapping key: js-yaml spells it "null" or joins a list's items
+    // with commas, `yaml` spells it "" or as flow YAML.
+    if (colon) plain = false;
+  };
   try {
-    const value = load(text, { schema: CORE, listener: (event, state) => void (plain &&= event === 'open' || !oddKey(state.input, state.position, state.result)) });
+    const value = load(text, { schema: CORE, listener });
     return plain ? { value: value ?? null } : null;
   } catch {
     return null;
   }
 }
 
-/**
- * Whether a node that ends at `at` and made `result` is a mapping key the two libraries would
- * spell differently: a null (js-yaml "null", `yaml` "") or a collection (js-yaml joins a list's
- * items with commas, `yaml` writes it as flow YAML). A node is a key when a ':' follows it, after
- * blanks, line breaks and comments.
- */
-function oddKey(text: string, at: number, result: unknown): boolean {
-  if (result !== null && typeof result !== 'object') return false;
+/** Whether a ':' follows `at` (a node that ends there is a mapping key), after blanks, line breaks and comments. */
+function colonFollows(text: string, at: number): boolean {
   for (let i = at; i < text.length; i++) {
     const c = text[i];
     if (c === ':') return true;
