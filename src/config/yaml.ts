@@ -4,8 +4,8 @@ import { LineCounter, parseDocument, type Document } from 'yaml';
 // The config file's YAML, read by two libraries with one meaning:
 //   - js-yaml reads the value. It builds plain objects and nothing else: with 10,000 services ×
 //     5 endpoints in the file (2.6 MB) it takes ~0.2 s and ~50 MB where a `yaml` Document, a
-//     node per scalar with its place in the text, took ~2.3 s and ~250 MB at start, and as much
-//     again on every reload, all on the event loop.
+//     node per scalar with its place in the text, takes ~2.3 s and ~250 MB, at start and at every
+//     reload, on the event loop.
 //   - `yaml` (which keeps every node's place) is used only when there is something to tell:
 //     which line a bad value is on, or why a document is not valid YAML. It also reads any
 //     document js-yaml refuses, and any with an anchor (`&`): js-yaml has no bound on what aliases
