@@ -13,7 +13,7 @@
 //
 //   npm run build && node bench/start-profile.mjs [--source snapshot|api|config] [--path native|native-file|js] [--services 10000] [--endpoints 5] [--nodes 100] [--cli dist/cli.js] [--node-args="..."] [--node PATH] [--env="K=V ..."] [--interval-us 200] [--top 30] [--keep DIR]
 //   node bench/start-profile.mjs --no-profile [--rounds 5] --cli <build>,<build>... [--state-format 2,1...] [--source ...] [--path ...] [--node-args="..."] [--reload [--reload-after 8000]]
-// (--reload: each daemon also gets a SIGHUP --reload-after ms after READY, timed to its "reloaded" log line, the file unchanged; --state-format: per build, the format of the state file it is given; 1 for builds before format 2; --node-args=: extra node flags for the daemon, e.g. the unit's --node-args="--max-semi-space-size=1"; --keep: the .cpuprofile is kept in DIR, for Chrome's DevTools; --node: the daemon's Node.js binary, e.g. Debian 12's 18; --env=: the daemon's extra environment, e.g. its LD_LIBRARY_PATH)
+// (--reload: each daemon also gets a SIGHUP --reload-after ms after READY, timed to its "reloaded" log line, the file unchanged, with the longest wait for an API /healthz answer meanwhile (requests one after the other); --state-format: per build, the format of the state file it is given; 1 for builds before format 2; --node-args=: extra node flags for the daemon, e.g. the unit's --node-args="--max-semi-space-size=1"; --keep: the .cpuprofile is kept in DIR, for Chrome's DevTools; --node: the daemon's Node.js binary, e.g. Debian 12's 18; --env=: the daemon's extra environment, e.g. its LD_LIBRARY_PATH)
 import './help.mjs';
 import { argv } from 'zx';
 import { spawn } from 'node:child_process';
@@ -124,11 +124,17 @@ async function start(cli, profile, format = FORMATS[0], keep = null, done = null
     out = '';
     const t1 = performance.now();
     proc.kill('SIGHUP');
+    // Meanwhile the API (on the event loop) is asked /healthz, one request after the other: the
+    // longest wait is how long the reload held the event loop in one piece.
+    let longest = 0;
     while (!/"msg":"reloaded/.test(out)) {
       if (proc.exitCode !== null || Date.now() > limit + RELOAD_AFTER) throw new Error(`no reload line: ${err}${out.slice(-2000)}`);
-      await sleep(1);
+      const t = performance.now();
+      await fetch(`http://127.0.0.1:${apiPort}/healthz`).then((r) => r.arrayBuffer());
+      longest = Math.max(longest, performance.now() - t);
     }
     ready.reload = performance.now() - t1;
+    ready.held = longest;
   }
   // The profile is written when the process exits after SIGTERM.
   await stopProcess(proc, 30_000);
@@ -146,12 +152,13 @@ if (!PROFILE) {
   for (let r = 0; r < ROUNDS; r++) for (const [i, cli] of CLIS.entries()) runs[i].push((await start(cli, false, FORMATS[i])).ready);
   const med = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
   const range = (xs) => `${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))}`;
-  console.log(`| build | start → READY, median (range) (ms) | CPU until READY, median (range) (ms) |${RELOAD ? ' SIGHUP → reloaded, median (range) (ms) |' : ''}\n|---|---:|---:|${RELOAD ? '---:|' : ''}`);
+  console.log(`| build | start → READY, median (range) (ms) | CPU until READY, median (range) (ms) |${RELOAD ? ' SIGHUP → reloaded, median (range) (ms) | longest API wait during it, median (range) (ms) |' : ''}\n|---|---:|---:|${RELOAD ? '---:|---:|' : ''}`);
   for (const [i, cli] of CLIS.entries()) {
     const ms = runs[i].map((x) => x.ms);
     const cpu = runs[i].map((x) => x.cpu);
     const reload = runs[i].map((x) => x.reload);
-    console.log(`| ${cli} | ${Math.round(med(ms))} (${range(ms)}) | ${med(cpu)} (${range(cpu)}) |${RELOAD ? ` ${Math.round(med(reload))} (${range(reload)}) |` : ''}`);
+    const held = runs[i].map((x) => x.held);
+    console.log(`| ${cli} | ${Math.round(med(ms))} (${range(ms)}) | ${med(cpu)} (${range(cpu)}) |${RELOAD ? ` ${Math.round(med(reload))} (${range(reload)}) | ${Math.round(med(held))} (${range(held)}) |` : ''}`);
   }
   console.log(`\nload average after ${load()}`);
   process.exit(0);

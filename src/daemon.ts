@@ -1,7 +1,7 @@
 import { checkApiConfig, setupApi, type ApiSetup } from './api/setup.js';
 import { Metrics } from './api/metrics.js';
 import { ConfigError } from './config/errors.js';
-import { loadConfig, type LoadedConfig, type LoadInput } from './config/load.js';
+import { loadConfigSliced, type LoadedConfig, type LoadInput } from './config/load.js';
 import { OPTIONS, type OptionKey, type Options } from './config/options.js';
 import { privileges, runtimeOf, type Privileges } from './config/runtime.js';
 import { setupDns } from './dns/setup.js';
@@ -49,6 +49,9 @@ export class Daemon {
    *  next process answers right after). */
   private readonly stopping: Part[];
   private ready = false;
+  private stopped = false;
+  /** The reload under way (reloads run one at a time). */
+  private reloads: Promise<unknown> = Promise.resolve();
 
   constructor(
     loaded: LoadedConfig,
@@ -136,15 +139,26 @@ export class Daemon {
     limitHeapGrowth();
   }
 
-  /** SIGHUP: re-read the configuration, apply the options marked `live` in the option table, report the others. */
-  reload(): { applied: string[]; restart: string[] } {
+  /**
+   * SIGHUP: re-read the configuration, apply the options marked `live` in the option table, report
+   * the others. One reload at a time, in order. The file is checked in slices (loadConfigSliced):
+   * gossip and DNS keep their turns while a large one is read.
+   */
+  reload(): Promise<{ applied: string[]; restart: string[] }> {
+    const run = this.reloads.then(() => this.reloadNow());
+    this.reloads = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadNow(): Promise<{ applied: string[]; restart: string[] }> {
     let next: LoadedConfig;
     try {
-      next = loadConfig(this.input);
+      next = await loadConfigSliced(this.input);
     } catch (e) {
       this.log.error(e instanceof ConfigError ? {} : { err: e }, `reload failed, keeping the running configuration: ${(e as Error).message}`);
       throw e;
     }
+    if (this.stopped) throw new Error('the daemon is stopping: the configuration read was not applied');
     const before = this.c.opts;
     const changed = (Object.keys(OPTIONS) as OptionKey[]).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(next.options[k]));
     const live = changed.filter((k) => (OPTIONS[k] as { live?: true }).live);
@@ -166,6 +180,7 @@ export class Daemon {
   /** `restart`: the process comes back at once (systemd said so): no leave, the link and resolved stay as they are. */
   async stop(restart = false): Promise<void> {
     this.ready = false;
+    this.stopped = true;
     this.log.info(restart ? 'stopping for a restart: staying in the cluster, keeping the link' : 'stopping');
     for (const part of this.stopping) await part.stop?.(restart);
     this.log.info('stopped');

@@ -58,12 +58,11 @@ export async function runDaemon(input: LoadInput): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
       systemd.reloading();
-      try {
-        systemd.reloaded(daemon.reload());
-      } catch (e) {
-        /* logged by reload; the running configuration stays */
-        systemd.reloaded({ error: (e as Error).message });
-      }
+      daemon.reload().then(
+        (r) => systemd.reloaded(r),
+        // Logged by reload; the running configuration stays.
+        (e: unknown) => systemd.reloaded({ error: (e as Error).message }),
+      );
     });
   });
 }

@@ -23,12 +23,23 @@ export interface ServiceLimits {
   maxEndpoints: number;
 }
 
-export function parseServices(raw: unknown, now: number, fail: Fail, limits: ServiceLimits): StaticService[] {
+/** Services checked per slice (see loadConfigSliced): ~10 ms on Node 18 with 5 endpoints each. */
+const SLICE = 500;
+
+/** The `services:` block as endpoints; yields between slices of SLICE services. */
+export function* parseServices(raw: unknown, now: number, fail: Fail, limits: ServiceLimits): Generator<void, StaticService[], void> {
   if (raw === null || raw === undefined) return [];
   if (!Array.isArray(raw)) fail([], 'expected a list of services (- name: ... endpoints: [...])');
   const seen = new Set<string>();
   const perService = new Map<string, number>();
-  return (raw as unknown[]).map((entry, i) => {
+  const out: StaticService[] = [];
+  for (const [i, entry] of (raw as unknown[]).entries()) {
+    if (i > 0 && i % SLICE === 0) yield;
+    out.push(parseService(entry, i));
+  }
+  return out;
+
+  function parseService(entry: unknown, i: number): StaticService {
     if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
       fail([i], 'expected a mapping with name and endpoints');
     }
@@ -89,7 +100,7 @@ export function parseServices(raw: unknown, now: number, fail: Fail, limits: Ser
     if (mode) svc.mode = mode;
     if (ttl !== undefined) svc.ttl = ttl;
     return svc;
-  });
+  }
 }
 
 /**

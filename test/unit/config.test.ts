@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { parseArgs } from '../../src/config/args.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { optionsHelp } from '../../src/config/help.js';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig, loadConfigSliced } from '../../src/config/load.js';
 import { envName, OPTIONS } from '../../src/config/options.js';
 
 const FILE = '/etc/podman-swarm-dns/config.yaml';
@@ -167,4 +167,21 @@ t.test('etcd options: URLs and prefixes checked, with what is wrong', async (t) 
   fails(t, () => load({ argv: ['--etcd-endpoints', 'http://e:2379/v3'] }), 'ERR_CONFIG_BAD_VALUE', /path/);
   fails(t, () => load({ argv: ['--etcd-prefix', 'psd'] }), 'ERR_CONFIG_BAD_VALUE', /start and end with/);
   fails(t, () => load({ argv: ['--registry', 'consul'] }), 'ERR_CONFIG_BAD_VALUE', /registry/);
+});
+
+t.test('a reload reads the file in slices: the same config, the event loop served between them, errors as from loadConfig', async (t) => {
+  const lines = ['ttl: 7s', 'services:'];
+  for (let i = 0; i < 2_000; i++) lines.push(`  - name: s${i}`, '    endpoints:', `      - {address: 10.${i >> 8}.${i & 255}.1, hostname: h0}`);
+  const file = `${lines.join('\n')}\n`;
+  const input = { flags: new Map([['config', ['/c.yaml']]]), env: {}, now: 0, readFile: () => file };
+  const whole = loadConfig(input);
+  let turns = 0;
+  const timer = setInterval(() => turns++, 0);
+  const sliced = await loadConfigSliced(input).finally(() => clearInterval(timer));
+  t.same(sliced, whole, 'the same options, services and endpoints');
+  t.equal(sliced.endpoints.length, 2_000);
+  t.ok(turns >= 2, `timers ran ${turns} times while it was read`);
+  // The last service's address, in the last slice: named with its line, as loadConfig names it.
+  const bad = file.replace('10.7.207.1,', '10.7.207.999,');
+  await t.rejects(loadConfigSliced({ ...input, readFile: () => bad }), { code: 'ERR_CONFIG_BAD_VALUE', message: /^\/c\.yaml: services\[1999\]\.endpoints\[0\]\.address \(line 6002\): "10\.7\.207\.999"/ });
 });
