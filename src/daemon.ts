@@ -14,7 +14,7 @@ import { FailureLog } from './log-once.js';
 import { createLogger, type Logger, type LogLevel } from './log.js';
 import { limitHeapGrowth } from './memory.js';
 import { setupNative } from './native/setup.js';
-import { plural, Problems, type Context, type Part } from './part.js';
+import { oneAtATime, plural, Problems, type Context, type Part } from './part.js';
 import { setupPodman } from './podman/setup.js';
 import { logServiceChanges } from './registry/change-log.js';
 import { LocalNode } from './registry/local.js';
@@ -50,8 +50,6 @@ export class Daemon {
   private readonly stopping: Part[];
   private ready = false;
   private stopped = false;
-  /** The reload under way (reloads run one at a time). */
-  private reloads: Promise<unknown> = Promise.resolve();
 
   constructor(
     loaded: LoadedConfig,
@@ -141,14 +139,11 @@ export class Daemon {
 
   /**
    * SIGHUP: re-read the configuration, apply the options marked `live` in the option table, report
-   * the others. One reload at a time, in order. The file is checked in slices (loadConfigSliced):
-   * gossip and DNS keep their turns while a large one is read.
+   * the others. One reload at a time, and at most one waiting: any number of signals during a
+   * reload make one more. The file is checked in slices (loadConfigSliced): gossip and DNS keep
+   * their turns while a large one is read.
    */
-  reload(): Promise<{ applied: string[]; restart: string[] }> {
-    const run = this.reloads.then(() => this.reloadNow());
-    this.reloads = run.catch(() => undefined);
-    return run;
-  }
+  readonly reload = oneAtATime(() => this.reloadNow());
 
   private async reloadNow(): Promise<{ applied: string[]; restart: string[] }> {
     let next: LoadedConfig;

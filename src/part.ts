@@ -59,3 +59,21 @@ export class Problems {
 }
 
 export const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/**
+ * `run` one call at a time, and at most one waiting: calls while one runs share the one that
+ * waits (a reload: it reads the file when it begins, so any number of signals meanwhile need one).
+ */
+export function oneAtATime<T>(run: () => Promise<T>): () => Promise<T> {
+  let running: Promise<unknown> = Promise.resolve();
+  let waiting: Promise<T> | null = null;
+  return () => {
+    if (waiting) return waiting;
+    const next = (waiting = running.then(() => {
+      waiting = null;
+      return run();
+    }));
+    running = next.catch(() => undefined);
+    return next;
+  };
+}
